@@ -1,0 +1,345 @@
+"""Environments: a name plus named node arrays sharing one leading sample axis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Environment", "LazyVolumes"]
+
+
+class LazyVolumes(Sequence):
+    """A sequence of arrays produced on access, e.g. NIfTI volumes read from disk.
+
+    Only the items asked for are loaded, so memory stays bounded by the batch a
+    consumer requests. Indexing with an integer returns one array; indexing with a
+    slice or an integer array returns another :class:`LazyVolumes` view.
+
+    Parameters
+    ----------
+    loader : callable
+        ``loader(i) -> numpy.ndarray`` for ``0 <= i < length``.
+    length : int
+        Number of items.
+    shape : tuple of int, optional
+        Shape of one item when known without loading (used for validation).
+    dtype : numpy dtype, optional
+        Dtype of one item when known.
+
+    Examples
+    --------
+    >>> vols = LazyVolumes(lambda i: np.full((2, 2), i), length=3)
+    >>> len(vols), vols[2].sum()
+    (3, 8)
+    >>> [v.sum() for v in vols[[0, 2]]]
+    [0, 8]
+    """
+
+    def __init__(
+        self,
+        loader: Callable[[int], np.ndarray],
+        length: int,
+        shape: tuple[int, ...] | None = None,
+        dtype: Any = None,
+        _index: np.ndarray | None = None,
+    ) -> None:
+        self._loader = loader
+        self._index = np.arange(length) if _index is None else np.asarray(_index)
+        self.shape_item = shape
+        self.dtype = dtype
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, key):  # type: ignore[override]
+        if isinstance(key, (int, np.integer)):
+            n = len(self)
+            if not -n <= key < n:
+                raise IndexError(f"index {key} out of range for {n} volumes")
+            return np.asarray(self._loader(int(self._index[key])))
+        idx = self._index[key]
+        return LazyVolumes(self._loader, 0, self.shape_item, self.dtype, _index=idx)
+
+    def load(self, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Load items (all by default) and stack them into one array.
+
+        Parameters
+        ----------
+        indices : array-like of int, optional
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(len(indices),) + item_shape``.
+        """
+        ids = range(len(self)) if indices is None else indices
+        return np.stack([self[int(i)] for i in ids])
+
+    def __repr__(self) -> str:
+        return f"LazyVolumes(n={len(self)}, shape={self.shape_item})"
+
+
+def _as_node_array(node: str, value: Any):
+    """Turn a user value into a numpy array or keep a lazy sequence as is."""
+    if isinstance(value, LazyVolumes):
+        return value
+    if hasattr(value, "to_numpy"):  # pandas Series / DataFrame
+        value = value.to_numpy()
+    if isinstance(value, np.ndarray):
+        arr = value
+    elif isinstance(value, (list, tuple)) and value and not np.isscalar(value[0]):
+        first = np.asarray(value[0])
+        if first.ndim >= 2 or callable(value[0]):
+            return LazyVolumes(lambda i, v=value: np.asarray(v[i]), len(value), first.shape)
+        arr = np.asarray(value)
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and not isinstance(
+        value, (list, tuple)
+    ):
+        return LazyVolumes(lambda i, v=value: np.asarray(v[i]), len(value))
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:  # pragma: no cover - numpy raises many kinds
+            raise TypeError(f"node {node!r}: cannot convert {type(value).__name__} to an array") from exc
+    if arr.ndim == 0:
+        raise ValueError(
+            f"node {node!r} is a scalar; every node needs a leading sample axis (one row per case)."
+        )
+    if arr.dtype == object:
+        raise TypeError(
+            f"node {node!r} has dtype object; pass a numeric array (ragged volumes belong in "
+            "a LazyVolumes)."
+        )
+    return arr
+
+
+class Environment:
+    """A data environment: node arrays sharing a leading sample axis, a name, metadata.
+
+    Parameters
+    ----------
+    data : mapping of str to array-like
+        ``{node: values}`` where ``values`` has one entry per case along axis 0: a
+        numpy array, a pandas column, or a lazy sequence (:class:`LazyVolumes`, or any
+        sequence whose items are arrays loaded on access).
+    name : str, default "environment"
+        A human-readable name, e.g. ``"center-03"``.
+    case_ids : sequence of str, optional
+        One id per case (unique). Defaults to ``"<name>:<index>"``.
+    metadata : mapping, optional
+        Anything else worth keeping (center, annotator, hidden simulator truth...).
+    counterfactuals : mapping, optional
+        Paired counterfactual values, ``{environment_name: {node: values}}``: the
+        value node ``node`` *would have had* for these very cases under the named
+        environment's mechanism (e.g. ``Y`` as read by annotator 4).
+
+    Raises
+    ------
+    ValueError
+        If nodes have different lengths (the message names them), the mapping is
+        empty, or case ids are not unique.
+
+    Examples
+    --------
+    >>> env = Environment({"D": np.zeros(4), "X": np.ones((4, 2))}, name="site-A")
+    >>> len(env), env.nodes
+    (4, ('D', 'X'))
+    >>> env.subset([0, 2]).case_ids
+    ('site-A:0', 'site-A:2')
+    """
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        name: str = "environment",
+        case_ids: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        counterfactuals: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        if not isinstance(data, Mapping) or not data:
+            raise ValueError(f"Environment {name!r} needs a non-empty mapping {{node: values}}.")
+        arrays = {}
+        for node, value in data.items():
+            if not isinstance(node, str):
+                raise TypeError(f"node names must be strings, got {node!r} in {name!r}")
+            arrays[node] = _as_node_array(node, value)
+        lengths = {n: len(a) for n, a in arrays.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(
+                f"Environment {name!r}: nodes have different numbers of cases {lengths}; every "
+                "node needs one entry per case along axis 0."
+            )
+        n = next(iter(lengths.values()))
+        if n == 0:
+            raise ValueError(f"Environment {name!r} has no cases.")
+        if case_ids is None:
+            ids = tuple(f"{name}:{i}" for i in range(n))
+        else:
+            ids = tuple(str(c) for c in case_ids)
+            if len(ids) != n:
+                raise ValueError(f"Environment {name!r}: {len(ids)} case_ids for {n} cases.")
+            if len(set(ids)) != n:
+                raise ValueError(f"Environment {name!r}: case_ids are not unique.")
+        cf: dict[str, dict[str, Any]] = {}
+        for env_name, nodes in (counterfactuals or {}).items():
+            cf[env_name] = {}
+            for node, value in nodes.items():
+                if node not in arrays:
+                    raise ValueError(
+                        f"Environment {name!r}: counterfactual for unknown node {node!r} "
+                        f"(environment {env_name!r}); nodes are {list(arrays)}."
+                    )
+                arr = _as_node_array(node, value)
+                if len(arr) != n:
+                    raise ValueError(
+                        f"Environment {name!r}: counterfactual {node!r} under {env_name!r} has "
+                        f"{len(arr)} cases, expected {n}."
+                    )
+                cf[env_name][node] = arr
+        self.name = str(name)
+        self._data = arrays
+        self._case_ids = ids
+        self.metadata = dict(metadata or {})
+        self._counterfactuals = cf
+
+    # -- basic access -----------------------------------------------------------------
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Node names held by this environment."""
+        return tuple(self._data)
+
+    @property
+    def case_ids(self) -> tuple[str, ...]:
+        """One id per case."""
+        return self._case_ids
+
+    @property
+    def counterfactuals(self) -> dict[str, dict[str, Any]]:
+        """Paired counterfactual values ``{environment_name: {node: values}}``."""
+        return {k: dict(v) for k, v in self._counterfactuals.items()}
+
+    def __len__(self) -> int:
+        return len(self._case_ids)
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._data
+
+    def __getitem__(self, node: str):
+        try:
+            return self._data[node]
+        except KeyError:
+            raise KeyError(
+                f"node {node!r} is not in environment {self.name!r}; it holds {list(self._data)}."
+            ) from None
+
+    def is_lazy(self, node: str) -> bool:
+        """Whether ``node`` is loaded on access (a :class:`LazyVolumes`)."""
+        return isinstance(self[node], LazyVolumes)
+
+    def item_shape(self, node: str) -> tuple[int, ...] | None:
+        """Shape of one case of ``node`` (None when lazy and unknown)."""
+        a = self[node]
+        if isinstance(a, LazyVolumes):
+            return a.shape_item
+        return tuple(a.shape[1:])
+
+    def features(self, nodes: Sequence[str], indices: Sequence[int] | None = None) -> dict:
+        """The arrays of ``nodes`` (optionally for some cases), as ``{node: values}``.
+
+        Eager nodes come back as numpy arrays, lazy ones as lazy views.
+
+        Parameters
+        ----------
+        nodes : sequence of str
+        indices : array-like of int, optional
+
+        Returns
+        -------
+        dict
+        """
+        missing = [n for n in nodes if n not in self._data]
+        if missing:
+            raise KeyError(
+                f"node(s) {missing} are not in environment {self.name!r}; it holds {list(self._data)}."
+            )
+        if indices is None:
+            return {n: self._data[n] for n in nodes}
+        idx = np.asarray(indices, dtype=int)
+        return {n: self._data[n][idx] for n in nodes}
+
+    def counterfactual(self, environment: str, node: str):
+        """Values of ``node`` for these cases under ``environment``'s mechanism.
+
+        Raises
+        ------
+        KeyError
+            When no such paired value was given, naming what is available.
+        """
+        try:
+            return self._counterfactuals[environment][node]
+        except KeyError:
+            have = {k: list(v) for k, v in self._counterfactuals.items()}
+            raise KeyError(
+                f"environment {self.name!r} has no paired value of {node!r} under "
+                f"{environment!r}; available: {have or 'none'}."
+            ) from None
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Environment:
+        """A new environment holding the given cases (repeats allowed: bootstrap).
+
+        Parameters
+        ----------
+        indices : array-like of int
+
+        Returns
+        -------
+        Environment
+        """
+        idx = np.asarray(indices, dtype=int)
+        if idx.ndim != 1:
+            raise ValueError("subset indices must be one-dimensional")
+        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError(f"subset index out of range for {len(self)} cases in {self.name!r}")
+        ids = [self._case_ids[i] for i in idx]
+        if len(set(ids)) != len(ids):  # repeated cases (bootstrap): keep ids unique
+            ids = [f"{c}#{k}" for k, c in enumerate(ids)]
+        cf = {e: {n: v[idx] for n, v in d.items()} for e, d in self._counterfactuals.items()}
+        return Environment(
+            {n: a[idx] for n, a in self._data.items()},
+            name=self.name,
+            case_ids=ids,
+            metadata=self.metadata,
+            counterfactuals=cf,
+        )
+
+    def with_nodes(self, **nodes: Any) -> Environment:
+        """A copy with nodes added or replaced (same cases, ids and metadata)."""
+        data = dict(self._data)
+        data.update(nodes)
+        return Environment(data, self.name, self._case_ids, self.metadata, self._counterfactuals)
+
+    @classmethod
+    def from_frame(cls, frame: Any, name: str = "environment", **kwargs: Any) -> Environment:
+        """Build an environment from a pandas DataFrame, one node per column.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+        name : str
+        **kwargs
+            Passed to :class:`Environment`.
+
+        Returns
+        -------
+        Environment
+        """
+        return cls({str(c): frame[c].to_numpy() for c in frame.columns}, name=name, **kwargs)
+
+    def __repr__(self) -> str:
+        parts = []
+        for n, a in self._data.items():
+            shape = a.shape_item if isinstance(a, LazyVolumes) else a.shape[1:]
+            parts.append(f"{n}{'(lazy)' if isinstance(a, LazyVolumes) else ''}{tuple(shape or ())}")
+        return f"Environment({self.name!r}, n={len(self)}, nodes=[{', '.join(parts)}])"
