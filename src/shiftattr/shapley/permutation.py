@@ -1,0 +1,236 @@
+"""Shapley values estimated from sampled permutations, with antithetic pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shiftattr.shapley.base import ShapleySolver, _check_game, _check_int
+from shiftattr.shapley.game import Game
+from shiftattr.shapley.values import ShapleyValues
+
+__all__ = ["PermutationShapley"]
+
+#: Permutations drawn when neither ``n_permutations`` nor ``tol`` is given.
+DEFAULT_N_PERMUTATIONS = 1000
+
+#: Batches drawn before the ``tol`` rule may stop the sampling.
+_MIN_BATCHES = 2
+
+
+class PermutationShapley(ShapleySolver):
+    """Shapley values estimated by sampling permutations of the players.
+
+    For a permutation ``π``, the marginal contribution of player ``i`` is
+    ``v(P ∪ {i}) - v(P)`` where ``P`` are the players before ``i`` in ``π``; its average
+    over uniformly random permutations is the Shapley value. The contributions of one
+    permutation sum to ``v(N) - v(∅)``, so the estimate is efficient whatever the
+    number of permutations.
+
+    With ``antithetic=True`` every permutation is paired with its reverse. A player's
+    predecessors in the reverse are the complement of its predecessors plus itself,
+    so the two contributions are negatively correlated and their average has a
+    smaller variance (for games of degree two, such as ``v(S) = (sum_{i in S} w_i)**2``,
+    it is exactly the Shapley value). The pair is the independent unit: the standard
+    errors are computed over pair averages.
+
+    Each batch of permutations is turned into one coalition matrix holding all their
+    prefixes and evaluated in a single game call, so coalitions shared between
+    permutations (always ``∅`` and ``N``) are evaluated once.
+
+    Sampling stops at the first of:
+
+    - ``n_permutations`` permutations drawn;
+    - every standard error below ``tol`` (checked from the second batch on);
+    - the next batch would take the number of evaluations made by this call above
+      ``max_evaluations`` (the batch is cut to the permutations that fit).
+
+    If neither ``n_permutations`` nor ``tol`` is given, at most
+    ``DEFAULT_N_PERMUTATIONS = 1000`` permutations are drawn (with a budget alone the
+    sampling could otherwise go on forever once every coalition is cached).
+
+    Parameters
+    ----------
+    n_permutations : int, optional
+        Largest number of permutations (a permutation and its reverse count as two;
+        must be even when ``antithetic``).
+    antithetic : bool, default True
+        Pair each permutation with its reverse.
+    tol : float, optional
+        Stop once every player's standard error is below ``tol`` (in the unit of the
+        values).
+    max_evaluations : int, optional
+        Largest number of value-function evaluations (distinct coalitions not cached
+        yet) this call may make.
+    batch_permutations : int, default 16
+        Permutations per game call (even when ``antithetic``).
+    random_state : int, numpy.random.Generator or None
+        Seed or generator of the permutations; an int gives the same numbers at every
+        call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from shiftattr.shapley import Game, PermutationShapley
+    >>> def gloves(c):
+    ...     return ((c[:, 0] | c[:, 1]) & c[:, 2]).astype(float)
+    >>> solver = PermutationShapley(n_permutations=2000, random_state=0)
+    >>> sv = solver.solve(Game(["L1", "L2", "R"], gloves))
+    >>> exact = np.array([1 / 6, 1 / 6, 2 / 3])
+    >>> bool(np.all(np.abs(sv.values - exact) < 3 * sv.stderr))
+    True
+    >>> sv.stderr.round(3), round(float(sv.values.sum()), 12)
+    (array([0.007, 0.008, 0.007]), 1.0)
+    """
+
+    def __init__(
+        self,
+        n_permutations: int | None = None,
+        antithetic: bool = True,
+        tol: float | None = None,
+        max_evaluations: int | None = None,
+        batch_permutations: int = 16,
+        random_state: int | np.random.Generator | None = None,
+    ) -> None:
+        self.n_permutations = n_permutations
+        self.antithetic = antithetic
+        self.tol = tol
+        self.max_evaluations = max_evaluations
+        self.batch_permutations = batch_permutations
+        self.random_state = random_state
+
+    def solve(self, game: Game) -> ShapleyValues:
+        """Estimate the Shapley values of ``game``.
+
+        Parameters
+        ----------
+        game : Game
+            Players and batched value function.
+
+        Returns
+        -------
+        ShapleyValues
+            Estimates with per-player standard errors (``nan`` if only one independent
+            unit was drawn), the number of permutations, and the number of evaluations
+            this call made.
+
+        Examples
+        --------
+        For a game of degree two an antithetic pair is exact, so the standard errors
+        vanish and the ``tol`` rule stops after the minimum of two batches:
+
+        >>> w = np.array([1.0, 2.0, 3.0])
+        >>> game = Game(["a", "b", "c"], lambda c: (c @ w) ** 2)
+        >>> sv = PermutationShapley(tol=1e-6, random_state=1).solve(game)
+        >>> sv.as_dict(), sv.n_permutations
+        ({'a': 6.0, 'b': 12.0, 'c': 18.0}, 32)
+        """
+        game = _check_game(game)
+        n_permutations, tol, max_evaluations, batch, group = self._checked_params()
+        rng = self._rng()
+        if n_permutations is None and tol is None:
+            n_permutations = DEFAULT_N_PERMUTATIONS
+        max_units = None if n_permutations is None else n_permutations // group
+        units_per_batch = batch // group
+
+        n = game.n_players
+        steps = np.arange(n + 1)
+        start_evaluations = game.n_evaluations
+        count = 0
+        mean = np.zeros(n)
+        m2 = np.zeros(n)  # sum of squared deviations of the unit estimates
+        n_batches = 0
+        while True:
+            u = units_per_batch if max_units is None else min(units_per_batch, max_units - count)
+            if u <= 0:
+                break
+            first = rng.permuted(np.tile(np.arange(n), (u, 1)), axis=1)
+            # rows 2j and 2j + 1 are a permutation and its reverse: one unit
+            perms = (
+                np.stack([first, first[:, ::-1]], axis=1).reshape(-1, n) if group == 2 else first
+            )
+            position = np.argsort(perms, axis=1)  # position[r, i]: place of player i in perm r
+            # prefix t of perm r holds the players placed before t: (m, n + 1, n)
+            C = (position[:, None, :] < steps[None, :, None]).reshape(-1, n)
+            last_batch = False
+            if max_evaluations is not None:
+                remaining = max_evaluations - (game.n_evaluations - start_evaluations)
+                new_per_unit = game.is_new(C).reshape(u, -1).sum(axis=1)
+                affordable = int(np.searchsorted(np.cumsum(new_per_unit), remaining, side="right"))
+                if affordable < u:
+                    if count == 0 and affordable == 0:
+                        raise ValueError(
+                            f"max_evaluations={max_evaluations} is too small: the first "
+                            f"{'antithetic pair' if group == 2 else 'permutation'} alone needs "
+                            f"{int(new_per_unit[0])} evaluations for this {n}-player game. "
+                            "Raise max_evaluations."
+                        )
+                    u, last_batch = affordable, True
+                    if u == 0:
+                        break
+                    rows = u * group
+                    position, C = position[:rows], C[: rows * (n + 1)]
+            V = game(C).reshape(-1, n + 1)
+            # marginal contribution of the player at place j, then of player i
+            marginals = np.take_along_axis(np.diff(V, axis=1), position, axis=1)
+            units = marginals.reshape(u, group, n).mean(axis=1)
+            # merge the batch into the running mean / sum of squares (Chan et al.)
+            batch_mean = units.mean(axis=0)
+            batch_m2 = ((units - batch_mean) ** 2).sum(axis=0)
+            delta = batch_mean - mean
+            total_count = count + u
+            mean = mean + delta * (u / total_count)
+            m2 = m2 + batch_m2 + delta**2 * (count * u / total_count)
+            count = total_count
+            n_batches += 1
+            if last_batch:
+                break
+            if (
+                tol is not None
+                and n_batches >= _MIN_BATCHES
+                and count >= 2
+                and np.all(np.sqrt(m2 / (count - 1) / count) < tol)
+            ):
+                break
+        stderr = np.sqrt(m2 / (count - 1) / count) if count >= 2 else np.full(n, np.nan)
+        total = game.full_value - game.empty_value
+        return ShapleyValues.efficient(
+            game.players,
+            mean,
+            total,
+            stderr=stderr,
+            n_evaluations=game.n_evaluations - start_evaluations,
+            n_permutations=count * group,
+        )
+
+    def _checked_params(self) -> tuple[int | None, float | None, int | None, int, int]:
+        if not isinstance(self.antithetic, (bool, np.bool_)):
+            raise ValueError(f"antithetic must be True or False; got {self.antithetic!r}.")
+        group = 2 if self.antithetic else 1
+        n_permutations = _check_int("n_permutations", self.n_permutations, group, allow_none=True)
+        max_evaluations = _check_int("max_evaluations", self.max_evaluations, 1, allow_none=True)
+        batch = _check_int("batch_permutations", self.batch_permutations, group)
+        assert batch is not None
+        if self.antithetic:
+            for name, value in (("n_permutations", n_permutations), ("batch_permutations", batch)):
+                if value is not None and value % 2:
+                    raise ValueError(
+                        f"{name}={value} must be even when antithetic=True (each permutation "
+                        f"is paired with its reverse); use {value + 1} or antithetic=False."
+                    )
+        tol = self.tol
+        if tol is not None:
+            if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating, np.integer)):
+                raise ValueError(f"tol must be a positive number or None; got {tol!r}.")
+            tol = float(tol)
+            if not (np.isfinite(tol) and tol > 0):
+                raise ValueError(f"tol must be a positive finite number or None; got {tol!r}.")
+        return n_permutations, tol, max_evaluations, batch, group
+
+    def _rng(self) -> np.random.Generator:
+        try:
+            return np.random.default_rng(self.random_state)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                "random_state must be None, a non-negative int or a numpy.random.Generator; "
+                f"got {self.random_state!r}."
+            ) from err
