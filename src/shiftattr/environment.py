@@ -31,9 +31,9 @@ class LazyVolumes(Sequence):
     Examples
     --------
     >>> vols = LazyVolumes(lambda i: np.full((2, 2), i), length=3)
-    >>> len(vols), vols[2].sum()
+    >>> len(vols), int(vols[2].sum())
     (3, 8)
-    >>> [v.sum() for v in vols[[0, 2]]]
+    >>> [int(v.sum()) for v in vols[[0, 2]]]
     [0, 8]
     """
 
@@ -94,15 +94,19 @@ def _as_node_array(node: str, value: Any):
         if first.ndim >= 2 or callable(value[0]):
             return LazyVolumes(lambda i, v=value: np.asarray(v[i]), len(value), first.shape)
         arr = np.asarray(value)
-    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and not isinstance(
-        value, (list, tuple)
+    elif (
+        isinstance(value, Sequence)
+        and not isinstance(value, (str, bytes))
+        and not isinstance(value, (list, tuple))
     ):
         return LazyVolumes(lambda i, v=value: np.asarray(v[i]), len(value))
     else:
         try:
             arr = np.asarray(value)
         except Exception as exc:  # pragma: no cover - numpy raises many kinds
-            raise TypeError(f"node {node!r}: cannot convert {type(value).__name__} to an array") from exc
+            raise TypeError(
+                f"node {node!r}: cannot convert {type(value).__name__} to an array"
+            ) from exc
     if arr.ndim == 0:
         raise ValueError(
             f"node {node!r} is a scalar; every node needs a leading sample axis (one row per case)."
@@ -130,6 +134,9 @@ class Environment:
         One id per case (unique). Defaults to ``"<name>:<index>"``.
     metadata : mapping, optional
         Anything else worth keeping (center, annotator, hidden simulator truth...).
+        Entries that are numpy arrays or lists with one item per case (e.g.
+        ``metadata["center"]`` per case) follow :meth:`subset`; everything else is
+        kept as is.
     counterfactuals : mapping, optional
         Paired counterfactual values, ``{environment_name: {node: values}}``: the
         value node ``node`` *would have had* for these very cases under the named
@@ -306,11 +313,19 @@ class Environment:
         if len(set(ids)) != len(ids):  # repeated cases (bootstrap): keep ids unique
             ids = [f"{c}#{k}" for k, c in enumerate(ids)]
         cf = {e: {n: v[idx] for n, v in d.items()} for e, d in self._counterfactuals.items()}
+        n = len(self)
+        meta = {}
+        for key, value in self.metadata.items():
+            if isinstance(value, np.ndarray) and value.ndim >= 1 and len(value) == n:
+                value = value[idx]
+            elif isinstance(value, list) and len(value) == n:
+                value = [value[i] for i in idx]
+            meta[key] = value
         return Environment(
             {n: a[idx] for n, a in self._data.items()},
             name=self.name,
             case_ids=ids,
-            metadata=self.metadata,
+            metadata=meta,
             counterfactuals=cf,
         )
 

@@ -27,7 +27,8 @@ class WeightedMeans:
     ess : ndarray of shape (k,)
         Kish effective sample size ``(sum w)^2 / sum w^2`` per coalition.
     max_weight : ndarray of shape (k,)
-        Largest normalised weight ``w / mean(w)`` per coalition (after truncation).
+        Largest normalised weight ``w / mean(w)`` per coalition (the mean taken
+        before truncation, so never above ``truncate``).
     frac_truncated : ndarray of shape (k,)
         Fraction of cases whose normalised weight was truncated.
     """
@@ -128,5 +129,5 @@ def coalition_weighted_means(
         total = w.sum(axis=1)
         means[sl] = (w @ m) / total
         ess[sl] = total**2 / np.einsum("ij,ij->i", w, w)
-        wmax[sl] = w.max(axis=1) * N / total
+        wmax[sl] = w.max(axis=1)
     return WeightedMeans(means=means, ess=ess, max_weight=wmax, frac_truncated=frac)

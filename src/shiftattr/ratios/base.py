@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-__all__ = ["DensityRatioEstimator", "Features", "n_cases", "check_fitted"]
+__all__ = ["DensityRatioEstimator", "Features", "check_fitted", "n_cases"]
 
 #: A batch of features: ``{node: array-like with a leading sample axis}``.
 Features = Mapping[str, Any]

@@ -1,0 +1,538 @@
+"""``attribute()``: split a performance change among the mechanisms that shifted.
+
+The game is ``v(I) = M(P_source) - M(P_I)`` (positive = performance *drop*), with
+``M(P_I)`` estimated on the source cases by self-normalised importance weighting with
+the cross-fitted conditional ratios of the mechanisms in ``I``. Shapley values of this
+game sum to ``v(all) = M(P_source) - M(P_target)`` as estimated.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from shiftattr.environment import Environment
+from shiftattr.graph import CausalGraph
+from shiftattr.ratios.base import DensityRatioEstimator
+from shiftattr.ratios.crossfit import CrossFittedRatios, MechanismRatios
+from shiftattr.results import Attribution, ShiftAttrWarning
+from shiftattr.shapley import ExactShapley, Game, ShapleySolver, ShapleyValues
+from shiftattr.weighting import coalition_weighted_means
+
+__all__ = ["attribute", "check_metric", "iw_game"]
+
+MetricLike = np.ndarray | Sequence[float] | Callable[[Environment], np.ndarray]
+
+
+def check_metric(values: Any, env: Environment, what: str = "metric") -> np.ndarray:
+    """Validate a per-case metric for ``env``: one finite float per case.
+
+    Parameters
+    ----------
+    values : array-like or callable
+        Per-case values, or a callable ``Environment -> array`` evaluated on ``env``.
+    env : Environment
+    what : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    ndarray of float, shape (len(env),)
+
+    Raises
+    ------
+    ValueError
+        Wrong length, wrong shape, or NaN/inf values (the message lists the cases).
+
+    Examples
+    --------
+    >>> env = Environment({"x": np.zeros(3)}, name="s")
+    >>> check_metric([0.5, 0.7, 0.9], env)
+    array([0.5, 0.7, 0.9])
+    """
+    if callable(values):
+        values = values(env)
+    m = np.asarray(values, dtype=float)
+    if m.ndim != 1:
+        m = m.squeeze()
+    if m.ndim != 1 or len(m) != len(env):
+        raise ValueError(
+            f"{what} must hold one value per case of environment {env.name!r} "
+            f"({len(env)} cases); got shape {np.shape(values)}."
+        )
+    bad = np.flatnonzero(~np.isfinite(m))
+    if bad.size:
+        ids = [env.case_ids[i] for i in bad[:10]]
+        more = f" and {bad.size - 10} more" if bad.size > 10 else ""
+        raise ValueError(
+            f"{what} has {bad.size} non-finite value(s) (NaN/inf) in environment {env.name!r}: "
+            f"cases {ids}{more}. For segmentation metrics this usually means an empty reference "
+            "and prediction; choose an explicit policy, e.g. dice(..., empty='one'), or drop "
+            "those cases from the environment before attributing."
+        )
+    return m
+
+
+def iw_game(
+    mechanisms: Sequence[str],
+    log_ratios: np.ndarray,
+    metric: np.ndarray,
+    truncate: float | None = None,
+) -> Game:
+    """The importance-weighting game ``v(I) = mean(m) - M_hat_I``.
+
+    Parameters
+    ----------
+    mechanisms : sequence of str
+        Player names, one per row of ``log_ratios``.
+    log_ratios : ndarray of shape (n, N)
+    metric : ndarray of shape (N,)
+    truncate : float, optional
+        Cap on normalised weights (see :func:`shiftattr.weighting.coalition_weighted_means`).
+
+    Returns
+    -------
+    shiftattr.shapley.Game
+
+    Examples
+    --------
+    >>> g = iw_game(["X"], np.log([[1.0, 3.0]]), np.array([1.0, 0.0]))
+    >>> g(np.array([[True]]))
+    array([0.25])
+    """
+    base = float(np.mean(metric))
+
+    def value(coalitions: np.ndarray) -> np.ndarray:
+        return (
+            base - coalition_weighted_means(coalitions, log_ratios, metric, truncate=truncate).means
+        )
+
+    return Game(list(mechanisms), value)
+
+
+def _validate_inputs(
+    graph: CausalGraph,
+    source: Environment,
+    target: Environment,
+    mechanisms: Sequence[str] | None,
+    estimators: Mapping[str, DensityRatioEstimator] | None,
+) -> tuple[str, ...]:
+    if not isinstance(graph, CausalGraph):
+        raise TypeError(f"graph must be a CausalGraph, got {type(graph).__name__}.")
+    for env, role in ((source, "source"), (target, "target")):
+        if not isinstance(env, Environment):
+            raise TypeError(f"{role} must be an Environment, got {type(env).__name__}.")
+    if mechanisms is None:
+        mechs = graph.mechanisms
+    else:
+        if isinstance(mechanisms, str):
+            mechanisms = [mechanisms]
+        unknown = [m for m in mechanisms if m not in graph]
+        if unknown:
+            raise ValueError(
+                f"unknown mechanism(s) {unknown}: mechanisms are named after graph nodes "
+                f"{list(graph.nodes)}."
+            )
+        if len(set(mechanisms)) != len(mechanisms):
+            raise ValueError(f"mechanisms {list(mechanisms)} lists a mechanism twice.")
+        if not mechanisms:
+            raise ValueError("mechanisms is empty; name at least one mechanism to attribute to.")
+        order = graph.topological_order()
+        mechs = tuple(sorted(mechanisms, key=order.index))
+    for key in estimators or {}:
+        if key not in graph:
+            raise ValueError(
+                f"estimators has a key {key!r} that is not a node of the graph {list(graph.nodes)}."
+            )
+    needed = sorted({n for m in mechs for n in (m, *graph.parents(m))})
+    for env, role in ((source, "source"), (target, "target")):
+        missing = [n for n in needed if n not in env]
+        if missing:
+            raise ValueError(
+                f"{role} environment {env.name!r} lacks node(s) {missing} needed by the "
+                f"mechanisms {list(mechs)}; it holds {list(env.nodes)}."
+            )
+    _check_constant_nodes(needed, source, target)
+    return mechs
+
+
+def _check_constant_nodes(nodes: Sequence[str], source: Environment, target: Environment) -> None:
+    """Refuse tabular nodes that are constant within an environment but not shared.
+
+    Such a node (an environment indicator, a site-specific default value) separates
+    the environments perfectly: its density ratio is infinite or zero, and every
+    weight built from it is meaningless.
+    """
+    for node in nodes:
+        if source.is_lazy(node) or target.is_lazy(node):
+            continue
+        a = np.asarray(source[node], dtype=float).reshape(len(source), -1)
+        b = np.asarray(target[node], dtype=float).reshape(len(target), -1)
+        if a.shape[1] > 64:  # image-like arrays: leave it to the image estimator
+            continue
+        const_a = np.all(a == a[:1], axis=0)
+        const_b = np.all(b == b[:1], axis=0)
+        for col in np.flatnonzero(const_a | const_b):
+            if const_a[col] and const_b[col] and a[0, col] == b[0, col]:
+                continue
+            which = []
+            if const_a[col]:
+                which.append(f"source {source.name!r} (always {a[0, col]:g})")
+            if const_b[col]:
+                which.append(f"target {target.name!r} (always {b[0, col]:g})")
+            column = f" column {col}" if a.shape[1] > 1 else ""
+            raise ValueError(
+                f"node {node!r}{column} is constant in {' and '.join(which)} but not identical "
+                "across environments: the environments are perfectly separable on it and its "
+                "density ratio is degenerate. Remove the node from the graph (an environment "
+                "indicator is not a variable to reweight), or check the data."
+            )
+
+
+def _solve_replicate(
+    solver: ShapleySolver,
+    mechanisms: tuple[str, ...],
+    L: np.ndarray,
+    m: np.ndarray,
+    truncate: float | None,
+) -> tuple[np.ndarray, float]:
+    sv = solver.solve(iw_game(mechanisms, L, m, truncate))
+    return sv.values, float(np.mean(m)) - float(sv.total)
+
+
+def _refit_replicate(
+    ratios: CrossFittedRatios,
+    solver: ShapleySolver,
+    source: Environment,
+    target: Environment,
+    m: np.ndarray,
+    idx_s: np.ndarray,
+    idx_t: np.ndarray,
+    truncate: float | None,
+) -> tuple[np.ndarray, float]:
+    mr = ratios.fit(source.subset(idx_s), target.subset(idx_t), idx_s, idx_t)
+    return _solve_replicate(solver, ratios.mechanisms, mr.log_ratios, m[idx_s], truncate)
+
+
+def attribute(
+    graph: CausalGraph,
+    source: Environment,
+    target: Environment,
+    metric: MetricLike,
+    *,
+    target_metric: MetricLike | None = None,
+    mechanisms: Sequence[str] | None = None,
+    estimators: Mapping[str, DensityRatioEstimator] | None = None,
+    solver: ShapleySolver | None = None,
+    n_folds: int = 5,
+    n_bootstrap: int = 200,
+    bootstrap: str = "refit",
+    confidence: float = 0.95,
+    truncate: float | None = None,
+    metric_name: str = "metric",
+    min_ess_fraction: float = 0.1,
+    separable_auc: float = 0.95,
+    n_jobs: int = 1,
+    progress: bool = True,
+    random_state: int | None = None,
+) -> Attribution:
+    """Attribute the change of a model's metric between two environments to mechanisms.
+
+    Parameters
+    ----------
+    graph : CausalGraph
+        The data-generating process shared by both environments.
+    source, target : Environment
+        Training (source) and deployment (target) data.
+    metric : array-like of shape (len(source),) or callable
+        Per-case metric of the fixed model on the source cases (Dice, loss, accuracy),
+        or a callable ``Environment -> array`` evaluated on ``source``.
+    target_metric : array-like or callable, optional
+        Measured per-case metric on the target (needs target labels). Reported beside
+        the importance-weighted estimate of ``M(P_target)``; their difference is the
+        closure error.
+    mechanisms : sequence of str, optional
+        Mechanisms (graph nodes) to attribute to; default every node. Mechanisms left
+        out are held at the source.
+    estimators : mapping of str to DensityRatioEstimator, optional
+        Per-node estimators, e.g. ``{"X": CNNDiscriminator(spatial_dims=3)}``; every
+        other node set uses :class:`~shiftattr.ratios.ClassifierRatio`.
+    solver : ShapleySolver, optional
+        Default :class:`~shiftattr.shapley.ExactShapley`.
+    n_folds : int, default 5
+        Cross-fitting folds.
+    n_bootstrap : int, default 200
+        Bootstrap replicates for confidence intervals (0 disables them).
+    bootstrap : {"refit", "fixed"}, default "refit"
+        ``"refit"`` resamples source and target cases and refits every ratio estimator
+        per replicate: honest, and the right default for small N, but costs
+        ``n_bootstrap`` times the fitting. ``"fixed"`` resamples source cases with the
+        point estimate's cross-fitted ratios held fixed: fast, ignores the ratio
+        estimators' own variance, so its intervals are narrower than the truth.
+    confidence : float, default 0.95
+        Level of the percentile intervals.
+    truncate : float, optional
+        Cap on normalised weights ``w / mean(w)``; the truncated fraction is reported.
+    metric_name : str, default "metric"
+        Shown in tables and plots, e.g. ``"Dice"``.
+    min_ess_fraction : float, default 0.1
+        A coalition whose Kish effective sample size falls below this fraction of the
+        source size raises a ``low_ess`` warning.
+    separable_auc : float, default 0.95
+        A mechanism whose out-of-fold discriminator AUC exceeds this raises a
+        ``separable`` warning (overlap is doubtful).
+    n_jobs : int, default 1
+        joblib workers for fold fits and bootstrap replicates.
+    progress : bool, default True
+        Progress bars; ``False`` is quiet.
+    random_state : int, optional
+        Seed: same seed, same numbers.
+
+    Returns
+    -------
+    Attribution
+        Values (positive = performance drop), intervals, diagnostics, warnings.
+
+    Examples
+    --------
+    >>> import shiftattr as sa
+    >>> scm = sa.datasets.LinearGaussianSCM.example()
+    >>> src = scm.sample(400, "source", random_state=0)
+    >>> tgt = scm.sample(400, "target", random_state=1)
+    >>> res = sa.attribute(scm.graph, src, tgt, metric=scm.metric(src),
+    ...                    n_bootstrap=0, n_folds=3, progress=False, random_state=0)
+    >>> sorted(res.values)
+    ['X', 'Y', 'Z']
+    """
+    t0 = time.perf_counter()
+    mechs = _validate_inputs(graph, source, target, mechanisms, estimators)
+    if bootstrap not in ("refit", "fixed"):
+        raise ValueError(f"bootstrap must be 'refit' or 'fixed', got {bootstrap!r}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
+    if truncate is not None and truncate <= 1:
+        raise ValueError(f"truncate caps w / mean(w) and must exceed 1, got {truncate}.")
+    m = check_metric(metric, source, "metric")
+    mt = None if target_metric is None else check_metric(target_metric, target, "target_metric")
+    solver = ExactShapley() if solver is None else solver
+    rng = np.random.default_rng(random_state)
+
+    ratios = CrossFittedRatios(
+        graph,
+        mechs,
+        estimators=estimators,
+        n_folds=n_folds,
+        n_jobs=n_jobs,
+        progress=progress,
+        random_state=int(rng.integers(2**31 - 1)),
+    )
+    mr = ratios.fit(source, target)
+    game = iw_game(mechs, mr.log_ratios, m, truncate)
+    sv: ShapleyValues = solver.solve(game)
+    source_metric = float(np.mean(m))
+    estimated_target = source_metric - float(sv.total)
+
+    # -- bootstrap -------------------------------------------------------------------
+    boot_values = np.empty((0, len(mechs)))
+    boot_target = np.empty(0)
+    boot_measured = np.empty(0)
+    if n_bootstrap:
+        ns, nt = len(source), len(target)
+        idx_s = rng.integers(0, ns, size=(n_bootstrap, ns))
+        idx_t = rng.integers(0, nt, size=(n_bootstrap, nt))
+        if bootstrap == "fixed":
+            jobs = (
+                delayed(_solve_replicate)(solver, mechs, mr.log_ratios[:, i], m[i], truncate)
+                for i in idx_s
+            )
+        else:
+            quiet = CrossFittedRatios(
+                graph, mechs, estimators, n_folds, 1, False, int(rng.integers(2**31 - 1))
+            )
+            jobs = (
+                delayed(_refit_replicate)(quiet, solver, source, target, m, i, j, truncate)
+                for i, j in zip(idx_s, idx_t)
+            )
+        out = []
+        bar = tqdm(total=n_bootstrap, desc=f"bootstrap ({bootstrap})", disable=not progress)
+        for res in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
+            out.append(res)
+            bar.update()
+        bar.close()
+        boot_values = np.array([o[0] for o in out])
+        boot_target = np.array([o[1] for o in out])
+        if mt is not None:
+            boot_measured = mt[idx_t].mean(axis=1)
+
+    alpha = (1 - confidence) / 2
+    values = dict(zip(mechs, map(float, sv.values)))
+    if n_bootstrap:
+        lo, hi = np.quantile(boot_values, [alpha, 1 - alpha], axis=0)
+        ci = {k: (float(a), float(b)) for k, a, b in zip(mechs, lo, hi)}
+        stderr = dict(zip(mechs, map(float, boot_values.std(axis=0, ddof=1))))
+    else:
+        ci = {k: (float("nan"), float("nan")) for k in mechs}
+        stderr = {k: float("nan") for k in mechs}
+
+    # -- diagnostics -----------------------------------------------------------------
+    diagnostics, warns = _diagnostics(
+        mr, m, truncate, min_ess_fraction, separable_auc, mt, source_metric
+    )
+    measured = None if mt is None else float(mt.mean())
+    closure = None if measured is None else estimated_target - measured
+    closure_ci = None
+    if measured is not None and n_bootstrap:
+        diff = boot_target - boot_measured
+        closure_ci = tuple(map(float, np.quantile(diff, [alpha, 1 - alpha])))
+        if not closure_ci[0] <= 0 <= closure_ci[1]:
+            warns.append(
+                {
+                    "code": "closure_error",
+                    "mechanism": None,
+                    "message": (
+                        f"the weighted estimate of the target {metric_name} "
+                        f"({estimated_target:.4f}) differs from the measured one ({measured:.4f}) "
+                        f"beyond bootstrap noise (closure error {closure:+.4f}, CI "
+                        f"[{closure_ci[0]:+.4f}, {closure_ci[1]:+.4f}]): ratios are off, overlap "
+                        "is poor, or a shifted mechanism is missing from `mechanisms`."
+                    ),
+                }
+            )
+    diagnostics["overall"]["n_warnings"] = len(warns)
+    diagnostics["overall"]["warning_counts"] = {
+        c: sum(w["code"] == c for w in warns) for c in sorted({w["code"] for w in warns})
+    }
+    for w in warns:
+        warnings.warn(w["message"], ShiftAttrWarning, stacklevel=2)
+
+    settings = {
+        "source": source.name,
+        "target": target.name,
+        "n_source": len(source),
+        "n_target": len(target),
+        "metric_name": metric_name,
+        "estimators": {m_: type(_est).__name__ for m_, _est in (estimators or {}).items()},
+        "default_estimator": "ClassifierRatio",
+        "solver": type(solver).__name__,
+        "n_evaluations": int(sv.n_evaluations),
+        "n_folds": int(n_folds),
+        "n_bootstrap": int(n_bootstrap),
+        "bootstrap": bootstrap,
+        "confidence": float(confidence),
+        "truncate": truncate,
+        "random_state": random_state,
+        "seconds": time.perf_counter() - t0,
+        "graph": graph.to_dict(),
+    }
+    return Attribution(
+        mechanisms=mechs,
+        values=values,
+        ci=ci,
+        stderr=stderr,
+        solver_stderr=(None if sv.stderr is None else dict(zip(mechs, map(float, sv.stderr)))),
+        source_metric=source_metric,
+        estimated_target_metric=estimated_target,
+        measured_target_metric=measured,
+        closure_error=closure,
+        closure_ci=closure_ci,
+        diagnostics=diagnostics,
+        warnings=warns,
+        settings=settings,
+        bootstrap_values=boot_values,
+    )
+
+
+def _diagnostics(
+    mr: MechanismRatios,
+    m: np.ndarray,
+    truncate: float | None,
+    min_ess_fraction: float,
+    separable_auc: float,
+    mt: np.ndarray | None,
+    source_metric: float,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    n = len(mr.mechanisms)
+    N = mr.log_ratios.shape[1]
+    C = np.vstack([np.eye(n, dtype=bool), np.ones((1, n), dtype=bool)])
+    wm = coalition_weighted_means(C, mr.log_ratios, m, truncate=truncate)
+    per = {}
+    warns: list[dict[str, Any]] = []
+    for i, mech in enumerate(mr.mechanisms):
+        per[mech] = {
+            "auc_joint": mr.auc_joint[mech],
+            "auc_parents": mr.auc_parents[mech],
+            "ess": float(wm.ess[i]),
+            "ess_fraction": float(wm.ess[i] / N),
+            "max_weight": float(wm.max_weight[i]),
+            "frac_truncated": float(wm.frac_truncated[i]),
+            "log_ratio_sd": float(mr.log_ratios[i].std()),
+        }
+        if mr.auc_joint[mech] > separable_auc:
+            warns.append(
+                {
+                    "code": "separable",
+                    "mechanism": mech,
+                    "message": (
+                        f"mechanism {mech!r}: the environments are nearly separable "
+                        f"(out-of-fold AUC {mr.auc_joint[mech]:.3f} > {separable_auc}); "
+                        "overlap is doubtful and importance weights unreliable."
+                    ),
+                }
+            )
+    overall = {
+        "ess_all": float(wm.ess[-1]),
+        "ess_all_fraction": float(wm.ess[-1] / N),
+        "max_weight_all": float(wm.max_weight[-1]),
+        "frac_truncated_all": float(wm.frac_truncated[-1]),
+        "n_source": N,
+    }
+    for label, ess in [
+        *((k, per[k]["ess"]) for k in mr.mechanisms),
+        ("all mechanisms", wm.ess[-1]),
+    ]:
+        if ess < min_ess_fraction * N:
+            warns.append(
+                {
+                    "code": "low_ess",
+                    "mechanism": None if label == "all mechanisms" else label,
+                    "message": (
+                        f"{label}: effective sample size {ess:.1f} of {N} source cases "
+                        f"({100 * ess / N:.1f}% < {100 * min_ess_fraction:.0f}%); the "
+                        "estimate rests on a few heavily weighted cases."
+                    ),
+                }
+            )
+    if truncate is not None and wm.frac_truncated.max() > 0:
+        warns.append(
+            {
+                "code": "truncated",
+                "mechanism": None,
+                "message": (
+                    f"{100 * wm.frac_truncated.max():.2f}% of weights were truncated at "
+                    f"{truncate} x mean; the estimate is biased towards the source."
+                ),
+            }
+        )
+    if mt is not None and max(mr.auc_joint.values()) < 0.55:
+        se = float(np.sqrt(m.var(ddof=1) / len(m) + mt.var(ddof=1) / len(mt)))
+        gap = source_metric - float(mt.mean())
+        if abs(gap) > 3 * se:
+            warns.append(
+                {
+                    "code": "shift_not_seen",
+                    "mechanism": None,
+                    "message": (
+                        f"the measured metric changed by {gap:+.4f} (> 3 SE) but no "
+                        "discriminator tells the environments apart (all AUC < 0.55): a "
+                        "shifted variable may be missing from the graph or the estimators "
+                        "are too weak."
+                    ),
+                }
+            )
+    return {"mechanisms": per, "overall": overall}, warns

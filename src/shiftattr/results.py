@@ -1,0 +1,357 @@
+"""Attribution results: values, intervals, diagnostics, tables, JSON and plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Attribution", "ShiftAttrWarning"]
+
+SIGN_NOTE = "positive = performance drop: source metric minus the metric with the mechanism shifted"
+
+
+class ShiftAttrWarning(UserWarning):
+    """A diagnostic warning about an attribution (low ESS, separability, closure error).
+
+    Every such warning is also recorded in :attr:`Attribution.warnings` and counted in
+    ``Attribution.diagnostics["overall"]["warning_counts"]``.
+    """
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:+.{digits}f}"
+
+
+@dataclass
+class Attribution:
+    """The result of :func:`shiftattr.attribute`.
+
+    Sign convention: a value is the part of the *drop* ``M(source) - M(target)``
+    due to a mechanism; positive means the mechanism's shift lowered the metric.
+    Values sum to ``source_metric - estimated_target_metric``.
+
+    Attributes
+    ----------
+    mechanisms : tuple of str
+    values : dict
+        Mechanism -> Shapley value.
+    ci : dict
+        Mechanism -> (low, high) bootstrap percentile interval (NaN without bootstrap).
+    stderr : dict
+        Mechanism -> bootstrap standard deviation.
+    solver_stderr : dict or None
+        Monte-Carlo error of a sampling Shapley solver (None for exact).
+    source_metric : float
+        Mean metric on the source cases.
+    estimated_target_metric : float
+        Importance-weighted estimate of the mean metric with all mechanisms shifted.
+    measured_target_metric : float or None
+        Mean of ``target_metric`` when given.
+    closure_error : float or None
+        ``estimated_target_metric - measured_target_metric``.
+    closure_ci : tuple or None
+        Bootstrap interval of the closure error.
+    diagnostics : dict
+        ``{"mechanisms": {m: {auc_joint, auc_parents, ess, ess_fraction, max_weight,
+        frac_truncated, ...}}, "overall": {ess_all, ..., n_warnings, warning_counts}}``.
+    warnings : list of dict
+        ``{"code", "mechanism", "message"}`` per warning.
+    settings : dict
+        How the result was computed (environments, estimators, solver, folds, seed...).
+    bootstrap_values : ndarray of shape (n_bootstrap, n_mechanisms)
+
+    Examples
+    --------
+    >>> res = Attribution(mechanisms=("X",), values={"X": 0.1}, ci={"X": (0.05, 0.15)},
+    ...                   stderr={"X": 0.02}, source_metric=0.8,
+    ...                   estimated_target_metric=0.7)
+    >>> Attribution.from_json(res.to_json()).values
+    {'X': 0.1}
+    """
+
+    mechanisms: tuple[str, ...]
+    values: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    stderr: dict[str, float]
+    source_metric: float
+    estimated_target_metric: float
+    solver_stderr: dict[str, float] | None = None
+    measured_target_metric: float | None = None
+    closure_error: float | None = None
+    closure_ci: tuple[float, float] | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    bootstrap_values: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+
+    # -- derived -----------------------------------------------------------------------
+    @property
+    def total(self) -> float:
+        """Estimated total drop, ``source_metric - estimated_target_metric``."""
+        return self.source_metric - self.estimated_target_metric
+
+    @property
+    def dominant(self) -> str:
+        """The mechanism with the largest attributed drop."""
+        return max(self.mechanisms, key=lambda k: self.values[k])
+
+    @property
+    def metric_name(self) -> str:
+        """Name of the metric (from settings)."""
+        return str(self.settings.get("metric_name", "metric"))
+
+    # -- tables ------------------------------------------------------------------------
+    def to_records(self) -> list[dict[str, Any]]:
+        """One row per mechanism: value, CI, stderr and the main diagnostics.
+
+        Returns
+        -------
+        list of dict
+        """
+        rows = []
+        per = self.diagnostics.get("mechanisms", {})
+        for mech in self.mechanisms:
+            d = per.get(mech, {})
+            lo, hi = self.ci.get(mech, (float("nan"), float("nan")))
+            rows.append(
+                {
+                    "mechanism": mech,
+                    "value": self.values[mech],
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "stderr": self.stderr.get(mech, float("nan")),
+                    "auc_joint": d.get("auc_joint"),
+                    "auc_parents": d.get("auc_parents"),
+                    "ess": d.get("ess"),
+                    "ess_fraction": d.get("ess_fraction"),
+                    "max_weight": d.get("max_weight"),
+                    "frac_truncated": d.get("frac_truncated"),
+                }
+            )
+        return rows
+
+    def to_frame(self):
+        """The per-mechanism table as a :class:`pandas.DataFrame` (needs pandas).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by mechanism.
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "to_frame() needs pandas: pip install pandas (or use to_records())."
+            ) from exc
+        return pd.DataFrame(self.to_records()).set_index("mechanism")
+
+    def summary(self) -> str:
+        """A plain-text report: the table, the metrics, the closure check, the warnings.
+
+        Returns
+        -------
+        str
+        """
+        name = self.metric_name
+        s = self.settings
+        lines = [
+            f"Attribution of the change in {name}: {s.get('source', 'source')} -> "
+            f"{s.get('target', 'target')}",
+            f"  ({SIGN_NOTE})",
+            "",
+            f"{'mechanism':<14}{'value':>10}{'95% CI':>22}{'AUC':>7}{'ESS':>9}{'max w':>8}",
+        ]
+        for r in self.to_records():
+            ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+            auc = "—" if r["auc_joint"] is None else f"{r['auc_joint']:.3f}"
+            ess = "—" if r["ess"] is None else f"{r['ess']:.0f}"
+            mw = "—" if r["max_weight"] is None else f"{r['max_weight']:.1f}"
+            lines.append(
+                f"{r['mechanism']:<14}{_fmt(r['value']):>10}{ci:>22}{auc:>7}{ess:>9}{mw:>8}"
+            )
+        lines += [
+            "",
+            f"{name} on source:               {self.source_metric:.4f}",
+            f"{name} on target, estimated:    {self.estimated_target_metric:.4f}"
+            f"   (total drop {_fmt(self.total)})",
+        ]
+        if self.measured_target_metric is not None:
+            ci = (
+                ""
+                if self.closure_ci is None
+                else f", CI [{_fmt(self.closure_ci[0])}, {_fmt(self.closure_ci[1])}]"
+            )
+            lines.append(
+                f"{name} on target, measured:     {self.measured_target_metric:.4f}"
+                f"   (closure error {_fmt(self.closure_error)}{ci})"
+            )
+        ov = self.diagnostics.get("overall", {})
+        if "ess_all" in ov:
+            lines.append(
+                f"ESS, all mechanisms shifted:    {ov['ess_all']:.0f} of {ov['n_source']} "
+                f"({100 * ov['ess_all_fraction']:.1f}%)"
+            )
+        lines.append(
+            f"bootstrap: {s.get('n_bootstrap', 0)} replicates ({s.get('bootstrap', '—')}); "
+            f"solver: {s.get('solver', '—')}; folds: {s.get('n_folds', '—')}"
+        )
+        if self.warnings:
+            lines += ["", f"{len(self.warnings)} warning(s):"]
+            lines += [f"  [{w['code']}] {w['message']}" for w in self.warnings]
+        else:
+            lines += ["", "no warnings"]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (NaN stored as null).
+
+        Returns
+        -------
+        dict
+        """
+        d = {
+            "mechanisms": list(self.mechanisms),
+            "values": self.values,
+            "ci": {k: list(v) for k, v in self.ci.items()},
+            "stderr": self.stderr,
+            "solver_stderr": self.solver_stderr,
+            "source_metric": self.source_metric,
+            "estimated_target_metric": self.estimated_target_metric,
+            "measured_target_metric": self.measured_target_metric,
+            "closure_error": self.closure_error,
+            "closure_ci": None if self.closure_ci is None else list(self.closure_ci),
+            "diagnostics": self.diagnostics,
+            "warnings": self.warnings,
+            "settings": self.settings,
+            "bootstrap_values": np.asarray(self.bootstrap_values).tolist(),
+            "sign_convention": SIGN_NOTE,
+        }
+        return _nan_to_none(d)
+
+    def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
+        """Serialise to JSON, and write it to ``path`` when given.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+        indent : int, default 2
+
+        Returns
+        -------
+        str
+        """
+        text = json.dumps(self.to_dict(), indent=indent, default=_json_default)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Attribution:
+        """Rebuild a result from :meth:`to_dict` output."""
+        nan = float("nan")
+
+        def num(x):
+            return nan if x is None else float(x)
+
+        mechs = tuple(d["mechanisms"])
+        boot = np.asarray(d.get("bootstrap_values") or np.empty((0, len(mechs))), dtype=float)
+        return cls(
+            mechanisms=mechs,
+            values={k: num(v) for k, v in d["values"].items()},
+            ci={k: (num(v[0]), num(v[1])) for k, v in d["ci"].items()},
+            stderr={k: num(v) for k, v in d["stderr"].items()},
+            solver_stderr=d.get("solver_stderr"),
+            source_metric=num(d["source_metric"]),
+            estimated_target_metric=num(d["estimated_target_metric"]),
+            measured_target_metric=d.get("measured_target_metric"),
+            closure_error=d.get("closure_error"),
+            closure_ci=None if d.get("closure_ci") is None else tuple(d["closure_ci"]),
+            diagnostics=d.get("diagnostics", {}),
+            warnings=d.get("warnings", []),
+            settings=d.get("settings", {}),
+            bootstrap_values=boot,
+        )
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> Attribution:
+        """Read a result written by :meth:`to_json` (a JSON string or a file path).
+
+        Returns
+        -------
+        Attribution
+        """
+        if isinstance(text_or_path, Path) or not str(text_or_path).lstrip().startswith("{"):
+            text = Path(text_or_path).read_text()
+        else:
+            text = str(text_or_path)
+        return cls.from_dict(json.loads(text))
+
+    # -- plotting ----------------------------------------------------------------------
+    def plot(self, ax=None, title: str | None = None):
+        """Bar chart of the values with their confidence intervals (matplotlib extra).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        title : str, optional
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError('plot() needs matplotlib: pip install "shiftattr[plot]"') from exc
+        if ax is None:
+            _, ax = plt.subplots(figsize=(1.2 + 1.1 * len(self.mechanisms), 3.2))
+        vals = np.array([self.values[k] for k in self.mechanisms])
+        lo = np.array([self.ci[k][0] for k in self.mechanisms])
+        hi = np.array([self.ci[k][1] for k in self.mechanisms])
+        x = np.arange(len(vals))
+        colors = ["#c0392b" if v > 0 else "#2874a6" for v in vals]
+        ax.bar(x, vals, color=colors, alpha=0.85)
+        if np.all(np.isfinite(lo)):
+            ax.errorbar(x, vals, yerr=[vals - lo, hi - vals], fmt="none", ecolor="k", capsize=4)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(x, self.mechanisms)
+        ax.set_ylabel(f"drop in {self.metric_name}\n(+ = worse on target)")
+        ax.set_title(
+            title
+            or f"{self.settings.get('source', 'source')} → {self.settings.get('target', 'target')}"
+        )
+        return ax
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+def _nan_to_none(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {str(k): _nan_to_none(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_nan_to_none(v) for v in o]
+    if isinstance(o, (float, np.floating)):
+        return None if not math.isfinite(float(o)) else float(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    return o

@@ -1,0 +1,265 @@
+"""attribute() against the closed-form truth of the linear-Gaussian SCM."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import shiftattr as sa
+from shiftattr.attribution import iw_game
+from shiftattr.datasets import LinearGaussianSCM
+from shiftattr.results import ShiftAttrWarning
+
+N = 1500
+
+
+def _run(scm, n=N, seed=0, **kw):
+    src = scm.sample(n, "source", random_state=seed)
+    tgt = scm.sample(n, "target", random_state=seed + 1000)
+    kw.setdefault("n_bootstrap", 0)
+    kw.setdefault("n_folds", 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAttrWarning)
+        return sa.attribute(
+            scm.graph,
+            src,
+            tgt,
+            metric=scm.metric(src),
+            target_metric=scm.metric(tgt),
+            progress=False,
+            random_state=seed,
+            **kw,
+        )
+
+
+def _quadratic_logistic():
+    # exact family for Gaussian log-ratios, and fast enough for refit bootstraps
+    return sa.ratios.ClassifierRatio(
+        sa.ratios.classifier.default_candidates()["quadratic-logistic"], calibration="none"
+    )
+
+
+def test_oracle_ratios_make_the_weighted_game_converge_to_the_truth():
+    # the weighting engine alone: with the exact conditional ratios the estimate is
+    # consistent, so at N = 200,000 it must sit within Monte-Carlo noise of the truth
+    scm = LinearGaussianSCM.example()
+    truth = scm.true_attribution()
+    src = scm.sample(200_000, "source", random_state=0)
+    L = np.vstack([scm.true_log_ratio(src, m) for m in truth.mechanisms])
+    sv = sa.shapley.ExactShapley().solve(iw_game(truth.mechanisms, L, scm.metric(src)))
+    np.testing.assert_allclose(sv.values, [truth.values[m] for m in truth.mechanisms], atol=0.005)
+
+
+def test_values_match_the_closed_form_truth_and_cis_cover_it():
+    scm = LinearGaussianSCM.example()
+    truth = scm.true_attribution()
+    est = _quadratic_logistic()
+    res = _run(scm, n=1000, n_bootstrap=40, bootstrap="refit", estimators=dict.fromkeys("ZXY", est))
+    # Metric: hit rate (bounded, like Dice). Tolerance: the refit-bootstrap SE at
+    # N = 1000 is about 0.015-0.03 for values of 0.014 (X) to 0.116 (Y); |error| <
+    # 3 SE + 0.01 fails for a wrong sign, for Y's share given to Z or X, or for a
+    # missing conditional ratio, and rarely by chance.
+    for mech in truth.mechanisms:
+        err = abs(res.values[mech] - truth.values[mech])
+        assert err < 3 * res.stderr[mech] + 0.01, (mech, res.values, truth.values)
+        lo, hi = res.ci[mech]
+        assert lo <= truth.values[mech] <= hi, (mech, res.ci, truth.values)
+    assert res.dominant == truth.dominant == "Y"
+    # efficiency: values sum to the estimated total drop
+    assert sum(res.values.values()) == pytest.approx(res.total, abs=1e-9)
+
+
+def test_default_estimator_finds_the_dominant_mechanism():
+    scm = LinearGaussianSCM.example()
+    truth = scm.true_attribution()
+    res = _run(scm, n=1500)
+    assert res.dominant == truth.dominant
+    for mech in truth.mechanisms:  # within 0.04 hit-rate points (about 3 SE at N = 1500)
+        assert abs(res.values[mech] - truth.values[mech]) < 0.04, (res.values, truth.values)
+
+
+def test_parent_driven_marginal_shift_gets_no_attribution():
+    # only Z's mechanism shifts; X's marginal moves because Z moved, P(X|Z) does not
+    scm = LinearGaussianSCM.example(shifted=("Z",))
+    truth = scm.true_attribution()
+    assert truth.values["X"] == 0 and truth.values["Y"] == 0
+    res = _run(scm)
+    assert truth.values["Z"] > 0.02
+    assert abs(res.values["Z"] - truth.values["Z"]) < 0.03
+    # X's marginal moved a lot (its parent did), its mechanism did not: ~0 for X
+    assert abs(res.values["X"]) < 0.01
+    assert abs(res.values["Y"]) < 0.01
+
+
+def test_no_shift_gives_zero_and_cis_cover_zero():
+    scm = LinearGaussianSCM.example(shifted=())
+    res = _run(scm, n=600, n_bootstrap=40, bootstrap="fixed", n_folds=3)
+    for mech in res.mechanisms:
+        assert abs(res.values[mech]) < 0.02
+        lo, hi = res.ci[mech]
+        assert lo <= 0 <= hi
+        assert res.diagnostics["mechanisms"][mech]["auc_joint"] < 0.6
+
+
+def test_same_seed_same_numbers_and_json_roundtrip(tmp_path):
+    scm = LinearGaussianSCM.example()
+    kw = {"n": 300, "n_bootstrap": 5, "bootstrap": "refit", "n_folds": 3}
+    a = _run(scm, estimators={"Y": _quadratic_logistic()}, **kw)
+    b = _run(scm, estimators={"Y": _quadratic_logistic()}, **kw)
+    assert a.values == b.values and a.ci == b.ci
+    path = tmp_path / "res.json"
+    a.to_json(path)
+    c = sa.Attribution.from_json(path)
+    assert c.values == a.values and c.ci == a.ci
+    assert c.diagnostics == a.diagnostics
+    np.testing.assert_allclose(c.bootstrap_values, a.bootstrap_values)
+
+
+def test_diagnostics_and_warnings_are_counted():
+    scm = LinearGaussianSCM.example()
+    src = scm.sample(400, "source", random_state=0)
+    tgt = scm.sample(400, "target", random_state=1)
+    with pytest.warns(ShiftAttrWarning):
+        res = sa.attribute(
+            scm.graph,
+            src,
+            tgt,
+            scm.metric(src),
+            target_metric=scm.metric(tgt),
+            n_bootstrap=0,
+            n_folds=3,
+            progress=False,
+            random_state=0,
+            min_ess_fraction=0.99,
+            truncate=3.0,
+        )
+    codes = {w["code"] for w in res.warnings}
+    assert "low_ess" in codes and "truncated" in codes
+    ov = res.diagnostics["overall"]
+    assert ov["n_warnings"] == len(res.warnings)
+    assert ov["warning_counts"]["low_ess"] >= 1
+    for mech in res.mechanisms:
+        d = res.diagnostics["mechanisms"][mech]
+        assert 0.5 <= d["auc_joint"] <= 1.0
+        assert 0 < d["ess"] <= 400
+        assert d["max_weight"] <= 3.0 + 1e-9
+    assert res.diagnostics["mechanisms"]["Z"]["auc_parents"] is None
+    assert 0.4 < res.diagnostics["mechanisms"]["X"]["auc_parents"] <= 1.0
+    text = res.summary()
+    assert "positive = performance drop" in text and "low_ess" in text
+
+
+def test_closure_error_flags_a_missing_mechanism():
+    # Y's mechanism shifts but is left out of `mechanisms`: the weighted target
+    # estimate cannot match the measured target metric
+    scm = LinearGaussianSCM.example(shifted=("Y",), metric="squared_error")
+    src = scm.sample(1000, "source", random_state=0)
+    tgt = scm.sample(1000, "target", random_state=1)
+    with pytest.warns(ShiftAttrWarning, match="closure"):
+        res = sa.attribute(
+            scm.graph,
+            src,
+            tgt,
+            scm.metric(src),
+            target_metric=scm.metric(tgt),
+            mechanisms=["Z", "X"],
+            n_bootstrap=30,
+            bootstrap="fixed",
+            n_folds=3,
+            progress=False,
+            random_state=0,
+        )
+    assert "closure_error" in {w["code"] for w in res.warnings}
+    assert res.closure_error == pytest.approx(
+        res.estimated_target_metric - res.measured_target_metric
+    )
+
+
+def test_permutation_solver_plugs_in():
+    scm = LinearGaussianSCM.example()
+    est = dict.fromkeys("ZXY", _quadratic_logistic())
+    exact = _run(scm, n=500, n_folds=3, estimators=est)
+    perm = _run(
+        scm,
+        n=500,
+        n_folds=3,
+        estimators=est,
+        solver=sa.shapley.PermutationShapley(n_permutations=60, random_state=0),
+    )
+    assert perm.solver_stderr is not None and exact.solver_stderr is None
+    for mech in exact.mechanisms:
+        tol = 4 * perm.solver_stderr[mech] + 1e-3
+        assert perm.values[mech] == pytest.approx(exact.values[mech], abs=tol)
+    assert sum(perm.values.values()) == pytest.approx(sum(exact.values.values()), abs=1e-9)
+
+
+# -- bad inputs -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small():
+    scm = LinearGaussianSCM.example()
+    return scm, scm.sample(60, "source", random_state=0), scm.sample(60, "target", random_state=1)
+
+
+def _attr(small, **kw):
+    scm, src, tgt = small
+    args = {"metric": scm.metric(src), "n_bootstrap": 0, "n_folds": 3, "progress": False}
+    args.update(kw)
+    graph = args.pop("graph", scm.graph)
+    return sa.attribute(graph, args.pop("source", src), args.pop("target", tgt), **args)
+
+
+def test_cyclic_graph_is_refused():
+    with pytest.raises(sa.GraphError, match="cycle"):
+        sa.CausalGraph({"X": ["Y"], "Y": ["X"]})
+
+
+def test_unknown_mechanism(small):
+    with pytest.raises(ValueError, match=r"unknown mechanism.*'Q'"):
+        _attr(small, mechanisms=["X", "Q"])
+
+
+def test_unknown_estimator_key(small):
+    with pytest.raises(ValueError, match="estimators has a key 'Q'"):
+        _attr(small, estimators={"Q": sa.ratios.ClassifierRatio()})
+
+
+def test_metric_of_wrong_length(small):
+    with pytest.raises(ValueError, match=r"one value per case.*60 cases"):
+        _attr(small, metric=np.zeros(59))
+
+
+def test_nan_metric_names_cases(small):
+    scm, src, _ = small
+    m = scm.metric(src)
+    m[[3, 7]] = [np.nan, np.inf]
+    with pytest.raises(ValueError, match=r"2 non-finite.*'source:3', 'source:7'.*empty="):
+        _attr(small, metric=m)
+
+
+def test_environment_too_small_for_folds(small):
+    _scm, _src, tgt = small
+    with pytest.raises(ValueError, match=r"'target' has 8 distinct cases, too few for 5-fold"):
+        _attr(small, target=tgt.subset(range(8)), n_folds=5)
+
+
+def test_missing_node(small):
+    _scm, src, _tgt = small
+    bad = sa.Environment({"Z": src["Z"], "X": src["X"]}, name="partial")
+    with pytest.raises(ValueError, match=r"lacks node\(s\) \['Y'\]"):
+        _attr(small, source=bad, metric=np.zeros(60))
+
+
+def test_constant_feature_in_one_environment(small):
+    _scm, _src, tgt = small
+    tgt2 = tgt.with_nodes(Z=np.full(60, 2.0))
+    with pytest.raises(ValueError, match=r"node 'Z' is constant in target 'target' \(always 2\)"):
+        _attr(small, target=tgt2)
+
+
+def test_bad_options(small):
+    with pytest.raises(ValueError, match="bootstrap must be"):
+        _attr(small, bootstrap="jackknife")
+    with pytest.raises(ValueError, match="truncate"):
+        _attr(small, truncate=0.5)

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+
+from shiftattr import Environment, LazyVolumes
+
+
+def test_basic_access_and_subset():
+    env = Environment({"D": np.arange(5.0), "X": np.ones((5, 2, 2))}, name="s")
+    assert len(env) == 5
+    assert env.nodes == ("D", "X")
+    assert env.item_shape("X") == (2, 2)
+    sub = env.subset([4, 0])
+    np.testing.assert_array_equal(sub["D"], [4.0, 0.0])
+    assert sub.case_ids == ("s:4", "s:0")
+    feats = env.features(["D"], [1, 2])
+    np.testing.assert_array_equal(feats["D"], [1.0, 2.0])
+
+
+def test_bootstrap_subset_keeps_ids_unique():
+    env = Environment({"D": np.arange(3.0)}, name="s")
+    sub = env.subset([1, 1, 2])
+    assert len(set(sub.case_ids)) == 3
+    np.testing.assert_array_equal(sub["D"], [1.0, 1.0, 2.0])
+
+
+def test_length_mismatch_names_nodes():
+    with pytest.raises(ValueError, match=r"'D': 3, 'X': 4"):
+        Environment({"D": np.zeros(3), "X": np.zeros(4)}, name="bad")
+
+
+def test_case_ids_validated():
+    with pytest.raises(ValueError, match="not unique"):
+        Environment({"D": np.zeros(2)}, case_ids=["a", "a"])
+    with pytest.raises(ValueError, match="2 case_ids for 3"):
+        Environment({"D": np.zeros(3)}, case_ids=["a", "b"])
+
+
+def test_scalar_and_missing_node_errors():
+    with pytest.raises(ValueError, match="scalar"):
+        Environment({"D": 3.0})
+    env = Environment({"D": np.zeros(2)}, name="e")
+    with pytest.raises(KeyError, match="'Q' is not in environment 'e'"):
+        env["Q"]
+    with pytest.raises(KeyError, match="Q"):
+        env.features(["Q"])
+
+
+def test_pandas_columns_and_frame():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": [1.0, 2.0], "b": [3, 4]})
+    env = Environment.from_frame(df, name="df")
+    assert env.nodes == ("a", "b")
+    np.testing.assert_array_equal(env["b"], [3, 4])
+    env2 = Environment({"a": df["a"]})
+    assert isinstance(env2["a"], np.ndarray)
+
+
+def test_lazy_volumes_load_only_what_is_asked():
+    calls = []
+
+    def loader(i):
+        calls.append(i)
+        return np.full((2, 2, 2), float(i))
+
+    vols = LazyVolumes(loader, 6, shape=(2, 2, 2))
+    env = Environment({"X": vols, "D": np.arange(6.0)}, name="lazy")
+    assert env.is_lazy("X") and not env.is_lazy("D")
+    assert calls == []
+    sub = env.subset([5, 1])
+    assert calls == []
+    stack = sub["X"].load()
+    assert calls == [5, 1]
+    assert stack.shape == (2, 2, 2, 2) and stack[0, 0, 0, 0] == 5.0
+
+
+def test_list_of_volumes_becomes_lazy():
+    env = Environment({"X": [np.zeros((3, 3)), np.ones((3, 3))]})
+    assert env.is_lazy("X")
+    assert env["X"][1].sum() == 9
+
+
+def test_counterfactuals_follow_subsets():
+    env = Environment(
+        {"Y": np.array([0, 1, 0])},
+        name="a1",
+        counterfactuals={"annotator-4": {"Y": np.array([1, 1, 1])}},
+    )
+    np.testing.assert_array_equal(env.subset([2]).counterfactual("annotator-4", "Y"), [1])
+    with pytest.raises(KeyError, match="no paired value"):
+        env.counterfactual("annotator-2", "Y")
+    with pytest.raises(ValueError, match="unknown node"):
+        Environment({"Y": np.zeros(2)}, counterfactuals={"e": {"Q": np.zeros(2)}})
+
+
+def test_per_case_metadata_follows_subsets():
+    env = Environment(
+        {"D": np.arange(3.0)},
+        metadata={"center": np.array(["01", "03", "07"]), "site": "x", "rater": [1, 2, 3]},
+    )
+    sub = env.subset([2, 0])
+    assert list(sub.metadata["center"]) == ["07", "01"]
+    assert sub.metadata["rater"] == [3, 1]
+    assert sub.metadata["site"] == "x"

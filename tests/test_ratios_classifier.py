@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+
+from shiftattr.ratios import ClassifierRatio
+from shiftattr.ratios.crossfit import assign_folds
+
+
+def _gaussians(n, rng):
+    mu_s, mu_t = np.zeros(2), np.array([0.8, -0.5])
+    cov_s = np.eye(2)
+    cov_t = np.array([[1.3, 0.3], [0.3, 0.8]])
+    src = rng.multivariate_normal(mu_s, cov_s, n)
+    tgt = rng.multivariate_normal(mu_t, cov_t, n)
+
+    def true_log_ratio(x):
+        return multivariate_normal(mu_t, cov_t).logpdf(x) - multivariate_normal(mu_s, cov_s).logpdf(
+            x
+        )
+
+    return src, tgt, true_log_ratio
+
+
+@pytest.mark.parametrize("classifier", [None, "logistic-quadratic"])
+def test_recovers_analytic_gaussian_log_ratio(classifier):
+    rng = np.random.default_rng(0)
+    src, tgt, truth = _gaussians(3000, rng)
+    if classifier == "logistic-quadratic":
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import PolynomialFeatures
+
+        classifier = make_pipeline(PolynomialFeatures(2), LogisticRegression(max_iter=2000))
+    est = ClassifierRatio(classifier=classifier, random_state=0)
+    est.fit({"a": src[:, 0], "b": src[:, 1]}, {"a": tgt[:, 0], "b": tgt[:, 1]})
+    held = rng.multivariate_normal([0.4, -0.25], np.eye(2), 2000)  # both supports
+    est_lr = est.log_ratio({"a": held[:, 0], "b": held[:, 1]})
+    corr = np.corrcoef(est_lr, truth(held))[0, 1]
+    assert corr > 0.95
+    # calibrated: the level is right too, not only the ranking
+    assert abs(np.median(est_lr - truth(held))) < 0.25
+
+
+def test_class_prior_is_removed():
+    rng = np.random.default_rng(1)
+    # identical distributions, unequal sample sizes: the log-ratio must be ~0, not log(nt/ns)
+    src = {"x": rng.normal(size=2000)}
+    tgt = {"x": rng.normal(size=500)}
+    est = ClassifierRatio(classifier=LogisticRegression(), random_state=0).fit(src, tgt)
+    lr = est.log_ratio({"x": np.linspace(-2, 2, 50)})
+    assert np.all(np.abs(lr) < 0.15)
+    assert est.log_prior_odds_ == pytest.approx(np.log(500 / 2000))
+
+
+def test_extreme_logits_are_not_clipped():
+    # separable data: a log-ratio far beyond log(1e15) must come out finite and large
+    src = {"x": np.linspace(-10, -5, 60)}
+    tgt = {"x": np.linspace(5, 10, 60)}
+    est = ClassifierRatio(classifier=LogisticRegression(C=1e6, max_iter=5000), calibration="none")
+    lr = est.fit(src, tgt).log_ratio({"x": np.array([-40.0, 40.0])})
+    assert np.all(np.isfinite(lr))
+    assert lr[1] - lr[0] > 60
+
+
+def test_sklearn_conventions():
+    est = ClassifierRatio(calibration_folds=4, random_state=3)
+    assert clone(est).get_params()["calibration_folds"] == 4
+    with pytest.raises(NotFittedError, match="not fitted"):
+        est.log_ratio({"x": np.zeros(2)})
+    est.fit({"x": np.arange(20.0)}, {"x": np.arange(20.0) + 5})
+    assert not hasattr(clone(est), "classifier_")
+    with pytest.raises(ValueError, match="fitted on"):
+        est.log_ratio({"y": np.zeros(2)})
+
+
+def test_input_errors():
+    with pytest.raises(ValueError, match="different nodes"):
+        ClassifierRatio().fit({"x": np.zeros(10)}, {"y": np.zeros(10)})
+    with pytest.raises(ValueError, match="calibration must be"):
+        ClassifierRatio(calibration="isotonic").fit({"x": np.zeros(10)}, {"x": np.zeros(10)})
+    with pytest.raises(ValueError, match="at least 6 cases"):
+        ClassifierRatio().fit({"x": np.zeros(4)}, {"x": np.ones(4)})
+
+
+def test_same_seed_same_numbers():
+    rng = np.random.default_rng(2)
+    src, tgt = {"x": rng.normal(size=300)}, {"x": rng.normal(0.5, 1, 300)}
+    a = ClassifierRatio(random_state=7).fit(src, tgt).log_ratio(src)
+    b = ClassifierRatio(random_state=7).fit(src, tgt).log_ratio(src)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_folds_are_stratified_and_keep_groups_together():
+    labels = np.r_[np.zeros(40), np.ones(20)]
+    groups = np.r_[np.arange(20).repeat(2), np.arange(20)]
+    folds = assign_folds(labels, 5, np.random.default_rng(0), groups)
+    for g in range(20):
+        assert len(set(folds[:40][groups[:40] == g])) == 1
+    for f in range(5):
+        assert (folds[labels == 1] == f).sum() == 4
