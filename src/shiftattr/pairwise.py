@@ -1,0 +1,339 @@
+"""Attribute every (train, deploy) pair of several environments: the paper's sweeps.
+
+``attribute_pairs`` runs :func:`shiftattr.attribute` for each ordered pair, with the
+model trained on the first environment of the pair; :class:`PairwiseAttribution`
+holds the per-mechanism matrices (the paper's Figure 2) and the mean ± sd summary
+across pairs (its Table 1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from shiftattr.attribution import attribute
+from shiftattr.environment import Environment
+from shiftattr.graph import CausalGraph
+from shiftattr.results import SIGN_NOTE, Attribution
+
+__all__ = ["PairwiseAttribution", "attribute_pairs"]
+
+Scorer = Callable[[Environment], np.ndarray]
+
+
+@dataclass
+class PairwiseAttribution:
+    """Attributions for ordered (train, deploy) pairs of environments.
+
+    Attributes
+    ----------
+    environments : tuple of str
+        Environment names, in matrix order.
+    mechanisms : tuple of str
+    results : dict
+        ``(train, deploy) -> Attribution``.
+    metrics : dict
+        ``(train, deploy) -> mean measured metric`` of the model trained on ``train``
+        evaluated on ``deploy`` (the diagonal is the in-distribution metric).
+    metric_name : str
+
+    Examples
+    --------
+    >>> pw = PairwiseAttribution(("a", "b"), ("X",), {}, {("a", "a"): 0.8, ("a", "b"): 0.6})
+    >>> pw.metric_matrix()[0].tolist()
+    [0.8, 0.6]
+    """
+
+    environments: tuple[str, ...]
+    mechanisms: tuple[str, ...]
+    results: dict[tuple[str, str], Attribution]
+    metrics: dict[tuple[str, str], float] = field(default_factory=dict)
+    metric_name: str = "metric"
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """The attributed (train, deploy) pairs."""
+        return list(self.results)
+
+    def value_matrix(self, mechanism: str) -> np.ndarray:
+        """Values of ``mechanism``: rows = train, columns = deploy (NaN where absent).
+
+        Parameters
+        ----------
+        mechanism : str
+
+        Returns
+        -------
+        ndarray of shape (n_env, n_env)
+        """
+        if mechanism not in self.mechanisms:
+            raise KeyError(f"unknown mechanism {mechanism!r}; have {list(self.mechanisms)}")
+        return self._matrix(lambda r: r.values[mechanism], self.results)
+
+    def metric_matrix(self) -> np.ndarray:
+        """Measured metric of the model trained on row env, evaluated on column env."""
+        return self._matrix(float, self.metrics)
+
+    def _matrix(self, get: Callable[[Any], float], table: Mapping) -> np.ndarray:
+        n = len(self.environments)
+        pos = {e: i for i, e in enumerate(self.environments)}
+        out = np.full((n, n), np.nan)
+        for (a, b), item in table.items():
+            out[pos[a], pos[b]] = get(item)
+        return out
+
+    def summary_table(self, scale: float = 1.0) -> dict[str, dict[str, float]]:
+        """Mean, sd, min and max of each mechanism's value across pairs.
+
+        Parameters
+        ----------
+        scale : float, default 1.0
+            Multiply values (100 gives percentage points, as in the paper's Table 1).
+
+        Returns
+        -------
+        dict
+            Mechanism -> {"mean", "sd", "min", "max", "n_pairs", "n_dominant"}.
+        """
+        out = {}
+        for mech in self.mechanisms:
+            vals = np.array([r.values[mech] for r in self.results.values()]) * scale
+            out[mech] = {
+                "mean": float(vals.mean()) if vals.size else float("nan"),
+                "sd": float(vals.std(ddof=1)) if vals.size > 1 else float("nan"),
+                "min": float(vals.min()) if vals.size else float("nan"),
+                "max": float(vals.max()) if vals.size else float("nan"),
+                "n_pairs": int(vals.size),
+                "n_dominant": int(sum(r.dominant == mech for r in self.results.values())),
+            }
+        return out
+
+    def summary(self, scale: float = 100.0) -> str:
+        """Mean ± sd per mechanism across pairs (the paper's Table 1) as text.
+
+        Parameters
+        ----------
+        scale : float, default 100
+            Values are shown ×``scale`` (100: percentage points of the metric).
+
+        Returns
+        -------
+        str
+        """
+        unit = " (×100)" if scale == 100 else ("" if scale == 1 else f" (×{scale:g})")
+        lines = [
+            f"Attribution of {self.metric_name} changes across {len(self.results)} "
+            f"(train, deploy) pairs{unit}",
+            f"  ({SIGN_NOTE})",
+            "",
+            f"{'mechanism':<14}{'mean ± sd':>20}{'min':>9}{'max':>9}{'dominant in':>14}",
+        ]
+        for mech, s in self.summary_table(scale).items():
+            ms = f"{s['mean']:+.2f} ± {s['sd']:.2f}"
+            dom = f"{s['n_dominant']}/{s['n_pairs']}"
+            lines.append(f"{mech:<14}{ms:>20}{s['min']:>+9.2f}{s['max']:>+9.2f}{dom:>14}")
+        n_warn = sum(len(r.warnings) for r in self.results.values())
+        lines += ["", f"{n_warn} diagnostic warning(s) across pairs"]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def plot(self, mechanisms: Sequence[str] | None = None, scale: float = 100.0):
+        """Heatmaps per mechanism, each cell "metric; Δ" (the paper's Figure 2).
+
+        The cell colour is the mechanism's value; the text gives the measured metric
+        of the row's model on the column's environment and the value, ×``scale``.
+
+        Parameters
+        ----------
+        mechanisms : sequence of str, optional
+            Default: all.
+        scale : float, default 100
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError('plot() needs matplotlib: pip install "shiftattr[plot]"') from exc
+        mechs = list(mechanisms or self.mechanisms)
+        n = len(self.environments)
+        fig, axes = plt.subplots(
+            1, len(mechs), figsize=(1.0 + 0.9 * n * len(mechs), 0.9 + 0.75 * n), squeeze=False
+        )
+        metric = self.metric_matrix()
+        vals = {m: self.value_matrix(m) * scale for m in mechs}
+        lim = max(np.nanmax(np.abs(v)) if np.isfinite(v).any() else 0.0 for v in vals.values())
+        lim = lim or 1.0
+        for ax, mech in zip(axes[0], mechs):
+            im = ax.imshow(vals[mech], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            for i in range(n):
+                for j in range(n):
+                    dsc = metric[i, j] * scale
+                    d = vals[mech][i, j]
+                    text = (f"{dsc:.0f}" if np.isfinite(dsc) else "") + (
+                        f"; {d:+.1f}" if np.isfinite(d) else ""
+                    )
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7)
+            ax.set_xticks(range(n), self.environments, rotation=45, ha="right", fontsize=7)
+            ax.set_yticks(range(n), self.environments, fontsize=7)
+            ax.set_xlabel("deployed on")
+            ax.set_ylabel("trained on")
+            ax.set_title(f"{mech}: {self.metric_name}; Δ", fontsize=9)
+            fig.colorbar(im, ax=ax, shrink=0.8, label=f"Δ{self.metric_name} (+ = drop)")
+        fig.tight_layout()
+        return fig
+
+    # -- serialisation -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (pairs written as ``"train -> deploy"``)."""
+        return {
+            "environments": list(self.environments),
+            "mechanisms": list(self.mechanisms),
+            "metric_name": self.metric_name,
+            "results": {f"{a} -> {b}": r.to_dict() for (a, b), r in self.results.items()},
+            "metrics": {f"{a} -> {b}": v for (a, b), v in self.metrics.items()},
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Serialise to JSON (and write to ``path`` when given)."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> PairwiseAttribution:
+        """Read what :meth:`to_json` wrote (a JSON string or a file path)."""
+        text = str(text_or_path)
+        if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text()
+        d = json.loads(text)
+
+        def key(s: str) -> tuple[str, str]:
+            a, b = s.split(" -> ")
+            return a, b
+
+        return cls(
+            environments=tuple(d["environments"]),
+            mechanisms=tuple(d["mechanisms"]),
+            results={key(k): Attribution.from_dict(v) for k, v in d["results"].items()},
+            metrics={key(k): float(v) for k, v in d["metrics"].items()},
+            metric_name=d.get("metric_name", "metric"),
+        )
+
+
+def attribute_pairs(
+    graph: CausalGraph,
+    environments: Mapping[str, Environment] | Sequence[Environment],
+    scorers: Mapping[str, Scorer],
+    *,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    measure_target: bool = True,
+    progress: bool = True,
+    metric_name: str = "metric",
+    **attribute_kwargs: Any,
+) -> PairwiseAttribution:
+    """Attribute the metric change of every (train, deploy) pair of environments.
+
+    Parameters
+    ----------
+    graph : CausalGraph
+    environments : mapping of name to Environment, or sequence of Environment
+        Sequences are keyed by each environment's ``name``.
+    scorers : mapping of str to callable
+        For each *training* environment, ``scorer(env) -> per-case metric`` of the
+        model trained there (e.g. ``SegmentationAdapter(model_i).score``). Each
+        scorer runs once per environment (results are reused across pairs).
+    pairs : sequence of (train, deploy), optional
+        Default: every ordered pair of distinct environments whose train side has
+        a scorer.
+    measure_target : bool, default True
+        Score the deploy environment too (needs its labels): fills the metric
+        matrix and the closure check.
+    progress : bool, default True
+    metric_name : str, default "metric"
+    **attribute_kwargs
+        Passed to :func:`shiftattr.attribute` (``mechanisms``, ``estimators``,
+        ``n_bootstrap``, ``random_state``...).
+
+    Returns
+    -------
+    PairwiseAttribution
+
+    Examples
+    --------
+    >>> import shiftattr as sa
+    >>> scm = sa.datasets.LinearGaussianSCM.example()
+    >>> envs = [scm.sample(200, "source", random_state=0), scm.sample(200, "target", random_state=1)]
+    >>> pw = sa.attribute_pairs(scm.graph, envs, {"source": scm.metric},
+    ...                         n_bootstrap=0, n_folds=3, progress=False, random_state=0)
+    >>> pw.pairs
+    [('source', 'target')]
+    """
+    if isinstance(environments, Mapping):
+        envs = dict(environments)
+    else:
+        envs = {}
+        for env in environments:
+            if env.name in envs:
+                raise ValueError(
+                    f"two environments are named {env.name!r}; pass a mapping {{name: env}} "
+                    "or give them distinct names."
+                )
+            envs[env.name] = env
+    unknown = [k for k in scorers if k not in envs]
+    if unknown:
+        raise ValueError(f"scorers for unknown environment(s) {unknown}; have {list(envs)}")
+    if pairs is None:
+        pairs = [(a, b) for a in envs for b in envs if a != b and a in scorers]
+    for a, b in pairs:
+        if a not in envs or b not in envs:
+            raise ValueError(f"pair ({a!r}, {b!r}) names an unknown environment; have {list(envs)}")
+        if a not in scorers:
+            raise ValueError(f"pair ({a!r}, {b!r}) needs a scorer for training environment {a!r}")
+    cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def score(model_env: str, env_name: str) -> np.ndarray:
+        if (model_env, env_name) not in cache:
+            cache[model_env, env_name] = np.asarray(scorers[model_env](envs[env_name]), float)
+        return cache[model_env, env_name]
+
+    results: dict[tuple[str, str], Attribution] = {}
+    metrics: dict[tuple[str, str], float] = {}
+    seed = attribute_kwargs.pop("random_state", None)
+    rng = np.random.default_rng(seed)
+    for a, b in tqdm(pairs, desc="pairs", disable=not progress):
+        m_s = score(a, a)
+        m_t = score(a, b) if measure_target else None
+        metrics[a, a] = float(np.mean(m_s))
+        if m_t is not None:
+            metrics[a, b] = float(np.mean(m_t))
+        results[a, b] = attribute(
+            graph,
+            envs[a],
+            envs[b],
+            metric=m_s,
+            target_metric=m_t,
+            metric_name=metric_name,
+            progress=False,
+            random_state=int(rng.integers(2**31 - 1)),
+            **attribute_kwargs,
+        )
+    mechs = next(iter(results.values())).mechanisms if results else tuple(graph.mechanisms)
+    return PairwiseAttribution(
+        environments=tuple(envs),
+        mechanisms=mechs,
+        results=results,
+        metrics=metrics,
+        metric_name=metric_name,
+    )

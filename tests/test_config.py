@@ -1,0 +1,41 @@
+import pytest
+
+from shiftattr.config import ConfigError, load_config
+
+
+def test_defaults_and_toml(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[data]\nkind = "synthetic"\nshape = [16, 16, 16]\n'
+        'target = { center = "03", annotator = "4", n = 30 }\n'
+        '[attribution]\nn_bootstrap = 10\nbootstrap = "refit"\n'
+    )
+    cfg = load_config(path)
+    assert cfg.data.target.annotator == "4" and cfg.data.target.n == 30
+    assert cfg.data.source.center == ["01", "07", "08"]
+    assert cfg.attribution.bootstrap == "refit"
+
+
+@pytest.mark.parametrize(
+    ("raw", "pattern"),
+    [
+        ({"data": {"kind": "synthetic"}, "atribution": {}}, r"atribution: Extra inputs"),
+        ({"data": {"kind": "synthetic", "source": {"n": 2}}}, r"data\.synthetic\.source\.n"),
+        ({"data": {"kind": "synthetic"}, "attribution": {"n_folds": 1}}, r"attribution\.n_folds"),
+        ({"data": {"kind": "msseg2016", "source": {}, "target": {}}}, r"data\.root is required"),
+        ({"data": {"kind": "weird"}}, r"data: Input tag 'weird'"),
+        ({"data": {"kind": "synthetic"}, "model": {"kind": "checkpoint"}}, r"model\.factory"),
+    ],
+)
+def test_errors_name_the_key(raw, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(raw)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
