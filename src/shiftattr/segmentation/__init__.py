@@ -1,0 +1,73 @@
+"""Segmentation models and NIfTI data for attribution (needs the ``images`` extra).
+
+* :class:`SegmentationAdapter` — any torch model or callable + any voxelwise metric ->
+  per-case metric values (cached predictions, sliding window, lazy data).
+* :func:`sliding_window_inference` — patch-wise inference with Gaussian blending.
+* :func:`load_torch_checkpoint` — safe (``weights_only``) weight loading.
+* :func:`load_folder`, :func:`load_nnunet_raw`, :func:`load_msseg2016` — lazy
+  environments from NIfTI files.
+* :class:`UNet3D`, :func:`train_segmentation_model`, :func:`save_checkpoint`,
+  :func:`load_checkpoint` — a small reference U-Net.
+
+Install with ``pip install "shiftattr[images]"`` (torch, nibabel).
+"""
+
+from __future__ import annotations
+
+try:
+    import torch  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without torch
+    raise ImportError(
+        "shiftattr.segmentation needs PyTorch (and nibabel for NIfTI files): "
+        'pip install "shiftattr[images]"'
+    ) from exc
+
+from shiftattr.segmentation.adapter import SegmentationAdapter
+from shiftattr.segmentation.checkpoint import (
+    CheckpointError,
+    load_state_dict,
+    load_torch_checkpoint,
+)
+from shiftattr.segmentation.nifti import (
+    MSSEG2016_MODALITIES,
+    NiftiDataError,
+    NiftiVolumeLoader,
+    load_folder,
+    load_msseg2016,
+    load_nnunet_raw,
+    msseg2016_environments,
+    select_cases,
+)
+from shiftattr.segmentation.sliding_window import (
+    gaussian_importance_map,
+    sliding_window_inference,
+    window_starts,
+)
+from shiftattr.segmentation.unet import (
+    UNet3D,
+    load_checkpoint,
+    save_checkpoint,
+    train_segmentation_model,
+)
+
+__all__ = [
+    "MSSEG2016_MODALITIES",
+    "CheckpointError",
+    "NiftiDataError",
+    "NiftiVolumeLoader",
+    "SegmentationAdapter",
+    "UNet3D",
+    "gaussian_importance_map",
+    "load_checkpoint",
+    "load_folder",
+    "load_msseg2016",
+    "load_nnunet_raw",
+    "load_state_dict",
+    "load_torch_checkpoint",
+    "msseg2016_environments",
+    "save_checkpoint",
+    "select_cases",
+    "sliding_window_inference",
+    "train_segmentation_model",
+    "window_starts",
+]

@@ -1,0 +1,836 @@
+"""Turn any segmentation model into per-case metrics an attribution can use.
+
+:class:`SegmentationAdapter` wraps a ``torch.nn.Module`` (nnU-Net / MONAI networks,
+:class:`~shiftattr.segmentation.unet.UNet3D`) or any callable mapping an image batch
+``(B, C, *spatial)`` to logits or probabilities ``(B, K, *spatial)`` / ``(B, *spatial)``,
+and computes per-case metrics (Dice, lesion-wise F1, ...) on an
+:class:`~shiftattr.environment.Environment`. Predictions are cached, so scoring a second
+metric on the same cases does not run the model again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+
+from shiftattr.environment import Environment, LazyVolumes
+from shiftattr.segmentation.sliding_window import sliding_window_inference
+
+__all__ = ["SegmentationAdapter"]
+
+_ACTIVATIONS = ("auto", "sigmoid", "softmax", "none")
+
+
+def _check_finite(values: np.ndarray, case_ids: Sequence[str], name: str) -> np.ndarray:
+    """``shiftattr.metrics.check_finite_metric`` when available, else an equivalent check."""
+    try:
+        from shiftattr.metrics import check_finite_metric
+    except ImportError:  # pragma: no cover - metrics always ship with the package
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            listed = ", ".join(repr(case_ids[i]) for i in bad[:20])
+            raise ValueError(
+                f"metric {name!r} is not finite for {bad.size} of {len(values)} cases: {listed}. "
+                "Set the metric's empty-mask policy (metric_params={'empty': ...})."
+            ) from None
+        return values
+    return check_finite_metric(values, case_ids=list(case_ids), metric_name=name)
+
+
+def _compute_metrics(
+    fns: Sequence[tuple[Callable[..., Any], dict[str, Any]]], pred: np.ndarray, ref: np.ndarray
+) -> tuple[float, ...]:
+    """One case, every metric (module level so joblib can ship it to workers)."""
+    out = []
+    for fn, kwargs in fns:
+        value = fn(pred, ref, **kwargs)
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.size != 1:
+            raise ValueError(
+                f"metric {getattr(fn, '__name__', fn)!r} returned shape {arr.shape} for one case; "
+                "it must return one number per case."
+            )
+        out.append(float(arr.reshape(())))
+    return tuple(out)
+
+
+class SegmentationAdapter:
+    """Run a segmentation model on environments and score it case by case.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        Maps a float tensor ``(B, C, *spatial)`` to logits or probabilities
+        ``(B, K, *spatial)`` or ``(B, *spatial)`` (tensor or numpy array). Modules are
+        put in eval mode and run under :func:`torch.no_grad` (each submodule's
+        training flag is restored afterwards) and are moved to ``device``.
+    metric : str or callable, default "dice"
+        A name from :mod:`shiftattr.metrics` (``"dice"``, ``"lesion_f1"``,
+        ``"lesion_sensitivity"``, ``"lesion_ppv"``, ``"volume_difference"``,
+        ``"hausdorff95"``) or any ``fn(pred, ref) -> float`` on one case's binary masks.
+    activation : {"auto", "sigmoid", "softmax", "none"}, default "auto"
+        How outputs become probabilities. ``"sigmoid"``: per channel, mask is
+        ``p > threshold``. ``"softmax"``: over channels, mask is ``argmax == label``.
+        ``"none"``: outputs already are probabilities (one channel: ``p > threshold``;
+        several: ``argmax == label``). ``"auto"``: ``"none"`` if the first batch already
+        looks like probabilities (values in [0, 1], summing to 1 over channels when
+        K > 1), else sigmoid for one channel and softmax for several; the choice is
+        kept in ``activation_`` and a later batch contradicting it raises an error.
+    threshold : float, default 0.5
+        Probability threshold for one-channel and sigmoid outputs.
+    label : int, default 1
+        Label of interest: the reference mask is ``Y == label``, and for multi-class
+        (softmax / argmax) outputs channel ``label`` is that class (channel 0 is
+        background, as in nnU-Net and MONAI).
+    channel : int, optional
+        Output channel of interest when it differs from ``label`` (e.g. multi-label
+        sigmoid heads without a background channel). Default: ``label`` for several
+        channels, 0 for one.
+    batch_size : int, default 2
+        Cases per model call (or windows per call with ``patch_size``).
+    device : str or torch.device, default "cpu"
+        Where the model runs (a module is moved there).
+    patch_size : sequence of int, optional
+        Run sliding-window inference with this patch (padding smaller volumes),
+        see :func:`~shiftattr.segmentation.sliding_window_inference`.
+    overlap : float, default 0.5
+        Sliding-window overlap.
+    blending : {"gaussian", "constant"}, default "gaussian"
+        Sliding-window blending.
+    sigma_scale : float, default 0.125
+        Gaussian blending width relative to the patch.
+    metric_params : dict, optional
+        Keyword arguments for the metric, e.g. ``{"empty": "one"}`` or
+        ``{"min_size": 3}`` for lesion-wise metrics.
+    spacing : sequence of float, array (N, d) or "metadata", optional
+        Voxel spacing for distance-aware metrics: one spacing for every case, one row
+        per case, or ``"metadata"`` to read ``environment.metadata["spacing"]`` (set by
+        the NIfTI loaders from the headers). Passed to registered metrics and to
+        callables with a ``spacing`` argument. Default: the metric's default (voxel
+        units).
+    spatial_dims : int, optional
+        Number of spatial axes. Default: from the reference masks (when the
+        environment holds them), else the model's ``spatial_dims`` attribute (e.g.
+        :class:`~shiftattr.segmentation.UNet3D`), else ``len(patch_size)``, else
+        ``ndim`` of a case for 2 or 3 axes (one channel) and ``ndim - 1`` beyond. Set
+        it for multi-channel 2D images ``(C, H, W)`` without masks.
+    progress : bool, default True
+        Show a tqdm progress bar over cases.
+    n_jobs : int, default 1
+        Number of joblib workers for the per-case metric computation (``-1``: all cores). Use
+        ``joblib.parallel_config(backend=...)`` to switch backend (Ray, Dask).
+    cache : bool, default True
+        Keep each case's binary mask and probability map in memory, keyed by model
+        fingerprint and case identity, so a second metric or a second call does not
+        run the model again. Memory: ``N x voxels x 5`` bytes (uint8 mask + float32
+        probability), e.g. ~500 MB for 50 cases of 128^3 voxels.
+    cache_max_bytes : int, optional
+        Evict least recently used cases beyond this many bytes (default: unbounded).
+
+    Attributes
+    ----------
+    n_model_calls_ : int
+        Number of calls to ``model`` so far (sliding-window batches count one each).
+    n_cache_hits_ : int
+        Number of cases served from the cache.
+    activation_ : str or None
+        The activation in use (resolved from ``"auto"`` on the first batch).
+
+    Notes
+    -----
+    The cache key is ``(model fingerprint, case identity)``. The fingerprint hashes
+    the bytes of every state-dict tensor of a module (so changed weights invalidate
+    it) or uses the identity of a plain callable (call :meth:`clear_cache` if its
+    behaviour changes), plus every option that changes predictions. A case's
+    identity is a hash of its image for in-memory arrays, its file paths, sizes and
+    modification times for NIfTI-backed environments, and the lazy loader and index
+    otherwise — never the case id alone, since ids such as ``"environment:0"`` repeat
+    across environments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from shiftattr import Environment
+    >>> x = np.zeros((2, 1, 4, 4), dtype="float32"); x[:, 0, :2] = 1.0
+    >>> y = np.zeros((2, 4, 4), dtype="uint8"); y[:, :2, :2] = 1
+    >>> env = Environment({"X": x, "Y": y}, name="toy")
+    >>> adapter = SegmentationAdapter(lambda b: 4 * b - 2, progress=False)
+    >>> adapter.score(env).round(4)
+    array([0.6667, 0.6667])
+    >>> adapter.predict(env).shape, adapter.n_model_calls_
+    ((2, 4, 4), 1)
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module | Callable[..., Any],
+        metric: str | Callable[..., float] = "dice",
+        *,
+        activation: str = "auto",
+        threshold: float = 0.5,
+        label: int = 1,
+        channel: int | None = None,
+        batch_size: int = 2,
+        device: str | torch.device = "cpu",
+        patch_size: Sequence[int] | None = None,
+        overlap: float = 0.5,
+        blending: str = "gaussian",
+        sigma_scale: float = 0.125,
+        metric_params: Mapping[str, Any] | None = None,
+        spacing: Any = None,
+        spatial_dims: int | None = None,
+        progress: bool = True,
+        n_jobs: int = 1,
+        cache: bool = True,
+        cache_max_bytes: int | None = None,
+    ) -> None:
+        if not callable(model):
+            raise TypeError(
+                f"model must be a torch.nn.Module or a callable, got {type(model).__name__}"
+            )
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+        if blending not in ("gaussian", "constant"):
+            raise ValueError(f"blending must be 'gaussian' or 'constant', got {blending!r}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0.0 <= float(overlap) < 1.0:
+            raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+        if spatial_dims is not None and int(spatial_dims) < 1:
+            raise ValueError(f"spatial_dims must be positive, got {spatial_dims}")
+        if isinstance(spacing, str) and spacing != "metadata":
+            raise ValueError(
+                f"spacing must be numbers, an (N, d) array or 'metadata', got {spacing!r}"
+            )
+        self.model = model
+        self.metric = metric
+        self.activation = activation
+        self.threshold = float(threshold)
+        self.label = int(label)
+        self.channel = None if channel is None else int(channel)
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        self.patch_size = None if patch_size is None else tuple(int(p) for p in patch_size)
+        self.overlap = float(overlap)
+        self.blending = blending
+        self.sigma_scale = float(sigma_scale)
+        self.metric_params = dict(metric_params or {})
+        self.spacing = spacing
+        self.spatial_dims = None if spatial_dims is None else int(spatial_dims)
+        self.progress = bool(progress)
+        self.n_jobs = n_jobs
+        self.cache = bool(cache)
+        self.cache_max_bytes = cache_max_bytes
+        self.n_model_calls_ = 0
+        self.n_cache_hits_ = 0
+        self.activation_: str | None = None if activation == "auto" else activation
+        self._cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache_bytes = 0
+        self._pinned: dict[int, Any] = {}  # keeps lazy loaders alive so their ids stay unique
+        self._input_dtype: torch.dtype | None = None
+
+    # ------------------------------------------------------------------ public API
+    def predict(
+        self, data: Any, image_node: str = "X", *, label_node: str | None = "Y"
+    ) -> np.ndarray | list[np.ndarray]:
+        """Binary masks of the label of interest.
+
+        Parameters
+        ----------
+        data : Environment, numpy.ndarray or LazyVolumes
+            An environment (its ``image_node`` is used), an array ``(N, *spatial)`` /
+            ``(N, C, *spatial)``, or a lazy sequence of per-case volumes (loaded one
+            batch at a time).
+        image_node : str, default "X"
+            Node holding the images when ``data`` is an environment.
+        label_node : str or None, default "Y"
+            If the environment holds this node, its masks tell how many spatial axes
+            the images have (``(C, *spatial)`` vs ``(*spatial)``); see ``spatial_dims``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Binary masks, uint8 ``(N, *spatial)`` holding 0/1; a list of arrays if cases differ in shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> adapter = SegmentationAdapter(lambda b: b, activation="none", progress=False)
+        >>> adapter.predict(np.array([[[0.2, 0.9]], [[0.7, 0.1]]])).tolist()
+        [[[0, 1]], [[1, 0]]]
+        """
+        return self._collect(data, image_node, label_node, which=0)
+
+    def predict_proba(
+        self, data: Any, image_node: str = "X", *, label_node: str | None = "Y"
+    ) -> np.ndarray | list[np.ndarray]:
+        """Probability of the label of interest, voxel by voxel.
+
+        Parameters
+        ----------
+        data : Environment, numpy.ndarray or LazyVolumes
+            See :meth:`predict`.
+        image_node : str, default "X"
+            Node holding the images when ``data`` is an environment.
+        label_node : str or None, default "Y"
+            See :meth:`predict`.
+
+        Returns
+        -------
+        numpy.ndarray
+            Probabilities, float32 ``(N, *spatial)``; a list of arrays if cases differ in shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> adapter = SegmentationAdapter(lambda b: b, activation="sigmoid", progress=False)
+        >>> adapter.predict_proba(np.zeros((1, 2, 2))).tolist()
+        [[[0.5, 0.5], [0.5, 0.5]]]
+        """
+        return self._collect(data, image_node, label_node, which=1)
+
+    def score(
+        self,
+        environment: Environment,
+        image_node: str = "X",
+        label_node: str = "Y",
+        metric: str | Callable[..., float] | Sequence[str | Callable[..., float]] | None = None,
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """Per-case metric of the model on an environment.
+
+        Parameters
+        ----------
+        environment : Environment
+            Holds the images (``image_node``) and reference masks (``label_node``).
+        image_node : str, default "X"
+            Node holding the images.
+        label_node : str, default "Y"
+            Node holding the reference masks (``Y == label`` is the reference).
+        metric : str, callable or list of them, optional
+            Overrides the adapter's metric. A list computes several metrics in one
+            pass and returns a dict.
+
+        Returns
+        -------
+        numpy.ndarray or dict
+            Metric values, float64 ``(N,)`` in case order; ``{metric_name: values}``
+            for a list.
+
+        Raises
+        ------
+        ValueError
+            If a value is NaN or infinite (e.g. Dice with both masks empty): the message
+            names the cases and how to set the empty-mask policy
+            (``metric_params={"empty": "one"}``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from shiftattr import Environment
+        >>> x = np.array([[[0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0]]])
+        >>> env = Environment({"X": x, "Y": (x > 0.5).astype("uint8")})
+        >>> adapter = SegmentationAdapter(lambda b: b, activation="none", progress=False,
+        ...                               spatial_dims=2)
+        >>> adapter.score(env, metric=["dice", lambda p, r: float(p.sum())])
+        {'dice': array([1., 1.]), 'metric_1': array([2., 2.])}
+        """
+        if not isinstance(environment, Environment):
+            raise TypeError(
+                f"score needs an Environment holding {image_node!r} and {label_node!r}, got "
+                f"{type(environment).__name__}; build one with shiftattr.Environment({{...}})."
+            )
+        refs = environment[label_node]
+        images = environment[image_node]
+        case_ids = list(environment.case_ids)
+        sd = self.spatial_dims or self._label_spatial_dims(environment, label_node)
+
+        metrics = metric if metric is not None else self.metric
+        many = isinstance(metrics, (list, tuple))
+        metric_list = list(metrics) if many else [metrics]
+        names, fns = self._resolve_metrics(metric_list)
+        spacing = self._spacing_for(environment)
+
+        def tasks() -> Iterator[Any]:
+            from joblib import delayed
+
+            for i, mask, _ in self._iter_cases(images, case_ids, sd):
+                ref = self._reference(refs[i], case_ids[i], label_node, mask.shape)
+                per_case = []
+                for fn, kwargs, accepts_spacing in fns:
+                    kw = dict(kwargs)
+                    if spacing is not None and accepts_spacing:
+                        kw["spacing"] = spacing[i]
+                    per_case.append((fn, kw))
+                yield delayed(_compute_metrics)(per_case, mask, ref)
+
+        from joblib import Parallel
+
+        rows = Parallel(n_jobs=self.n_jobs)(tasks())
+        values = np.asarray(rows, dtype=np.float64).reshape(len(case_ids), len(names))
+        out = {
+            name: _check_finite(values[:, j].copy(), case_ids, name) for j, name in enumerate(names)
+        }
+        return out if many else out[names[0]]
+
+    def clear_cache(self) -> None:
+        """Forget all cached predictions (and the ``"auto"`` activation choice)."""
+        self._cache.clear()
+        self._cache_bytes = 0
+        self._pinned.clear()
+        if self.activation == "auto":
+            self.activation_ = None
+
+    @property
+    def cache_bytes_(self) -> int:
+        """Bytes held by cached masks and probabilities."""
+        return self._cache_bytes
+
+    def fingerprint(self) -> str:
+        """Hash of the model (weights or identity) and every prediction-changing option.
+
+        Returns
+        -------
+        str
+            Hex digest; part of every cache key.
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = torch.nn.Conv2d(1, 1, 1)
+        >>> adapter = SegmentationAdapter(net, progress=False)
+        >>> before = adapter.fingerprint()
+        >>> with torch.no_grad():
+        ...     _ = net.bias.add_(1.0)
+        >>> adapter.fingerprint() == before
+        False
+        """
+        h = hashlib.blake2b(digest_size=16)
+        model = self.model
+        if isinstance(model, torch.nn.Module):
+            h.update(f"module:{type(model).__module__}.{type(model).__qualname__}".encode())
+            for name, t in model.state_dict().items():
+                t = t.detach()
+                h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+                if t.numel():
+                    flat = t.reshape(-1).contiguous().cpu().view(torch.uint8).numpy()
+                    h.update(memoryview(flat))
+        else:
+            qual = getattr(model, "__qualname__", type(model).__qualname__)
+            h.update(f"callable:{getattr(model, '__module__', '')}.{qual}:{id(model)}".encode())
+        options = (
+            self.activation,
+            self.threshold,
+            self.label,
+            self.channel,
+            self.patch_size,
+            self.overlap if self.patch_size else None,
+            self.blending if self.patch_size else None,
+            self.sigma_scale if self.patch_size else None,
+        )
+        h.update(repr(options).encode())
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        name = (
+            type(self.model).__name__
+            if isinstance(self.model, torch.nn.Module)
+            else getattr(self.model, "__name__", type(self.model).__name__)
+        )
+        return (
+            f"SegmentationAdapter(model={name}, metric={self._metric_name(self.metric, 0)!r}, "
+            f"activation={self.activation!r}, patch_size={self.patch_size}, "
+            f"cached_cases={len(self._cache)})"
+        )
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _metric_name(metric: Any, j: int) -> str:
+        if isinstance(metric, str):
+            return metric
+        name = getattr(metric, "__name__", None)
+        return f"metric_{j}" if name in (None, "<lambda>") else str(name)
+
+    def _resolve_metrics(
+        self, metrics: Sequence[Any]
+    ) -> tuple[list[str], list[tuple[Callable[..., Any], dict[str, Any], bool]]]:
+        names: list[str] = []
+        fns: list[tuple[Callable[..., Any], dict[str, Any], bool]] = []
+        for j, m in enumerate(metrics):
+            kwargs = dict(self.metric_params)
+            if isinstance(m, str):
+                from shiftattr.metrics import get_metric
+
+                fn = get_metric(m)
+                kwargs.setdefault("batch", False)  # one case per call, 2D or 3D
+                accepts_spacing = True
+            elif callable(m):
+                fn = m
+                try:
+                    params = inspect.signature(fn).parameters
+                    accepts_spacing = "spacing" in params or any(
+                        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+                    )
+                except (TypeError, ValueError):  # builtins without signature
+                    accepts_spacing = False
+            else:
+                raise TypeError(
+                    f"metric must be a name from shiftattr.metrics or a callable (pred, ref) -> "
+                    f"float, got {type(m).__name__}"
+                )
+            name = self._metric_name(m, j)
+            if name in names:
+                name = f"{name}_{j}"
+            names.append(name)
+            fns.append((fn, kwargs, accepts_spacing))
+        return names, fns
+
+    def _spacing_for(self, environment: Environment) -> np.ndarray | None:
+        sp = self.spacing
+        if sp is None:
+            return None
+        n = len(environment)
+        if isinstance(sp, str):
+            if "spacing" not in environment.metadata:
+                raise ValueError(
+                    f"spacing='metadata' but environment {environment.name!r} has no "
+                    "metadata['spacing']; pass the voxel spacing explicitly."
+                )
+            sp = self._metadata_spacing(environment)
+        arr = np.asarray(sp, dtype=np.float64)
+        if arr.ndim == 0:
+            raise ValueError("spacing must have one value per spatial axis, e.g. (1.0, 1.0, 3.0)")
+        if arr.ndim == 1:
+            return np.broadcast_to(arr, (n, arr.shape[0]))
+        if arr.ndim == 2 and arr.shape[0] == n:
+            return arr
+        raise ValueError(
+            f"spacing has shape {arr.shape}; expected (d,) for every case or ({n}, d), one row "
+            f"per case of environment {environment.name!r}."
+        )
+
+    @staticmethod
+    def _metadata_spacing(environment: Environment) -> np.ndarray:
+        """``metadata["spacing"]`` aligned with the cases, also after ``subset``.
+
+        ``Environment.subset`` keeps metadata as is, so per-case arrays are matched by
+        ``metadata["case_id"]`` (written by the NIfTI loaders) when present.
+        """
+        meta = environment.metadata
+        spacing = np.asarray(meta["spacing"], dtype=np.float64)
+        ids = meta.get("case_id")
+        if ids is None:
+            return spacing
+        ids = [str(c) for c in np.asarray(ids)]
+        if len(ids) != len(spacing):
+            raise ValueError("metadata['case_id'] and metadata['spacing'] have different lengths")
+        current = list(environment.case_ids)
+        if ids == current:
+            return spacing
+        position = {c: k for k, c in enumerate(ids)}
+        rows = []
+        for c in current:
+            base = c if c in position else c.rsplit("#", 1)[0]  # bootstrap copies: "id#k"
+            if base not in position:
+                raise ValueError(
+                    f"case {c!r} of environment {environment.name!r} is not in "
+                    "metadata['case_id']; cannot find its spacing. Pass spacing= explicitly."
+                )
+            rows.append(position[base])
+        return spacing[rows]
+
+    def _reference(self, ref: Any, case_id: str, node: str, shape: tuple[int, ...]) -> np.ndarray:
+        r = np.asarray(ref)
+        if r.shape != tuple(shape):
+            if r.ndim == len(shape) + 1 and r.shape[0] == 1 and r.shape[1:] == tuple(shape):
+                r = r[0]
+            else:
+                raise ValueError(
+                    f"case {case_id!r}: reference {node!r} has shape {r.shape} but the prediction "
+                    f"has shape {tuple(shape)}; images and masks must share their spatial grid."
+                )
+        binary = r == self.label
+        if not binary.any() and r.any():
+            values = np.unique(r)
+            nonzero = values[values != 0]
+            if nonzero.size == 1:
+                raise ValueError(
+                    f"case {case_id!r}: reference {node!r} holds the values {values.tolist()} but "
+                    f"label={self.label}; set label={nonzero[0].item()!r} or binarise the masks."
+                )
+        return binary
+
+    def _image_key(self, images: Any, i: int, item: np.ndarray | None) -> tuple:
+        if isinstance(images, LazyVolumes):
+            loader = getattr(images, "_loader", None)
+            index = getattr(images, "_index", None)
+            if loader is not None and index is not None:
+                j = int(index[i])
+                item_key = getattr(loader, "item_key", None)
+                if callable(item_key):
+                    return ("file", item_key(j))
+                self._pinned[id(loader)] = loader
+                return ("lazy", id(loader), j)
+        if item is None:
+            item = np.asarray(images[i])
+        arr = np.ascontiguousarray(item)
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"{arr.dtype}|{arr.shape}".encode())
+        h.update(memoryview(arr.reshape(-1).view(np.uint8)))
+        return ("array", h.hexdigest())
+
+    def _as_images(self, data: Any, image_node: str) -> tuple[Any, list[str]]:
+        if isinstance(data, Environment):
+            return data[image_node], list(data.case_ids)
+        if isinstance(data, LazyVolumes):
+            return data, [f"case {i}" for i in range(len(data))]
+        if isinstance(data, torch.Tensor):
+            data = data.detach().cpu().numpy()
+        if isinstance(data, np.ndarray):
+            if data.ndim < 2:
+                raise ValueError(
+                    f"images must be (N, *spatial) or (N, C, *spatial), got shape {data.shape}"
+                )
+            return data, [f"case {i}" for i in range(len(data))]
+        if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+            return data, [f"case {i}" for i in range(len(data))]
+        raise TypeError(
+            f"expected an Environment, a numpy array or LazyVolumes, got {type(data).__name__}"
+        )
+
+    def _collect(
+        self, data: Any, image_node: str, label_node: str | None, which: int
+    ) -> np.ndarray | list[np.ndarray]:
+        images, case_ids = self._as_images(data, image_node)
+        sd = self.spatial_dims
+        if sd is None and isinstance(data, Environment) and label_node and label_node in data:
+            sd = self._label_spatial_dims(data, label_node)
+        out = [res[which] for _, *res in self._iter_cases(images, case_ids, sd)]
+        if not out:
+            return np.zeros((0,), dtype=np.uint8 if which == 0 else np.float32)
+        if len({a.shape for a in out}) == 1:
+            return np.stack(out)
+        return out
+
+    @staticmethod
+    def _label_spatial_dims(environment: Environment, label_node: str) -> int | None:
+        shape = environment.item_shape(label_node)
+        if not shape:
+            return None
+        if len(shape) == 4 and shape[0] == 1:  # masks stored as (1, D, H, W)
+            return 3
+        return len(shape)
+
+    def _spatial(self, ndim: int, sd: int | None, case_id: str) -> int:
+        model_sd = getattr(self.model, "spatial_dims", None)
+        if sd is None and isinstance(model_sd, int) and not isinstance(model_sd, bool):
+            sd = model_sd  # e.g. UNet3D(spatial_dims=2)
+        if sd is None:
+            sd = len(self.patch_size) if self.patch_size else (ndim if ndim <= 3 else ndim - 1)
+        if ndim not in (sd, sd + 1):
+            raise ValueError(
+                f"case {case_id!r}: image has {ndim} axes but the model works on {sd} spatial "
+                f"axes; expected (*spatial) or (C, *spatial). Set spatial_dims= if this is wrong."
+            )
+        return sd
+
+    def _iter_cases(
+        self, images: Any, case_ids: Sequence[str], sd: int | None
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Yield ``(index, mask, proba)`` in case order, batching the model calls."""
+        n = len(images)
+        fingerprint = self.fingerprint() if self.cache else None
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n, desc="segmentation", unit="case")
+        try:
+            for start in range(0, n, self.batch_size):
+                idx = range(start, min(start + self.batch_size, n))
+                done: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+                loaded: dict[int, np.ndarray] = {}
+                keys: dict[int, tuple] = {}
+                for i in idx:
+                    if self.cache:
+                        item = None
+                        if not isinstance(images, LazyVolumes):
+                            item = np.asarray(images[i])
+                            loaded[i] = item
+                        keys[i] = (fingerprint, sd, self._image_key(images, i, item))
+                        hit = self._cache.get(keys[i])
+                        if hit is not None:
+                            self._cache.move_to_end(keys[i])
+                            self.n_cache_hits_ += 1
+                            done[i] = hit
+                            continue
+                    if i not in loaded:
+                        loaded[i] = np.asarray(images[i])
+                misses = [i for i in idx if i not in done]
+                if misses:
+                    results = self._run(
+                        [loaded[i] for i in misses], [case_ids[i] for i in misses], sd
+                    )
+                    for i, res in zip(misses, results):
+                        done[i] = res
+                        if self.cache:
+                            self._store(keys[i], res)
+                for i in idx:
+                    if bar is not None:
+                        bar.update(1)
+                    yield i, done[i][0], done[i][1]
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _store(self, key: tuple, res: tuple[np.ndarray, np.ndarray]) -> None:
+        size = res[0].nbytes + res[1].nbytes
+        self._cache[key] = res
+        self._cache_bytes += size
+        limit = self.cache_max_bytes
+        while limit is not None and self._cache_bytes > limit and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._cache_bytes -= old[0].nbytes + old[1].nbytes
+
+    def _run(
+        self, items: list[np.ndarray], ids: list[str], sd: int | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Run the model on cases; groups of identical shape share a batch."""
+        prepared = []
+        for item, cid in zip(items, ids):
+            s = self._spatial(item.ndim, sd, cid)
+            arr = item[np.newaxis] if item.ndim == s else item
+            prepared.append(arr)
+        results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
+        groups: dict[tuple, list[int]] = {}
+        for k, arr in enumerate(prepared):
+            groups.setdefault(arr.shape, []).append(k)
+        with self._inference_context():
+            for shape, members in groups.items():
+                batch = torch.from_numpy(
+                    np.stack([prepared[k] for k in members]).astype(np.float32, copy=False)
+                )
+                logits = self._forward(batch)
+                masks, probas = self._postprocess(
+                    logits, tuple(shape[1:]), [ids[k] for k in members]
+                )
+                for j, k in enumerate(members):
+                    results[k] = (masks[j], probas[j])
+        return results  # type: ignore[return-value]
+
+    @contextmanager
+    def _inference_context(self) -> Iterator[None]:
+        model = self.model
+        if not isinstance(model, torch.nn.Module):
+            with torch.no_grad():
+                yield
+            return
+        flags = [(m, m.training) for m in model.modules()]
+        params = next(model.parameters(), None)
+        if params is not None and params.device != self.device:
+            model.to(self.device)
+        if params is not None and params.is_floating_point():
+            self._input_dtype = params.dtype  # e.g. a half-precision model gets half inputs
+        model.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self._input_dtype = None
+            for m, flag in flags:
+                m.training = flag
+
+    def _call_model(self, batch: torch.Tensor) -> torch.Tensor:
+        self.n_model_calls_ += 1
+        out = self.model(batch.to(device=self.device, dtype=self._input_dtype or batch.dtype))
+        if isinstance(out, (list, tuple)):  # deep supervision heads: full resolution first
+            out = out[0]
+        if not isinstance(out, torch.Tensor):
+            out = torch.as_tensor(np.asarray(out))
+        return out
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.patch_size is not None:
+            if len(self.patch_size) != batch.ndim - 2:
+                raise ValueError(
+                    f"patch_size {self.patch_size} has {len(self.patch_size)} axes but the images "
+                    f"have {batch.ndim - 2} spatial axes."
+                )
+            return sliding_window_inference(
+                self._call_model,
+                batch,
+                self.patch_size,
+                overlap=self.overlap,
+                blending=self.blending,
+                batch_size=self.batch_size,
+                sigma_scale=self.sigma_scale,
+                device=self.device,
+                output_device="cpu",
+            )
+        return self._call_model(batch)
+
+    def _resolve_activation(self, out: torch.Tensor) -> str:
+        k = out.shape[1]
+        looks_like_proba = bool(out.min() >= 0) and bool(out.max() <= 1)
+        if k > 1 and looks_like_proba:
+            looks_like_proba = bool(torch.allclose(out.sum(1), torch.ones(()), atol=1e-3))
+        if self.activation_ is None:
+            self.activation_ = "none" if looks_like_proba else ("sigmoid" if k == 1 else "softmax")
+        elif self.activation == "auto" and self.activation_ == "none" and not looks_like_proba:
+            self.clear_cache()
+            raise ValueError(
+                "activation='auto' took the model's outputs for probabilities on the first batch, "
+                "but this batch holds values outside [0, 1] (or not summing to 1): set "
+                "activation='sigmoid', 'softmax' or 'none' explicitly. The cache was cleared."
+            )
+        return self.activation_
+
+    def _postprocess(
+        self, out: torch.Tensor, spatial: tuple[int, ...], ids: list[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        out = out.detach().to("cpu", torch.float32)
+        nd = len(spatial)
+        if out.ndim == nd + 1:
+            out = out.unsqueeze(1)
+        if out.ndim != nd + 2 or tuple(out.shape[2:]) != spatial:
+            raise ValueError(
+                f"model output has shape {tuple(out.shape)} for input spatial shape {spatial} "
+                f"(cases {ids}); expected (B, K, *spatial) or (B, *spatial). Models that change "
+                "the resolution need resampling before scoring."
+            )
+        k = out.shape[1]
+        act = self._resolve_activation(out) if self.activation == "auto" else self.activation
+        ch = self.channel if self.channel is not None else (self.label if k > 1 else 0)
+        if not 0 <= ch < k:
+            raise ValueError(
+                f"the model outputs {k} channel(s) but the label/channel of interest is {ch}; "
+                "set label= (class index for softmax outputs) or channel=."
+            )
+        if k == 1 and act == "softmax":
+            raise ValueError(
+                "activation='softmax' on a one-channel output is constant 1; use 'sigmoid' "
+                "for one-channel logits or 'none' for probabilities."
+            )
+        if act == "sigmoid":
+            proba = torch.sigmoid(out[:, ch])
+            mask = proba > self.threshold
+        elif act == "softmax":
+            proba = torch.softmax(out, dim=1)[:, ch]
+            mask = out.argmax(dim=1) == ch
+        else:  # probabilities already
+            proba = out[:, ch]
+            mask = proba > self.threshold if k == 1 else out.argmax(dim=1) == ch
+        if not bool(torch.isfinite(proba).all()):
+            warnings.warn(
+                f"model output is not finite for some voxels of cases {ids}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return mask.numpy().astype(np.uint8), proba.numpy().astype(np.float32, copy=False)

@@ -1,0 +1,341 @@
+"""SegmentationAdapter: known Dice from toy models, activations, caching, modes, laziness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from shiftattr.environment import Environment, LazyVolumes  # noqa: E402
+from shiftattr.segmentation.adapter import SegmentationAdapter  # noqa: E402
+
+SHAPE = (6, 6, 6)
+
+
+def threshold_model() -> torch.nn.Module:
+    """1x1x1 conv with fixed weights: logit = 10 x - 5, so the mask is exactly x > 0.5."""
+    conv = torch.nn.Conv3d(1, 1, 1)
+    with torch.no_grad():
+        conv.weight.fill_(10.0)
+        conv.bias.fill_(-5.0)
+    return conv
+
+
+def toy_environment(channel_axis: bool = True) -> tuple[Environment, np.ndarray]:
+    """Three cases with hand-computed Dice 1, 2/3 and 0."""
+    x = np.zeros((3, *SHAPE), dtype=np.float32)
+    x[:, :2, :2, :2] = 1.0  # every prediction: an 8-voxel cube
+    x[:, 5, 5, 5] = [0.1, 0.2, 0.3]  # distinct images (below threshold: no effect)
+    y = np.zeros((3, *SHAPE), dtype=np.uint8)
+    y[0, :2, :2, :2] = 1  # same cube -> Dice 1
+    y[1, :2, :2, :1] = 1  # half of it -> 2 * 4 / (8 + 4)
+    y[2, 4:, 4:, 4:] = 1  # disjoint -> 0
+    expected = np.array([1.0, 2 * 4 / 12, 0.0])
+    images = x[:, None] if channel_axis else x
+    return Environment({"X": images, "Y": y}, name="toy", case_ids=["a", "b", "c"]), expected
+
+
+@pytest.mark.parametrize("channel_axis", [True, False])
+def test_known_dice_with_a_torch_module(channel_axis):
+    env, expected = toy_environment(channel_axis)
+    adapter = SegmentationAdapter(threshold_model(), metric="dice", progress=False)
+    values = adapter.score(env)
+    assert values.dtype == np.float64 and values.shape == (3,)
+    np.testing.assert_allclose(values, expected)
+    assert adapter.activation_ == "sigmoid"  # resolved from logits
+    masks = adapter.predict(env)
+    assert masks.dtype == np.uint8 and masks.shape == (3, *SHAPE)
+    np.testing.assert_array_equal(masks, (env["X"].reshape(3, *SHAPE) > 0.5).astype(np.uint8))
+    proba = adapter.predict_proba(env)
+    assert proba.dtype == np.float32
+    np.testing.assert_allclose(proba[0, 0, 0, 0], 1 / (1 + np.exp(-5.0)), rtol=1e-5)
+
+
+def test_callable_model_gives_the_same_scores():
+    env, expected = toy_environment()
+    adapter = SegmentationAdapter(lambda b: 10 * b - 5, progress=False)
+    np.testing.assert_allclose(adapter.score(env), expected)
+    numpy_model = SegmentationAdapter(
+        lambda b: (b.numpy() > 0.5).astype("float32"), activation="none", progress=False
+    )
+    np.testing.assert_allclose(numpy_model.score(env), expected)
+
+
+def three_class_model() -> torch.nn.Module:
+    """x = 0 -> class 0, x = 0.5 -> class 1, x = 1 -> class 2 (argmax of fixed logits)."""
+    conv = torch.nn.Conv3d(1, 3, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([-10.0, 0.0, 20.0]).view(3, 1, 1, 1, 1))
+        conv.bias.copy_(torch.tensor([5.0, 2.0, -15.0]))
+    return conv
+
+
+def test_softmax_argmax_with_label_of_interest():
+    x = np.zeros((2, 1, *SHAPE), dtype=np.float32)
+    x[:, 0, :3] = 0.5
+    x[:, 0, :1] = 1.0
+    labels = np.zeros((2, *SHAPE), dtype=np.uint8)
+    labels[:, :3] = 1
+    labels[:, :1] = 2
+    labels[1, 5] = 2  # case 1: 36 extra label-2 voxels the model misses
+    env = Environment({"X": x, "Y": labels})
+    for label in (1, 2):
+        adapter = SegmentationAdapter(
+            three_class_model(), activation="softmax", label=label, progress=False
+        )
+        masks = adapter.predict(env)
+        np.testing.assert_array_equal(masks[0], (labels[0] == label).astype(np.uint8))
+        dice = adapter.score(env)
+        assert dice[0] == pytest.approx(1.0)
+        if label == 2:
+            assert dice[1] == pytest.approx(2 * 36 / (36 + 72))
+        else:
+            assert dice[1] == pytest.approx(1.0)
+        proba = adapter.predict_proba(env)
+        with torch.no_grad():
+            ref = torch.softmax(three_class_model()(torch.from_numpy(x)), 1)[:, label].numpy()
+        np.testing.assert_allclose(proba, ref, rtol=1e-5, atol=1e-6)
+    auto = SegmentationAdapter(three_class_model(), label=2, progress=False)
+    np.testing.assert_allclose(
+        auto.score(env),
+        SegmentationAdapter(
+            three_class_model(), activation="softmax", label=2, progress=False
+        ).score(env),
+    )
+    assert auto.activation_ == "softmax"
+
+
+def test_auto_detects_probabilities_and_wrong_label_errors():
+    env, expected = toy_environment()
+    adapter = SegmentationAdapter(lambda b: b * 0.9, progress=False)  # already probabilities
+    np.testing.assert_allclose(adapter.score(env), expected)
+    assert adapter.activation_ == "none"
+    bad = SegmentationAdapter(three_class_model(), label=3, progress=False)
+    with pytest.raises(ValueError, match="3 channel"):
+        bad.predict(env)
+    y255 = Environment({"X": env["X"], "Y": env["Y"] * 255}, case_ids=env.case_ids)
+    with pytest.raises(ValueError, match=r"case 'a'.*label=255"):
+        SegmentationAdapter(threshold_model(), progress=False).score(y255)
+
+
+def test_cache_second_metric_does_not_rerun_the_model():
+    env, _ = toy_environment()
+    model = threshold_model()
+    adapter = SegmentationAdapter(model, batch_size=2, progress=False)
+    adapter.score(env, metric="dice")
+    calls = adapter.n_model_calls_
+    assert calls == 2  # 3 cases in batches of 2
+    f1 = adapter.score(env, metric="lesion_f1")
+    adapter.score(env, metric="volume_difference")
+    adapter.predict(env)
+    adapter.predict_proba(env)
+    assert adapter.n_model_calls_ == calls
+    assert f1.shape == (3,)
+    assert adapter.cache_bytes_ == 3 * np.prod(SHAPE) * 5
+    # a copy of the data with other ids is the same data: still cached
+    adapter.score(Environment({"X": env["X"].copy(), "Y": env["Y"]}, name="other"))
+    assert adapter.n_model_calls_ == calls
+    # changed weights -> new fingerprint -> the model runs again, with new results
+    with torch.no_grad():
+        model.bias.fill_(-15.0)  # threshold moves to x > 1.5: nothing predicted
+    masks = adapter.predict(env)
+    assert adapter.n_model_calls_ == calls + 2
+    assert masks.sum() == 0
+    # a different option (threshold) also changes the fingerprint
+    fp = adapter.fingerprint()
+    adapter.threshold = 0.3
+    assert adapter.fingerprint() != fp
+
+
+def test_identical_images_are_predicted_once():
+    x = np.ones((4, 1, *SHAPE), dtype=np.float32)
+    y = np.ones((4, *SHAPE), dtype=np.uint8)
+    adapter = SegmentationAdapter(threshold_model(), batch_size=1, progress=False)
+    np.testing.assert_allclose(adapter.score(Environment({"X": x, "Y": y})), 1.0)
+    assert adapter.n_model_calls_ == 1 and adapter.n_cache_hits_ == 3
+
+
+def test_same_ids_different_data_are_not_confused():
+    env, _ = toy_environment()
+    adapter = SegmentationAdapter(threshold_model(), progress=False)
+    first = adapter.predict(env)
+    other = Environment({"X": 1.0 - env["X"], "Y": env["Y"]}, name="toy", case_ids=["a", "b", "c"])
+    second = adapter.predict(other)
+    np.testing.assert_array_equal(second, 1 - first)
+
+
+def test_no_cache_reruns_and_cache_limit_evicts():
+    env, _ = toy_environment()
+    adapter = SegmentationAdapter(threshold_model(), batch_size=3, progress=False, cache=False)
+    adapter.score(env)
+    adapter.score(env, metric="lesion_f1")
+    assert adapter.n_model_calls_ == 2
+    assert adapter.cache_bytes_ == 0
+    one_case = int(np.prod(SHAPE)) * 5
+    small = SegmentationAdapter(
+        threshold_model(), batch_size=3, progress=False, cache_max_bytes=2 * one_case
+    )
+    small.predict(env)
+    assert small.cache_bytes_ == 2 * one_case
+    small.predict(env)  # the first case was evicted
+    assert small.n_model_calls_ == 2
+
+
+def test_eval_mode_and_no_grad_during_inference_restored_after():
+    seen = {}
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = threshold_model()
+            self.drop = torch.nn.Dropout(0.5)
+
+        def forward(self, x):
+            seen["training"] = self.training
+            seen["drop_training"] = self.drop.training
+            seen["grad"] = torch.is_grad_enabled()
+            return self.drop(self.conv(x))
+
+    net = Net()
+    net.train()
+    net.conv.eval()  # mixed flags must come back exactly as they were
+    env, expected = toy_environment()
+    adapter = SegmentationAdapter(net, progress=False)
+    np.testing.assert_allclose(adapter.score(env), expected)  # dropout off -> deterministic
+    assert seen == {"training": False, "drop_training": False, "grad": False}
+    assert net.training and net.drop.training and not net.conv.training
+
+
+def test_sliding_window_matches_full_volume():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 1, 13, 10, 9)).astype(np.float32)
+    y = (rng.uniform(size=(2, 13, 10, 9)) > 0.5).astype(np.uint8)
+    env = Environment({"X": x, "Y": y})
+    full = SegmentationAdapter(threshold_model(), progress=False)
+    windowed = SegmentationAdapter(
+        threshold_model(), patch_size=(8, 8, 8), overlap=0.5, blending="constant", progress=False
+    )
+    np.testing.assert_allclose(windowed.predict_proba(env), full.predict_proba(env), atol=1e-5)
+    np.testing.assert_allclose(windowed.score(env), full.score(env))
+    assert windowed.n_model_calls_ > full.n_model_calls_
+
+
+def test_lazy_environment_loads_one_batch_at_a_time():
+    env, expected = toy_environment()
+    x = env["X"]
+    loads: list[int] = []
+    in_memory = []
+
+    def loader(i):
+        loads.append(i)
+        return x[i]
+
+    lazy = LazyVolumes(loader, 3, shape=x.shape[1:], dtype=np.float32)
+
+    def model(batch):
+        in_memory.append(len(loads))
+        return 10 * batch - 5
+
+    lazy_env = Environment({"X": lazy, "Y": env["Y"]}, case_ids=env.case_ids)
+    adapter = SegmentationAdapter(model, batch_size=2, progress=False)
+    np.testing.assert_allclose(adapter.score(lazy_env), expected)
+    assert in_memory == [2, 3]  # at the first call only the first batch had been read
+    assert sorted(loads) == [0, 1, 2]
+    adapter.score(lazy_env, metric="lesion_f1")
+    assert sorted(loads) == [0, 1, 2]  # cached: lazy volumes are not even read again
+
+
+def test_empty_masks_are_reported_with_case_ids():
+    x = np.zeros((2, 1, *SHAPE), dtype=np.float32)
+    y = np.zeros((2, *SHAPE), dtype=np.uint8)
+    x[0, 0, 0, 0, 0] = 1.0
+    y[0, 0, 0, 0] = 1
+    env = Environment({"X": x, "Y": y}, case_ids=["full", "empty-case"])
+    adapter = SegmentationAdapter(threshold_model(), progress=False)
+    with pytest.raises(ValueError, match=r"'empty-case'.*empty="):
+        adapter.score(env)
+    ok = SegmentationAdapter(threshold_model(), metric_params={"empty": "one"}, progress=False)
+    np.testing.assert_allclose(ok.score(env), [1.0, 1.0])
+
+
+def test_several_metrics_spacing_and_callable_metric():
+    env, expected = toy_environment()
+    env.metadata["spacing"] = np.array([[1.0, 1.0, 2.0], [1.0, 1.0, 3.0], [0.5, 0.5, 0.5]])
+    received = []
+
+    def volume(pred, ref, spacing=None):
+        received.append(tuple(spacing))
+        return float(pred.sum() * np.prod(spacing))
+
+    adapter = SegmentationAdapter(threshold_model(), spacing="metadata", progress=False)
+    out = adapter.score(env, metric=["dice", volume, "hausdorff95"])
+    assert list(out) == ["dice", "volume", "hausdorff95"]
+    np.testing.assert_allclose(out["dice"], expected)
+    np.testing.assert_allclose(out["volume"], [16.0, 24.0, 1.0])
+    assert received[1] == (1.0, 1.0, 3.0)
+    assert out["hausdorff95"][0] == 0.0
+    assert adapter.n_model_calls_ == 2
+
+
+def test_joblib_workers_give_the_same_values():
+    joblib = pytest.importorskip("joblib")
+    env, expected = toy_environment()
+    with joblib.parallel_config(backend="threading"):
+        values = SegmentationAdapter(threshold_model(), n_jobs=2, progress=False).score(env)
+    np.testing.assert_allclose(values, expected)
+
+
+def test_numpy_and_ragged_inputs():
+    adapter = SegmentationAdapter(lambda b: 10 * b - 5, progress=False)
+    arr = np.zeros((2, 4, 5, 6), dtype=np.float32)
+    arr[1, 0] = 1.0
+    masks = adapter.predict(arr)
+    assert masks.shape == (2, 4, 5, 6) and masks[1, 0].all() and masks.sum() == 30
+    ragged = LazyVolumes(lambda i: np.ones((4 + i, 4, 4), dtype=np.float32), 2)
+    out = adapter.predict(ragged)
+    assert isinstance(out, list) and [o.shape for o in out] == [(4, 4, 4), (5, 4, 4)]
+    assert all(o.all() for o in out)
+
+
+def test_progress_bar_can_be_silenced(capsys):
+    env, _ = toy_environment()
+    SegmentationAdapter(threshold_model(), progress=True).score(env)
+    assert "segmentation" in capsys.readouterr().err
+    SegmentationAdapter(threshold_model(), progress=False).score(env)
+    assert capsys.readouterr().err == ""
+
+
+def test_bad_outputs_and_arguments():
+    env, _ = toy_environment()
+    with pytest.raises(ValueError, match="model output has shape"):
+        SegmentationAdapter(lambda b: b[..., :2], progress=False).predict(env)
+    with pytest.raises(ValueError, match="activation"):
+        SegmentationAdapter(threshold_model(), activation="relu")
+    with pytest.raises(TypeError, match="callable"):
+        SegmentationAdapter("not a model")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown metric"):
+        SegmentationAdapter(threshold_model(), metric="jaccard", progress=False).score(env)
+    with pytest.raises(TypeError, match="Environment"):
+        SegmentationAdapter(threshold_model(), progress=False).score(env["X"])
+
+
+def test_works_with_the_reference_unet_and_sliding_window():
+    from shiftattr.segmentation import UNet3D
+
+    net = UNet3D(channels=(4, 8), random_state=0)
+    net.train()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 12, 16, 10)).astype(np.float32)  # no channel axis
+    y = (x > 1.0).astype(np.uint8)
+    env = Environment({"X": x, "Y": y})
+    adapter = SegmentationAdapter(
+        net, patch_size=(8, 8, 8), metric_params={"empty": "one"}, progress=False
+    )
+    masks = adapter.predict(env)
+    assert masks.shape == (2, 12, 16, 10) and set(np.unique(masks)) <= {0, 1}
+    calls = adapter.n_model_calls_
+    dice = adapter.score(env)
+    assert adapter.n_model_calls_ == calls
+    assert dice.shape == (2,) and np.all((dice >= 0) & (dice <= 1))
+    assert net.training  # restored
