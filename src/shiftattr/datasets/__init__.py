@@ -13,10 +13,20 @@ from typing import Any
 from shiftattr.datasets.linear_gaussian import LinearGaussianSCM, LinearMechanism
 from shiftattr.datasets.truth import TrueAttribution, all_coalitions, shapley_from_table
 
+_SYNTHETIC_MS = (
+    "ANNOTATOR_PRESETS",
+    "CENTER_PRESETS",
+    "POPULATION_PRESETS",
+    "AnnotatorSpec",
+    "CenterSpec",
+    "PopulationSpec",
+    "SyntheticMS",
+)
+
 __all__ = [
+    *_SYNTHETIC_MS,
     "LinearGaussianSCM",
     "LinearMechanism",
-    "SyntheticMS",
     "TrueAttribution",
     "all_coalitions",
     "shapley_from_table",
@@ -24,6 +34,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "SyntheticMS":
-        return importlib.import_module("shiftattr.datasets.synthetic_ms").SyntheticMS
+    if name in _SYNTHETIC_MS:
+        return getattr(importlib.import_module("shiftattr.datasets.synthetic_ms"), name)
     raise AttributeError(f"module 'shiftattr.datasets' has no attribute {name!r}")

@@ -1,0 +1,322 @@
+"""Tests of the synthetic MS-lesion simulator (ground-truth world of the library)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from shiftattr.datasets.synthetic_ms import (
+    ANNOTATOR_PRESETS,
+    CENTER_PRESETS,
+    NODE_MECHANISMS,
+    POPULATION_PRESETS,
+    AnnotatorSpec,
+    CenterSpec,
+    PopulationSpec,
+    SyntheticMS,
+    TrueAttribution,
+)
+from shiftattr.datasets.truth import shapley_from_table
+from shiftattr.environment import Environment
+
+SHAPE = (16, 16, 16)
+
+
+@pytest.fixture(scope="module")
+def sim() -> SyntheticMS:
+    return SyntheticMS(shape=SHAPE, random_state=0)
+
+
+def _same(a: Environment, b: Environment, nodes=("D", "X", "Y")) -> bool:
+    return all(np.array_equal(a[n], b[n]) for n in nodes)
+
+
+def dice(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    axes = tuple(range(1, pred.ndim))
+    p, t = pred.astype(bool), truth.astype(bool)
+    denom = p.sum(axes) + t.sum(axes)
+    return np.where(denom == 0, 1.0, 2.0 * (p & t).sum(axes) / np.maximum(denom, 1))
+
+
+def threshold_model_dice(env: Environment) -> np.ndarray:
+    """Dice of a fixed thresholding 'model' of X against Y (no training needed)."""
+    x = env["X"]
+    ref = np.percentile(x.reshape(len(x), -1), 80, axis=1)
+    pred = x > 1.35 * ref[:, None, None, None]
+    return dice(pred, env["Y"])
+
+
+# -- sampling -----------------------------------------------------------------------------
+def test_same_seed_same_arrays_and_different_seed_differs(sim):
+    a = sim.sample(3, center="03", annotator="2", random_state=7)
+    b = SyntheticMS(shape=SHAPE, random_state=0).sample(
+        3, center="03", annotator="2", random_state=7
+    )
+    assert _same(a, b)
+    assert np.array_equal(a.metadata["lesions"], b.metadata["lesions"])
+    c = sim.sample(3, center="03", annotator="2", random_state=8)
+    assert not np.array_equal(a["X"], c["X"])
+    other_base = SyntheticMS(shape=SHAPE, random_state=1).sample(
+        3, center="03", annotator="2", random_state=7
+    )
+    assert not np.array_equal(a["X"], other_base["X"])
+
+
+def test_unseeded_samples_are_fresh_but_reproducible_from_the_simulator_seed():
+    s1, s2 = SyntheticMS(shape=SHAPE, random_state=5), SyntheticMS(shape=SHAPE, random_state=5)
+    a1, a2 = s1.sample(2), s1.sample(2)
+    assert not np.array_equal(a1["X"], a2["X"])
+    assert _same(a1, s2.sample(2))
+
+
+def test_a_larger_sample_extends_a_smaller_one(sim):
+    small = sim.sample(2, center=["01", "07"], random_state=3)
+    large = sim.sample(4, center=["01", "07"], random_state=3)
+    assert _same(small, large.subset([0, 1]))
+
+
+def test_shapes_dtypes_and_metadata(sim):
+    env = sim.sample(4, center="01", annotator="1", random_state=0)
+    assert env.name == "center-01/annotator-1"
+    assert env["D"].shape == (4, 2)
+    assert env["X"].shape == (4, *SHAPE) and env["X"].dtype == np.float32
+    assert env["Y"].shape == (4, *SHAPE) and env["Y"].dtype == np.uint8
+    assert set(np.unique(env["Y"])) <= {0, 1}
+    assert np.isfinite(env["X"]).all() and (env["X"] >= 0).all()  # Rician magnitudes
+    lesions = env.metadata["lesions"]
+    assert lesions.shape == (4, *SHAPE) and lesions.dtype == np.uint8
+    assert (lesions.reshape(4, -1).sum(1) > 0).all()  # every case has a lesion
+    assert set(env.metadata["acquisition_params"]) >= {"noise_sd", "lesion_contrast"}
+    assert len(env.metadata["lesion_params"]) == 4
+    assert list(env.metadata["centers"]) == ["01"] * 4
+    assert len(set(env.case_ids)) == 4
+    # annotations sit on the true lesions: most annotated voxels are lesion or near it
+    assert env["Y"].sum() > 0
+    assert (env["Y"] & lesions).sum() / env["Y"].sum() > 0.5
+
+
+def test_two_dimensional_simulator():
+    env = SyntheticMS(shape=(24, 24), random_state=0).sample(3, random_state=0)
+    assert env["X"].shape == (3, 24, 24) and env["Y"].shape == (3, 24, 24)
+
+
+def test_presets_exist_and_sample(sim):
+    assert set(CENTER_PRESETS) == {"01", "03", "07", "08"}
+    assert set(ANNOTATOR_PRESETS) == {str(i) for i in range(1, 8)}
+    assert {"default", "young", "high-load"} <= set(POPULATION_PRESETS)
+    for center in CENTER_PRESETS:
+        assert sim.sample(1, center=center, random_state=0).name.startswith(f"center-{center}/")
+    env = sim.sample(1, annotator="7", population="young", random_state=0)
+    assert env.name == "center-01/annotator-7/population-young"
+    assert sim.sample(1, center=3, random_state=0).metadata["center"] == "03"
+
+
+def test_center_03_is_harder_and_annotators_differ(sim):
+    ref = sim.sample(12, center="01", random_state=1)
+    hard = sim.sample(12, center="03", random_state=1)
+    vis_ref = np.concatenate(ref.metadata["visibility"])
+    vis_hard = np.concatenate(hard.metadata["visibility"])
+    assert np.median(vis_hard) < np.median(vis_ref)
+    env = sim.sample(12, random_state=1, annotate_all=["3", "5"])
+    over = env.counterfactual("annotator-3", "Y").sum()
+    under = env.counterfactual("annotator-5", "Y").sum()
+    assert over > 1.5 * under
+
+
+def test_population_drives_lesion_load(sim):
+    high = sim.sample(20, population="high-load", random_state=2)
+    low = sim.sample(20, population="low-load", random_state=2)
+    count = [[p["n_lesions"] for p in e.metadata["lesion_params"]] for e in (high, low)]
+    assert np.mean(count[0]) > np.mean(count[1])
+    assert high["D"][:, 1].mean() > low["D"][:, 1].mean()
+
+
+def test_center_mixture_records_each_case_center(sim):
+    env = sim.sample(16, center=["01", "07", "08"], random_state=0)
+    assert env.name.startswith("center-01+07+08/")
+    centers = env.metadata["centers"]
+    assert set(centers) <= {"01", "07", "08"} and len(set(centers)) >= 2
+    # the mixture reuses each center's images: a case drawn from 07 equals the 07 sample
+    only07 = sim.sample(16, center="07", random_state=0)
+    k = int(np.flatnonzero(centers == "07")[0])
+    assert np.array_equal(env["X"][k], only07["X"][k])
+
+
+def test_custom_specs(sim):
+    noisy = CenterSpec(name="noisy", noise_sd=(0.3, 0.05))
+    env = sim.sample(3, center=noisy, random_state=0)
+    assert env.name == "center-noisy/annotator-1"
+    assert env.metadata["acquisition_params"]["noise_sd"].min() > 0.2
+    custom = SyntheticMS(
+        shape=SHAPE,
+        centers={"A": CenterSpec(name="A")},
+        annotators={"me": AnnotatorSpec(name="me", boundary=(1.0, 0.1))},
+        populations={"default": PopulationSpec(name="default")},
+        random_state=0,
+    )
+    env = custom.sample(2, center="A", annotator="me", random_state=0)
+    assert env.name == "center-A/annotator-me"
+    with pytest.raises(ValueError, match="available"):
+        custom.sample(2, center="01")
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "field"),
+    [
+        (CenterSpec, {"noise_sd": (-0.1, 0.2)}, "noise_sd"),
+        (CenterSpec, {"blur_sigma": (0.5, 9.0)}, "blur_sigma"),
+        (CenterSpec, {"lesion_contrast": (float("nan"), 0.1)}, "lesion_contrast"),
+        (CenterSpec, {"noise": (0.1, 0.1)}, "noise"),
+        (AnnotatorSpec, {"detection_slope": 0.0}, "detection_slope"),
+        (AnnotatorSpec, {"boundary": (10.0, 0.1)}, "boundary"),
+        (PopulationSpec, {"correlation": 1.0}, "correlation"),
+    ],
+)
+def test_invalid_spec_raises_a_pydantic_error_naming_the_field(cls, kwargs, field):
+    with pytest.raises(ValidationError, match=field):
+        cls(**kwargs)
+
+
+def test_specs_are_frozen():
+    with pytest.raises(ValidationError):
+        CENTER_PRESETS["01"].noise_sd = (1.0, 0.1)  # type: ignore[misc]
+
+
+def test_bad_arguments_name_the_problem(sim):
+    with pytest.raises(ValueError, match="unknown center"):
+        sim.sample(2, center="99")
+    with pytest.raises(ValueError, match="unknown annotator"):
+        sim.sample(2, annotator="9")
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        sim.sample(0)
+    with pytest.raises(ValueError, match="unknown node"):
+        sim.sample_mixed(2, shifted={"Z"})
+    with pytest.raises(ValueError, match="unknown key"):
+        sim.sample_mixed(2, source={"scanner": "01"})
+    with pytest.raises(ValueError, match="shape"):
+        SyntheticMS(shape=(4, 4, 4))
+
+
+# -- mixed distributions and common random numbers -------------------------------------------
+SOURCE = {"center": "01", "annotator": "1", "population": "default"}
+TARGET = {"center": "03", "annotator": "5", "population": "high-load"}
+
+
+def test_sample_mixed_endpoints_equal_source_and_target(sim):
+    none = sim.sample_mixed(3, SOURCE, TARGET, shifted=set(), random_state=4)
+    assert _same(none, sim.sample(3, **SOURCE, random_state=4))
+    allm = sim.sample_mixed(3, SOURCE, TARGET, shifted={"D", "X", "Y"}, random_state=4)
+    assert _same(allm, sim.sample(3, **TARGET, random_state=4))
+    assert allm.metadata["shifted"] == ("D", "X", "Y")
+
+
+def test_common_random_numbers_keep_unshifted_nodes(sim):
+    src = sim.sample(3, **SOURCE, random_state=4)
+    only_y = sim.sample_mixed(3, SOURCE, TARGET, shifted={"Y"}, random_state=4)
+    assert np.array_equal(only_y["X"], src["X"]) and np.array_equal(only_y["D"], src["D"])
+    assert not np.array_equal(only_y["Y"], src["Y"])
+    only_x = sim.sample_mixed(3, SOURCE, TARGET, shifted={"X"}, random_state=4)
+    assert np.array_equal(only_x["D"], src["D"]) and not np.array_equal(only_x["X"], src["X"])
+    assert np.array_equal(only_x.metadata["lesions"], src.metadata["lesions"])
+    only_d = sim.sample_mixed(3, SOURCE, TARGET, shifted={"D"}, random_state=4)
+    assert not np.array_equal(only_d["D"], src["D"])
+    assert NODE_MECHANISMS == {"D": "population", "X": "acquisition", "Y": "annotation"}
+
+
+def test_annotate_all_gives_paired_counterfactual_annotations(sim):
+    env = sim.sample(3, annotator="2", random_state=6, annotate_all=True)
+    assert set(env.counterfactuals) == {f"annotator-{a}" for a in ANNOTATOR_PRESETS}
+    assert np.array_equal(env.counterfactual("annotator-2", "Y"), env["Y"])
+    # the counterfactual of annotator 4 is what annotator 4 draws on the very same image
+    four = sim.sample(3, annotator="4", random_state=6)
+    assert np.array_equal(four["X"], env["X"])
+    assert np.array_equal(env.counterfactual("annotator-4", "Y"), four["Y"])
+    # subsetting keeps the pairing
+    sub = env.subset([2, 0])
+    assert np.array_equal(sub.counterfactual("annotator-4", "Y"), four["Y"][[2, 0]])
+
+
+# -- ground truth attribution ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def truth(sim) -> TrueAttribution:
+    return sim.true_attribution(
+        threshold_model_dice, SOURCE, TARGET, n=24, random_state=0, chunk_size=10, progress=False
+    )
+
+
+def test_true_attribution_efficiency_and_endpoints(sim, truth):
+    assert set(truth.values) == {"D", "X", "Y"}
+    assert len(truth.delta_m) == 8
+    assert np.isclose(sum(truth.values.values()), truth.total)
+    assert np.isclose(truth.total, truth.source_metric - truth.target_metric)
+    assert truth.delta_m[()] == 0.0
+    # the source metric is the metric of the ordinary source sample with the same seed
+    src = sim.sample(24, **SOURCE, random_state=0)
+    assert np.isclose(truth.source_metric, threshold_model_dice(src).mean())
+    tgt = sim.sample(24, **TARGET, random_state=0)
+    assert np.isclose(truth.target_metric, threshold_model_dice(tgt).mean())
+    for name in "DXY":
+        assert np.isfinite(truth.stderr[name]) and truth.stderr[name] > 0
+    json.dumps(truth.to_dict())
+    assert truth.to_dict()["delta_m"]["∅"] == 0.0
+    assert set(truth.extra["delta_m_stderr"]) == set(truth.delta_m)
+    per_case = truth.extra["case_metrics"]
+    assert len(per_case) == 8 and all(v.shape == (24,) for v in per_case.values())
+    # the Shapley values agree with the library's exact solver on the ΔM table
+    assert shapley_from_table(truth.mechanisms, truth.delta_m) == pytest.approx(truth.values)
+
+
+def test_true_attribution_swapping_source_and_target_flips_signs(sim, truth):
+    back = sim.true_attribution(
+        threshold_model_dice, TARGET, SOURCE, n=24, random_state=0, progress=False
+    )
+    for name in "DXY":
+        # with common random numbers the eight simulated worlds are the same: exact flip
+        assert np.isclose(back.values[name], -truth.values[name], atol=1e-12)
+        assert np.isclose(back.stderr[name], truth.stderr[name])
+
+
+def test_true_attribution_mechanism_held_equal_gets_exactly_zero(sim):
+    src = {"center": ["01", "07"], "annotator": "1"}
+    tgt = {"center": "03", "annotator": "1"}
+    res = sim.true_attribution(threshold_model_dice, src, tgt, n=12, random_state=1, progress=False)
+    assert res.values["D"] == 0.0 and res.values["Y"] == 0.0
+    assert res.stderr["D"] == 0.0 and res.stderr["Y"] == 0.0
+    assert np.isclose(res.values["X"], res.total)
+    assert res.stderr["X"] > 0
+
+
+def test_true_attribution_subset_of_players(sim, truth):
+    res = sim.true_attribution(
+        threshold_model_dice,
+        SOURCE,
+        TARGET,
+        n=24,
+        random_state=0,
+        mechanisms=["Y", "X"],
+        progress=False,
+    )
+    assert res.mechanisms == ("X", "Y")
+    assert np.isclose(sum(res.values.values()), res.delta_m[("X", "Y")])
+    # same simulated worlds: ΔM of shared coalitions agree with the three-player game
+    assert np.isclose(res.delta_m[("X",)], truth.delta_m[("X",)])
+
+
+def test_true_attribution_rejects_bad_metric(sim):
+    with pytest.raises(ValueError, match="one value per case"):
+        sim.true_attribution(lambda env: np.zeros(2), n=4, random_state=0, progress=False)
+    with pytest.raises(ValueError, match="non-finite"):
+        sim.true_attribution(
+            lambda env: np.full(len(env), np.nan), n=4, random_state=0, progress=False
+        )
+
+
+def test_true_attribution_refuses_different_specs_with_one_name(sim):
+    a, b = CenterSpec(name="mine"), CenterSpec(name="mine", noise_sd=(0.2, 0.1))
+    with pytest.raises(ValueError, match="distinct names"):
+        sim.true_attribution(
+            threshold_model_dice, {"center": a}, {"center": b}, n=2, progress=False
+        )
