@@ -4,7 +4,7 @@ The game is the one :func:`shiftattr.attribute` solves: ``n`` mechanisms, ``N`` 
 cases with precomputed log density ratios ``L`` (normal, sd 0.3) and a per-case metric
 ``m``, and ``v(I) = mean(m) - M_hat_I`` where ``M_hat_I`` is the self-normalised
 importance-weighted mean of ``m`` under the weights ``exp(sum_{i in I} L_i)``
-(:func:`shiftattr.weighting.coalition_weighted_means`).
+(:func:`shiftattr.weighting.coalition_means`, as in ``iw_game``).
 
 Measured:
 
@@ -22,6 +22,10 @@ Measured:
 Results are printed and written to ``benchmarks/results/shapley.json``::
 
     python benchmarks/bench_shapley.py [--players 10] [--samples 100000] [--repeats 5]
+                                       [--blas-threads 1]
+
+``benchmarks/run.py`` (section ``solvers``) reuses these functions and adds the
+comparison with shapiq and DoWhy's sampling solvers at equal evaluation budgets.
 """
 
 from __future__ import annotations
@@ -40,9 +44,26 @@ from typing import Any
 import numpy as np
 
 from shiftattr.shapley import ExactShapley, Game, PermutationShapley
-from shiftattr.weighting import coalition_weighted_means
+from shiftattr.weighting import coalition_means
 
 RESULTS = Path(__file__).resolve().parent / "results" / "shapley.json"
+
+
+def make_game_data(
+    n_players: int, n_samples: int, sd: float = 0.3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic log density ratios ``(n_players, n_samples)`` and a per-case metric.
+
+    The log-ratios are normal with standard deviation ``sd``; the metric is Dice-like,
+    in ``[0, 1]``, and depends on the shifted mechanisms with an interaction, so that
+    the game is not additive.
+    """
+    rng = np.random.default_rng(seed)
+    log_ratios = rng.normal(0.0, sd, size=(n_players, n_samples))
+    beta = rng.normal(0.0, 1.0, size=n_players)
+    signal = beta @ log_ratios + 0.5 * log_ratios[0] * log_ratios[1]
+    metric = np.clip(0.8 - 0.1 * np.tanh(signal) + 0.05 * rng.normal(size=n_samples), 0, 1)
+    return log_ratios, metric
 
 
 def make_value_fn(
@@ -59,24 +80,20 @@ def make_value_fn(
     sd : float, default 0.3
         Standard deviation of the log density ratios.
     seed : int, default 0
-        Seed of the data.
+        Seed of the data (see :func:`make_game_data`).
 
     Returns
     -------
     callable
         Batched value function ``bool (k, n) -> float (k,)``.
     """
-    rng = np.random.default_rng(seed)
-    log_ratios = rng.normal(0.0, sd, size=(n_players, n_samples))
-    # a Dice-like metric in [0, 1] that depends on the shifted mechanisms, with
-    # interactions, so that the game is not additive
-    beta = rng.normal(0.0, 1.0, size=n_players)
-    signal = beta @ log_ratios + 0.5 * log_ratios[0] * log_ratios[1]
-    metric = np.clip(0.8 - 0.1 * np.tanh(signal) + 0.05 * rng.normal(size=n_samples), 0, 1)
+    log_ratios, metric = make_game_data(n_players, n_samples, sd, seed)
     base = float(metric.mean())
 
     def value_fn(coalitions: np.ndarray) -> np.ndarray:
-        return base - coalition_weighted_means(coalitions, log_ratios, metric).means
+        # the library's value function (as in shiftattr.attribution.iw_game): batched
+        # calls use the split-product kernel, single coalitions the direct one
+        return base - coalition_means(coalitions, log_ratios, metric)
 
     return value_fn
 
@@ -224,8 +241,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=20, help="seeds per RMSE figure")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="BLAS threads for both sides (default 1; 0 = the libraries' defaults). On a "
+        "loaded machine multi-threaded BLAS calls wait for each other and the timings "
+        "measure contention, not the code.",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=args.blas_threads or None):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     n, N = args.players, args.samples
     players = [f"M{i}" for i in range(n)]
@@ -278,7 +310,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             # timings are wall times: a loaded machine inflates them
             "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         },
-        "game": {"n_players": n, "n_samples": N, "log_ratio_sd": 0.3, "repeats": args.repeats},
+        "game": {
+            "n_players": n,
+            "n_samples": N,
+            "log_ratio_sd": 0.3,
+            "repeats": args.repeats,
+            "blas_threads": args.blas_threads or "library default",
+        },
         "exact": exact,
         "dowhy": dowhy if dowhy is not None else "dowhy not installed: skipped",
         "permutation_rmse": {"n_seeds": args.seeds, "values_rms": scale, "budgets": rmse},

@@ -23,7 +23,7 @@ from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.crossfit import CrossFittedRatios, MechanismRatios
 from shiftattr.results import Attribution, ShiftAttrWarning
 from shiftattr.shapley import ExactShapley, Game, ShapleySolver, ShapleyValues
-from shiftattr.weighting import coalition_weighted_means
+from shiftattr.weighting import coalition_means, coalition_weighted_means
 
 __all__ = ["attribute", "check_metric", "iw_game"]
 
@@ -109,6 +109,8 @@ def iw_game(
     base = float(np.mean(metric))
 
     def value(coalitions: np.ndarray) -> np.ndarray:
+        if truncate is None:  # the weights factorise: fast split-product path
+            return base - coalition_means(coalitions, log_ratios, metric)
         return (
             base - coalition_weighted_means(coalitions, log_ratios, metric, truncate=truncate).means
         )
