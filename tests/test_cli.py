@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from shiftattr.cli import main
+
+
+def test_demo_tiny_writes_a_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--tiny", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Ground truth" in printed and "report:" in printed
+    for name in (
+        "attribution.json",
+        "attribution.csv",
+        "report.html",
+        "truth.json",
+        "attribution.png",
+        "model.pt",
+    ):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "attribution.json").read_text())
+    assert saved["mechanisms"] == ["D", "X", "Y"]
+    assert len(saved["bootstrap_values"]) == 20
+    # rebuild the report from the saved result alone
+    (out / "report.html").unlink()
+    assert main(["report", str(out / "attribution.json")]) == 0
+    assert (out / "report.html").is_file()
+
+
+def test_run_small_config(tmp_path, capsys):
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(
+        f"""
+[data]
+kind = "synthetic"
+shape = [16, 16, 16]
+source = {{ center = "01", annotator = "1", n = 20 }}
+target = {{ center = "01", annotator = "5", n = 20 }}
+train_n = 10
+truth_n = 0
+
+[model]
+epochs = 1
+channels = [4, 8]
+
+[attribution]
+mechanisms = ["X", "Y"]
+n_folds = 2
+n_bootstrap = 5
+discriminator = {{ epochs = 1, channels = [4], tta = false }}
+
+[output]
+folder = "{(tmp_path / "out").as_posix()}"
+"""
+    )
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    saved = json.loads((tmp_path / "out" / "attribution.json").read_text())
+    assert saved["mechanisms"] == ["X", "Y"]
+    assert saved["settings"]["target"] == "center-01/annotator-5"
+    assert "Ground truth" not in capsys.readouterr().out
+
+
+def test_bad_config_is_readable(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(
+        '[data]\nkind = "synthetic"\n[attribution]\nn_bootstrap = -3\nsolver = "magic"\n'
+    )
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "attribution.n_bootstrap" in err and "attribution.solver" in err
+
+
+def test_report_of_missing_file(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
