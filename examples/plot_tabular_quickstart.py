@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 
 import shiftattr as sa
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+parser = argparse.ArgumentParser(description="tabular quickstart")
 parser.add_argument(
     "--full", action="store_true", help="larger samples and 200 bootstrap replicates"
 )

@@ -120,7 +120,7 @@ class ModelConfig(_Strict):
 
 
 class DiscriminatorConfig(_Strict):
-    """Settings of the CNN discriminators used for image mechanisms."""
+    """Settings of the CNN discriminators (``attribution.image_estimator = "cnn"``)."""
 
     epochs: int = Field(12, ge=1)
     channels: list[int] = [8, 16, 32]
@@ -140,6 +140,7 @@ class AttributionConfig(_Strict):
     bootstrap: Literal["refit", "fixed"] = "fixed"
     solver: Literal["exact", "permutation"] = "exact"
     truncate: float | None = Field(None, gt=1)
+    image_estimator: Literal["stats", "cnn"] = "stats"
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
     random_state: int = 0
 

@@ -19,11 +19,12 @@ from shiftattr.attribution import attribute
 from shiftattr.config import NiftiData, RunConfig, SyntheticData, load_config
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
+from shiftattr.ratios.image_stats import ImageStatsRatio
 from shiftattr.report import write_report
 from shiftattr.results import Attribution
 from shiftattr.shapley import ExactShapley, PermutationShapley
 
-__all__ = ["RunOutcome", "demo_config", "run", "segmentation_graph"]
+__all__ = ["RunOutcome", "demo_config", "run", "segmentation_graph", "truth_table"]
 
 
 @dataclass
@@ -103,23 +104,20 @@ def demo_config(out: str | Path = "shiftattr-demo", tiny: bool = False) -> RunCo
             "n_folds": 2,
             "n_bootstrap": 20,
             "discriminator": {"epochs": 2, "channels": [4, 8], "tta": False},
+            "image_estimator": "cnn",
         }
     else:
         # Sized for the README's promise: about three minutes on two CPU cores.
         data = {
             "kind": "synthetic",
             "shape": [24, 24, 24],
-            "source": {"center": ["01", "07", "08"], "n": 64},
-            "target": {"center": "03", "n": 64},
+            "source": {"center": ["01", "07", "08"], "n": 100},
+            "target": {"center": "03", "n": 100},
             "train_n": 40,
-            "truth_n": 96,
+            "truth_n": 100,
         }
         model = {"epochs": 10, "channels": [8, 16, 32]}
-        attr = {
-            "n_folds": 2,
-            "n_bootstrap": 200,
-            "discriminator": {"epochs": 8, "channels": [8, 16, 32], "patience": 3},
-        }
+        attr = {"n_folds": 5, "n_bootstrap": 200}
     return load_config(
         {"data": data, "model": model, "attribution": attr, "output": {"folder": str(out)}}
     )
@@ -257,15 +255,18 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     with_d = "D" in source and "D" in target
     graph = segmentation_graph(with_d)
     d = a.discriminator
-    cnn = CNNDiscriminator(
-        spatial_dims=spatial_dims,
-        channels=tuple(d.channels),
-        epochs=d.epochs,
-        batch_size=d.batch_size,
-        patience=d.patience,
-        tta=d.tta,
-        random_state=a.random_state,
-    )
+    if a.image_estimator == "cnn":
+        image_est = CNNDiscriminator(
+            spatial_dims=spatial_dims,
+            channels=tuple(d.channels),
+            epochs=d.epochs,
+            batch_size=d.batch_size,
+            patience=d.patience,
+            tta=d.tta,
+            random_state=a.random_state,
+        )
+    else:
+        image_est = ImageStatsRatio(spatial_dims=spatial_dims, random_state=a.random_state)
     solver = (
         ExactShapley()
         if a.solver == "exact"
@@ -278,7 +279,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         metric=m_s,
         target_metric=m_t,
         mechanisms=a.mechanisms,
-        estimators={"X": cnn, "Y": cnn},
+        estimators={"X": image_est, "Y": image_est},
         solver=solver,
         n_folds=a.n_folds,
         n_bootstrap=a.n_bootstrap,

@@ -1,8 +1,9 @@
 """Density-ratio estimators ``log p_target / p_source`` and their cross-fitting.
 
 :class:`DensityRatioEstimator` is the small interface to extend;
-:class:`ClassifierRatio` serves tabular nodes; :class:`CNNDiscriminator` (``images``
-extra, imported on first use) serves image nodes.
+:class:`ClassifierRatio` serves tabular nodes; :class:`ImageStatsRatio` (per-case
+image and mask statistics, no torch) and :class:`CNNDiscriminator` (``images`` extra,
+imported on first use) serve image nodes.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from typing import Any
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.classifier import ClassifierRatio
 from shiftattr.ratios.crossfit import CrossFittedRatios, MechanismRatios
+from shiftattr.ratios.image_stats import ImageStatsRatio, image_statistics
 
 __all__ = [
     "CNNDiscriminator",
     "ClassifierRatio",
     "CrossFittedRatios",
     "DensityRatioEstimator",
+    "ImageStatsRatio",
     "MechanismRatios",
+    "image_statistics",
 ]
 
 

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
+
+from shiftattr import Environment, LazyVolumes
+from shiftattr.ratios import ImageStatsRatio, image_statistics
+
+
+def _volumes(n, rng, noise=0.3, scale=1.0, shape=(12, 12, 12)):
+    from scipy.ndimage import gaussian_filter
+
+    base = gaussian_filter(rng.normal(size=(n, *shape)), sigma=(0, 2, 2, 2)) * 4
+    return scale * (base + noise * rng.normal(size=(n, *shape)))
+
+
+def _held_out_auc(est, src, tgt):
+    half = len(src) // 2
+    est.fit({"X": src[:half]}, {"X": tgt[:half]})
+    lr = est.log_ratio({"X": np.concatenate([src[half:], tgt[half:]])})
+    return roc_auc_score(np.r_[np.zeros(len(src) - half), np.ones(len(tgt) - half)], lr)
+
+
+def test_detects_noise_and_scale_shifts():
+    rng = np.random.default_rng(0)
+    src = _volumes(80, rng)
+    assert _held_out_auc(ImageStatsRatio(random_state=0), src, _volumes(80, rng, noise=0.45)) > 0.9
+    assert _held_out_auc(ImageStatsRatio(random_state=0), src, _volumes(80, rng, scale=1.3)) > 0.9
+
+
+def test_no_shift_gives_chance_auc_and_small_ratios():
+    rng = np.random.default_rng(1)
+    src, tgt = _volumes(100, rng), _volumes(100, rng)
+    est = ImageStatsRatio(random_state=0)
+    assert abs(_held_out_auc(est, src, tgt) - 0.5) < 0.15
+    # no shift: held-out log-ratios spread far less than under a real shift
+    held = est.log_ratio({"X": np.concatenate([src[50:], tgt[50:]])})
+    assert held.std() < 1.0
+
+
+def test_mask_statistics_see_over_segmentation():
+    from scipy.ndimage import binary_dilation
+
+    rng = np.random.default_rng(2)
+    x = _volumes(120, rng)
+    y = (x > 1.0).astype(np.uint8)
+    y_over = np.stack([binary_dilation(m) for m in y]).astype(np.uint8)
+    est = ImageStatsRatio(random_state=0).fit(
+        {"X": x[:60], "Y": y[:60]}, {"X": x[:60], "Y": y_over[:60]}
+    )
+    lr = est.log_ratio(
+        {"X": np.concatenate([x[60:], x[60:]]), "Y": np.concatenate([y[60:], y_over[60:]])}
+    )
+    assert roc_auc_score(np.r_[np.zeros(60), np.ones(60)], lr) > 0.9
+
+
+def test_statistics_shapes_lazy_and_vectors():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 8, 8, 8))
+    lazy = LazyVolumes(lambda i: x[i], 5, shape=(8, 8, 8))
+    np.testing.assert_allclose(
+        image_statistics({"X": lazy}, batch_size=2), image_statistics({"X": x})
+    )
+    both = image_statistics({"X": x, "D": np.arange(10.0).reshape(5, 2)})
+    assert both.shape == (5, 2 + 12)
+    masks = (x > 0).astype(np.uint8)
+    assert image_statistics({"Y": masks}).shape == (5, 3)
+    assert image_statistics({"Y": masks, "X": x}, mask_image_contrast=True).shape == (5, 3 + 3 + 12)
+
+
+def test_conventions_and_errors():
+    est = ImageStatsRatio(spatial_dims=2)
+    assert clone(est).get_params()["spatial_dims"] == 2
+    with pytest.raises(NotFittedError):
+        est.log_ratio({"X": np.zeros((2, 4, 4))})
+    with pytest.raises(ValueError, match="different nodes"):
+        est.fit({"X": np.zeros((8, 4, 4))}, {"Y": np.zeros((8, 4, 4))})
+    rng = np.random.default_rng(4)
+    est.fit({"X": rng.normal(size=(20, 6, 6))}, {"X": rng.normal(size=(20, 6, 6))})
+    with pytest.raises(ValueError, match="fitted on"):
+        est.log_ratio({"Z": np.zeros((2, 6, 6))})
+    env = Environment({"X": rng.normal(size=(3, 6, 6))})
+    assert est.log_ratio(env.features(["X"])).shape == (3,)

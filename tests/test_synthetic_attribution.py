@@ -1,0 +1,95 @@
+"""End to end on the synthetic MS world: estimates against the simulator's truth.
+
+A fixed thresholding "model" (no training needed) keeps these fast; its Dice drops
+when lesion contrast or noise changes (acquisition) and when the reference changes
+(annotation).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import shiftattr as sa
+from shiftattr.metrics import dice
+from shiftattr.pipeline import segmentation_graph
+from shiftattr.ratios import ImageStatsRatio
+
+
+def _model_dice(env):
+    x = np.asarray(env["X"], dtype=float)
+    flat = x.reshape(len(x), -1)
+    thr = np.quantile(flat, 0.97, axis=1).reshape((-1,) + (1,) * (x.ndim - 1))
+    return dice(x > thr, np.asarray(env["Y"]).astype(bool), empty="one", batch=True)
+
+
+SCENARIOS = {
+    "acquisition-only": (
+        {"center": "01", "annotator": "1"},
+        {"center": "03", "annotator": "1"},
+        "X",
+    ),
+    "annotation-only": (
+        {"center": "01", "annotator": "1"},
+        {"center": "01", "annotator": "5"},
+        "Y",
+    ),
+}
+_cache: dict = {}
+
+
+def _estimate(name):
+    if name not in _cache:
+        src_kw, tgt_kw, _ = SCENARIOS[name]
+        sim = sa.datasets.SyntheticMS(shape=(16, 16, 16), random_state=0)
+        source = sim.sample(150, **src_kw, random_state=1)
+        target = sim.sample(150, **tgt_kw, random_state=2)
+        est = ImageStatsRatio(random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = sa.attribute(
+                segmentation_graph(),
+                source,
+                target,
+                _model_dice(source),
+                target_metric=_model_dice(target),
+                estimators={"X": est, "Y": est},
+                n_folds=3,
+                n_bootstrap=100,
+                bootstrap="fixed",
+                progress=False,
+                random_state=0,
+            )
+        truth = sim.true_attribution(
+            _model_dice, src_kw, tgt_kw, n=300, random_state=3, progress=False
+        )
+        _cache[name] = (res, truth)
+    return _cache[name]
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_single_mechanism_shift_is_the_dominant_one(name):
+    res, truth = _estimate(name)
+    shifted = SCENARIOS[name][2]
+    assert truth.dominant == shifted
+    assert truth.values[shifted] > 0.03
+    assert res.dominant == shifted, (res.values, truth.values)
+    assert res.values[shifted] > 0
+    for mech in set(res.mechanisms) - {shifted}:  # unshifted mechanisms stay near 0
+        assert abs(res.values[mech]) < 0.5 * res.values[shifted] + 0.01, res.values
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation: plain importance weighting underestimates a strong shift "
+    "whose weights concentrate on few cases (ESS), and the fixed-ratio bootstrap ignores "
+    "the ratio estimators' variance, so the 95% interval misses the truth; "
+    "multiply-robust and paired estimators are the planned remedy",
+)
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_interval_covers_the_truth(name):
+    res, truth = _estimate(name)
+    shifted = SCENARIOS[name][2]
+    lo, hi = res.ci[shifted]
+    pad = 2 * truth.stderr[shifted]
+    assert lo - pad <= truth.values[shifted] <= hi + pad, (res.ci, truth.values)
