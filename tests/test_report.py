@@ -63,3 +63,11 @@ def test_summary_mentions_sign_and_warnings():
     assert "positive = performance drop" in text
     assert "[low_ess]" in text
     assert "closure error" in text
+
+
+def test_plot_draws_intervals_that_exclude_the_estimate():
+    res = _result()
+    res.ci["Y"] = (0.02, 0.03)  # a percentile interval above the point estimate 0.01
+    ax = res.plot()
+    segments = ax.collections[0].get_segments()
+    assert [tuple(s[:, 1]) for s in segments][1] == (0.02, 0.03)

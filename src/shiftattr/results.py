@@ -324,7 +324,9 @@ class Attribution:
         colors = ["#c0392b" if v > 0 else "#2874a6" for v in vals]
         ax.bar(x, vals, color=colors, alpha=0.85)
         if np.all(np.isfinite(lo)):
-            ax.errorbar(x, vals, yerr=[vals - lo, hi - vals], fmt="none", ecolor="k", capsize=4)
+            # percentile intervals need not contain the point estimate: draw [lo, hi]
+            ax.vlines(x, lo, hi, color="k", lw=1.2)
+            ax.hlines(np.r_[lo, hi], np.r_[x, x] - 0.08, np.r_[x, x] + 0.08, color="k", lw=1.2)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(x, self.mechanisms)
         ax.set_ylabel(f"drop in {self.metric_name}\n(+ = worse on target)")
