@@ -1,0 +1,777 @@
+"""Write ``benchmarks/RESULTS.md`` from the JSON results in ``benchmarks/results``.
+
+Every number in the report is read from the JSON files; a section whose results are
+missing says so. The text that explains a gap is written next to the numbers that show
+it, and names the cause found while building the benchmark.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._common import BENCH_DIR, RESULTS_DIR, now_utc, read_json
+from benchmarks.plots import LABELS
+
+OUT = BENCH_DIR / "RESULTS.md"
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits, or an em dash."""
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "—"
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return f"{x:,}"
+    x = float(x)
+    if x == 0:
+        return "0"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _secs(x: float | None) -> str:
+    return "—" if x is None else f"{_f(x, 3)} s"
+
+
+def _yes(flag: bool | None) -> str:
+    return "—" if flag is None else ("**yes**" if flag else "**no**")
+
+
+def _run(payload: dict[str, Any], mode: bool = True) -> str:
+    """``Run <date> (<mode> mode) at commit <sha>`` with any modified library files."""
+    git = payload.get("machine", {}).get("git") or {}
+    where = f" at commit `{git['commit']}`" if git.get("commit") else ""
+    if git.get("modified_src_files"):
+        where += " with uncommitted changes to " + ", ".join(
+            f"`{f}`" for f in git["modified_src_files"]
+        )
+    kind = f" ({payload.get('mode')} mode)" if mode and payload.get("mode") else ""
+    return f"Run {payload.get('date')}{kind}{where}"
+
+
+def _machine(payload: dict[str, Any]) -> str:
+    m = payload.get("machine", {})
+    v = m.get("versions", {})
+    load = m.get("load_average_1_5_15")
+    peers = ", ".join(
+        f"{p} {v.get(p) or 'not installed (skipped)'}" for p in ("dowhy", "shapiq", "monai")
+    )
+    return (
+        f"{m.get('cpu', '?')}, {m.get('cpu_count', '?')} logical cores, "
+        f"{m.get('memory_gb', '?')} GB RAM, {m.get('platform', '?')}; load average "
+        f"(1/5/15 min) at the end of the section: {', '.join(_f(x, 3) for x in load or [])}. "
+        f"Python {m.get('python')}, numpy {v.get('numpy')}, scipy {v.get('scipy')}, "
+        f"scikit-learn {v.get('scikit-learn')}, torch {v.get('torch')}; peers: {peers}."
+    )
+
+
+# -- 1. accuracy --------------------------------------------------------------------------
+def _accuracy(acc: dict[str, Any] | None) -> tuple[str, list[str]]:
+    if not acc:
+        return "## 1. Attribution accuracy on tabular SCMs\n\nNot run.\n", []
+    behind: list[str] = []
+    cfg, truth, summary = acc["config"], acc["truth"], acc["summary"]
+    methods = [m for m in LABELS if any(r["method"] == m for r in summary)]
+    out = [
+        "## 1. Attribution accuracy on tabular SCMs",
+        "",
+        f"{_run(acc)}: {len(cfg['scms'])} data-generating processes, "
+        f"N = {', '.join(map(str, cfg['sizes']))} cases per environment, seeds "
+        f"{cfg['seeds']}; "
+        + (
+            f"DoWhy MR with gradient boosting on seeds {gb_seeds} only (minutes per run)."
+            if (gb_seeds := cfg["method_seeds"].get("dowhy_mr_gb", cfg["seeds"]))
+            else "DoWhy MR with gradient boosting is not run in quick mode (minutes per run)."
+        ),
+        "",
+        "**Data-generating processes** (`benchmarks/scms.py`). Each has a fixed model trained "
+        "once on 5,000 source cases and a per-case loss; several mechanisms shift at once. "
+        "Truth: every coalition's mixed distribution simulated with the same noise draws "
+        f"(common random numbers, {_f(cfg['n_truth'])} cases per coalition), exact Shapley values "
+        "with `shiftattr.datasets.shapley_from_table` (the linear-Gaussian SCM: closed form).",
+        "",
+        _table(
+            ["SCM", "loss", "shifted", "true values ± MC s.e.", "total ΔM", "process"],
+            [
+                [
+                    name,
+                    t["loss"],
+                    ", ".join(t["shifted"]),
+                    "; ".join(
+                        f"{k} {_f(v, 3)}"
+                        + (f" ± {_f((t['stderr'] or {}).get(k), 1)}" if t["stderr"] else "")
+                        for k, v in t["values"].items()
+                    ),
+                    _f(t["total"]),
+                    t["description"],
+                ]
+                for name, t in truth.items()
+            ],
+        ),
+        "",
+        "Sign: values are `M(source) − M(P_I)` with `M` the mean loss, so a loss that rises "
+        "gives negative values. **Methods** (every method sees the same source and target "
+        "samples; BLAS limited to one thread, `n_jobs=1` everywhere):",
+        "",
+        "- `shiftattr`: `attribute()` with its defaults (ClassifierRatio, 5-fold cross-fitting, "
+        "ExactShapley), `n_bootstrap=0`;",
+        "- `shiftattr (oracle ratios)`: the same importance-weighting game with the true "
+        "conditional log-ratios: the ceiling of importance weighting at this N;",
+        "- DoWhy 'change attribution' needs the quantity as a node: the model's loss is added "
+        "as a node `loss` whose parents are the model's inputs and the outcome. "
+        "`DoWhy MR`: `gcm.distribution_change_robust(causal_model, old, new, 'loss', "
+        "method='MR', xfit_folds=5)` with DoWhy's `create_hist_gradient_boost_regressor/"
+        "classifier`, or with its default learners (linear / logistic regression); it "
+        "factorises the joint in topological order, which for a DAG that holds in both "
+        "environments gives the same mechanisms. `DoWhy graphs`: one "
+        "`ProbabilisticCausalModel` per environment, mechanisms by "
+        "`gcm.auto.assign_causal_mechanisms`, the `loss` node given the exact loss function "
+        "as a deterministic mechanism, then `gcm.distribution_change_of_graphs(..., "
+        "difference_estimation_func=mean(new) − mean(old), "
+        f"num_samples={acc['setup'].get('dowhy_graphs_num_samples')})`. DoWhy's values are "
+        "negated to our sign; the value DoWhy gives the (unshifted, deterministic) `loss` node "
+        "is an error and counts in its MAE.",
+        "",
+    ]
+    sizes = sorted({r["n"] for r in summary})
+    header = ["SCM", "N", *[LABELS[m] for m in methods]]
+    rows_mae, rows_dom, rows_time = [], [], []
+    for scm in truth:
+        for n in sizes:
+            sel = {r["method"]: r for r in summary if r["scm"] == scm and r["n"] == n}
+            if not sel:
+                continue
+
+            def cell(m: str, key: str, fmt, sel: dict = sel) -> str:
+                r = sel.get(m)
+                if not r or key not in r:
+                    return "skipped" if m not in sel else "failed"
+                return fmt(r)
+
+            rows_mae.append(
+                [
+                    scm,
+                    n,
+                    *[
+                        cell(
+                            m,
+                            "mae_mean",
+                            lambda r: (
+                                _f(r["mae_mean"])
+                                + (f" ± {_f(r['mae_sd'], 2)}" if r["n_runs"] > 1 else "")
+                            ),
+                        )
+                        for m in methods
+                    ],
+                ]
+            )
+            rows_dom.append(
+                [
+                    scm,
+                    n,
+                    *[
+                        cell(m, "dominant_rate", lambda r: f"{100 * r['dominant_rate']:.0f}%")
+                        for m in methods
+                    ],
+                ]
+            )
+            rows_time.append(
+                [
+                    scm,
+                    n,
+                    *[
+                        cell(
+                            m,
+                            "seconds_median",
+                            lambda r: (
+                                f"{_f(r['seconds_median'], 2)} s"
+                                + (
+                                    f" ({_f(r['time_ratio_to_shiftattr'], 2)}×)"
+                                    if r.get("time_ratio_to_shiftattr")
+                                    else ""
+                                )
+                            ),
+                        )
+                        for m in methods
+                    ],
+                ]
+            )
+            ours = sel.get("shiftattr", {}).get("mae_mean")
+            oracle = sel.get("shiftattr_oracle", {}).get("mae_mean")
+            for m in methods:
+                r = sel.get(m, {})
+                if (
+                    m.startswith("dowhy")
+                    and ours is not None
+                    and r.get("mae_mean") is not None
+                    and r["mae_mean"] < ours
+                ):
+                    behind.append(
+                        f"accuracy, {scm}, N = {n}: {LABELS[m]} MAE {_f(r['mae_mean'])} vs "
+                        f"shiftattr {_f(ours)} (oracle-ratio ceiling {_f(oracle)})"
+                    )
+    out += [
+        "**Mean absolute error** of the attributions (mean ± sd over seeds; lower is better):",
+        "",
+        _table(header, rows_mae),
+        "",
+        "**Dominant mechanism found** (the largest |estimated| value is the largest |true| one):",
+        "",
+        _table(header, rows_dom),
+        "",
+        "**Wall time** per attribution (median over seeds; × = ratio to shiftattr in the same run):",
+        "",
+        _table(header, rows_time),
+        "",
+        "![accuracy](results/accuracy_mae.png)",
+        "",
+        f"**Mean estimate per mechanism** at N = {max(sizes)} (truth in the first column):",
+        "",
+    ]
+    for scm, t in truth.items():
+        sel = {r["method"]: r for r in summary if r["scm"] == scm and r["n"] == max(sizes)}
+        rows = []
+        for mech, v in t["values"].items():
+            rows.append(
+                [
+                    mech,
+                    _f(v),
+                    *[
+                        _f(sel[m]["value_mean"][mech]) if "value_mean" in sel.get(m, {}) else "—"
+                        for m in methods
+                    ],
+                ]
+            )
+        out += [
+            f"*{scm}*",
+            "",
+            _table(["mechanism", "truth", *[LABELS[m] for m in methods]], rows),
+            "",
+        ]
+    # diagnosis from the shiftattr runs
+    diag = []
+    for scm in truth:
+        for n in sizes:
+            runs = [
+                r
+                for r in acc["runs"]
+                if r["scm"] == scm and r["n"] == n and r["method"] == "shiftattr" and r["ok"]
+            ]
+            if not runs:
+                continue
+            ess = np.mean([r["diagnostics"]["ess_all_fraction"] for r in runs])
+            auc = {
+                k: np.mean([r["diagnostics"]["auc_joint"][k] for r in runs])
+                for k in runs[0]["diagnostics"]["auc_joint"]
+            }
+            sel = {r["method"]: r for r in summary if r["scm"] == scm and r["n"] == n}
+            diag.append(
+                [
+                    scm,
+                    n,
+                    _f(sel.get("shiftattr", {}).get("mae_mean")),
+                    _f(sel.get("shiftattr_oracle", {}).get("mae_mean")),
+                    f"{100 * ess:.0f}%",
+                    ", ".join(f"{k} {v:.2f}" for k, v in auc.items()),
+                ]
+            )
+    out += [
+        "**Where the error of shiftattr comes from.** The oracle column is importance weighting "
+        "with perfect ratios: its error is the variance of the weighting itself; the rest of "
+        "shiftattr's error comes from the estimated ratios.",
+        "",
+        _table(
+            [
+                "SCM",
+                "N",
+                "shiftattr MAE",
+                "oracle-ratio MAE",
+                "Kish ESS, all mechanisms",
+                "out-of-fold AUC of the joint classifiers",
+            ],
+            diag,
+        ),
+        "",
+    ]
+    return "\n".join(out), behind
+
+
+# -- 2. solvers ---------------------------------------------------------------------------
+def _solvers(sol: dict[str, Any] | None) -> tuple[str, list[str], list[list[str]]]:
+    if not sol:
+        return "## 2. Shapley solvers\n\nNot run.\n", [], []
+    behind: list[str] = []
+    targets: list[list[str]] = []
+    rm = sol["rmse"]
+    solvers = [s for s in LABELS if s in rm["solvers"]]
+    out = [
+        "## 2. Shapley solver efficiency",
+        "",
+        f"{_run(sol)}. **Accuracy at equal budgets**: RMSE against the "
+        f"exact values over {rm['n_seeds']} seeds, divided by the RMS of the exact values, at "
+        "equal numbers of value-function evaluations (counted by a wrapper around the value "
+        "function: coalitions actually evaluated). Our solver and DoWhy's deduplicate "
+        "coalitions; shapiq's permutation sampler evaluates `n − 1` per permutation. DoWhy's "
+        "budget is set through `num_permutations` (largest value that fits); its "
+        "EARLY_STOPPING may stop below the budget (its mean evaluations are in brackets). "
+        "`shiftattr + Halton (proposed)` is our solver with scrambled-Halton permutations "
+        "(`benchmarks/proposed_qmc.py`, a proposed patch, not the library).",
+        "",
+    ]
+    for name, g in rm["games"].items():
+        rows = []
+        for r in g["budgets"]:
+            cells = []
+            for s in solvers:
+                c = r.get(s)
+                if not isinstance(c, dict) or "rmse" not in c:
+                    cells.append("skipped")
+                    continue
+                txt = _f(c["relative_rmse"])
+                if abs(c["mean_evaluations"] - r["budget"]) > 0.05 * r["budget"]:
+                    txt += f" ({_f(c['mean_evaluations'], 3)})"
+                cells.append(txt)
+            ratio = r.get("ratio_vs_shapiq_permutation")
+            rows.append(
+                [r["budget"], *cells, _f(ratio), _yes(None if ratio is None else ratio <= 0.7)]
+            )
+            for s in solvers:
+                c, ours = r.get(s), r.get("shiftattr")
+                if (
+                    s != "shiftattr"
+                    and not s.startswith("shiftattr")
+                    and isinstance(c, dict)
+                    and "rmse" in c
+                    and isinstance(ours, dict)
+                    and c["rmse"] < ours["rmse"]
+                    and c["mean_evaluations"] <= 1.05 * r["budget"]
+                ):
+                    se = np.hypot(c.get("rmse_se", 0.0), ours.get("rmse_se", 0.0))
+                    noise = (
+                        " (within 2 s.e. of seed noise)"
+                        if ours["rmse"] - c["rmse"] < 2 * se
+                        else ""
+                    )
+                    behind.append(
+                        f"solver RMSE, {name}, budget {r['budget']}: {LABELS[s]} "
+                        f"{_f(c['relative_rmse'])} vs shiftattr {_f(ours['relative_rmse'])}{noise}"
+                    )
+        out += [
+            f"*{name}*: {g['description']} (RMS of the exact values {_f(g['values_rms'])}).",
+            "",
+            _table(
+                ["budget", *[LABELS[s] for s in solvers], "ours / shapiq perm.", "≤ 0.7?"],
+                rows,
+            ),
+            "",
+        ]
+    t = rm["target"]
+    if t["n_comparisons"]:
+        out += [
+            f"**Target: RMSE ≤ 0.7 × shapiq PermutationSamplingSV at equal budget — "
+            f"{'met' if t['met'] else 'not met'}**: {t['n_met']} of {t['n_comparisons']} (game, "
+            f"budget) pairs meet it; median ratio {_f(t['median_ratio'])}, worst "
+            f"{_f(t['worst_ratio'])}.",
+            "",
+        ]
+        measured = (
+            f"median ratio {_f(t['median_ratio'])}, worst {_f(t['worst_ratio'])} "
+            f"({t['n_met']}/{t['n_comparisons']} pairs)"
+        )
+        met = t["met"]
+    else:
+        out += ["**Target not measured**: shapiq is not installed (skipped).", ""]
+        measured, met = "not measured (shapiq not installed)", None
+    out += ["![solvers](results/solvers_rmse.png)", ""]
+    targets.append(
+        [
+            "PermutationShapley RMSE ≤ 0.7 × shapiq PermutationSamplingSV at equal budget",
+            measured,
+            _yes(met),
+        ]
+    )
+    out += [
+        "**Exact solver time** on the importance-weighting game (`bench_shapley.py`'s data, "
+        "the library's `iw_game` value function). Median wall time of round-robin runs; every "
+        "ExactShapley run builds a fresh game and pays all `2**n` evaluations; DoWhy's EXACT "
+        "calls the same value function one coalition at a time (`n_jobs=1`).",
+        "",
+    ]
+    labels = {
+        "shiftattr_exact": "ExactShapley on iw_game (library)",
+        "dowhy_exact": "DoWhy EXACT, same value function",
+        "shiftattr_exact_proposed": "ExactShapley, blocked split-product kernel (proposed)",
+        "value_fn_batched": "the library's value function alone, all 2**n coalitions, one batch",
+        "single_coalition_loop": "the value function, one coalition per call (Python loop)",
+        "shiftattr_exact_table_lookup": "ExactShapley on the table of values (solver overhead)",
+        "dowhy_exact_table_lookup": "DoWhy EXACT on the table of values (solver overhead)",
+    }
+    for ex in sol["exact"]:
+        threads = ex["blas_threads"]
+        rows = [[labels.get(k, k), f"{_f(v, 3)} s"] for k, v in ex["seconds"].items()]
+        out += [
+            f"*n = {ex['n_players']}, N = {ex['n_samples']:,}, BLAS threads: {threads}, "
+            f"{ex['repeats']} repeats*",
+            "",
+            _table(["what", "median wall time"], rows),
+            "",
+        ]
+        if "speedup_vs_dowhy" in ex:
+            out += [
+                f"ExactShapley is **{_f(ex['speedup_vs_dowhy'], 3)}×** faster than DoWhy EXACT "
+                f"(values agree to {_f(ex['max_abs_difference_dowhy'], 2)}); with the proposed "
+                f"blocked kernel **{_f(ex['speedup_vs_dowhy_proposed'], 3)}×** "
+                f"(agreeing to {_f(ex['max_abs_difference_proposed'], 2)}). On a value function "
+                f"that costs nothing (table lookup) the solvers' own overhead differs "
+                f"{_f(ex['speedup_vs_dowhy_table_lookup'], 3)}×.",
+                "",
+            ]
+            if threads == 1:
+                targets.append(
+                    [
+                        "ExactShapley ≥ 50× faster than DoWhy EXACT (iw game, n = 10, N = 100,000)",
+                        f"{_f(ex['speedup_vs_dowhy'], 3)}× (library); "
+                        f"{_f(ex['speedup_vs_dowhy_proposed'], 3)}× with the proposed blocked kernel",
+                        _yes(ex["target"]["met"]),
+                    ]
+                )
+                if not ex["target"]["met"]:
+                    behind.append(
+                        f"exact solver: {_f(ex['speedup_vs_dowhy'], 3)}× faster than DoWhy, "
+                        f"target 50× ({_f(ex['speedup_vs_dowhy_proposed'], 3)}× with the "
+                        "proposed blocked kernel)"
+                    )
+        else:
+            out += ["DoWhy not installed: the comparison was skipped.", ""]
+            if threads == 1:
+                targets.append(
+                    [
+                        "ExactShapley ≥ 50× faster than DoWhy EXACT (iw game, n = 10, N = 100,000)",
+                        "not measured (dowhy not installed)",
+                        "—",
+                    ]
+                )
+    single = next((e for e in sol["exact"] if e["blas_threads"] == 1), None)
+    if single and "dowhy_exact" in single["seconds"]:
+        s = single["seconds"]
+        need = s["dowhy_exact"] / 50
+        verdict = (
+            "The target is met."
+            if single["target"]["met"]
+            else f"The target is missed: 50× needs the exact solve in {_f(need, 2)} s; it takes "
+            f"{_f(s['shiftattr_exact'], 2)} s here."
+        )
+        out += [
+            f"{verdict} Where the time goes: DoWhy's time is its 1,024 one-coalition calls "
+            f"of the value function (the same calls in a plain Python loop take "
+            f"{_f(s['single_coalition_loop'], 3)} s; each costs `N` exponentials and three "
+            "reductions); its own solver overhead is the table-lookup row. ExactShapley "
+            "evaluates all coalitions in one batch, through the library's split-product "
+            f"kernel ({_f(s['value_fn_batched'], 3)} s for the batch): the weights factorise "
+            "over two halves of the mechanisms, so `2 × 2**(n/2) × N` exponentials and two "
+            "matrix products replace `2**n × N` exponentials; what remains is those products "
+            "(`2**n × N` multiply-adds) at the speed BLAS reaches on one shared core. The "
+            "blocked variant (`benchmarks/proposed_iw.py`) gives the same values with bounded "
+            "memory (section 4). With the libraries' default BLAS threads on this loaded "
+            "machine (the second table, full mode only) DoWhy's one-row BLAS calls wait on "
+            "thread synchronisation and the ratio is inflated; one thread on both sides is the "
+            "fair comparison.",
+            "",
+        ]
+    return "\n".join(out), behind, targets
+
+
+# -- 3. metrics ---------------------------------------------------------------------------
+def _metrics(met: dict[str, Any] | None) -> tuple[str, list[str]]:
+    if not met:
+        return "## 3. Metric throughput vs MONAI\n\nNot run.\n", []
+    shape = "×".join(map(str, met.get("shape", [])))
+    out = [
+        "## 3. Metric throughput vs MONAI",
+        "",
+        f"{_run(met, mode=False)} (`benchmarks/bench_metrics.py`, {met.get('n_cases')} pairs of "
+        f"{shape} lesion-like masks, {met.get('repeats')} repeats, round-robin medians; MONAI "
+        "gets float32 `(B, 1, D, H, W)` tensors built before timing, in chunks of 10; torch "
+        f"with {(met.get('monai') or {}).get('torch_threads', 'its default')} threads, numpy "
+        "single-threaded by nature here).",
+        "",
+    ]
+    behind = []
+    monai = met.get("monai")
+    rows = [
+        ["shiftattr `dice`, bool batch", _f(met.get("dice_batch_cases_per_s"))],
+        ["shiftattr `dice`, per case", _f(met.get("dice_per_case_cases_per_s"))],
+    ]
+    if isinstance(monai, dict):
+        rows += [
+            [
+                "shiftattr `dice` on MONAI's float tensors",
+                _f(monai.get("shiftattr_dice_on_same_float_tensors_cases_per_s")),
+            ],
+            [
+                f"MONAI {monai.get('version')} `compute_dice`",
+                _f(monai.get("compute_dice_cases_per_s")),
+            ],
+            ["plain torch `2Σpr / (Σp + Σr)`", _f(monai.get("plain_torch_sum_dice_cases_per_s"))],
+        ]
+    rows += [
+        ["shiftattr `lesion_f1` (MSSEG-2016)", _f(met.get("lesion_f1_cases_per_s"))],
+        ["scipy `ndimage.label` of both masks", _f(met.get("labelling_both_masks_cases_per_s"))],
+    ]
+    out += [_table(["function", "cases per second"], rows), ""]
+    if isinstance(monai, dict):
+        ratio = met.get("dice_vs_monai")
+        out += [
+            f"shiftattr's Dice is **{_f(ratio, 3)}×** MONAI's throughput on its native bool "
+            f"input and **{_f(met.get('dice_on_tensors_vs_monai'), 3)}×** on MONAI's float "
+            f"tensors; values agree to {_f(monai.get('max_abs_difference_vs_shiftattr'), 2)}. "
+            f"Lesion-wise F1 costs {_f(met.get('lesion_f1_over_labelling'), 3)}× the connected-"
+            "component labelling it cannot avoid.",
+            "",
+        ]
+        if ratio is not None and ratio < 1:
+            behind.append(f"Dice throughput: {_f(ratio)}× MONAI's")
+    else:
+        out += ["MONAI not installed: the comparison was skipped.", ""]
+    out += ["![metrics](results/metrics_throughput.png)", ""]
+    return "\n".join(out), behind
+
+
+# -- 4. scaling ---------------------------------------------------------------------------
+def _scaling(sc: dict[str, Any] | None) -> str:
+    if not sc:
+        return "## 4. Scaling\n\nNot run.\n"
+    g, a, m = sc["samples_game"], sc["samples_attribute"], sc["mechanisms"]
+    out = [
+        "## 4. Scaling",
+        "",
+        f"{_run(sc)}. BLAS limited to one thread.",
+        "",
+        f"**Cases, game only** ({g['n_mechanisms']} mechanisms, precomputed log-ratios; median of "
+        f"{g['repeats']} runs; peak memory traced by `tracemalloc` in one extra run):",
+        "",
+        _table(
+            ["N", "ExactShapley on iw_game", "peak MB", "blocked kernel (proposed)", "peak MB"],
+            [
+                [
+                    _f(r["n_samples"]),
+                    f"{_f(r['seconds']['exact'], 3)} s",
+                    _f(r["peak_mb"]["exact"], 3),
+                    f"{_f(r['seconds']['exact_proposed'], 3)} s",
+                    _f(r["peak_mb"]["exact_proposed"], 3),
+                ]
+                for r in g["rows"]
+            ],
+        ),
+        "",
+        f"Log-log slopes, time: library {_f(g['slope_time']['exact'], 3)}, proposed "
+        f"{_f(g['slope_time']['exact_proposed'], 3)} (1 = linear in N); memory: library "
+        f"{_f(g['slope_memory']['exact'], 3)}, proposed (blocked over the cases) "
+        f"{_f(g['slope_memory']['exact_proposed'], 3)}. The library's split-product kernel "
+        "holds the half-coalition weights of all N cases at once (three arrays of "
+        "`2**(n/2) × N` floats); the blocked one caps them at ~64 MB.",
+        "",
+        f"**Cases, full `attribute()`** ({a['scm']}; {a['settings']}; each run a fresh "
+        "subprocess; memory = peak resident memory above the baseline after loading the data):",
+        "",
+        _table(
+            ["N per environment", "runs", "median time", "peak RSS increase"],
+            [
+                [
+                    _f(r["n_samples"]),
+                    r["runs"],
+                    f"{_f(r['seconds'], 3)} s",
+                    f"{_f(r['peak_rss_increase_mb'], 3)} MB",
+                ]
+                for r in a["rows"]
+            ],
+        ),
+        "",
+        f"Log-log slope of time {_f(a['slope_time'], 3)}, of memory {_f(a['slope_memory'], 3)}. "
+        "At small N the time is dominated by a constant: 15 classifier fits per mechanism "
+        "(5 folds × 3 calibration folds for each of the two candidate classifiers, plus the "
+        "refit), each gradient-boosting fit paying 150 iterations of Python-level tree-growing "
+        "overhead whatever N.",
+        "",
+        f"**Mechanisms** (N = {m['n_samples']:,}; median of {m['repeats']} runs):",
+        "",
+        _table(
+            [
+                "n",
+                "ExactShapley",
+                "evaluations",
+                "ExactShapley, blocked (proposed)",
+                "PermutationShapley (64 perm.)",
+                "same, blocked (proposed)",
+                "evaluations",
+            ],
+            [
+                [
+                    r["n_mechanisms"],
+                    _secs(r["seconds"].get("exact")),
+                    _f(r["evaluations"].get("exact")),
+                    _secs(r["seconds"].get("exact_proposed")),
+                    _secs(r["seconds"].get("permutation_64")),
+                    _secs(r["seconds"].get("permutation_64_proposed")),
+                    _f(r["evaluations"].get("permutation_64")),
+                ]
+                for r in m["rows"]
+            ],
+        ),
+        "",
+        "Growth: "
+        + "; ".join(
+            f"{k}: ×{_f(v['factor_per_mechanism'], 3)} per added mechanism (log-log slope "
+            f"{_f(v['loglog_slope'], 3)})"
+            for k, v in m["growth"].items()
+        )
+        + ". Exact enumeration needs `2**n` coalitions; with the split-product kernel they "
+        "cost `2 × 2**(n/2) × N` exponentials plus `2**n × N` multiply-adds in BLAS, so the "
+        "time grows by less than ×2 per mechanism until the products dominate. Permutation "
+        "sampling grows polynomially (`n + 1` coalitions per permutation). The library "
+        "kernel takes the direct path for the permutation solver's sparse batches (more than "
+        "4 half-pairs per coalition); the proposed one keeps the products up to 16.",
+        "",
+        "![scaling with N](results/scaling_samples.png)",
+        "![scaling with mechanisms](results/scaling_mechanisms.png)",
+        "",
+    ]
+    return "\n".join(out)
+
+
+# -- 5. synthetic MS ----------------------------------------------------------------------
+def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            if k in ("machine",):
+                continue
+            items += _flatten(v, f"{prefix}{k}." if prefix or k else "")
+    elif isinstance(d, (int, float, str, bool)) or d is None:
+        items.append((prefix.rstrip("."), d))
+    return items
+
+
+def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> str:
+    head = "## 5. Synthetic MS validation\n\n"
+    if not script_exists or not ms or ms.get("status") == "not yet measured":
+        return head + (
+            "**Not yet measured.** `benchmarks/bench_synthetic_ms.py` does not exist yet; "
+            "`run.py` runs it and summarises its `results/synthetic_ms.json` here as soon as it "
+            "does. No numbers are reported.\n"
+        )
+    rows = [[k, _f(v) if isinstance(v, (int, float)) else v] for k, v in _flatten(ms)][:60]
+    return head + (
+        f"From `results/synthetic_ms.json` (written by `bench_synthetic_ms.py`, "
+        f"{ms.get('date', 'date not recorded')}):\n\n" + _table(["field", "value"], rows) + "\n"
+    )
+
+
+# -- the whole report ---------------------------------------------------------------------
+def write(results_dir: Path = RESULTS_DIR, out: Path = OUT, run_log: dict | None = None) -> Path:
+    """Write RESULTS.md from whatever results exist; returns its path."""
+    acc = read_json("accuracy_tabular", results_dir)
+    sol = read_json("solvers", results_dir)
+    met = read_json("metrics", results_dir)
+    sc = read_json("scaling", results_dir)
+    ms = read_json("synthetic_ms", results_dir)
+    from benchmarks.synthetic_ms import SCRIPT
+
+    acc_txt, behind_acc = _accuracy(acc)
+    sol_txt, behind_sol, targets = _solvers(sol)
+    met_txt, behind_met = _metrics(met)
+    newest = max((p for p in (acc, sol, sc) if p), key=lambda p: p["date"], default=None)
+    header = [
+        "# shiftattr benchmarks against the peers",
+        "",
+        f"Written by `benchmarks/run.py` on {now_utc()} (UTC) from the results in "
+        "`benchmarks/results/*.json`; each section gives the date of its own run."
+        + (
+            f" Last invocation: `{run_log['command']}` ({run_log['mode']} mode, "
+            f"{_f(run_log['seconds'], 3)} s; sections run: {', '.join(run_log['sections'])})."
+            if run_log
+            else ""
+        ),
+        "",
+        f"**Machine.** {_machine(newest) if newest else 'unknown'}",
+        "",
+        "**Timing rules.** Every time is a median over repeated runs; compared functions run "
+        "round-robin in the same process so that they see the same load; comparisons are ratios "
+        "to the peer measured in the same run. BLAS is limited to one thread for every side: "
+        "this 2-core machine is shared with other jobs, and multi-threaded BLAS there measures "
+        "thread contention rather than the code.",
+        "",
+        "## Targets",
+        "",
+        _table(["target", "measured", "met?"], targets) if targets else "No target measured.",
+        "",
+    ]
+    behind = behind_acc + behind_sol + behind_met
+    gaps = [
+        "## Where shiftattr is behind a peer, why, and what would close the gap",
+        "",
+    ]
+    if behind:
+        gaps += [f"- {b}" for b in behind]
+        gaps += [
+            "",
+            "Causes found:",
+            "",
+            "- **Attribution accuracy (importance weighting vs DoWhy's generative and "
+            "multiply-robust estimators).** shiftattr estimates every coalition by reweighting "
+            "the source cases. Where a mechanism's shift moves the loss through cases that are "
+            "rare in the source (the outcome mechanism, wide covariate shifts), the weights are "
+            "heavy-tailed: the oracle-ratio column shows the error that remains even with perfect "
+            "ratios, and the ESS column how few cases carry the estimate. Estimated ratios add "
+            "error on top where a conditional shift is subtle for a classifier (AUC near 0.5) "
+            "but large for the loss (a concept shift of the outcome). DoWhy's "
+            "`distribution_change_of_graphs` instead regresses each mechanism and simulates "
+            "new cases, which has no weight variance (but is biased when a fitted mechanism is "
+            "wrong); its MR estimator regresses the loss, which is exactly what is missing "
+            "here. Closing the gap: the multiply-robust and substitution estimators of "
+            "DESIGN.md (nested regressions of the metric along the topological order, "
+            "corrected by the same ratios), so that the outcome mechanism is handled by a "
+            "regression of the loss rather than by weights.",
+            "- **Permutation sampling vs DoWhy's Halton permutations.** DoWhy draws permutations "
+            "as the argsort of a Halton sequence (quasi-random); on unanimity games with "
+            "high-order interactions that stratifies the players' relative orders better than "
+            "our independent antithetic pairs. `shiftattr + Halton (proposed)` (our solver, "
+            "scrambled-Halton first permutation of each antithetic pair) shows the fix: a "
+            "`sampler='halton'` option in `PermutationShapley`.",
+            "- **Exact solver vs DoWhy EXACT.** See section 2: the cost is the value function; "
+            "DoWhy pays `2**n` single evaluations, we pay one batched split-product evaluation "
+            "whose matrix products run at the BLAS speed of one shared core. Closing the rest "
+            "of the gap needs a faster kernel for those products (float32 products with "
+            "float64 accumulation, or fewer cases: the game is exact but `N = 100,000` is "
+            "far more than the ratios' own precision warrants) or a quiet core.",
+        ]
+    else:
+        gaps += ["No figure where a peer is ahead in these results."]
+    gaps += [""]
+    body = [
+        acc_txt,
+        sol_txt,
+        met_txt,
+        _scaling(sc),
+        _synthetic_ms(ms, SCRIPT.exists()),
+        "\n".join(gaps),
+        "## Reproduce",
+        "",
+        "```bash",
+        "make bench                                   # installs the bench extra, runs --quick",
+        ".venv/bin/python benchmarks/run.py            # the full suite (hours on 2 busy cores)",
+        ".venv/bin/python -m benchmarks --only solvers --quick",
+        "```",
+        "",
+    ]
+    out.write_text("\n".join(header) + "\n" + "\n".join(body))
+    return out
