@@ -77,3 +77,10 @@ def test_solver_interface():
 def test_solvers_reject_non_games(solver):
     with pytest.raises(TypeError, match=r"Game\(players, value_fn\)"):
         solver.solve(lambda c: c.sum(axis=1))
+
+
+def test_efficient_spreads_a_residue_when_every_value_is_zero():
+    # found by hypothesis: v(N) - v(empty) = -2.7e-76 from cancellation, values all 0
+    sv = ShapleyValues.efficient(("a", "b"), np.zeros(2), -2.7324620082649804e-76)
+    assert sv.values.sum() == pytest.approx(-2.7324620082649804e-76, rel=1e-12)
+    assert sv.values[0] == sv.values[1]

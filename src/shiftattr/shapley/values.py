@@ -126,6 +126,8 @@ class ShapleyValues:
         scale = magnitude.sum()
         if scale > 0:
             values += (float(total) - values.sum()) * (magnitude / scale)
+        elif values.size:  # all values exactly 0 but a rounding residue in the total
+            values += (float(total) - values.sum()) / values.size
         return cls(tuple(players), values, total, **kwargs)  # type: ignore[arg-type]
 
     @property
