@@ -50,13 +50,12 @@ def shapley_from_table(
     """
     mechs = tuple(mechanisms)
     lookup = value.__getitem__ if isinstance(value, dict) else value
-
-    def fn(coalitions: np.ndarray) -> np.ndarray:
-        return np.array(
-            [float(lookup(tuple(m for m, b in zip(mechs, row) if b))) for row in coalitions]
-        )
-
-    sv = ExactShapley().solve(Game(list(mechs), fn))
+    # bitmask table (player i = bit i), the layout Game.from_table expects
+    codes = np.arange(2 ** len(mechs))
+    table = [
+        float(lookup(tuple(m for i, m in enumerate(mechs) if code >> i & 1))) for code in codes
+    ]
+    sv = ExactShapley().solve(Game.from_table(table, players=mechs))
     return {m: float(v) for m, v in zip(mechs, sv.values)}
 
 
