@@ -53,6 +53,7 @@ def _shiftattr(scm: Any, source, target, seed: int) -> dict[str, Any]:
         "values": dict(res.values),
         "diagnostics": {
             "auc_joint": {k: v["auc_joint"] for k, v in per.items()},
+            "auc_parents": {k: v["auc_parents"] for k, v in per.items()},
             "ess_fraction": {k: v["ess_fraction"] for k, v in per.items()},
             "ess_all_fraction": res.diagnostics["overall"]["ess_all_fraction"],
             "warnings": [w["code"] for w in res.warnings],
