@@ -10,7 +10,19 @@ __all__ = ["CausalGraph", "GraphError"]
 
 
 class GraphError(ValueError):
-    """Raised when a causal graph is malformed (cycle, unknown parent, bad name)."""
+    """Raised when a causal graph is malformed (cycle, unknown parent, bad name).
+
+    A subclass of :class:`ValueError`; the message names the offending node and says
+    how to fix the graph.
+
+    Examples
+    --------
+    >>> try:
+    ...     CausalGraph({"X": ["Y"], "Y": ["X"]})
+    ... except GraphError as err:
+    ...     print(err)
+    the graph has a cycle: X -> Y -> X. A causal graph must be acyclic.
+    """
 
 
 class CausalGraph:
@@ -130,12 +142,24 @@ class CausalGraph:
 
     @property
     def nodes(self) -> tuple[str, ...]:
-        """All node names, in insertion order."""
+        """All node names, in insertion order.
+
+        Examples
+        --------
+        >>> CausalGraph({"Y": ["X"], "X": []}).nodes
+        ('Y', 'X')
+        """
         return tuple(self._parents)
 
     @property
     def mechanisms(self) -> tuple[str, ...]:
-        """Mechanism names (one per node, named after the node), in topological order."""
+        """Mechanism names (one per node, named after the node), in topological order.
+
+        Examples
+        --------
+        >>> CausalGraph({"Y": ["X"], "X": []}).mechanisms
+        ('X', 'Y')
+        """
         return self._order
 
     def parents(self, node: str) -> tuple[str, ...]:
@@ -144,10 +168,25 @@ class CausalGraph:
         Parameters
         ----------
         node : str
+            A node of the graph.
 
         Returns
         -------
         tuple of str
+            Its parents, in the order they were given (empty for a root).
+
+        Raises
+        ------
+        GraphError
+            If ``node`` is not a node of the graph.
+
+        Examples
+        --------
+        >>> g = CausalGraph({"D": [], "X": ["D"], "Y": ["D", "X"]})
+        >>> g.parents("Y")
+        ('D', 'X')
+        >>> g.parents("D")
+        ()
         """
         try:
             return self._parents[node]
@@ -162,6 +201,12 @@ class CausalGraph:
         Returns
         -------
         tuple of str
+            Every node after all of its parents.
+
+        Examples
+        --------
+        >>> CausalGraph({"Y": ["X"], "X": ["D"], "D": []}).topological_order()
+        ('D', 'X', 'Y')
         """
         return self._order
 
@@ -171,11 +216,32 @@ class CausalGraph:
         Returns
         -------
         networkx.DiGraph
+            Edges point from parent to child.
+
+        Examples
+        --------
+        >>> g = CausalGraph({"D": [], "X": ["D"]}).to_networkx()
+        >>> sorted(g.edges)
+        [('D', 'X')]
         """
         return self._graph.copy()
 
     def to_dict(self) -> dict[str, list[str]]:
-        """The ``{node: [parents]}`` mapping (a copy)."""
+        """The ``{node: [parents]}`` mapping (a copy).
+
+        Returns
+        -------
+        dict of str to list of str
+            Accepted by :class:`CausalGraph` to rebuild an equal graph.
+
+        Examples
+        --------
+        >>> g = CausalGraph({"D": [], "X": ["D"]})
+        >>> g.to_dict()
+        {'D': [], 'X': ['D']}
+        >>> CausalGraph(g.to_dict()) == g
+        True
+        """
         return {n: list(p) for n, p in self._parents.items()}
 
     def __contains__(self, node: object) -> bool:

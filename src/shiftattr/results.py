@@ -19,7 +19,19 @@ class ShiftAttrWarning(UserWarning):
     """A diagnostic warning about an attribution (low ESS, separability, closure error).
 
     Every such warning is also recorded in :attr:`Attribution.warnings` and counted in
-    ``Attribution.diagnostics["overall"]["warning_counts"]``.
+    ``Attribution.diagnostics["overall"]["warning_counts"]``. Filter it with the
+    :mod:`warnings` machinery like any other warning.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("ESS of mechanism X is 3% of the source", ShiftAttrWarning)
+    >>> caught[0].category.__name__
+    'ShiftAttrWarning'
+    >>> issubclass(ShiftAttrWarning, UserWarning)
+    True
     """
 
 
@@ -94,17 +106,50 @@ class Attribution:
     # -- derived -----------------------------------------------------------------------
     @property
     def total(self) -> float:
-        """Estimated total drop, ``source_metric - estimated_target_metric``."""
+        """Estimated total drop, ``source_metric - estimated_target_metric``.
+
+        It equals the sum of :attr:`values` (Shapley efficiency).
+
+        Examples
+        --------
+        >>> res = Attribution(mechanisms=("X", "Y"), values={"X": 0.1, "Y": -0.02},
+        ...                   ci={"X": (0.05, 0.15), "Y": (-0.04, 0.0)},
+        ...                   stderr={"X": 0.02, "Y": 0.01}, source_metric=0.8,
+        ...                   estimated_target_metric=0.72)
+        >>> round(res.total, 4), round(sum(res.values.values()), 4)
+        (0.08, 0.08)
+        """
         return self.source_metric - self.estimated_target_metric
 
     @property
     def dominant(self) -> str:
-        """The mechanism with the largest attributed drop."""
+        """The mechanism with the largest attributed drop.
+
+        Examples
+        --------
+        >>> res = Attribution(mechanisms=("X", "Y"), values={"X": 0.1, "Y": -0.02},
+        ...                   ci={"X": (0.05, 0.15), "Y": (-0.04, 0.0)},
+        ...                   stderr={"X": 0.02, "Y": 0.01}, source_metric=0.8,
+        ...                   estimated_target_metric=0.72)
+        >>> res.dominant
+        'X'
+        """
         return max(self.mechanisms, key=lambda k: self.values[k])
 
     @property
     def metric_name(self) -> str:
-        """Name of the metric (from settings)."""
+        """Name of the metric (from settings); ``"metric"`` when not recorded.
+
+        Examples
+        --------
+        >>> res = Attribution(mechanisms=("X", "Y"), values={"X": 0.1, "Y": -0.02},
+        ...                   ci={"X": (0.05, 0.15), "Y": (-0.04, 0.0)},
+        ...                   stderr={"X": 0.02, "Y": 0.01}, source_metric=0.8,
+        ...                   estimated_target_metric=0.72,
+        ...                   settings={"metric_name": "dice"})
+        >>> res.metric_name
+        'dice'
+        """
         return str(self.settings.get("metric_name", "metric"))
 
     # -- tables ------------------------------------------------------------------------
@@ -114,6 +159,18 @@ class Attribution:
         Returns
         -------
         list of dict
+            Keys ``mechanism, value, ci_low, ci_high, stderr, auc_joint, auc_parents,
+            ess, ess_fraction, max_weight, frac_truncated`` (None for a diagnostic that
+            was not computed).
+
+        Examples
+        --------
+        >>> res = Attribution(mechanisms=("X", "Y"), values={"X": 0.1, "Y": -0.02},
+        ...                   ci={"X": (0.05, 0.15), "Y": (-0.04, 0.0)},
+        ...                   stderr={"X": 0.02, "Y": 0.01}, source_metric=0.8,
+        ...                   estimated_target_metric=0.72)
+        >>> [(r["mechanism"], r["value"], r["ci_low"]) for r in res.to_records()]
+        [('X', 0.1, 0.05), ('Y', -0.02, -0.04)]
         """
         rows = []
         per = self.diagnostics.get("mechanisms", {})
@@ -143,7 +200,17 @@ class Attribution:
         Returns
         -------
         pandas.DataFrame
-            Indexed by mechanism.
+            Indexed by mechanism; the columns of :meth:`to_records`.
+
+        Examples
+        --------
+        >>> res = Attribution(mechanisms=("X", "Y"), values={"X": 0.1, "Y": -0.02},
+        ...                   ci={"X": (0.05, 0.15), "Y": (-0.04, 0.0)},
+        ...                   stderr={"X": 0.02, "Y": 0.01}, source_metric=0.8,
+        ...                   estimated_target_metric=0.72)
+        >>> frame = res.to_frame()
+        >>> frame.index.tolist(), float(frame.loc["Y", "ci_low"])
+        (['X', 'Y'], -0.04)
         """
         try:
             import pandas as pd
@@ -159,6 +226,28 @@ class Attribution:
         Returns
         -------
         str
+            Also what ``str(result)`` and ``print(result)`` show.
+
+        Examples
+        --------
+        >>> res = Attribution(mechanisms=("X", "Y"), values={"X": 0.1, "Y": -0.02},
+        ...                   ci={"X": (0.05, 0.15), "Y": (-0.04, 0.0)},
+        ...                   stderr={"X": 0.02, "Y": 0.01}, source_metric=0.8,
+        ...                   estimated_target_metric=0.72,
+        ...                   settings={"metric_name": "dice"})
+        >>> print(res.summary())
+        Attribution of the change in dice: source -> target
+          (positive = performance drop: source metric minus the metric with the mechanism shifted)
+        <BLANKLINE>
+        mechanism          value                95% CI    AUC      ESS   max w
+        X                +0.1000    [+0.0500, +0.1500]      —        —       —
+        Y                -0.0200    [-0.0400, +0.0000]      —        —       —
+        <BLANKLINE>
+        dice on source:               0.8000
+        dice on target, estimated:    0.7200   (total drop +0.0800)
+        bootstrap: 0 replicates (—); solver: —; folds: —
+        <BLANKLINE>
+        no warnings
         """
         name = self.metric_name
         s = self.settings
@@ -220,6 +309,17 @@ class Attribution:
         Returns
         -------
         dict
+            Plain Python types only (lists, dicts, floats, None), plus the sign
+            convention under ``"sign_convention"``.
+
+        Examples
+        --------
+        >>> res = Attribution(mechanisms=("X",), values={"X": 0.1},
+        ...                   ci={"X": (float("nan"), float("nan"))}, stderr={"X": 0.02},
+        ...                   source_metric=0.8, estimated_target_metric=0.7)
+        >>> d = res.to_dict()
+        >>> d["values"], d["ci"]
+        ({'X': 0.1}, {'X': [None, None]})
         """
         d = {
             "mechanisms": list(self.mechanisms),
@@ -246,11 +346,23 @@ class Attribution:
         Parameters
         ----------
         path : str or Path, optional
+            File to write the JSON to (replaced if it exists).
         indent : int, default 2
+            Indentation of the JSON text.
 
         Returns
         -------
         str
+            The JSON text (NaN stored as ``null``).
+
+        Examples
+        --------
+        >>> res = Attribution(mechanisms=("X",), values={"X": 0.1}, ci={"X": (0.05, 0.15)},
+        ...                   stderr={"X": 0.02}, source_metric=0.8,
+        ...                   estimated_target_metric=0.7)
+        >>> text = res.to_json(indent=None)
+        >>> text[:40]
+        '{"mechanisms": ["X"], "values": {"X": 0.'
         """
         text = json.dumps(self.to_dict(), indent=indent, default=_json_default)
         if path is not None:
@@ -259,7 +371,27 @@ class Attribution:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Attribution:
-        """Rebuild a result from :meth:`to_dict` output."""
+        """Rebuild a result from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        d : dict
+            As returned by :meth:`to_dict` (or parsed from :meth:`to_json`); ``null``
+            numbers become NaN.
+
+        Returns
+        -------
+        Attribution
+
+        Examples
+        --------
+        >>> res = Attribution(mechanisms=("X",), values={"X": 0.1}, ci={"X": (0.05, 0.15)},
+        ...                   stderr={"X": 0.02}, source_metric=0.8,
+        ...                   estimated_target_metric=0.7)
+        >>> again = Attribution.from_dict(res.to_dict())
+        >>> again.values, again.ci
+        ({'X': 0.1}, {'X': (0.05, 0.15)})
+        """
         nan = float("nan")
 
         def num(x):
@@ -288,9 +420,29 @@ class Attribution:
     def from_json(cls, text_or_path: str | Path) -> Attribution:
         """Read a result written by :meth:`to_json` (a JSON string or a file path).
 
+        Parameters
+        ----------
+        text_or_path : str or Path
+            The JSON text itself (a string starting with ``{``) or the path of a file
+            holding it.
+
         Returns
         -------
         Attribution
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> res = Attribution(mechanisms=("X",), values={"X": 0.1}, ci={"X": (0.05, 0.15)},
+        ...                   stderr={"X": 0.02}, source_metric=0.8,
+        ...                   estimated_target_metric=0.7)
+        >>> path = Path(tempfile.mkdtemp()) / "attribution.json"
+        >>> _ = res.to_json(path)
+        >>> Attribution.from_json(path).values
+        {'X': 0.1}
+        >>> Attribution.from_json(res.to_json()).source_metric
+        0.8
         """
         if isinstance(text_or_path, Path) or not str(text_or_path).lstrip().startswith("{"):
             text = Path(text_or_path).read_text()
@@ -302,14 +454,31 @@ class Attribution:
     def plot(self, ax=None, title: str | None = None):
         """Bar chart of the values with their confidence intervals (matplotlib extra).
 
+        Red bars are drops (positive values), blue bars gains; the black whiskers are
+        the bootstrap intervals (drawn when they are finite).
+
         Parameters
         ----------
         ax : matplotlib Axes, optional
+            Axes to draw on; default a new figure sized to the number of mechanisms.
         title : str, optional
+            Default ``"source → target"`` from the settings.
 
         Returns
         -------
         matplotlib.axes.Axes
+
+        Examples
+        --------
+        >>> import matplotlib.pyplot as plt
+        >>> res = Attribution(mechanisms=("X", "Y"), values={"X": 0.1, "Y": -0.02},
+        ...                   ci={"X": (0.05, 0.15), "Y": (-0.04, 0.0)},
+        ...                   stderr={"X": 0.02, "Y": 0.01}, source_metric=0.8,
+        ...                   estimated_target_metric=0.72)
+        >>> ax = res.plot(title="drop per mechanism")
+        >>> len(ax.patches), ax.get_title()
+        (2, 'drop per mechanism')
+        >>> plt.close(ax.figure)
         """
         try:
             import matplotlib.pyplot as plt

@@ -30,11 +30,21 @@ class LinearMechanism:
 
     Parameters
     ----------
-    intercept : float
-    coefs : dict
+    intercept : float, default 0.0
+        Constant term.
+    coefs : dict, default {}
         Parent name -> coefficient (parents must match the graph).
-    noise : float
+    noise : float, default 1.0
         Standard deviation of the Gaussian noise (> 0).
+
+    Examples
+    --------
+    >>> LinearMechanism(0.5, {"Z": 0.8}, noise=1.2)
+    LinearMechanism(intercept=0.5, coefs={'Z': 0.8}, noise=1.2)
+    >>> LinearMechanism(noise=0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: noise must be positive, got 0.0
     """
 
     intercept: float = 0.0
@@ -138,6 +148,14 @@ class LinearGaussianSCM:
         Returns
         -------
         LinearGaussianSCM
+
+        Examples
+        --------
+        >>> scm = LinearGaussianSCM.example(shifted=["X"])
+        >>> scm.nodes, scm.outcome, scm.metric_name
+        (('Z', 'X', 'Y'), 'Y', 'hit')
+        >>> scm.source["Z"] == scm.target["Z"], scm.source["X"] == scm.target["X"]
+        (True, False)
         """
         shifted = set(shifted)
         unknown = shifted - {"Z", "X", "Y"}
@@ -188,14 +206,32 @@ class LinearGaussianSCM:
         Parameters
         ----------
         n : int
+            Number of cases.
         shifted : iterable of str
             Mechanisms taken from the target.
         random_state : int or Generator, optional
+            Seed of the noise.
         name : str, optional
+            Name of the environment; default ``"mixed[A,B]"`` from ``shifted``.
 
         Returns
         -------
         Environment
+            One scalar array per node; ``metadata["shifted"]`` lists ``shifted``.
+
+        Examples
+        --------
+        >>> scm = LinearGaussianSCM.example()
+        >>> env = scm.sample_mixed(3, ["X"], random_state=0)
+        >>> env.name, env.metadata, len(env)
+        ('mixed[X]', {'shifted': ['X']}, 3)
+
+        Common random numbers: with the same seed, a node whose mechanism and parents
+        are unshifted takes the same values.
+
+        >>> src = scm.sample_mixed(3, [], random_state=0)
+        >>> bool(np.array_equal(env["Z"], src["Z"]))
+        True
         """
         shifted = set(shifted)
         mech = self._mechanisms(shifted)
@@ -222,12 +258,23 @@ class LinearGaussianSCM:
         Parameters
         ----------
         n : int
+            Number of cases.
         environment : {"source", "target"}
+            ``"target"`` shifts every mechanism.
         random_state : int or Generator, optional
+            Seed of the noise.
 
         Returns
         -------
         Environment
+            Named ``environment``, one scalar array per node.
+
+        Examples
+        --------
+        >>> scm = LinearGaussianSCM.example()
+        >>> env = scm.sample(4, "target", random_state=0)
+        >>> env.name, env.nodes, env["Y"].shape
+        ('target', ('Z', 'X', 'Y'), (4,))
         """
         if environment not in ("source", "target"):
             raise ValueError(f"environment must be 'source' or 'target', got {environment!r}")
@@ -236,14 +283,53 @@ class LinearGaussianSCM:
 
     # -- the model and its metric -------------------------------------------------------
     def predict(self, env: Environment) -> np.ndarray:
-        """The fixed linear model's prediction of the outcome."""
+        """The fixed linear model's prediction of the outcome.
+
+        Parameters
+        ----------
+        env : Environment
+            Holds (at least) the nodes the model uses.
+
+        Returns
+        -------
+        numpy.ndarray of shape (len(env),)
+            ``model_intercept + sum(model_coefs[j] * env[j])``.
+
+        Examples
+        --------
+        >>> scm = LinearGaussianSCM.example()   # f(V) = 1.2 * X
+        >>> env = scm.sample(3, random_state=0)
+        >>> bool(np.allclose(scm.predict(env), 1.2 * env["X"]))
+        True
+        """
         out = np.full(len(env), self.model_intercept)
         for j, c in self.model_coefs.items():
             out = out + c * np.asarray(env[j], dtype=float)
         return out
 
     def metric(self, env: Environment) -> np.ndarray:
-        """Per-case metric of the fixed model (see the ``metric`` parameter)."""
+        """Per-case metric of the fixed model (see the ``metric`` parameter).
+
+        Parameters
+        ----------
+        env : Environment
+            Holds the outcome and the nodes the model uses.
+
+        Returns
+        -------
+        numpy.ndarray of shape (len(env),)
+            Hit (0 or 1), squared error or absolute error of each case.
+
+        Examples
+        --------
+        >>> scm = LinearGaussianSCM.example(metric="squared_error")
+        >>> env = scm.sample(3, random_state=0)
+        >>> bool(np.allclose(scm.metric(env), (env["Y"] - scm.predict(env)) ** 2))
+        True
+        >>> hits = LinearGaussianSCM.example(metric="hit").metric(env)
+        >>> set(hits.tolist()) <= {0.0, 1.0}
+        True
+        """
         r = np.asarray(env[self.outcome], dtype=float) - self.predict(env)
         if self.metric_name == "hit":
             return (np.abs(r) < self.tolerance).astype(float)
@@ -260,11 +346,22 @@ class LinearGaussianSCM:
         Parameters
         ----------
         env : Environment
+            Holds ``mechanism`` and its parents.
         mechanism : str
+            The node whose conditional density ratio is wanted.
 
         Returns
         -------
         numpy.ndarray of shape (len(env),)
+
+        Examples
+        --------
+        >>> scm = LinearGaussianSCM.example(shifted=["X"])
+        >>> env = scm.sample(3, random_state=0)
+        >>> scm.true_log_ratio(env, "X").shape
+        (3,)
+        >>> bool(np.all(scm.true_log_ratio(env, "Z") == 0))   # Z is not shifted
+        True
         """
         v = np.asarray(env[mechanism], dtype=float)
         out = np.zeros(len(env))
@@ -281,11 +378,18 @@ class LinearGaussianSCM:
 
         Parameters
         ----------
-        shifted : iterable of str
+        shifted : iterable of str, default ()
+            Mechanisms taken from the target; ``()`` is the source.
 
         Returns
         -------
         float
+
+        Examples
+        --------
+        >>> scm = LinearGaussianSCM.example()
+        >>> round(scm.expected_metric(), 4), round(scm.expected_metric(scm.nodes), 4)
+        (0.7611, 0.5766)
         """
         mech = self._mechanisms(shifted)
         k = len(self.nodes)
@@ -331,6 +435,14 @@ class LinearGaussianSCM:
         Returns
         -------
         TrueAttribution
+
+        Examples
+        --------
+        >>> truth = LinearGaussianSCM.example().true_attribution()
+        >>> {k: round(v, 4) for k, v in truth.values.items()}
+        {'Z': 0.054, 'X': 0.0143, 'Y': 0.1161}
+        >>> truth.dominant, round(truth.total, 4)
+        ('Y', 0.1845)
         """
         mechs = tuple(self.nodes if mechanisms is None else mechanisms)
         base = self.expected_metric(())

@@ -481,7 +481,15 @@ class SyntheticMS:
     # -- geometry (computed once) ------------------------------------------------------
     @property
     def ndim(self) -> int:
-        """Number of spatial dimensions."""
+        """Number of spatial dimensions.
+
+        Examples
+        --------
+        >>> SyntheticMS(shape=(16, 16, 16)).ndim
+        3
+        >>> SyntheticMS(shape=(16, 16)).ndim
+        2
+        """
         return len(self.shape)
 
     @cached_property

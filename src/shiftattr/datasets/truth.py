@@ -17,6 +17,16 @@ __all__ = ["TrueAttribution", "all_coalitions", "shapley_from_table"]
 def all_coalitions(mechanisms: Sequence[str]) -> list[tuple[str, ...]]:
     """Every subset of ``mechanisms`` (as tuples in the given order), smallest first.
 
+    Parameters
+    ----------
+    mechanisms : sequence of str
+        The players.
+
+    Returns
+    -------
+    list of tuple of str
+        The ``2**n`` coalitions, by size then in :func:`itertools.combinations` order.
+
     Examples
     --------
     >>> all_coalitions(["A", "B"])
@@ -71,12 +81,21 @@ class TrueAttribution:
     delta_m : dict
         Coalition (tuple of mechanisms) -> ``M(source) - M(P_I)``.
     source_metric, target_metric : float
+        ``M(source)`` and ``M(target)``.
     stderr : dict or None
         Monte-Carlo standard errors of ``values`` (None when exact in closed form).
     n : int or None
         Simulated cases per coalition (None when exact).
     extra : dict
         Simulator-specific details.
+
+    Examples
+    --------
+    >>> table = {(): 0.0, ("A",): 0.1, ("B",): 0.0, ("A", "B"): 0.3}
+    >>> truth = TrueAttribution(("A", "B"), shapley_from_table(("A", "B"), table), table,
+    ...                         source_metric=0.9, target_metric=0.6)
+    >>> {k: round(v, 4) for k, v in truth.values.items()}
+    {'A': 0.2, 'B': 0.1}
     """
 
     mechanisms: tuple[str, ...]
@@ -90,16 +109,49 @@ class TrueAttribution:
 
     @property
     def total(self) -> float:
-        """``ΔM`` with every mechanism shifted (the values sum to it)."""
+        """``ΔM`` with every mechanism shifted (the values sum to it).
+
+        Examples
+        --------
+        >>> table = {(): 0.0, ("A",): 0.1, ("B",): 0.0, ("A", "B"): 0.3}
+        >>> truth = TrueAttribution(("A", "B"), shapley_from_table(("A", "B"), table),
+        ...                         table, source_metric=0.9, target_metric=0.6)
+        >>> truth.total
+        0.3
+        """
         return self.delta_m[tuple(self.mechanisms)]
 
     @property
     def dominant(self) -> str:
-        """Mechanism with the largest true attributed drop."""
+        """Mechanism with the largest true attributed drop.
+
+        Examples
+        --------
+        >>> table = {(): 0.0, ("A",): 0.1, ("B",): 0.0, ("A", "B"): 0.3}
+        >>> truth = TrueAttribution(("A", "B"), shapley_from_table(("A", "B"), table),
+        ...                         table, source_metric=0.9, target_metric=0.6)
+        >>> truth.dominant
+        'A'
+        """
         return max(self.mechanisms, key=lambda k: self.values[k])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (coalitions written as ``"A+B"``, empty as ``"∅"``)."""
+        """JSON-ready dictionary (coalitions written as ``"A+B"``, empty as ``"∅"``).
+
+        Returns
+        -------
+        dict
+            Keys ``mechanisms, values, stderr, delta_m, source_metric, target_metric,
+            n``; what :func:`shiftattr.report.write_report` takes as ``truth``.
+
+        Examples
+        --------
+        >>> table = {(): 0.0, ("A",): 0.1, ("B",): 0.0, ("A", "B"): 0.3}
+        >>> truth = TrueAttribution(("A", "B"), shapley_from_table(("A", "B"), table),
+        ...                         table, source_metric=0.9, target_metric=0.6)
+        >>> truth.to_dict()["delta_m"]
+        {'∅': 0.0, 'A': 0.1, 'B': 0.0, 'A+B': 0.3}
+        """
         return {
             "mechanisms": list(self.mechanisms),
             "values": dict(self.values),

@@ -41,7 +41,29 @@ def n_cases(features: Features) -> int:
 
 
 def check_fitted(estimator: BaseEstimator, attribute: str) -> None:
-    """Raise a :class:`~sklearn.exceptions.NotFittedError` naming the estimator if unfitted."""
+    """Raise a :class:`~sklearn.exceptions.NotFittedError` naming the estimator if unfitted.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator to check.
+    attribute : str
+        A fitted attribute (name ending in ``_``) that :meth:`~DensityRatioEstimator.fit`
+        sets; its absence means the estimator is not fitted.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If ``estimator`` has no attribute ``attribute``; the message says to call ``fit``.
+
+    Examples
+    --------
+    >>> from shiftattr.ratios import ClassifierRatio
+    >>> check_fitted(ClassifierRatio(), "classifier_")
+    Traceback (most recent call last):
+    ...
+    sklearn.exceptions.NotFittedError: This ClassifierRatio is not fitted yet; call fit(source_features, target_features) before log_ratio().
+    """
     if not hasattr(estimator, attribute):
         raise NotFittedError(
             f"This {type(estimator).__name__} is not fitted yet; call "
@@ -93,6 +115,20 @@ class DensityRatioEstimator(BaseEstimator, ABC):
         Returns
         -------
         self
+
+        Examples
+        --------
+        With :class:`~shiftattr.ratios.ClassifierRatio`, one implementation:
+
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from shiftattr.ratios import ClassifierRatio
+        >>> rng = np.random.default_rng(0)
+        >>> src, tgt = {"x": rng.normal(0, 1, 300)}, {"x": rng.normal(1, 1, 300)}
+        >>> est = ClassifierRatio(LogisticRegression(), calibration="none")
+        >>> est.fit(src, tgt) is est
+        True
+        >>> est.nodes_
+        ('x',)
         """
 
     @abstractmethod
@@ -102,8 +138,22 @@ class DensityRatioEstimator(BaseEstimator, ABC):
         Parameters
         ----------
         features : mapping of str to array-like
+            The nodes the estimator was fitted on, one entry per case along axis 0.
 
         Returns
         -------
         numpy.ndarray of shape (n_cases,)
+
+        Examples
+        --------
+        With :class:`~shiftattr.ratios.ClassifierRatio`, one implementation (the true
+        log-ratio of ``N(1, 1)`` to ``N(0, 1)`` is ``x - 0.5``):
+
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from shiftattr.ratios import ClassifierRatio
+        >>> rng = np.random.default_rng(0)
+        >>> src, tgt = {"x": rng.normal(0, 1, 300)}, {"x": rng.normal(1, 1, 300)}
+        >>> est = ClassifierRatio(LogisticRegression(), calibration="none").fit(src, tgt)
+        >>> est.log_ratio({"x": np.array([0.0, 1.0])}).round(1)
+        array([-0.5,  0.5])
         """

@@ -28,11 +28,30 @@ def raw_logit(classifier, X: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     classifier : fitted binary scikit-learn classifier
+        With ``decision_function`` or ``predict_log_proba``.
     X : ndarray of shape (N, d)
+        Cases to score.
 
     Returns
     -------
     ndarray of shape (N,)
+        ``log p(1 | x) - log p(0 | x)``.
+
+    Raises
+    ------
+    TypeError
+        If the classifier has neither method.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> clf = LogisticRegression().fit(X, [0, 0, 1, 1])
+    >>> logits = raw_logit(clf, X)
+    >>> logits.shape, bool(np.all(np.diff(logits) > 0))
+    ((4,), True)
+    >>> bool(np.allclose(logits, np.log(clf.predict_proba(X)[:, 1] / clf.predict_proba(X)[:, 0])))
+    True
     """
     if hasattr(classifier, "decision_function"):
         out = np.asarray(classifier.decision_function(X), dtype=float)
@@ -211,13 +230,28 @@ class ClassifierRatio(DensityRatioEstimator):
     def fit(self, source_features: Features, target_features: Features) -> ClassifierRatio:
         """Fit the classifier to tell target (1) from source (0).
 
+        Chooses among the candidate classifiers by out-of-fold log-loss, fits the
+        calibration on out-of-fold log-odds, then refits the chosen classifier on all
+        the cases.
+
         Parameters
         ----------
         source_features, target_features : mapping of str to array-like
+            The same nodes in both, one entry per case along axis 0; numeric and
+            finite (a NaN or inf raises a ``ValueError`` naming the node).
 
         Returns
         -------
         self
+
+        Examples
+        --------
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> rng = np.random.default_rng(0)
+        >>> src, tgt = {"x": rng.normal(0, 1, 300)}, {"x": rng.normal(1, 1, 300)}
+        >>> est = ClassifierRatio(LogisticRegression(), calibration="none").fit(src, tgt)
+        >>> est.selected_, est.nodes_, float(est.log_prior_odds_)
+        ('classifier', ('x',), 0.0)
         """
         with threadpool_limits(limits=self.n_threads):
             return self._fit(source_features, target_features)
@@ -292,6 +326,17 @@ class ClassifierRatio(DensityRatioEstimator):
         Returns
         -------
         numpy.ndarray of shape (n_cases,)
+
+        Examples
+        --------
+        The true log-ratio of ``N(1, 1)`` to ``N(0, 1)`` is ``x - 0.5``:
+
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> rng = np.random.default_rng(0)
+        >>> src, tgt = {"x": rng.normal(0, 1, 300)}, {"x": rng.normal(1, 1, 300)}
+        >>> est = ClassifierRatio(LogisticRegression(), calibration="none").fit(src, tgt)
+        >>> est.log_ratio({"x": np.array([0.0, 1.0])}).round(1)
+        array([-0.5,  0.5])
         """
         check_fitted(self, "classifier_")
         if set(features) != set(self.nodes_):

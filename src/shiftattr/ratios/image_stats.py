@@ -225,10 +225,23 @@ class ImageStatsRatio(DensityRatioEstimator):
         Parameters
         ----------
         source_features, target_features : mapping of str to array-like
+            The same image (or mask) nodes in both: arrays or
+            :class:`~shiftattr.LazyVolumes` with ``spatial_dims`` trailing axes.
 
         Returns
         -------
         self
+
+        Examples
+        --------
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> rng = np.random.default_rng(0)
+        >>> src = {"X": rng.normal(0, 1.0, size=(20, 8, 8, 8))}
+        >>> tgt = {"X": rng.normal(0, 1.5, size=(20, 8, 8, 8))}
+        >>> clf = ClassifierRatio(LogisticRegression(), calibration="none")
+        >>> est = ImageStatsRatio(clf).fit(src, tgt)
+        >>> est.nodes_, est.n_features_
+        (('X',), 12)
         """
         if set(source_features) != set(target_features):
             raise ValueError(
@@ -253,10 +266,24 @@ class ImageStatsRatio(DensityRatioEstimator):
         Parameters
         ----------
         features : mapping of str to array-like
+            The nodes seen in :meth:`fit`.
 
         Returns
         -------
         ndarray of shape (n_cases,)
+
+        Examples
+        --------
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> rng = np.random.default_rng(0)
+        >>> src = {"X": rng.normal(0, 1.0, size=(20, 8, 8, 8))}
+        >>> tgt = {"X": rng.normal(0, 1.5, size=(20, 8, 8, 8))}   # noisier scanner
+        >>> clf = ClassifierRatio(LogisticRegression(), calibration="none")
+        >>> est = ImageStatsRatio(clf).fit(src, tgt)
+        >>> new = np.stack([rng.normal(0, sd, size=(8, 8, 8)) for sd in (1.0, 1.5)])
+        >>> lr = est.log_ratio({"X": new})
+        >>> lr.shape, bool(lr[0] < 0 < lr[1])
+        ((2,), True)
         """
         check_fitted(self, "ratio_")
         if set(features) != set(self.nodes_):

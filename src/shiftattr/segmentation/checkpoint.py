@@ -27,7 +27,23 @@ _NESTED_KEYS = ("state_dict", "network_weights", "model_state_dict", "model", "n
 
 
 class CheckpointError(ValueError):
-    """A checkpoint cannot be loaded safely or does not fit the model."""
+    """A checkpoint cannot be loaded safely or does not fit the model.
+
+    A subclass of :class:`ValueError`; the message says what the file holds and how to
+    load it (``key=...``, or ``weights_only=False`` for a trusted file).
+
+    Examples
+    --------
+    >>> import tempfile, os, torch
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "training_state.pth")
+    ...     torch.save({"epoch": 3}, path)   # no weights in it
+    ...     try:
+    ...         load_state_dict(path)
+    ...     except CheckpointError as err:
+    ...         print(str(err).split(" and ")[0].replace(path, "PATH"))
+    checkpoint 'PATH' is a dict with keys ['epoch']
+    """
 
 
 def _numpy_safe_globals() -> list[Any]:

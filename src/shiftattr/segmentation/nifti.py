@@ -53,7 +53,18 @@ _RESERVED_METADATA = frozenset(
 
 
 class NiftiDataError(ValueError):
-    """A NIfTI file is missing, unreadable or inconsistent; the message names the file(s)."""
+    """A NIfTI file is missing, unreadable or inconsistent; the message names the file(s).
+
+    A subclass of :class:`ValueError`.
+
+    Examples
+    --------
+    >>> try:
+    ...     NiftiVolumeLoader([["/no/such/case.nii.gz"]])(0)
+    ... except NiftiDataError as err:
+    ...     print(err)
+    file not found: '/no/such/case.nii.gz'
+    """
 
 
 def _nibabel() -> Any:
@@ -127,6 +138,8 @@ def _check_same_grid(
 # ---------------------------------------------------------------------------------- loader
 def _read_data(path: str) -> np.ndarray:
     nib = _nibabel()
+    if not os.path.isfile(path):  # e.g. moved or deleted after the environment was built
+        raise NiftiDataError(f"file not found: {path!r}")
     try:
         img = nib.load(path, mmap=False)
         data = np.asarray(img.dataobj)
@@ -198,6 +211,18 @@ class NiftiVolumeLoader:
         -------
         tuple
             Hashable key that changes when a file is replaced or modified.
+
+        Examples
+        --------
+        >>> import tempfile, os, nibabel as nib, numpy as np
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = os.path.join(tmp, "a.nii.gz")
+        ...     nib.save(nib.Nifti1Image(np.ones((2, 2, 2), dtype="float32"), np.eye(4)), path)
+        ...     loader = NiftiVolumeLoader([[path]])
+        ...     before = loader.item_key(0)
+        ...     nib.save(nib.Nifti1Image(np.ones((3, 3, 3), dtype="float32"), np.eye(4)), path)
+        ...     hash(before) == hash(before), before == loader.item_key(0)
+        (True, False)
         """
         out = []
         for p in self.paths[i]:
@@ -1103,6 +1128,23 @@ def msseg2016_environments(
 
     Examples
     --------
+    Two centers of one patient each (real data: 53 patients, 4 centers):
+
+    >>> import tempfile, os, shutil, nibabel as nib, numpy as np
+    >>> root = tempfile.mkdtemp()
+    >>> vol = lambda dtype: nib.Nifti1Image(np.zeros((4, 4, 4), dtype), np.eye(4))
+    >>> for center in ("01", "03"):
+    ...     p = os.path.join(root, f"Center_{center}", "Patient_01")
+    ...     os.makedirs(os.path.join(p, "Preprocessed_Data"))
+    ...     os.makedirs(os.path.join(p, "Masks"))
+    ...     nib.save(vol("float32"), os.path.join(p, "Preprocessed_Data", "FLAIR_preprocessed.nii.gz"))
+    ...     nib.save(vol("uint8"), os.path.join(p, "Masks", "Consensus.nii.gz"))
+    >>> src, tgt = msseg2016_environments(root, source=dict(centers=["01"]),
+    ...                                   target=dict(centers=["03"]))
+    >>> src.name, tgt.name, len(src), len(tgt)
+    ('center-01/annotator-consensus', 'center-03/annotator-consensus', 1, 1)
+    >>> shutil.rmtree(root)
+
     Exp. A of the paper (annotation shift) and Exp. B (acquisition shift)::
 
         src, tgt = msseg2016_environments(root, source=dict(label=1), target=dict(label=4),

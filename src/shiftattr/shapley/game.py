@@ -161,27 +161,61 @@ class Game:
     # ------------------------------------------------------------------ properties
     @property
     def players(self) -> tuple[str, ...]:
-        """Player names, in column order of the coalition matrices."""
+        """Player names, in column order of the coalition matrices.
+
+        Examples
+        --------
+        >>> Game(["x", "y"], lambda c: c.sum(axis=1) * 1.0).players
+        ('x', 'y')
+        """
         return self._players
 
     @property
     def n_players(self) -> int:
-        """Number of players."""
+        """Number of players.
+
+        Examples
+        --------
+        >>> Game(["x", "y", "z"], lambda c: c.sum(axis=1) * 1.0).n_players
+        3
+        """
         return len(self._players)
 
     @property
     def n_evaluations(self) -> int:
-        """Number of distinct coalitions evaluated so far (rows passed to ``value_fn``)."""
+        """Number of distinct coalitions evaluated so far (rows passed to ``value_fn``).
+
+        Examples
+        --------
+        >>> game = Game(["x", "y"], lambda c: c.sum(axis=1) * 1.0)
+        >>> game.n_evaluations
+        0
+        >>> _ = game(np.array([[True, False], [True, False], [False, False]]))
+        >>> game.n_evaluations
+        2
+        """
         return int(self._cache_keys.size)
 
     @property
     def empty_value(self) -> float:
-        """Value of the empty coalition ``v(∅)`` (evaluated once, then cached)."""
+        """Value of the empty coalition ``v(∅)`` (evaluated once, then cached).
+
+        Examples
+        --------
+        >>> Game(["x", "y"], lambda c: c.sum(axis=1) + 1.0).empty_value
+        1.0
+        """
         return float(self(np.zeros((1, self.n_players), dtype=bool))[0])
 
     @property
     def full_value(self) -> float:
-        """Value of the grand coalition ``v(N)`` (evaluated once, then cached)."""
+        """Value of the grand coalition ``v(N)`` (evaluated once, then cached).
+
+        Examples
+        --------
+        >>> Game(["x", "y"], lambda c: c.sum(axis=1) + 1.0).full_value
+        3.0
+        """
         return float(self(np.ones((1, self.n_players), dtype=bool))[0])
 
     # ------------------------------------------------------------------ helpers

@@ -132,7 +132,15 @@ class ShapleyValues:
 
     @property
     def exact(self) -> bool:
-        """``True`` when the values are exact (no standard errors)."""
+        """``True`` when the values are exact (no standard errors).
+
+        Examples
+        --------
+        >>> ShapleyValues(("x",), [2.0], total=2.0).exact
+        True
+        >>> ShapleyValues(("x",), [2.0], total=2.0, stderr=[0.1], n_permutations=8).exact
+        False
+        """
         return self.stderr is None
 
     def as_dict(self) -> dict[str, float]:
