@@ -1,7 +1,11 @@
 """Segmentation models and NIfTI data for attribution (needs the ``images`` extra).
 
 * :class:`SegmentationAdapter` — any torch model or callable + any voxelwise metric ->
-  per-case metric values (cached predictions, sliding window, lazy data).
+  per-case metric values (cached predictions, sliding window, lazy data), and
+  per-case features of the model's output (:meth:`SegmentationAdapter.output_features`).
+* :func:`mask_features` — summary features of one predicted mask and probability map
+  (volume, confidence, boundary uncertainty, components), named by
+  :data:`MASK_FEATURE_NAMES`.
 * :func:`sliding_window_inference` — patch-wise inference with Gaussian blending.
 * :func:`load_torch_checkpoint` — safe (``weights_only``) weight loading.
 * :func:`load_folder`, :func:`load_nnunet_raw`, :func:`load_msseg2016` — lazy
@@ -28,6 +32,7 @@ from shiftattr.segmentation.checkpoint import (
     load_state_dict,
     load_torch_checkpoint,
 )
+from shiftattr.segmentation.features import MASK_FEATURE_NAMES, mask_features
 from shiftattr.segmentation.nifti import (
     MSSEG2016_MODALITIES,
     NiftiDataError,
@@ -51,6 +56,7 @@ from shiftattr.segmentation.unet import (
 )
 
 __all__ = [
+    "MASK_FEATURE_NAMES",
     "MSSEG2016_MODALITIES",
     "CheckpointError",
     "NiftiDataError",
@@ -64,6 +70,7 @@ __all__ = [
     "load_nnunet_raw",
     "load_state_dict",
     "load_torch_checkpoint",
+    "mask_features",
     "msseg2016_environments",
     "save_checkpoint",
     "select_cases",

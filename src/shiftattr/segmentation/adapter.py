@@ -5,7 +5,9 @@
 ``(B, C, *spatial)`` to logits or probabilities ``(B, K, *spatial)`` / ``(B, *spatial)``,
 and computes per-case metrics (Dice, lesion-wise F1, ...) on an
 :class:`~shiftattr.environment.Environment`. Predictions are cached, so scoring a second
-metric on the same cases does not run the model again.
+metric on the same cases does not run the model again, and
+:meth:`SegmentationAdapter.output_features` summarises the same cached predictions into
+per-case features for regression value estimators.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from shiftattr.environment import Environment, LazyVolumes
+from shiftattr.segmentation.features import MASK_FEATURE_NAMES, mask_features
 from shiftattr.segmentation.sliding_window import sliding_window_inference
 
 __all__ = ["SegmentationAdapter"]
@@ -60,6 +63,20 @@ def _compute_metrics(
             )
         out.append(float(arr.reshape(())))
     return tuple(out)
+
+
+def _case_output_features(
+    mask: np.ndarray,
+    proba: np.ndarray,
+    spacing: np.ndarray | None,
+    connectivity: int,
+    case_id: str,
+) -> np.ndarray:
+    """One case's :func:`mask_features`; errors name the case (module level for joblib)."""
+    try:
+        return mask_features(mask, proba, spacing=spacing, connectivity=connectivity)
+    except ValueError as exc:
+        raise ValueError(f"case {case_id!r}: {exc}") from None
 
 
 class SegmentationAdapter:
@@ -114,8 +131,8 @@ class SegmentationAdapter:
         Voxel spacing for distance-aware metrics: one spacing for every case, one row
         per case, or ``"metadata"`` to read ``environment.metadata["spacing"]`` (set by
         the NIfTI loaders from the headers). Passed to registered metrics and to
-        callables with a ``spacing`` argument. Default: the metric's default (voxel
-        units).
+        callables with a ``spacing`` argument, and used for the volumes of
+        :meth:`output_features`. Default: the metric's default (voxel units).
     spatial_dims : int, optional
         Number of spatial axes. Default: from the reference masks (when the
         environment holds them), else the model's ``spatial_dims`` attribute (e.g.
@@ -143,6 +160,8 @@ class SegmentationAdapter:
         Number of cases served from the cache.
     activation_ : str or None
         The activation in use (resolved from ``"auto"`` on the first batch).
+    output_feature_names : tuple of str
+        Column names of :meth:`output_features` (class attribute).
 
     Notes
     -----
@@ -168,6 +187,8 @@ class SegmentationAdapter:
     >>> adapter.predict(env).shape, adapter.n_model_calls_
     ((2, 4, 4), 1)
     """
+
+    output_feature_names: ClassVar[tuple[str, ...]] = MASK_FEATURE_NAMES
 
     def __init__(
         self,
@@ -380,8 +401,121 @@ class SegmentationAdapter:
         }
         return out if many else out[names[0]]
 
+    def output_features(
+        self,
+        environment: Environment,
+        image_node: str | None = None,
+        *,
+        label_node: str | None = "Y",
+        connectivity: int = 1,
+    ) -> np.ndarray:
+        """Per-case summary features of the model's own output.
+
+        Features for regression (multiply-robust) value estimators that regress the
+        per-case metric on the image: predicted volume, confidence, uncertainty overall
+        and near the predicted boundary, connected components (see
+        :func:`~shiftattr.segmentation.mask_features`, columns named by
+        :attr:`output_feature_names`). They come from the same cached masks and
+        probabilities as :meth:`score`, so calling both runs the model once per case.
+
+        "Foreground" is the label of interest: the cached mask (``p > threshold`` for
+        one-channel / sigmoid outputs, ``argmax == label`` for multi-class outputs) and
+        the probability of channel ``label`` (or ``channel``). For a multi-class model
+        every other class counts as background, as in the metric that is regressed.
+
+        Parameters
+        ----------
+        environment : Environment
+            Holds the images; reference masks are not needed.
+        image_node : str, optional
+            Node holding the images. Default: ``"X"``.
+        label_node : str or None, default "Y"
+            If the environment holds this node, its masks tell how many spatial axes the
+            images have (as in :meth:`score`, so the cache is shared); otherwise see
+            ``spatial_dims``.
+        connectivity : int, default 1
+            Rank of :func:`scipy.ndimage.generate_binary_structure` for components and the
+            boundary shell (1: 6-connectivity in 3D, as the lesion-wise metrics).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 ``(N, len(output_feature_names))``, finite, in case order. Volumes are
+            in voxels, or physical units when the adapter's ``spacing`` is set.
+
+        Raises
+        ------
+        ValueError
+            If the model output is not finite for a case (the message names it), or the
+            image node is missing.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import torch
+        >>> from shiftattr import Environment
+        >>> x = np.zeros((2, 1, 8, 8, 8), dtype="float32")
+        >>> x[:, 0, 1:3, 1:3, 1:3] = 1.0  # a cube in both cases
+        >>> x[1, 0, 5:7, 5:7, 5:7] = 1.0  # and a second one in case 1
+        >>> net = torch.nn.Conv3d(1, 1, 1)
+        >>> with torch.no_grad():
+        ...     _ = net.weight.fill_(10.0), net.bias.fill_(-5.0)  # logit = 10 x - 5
+        >>> adapter = SegmentationAdapter(net, progress=False)
+        >>> features = adapter.output_features(Environment({"X": x}))
+        >>> features.shape == (2, len(adapter.output_feature_names))
+        True
+        >>> names = list(adapter.output_feature_names)
+        >>> np.expm1(features[:, names.index("log_n_components")]).round(6)
+        array([1., 2.])
+        >>> np.expm1(features[:, names.index("log_volume")]).round(6)
+        array([ 8., 16.])
+        >>> _ = adapter.output_features(Environment({"X": x}))  # served from the cache
+        >>> adapter.n_model_calls_, adapter.n_cache_hits_
+        (1, 2)
+        """
+        if not isinstance(environment, Environment):
+            raise TypeError(
+                "output_features needs an Environment holding the images, got "
+                f"{type(environment).__name__}; build one with shiftattr.Environment({{...}})."
+            )
+        node = "X" if image_node is None else image_node
+        if node not in environment:
+            raise ValueError(
+                f"environment {environment.name!r} has no image node {node!r} (nodes: "
+                f"{list(environment.nodes)}); pass image_node=."
+            )
+        images = environment[node]
+        case_ids = list(environment.case_ids)
+        sd = self.spatial_dims
+        if sd is None and label_node and label_node in environment:
+            sd = self._label_spatial_dims(environment, label_node)
+        spacing = self._spacing_for(environment)
+
+        def tasks() -> Iterator[Any]:
+            from joblib import delayed
+
+            for i, mask, proba in self._iter_cases(images, case_ids, sd):
+                sp = None if spacing is None else spacing[i]
+                yield delayed(_case_output_features)(mask, proba, sp, connectivity, case_ids[i])
+
+        from joblib import Parallel
+
+        rows = Parallel(n_jobs=self.n_jobs)(tasks())
+        n_features = len(self.output_feature_names)
+        return np.asarray(rows, dtype=np.float64).reshape(len(case_ids), n_features)
+
     def clear_cache(self) -> None:
-        """Forget all cached predictions (and the ``"auto"`` activation choice)."""
+        """Forget all cached predictions (and the ``"auto"`` activation choice).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> adapter = SegmentationAdapter(lambda b: b, activation="none", progress=False)
+        >>> _ = adapter.predict(np.full((1, 2, 2), 0.9))
+        >>> adapter.clear_cache()
+        >>> adapter.cache_bytes_, adapter.n_model_calls_
+        (0, 1)
+        """
         self._cache.clear()
         self._cache_bytes = 0
         self._pinned.clear()
@@ -390,7 +524,16 @@ class SegmentationAdapter:
 
     @property
     def cache_bytes_(self) -> int:
-        """Bytes held by cached masks and probabilities."""
+        """Bytes held by cached masks and probabilities.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> adapter = SegmentationAdapter(lambda b: b, activation="none", progress=False)
+        >>> _ = adapter.predict(np.full((2, 4, 4), 0.9))
+        >>> adapter.cache_bytes_  # 2 cases x 16 voxels x (1 + 4) bytes
+        160
+        """
         return self._cache_bytes
 
     def fingerprint(self) -> str:
