@@ -20,9 +20,19 @@ from tqdm.auto import tqdm
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios.base import DensityRatioEstimator
-from shiftattr.ratios.crossfit import CrossFittedRatios, MechanismRatios
+from shiftattr.ratios.crossfit import MechanismRatios
 from shiftattr.results import Attribution, ShiftAttrWarning
 from shiftattr.shapley import ExactShapley, Game, ShapleySolver, ShapleyValues
+from shiftattr.value import (
+    ESTIMATORS,
+    Featurizer,
+    PairedSpec,
+    check_paired,
+    node_features,
+    paired_keys,
+    paired_metrics,
+)
+from shiftattr.value.build import FittedValue, fit_value, value_levels
 from shiftattr.weighting import coalition_means, coalition_weighted_means
 
 __all__ = ["attribute", "check_metric", "iw_game"]
@@ -84,6 +94,7 @@ def iw_game(
     log_ratios: np.ndarray,
     metric: np.ndarray,
     truncate: float | None = None,
+    paired: Mapping[frozenset, np.ndarray] | None = None,
 ) -> Game:
     """The importance-weighting game ``v(I) = mean(m) - M_hat_I``.
 
@@ -95,6 +106,12 @@ def iw_game(
     metric : ndarray of shape (N,)
     truncate : float, optional
         Cap on normalised weights (see :func:`shiftattr.weighting.coalition_weighted_means`).
+    paired : mapping of frozenset to ndarray, optional
+        Substituted mechanisms: ``S -> metric`` of the source cases re-scored with the
+        nodes in ``S`` taken from the target (see :func:`shiftattr.value.paired_metrics`).
+        A coalition ``I`` then weights by the other mechanisms of ``I`` and averages
+        the metric of ``S = I ∩ paired``; the rows of ``log_ratios`` of paired
+        mechanisms are ignored.
 
     Returns
     -------
@@ -105,17 +122,35 @@ def iw_game(
     >>> g = iw_game(["X"], np.log([[1.0, 3.0]]), np.array([1.0, 0.0]))
     >>> g(np.array([[True]]))
     array([0.25])
+    >>> paired = {frozenset(): np.array([1.0, 0.0]), frozenset({"Y"}): np.array([0.0, 0.0])}
+    >>> g = iw_game(["X", "Y"], np.log([[1.0, 3.0], [1.0, 1.0]]), np.array([1.0, 0.0]),
+    ...             paired=paired)
+    >>> g(np.array([[True, False], [False, True]]))
+    array([0.25, 0.5 ])
     """
+    mechanisms = list(mechanisms)
     base = float(np.mean(metric))
+    P = [i for i, m in enumerate(mechanisms) if paired and frozenset({m}) in paired]
+    L = np.array(log_ratios, dtype=float)
+    L[P] = 0.0  # substituted mechanisms carry no weight
+
+    def means(C: np.ndarray, m: np.ndarray) -> np.ndarray:
+        if truncate is None:  # the weights factorise: fast split-product path
+            return coalition_means(C, L, m)
+        return coalition_weighted_means(C, L, m, truncate=truncate).means
 
     def value(coalitions: np.ndarray) -> np.ndarray:
-        if truncate is None:  # the weights factorise: fast split-product path
-            return base - coalition_means(coalitions, log_ratios, metric)
-        return (
-            base - coalition_weighted_means(coalitions, log_ratios, metric, truncate=truncate).means
-        )
+        if not P:
+            return base - means(coalitions, metric)
+        out = np.empty(len(coalitions))
+        keys, inverse = np.unique(coalitions[:, P], axis=0, return_inverse=True)
+        for j, key in enumerate(keys):
+            rows = inverse.ravel() == j
+            S = frozenset(mechanisms[P[i]] for i in np.flatnonzero(key))
+            out[rows] = base - means(coalitions[rows], paired[S])
+        return out
 
-    return Game(list(mechanisms), value)
+    return Game(mechanisms, value)
 
 
 def _validate_inputs(
@@ -197,29 +232,44 @@ def _check_constant_nodes(nodes: Sequence[str], source: Environment, target: Env
             )
 
 
-def _solve_replicate(
-    solver: ShapleySolver,
-    mechanisms: tuple[str, ...],
-    L: np.ndarray,
-    m: np.ndarray,
-    truncate: float | None,
+def _solve(solver: ShapleySolver, game: Game, base: float) -> tuple[np.ndarray, float]:
+    sv = solver.solve(game)
+    return sv.values, base - float(sv.total)
+
+
+def _fixed_replicate(
+    fitted: FittedValue, solver: ShapleySolver, idx_s: np.ndarray, idx_t: np.ndarray
 ) -> tuple[np.ndarray, float]:
-    sv = solver.solve(iw_game(mechanisms, L, m, truncate))
-    return sv.values, float(np.mean(m)) - float(sv.total)
+    return _solve(solver, fitted.game(idx_s, idx_t), float(np.mean(fitted.metric[idx_s])))
 
 
 def _refit_replicate(
-    ratios: CrossFittedRatios,
+    fit_kwargs: dict[str, Any],
     solver: ShapleySolver,
     source: Environment,
     target: Environment,
     m: np.ndarray,
+    mt: np.ndarray | None,
+    paired_s: dict,
+    paired_t: dict,
+    feats: tuple[list[np.ndarray], list[np.ndarray]] | None,
     idx_s: np.ndarray,
     idx_t: np.ndarray,
-    truncate: float | None,
 ) -> tuple[np.ndarray, float]:
-    mr = ratios.fit(source.subset(idx_s), target.subset(idx_t), idx_s, idx_t)
-    return _solve_replicate(solver, ratios.mechanisms, mr.log_ratios, m[idx_s], truncate)
+    fitted = fit_value(
+        source=source.subset(idx_s),
+        target=target.subset(idx_t),
+        metric=m[idx_s],
+        metric_target=None if mt is None else mt[idx_t],
+        paired_source={S: v[idx_s] for S, v in paired_s.items()},
+        paired_target={S: v[idx_t] for S, v in paired_t.items()},
+        features_source=None if feats is None else [F[idx_s] for F in feats[0]],
+        features_target=None if feats is None else [F[idx_t] for F in feats[1]],
+        source_groups=idx_s,
+        target_groups=idx_t,
+        **fit_kwargs,
+    )
+    return _solve(solver, fitted.game(), float(np.mean(m[idx_s])))
 
 
 def attribute(
@@ -231,6 +281,10 @@ def attribute(
     target_metric: MetricLike | None = None,
     mechanisms: Sequence[str] | None = None,
     estimators: Mapping[str, DensityRatioEstimator] | None = None,
+    method: str = "iw",
+    features: Mapping[str, Featurizer] | None = None,
+    regressor: Any = None,
+    paired: PairedSpec | None = None,
     solver: ShapleySolver | None = None,
     n_folds: int = 5,
     n_bootstrap: int = 200,
@@ -265,6 +319,29 @@ def attribute(
     estimators : mapping of str to DensityRatioEstimator, optional
         Per-node estimators, e.g. ``{"X": CNNDiscriminator(spatial_dims=3)}``; every
         other node set uses :class:`~shiftattr.ratios.ClassifierRatio`.
+    method : {"iw", "regression", "mr"}, default "iw"
+        How ``M(P_I)`` is estimated (see :mod:`shiftattr.value`). ``"iw"``:
+        self-normalised importance weighting of the source cases. ``"regression"``:
+        nested regressions of the metric along the causal order. ``"mr"``: the
+        regressions corrected by the ratios (multiply robust: consistent if, per
+        mechanism, the regression or the ratio is right; far lower variance than
+        ``"iw"`` under strong shifts). ``"regression"`` and ``"mr"`` need the metric
+        at the target cases (``target_metric``, or a callable ``metric``) and every
+        graph node in both environments.
+    features : mapping of str to callable, optional
+        Regression features per node, ``featurizer(environment) -> (N, p)``, e.g.
+        ``{"X": adapter.output_features}``; default raw values for tabular nodes and
+        :func:`~shiftattr.ratios.image_statistics` for images and masks.
+    regressor : scikit-learn regressor or mapping of str to regressor, optional
+        Regressor(s) of the nested regressions, chosen by out-of-fold squared error;
+        default :func:`~shiftattr.value.default_regressors`.
+    paired : sequence of str, optional
+        Mechanisms whose target value is observed for the source cases (paired
+        counterfactual substitution): each must be a sink node, ``source`` must hold
+        its values under ``target.name`` (:meth:`Environment.counterfactual`) or
+        under the key given as ``{node: key}`` (e.g. ``{"Y": "annotator-4"}``; see
+        :func:`~shiftattr.value.paired_keys`), and ``metric`` must be callable. These mechanisms get no weights and no
+        regression: their counterfactual is re-scored directly.
     solver : ShapleySolver, optional
         Default :class:`~shiftattr.shapley.ExactShapley`.
     n_folds : int, default 5
@@ -274,9 +351,11 @@ def attribute(
     bootstrap : {"refit", "fixed"}, default "refit"
         ``"refit"`` resamples source and target cases and refits every ratio estimator
         per replicate: honest, and the right default for small N, but costs
-        ``n_bootstrap`` times the fitting. ``"fixed"`` resamples source cases with the
-        point estimate's cross-fitted ratios held fixed: fast, ignores the ratio
-        estimators' own variance, so its intervals are narrower than the truth.
+        ``n_bootstrap`` times the fitting. ``"fixed"`` resamples the cases with the
+        point estimate's cross-fitted ratios (and regressions) held fixed: fast; for
+        ``"iw"`` it ignores the ratio estimators' own variance, so its intervals are
+        narrower than the truth, while for ``"mr"`` the nuisance error is of second
+        order and the fixed bootstrap is the standard choice.
     confidence : float, default 0.95
         Level of the percentile intervals.
     truncate : float, optional
@@ -311,6 +390,11 @@ def attribute(
     ...                    n_bootstrap=0, n_folds=3, progress=False, random_state=0)
     >>> sorted(res.values)
     ['X', 'Y', 'Z']
+    >>> mr = sa.attribute(scm.graph, src, tgt, metric=scm.metric(src),
+    ...                   target_metric=scm.metric(tgt), method="mr",
+    ...                   n_bootstrap=0, n_folds=3, progress=False, random_state=0)
+    >>> mr.settings["method"]
+    'mr'
     """
     t0 = time.perf_counter()
     mechs = _validate_inputs(graph, source, target, mechanisms, estimators)
@@ -320,23 +404,66 @@ def attribute(
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
     if truncate is not None and truncate <= 1:
         raise ValueError(f"truncate caps w / mean(w) and must exceed 1, got {truncate}.")
+    if method not in ESTIMATORS:
+        raise ValueError(f"method must be one of {list(ESTIMATORS)}, got {method!r}.")
     m = check_metric(metric, source, "metric")
     mt = None if target_metric is None else check_metric(target_metric, target, "target_metric")
+    if mt is None and method != "iw" and callable(metric):
+        mt = check_metric(metric, target, "metric at the target cases")
+    if mt is None and method != "iw":
+        raise ValueError(
+            f"method={method!r} regresses the metric in both environments and needs it at "
+            "the target cases: pass target_metric=..., or a callable metric."
+        )
+    pairs = check_paired(graph, paired or (), mechs, source, target, metric)
+    paired_s: dict = {}
+    paired_t: dict = {}
+    if pairs:
+        keys = paired_keys(paired, source, target)
+        paired_s, paired_t = paired_metrics(
+            metric, source, target, pairs, m, mt, check_metric, keys
+        )
+    feats = None
+    if method != "iw":
+        levels = value_levels(graph, pairs)
+        missing = [(n, e.name) for e in (source, target) for n in levels if n not in e]
+        if missing:
+            raise ValueError(
+                f"method={method!r} regresses along every node of the graph, but "
+                f"{missing} (node, environment) are missing; add them or use method='iw'."
+            )
+        feats = tuple(
+            [node_features(env, n, features) for n in levels[:-1]] + [np.empty((len(env), 0))]
+            for env in (source, target)
+        )
     solver = ExactShapley() if solver is None else solver
     rng = np.random.default_rng(random_state)
 
-    ratios = CrossFittedRatios(
-        graph,
-        mechs,
-        estimators=estimators,
-        n_folds=n_folds,
+    fit_kwargs: dict[str, Any] = {
+        "estimator": method,
+        "graph": graph,
+        "mechanisms": mechs,
+        "paired": pairs,
+        "estimators": estimators,
+        "regressors": regressor,
+        "n_folds": n_folds,
+        "truncate": truncate,
+    }
+    fitted = fit_value(
+        source=source,
+        target=target,
+        metric=m,
+        metric_target=mt,
+        paired_source=paired_s,
+        paired_target=paired_t,
+        features_source=None if feats is None else feats[0],
+        features_target=None if feats is None else feats[1],
         n_jobs=n_jobs,
         progress=progress,
         random_state=int(rng.integers(2**31 - 1)),
+        **fit_kwargs,
     )
-    mr = ratios.fit(source, target)
-    game = iw_game(mechs, mr.log_ratios, m, truncate)
-    sv: ShapleyValues = solver.solve(game)
+    sv: ShapleyValues = solver.solve(fitted.game())
     source_metric = float(np.mean(m))
     estimated_target = source_metric - float(sv.total)
 
@@ -349,24 +476,40 @@ def attribute(
         idx_s = rng.integers(0, ns, size=(n_bootstrap, ns))
         idx_t = rng.integers(0, nt, size=(n_bootstrap, nt))
         if bootstrap == "fixed":
-            jobs = (
-                delayed(_solve_replicate)(solver, mechs, mr.log_ratios[:, i], m[i], truncate)
-                for i in idx_s
-            )
+            # replicates share the fitted models (and their lazily filled caches): in process
+            out = [
+                _fixed_replicate(fitted, solver, i, j)
+                for i, j in tqdm(
+                    zip(idx_s, idx_t),
+                    total=n_bootstrap,
+                    desc="bootstrap (fixed)",
+                    disable=not progress,
+                )
+            ]
         else:
-            quiet = CrossFittedRatios(
-                graph, mechs, estimators, n_folds, 1, False, int(rng.integers(2**31 - 1))
-            )
+            quiet = {**fit_kwargs, "n_jobs": 1, "progress": False}
             jobs = (
-                delayed(_refit_replicate)(quiet, solver, source, target, m, i, j, truncate)
-                for i, j in zip(idx_s, idx_t)
+                delayed(_refit_replicate)(
+                    {**quiet, "random_state": int(seed)},
+                    solver,
+                    source,
+                    target,
+                    m,
+                    mt,
+                    paired_s,
+                    paired_t,
+                    feats,
+                    i,
+                    j,
+                )
+                for i, j, seed in zip(idx_s, idx_t, rng.integers(2**31 - 1, size=n_bootstrap))
             )
-        out = []
-        bar = tqdm(total=n_bootstrap, desc=f"bootstrap ({bootstrap})", disable=not progress)
-        for res in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
-            out.append(res)
-            bar.update()
-        bar.close()
+            out = []
+            bar = tqdm(total=n_bootstrap, desc="bootstrap (refit)", disable=not progress)
+            for res in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
+                out.append(res)
+                bar.update()
+            bar.close()
         boot_values = np.array([o[0] for o in out])
         boot_target = np.array([o[1] for o in out])
         if mt is not None:
@@ -384,8 +527,21 @@ def attribute(
 
     # -- diagnostics -----------------------------------------------------------------
     diagnostics, warns = _diagnostics(
-        mr, m, truncate, min_ess_fraction, separable_auc, mt, source_metric
+        fitted.mechanism_ratios(), m, truncate, min_ess_fraction, separable_auc, mt, source_metric
     )
+    for mech in pairs:  # substituted: no weights, no discriminator
+        diagnostics["mechanisms"][mech] = {
+            "paired": True,
+            "auc_joint": float("nan"),
+            "auc_parents": float("nan"),
+            "ess": float(len(source)),
+            "ess_fraction": 1.0,
+            "max_weight": 1.0,
+            "frac_truncated": 0.0,
+            "log_ratio_sd": 0.0,
+        }
+    diagnostics["mechanisms"] = {k: diagnostics["mechanisms"][k] for k in mechs}
+    diagnostics["estimator"] = fitted.details()
     measured = None if mt is None else float(mt.mean())
     closure = None if measured is None else estimated_target - measured
     closure_ci = None
@@ -421,6 +577,10 @@ def attribute(
         "metric_name": metric_name,
         "estimators": {m_: type(_est).__name__ for m_, _est in (estimators or {}).items()},
         "default_estimator": "ClassifierRatio",
+        "method": method,
+        "paired": {n: list(k) for n, k in paired_keys(paired, source, target).items()},
+        "features": sorted(features or {}),
+        "regressor": None if regressor is None else type(regressor).__name__,
         "solver": type(solver).__name__,
         "n_evaluations": int(sv.n_evaluations),
         "n_folds": int(n_folds),
@@ -451,7 +611,7 @@ def attribute(
 
 
 def _diagnostics(
-    mr: MechanismRatios,
+    mr: MechanismRatios | None,
     m: np.ndarray,
     truncate: float | None,
     min_ess_fraction: float,
@@ -459,6 +619,8 @@ def _diagnostics(
     mt: np.ndarray | None,
     source_metric: float,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    if mr is None:  # every mechanism substituted: nothing is weighted
+        return {"mechanisms": {}, "overall": {"n_source": len(m)}}, []
     n = len(mr.mechanisms)
     N = mr.log_ratios.shape[1]
     C = np.vstack([np.eye(n, dtype=bool), np.ones((1, n), dtype=bool)])

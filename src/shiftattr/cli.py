@@ -26,6 +26,8 @@ def _demo(args: argparse.Namespace) -> int:
     from shiftattr.pipeline import demo_config, run
 
     cfg = demo_config(args.out, tiny=args.tiny)
+    if args.method:
+        cfg.attribution.method = args.method
     if not args.quiet:
         print(
             "shiftattr demo: synthetic experiment B — a U-Net trained on centers 01, 07, 08 "
@@ -43,6 +45,8 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.out:
         cfg.output.folder = Path(args.out)
+    if args.method:
+        cfg.attribution.method = args.method
     _print_outcome(run(cfg, progress=not args.quiet))
     return 0
 
@@ -64,8 +68,24 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+_METHOD_HELP = (
+    "value estimator: iw (importance weighting), regression, or mr (multiply robust); "
+    "overrides attribution.method"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``shiftattr`` command."""
+    """The argument parser of the ``shiftattr`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["demo", "--tiny", "--method", "mr"]).method
+    'mr'
+    """
     parser = argparse.ArgumentParser(
         prog="shiftattr",
         description="Attribute a model's performance change between environments to the "
@@ -75,11 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="synthetic experiment B end to end (no data to download)")
     p.add_argument("--out", default="shiftattr-demo", help="report folder")
     p.add_argument("--tiny", action="store_true", help="a seconds-long version (for tests)")
+    p.add_argument("--method", choices=["iw", "regression", "mr"], help=_METHOD_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_demo)
     p = sub.add_parser("run", help="run a TOML configuration")
     p.add_argument("config", help="CONFIG.toml")
     p.add_argument("--out", help="report folder (overrides output.folder)")
+    p.add_argument("--method", choices=["iw", "regression", "mr"], help=_METHOD_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
     p = sub.add_parser("report", help="rebuild figures and HTML from attribution.json")
@@ -100,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         Exit code (2 for invalid input).
+
+    Examples
+    --------
+    >>> main(["report", "no-such-folder/attribution.json"])
+    2
     """
     from shiftattr.config import ConfigError
 

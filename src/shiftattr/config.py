@@ -141,6 +141,8 @@ class AttributionConfig(_Strict):
     solver: Literal["exact", "permutation"] = "exact"
     truncate: float | None = Field(None, gt=1)
     image_estimator: Literal["stats", "cnn"] = "stats"
+    method: Literal["iw", "regression", "mr"] = "iw"
+    paired: list[str] | dict[str, str] = []
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
     random_state: int = 0
 

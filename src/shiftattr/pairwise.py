@@ -259,12 +259,17 @@ def attribute_pairs(
         a scorer.
     measure_target : bool, default True
         Score the deploy environment too (needs its labels): fills the metric
-        matrix and the closure check.
+        matrix and the closure check. Always done for ``method="regression"`` or
+        ``"mr"``, which regress the metric at the deploy cases.
     progress : bool, default True
     metric_name : str, default "metric"
     **attribute_kwargs
         Passed to :func:`shiftattr.attribute` (``mechanisms``, ``estimators``,
-        ``n_bootstrap``, ``random_state``...).
+        ``method``, ``paired``, ``n_bootstrap``, ``random_state``...). With
+        ``paired``, each train environment's scorer is passed as the (callable)
+        metric so that cases can be re-scored with the deploy side's paired values;
+        every environment must then hold its counterfactuals keyed by the other
+        environments' names (or give ``paired`` as a mapping of keys).
 
     Returns
     -------
@@ -311,10 +316,13 @@ def attribute_pairs(
     results: dict[tuple[str, str], Attribution] = {}
     metrics: dict[tuple[str, str], float] = {}
     seed = attribute_kwargs.pop("random_state", None)
+    # regressions need the metric at the deploy cases; substitution re-scores cases
+    need_target = measure_target or attribute_kwargs.get("method", "iw") != "iw"
+    rescore = bool(attribute_kwargs.get("paired"))
     rng = np.random.default_rng(seed)
     for a, b in tqdm(pairs, desc="pairs", disable=not progress):
         m_s = score(a, a)
-        m_t = score(a, b) if measure_target else None
+        m_t = score(a, b) if need_target else None
         metrics[a, a] = float(np.mean(m_s))
         if m_t is not None:
             metrics[a, b] = float(np.mean(m_t))
@@ -322,7 +330,7 @@ def attribute_pairs(
             graph,
             envs[a],
             envs[b],
-            metric=m_s,
+            metric=scorers[a] if rescore else m_s,
             target_metric=m_t,
             metric_name=metric_name,
             progress=False,

@@ -19,7 +19,7 @@ from shiftattr.attribution import attribute
 from shiftattr.config import NiftiData, RunConfig, SyntheticData, load_config
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
-from shiftattr.ratios.image_stats import ImageStatsRatio
+from shiftattr.ratios.image_stats import ImageStatsRatio, image_statistics
 from shiftattr.report import write_report
 from shiftattr.results import Attribution
 from shiftattr.shapley import ExactShapley, PermutationShapley
@@ -199,6 +199,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
 
     data = cfg.data
     sim = None
+    paired: Any = dict(a.paired) if isinstance(a.paired, dict) else list(a.paired)
     if isinstance(data, SyntheticData):
         from shiftattr.datasets import SyntheticMS
 
@@ -206,8 +207,24 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         src_kw = data.source.model_dump(exclude={"n"})
         tgt_kw = data.target.model_dump(exclude={"n"})
         train_env = sim.sample(data.train_n, **src_kw, random_state=1, progress=progress)
-        source = sim.sample(data.source.n, **src_kw, random_state=2, progress=progress)
-        target = sim.sample(data.target.n, **tgt_kw, random_state=3, progress=progress)
+        # paired annotation: every case is also read by the other side's annotator
+        both = "Y" in a.paired
+        source = sim.sample(
+            data.source.n,
+            **src_kw,
+            random_state=2,
+            progress=progress,
+            annotate_all=[tgt_kw["annotator"]] if both else False,
+        )
+        target = sim.sample(
+            data.target.n,
+            **tgt_kw,
+            random_state=3,
+            progress=progress,
+            annotate_all=[src_kw["annotator"]] if both else False,
+        )
+        if both:
+            paired = {"Y": (f"annotator-{tgt_kw['annotator']}", f"annotator-{src_kw['annotator']}")}
         spatial_dims = len(data.shape)
     else:
         source, target = _nifti_environments(data)
@@ -272,14 +289,24 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         if a.solver == "exact"
         else PermutationShapley(tol=0.002, random_state=a.random_state)
     )
+
+    # regression features of the image: the model's own output summaries (they predict
+    # its Dice) beside the image statistics
+    def image_features(env: Environment) -> np.ndarray:
+        stats = image_statistics({"X": env["X"]}, spatial_dims=spatial_dims)
+        return np.hstack([adapter.output_features(env), stats])
+
     result = attribute(
         graph,
         source,
         target,
-        metric=m_s,
+        metric=adapter.score if paired else m_s,
         target_metric=m_t,
         mechanisms=a.mechanisms,
         estimators={"X": image_est, "Y": image_est},
+        method=a.method,
+        features={"X": image_features},
+        paired=paired or None,
         solver=solver,
         n_folds=a.n_folds,
         n_bootstrap=a.n_bootstrap,

@@ -116,6 +116,15 @@ class MechanismRatios:
         root's parents).
     node_sets : dict
         Mechanism -> (joint node set, parent node set).
+    log_ratios_target : ndarray of shape (n_mechanisms, N_target) or None
+        The same conditional log-ratios at the target cases (out of fold too): the
+        multiply-robust estimator reweights target cases as well.
+
+    Examples
+    --------
+    >>> r = MechanismRatios(("X",), np.zeros((1, 3)), {"X": 0.5}, {"X": None})
+    >>> r.log_ratios.shape, r.log_ratios_target is None
+    ((1, 3), True)
     """
 
     mechanisms: tuple[str, ...]
@@ -123,6 +132,7 @@ class MechanismRatios:
     auc_joint: dict[str, float]
     auc_parents: dict[str, float | None]
     node_sets: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    log_ratios_target: np.ndarray | None = None
 
 
 def _fit_fold(estimator, source_env, target_env, nodes, train_s, train_t, test_s, test_t):
@@ -283,13 +293,16 @@ class CrossFittedRatios:
                 )
             auc[nodes] = float(roc_auc_score(labels, scores))
         L = np.empty((len(self.mechanisms), ns))
+        Lt = np.empty((len(self.mechanisms), nt))
         for i, m in enumerate(self.mechanisms):
             joint, pas = sets[m]
             L[i] = oof_s[joint] - (oof_s[pas] if pas else 0.0)
+            Lt[i] = oof_t[joint] - (oof_t[pas] if pas else 0.0)
         return MechanismRatios(
             mechanisms=self.mechanisms,
             log_ratios=L,
             auc_joint={m: auc[sets[m][0]] for m in self.mechanisms},
             auc_parents={m: (auc[sets[m][1]] if sets[m][1] else None) for m in self.mechanisms},
             node_sets=sets,
+            log_ratios_target=Lt,
         )

@@ -1,0 +1,36 @@
+"""Value estimators: how ``M(P_I)``, the metric under a mixed distribution, is estimated.
+
+- ``"iw"``: self-normalised importance weighting of the source cases
+  (:func:`shiftattr.attribution.iw_game`);
+- ``"regression"``: nested regressions of the metric along the causal order
+  (:class:`NestedRegressions`), plug-in;
+- ``"mr"``: the same regressions corrected by the density ratios, multiply robust
+  (:class:`RobustValue`);
+- paired substitution (:func:`paired_metrics`) for mechanisms whose target value is
+  observed for the source cases; it composes with all three.
+"""
+
+from shiftattr.value.features import Featurizer, node_features
+from shiftattr.value.nested import NestedRegressions, RegressionFit
+from shiftattr.value.paired import PairedSpec, check_paired, paired_keys, paired_metrics
+from shiftattr.value.regressors import CrossFitPrediction, crossfit_regression, default_regressors
+from shiftattr.value.robust import RobustValue
+
+#: The value estimators :func:`shiftattr.attribute` accepts.
+ESTIMATORS = ("iw", "regression", "mr")
+
+__all__ = [
+    "ESTIMATORS",
+    "CrossFitPrediction",
+    "Featurizer",
+    "NestedRegressions",
+    "PairedSpec",
+    "RegressionFit",
+    "RobustValue",
+    "check_paired",
+    "crossfit_regression",
+    "default_regressors",
+    "node_features",
+    "paired_keys",
+    "paired_metrics",
+]

@@ -1,0 +1,319 @@
+"""Fit what one value estimator needs and hand back its game, for any resample of the cases.
+
+:func:`fit_value` is the single place where the density ratios, the nested regressions
+and the paired metrics are put together for ``"iw"``, ``"regression"`` or ``"mr"``;
+:func:`shiftattr.attribute` calls it once for the point estimate and once per replicate
+of a refit bootstrap, and a fixed bootstrap reuses one fit through
+:meth:`FittedValue.game` with resampled case indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shiftattr.environment import Environment
+from shiftattr.graph import CausalGraph
+from shiftattr.ratios.base import DensityRatioEstimator
+from shiftattr.ratios.crossfit import CrossFittedRatios, MechanismRatios, assign_folds
+from shiftattr.shapley import Game
+from shiftattr.value.nested import NestedRegressions
+from shiftattr.value.robust import RobustValue
+
+__all__ = ["FittedValue", "fit_value", "value_levels"]
+
+
+def value_levels(graph: CausalGraph, paired: Sequence[str]) -> tuple[str, ...]:
+    """The graph's nodes in topological order with the paired sinks moved last.
+
+    Moving sinks to the end keeps the order topological.
+
+    Parameters
+    ----------
+    graph : CausalGraph
+    paired : sequence of str
+
+    Returns
+    -------
+    tuple of str
+
+    Examples
+    --------
+    >>> g = CausalGraph({"D": [], "Y": ["D"], "X": ["D"]})
+    >>> value_levels(g, ["Y"])
+    ('D', 'X', 'Y')
+    """
+    order = graph.topological_order()
+    return tuple(n for n in order if n not in paired) + tuple(n for n in order if n in paired)
+
+
+def _ratio_nodes(
+    estimator: str, levels: Sequence[str], mechanisms: Sequence[str], paired: Sequence[str]
+) -> tuple[str, ...]:
+    free = [m for m in mechanisms if m not in paired]
+    if estimator != "mr" or not free:
+        return tuple(free)
+    last = max(levels.index(m) for m in free)
+    # the corrections at a target-side level reweight every earlier level that stays
+    # at the source, attributed or not
+    return tuple(n for n in levels[: last + 1] if n not in paired)
+
+
+@dataclass
+class FittedValue:
+    """The fitted pieces of one value estimator.
+
+    Attributes
+    ----------
+    estimator : str
+    mechanisms : tuple of str
+    metric : ndarray
+        Per-case metric at the source cases.
+    log_ratios : ndarray of shape (n_mechanisms, N_source)
+        Conditional log-ratios of the mechanisms (zero rows for paired ones).
+    ratios : MechanismRatios or None
+        Every ratio that was fitted (mechanisms and, for ``"mr"``, earlier levels).
+    paired_source : dict
+        ``S -> metric`` with the paired nodes in ``S`` substituted.
+    robust : RobustValue or None
+        The regression / multiply-robust value function.
+    truncate : float or None
+
+    Examples
+    --------
+    >>> fv = FittedValue("iw", ("X",), np.array([1.0, 0.0]), np.log([[1.0, 3.0]]))
+    >>> fv.game()(np.array([[True]]))
+    array([0.25])
+    """
+
+    estimator: str
+    mechanisms: tuple[str, ...]
+    metric: np.ndarray
+    log_ratios: np.ndarray
+    ratios: MechanismRatios | None = None
+    paired_source: dict = field(default_factory=dict)
+    robust: RobustValue | None = None
+    truncate: float | None = None
+
+    def game(
+        self, idx_source: np.ndarray | None = None, idx_target: np.ndarray | None = None
+    ) -> Game:
+        """The attribution game on (a resample of) the cases.
+
+        Parameters
+        ----------
+        idx_source, idx_target : ndarray of int, optional
+            Resampled case indices (``"iw"`` uses only the source ones).
+
+        Returns
+        -------
+        shiftattr.shapley.Game
+
+        Examples
+        --------
+        >>> fv = FittedValue("iw", ("X",), np.array([1.0, 0.0]), np.log([[1.0, 3.0]]))
+        >>> fv.game(np.array([0, 0]))(np.array([[True]]))   # a resample of case 0 only
+        array([0.])
+        """
+        if self.robust is not None:
+            return self.robust.game(idx_source, idx_target)
+        from shiftattr.attribution import iw_game  # attribution imports this module
+
+        i = slice(None) if idx_source is None else idx_source
+        paired = {S: v[i] for S, v in self.paired_source.items()} or None
+        return iw_game(
+            self.mechanisms, self.log_ratios[:, i], self.metric[i], self.truncate, paired
+        )
+
+    def mechanism_ratios(self) -> MechanismRatios | None:
+        """The fitted ratios restricted to the weighted (non-paired) mechanisms.
+
+        Returns
+        -------
+        MechanismRatios or None
+            None when every mechanism is substituted.
+
+        Examples
+        --------
+        >>> FittedValue("iw", ("X",), np.zeros(2), np.zeros((1, 2))).mechanism_ratios() is None
+        True
+        """
+        if self.ratios is None:
+            return None
+        keep = [m for m in self.mechanisms if m in self.ratios.mechanisms]
+        if not keep:
+            return None
+        rows = [self.ratios.mechanisms.index(m) for m in keep]
+        r = self.ratios
+        return MechanismRatios(
+            mechanisms=tuple(keep),
+            log_ratios=r.log_ratios[rows],
+            auc_joint={m: r.auc_joint[m] for m in keep},
+            auc_parents={m: r.auc_parents[m] for m in keep},
+            node_sets={m: r.node_sets[m] for m in keep if m in r.node_sets},
+            log_ratios_target=None if r.log_ratios_target is None else r.log_ratios_target[rows],
+        )
+
+    def details(self) -> dict[str, Any]:
+        """Estimator diagnostics: regression fits, corrections, correction-weight ESS.
+
+        Returns
+        -------
+        dict
+            ``name``, ``paired``; for regressions also every fit's R² and chosen
+            regressor, and for ``"mr"`` the size of the correction at the full coalition.
+
+        Examples
+        --------
+        >>> FittedValue("iw", ("X",), np.zeros(2), np.zeros((1, 2))).details()
+        {'name': 'iw', 'paired': []}
+        """
+        out: dict[str, Any] = {
+            "name": self.estimator,
+            "paired": sorted({n for S in self.paired_source for n in S}),
+        }
+        if self.robust is None:
+            return out
+        full = frozenset(self.mechanisms)
+        est = self.robust.estimate(full)
+        out["regressions"] = [
+            {
+                "level": self.robust.levels[f.level],
+                "target_nodes": sorted(f.target_nodes),
+                "fitted_on": f.fitted_on,
+                "r2": f.r2,
+                "regressor": f.chosen,
+            }
+            for f in self.robust.regressions.fits
+        ]
+        r2 = [f.r2 for f in self.robust.regressions.fits if f.r2 is not None]
+        out["min_r2"] = min(r2) if r2 else None
+        if self.estimator == "mr":
+            out["correction_all"] = est["value"] - est["regression"]
+            out["correction_ess_fraction_all"] = est["min_ess_fraction"]
+        return out
+
+
+def fit_value(
+    estimator: str,
+    graph: CausalGraph,
+    source: Environment,
+    target: Environment,
+    mechanisms: Sequence[str],
+    metric: np.ndarray,
+    metric_target: np.ndarray | None,
+    *,
+    paired: Sequence[str] = (),
+    paired_source: Mapping[frozenset, np.ndarray] | None = None,
+    paired_target: Mapping[frozenset, np.ndarray] | None = None,
+    features_source: Sequence[np.ndarray] | None = None,
+    features_target: Sequence[np.ndarray] | None = None,
+    estimators: Mapping[str, DensityRatioEstimator] | None = None,
+    regressors: Any = None,
+    n_folds: int = 5,
+    truncate: float | None = None,
+    n_jobs: int = 1,
+    progress: bool = True,
+    random_state: int | None = None,
+    source_groups: np.ndarray | None = None,
+    target_groups: np.ndarray | None = None,
+) -> FittedValue:
+    """Fit the ratios (and regressions) of one value estimator.
+
+    Parameters
+    ----------
+    estimator : {"iw", "regression", "mr"}
+    graph : CausalGraph
+    source, target : Environment
+    mechanisms : sequence of str
+        Players, in topological order.
+    metric : ndarray of shape (N_source,)
+    metric_target : ndarray of shape (N_target,) or None
+    paired : sequence of str, optional
+        Substituted mechanisms (sinks).
+    paired_source, paired_target : mapping, optional
+        From :func:`~shiftattr.value.paired_metrics`.
+    features_source, features_target : sequence of ndarray, optional
+        Per level of :func:`value_levels`, the regression features (needed by
+        ``"regression"`` and ``"mr"``).
+    estimators : mapping, optional
+        Per-node density-ratio estimators.
+    regressors : estimator or mapping, optional
+        Regressor(s) of the nested regressions.
+    n_folds : int, default 5
+    truncate : float, optional
+    n_jobs : int, default 1
+    progress : bool, default True
+    random_state : int, optional
+    source_groups, target_groups : ndarray, optional
+        Bootstrap duplicates sharing a group stay in one fold.
+
+    Returns
+    -------
+    FittedValue
+
+    Examples
+    --------
+    >>> import shiftattr as sa
+    >>> scm = sa.datasets.LinearGaussianSCM.example()
+    >>> s, t = scm.sample(300, "source", random_state=0), scm.sample(300, "target", random_state=1)
+    >>> fv = fit_value("iw", scm.graph, s, t, scm.graph.mechanisms, scm.metric(s), None,
+    ...                n_folds=3, progress=False, random_state=0)
+    >>> fv.log_ratios.shape
+    (3, 300)
+    """
+    # the ratios get the seed itself (so "iw" results do not depend on the regressions)
+    rng = np.random.default_rng(None if random_state is None else [random_state, 7])
+    mechanisms = tuple(mechanisms)
+    paired = tuple(paired)
+    levels = value_levels(graph, paired)
+    nodes = _ratio_nodes(estimator, levels, mechanisms, paired)
+    ratios = None
+    L = np.zeros((len(mechanisms), len(source)))
+    if nodes:
+        cf = CrossFittedRatios(
+            graph, nodes, estimators, n_folds, n_jobs, progress, random_state=random_state
+        )
+        ratios = cf.fit(source, target, source_groups, target_groups)
+        for i, m in enumerate(mechanisms):
+            if m in ratios.mechanisms:
+                L[i] = ratios.log_ratios[ratios.mechanisms.index(m)]
+    fitted = FittedValue(
+        estimator,
+        mechanisms,
+        np.asarray(metric, dtype=float),
+        L,
+        ratios,
+        dict(paired_source or {}),
+        None,
+        truncate,
+    )
+    if estimator == "iw":
+        return fitted
+    if features_source is None or features_target is None:
+        raise ValueError(f"estimator {estimator!r} needs the regression features of every level.")
+    fold_s = assign_folds(np.zeros(len(source)), n_folds, rng, source_groups)
+    fold_t = assign_folds(np.zeros(len(target)), n_folds, rng, target_groups)
+    nested = NestedRegressions(
+        levels,
+        features_source,
+        features_target,
+        metric,
+        metric_target,
+        fold_s,
+        fold_t,
+        paired_source if paired else None,
+        paired_target if paired else None,
+        regressors,
+        random_state=int(rng.integers(2**31 - 1)),
+    )
+    lr_s, lr_t = {}, {}
+    if ratios is not None:
+        for i, n in enumerate(ratios.mechanisms):
+            lr_s[n] = ratios.log_ratios[i]
+            lr_t[n] = ratios.log_ratios_target[i]
+    fitted.robust = RobustValue(nested, mechanisms, lr_s, lr_t, robust=estimator == "mr")
+    return fitted

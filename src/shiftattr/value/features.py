@@ -1,0 +1,79 @@
+"""Per-node regression features: what the nested regressions see of each variable.
+
+A tabular node is its own feature (flattened per case). An image or mask node is
+summarised per case by :func:`shiftattr.ratios.image_statistics` unless the user gives a
+featurizer, e.g. the segmentation model's own output summaries
+(:meth:`shiftattr.segmentation.SegmentationAdapter.output_features`), which predict a
+case's Dice far better than intensity statistics do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from shiftattr.environment import Environment
+from shiftattr.ratios.image_stats import image_statistics
+
+__all__ = ["Featurizer", "node_features"]
+
+#: ``featurizer(environment) -> ndarray of shape (len(environment), p)``.
+Featurizer = Callable[[Environment], np.ndarray]
+
+#: A node with more values than this per case is summarised, not used raw.
+_MAX_RAW = 64
+
+
+def node_features(
+    environment: Environment,
+    node: str,
+    featurizers: Mapping[str, Featurizer] | None = None,
+) -> np.ndarray:
+    """Features of one node for every case of an environment.
+
+    Parameters
+    ----------
+    environment : Environment
+    node : str
+    featurizers : mapping of str to callable, optional
+        Per-node ``featurizer(environment) -> (N, p)`` arrays; a node without one
+        uses its raw values (tabular) or :func:`~shiftattr.ratios.image_statistics`
+        (images and masks).
+
+    Returns
+    -------
+    ndarray of shape (len(environment), p), float64
+
+    Raises
+    ------
+    ValueError
+        The featurizer returned the wrong number of rows or non-finite values.
+
+    Examples
+    --------
+    >>> env = Environment({"age": np.array([50.0, 61.0]), "X": np.zeros((2, 8, 8, 8))})
+    >>> node_features(env, "age").shape
+    (2, 1)
+    >>> node_features(env, "X", {"X": lambda e: np.ones((len(e), 3))}).shape
+    (2, 3)
+    """
+    n = len(environment)
+    if featurizers and node in featurizers:
+        F = np.asarray(featurizers[node](environment), dtype=float)
+        F = F.reshape(n, -1) if F.ndim != 2 else F
+        if F.shape[0] != n:
+            raise ValueError(
+                f"the featurizer of node {node!r} returned {F.shape[0]} rows for the "
+                f"{n} cases of environment {environment.name!r}; it must return one row per case."
+            )
+    elif environment.is_lazy(node) or np.prod(environment.item_shape(node) or ()) > _MAX_RAW:
+        F = image_statistics({node: environment[node]})
+    else:
+        F = np.asarray(environment[node], dtype=float).reshape(n, -1)
+    if not np.all(np.isfinite(F)):
+        raise ValueError(
+            f"features of node {node!r} in environment {environment.name!r} contain NaN or "
+            "inf; fix the featurizer (e.g. guard empty masks) before attributing."
+        )
+    return F
