@@ -211,3 +211,37 @@ def test_single_player():
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PermutationShapley(**kwargs).solve(Game(["a", "b"], lambda c: c.sum(axis=1) * 1.0))
+
+
+def test_halton_sampler_beats_random_shuffles_on_unanimity_games():
+    # a sum of 12 unanimity games on random supports of 2..8 of the 8 players: exact
+    # values sum_{S ∋ i} w_S / |S|; quasi-random orders cut the error by about 20%
+    n = 8
+    rng = np.random.default_rng(0)
+    members = np.zeros((12, n), dtype=bool)
+    for t in range(12):
+        members[t, rng.choice(n, size=rng.integers(2, n + 1), replace=False)] = True
+    weights, sizes = rng.normal(size=12), members.sum(axis=1)
+    exact = (members * (weights / sizes)[:, None]).sum(axis=0)
+    game = Game(
+        [f"p{i}" for i in range(n)],
+        lambda c: ((c.astype(int) @ members.T.astype(int)) == sizes) @ weights,
+    )
+
+    def rmse(sampler):
+        errors = [
+            PermutationShapley(n_permutations=32, sampler=sampler, random_state=s)
+            .solve(game)
+            .values
+            - exact
+            for s in range(60)
+        ]
+        return np.sqrt(np.mean(np.square(errors)))
+
+    assert rmse("halton") < 0.9 * rmse("random")
+
+
+def test_unknown_sampler_is_refused():
+    game = Game(["a", "b"], lambda c: c.sum(axis=1).astype(float))
+    with pytest.raises(ValueError, match="sampler"):
+        PermutationShapley(sampler="sobol").solve(game)

@@ -133,11 +133,14 @@ def coalition_weighted_means(
     return WeightedMeans(means=means, ess=ess, max_weight=wmax, frac_truncated=frac)
 
 
-def _half_weights(codes: np.ndarray, L: np.ndarray) -> np.ndarray:
-    """``exp`` of the summed log-ratios of each sub-coalition, each row max-shifted."""
-    logw = codes.astype(float) @ L
-    logw -= logw.max(axis=1, keepdims=True)
-    return np.exp(logw, out=logw)
+#: Floats of half-coalition weights :func:`coalition_means` holds at once (~64 MB).
+_BLOCK_FLOATS = 8_000_000
+
+#: :func:`coalition_means` keeps its matrix products while they compute at most this many
+#: (half, half) pairs per coalition: a pair costs ~2N flops in BLAS, far less than the
+#: exponential, normalisation and reductions the direct path spends on a coalition. The
+#: permutation solver's batches (16 permutations) stay below it up to about ten players.
+_DENSE_FACTOR = 16
 
 
 def coalition_means(
@@ -151,7 +154,9 @@ def coalition_means(
     so with ``W_A`` the weights of the distinct ``A``-parts and ``W_B`` those of the
     ``B``-parts, all numerators are one matrix product ``(W_A * m) @ W_B.T`` and all
     denominators ``W_A @ W_B.T``. Exact enumeration of ``n`` players then needs
-    ``2 * 2^(n/2) * N`` exponentials instead of ``2^n * N``. Equals
+    ``2 * 2^(n/2) * N`` exponentials instead of ``2^n * N``. The cases are processed in
+    blocks, so memory stays near 64 MB whatever ``N``; each half is shifted by the sum
+    of its players' largest log-ratios (the same shift in every block). Equals
     ``coalition_weighted_means(...).means`` (no truncation) up to rounding; rows whose
     split weights underflow are recomputed directly.
 
@@ -183,12 +188,25 @@ def coalition_means(
     ua, ia = np.unique(C[:, :h], axis=0, return_inverse=True)
     ub, ib = np.unique(C[:, h:], axis=0, return_inverse=True)
     ia, ib = ia.ravel(), ib.ravel()
-    if len(ua) * len(ub) > 4 * k:  # sparse batch: the full product would waste work
+    if len(ua) * len(ub) > _DENSE_FACTOR * k:  # sparse batch: the product would waste work
         return coalition_weighted_means(C, L, m).means
-    wa = _half_weights(ua, L[:h])
-    wb = _half_weights(ub, L[h:])
-    num = (wa * m) @ wb.T
-    den = wa @ wb.T
+    ua, ub = ua.astype(float), ub.astype(float)
+    top = L.max(axis=1)
+    shift_a, shift_b = ua @ top[:h], ub @ top[h:]
+    block = max(1, _BLOCK_FLOATS // (len(ua) + len(ub)))
+    num = np.zeros((len(ua), len(ub)))
+    den = np.zeros((len(ua), len(ub)))
+    for start in range(0, m.shape[0], block):
+        sl = slice(start, start + block)
+        wa = ua @ L[:h, sl]
+        wa -= shift_a[:, None]
+        np.exp(wa, out=wa)
+        wb = ub @ L[h:, sl]
+        wb -= shift_b[:, None]
+        np.exp(wb, out=wb)
+        den += wa @ wb.T
+        wa *= m[sl]
+        num += wa @ wb.T
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num[ia, ib] / den[ia, ib]
     bad = ~np.isfinite(out) | (den[ia, ib] < 1e-250)

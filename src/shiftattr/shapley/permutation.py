@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import qmc
 
 from shiftattr.shapley.base import ShapleySolver, _check_game, _check_int
 from shiftattr.shapley.game import Game
@@ -63,6 +64,13 @@ class PermutationShapley(ShapleySolver):
         yet) this call may make.
     batch_permutations : int, default 16
         Permutations per game call (even when ``antithetic``).
+    sampler : {"random", "halton"}, default "random"
+        How the first permutation of each unit is drawn. ``"halton"``: the ``argsort`` of
+        the next point of a scrambled Halton sequence (quasi-random: the players'
+        relative orders are spread more evenly than by independent shuffles, which lowers
+        the error on games with high-order interactions); ``"random"``: a uniformly random
+        shuffle. The standard errors treat the units as independent, so with ``"halton"``
+        they are conservative.
     random_state : int, numpy.random.Generator or None
         Seed or generator of the permutations; an int gives the same numbers at every
         call.
@@ -90,6 +98,7 @@ class PermutationShapley(ShapleySolver):
         max_evaluations: int | None = None,
         batch_permutations: int = 16,
         random_state: int | np.random.Generator | None = None,
+        sampler: str = "random",
     ) -> None:
         self.n_permutations = n_permutations
         self.antithetic = antithetic
@@ -97,6 +106,7 @@ class PermutationShapley(ShapleySolver):
         self.max_evaluations = max_evaluations
         self.batch_permutations = batch_permutations
         self.random_state = random_state
+        self.sampler = sampler
 
     def solve(self, game: Game) -> ShapleyValues:
         """Estimate the Shapley values of ``game``.
@@ -127,6 +137,9 @@ class PermutationShapley(ShapleySolver):
         game = _check_game(game)
         n_permutations, tol, max_evaluations, batch, group = self._checked_params()
         rng = self._rng()
+        if self.sampler not in ("halton", "random"):
+            raise ValueError(f"sampler must be 'halton' or 'random'; got {self.sampler!r}.")
+        halton = None
         if n_permutations is None and tol is None:
             n_permutations = DEFAULT_N_PERMUTATIONS
         max_units = None if n_permutations is None else n_permutations // group
@@ -143,7 +156,12 @@ class PermutationShapley(ShapleySolver):
             u = units_per_batch if max_units is None else min(units_per_batch, max_units - count)
             if u <= 0:
                 break
-            first = rng.permuted(np.tile(np.arange(n), (u, 1)), axis=1)
+            if self.sampler == "halton":
+                if halton is None:
+                    halton = qmc.Halton(d=n, scramble=True, seed=rng)
+                first = np.argsort(halton.random(u), axis=1)
+            else:
+                first = rng.permuted(np.tile(np.arange(n), (u, 1)), axis=1)
             # rows 2j and 2j + 1 are a permutation and its reverse: one unit
             perms = (
                 np.stack([first, first[:, ::-1]], axis=1).reshape(-1, n) if group == 2 else first
