@@ -154,7 +154,35 @@ class OutputConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    """A whole ``shiftattr run`` configuration."""
+    """A whole ``shiftattr run`` configuration.
+
+    Build it with :func:`load_config` (from a TOML file or a dict) or
+    ``RunConfig.model_validate(mapping)``; unknown keys are errors.
+
+    Attributes
+    ----------
+    data : SyntheticData or NiftiData
+        The two environments to compare, chosen by ``data.kind``: ``"synthetic"``
+        (simulated with :class:`shiftattr.datasets.SyntheticMS`) or ``"folder"``,
+        ``"nnunet"``, ``"msseg2016"`` (NIfTI files). Required.
+    model : ModelConfig
+        The model to attribute: train the reference U-Net (default) or load a
+        checkpoint.
+    attribution : AttributionConfig
+        How to attribute: metric, mechanisms, folds, bootstrap, solver, estimator...
+    output : OutputConfig
+        Where the report folder is written (default ``shiftattr-report``).
+
+    Examples
+    --------
+    >>> cfg = RunConfig.model_validate(
+    ...     {"data": {"kind": "synthetic", "shape": [16, 16, 16]},
+    ...      "attribution": {"n_bootstrap": 50}})
+    >>> cfg.data.kind, cfg.data.shape, cfg.attribution.n_bootstrap, cfg.model.kind
+    ('synthetic', (16, 16, 16), 50, 'train-unet')
+    >>> str(cfg.output.folder)
+    'shiftattr-report'
+    """
 
     data: Annotated[SyntheticData | NiftiData, Field(discriminator="kind")]
     model: ModelConfig = ModelConfig()
@@ -163,7 +191,23 @@ class RunConfig(_Strict):
 
 
 class ConfigError(ValueError):
-    """An invalid configuration; the message names every offending key."""
+    """An invalid configuration; the message names every offending key.
+
+    A :class:`ValueError`, raised by :func:`load_config` (and so by ``shiftattr run``)
+    for unreadable TOML, a missing file or values that fail validation.
+
+    Examples
+    --------
+    >>> try:
+    ...     load_config({"data": {"kind": "synthetic", "shape": [32, 32, 32]},
+    ...                  "attribution": {"n_folds": 1}})
+    ... except ConfigError as err:
+    ...     print(err)
+    invalid configuration <dict>:
+      attribution.n_folds: Input should be greater than or equal to 2
+    >>> issubclass(ConfigError, ValueError)
+    True
+    """
 
 
 def _format(err: ValidationError, source: str) -> str:

@@ -73,6 +73,14 @@ class LazyVolumes(Sequence):
         -------
         numpy.ndarray
             Shape ``(len(indices),) + item_shape``.
+
+        Examples
+        --------
+        >>> vols = LazyVolumes(lambda i: np.full((2, 2), i), length=3)
+        >>> vols.load().shape
+        (3, 2, 2)
+        >>> vols.load([2, 0])[:, 0, 0].tolist()
+        [2, 0]
         """
         ids = range(len(self)) if indices is None else indices
         return np.stack([self[int(i)] for i in ids])
@@ -214,17 +222,38 @@ class Environment:
     # -- basic access -----------------------------------------------------------------
     @property
     def nodes(self) -> tuple[str, ...]:
-        """Node names held by this environment."""
+        """Node names held by this environment, in the order they were given.
+
+        Examples
+        --------
+        >>> Environment({"D": np.zeros(3), "X": np.ones(3)}).nodes
+        ('D', 'X')
+        """
         return tuple(self._data)
 
     @property
     def case_ids(self) -> tuple[str, ...]:
-        """One id per case."""
+        """One id per case (``"<name>:<index>"`` unless given).
+
+        Examples
+        --------
+        >>> Environment({"X": np.zeros(2)}, name="site-A").case_ids
+        ('site-A:0', 'site-A:1')
+        >>> Environment({"X": np.zeros(2)}, case_ids=["p1", "p2"]).case_ids
+        ('p1', 'p2')
+        """
         return self._case_ids
 
     @property
     def counterfactuals(self) -> dict[str, dict[str, Any]]:
-        """Paired counterfactual values ``{environment_name: {node: values}}``."""
+        """Paired counterfactual values ``{environment_name: {node: values}}`` (a copy).
+
+        Examples
+        --------
+        >>> env = Environment({"Y": np.zeros(3)}, counterfactuals={"reader-2": {"Y": np.ones(3)}})
+        >>> list(env.counterfactuals), env.counterfactuals["reader-2"]["Y"].tolist()
+        (['reader-2'], [1.0, 1.0, 1.0])
+        """
         return {k: dict(v) for k, v in self._counterfactuals.items()}
 
     def __len__(self) -> int:
@@ -242,11 +271,47 @@ class Environment:
             ) from None
 
     def is_lazy(self, node: str) -> bool:
-        """Whether ``node`` is loaded on access (a :class:`LazyVolumes`)."""
+        """Whether ``node`` is loaded on access (a :class:`LazyVolumes`).
+
+        Parameters
+        ----------
+        node : str
+            A node of this environment.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> vols = LazyVolumes(lambda i: np.zeros((2, 2)), length=3)
+        >>> env = Environment({"D": np.zeros(3), "X": vols})
+        >>> env.is_lazy("X"), env.is_lazy("D")
+        (True, False)
+        """
         return isinstance(self[node], LazyVolumes)
 
     def item_shape(self, node: str) -> tuple[int, ...] | None:
-        """Shape of one case of ``node`` (None when lazy and unknown)."""
+        """Shape of one case of ``node`` (None when lazy and unknown).
+
+        Parameters
+        ----------
+        node : str
+            A node of this environment.
+
+        Returns
+        -------
+        tuple of int or None
+            ``()`` for a scalar node.
+
+        Examples
+        --------
+        >>> env = Environment({"D": np.zeros(3), "X": np.zeros((3, 4, 5))})
+        >>> env.item_shape("X"), env.item_shape("D")
+        ((4, 5), ())
+        >>> Environment({"X": LazyVolumes(np.zeros, length=3)}).item_shape("X") is None
+        True
+        """
         a = self[node]
         if isinstance(a, LazyVolumes):
             return a.shape_item
@@ -265,6 +330,13 @@ class Environment:
         Returns
         -------
         dict
+
+        Examples
+        --------
+        >>> env = Environment({"D": np.arange(4), "X": np.arange(8).reshape(4, 2)})
+        >>> f = env.features(["X"], indices=[1, 3])
+        >>> list(f), f["X"].tolist()
+        (['X'], [[2, 3], [6, 7]])
         """
         missing = [n for n in nodes if n not in self._data]
         if missing:
@@ -279,10 +351,28 @@ class Environment:
     def counterfactual(self, environment: str, node: str):
         """Values of ``node`` for these cases under ``environment``'s mechanism.
 
+        Parameters
+        ----------
+        environment : str
+            Name of the environment whose mechanism produced the paired values.
+        node : str
+            The node.
+
+        Returns
+        -------
+        numpy.ndarray or LazyVolumes
+            One value per case of this environment.
+
         Raises
         ------
         KeyError
             When no such paired value was given, naming what is available.
+
+        Examples
+        --------
+        >>> env = Environment({"Y": np.zeros(3)}, counterfactuals={"reader-2": {"Y": np.ones(3)}})
+        >>> env.counterfactual("reader-2", "Y").tolist()
+        [1.0, 1.0, 1.0]
         """
         try:
             return self._counterfactuals[environment][node]
@@ -303,6 +393,14 @@ class Environment:
         Returns
         -------
         Environment
+
+        Examples
+        --------
+        >>> env = Environment({"X": np.arange(4.0)}, name="s")
+        >>> env.subset([2, 0])["X"].tolist(), env.subset([2, 0]).case_ids
+        ([2.0, 0.0], ('s:2', 's:0'))
+        >>> env.subset([1, 1]).case_ids  # bootstrap repeats get unique ids
+        ('s:1#0', 's:1#1')
         """
         idx = np.asarray(indices, dtype=int)
         if idx.ndim != 1:
@@ -330,7 +428,24 @@ class Environment:
         )
 
     def with_nodes(self, **nodes: Any) -> Environment:
-        """A copy with nodes added or replaced (same cases, ids and metadata)."""
+        """A copy with nodes added or replaced (same cases, ids and metadata).
+
+        Parameters
+        ----------
+        **nodes : array-like
+            ``node=values``, one entry per case along axis 0.
+
+        Returns
+        -------
+        Environment
+
+        Examples
+        --------
+        >>> env = Environment({"X": np.zeros(3)}, name="s")
+        >>> env2 = env.with_nodes(M=np.ones(3))
+        >>> env2.nodes, env2.case_ids == env.case_ids, env.nodes
+        (('X', 'M'), True, ('X',))
+        """
         data = dict(self._data)
         data.update(nodes)
         return Environment(data, self.name, self._case_ids, self.metadata, self._counterfactuals)
@@ -349,6 +464,14 @@ class Environment:
         Returns
         -------
         Environment
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"D": [0, 1, 1], "X": [0.5, 1.5, 2.5]})
+        >>> env = Environment.from_frame(frame, name="site-A")
+        >>> env.nodes, len(env), env["X"].tolist()
+        (('D', 'X'), 3, [0.5, 1.5, 2.5])
         """
         return cls({str(c): frame[c].to_numpy() for c in frame.columns}, name=name, **kwargs)
 

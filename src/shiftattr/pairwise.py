@@ -58,7 +58,20 @@ class PairwiseAttribution:
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
-        """The attributed (train, deploy) pairs."""
+        """The attributed (train, deploy) pairs, in the order they were run.
+
+        Examples
+        --------
+        >>> from shiftattr import Attribution, PairwiseAttribution
+        >>> def res(x, y):  # an Attribution with values X = x, Y = y
+        ...     return Attribution(("X", "Y"), {"X": x, "Y": y}, {}, {}, 0.8, 0.8 - x - y)
+        >>> pw = PairwiseAttribution(
+        ...     ("a", "b"), ("X", "Y"),
+        ...     {("a", "b"): res(0.10, 0.02), ("b", "a"): res(-0.04, 0.01)},
+        ...     {("a", "a"): 0.8, ("a", "b"): 0.68, ("b", "b"): 0.8, ("b", "a"): 0.83})
+        >>> pw.pairs
+        [('a', 'b'), ('b', 'a')]
+        """
         return list(self.results)
 
     def value_matrix(self, mechanism: str) -> np.ndarray:
@@ -71,13 +84,43 @@ class PairwiseAttribution:
         Returns
         -------
         ndarray of shape (n_env, n_env)
+
+        Examples
+        --------
+        >>> from shiftattr import Attribution, PairwiseAttribution
+        >>> def res(x, y):  # an Attribution with values X = x, Y = y
+        ...     return Attribution(("X", "Y"), {"X": x, "Y": y}, {}, {}, 0.8, 0.8 - x - y)
+        >>> pw = PairwiseAttribution(
+        ...     ("a", "b"), ("X", "Y"),
+        ...     {("a", "b"): res(0.10, 0.02), ("b", "a"): res(-0.04, 0.01)},
+        ...     {("a", "a"): 0.8, ("a", "b"): 0.68, ("b", "b"): 0.8, ("b", "a"): 0.83})
+        >>> pw.value_matrix("X").round(2).tolist()
+        [[nan, 0.1], [-0.04, nan]]
         """
         if mechanism not in self.mechanisms:
             raise KeyError(f"unknown mechanism {mechanism!r}; have {list(self.mechanisms)}")
         return self._matrix(lambda r: r.values[mechanism], self.results)
 
     def metric_matrix(self) -> np.ndarray:
-        """Measured metric of the model trained on row env, evaluated on column env."""
+        """Measured metric of the model trained on row env, evaluated on column env.
+
+        Returns
+        -------
+        ndarray of shape (n_env, n_env)
+            NaN where no metric was measured; the diagonal is the in-distribution metric.
+
+        Examples
+        --------
+        >>> from shiftattr import Attribution, PairwiseAttribution
+        >>> def res(x, y):  # an Attribution with values X = x, Y = y
+        ...     return Attribution(("X", "Y"), {"X": x, "Y": y}, {}, {}, 0.8, 0.8 - x - y)
+        >>> pw = PairwiseAttribution(
+        ...     ("a", "b"), ("X", "Y"),
+        ...     {("a", "b"): res(0.10, 0.02), ("b", "a"): res(-0.04, 0.01)},
+        ...     {("a", "a"): 0.8, ("a", "b"): 0.68, ("b", "b"): 0.8, ("b", "a"): 0.83})
+        >>> pw.metric_matrix().tolist()
+        [[0.8, 0.68], [0.83, 0.8]]
+        """
         return self._matrix(float, self.metrics)
 
     def _matrix(self, get: Callable[[Any], float], table: Mapping) -> np.ndarray:
@@ -100,6 +143,19 @@ class PairwiseAttribution:
         -------
         dict
             Mechanism -> {"mean", "sd", "min", "max", "n_pairs", "n_dominant"}.
+
+        Examples
+        --------
+        >>> from shiftattr import Attribution, PairwiseAttribution
+        >>> def res(x, y):  # an Attribution with values X = x, Y = y
+        ...     return Attribution(("X", "Y"), {"X": x, "Y": y}, {}, {}, 0.8, 0.8 - x - y)
+        >>> pw = PairwiseAttribution(
+        ...     ("a", "b"), ("X", "Y"),
+        ...     {("a", "b"): res(0.10, 0.02), ("b", "a"): res(-0.04, 0.01)},
+        ...     {("a", "a"): 0.8, ("a", "b"): 0.68, ("b", "b"): 0.8, ("b", "a"): 0.83})
+        >>> table = pw.summary_table(scale=100)
+        >>> {k: round(v, 2) for k, v in table["X"].items()}
+        {'mean': 3.0, 'sd': 9.9, 'min': -4.0, 'max': 10.0, 'n_pairs': 2, 'n_dominant': 1}
         """
         out = {}
         for mech in self.mechanisms:
@@ -125,6 +181,21 @@ class PairwiseAttribution:
         Returns
         -------
         str
+
+        Examples
+        --------
+        >>> from shiftattr import Attribution, PairwiseAttribution
+        >>> def res(x, y):  # an Attribution with values X = x, Y = y
+        ...     return Attribution(("X", "Y"), {"X": x, "Y": y}, {}, {}, 0.8, 0.8 - x - y)
+        >>> pw = PairwiseAttribution(
+        ...     ("a", "b"), ("X", "Y"),
+        ...     {("a", "b"): res(0.10, 0.02), ("b", "a"): res(-0.04, 0.01)},
+        ...     {("a", "a"): 0.8, ("a", "b"): 0.68, ("b", "b"): 0.8, ("b", "a"): 0.83})
+        >>> text = pw.summary()
+        >>> text.splitlines()[0]
+        'Attribution of metric changes across 2 (train, deploy) pairs (×100)'
+        >>> [line.split()[0] for line in text.splitlines()[4:6]]
+        ['X', 'Y']
         """
         unit = " (×100)" if scale == 100 else ("" if scale == 1 else f" (×{scale:g})")
         lines = [
@@ -160,6 +231,23 @@ class PairwiseAttribution:
         Returns
         -------
         matplotlib.figure.Figure
+
+        Examples
+        --------
+        >>> from shiftattr import Attribution, PairwiseAttribution
+        >>> def res(x, y):  # an Attribution with values X = x, Y = y
+        ...     return Attribution(("X", "Y"), {"X": x, "Y": y}, {}, {}, 0.8, 0.8 - x - y)
+        >>> pw = PairwiseAttribution(
+        ...     ("a", "b"), ("X", "Y"),
+        ...     {("a", "b"): res(0.10, 0.02), ("b", "a"): res(-0.04, 0.01)},
+        ...     {("a", "a"): 0.8, ("a", "b"): 0.68, ("b", "b"): 0.8, ("b", "a"): 0.83})
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> fig = pw.plot(["X"])
+        >>> type(fig).__name__, fig.axes[0].get_title()
+        ('Figure', 'X: metric; Δ')
+        >>> plt.close(fig)
         """
         try:
             import matplotlib.pyplot as plt
@@ -195,7 +283,29 @@ class PairwiseAttribution:
 
     # -- serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (pairs written as ``"train -> deploy"``)."""
+        """JSON-ready dictionary (pairs written as ``"train -> deploy"``).
+
+        Returns
+        -------
+        dict
+            Keys ``environments``, ``mechanisms``, ``metric_name``, ``results`` (each
+            pair's :meth:`Attribution.to_dict`) and ``metrics``.
+
+        Examples
+        --------
+        >>> from shiftattr import Attribution, PairwiseAttribution
+        >>> def res(x, y):  # an Attribution with values X = x, Y = y
+        ...     return Attribution(("X", "Y"), {"X": x, "Y": y}, {}, {}, 0.8, 0.8 - x - y)
+        >>> pw = PairwiseAttribution(
+        ...     ("a", "b"), ("X", "Y"),
+        ...     {("a", "b"): res(0.10, 0.02), ("b", "a"): res(-0.04, 0.01)},
+        ...     {("a", "a"): 0.8, ("a", "b"): 0.68, ("b", "b"): 0.8, ("b", "a"): 0.83})
+        >>> d = pw.to_dict()
+        >>> sorted(d)
+        ['environments', 'mechanisms', 'metric_name', 'metrics', 'results']
+        >>> sorted(d["results"]), d["metrics"]["a -> b"]
+        (['a -> b', 'b -> a'], 0.68)
+        """
         return {
             "environments": list(self.environments),
             "mechanisms": list(self.mechanisms),
@@ -205,7 +315,32 @@ class PairwiseAttribution:
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
-        """Serialise to JSON (and write to ``path`` when given)."""
+        """Serialise to JSON (and write to ``path`` when given).
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            File to write the JSON to.
+
+        Returns
+        -------
+        str
+            The JSON text (also when it is written to ``path``).
+
+        Examples
+        --------
+        >>> from shiftattr import Attribution, PairwiseAttribution
+        >>> def res(x, y):  # an Attribution with values X = x, Y = y
+        ...     return Attribution(("X", "Y"), {"X": x, "Y": y}, {}, {}, 0.8, 0.8 - x - y)
+        >>> pw = PairwiseAttribution(
+        ...     ("a", "b"), ("X", "Y"),
+        ...     {("a", "b"): res(0.10, 0.02), ("b", "a"): res(-0.04, 0.01)},
+        ...     {("a", "a"): 0.8, ("a", "b"): 0.68, ("b", "b"): 0.8, ("b", "a"): 0.83})
+        >>> import json
+        >>> text = pw.to_json()
+        >>> json.loads(text)["environments"]
+        ['a', 'b']
+        """
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
             Path(path).write_text(text)
@@ -213,7 +348,32 @@ class PairwiseAttribution:
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> PairwiseAttribution:
-        """Read what :meth:`to_json` wrote (a JSON string or a file path)."""
+        """Read what :meth:`to_json` wrote (a JSON string or a file path).
+
+        Parameters
+        ----------
+        text_or_path : str or Path
+            JSON text (starting with ``{``) or the path of a file holding it.
+
+        Returns
+        -------
+        PairwiseAttribution
+
+        Examples
+        --------
+        >>> from shiftattr import Attribution, PairwiseAttribution
+        >>> def res(x, y):  # an Attribution with values X = x, Y = y
+        ...     return Attribution(("X", "Y"), {"X": x, "Y": y}, {}, {}, 0.8, 0.8 - x - y)
+        >>> pw = PairwiseAttribution(
+        ...     ("a", "b"), ("X", "Y"),
+        ...     {("a", "b"): res(0.10, 0.02), ("b", "a"): res(-0.04, 0.01)},
+        ...     {("a", "a"): 0.8, ("a", "b"): 0.68, ("b", "b"): 0.8, ("b", "a"): 0.83})
+        >>> again = PairwiseAttribution.from_json(pw.to_json())
+        >>> again.pairs, again.results["a", "b"].values
+        ([('a', 'b'), ('b', 'a')], {'X': 0.1, 'Y': 0.02})
+        >>> bool(np.array_equal(again.metric_matrix(), pw.metric_matrix()))
+        True
+        """
         text = str(text_or_path)
         if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
             text = Path(text_or_path).read_text()

@@ -31,6 +31,15 @@ class WeightedMeans:
         before truncation, so never above ``truncate``).
     frac_truncated : ndarray of shape (k,)
         Fraction of cases whose normalised weight was truncated.
+
+    Examples
+    --------
+    >>> L = np.log(np.array([[1.0, 3.0]]))      # one mechanism, two cases
+    >>> wm = coalition_weighted_means(np.array([[False], [True]]), L, np.array([0.0, 1.0]))
+    >>> [a.round(6).tolist() for a in (wm.means, wm.ess, wm.max_weight)]
+    [[0.5, 0.75], [2.0, 1.6], [1.0, 1.5]]
+    >>> wm.frac_truncated.tolist()              # no truncation asked for
+    [0.0, 0.0]
     """
 
     means: np.ndarray

@@ -94,6 +94,16 @@ def choose_estimator(
     -------
     DensityRatioEstimator
         An unfitted clone.
+
+    Examples
+    --------
+    >>> g = CausalGraph({"Z": [], "X": ["Z"]})
+    >>> for_x, default = ClassifierRatio(random_state=1), ClassifierRatio(random_state=0)
+    >>> est = choose_estimator(("Z", "X"), g, {"X": for_x}, default)  # X's joint set
+    >>> est.random_state, est is for_x
+    (1, False)
+    >>> choose_estimator(("Z",), g, {"X": for_x}, default).random_state  # X's parents
+    0
     """
     order = graph.topological_order()
     for node in sorted(nodes, key=order.index, reverse=True):
@@ -194,7 +204,21 @@ class CrossFittedRatios:
         self.random_state = random_state
 
     def node_sets(self) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
-        """Mechanism -> (joint node set, parent node set), each sorted topologically."""
+        """Mechanism -> (joint node set, parent node set), each sorted topologically.
+
+        A root's parent set is empty (its ratio is marginal).
+
+        Returns
+        -------
+        dict
+            ``{mechanism: (joint, parents)}``, both tuples of node names.
+
+        Examples
+        --------
+        >>> g = CausalGraph({"D": [], "X": ["D"], "Y": ["X", "D"]})
+        >>> CrossFittedRatios(g, ["D", "Y"]).node_sets()
+        {'D': (('D',), ()), 'Y': (('D', 'X', 'Y'), ('D', 'X'))}
+        """
         order = self.graph.topological_order()
         out = {}
         for m in self.mechanisms:
@@ -221,6 +245,23 @@ class CrossFittedRatios:
         Returns
         -------
         MechanismRatios
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> g = CausalGraph({"Z": [], "X": ["Z"]})
+        >>> zs, zt = rng.normal(0, 1, 100), rng.normal(1, 1, 100)
+        >>> src = Environment({"Z": zs, "X": zs + rng.normal(0, 1, 100)}, name="s")
+        >>> tgt = Environment({"Z": zt, "X": zt + rng.normal(0, 1, 100)}, name="t")
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> logistic = ClassifierRatio(LogisticRegression())  # quicker than the default
+        >>> cf = CrossFittedRatios(g, ["X"], estimators={"Z": logistic, "X": logistic},
+        ...                        n_folds=2, progress=False, random_state=0)
+        >>> r = cf.fit(src, tgt)
+        >>> r.mechanisms, r.log_ratios.shape, r.log_ratios_target.shape
+        (('X',), (1, 100), (1, 100))
+        >>> r.node_sets["X"], bool(r.auc_parents["X"] > 0.6)
+        ((('Z', 'X'), ('Z',)), True)
         """
         k = int(self.n_folds)
         if k < 2:
