@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from shiftattr.environment import Environment, LazyVolumes
+from shiftattr.segmentation._threads import intra_op_threads
 from shiftattr.segmentation.features import MASK_FEATURE_NAMES, mask_features
 from shiftattr.segmentation.sliding_window import sliding_window_inference
 
@@ -141,6 +142,10 @@ class SegmentationAdapter:
         it for multi-channel 2D images ``(C, H, W)`` without masks.
     progress : bool, default True
         Show a tqdm progress bar over cases.
+    num_threads : int or None, default 1
+        torch intra-op threads during inference (``None``: torch's setting). One is
+        fastest on small shared machines, where torch's default threads wait on each
+        other (see :func:`shiftattr.segmentation.unet.train_segmentation_model`).
     n_jobs : int, default 1
         Number of joblib workers for the per-case metric computation (``-1``: all cores). Use
         ``joblib.parallel_config(backend=...)`` to switch backend (Ray, Dask).
@@ -212,6 +217,7 @@ class SegmentationAdapter:
         n_jobs: int = 1,
         cache: bool = True,
         cache_max_bytes: int | None = None,
+        num_threads: int | None = 1,
     ) -> None:
         if not callable(model):
             raise TypeError(
@@ -231,6 +237,9 @@ class SegmentationAdapter:
             raise ValueError(
                 f"spacing must be numbers, an (N, d) array or 'metadata', got {spacing!r}"
             )
+        if num_threads is not None and int(num_threads) < 1:
+            raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+        self.num_threads = num_threads
         self.model = model
         self.metric = metric
         self.activation = activation
@@ -883,7 +892,7 @@ class SegmentationAdapter:
             self._input_dtype = params.dtype  # e.g. a half-precision model gets half inputs
         model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), intra_op_threads(self.num_threads):
                 yield
         finally:
             self._input_dtype = None
