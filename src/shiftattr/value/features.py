@@ -61,12 +61,12 @@ def node_features(
     n = len(environment)
     if featurizers and node in featurizers:
         F = np.asarray(featurizers[node](environment), dtype=float)
-        F = F.reshape(n, -1) if F.ndim != 2 else F
-        if F.shape[0] != n:
+        if F.ndim == 0 or F.shape[0] != n:  # check before reshaping: (2n,) is not (n, 2)
             raise ValueError(
-                f"the featurizer of node {node!r} returned {F.shape[0]} rows for the "
+                f"the featurizer of node {node!r} returned an array of shape {F.shape} for the "
                 f"{n} cases of environment {environment.name!r}; it must return one row per case."
             )
+        F = F.reshape(n, -1)
     elif environment.is_lazy(node) or np.prod(environment.item_shape(node) or ()) > _MAX_RAW:
         F = image_statistics({node: environment[node]})
     else:

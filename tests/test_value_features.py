@@ -1,0 +1,74 @@
+"""node_features: what the nested regressions see of each node."""
+
+import numpy as np
+import pytest
+
+from shiftattr.environment import Environment, LazyVolumes
+from shiftattr.ratios import image_statistics
+from shiftattr.value import node_features
+
+
+def _env():
+    rng = np.random.default_rng(0)
+    return Environment(
+        {
+            "age": rng.normal(50, 10, 6),
+            "D": rng.normal(size=(6, 3)),
+            "X": rng.normal(size=(6, 8, 8, 8)).astype(np.float32),
+            "Y": (rng.random((6, 8, 8, 8)) > 0.9).astype(np.uint8),
+        },
+        name="site-A",
+    )
+
+
+def test_tabular_nodes_are_their_own_features():
+    env = _env()
+    F = node_features(env, "age")
+    assert F.shape == (6, 1) and F.dtype == np.float64
+    np.testing.assert_array_equal(F[:, 0], env["age"])
+    np.testing.assert_array_equal(node_features(env, "D"), env["D"])
+
+
+def test_images_and_masks_are_summarised_by_image_statistics():
+    env = _env()
+    for node in ("X", "Y"):
+        F = node_features(env, node)
+        expected = image_statistics({node: env[node]})
+        assert F.shape == expected.shape and F.shape[0] == 6 and 1 <= F.shape[1] < 64
+        np.testing.assert_allclose(F, expected)
+    # a lazy node (read on access) is summarised too, to the same numbers
+    x = env["X"]
+    lazy = Environment({"X": LazyVolumes(lambda i: x[i], 6, shape=(8, 8, 8))}, name="lazy")
+    np.testing.assert_allclose(node_features(lazy, "X"), node_features(env, "X"), rtol=1e-6)
+
+
+def test_a_featurizer_replaces_the_default():
+    env = _env()
+    seen = []
+
+    def featurizer(e):
+        seen.append(e.name)
+        return np.column_stack([e["X"].mean(axis=(1, 2, 3)), e["Y"].sum(axis=(1, 2, 3))])
+
+    F = node_features(env, "X", {"X": featurizer})
+    assert seen == ["site-A"] and F.shape == (6, 2)
+    np.testing.assert_allclose(F[:, 1], env["Y"].sum(axis=(1, 2, 3)))
+    # other nodes keep their defaults; a 1-D output is one feature per case
+    np.testing.assert_array_equal(node_features(env, "age", {"X": featurizer}), env["age"][:, None])
+    assert node_features(env, "X", {"X": lambda e: np.arange(6.0)}).shape == (6, 1)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda e: np.ones((5, 2)), r"node 'X'.*shape \(5, 2\).*6 cases.*'site-A'"),
+        (lambda e: np.full((6, 2), np.nan), r"node 'X'.*'site-A'.*NaN or inf"),
+        # one value per case and feature, flattened: not silently read as (6, 2)
+        (lambda e: np.ones(12), r"node 'X'.*shape \(12,\).*6 cases"),
+        (lambda e: np.ones(7), r"node 'X'.*shape \(7,\).*6 cases"),
+        (lambda e: 1.0, r"node 'X'.*shape \(\).*6 cases"),
+    ],
+)
+def test_a_bad_featurizer_is_refused_naming_the_node(bad, match):
+    with pytest.raises(ValueError, match=match):
+        node_features(_env(), "X", {"X": bad})
