@@ -38,8 +38,8 @@ SCENARIOS = {
 _cache: dict = {}
 
 
-def _estimate(name):
-    if name not in _cache:
+def _estimate(name, method="iw"):
+    if (name, method) not in _cache:
         src_kw, tgt_kw, _ = SCENARIOS[name]
         sim = sa.datasets.SyntheticMS(shape=(16, 16, 16), random_state=0)
         source = sim.sample(150, **src_kw, random_state=1)
@@ -54,6 +54,7 @@ def _estimate(name):
                 _model_dice(source),
                 target_metric=_model_dice(target),
                 estimators={"X": est, "Y": est},
+                method=method,
                 n_folds=3,
                 n_bootstrap=100,
                 bootstrap="fixed",
@@ -63,13 +64,14 @@ def _estimate(name):
         truth = sim.true_attribution(
             _model_dice, src_kw, tgt_kw, n=300, random_state=3, progress=False
         )
-        _cache[name] = (res, truth)
-    return _cache[name]
+        _cache[name, method] = (res, truth)
+    return _cache[name, method]
 
 
+@pytest.mark.parametrize("method", ["iw", "mr"])
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_single_mechanism_shift_is_the_dominant_one(name):
-    res, truth = _estimate(name)
+def test_single_mechanism_shift_is_the_dominant_one(name, method):
+    res, truth = _estimate(name, method)
     shifted = SCENARIOS[name][2]
     assert truth.dominant == shifted
     assert truth.values[shifted] > 0.03
@@ -84,11 +86,38 @@ def test_single_mechanism_shift_is_the_dominant_one(name):
     reason="known limitation: plain importance weighting underestimates a strong shift "
     "whose weights concentrate on few cases (ESS), and the fixed-ratio bootstrap ignores "
     "the ratio estimators' variance, so the 95% interval misses the truth; "
-    "multiply-robust and paired estimators are the planned remedy",
+    "method='mr' is the remedy (next test)",
 )
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_interval_covers_the_truth(name):
-    res, truth = _estimate(name)
+def test_importance_weighting_interval_misses_the_truth(name):
+    _check_coverage(name, "iw")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "annotation-only",
+        pytest.param(
+            "acquisition-only",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="measured: MR's X interval [.., 0.038] misses the truth 0.0475 by "
+                "0.003 beyond the truth's MC pad. With a fixed-threshold model the "
+                "regressions see only image statistics, which a contrast shift moves out "
+                "of the source's range: the source-fitted regression extrapolates and "
+                "the correction falls back on the low-ESS weights (see validation page)",
+            ),
+        ),
+    ],
+)
+def test_multiply_robust_interval_covers_the_truth(name):
+    # the regressions carry most of the estimate, so the effective sample size no
+    # longer limits it, and the fixed bootstrap of an orthogonal estimator is honest
+    _check_coverage(name, "mr")
+
+
+def _check_coverage(name, method):
+    res, truth = _estimate(name, method)
     shifted = SCENARIOS[name][2]
     lo, hi = res.ci[shifted]
     pad = 2 * truth.stderr[shifted]

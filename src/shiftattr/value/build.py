@@ -163,8 +163,12 @@ class FittedValue:
         Returns
         -------
         dict
-            ``name``, ``paired``; for regressions also every fit's R² and chosen
-            regressor, and for ``"mr"`` the size of the correction at the full coalition.
+            ``name``, ``paired``; for regressions also every fit's out-of-fold R², the
+            spread of its fitted values (``outcome_sd``: an R² far below zero on a
+            near-constant outcome is harmless) and chosen regressor; for ``"mr"`` the
+            correction at the full coalition, the largest correction over the
+            coalitions evaluated, and the smallest effective-sample-size fraction of
+            the correction weights.
 
         Examples
         --------
@@ -185,6 +189,7 @@ class FittedValue:
                 "target_nodes": sorted(f.target_nodes),
                 "fitted_on": f.fitted_on,
                 "r2": f.r2,
+                "outcome_sd": float(np.std(f.source if f.fitted_on == "source" else f.target)),
                 "regressor": f.chosen,
             }
             for f in self.robust.regressions.fits
@@ -193,7 +198,8 @@ class FittedValue:
         out["min_r2"] = min(r2) if r2 else None
         if self.estimator == "mr":
             out["correction_all"] = est["value"] - est["regression"]
-            out["correction_ess_fraction_all"] = est["min_ess_fraction"]
+            out["max_abs_correction"] = self.robust.max_abs_correction_
+            out["min_correction_ess_fraction"] = self.robust.min_ess_fraction_
         return out
 
 

@@ -76,6 +76,10 @@ class RobustValue:
         self.log_ratio_source = log_ratio_source
         self.log_ratio_target = log_ratio_target
         self.robust = robust
+        #: Smallest correction-weight ESS fraction and largest |MR - regression| over
+        #: the coalitions evaluated on all cases (not on bootstrap resamples).
+        self.min_ess_fraction_ = 1.0
+        self.max_abs_correction_ = 0.0
 
     def _target_nodes(self, row: np.ndarray) -> frozenset:
         return frozenset(m for m, on in zip(self.mechanisms, row) if on)
@@ -138,6 +142,9 @@ class RobustValue:
                 w = np.exp(logw - logw.max())
                 value += float(w @ resid / w.sum())
                 min_ess = min(min_ess, float(kish_ess(w)) / len(w))
+        if idx_source is None and idx_target is None:
+            self.min_ess_fraction_ = min(self.min_ess_fraction_, min_ess)
+            self.max_abs_correction_ = max(self.max_abs_correction_, abs(value - regression))
         return {"value": value, "regression": regression, "min_ess_fraction": min_ess}
 
     def game(
