@@ -19,7 +19,7 @@ from shiftattr.attribution import attribute
 from shiftattr.config import NiftiData, RunConfig, SyntheticData, load_config
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
-from shiftattr.ratios.image_stats import ImageStatsRatio, image_statistics
+from shiftattr.ratios.image_stats import ImageStatsRatio
 from shiftattr.report import write_report
 from shiftattr.results import Attribution
 from shiftattr.shapley import ExactShapley, PermutationShapley
@@ -323,11 +323,11 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         else PermutationShapley(tol=0.002, random_state=a.random_state)
     )
 
-    # regression features of the image: the model's own output summaries (they predict
-    # its Dice) beside the image statistics
-    def image_features(env: Environment) -> np.ndarray:
-        stats = image_statistics({"X": env["X"]}, spatial_dims=spatial_dims)
-        return np.hstack([adapter.output_features(env), stats])
+    # regression features of the image: the model's own output summaries. Intensity
+    # statistics move with the scanner, so a Dice regression on them fitted in one
+    # environment extrapolates in the other; measured on the demo with method="regression":
+    # MAE 0.005 with output summaries alone, 0.026 with image statistics added.
+    features = {"X": adapter.output_features}
 
     result = attribute(
         graph,
@@ -338,7 +338,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         mechanisms=a.mechanisms,
         estimators={"X": image_est, "Y": image_est},
         method=a.method,
-        features={"X": image_features},
+        features=features,
         paired=paired or None,
         solver=solver,
         n_folds=a.n_folds,
