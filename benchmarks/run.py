@@ -7,7 +7,8 @@ Sections (``--only`` takes any of them; default all):
   time vs DoWhy;
 - ``metrics``: Dice / lesion-F1 throughput vs MONAI (``bench_metrics.py``);
 - ``scaling``: time and memory vs cases and mechanisms;
-- ``synthetic_ms``: ``bench_synthetic_ms.py`` if it exists.
+- ``synthetic_ms``: estimated vs true attributions on the synthetic MS world
+  (``bench_synthetic_ms.py`` in a subprocess; its truth is reused when unchanged).
 
 Each section writes ``benchmarks/results/<name>.json``; then the PNG figures and
 ``benchmarks/RESULTS.md`` are (re)written from every result present. A missing peer is
@@ -28,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import plots, report
-from benchmarks._common import read_json, write_json
+from benchmarks._common import RESULTS_DIR, read_json, write_json
 
 SECTIONS = {
     "accuracy": "benchmarks.accuracy_tabular",
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         status[name]["seconds"] = time.perf_counter() - t0
         print(f"   {name}: {status[name]['seconds']:.0f} s", flush=True)
     figures = plots.make_all()
+    figures += [p for p in (RESULTS_DIR / "synthetic_ms.png",) if p.exists()]  # its own figure
     command = "benchmarks/run.py" + (" --quick" if args.quick else "")
     if args.only:
         command += " --only " + " ".join(args.only)
