@@ -16,7 +16,7 @@ LABELS = {
     "dowhy_mr_default": "DoWhy MR (default learners)",
     "dowhy_graphs": "DoWhy distribution_change_of_graphs",
     "shiftattr_plain": "shiftattr (no antithetic)",
-    "shiftattr_halton_proposed": "shiftattr + Halton (proposed)",
+    "shiftattr_halton": "shiftattr (sampler='halton')",
     "shapiq_permutation": "shapiq PermutationSamplingSV",
     "shapiq_kernelshap": "shapiq KernelSHAP",
     "dowhy_permutation": "DoWhy PERMUTATION",
@@ -77,7 +77,7 @@ def plot_solvers(sol: dict[str, Any], out: Path) -> Path:
             ]
             if pts:
                 x, y = zip(*pts)
-                style = "--" if solver.endswith("proposed") or solver.endswith("plain") else "-"
+                style = "--" if solver in ("shiftattr_halton", "shiftattr_plain") else "-"
                 ax.loglog(x, y, style, marker="o", label=LABELS[solver])
         ax.set_xlabel("value-function evaluations")
         ax.set_ylabel("RMSE / RMS of the exact values")
