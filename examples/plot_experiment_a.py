@@ -50,7 +50,9 @@ envs = {
 adapters = {}
 for i, name in enumerate(envs):
     train = sim.sample(40, center="01", annotator=name.split("-")[1], random_state=50 + i)
-    net = UNet3D(in_channels=1, out_channels=1, channels=(8, 16, 32), spatial_dims=3)
+    net = UNet3D(
+        in_channels=1, out_channels=1, channels=(8, 16, 32), spatial_dims=3, random_state=i
+    )
     train_segmentation_model(net, train, epochs=epochs, random_state=i, progress=False)
     adapters[name] = SegmentationAdapter(
         net, metric="dice", metric_params={"empty": "one"}, progress=False

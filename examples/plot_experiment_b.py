@@ -49,7 +49,7 @@ print(source, target, sep="\n")
 
 # %%
 # The model: a small U-Net trained on the source centers, and its per-case Dice.
-net = UNet3D(in_channels=1, out_channels=1, channels=(8, 16, 32), spatial_dims=3)
+net = UNet3D(in_channels=1, out_channels=1, channels=(8, 16, 32), spatial_dims=3, random_state=0)
 train_segmentation_model(net, train, epochs=epochs, random_state=0, progress=False)
 adapter = SegmentationAdapter(net, metric="dice", metric_params={"empty": "one"}, progress=False)
 dice_source = adapter.score(source)
