@@ -27,6 +27,7 @@ PUBLIC_MODULES = [
     "shiftattr.ratios",
     "shiftattr.shapley",
     "shiftattr.datasets",
+    "shiftattr.value",
     "shiftattr.datasets.synthetic_ms",
     "shiftattr.metrics",
     "shiftattr.segmentation",

@@ -76,7 +76,7 @@ class RobustValue:
         self.log_ratio_source = log_ratio_source
         self.log_ratio_target = log_ratio_target
         self.robust = robust
-        #: Smallest correction-weight ESS fraction and largest |MR - regression| over
+        #: Smallest correction-weight ESS fraction and largest ``abs(MR - regression)`` over
         #: the coalitions evaluated on all cases (not on bootstrap resamples).
         self.min_ess_fraction_ = 1.0
         self.max_abs_correction_ = 0.0
