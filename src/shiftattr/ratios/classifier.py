@@ -84,6 +84,18 @@ def _fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(a), float(b)
 
 
+#: Settings of the regularised gradient-boosting candidates (classifier and regressor):
+#: shallow trees, at least 20 cases per leaf, an L2 penalty, a fixed number of rounds.
+BOOSTING_PARAMS: dict[str, object] = {
+    "max_iter": 150,
+    "learning_rate": 0.1,
+    "max_leaf_nodes": 15,
+    "min_samples_leaf": 20,
+    "l2_regularization": 1.0,
+    "early_stopping": False,
+}
+
+
 def default_candidates(random_state: int | None = None) -> dict[str, object]:
     """The classifiers :class:`ClassifierRatio` chooses between by default.
 
@@ -127,13 +139,7 @@ def default_candidates(random_state: int | None = None) -> dict[str, object]:
         "quadratic-logistic-C10": quadratic(10.0),
         "quadratic-logistic-C0.1": quadratic(0.1),
         "gradient-boosting": HistGradientBoostingClassifier(
-            max_iter=150,
-            learning_rate=0.1,
-            max_leaf_nodes=15,
-            min_samples_leaf=20,
-            l2_regularization=1.0,
-            early_stopping=False,
-            random_state=random_state,
+            **BOOSTING_PARAMS, random_state=random_state
         ),
     }
 

@@ -23,6 +23,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from shiftattr.ratios.classifier import BOOSTING_PARAMS
+
 __all__ = ["CrossFitPrediction", "crossfit_regression", "default_regressors"]
 
 _ALPHAS = np.logspace(-3, 4, 15)
@@ -62,13 +64,7 @@ def default_regressors(random_state: int | None = None) -> dict[str, object]:
             RidgeCV(alphas=_ALPHAS),
         ),
         "gradient-boosting": HistGradientBoostingRegressor(
-            max_iter=150,
-            learning_rate=0.1,
-            max_leaf_nodes=15,
-            min_samples_leaf=20,
-            l2_regularization=1.0,
-            early_stopping=False,
-            random_state=random_state,
+            **BOOSTING_PARAMS, random_state=random_state
         ),
     }
 
