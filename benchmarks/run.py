@@ -8,7 +8,9 @@ Sections (``--only`` takes any of them; default all):
 - ``metrics``: Dice / lesion-F1 throughput vs MONAI (``bench_metrics.py``);
 - ``scaling``: time and memory vs cases and mechanisms;
 - ``synthetic_ms``: estimated vs true attributions on the synthetic MS world
-  (``bench_synthetic_ms.py`` in a subprocess; its truth is reused when unchanged).
+  (``bench_synthetic_ms.py`` in a subprocess; its truth is reused when unchanged);
+- ``value_estimators``: ``method="iw"`` vs ``"regression"`` vs ``"mr"`` vs DoWhy's
+  multiply-robust estimator on the tabular SCMs (MAE, CI coverage, time).
 
 Each section writes ``benchmarks/results/<name>.json``; then the PNG figures and
 ``benchmarks/RESULTS.md`` are (re)written from every result present. A missing peer is
@@ -37,6 +39,7 @@ SECTIONS = {
     "metrics": "benchmarks.metrics_peer",
     "scaling": "benchmarks.scaling",
     "synthetic_ms": "benchmarks.synthetic_ms",
+    "value_estimators": "benchmarks.value_estimators",
 }
 
 

@@ -1,0 +1,362 @@
+"""Value estimators on the tabular SCMs: importance weighting vs regression vs MR vs DoWhy.
+
+For every SCM of :mod:`benchmarks.scms`, sample size ``N`` (cases per environment) and
+seed, every method sees the same source and target samples (drawn exactly as in
+:mod:`benchmarks.accuracy_tabular`):
+
+- ``iw``, ``regression``, ``mr``: :func:`shiftattr.attribute` with ``method=...``, the
+  measured target loss as ``target_metric``, ``n_bootstrap=100``, ``bootstrap="fixed"``,
+  5-fold cross-fitting (intervals are scored: coverage of the truth per mechanism);
+- ``mr_point``: ``mr`` again with ``n_bootstrap=0`` (same values; the time of the point
+  estimate alone, as DoWhy computes no intervals), on the seeds of
+  ``config["method_seeds"]``;
+- ``dowhy_mr_default``: :func:`dowhy.gcm.distribution_change_robust` (``method="MR"``)
+  with its default learners (linear / logistic regression);
+- ``dowhy_mr_gb``: the same with histogram gradient boosting (about a minute per run:
+  full mode only, on the seeds of ``config["method_seeds"]``).
+
+Scored against the ground truth of :mod:`benchmarks.accuracy_tabular` (reused from
+``results/accuracy_tabular.json`` when it holds the SCM's truth, else simulated):
+per-mechanism absolute error, MAE over the mechanisms, whether the dominant mechanism is
+the estimate's largest, CI coverage (shiftattr only; DoWhy gives no intervals), warning
+codes and wall time. DoWhy's value for the ``loss`` node (truth 0) is recorded as
+``loss_node`` and is *not* part of ``mae`` (``mae_with_loss_node`` includes it), so that
+the MAEs of all methods are over the same mechanisms. BLAS limited to one thread,
+``n_jobs=1`` everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from benchmarks._common import blas_threads, peer_available, read_json, skipped, write_json
+from benchmarks.accuracy_tabular import score
+from benchmarks.dowhy_attribution import dowhy_attribute
+from benchmarks.scms import all_scms
+from shiftattr import attribute
+
+NAME = "value_estimators"
+SHIFTATTR = ("iw", "regression", "mr")
+METHODS = (*SHIFTATTR, "mr_point", "dowhy_mr_default", "dowhy_mr_gb")
+REFERENCE = "dowhy_mr_default"  # time ratios are to this one
+
+
+def config_for(quick: bool) -> dict[str, Any]:
+    """SCMs, sample sizes, seeds and truth size of the quick and the full run."""
+    if quick:
+        return {
+            "scms": list(all_scms()),
+            "sizes": [100, 300],
+            "seeds": [0],
+            "n_truth": 200_000,
+            "n_bootstrap": 100,
+            "method_seeds": {"mr_point": [0], "dowhy_mr_gb": []},  # gb ~1 min per run
+        }
+    return {
+        "scms": list(all_scms()),
+        "sizes": [100, 300, 1000],
+        "seeds": [0, 1, 2],
+        "n_truth": 1_000_000,
+        "n_bootstrap": 100,
+        "method_seeds": {"mr_point": [0], "dowhy_mr_gb": [0]},
+    }
+
+
+def _truth(name: str, scm: Any, n_truth: int) -> dict[str, Any]:
+    """The SCM's truth: from ``accuracy_tabular.json`` when there, else simulated."""
+    cached = (read_json("accuracy_tabular") or {}).get("truth", {}).get(name)
+    if cached and list(cached["mechanisms"]) == list(scm.mechanisms):
+        return {**cached, "from": "results/accuracy_tabular.json"}
+    t0 = time.perf_counter()
+    truth = scm.truth(n_truth, 2024)  # the seed accuracy_tabular uses
+    return {
+        "description": scm.description,
+        "mechanisms": list(scm.mechanisms),
+        "shifted": list(scm.shifted),
+        "loss": scm.loss_kind,
+        "values": truth.values,
+        "stderr": truth.stderr,
+        "total": truth.total,
+        "source_metric": truth.source_metric,
+        "target_metric": truth.target_metric,
+        "n_simulated": truth.n,
+        "dominant": max(truth.values, key=lambda m: abs(truth.values[m])),
+        "seconds": time.perf_counter() - t0,
+        "from": "simulated here",
+    }
+
+
+def _shiftattr(method: str, scm: Any, source, target, seed: int, n_boot: int) -> dict[str, Any]:
+    res = attribute(
+        scm.graph,
+        source,
+        target,
+        metric=scm.metric(source),
+        target_metric=scm.metric(target),
+        method=method,
+        n_bootstrap=n_boot,
+        bootstrap="fixed",
+        n_folds=5,
+        progress=False,
+        random_state=seed,
+    )
+    return {
+        "values": dict(res.values),
+        "ci": {m: list(res.ci[m]) for m in res.mechanisms} if n_boot else {},
+        "closure_error": res.closure_error,
+        "warnings": sorted({w["code"] for w in res.warnings}),
+    }
+
+
+def _summarise(runs: list[dict[str, Any]], truths: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    keys = sorted(
+        {(r["scm"], r["n"]) for r in runs}, key=lambda k: (list(truths).index(k[0]), k[1])
+    )
+    for scm, n in keys:
+        here = [r for r in runs if r["scm"] == scm and r["n"] == n and r["ok"]]
+        ref = [r["seconds"] for r in here if r["method"] == REFERENCE]
+        ref_t = float(np.median(ref)) if ref else None
+        for method in METHODS:
+            sel = [r for r in runs if r["scm"] == scm and r["n"] == n and r["method"] == method]
+            if not sel:
+                continue
+            ok = [r for r in sel if r["ok"]]
+            row: dict[str, Any] = {"scm": scm, "n": n, "method": method, "n_runs": len(ok)}
+            if len(ok) < len(sel):
+                row["n_failed"] = len(sel) - len(ok)
+            if ok:
+                t = float(np.median([r["seconds"] for r in ok]))
+                row.update(
+                    mae_mean=float(np.mean([r["mae"] for r in ok])),
+                    mae_sd=float(np.std([r["mae"] for r in ok])),
+                    dominant_rate=float(np.mean([r["dominant_found"] for r in ok])),
+                    seconds_median=t,
+                    time_ratio_to_dowhy_mr=(t / ref_t) if ref_t else None,
+                )
+                cov = [c for r in ok for c in r.get("covered", {}).values()]
+                row["coverage"] = float(np.mean(cov)) if cov else None
+                codes = sorted({c for r in ok for c in r.get("warnings", [])})
+                row["warnings"] = codes
+                if any("loss_node" in r for r in ok):
+                    row["mae_with_loss_node_mean"] = float(
+                        np.mean([r["mae_with_loss_node"] for r in ok])
+                    )
+            rows.append(row)
+    return rows
+
+
+def _targets(summary: list[dict[str, Any]]) -> dict[str, Any]:
+    """MR vs IW MAE ratio, and MR vs DoWhy MR (MAE and time) per (SCM, N)."""
+    by = {(r["scm"], r["n"], r["method"]): r for r in summary if "mae_mean" in r}
+    cells = []
+    for scm, n in dict.fromkeys((s, n) for s, n, _ in by):  # summary order
+        mr, iw, dw = (by.get((scm, n, m)) for m in ("mr", "iw", REFERENCE))
+        if not mr:
+            continue
+        cell: dict[str, Any] = {"scm": scm, "n": n}
+        if iw:
+            cell["mr_over_iw_mae"] = mr["mae_mean"] / iw["mae_mean"] if iw["mae_mean"] else None
+        point = by.get((scm, n, "mr_point"))
+        if dw:
+            cell["mr_over_dowhy_mae"] = mr["mae_mean"] / dw["mae_mean"] if dw["mae_mean"] else None
+            cell["mr_over_dowhy_time"] = mr["time_ratio_to_dowhy_mr"]
+            cell["mae_met"] = mr["mae_mean"] <= dw["mae_mean"]
+            cell["time_met"] = mr["time_ratio_to_dowhy_mr"] <= 0.1
+            if point:  # the point estimate alone (DoWhy computes no intervals)
+                cell["mr_point_over_dowhy_time"] = point["time_ratio_to_dowhy_mr"]
+        gb = by.get((scm, n, "dowhy_mr_gb"))
+        if gb:
+            cell["mr_over_dowhy_gb_mae"] = (
+                mr["mae_mean"] / gb["mae_mean"] if gb["mae_mean"] else None
+            )
+            cell["mr_over_dowhy_gb_time"] = mr["seconds_median"] / gb["seconds_median"]
+            if point:
+                cell["mr_point_over_dowhy_gb_time"] = point["seconds_median"] / gb["seconds_median"]
+        cells.append(cell)
+    both = [c for c in cells if "mae_met" in c]
+    ratios = [c["mr_over_iw_mae"] for c in cells if c.get("mr_over_iw_mae")]
+    gb_cells = [c for c in cells if c.get("mr_over_dowhy_gb_mae") is not None]
+    return {
+        "per_cell": cells,
+        "mr_vs_iw": {
+            "geomean_mae_ratio": float(np.exp(np.mean(np.log(ratios)))) if ratios else None,
+            "cells_2x_lower": sum(r <= 0.5 for r in ratios),
+            "cells": len(ratios),
+        },
+        "mr_vs_dowhy_mr": {
+            "cells_mae_met": sum(c["mae_met"] for c in both),
+            "cells_time_met": sum(c["time_met"] for c in both),
+            "cells_both_met": sum(c["mae_met"] and c["time_met"] for c in both),
+            "cells": len(both),
+            "met": bool(both) and all(c["mae_met"] and c["time_met"] for c in both),
+            "cells_time_met_point_estimate": sum(
+                c.get("mr_point_over_dowhy_time", np.inf) <= 0.1 for c in both
+            ),
+            "cells_with_point_estimate": sum("mr_point_over_dowhy_time" in c for c in both),
+        },
+        "mr_vs_dowhy_mr_gb": {
+            "cells_mae_met": sum(c["mr_over_dowhy_gb_mae"] <= 1 for c in gb_cells),
+            "cells_time_met": sum(c["mr_over_dowhy_gb_time"] <= 0.1 for c in gb_cells),
+            "cells_both_met": sum(
+                c["mr_over_dowhy_gb_mae"] <= 1 and c["mr_over_dowhy_gb_time"] <= 0.1
+                for c in gb_cells
+            ),
+            "cells": len(gb_cells),
+        },
+    }
+
+
+def _payload(quick: bool, cfg: dict, dowhy: str | None, truths: dict, runs: list) -> dict[str, Any]:
+    summary = _summarise(runs, truths)
+    seeds_of = {m: sorted({r["seed"] for r in runs if r["method"] == m}) for m in cfg["methods"]}
+    cfg = {**cfg, "seeds_run": seeds_of}  # the seeds each method actually ran on
+    return {
+        "mode": "quick" if quick else "full",
+        "config": cfg,
+        "peers": {"dowhy": dowhy or skipped("dowhy")},
+        "setup": {
+            "sign": "values are M(source) - M(P_I) with M the mean loss; DoWhy's values "
+            "are negated",
+            "mae": "over the SCM's mechanisms for every method; DoWhy's value for its extra "
+            "'loss' node (truth 0) is in mae_with_loss_node only",
+            "shiftattr": "attribute(method=..., target_metric=measured target loss, "
+            f"n_bootstrap={cfg['n_bootstrap']}, bootstrap='fixed', n_folds=5, random_state=seed)",
+            "coverage": "fraction of (run, mechanism) whose 95 % CI holds the true value",
+            "time_ratio": f"median seconds / median seconds of {REFERENCE} at the same (SCM, N)",
+            "threads": "BLAS limited to 1 thread; n_jobs=1 everywhere",
+        },
+        "truth": truths,
+        "runs": runs,
+        "summary": summary,
+        "targets": _targets(summary),
+    }
+
+
+def run(
+    quick: bool = False,
+    scms: Sequence[str] | None = None,
+    sizes: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+    methods: Sequence[str] | None = None,
+    write: bool = True,
+    merge: bool = False,
+    log: bool = True,
+) -> dict[str, Any]:
+    """Run the value-estimator benchmark and write ``results/value_estimators.json``.
+
+    Parameters
+    ----------
+    quick : bool
+        The quick configuration (:func:`config_for`).
+    scms, sizes, seeds : sequence, optional
+        Override the configuration.
+    methods : sequence of str, optional
+        Subset of :data:`METHODS` (default all).
+    write : bool, default True
+        Write the JSON file (also after every (SCM, N) as a checkpoint, marked partial).
+    merge : bool, default False
+        Add these runs to those of the existing ``results/value_estimators.json`` (a run
+        of the same SCM, N, seed and method is replaced), e.g. DoWhy MR with gradient
+        boosting run afterwards with ``methods=["dowhy_mr_gb"]``.
+    log : bool, default True
+        Print one line per run.
+
+    Returns
+    -------
+    dict
+    """
+    cfg = config_for(quick)
+    cfg["scms"] = list(scms or cfg["scms"])
+    cfg["sizes"] = list(sizes or cfg["sizes"])
+    cfg["seeds"] = list(seeds if seeds is not None else cfg["seeds"])
+    cfg["methods"] = list(methods or METHODS)
+    registry = all_scms()
+    dowhy = peer_available("dowhy")
+    truths: dict[str, Any] = {}
+    runs: list[dict[str, Any]] = []
+    todo = {k: cfg[k] for k in ("scms", "sizes", "seeds", "methods", "method_seeds")}
+    prior = read_json(NAME) if merge else None
+    if prior:  # keep the earlier runs this call does not redo; describe what the file holds
+        redo = {
+            (s, n, seed, m)
+            for s in todo["scms"]
+            for n in todo["sizes"]
+            for seed in todo["seeds"]
+            for m in todo["methods"]
+        }
+        runs = [r for r in prior["runs"] if (r["scm"], r["n"], r["seed"], r["method"]) not in redo]
+        truths = dict(prior["truth"])
+        old = prior["config"]
+        for k in ("scms", "sizes", "seeds", "methods"):
+            cfg[k] = list(dict.fromkeys([*old[k], *todo[k]]))
+        quick = prior["mode"] == "quick"
+    with blas_threads(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in todo["scms"]:
+            scm = registry[name]
+            truths.setdefault(name, _truth(name, scm, cfg["n_truth"]))
+            truth = truths[name]["values"]
+            for n in todo["sizes"]:
+                for seed in todo["seeds"]:
+                    ss = np.random.SeedSequence([list(registry).index(name), n, seed])
+                    s_seed, t_seed = (int(x) for x in ss.generate_state(2))
+                    source = scm.sample(n, "source", s_seed)
+                    target = scm.sample(n, "target", t_seed)
+                    for method in todo["methods"]:
+                        if method.startswith("dowhy") and not dowhy:
+                            continue
+                        allowed = todo["method_seeds"].get(method)
+                        if allowed is not None and seed not in allowed:
+                            continue
+                        rec: dict[str, Any] = {"scm": name, "n": n, "seed": seed, "method": method}
+                        t1 = time.perf_counter()
+                        try:
+                            if method in SHIFTATTR:
+                                out = _shiftattr(
+                                    method, scm, source, target, seed, cfg["n_bootstrap"]
+                                )
+                            elif method == "mr_point":
+                                out = _shiftattr("mr", scm, source, target, seed, 0)
+                            else:
+                                out = dowhy_attribute(method, scm, source, target, seed)
+                        except Exception as err:  # a failing method is a result, not a crash
+                            rec.update(
+                                ok=False,
+                                error=f"{type(err).__name__}: {err}",
+                                traceback=traceback.format_exc(limit=3),
+                            )
+                        else:
+                            rec["seconds"] = time.perf_counter() - t1
+                            rec.update(ok=True, **out)
+                            rec.update(score(out["values"], truth))
+                            if "loss_node" in out:
+                                rec["mae_with_loss_node"] = score(
+                                    out["values"], truth, out["loss_node"]
+                                )["mae"]
+                            if out.get("ci"):
+                                rec["covered"] = {
+                                    m: bool(lo <= truth[m] <= hi)
+                                    for m, (lo, hi) in out["ci"].items()
+                                }
+                        rec.setdefault("seconds", time.perf_counter() - t1)
+                        runs.append(rec)
+                        if log:
+                            status = f"MAE {rec['mae']:.4f}" if rec["ok"] else rec["error"][:80]
+                            print(
+                                f"  value_estimators {name} N={n} seed={seed} {method:<17} "
+                                f"{rec['seconds']:6.1f}s {status}",
+                                flush=True,
+                            )
+                if write:  # checkpoint: what is done survives a crash or a time limit
+                    write_json(NAME, {**_payload(quick, cfg, dowhy, truths, runs), "partial": True})
+    payload = _payload(quick, cfg, dowhy, truths, runs)
+    if write:
+        write_json(NAME, payload)
+    return payload
