@@ -220,3 +220,12 @@ def test_features_feed_the_regressions():
     assert res.settings["features"] == ["Z"]
     _, raw = level_x_r2()
     assert max(hidden) <= 0.05 and max(raw) > 0.8, (hidden, raw)
+
+
+def test_regression_with_fixed_bootstrap_warns_that_its_interval_is_too_narrow():
+    scm = LinearGaussianSCM.example()
+    res = _run(scm, 300, 0, method="regression", n_folds=3, n_bootstrap=10, bootstrap="fixed")
+    assert "narrow_interval" in [w["code"] for w in res.warnings]
+    assert res.diagnostics["overall"]["warning_counts"]["narrow_interval"] == 1
+    mr = _run(scm, 300, 0, method="mr", n_folds=3, n_bootstrap=10, bootstrap="fixed")
+    assert "narrow_interval" not in [w["code"] for w in mr.warnings]
