@@ -1,7 +1,8 @@
 """Synthetic MS validation: estimated vs true Shapley attributions of a fixed segmenter.
 
-``python benchmarks/bench_synthetic_ms.py [--quick] [--estimators iw,regression,mr]
-[--n 100,300] [--seeds 0,1,2] [--scenarios NAME,...] [--reuse-truth]``
+``python benchmarks/bench_synthetic_ms.py [--quick]
+[--estimators iw,regression,mr,iw+paired,mr+paired] [--n 100,300] [--seeds 0,1,2]
+[--scenarios NAME,...] [--reuse-truth] [--merge]``
 
 The world is :class:`shiftattr.datasets.SyntheticMS` (presets plus three custom specs:
 a far-away scanner, a strongly under-segmenting annotator, an older low-lesion-load
@@ -31,6 +32,24 @@ estimators={"X": ImageStatsRatio(), "Y": ImageStatsRatio()}, bootstrap="fixed", 
 ``regression`` and ``mr`` get ``features={"X": adapter.output_features}`` (the model's own
 output summarised per case). Without such a keyword only ``iw`` runs and the others are
 recorded as *skipped*, not failed.
+
+**Paired variants.** ``iw+paired`` and ``mr+paired`` are ``iw`` and ``mr`` with paired
+counterfactual substitution of the annotation mechanism, as the pipeline does it
+(:func:`shiftattr.pipeline.run`): the source is sampled with
+``annotate_all=[<target annotator>]``, the target with ``annotate_all=[<source
+annotator>]`` (the same images also read by the other side's annotator, stored as
+``env.counterfactual("annotator-<name>", "Y")``), and ``attribute`` gets
+``paired={"Y": ("annotator-<target>", "annotator-<source>")}`` and the callable
+``metric=adapter.score``. Everything else is as in the unpaired runs, on the same samples
+(``annotate_all`` adds the counterfactual readings and leaves ``D``, ``X``, ``Y`` as they
+are). They run only for scenarios whose source and target annotators differ; for the others
+they are recorded under ``not_applicable``, not as failures.
+
+**Merging.** ``--merge`` reads the existing ``results/synthetic_ms.json`` and replaces only
+the runs this invocation produced (same scenario, estimator, ``N`` and seed), keeping every
+other run, scenario and truth; summaries, targets and the figure are recomputed from the
+merged runs. The settings that change the numbers (shape, bootstraps, folds, truth
+settings, mode) must match the file's.
 
 **Scored.** Per run: estimated and true values, absolute errors, whether each 95 % CI
 covers the truth, whether the dominant mechanism (largest ``|value|``) is right (only
@@ -68,7 +87,7 @@ import numpy as np
 import torch
 
 import shiftattr
-from benchmarks._common import RESULTS_DIR, blas_threads, read_json, write_json
+from benchmarks._common import RESULTS_DIR, blas_threads, now_utc, read_json, write_json
 from shiftattr.datasets import SyntheticMS
 from shiftattr.datasets.synthetic_ms import (
     ANNOTATOR_PRESETS,
@@ -92,7 +111,12 @@ torch.set_num_threads(1)
 NAME = "synthetic_ms"
 CACHE_DIR = RESULTS_DIR / "cache"
 MECHANISMS = ("D", "X", "Y")
-ESTIMATORS = ("iw", "regression", "mr")
+ESTIMATORS = ("iw", "regression", "mr", "iw+paired", "mr+paired")
+#: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
+PAIRED_SUFFIX = "+paired"
+NOT_APPLICABLE_REASON = (
+    "source and target annotators are the same: no counterfactual annotation to pair"
+)
 ERROR_FLAG_THRESHOLD = 0.02  # a run whose largest absolute error exceeds this must be flagged
 
 #: The targets of issue 4.
@@ -141,6 +165,17 @@ class Scenario:
         out = {"center": "01", "annotator": "1", "population": "default"}
         out.update(self.source if side == "source" else {**self.source, **self.target})
         return out
+
+    @property
+    def annotation_shifted(self) -> bool:
+        """Whether source and target annotators differ (paired ``Y`` applies)."""
+        return self.env("source")["annotator"] != self.env("target")["annotator"]
+
+    def paired_keys(self) -> dict[str, tuple[str, str]]:
+        """``paired=`` for ``attribute``: the counterfactual readings of ``Y`` by the other
+        side's annotator (as :func:`shiftattr.pipeline.run` builds it)."""
+        src, tgt = self.env("source")["annotator"], self.env("target")["annotator"]
+        return {"Y": (f"annotator-{tgt}", f"annotator-{src}")}
 
     @property
     def shifted(self) -> list[str]:
@@ -430,15 +465,32 @@ def _method_keyword() -> str | None:
     return next((k for k in ("method", "estimator") if k in params), None)
 
 
+def is_paired(estimator: str) -> bool:
+    """Whether ``estimator`` is a paired variant (``<method>+paired``)."""
+    return estimator.endswith(PAIRED_SUFFIX)
+
+
+def base_method(estimator: str) -> str:
+    """The value estimator behind a name: ``"mr+paired"`` -> ``"mr"``."""
+    return estimator[: -len(PAIRED_SUFFIX)] if is_paired(estimator) else estimator
+
+
 def available_estimators() -> tuple[list[str], dict[str, str]]:
     """Estimators ``attribute`` supports here, and the reason for each one it does not."""
-    if _method_keyword() is not None:
-        return list(ESTIMATORS), {}
-    reason = (
-        "shiftattr.attribute has no method= / estimator= keyword in this checkout "
-        "(only importance weighting exists)"
-    )
-    return ["iw"], {e: reason for e in ESTIMATORS if e != "iw"}
+    params = inspect.signature(shiftattr.attribute).parameters
+    has_method = _method_keyword() is not None
+    available, skipped = [], {}
+    for e in ESTIMATORS:
+        if base_method(e) != "iw" and not has_method:
+            skipped[e] = (
+                "shiftattr.attribute has no method= / estimator= keyword in this checkout "
+                "(only importance weighting exists)"
+            )
+        elif is_paired(e) and "paired" not in params:
+            skipped[e] = "shiftattr.attribute has no paired= keyword in this checkout"
+        else:
+            available.append(e)
+    return available, skipped
 
 
 def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, Any]:
@@ -451,9 +503,10 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
     params = inspect.signature(shiftattr.attribute).parameters
     key = _method_keyword()
     kw: dict[str, Any] = {}
+    method = base_method(estimator)
     if key is not None:
-        kw[key] = estimator
-        if estimator != "iw" and "features" in params and hasattr(adapter, "output_features"):
+        kw[key] = method
+        if method != "iw" and "features" in params and hasattr(adapter, "output_features"):
             kw["features"] = {"X": adapter.output_features}
     return kw
 
@@ -482,6 +535,11 @@ def one_run(
         "target_dice": float(m_t.mean()),
     }
     kw = attribute_kwargs(estimator, adapter)
+    metric: Any = m_s
+    if is_paired(estimator):  # Y substituted by the counterfactual readings
+        kw["paired"] = scen.paired_keys()
+        metric = adapter.score  # paired substitution re-scores the model on them
+        rec["paired"] = {k: list(v) for k, v in kw["paired"].items()}
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -490,7 +548,7 @@ def one_run(
                 segmentation_graph(),
                 source,
                 target,
-                metric=m_s,
+                metric=metric,
                 target_metric=m_t,
                 estimators={
                     "X": ImageStatsRatio(random_state=seed),
@@ -552,7 +610,7 @@ def one_run(
         error_above_threshold=bool(max_err > ERROR_FLAG_THRESHOLD),
         settings={
             k: res.settings.get(k)
-            for k in ("estimators", "n_folds", "n_bootstrap", "bootstrap", "method")
+            for k in ("estimators", "n_folds", "n_bootstrap", "bootstrap", "method", "paired")
         },
     )
     return rec
@@ -603,6 +661,9 @@ def summarise(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[st
                 ess_all_fraction_mean=_mean([r["ess_all_fraction"] for r in ok]),
                 auc_joint_mean={m: _mean([r["auc_joint"][m] for r in ok]) for m in MECHANISMS},
                 value_mean={m: float(np.mean([r["values"][m] for r in ok])) for m in MECHANISMS},
+                abs_error_mean={
+                    m: float(np.mean([r["abs_error"][m] for r in ok])) for m in MECHANISMS
+                },
                 warning_counts=_counts([c.split(":")[0] for r in ok for c in r["warnings"]]),
             )
         out.append(row)
@@ -664,7 +725,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
     ok = [r for r in runs if r.get("ok")]
     ests = [e for e in ESTIMATORS if any(r["estimator"] == e for r in ok)]
     sizes = sorted({r["n"] for r in ok})
-    colors = dict(zip(ESTIMATORS, ("tab:blue", "tab:orange", "tab:green")))
+    colors = dict(zip(ESTIMATORS, ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:red")))
     markers = dict(zip(sizes, "os^Dv"))
     fig, axes = plt.subplots(1, 3, figsize=(15, 5))
     for ax, m in zip(axes, MECHANISMS):
@@ -723,6 +784,103 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
     return out
 
 
+# -- merging -----------------------------------------------------------------------------
+#: Config entries that must agree for runs to be merged into an existing results file.
+_MERGE_KEYS = ("shape", "n_bootstrap", "bootstrap", "n_folds", "truth_n_first", "truth_n_max")
+
+
+def check_mergeable(previous: dict[str, Any] | None, args: argparse.Namespace, shape) -> None:
+    """Refuse ``--merge`` when the existing results were made with other settings."""
+    if not previous or "runs" not in previous:
+        return  # nothing to merge into: a plain run
+    cfg = previous.get("config", {})
+    now = {
+        "shape": list(shape),
+        "n_bootstrap": args.n_bootstrap,
+        "bootstrap": "fixed",
+        "n_folds": args.n_folds,
+        "truth_n_first": args.truth_n,
+        "truth_n_max": args.truth_max,
+    }
+    bad = {k: (cfg.get(k), now[k]) for k in _MERGE_KEYS if cfg.get(k) != now[k]}
+    mode = "quick" if args.quick else "full"
+    if previous.get("mode") != mode:
+        bad["mode"] = (previous.get("mode"), mode)
+    if bad:
+        raise SystemExit(f"--merge: settings differ from the existing results (old, new): {bad}")
+
+
+def _run_key(r: dict[str, Any]) -> tuple:
+    return (r["scenario"], r["estimator"], r["n"], r["seed"])
+
+
+def merge_results(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``previous`` with the runs of ``new`` added (replacing those with the same scenario,
+    estimator, N and seed); scenarios, models, skipped, not-applicable and config merged.
+
+    The date, machine and command stay those of the first run; each merge is listed under
+    ``merged`` with its own date and command."""
+    fresh = {_run_key(r) for r in new["runs"]}
+    runs = [r for r in previous.get("runs", []) if _run_key(r) not in fresh] + new["runs"]
+    out = dict(previous)
+    pcfg, ncfg = previous.get("config", {}), new["config"]
+
+    def union(key: str, order: tuple | None = None) -> list:
+        vals = list(dict.fromkeys([*pcfg.get(key, []), *ncfg.get(key, [])]))
+        return [e for e in order if e in vals] if order else sorted(vals)
+
+    cfg = {**pcfg, **{k: v for k, v in ncfg.items() if k not in pcfg}}
+    cfg.update(
+        sizes=union("sizes"),
+        seeds=union("seeds"),
+        estimators_requested=union("estimators_requested", ESTIMATORS),
+        estimators_run=[e for e in ESTIMATORS if any(r["estimator"] == e for r in runs)],
+    )
+    model = dict(previous.get("model", {}))
+    model["per_center"] = {**model.get("per_center", {}), **new["model"]["per_center"]}
+    na = {e: dict(v) for e, v in (previous.get("not_applicable") or {}).items()}
+    for e, v in new["not_applicable"].items():
+        old = na.get(e, {}).get("scenarios", [])
+        na[e] = {**v, "scenarios": list(dict.fromkeys([*old, *v["scenarios"]]))}
+    scenarios = {**previous.get("scenarios", {}), **new["scenarios"]}
+    for e in ncfg["estimators_run"]:  # paired: every scenario whose annotators agree
+        if not is_paired(e):
+            continue
+        same = [
+            s for s, v in scenarios.items() if v["source"]["annotator"] == v["target"]["annotator"]
+        ]
+        v = na.setdefault(e, {"reason": NOT_APPLICABLE_REASON, "scenarios": []})
+        v["scenarios"] = [s for s in scenarios if s in {*v["scenarios"], *same}]
+    skipped = {**(previous.get("skipped") or {}), **new["skipped"]}
+    for e in cfg["estimators_run"]:
+        skipped.pop(e, None)
+    merges = list(previous.get("merged", []))
+    merges.append(
+        {
+            "date": now_utc(),
+            "command": new["command"],
+            "estimators": ncfg["estimators_run"],
+            "scenarios": list(new["scenarios"]),
+            "sizes": ncfg["sizes"],
+            "seeds": ncfg["seeds"],
+            "n_runs": len(new["runs"]),
+            "seconds": new["seconds"],
+        }
+    )
+    out.update(
+        config=cfg,
+        model=model,
+        skipped=skipped,
+        not_applicable=na,
+        scenarios=scenarios,
+        runs=runs,
+        log=[*previous.get("log", []), *new["log"]],
+        seconds=float(previous.get("seconds") or 0.0) + new["seconds"],
+        merged=merges,
+    )
+    return out
+
+
 # -- main --------------------------------------------------------------------------------
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
@@ -740,7 +898,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--estimators",
         default=None,
-        help="comma-separated subset of iw,regression,mr (default: all available)",
+        help="comma-separated subset of " + ",".join(ESTIMATORS) + " (default: all available; "
+        "the +paired ones run only where the annotators differ)",
     )
     p.add_argument("--n", default=None, help="cases per environment, e.g. 100,300")
     p.add_argument("--seeds", default=None, help="e.g. 0,1,2,3,4")
@@ -765,6 +924,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="reuse a scenario's truth from results/synthetic_ms.json when its key "
         "(specs, model weights, truth settings) matches",
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge into the existing results/synthetic_ms.json: replace only the runs made "
+        "now (same scenario, estimator, N, seed), keep every other run",
     )
     p.add_argument(
         "--out", default=str(RESULTS_DIR), help="results folder (default benchmarks/results)"
@@ -810,8 +975,10 @@ def main(argv: list[str] | None = None) -> int:
     shape = (args.shape,) * 3
     sim = make_simulator(shape)
     msettings = ModelSettings(shape=shape)
-    previous = read_json(NAME, results_dir) if args.reuse_truth else None
-    old_truth = (previous or {}).get("scenarios", {})
+    previous = read_json(NAME, results_dir) if (args.reuse_truth or args.merge) else None
+    old_truth = (previous or {}).get("scenarios", {}) if args.reuse_truth else {}
+    if args.merge:
+        check_mergeable(previous, args, shape)
     log: list[str] = []
     print(
         f"estimators: {estimators}; skipped: {sorted(skipped)}; N {sizes}; seeds {seeds}; "
@@ -822,6 +989,7 @@ def main(argv: list[str] | None = None) -> int:
     models: dict[str, tuple[UNet3D, dict[str, Any]]] = {}
     scen_out: dict[str, Any] = {}
     runs: list[dict[str, Any]] = []
+    not_applicable: dict[str, dict[str, Any]] = {}
     with blas_threads(1):
         for scen in scenarios:
             center = scen.env("source")["center"]
@@ -858,18 +1026,36 @@ def main(argv: list[str] | None = None) -> int:
                 "truth_key": key,
                 "truth_how": truth_how,
             }
-            for n in sizes:
+            scen_ests = [e for e in estimators if not is_paired(e) or scen.annotation_shifted]
+            for e in estimators:
+                if e not in scen_ests:
+                    na = not_applicable.setdefault(
+                        e,
+                        {"reason": NOT_APPLICABLE_REASON, "scenarios": []},
+                    )
+                    na["scenarios"].append(scen.name)
+            # the other side's annotator also reads every case (only for the paired runs;
+            # it adds counterfactual readings and leaves D, X, Y unchanged)
+            pair = any(is_paired(e) for e in scen_ests)
+            src_ann, tgt_ann = scen.env("source")["annotator"], scen.env("target")["annotator"]
+            for n in sizes if scen_ests else ():
                 for seed in seeds:
                     t0 = time.perf_counter()
                     source = sim.sample(
-                        n, **scen.env("source"), random_state=_seed(scen.name, "source", n, seed)
+                        n,
+                        **scen.env("source"),
+                        random_state=_seed(scen.name, "source", n, seed),
+                        annotate_all=[tgt_ann] if pair else False,
                     )
                     target = sim.sample(
-                        n, **scen.env("target"), random_state=_seed(scen.name, "target", n, seed)
+                        n,
+                        **scen.env("target"),
+                        random_state=_seed(scen.name, "target", n, seed),
+                        annotate_all=[src_ann] if pair else False,
                     )
                     m_s, m_t = adapter.score(source), adapter.score(target)
                     data_seconds = time.perf_counter() - t0
-                    for est in estimators:
+                    for est in scen_ests:
                         rec = one_run(
                             scen,
                             truth,
@@ -902,8 +1088,7 @@ def main(argv: list[str] | None = None) -> int:
                                 flush=True,
                             )
                     adapter.clear_cache()
-    summary = summarise(runs, ("scenario", "estimator", "n"))
-    overall = summarise(runs, ("estimator", "n")) + summarise(runs, ("estimator",))
+    new_runs = runs
     payload = {
         "mode": "quick" if args.quick else "full",
         "command": "benchmarks/bench_synthetic_ms.py "
@@ -951,14 +1136,19 @@ def main(argv: list[str] | None = None) -> int:
             "older-low-load": OLD_LOW_LOAD.model_dump(),
         },
         "skipped": skipped,
+        "not_applicable": not_applicable,
         "scenarios": scen_out,
         "runs": runs,
-        "summary": summary,
-        "overall": overall,
-        "targets": targets_table(overall),
         "log": log,
         "seconds": time.perf_counter() - t_start,
     }
+    if args.merge and previous:
+        payload = merge_results(previous, payload)
+    runs = payload["runs"]
+    overall = summarise(runs, ("estimator", "n")) + summarise(runs, ("estimator",))
+    payload["summary"] = summarise(runs, ("scenario", "estimator", "n"))
+    payload["overall"] = overall
+    payload["targets"] = targets_table(overall)
     path = write_json(NAME, payload, results_dir)
     fig = plot(runs, results_dir / f"{NAME}.png")
     print(f"wrote {path} and {fig} in {payload['seconds']:.0f} s", flush=True)
@@ -968,7 +1158,7 @@ def main(argv: list[str] | None = None) -> int:
         met = {True: "met", False: "NOT met", None: "not measured"}[row["met"]]
         val = "—" if row["measured"] is None else f"{row['measured']:.3f}"
         print(f"  [{row['estimator']}] {row['target']}: {val} -> {met}")
-    return 1 if any(not r.get("ok") for r in runs) else 0
+    return 1 if any(not r.get("ok") for r in new_runs) else 0
 
 
 if __name__ == "__main__":

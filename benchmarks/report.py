@@ -805,6 +805,104 @@ def _ms_target_cell(name: str, value: float | None) -> str:
     return f"{_f(value, 3)} Dice" if name.startswith("MAE") else _pct(value)
 
 
+def _ms_paired_setup(ms: dict[str, Any]) -> list[str]:
+    """The paragraph on the paired variants (``<method>+paired``), if any ran."""
+    paired = [e for e in ms["config"]["estimators_run"] if e.endswith("+paired")]
+    if not paired:
+        return []
+    na = ms.get("not_applicable") or {}
+    merged = ms.get("merged") or []
+    text = (
+        "**Paired variants** ("
+        + ", ".join(f"`{e}`" for e in paired)
+        + "): the same method with paired counterfactual substitution of the annotation "
+        "mechanism, as `shiftattr.pipeline` does it: the source is sampled with "
+        "`annotate_all=[<target annotator>]` and the target with "
+        "`annotate_all=[<source annotator>]` (every case also read by the other side's "
+        "annotator; `D`, `X`, `Y` unchanged, so the samples are those of the unpaired runs), "
+        "and `attribute` gets `paired={'Y': ('annotator-<target>', 'annotator-<source>')}` "
+        "with the callable `metric=adapter.score`. They run only where the annotators differ"
+    )
+    scen = {s for v in na.values() for s in v.get("scenarios", [])}
+    scen |= {
+        name
+        for name, sc in ms["scenarios"].items()
+        if sc["source"]["annotator"] == sc["target"]["annotator"]
+    }
+    scen = sorted(scen, key=list(ms["scenarios"]).index)
+    text += (
+        f"; not applicable (recorded as such, not as failures) to {', '.join(scen)}."
+        if scen
+        else "."
+    )
+    if merged:
+        text += (
+            " Merged into the results afterwards (`--merge`: only these runs added, every "
+            "other run kept): "
+            + "; ".join(
+                f"`{m['command']}` ({m['n_runs']} runs"
+                + (f", {m['date']}" if m.get("date") else "")
+                + ")"
+                for m in merged
+            )
+            + "."
+        )
+    return [text, ""]
+
+
+def _ms_paired_comparison(ms: dict[str, Any]) -> list[str]:
+    """Paired vs unpaired on the same samples: MAE of Y and over D, X, Y, per scenario."""
+    ok = [r for r in ms["runs"] if r.get("ok")]
+    pairs = [
+        (e[: -len("+paired")], e)
+        for e in dict.fromkeys(r["estimator"] for r in ok)
+        if e.endswith("+paired") and any(r["estimator"] == e[: -len("+paired")] for r in ok)
+    ]
+    if not pairs:
+        return []
+    cols = [e for pair in pairs for e in pair]
+
+    def cell(rs: list[dict[str, Any]], e: str, key: str) -> str:
+        vals = [r["abs_error"]["Y"] if key == "Y" else r["mae"] for r in rs if r["estimator"] == e]
+        return _f(float(np.mean(vals))) if vals else "—"
+
+    rows = []
+    scen = [
+        s
+        for s in ms["scenarios"]
+        if any(r["scenario"] == s and r["estimator"] in {p for _, p in pairs} for r in ok)
+    ]
+    groups = (
+        [(s, n) for s in scen for n in ms["config"]["sizes"]]
+        + [("all of these", n) for n in ms["config"]["sizes"]]
+        + [("all of these", "all")]
+    )
+    for s, n in groups:
+        rs = [
+            r
+            for r in ok
+            if (r["scenario"] == s or (s == "all of these" and r["scenario"] in scen))
+            and (n == "all" or r["n"] == n)
+        ]
+        if not any(r["estimator"] in cols for r in rs):
+            continue
+        rows.append(
+            [s if s != "all of these" else "**all of these**", n]
+            + [cell(rs, e, "Y") for e in cols]
+            + [cell(rs, e, "all") for e in cols]
+        )
+    return [
+        "**Paired vs unpaired** (same samples; scenarios where the annotators differ). "
+        "Mean absolute error over seeds, of the Y value alone and over D, X, Y:",
+        "",
+        _table(
+            ["scenario", "N"] + [f"Y error, `{e}`" for e in cols] + [f"MAE, `{e}`" for e in cols],
+            rows,
+        ),
+        "",
+    ]
+
+
 def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, list[list[str]]]:
     """Section 5, and its rows for the report's targets table."""
     head = "## 5. Synthetic MS validation\n\n"
@@ -847,6 +945,7 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
         "regressions fixed: for `iw` its intervals leave out the ratio estimators' own "
         "variance.",
         "",
+        *_ms_paired_setup(ms),
         "**Model (the fixed segmenter).** One small `UNet3D` (channels "
         f"{tuple(model['settings']['channels'])}) per source center, trained once by "
         f"`train_segmentation_model` on {model['settings']['n_train']} cases "
@@ -938,6 +1037,7 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
             ]
         )
     failed = [r for r in ms["runs"] if not r.get("ok")]
+    out += _ms_paired_comparison(ms)
     out += [
         "**Per scenario and estimator** (over seeds). MAE: mean over runs of the mean "
         "absolute error over D, X, Y; dominant: the largest |estimate| is the truth's "
@@ -1012,8 +1112,16 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
         mets = [r for r in ms.get("targets", []) if r["estimator"] == e and "n" not in r]
         ok = [_MS_TARGET_NAMES.get(r["target"], r["target"]) for r in mets if r["met"]]
         bad = [_MS_TARGET_NAMES.get(r["target"], r["target"]) for r in mets if r["met"] is False]
+        only = sorted({r["scenario"] for r in ms["runs"] if r["estimator"] == e})
         plain.append(
-            f"- `{e}` over all {g['n_ok']} runs: "
+            f"- `{e}` over all {g['n_ok']} runs"
+            + (
+                f" (only the {len(only)} scenarios where the annotators differ: not "
+                "comparable with the unpaired rows; see the paired-vs-unpaired table)"
+                if e.endswith("+paired")
+                else ""
+            )
+            + ": "
             + (f"met: {'; '.join(ok)}. " if ok else "no target met. ")
             + (f"**Not met: {'; '.join(bad)}.**" if bad else "Every target met.")
             + (
