@@ -229,3 +229,15 @@ def test_regression_with_fixed_bootstrap_warns_that_its_interval_is_too_narrow()
     assert res.diagnostics["overall"]["warning_counts"]["narrow_interval"] == 1
     mr = _run(scm, 300, 0, method="mr", n_folds=3, n_bootstrap=10, bootstrap="fixed")
     assert "narrow_interval" not in [w["code"] for w in mr.warnings]
+
+
+def test_summary_names_the_value_estimator_and_its_diagnostics():
+    scm = LinearGaussianSCM.example()
+    mr = _run(scm, 300, 0, method="mr", n_folds=3)
+    line = next(x for x in mr.summary().splitlines() if x.startswith("value estimator"))
+    assert "multiply robust" in line and "regression R²" in line
+    assert "iw from the same ratios: Z" in line
+    # the line survives the JSON round trip
+    assert line in sa.Attribution.from_json(mr.to_json()).summary()
+    iw = _run(scm, 300, 0, method="iw", n_folds=3)
+    assert "value estimator: importance weighting\n" in iw.summary()

@@ -35,6 +35,29 @@ class ShiftAttrWarning(UserWarning):
     """
 
 
+_METHOD_NAMES = {
+    "iw": "importance weighting",
+    "regression": "nested regressions",
+    "mr": "multiply robust (regressions corrected by the ratios)",
+}
+
+
+def _estimator_line(settings: dict[str, Any], details: dict[str, Any]) -> str:
+    """One line naming the value estimator and its own diagnostics."""
+    method = settings.get("method", "iw")
+    parts = [f"value estimator: {_METHOD_NAMES.get(method, method)}"]
+    if details.get("paired"):
+        parts.append(f"substituted: {', '.join(details['paired'])}")
+    if details.get("min_r2") is not None:
+        parts.append(f"lowest regression R² {details['min_r2']:.2f}")
+    if "max_abs_correction" in details:
+        parts.append(f"largest correction {details['max_abs_correction']:.4f}")
+    if "iw_values" in details:
+        iw = ", ".join(f"{k} {v:+.4f}" for k, v in details["iw_values"].items())
+        parts.append(f"iw from the same ratios: {iw}")
+    return "; ".join(parts)
+
+
 def _fmt(x: float | None, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
@@ -245,6 +268,7 @@ class Attribution:
         <BLANKLINE>
         dice on source:               0.8000
         dice on target, estimated:    0.7200   (total drop +0.0800)
+        value estimator: importance weighting
         bootstrap: 0 replicates (—); solver: —; folds: —
         <BLANKLINE>
         no warnings
@@ -288,6 +312,7 @@ class Attribution:
                 f"ESS, all mechanisms shifted:    {ov['ess_all']:.0f} of {ov['n_source']} "
                 f"({100 * ov['ess_all_fraction']:.1f}%)"
             )
+        lines.append(_estimator_line(s, self.diagnostics.get("estimator", {})))
         lines.append(
             f"bootstrap: {s.get('n_bootstrap', 0)} replicates ({s.get('bootstrap', '—')}); "
             f"solver: {s.get('solver', '—')}; folds: {s.get('n_folds', '—')}"
