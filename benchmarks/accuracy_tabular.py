@@ -67,6 +67,30 @@ def _oracle(scm: Any, source, target, seed: int) -> dict[str, Any]:
     return {"values": dict(zip(scm.mechanisms, map(float, sv.values)))}
 
 
+#: Seed of the truth simulations (every section that reuses a truth must use the same).
+TRUTH_SEED = 2024
+
+
+def truth_record(scm: Any, n_truth: int) -> dict[str, Any]:
+    """Simulate an SCM's ground truth and describe it as stored in the results JSON."""
+    t0 = time.perf_counter()
+    truth = scm.truth(n_truth, TRUTH_SEED)
+    return {
+        "description": scm.description,
+        "mechanisms": list(scm.mechanisms),
+        "shifted": list(scm.shifted),
+        "loss": scm.loss_kind,
+        "values": truth.values,
+        "stderr": truth.stderr,
+        "total": truth.total,
+        "source_metric": truth.source_metric,
+        "target_metric": truth.target_metric,
+        "n_simulated": truth.n,
+        "dominant": max(truth.values, key=lambda m: abs(truth.values[m])),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
 def _run_method(
     method: str, scm: Any, source, target, seed: int, num_samples: int
 ) -> dict[str, Any]:
@@ -219,22 +243,7 @@ def run(
         warnings.simplefilter("ignore")
         for name in cfg["scms"]:
             scm = registry[name]
-            t0 = time.perf_counter()
-            truth = scm.truth(cfg["n_truth"], 2024)
-            truths[name] = {
-                "description": scm.description,
-                "mechanisms": list(scm.mechanisms),
-                "shifted": list(scm.shifted),
-                "loss": scm.loss_kind,
-                "values": truth.values,
-                "stderr": truth.stderr,
-                "total": truth.total,
-                "source_metric": truth.source_metric,
-                "target_metric": truth.target_metric,
-                "n_simulated": truth.n,
-                "dominant": max(truth.values, key=lambda m: abs(truth.values[m])),
-                "seconds": time.perf_counter() - t0,
-            }
+            truths[name] = truth_record(scm, cfg["n_truth"])
             if write and runs:  # checkpoint: what is done survives a crash later on
                 write_json(NAME, {**_payload(quick, cfg, dowhy, truths, runs), "partial": True})
             for n in cfg["sizes"]:
@@ -263,7 +272,9 @@ def run(
                             )
                         else:
                             rec.update(ok=True, **out)
-                            rec.update(score(out["values"], truth.values, out.get("loss_node")))
+                            rec.update(
+                                score(out["values"], truths[name]["values"], out.get("loss_node"))
+                            )
                         rec["seconds"] = time.perf_counter() - t1
                         runs.append(rec)
                         if log:

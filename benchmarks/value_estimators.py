@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import blas_threads, peer_available, read_json, skipped, write_json
-from benchmarks.accuracy_tabular import score
+from benchmarks.accuracy_tabular import score, truth_record
 from benchmarks.dowhy_attribution import dowhy_attribute
 from benchmarks.scms import all_scms
 from shiftattr import attribute
@@ -73,23 +73,7 @@ def _truth(name: str, scm: Any, n_truth: int) -> dict[str, Any]:
     cached = (read_json("accuracy_tabular") or {}).get("truth", {}).get(name)
     if cached and list(cached["mechanisms"]) == list(scm.mechanisms):
         return {**cached, "from": "results/accuracy_tabular.json"}
-    t0 = time.perf_counter()
-    truth = scm.truth(n_truth, 2024)  # the seed accuracy_tabular uses
-    return {
-        "description": scm.description,
-        "mechanisms": list(scm.mechanisms),
-        "shifted": list(scm.shifted),
-        "loss": scm.loss_kind,
-        "values": truth.values,
-        "stderr": truth.stderr,
-        "total": truth.total,
-        "source_metric": truth.source_metric,
-        "target_metric": truth.target_metric,
-        "n_simulated": truth.n,
-        "dominant": max(truth.values, key=lambda m: abs(truth.values[m])),
-        "seconds": time.perf_counter() - t0,
-        "from": "simulated here",
-    }
+    return {**truth_record(scm, n_truth), "from": "simulated here"}
 
 
 def _shiftattr(method: str, scm: Any, source, target, seed: int, n_boot: int) -> dict[str, Any]:
