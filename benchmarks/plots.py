@@ -95,10 +95,7 @@ def plot_scaling(sc: dict[str, Any], out_samples: Path, out_mechs: Path) -> list
     g, a, m = sc["samples_game"], sc["samples_attribute"], sc["mechanisms"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     xs = [r["n_samples"] for r in g["rows"]]
-    for key, label in (
-        ("exact", "ExactShapley on iw_game"),
-        ("exact_proposed", "same, blocked kernel (proposed)"),
-    ):
+    for key, label in (("exact", "ExactShapley on iw_game"),):
         ax1.loglog(
             xs,
             [r["seconds"][key] for r in g["rows"]],
@@ -139,9 +136,7 @@ def plot_scaling(sc: dict[str, Any], out_samples: Path, out_mechs: Path) -> list
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in (
         ("exact", "ExactShapley"),
-        ("exact_proposed", "ExactShapley, blocked kernel (proposed)"),
         ("permutation_64", "PermutationShapley, 64 permutations"),
-        ("permutation_64_proposed", "same, blocked kernel (proposed)"),
     ):
         pts = [(r["n_mechanisms"], r["seconds"][key]) for r in m["rows"] if key in r["seconds"]]
         if not pts:

@@ -691,25 +691,20 @@ def _scaling(sc: dict[str, Any] | None) -> str:
         f"{g['repeats']} runs; peak memory traced by `tracemalloc` in one extra run):",
         "",
         _table(
-            ["N", "ExactShapley on iw_game", "peak MB", "blocked kernel (proposed)", "peak MB"],
+            ["N", "ExactShapley on iw_game", "peak MB"],
             [
                 [
                     _f(r["n_samples"]),
                     f"{_f(r['seconds']['exact'], 3)} s",
                     _f(r["peak_mb"]["exact"], 3),
-                    f"{_f(r['seconds']['exact_proposed'], 3)} s",
-                    _f(r["peak_mb"]["exact_proposed"], 3),
                 ]
                 for r in g["rows"]
             ],
         ),
         "",
-        f"Log-log slopes, time: library {_f(g['slope_time']['exact'], 3)}, proposed "
-        f"{_f(g['slope_time']['exact_proposed'], 3)} (1 = linear in N); memory: library "
-        f"{_f(g['slope_memory']['exact'], 3)}, proposed (blocked over the cases) "
-        f"{_f(g['slope_memory']['exact_proposed'], 3)}. The library's split-product kernel "
-        "holds the half-coalition weights of all N cases at once (three arrays of "
-        "`2**(n/2) × N` floats); the blocked one caps them at ~64 MB.",
+        f"Log-log slopes, time {_f(g['slope_time']['exact'], 3)} (1 = linear in N); memory "
+        f"{_f(g['slope_memory']['exact'], 3)}. The split-product kernel works in blocks of "
+        "cases, so the half-coalition weights it holds stay near 64 MB whatever N.",
         "",
         f"**Cases, full `attribute()`** ({a['scm']}; {a['settings']}; each run a fresh "
         "subprocess; memory = peak resident memory above the baseline after loading the data):",
@@ -740,9 +735,7 @@ def _scaling(sc: dict[str, Any] | None) -> str:
                 "n",
                 "ExactShapley",
                 "evaluations",
-                "ExactShapley, blocked (proposed)",
                 "PermutationShapley (64 perm.)",
-                "same, blocked (proposed)",
                 "evaluations",
             ],
             [
@@ -750,9 +743,7 @@ def _scaling(sc: dict[str, Any] | None) -> str:
                     r["n_mechanisms"],
                     _secs(r["seconds"].get("exact")),
                     _f(r["evaluations"].get("exact")),
-                    _secs(r["seconds"].get("exact_proposed")),
                     _secs(r["seconds"].get("permutation_64")),
-                    _secs(r["seconds"].get("permutation_64_proposed")),
                     _f(r["evaluations"].get("permutation_64")),
                 ]
                 for r in m["rows"]
@@ -768,9 +759,8 @@ def _scaling(sc: dict[str, Any] | None) -> str:
         + ". Exact enumeration needs `2**n` coalitions; with the split-product kernel they "
         "cost `2 × 2**(n/2) × N` exponentials plus `2**n × N` multiply-adds in BLAS, so the "
         "time grows by less than ×2 per mechanism until the products dominate. Permutation "
-        "sampling grows polynomially (`n + 1` coalitions per permutation). The library "
-        "kernel takes the direct path for the permutation solver's sparse batches (more than "
-        "4 half-pairs per coalition); the proposed one keeps the products up to 16.",
+        "sampling grows polynomially (`n + 1` coalitions per permutation); the kernel keeps "
+        "the products for its batches up to 16 half-pairs per coalition.",
         "",
         "![scaling with N](results/scaling_samples.png)",
         "![scaling with mechanisms](results/scaling_mechanisms.png)",

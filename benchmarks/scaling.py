@@ -2,8 +2,8 @@
 
 - **Cases, game only.** Precomputed log-ratios (``n = 8`` mechanisms, normal, sd 0.3)
   and a metric for ``N`` = 1e3 .. 1e6 cases: :class:`~shiftattr.shapley.ExactShapley`
-  on :func:`shiftattr.attribution.iw_game` (and on the blocked split-product kernel of
-  :mod:`benchmarks.proposed_iw`), median of round-robin repeats; peak traced memory
+  on :func:`shiftattr.attribution.iw_game` (the blocked split-product kernel), median
+  of repeats; peak traced memory
   (``tracemalloc``, numpy allocations included) of one extra run.
 - **Cases, full attribute().** :func:`shiftattr.attribute` with its defaults
   (ClassifierRatio, 5-fold cross-fitting, ExactShapley, ``n_bootstrap=0``) on
@@ -12,8 +12,7 @@
   above the baseline after loading the data (``/proc/self/statm`` polled every 5 ms).
 - **Mechanisms.** ``n`` = 2 .. 16 mechanisms at ``N = 10,000`` cases: ExactShapley
   (``2**n`` evaluations) and PermutationShapley with a fixed 64 permutations
-  (``~64 n`` evaluations), each on the library's value function and on the proposed
-  blocked one.
+  (``~64 n`` evaluations) on the library's value function.
 
 Growth rates are least-squares slopes of ``log time`` against ``log N`` (or ``log n``).
 """
@@ -34,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import REPO_DIR, blas_threads, loglog_slope, median_times, write_json
-from benchmarks.proposed_iw import factorised_iw_game
 from shiftattr.attribution import iw_game
 from shiftattr.shapley import ExactShapley, PermutationShapley
 
@@ -67,9 +65,6 @@ def samples_game(sizes: Sequence[int], n: int = 8, repeats: int = 3) -> dict[str
         players, L, m = _game_data(n, N)
         fns = {
             "exact": lambda p=players, L=L, m=m: ExactShapley().solve(iw_game(p, L, m)),
-            "exact_proposed": lambda p=players, L=L, m=m: ExactShapley().solve(
-                factorised_iw_game(p, L, m)
-            ),
         }
         t = median_times(fns, repeats, warmup=False)
         rows.append(
@@ -84,14 +79,8 @@ def samples_game(sizes: Sequence[int], n: int = 8, repeats: int = 3) -> dict[str
         "n_mechanisms": n,
         "repeats": repeats,
         "rows": rows,
-        "slope_time": {
-            k: loglog_slope(xs, [r["seconds"][k] for r in rows])
-            for k in ("exact", "exact_proposed")
-        },
-        "slope_memory": {
-            k: loglog_slope(xs, [r["peak_mb"][k] for r in rows])
-            for k in ("exact", "exact_proposed")
-        },
+        "slope_time": {"exact": loglog_slope(xs, [r["seconds"]["exact"] for r in rows])},
+        "slope_memory": {"exact": loglog_slope(xs, [r["peak_mb"]["exact"] for r in rows])},
     }
 
 
@@ -190,8 +179,7 @@ def mechanisms(
 ) -> dict[str, Any]:
     """Exact vs permutation solver time vs the number of mechanisms.
 
-    The library's exact path runs up to ``max_exact`` mechanisms; the proposed
-    blocked one (cheap) at every count.
+    The exact solver runs up to ``max_exact`` mechanisms.
     """
     rows = []
     for n in counts:
@@ -200,15 +188,9 @@ def mechanisms(
             "permutation_64": lambda p=players, L=L, m=m: PermutationShapley(
                 n_permutations=64, random_state=0
             ).solve(iw_game(p, L, m)),
-            "permutation_64_proposed": lambda p=players, L=L, m=m: PermutationShapley(
-                n_permutations=64, random_state=0
-            ).solve(factorised_iw_game(p, L, m)),
         }
         if n <= max_exact:
             fns["exact"] = lambda p=players, L=L, m=m: ExactShapley().solve(iw_game(p, L, m))
-        fns["exact_proposed"] = lambda p=players, L=L, m=m: ExactShapley().solve(
-            factorised_iw_game(p, L, m)
-        )
         t = median_times(fns, repeats, warmup=False)
         rows.append(
             {
@@ -218,7 +200,7 @@ def mechanisms(
             }
         )
     slopes = {}
-    for key in ("exact", "exact_proposed", "permutation_64", "permutation_64_proposed"):
+    for key in ("exact", "permutation_64"):
         pts = [(r["n_mechanisms"], r["seconds"][key]) for r in rows if key in r["seconds"]]
         if len(pts) >= 2:
             ns, ts = zip(*pts)

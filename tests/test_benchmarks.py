@@ -18,8 +18,6 @@ MODULES = [
     "benchmarks._common",
     "benchmarks.games",
     "benchmarks.scms",
-    "benchmarks.proposed_iw",
-    "benchmarks.proposed_qmc",
     "benchmarks.solvers",
     "benchmarks.accuracy_tabular",
     "benchmarks.dowhy_attribution",
@@ -74,20 +72,6 @@ def test_solver_comparison_json_structure(tmp_path):
                 assert peer["mean_evaluations"] <= row["budget"]
                 assert row["ratio_vs_shapiq_permutation"] > 0
     assert set(rmse["target"]) >= {"rule", "n_comparisons", "n_met", "met"}
-
-
-def test_factorised_value_function_matches_the_library():
-    from benchmarks.proposed_iw import coalition_means
-
-    from shiftattr.weighting import coalition_weighted_means
-
-    rng = np.random.default_rng(0)
-    L = rng.normal(0, 0.5, (7, 300))
-    m = rng.random(300)
-    C = ((np.arange(2**7)[:, None] >> np.arange(7)) & 1).astype(bool)
-    np.testing.assert_allclose(
-        coalition_means(C, L, m), coalition_weighted_means(C, L, m).means, atol=1e-13
-    )
 
 
 def test_simulated_truth_is_efficient_and_null_player_is_zero():
