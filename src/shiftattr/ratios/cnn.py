@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from shiftattr.environment import LazyVolumes
 from shiftattr.ratios.base import DensityRatioEstimator, Features, check_fitted, n_cases
+from shiftattr.segmentation._threads import intra_op_threads
 
 __all__ = ["CNNDiscriminator"]
 
@@ -298,17 +299,14 @@ class _Discriminator(nn.Module):
 @contextlib.contextmanager
 def _torch_settings(num_threads: int | None) -> Iterator[None]:
     """Thread count and deterministic algorithms for the duration of a call, then restore."""
-    threads = torch.get_num_threads()
     det = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    try:
-        if num_threads is not None:
-            torch.set_num_threads(int(num_threads))
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(det, warn_only=warn_only)
+    with intra_op_threads(num_threads):
+        try:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            yield
+        finally:
+            torch.use_deterministic_algorithms(det, warn_only=warn_only)
 
 
 def _seed(random_state: Any) -> int:

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,7 +311,7 @@ def _build(
     if not cases:
         raise NiftiDataError(f"no cases found for environment {name!r}")
     ids = [c.case_id for c in cases]
-    dup = sorted({c for c in ids if ids.count(c) > 1})
+    dup = sorted(c for c, k in Counter(ids).items() if k > 1)
     if dup:
         raise NiftiDataError(f"duplicate case ids {dup[:10]} in environment {name!r}")
     has_label = cases[0].label is not None

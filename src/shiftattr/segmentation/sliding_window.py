@@ -216,9 +216,7 @@ def sliding_window_inference(
     out_device = torch.device(output_device) if output_device is not None else in_device
 
     spatial = tuple(int(s) for s in x.shape[2:])
-    patch = _resolve_patch(patch_size, spatial)
-    if any(p < 1 for p in patch):
-        raise ValueError(f"patch_size must be positive, got {tuple(patch_size)}")
+    patch = _resolve_patch(patch_size, spatial)  # every entry >= 1 by construction
 
     # pad axes shorter than the patch, symmetrically (nnU-Net style)
     pad_before = [max(p - s, 0) // 2 for p, s in zip(patch, spatial)]
