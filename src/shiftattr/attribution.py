@@ -8,6 +8,7 @@ game sum to ``v(all) = M(P_source) - M(P_target)`` as estimated.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -232,41 +233,36 @@ def _check_constant_nodes(nodes: Sequence[str], source: Environment, target: Env
             )
 
 
-def _solve(solver: ShapleySolver, game: Game, base: float) -> tuple[np.ndarray, float]:
-    sv = solver.solve(game)
-    return sv.values, base - float(sv.total)
-
-
 def _iw_twin(fitted: FittedValue) -> FittedValue | None:
     """The importance-weighting estimate from the same fitted ratios (free for "mr")."""
     if fitted.estimator == "iw":
         return None
-    return FittedValue(
-        "iw",
-        fitted.mechanisms,
-        fitted.metric,
-        fitted.log_ratios,
-        fitted.ratios,
-        fitted.paired_source,
-        None,
-        fitted.truncate,
-    )
+    return dataclasses.replace(fitted, estimator="iw", robust=None)
 
 
 def _with_iw(
     fitted: FittedValue, solver: ShapleySolver, idx_s: np.ndarray | None, idx_t: np.ndarray | None
-) -> tuple[np.ndarray, float, np.ndarray | None]:
-    base = float(np.mean(fitted.metric if idx_s is None else fitted.metric[idx_s]))
-    values, target = _solve(solver, fitted.game(idx_s, idx_t), base)
+) -> tuple[ShapleyValues, float, np.ndarray | None]:
+    """Shapley values, the estimated target metric and (for "regression"/"mr") the IW values.
+
+    The estimated target metric is the measured mean source metric minus the estimated
+    total drop, so the values always sum to ``source_metric - estimated_target_metric``
+    (for "iw" and "mr" the game's ``M(∅)`` is that mean exactly; for "regression" this
+    anchors its plug-in estimates to the observed source mean).
+    """
+    sv = solver.solve(fitted.game(idx_s, idx_t))
+    i = slice(None) if idx_s is None else idx_s
+    target = float(np.mean(fitted.metric[i])) - float(sv.total)
     twin = _iw_twin(fitted)
-    iw = None if twin is None else _solve(solver, twin.game(idx_s, idx_t), base)[0]
-    return values, target, iw
+    iw = None if twin is None else solver.solve(twin.game(idx_s, idx_t)).values
+    return sv, target, iw
 
 
-def _fixed_replicate(
-    fitted: FittedValue, solver: ShapleySolver, idx_s: np.ndarray, idx_t: np.ndarray
+def _replicate(
+    fitted: FittedValue, solver: ShapleySolver, idx_s: np.ndarray | None, idx_t: np.ndarray | None
 ) -> tuple[np.ndarray, float, np.ndarray | None]:
-    return _with_iw(fitted, solver, idx_s, idx_t)
+    sv, target, iw = _with_iw(fitted, solver, idx_s, idx_t)
+    return sv.values, target, iw
 
 
 def _refit_replicate(
@@ -295,7 +291,7 @@ def _refit_replicate(
         target_groups=idx_t,
         **fit_kwargs,
     )
-    return _with_iw(fitted, solver, None, None)
+    return _replicate(fitted, solver, None, None)
 
 
 def attribute(
@@ -489,9 +485,8 @@ def attribute(
         random_state=int(rng.integers(2**31 - 1)),
         **fit_kwargs,
     )
-    sv: ShapleyValues = solver.solve(fitted.game())
+    sv, estimated_target, iw_point = _with_iw(fitted, solver, None, None)
     source_metric = float(np.mean(m))
-    estimated_target = source_metric - float(sv.total)
 
     # -- bootstrap -------------------------------------------------------------------
     boot_values = np.empty((0, len(mechs)))
@@ -505,7 +500,7 @@ def attribute(
         if bootstrap == "fixed":
             # replicates share the fitted models (and their lazily filled caches): in process
             out = [
-                _fixed_replicate(fitted, solver, i, j)
+                _replicate(fitted, solver, i, j)
                 for i, j in tqdm(
                     zip(idx_s, idx_t),
                     total=n_bootstrap,
@@ -573,7 +568,7 @@ def attribute(
     diagnostics["estimator"] = fitted.details()
     if method != "iw":
         warns += _compare_with_iw(
-            diagnostics["estimator"], fitted, solver, mechs, values, boot_values, boot_iw, alpha
+            diagnostics["estimator"], fitted, mechs, values, iw_point, boot_values, boot_iw, alpha
         )
     if method == "regression" and bootstrap == "fixed" and n_bootstrap:
         warns.append(
@@ -626,7 +621,13 @@ def attribute(
         "method": method,
         "paired": {n: list(k) for n, k in paired_keys(paired, source, target).items()},
         "features": sorted(features or {}),
-        "regressor": None if regressor is None else type(regressor).__name__,
+        "regressor": (
+            None
+            if regressor is None
+            else sorted(regressor)
+            if isinstance(regressor, Mapping)
+            else type(regressor).__name__
+        ),
         "solver": type(solver).__name__,
         "n_evaluations": int(sv.n_evaluations),
         "n_folds": int(n_folds),
@@ -659,9 +660,9 @@ def attribute(
 def _compare_with_iw(
     details: dict[str, Any],
     fitted: FittedValue,
-    solver: ShapleySolver,
     mechs: tuple[str, ...],
     values: dict[str, float],
+    iw: np.ndarray,
     boot_values: np.ndarray,
     boot_iw: np.ndarray,
     alpha: float,
@@ -672,7 +673,6 @@ def _compare_with_iw(
     regressions: extrapolation across the shift), so a difference beyond the
     bootstrap noise of the difference is a warning sign for both.
     """
-    iw = _with_iw(_iw_twin(fitted), solver, None, None)[0]  # type: ignore[arg-type]
     details["iw_values"] = dict(zip(mechs, map(float, iw)))
     if not len(boot_iw):
         return []
