@@ -82,3 +82,24 @@ def test_conventions_and_errors():
         est.log_ratio({"Z": np.zeros((2, 6, 6))})
     env = Environment({"X": rng.normal(size=(3, 6, 6))})
     assert est.log_ratio(env.features(["X"])).shape == (3,)
+
+
+def test_an_integer_image_is_one_kind_whatever_its_batches_hold():
+    # a dark uint8 image whose first batch is all 0/1 once got mask statistics there
+    # and image statistics elsewhere, and np.vstack failed without naming the node
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, size=(6, 8, 8, 8)).astype(np.uint8)
+    x[3:] = rng.integers(0, 200, size=(3, 8, 8, 8))
+    F = image_statistics({"X": x}, batch_size=3)
+    assert F.shape == image_statistics({"X": x.astype(np.float32)}, batch_size=3).shape
+    assert np.isfinite(F).all()
+
+
+def test_image_statistics_errors_name_the_problem():
+    with pytest.raises(ValueError, match="at least one case"):
+        image_statistics({"X": np.zeros((0, 4, 4, 4))})
+    with pytest.raises(ValueError, match="batch_size"):
+        image_statistics({"X": np.zeros((2, 4, 4, 4))}, batch_size=0)
+    lazy = LazyVolumes(lambda i: np.full((4, 4, 4), 0 if i == 0 else 7, np.uint8), 4)
+    with pytest.raises(ValueError, match="node 'Y' looked like a binary mask"):
+        image_statistics({"Y": lazy}, batch_size=1)

@@ -38,9 +38,30 @@ def _load(values, idx: np.ndarray) -> np.ndarray:
 
 
 def _is_mask(batch: np.ndarray) -> bool:
+    """Boolean, or integer with every value 0 or 1."""
     return batch.dtype == bool or (
-        np.issubdtype(batch.dtype, np.integer) and batch.size > 0 and batch.max() <= 1
+        np.issubdtype(batch.dtype, np.integer)
+        and batch.size > 0
+        and batch.min() >= 0
+        and batch.max() <= 1
     )
+
+
+def _node_kinds(features: Features, names: list[str], spatial_dims: int) -> dict[str, str]:
+    """``"vector"``, ``"mask"`` or ``"image"`` per node, decided once for all cases.
+
+    Eager arrays are inspected whole; a lazy node is judged on its first case and
+    every later batch is checked against that (see :func:`image_statistics`).
+    """
+    kinds = {}
+    for k in names:
+        v = features[k]
+        whole = v.load([0]) if isinstance(v, LazyVolumes) else np.asarray(v)
+        if whole.ndim - 1 < spatial_dims:
+            kinds[k] = "vector"
+        else:
+            kinds[k] = "mask" if _is_mask(whole) else "image"
+    return kinds
 
 
 def _image_stats(x: np.ndarray) -> np.ndarray:
@@ -138,18 +159,32 @@ def image_statistics(
     (4, 13)
     """
     n = n_cases(features)
+    if n < 1:
+        raise ValueError("image_statistics needs at least one case; the features are empty.")
+    if int(spatial_dims) < 1 or int(batch_size) < 1:
+        raise ValueError(
+            f"spatial_dims and batch_size must be positive, got {spatial_dims} and {batch_size}."
+        )
     names = sorted(features)
+    kinds = _node_kinds(features, names, spatial_dims)
     blocks = []
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
         batch = {k: _load(features[k], idx) for k in names}
-        images = [v for v in batch.values() if v.ndim - 1 >= spatial_dims and not _is_mask(v)]
+        for k in names:  # a lazy node's first case decided its kind; hold every batch to it
+            if kinds[k] == "mask" and not _is_mask(batch[k]):
+                raise ValueError(
+                    f"node {k!r} looked like a binary mask on its first case but cases "
+                    f"{idx[0]}-{idx[-1]} hold other values; give masks a bool dtype and "
+                    "images a float dtype."
+                )
+        images = [batch[k] for k in names if kinds[k] == "image"]
         cols = []
         for k in names:
             v = batch[k]
-            if v.ndim - 1 < spatial_dims:
+            if kinds[k] == "vector":
                 cols.append(v.reshape(len(idx), -1).astype(float))
-            elif _is_mask(v):
+            elif kinds[k] == "mask":
                 cols.append(
                     _mask_stats(
                         v.reshape((len(idx), *v.shape[-spatial_dims:])),
