@@ -142,7 +142,7 @@ class AttributionConfig(_Strict):
     truncate: float | None = Field(None, gt=1)
     image_estimator: Literal["stats", "cnn"] = "stats"
     method: Literal["iw", "regression", "mr"] = "iw"
-    paired: list[str] | dict[str, str] = []
+    paired: list[str] | dict[str, str | tuple[str, str]] = []
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
     random_state: int = 0
 

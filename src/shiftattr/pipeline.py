@@ -240,7 +240,8 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         src_kw = data.source.model_dump(exclude={"n"})
         tgt_kw = data.target.model_dump(exclude={"n"})
         train_env = sim.sample(data.train_n, **src_kw, random_state=1, progress=progress)
-        # paired annotation: every case is also read by the other side's annotator
+        # paired annotation: every case is also read by the other side's annotator,
+        # stored under the simulator's own keys (no other key can exist here)
         both = "Y" in a.paired
         source = sim.sample(
             data.source.n,

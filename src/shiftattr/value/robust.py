@@ -170,8 +170,9 @@ class RobustValue:
         array([-1.])
         """
 
+        base = self.estimate(frozenset(), idx_source, idx_target)["value"]
+
         def value(coalitions: np.ndarray) -> np.ndarray:
-            base = self.estimate(frozenset(), idx_source, idx_target)["value"]
             return np.array(
                 [
                     base - self.estimate(self._target_nodes(row), idx_source, idx_target)["value"]
