@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_binary_masks", "finish", "resolve_layout", "spacing_per_case", "to_numpy"]
+__all__ = [
+    "as_binary_masks",
+    "check_connectivity",
+    "finish",
+    "resolve_layout",
+    "spacing_per_case",
+    "to_numpy",
+]
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -220,6 +227,43 @@ def spacing_per_case(
     if not np.all(np.isfinite(s) & (s > 0)):
         raise ValueError(f"spacing must be positive and finite, got {s.tolist()}")
     return s
+
+
+def check_connectivity(connectivity: int, n_spatial: int) -> None:
+    """Refuse a connectivity that is not an integer in ``1..n_spatial``.
+
+    Parameters
+    ----------
+    connectivity : int
+        ``scipy.ndimage.generate_binary_structure`` rank: 1 faces, ``n_spatial`` all
+        neighbours.
+    n_spatial : int
+        Number of spatial dimensions.
+
+    Raises
+    ------
+    ValueError
+        Naming the allowed range and what each end means.
+
+    Examples
+    --------
+    >>> from shiftattr.metrics._masks import check_connectivity
+    >>> check_connectivity(1, 3)
+    >>> check_connectivity(4, 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: connectivity must be an integer in 1..3 for 3D masks (1: faces, 3: faces, edges and corners), got 4
+    """
+    if (
+        isinstance(connectivity, bool)
+        or not isinstance(connectivity, (int, np.integer))
+        or not (1 <= connectivity <= n_spatial)
+    ):
+        raise ValueError(
+            f"connectivity must be an integer in 1..{n_spatial} for {n_spatial}D masks "
+            f"(1: faces, {n_spatial}: faces, edges{' and corners' if n_spatial == 3 else ''}), "
+            f"got {connectivity!r}"
+        )
 
 
 def finish(values: np.ndarray, is_batch: bool) -> float | np.ndarray:

@@ -57,7 +57,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import ndimage
 
-from shiftattr.metrics._masks import as_binary_masks, finish, spacing_per_case
+from shiftattr.metrics._masks import (
+    as_binary_masks,
+    check_connectivity,
+    finish,
+    spacing_per_case,
+)
 from shiftattr.metrics.empty import EmptySpec, apply_empty_policy, resolve_empty_policy
 
 __all__ = ["LesionCounts", "lesion_counts", "lesion_f1", "lesion_ppv", "lesion_sensitivity"]
@@ -101,16 +106,7 @@ def _check_params(
     beta: float,
     gamma: float,
 ) -> None:
-    if (
-        isinstance(connectivity, bool)
-        or not isinstance(connectivity, (int, np.integer))
-        or not (1 <= connectivity <= n_spatial)
-    ):
-        raise ValueError(
-            f"connectivity must be an integer in 1..{n_spatial} for {n_spatial}D masks "
-            f"(1: faces, {n_spatial}: faces, edges{' and corners' if n_spatial == 3 else ''}), "
-            f"got {connectivity!r}"
-        )
+    check_connectivity(connectivity, n_spatial)
     if not (math.isfinite(min_lesion_volume) and min_lesion_volume >= 0):
         raise ValueError(f"min_lesion_volume must be >= 0 (mm^3), got {min_lesion_volume!r}")
     if not 0 <= alpha < 1:

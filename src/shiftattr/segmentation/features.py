@@ -18,6 +18,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import xlogy
 
+from shiftattr.metrics._masks import check_connectivity, spacing_per_case
+
 __all__ = ["MASK_FEATURE_NAMES", "mask_features"]
 
 #: Column names of :func:`mask_features`, in order.
@@ -128,24 +130,8 @@ def mask_features(
             f"proba holds {bad} non-finite value(s) of {p.size}; the model output NaN or "
             "infinite values."
         )
-    if (
-        isinstance(connectivity, bool)
-        or not isinstance(connectivity, (int, np.integer))
-        or not 1 <= connectivity <= m.ndim
-    ):
-        raise ValueError(
-            f"connectivity must be an integer in 1..{m.ndim} for {m.ndim}-axis masks, "
-            f"got {connectivity!r}."
-        )
-    voxel_volume = 1.0
-    if spacing is not None:
-        sp = np.asarray(spacing, dtype=np.float64).reshape(-1)
-        if sp.shape != (m.ndim,) or not np.all(np.isfinite(sp)) or np.any(sp <= 0):
-            raise ValueError(
-                f"spacing must hold {m.ndim} positive numbers (one per axis), got "
-                f"{np.asarray(spacing).tolist()!r}."
-            )
-        voxel_volume = float(np.prod(sp))
+    check_connectivity(connectivity, m.ndim)
+    voxel_volume = float(np.prod(spacing_per_case(spacing, 1, m.ndim)[0]))
 
     p = np.clip(p, 0.0, 1.0)
     entropy = _binary_entropy_bits(p)
