@@ -34,8 +34,17 @@ def test_images_and_masks_are_summarised_by_image_statistics():
     for node in ("X", "Y"):
         F = node_features(env, node)
         expected = image_statistics({node: env[node]})
-        assert F.shape == expected.shape and F.shape[0] == 6 and 1 <= F.shape[1] < 64
+        assert F.shape == expected.shape
         np.testing.assert_allclose(F, expected)
+    # images: 12 intensity statistics (mean first, the median fifth); masks: log volume,
+    # surface/volume, emptiness (never the 512 raw voxels)
+    FX, FY = node_features(env, "X"), node_features(env, "Y")
+    assert FX.shape == (6, 12) and FY.shape == (6, 3)
+    flat = env["X"].reshape(6, -1).astype(np.float64)
+    np.testing.assert_allclose(FX[:, 0], flat.mean(1), rtol=1e-6)
+    np.testing.assert_allclose(FX[:, 4], np.median(flat, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(np.expm1(FY[:, 0]), env["Y"].reshape(6, -1).sum(1))
+    np.testing.assert_array_equal(FY[:, 2], env["Y"].reshape(6, -1).sum(1) == 0)
     # a lazy node (read on access) is summarised too, to the same numbers
     x = env["X"]
     lazy = Environment({"X": LazyVolumes(lambda i: x[i], 6, shape=(8, 8, 8))}, name="lazy")
