@@ -210,6 +210,8 @@ class ClassifierRatio(DensityRatioEstimator):
     True
     """
 
+    joint_crossfit = True
+
     def __init__(
         self,
         classifier=None,
@@ -262,7 +264,10 @@ class ClassifierRatio(DensityRatioEstimator):
         with threadpool_limits(limits=self.n_threads):
             return self._fit(source_features, target_features)
 
-    def _fit(self, source_features: Features, target_features: Features) -> ClassifierRatio:
+    def _design(
+        self, source_features: Features, target_features: Features
+    ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        """Validated node order, stacked design matrix and labels (source 0, target 1)."""
         if self.calibration not in ("sigmoid", "none"):
             raise ValueError(f"calibration must be 'sigmoid' or 'none', got {self.calibration!r}")
         if set(source_features) != set(target_features):
@@ -271,11 +276,10 @@ class ClassifierRatio(DensityRatioEstimator):
                 f"{sorted(target_features)}"
             )
         nodes = tuple(sorted(source_features))
-        Xs = tabular_matrix(source_features, nodes)
-        Xt = tabular_matrix(target_features, nodes)
-        ns, nt = n_cases(source_features), n_cases(target_features)
-        X = np.vstack([Xs, Xt])
-        y = np.r_[np.zeros(ns), np.ones(nt)]
+        X = np.vstack(
+            [tabular_matrix(source_features, nodes), tabular_matrix(target_features, nodes)]
+        )
+        y = np.r_[np.zeros(n_cases(source_features)), np.ones(n_cases(target_features))]
         if not np.all(np.isfinite(X)):
             bad = [
                 n
@@ -286,8 +290,46 @@ class ClassifierRatio(DensityRatioEstimator):
             raise ValueError(
                 f"non-finite values (NaN/inf) in node(s) {sorted(set(bad))}; clean or impute them."
             )
+        return nodes, X, y
+
+    @staticmethod
+    def _out_of_fold(
+        candidates: dict[str, object], X: np.ndarray, y: np.ndarray, folds: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Out-of-fold log-odds of every candidate, each put on the pooled sample's prior.
+
+        A fold model's log-odds carry the class balance of its training cases; shifting
+        them to the balance of all the cases lets one calibration serve every fold.
+        """
+        pooled = np.log(y.sum() / (len(y) - y.sum()))
+        oof = {name: np.empty(len(y)) for name in candidates}
+        for f in np.unique(folds):
+            test = folds == f
+            train_prior = np.log(y[~test].sum() / (len(y[~test]) - y[~test].sum()))
+            for name, proto in candidates.items():
+                clf = clone(proto).fit(X[~test], y[~test])
+                oof[name][test] = raw_logit(clf, X[test]) - train_prior + pooled
+        return oof
+
+    def _choose(
+        self, oof: dict[str, np.ndarray], y: np.ndarray
+    ) -> tuple[str, dict[str, tuple[float, float]], dict[str, float]]:
+        """Calibrate every candidate's out-of-fold log-odds and keep the best by log-loss."""
+        calibrations = {name: (1.0, 0.0) for name in oof}
+        losses: dict[str, float] = {}
+        for name, logits in oof.items():
+            if self.calibration == "sigmoid":
+                calibrations[name] = _fit_platt(logits, y)
+            a, b = calibrations[name]
+            losses[name] = _log_loss_from_logits(a * logits + b, y)
+        return min(losses, key=losses.get), calibrations, losses
+
+    def _fit(self, source_features: Features, target_features: Features) -> ClassifierRatio:
+        nodes, X, y = self._design(source_features, target_features)
+        ns, nt = int(len(y) - y.sum()), int(y.sum())
         candidates = self._candidates()
-        calibrations = {name: (1.0, 0.0) for name in candidates}
+        best = next(iter(candidates))
+        calibrations = {best: (1.0, 0.0)}
         losses: dict[str, float] = {}
         if self.calibration == "sigmoid" or len(candidates) > 1:
             k = int(self.calibration_folds)
@@ -302,17 +344,9 @@ class ClassifierRatio(DensityRatioEstimator):
             for cls in (0, 1):
                 idx = np.flatnonzero(y == cls)
                 fold[rng.permutation(idx)] = np.arange(len(idx)) % k
-            for name, proto in candidates.items():
-                oof = np.empty(len(y))
-                for f in range(k):
-                    test = fold == f
-                    clf = clone(proto).fit(X[~test], y[~test])
-                    oof[test] = raw_logit(clf, X[test])
-                if self.calibration == "sigmoid":
-                    calibrations[name] = _fit_platt(oof, y)
-                a, b = calibrations[name]
-                losses[name] = _log_loss_from_logits(a * oof + b, y)
-        best = min(losses, key=losses.get) if losses else next(iter(candidates))
+            best, calibrations, losses = self._choose(
+                self._out_of_fold(candidates, X, y, fold), y
+            )
         self.classifier_ = clone(candidates[best]).fit(X, y)
         self.selected_ = best
         self.cv_log_loss_ = losses
@@ -320,6 +354,60 @@ class ClassifierRatio(DensityRatioEstimator):
         self.log_prior_odds_ = float(np.log(nt / ns))
         self.nodes_ = nodes
         return self
+
+    def crossfit_log_ratio(
+        self,
+        source_features: Features,
+        target_features: Features,
+        source_folds: np.ndarray,
+        target_folds: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Out-of-fold log-ratios, choosing and calibrating on the outer folds themselves.
+
+        Fitting a clone per fold would run the inner calibration folds inside every
+        outer fold (``folds x candidates x (calibration_folds + 1)`` fits). Here each
+        candidate is fitted once per outer fold; the candidate is chosen, and the
+        Platt calibration fitted, on the pooled out-of-fold log-odds of all the cases
+        (``folds x candidates`` fits). Every case's log-ratio still comes from a
+        classifier that did not see it; only the two calibration parameters and the
+        choice among the candidates use every case, as in scikit-learn's
+        ``CalibratedClassifierCV(ensemble=False)``.
+
+        Parameters
+        ----------
+        source_features, target_features : mapping of str to array-like
+            All the cases of each environment.
+        source_folds, target_folds : ndarray of int
+            Fold label per case (the same labels in both environments).
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(log_ratio_source, log_ratio_target)``.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> src, tgt = {"x": rng.normal(0, 1, 400)}, {"x": rng.normal(1, 1, 400)}
+        >>> folds = np.arange(400) % 4
+        >>> lr_s, lr_t = ClassifierRatio(random_state=0).crossfit_log_ratio(src, tgt, folds, folds)
+        >>> truth = src["x"] - 0.5                       # log N(1, 1) / N(0, 1)
+        >>> bool(np.corrcoef(lr_s, truth)[0, 1] > 0.95)
+        True
+        """
+        with threadpool_limits(limits=self.n_threads):
+            _, X, y = self._design(source_features, target_features)
+            folds = np.r_[np.asarray(source_folds), np.asarray(target_folds)]
+            if len(folds) != len(y):
+                raise ValueError(
+                    f"got {len(folds)} fold labels for {len(y)} cases; give one per case."
+                )
+            oof = self._out_of_fold(self._candidates(), X, y, folds)
+            best, calibrations, _ = self._choose(oof, y)
+            a, b = calibrations[best]
+            log_ratio = a * oof[best] + b - float(np.log(y.sum() / (len(y) - y.sum())))
+        ns = len(np.asarray(source_folds))
+        return log_ratio[:ns], log_ratio[ns:]
 
     def log_ratio(self, features: Features) -> np.ndarray:
         """Natural log of ``p_target / p_source`` at each case.

@@ -3,6 +3,8 @@
 For every distinct node set the engine needs (a mechanism's ``{node} ∪ parents`` and
 its ``parents``), one estimator is fitted per fold on the other folds of source and
 target together; every case's log-ratio comes from a model that did not see it.
+Estimators with ``joint_crossfit`` (the classifier and image-statistics ratios) do all
+the folds of a node set in one call, sharing their preprocessing and model choice.
 Mechanism ``i``'s conditional log-ratio is then
 ``log r(v_i, pa_i) - log r(pa_i)`` (a root's is its marginal ratio). Each node set is
 fitted once and reused by every mechanism and every coalition.
@@ -152,6 +154,12 @@ def _fit_fold(estimator, source_env, target_env, nodes, train_s, train_t, test_s
     )
 
 
+def _fit_all_folds(estimator, source_env, target_env, nodes, fs, ft):
+    return estimator.crossfit_log_ratio(
+        source_env.features(nodes), target_env.features(nodes), fs, ft
+    )
+
+
 class CrossFittedRatios:
     """Fit the density ratios a set of mechanisms needs, with K-fold cross-fitting.
 
@@ -294,6 +302,11 @@ class CrossFittedRatios:
         tasks = []
         for nodes in distinct:
             est = choose_estimator(nodes, self.graph, self.estimators, default)
+            if est.joint_crossfit:  # all folds in one call (f = None)
+                tasks.append(
+                    (nodes, None, delayed(_fit_all_folds)(est, source, target, nodes, fs, ft))
+                )
+                continue
             for f in range(k):
                 tasks.append(
                     (
@@ -322,8 +335,10 @@ class CrossFittedRatios:
         oof_s = {nodes: np.empty(ns) for nodes in distinct}
         oof_t = {nodes: np.empty(nt) for nodes in distinct}
         for (nodes, f, _), (lr_s, lr_t) in zip(tasks, results):
-            oof_s[nodes][fs == f] = lr_s
-            oof_t[nodes][ft == f] = lr_t
+            in_s = slice(None) if f is None else fs == f
+            in_t = slice(None) if f is None else ft == f
+            oof_s[nodes][in_s] = lr_s
+            oof_t[nodes][in_t] = lr_t
         auc = {}
         for nodes in distinct:
             scores = np.r_[oof_s[nodes], oof_t[nodes]]

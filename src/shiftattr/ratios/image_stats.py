@@ -254,6 +254,13 @@ class ImageStatsRatio(DensityRatioEstimator):
             features, self.spatial_dims, self.batch_size, self.mask_image_contrast
         )
 
+    joint_crossfit = True
+
+    def _classifier(self) -> ClassifierRatio:
+        if self.classifier is None:
+            return ClassifierRatio(random_state=self.random_state)
+        return clone(self.classifier)
+
     def fit(self, source_features: Features, target_features: Features) -> ImageStatsRatio:
         """Compute the statistics of both samples and fit the classifier on them.
 
@@ -285,15 +292,59 @@ class ImageStatsRatio(DensityRatioEstimator):
             )
         fs = self._stats(source_features)
         ft = self._stats(target_features)
-        est = (
-            ClassifierRatio(random_state=self.random_state)
-            if self.classifier is None
-            else clone(self.classifier)
-        )
-        self.ratio_ = est.fit({"stats": fs}, {"stats": ft})
+        self.ratio_ = self._classifier().fit({"stats": fs}, {"stats": ft})
         self.nodes_ = tuple(sorted(source_features))
         self.n_features_ = fs.shape[1]
         return self
+
+    def crossfit_log_ratio(
+        self,
+        source_features: Features,
+        target_features: Features,
+        source_folds: np.ndarray,
+        target_folds: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Out-of-fold log-ratios, computing every case's statistics once.
+
+        The statistics of a case do not depend on the other cases, so they are computed
+        once for all the cases (one pass over the volumes instead of one per fold) and
+        the tabular estimator is cross-fitted on them (see
+        :meth:`ClassifierRatio.crossfit_log_ratio`).
+
+        Parameters
+        ----------
+        source_features, target_features : mapping of str to array-like
+            All the cases of each environment (arrays or lazy volumes).
+        source_folds, target_folds : ndarray of int
+            Fold label per case.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(log_ratio_source, log_ratio_target)``.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> src = {"X": rng.normal(0, 1.0, size=(40, 8, 8, 8))}
+        >>> tgt = {"X": rng.normal(0, 1.5, size=(40, 8, 8, 8))}   # noisier scanner
+        >>> folds = np.arange(40) % 2
+        >>> est = ImageStatsRatio(random_state=0)
+        >>> lr_s, lr_t = est.crossfit_log_ratio(src, tgt, folds, folds)
+        >>> bool(lr_s.mean() < 0 < lr_t.mean())
+        True
+        """
+        if set(source_features) != set(target_features):
+            raise ValueError(
+                f"source and target features hold different nodes: {sorted(source_features)} "
+                f"vs {sorted(target_features)}"
+            )
+        return self._classifier().crossfit_log_ratio(
+            {"stats": self._stats(source_features)},
+            {"stats": self._stats(target_features)},
+            source_folds,
+            target_folds,
+        )
 
     def log_ratio(self, features: Features) -> np.ndarray:
         """Natural log of ``p_target / p_source`` of the statistics at each case.

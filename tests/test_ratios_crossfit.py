@@ -1,0 +1,143 @@
+"""Cross-fitting of density ratios: the per-fold route and the joint route must agree."""
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+
+from shiftattr import CausalGraph, Environment
+from shiftattr.ratios import ClassifierRatio, ImageStatsRatio
+from shiftattr.ratios import image_stats as image_stats_module
+from shiftattr.ratios.base import DensityRatioEstimator
+from shiftattr.ratios.crossfit import CrossFittedRatios
+
+
+FITS: list[int] = []  # module-level: clone() deep-copies parameters
+
+
+class CountingLogistic(ClassifierMixin, BaseEstimator):
+    """A logistic regression that counts its fits in :data:`FITS`."""
+
+    def fit(self, X, y):
+        FITS.append(len(y))
+        self.model_ = LogisticRegression().fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def decision_function(self, X):
+        return self.model_.decision_function(X)
+
+
+def _unbalanced(rng, ns=150, nt=90):
+    src = {"a": rng.normal(0, 1, ns), "b": rng.normal(0, 1, ns)}
+    tgt = {"a": rng.normal(0.7, 1, nt), "b": rng.normal(-0.3, 1.2, nt)}
+    fs, ft = np.arange(ns) % 3, np.arange(nt) % 3
+    return src, tgt, fs, ft
+
+
+def test_joint_route_equals_per_fold_fits_for_a_single_uncalibrated_classifier():
+    src, tgt, fs, ft = _unbalanced(np.random.default_rng(0))
+    est = ClassifierRatio(LogisticRegression(), calibration="none")
+    joint = est.crossfit_log_ratio(src, tgt, fs, ft)
+    per_fold = DensityRatioEstimator.crossfit_log_ratio(est, src, tgt, fs, ft)
+    # unequal environments: each fold's own class prior must come off, as in a fold fit
+    for j, p in zip(joint, per_fold):
+        np.testing.assert_allclose(j, p, rtol=1e-9, atol=1e-9)
+
+
+def test_joint_route_fits_each_candidate_once_per_fold():
+    src, tgt, fs, ft = _unbalanced(np.random.default_rng(1))
+    FITS.clear()
+    est = ClassifierRatio({"one": CountingLogistic(), "two": CountingLogistic()})
+    est.crossfit_log_ratio(src, tgt, fs, ft)
+    assert len(FITS) == 3 * 2  # folds x candidates
+    FITS.clear()
+    DensityRatioEstimator.crossfit_log_ratio(est, src, tgt, fs, ft)
+    assert len(FITS) == 3 * (2 * 3 + 1)  # per fold: inner folds x candidates + refit
+
+
+def test_joint_route_recovers_a_gaussian_log_ratio_out_of_fold():
+    rng = np.random.default_rng(2)
+    n = 600
+    src, tgt = {"x": rng.normal(0, 1, n)}, {"x": rng.normal(0.8, 1, n)}
+    folds = np.arange(n) % 5
+    lr_s, lr_t = ClassifierRatio(random_state=0).crossfit_log_ratio(src, tgt, folds, folds)
+    truth_s = 0.8 * src["x"] - 0.32
+    assert np.corrcoef(lr_s, truth_s)[0, 1] > 0.97
+    assert abs(np.mean(lr_s - truth_s)) < 0.1
+    # E_source[r] = 1 for the true ratio; the out-of-fold estimate should be close
+    assert abs(np.mean(np.exp(lr_s)) - 1) < 0.15
+    assert np.mean(lr_t) > np.mean(lr_s)
+
+
+def test_fold_labels_must_match_the_cases():
+    src, tgt, fs, ft = _unbalanced(np.random.default_rng(3))
+    with pytest.raises(ValueError, match="fold labels"):
+        ClassifierRatio(LogisticRegression()).crossfit_log_ratio(src, tgt, fs[:-1], ft)
+
+
+def test_image_statistics_are_computed_once_and_match_the_per_fold_route(monkeypatch):
+    rng = np.random.default_rng(4)
+    src = {"X": rng.normal(0, 1.0, size=(30, 6, 6, 6))}
+    tgt = {"X": rng.normal(0, 1.4, size=(24, 6, 6, 6))}
+    fs, ft = np.arange(30) % 3, np.arange(24) % 3
+    calls = []
+    original = image_stats_module.image_statistics
+
+    def counting(features, *args, **kwargs):
+        calls.append(len(next(iter(features.values()))))
+        return original(features, *args, **kwargs)
+
+    monkeypatch.setattr(image_stats_module, "image_statistics", counting)
+    est = ImageStatsRatio(ClassifierRatio(LogisticRegression(), calibration="none"))
+    joint = est.crossfit_log_ratio(src, tgt, fs, ft)
+    assert calls == [30, 24]  # every case once
+    calls.clear()
+    per_fold = DensityRatioEstimator.crossfit_log_ratio(est, src, tgt, fs, ft)
+    assert sum(calls) == 3 * (30 + 24)  # K - 1 times in training, once as test; K = 3
+    for j, p in zip(joint, per_fold):
+        np.testing.assert_allclose(j, p, rtol=1e-7, atol=1e-7)
+
+
+class PerFoldOnly(DensityRatioEstimator):
+    """A ratio estimator without a joint route: the engine must fit it per fold."""
+
+    def fit(self, source_features, target_features):
+        FITS.append(len(next(iter(source_features.values()))))
+        self.inner_ = ClassifierRatio(LogisticRegression(), calibration="none").fit(
+            source_features, target_features
+        )
+        return self
+
+    def log_ratio(self, features):
+        return self.inner_.log_ratio(features)
+
+
+def test_engine_uses_the_joint_route_only_where_the_estimator_has_one(monkeypatch):
+    rng = np.random.default_rng(5)
+    g = CausalGraph({"Z": [], "X": ["Z"]})
+    zs, zt = rng.normal(0, 1, 120), rng.normal(0.8, 1, 120)
+    src = Environment({"Z": zs, "X": zs + rng.normal(0, 1, 120)}, name="s")
+    tgt = Environment({"Z": zt, "X": zt + rng.normal(0, 1, 120)}, name="t")
+    joint_calls = []
+    original = ClassifierRatio.crossfit_log_ratio
+
+    def counting(self, *args):
+        joint_calls.append(self)
+        return original(self, *args)
+
+    monkeypatch.setattr(ClassifierRatio, "crossfit_log_ratio", counting)
+    FITS.clear()
+    cf = CrossFittedRatios(
+        g,
+        ["Z", "X"],
+        estimators={"X": PerFoldOnly(), "Z": ClassifierRatio(LogisticRegression())},
+        n_folds=4,
+        progress=False,
+        random_state=0,
+    )
+    r = cf.fit(src, tgt)
+    assert len(joint_calls) == 1  # the node set {Z}: one call for all folds
+    assert FITS == [90] * 4  # {Z, X}: one fit per fold, on the other three folds
+    assert r.log_ratios.shape == (2, 120) and np.all(np.isfinite(r.log_ratios))
+    assert r.auc_joint["Z"] > 0.6
