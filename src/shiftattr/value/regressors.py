@@ -25,9 +25,26 @@ from threadpoolctl import threadpool_limits
 
 from shiftattr.ratios.classifier import BOOSTING_PARAMS
 
-__all__ = ["CrossFitPrediction", "crossfit_regression", "default_regressors"]
+__all__ = [
+    "REGRESSION_BOOSTING_PARAMS",
+    "CrossFitPrediction",
+    "crossfit_regression",
+    "default_regressors",
+]
 
 _ALPHAS = np.logspace(-3, 4, 15)
+
+#: The boosting regressor's settings: the classifiers' trees and penalties with a third
+#: of the rounds at three times the step. On the benchmark SCMs' metric regressions
+#: (300 and 1,000 cases) the out-of-fold R² stays within 0.025 of 150 rounds at 0.1 while
+#: each fit takes a third of the time, and the nested regressions fit it once per fold
+#: for every (level, downstream assignment). Early stopping was worse: its validation
+#: split stopped at a few rounds on 300 noisy cases (R² 0.02-0.06 instead of 0.26).
+REGRESSION_BOOSTING_PARAMS: dict[str, object] = {
+    **BOOSTING_PARAMS,
+    "max_iter": 50,
+    "learning_rate": 0.3,
+}
 
 
 def default_regressors(random_state: int | None = None) -> dict[str, object]:
@@ -37,8 +54,9 @@ def default_regressors(random_state: int | None = None) -> dict[str, object]:
       leave-one-out; the safe choice on a few hundred cases.
     - ``"quadratic-ridge"``: ridge on standardised degree-2 polynomial features, for
       curvature and pairwise interactions.
-    - ``"gradient-boosting"``: regularised histogram gradient boosting, for thresholds
-      and higher-order interactions once there are enough cases.
+    - ``"gradient-boosting"``: regularised histogram gradient boosting
+      (:data:`REGRESSION_BOOSTING_PARAMS`), for thresholds and higher-order
+      interactions once there are enough cases.
 
     Parameters
     ----------
@@ -64,7 +82,7 @@ def default_regressors(random_state: int | None = None) -> dict[str, object]:
             RidgeCV(alphas=_ALPHAS),
         ),
         "gradient-boosting": HistGradientBoostingRegressor(
-            **BOOSTING_PARAMS, random_state=random_state
+            **REGRESSION_BOOSTING_PARAMS, random_state=random_state
         ),
     }
 
