@@ -59,6 +59,9 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.metrics.empty.EmptySpec": "type alias (union); attribute docstring",
     "shiftattr.ratios.base.Features": "typing.Mapping alias; ``#:`` comment",
     "shiftattr.segmentation.MSSEG2016_MODALITIES": "tuple of str; attribute docstring",
+    "shiftattr.value.regressors.REGRESSION_BOOSTING_PARAMS": (
+        "dict of boosting settings; ``#:`` comment with the measured reason"
+    ),
     "shiftattr.value.ESTIMATORS": "tuple of str; ``#:`` comment, listed in attribute()",
     "shiftattr.value.Featurizer": "typing.Callable alias; ``#:`` comment",
     "shiftattr.value.PairedSpec": "type alias (union); ``#:`` comment, example in paired_keys",

@@ -11,7 +11,6 @@ from shiftattr.ratios import image_stats as image_stats_module
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.crossfit import CrossFittedRatios
 
-
 FITS: list[int] = []  # module-level: clone() deep-copies parameters
 
 

@@ -344,9 +344,7 @@ class ClassifierRatio(DensityRatioEstimator):
             for cls in (0, 1):
                 idx = np.flatnonzero(y == cls)
                 fold[rng.permutation(idx)] = np.arange(len(idx)) % k
-            best, calibrations, losses = self._choose(
-                self._out_of_fold(candidates, X, y, fold), y
-            )
+            best, calibrations, losses = self._choose(self._out_of_fold(candidates, X, y, fold), y)
         self.classifier_ = clone(candidates[best]).fit(X, y)
         self.selected_ = best
         self.cv_log_loss_ = losses
