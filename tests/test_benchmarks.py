@@ -100,3 +100,41 @@ def test_report_writes_markdown_from_results(tmp_path):
     assert "## 3. Metric throughput vs MONAI" in text
     assert "## 5. Synthetic MS validation" in text
     assert "## 1. Attribution accuracy on tabular SCMs\n\nNot run." in text
+
+
+def test_refit_variants_compare_intervals_on_the_same_runs():
+    from benchmarks import bench_synthetic_ms as bench
+    from benchmarks import report
+
+    assert bench.base_method("mr+refit") == "mr" and bench.bootstrap_mode("mr+refit") == "refit"
+    assert bench.base_method("iw+paired") == "iw" and bench.bootstrap_mode("iw") == "fixed"
+    assert "iw+refit" not in bench.DEFAULT_ESTIMATORS  # opt-in: n_bootstrap fits per run
+
+    def run(estimator, seed, lo, hi):
+        return {
+            "ok": True,
+            "scenario": "acq",
+            "n": 100,
+            "seed": seed,
+            "estimator": estimator,
+            "seconds": 1.0 if estimator == "iw" else 30.0,
+            "covered": {m: lo <= 0.05 <= hi for m in "DXY"},
+            "ci": {m: [lo, hi] for m in "DXY"},
+        }
+
+    ms = {
+        "scenarios": {"acq": {}, "other": {}},
+        "config": {"sizes": [100]},
+        "runs": [
+            run("iw", 0, 0.0, 0.02),  # misses 0.05
+            run("iw", 1, 0.0, 0.02),  # no refit twin: must not count
+            run("iw+refit", 0, -0.02, 0.08),  # covers
+        ],
+    }
+    text = "\n".join(report._ms_refit_comparison(ms))
+    assert "coverage, `iw+refit`" in text
+    row = next(line for line in text.splitlines() if line.startswith("| acq"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:4] == ["0%", "100%"]  # coverage fixed vs refit, seed 0 only
+    assert cells[4:6] == ["0.02", "0.1"]  # mean widths
+    assert report._ms_refit_comparison({**ms, "runs": ms["runs"][:2]}) == []
