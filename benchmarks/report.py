@@ -840,14 +840,16 @@ def _ms_paired_setup(ms: dict[str, Any]) -> list[str]:
     return [text, ""]
 
 
+def _variant_pairs(ok: list[dict[str, Any]], suffix: str) -> list[tuple[str, str]]:
+    """``(method, method + suffix)`` for every variant that ran beside its base method."""
+    ran = dict.fromkeys(r["estimator"] for r in ok)
+    return [(e[: -len(suffix)], e) for e in ran if e.endswith(suffix) and e[: -len(suffix)] in ran]
+
+
 def _ms_paired_comparison(ms: dict[str, Any]) -> list[str]:
     """Paired vs unpaired on the same samples: MAE of Y and over D, X, Y, per scenario."""
     ok = [r for r in ms["runs"] if r.get("ok")]
-    pairs = [
-        (e[: -len("+paired")], e)
-        for e in dict.fromkeys(r["estimator"] for r in ok)
-        if e.endswith("+paired") and any(r["estimator"] == e[: -len("+paired")] for r in ok)
-    ]
+    pairs = _variant_pairs(ok, "+paired")
     if not pairs:
         return []
     cols = [e for pair in pairs for e in pair]
@@ -896,11 +898,7 @@ def _ms_paired_comparison(ms: dict[str, Any]) -> list[str]:
 def _ms_refit_comparison(ms: dict[str, Any]) -> list[str]:
     """Refit vs fixed bootstrap on the same samples and point estimates: CI coverage, width."""
     ok = [r for r in ms["runs"] if r.get("ok")]
-    pairs = [
-        (e[: -len("+refit")], e)
-        for e in dict.fromkeys(r["estimator"] for r in ok)
-        if e.endswith("+refit") and any(r["estimator"] == e[: -len("+refit")] for r in ok)
-    ]
+    pairs = _variant_pairs(ok, "+refit")
     if not pairs:
         return []
     cols = [e for pair in pairs for e in pair]
