@@ -73,6 +73,20 @@ def test_bad_config_is_readable(tmp_path, capsys):
     assert "attribution.n_bootstrap" in err and "attribution.solver" in err
 
 
+def test_config_contradiction_fails_before_loading_data(tmp_path, capsys):
+    # NIfTI folders that do not exist: reading them would fail with a traceback, so an
+    # exit status 2 with the key named shows the config was rejected first
+    cfg = tmp_path / "nifti.toml"
+    cfg.write_text(
+        '[data]\nkind = "folder"\nsource = { folder = "nowhere-a" }\n'
+        'target = { folder = "nowhere-b" }\n'
+    )
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "model.kind = 'train-unet' needs data.kind = 'synthetic'" in err
+    assert "Traceback" not in err
+
+
 def test_report_of_missing_file(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope.json")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -25,6 +25,32 @@ def test_defaults_and_toml(tmp_path):
         ({"data": {"kind": "msseg2016", "source": {}, "target": {}}}, r"data\.root is required"),
         ({"data": {"kind": "weird"}}, r"data: Input tag 'weird'"),
         ({"data": {"kind": "synthetic"}, "model": {"kind": "checkpoint"}}, r"model\.factory"),
+        # semantic errors: caught before any data is read
+        (
+            {"data": {"kind": "folder", "source": {"folder": "a"}, "target": {"folder": "b"}}},
+            r"model\.kind = 'train-unet' needs data\.kind = 'synthetic' \(got 'folder'\)",
+        ),
+        (
+            {"data": {"kind": "synthetic"}, "model": {"factory": "no_colon"}},
+            r"model: .*model\.factory must look like 'package\.module:function'",
+        ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"metric": "jaccard"}},
+            r"attribution: .*unknown metric 'jaccard'; available metrics: dice",
+        ),
+        ({"data": {"kind": "synthetic"}, "attribution": {"empty": "zeros"}}, r"attribution\.empty"),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"mechanisms": ["X", "Z"]}},
+            r"attribution\.mechanisms must name distinct nodes among D, X, Y",
+        ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"mechanisms": ["X", "X"]}},
+            r"attribution\.mechanisms must name distinct",
+        ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"mechanisms": ["X"], "paired": ["Y"]}},
+            r"attribution\.paired names \['Y'\], which are not attributed mechanisms \(X\)",
+        ),
     ],
 )
 def test_errors_name_the_key(raw, pattern):

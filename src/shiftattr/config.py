@@ -42,6 +42,10 @@ else:  # pragma: no cover
 __all__ = ["ConfigError", "RunConfig", "load_config"]
 
 
+#: The nodes of the segmentation graph (:func:`shiftattr.pipeline.segmentation_graph`).
+_NODES = ("D", "X", "Y")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -116,6 +120,12 @@ class ModelConfig(_Strict):
     def _check(self) -> ModelConfig:
         if self.kind == "checkpoint" and (self.checkpoint is None or self.factory is None):
             raise ValueError("model.kind = 'checkpoint' needs model.factory and model.checkpoint")
+        if self.factory is not None:
+            module, _, name = self.factory.partition(":")
+            if not module or not name:
+                raise ValueError(
+                    f"model.factory must look like 'package.module:function', got {self.factory!r}"
+                )
         return self
 
 
@@ -145,6 +155,33 @@ class AttributionConfig(_Strict):
     paired: list[str] | dict[str, str | tuple[str, str]] = []
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
     random_state: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> AttributionConfig:
+        from shiftattr.metrics import get_metric
+        from shiftattr.metrics.empty import EMPTY_PRESETS
+
+        get_metric(self.metric)  # unknown names fail here, listing the known ones
+        if self.empty not in EMPTY_PRESETS:
+            raise ValueError(
+                f"attribution.empty must be one of {', '.join(EMPTY_PRESETS)}, got {self.empty!r}"
+            )
+        if self.mechanisms is not None:
+            unknown = sorted(set(self.mechanisms) - set(_NODES))
+            if unknown or not self.mechanisms or len(set(self.mechanisms)) < len(self.mechanisms):
+                raise ValueError(
+                    "attribution.mechanisms must name distinct nodes among "
+                    f"{', '.join(_NODES)} (population, acquisition, annotation); got "
+                    f"{self.mechanisms}"
+                )
+        allowed = self.mechanisms if self.mechanisms is not None else _NODES
+        bad = sorted(set(self.paired) - set(allowed))
+        if bad:
+            raise ValueError(
+                f"attribution.paired names {bad}, which are not attributed mechanisms "
+                f"({', '.join(allowed)})"
+            )
+        return self
 
 
 class OutputConfig(_Strict):
@@ -188,6 +225,16 @@ class RunConfig(_Strict):
     model: ModelConfig = ModelConfig()
     attribution: AttributionConfig = AttributionConfig()
     output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if self.model.kind == "train-unet" and self.data.kind != "synthetic":
+            raise ValueError(
+                f"model.kind = 'train-unet' needs data.kind = 'synthetic' (got "
+                f"{self.data.kind!r}); for NIfTI data give model.kind = 'checkpoint' with "
+                "model.factory and model.checkpoint"
+            )
+        return self
 
 
 class ConfigError(ValueError):
