@@ -7,6 +7,9 @@ seed, every method sees the same source and target samples:
   5-fold cross-fitting, ExactShapley), ``n_bootstrap=0`` (intervals are not scored);
 - ``shiftattr_oracle``: the same game with the *true* conditional log-ratios (the
   ceiling of importance weighting at this ``N``: what is left is its variance);
+- ``shiftattr_mr``: :func:`shiftattr.attribute` with ``method="mr"`` (multiply-robust:
+  nested regressions of the loss corrected by the same ratios), given the measured
+  target loss it regresses on;
 - ``dowhy_mr_gb``, ``dowhy_mr_default``, ``dowhy_graphs``: see
   :mod:`benchmarks.dowhy_attribution`.
 
@@ -34,15 +37,24 @@ from shiftattr.attribution import iw_game
 from shiftattr.shapley import ExactShapley
 
 NAME = "accuracy_tabular"
-METHODS = ("shiftattr", "shiftattr_oracle", "dowhy_mr_gb", "dowhy_mr_default", "dowhy_graphs")
+METHODS = (
+    "shiftattr",
+    "shiftattr_oracle",
+    "shiftattr_mr",
+    "dowhy_mr_gb",
+    "dowhy_mr_default",
+    "dowhy_graphs",
+)
 
 
-def _shiftattr(scm: Any, source, target, seed: int) -> dict[str, Any]:
+def _shiftattr(scm: Any, source, target, seed: int, method: str = "iw") -> dict[str, Any]:
     res = attribute(
         scm.graph,
         source,
         target,
         metric=scm.metric(source),
+        target_metric=None if method == "iw" else scm.metric(target),
+        method=method,
         n_bootstrap=0,
         n_folds=5,
         progress=False,
@@ -98,6 +110,8 @@ def _run_method(
         return _shiftattr(scm, source, target, seed)
     if method == "shiftattr_oracle":
         return _oracle(scm, source, target, seed)
+    if method == "shiftattr_mr":
+        return _shiftattr(scm, source, target, seed, method="mr")
     return dowhy_attribute(method, scm, source, target, seed, num_samples=num_samples)
 
 

@@ -12,6 +12,7 @@ from benchmarks._common import RESULTS_DIR, read_json
 LABELS = {
     "shiftattr": "shiftattr",
     "shiftattr_oracle": "shiftattr (oracle ratios)",
+    "shiftattr_mr": "shiftattr (method='mr')",
     "dowhy_mr_gb": "DoWhy MR (gradient boosting)",
     "dowhy_mr_default": "DoWhy MR (default learners)",
     "dowhy_graphs": "DoWhy distribution_change_of_graphs",
