@@ -289,6 +289,26 @@ def test_true_attribution_mechanism_held_equal_gets_exactly_zero(sim):
     assert res.stderr["X"] > 0
 
 
+def test_true_attribution_scores_each_distinct_environment_once(sim):
+    calls = []
+
+    def counting(env):
+        calls.append((env.metadata.get("shifted"), len(env)))
+        return threshold_model_dice(env)
+
+    src = {"center": "01", "annotator": "1"}
+    tgt = {"center": "01", "annotator": "5"}  # only the annotation differs
+    res = sim.true_attribution(
+        counting, src, tgt, n=10, chunk_size=5, random_state=1, progress=False
+    )
+    assert len(calls) == 2 * 2  # source and target annotator, per chunk of 5
+    assert res.values["D"] == 0.0 and res.values["X"] == 0.0
+    assert np.isclose(res.values["Y"], res.total)
+    # the coalitions that were not scored reuse the scored cases exactly
+    cm = res.extra["case_metrics"]
+    assert np.array_equal(cm[("D", "X")], cm[()]) and np.array_equal(cm[("X", "Y")], cm[("Y",)])
+
+
 def test_true_attribution_subset_of_players(sim, truth):
     res = sim.true_attribution(
         threshold_model_dice,

@@ -1028,6 +1028,9 @@ class SyntheticMS:
         per-case metrics are paired across coalitions. Shapley values are linear in the
         ``ΔM_I``, hence per-case Shapley contributions exist; their mean is the value and
         their standard deviation over ``sqrt(n)`` its Monte-Carlo standard error.
+        Coalitions that differ only in a mechanism that source and target share give the
+        same cases, and are scored once (an annotator-only shift needs two ``metric_fn``
+        calls per chunk instead of eight); ``metric_fn`` must therefore be deterministic.
 
         Parameters
         ----------
@@ -1116,10 +1119,14 @@ class SyntheticMS:
         for start in tqdm(starts, desc="true attribution", disable=not progress):
             idx = np.arange(start, min(n, start + int(chunk_size)))
             sim = self._simulate(idx, entropy, pops_u, cens_u, anns_u)
+            scored: dict[tuple[int, int, int], np.ndarray] = {}
             for coal in all_coalitions:
                 pi = p_idx["D" in coal]
                 ci = c_idx["X" in coal]
                 ai = a_idx["Y" in coal]
+                if (pi, ci, ai) in scored:  # the same cases as a coalition already scored
+                    per_case[coal].append(scored[pi, ci, ai])
+                    continue
                 env = self._environment(
                     sim,
                     idx,
@@ -1144,6 +1151,7 @@ class SyntheticMS:
                         f"{sorted(coal)}); make the metric finite (e.g. Dice of two empty "
                         "masks = 1)."
                     )
+                scored[pi, ci, ai] = values
                 per_case[coal].append(values)
         m = {c: np.concatenate(v) for c, v in per_case.items()}
         base = m[frozenset()]
