@@ -908,18 +908,20 @@ def _ms_refit_comparison(ms: dict[str, Any]) -> list[str]:
     if not pairs:
         return []
     cols = [e for pair in pairs for e in pair]
-    refit_keys = {
-        (r["scenario"], r["n"], r["seed"]) for r in ok if r["estimator"] in {p for _, p in pairs}
-    }
+
+    def keys(e: str) -> set[tuple]:
+        return {(r["scenario"], r["n"], r["seed"]) for r in ok if r["estimator"] == e}
+
+    # each pair is compared on the runs both of its members made (the same samples)
+    shared = {e: keys(base) & keys(refit) for base, refit in pairs for e in (base, refit)}
+    refit_keys = set().union(*shared.values())
 
     def stats(rs: list[dict[str, Any]], e: str) -> tuple[str, str, str]:
         rs = [
-            r
-            for r in rs
-            if r["estimator"] == e and (r["scenario"], r["n"], r["seed"]) in refit_keys
+            r for r in rs if r["estimator"] == e and (r["scenario"], r["n"], r["seed"]) in shared[e]
         ]
         cov = [c for r in rs for c in r["covered"].values() if c is not None]
-        width = [hi - lo for r in rs for lo, hi in r["ci"].values()]
+        width = [hi - lo for r in rs for lo, hi in r["ci"].values() if np.isfinite(hi - lo)]
         sec = [r["seconds"] for r in rs]
         if not rs:
             return "—", "—", "—"

@@ -131,6 +131,7 @@ def test_refit_variants_compare_intervals_on_the_same_runs():
             run("iw+refit", 0, -0.02, 0.08),  # covers
         ],
     }
+    ms["runs"].append(run("mr", 0, 0.0, 0.02))  # an mr run without an mr+refit twin
     text = "\n".join(report._ms_refit_comparison(ms))
     assert "coverage, `iw+refit`" in text
     row = next(line for line in text.splitlines() if line.startswith("| acq"))

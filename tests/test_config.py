@@ -58,6 +58,11 @@ def test_errors_name_the_key(raw, pattern):
         load_config(raw)
 
 
+def test_empty_policy_is_read_as_the_metrics_read_it():
+    cfg = load_config({"data": {"kind": "synthetic"}, "attribution": {"empty": " One "}})
+    assert cfg.attribution.empty == "one"
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml")

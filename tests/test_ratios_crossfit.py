@@ -30,7 +30,9 @@ class CountingLogistic(ClassifierMixin, BaseEstimator):
 def _unbalanced(rng, ns=150, nt=90):
     src = {"a": rng.normal(0, 1, ns), "b": rng.normal(0, 1, ns)}
     tgt = {"a": rng.normal(0.7, 1, nt), "b": rng.normal(-0.3, 1.2, nt)}
-    fs, ft = np.arange(ns) % 3, np.arange(nt) % 3
+    # folds of unequal class balance: each fold's training prior differs from the pooled
+    fs = np.arange(ns) % 3
+    ft = np.r_[np.zeros(60), np.ones(20), np.full(nt - 80, 2)].astype(int)
     return src, tgt, fs, ft
 
 
@@ -79,7 +81,7 @@ def test_image_statistics_are_computed_once_and_match_the_per_fold_route(monkeyp
     rng = np.random.default_rng(4)
     src = {"X": rng.normal(0, 1.0, size=(30, 6, 6, 6))}
     tgt = {"X": rng.normal(0, 1.4, size=(24, 6, 6, 6))}
-    fs, ft = np.arange(30) % 3, np.arange(24) % 3
+    fs, ft = np.arange(30) % 3, np.r_[np.zeros(12), np.ones(8), np.full(4, 2)].astype(int)
     calls = []
     original = image_stats_module.image_statistics
 
@@ -140,3 +142,25 @@ def test_engine_uses_the_joint_route_only_where_the_estimator_has_one(monkeypatc
     assert FITS == [90] * 4  # {Z, X}: one fit per fold, on the other three folds
     assert r.log_ratios.shape == (2, 120) and np.all(np.isfinite(r.log_ratios))
     assert r.auc_joint["Z"] > 0.6
+
+
+class ShiftedClassifierRatio(ClassifierRatio):
+    """A subclass that changes log_ratio: the joint route must not bypass it."""
+
+    def log_ratio(self, features):
+        return super().log_ratio(features) + 1.0
+
+
+def test_a_subclass_that_changes_log_ratio_is_fitted_per_fold():
+    assert ClassifierRatio().joint_crossfit and ImageStatsRatio().joint_crossfit
+    est = ShiftedClassifierRatio(LogisticRegression(), calibration="none")
+    assert not est.joint_crossfit
+    rng = np.random.default_rng(6)
+    g = CausalGraph({"Z": []})
+    src = Environment({"Z": rng.normal(0, 1, 60)}, name="s")
+    tgt = Environment({"Z": rng.normal(0.5, 1, 60)}, name="t")
+    plain = ClassifierRatio(LogisticRegression(), calibration="none")
+    kw = {"n_folds": 3, "progress": False, "random_state": 0}
+    shifted = CrossFittedRatios(g, ["Z"], estimators={"Z": est}, **kw).fit(src, tgt)
+    base = CrossFittedRatios(g, ["Z"], estimators={"Z": plain}, **kw).fit(src, tgt)
+    np.testing.assert_allclose(shifted.log_ratios, base.log_ratios + 1.0)

@@ -162,6 +162,7 @@ class AttributionConfig(_Strict):
         from shiftattr.metrics.empty import EMPTY_PRESETS
 
         get_metric(self.metric)  # unknown names fail here, listing the known ones
+        self.empty = self.empty.strip().lower()  # as the metrics read it
         if self.empty not in EMPTY_PRESETS:
             raise ValueError(
                 f"attribution.empty must be one of {', '.join(EMPTY_PRESETS)}, got {self.empty!r}"

@@ -1030,7 +1030,9 @@ class SyntheticMS:
         their standard deviation over ``sqrt(n)`` its Monte-Carlo standard error.
         Coalitions that differ only in a mechanism that source and target share give the
         same cases, and are scored once (an annotator-only shift needs two ``metric_fn``
-        calls per chunk instead of eight); ``metric_fn`` must therefore be deterministic.
+        calls per chunk instead of eight); ``metric_fn`` must therefore be deterministic
+        and must not read ``metadata["shifted"]`` (a reused score was computed on the
+        environment of the first coalition that gave those cases).
 
         Parameters
         ----------

@@ -10,6 +10,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
+from shiftattr.environment import LazyVolumes
+
 __all__ = ["DensityRatioEstimator", "Features", "check_fitted", "n_cases", "take"]
 
 #: A batch of features: ``{node: array-like with a leading sample axis}``.
@@ -175,7 +177,8 @@ class DensityRatioEstimator(BaseEstimator, ABC):
 
         Each case's log-ratio comes from a model fitted without the cases of its fold.
         The default fits an unfitted clone per fold; estimators with ``joint_crossfit``
-        override it with something cheaper that keeps that guarantee.
+        override it with something cheaper that keeps the fitted model out of fold (a
+        few pooled parameters, such as a calibration, may use every case: say so).
 
         Parameters
         ----------
@@ -235,4 +238,12 @@ def take(features: Features, indices: np.ndarray) -> dict[str, Any]:
     [0, 2]
     """
     idx = np.asarray(indices, dtype=int)
-    return {k: [v[i] for i in idx] if isinstance(v, list) else v[idx] for k, v in features.items()}
+    return {k: _take_one(v, idx) for k, v in features.items()}
+
+
+def _take_one(values: Any, idx: np.ndarray) -> Any:
+    if isinstance(values, (list, tuple)):
+        return [values[i] for i in idx]
+    if isinstance(values, (np.ndarray, LazyVolumes)):
+        return values[idx]
+    return np.asarray(values)[idx]  # e.g. a pandas Series: by position, not by label

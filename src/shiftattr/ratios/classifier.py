@@ -169,7 +169,10 @@ class ClassifierRatio(DensityRatioEstimator):
     calibration : {"sigmoid", "none"}, default "sigmoid"
         ``"sigmoid"``: Platt scaling of the log-odds, fitted on out-of-fold log-odds
         from ``calibration_folds`` internal folds, then applied to the classifier
-        refit on all data. Boosted trees are over-confident on small samples;
+        refit on all data. Inside :class:`~shiftattr.ratios.CrossFittedRatios` (every
+        attribution) the engine's own folds serve instead and nothing is refit (see
+        :meth:`crossfit_log_ratio`); ``calibration_folds`` is then unused. Boosted
+        trees are over-confident on small samples;
         calibration shrinks their logits. ``"none"``: raw log-odds (right for a
         well-specified logistic model; with several candidates the out-of-fold
         log-loss is still used to choose).
@@ -210,7 +213,12 @@ class ClassifierRatio(DensityRatioEstimator):
     True
     """
 
-    joint_crossfit = True
+    @property
+    def joint_crossfit(self) -> bool:
+        """True unless a subclass changed ``fit`` or ``log_ratio`` (the joint route would
+        bypass them)."""
+        cls = type(self)
+        return cls.fit is ClassifierRatio.fit and cls.log_ratio is ClassifierRatio.log_ratio
 
     def __init__(
         self,

@@ -4,7 +4,9 @@ For every distinct node set the engine needs (a mechanism's ``{node} ∪ parents
 its ``parents``), one estimator is fitted per fold on the other folds of source and
 target together; every case's log-ratio comes from a model that did not see it.
 Estimators with ``joint_crossfit`` (the classifier and image-statistics ratios) do all
-the folds of a node set in one call, sharing their preprocessing and model choice.
+the folds of a node set in one call, sharing their preprocessing and model choice; their
+classifiers stay out of fold, while the choice among candidates and the two Platt
+parameters are fitted on the pooled out-of-fold log-odds of all the cases.
 Mechanism ``i``'s conditional log-ratio is then
 ``log r(v_i, pa_i) - log r(pa_i)`` (a root's is its marginal ratio). Each node set is
 fitted once and reused by every mechanism and every coalition.
@@ -302,7 +304,7 @@ class CrossFittedRatios:
         tasks = []
         for nodes in distinct:
             est = choose_estimator(nodes, self.graph, self.estimators, default)
-            if est.joint_crossfit:  # all folds in one call (f = None)
+            if getattr(est, "joint_crossfit", False):  # all folds in one call (f = None)
                 tasks.append(
                     (nodes, None, delayed(_fit_all_folds)(est, source, target, nodes, fs, ft))
                 )

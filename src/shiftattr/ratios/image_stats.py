@@ -254,7 +254,15 @@ class ImageStatsRatio(DensityRatioEstimator):
             features, self.spatial_dims, self.batch_size, self.mask_image_contrast
         )
 
-    joint_crossfit = True
+    @property
+    def joint_crossfit(self) -> bool:
+        """True unless a subclass changed ``fit``, ``log_ratio`` or the statistics."""
+        cls = type(self)
+        return (
+            cls.fit is ImageStatsRatio.fit
+            and cls.log_ratio is ImageStatsRatio.log_ratio
+            and cls._stats is ImageStatsRatio._stats
+        )
 
     def _classifier(self) -> ClassifierRatio:
         if self.classifier is None:
