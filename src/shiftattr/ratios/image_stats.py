@@ -256,7 +256,17 @@ class ImageStatsRatio(DensityRatioEstimator):
 
     @property
     def joint_crossfit(self) -> bool:
-        """True unless a subclass changed ``fit``, ``log_ratio`` or the statistics."""
+        """True unless a subclass changed ``fit``, ``log_ratio`` or the statistics.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> ImageStatsRatio().joint_crossfit
+        True
+        """
         cls = type(self)
         return (
             cls.fit is ImageStatsRatio.fit
