@@ -22,12 +22,19 @@ def _print_outcome(outcome) -> None:
     print(f"report: {outcome.report.resolve()}")
 
 
+def _override(cfg, args: argparse.Namespace) -> None:
+    """Apply the command-line overrides of the attribution settings."""
+    for key in ("method", "bootstrap", "n_bootstrap"):
+        value = getattr(args, key, None)
+        if value is not None:
+            setattr(cfg.attribution, key, value)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from shiftattr.pipeline import demo_config, run
 
     cfg = demo_config(args.out, tiny=args.tiny)
-    if args.method:
-        cfg.attribution.method = args.method
+    _override(cfg, args)
     if not args.quiet:
         print(
             "shiftattr demo: synthetic experiment B — a U-Net trained on centers 01, 07, 08 "
@@ -45,8 +52,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.out:
         cfg.output.folder = Path(args.out)
-    if args.method:
-        cfg.attribution.method = args.method
+    _override(cfg, args)
     _print_outcome(run(cfg, progress=not args.quiet))
     return 0
 
@@ -72,6 +78,28 @@ _METHOD_HELP = (
     "value estimator: iw (importance weighting), regression, or mr (multiply robust); "
     "overrides attribution.method"
 )
+_BOOTSTRAP_HELP = (
+    "fixed (seconds; intervals leave out the estimators' own variance) or refit (refits "
+    "every ratio and regression per replicate; the intervals to report); overrides "
+    "attribution.bootstrap"
+)
+
+
+def _n_bootstrap(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _add_attribution_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", choices=["iw", "regression", "mr"], help=_METHOD_HELP)
+    p.add_argument("--bootstrap", choices=["fixed", "refit"], help=_BOOTSTRAP_HELP)
+    p.add_argument(
+        "--n-bootstrap",
+        type=_n_bootstrap,
+        help="bootstrap replicates (overrides attribution.n_bootstrap)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,13 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="synthetic experiment B end to end (no data to download)")
     p.add_argument("--out", default="shiftattr-demo", help="report folder")
     p.add_argument("--tiny", action="store_true", help="a seconds-long version (for tests)")
-    p.add_argument("--method", choices=["iw", "regression", "mr"], help=_METHOD_HELP)
+    _add_attribution_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_demo)
     p = sub.add_parser("run", help="run a TOML configuration")
     p.add_argument("config", help="CONFIG.toml")
     p.add_argument("--out", help="report folder (overrides output.folder)")
-    p.add_argument("--method", choices=["iw", "regression", "mr"], help=_METHOD_HELP)
+    _add_attribution_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
     p = sub.add_parser("report", help="rebuild figures and HTML from attribution.json")
