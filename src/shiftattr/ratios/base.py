@@ -105,11 +105,41 @@ class DensityRatioEstimator(BaseEstimator, ABC):
     #: for parent sets that contain images).
     handles_images: bool = False
 
-    #: True when :meth:`crossfit_log_ratio` does all the folds at once more cheaply
-    #: than one independent fit per fold (shared preprocessing, a model choice made
-    #: once on the pooled out-of-fold predictions). The cross-fitting engine then
-    #: calls it once per node set instead of fitting a clone per fold.
-    joint_crossfit: bool = False
+    #: The methods an overriding :meth:`crossfit_log_ratio` stands in for (e.g.
+    #: ``("fit", "log_ratio")``): a subclass that changes any of them is fitted per fold
+    #: again, so the joint route never bypasses its changes.
+    _joint_methods: tuple[str, ...] = ("fit", "log_ratio")
+
+    @property
+    def joint_crossfit(self) -> bool:
+        """Whether the engine should call :meth:`crossfit_log_ratio` once per node set.
+
+        True when a class overrides :meth:`crossfit_log_ratio` (all the folds at once,
+        more cheaply than one independent fit per fold: shared preprocessing, one model
+        choice on the pooled out-of-fold predictions) and the estimator still uses that
+        class's version of every method in ``_joint_methods``. A subclass can also set
+        ``joint_crossfit = True`` outright.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> from shiftattr.ratios import ClassifierRatio
+        >>> ClassifierRatio().joint_crossfit
+        True
+        >>> class Shifted(ClassifierRatio):
+        ...     def log_ratio(self, features):
+        ...         return super().log_ratio(features) + 1.0
+        >>> Shifted().joint_crossfit          # its log_ratio must not be bypassed
+        False
+        """
+        cls = type(self)
+        owner = next(c for c in cls.__mro__ if "crossfit_log_ratio" in vars(c))
+        if owner is DensityRatioEstimator:
+            return False
+        return all(getattr(cls, name) is getattr(owner, name) for name in owner._joint_methods)
 
     @abstractmethod
     def fit(self, source_features: Features, target_features: Features) -> DensityRatioEstimator:

@@ -213,23 +213,6 @@ class ClassifierRatio(DensityRatioEstimator):
     True
     """
 
-    @property
-    def joint_crossfit(self) -> bool:
-        """True unless a subclass changed ``fit`` or ``log_ratio`` (the joint route would
-        bypass them).
-
-        Returns
-        -------
-        bool
-
-        Examples
-        --------
-        >>> ClassifierRatio().joint_crossfit
-        True
-        """
-        cls = type(self)
-        return cls.fit is ClassifierRatio.fit and cls.log_ratio is ClassifierRatio.log_ratio
-
     def __init__(
         self,
         classifier=None,

@@ -234,6 +234,7 @@ class ImageStatsRatio(DensityRatioEstimator):
     """
 
     handles_images = True
+    _joint_methods = ("fit", "log_ratio", "_stats")  # see DensityRatioEstimator.joint_crossfit
 
     def __init__(
         self,
@@ -252,26 +253,6 @@ class ImageStatsRatio(DensityRatioEstimator):
     def _stats(self, features: Features) -> np.ndarray:
         return image_statistics(
             features, self.spatial_dims, self.batch_size, self.mask_image_contrast
-        )
-
-    @property
-    def joint_crossfit(self) -> bool:
-        """True unless a subclass changed ``fit``, ``log_ratio`` or the statistics.
-
-        Returns
-        -------
-        bool
-
-        Examples
-        --------
-        >>> ImageStatsRatio().joint_crossfit
-        True
-        """
-        cls = type(self)
-        return (
-            cls.fit is ImageStatsRatio.fit
-            and cls.log_ratio is ImageStatsRatio.log_ratio
-            and cls._stats is ImageStatsRatio._stats
         )
 
     def _classifier(self) -> ClassifierRatio:
