@@ -133,6 +133,47 @@ def score(values: dict[str, float], truth: dict[str, float], extra_error: float 
     }
 
 
+def bench_samples(scm_index: int, scm: Any, n: int, seed: int) -> tuple[Any, Any]:
+    """The source and target samples of one (SCM, N, seed) cell.
+
+    Every tabular section draws them this way, so the same cell holds the same cases in
+    section 1 and in the value-estimator section.
+    """
+    ss = np.random.SeedSequence([scm_index, n, seed])
+    s_seed, t_seed = (int(x) for x in ss.generate_state(2))
+    return scm.sample(n, "source", s_seed), scm.sample(n, "target", t_seed)
+
+
+def attempt(rec: dict[str, Any], fn: Any, *args: Any) -> dict[str, Any] | None:
+    """Run ``fn(*args)`` and time it into ``rec``; a failure is recorded, not raised.
+
+    Returns ``fn``'s output, or ``None`` after setting ``ok=False``, the error and its
+    traceback in ``rec`` (a failing method is a result, not a crash).
+    """
+    t1 = time.perf_counter()
+    try:
+        out = fn(*args)
+    except Exception as err:
+        rec.update(
+            ok=False, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(limit=3)
+        )
+        out = None
+    else:
+        rec["ok"] = True
+    rec["seconds"] = time.perf_counter() - t1
+    return out
+
+
+def log_run(section: str, rec: dict[str, Any]) -> None:
+    """One progress line per run: section, cell, method, time and MAE or error."""
+    status = f"MAE {rec['mae']:.4f}" if rec["ok"] else rec["error"][:80]
+    print(
+        f"  {section} {rec['scm']} N={rec['n']} seed={rec['seed']} {rec['method']:<18} "
+        f"{rec['seconds']:6.1f}s {status}",
+        flush=True,
+    )
+
+
 def config_for(quick: bool) -> dict[str, Any]:
     """SCMs, sample sizes, seeds and truth size of the quick and the full run."""
     if quick:
@@ -262,10 +303,7 @@ def run(
                 write_json(NAME, {**_payload(quick, cfg, dowhy, truths, runs), "partial": True})
             for n in cfg["sizes"]:
                 for seed in cfg["seeds"]:
-                    ss = np.random.SeedSequence([list(registry).index(name), n, seed])
-                    s_seed, t_seed = (int(x) for x in ss.generate_state(2))
-                    source = scm.sample(n, "source", s_seed)
-                    target = scm.sample(n, "target", t_seed)
+                    source, target = bench_samples(list(registry).index(name), scm, n, seed)
                     for method in METHODS:
                         if method.startswith("dowhy") and not dowhy:
                             continue
@@ -273,31 +311,24 @@ def run(
                         if allowed is not None and seed not in allowed:
                             continue
                         rec: dict[str, Any] = {"scm": name, "n": n, "seed": seed, "method": method}
-                        t1 = time.perf_counter()
-                        try:
-                            out = _run_method(
-                                method, scm, source, target, seed, cfg["graphs_num_samples"]
-                            )
-                        except Exception as err:  # a failing peer is a result, not a crash
-                            rec.update(
-                                ok=False,
-                                error=f"{type(err).__name__}: {err}",
-                                traceback=traceback.format_exc(limit=3),
-                            )
-                        else:
-                            rec.update(ok=True, **out)
+                        out = attempt(
+                            rec,
+                            _run_method,
+                            method,
+                            scm,
+                            source,
+                            target,
+                            seed,
+                            cfg["graphs_num_samples"],
+                        )
+                        if out is not None:
+                            rec.update(out)
                             rec.update(
                                 score(out["values"], truths[name]["values"], out.get("loss_node"))
                             )
-                        rec["seconds"] = time.perf_counter() - t1
                         runs.append(rec)
                         if log:
-                            status = f"MAE {rec['mae']:.4f}" if rec["ok"] else rec["error"][:80]
-                            print(
-                                f"  accuracy {name} N={n} seed={seed} {method:<18} "
-                                f"{rec['seconds']:6.1f}s {status}",
-                                flush=True,
-                            )
+                            log_run("accuracy", rec)
     payload = _payload(quick, cfg, dowhy, truths, runs)
     if write:
         write_json(NAME, payload)

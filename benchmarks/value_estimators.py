@@ -27,8 +27,6 @@ the MAEs of all methods are over the same mechanisms. BLAS limited to one thread
 
 from __future__ import annotations
 
-import time
-import traceback
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -36,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import blas_threads, peer_available, read_json, skipped, write_json
-from benchmarks.accuracy_tabular import score, truth_record
+from benchmarks.accuracy_tabular import attempt, bench_samples, log_run, score, truth_record
 from benchmarks.dowhy_attribution import dowhy_attribute
 from benchmarks.scms import all_scms
 from shiftattr import attribute
@@ -96,6 +94,14 @@ def _shiftattr(method: str, scm: Any, source, target, seed: int, n_boot: int) ->
         "closure_error": res.closure_error,
         "warnings": sorted({w["code"] for w in res.warnings}),
     }
+
+
+def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> dict[str, Any]:
+    if method in SHIFTATTR:
+        return _shiftattr(method, scm, source, target, seed, cfg["n_bootstrap"])
+    if method == "mr_point":
+        return _shiftattr("mr", scm, source, target, seed, 0)
+    return dowhy_attribute(method, scm, source, target, seed)
 
 
 def _summarise(runs: list[dict[str, Any]], truths: dict[str, Any]) -> list[dict[str, Any]]:
@@ -289,10 +295,7 @@ def run(
             truth = truths[name]["values"]
             for n in todo["sizes"]:
                 for seed in todo["seeds"]:
-                    ss = np.random.SeedSequence([list(registry).index(name), n, seed])
-                    s_seed, t_seed = (int(x) for x in ss.generate_state(2))
-                    source = scm.sample(n, "source", s_seed)
-                    target = scm.sample(n, "target", t_seed)
+                    source, target = bench_samples(list(registry).index(name), scm, n, seed)
                     for method in todo["methods"]:
                         if method.startswith("dowhy") and not dowhy:
                             continue
@@ -300,25 +303,9 @@ def run(
                         if allowed is not None and seed not in allowed:
                             continue
                         rec: dict[str, Any] = {"scm": name, "n": n, "seed": seed, "method": method}
-                        t1 = time.perf_counter()
-                        try:
-                            if method in SHIFTATTR:
-                                out = _shiftattr(
-                                    method, scm, source, target, seed, cfg["n_bootstrap"]
-                                )
-                            elif method == "mr_point":
-                                out = _shiftattr("mr", scm, source, target, seed, 0)
-                            else:
-                                out = dowhy_attribute(method, scm, source, target, seed)
-                        except Exception as err:  # a failing method is a result, not a crash
-                            rec.update(
-                                ok=False,
-                                error=f"{type(err).__name__}: {err}",
-                                traceback=traceback.format_exc(limit=3),
-                            )
-                        else:
-                            rec["seconds"] = time.perf_counter() - t1
-                            rec.update(ok=True, **out)
+                        out = attempt(rec, _run_method, method, scm, source, target, seed, cfg)
+                        if out is not None:
+                            rec.update(out)
                             rec.update(score(out["values"], truth))
                             if "loss_node" in out:
                                 rec["mae_with_loss_node"] = score(
@@ -329,15 +316,9 @@ def run(
                                     m: bool(lo <= truth[m] <= hi)
                                     for m, (lo, hi) in out["ci"].items()
                                 }
-                        rec.setdefault("seconds", time.perf_counter() - t1)
                         runs.append(rec)
                         if log:
-                            status = f"MAE {rec['mae']:.4f}" if rec["ok"] else rec["error"][:80]
-                            print(
-                                f"  value_estimators {name} N={n} seed={seed} {method:<17} "
-                                f"{rec['seconds']:6.1f}s {status}",
-                                flush=True,
-                            )
+                            log_run("value_estimators", rec)
                 if write:  # checkpoint: what is done survives a crash or a time limit
                     write_json(NAME, {**_payload(quick, cfg, dowhy, truths, runs), "partial": True})
     payload = _payload(quick, cfg, dowhy, truths, runs)
