@@ -6,22 +6,15 @@ import numpy as np
 import pytest
 
 import shiftattr as sa
+from fast_estimators import fast_settings
 from shiftattr.datasets import LinearGaussianSCM
 from shiftattr.results import ShiftAttrWarning
-from shiftattr.value import default_regressors
 
 MECHS = ("Z", "X", "Y")
 
 
 def _fast():
-    # exact families for the Gaussian ratios and the quadratic regressions, and fast
-    est = sa.ratios.ClassifierRatio(
-        sa.ratios.classifier.default_candidates()["quadratic-logistic"], calibration="none"
-    )
-    return {
-        "estimators": dict.fromkeys(MECHS, est),
-        "regressor": default_regressors()["quadratic-ridge"],
-    }
+    return fast_settings(MECHS)
 
 
 def _run(scm, n, seed, **kw):

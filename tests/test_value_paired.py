@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 import shiftattr as sa
+from fast_estimators import fast_settings
 from shiftattr.attribution import check_metric, iw_game
 from shiftattr.datasets import LinearGaussianSCM
 from shiftattr.results import ShiftAttrWarning
-from shiftattr.value import check_paired, default_regressors, paired_metrics
+from shiftattr.value import check_paired, paired_metrics
 from shiftattr.value.build import fit_value
 
 SCM = LinearGaussianSCM.example(metric="squared_error")
@@ -46,13 +47,7 @@ def _quiet_attribute(*args, **kwargs):
 
 
 def _fast():
-    est = sa.ratios.ClassifierRatio(
-        sa.ratios.classifier.default_candidates()["quadratic-logistic"], calibration="none"
-    )
-    return {
-        "estimators": dict.fromkeys(MECHS, est),
-        "regressor": default_regressors()["quadratic-ridge"],
-    }
+    return fast_settings(MECHS)
 
 
 def test_the_counterfactual_shares_the_noise_of_the_source_case():
