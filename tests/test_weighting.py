@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from shiftattr.weighting import coalition_weighted_means, kish_ess
 
@@ -62,3 +63,24 @@ def test_split_product_blocks_add_up(monkeypatch):
     monkeypatch.setattr(weighting, "_BLOCK_FLOATS", 37)  # blocks of 2 cases
     np.testing.assert_allclose(weighting.coalition_means(all_c, L, m), whole, rtol=1e-12)
     np.testing.assert_allclose(whole, coalition_weighted_means(all_c, L, m).means, rtol=1e-10)
+
+
+@pytest.mark.parametrize("factor", [0, 1, 4, 10**9])
+def test_split_product_routes_for_the_halves_agree(monkeypatch, factor):
+    # permutation-like batches (prefixes of random orders) need some but not all of each
+    # half's subsets: the power-set (doubling, gathered) and exponential routes must agree
+    import shiftattr.weighting as weighting
+
+    rng = np.random.default_rng(5)
+    n, N = 12, 700
+    L, m = rng.normal(size=(n, N)) * 1.5, rng.normal(size=N)
+    orders = np.array([rng.permutation(n) for _ in range(16)])
+    C = np.zeros((16 * (n + 1), n), dtype=bool)
+    for p, order in enumerate(orders):
+        for size in range(n + 1):
+            C[p * (n + 1) + size, order[:size]] = True
+    monkeypatch.setattr(weighting, "_POWERSET_FACTOR", factor)
+    monkeypatch.setattr(weighting, "_BLOCK_FLOATS", 50_000)  # several blocks
+    np.testing.assert_allclose(
+        weighting.coalition_means(C, L, m), coalition_weighted_means(C, L, m).means, rtol=1e-10
+    )

@@ -142,14 +142,48 @@ def coalition_weighted_means(
     return WeightedMeans(means=means, ess=ess, max_weight=wmax, frac_truncated=frac)
 
 
-#: Floats of half-coalition weights :func:`coalition_means` holds at once (~64 MB).
-_BLOCK_FLOATS = 8_000_000
+#: Floats of work arrays :func:`coalition_means` holds per block of cases (~4 MB): small
+#: enough to stay in cache between the weights and the matrix product, large enough for
+#: BLAS to run near its peak (measured best at ~4,000-8,000 cases for 10 mechanisms).
+_BLOCK_FLOATS = 500_000
 
 #: :func:`coalition_means` keeps its matrix products while they compute at most this many
 #: (half, half) pairs per coalition: a pair costs ~2N flops in BLAS, far less than the
 #: exponential, normalisation and reductions the direct path spends on a coalition. The
 #: permutation solver's batches (16 permutations) stay below it up to about ten players.
 _DENSE_FACTOR = 16
+
+#: A half's weights come from products of its players' weights over its whole power set
+#: when that set is at most this many times the half-coalitions needed (one multiply per
+#: subset and case); otherwise each needed subset costs a short product and an exponential.
+_POWERSET_FACTOR = 4
+
+#: Most players a half may hold: its sub-coalitions are keyed by 62-bit integers, and a
+#: power set above 2**20 rows is never worth building.
+_MAX_HALF = 62
+
+
+def _half_weights(
+    codes: np.ndarray, logw: np.ndarray, w: np.ndarray, out: np.ndarray, powerset: np.ndarray | None
+) -> None:
+    """Weights of the half-coalitions ``codes`` (sorted bitmasks) for a block of cases.
+
+    ``logw`` and ``w`` are the half's players' shifted log-weights and weights, shape
+    ``(h, B)``; ``out`` receives ``len(codes)`` rows. With ``powerset`` (a ``(2**h, B)``
+    buffer, or ``out`` itself when every subset is needed) the products over all subsets
+    are built by doubling: the subsets holding player ``j`` are those without it times
+    ``w[j]``.
+    """
+    h = logw.shape[0]
+    if powerset is None:  # few of the subsets: exp of each one's summed log-weights
+        bits = ((codes[:, None] >> np.arange(h)) & 1).astype(float)
+        np.exp(np.matmul(bits, logw, out=out), out=out)
+        return
+    powerset[0] = 1.0
+    for j in range(h):
+        np.multiply(powerset[: 2**j], w[j], out=powerset[2**j : 2 ** (j + 1)])
+    if powerset is not out:
+        np.take(powerset, codes, axis=0, out=out)
 
 
 def coalition_means(
@@ -161,13 +195,16 @@ def coalition_means(
 
     A coalition's weights factor over any split of the players, ``w_S = w_{S∩A} w_{S∩B}``,
     so with ``W_A`` the weights of the distinct ``A``-parts and ``W_B`` those of the
-    ``B``-parts, all numerators are one matrix product ``(W_A * m) @ W_B.T`` and all
-    denominators ``W_A @ W_B.T``. Exact enumeration of ``n`` players then needs
-    ``2 * 2^(n/2) * N`` exponentials instead of ``2^n * N``. The cases are processed in
-    blocks, so memory stays near 64 MB whatever ``N``; each half is shifted by the sum
-    of its players' largest log-ratios (the same shift in every block). Equals
-    ``coalition_weighted_means(...).means`` (no truncation) up to rounding; rows whose
-    split weights underflow are recomputed directly.
+    ``B``-parts, all numerators and denominators are one matrix product
+    ``[W_A * m; W_A] @ W_B.T``. A half whose distinct parts cover much of its power set
+    gets them all by doubling products of its players' weights, so exact enumeration of
+    ``n`` players needs ``n * N`` exponentials and ``2 * 2^(n/2) * N`` multiplications
+    besides the product's ``2 * 2^n * N`` multiply-adds, instead of ``2^n * N``
+    exponentials. The cases are processed in cache-sized blocks, so memory stays near
+    4 MB whatever ``N``; every player's log-ratios are shifted by their largest value
+    (the same shift in every block). Equals ``coalition_weighted_means(...).means`` (no
+    truncation) up to rounding; rows whose split weights underflow are recomputed
+    directly.
 
     Parameters
     ----------
@@ -191,31 +228,48 @@ def coalition_means(
     L = np.asarray(log_ratios, dtype=float)
     m = np.asarray(metric, dtype=float)
     k, n = C.shape
-    if n < 2 or k < 4:
-        return coalition_weighted_means(C, L, m).means
     h = n // 2
-    ua, ia = np.unique(C[:, :h], axis=0, return_inverse=True)
-    ub, ib = np.unique(C[:, h:], axis=0, return_inverse=True)
-    ia, ib = ia.ravel(), ib.ravel()
-    if len(ua) * len(ub) > _DENSE_FACTOR * k:  # sparse batch: the product would waste work
+    if n < 2 or k < 4 or n - h > _MAX_HALF:
         return coalition_weighted_means(C, L, m).means
-    ua, ub = ua.astype(float), ub.astype(float)
-    top = L.max(axis=1)
-    shift_a, shift_b = ua @ top[:h], ub @ top[h:]
-    block = max(1, _BLOCK_FLOATS // (len(ua) + len(ub)))
-    num = np.zeros((len(ua), len(ub)))
-    den = np.zeros((len(ua), len(ub)))
+    # per half: its columns, the sorted distinct sub-coalitions (bitmasks), row -> index
+    halves = []
+    for cols in (slice(0, h), slice(h, n)):
+        bits = np.int64(1) << np.arange(cols.stop - cols.start, dtype=np.int64)
+        codes, inverse = np.unique(C[:, cols].astype(np.int64) @ bits, return_inverse=True)
+        halves.append((cols, codes, inverse.ravel()))
+    (_, ua, ia), (_, ub, ib) = halves
+    ka, kb = len(ua), len(ub)
+    if ka * kb > _DENSE_FACTOR * k:  # sparse batch: the product would waste work
+        return coalition_weighted_means(C, L, m).means
+
+    def powerset_rows(cols: slice, needed: int) -> int:
+        """Rows of a half's power-set buffer: -1 exponential route, 0 the output itself."""
+        size = 2 ** (cols.stop - cols.start)
+        if cols.stop - cols.start > 20 or size > _POWERSET_FACTOR * needed:
+            return -1
+        return 0 if size == needed else size
+
+    plan = [powerset_rows(cols, len(codes)) for cols, codes, _ in halves]
+    rows = 2 * ka + kb + 2 * n + sum(max(p, 0) for p in plan)
+    block = int(min(m.shape[0], max(1, _BLOCK_FLOATS // rows)))
+    logw, w = np.empty((n, block)), np.empty((n, block))
+    stack, wb = np.empty((2 * ka, block)), np.empty((kb, block))
+    buffers = [np.empty((p, block)) if p > 0 else None for p in plan]
+    top = L.max(axis=1, keepdims=True)
+    acc = np.zeros((2 * ka, kb))  # rows: ka denominators, then ka numerators
     for start in range(0, m.shape[0], block):
-        sl = slice(start, start + block)
-        wa = ua @ L[:h, sl]
-        wa -= shift_a[:, None]
-        np.exp(wa, out=wa)
-        wb = ub @ L[h:, sl]
-        wb -= shift_b[:, None]
-        np.exp(wb, out=wb)
-        den += wa @ wb.T
-        wa *= m[sl]
-        num += wa @ wb.T
+        stop = min(start + block, m.shape[0])
+        B = stop - start
+        lw, ww = logw[:, :B], w[:, :B]
+        np.subtract(L[:, start:stop], top, out=lw)
+        np.exp(lw, out=ww)
+        wa = stack[:ka, :B]
+        for (cols, codes, _), p, buf, out in zip(halves, plan, buffers, (wa, wb[:, :B])):
+            powerset = None if p < 0 else (out if p == 0 else buf[:, :B])
+            _half_weights(codes, lw[cols], ww[cols], out, powerset)
+        np.multiply(wa, m[start:stop], out=stack[ka:, :B])
+        acc += stack[:, :B] @ wb[:, :B].T
+    den, num = acc[:ka], acc[ka:]
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num[ia, ib] / den[ia, ib]
     bad = ~np.isfinite(out) | (den[ia, ib] < 1e-250)
