@@ -16,6 +16,7 @@ LABELS = {
     "dowhy_mr_gb": "DoWhy MR (gradient boosting)",
     "dowhy_mr_default": "DoWhy MR (default learners)",
     "dowhy_graphs": "DoWhy distribution_change_of_graphs",
+    "shiftattr_random": "shiftattr (sampler='random')",
     "shiftattr_plain": "shiftattr (no antithetic)",
     "shiftattr_halton": "shiftattr (sampler='halton')",
     "shapiq_permutation": "shapiq PermutationSamplingSV",
@@ -78,7 +79,11 @@ def plot_solvers(sol: dict[str, Any], out: Path) -> Path:
             ]
             if pts:
                 x, y = zip(*pts)
-                style = "--" if solver in ("shiftattr_halton", "shiftattr_plain") else "-"
+                style = (
+                    "--"
+                    if solver in ("shiftattr_halton", "shiftattr_plain", "shiftattr_random")
+                    else "-"
+                )
                 ax.loglog(x, y, style, marker="o", label=LABELS[solver])
         ax.set_xlabel("value-function evaluations")
         ax.set_ylabel("RMSE / RMS of the exact values")

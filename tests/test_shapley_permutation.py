@@ -44,16 +44,22 @@ def test_estimates_within_three_standard_errors_of_exact():
     assert sv.values.sum() == pytest.approx(table[-1] - table[0], rel=1e-12)
 
 
-@pytest.mark.parametrize("antithetic", [True, False])
-def test_standard_errors_are_calibrated(antithetic):
+@pytest.mark.parametrize(
+    "antithetic, sampler, n_permutations",
+    [(True, "random", 32), (False, "random", 32), (True, "cyclic", 100), (False, "cyclic", 100)],
+)
+def test_standard_errors_are_calibrated(antithetic, sampler, n_permutations):
     # Over many seeds the spread of the estimates matches the reported standard error;
     # for antithetic sampling this needs the SE over pair averages (a per-permutation
-    # SE would be far too large on this game).
+    # SE would be far too large on this game), for the cyclic sampler the SE over rounds
+    # (10 or 20 rounds here: with fewer, the SE has few degrees of freedom).
     table = quadratic_plus_noise(5, noise=1.0, seed=3)
     game = Game.from_table(table)  # shared cache: all seeds reuse the 32 coalitions
     exact = exact_values(table)
     runs = [
-        PermutationShapley(n_permutations=32, antithetic=antithetic, random_state=s).solve(game)
+        PermutationShapley(
+            n_permutations=n_permutations, antithetic=antithetic, sampler=sampler, random_state=s
+        ).solve(game)
         for s in range(150)
     ]
     estimates = np.array([r.values for r in runs])
@@ -213,9 +219,11 @@ def test_bad_parameters(kwargs, match):
         PermutationShapley(**kwargs).solve(Game(["a", "b"], lambda c: c.sum(axis=1) * 1.0))
 
 
-def test_halton_sampler_beats_random_shuffles_on_unanimity_games():
+def test_samplers_beat_random_shuffles_on_unanimity_games():
     # a sum of 12 unanimity games on random supports of 2..8 of the 8 players: exact
-    # values sum_{S ∋ i} w_S / |S|; quasi-random orders cut the error by about 20%
+    # values sum_{S ∋ i} w_S / |S|; quasi-random orders cut the error by about 20%,
+    # cyclic rounds (every predecessor-set size once per player) by about 30% at equal
+    # permutations (more at equal evaluations: its rounds share coalitions)
     n = 8
     rng = np.random.default_rng(0)
     members = np.zeros((12, n), dtype=bool)
@@ -239,6 +247,51 @@ def test_halton_sampler_beats_random_shuffles_on_unanimity_games():
         return np.sqrt(np.mean(np.square(errors)))
 
     assert rmse("halton") < 0.9 * rmse("random")
+    assert rmse("cyclic") < 0.8 * rmse("random")
+
+
+@pytest.mark.parametrize("n", [4, 5, 10])
+@pytest.mark.parametrize("antithetic", [True, False])
+def test_a_cyclic_round_gives_every_player_every_predecessor_size_once(n, antithetic):
+    # v(S) = g(|S|): a player's contribution depends only on its number of predecessors,
+    # so one round of the cyclic sampler is exact (each player meets each size once);
+    # random shuffles are not
+    g = np.random.default_rng(n).normal(size=n + 1)
+    per_round = (n // 2 if n % 2 == 0 else n) * 2 if antithetic else n
+    exact = (g[n] - g[0]) / n
+
+    def solve(sampler):
+        game = Game([f"p{i}" for i in range(n)], lambda c: g[c.sum(axis=1)])
+        return PermutationShapley(
+            n_permutations=per_round, antithetic=antithetic, sampler=sampler, random_state=3
+        ).solve(game)
+
+    cyclic = solve("cyclic")
+    np.testing.assert_allclose(cyclic.values, exact, atol=1e-12)
+    assert np.abs(solve("random").values - exact).max() > 1e-3
+    # the rotations' prefixes are arcs of one cycle: with antithetic pairs and even n a
+    # round of n permutations needs 3n²/4 - n/2 + 2 evaluations, not n(n - 1) + 2
+    if antithetic and n % 2 == 0:
+        assert cyclic.n_evaluations == 3 * n * n // 4 - n // 2 + 2
+    else:
+        assert cyclic.n_evaluations == n * (n - 1) + 2
+
+
+def test_cyclic_sampler_is_unbiased():
+    # every rotation is a uniformly random permutation: the mean over seeds of estimates
+    # from one round and a cut-off one (14 permutations, rounds of 10 for n = 10) is the
+    # exact value
+    table = random_table(10, seed=4)
+    game = Game.from_table(table)
+    exact = exact_values(table)
+    estimates = np.array(
+        [
+            PermutationShapley(n_permutations=14, random_state=s).solve(game).values
+            for s in range(400)
+        ]
+    )
+    z = (estimates.mean(axis=0) - exact) / (estimates.std(axis=0, ddof=1) / np.sqrt(400))
+    assert np.all(np.abs(z) < 4), z
 
 
 def test_unknown_sampler_is_refused():

@@ -17,6 +17,45 @@ DEFAULT_N_PERMUTATIONS = 1000
 #: Batches drawn before the ``tol`` rule may stop the sampling.
 _MIN_BATCHES = 2
 
+#: How the permutations may be drawn (see :class:`PermutationShapley`).
+SAMPLERS = ("cyclic", "random", "halton")
+
+
+class _Clusters:
+    """Per-cluster sums of unit estimates: the mean and its cluster-robust standard error.
+
+    Clusters are numbered ``0, 1, ...`` in the order they start; units of one cluster are
+    correlated (a cyclic round), clusters are independent. With cluster sums ``s_r`` of
+    ``c_r`` units, the mean is ``sum s_r / sum c_r`` and its variance
+    ``R / (R - 1) * sum (s_r - c_r * mean)**2 / (sum c_r)**2`` (``R`` clusters); for
+    clusters of one unit this is the usual ``var / count``.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.sums = np.zeros((0, n))
+        self.counts = np.zeros(0)
+
+    def add(self, cluster: np.ndarray, units: np.ndarray) -> None:
+        size = int(cluster.max()) + 1
+        if size > self.counts.size:  # grow by doubling
+            grow = max(size, 2 * self.counts.size) - self.counts.size
+            self.sums = np.vstack([self.sums, np.zeros((grow, self.sums.shape[1]))])
+            self.counts = np.concatenate([self.counts, np.zeros(grow)])
+        np.add.at(self.sums, cluster, units)
+        np.add.at(self.counts, cluster, 1.0)
+
+    def mean(self) -> np.ndarray:
+        return self.sums.sum(axis=0) / self.counts.sum()
+
+    def stderr(self) -> np.ndarray:
+        used = self.counts > 0
+        r = int(used.sum())
+        if r < 2:
+            return np.full(self.sums.shape[1], np.nan)
+        s, c = self.sums[used], self.counts[used]
+        resid = s - c[:, None] * self.mean()
+        return np.sqrt(r / (r - 1) * (resid**2).sum(axis=0)) / c.sum()
+
 
 class PermutationShapley(ShapleySolver):
     """Shapley values estimated by sampling permutations of the players.
@@ -31,8 +70,19 @@ class PermutationShapley(ShapleySolver):
     predecessors in the reverse are the complement of its predecessors plus itself,
     so the two contributions are negatively correlated and their average has a
     smaller variance (for games of degree two, such as ``v(S) = (sum_{i in S} w_i)**2``,
-    it is exactly the Shapley value). The pair is the independent unit: the standard
-    errors are computed over pair averages.
+    it is exactly the Shapley value).
+
+    The default ``sampler="cyclic"`` also stratifies by coalition size. It draws one
+    random order ``σ`` per *round* and takes its rotations (``σ`` read from different
+    starting points; with antithetic pairs every second rotation and its reverse): in a
+    round every player is placed once at every position, so it meets a predecessor set of
+    every size ``0 .. n-1`` exactly once, the sizes over which the Shapley value averages
+    uniformly. Each rotation is itself a uniformly random permutation, so the estimate is
+    unbiased; the rounds are the independent units of the standard errors (a cut-off
+    last round counts with its size). The rotations' prefixes are arcs of the same
+    cycle and the reverses share many of them with the forward rotations: a round
+    costs ``3n²/4 - n/2 + 2`` evaluations for ``n`` permutations (``n`` even, antithetic)
+    instead of ``n(n - 1) + 2``, and for odd ``n`` the reverses cost nothing.
 
     Each batch of permutations is turned into one coalition matrix holding all their
     prefixes and evaluated in a single game call, so coalitions shared between
@@ -64,13 +114,14 @@ class PermutationShapley(ShapleySolver):
         yet) this call may make.
     batch_permutations : int, default 16
         Permutations per game call (even when ``antithetic``).
-    sampler : {"random", "halton"}, default "random"
-        How the first permutation of each unit is drawn. ``"halton"``: the ``argsort`` of
-        the next point of a scrambled Halton sequence (quasi-random: the players'
-        relative orders are spread more evenly than by independent shuffles, which lowers
-        the error on games with high-order interactions); ``"random"``: a uniformly random
-        shuffle. The standard errors treat the units as independent, so with ``"halton"``
-        they are conservative.
+    sampler : {"cyclic", "random", "halton"}, default "cyclic"
+        How the permutations are drawn. ``"cyclic"``: rounds of rotations of one random
+        order (above). ``"random"``: every pair (or permutation) independently shuffled.
+        ``"halton"``: the first permutation of each pair is the ``argsort`` of the next
+        point of a scrambled Halton sequence (quasi-random relative orders); the standard
+        errors treat those pairs as independent, so they are conservative. Measured on
+        sums of unanimity games (``benchmarks/``), ``"cyclic"`` has about half the error
+        of ``"random"`` at equal evaluations, and no more on low-order games.
     random_state : int, numpy.random.Generator or None
         Seed or generator of the permutations; an int gives the same numbers at every
         call.
@@ -86,8 +137,16 @@ class PermutationShapley(ShapleySolver):
     >>> exact = np.array([1 / 6, 1 / 6, 2 / 3])
     >>> bool(np.all(np.abs(sv.values - exact) < 3 * sv.stderr))
     True
-    >>> sv.stderr.round(3), round(float(sv.values.sum()), 12)
-    (array([0.007, 0.008, 0.007]), 1.0)
+    >>> sv.stderr.round(4), round(float(sv.values.sum()), 12)
+    (array([0.0002, 0.0002, 0.0003]), 1.0)
+
+    With three players a cyclic round (three rotations and their reverses) is all six
+    orders, so only the cut-off last round (2000 is not a multiple of 6) leaves an error;
+    independent shuffles are far noisier:
+
+    >>> PermutationShapley(n_permutations=2000, sampler="random", random_state=0).solve(
+    ...     Game(["L1", "L2", "R"], gloves)).stderr.round(3)
+    array([0.007, 0.008, 0.007])
     """
 
     def __init__(
@@ -98,7 +157,7 @@ class PermutationShapley(ShapleySolver):
         max_evaluations: int | None = None,
         batch_permutations: int = 16,
         random_state: int | np.random.Generator | None = None,
-        sampler: str = "random",
+        sampler: str = "cyclic",
     ) -> None:
         self.n_permutations = n_permutations
         self.antithetic = antithetic
@@ -137,8 +196,8 @@ class PermutationShapley(ShapleySolver):
         game = _check_game(game)
         n_permutations, tol, max_evaluations, batch, group = self._checked_params()
         rng = self._rng()
-        if self.sampler not in ("halton", "random"):
-            raise ValueError(f"sampler must be 'halton' or 'random'; got {self.sampler!r}.")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}; got {self.sampler!r}.")
         halton = None
         if n_permutations is None and tol is None:
             n_permutations = DEFAULT_N_PERMUTATIONS
@@ -148,20 +207,30 @@ class PermutationShapley(ShapleySolver):
         n = game.n_players
         steps = np.arange(n + 1)
         start_evaluations = game.n_evaluations
+        # cyclic: units (pairs or permutations) per round; other samplers: one per cluster
+        per_round = (n // 2 if group == 2 and n % 2 == 0 else n) if self.sampler == "cyclic" else 1
+        orders: list[np.ndarray] = []  # the random order of every cyclic round drawn
+        clusters = _Clusters(n)
         count = 0
-        mean = np.zeros(n)
-        m2 = np.zeros(n)  # sum of squared deviations of the unit estimates
         n_batches = 0
         while True:
             u = units_per_batch if max_units is None else min(units_per_batch, max_units - count)
             if u <= 0:
                 break
-            if self.sampler == "halton":
+            unit = count + np.arange(u)  # global unit numbers
+            if self.sampler == "cyclic":
+                rounds, t = np.divmod(unit, per_round)
+                while len(orders) <= rounds[-1]:
+                    orders.append(rng.permutation(n))
+                # rotation by 2t (pairs, n even) or t: place p holds order[(p + shift) % n]
+                shift = (2 * t if per_round == n // 2 and group == 2 else t) % n
+                first = np.stack(orders)[rounds[:, None], (steps[None, :n] + shift[:, None]) % n]
+            elif self.sampler == "halton":
                 if halton is None:
                     halton = qmc.Halton(d=n, scramble=True, seed=rng)
-                first = np.argsort(halton.random(u), axis=1)
+                first, rounds = np.argsort(halton.random(u), axis=1), unit
             else:
-                first = rng.permuted(np.tile(np.arange(n), (u, 1)), axis=1)
+                first, rounds = rng.permuted(np.tile(np.arange(n), (u, 1)), axis=1), unit
             # rows 2j and 2j + 1 are a permutation and its reverse: one unit
             perms = (
                 np.stack([first, first[:, ::-1]], axis=1).reshape(-1, n) if group == 2 else first
@@ -186,30 +255,18 @@ class PermutationShapley(ShapleySolver):
                     if u == 0:
                         break
                     rows = u * group
-                    position, C = position[:rows], C[: rows * (n + 1)]
+                    position, C, rounds = position[:rows], C[: rows * (n + 1)], rounds[:u]
             V = game(C).reshape(-1, n + 1)
             # marginal contribution of the player at place j, then of player i
             marginals = np.take_along_axis(np.diff(V, axis=1), position, axis=1)
-            units = marginals.reshape(u, group, n).mean(axis=1)
-            # merge the batch into the running mean / sum of squares (Chan et al.)
-            batch_mean = units.mean(axis=0)
-            batch_m2 = ((units - batch_mean) ** 2).sum(axis=0)
-            delta = batch_mean - mean
-            total_count = count + u
-            mean = mean + delta * (u / total_count)
-            m2 = m2 + batch_m2 + delta**2 * (count * u / total_count)
-            count = total_count
+            clusters.add(rounds, marginals.reshape(u, group, n).mean(axis=1))
+            count += u
             n_batches += 1
             if last_batch:
                 break
-            if (
-                tol is not None
-                and n_batches >= _MIN_BATCHES
-                and count >= 2
-                and np.all(np.sqrt(m2 / (count - 1) / count) < tol)
-            ):
+            if tol is not None and n_batches >= _MIN_BATCHES and np.all(clusters.stderr() < tol):
                 break
-        stderr = np.sqrt(m2 / (count - 1) / count) if count >= 2 else np.full(n, np.nan)
+        mean, stderr = clusters.mean(), clusters.stderr()
         total = game.full_value - game.empty_value
         return ShapleyValues.efficient(
             game.players,
