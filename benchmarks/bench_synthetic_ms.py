@@ -2,7 +2,7 @@
 
 ``python benchmarks/bench_synthetic_ms.py [--quick]
 [--estimators iw,regression,mr,iw+paired,mr+paired] [--n 100,300] [--seeds 0,1,2]
-[--scenarios NAME,...] [--reuse-truth] [--merge]``
+[--scenarios NAME,...] [--reuse-truth] [--merge] [--rescore]``
 
 The world is :class:`shiftattr.datasets.SyntheticMS` (presets plus three custom specs:
 a far-away scanner, a strongly under-segmenting annotator, an older low-lesion-load
@@ -50,6 +50,12 @@ the runs this invocation produced (same scenario, estimator, ``N`` and seed), ke
 other run, scenario and truth; summaries, targets and the figure are recomputed from the
 merged runs. The settings that change the numbers (shape, bootstraps, folds, truth
 settings, mode) must match the file's.
+
+**Re-scoring.** ``--rescore`` runs no attribution: it recomputes each stored scenario's
+truth with the ``--truth-*`` settings (for the same cached model weights) and re-scores
+every stored run against it. Estimates, intervals and warnings do not depend on the
+truth, so a quick run can be judged against full-precision truths at the cost of the
+truth simulation alone; later ``--merge`` runs must then pass the same truth settings.
 
 **Scored.** Per run: estimated and true values, absolute errors, whether each 95 % CI
 covers the truth, whether the dominant mechanism (largest ``|value|``) is right (only
@@ -417,6 +423,34 @@ def compute_truth(
     }
 
 
+def scenario_truth(
+    sim: SyntheticMS,
+    scen: Scenario,
+    adapter: SegmentationAdapter,
+    model_info: dict[str, Any],
+    args: argparse.Namespace,
+    old_truth: dict[str, Any],
+) -> tuple[dict[str, Any], str, str]:
+    """The scenario's truth: reused from ``old_truth`` when its key matches, else computed.
+
+    Returns the truth, its key and how it was obtained (``"reused"`` or ``"computed"``).
+    """
+    key = truth_key(sim, scen, model_info, args.truth_n, args.truth_max, args.truth_se)
+    cached = old_truth.get(scen.name, {}).get("truth")
+    if cached and old_truth[scen.name].get("truth_key") == key:
+        truth, how = cached, "reused"
+    else:
+        truth = compute_truth(sim, scen, adapter, args.truth_n, args.truth_max, args.truth_se)
+        how = "computed"
+    print(
+        f"[{scen.name}] truth ({how}, n={truth['n']}, {truth['seconds']:.0f} s): "
+        + ", ".join(f"{m} {truth['values'][m]:+.4f}±{truth['stderr'][m]:.4f}" for m in MECHANISMS)
+        + f"; dominant {truth['dominant']}",
+        flush=True,
+    )
+    return truth, key, how
+
+
 def _pool_se(batches: list[tuple[int, Any]]) -> dict[str, float]:
     total = sum(n for n, _ in batches)
     return {
@@ -582,34 +616,17 @@ def one_run(
         )
         return rec
     rec["seconds"] = time.perf_counter() - t0
-    tv, tse = truth["values"], truth["stderr"]
     values = {m: float(res.values[m]) for m in MECHANISMS}
-    ci = {m: [float(res.ci[m][0]), float(res.ci[m][1])] for m in MECHANISMS}
-    err = {m: abs(values[m] - tv[m]) for m in MECHANISMS}
-    covered = {
-        m: (None if not np.all(np.isfinite(ci[m])) else bool(ci[m][0] <= tv[m] <= ci[m][1]))
-        for m in MECHANISMS
-    }
-    est_dom = max(MECHANISMS, key=lambda m: abs(values[m]))
     diag = res.diagnostics or {}
     per = diag.get("mechanisms", {})
     overall = diag.get("overall", {})
     codes = [w["code"] + (f":{w['mechanism']}" if w.get("mechanism") else "") for w in res.warnings]
-    max_err = max(err.values())
     rec.update(
         ok=True,
         values=values,
-        ci=ci,
+        ci={m: [float(res.ci[m][0]), float(res.ci[m][1])] for m in MECHANISMS},
         stderr={m: float(res.stderr[m]) for m in MECHANISMS},
-        truth=tv,
-        truth_se=tse,
-        abs_error=err,
-        mae=float(np.mean(list(err.values()))),
-        max_abs_error=max_err,
-        covered=covered,
-        dominant_estimated=est_dom,
-        dominant_true=truth["dominant"],
-        dominant_right=(None if truth["dominant"] is None else est_dom == truth["dominant"]),
+        dominant_estimated=max(MECHANISMS, key=lambda m: abs(values[m])),
         ess_fraction={m: per.get(m, {}).get("ess_fraction") for m in MECHANISMS},
         ess_all_fraction=overall.get("ess_all_fraction"),
         auc_joint={m: per.get(m, {}).get("auc_joint") for m in MECHANISMS},
@@ -618,11 +635,40 @@ def one_run(
         closure_error=res.closure_error,
         warnings=codes,
         flagged=bool(res.warnings),
-        error_above_threshold=bool(max_err > ERROR_FLAG_THRESHOLD),
         settings={
             k: res.settings.get(k)
             for k in ("estimators", "n_folds", "n_bootstrap", "bootstrap", "method", "paired")
         },
+    )
+    return score_run(rec, truth)
+
+
+def score_run(rec: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any]:
+    """Set (or replace) the fields of a successful run that compare it with ``truth``.
+
+    Everything else in ``rec`` (estimates, intervals, diagnostics, warnings) does not
+    depend on the truth, which is what lets ``--rescore`` re-score stored runs against
+    a more precise truth without running the attributions again.
+    """
+    tv, tse = truth["values"], truth["stderr"]
+    values, ci = rec["values"], rec["ci"]
+    err = {m: abs(values[m] - tv[m]) for m in MECHANISMS}
+    max_err = max(err.values())
+    rec.update(
+        truth=tv,
+        truth_se=tse,
+        abs_error=err,
+        mae=float(np.mean(list(err.values()))),
+        max_abs_error=max_err,
+        covered={
+            m: (None if not np.all(np.isfinite(ci[m])) else bool(ci[m][0] <= tv[m] <= ci[m][1]))
+            for m in MECHANISMS
+        },
+        dominant_true=truth["dominant"],
+        dominant_right=(
+            None if truth["dominant"] is None else rec["dominant_estimated"] == truth["dominant"]
+        ),
+        error_above_threshold=bool(max_err > ERROR_FLAG_THRESHOLD),
     )
     return rec
 
@@ -956,6 +1002,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "now (same scenario, estimator, N, seed), keep every other run",
     )
     p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="run no attribution: recompute every scenario's truth of the existing results "
+        "with the --truth-* settings (reused when its key matches) and re-score the stored "
+        "runs against it",
+    )
+    p.add_argument(
         "--out", default=str(RESULTS_DIR), help="results folder (default benchmarks/results)"
     )
     args = p.parse_args(argv)
@@ -975,8 +1028,94 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def finish(payload: dict[str, Any], results_dir: Path) -> None:
+    """Recompute the summaries and targets of ``payload``, write it and its figure."""
+    runs = payload["runs"]
+    overall = summarise(runs, ("estimator", "n")) + summarise(runs, ("estimator",))
+    payload["summary"] = summarise(runs, ("scenario", "estimator", "n"))
+    payload["overall"] = overall
+    payload["targets"] = targets_table(overall)
+    path = write_json(NAME, payload, results_dir)
+    fig = plot(runs, results_dir / f"{NAME}.png")
+    print(f"wrote {path} and {fig} in {payload['seconds']:.0f} s", flush=True)
+    for row in payload["targets"]:
+        if "n" in row:
+            continue
+        met = {True: "met", False: "NOT met", None: "not measured"}[row["met"]]
+        val = "—" if row["measured"] is None else f"{row['measured']:.3f}"
+        print(f"  [{row['estimator']}] {row['target']}: {val} -> {met}")
+
+
+def rescore(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """``--rescore``: a more precise truth for the stored runs, without re-running them.
+
+    The truth of each scenario is recomputed with the ``--truth-*`` settings for the model
+    the runs were scored with (its cached weights must still hash the same), and every
+    successful run is re-scored with :func:`score_run`; estimates, intervals and warnings
+    are kept as they were.
+    """
+    t_start = time.perf_counter()
+    results_dir = Path(args.out)
+    previous = read_json(NAME, results_dir)
+    if not previous or not previous.get("runs"):
+        raise SystemExit(f"--rescore needs existing runs in {results_dir / (NAME + '.json')}")
+    shape = tuple(previous["config"]["shape"])
+    sim = make_simulator(shape)
+    msettings = ModelSettings(shape=shape)
+    names = args.scenarios.split(",") if args.scenarios else list(previous["scenarios"])
+    known = {s.name: s for s in SCENARIOS}
+    bad = [n for n in names if n not in known or n not in previous["scenarios"]]
+    if bad:
+        raise SystemExit(f"--rescore: scenario(s) {bad} not in the stored results")
+    log: list[str] = []
+    models: dict[str, tuple[UNet3D, dict[str, Any]]] = {}
+    stored_models = previous.get("model", {}).get("per_center", {})
+    with blas_threads(1):
+        for name in names:
+            scen = known[name]
+            center = scen.env("source")["center"]
+            if center not in models:
+                models[center] = get_model(sim, center, msettings, log)
+                digest = models[center][1]["weights_sha256_16"]
+                stored = stored_models.get(center, {}).get("weights_sha256_16")
+                if stored != digest:
+                    raise SystemExit(
+                        f"--rescore: the cached model of center {center} hashes {digest}, the "
+                        f"runs were scored with {stored}; re-run the benchmark instead."
+                    )
+            net, minfo = models[center]
+            adapter = make_adapter(net)
+            truth, key, how = scenario_truth(sim, scen, adapter, minfo, args, previous["scenarios"])
+            previous["scenarios"][name].update(truth=truth, truth_key=key, truth_how=how)
+            for r in previous["runs"]:
+                if r["scenario"] == name and r.get("ok"):
+                    score_run(r, truth)
+    seconds = time.perf_counter() - t_start
+    previous["config"].update(
+        truth_n_first=args.truth_n, truth_n_max=args.truth_max, truth_se_target=args.truth_se
+    )
+    previous.setdefault("rescored", []).append(
+        {
+            "date": now_utc(),
+            "command": "benchmarks/bench_synthetic_ms.py "
+            + " ".join(sys.argv[1:] if argv is None else argv),
+            "scenarios": names,
+            "truth_n_first": args.truth_n,
+            "truth_n_max": args.truth_max,
+            "truth_se_target": args.truth_se,
+            "seconds": seconds,
+        }
+    )
+    previous["log"] = [*previous.get("log", []), *log]
+    previous["seconds"] = float(previous.get("seconds") or 0.0) + seconds
+    finish(previous, results_dir)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.rescore:
+        return rescore(args, argv)
     t_start = time.perf_counter()
     results_dir = Path(args.out)
     sizes, seeds = _ints(args.n), _ints(args.seeds)
@@ -1021,24 +1160,7 @@ def main(argv: list[str] | None = None) -> int:
                 models[center] = get_model(sim, center, msettings, log)
             net, minfo = models[center]
             adapter = make_adapter(net)
-            key = truth_key(sim, scen, minfo, args.truth_n, args.truth_max, args.truth_se)
-            cached = old_truth.get(scen.name, {}).get("truth")
-            if cached and old_truth[scen.name].get("truth_key") == key:
-                truth = cached
-                truth_how = "reused"
-            else:
-                truth = compute_truth(
-                    sim, scen, adapter, args.truth_n, args.truth_max, args.truth_se
-                )
-                truth_how = "computed"
-            print(
-                f"[{scen.name}] truth ({truth_how}, n={truth['n']}, {truth['seconds']:.0f} s): "
-                + ", ".join(
-                    f"{m} {truth['values'][m]:+.4f}±{truth['stderr'][m]:.4f}" for m in MECHANISMS
-                )
-                + f"; dominant {truth['dominant']}",
-                flush=True,
-            )
+            truth, key, truth_how = scenario_truth(sim, scen, adapter, minfo, args, old_truth)
             scen_out[scen.name] = {
                 "kind": scen.kind,
                 "description": scen.description,
@@ -1168,20 +1290,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.merge and previous:
         payload = merge_results(previous, payload)
-    runs = payload["runs"]
-    overall = summarise(runs, ("estimator", "n")) + summarise(runs, ("estimator",))
-    payload["summary"] = summarise(runs, ("scenario", "estimator", "n"))
-    payload["overall"] = overall
-    payload["targets"] = targets_table(overall)
-    path = write_json(NAME, payload, results_dir)
-    fig = plot(runs, results_dir / f"{NAME}.png")
-    print(f"wrote {path} and {fig} in {payload['seconds']:.0f} s", flush=True)
-    for row in payload["targets"]:
-        if "n" in row:
-            continue
-        met = {True: "met", False: "NOT met", None: "not measured"}[row["met"]]
-        val = "—" if row["measured"] is None else f"{row['measured']:.3f}"
-        print(f"  [{row['estimator']}] {row['target']}: {val} -> {met}")
+    finish(payload, results_dir)
     return 1 if any(not r.get("ok") for r in new_runs) else 0
 
 

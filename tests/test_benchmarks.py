@@ -52,7 +52,7 @@ def test_solver_comparison_json_structure(tmp_path):
     from benchmarks.games import iw_bench_game, unanimity_game
 
     games = [unanimity_game(6, n_terms=8, seed=0), iw_bench_game(6, n_samples=500, seed=0)]
-    names = ["shiftattr", "shiftattr_plain", "shapiq_permutation"]
+    names = ["shiftattr", "shiftattr_random", "shiftattr_plain", "shapiq_permutation"]
     out = solvers.rmse_comparison(games, {g.name: [20, 40] for g in games}, 2, names)
     path = write_json("solvers_test", {"rmse": out}, results_dir=tmp_path)
     data = json.loads(path.read_text())
@@ -71,7 +71,10 @@ def test_solver_comparison_json_structure(tmp_path):
             else:
                 assert peer["mean_evaluations"] <= row["budget"]
                 assert row["ratio_vs_shapiq_permutation"] > 0
+                assert row["ratio_random_vs_shapiq_permutation"] > 0
     assert set(rmse["target"]) >= {"rule", "n_comparisons", "n_met", "met"}
+    if "target_random" in rmse:  # shapiq installed
+        assert rmse["target_random"]["solver"] == "shiftattr_random"
 
 
 def test_simulated_truth_is_efficient_and_null_player_is_zero():
@@ -139,3 +142,36 @@ def test_refit_variants_compare_intervals_on_the_same_runs():
     assert cells[2:4] == ["0%", "100%"]  # coverage fixed vs refit, seed 0 only
     assert cells[4:6] == ["0.02", "0.1"]  # mean widths
     assert report._ms_refit_comparison({**ms, "runs": ms["runs"][:2]}) == []
+
+
+def test_rescoring_replaces_every_truth_dependent_field():
+    from benchmarks import bench_synthetic_ms as bench
+
+    rec = {
+        "ok": True,
+        "values": {"D": 0.0, "X": 0.05, "Y": 0.01},
+        "ci": {"D": [-0.01, 0.01], "X": [0.02, 0.08], "Y": [-0.02, 0.04]},
+        "dominant_estimated": "X",
+        "warnings": ["low_ess:X"],
+    }
+    rough = {
+        "values": {"D": 0.0, "X": 0.09, "Y": 0.0},
+        "stderr": {"D": 0.0, "X": 0.01, "Y": 0.0},
+        "dominant": "X",
+    }
+    bench.score_run(rec, rough)
+    assert rec["covered"] == {"D": True, "X": False, "Y": True}
+    assert rec["max_abs_error"] == pytest.approx(0.04) and rec["error_above_threshold"]
+    assert rec["dominant_right"] is True
+    precise = {
+        "values": {"D": 0.0, "X": 0.06, "Y": 0.03},
+        "stderr": {"D": 0.0, "X": 0.002, "Y": 0.002},
+        "dominant": None,
+    }
+    bench.score_run(rec, precise)
+    assert rec["truth"] == precise["values"] and rec["truth_se"] == precise["stderr"]
+    assert rec["covered"] == {"D": True, "X": True, "Y": True}
+    assert rec["abs_error"] == pytest.approx({"D": 0.0, "X": 0.01, "Y": 0.02})
+    assert rec["mae"] == pytest.approx(0.01) and not rec["error_above_threshold"]
+    assert rec["dominant_true"] is None and rec["dominant_right"] is None
+    assert rec["warnings"] == ["low_ess:X"]  # what the run itself reported is kept
