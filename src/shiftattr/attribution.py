@@ -132,8 +132,10 @@ def iw_game(
     mechanisms = list(mechanisms)
     base = float(np.mean(metric))
     P = [i for i, m in enumerate(mechanisms) if paired and frozenset({m}) in paired]
-    L = np.array(log_ratios, dtype=float)
-    L[P] = 0.0  # substituted mechanisms carry no weight
+    L = np.asarray(log_ratios, dtype=float)
+    if P:  # substituted mechanisms carry no weight (on a copy: the caller's array stays)
+        L = L.copy()
+        L[P] = 0.0
 
     def means(C: np.ndarray, m: np.ndarray) -> np.ndarray:
         if truncate is None:  # the weights factorise: fast split-product path
