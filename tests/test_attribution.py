@@ -258,7 +258,30 @@ def test_constant_feature_in_one_environment(small):
         _attr(small, target=tgt2)
 
 
+def test_tolerance_warns_about_every_interval_that_reaches_beyond_it():
+    scm = LinearGaussianSCM.example()
+    est = dict.fromkeys("ZXY", _quadratic_logistic())
+    res = _run(scm, n=300, n_bootstrap=30, bootstrap="fixed", n_folds=3, estimators=est)
+    reach = {k: max(res.values[k] - lo, hi - res.values[k]) for k, (lo, hi) in res.ci.items()}
+    tol = float(np.median(list(reach.values())))  # some intervals reach beyond it, some not
+    tight = _run(
+        scm, n=300, n_bootstrap=30, bootstrap="fixed", n_folds=3, estimators=est, tolerance=tol
+    )
+    flagged = {w["mechanism"] for w in tight.warnings if w["code"] == "imprecise"}
+    assert flagged == {k for k, r in reach.items() if r > tol} and 0 < len(flagged) < 3
+    assert tight.diagnostics["overall"]["warning_counts"]["imprecise"] == len(flagged)
+    assert tight.values == res.values and tight.settings["tolerance"] == tol
+    loose = _run(
+        scm, n=300, n_bootstrap=30, bootstrap="fixed", n_folds=3, estimators=est, tolerance=1.0
+    )
+    assert not any(w["code"] == "imprecise" for w in loose.warnings)
+
+
 def test_bad_options(small):
+    with pytest.raises(ValueError, match="tolerance is judged against the bootstrap"):
+        _attr(small, tolerance=0.02)  # n_bootstrap=0: no interval to judge
+    with pytest.raises(ValueError, match="tolerance must be a positive"):
+        _attr(small, tolerance=-1.0, n_bootstrap=5)
     with pytest.raises(ValueError, match="bootstrap must be"):
         _attr(small, bootstrap="jackknife")
     with pytest.raises(ValueError, match="truncate"):

@@ -51,6 +51,14 @@ def test_defaults_and_toml(tmp_path):
             {"data": {"kind": "synthetic"}, "attribution": {"mechanisms": ["X"], "paired": ["Y"]}},
             r"attribution\.paired names \['Y'\], which are not attributed mechanisms \(X\)",
         ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"tolerance": 0.02, "n_bootstrap": 0}},
+            r"attribution\.tolerance is judged against the bootstrap intervals",
+        ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"tolerance": -0.1}},
+            r"attribution\.tolerance",
+        ),
     ],
 )
 def test_errors_name_the_key(raw, pattern):

@@ -314,6 +314,7 @@ def attribute(
     n_bootstrap: int = 200,
     bootstrap: str = "refit",
     confidence: float = 0.95,
+    tolerance: float | None = None,
     truncate: float | None = None,
     metric_name: str = "metric",
     min_ess_fraction: float = 0.1,
@@ -382,6 +383,11 @@ def attribute(
         order and the fixed bootstrap is the standard choice.
     confidence : float, default 0.95
         Level of the percentile intervals.
+    tolerance : float, optional
+        The precision you need, in the metric's units (e.g. ``0.02`` Dice). A mechanism
+        whose interval is wider than ``value ± tolerance`` gets an ``imprecise`` warning:
+        its value is not pinned down to the precision asked for, whatever the estimate.
+        Needs ``n_bootstrap > 0``.
     truncate : float, optional
         Cap on normalised weights ``w / mean(w)``; the truncated fraction is reported.
     metric_name : str, default "metric"
@@ -428,6 +434,13 @@ def attribute(
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
     if truncate is not None and truncate <= 1:
         raise ValueError(f"truncate caps w / mean(w) and must exceed 1, got {truncate}.")
+    if tolerance is not None and not (np.isfinite(tolerance) and tolerance > 0):
+        raise ValueError(f"tolerance must be a positive number (metric units), got {tolerance}.")
+    if tolerance is not None and not n_bootstrap:
+        raise ValueError(
+            "tolerance is judged against the bootstrap intervals, but n_bootstrap=0: set "
+            "n_bootstrap (e.g. 200) or leave tolerance out."
+        )
     if method not in ESTIMATORS:
         raise ValueError(f"method must be one of {list(ESTIMATORS)}, got {method!r}.")
     m = check_metric(metric, source, "metric")
@@ -585,6 +598,8 @@ def attribute(
                 ),
             }
         )
+    if tolerance is not None:
+        warns += _imprecise(values, ci, tolerance, confidence)
     measured = None if mt is None else float(mt.mean())
     closure = None if measured is None else estimated_target - measured
     closure_ci = None
@@ -636,6 +651,7 @@ def attribute(
         "n_bootstrap": int(n_bootstrap),
         "bootstrap": bootstrap,
         "confidence": float(confidence),
+        "tolerance": tolerance,
         "truncate": truncate,
         "random_state": random_state,
         "seconds": time.perf_counter() - t0,
@@ -657,6 +673,33 @@ def attribute(
         settings=settings,
         bootstrap_values=boot_values,
     )
+
+
+def _imprecise(
+    values: dict[str, float],
+    ci: dict[str, tuple[float, float]],
+    tolerance: float,
+    confidence: float,
+) -> list[dict[str, Any]]:
+    """An ``imprecise`` warning per mechanism whose interval reaches beyond ± tolerance."""
+    warns = []
+    for k, (lo, hi) in ci.items():
+        reach = max(values[k] - lo, hi - values[k])
+        if reach > tolerance:
+            warns.append(
+                {
+                    "code": "imprecise",
+                    "mechanism": k,
+                    "message": (
+                        f"mechanism {k!r}: {values[k]:+.4f} with a {100 * confidence:.0f}% "
+                        f"interval [{lo:+.4f}, {hi:+.4f}] that reaches {reach:.4f} from it, "
+                        f"beyond the tolerance {tolerance}: the data do not pin this value "
+                        "down to the precision asked for (more cases, or a value estimator "
+                        "with less variance, e.g. method='mr' or paired data)."
+                    ),
+                }
+            )
+    return warns
 
 
 def _compare_with_iw(

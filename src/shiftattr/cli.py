@@ -24,7 +24,7 @@ def _print_outcome(outcome) -> None:
 
 def _override(cfg, args: argparse.Namespace) -> None:
     """Apply the command-line overrides of the attribution settings."""
-    for key in ("method", "bootstrap", "n_bootstrap"):
+    for key in ("method", "bootstrap", "n_bootstrap", "tolerance"):
         value = getattr(args, key, None)
         if value is not None:
             setattr(cfg.attribution, key, value)
@@ -92,6 +92,13 @@ def _n_bootstrap(text: str) -> int:
     return value
 
 
+def _tolerance(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=["iw", "regression", "mr"], help=_METHOD_HELP)
     p.add_argument("--bootstrap", choices=["fixed", "refit"], help=_BOOTSTRAP_HELP)
@@ -99,6 +106,12 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
         "--n-bootstrap",
         type=_n_bootstrap,
         help="bootstrap replicates (overrides attribution.n_bootstrap)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=_tolerance,
+        help="precision you need in metric units, e.g. 0.02: mechanisms whose interval "
+        "reaches further get an 'imprecise' warning (overrides attribution.tolerance)",
     )
 
 

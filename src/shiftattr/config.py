@@ -150,6 +150,7 @@ class AttributionConfig(_Strict):
     bootstrap: Literal["refit", "fixed"] = "fixed"
     solver: Literal["exact", "permutation"] = "exact"
     truncate: float | None = Field(None, gt=1)
+    tolerance: float | None = Field(None, gt=0)
     image_estimator: Literal["stats", "cnn"] = "stats"
     method: Literal["iw", "regression", "mr"] = "iw"
     paired: list[str] | dict[str, str | tuple[str, str]] = []
@@ -175,6 +176,11 @@ class AttributionConfig(_Strict):
                     f"{', '.join(_NODES)} (population, acquisition, annotation); got "
                     f"{self.mechanisms}"
                 )
+        if self.tolerance is not None and self.n_bootstrap == 0:
+            raise ValueError(
+                "attribution.tolerance is judged against the bootstrap intervals, but "
+                "attribution.n_bootstrap = 0: set n_bootstrap or remove tolerance"
+            )
         allowed = self.mechanisms if self.mechanisms is not None else _NODES
         bad = sorted(set(self.paired) - set(allowed))
         if bad:

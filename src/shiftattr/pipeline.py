@@ -339,6 +339,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         n_bootstrap=a.n_bootstrap,
         bootstrap=a.bootstrap,
         truncate=a.truncate,
+        tolerance=a.tolerance,
         metric_name=a.metric,
         progress=progress,
         random_state=a.random_state,
