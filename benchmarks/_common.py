@@ -70,9 +70,10 @@ def git_state() -> dict[str, Any]:
         out = subprocess.run(
             ["git", *args], cwd=REPO_DIR, capture_output=True, text=True, check=False
         )
-        return out.stdout.strip()
+        return out.stdout.rstrip("\n")
 
-    commit = git("rev-parse", "--short", "HEAD")
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    # porcelain lines are "XY path": X may be a space, so the lines must not be stripped
     dirty = [line[3:] for line in git("status", "--porcelain", "--", "src").splitlines()]
     return {"commit": commit or None, "modified_src_files": dirty}
 

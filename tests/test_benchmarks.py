@@ -152,7 +152,8 @@ def test_rescoring_replaces_every_truth_dependent_field():
         "values": {"D": 0.0, "X": 0.05, "Y": 0.01},
         "ci": {"D": [-0.01, 0.01], "X": [0.02, 0.08], "Y": [-0.02, 0.04]},
         "dominant_estimated": "X",
-        "warnings": ["low_ess:X"],
+        "warnings": [],
+        "flagged": False,
     }
     rough = {
         "values": {"D": 0.0, "X": 0.09, "Y": 0.0},
@@ -174,4 +175,6 @@ def test_rescoring_replaces_every_truth_dependent_field():
     assert rec["abs_error"] == pytest.approx({"D": 0.0, "X": 0.01, "Y": 0.02})
     assert rec["mae"] == pytest.approx(0.01) and not rec["error_above_threshold"]
     assert rec["dominant_true"] is None and rec["dominant_right"] is None
-    assert rec["warnings"] == ["low_ess:X"]  # what the run itself reported is kept
+    assert rec["warnings"] == [] and not rec["flagged"]  # what the run reported is kept
+    # tolerance=0.02 would have warned about the intervals reaching 0.03 from the value
+    assert rec["imprecise"] == ["X", "Y"] and rec["flagged_with_tolerance"]
