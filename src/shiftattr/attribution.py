@@ -34,6 +34,7 @@ from shiftattr.value import (
     paired_metrics,
 )
 from shiftattr.value.build import FittedValue, fit_value, value_levels
+from shiftattr.value.robust import check_correction_cap
 from shiftattr.weighting import coalition_means, coalition_weighted_means
 
 __all__ = ["attribute", "check_metric", "iw_game"]
@@ -309,6 +310,7 @@ def attribute(
     features: Mapping[str, Featurizer] | None = None,
     regressor: Any = None,
     paired: PairedSpec | None = None,
+    correction_cap: str | float | None = "sqrt",
     solver: ShapleySolver | None = None,
     n_folds: int = 5,
     n_bootstrap: int = 200,
@@ -367,6 +369,14 @@ def attribute(
         under the key given as ``{node: key}`` (e.g. ``{"Y": "annotator-4"}``; see
         :func:`~shiftattr.value.paired_keys`), and ``metric`` must be callable. These mechanisms get no weights and no
         regression: their counterfactual is re-scored directly.
+    correction_cap : "sqrt", float or None, default "sqrt"
+        ``method="mr"`` only: cap on the weights of its corrections, normalised to mean
+        one. ``"sqrt"`` caps them at ``sqrt(n)`` for ``n`` cases (truncated importance
+        sampling, Ionides 2008): a correction has mean zero where the regression is
+        right, so the cap costs no bias there, and it grows with ``n``, so the estimate
+        stays consistent where the regression is wrong. A number ``c > 1`` caps at
+        ``c``; ``None`` leaves the weights as they are. The largest capped fraction is
+        ``diagnostics["estimator"]["max_correction_truncated_fraction"]``.
     solver : ShapleySolver, optional
         Default :class:`~shiftattr.shapley.ExactShapley`.
     n_folds : int, default 5
@@ -443,6 +453,7 @@ def attribute(
         )
     if method not in ESTIMATORS:
         raise ValueError(f"method must be one of {list(ESTIMATORS)}, got {method!r}.")
+    check_correction_cap(correction_cap)
     m = check_metric(metric, source, "metric")
     mt = None if target_metric is None else check_metric(target_metric, target, "target_metric")
     if mt is None and method != "iw" and callable(metric):
@@ -485,6 +496,7 @@ def attribute(
         "regressors": regressor,
         "n_folds": n_folds,
         "truncate": truncate,
+        "correction_cap": correction_cap,
     }
     fitted = fit_value(
         source=source,
@@ -653,6 +665,7 @@ def attribute(
         "confidence": float(confidence),
         "tolerance": tolerance,
         "truncate": truncate,
+        "correction_cap": correction_cap if method == "mr" else None,
         "random_state": random_state,
         "seconds": time.perf_counter() - t0,
         "graph": graph.to_dict(),

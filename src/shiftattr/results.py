@@ -52,6 +52,10 @@ def _estimator_line(settings: dict[str, Any], details: dict[str, Any]) -> str:
         parts.append(f"lowest regression R² {details['min_r2']:.2f}")
     if "max_abs_correction" in details:
         parts.append(f"largest correction {details['max_abs_correction']:.4f}")
+    if details.get("max_correction_truncated_fraction"):
+        parts.append(
+            f"correction weights capped: up to {100 * details['max_correction_truncated_fraction']:.1f}%"
+        )
     if "iw_values" in details:
         iw = ", ".join(f"{k} {v:+.4f}" for k, v in details["iw_values"].items())
         parts.append(f"iw from the same ratios: {iw}")

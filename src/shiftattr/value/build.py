@@ -200,6 +200,7 @@ class FittedValue:
             out["correction_all"] = est["value"] - est["regression"]
             out["max_abs_correction"] = self.robust.max_abs_correction_
             out["min_correction_ess_fraction"] = self.robust.min_ess_fraction_
+            out["max_correction_truncated_fraction"] = self.robust.max_truncated_fraction_
         return out
 
 
@@ -221,6 +222,7 @@ def fit_value(
     regressors: Any = None,
     n_folds: int = 5,
     truncate: float | None = None,
+    correction_cap: str | float | None = "sqrt",
     n_jobs: int = 1,
     progress: bool = True,
     random_state: int | None = None,
@@ -251,6 +253,9 @@ def fit_value(
         Regressor(s) of the nested regressions.
     n_folds : int, default 5
     truncate : float, optional
+    correction_cap : "sqrt", float or None, default "sqrt"
+        Cap on the normalised weights of the ``"mr"`` corrections
+        (see :class:`~shiftattr.value.RobustValue`).
     n_jobs : int, default 1
     progress : bool, default True
     random_state : int, optional
@@ -321,5 +326,7 @@ def fit_value(
         for i, n in enumerate(ratios.mechanisms):
             lr_s[n] = ratios.log_ratios[i]
             lr_t[n] = ratios.log_ratios_target[i]
-    fitted.robust = RobustValue(nested, mechanisms, lr_s, lr_t, robust=estimator == "mr")
+    fitted.robust = RobustValue(
+        nested, mechanisms, lr_s, lr_t, robust=estimator == "mr", correction_cap=correction_cap
+    )
     return fitted

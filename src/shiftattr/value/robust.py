@@ -10,7 +10,12 @@ where ``E_e`` averages over the cases of environment ``e`` and
 ``omega_k(v_<k) = p_I(v_<k) / p_{c_k}(v_<k)`` reweights them to the coalition's mixed
 distribution of the earlier variables: the product, over earlier levels ``l`` whose
 environment differs from ``c_k``, of their conditional density ratios (``r_l`` at
-source cases, ``1 / r_l`` at target cases). Each correction is self-normalised.
+source cases, ``1 / r_l`` at target cases). Each correction is self-normalised, and its
+weights are truncated at ``sqrt(n)`` times their mean by default (Ionides, 2008,
+"Truncated importance sampling"): under a strong shift a handful of weights would
+otherwise decide the correction. Where the regression is right the correction has mean
+zero whatever the weights, so truncating costs no bias; where it is wrong, the cap grows
+with ``n`` and the estimate stays consistent.
 The estimate is consistent when, level by level, either the regression or the ratio
 is right, and its error is the product of the two errors. Dropping the corrections
 gives the plain regression estimate ``M_REG(I) = E_{c_0}[g_0]``.
@@ -33,6 +38,18 @@ from shiftattr.weighting import kish_ess
 __all__ = ["RobustValue"]
 
 
+def check_correction_cap(cap: str | float | None) -> None:
+    """Raise ``ValueError`` unless ``cap`` is ``"sqrt"``, ``None`` or a number above 1."""
+    if cap is None or (isinstance(cap, str) and cap == "sqrt"):
+        return
+    if isinstance(cap, (bool, str)) or not isinstance(cap, (int, float, np.integer, np.floating)):
+        raise ValueError(f"correction_cap must be 'sqrt', None or a number above 1; got {cap!r}.")
+    if not (np.isfinite(cap) and cap > 1):
+        raise ValueError(
+            f"correction_cap caps weights normalised to mean one and must exceed 1; got {cap}."
+        )
+
+
 class RobustValue:
     """``M(P_I)`` by nested regressions, with or without the ratio corrections.
 
@@ -47,6 +64,10 @@ class RobustValue:
     robust : bool, default True
         Add the ratio corrections (multiply robust); ``False`` is the regression
         estimate.
+    correction_cap : "sqrt", float or None, default "sqrt"
+        Cap on the correction weights normalised to mean one: ``"sqrt"`` caps them at
+        ``sqrt(n)`` for ``n`` cases, a number ``c > 1`` at ``c``; ``None`` leaves them
+        untruncated.
 
     Examples
     --------
@@ -69,17 +90,22 @@ class RobustValue:
         log_ratio_source: dict[str, np.ndarray],
         log_ratio_target: dict[str, np.ndarray],
         robust: bool = True,
+        correction_cap: str | float | None = "sqrt",
     ) -> None:
+        check_correction_cap(correction_cap)
         self.regressions = regressions
         self.mechanisms = tuple(mechanisms)
         self.levels = regressions.levels
         self.log_ratio_source = log_ratio_source
         self.log_ratio_target = log_ratio_target
         self.robust = robust
-        #: Smallest correction-weight ESS fraction and largest ``abs(MR - regression)`` over
-        #: the coalitions evaluated on all cases (not on bootstrap resamples).
+        self.correction_cap = correction_cap
+        #: Smallest correction-weight ESS fraction (of the weights as used, after the cap),
+        #: largest ``abs(MR - regression)`` and largest fraction of capped correction weights
+        #: over the coalitions evaluated on all cases (not on bootstrap resamples).
         self.min_ess_fraction_ = 1.0
         self.max_abs_correction_ = 0.0
+        self.max_truncated_fraction_ = 0.0
 
     def _target_nodes(self, row: np.ndarray) -> frozenset:
         return frozenset(m for m, on in zip(self.mechanisms, row) if on)
@@ -103,7 +129,8 @@ class RobustValue:
         -------
         dict
             ``value`` (the estimate), ``regression`` (``E_{c_0}[g_0]``),
-            ``min_ess_fraction`` (smallest Kish ESS fraction of the correction weights).
+            ``min_ess_fraction`` (smallest Kish ESS fraction of the correction weights, as
+            used), ``truncated_fraction`` (largest fraction of them that were capped).
 
         Examples
         --------
@@ -123,7 +150,7 @@ class RobustValue:
         gs, gt = nr.outcome(0, target_nodes)
         g0 = gt if env[0] == "t" else gs
         value = regression = float(np.mean(pick[env[0]](g0)))
-        min_ess = 1.0
+        min_ess, truncated = 1.0, 0.0
         if self.robust:
             for k in range(1, nr.first_paired):
                 e = env[k]
@@ -140,12 +167,28 @@ class RobustValue:
                     else:
                         logw -= pick["t"](self.log_ratio_target[node])
                 w = np.exp(logw - logw.max())
+                w /= w.mean()
+                cap = self._cap(len(w))
+                if cap is not None:
+                    truncated = max(truncated, float(np.mean(w > cap)))
+                    np.minimum(w, cap, out=w)
                 value += float(w @ resid / w.sum())
                 min_ess = min(min_ess, float(kish_ess(w)) / len(w))
         if idx_source is None and idx_target is None:
             self.min_ess_fraction_ = min(self.min_ess_fraction_, min_ess)
             self.max_abs_correction_ = max(self.max_abs_correction_, abs(value - regression))
-        return {"value": value, "regression": regression, "min_ess_fraction": min_ess}
+            self.max_truncated_fraction_ = max(self.max_truncated_fraction_, truncated)
+        return {
+            "value": value,
+            "regression": regression,
+            "min_ess_fraction": min_ess,
+            "truncated_fraction": truncated,
+        }
+
+    def _cap(self, n: int) -> float | None:
+        if self.correction_cap is None:
+            return None
+        return float(np.sqrt(n)) if self.correction_cap == "sqrt" else float(self.correction_cap)
 
     def game(
         self, idx_source: np.ndarray | None = None, idx_target: np.ndarray | None = None
