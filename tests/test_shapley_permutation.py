@@ -111,13 +111,42 @@ def test_tol_stops_early_with_small_standard_errors():
     assert sv.n_permutations == 32 or np.any(fewer.stderr >= 0.05)
 
 
-def test_tol_waits_for_two_batches():
-    # an additive game has zero variance, so only the minimum of two batches is drawn
+@pytest.mark.parametrize("sampler, expected", [("random", 8), ("cyclic", 56)])
+def test_tol_waits_for_two_batches_and_ten_rounds(sampler, expected):
+    # an additive game has zero variance, so only the minimum is drawn: two batches of
+    # two pairs, and for cyclic rounds (3 pairs each for n = 3) ten of them: 28 pairs
     game = Game(["a", "b", "c"], lambda c: c @ np.array([1.0, 2.0, 3.0]))
-    sv = PermutationShapley(tol=1e-3, batch_permutations=4, random_state=0).solve(game)
-    assert sv.n_permutations == 8
+    sv = PermutationShapley(tol=1e-3, batch_permutations=4, sampler=sampler, random_state=0).solve(
+        game
+    )
+    assert sv.n_permutations == expected
     np.testing.assert_allclose(sv.values, [1.0, 2.0, 3.0])
     assert np.all(sv.stderr == 0)
+
+
+@pytest.mark.parametrize("sampler", ["cyclic", "random"])
+def test_tol_stopping_reports_honest_standard_errors_with_large_rounds(sampler):
+    # 20 players: a cyclic round is 10 pairs, so stopping on the first rounds' error
+    # estimate (a degree of freedom or two) would stop on lucky draws; the errors at
+    # the stop must still be of the size of the reported standard errors
+    n = 20
+    rng = np.random.default_rng(0)
+    members = np.zeros((30, n), dtype=bool)
+    for t in range(30):
+        members[t, rng.choice(n, size=rng.integers(1, n + 1), replace=False)] = True
+    weights, sizes = rng.normal(size=30), members.sum(axis=1)
+    exact = (members * (weights / sizes)[:, None]).sum(axis=0)
+
+    def value(c):
+        return ((c.astype(int) @ members.T.astype(int)) == sizes) @ weights
+
+    z = []
+    for seed in range(40):
+        game = Game([f"p{i}" for i in range(n)], value)
+        sv = PermutationShapley(tol=0.2, sampler=sampler, random_state=seed).solve(game)
+        z.append((sv.values - exact) / sv.stderr)
+    rms = float(np.sqrt(np.mean(np.square(z))))
+    assert rms < 1.5, rms  # the bug this guards against gave 2.9
 
 
 @pytest.mark.parametrize("budget", [16, 25, 50, 100])

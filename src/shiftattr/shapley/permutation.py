@@ -17,44 +17,97 @@ DEFAULT_N_PERMUTATIONS = 1000
 #: Batches drawn before the ``tol`` rule may stop the sampling.
 _MIN_BATCHES = 2
 
+#: Independent clusters (cyclic rounds) needed before the standard errors are computed
+#: over them, and so before the ``tol`` rule may stop a cyclic sampler: with fewer, the
+#: cluster-level error estimate has too few degrees of freedom to stop on.
+_MIN_CLUSTERS = 10
+
 #: How the permutations may be drawn (see :class:`PermutationShapley`).
 SAMPLERS = ("cyclic", "random", "halton")
 
 
 class _Clusters:
-    """Per-cluster sums of unit estimates: the mean and its cluster-robust standard error.
+    """Running mean of unit estimates and its standard error, over clusters of units.
 
-    Clusters are numbered ``0, 1, ...`` in the order they start; units of one cluster are
-    correlated (a cyclic round), clusters are independent. With cluster sums ``s_r`` of
-    ``c_r`` units, the mean is ``sum s_r / sum c_r`` and its variance
-    ``R / (R - 1) * sum (s_r - c_r * mean)**2 / (sum c_r)**2`` (``R`` clusters); for
-    clusters of one unit this is the usual ``var / count``.
+    Units arrive in order and carry non-decreasing cluster numbers; units of one cluster
+    are correlated (a cyclic round), clusters are independent. With cluster sums ``s_r``
+    of ``c_r`` units (``R`` clusters), the mean is ``sum s_r / sum c_r`` and its
+    cluster-robust variance ``R / (R - 1) * sum (s_r - c_r * mean)**2 / (sum c_r)**2``;
+    for clusters of one unit it is the usual ``var / count``. Below ``min_clusters``
+    clusters that estimate has too few degrees of freedom, so the standard error is
+    then the one that treats every unit as independent: conservative for cyclic rounds,
+    whose units are stratified and so negatively correlated.
+
+    Only running totals are kept (constant cost per batch): the closed clusters' sums,
+    squares and cross products, relative to the first unit to avoid cancellation, and
+    the open cluster's sum.
     """
 
-    def __init__(self, n: int) -> None:
-        self.sums = np.zeros((0, n))
-        self.counts = np.zeros(0)
+    def __init__(self, n: int, min_clusters: int) -> None:
+        self.min_clusters = min_clusters
+        self.ref: np.ndarray | None = None  # first unit: the origin of every sum
+        self.s1, self.s2, self.cs = np.zeros(n), np.zeros(n), np.zeros(n)
+        self.c1 = self.c2 = 0.0
+        self.closed = 0
+        self.open_id, self.open_sum, self.open_count = -1, np.zeros(n), 0.0
+        self.u_count, self.u_mean, self.u_m2 = 0, np.zeros(n), np.zeros(n)
 
     def add(self, cluster: np.ndarray, units: np.ndarray) -> None:
-        size = int(cluster.max()) + 1
-        if size > self.counts.size:  # grow by doubling
-            grow = max(size, 2 * self.counts.size) - self.counts.size
-            self.sums = np.vstack([self.sums, np.zeros((grow, self.sums.shape[1]))])
-            self.counts = np.concatenate([self.counts, np.zeros(grow)])
-        np.add.at(self.sums, cluster, units)
-        np.add.at(self.counts, cluster, 1.0)
+        if self.ref is None:
+            self.ref = units[0].copy()
+        # units as independent draws (Chan et al. merge of mean and sum of squares)
+        u = len(units)
+        b_mean = units.mean(axis=0)
+        delta = b_mean - self.u_mean
+        total = self.u_count + u
+        self.u_m2 = (
+            self.u_m2 + ((units - b_mean) ** 2).sum(axis=0) + delta**2 * self.u_count * u / total
+        )
+        self.u_mean = self.u_mean + delta * (u / total)
+        self.u_count = total
+        # clusters: sums per run of equal cluster numbers
+        starts = np.flatnonzero(np.r_[True, cluster[1:] != cluster[:-1]])
+        sums = np.add.reduceat(units - self.ref, starts, axis=0)
+        counts = np.diff(np.r_[starts, u]).astype(float)
+        ids = cluster[starts]
+        if ids[0] == self.open_id:  # the batch continues the open cluster
+            sums[0] += self.open_sum
+            counts[0] += self.open_count
+        elif self.open_count:  # the open cluster is complete
+            sums = np.vstack([self.open_sum, sums])
+            counts = np.r_[self.open_count, counts]
+            ids = np.r_[self.open_id, ids]
+        done_s, done_c = sums[:-1], counts[:-1]
+        self.s1 += done_s.sum(axis=0)
+        self.s2 += (done_s**2).sum(axis=0)
+        self.cs += (done_c[:, None] * done_s).sum(axis=0)
+        self.c1 += done_c.sum()
+        self.c2 += (done_c**2).sum()
+        self.closed += len(done_c)
+        self.open_id, self.open_sum, self.open_count = int(ids[-1]), sums[-1], counts[-1]
+
+    @property
+    def n_clusters(self) -> int:
+        return self.closed + (self.open_count > 0)
 
     def mean(self) -> np.ndarray:
-        return self.sums.sum(axis=0) / self.counts.sum()
+        return self.u_mean
 
     def stderr(self) -> np.ndarray:
-        used = self.counts > 0
-        r = int(used.sum())
-        if r < 2:
-            return np.full(self.sums.shape[1], np.nan)
-        s, c = self.sums[used], self.counts[used]
-        resid = s - c[:, None] * self.mean()
-        return np.sqrt(r / (r - 1) * (resid**2).sum(axis=0)) / c.sum()
+        r = self.n_clusters
+        if r < self.min_clusters:
+            if self.u_count < 2:
+                return np.full(self.u_mean.shape, np.nan)
+            return np.sqrt(self.u_m2 / (self.u_count - 1) / self.u_count)
+        c = self.c1 + self.open_count
+        mu = (self.s1 + self.open_sum) / c  # mean relative to the first unit
+        sq = (
+            self.s2
+            + self.open_sum**2
+            - 2 * mu * (self.cs + self.open_count * self.open_sum)
+            + mu**2 * (self.c2 + self.open_count**2)
+        )
+        return np.sqrt(r / (r - 1) * np.maximum(sq, 0.0)) / c
 
 
 class PermutationShapley(ShapleySolver):
@@ -178,20 +231,24 @@ class PermutationShapley(ShapleySolver):
         Returns
         -------
         ShapleyValues
-            Estimates with per-player standard errors (``nan`` if only one independent
-            unit was drawn), the number of permutations, and the number of evaluations
-            this call made.
+            Estimates with per-player standard errors (``nan`` if only one pair, or
+            permutation, was drawn), the number of permutations, and the number of
+            evaluations this call made.
 
         Examples
         --------
         For a game of degree two an antithetic pair is exact, so the standard errors
-        vanish and the ``tol`` rule stops after the minimum of two batches:
+        vanish and the ``tol`` rule stops as soon as it may: after ten cyclic rounds (of
+        three pairs here; the batches hold eight pairs), or after the minimum of two
+        batches with independent shuffles:
 
         >>> w = np.array([1.0, 2.0, 3.0])
         >>> game = Game(["a", "b", "c"], lambda c: (c @ w) ** 2)
         >>> sv = PermutationShapley(tol=1e-6, random_state=1).solve(game)
         >>> sv.as_dict(), sv.n_permutations
-        ({'a': 6.0, 'b': 12.0, 'c': 18.0}, 32)
+        ({'a': 6.0, 'b': 12.0, 'c': 18.0}, 64)
+        >>> PermutationShapley(tol=1e-6, sampler="random", random_state=1).solve(game).n_permutations
+        32
         """
         game = _check_game(game)
         n_permutations, tol, max_evaluations, batch, group = self._checked_params()
@@ -209,8 +266,8 @@ class PermutationShapley(ShapleySolver):
         start_evaluations = game.n_evaluations
         # cyclic: units (pairs or permutations) per round; other samplers: one per cluster
         per_round = (n // 2 if group == 2 and n % 2 == 0 else n) if self.sampler == "cyclic" else 1
-        orders: list[np.ndarray] = []  # the random order of every cyclic round drawn
-        clusters = _Clusters(n)
+        orders: dict[int, np.ndarray] = {}  # the random order of each cyclic round in use
+        clusters = _Clusters(n, _MIN_CLUSTERS if per_round > 1 else 2)
         count = 0
         n_batches = 0
         while True:
@@ -220,11 +277,14 @@ class PermutationShapley(ShapleySolver):
             unit = count + np.arange(u)  # global unit numbers
             if self.sampler == "cyclic":
                 rounds, t = np.divmod(unit, per_round)
-                while len(orders) <= rounds[-1]:
-                    orders.append(rng.permutation(n))
+                orders = {r: orders.get(r) for r in range(rounds[0], rounds[-1] + 1)}
+                for r in orders:
+                    if orders[r] is None:
+                        orders[r] = rng.permutation(n)
                 # rotation by 2t (pairs, n even) or t: place p holds order[(p + shift) % n]
                 shift = (2 * t if per_round == n // 2 and group == 2 else t) % n
-                first = np.stack(orders)[rounds[:, None], (steps[None, :n] + shift[:, None]) % n]
+                table = np.stack(list(orders.values()))
+                first = table[rounds[:, None] - rounds[0], (steps[None, :n] + shift[:, None]) % n]
             elif self.sampler == "halton":
                 if halton is None:
                     halton = qmc.Halton(d=n, scramble=True, seed=rng)
@@ -264,7 +324,12 @@ class PermutationShapley(ShapleySolver):
             n_batches += 1
             if last_batch:
                 break
-            if tol is not None and n_batches >= _MIN_BATCHES and np.all(clusters.stderr() < tol):
+            if (
+                tol is not None
+                and n_batches >= _MIN_BATCHES
+                and clusters.n_clusters >= clusters.min_clusters
+                and np.all(clusters.stderr() < tol)
+            ):
                 break
         mean, stderr = clusters.mean(), clusters.stderr()
         total = game.full_value - game.empty_value
