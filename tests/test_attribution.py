@@ -286,3 +286,19 @@ def test_bad_options(small):
         _attr(small, bootstrap="jackknife")
     with pytest.raises(ValueError, match="truncate"):
         _attr(small, truncate=0.5)
+
+
+def test_iw_game_takes_zero_ratios_and_refuses_nan():
+    # a log-ratio of -inf (zero density ratio) gives that case weight 0 in the
+    # coalitions holding the mechanism and changes nothing in the others
+    rng = np.random.default_rng(0)
+    L, m = rng.normal(size=(4, 50)), rng.random(50)
+    L[1, 7] = -np.inf
+    C = ((np.arange(16)[:, None] >> np.arange(4)) & 1).astype(bool)
+    got = iw_game(list("abcd"), L, m)(C)  # 16 rows: the split-product kernel
+    for row, value in zip(C, got):
+        w = np.exp(L[row].sum(axis=0))  # exp(-inf) = 0 only where row[1]
+        assert value == pytest.approx(m.mean() - (w @ m) / w.sum(), abs=1e-12)
+    L[2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or \\+inf"):
+        iw_game(list("abcd"), L, m)

@@ -45,6 +45,9 @@ def test_bootstrap_options_override_the_configuration(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--tiny", "--tolerance", "0"])
     assert "--tolerance: must be a positive number" in capsys.readouterr().err
+    # an override that contradicts the rest is refused before any work, the key named
+    assert main(["demo", "--tiny", "--tolerance", "0.02", "--n-bootstrap", "0"]) == 2
+    assert "attribution.tolerance is judged against" in capsys.readouterr().err
 
 
 def test_run_small_config(tmp_path, capsys):

@@ -60,7 +60,7 @@ def test_split_product_blocks_add_up(monkeypatch):
     L, m = rng.normal(size=(6, 1000)), rng.random(1000)
     all_c = ((np.arange(64)[:, None] >> np.arange(6)) & 1).astype(bool)
     whole = weighting.coalition_means(all_c, L, m)
-    monkeypatch.setattr(weighting, "_BLOCK_FLOATS", 37)  # blocks of 2 cases
+    monkeypatch.setattr(weighting, "_BLOCK_FLOATS", 37)  # blocks of a single case
     np.testing.assert_allclose(weighting.coalition_means(all_c, L, m), whole, rtol=1e-12)
     np.testing.assert_allclose(whole, coalition_weighted_means(all_c, L, m).means, rtol=1e-10)
 

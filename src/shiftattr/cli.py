@@ -22,19 +22,27 @@ def _print_outcome(outcome) -> None:
     print(f"report: {outcome.report.resolve()}")
 
 
-def _override(cfg, args: argparse.Namespace) -> None:
-    """Apply the command-line overrides of the attribution settings."""
-    for key in ("method", "bootstrap", "n_bootstrap", "tolerance"):
-        value = getattr(args, key, None)
-        if value is not None:
-            setattr(cfg.attribution, key, value)
+def _override(cfg, args: argparse.Namespace):
+    """The configuration with the command-line overrides of the attribution settings,
+    validated again as a whole (an override may contradict a key of the file)."""
+    from shiftattr.config import load_config
+
+    changed = {
+        key: getattr(args, key)
+        for key in ("method", "bootstrap", "n_bootstrap", "tolerance")
+        if getattr(args, key, None) is not None
+    }
+    if not changed:
+        return cfg
+    raw = cfg.model_dump()
+    raw["attribution"].update(changed)
+    return load_config(raw)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from shiftattr.pipeline import demo_config, run
 
-    cfg = demo_config(args.out, tiny=args.tiny)
-    _override(cfg, args)
+    cfg = _override(demo_config(args.out, tiny=args.tiny), args)
     if not args.quiet:
         print(
             "shiftattr demo: synthetic experiment B — a U-Net trained on centers 01, 07, 08 "
@@ -52,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.out:
         cfg.output.folder = Path(args.out)
-    _override(cfg, args)
+    cfg = _override(cfg, args)
     _print_outcome(run(cfg, progress=not args.quiet))
     return 0
 
