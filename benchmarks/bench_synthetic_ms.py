@@ -653,7 +653,9 @@ def score_run(rec: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any]:
     a more precise truth without running the attributions again.
     """
     tv, tse = truth["values"], truth["stderr"]
-    values, ci = rec["values"], rec["ci"]
+    values = rec["values"]
+    # a JSON round trip writes NaN as null: read missing bounds back as NaN
+    ci = {m: [np.nan if b is None else b for b in rec["ci"][m]] for m in MECHANISMS}
     err = {m: abs(values[m] - tv[m]) for m in MECHANISMS}
     max_err = max(err.values())
     rec.update(
@@ -727,10 +729,10 @@ def summarise(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[st
                 flagged_when_error_above=_rate([r["flagged"] for r in above]),
                 flagged_when_error_below=_rate([r["flagged"] for r in below]),
                 flagged_with_tolerance_when_error_above=_rate(
-                    [r["flagged_with_tolerance"] for r in above]
+                    [r.get("flagged_with_tolerance") for r in above]
                 ),
                 flagged_with_tolerance_when_error_below=_rate(
-                    [r["flagged_with_tolerance"] for r in below]
+                    [r.get("flagged_with_tolerance") for r in below]
                 ),
                 seconds_median=float(statistics.median(r["seconds"] for r in ok)),
                 ess_all_fraction_mean=_mean([r["ess_all_fraction"] for r in ok]),
@@ -1122,9 +1124,10 @@ def rescore(args: argparse.Namespace, argv: list[str] | None) -> int:
                 if r["scenario"] == name and r.get("ok"):
                     score_run(r, truth)
     seconds = time.perf_counter() - t_start
-    previous["config"].update(
-        truth_n_first=args.truth_n, truth_n_max=args.truth_max, truth_se_target=args.truth_se
-    )
+    if set(names) == set(previous["scenarios"]):  # else each truth_key records its own
+        previous["config"].update(
+            truth_n_first=args.truth_n, truth_n_max=args.truth_max, truth_se_target=args.truth_se
+        )
     previous.setdefault("rescored", []).append(
         {
             "date": now_utc(),
