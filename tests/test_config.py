@@ -59,6 +59,10 @@ def test_defaults_and_toml(tmp_path):
             {"data": {"kind": "synthetic"}, "attribution": {"tolerance": -0.1}},
             r"attribution\.tolerance",
         ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"correction_cap": 0.5}},
+            r"attribution\.correction_cap",
+        ),
     ],
 )
 def test_errors_name_the_key(raw, pattern):
@@ -78,3 +82,9 @@ def test_bad_files(tmp_path):
     bad.write_text("[data\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("cap, expected", [("sqrt", "sqrt"), ("none", "none"), (20, 20.0)])
+def test_correction_cap_values(cap, expected):
+    cfg = load_config({"data": {"kind": "synthetic"}, "attribution": {"correction_cap": cap}})
+    assert cfg.attribution.correction_cap == expected

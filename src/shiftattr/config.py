@@ -151,6 +151,7 @@ class AttributionConfig(_Strict):
     solver: Literal["exact", "permutation"] = "exact"
     truncate: float | None = Field(None, gt=1)
     tolerance: float | None = Field(None, gt=0)
+    correction_cap: Literal["sqrt", "none"] | Annotated[float, Field(gt=1)] = "sqrt"
     image_estimator: Literal["stats", "cnn"] = "stats"
     method: Literal["iw", "regression", "mr"] = "iw"
     paired: list[str] | dict[str, str | tuple[str, str]] = []

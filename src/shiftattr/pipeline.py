@@ -340,6 +340,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         bootstrap=a.bootstrap,
         truncate=a.truncate,
         tolerance=a.tolerance,
+        correction_cap=None if a.correction_cap == "none" else a.correction_cap,
         metric_name=a.metric,
         progress=progress,
         random_state=a.random_state,
