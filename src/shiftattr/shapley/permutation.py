@@ -35,8 +35,8 @@ class _Clusters:
     cluster-robust variance ``R / (R - 1) * sum (s_r - c_r * mean)**2 / (sum c_r)**2``;
     for clusters of one unit it is the usual ``var / count``. Below ``min_clusters``
     clusters that estimate has too few degrees of freedom, so the standard error is
-    then the one that treats every unit as independent: conservative for cyclic rounds,
-    whose units are stratified and so negatively correlated.
+    then the one that treats every unit as independent: an approximation for cyclic
+    rounds, whose units are correlated (mostly negatively, by the stratification).
 
     Only running totals are kept (constant cost per batch): the closed clusters' sums,
     squares and cross products, relative to the first unit to avoid cancellation, and
@@ -127,12 +127,15 @@ class PermutationShapley(ShapleySolver):
 
     The default ``sampler="cyclic"`` also stratifies by coalition size. It draws one
     random order ``σ`` per *round* and takes its rotations (``σ`` read from different
-    starting points; with antithetic pairs every second rotation and its reverse): in a
-    round every player is placed once at every position, so it meets a predecessor set of
-    every size ``0 .. n-1`` exactly once, the sizes over which the Shapley value averages
+    starting points; with antithetic pairs and even ``n`` every second rotation and its
+    reverse): in a round every player is placed equally often at every position (once;
+    twice for odd ``n`` with pairs), so it meets predecessor sets of every size
+    ``0 .. n-1`` equally often, the sizes over which the Shapley value averages
     uniformly. Each rotation is itself a uniformly random permutation, so the estimate is
     unbiased; the rounds are the independent units of the standard errors (a cut-off
-    last round counts with its size). The rotations' prefixes are arcs of the same
+    last round counts with its size). Below ten rounds those errors would rest on too few
+    degrees of freedom, so they treat the pairs as independent instead (approximate), and
+    the ``tol`` rule waits for ten rounds. The rotations' prefixes are arcs of the same
     cycle and the reverses share many of them with the forward rotations: a round
     costs ``3n²/4 - n/2 + 2`` evaluations for ``n`` permutations (``n`` even, antithetic)
     instead of ``n(n - 1) + 2``, and for odd ``n`` the reverses cost nothing.
@@ -264,8 +267,11 @@ class PermutationShapley(ShapleySolver):
         n = game.n_players
         steps = np.arange(n + 1)
         start_evaluations = game.n_evaluations
-        # cyclic: units (pairs or permutations) per round; other samplers: one per cluster
-        per_round = (n // 2 if group == 2 and n % 2 == 0 else n) if self.sampler == "cyclic" else 1
+        # cyclic: a round rotates one order by multiples of `step` (2 for pairs with even
+        # n: a rotation and its reverse then cover two positions); other samplers: one
+        # unit per cluster
+        step = 2 if group == 2 and n % 2 == 0 else 1
+        per_round = n // step if self.sampler == "cyclic" else 1
         orders: dict[int, np.ndarray] = {}  # the random order of each cyclic round in use
         clusters = _Clusters(n, _MIN_CLUSTERS if per_round > 1 else 2)
         count = 0
@@ -281,8 +287,8 @@ class PermutationShapley(ShapleySolver):
                 for r in orders:
                     if orders[r] is None:
                         orders[r] = rng.permutation(n)
-                # rotation by 2t (pairs, n even) or t: place p holds order[(p + shift) % n]
-                shift = (2 * t if per_round == n // 2 and group == 2 else t) % n
+                # rotation by step * t: place p holds order[(p + shift) % n]
+                shift = (step * t) % n
                 table = np.stack(list(orders.values()))
                 first = table[rounds[:, None] - rounds[0], (steps[None, :n] + shift[:, None]) % n]
             elif self.sampler == "halton":
