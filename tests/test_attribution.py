@@ -301,4 +301,4 @@ def test_iw_game_takes_zero_ratios_and_refuses_nan():
         assert value == pytest.approx(m.mean() - (w @ m) / w.sum(), abs=1e-12)
     L[2, 3] = np.nan
     with pytest.raises(ValueError, match="NaN or \\+inf"):
-        iw_game(list("abcd"), L, m)
+        iw_game(list("abcd"), L, m)(C)

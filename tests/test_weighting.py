@@ -84,3 +84,24 @@ def test_split_product_routes_for_the_halves_agree(monkeypatch, factor):
     np.testing.assert_allclose(
         weighting.coalition_means(C, L, m), coalition_weighted_means(C, L, m).means, rtol=1e-10
     )
+
+
+def test_zero_ratios_give_zero_weight_on_every_route():
+    # a log-ratio of -inf must not turn 0 * log-ratio into NaN for the coalitions
+    # without that mechanism, neither in the direct kernel nor in the split one
+    from shiftattr.weighting import coalition_means
+
+    rng = np.random.default_rng(6)
+    L, m = rng.normal(size=(4, 40)), rng.random(40)
+    L[1, 5] = -np.inf
+    all_c = ((np.arange(16)[:, None] >> np.arange(4)) & 1).astype(bool)
+    finite = L.copy()
+    finite[1, 5] = -1e4  # weight exp(-1e4) = 0: the same thing, finite
+    expected = coalition_weighted_means(all_c, finite, m).means
+    assert np.isfinite(expected).all()
+    np.testing.assert_allclose(coalition_weighted_means(all_c, L, m).means, expected)
+    np.testing.assert_allclose(coalition_means(all_c, L, m), expected)
+    L[0, 0] = np.inf
+    for kernel in (coalition_means, lambda *a: coalition_weighted_means(*a).means):
+        with pytest.raises(ValueError, match="NaN or \\+inf"):
+            kernel(all_c, L, m)

@@ -91,10 +91,6 @@ def check_metric(values: Any, env: Environment, what: str = "metric") -> np.ndar
     return m
 
 
-#: What ``iw_game`` puts in place of a log-ratio of -inf: exp of it is exactly 0.
-_LOG_RATIO_FLOOR = -1e4
-
-
 def iw_game(
     mechanisms: Sequence[str],
     log_ratios: np.ndarray,
@@ -137,16 +133,7 @@ def iw_game(
     mechanisms = list(mechanisms)
     base = float(np.mean(metric))
     P = [i for i, m in enumerate(mechanisms) if paired and frozenset({m}) in paired]
-    L = np.asarray(log_ratios, dtype=float)
-    if not np.isfinite(L).all():
-        if np.isnan(L).any() or np.isposinf(L).any():
-            raise ValueError(
-                "log_ratios hold NaN or +inf; every log-ratio must be finite, or -inf for a "
-                "zero density ratio. Check the ratio estimators' output."
-            )
-        # -inf (a zero ratio): a finite floor whose weight underflows to exactly 0, so
-        # that 0 * log-ratio stays 0 for the coalitions without that mechanism
-        L = np.maximum(L, _LOG_RATIO_FLOOR)
+    L = np.asarray(log_ratios, dtype=float)  # the kernels check and floor its values
     if P:  # substituted mechanisms carry no weight (on a copy: the caller's array stays)
         L = L.copy()
         L[P] = 0.0

@@ -13,7 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WeightedMeans", "coalition_means", "coalition_weighted_means", "kish_ess"]
+__all__ = [
+    "WeightedMeans",
+    "cap_weights",
+    "coalition_means",
+    "coalition_weighted_means",
+    "kish_ess",
+]
+
+#: What a log-ratio of -inf (a zero density ratio) becomes in the kernels: a finite
+#: floor whose weight underflows to exactly 0, so that ``0 * log-ratio`` stays 0 for
+#: the coalitions without that mechanism (``0 * -inf`` would be NaN).
+_LOG_RATIO_FLOOR = -1e4
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,48 @@ def kish_ess(weights: np.ndarray, axis: int = -1) -> np.ndarray:
     return w.sum(axis=axis) ** 2 / np.maximum((w**2).sum(axis=axis), np.finfo(float).tiny)
 
 
+def cap_weights(weights: np.ndarray, cap: float | None) -> np.ndarray:
+    """Scale weights in place to mean one along the last axis, then cap them at ``cap``.
+
+    Parameters
+    ----------
+    weights : ndarray of float
+        Non-negative weights, one row per set of weights; modified in place.
+    cap : float or None
+        Largest normalised weight ``w / mean(w)``; ``None`` only normalises.
+
+    Returns
+    -------
+    ndarray
+        The fraction of weights capped, per row (0 without a cap).
+
+    Examples
+    --------
+    >>> w = np.array([1.0, 1.0, 1.0, 9.0])
+    >>> float(cap_weights(w, 2.0)), w.tolist()
+    (0.25, [0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 2.0])
+    """
+    weights *= weights.shape[-1] / weights.sum(axis=-1, keepdims=True)
+    if cap is None:
+        return np.zeros(weights.shape[:-1])
+    capped = (weights > cap).mean(axis=-1)
+    np.minimum(weights, cap, out=weights)
+    return capped
+
+
+def _log_ratios(log_ratios: np.ndarray) -> np.ndarray:
+    """``log_ratios`` as floats, -inf floored (see ``_LOG_RATIO_FLOOR``), NaN and +inf refused."""
+    L = np.asarray(log_ratios, dtype=float)
+    if np.isfinite(L).all():
+        return L
+    if np.isnan(L).any() or np.isposinf(L).any():
+        raise ValueError(
+            "log_ratios hold NaN or +inf; every log-ratio must be finite, or -inf for a "
+            "zero density ratio. Check the ratio estimators' output."
+        )
+    return np.maximum(L, _LOG_RATIO_FLOOR)
+
+
 def coalition_weighted_means(
     coalitions: np.ndarray,
     log_ratios: np.ndarray,
@@ -110,7 +163,7 @@ def coalition_weighted_means(
     array([0.5 , 0.75])
     """
     C = np.asarray(coalitions, dtype=float)
-    L = np.asarray(log_ratios, dtype=float)
+    L = _log_ratios(log_ratios)
     m = np.asarray(metric, dtype=float)
     if C.ndim != 2 or L.ndim != 2 or C.shape[1] != L.shape[0] or L.shape[1] != m.shape[0]:
         raise ValueError(
@@ -129,12 +182,8 @@ def coalition_weighted_means(
         logw = C[sl] @ L
         logw -= logw.max(axis=1, keepdims=True)
         w = np.exp(logw, out=logw)
-        # normalise to mean one so truncation and max weight are scale free
-        w *= N / w.sum(axis=1, keepdims=True)
-        if truncate is not None:
-            over = w > truncate
-            frac[sl] = over.mean(axis=1)
-            np.minimum(w, truncate, out=w)
+        # normalised to mean one, so that truncation and max weight are scale free
+        frac[sl] = cap_weights(w, truncate)
         total = w.sum(axis=1)
         means[sl] = (w @ m) / total
         ess[sl] = total**2 / np.einsum("ij,ij->i", w, w)
@@ -195,8 +244,8 @@ def coalition_means(
 
     A coalition's weights factor over any split of the players, ``w_S = w_{S∩A} w_{S∩B}``,
     so with ``W_A`` the weights of the distinct ``A``-parts and ``W_B`` those of the
-    ``B``-parts, all numerators and denominators are one matrix product
-    ``[W_A * m; W_A] @ W_B.T``. A half whose distinct parts cover much of its power set
+    ``B``-parts, all denominators and numerators are one matrix product
+    ``[W_A; W_A * m] @ W_B.T``. A half whose distinct parts cover much of its power set
     gets them all by doubling products of its players' weights, so exact enumeration of
     ``n`` players needs ``n * N`` exponentials and ``2 * 2^(n/2) * N`` multiplications
     besides the product's ``2 * 2^n * N`` multiply-adds, instead of ``2^n * N``
@@ -225,7 +274,7 @@ def coalition_means(
     True
     """
     C = np.asarray(coalitions, dtype=bool)
-    L = np.asarray(log_ratios, dtype=float)
+    L = _log_ratios(log_ratios)
     m = np.asarray(metric, dtype=float)
     k, n = C.shape
     h = n // 2

@@ -33,7 +33,7 @@ import numpy as np
 
 from shiftattr.shapley import Game
 from shiftattr.value.nested import NestedRegressions
-from shiftattr.weighting import kish_ess
+from shiftattr.weighting import cap_weights, kish_ess
 
 __all__ = ["RobustValue"]
 
@@ -167,11 +167,7 @@ class RobustValue:
                     else:
                         logw -= pick["t"](self.log_ratio_target[node])
                 w = np.exp(logw - logw.max())
-                w /= w.mean()
-                cap = self._cap(len(w))
-                if cap is not None:
-                    truncated = max(truncated, float(np.mean(w > cap)))
-                    np.minimum(w, cap, out=w)
+                truncated = max(truncated, float(cap_weights(w, self._cap(len(w)))))
                 value += float(w @ resid / w.sum())
                 min_ess = min(min_ess, float(kish_ess(w)) / len(w))
         if idx_source is None and idx_target is None:
