@@ -94,6 +94,7 @@ import torch
 
 import shiftattr
 from benchmarks._common import RESULTS_DIR, blas_threads, now_utc, read_json, write_json
+from shiftattr.attribution import imprecise_mechanisms
 from shiftattr.datasets import SyntheticMS
 from shiftattr.datasets.synthetic_ms import (
     ANNOTATOR_PRESETS,
@@ -675,14 +676,9 @@ def score_run(rec: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any]:
         error_above_threshold=bool(max_err > ERROR_FLAG_THRESHOLD),
     )
     # what attribute(..., tolerance=ERROR_FLAG_THRESHOLD) adds: an `imprecise` warning per
-    # mechanism whose interval reaches further than that from its value (same rule as
-    # shiftattr.attribution._imprecise, applied to the stored intervals)
-    rec["imprecise"] = [
-        m
-        for m in MECHANISMS
-        if np.all(np.isfinite(ci[m]))
-        and max(values[m] - ci[m][0], ci[m][1] - values[m]) > ERROR_FLAG_THRESHOLD
-    ]
+    # mechanism whose interval reaches further than that (the library's rule, applied to
+    # the stored intervals)
+    rec["imprecise"] = list(imprecise_mechanisms(values, ci, ERROR_FLAG_THRESHOLD))
     rec["flagged_with_tolerance"] = bool(rec["flagged"] or rec["imprecise"])
     return rec
 

@@ -37,7 +37,7 @@ from shiftattr.value.build import FittedValue, fit_value, value_levels
 from shiftattr.value.robust import check_correction_cap
 from shiftattr.weighting import coalition_means, coalition_weighted_means
 
-__all__ = ["attribute", "check_metric", "iw_game"]
+__all__ = ["attribute", "check_metric", "imprecise_mechanisms", "iw_game"]
 
 MetricLike = np.ndarray | Sequence[float] | Callable[[Environment], np.ndarray]
 
@@ -693,6 +693,43 @@ def attribute(
     )
 
 
+def imprecise_mechanisms(
+    values: Mapping[str, float],
+    ci: Mapping[str, Sequence[float]],
+    tolerance: float,
+) -> dict[str, float]:
+    """The mechanisms whose interval reaches further than ``tolerance`` from their value.
+
+    The rule of ``attribute(..., tolerance=...)``'s ``imprecise`` warning. A missing
+    (NaN) interval reaches nowhere.
+
+    Parameters
+    ----------
+    values : mapping of str to float
+        Point estimates per mechanism.
+    ci : mapping of str to (low, high)
+        Their intervals.
+    tolerance : float
+        The precision asked for, in the metric's units.
+
+    Returns
+    -------
+    dict of str to float
+        For each such mechanism, how far its interval reaches from its value.
+
+    Examples
+    --------
+    >>> imprecise_mechanisms({"X": 0.5, "Y": 0.25}, {"X": (0.25, 0.875), "Y": (0.0, 0.5)}, 0.3)
+    {'X': 0.375}
+    """
+    out = {}
+    for k, (lo, hi) in ci.items():
+        reach = float(np.maximum(values[k] - lo, hi - values[k]))  # NaN if no interval
+        if reach > tolerance:
+            out[k] = reach
+    return out
+
+
 def _imprecise(
     values: dict[str, float],
     ci: dict[str, tuple[float, float]],
@@ -700,24 +737,20 @@ def _imprecise(
     confidence: float,
 ) -> list[dict[str, Any]]:
     """An ``imprecise`` warning per mechanism whose interval reaches beyond ± tolerance."""
-    warns = []
-    for k, (lo, hi) in ci.items():
-        reach = max(values[k] - lo, hi - values[k])
-        if reach > tolerance:
-            warns.append(
-                {
-                    "code": "imprecise",
-                    "mechanism": k,
-                    "message": (
-                        f"mechanism {k!r}: {values[k]:+.4f} with a {100 * confidence:.0f}% "
-                        f"interval [{lo:+.4f}, {hi:+.4f}] that reaches {reach:.4f} from it, "
-                        f"beyond the tolerance {tolerance}: the data do not pin this value "
-                        "down to the precision asked for (more cases, or a value estimator "
-                        "with less variance, e.g. method='mr' or paired data)."
-                    ),
-                }
-            )
-    return warns
+    return [
+        {
+            "code": "imprecise",
+            "mechanism": k,
+            "message": (
+                f"mechanism {k!r}: {values[k]:+.4f} with a {100 * confidence:.0f}% interval "
+                f"[{ci[k][0]:+.4f}, {ci[k][1]:+.4f}] that reaches {reach:.4f} from it, beyond "
+                f"the tolerance {tolerance}: the data do not pin this value down to the "
+                "precision asked for (more cases, or a value estimator with less variance, "
+                "e.g. method='mr' or paired data)."
+            ),
+        }
+        for k, reach in imprecise_mechanisms(values, ci, tolerance).items()
+    ]
 
 
 def _compare_with_iw(
