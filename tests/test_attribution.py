@@ -282,6 +282,8 @@ def test_bad_options(small):
         _attr(small, tolerance=0.02)  # n_bootstrap=0: no interval to judge
     with pytest.raises(ValueError, match="tolerance must be a positive"):
         _attr(small, tolerance=-1.0, n_bootstrap=5)
+    with pytest.raises(ValueError, match="tolerance must be a positive"):
+        _attr(small, tolerance="0.02", n_bootstrap=5)  # a string, not a number
     with pytest.raises(ValueError, match="bootstrap must be"):
         _attr(small, bootstrap="jackknife")
     with pytest.raises(ValueError, match="truncate"):

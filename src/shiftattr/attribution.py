@@ -12,6 +12,7 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -445,10 +446,7 @@ def attribute(
     if truncate is not None and truncate <= 1:
         raise ValueError(f"truncate caps w / mean(w) and must exceed 1, got {truncate}.")
     if tolerance is not None and not (
-        isinstance(tolerance, (int, float, np.integer, np.floating))
-        and not isinstance(tolerance, bool)
-        and np.isfinite(tolerance)
-        and tolerance > 0
+        isinstance(tolerance, Real) and not isinstance(tolerance, bool) and 0 < tolerance < np.inf
     ):
         raise ValueError(f"tolerance must be a positive number (metric units), got {tolerance}.")
     if tolerance is not None and not n_bootstrap:

@@ -27,6 +27,7 @@ With no mechanism from the target every ``omega`` is one and the sum telescopes:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ def check_correction_cap(cap: str | float | None) -> None:
     """Raise ``ValueError`` unless ``cap`` is ``"sqrt"``, ``None`` or a number above 1."""
     if cap is None or (isinstance(cap, str) and cap == "sqrt"):
         return
-    if isinstance(cap, (bool, str)) or not isinstance(cap, (int, float, np.integer, np.floating)):
+    if isinstance(cap, bool) or not isinstance(cap, Real):
         raise ValueError(f"correction_cap must be 'sqrt', None or a number above 1; got {cap!r}.")
     if not (np.isfinite(cap) and cap > 1):
         raise ValueError(
