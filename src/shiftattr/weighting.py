@@ -163,7 +163,7 @@ def coalition_weighted_means(
     array([0.5 , 0.75])
     """
     C = np.asarray(coalitions, dtype=float)
-    L = _log_ratios(log_ratios)
+    L = np.asarray(log_ratios, dtype=float)
     m = np.asarray(metric, dtype=float)
     if C.ndim != 2 or L.ndim != 2 or C.shape[1] != L.shape[0] or L.shape[1] != m.shape[0]:
         raise ValueError(
@@ -177,17 +177,26 @@ def coalition_weighted_means(
     ess = np.empty(k)
     wmax = np.empty(k)
     frac = np.zeros(k)
-    for start in range(0, k, batch_size):
-        sl = slice(start, min(start + batch_size, k))
-        logw = C[sl] @ L
-        logw -= logw.max(axis=1, keepdims=True)
-        w = np.exp(logw, out=logw)
-        # normalised to mean one, so that truncation and max weight are scale free
-        frac[sl] = cap_weights(w, truncate)
-        total = w.sum(axis=1)
-        means[sl] = (w @ m) / total
-        ess[sl] = total**2 / np.einsum("ij,ij->i", w, w)
-        wmax[sl] = w.max(axis=1)
+    with np.errstate(invalid="ignore"):  # non-finite log-ratios: handled below
+        for start in range(0, k, batch_size):
+            sl = slice(start, min(start + batch_size, k))
+            logw = C[sl] @ L
+            logw -= logw.max(axis=1, keepdims=True)
+            w = np.exp(logw, out=logw)
+            # normalised to mean one, so that truncation and max weight are scale free
+            frac[sl] = cap_weights(w, truncate)
+            total = w.sum(axis=1)
+            means[sl] = (w @ m) / total
+            ess[sl] = total**2 / np.einsum("ij,ij->i", w, w)
+            wmax[sl] = w.max(axis=1)
+    # The log-ratios are looked at only when a mean came out non-finite: a check of all
+    # of them on every call would double the cost of a single-coalition call.
+    if not np.isfinite(means).all():
+        floored = _log_ratios(L)  # refuses NaN and +inf by name
+        if floored is not L:  # -inf floored: compute again
+            return coalition_weighted_means(
+                coalitions, floored, metric, truncate=truncate, batch_size=batch_size
+            )
     return WeightedMeans(means=means, ess=ess, max_weight=wmax, frac_truncated=frac)
 
 
@@ -274,7 +283,7 @@ def coalition_means(
     True
     """
     C = np.asarray(coalitions, dtype=bool)
-    L = _log_ratios(log_ratios)
+    L = np.asarray(log_ratios, dtype=float)
     m = np.asarray(metric, dtype=float)
     k, n = C.shape
     h = n // 2
@@ -306,21 +315,24 @@ def coalition_means(
     buffers = [np.empty((p, block)) if p > 0 else None for p in plan]
     top = L.max(axis=1, keepdims=True)
     acc = np.zeros((2 * ka, kb))  # rows: ka denominators, then ka numerators
-    for start in range(0, m.shape[0], block):
-        stop = min(start + block, m.shape[0])
-        B = stop - start
-        lw, ww = logw[:, :B], w[:, :B]
-        np.subtract(L[:, start:stop], top, out=lw)
-        np.exp(lw, out=ww)
-        wa = stack[:ka, :B]
-        for (cols, codes, _), p, buf, out in zip(halves, plan, buffers, (wa, wb[:, :B])):
-            powerset = None if p < 0 else (out if p == 0 else buf[:, :B])
-            _half_weights(codes, lw[cols], ww[cols], out, powerset)
-        np.multiply(wa, m[start:stop], out=stack[ka:, :B])
-        acc += stack[:, :B] @ wb[:, :B].T
+    with np.errstate(invalid="ignore"):  # non-finite log-ratios: handled below
+        for start in range(0, m.shape[0], block):
+            stop = min(start + block, m.shape[0])
+            B = stop - start
+            lw, ww = logw[:, :B], w[:, :B]
+            np.subtract(L[:, start:stop], top, out=lw)
+            np.exp(lw, out=ww)
+            wa = stack[:ka, :B]
+            for (cols, codes, _), p, buf, out in zip(halves, plan, buffers, (wa, wb[:, :B])):
+                powerset = None if p < 0 else (out if p == 0 else buf[:, :B])
+                _half_weights(codes, lw[cols], ww[cols], out, powerset)
+            np.multiply(wa, m[start:stop], out=stack[ka:, :B])
+            acc += stack[:, :B] @ wb[:, :B].T
     den, num = acc[:ka], acc[ka:]
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num[ia, ib] / den[ia, ib]
+    # rows whose split weights underflow, or that met a log-ratio of -inf, +inf or NaN:
+    # the direct kernel recomputes them (and floors or refuses those log-ratios)
     bad = ~np.isfinite(out) | (den[ia, ib] < 1e-250)
     if bad.any():
         out[bad] = coalition_weighted_means(C[bad], L, m).means

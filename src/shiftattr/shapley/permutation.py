@@ -176,8 +176,8 @@ class PermutationShapley(ShapleySolver):
         ``"halton"``: the first permutation of each pair is the ``argsort`` of the next
         point of a scrambled Halton sequence (quasi-random relative orders); the standard
         errors treat those pairs as independent, so they are conservative. Measured on
-        sums of unanimity games (``benchmarks/``), ``"cyclic"`` has about half the error
-        of ``"random"`` at equal evaluations, and no more on low-order games.
+        sums of unanimity games (``benchmarks/``), ``"cyclic"`` has 0.45-0.7 times the
+        error of ``"random"`` at equal evaluations, and no more on low-order games.
     random_state : int, numpy.random.Generator or None
         Seed or generator of the permutations; an int gives the same numbers at every
         call.
