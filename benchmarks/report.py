@@ -538,6 +538,8 @@ def _solvers(sol: dict[str, Any] | None) -> tuple[str, list[str], list[list[str]
         "dowhy_exact": "DoWhy EXACT, same value function",
         "value_fn_batched": "the library's value function alone (`coalition_means`), all "
         "2**n coalitions, one batch",
+        "stacked_product_alone": "the kernel's one matrix product alone, on ready-made "
+        "weights (the floor)",
         "single_coalition_loop": "the value function, one coalition per call (Python loop)",
         "shiftattr_exact_table_lookup": "ExactShapley on the table of values (solver overhead)",
         "dowhy_exact_table_lookup": "DoWhy EXACT on the table of values (solver overhead)",
@@ -606,11 +608,11 @@ def _solvers(sol: dict[str, Any] | None) -> tuple[str, list[str], list[list[str]
             "`2**(n/2)` sub-coalition weights are built by doubling products, and one "
             "matrix product of the stacked numerator and denominator weights gives every "
             "coalition, in cache-sized blocks of cases. That product is `2 × 2**n × N` "
-            "multiply-adds (2·10⁸ here, 4·10⁸ flops): OpenBLAS's double-precision product "
-            "of these shapes ran at ~27 GFLOP/s on one core of this machine (measured "
-            "separately), ~0.015 s for the product alone, so 50× would leave next to no time "
-            "beyond the matrix product that every coalition's weighted sum needs; single "
-            "precision would halve it but no longer give exact values to rounding. With the "
+            f"multiply-adds, and alone it took {_f(s.get('stacked_product_alone'), 2)} s "
+            f"({_f(single.get('stacked_product_gflops'), 2)} GFLOP/s in double precision): any "
+            "exact method needs every coalition's weighted sums, so 50× would leave almost "
+            "no time beyond that product; single precision would halve it but no longer "
+            "give exact values to rounding. With the "
             "libraries' default BLAS threads (the second table, full mode only) DoWhy's "
             "one-row BLAS calls wait on "
             "thread synchronisation and the ratio is inflated; one thread on both sides is the "
@@ -1496,8 +1498,13 @@ def write(results_dir: Path = RESULTS_DIR, out: Path = OUT, run_log: dict | None
             "DoWhy pays `2**n` single evaluations, we pay one batched split-product evaluation. "
             "Its one stacked matrix product (`2 × 2**n × N` multiply-adds for all numerators "
             "and denominators) is the floor of any exact method that needs every coalition's "
-            "ratio of sums; on one shared core it runs at about 27 GFLOP/s. The library's "
-            "kernel already computes them in cache-sized blocks of cases"
+            "ratio of sums"
+            + (
+                f"; on one shared core it ran at {_f(exact1['stacked_product_gflops'], 2)} GFLOP/s"
+                if exact1 and "stacked_product_gflops" in exact1
+                else ""
+            )
+            + ". The library's kernel already computes them in cache-sized blocks of cases"
             + (
                 f"; 50× needs the exact solve {_f(50 / exact1['speedup_vs_dowhy'], 2)}× "
                 "faster than measured here."
