@@ -105,3 +105,36 @@ def test_zero_ratios_give_zero_weight_on_every_route():
     for kernel in (coalition_means, lambda *a: coalition_weighted_means(*a).means):
         with pytest.raises(ValueError, match="NaN or \\+inf"):
             kernel(all_c, L, m)
+
+
+@pytest.mark.parametrize("route_factor", [4, 0])
+def test_float32_precision_keeps_means_to_rounding(monkeypatch, route_factor):
+    # float32 weights and products, float64 block sums: means within ~1e-6 relative of
+    # the float64 kernel on both half routes, also where weights underflow and rows
+    # fall back to the direct kernel
+    import shiftattr.weighting as weighting
+
+    rng = np.random.default_rng(7)
+    n, N = 10, 20_000
+    L, m = rng.normal(size=(n, N)), rng.random(N)
+    all_c = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
+    monkeypatch.setattr(weighting, "_POWERSET_FACTOR", route_factor)
+    exact = weighting.coalition_means(all_c, L, m)
+    fast = weighting.coalition_means(all_c, L, m, precision="float32")
+    assert fast.dtype == np.float64
+    np.testing.assert_allclose(fast, exact, rtol=2e-6)
+    assert not np.array_equal(fast, exact)  # it did compute in float32
+    L[0, :] = -800.0  # float32 products underflow for the coalitions with player 0
+    L[0, 0] = 800.0
+    direct = coalition_weighted_means(all_c, L, m).means
+    np.testing.assert_allclose(
+        weighting.coalition_means(all_c, L, m, precision="float32"), direct, rtol=2e-6
+    )
+
+
+def test_precision_is_checked_by_name():
+    from shiftattr.weighting import coalition_means
+
+    C = np.ones((4, 2), dtype=bool)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        coalition_means(C, np.zeros((2, 3)), np.zeros(3), precision="half")

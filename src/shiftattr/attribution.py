@@ -36,7 +36,7 @@ from shiftattr.value import (
 )
 from shiftattr.value.build import FittedValue, fit_value, value_levels
 from shiftattr.value.robust import check_correction_cap
-from shiftattr.weighting import coalition_means, coalition_weighted_means
+from shiftattr.weighting import check_precision, coalition_means, coalition_weighted_means
 
 __all__ = ["attribute", "check_metric", "imprecise_mechanisms", "iw_game"]
 
@@ -98,6 +98,7 @@ def iw_game(
     metric: np.ndarray,
     truncate: float | None = None,
     paired: Mapping[frozenset, np.ndarray] | None = None,
+    precision: str = "float64",
 ) -> Game:
     """The importance-weighting game ``v(I) = mean(m) - M_hat_I``.
 
@@ -115,6 +116,11 @@ def iw_game(
         A coalition ``I`` then weights by the other mechanisms of ``I`` and averages
         the metric of ``S = I ∩ paired``; the rows of ``log_ratios`` of paired
         mechanisms are ignored.
+    precision : {"float64", "float32"}, default "float64"
+        Arithmetic of the batched split-product kernel
+        (:func:`shiftattr.weighting.coalition_means`). ``"float32"`` makes an exact solve
+        with many cases about twice as fast, at a relative rounding error of about
+        ``1e-7`` in each coalition's mean; unused with ``truncate``.
 
     Returns
     -------
@@ -131,6 +137,7 @@ def iw_game(
     >>> g(np.array([[True, False], [False, True]]))
     array([0.25, 0.5 ])
     """
+    check_precision(precision)
     mechanisms = list(mechanisms)
     base = float(np.mean(metric))
     P = [i for i, m in enumerate(mechanisms) if paired and frozenset({m}) in paired]
@@ -141,7 +148,7 @@ def iw_game(
 
     def means(C: np.ndarray, m: np.ndarray) -> np.ndarray:
         if truncate is None:  # the weights factorise: fast split-product path
-            return coalition_means(C, L, m)
+            return coalition_means(C, L, m, precision=precision)
         return coalition_weighted_means(C, L, m, truncate=truncate).means
 
     def value(coalitions: np.ndarray) -> np.ndarray:
