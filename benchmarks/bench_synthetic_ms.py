@@ -45,6 +45,12 @@ annotator>]`` (the same images also read by the other side's annotator, stored a
 are). They run only for scenarios whose source and target annotators differ; for the others
 they are recorded under ``not_applicable``, not as failures.
 
+**Outputs variants** (``iw+outputs``, ``mr+outputs``): the acquisition mechanism's ratio
+estimator also sees the model's output summaries,
+``ImageStatsRatio(extra_features={"X": adapter.output_features})``, the features ``mr``'s
+regressions see, so that its weights balance what the Dice depends on. The annotation
+ratio is unchanged.
+
 **Merging.** ``--merge`` reads the existing ``results/synthetic_ms.json`` and replaces only
 the runs this invocation produced (same scenario, estimator, ``N`` and seed), keeping every
 other run, scenario and truth; summaries, targets and the figure are recomputed from the
@@ -118,13 +124,27 @@ torch.set_num_threads(1)
 NAME = "synthetic_ms"
 CACHE_DIR = RESULTS_DIR / "cache"
 MECHANISMS = ("D", "X", "Y")
-ESTIMATORS = ("iw", "regression", "mr", "iw+paired", "mr+paired", "iw+refit", "mr+refit")
+ESTIMATORS = (
+    "iw",
+    "regression",
+    "mr",
+    "iw+paired",
+    "mr+paired",
+    "iw+refit",
+    "mr+refit",
+    "iw+outputs",
+    "mr+outputs",
+)
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
 #: Estimator names whose intervals come from the refit bootstrap (every replicate refits
 #: the ratio estimators and regressions): ``<method>+refit``. Every other run uses the
 #: fixed bootstrap. Opt-in (``--estimators``): each run costs ``n_bootstrap`` fits.
 REFIT_SUFFIX = "+refit"
+#: Estimator names whose acquisition ratio also sees the model's output summaries
+#: (``ImageStatsRatio(extra_features={"X": adapter.output_features})``):
+#: ``<method>+outputs``.
+OUTPUTS_SUFFIX = "+outputs"
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(e for e in ESTIMATORS if not e.endswith(REFIT_SUFFIX))
 NOT_APPLICABLE_REASON = (
@@ -559,6 +579,18 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
     return kw
 
 
+def ratio_estimators(
+    estimator: str, adapter: SegmentationAdapter, seed: int
+) -> dict[str, ImageStatsRatio]:
+    """The image ratio estimators of a run: ``X`` also sees the model's outputs for
+    ``<method>+outputs``."""
+    extra = {"X": adapter.output_features} if estimator.endswith(OUTPUTS_SUFFIX) else None
+    return {
+        "X": ImageStatsRatio(extra_features=extra, random_state=seed),
+        "Y": ImageStatsRatio(random_state=seed),
+    }
+
+
 def one_run(
     scen: Scenario,
     truth: dict[str, Any],
@@ -598,10 +630,7 @@ def one_run(
                 target,
                 metric=metric,
                 target_metric=m_t,
-                estimators={
-                    "X": ImageStatsRatio(random_state=seed),
-                    "Y": ImageStatsRatio(random_state=seed),
-                },
+                estimators=ratio_estimators(estimator, adapter, seed),
                 n_folds=n_folds,
                 n_bootstrap=n_bootstrap,
                 bootstrap=bootstrap_mode(estimator),
@@ -810,7 +839,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
     sizes = sorted({r["n"] for r in ok})
     colors = dict(
         zip(
-            ESTIMATORS,
+            ESTIMATORS,  # one colour per estimator name: a new name needs a colour
             (
                 "tab:blue",
                 "tab:orange",
@@ -819,7 +848,10 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "tab:red",
                 "tab:cyan",
                 "tab:olive",
+                "tab:brown",
+                "tab:pink",
             ),
+            strict=True,
         )
     )
     markers = dict(zip(sizes, "os^Dv"))

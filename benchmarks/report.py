@@ -535,8 +535,7 @@ def _solvers(sol: dict[str, Any] | None) -> tuple[str, list[str], list[list[str]
     ]
     labels = {
         "shiftattr_exact": "ExactShapley on iw_game (library)",
-        "shiftattr_exact_float32": "ExactShapley on iw_game(precision='float32') (library, "
-        "opt-in)",
+        "shiftattr_exact_float32": "ExactShapley on iw_game(precision='float32') (library, opt-in)",
         "dowhy_exact": "DoWhy EXACT, same value function",
         "value_fn_batched": "the library's value function alone (`coalition_means`), all "
         "2**n coalitions, one batch",

@@ -103,3 +103,57 @@ def test_image_statistics_errors_name_the_problem():
     lazy = LazyVolumes(lambda i: np.full((4, 4, 4), 0 if i == 0 else 7, np.uint8), 4)
     with pytest.raises(ValueError, match="node 'Y' looked like a binary mask"):
         image_statistics({"Y": lazy}, batch_size=1)
+
+
+class _Corner:
+    """A featurizer that counts its calls: the value of one voxel of the image."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, environment):
+        self.calls += 1
+        x = np.asarray(environment["X"])
+        return x[:, 0, 0, 0, None]
+
+
+def test_extra_features_see_a_shift_the_statistics_miss():
+    # the target moves one bright voxel to a fixed corner: the intensity histogram, the
+    # noise and the sharpness are those of the source, but a featurizer reading that
+    # corner separates the environments
+    rng = np.random.default_rng(7)
+
+    def volumes(n, corner):
+        x = rng.normal(size=(n, 6, 6, 6))
+        flat = x.reshape(n, -1)
+        where = np.zeros(n, dtype=int) if corner else rng.integers(1, 216, size=n)
+        flat[np.arange(n), where] = 6.0
+        return x
+
+    src, tgt = volumes(120, corner=False), volumes(120, corner=True)
+    assert _held_out_auc(ImageStatsRatio(random_state=0), src, tgt) < 0.7
+    corner = _Corner()
+    est = ImageStatsRatio(extra_features={"X": corner}, random_state=0)
+    assert _held_out_auc(est, src, tgt) > 0.95
+    assert corner.calls == 3  # fit (source, target) and the held-out log_ratio
+    # cross-fitting computes every case's features once, through the same callable
+    folds = np.arange(120) % 3
+    lr_s, lr_t = est.crossfit_log_ratio({"X": src}, {"X": tgt}, folds, folds)
+    assert lr_t.mean() - lr_s.mean() > 2.0 and corner.calls == 5
+    # a node set without X (the parents of the acquisition) gets no extra columns
+    assert est._stats({"D": np.arange(4.0)}).shape == (4, 1)
+
+
+def test_extra_features_are_shared_by_clones_and_checked():
+    corner = _Corner()
+    est = ImageStatsRatio(extra_features={"X": corner}, random_state=3)
+    twin = clone(est)
+    assert twin.extra_features["X"] is corner and twin.random_state == 3
+    rng = np.random.default_rng(0)
+    src, tgt = {"X": rng.normal(size=(10, 4, 4, 4))}, {"X": rng.normal(size=(10, 4, 4, 4))}
+    bad = ImageStatsRatio(extra_features={"X": lambda env: np.zeros((3, 2))})
+    with pytest.raises(ValueError, match=r"extra_features\['X'\] must return 10 rows"):
+        bad.fit(src, tgt)
+    nan = ImageStatsRatio(extra_features={"X": lambda env: np.full(10, np.nan)})
+    with pytest.raises(ValueError, match="non-finite"):
+        nan.fit(src, tgt)

@@ -246,9 +246,7 @@ def check_precision(precision: str) -> tuple[type, float]:
     'float32'
     """
     if precision not in _PRECISIONS:
-        raise ValueError(
-            f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}."
-        )
+        raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}.")
     return _PRECISIONS[precision]
 
 
