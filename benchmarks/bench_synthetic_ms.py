@@ -45,11 +45,11 @@ annotator>]`` (the same images also read by the other side's annotator, stored a
 are). They run only for scenarios whose source and target annotators differ; for the others
 they are recorded under ``not_applicable``, not as failures.
 
-**Outputs variants** (``iw+outputs``, ``mr+outputs``): the acquisition mechanism's ratio
-estimator also sees the model's output summaries,
-``ImageStatsRatio(extra_features={"X": adapter.output_features})``, the features ``mr``'s
-regressions see, so that its weights balance what the Dice depends on. The annotation
-ratio is unchanged.
+**Outputs variants** (``iw+outputs``, ``mr+outputs``): the image ratio estimators also
+see the model's output summaries wherever the image is in their node set,
+``ImageStatsRatio(extra_features={"X": adapter.output_features})`` for ``X`` and ``Y``: the
+acquisition ratio then balances what the Dice depends on (the features ``mr``'s
+regressions see), and the annotation ratio is conditioned on them as well.
 
 **Merging.** ``--merge`` reads the existing ``results/synthetic_ms.json`` and replaces only
 the runs this invocation produced (same scenario, estimator, ``N`` and seed), keeping every
@@ -582,12 +582,13 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
 def ratio_estimators(
     estimator: str, adapter: SegmentationAdapter, seed: int
 ) -> dict[str, ImageStatsRatio]:
-    """The image ratio estimators of a run: ``X`` also sees the model's outputs for
-    ``<method>+outputs``."""
+    """The image ratio estimators of a run: for ``<method>+outputs`` both also see the
+    model's outputs wherever ``X`` is in their node set (the annotation ratio's parent
+    set ``(D, X)`` is estimated by ``X``'s estimator, so both must see the same)."""
     extra = {"X": adapter.output_features} if estimator.endswith(OUTPUTS_SUFFIX) else None
     return {
         "X": ImageStatsRatio(extra_features=extra, random_state=seed),
-        "Y": ImageStatsRatio(random_state=seed),
+        "Y": ImageStatsRatio(extra_features=extra, random_state=seed),
     }
 
 

@@ -315,5 +315,6 @@ def test_iw_game_float32_shapley_values_match_to_rounding():
     exact = solver.solve(iw_game(names, L, m)).values
     fast = solver.solve(iw_game(names, L, m, precision="float32")).values
     np.testing.assert_allclose(fast, exact, rtol=0, atol=1e-6)
+    assert not np.array_equal(fast, exact)  # the game did run in single precision
     with pytest.raises(ValueError, match="precision must be one of"):
         iw_game(names, L, m, precision="float16")

@@ -148,6 +148,19 @@ def test_cache_second_metric_does_not_rerun_the_model():
     assert adapter.fingerprint() != fp
 
 
+@pytest.mark.parametrize("channel_axis", [True, False])
+def test_images_without_masks_reuse_the_cache_of_score(channel_axis):
+    # score() learns the spatial axes from the masks; an environment of the images alone
+    # (what an extra-features callable of a ratio estimator gets) must hit the same cache
+    env, _ = toy_environment(channel_axis)
+    adapter = SegmentationAdapter(threshold_model(), batch_size=2, progress=False)
+    adapter.score(env)
+    calls = adapter.n_model_calls_
+    features = adapter.output_features(Environment({"X": env["X"]}))
+    assert adapter.n_model_calls_ == calls and adapter.n_cache_hits_ == 3
+    np.testing.assert_array_equal(features, adapter.output_features(env))
+
+
 def test_identical_images_are_predicted_once():
     x = np.ones((4, 1, *SHAPE), dtype=np.float32)
     y = np.ones((4, *SHAPE), dtype=np.uint8)

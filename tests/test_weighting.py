@@ -124,12 +124,38 @@ def test_float32_precision_keeps_means_to_rounding(monkeypatch, route_factor):
     assert fast.dtype == np.float64
     np.testing.assert_allclose(fast, exact, rtol=2e-6)
     assert not np.array_equal(fast, exact)  # it did compute in float32
-    L[0, :] = -800.0  # float32 products underflow for the coalitions with player 0
-    L[0, 0] = 800.0
-    direct = coalition_weighted_means(all_c, L, m).means
+    # a large offset does not cost precision: the metric is centred before the cast
     np.testing.assert_allclose(
-        weighting.coalition_means(all_c, L, m, precision="float32"), direct, rtol=2e-6
+        weighting.coalition_means(all_c, L, m + 100.0, precision="float32") - 100.0,
+        exact,
+        rtol=0,
+        atol=2e-6,
     )
+
+
+def test_float32_underflowing_rows_are_recomputed_in_float64(monkeypatch):
+    # two players whose largest log-ratios sit at different cases: with both in the
+    # coalition every case's single-precision weight product is below 1e-25
+    import shiftattr.weighting as weighting
+
+    rng = np.random.default_rng(8)
+    n, N = 4, 3000
+    L, m = rng.normal(size=(n, N)), rng.random(N)
+    L[0], L[1] = -60.0, -60.0
+    L[0, 0] = L[1, 1] = 0.0
+    all_c = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
+    calls = []
+    real = weighting.coalition_means
+
+    def spy(C, L_, m_, *, precision="float64"):
+        calls.append((len(C), precision))
+        return real(C, L_, m_, precision=precision)
+
+    monkeypatch.setattr(weighting, "coalition_means", spy)
+    got = spy(all_c, L, m, precision="float32")
+    both = all_c[:, 0] & all_c[:, 1]
+    assert calls[1:] == [(int(both.sum()), "float64")]  # exactly those rows, in float64
+    np.testing.assert_allclose(got, coalition_weighted_means(all_c, L, m).means, rtol=2e-6)
 
 
 def test_precision_is_checked_by_name():

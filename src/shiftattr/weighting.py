@@ -263,8 +263,8 @@ def _half_weights(
     """
     h = logw.shape[0]
     if powerset is None:  # few of the subsets: exp of each one's summed log-weights
-        bits = ((codes[:, None] >> np.arange(h)) & 1).astype(logw.dtype)
-        np.exp(np.matmul(bits, logw, out=out), out=out)
+        bits = ((codes[:, None] >> np.arange(h)) & 1).astype(float)
+        np.exp(bits @ logw, out=out, casting="same_kind")  # in double, then rounded once
         return
     powerset[0] = 1.0
     for j in range(h):
@@ -302,10 +302,14 @@ def coalition_means(
     metric : ndarray of shape (N,)
     precision : {"float64", "float32"}, default "float64"
         Arithmetic of the weights and of the matrix product. ``"float32"`` halves the
-        product's time; each block's sums are added up in float64, so the means keep a
-        relative rounding error of about ``1e-6`` (measured in the tests), far below the
-        sampling error of any weighted mean. The direct fallback for underflowing rows
-        stays in float64.
+        product's time (about 0.6x the whole call); weights are exponentiated in double
+        and rounded once, the metric is centred on its mean and each block's sums are
+        added up in float64. Measured with 10 players and 100,000 cases, the means agree
+        with float64's to 5e-9 (relative) for log-ratios of s.d. 0.5 and to 4e-6 for
+        s.d. 3-6, where few cases carry each sum: far below the sampling error of any
+        weighted mean. Rows whose single-precision weights underflow (log-ratios spread
+        over more than ~50 nats) are recomputed in float64, which then costs up to the
+        float64 time again.
 
     Returns
     -------
@@ -348,19 +352,22 @@ def coalition_means(
     plan = [powerset_rows(cols, len(codes)) for cols, codes, _ in halves]
     rows = 2 * ka + kb + 2 * n + sum(max(p, 0) for p in plan)
     block = int(min(m.shape[0], max(1, _BLOCK_FLOATS // rows)))
-    logw, w = np.empty((n, block), dtype=dtype), np.empty((n, block), dtype=dtype)
+    logw, w = np.empty((n, block)), np.empty((n, block), dtype=dtype)
     stack, wb = np.empty((2 * ka, block), dtype=dtype), np.empty((kb, block), dtype=dtype)
     buffers = [np.empty((p, block), dtype=dtype) if p > 0 else None for p in plan]
     top = L.max(axis=1, keepdims=True)
-    mw = m.astype(dtype, copy=False)
+    # in single precision the metric is centred first (its mean added back below), so
+    # that the rounding error scales with the metric's spread, not with its size
+    centre = float(m.mean()) if dtype is np.float32 else 0.0
+    mw = (m - centre).astype(dtype) if centre else m.astype(dtype, copy=False)
     acc = np.zeros((2 * ka, kb))  # rows: ka denominators, then ka numerators
     with np.errstate(invalid="ignore"):  # non-finite log-ratios: handled below
         for start in range(0, m.shape[0], block):
             stop = min(start + block, m.shape[0])
             B = stop - start
             lw, ww = logw[:, :B], w[:, :B]
-            np.subtract(L[:, start:stop], top, out=lw, casting="same_kind")
-            np.exp(lw, out=ww)
+            np.subtract(L[:, start:stop], top, out=lw)
+            np.exp(lw, out=ww, casting="same_kind")  # in double, then rounded once
             wa = stack[:ka, :B]
             for (cols, codes, _), p, buf, out in zip(halves, plan, buffers, (wa, wb[:, :B])):
                 powerset = None if p < 0 else (out if p == 0 else buf[:, :B])
@@ -369,10 +376,15 @@ def coalition_means(
             acc += stack[:, :B] @ wb[:, :B].T
     den, num = acc[:ka], acc[ka:]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = num[ia, ib] / den[ia, ib]
+        out = num[ia, ib] / den[ia, ib] + centre
     # rows whose split weights underflow, or that met a log-ratio of -inf, +inf or NaN:
-    # the direct kernel recomputes them (and floors or refuses those log-ratios)
+    # recomputed in double precision, by this kernel when it ran in single precision
+    # (wide log-ratios underflow there far more often), else by the direct kernel
+    # (which floors or refuses those log-ratios)
     bad = ~np.isfinite(out) | (den[ia, ib] < tiny)
     if bad.any():
-        out[bad] = coalition_weighted_means(C[bad], L, m).means
+        if dtype is np.float32:
+            out[bad] = coalition_means(C[bad], L, m)
+        else:
+            out[bad] = coalition_weighted_means(C[bad], L, m).means
     return out

@@ -235,10 +235,16 @@ class ImageStatsRatio(DensityRatioEstimator):
         ``(N, k)`` array of finite numbers, appended to the statistics. The use: give
         the acquisition ratio the segmentation model's own output summaries,
         ``{"X": adapter.output_features}``, so that the weights balance what the
-        metric depends on, the features the multiply-robust regressions see (on the
-        synthetic MS benchmark this lowered ``method="mr"``'s error; see
-        :doc:`/estimators`). The callables are fixed functions, not fitted state:
-        clones of the estimator share them (and so an adapter's prediction cache).
+        metric depends on, the features the multiply-robust regressions see (measured
+        on the synthetic MS benchmark; see :doc:`/estimators`). The environment holds
+        the node set's arrays only (no metadata; case ids ``environment:i``).
+        Conditional ratios compose a joint set's log-ratio with its parent set's, and a
+        parent set is estimated by the estimator of its last node: give every estimator
+        whose node sets hold ``node`` the same ``extra_features`` (simplest: one
+        estimator object for all image nodes), or the conditional ratio of a child
+        (the annotation given the image) picks up the difference. The callables are
+        fixed functions, not fitted state: clones of the estimator share them (and so
+        an adapter's prediction cache).
     random_state : int, optional
 
     Attributes

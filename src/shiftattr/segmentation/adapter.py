@@ -816,7 +816,15 @@ class SegmentationAdapter:
                         if not isinstance(images, LazyVolumes):
                             item = np.asarray(images[i])
                             loaded[i] = item
-                        keys[i] = (fingerprint, sd, self._image_key(images, i, item))
+                        # keyed by the spatial axes the model will use, resolved the same
+                        # way whether or not a label node told them (so output_features of
+                        # an environment without masks reuses what score computed)
+                        key_sd = (
+                            sd
+                            if sd is not None or item is None
+                            else self._spatial(item.ndim, None, case_ids[i])
+                        )
+                        keys[i] = (fingerprint, key_sd, self._image_key(images, i, item))
                         hit = self._cache.get(keys[i])
                         if hit is not None:
                             self._cache.move_to_end(keys[i])
