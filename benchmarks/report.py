@@ -951,6 +951,11 @@ def _ms_paired_comparison(ms: dict[str, Any]) -> list[str]:
     ]
 
 
+def _by_statistic(label: str, n: Any, cells: list[tuple[str, ...]]) -> list[Any]:
+    """A table row: ``label``, ``n``, then each statistic for every column in turn."""
+    return [label, n] + [c[i] for i in range(len(cells[0])) for c in cells]
+
+
 def _ms_refit_comparison(ms: dict[str, Any]) -> list[str]:
     """Refit vs fixed bootstrap on the same samples and point estimates: CI coverage, width."""
     ok = [r for r in ms["runs"] if r.get("ok")]
@@ -991,13 +996,8 @@ def _ms_refit_comparison(ms: dict[str, Any]) -> list[str]:
         ]
         if not any((r["scenario"], r["n"], r["seed"]) in refit_keys for r in rs):
             continue
-        cells = [stats(rs, e) for e in cols]
-        rows.append(
-            [s if s != "all of these" else "**all of these**", n]
-            + [c[0] for c in cells]
-            + [c[1] for c in cells]
-            + [c[2] for c in cells]
-        )
+        label = s if s != "all of these" else "**all of these**"
+        rows.append(_by_statistic(label, n, [stats(rs, e) for e in cols]))
     return [
         "**Refit vs fixed bootstrap** (the same samples and point estimates; only the "
         "intervals differ: `<method>+refit` refits every ratio estimator, and for `mr` every "
@@ -1083,12 +1083,7 @@ def _ms_outputs_comparison(ms: dict[str, Any]) -> list[str]:
         got = [cells(rs, e) for e in cols]
         if all(c[0] == "—" for c in got):
             continue
-        rows.append(
-            [s if s != "all scenarios" else "**all scenarios**", n]
-            + [c[0] for c in got]
-            + [c[1] for c in got]
-            + [c[2] for c in got]
-        )
+        rows.append(_by_statistic(s if s != "all scenarios" else "**all scenarios**", n, got))
     return [
         "**The model's outputs in the acquisition ratio** (`<method>+outputs`: "
         "`ImageStatsRatio(extra_features={'X': adapter.output_features})` for `X`, the "
