@@ -227,8 +227,8 @@ def config_for(quick: bool) -> dict[str, Any]:
     return {
         "game_sizes": [1_000, 10_000, 100_000, 1_000_000],
         "game_repeats": 5,
-        "attribute_sizes": [1_000, 10_000, 100_000],
-        "attribute_repeats": {1_000: 3, 10_000: 3, 100_000: 1},
+        "attribute_sizes": [1_000, 10_000, 100_000, 1_000_000],
+        "attribute_repeats": {1_000: 3, 10_000: 3, 100_000: 1, 1_000_000: 1},
         "mechanism_counts": [2, 4, 6, 8, 10, 12, 14, 16],
         "max_exact": 16,
         "mechanism_repeats": 3,
