@@ -956,6 +956,11 @@ def _by_statistic(label: str, n: Any, cells: list[tuple[str, ...]]) -> list[Any]
     return [label, n] + [c[i] for i in range(len(cells[0])) for c in cells]
 
 
+def _by_statistic_header(statistics: tuple[str, ...], cols: list[str]) -> list[str]:
+    """The header of :func:`_by_statistic` rows."""
+    return ["scenario", "N"] + [f"{s}, `{e}`" for s in statistics for e in cols]
+
+
 def _ms_refit_comparison(ms: dict[str, Any]) -> list[str]:
     """Refit vs fixed bootstrap on the same samples and point estimates: CI coverage, width."""
     ok = [r for r in ms["runs"] if r.get("ok")]
@@ -1005,13 +1010,7 @@ def _ms_refit_comparison(ms: dict[str, Any]) -> list[str]:
         "refit variant ran: CI coverage of the truth over (run, mechanism), mean CI width "
         "and median time of a run:",
         "",
-        _table(
-            ["scenario", "N"]
-            + [f"coverage, `{e}`" for e in cols]
-            + [f"mean CI width, `{e}`" for e in cols]
-            + [f"time, `{e}`" for e in cols],
-            rows,
-        ),
+        _table(_by_statistic_header(("coverage", "mean CI width", "time"), cols), rows),
         "",
     ]
 
@@ -1091,13 +1090,7 @@ def _ms_outputs_comparison(ms: dict[str, Any]) -> list[str]:
         "folds and bootstrap). Over the (scenario, N, seed) every column ran: MAE over "
         "D, X, Y, dominant mechanism right, CI coverage:",
         "",
-        _table(
-            ["scenario", "N"]
-            + [f"MAE, `{e}`" for e in cols]
-            + [f"dominant, `{e}`" for e in cols]
-            + [f"coverage, `{e}`" for e in cols],
-            rows,
-        ),
+        _table(_by_statistic_header(("MAE", "dominant", "coverage"), cols), rows),
         "",
     ]
 
