@@ -60,7 +60,15 @@ def test_defaults_and_toml(tmp_path):
             r"attribution\.tolerance",
         ),
         (
+            {"data": {"kind": "synthetic"}, "attribution": {"tolerance": float("inf")}},
+            r"attribution\.tolerance",
+        ),
+        (
             {"data": {"kind": "synthetic"}, "attribution": {"correction_cap": 0.5}},
+            r"attribution\.correction_cap",
+        ),
+        (  # attribute() refuses an infinite cap: the configuration says so before any data
+            {"data": {"kind": "synthetic"}, "attribution": {"correction_cap": float("inf")}},
             r"attribution\.correction_cap",
         ),
     ],

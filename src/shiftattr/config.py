@@ -150,8 +150,10 @@ class AttributionConfig(_Strict):
     bootstrap: Literal["refit", "fixed"] = "fixed"
     solver: Literal["exact", "permutation"] = "exact"
     truncate: float | None = Field(None, gt=1)
-    tolerance: float | None = Field(None, gt=0)
-    correction_cap: Literal["sqrt", "none"] | Annotated[float, Field(gt=1)] = "sqrt"
+    tolerance: float | None = Field(None, gt=0, allow_inf_nan=False)
+    correction_cap: Literal["sqrt", "none"] | Annotated[float, Field(gt=1, allow_inf_nan=False)] = (
+        "sqrt"
+    )
     image_estimator: Literal["stats", "cnn"] = "stats"
     method: Literal["iw", "regression", "mr"] = "iw"
     paired: list[str] | dict[str, str | tuple[str, str]] = []
