@@ -51,7 +51,7 @@ from benchmarks._common import blas_threads, median_times, peer_available, skipp
 from benchmarks.games import BenchGame, CountingGame, iw_bench_game, unanimity_game
 from shiftattr.attribution import iw_game
 from shiftattr.shapley import ExactShapley, Game, PermutationShapley
-from shiftattr.weighting import _BLOCK_FLOATS, coalition_means
+from shiftattr.weighting import _block_cases, coalition_means
 
 NAME = "solvers"
 
@@ -291,7 +291,7 @@ def exact_timing(
     # kernel's one stacked product, [W_A; W_A * m] @ W_B.T over all cases, timed alone
     # on ready-made weights, in blocks of the size the kernel uses for all coalitions
     rows_a, rows_b = 2 ** (n // 2), 2 ** (n - n // 2)
-    block = _BLOCK_FLOATS // (2 * rows_a + rows_b + 2 * n)
+    block = _block_cases(2 * rows_a + rows_b + 2 * n, n_samples)  # the kernel's rows
     rng = np.random.default_rng(0)
     stacked, w_b = rng.random((2 * rows_a, block)), rng.random((rows_b, block))
 
@@ -342,7 +342,7 @@ def exact_timing(
         "fresh game, so it pays all 2**n evaluations",
         "seconds": {k: v["seconds"] for k, v in t.items()},
         "cpu_seconds": {k: v["cpu_seconds"] for k, v in t.items()},
-        # multiply-adds of the stacked product: 2 * 2**n per case
+        # the stacked product: 2 * 2**n multiply-adds per case, two flops each
         "stacked_product_gflops": 2
         * 2
         * rows_a

@@ -130,7 +130,8 @@ def test_tol_stops_early_with_small_standard_errors():
 @pytest.mark.parametrize("sampler, expected", [("random", 8), ("cyclic", 56)])
 def test_tol_waits_for_two_batches_and_ten_rounds(sampler, expected):
     # an additive game has zero variance, so only the minimum is drawn: two batches of
-    # two pairs, and for cyclic rounds (3 pairs each for n = 3) ten of them: 28 pairs
+    # two pairs; for cyclic rounds (3 pairs each for n = 3), batches until a tenth round
+    # has begun: nine full rounds and the first batch reaching into the tenth, 28 pairs
     game = Game(["a", "b", "c"], lambda c: c @ np.array([1.0, 2.0, 3.0]))
     sv = PermutationShapley(tol=1e-3, batch_permutations=4, sampler=sampler, random_state=0).solve(
         game

@@ -206,6 +206,12 @@ def coalition_weighted_means(
 #: BLAS to run near its peak (measured best at ~4,000-8,000 cases for 10 mechanisms).
 _BLOCK_FLOATS = 500_000
 
+
+def _block_cases(rows: int, n_cases: int) -> int:
+    """Cases per block of :func:`coalition_means` for ``rows`` work-array rows."""
+    return int(min(n_cases, max(1, _BLOCK_FLOATS // rows)))
+
+
 #: :func:`coalition_means` keeps its matrix products while they compute at most this many
 #: (half, half) pairs per coalition: a pair costs ~2N flops in BLAS, far less than the
 #: exponential, normalisation and reductions the direct path spends on a coalition. The
@@ -351,7 +357,7 @@ def coalition_means(
 
     plan = [powerset_rows(cols, len(codes)) for cols, codes, _ in halves]
     rows = 2 * ka + kb + 2 * n + sum(max(p, 0) for p in plan)
-    block = int(min(m.shape[0], max(1, _BLOCK_FLOATS // rows)))
+    block = _block_cases(rows, m.shape[0])
     logw, w = np.empty((n, block)), np.empty((n, block), dtype=dtype)
     stack, wb = np.empty((2 * ka, block), dtype=dtype), np.empty((kb, block), dtype=dtype)
     buffers = [np.empty((p, block), dtype=dtype) if p > 0 else None for p in plan]
