@@ -141,9 +141,9 @@ PAIRED_SUFFIX = "+paired"
 #: the ratio estimators and regressions): ``<method>+refit``. Every other run uses the
 #: fixed bootstrap. Opt-in (``--estimators``): each run costs ``n_bootstrap`` fits.
 REFIT_SUFFIX = "+refit"
-#: Estimator names whose acquisition ratio also sees the model's output summaries
-#: (``ImageStatsRatio(extra_features={"X": adapter.output_features})``):
-#: ``<method>+outputs``.
+#: Estimator names whose image ratio estimators also see the model's output summaries
+#: (``ImageStatsRatio(extra_features={"X": adapter.output_features})`` for ``X`` and
+#: ``Y``): ``<method>+outputs``.
 OUTPUTS_SUFFIX = "+outputs"
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(e for e in ESTIMATORS if not e.endswith(REFIT_SUFFIX))
@@ -824,6 +824,38 @@ def targets_table(overall: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+#: The value-estimator issue's target on this world: MR's MAE at most 1 / ratio of IW's
+#: at N cases per environment; the pairs of estimators compared.
+MR_VS_IW = {"n": 300, "ratio": 2.0}
+MR_VS_IW_PAIRS = (("mr", "iw"), ("mr+outputs", "iw"), ("mr+outputs", "iw+outputs"))
+
+
+def mr_vs_iw(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """IW's mean MAE over MR's at ``MR_VS_IW["n"]``, on the (scenario, seed) both ran."""
+    mae: dict[str, dict[tuple, float]] = {}
+    for r in runs:
+        if r.get("ok") and r["n"] == MR_VS_IW["n"]:
+            mae.setdefault(r["estimator"], {})[(r["scenario"], r["seed"])] = r["mae"]
+    rows = []
+    for m, b in MR_VS_IW_PAIRS:
+        both = sorted(set(mae.get(m, {})) & set(mae.get(b, {})))
+        if not both:
+            continue
+        ratio = float(np.mean([mae[b][k] for k in both]) / np.mean([mae[m][k] for k in both]))
+        rows.append(
+            {
+                "mr": m,
+                "iw": b,
+                "n": MR_VS_IW["n"],
+                "n_runs": len(both),
+                "ratio": ratio,
+                "target_ratio": MR_VS_IW["ratio"],
+                "met": ratio >= MR_VS_IW["ratio"],
+            }
+        )
+    return rows
+
+
 # -- figure ------------------------------------------------------------------------------
 def plot(runs: list[dict[str, Any]], out: Path) -> Path:
     """Estimated vs true value per mechanism, coloured by estimator, CIs as bars.
@@ -1094,6 +1126,7 @@ def finish(payload: dict[str, Any], results_dir: Path) -> None:
     payload["summary"] = summarise(runs, ("scenario", "estimator", "n"))
     payload["overall"] = overall
     payload["targets"] = targets_table(overall)
+    payload["mr_vs_iw"] = mr_vs_iw(runs)
     path = write_json(NAME, payload, results_dir)
     fig = plot(runs, results_dir / f"{NAME}.png")
     print(f"wrote {path} and {fig} in {payload['seconds']:.0f} s", flush=True)

@@ -7,6 +7,7 @@ it, and names the cause found while building the benchmark.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -961,137 +962,114 @@ def _by_statistic_header(statistics: tuple[str, ...], cols: list[str]) -> list[s
     return ["scenario", "N"] + [f"{s}, `{e}`" for s in statistics for e in cols]
 
 
-def _ms_refit_comparison(ms: dict[str, Any]) -> list[str]:
-    """Refit vs fixed bootstrap on the same samples and point estimates: CI coverage, width."""
+def _variant_comparison(
+    ms: dict[str, Any],
+    suffix: str,
+    statistics: tuple[str, ...],
+    cell: Callable[[list[dict[str, Any]]], tuple[str, ...]],
+    intro: str,
+) -> list[str]:
+    """Every method beside its ``<method><suffix>`` variant, on the same samples.
+
+    Only the (scenario, N, seed) that every column ran count; rows per scenario and N,
+    then over all of these per N (when there are several) and in all. ``cell`` turns one
+    column's runs of a row into its statistics.
+    """
     ok = [r for r in ms["runs"] if r.get("ok")]
-    pairs = _variant_pairs(ok, "+refit")
+    pairs = _variant_pairs(ok, suffix)
     if not pairs:
         return []
     cols = [e for pair in pairs for e in pair]
 
-    def keys(e: str) -> set[tuple]:
-        return {(r["scenario"], r["n"], r["seed"]) for r in ok if r["estimator"] == e}
+    def key(r: dict[str, Any]) -> tuple:
+        return r["scenario"], r["n"], r["seed"]
 
-    # each pair is compared on the runs both of its members made (the same samples)
-    shared = {e: keys(base) & keys(refit) for base, refit in pairs for e in (base, refit)}
-    refit_keys = set().union(*shared.values())
-
-    def stats(rs: list[dict[str, Any]], e: str) -> tuple[str, str, str]:
-        rs = [
-            r for r in rs if r["estimator"] == e and (r["scenario"], r["n"], r["seed"]) in shared[e]
-        ]
-        cov = [c for r in rs for c in r["covered"].values() if c is not None]
-        width = [hi - lo for r in rs for lo, hi in r["ci"].values() if np.isfinite(hi - lo)]
-        sec = [r["seconds"] for r in rs]
-        if not rs:
-            return "—", "—", "—"
-        return (
-            _pct(float(np.mean(cov))),
-            _f(float(np.mean(width)), 2),
-            f"{_f(float(np.median(sec)), 2)} s",
-        )
-
-    scen = [s for s in ms["scenarios"] if any(k[0] == s for k in refit_keys)]
+    shared = set.intersection(*({key(r) for r in ok if r["estimator"] == e} for e in cols))
+    if not shared:
+        return []
+    runs = [r for r in ok if key(r) in shared]
+    sizes = sorted({k[1] for k in shared})
+    groups = [(s, n) for s in ms["scenarios"] for n in sizes]
+    groups += [("all of these", n) for n in (sizes if len(sizes) > 1 else [])]
     rows = []
-    for s, n in [(s, n) for s in scen for n in ms["config"]["sizes"]] + [("all of these", "all")]:
+    for s, n in [*groups, ("all of these", "all")]:
         rs = [
             r
-            for r in ok
-            if (r["scenario"] == s or s == "all of these") and (n == "all" or r["n"] == n)
+            for r in runs
+            if (s == "all of these" or r["scenario"] == s) and (n == "all" or r["n"] == n)
         ]
-        if not any((r["scenario"], r["n"], r["seed"]) in refit_keys for r in rs):
-            continue
-        label = s if s != "all of these" else "**all of these**"
-        rows.append(_by_statistic(label, n, [stats(rs, e) for e in cols]))
-    return [
+        if rs:
+            label = "**all of these**" if s == "all of these" else s
+            rows.append(
+                _by_statistic(
+                    label, n, [cell([r for r in rs if r["estimator"] == e]) for e in cols]
+                )
+            )
+    return [intro, "", _table(_by_statistic_header(statistics, cols), rows), ""]
+
+
+def _refit_cell(rs: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """CI coverage, mean CI width and median time of a column's runs."""
+    cov = [c for r in rs for c in r.get("covered", {}).values() if c is not None]
+    width = [hi - lo for r in rs for lo, hi in r["ci"].values() if np.isfinite(hi - lo)]
+    return (
+        _pct(float(np.mean(cov))) if cov else "—",
+        _f(float(np.mean(width)), 2) if width else "—",
+        f"{_f(float(np.median([r['seconds'] for r in rs])), 2)} s",
+    )
+
+
+def _outputs_cell(rs: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """MAE, dominant mechanism right and CI coverage of a column's runs."""
+    dom = [r["dominant_right"] for r in rs if r.get("dominant_right") is not None]
+    cov = [c for r in rs for c in r.get("covered", {}).values() if c is not None]
+    return (
+        _f(float(np.mean([r["mae"] for r in rs]))),
+        _pct(float(np.mean(dom))) if dom else "—",
+        _pct(float(np.mean(cov))) if cov else "—",
+    )
+
+
+def _ms_refit_comparison(ms: dict[str, Any]) -> list[str]:
+    """Refit vs fixed bootstrap on the same samples and point estimates: CI coverage, width."""
+    return _variant_comparison(
+        ms,
+        "+refit",
+        ("coverage", "mean CI width", "time"),
+        _refit_cell,
         "**Refit vs fixed bootstrap** (the same samples and point estimates; only the "
         "intervals differ: `<method>+refit` refits every ratio estimator, and for `mr` every "
         "regression, in each bootstrap replicate). Over the (scenario, N, seed) where the "
         "refit variant ran: CI coverage of the truth over (run, mechanism), mean CI width "
         "and median time of a run:",
-        "",
-        _table(_by_statistic_header(("coverage", "mean CI width", "time"), cols), rows),
-        "",
-    ]
-
-
-#: The value-estimator issue's target on the MS world: MR's MAE at most half of IW's.
-MS_MR_TARGET_N, MS_MR_TARGET_RATIO = 300, 2.0
-
-
-def _ms_mr_vs_iw(ms: dict[str, Any]) -> list[list[str]]:
-    """Targets rows: IW's MAE over MR's at N = 300, on the runs both made."""
-    ok = [r for r in ms["runs"] if r.get("ok") and r["n"] == MS_MR_TARGET_N]
-    mae = {}
-    for r in ok:
-        mae.setdefault(r["estimator"], {})[(r["scenario"], r["seed"])] = r["mae"]
-    rows = []
-    for m in ("mr", "mr+outputs"):
-        for b in ("iw", "iw+outputs"):
-            if m not in mae or b not in mae or (m, b) == ("mr", "iw+outputs"):
-                continue
-            both = sorted(set(mae[m]) & set(mae[b]))
-            if not both:
-                continue
-            ratio = np.mean([mae[b][k] for k in both]) / np.mean([mae[m][k] for k in both])
-            rows.append(
-                [
-                    f"Synthetic MS, N = {MS_MR_TARGET_N}: `{m}` MAE at least "
-                    f"{MS_MR_TARGET_RATIO:g}× lower than `{b}`'s",
-                    f"{_f(ratio, 3)}× ({len(both)} runs each)",
-                    _yes(bool(ratio >= MS_MR_TARGET_RATIO)),
-                ]
-            )
-    return rows
+    )
 
 
 def _ms_outputs_comparison(ms: dict[str, Any]) -> list[str]:
-    """Acquisition ratio with and without the model's outputs, on the same samples."""
-    ok = [r for r in ms["runs"] if r.get("ok")]
-    pairs = _variant_pairs(ok, "+outputs")
-    if not pairs:
-        return []
-    cols = [e for pair in pairs for e in pair]
-    # every column on the (scenario, N, seed) all of them ran: the same samples
-    keys = [{(r["scenario"], r["n"], r["seed"]) for r in ok if r["estimator"] == e} for e in cols]
-    shared = set.intersection(*keys)
+    """Image ratios with and without the model's outputs, on the same samples."""
+    return _variant_comparison(
+        ms,
+        "+outputs",
+        ("MAE", "dominant", "coverage"),
+        _outputs_cell,
+        "**The model's outputs in the image ratios** (`<method>+outputs`: both image ratio "
+        "estimators get `ImageStatsRatio(extra_features={'X': adapter.output_features})`, "
+        "the features `mr`'s regressions see; same samples, folds and bootstrap). Over the "
+        "(scenario, N, seed) every column ran: MAE over D, X, Y, dominant mechanism right, "
+        "CI coverage:",
+    )
 
-    def cells(rs: list[dict[str, Any]], e: str) -> tuple[str, str, str]:
-        rs = [r for r in rs if r["estimator"] == e and (r["scenario"], r["n"], r["seed"]) in shared]
-        if not rs:
-            return "—", "—", "—"
-        dom = [r["dominant_right"] for r in rs if r.get("dominant_right") is not None]
-        cov = [c for r in rs for c in r.get("covered", {}).values() if c is not None]
-        return (
-            _f(float(np.mean([r["mae"] for r in rs]))),
-            _pct(float(np.mean(dom))) if dom else "—",
-            _pct(float(np.mean(cov))) if cov else "—",
-        )
 
-    sizes = ms["config"]["sizes"]
-    groups = [(s, n) for s in ms["scenarios"] for n in sizes] + [
-        ("all scenarios", n) for n in [*sizes, "all"]
-    ]
-    rows = []
-    for s, n in groups:
-        rs = [
-            r
-            for r in ok
-            if (r["scenario"] == s or s == "all scenarios") and (n == "all" or r["n"] == n)
-        ]
-        got = [cells(rs, e) for e in cols]
-        if all(c[0] == "—" for c in got):
-            continue
-        rows.append(_by_statistic(s if s != "all scenarios" else "**all scenarios**", n, got))
+def _ms_mr_vs_iw(ms: dict[str, Any]) -> list[list[str]]:
+    """Targets rows: IW's MAE over MR's (``mr_vs_iw`` of the benchmark's JSON)."""
     return [
-        "**The model's outputs in the acquisition ratio** (`<method>+outputs`: "
-        "`ImageStatsRatio(extra_features={'X': adapter.output_features})` for `X`, the "
-        "features `mr`'s regressions see, for both image ratio estimators; same samples, "
-        "folds and bootstrap). Over the (scenario, N, seed) every column ran: MAE over "
-        "D, X, Y, dominant mechanism right, CI coverage:",
-        "",
-        _table(_by_statistic_header(("MAE", "dominant", "coverage"), cols), rows),
-        "",
+        [
+            f"Synthetic MS, N = {r['n']}: `{r['mr']}` MAE at least {r['target_ratio']:g}× lower "
+            f"than `{r['iw']}`'s",
+            f"{_f(r['ratio'], 3)}× ({r['n_runs']} runs each)",
+            _yes(r["met"]),
+        ]
+        for r in ms.get("mr_vs_iw", [])
     ]
 
 

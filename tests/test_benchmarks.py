@@ -180,3 +180,72 @@ def test_rescoring_replaces_every_truth_dependent_field():
     assert rec["warnings"] == [] and not rec["flagged"]  # what the run reported is kept
     # tolerance=0.02 would have warned about the intervals reaching 0.03 from the value
     assert rec["imprecise"] == ["X", "Y"] and rec["flagged_with_tolerance"]
+
+
+def _ms_run(estimator, scenario, n, seed, mae):
+    return {
+        "ok": True,
+        "scenario": scenario,
+        "n": n,
+        "seed": seed,
+        "estimator": estimator,
+        "mae": mae,
+    }
+
+
+def test_outputs_variants_are_compared_on_the_runs_every_column_made():
+    from benchmarks import report
+
+    def run(estimator, seed, mae):
+        return {
+            **_ms_run(estimator, "acq", 100, seed, mae),
+            "dominant_right": mae < 0.02,
+            "covered": {"X": mae < 0.02},
+        }
+
+    runs = [run(e, 0, m) for e, m in (("iw", 0.04), ("iw+outputs", 0.01), ("mr", 0.03))]
+    runs += [run("mr+outputs", 0, 0.01), run("iw", 1, 0.5)]  # seed 1: iw alone, left out
+    ms = {"scenarios": {"acq": {}}, "config": {"sizes": [100]}, "runs": runs}
+    text = "\n".join(report._ms_outputs_comparison(ms))
+    row = next(line for line in text.splitlines() if line.startswith("| acq"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:6] == ["0.04", "0.01", "0.03", "0.01"]  # MAE: iw, iw+outputs, mr, mr+outputs
+    assert cells[6:8] == ["0%", "100%"]  # dominant right, iw and iw+outputs
+    # no (scenario, N, seed) that every column ran: no table at all
+    apart = [run("iw", 0, 0.04), run("iw+outputs", 1, 0.01)]
+    assert report._ms_outputs_comparison({**ms, "runs": apart}) == []
+
+
+def test_mr_vs_iw_ratio_uses_the_runs_both_made():
+    from benchmarks import bench_synthetic_ms as bench
+    from benchmarks import report
+
+    runs = [
+        _ms_run("iw", "a", 300, 0, 0.04),
+        _ms_run("mr", "a", 300, 0, 0.02),
+        _ms_run("iw", "b", 300, 0, 0.10),  # no mr twin: left out
+        _ms_run("mr", "a", 100, 0, 0.50),  # another N: left out
+        _ms_run("mr+outputs", "a", 300, 0, 0.03),
+    ]
+    rows = bench.mr_vs_iw(runs)
+    assert [(r["mr"], r["iw"]) for r in rows] == [("mr", "iw"), ("mr+outputs", "iw")]
+    assert rows[0]["ratio"] == pytest.approx(2.0) and rows[0]["met"] and rows[0]["n_runs"] == 1
+    assert not rows[1]["met"]
+    table = report._ms_mr_vs_iw({"mr_vs_iw": rows})
+    assert table[0][1] == "2× (1 runs each)" and table[1][2] == "**no**"
+
+
+def test_git_state_keeps_the_first_letter_of_modified_files(monkeypatch):
+    import subprocess
+
+    from benchmarks import _common
+
+    def fake_run(args, **kwargs):
+        out = "abc1234\n" if "rev-parse" in args else " M src/a.py\n?? src/b.py\n"
+        return subprocess.CompletedProcess(args, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert _common.git_state() == {
+        "commit": "abc1234",
+        "modified_src_files": ["src/a.py", "src/b.py"],
+    }
