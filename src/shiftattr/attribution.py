@@ -118,10 +118,9 @@ def iw_game(
         mechanisms are ignored.
     precision : {"float64", "float32"}, default "float64"
         Arithmetic of the batched split-product kernel
-        (:func:`shiftattr.weighting.coalition_means`). ``"float32"`` takes about 0.6x
-        the time of an exact solve with many cases, at a relative error of each
-        coalition's mean between about 1e-8 and a few 1e-6 (see there); unused with
-        ``truncate``.
+        (:func:`shiftattr.weighting.coalition_means`). ``"float32"`` takes about
+        two-thirds of the time of an exact solve with many cases, at a relative error of
+        each coalition's mean between 5e-9 and 4e-6 (see there); unused with ``truncate``.
 
     Returns
     -------
