@@ -51,6 +51,11 @@ see the model's output summaries wherever the image is in their node set,
 acquisition ratio then balances what the Dice depends on (the features ``mr``'s
 regressions see), and the annotation ratio is conditioned on them as well.
 
+**Repeats variants** (``iw+repeats``, ``mr+repeats``; opt-in through ``--estimators``):
+``attribute(..., n_repeats=5)``, cross-fitting on five fold assignments, the first of
+them the plain run's: the values are the mean over the repeats and the fixed-bootstrap
+interval is widened by their spread (:mod:`shiftattr.repeats`).
+
 **Merging.** ``--merge`` reads the existing ``results/synthetic_ms.json`` and replaces only
 the runs this invocation produced (same scenario, estimator, ``N`` and seed), keeping every
 other run, scenario and truth; summaries, targets and the figure are recomputed from the
@@ -134,6 +139,8 @@ ESTIMATORS = (
     "mr+refit",
     "iw+outputs",
     "mr+outputs",
+    "iw+repeats",
+    "mr+repeats",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -145,8 +152,12 @@ REFIT_SUFFIX = "+refit"
 #: (``ImageStatsRatio(extra_features={"X": adapter.output_features})`` for ``X`` and
 #: ``Y``): ``<method>+outputs``.
 OUTPUTS_SUFFIX = "+outputs"
+#: Estimator names with repeated cross-fitting (``attribute(n_repeats=N_REPEATS)``):
+#: ``<method>+repeats``. Opt-in (``--estimators``): each run costs ``N_REPEATS`` fits.
+REPEATS_SUFFIX = "+repeats"
+N_REPEATS = 5
 #: What runs when ``--estimators`` is not given.
-DEFAULT_ESTIMATORS = tuple(e for e in ESTIMATORS if not e.endswith(REFIT_SUFFIX))
+DEFAULT_ESTIMATORS = tuple(e for e in ESTIMATORS if not e.endswith((REFIT_SUFFIX, REPEATS_SUFFIX)))
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"
 )
@@ -556,6 +567,8 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             )
         elif is_paired(e) and "paired" not in params:
             skipped[e] = "shiftattr.attribute has no paired= keyword in this checkout"
+        elif e.endswith(REPEATS_SUFFIX) and "n_repeats" not in params:
+            skipped[e] = "shiftattr.attribute has no n_repeats= keyword in this checkout"
         else:
             available.append(e)
     return available, skipped
@@ -576,6 +589,8 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
         kw[key] = method
         if method != "iw" and "features" in params and hasattr(adapter, "output_features"):
             kw["features"] = {"X": adapter.output_features}
+    if estimator.endswith(REPEATS_SUFFIX):
+        kw["n_repeats"] = N_REPEATS
     return kw
 
 
@@ -670,7 +685,15 @@ def one_run(
         flagged=bool(res.warnings),
         settings={
             k: res.settings.get(k)
-            for k in ("estimators", "n_folds", "n_bootstrap", "bootstrap", "method", "paired")
+            for k in (
+                "estimators",
+                "n_folds",
+                "n_repeats",
+                "n_bootstrap",
+                "bootstrap",
+                "method",
+                "paired",
+            )
         },
     )
     return score_run(rec, truth)

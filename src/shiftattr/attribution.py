@@ -12,7 +12,7 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.crossfit import MechanismRatios
+from shiftattr.repeats import split_unstable_warnings, widen_for_repeats
 from shiftattr.results import Attribution, ShiftAttrWarning
 from shiftattr.shapley import ExactShapley, Game, ShapleySolver, ShapleyValues
 from shiftattr.value import (
@@ -276,6 +277,30 @@ def _replicate(
     return sv.values, target, iw
 
 
+def _solver_stderr(
+    mechs: Sequence[str], solutions: Sequence[ShapleyValues]
+) -> dict[str, float] | None:
+    """The solver's standard error of the mean over the repeats' solutions (sampling solvers)."""
+    if solutions[0].stderr is None:
+        return None
+    se = np.sqrt(np.mean([np.square(s.stderr) for s in solutions], axis=0) / len(solutions))
+    return dict(zip(mechs, map(float, se)))
+
+
+def _mean_replicate(
+    fits: Sequence[FittedValue],
+    solver: ShapleySolver,
+    idx_s: np.ndarray | None,
+    idx_t: np.ndarray | None,
+) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """One fixed-bootstrap replicate of the mean over cross-fitting repeats."""
+    if len(fits) == 1:
+        return _replicate(fits[0], solver, idx_s, idx_t)
+    reps = [_replicate(f, solver, idx_s, idx_t) for f in fits]
+    iw = None if reps[0][2] is None else np.mean([r[2] for r in reps], axis=0)
+    return np.mean([r[0] for r in reps], axis=0), float(np.mean([r[1] for r in reps])), iw
+
+
 def _refit_replicate(
     fit_kwargs: dict[str, Any],
     solver: ShapleySolver,
@@ -321,6 +346,7 @@ def attribute(
     correction_cap: str | float | None = "sqrt",
     solver: ShapleySolver | None = None,
     n_folds: int = 5,
+    n_repeats: int = 1,
     n_bootstrap: int = 200,
     bootstrap: str = "refit",
     confidence: float = 0.95,
@@ -389,6 +415,21 @@ def attribute(
         Default :class:`~shiftattr.shapley.ExactShapley`.
     n_folds : int, default 5
         Cross-fitting folds.
+    n_repeats : int, default 1
+        Cross-fitting repeated on this many independent fold assignments (repeated
+        sample splitting, as in double machine learning): the values are the mean over
+        the repeats, and ``diagnostics["repeats"]`` holds each repeat's values and their
+        standard deviation. With ``bootstrap="fixed"`` every replicate averages the
+        same repeats, and the interval is widened by the variance between repeats (the
+        ratio estimators' own variance, which a fixed bootstrap leaves out; see
+        :mod:`shiftattr.repeats`): the stored ``bootstrap_values`` are spread about the
+        point by the same factor, so their percentiles are the interval. A mechanism
+        whose repeats differ by more than its bootstrap standard error gets a
+        ``split_unstable`` warning. With ``"refit"`` each replicate is fitted once (its
+        folds are drawn anew anyway). Costs ``n_repeats`` times the fitting. Measured on
+        the synthetic MS benchmark (N = 300, ``method="iw"``, fixed bootstrap): the
+        values moved between fold assignments by a median 2.2 times their bootstrap
+        standard error.
     n_bootstrap : int, default 200
         Bootstrap replicates for confidence intervals (0 disables them).
     bootstrap : {"refit", "fixed"}, default "refit"
@@ -448,6 +489,10 @@ def attribute(
     mechs = _validate_inputs(graph, source, target, mechanisms, estimators)
     if bootstrap not in ("refit", "fixed"):
         raise ValueError(f"bootstrap must be 'refit' or 'fixed', got {bootstrap!r}.")
+    if isinstance(n_repeats, bool) or not isinstance(n_repeats, Integral) or n_repeats < 1:
+        raise ValueError(
+            f"n_repeats must be a positive integer (1 = one fold assignment), got {n_repeats!r}."
+        )
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
     if truncate is not None and truncate <= 1:
@@ -508,21 +553,31 @@ def attribute(
         "truncate": truncate,
         "correction_cap": correction_cap,
     }
-    fitted = fit_value(
-        source=source,
-        target=target,
-        metric=m,
-        metric_target=mt,
-        paired_source=paired_s,
-        paired_target=paired_t,
-        features_source=None if feats is None else feats[0],
-        features_target=None if feats is None else feats[1],
-        n_jobs=n_jobs,
-        progress=progress,
-        random_state=int(rng.integers(2**31 - 1)),
-        **fit_kwargs,
-    )
-    sv, estimated_target, iw_point = _with_iw(fitted, solver, None, None)
+    seeds = [int(rng.integers(2**31 - 1)) for _ in range(int(n_repeats))]
+    fits = [
+        fit_value(
+            source=source,
+            target=target,
+            metric=m,
+            metric_target=mt,
+            paired_source=paired_s,
+            paired_target=paired_t,
+            features_source=None if feats is None else feats[0],
+            features_target=None if feats is None else feats[1],
+            n_jobs=n_jobs,
+            progress=progress,
+            random_state=seed,
+            **fit_kwargs,
+        )
+        for seed in seeds
+    ]
+    fitted = fits[0]  # its ratios give the weight diagnostics
+    points = [_with_iw(f, solver, None, None) for f in fits]
+    sv = points[0][0]
+    repeat_values = np.array([p[0].values for p in points])
+    point_values = repeat_values.mean(axis=0)
+    estimated_target = float(np.mean([p[1] for p in points]))
+    iw_point = None if points[0][2] is None else np.mean([p[2] for p in points], axis=0)
     source_metric = float(np.mean(m))
 
     # -- bootstrap -------------------------------------------------------------------
@@ -537,7 +592,7 @@ def attribute(
         if bootstrap == "fixed":
             # replicates share the fitted models (and their lazily filled caches): in process
             out = [
-                _replicate(fitted, solver, i, j)
+                _mean_replicate(fits, solver, i, j)
                 for i, j in tqdm(
                     zip(idx_s, idx_t),
                     total=n_bootstrap,
@@ -577,11 +632,27 @@ def attribute(
             boot_measured = mt[idx_t].mean(axis=1)
 
     alpha = (1 - confidence) / 2
-    values = dict(zip(mechs, map(float, sv.values)))
+    values = dict(zip(mechs, map(float, point_values)))
+    stored_boot = boot_values
+    repeat_warns: list[dict[str, Any]] = []
+    repeats_info: dict[str, Any] | None = None
+    if n_repeats > 1:
+        between = repeat_values.std(axis=0, ddof=1)
+        repeats_info = {
+            "n_repeats": int(n_repeats),
+            "values": {k: repeat_values[:, i].tolist() for i, k in enumerate(mechs)},
+            "sd": dict(zip(mechs, map(float, between))),
+        }
+        if n_bootstrap:
+            boot_sd = boot_values.std(axis=0, ddof=1)
+            repeat_warns = split_unstable_warnings(mechs, between, boot_sd, n_repeats)
+            if bootstrap == "fixed":
+                stored_boot, factor, _ = widen_for_repeats(point_values, repeat_values, boot_values)
+                repeats_info["interval_factor"] = dict(zip(mechs, map(float, factor)))
     if n_bootstrap:
-        lo, hi = np.quantile(boot_values, [alpha, 1 - alpha], axis=0)
+        lo, hi = np.quantile(stored_boot, [alpha, 1 - alpha], axis=0)
         ci = {k: (float(a), float(b)) for k, a, b in zip(mechs, lo, hi)}
-        stderr = dict(zip(mechs, map(float, boot_values.std(axis=0, ddof=1))))
+        stderr = dict(zip(mechs, map(float, stored_boot.std(axis=0, ddof=1))))
     else:
         ci = {k: (float("nan"), float("nan")) for k in mechs}
         stderr = {k: float("nan") for k in mechs}
@@ -603,6 +674,9 @@ def attribute(
         }
     diagnostics["mechanisms"] = {k: diagnostics["mechanisms"][k] for k in mechs}
     diagnostics["estimator"] = fitted.details()
+    if repeats_info is not None:
+        diagnostics["repeats"] = repeats_info
+    warns += repeat_warns
     if method != "iw":
         warns += _compare_with_iw(
             diagnostics["estimator"], fitted, mechs, values, iw_point, boot_values, boot_iw, alpha
@@ -670,6 +744,7 @@ def attribute(
         "solver": type(solver).__name__,
         "n_evaluations": int(sv.n_evaluations),
         "n_folds": int(n_folds),
+        "n_repeats": int(n_repeats),
         "n_bootstrap": int(n_bootstrap),
         "bootstrap": bootstrap,
         "confidence": float(confidence),
@@ -685,7 +760,7 @@ def attribute(
         values=values,
         ci=ci,
         stderr=stderr,
-        solver_stderr=(None if sv.stderr is None else dict(zip(mechs, map(float, sv.stderr)))),
+        solver_stderr=_solver_stderr(mechs, [p[0] for p in points]),
         source_metric=source_metric,
         estimated_target_metric=estimated_target,
         measured_target_metric=measured,
@@ -694,7 +769,7 @@ def attribute(
         diagnostics=diagnostics,
         warnings=warns,
         settings=settings,
-        bootstrap_values=boot_values,
+        bootstrap_values=stored_boot,
     )
 
 

@@ -29,7 +29,7 @@ def _override(cfg, args: argparse.Namespace):
 
     changed = {
         key: getattr(args, key)
-        for key in ("method", "bootstrap", "n_bootstrap", "tolerance")
+        for key in ("method", "bootstrap", "n_bootstrap", "n_repeats", "tolerance")
         if getattr(args, key, None) is not None
     }
     if not changed:
@@ -93,11 +93,16 @@ _BOOTSTRAP_HELP = (
 )
 
 
-def _n_bootstrap(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+def _count(least: int):
+    """An argparse type: an integer of at least ``least``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {least} or more, got {value}")
+        return value
+
+    return parse
 
 
 def _tolerance(text: str) -> float:
@@ -112,8 +117,14 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", choices=["fixed", "refit"], help=_BOOTSTRAP_HELP)
     p.add_argument(
         "--n-bootstrap",
-        type=_n_bootstrap,
+        type=_count(0),
         help="bootstrap replicates (overrides attribution.n_bootstrap)",
+    )
+    p.add_argument(
+        "--n-repeats",
+        type=_count(1),
+        help="cross-fitting repeats on independent fold assignments: values averaged, "
+        "intervals widened by their spread (overrides attribution.n_repeats)",
     )
     p.add_argument(
         "--tolerance",

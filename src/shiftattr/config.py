@@ -146,6 +146,7 @@ class AttributionConfig(_Strict):
     metric: str = "dice"
     empty: str = "one"
     n_folds: int = Field(5, ge=2)
+    n_repeats: int = Field(1, ge=1)
     n_bootstrap: int = Field(200, ge=0)
     bootstrap: Literal["refit", "fixed"] = "fixed"
     solver: Literal["exact", "permutation"] = "exact"

@@ -336,6 +336,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         paired=paired or None,
         solver=solver,
         n_folds=a.n_folds,
+        n_repeats=a.n_repeats,
         n_bootstrap=a.n_bootstrap,
         bootstrap=a.bootstrap,
         truncate=a.truncate,
