@@ -683,6 +683,7 @@ def one_run(
         closure_error=res.closure_error,
         warnings=codes,
         flagged=bool(res.warnings),
+        repeats={k: v for k, v in diag.get("repeats", {}).items() if k != "values"} or None,
         settings={
             k: res.settings.get(k)
             for k in (

@@ -249,3 +249,30 @@ def test_git_state_keeps_the_first_letter_of_modified_files(monkeypatch):
         "commit": "abc1234",
         "modified_src_files": ["src/a.py", "src/b.py"],
     }
+
+
+def test_repeats_variants_pass_n_repeats_and_are_compared_on_shared_runs():
+    from benchmarks import bench_synthetic_ms as bench
+    from benchmarks import report
+
+    assert bench.attribute_kwargs("mr+repeats", object())["n_repeats"] == bench.N_REPEATS
+    assert "n_repeats" not in bench.attribute_kwargs("mr", object())
+    assert "iw+repeats" not in bench.DEFAULT_ESTIMATORS  # opt-in: N_REPEATS fits per run
+    assert bench.base_method("iw+repeats") == "iw"
+
+    def run(estimator, seed, mae, flagged):
+        return {
+            **_ms_run(estimator, "acq", 300, seed, mae),
+            "covered": {"X": mae < 0.02},
+            "error_above_threshold": mae > 0.02,
+            "flagged": flagged,
+            "seconds": 10.0 if "+" in estimator else 2.0,
+        }
+
+    runs = [run("iw", 0, 0.04, False), run("iw+repeats", 0, 0.03, True), run("iw", 1, 0.5, False)]
+    ms = {"scenarios": {"acq": {}}, "config": {"sizes": [300]}, "runs": runs}
+    text = "\n".join(report._ms_repeats_comparison(ms))
+    row = next(line for line in text.splitlines() if line.startswith("| acq"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # MAE, coverage, flagged of error > 0.02, time; seed 1 has no twin and is left out
+    assert cells[2:] == ["0.04", "0.03", "0%", "0%", "0 of 1", "1 of 1", "2 s", "10 s"]

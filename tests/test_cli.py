@@ -33,15 +33,19 @@ def test_demo_tiny_writes_a_report(tmp_path, capsys):
 def test_bootstrap_options_override_the_configuration(tmp_path, capsys):
     out = tmp_path / "demo"
     args = ["demo", "--tiny", "--quiet", "--out", str(out), "--bootstrap", "refit"]
-    assert main([*args, "--n-bootstrap", "3", "--tolerance", "1e-6"]) == 0
+    assert main([*args, "--n-bootstrap", "3", "--tolerance", "1e-6", "--n-repeats", "2"]) == 0
     saved = json.loads((out / "attribution.json").read_text())
     assert saved["settings"]["bootstrap"] == "refit"
+    assert saved["settings"]["n_repeats"] == 2 and saved["diagnostics"]["repeats"]["n_repeats"] == 2
     assert saved["settings"]["n_bootstrap"] == 3 and len(saved["bootstrap_values"]) == 3
     assert saved["settings"]["tolerance"] == 1e-6
     assert any(w["code"] == "imprecise" for w in saved["warnings"])  # no interval is that tight
     with pytest.raises(SystemExit):  # argparse: exit 2 with the option named
         main(["demo", "--tiny", "--n-bootstrap", "-1"])
     assert "--n-bootstrap: must be 0 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--tiny", "--n-repeats", "0"])
+    assert "--n-repeats: must be 1 or more" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["demo", "--tiny", "--tolerance", "0"])
     assert "--tolerance: must be a positive number" in capsys.readouterr().err

@@ -22,6 +22,10 @@ def test_defaults_and_toml(tmp_path):
         ({"data": {"kind": "synthetic"}, "atribution": {}}, r"atribution: Extra inputs"),
         ({"data": {"kind": "synthetic", "source": {"n": 2}}}, r"data\.synthetic\.source\.n"),
         ({"data": {"kind": "synthetic"}, "attribution": {"n_folds": 1}}, r"attribution\.n_folds"),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"n_repeats": 0}},
+            r"attribution\.n_repeats",
+        ),
         ({"data": {"kind": "msseg2016", "source": {}, "target": {}}}, r"data\.root is required"),
         ({"data": {"kind": "weird"}}, r"data: Input tag 'weird'"),
         ({"data": {"kind": "synthetic"}, "model": {"kind": "checkpoint"}}, r"model\.factory"),

@@ -1,0 +1,147 @@
+"""Repeated cross-fitting: the combining rules and attribute(n_repeats=...)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import shiftattr as sa
+from shiftattr.datasets import LinearGaussianSCM
+from shiftattr.ratios import DensityRatioEstimator
+from shiftattr.repeats import split_unstable_warnings, widen_for_repeats
+from shiftattr.results import Attribution, ShiftAttrWarning
+
+
+def test_widening_adds_the_between_repeat_variance_to_the_bootstrap_variance():
+    rng = np.random.default_rng(0)
+    boot = rng.normal(0.1, 0.02, size=(400, 2))
+    repeats = np.array([[0.10, 0.05], [0.16, 0.05], [0.04, 0.05]])  # spread in the first only
+    point = repeats.mean(axis=0)
+    scaled, factor, sd = widen_for_repeats(point, repeats, boot)
+    boot_sd = boot.std(axis=0, ddof=1)
+    np.testing.assert_allclose(sd, [0.06, 0.0], atol=1e-12)
+    np.testing.assert_allclose(scaled.std(axis=0, ddof=1), np.hypot(boot_sd, sd))
+    assert factor[0] > 3 and factor[1] == 1.0  # equal repeats: the interval stays as it is
+    # the spread is scaled about the point: a replicate at the point stays there
+    at_point = widen_for_repeats(point, repeats, np.vstack([boot, point]))[0][-1]
+    np.testing.assert_allclose(at_point, point)
+
+
+def test_widening_without_bootstrap_spread_leaves_the_replicates():
+    point = np.array([0.2])
+    scaled, factor, _ = widen_for_repeats(point, np.array([[0.1], [0.3]]), np.full((5, 1), 0.2))
+    assert factor.tolist() == [1.0] and np.allclose(scaled, 0.2)
+
+
+def test_widening_needs_two_repeats():
+    with pytest.raises(ValueError, match="at least two repeats"):
+        widen_for_repeats(np.zeros(1), np.zeros((1, 1)), np.zeros((3, 1)))
+
+
+def test_split_unstable_names_only_the_mechanisms_whose_repeats_disagree():
+    w = split_unstable_warnings(("D", "X"), np.array([0.02, 0.02]), np.array([0.01, 0.03]), 4)
+    assert [x["mechanism"] for x in w] == ["D"]
+    assert "between 4 cross-fitting repeats" in w[0]["message"]
+
+
+def _data(n=300):
+    scm = LinearGaussianSCM.example()
+    return scm, scm.sample(n, "source", random_state=0), scm.sample(n, "target", random_state=1)
+
+
+def _attribute(scm, src, tgt, **kw):
+    args = {
+        "metric": scm.metric(src),
+        "target_metric": scm.metric(tgt),
+        "n_folds": 3,
+        "n_bootstrap": 30,
+        "bootstrap": "fixed",
+        "estimators": dict.fromkeys("ZXY", sa.ratios.ClassifierRatio(_logistic())),
+        "progress": False,
+        "random_state": 3,
+    }
+    args.update(kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAttrWarning)
+        return sa.attribute(scm.graph, src, tgt, **args)
+
+
+def _logistic():
+    return sa.ratios.classifier.default_candidates()["quadratic-logistic"]
+
+
+def test_repeats_average_the_values_and_the_first_repeat_is_the_single_fit():
+    scm, src, tgt = _data()
+    one = _attribute(scm, src, tgt)
+    three = _attribute(scm, src, tgt, n_repeats=3)
+    rep = three.diagnostics["repeats"]
+    assert rep["n_repeats"] == 3 and three.settings["n_repeats"] == 3
+    for k in one.mechanisms:
+        runs = rep["values"][k]
+        assert runs[0] == pytest.approx(one.values[k], abs=1e-12)  # same seed, same folds
+        assert three.values[k] == pytest.approx(np.mean(runs), abs=1e-12)
+        assert rep["sd"][k] == pytest.approx(np.std(runs, ddof=1), abs=1e-12)
+        assert len(set(np.round(runs, 10))) == 3  # other folds, other ratios
+    assert "repeats" not in one.diagnostics and one.settings["n_repeats"] == 1
+    # the weighted target metric is averaged as well: the values still close the sum
+    total = three.source_metric - three.estimated_target_metric
+    assert sum(three.values.values()) == pytest.approx(total, abs=1e-10)
+
+
+def test_fixed_bootstrap_intervals_include_the_spread_between_repeats(tmp_path):
+    scm, src, tgt = _data()
+    res = _attribute(scm, src, tgt, n_repeats=3)
+    rep = res.diagnostics["repeats"]
+    boot = res.bootstrap_values
+    for i, k in enumerate(res.mechanisms):
+        factor = rep["interval_factor"][k]
+        assert factor > 1.0
+        # the stored replicates are the widened ones: their percentiles are the interval
+        lo, hi = np.quantile(boot[:, i], [0.025, 0.975])
+        assert res.ci[k] == pytest.approx((lo, hi), abs=1e-12)
+        # s.e.^2 = (bootstrap s.e.)^2 + (s.d. between repeats)^2
+        boot_se = res.stderr[k] / factor
+        assert res.stderr[k] ** 2 == pytest.approx(boot_se**2 + rep["sd"][k] ** 2, rel=1e-9)
+    back = Attribution.from_json(res.to_json(tmp_path / "a.json"))
+    assert back.diagnostics["repeats"]["sd"] == pytest.approx(rep["sd"])
+    assert "x 3 repeats" in res.summary()
+
+
+def test_refit_bootstrap_is_not_widened():
+    scm, src, tgt = _data(200)
+    res = _attribute(scm, src, tgt, n_repeats=2, bootstrap="refit", n_bootstrap=4)
+    assert "interval_factor" not in res.diagnostics["repeats"]
+    assert len(res.bootstrap_values) == 4
+
+
+class FoldSensitiveRatio(DensityRatioEstimator):
+    """A deliberately unstable estimator: its slope depends on which cases it was fitted on."""
+
+    def fit(self, source_features, target_features):
+        z = np.asarray(source_features["Z"], dtype=float)
+        self.slope_ = 3.0 * ((1e3 * z.sum()) % 1.0)  # anywhere in [0, 3) from fold to fold
+        return self
+
+    def log_ratio(self, features):
+        z = np.asarray(features["Z"], dtype=float)
+        return self.slope_ * z - self.slope_**2 / 2
+
+
+def test_unstable_ratios_raise_split_unstable_and_it_is_counted():
+    scm, src, tgt = _data()
+    res = _attribute(
+        scm, src, tgt, n_repeats=4, mechanisms=["Z"], estimators={"Z": FoldSensitiveRatio()}
+    )
+    codes = [w["code"] for w in res.warnings]
+    assert codes.count("split_unstable") == 1
+    assert res.diagnostics["overall"]["warning_counts"]["split_unstable"] == 1
+    # stable ratios (the same logistic model refitted) stay quiet on the same data
+    calm = _attribute(scm, src, tgt, n_repeats=4, mechanisms=["Z"])
+    assert "split_unstable" not in [w["code"] for w in calm.warnings]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3"])
+def test_bad_n_repeats_is_refused(bad):
+    scm, src, tgt = _data(60)
+    with pytest.raises(ValueError, match="n_repeats must be a positive integer"):
+        _attribute(scm, src, tgt, n_repeats=bad, n_bootstrap=0)
