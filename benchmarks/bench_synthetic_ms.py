@@ -907,6 +907,8 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "tab:olive",
                 "tab:brown",
                 "tab:pink",
+                "tab:gray",
+                "black",
             ),
             strict=True,
         )
