@@ -1253,8 +1253,8 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
         "CI holds the truth, unshifted mechanisms (truth exactly 0) included; flagged: share "
         "of runs whose largest error exceeds 0.02 that `attribute` warned about (any "
         "warning it raised: `low_ess`, `separable`, `closure_error`, `shift_not_seen`, "
-        "`truncated`, `methods_disagree`, `narrow_interval`; not `imprecise`, which these "
-        "runs did not ask for); false alarms: share of runs with error ≤ 0.02 that were "
+        "`truncated`, `methods_disagree`, `narrow_interval`, and `split_unstable` for the "
+        "`+repeats` variants; not `imprecise`, which these runs did not ask for); false alarms: share of runs with error ≤ 0.02 that were "
         "warned about anyway.",
         "",
         _table(

@@ -427,9 +427,10 @@ def attribute(
         whose repeats differ by more than its bootstrap standard error gets a
         ``split_unstable`` warning. With ``"refit"`` each replicate is fitted once (its
         folds are drawn anew anyway). Costs ``n_repeats`` times the fitting. Measured on
-        the synthetic MS benchmark (N = 300, ``method="iw"``, fixed bootstrap): the
-        values moved between fold assignments by a median 2.2 times their bootstrap
-        standard error.
+        the synthetic MS benchmark (N = 300, fixed bootstrap, ``n_repeats=5``): with
+        ``method="iw"`` the repeats differed by more than the bootstrap standard error
+        for 121 of 165 (run, mechanism) pairs, and coverage rose from 68 % to 80 %; with
+        ``"mr"`` for 13 of 165, coverage 77 % to 79 % (see :doc:`/estimators`).
     n_bootstrap : int, default 200
         Bootstrap replicates for confidence intervals (0 disables them).
     bootstrap : {"refit", "fixed"}, default "refit"

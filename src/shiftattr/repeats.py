@@ -5,7 +5,7 @@ assignments, :func:`shiftattr.attribute` reports the mean of the repeats' values
 measures their spread. A fixed bootstrap holds the fitted ratios (and regressions) fixed,
 so its intervals leave that spread out; :func:`widen_for_repeats` adds it, as the
 variance adjustment of repeated sample splitting in double machine learning
-(Chernozhukov et al. 2018, section 3.4)::
+(Chernozhukov et al. 2018, the adjustment for the uncertainty of the split)::
 
     se² = (bootstrap s.e. of the mean over repeats)² + (variance between repeats)
 
