@@ -8,7 +8,7 @@ import pytest
 import shiftattr as sa
 from shiftattr.datasets import LinearGaussianSCM
 from shiftattr.ratios import DensityRatioEstimator
-from shiftattr.repeats import split_unstable_warnings, widen_for_repeats
+from shiftattr.repeats import repeats_interval, split_unstable_warnings
 from shiftattr.results import Attribution, ShiftAttrWarning
 
 
@@ -17,25 +17,33 @@ def test_widening_adds_the_between_repeat_variance_to_the_bootstrap_variance():
     boot = rng.normal(0.1, 0.02, size=(400, 2))
     repeats = np.array([[0.10, 0.05], [0.16, 0.05], [0.04, 0.05]])  # spread in the first only
     point = repeats.mean(axis=0)
-    scaled, factor, sd = widen_for_repeats(point, repeats, boot)
+    iv = repeats_interval(point, repeats, boot, confidence=0.9)
     boot_sd = boot.std(axis=0, ddof=1)
-    np.testing.assert_allclose(sd, [0.06, 0.0], atol=1e-12)
-    np.testing.assert_allclose(scaled.std(axis=0, ddof=1), np.hypot(boot_sd, sd))
-    assert factor[0] > 3 and factor[1] == 1.0  # equal repeats: the interval stays as it is
-    # the spread is scaled about the point: a replicate at the point stays there
-    at_point = widen_for_repeats(point, repeats, np.vstack([boot, point]))[0][-1]
-    np.testing.assert_allclose(at_point, point)
+    np.testing.assert_allclose(iv.between_sd, [0.06, 0.0], atol=1e-12)
+    np.testing.assert_allclose(iv.stderr, np.hypot(boot_sd, iv.between_sd))
+    assert iv.factor[0] > 3 and iv.factor[1] == 1.0  # equal repeats: the interval stays
+    # the percentile interval, scaled about the point by the factor
+    lo, hi = np.quantile(boot, [0.05, 0.95], axis=0)
+    np.testing.assert_allclose(iv.low, point + (lo - point) * iv.factor)
+    np.testing.assert_allclose(iv.high, point + (hi - point) * iv.factor)
+    assert iv.low[1] == pytest.approx(lo[1]) and iv.high[1] == pytest.approx(hi[1])
 
 
-def test_widening_without_bootstrap_spread_leaves_the_replicates():
-    point = np.array([0.2])
-    scaled, factor, _ = widen_for_repeats(point, np.array([[0.1], [0.3]]), np.full((5, 1), 0.2))
-    assert factor.tolist() == [1.0] and np.allclose(scaled, 0.2)
+def test_without_bootstrap_spread_the_interval_is_the_repeats_normal_interval():
+    point = np.array([0.2, 0.1])
+    repeats = np.array([[0.1, 0.1], [0.3, 0.1]])  # first differs, second does not
+    iv = repeats_interval(point, repeats, np.array([[0.2, 0.1]] * 5))  # no bootstrap spread
+    sd = np.std([0.1, 0.3], ddof=1)
+    assert np.isinf(iv.factor[0]) and iv.factor[1] == 1.0
+    assert iv.low[0] == pytest.approx(0.2 - 1.959964 * sd) and iv.high[0] > 0.2 + 0.27
+    assert iv.low[1] == iv.high[1] == pytest.approx(0.1)
 
 
-def test_widening_needs_two_repeats():
+def test_widening_needs_two_repeats_and_a_replicate():
     with pytest.raises(ValueError, match="at least two repeats"):
-        widen_for_repeats(np.zeros(1), np.zeros((1, 1)), np.zeros((3, 1)))
+        repeats_interval(np.zeros(1), np.zeros((1, 1)), np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="at least one replicate"):
+        repeats_interval(np.zeros(1), np.zeros((2, 1)), np.zeros((0, 1)))
 
 
 def test_split_unstable_names_only_the_mechanisms_whose_repeats_disagree():
@@ -70,10 +78,11 @@ def _logistic():
     return sa.ratios.classifier.default_candidates()["quadratic-logistic"]
 
 
-def test_repeats_average_the_values_and_the_first_repeat_is_the_single_fit():
+@pytest.mark.parametrize("method", ["iw", "mr"])
+def test_repeats_average_the_values_and_the_first_repeat_is_the_single_fit(method):
     scm, src, tgt = _data()
-    one = _attribute(scm, src, tgt)
-    three = _attribute(scm, src, tgt, n_repeats=3)
+    one = _attribute(scm, src, tgt, method=method)
+    three = _attribute(scm, src, tgt, method=method, n_repeats=3)
     rep = three.diagnostics["repeats"]
     assert rep["n_repeats"] == 3 and three.settings["n_repeats"] == 3
     for k in one.mechanisms:
@@ -86,22 +95,27 @@ def test_repeats_average_the_values_and_the_first_repeat_is_the_single_fit():
     # the weighted target metric is averaged as well: the values still close the sum
     total = three.source_metric - three.estimated_target_metric
     assert sum(three.values.values()) == pytest.approx(total, abs=1e-10)
+    if method == "mr":  # the importance-weighting twin is averaged over the same repeats
+        iw_one = one.diagnostics["estimator"]["iw_values"]
+        iw_three = three.diagnostics["estimator"]["iw_values"]
+        assert iw_three != pytest.approx(iw_one, abs=1e-9)
+        assert set(three.diagnostics["estimator"]["difference_ci"]) == set(one.mechanisms)
 
 
 def test_fixed_bootstrap_intervals_include_the_spread_between_repeats(tmp_path):
     scm, src, tgt = _data()
     res = _attribute(scm, src, tgt, n_repeats=3)
     rep = res.diagnostics["repeats"]
-    boot = res.bootstrap_values
+    boot = res.bootstrap_values  # replicates of the mean over repeats, not widened
+    assert boot.shape == (30, 3)
     for i, k in enumerate(res.mechanisms):
-        factor = rep["interval_factor"][k]
-        assert factor > 1.0
-        # the stored replicates are the widened ones: their percentiles are the interval
+        v = res.values[k]
+        boot_sd = boot[:, i].std(ddof=1)
+        factor = np.sqrt(1 + rep["sd"][k] ** 2 / boot_sd**2)  # from the stored pieces alone
+        assert rep["interval_factor"][k] == pytest.approx(factor, rel=1e-9) and factor > 1.0
         lo, hi = np.quantile(boot[:, i], [0.025, 0.975])
-        assert res.ci[k] == pytest.approx((lo, hi), abs=1e-12)
-        # s.e.^2 = (bootstrap s.e.)^2 + (s.d. between repeats)^2
-        boot_se = res.stderr[k] / factor
-        assert res.stderr[k] ** 2 == pytest.approx(boot_se**2 + rep["sd"][k] ** 2, rel=1e-9)
+        assert res.ci[k] == pytest.approx((v + (lo - v) * factor, v + (hi - v) * factor))
+        assert res.stderr[k] == pytest.approx(np.hypot(boot_sd, rep["sd"][k]), rel=1e-9)
     back = Attribution.from_json(res.to_json(tmp_path / "a.json"))
     assert back.diagnostics["repeats"]["sd"] == pytest.approx(rep["sd"])
     assert "x 3 repeats" in res.summary()
@@ -112,6 +126,21 @@ def test_refit_bootstrap_is_not_widened():
     res = _attribute(scm, src, tgt, n_repeats=2, bootstrap="refit", n_bootstrap=4)
     assert "interval_factor" not in res.diagnostics["repeats"]
     assert len(res.bootstrap_values) == 4
+    for i, k in enumerate(res.mechanisms):  # the plain percentile interval of the refits
+        lo, hi = np.quantile(res.bootstrap_values[:, i], [0.025, 0.975])
+        assert res.ci[k] == pytest.approx((lo, hi))
+
+
+def test_sampling_solver_error_is_not_shrunk_by_the_repeats():
+    scm, src, tgt = _data(200)
+    solver = sa.shapley.PermutationShapley(n_permutations=8, random_state=0)
+    one = _attribute(scm, src, tgt, solver=solver, n_bootstrap=0)
+    two = _attribute(scm, src, tgt, solver=solver, n_bootstrap=0, n_repeats=2)
+    assert two.settings["n_evaluations"] == 2 * one.settings["n_evaluations"]
+    # the same permutations in both repeats: the errors are not independent, so the
+    # reported error is their root mean square, of the size of a single solve's
+    for k in one.mechanisms:
+        assert two.solver_stderr[k] == pytest.approx(one.solver_stderr[k], rel=0.5)
 
 
 class FoldSensitiveRatio(DensityRatioEstimator):

@@ -23,7 +23,7 @@ from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.crossfit import MechanismRatios
-from shiftattr.repeats import split_unstable_warnings, widen_for_repeats
+from shiftattr.repeats import repeats_interval, split_unstable_warnings
 from shiftattr.results import Attribution, ShiftAttrWarning
 from shiftattr.shapley import ExactShapley, Game, ShapleySolver, ShapleyValues
 from shiftattr.value import (
@@ -280,10 +280,17 @@ def _replicate(
 def _solver_stderr(
     mechs: Sequence[str], solutions: Sequence[ShapleyValues]
 ) -> dict[str, float] | None:
-    """The solver's standard error of the mean over the repeats' solutions (sampling solvers)."""
+    """The solver's standard error of the mean over the repeats' solutions (sampling solvers).
+
+    The root mean square of the repeats' errors, not divided by the number of repeats: a
+    seeded solver samples the same permutations in every repeat, so their errors are not
+    independent and averaging need not shrink them.
+    """
     if solutions[0].stderr is None:
         return None
-    se = np.sqrt(np.mean([np.square(s.stderr) for s in solutions], axis=0) / len(solutions))
+    if len(solutions) == 1:
+        return dict(zip(mechs, map(float, solutions[0].stderr)))
+    se = np.sqrt(np.mean([np.square(s.stderr) for s in solutions], axis=0))
     return dict(zip(mechs, map(float, se)))
 
 
@@ -420,13 +427,17 @@ def attribute(
         sample splitting, as in double machine learning): the values are the mean over
         the repeats, and ``diagnostics["repeats"]`` holds each repeat's values and their
         standard deviation. With ``bootstrap="fixed"`` every replicate averages the
-        same repeats, and the interval is widened by the variance between repeats (the
-        ratio estimators' own variance, which a fixed bootstrap leaves out; see
-        :mod:`shiftattr.repeats`): the stored ``bootstrap_values`` are spread about the
-        point by the same factor, so their percentiles are the interval. A mechanism
-        whose repeats differ by more than its bootstrap standard error gets a
-        ``split_unstable`` warning. With ``"refit"`` each replicate is fitted once (its
-        folds are drawn anew anyway). Costs ``n_repeats`` times the fitting. Measured on
+        same repeats (``bootstrap_values`` holds these replicates), and the interval and
+        standard error are widened by the variance between repeats: the part of the
+        fitted models' variance that shows as dependence on the fold split, which a fixed
+        bootstrap leaves out (see :mod:`shiftattr.repeats`; the factor is
+        ``diagnostics["repeats"]["interval_factor"]``; the closure interval is not
+        widened). With ``n_bootstrap > 0``, a mechanism whose repeats differ by more than
+        its bootstrap standard error gets a ``split_unstable`` warning. With ``"refit"``
+        each replicate is fitted once (its folds are drawn anew anyway). The weight
+        diagnostics (ESS, AUC, maximum weight and their warnings) and the regression
+        diagnostics of ``"mr"`` are those of the first repeat. Costs ``n_repeats`` times
+        the fitting. Measured on
         the synthetic MS benchmark (N = 300, fixed bootstrap, ``n_repeats=5``): with
         ``method="iw"`` the repeats differed by more than the bootstrap standard error
         for 121 of 165 (run, mechanism) pairs, and coverage rose from 68 % to 80 %; with
@@ -574,7 +585,6 @@ def attribute(
     ]
     fitted = fits[0]  # its ratios give the weight diagnostics
     points = [_with_iw(f, solver, None, None) for f in fits]
-    sv = points[0][0]
     repeat_values = np.array([p[0].values for p in points])
     point_values = repeat_values.mean(axis=0)
     estimated_target = float(np.mean([p[1] for p in points]))
@@ -634,7 +644,6 @@ def attribute(
 
     alpha = (1 - confidence) / 2
     values = dict(zip(mechs, map(float, point_values)))
-    stored_boot = boot_values
     repeat_warns: list[dict[str, Any]] = []
     repeats_info: dict[str, Any] | None = None
     if n_repeats > 1:
@@ -647,13 +656,15 @@ def attribute(
         if n_bootstrap:
             boot_sd = boot_values.std(axis=0, ddof=1)
             repeat_warns = split_unstable_warnings(mechs, between, boot_sd, n_repeats)
-            if bootstrap == "fixed":
-                stored_boot, factor, _ = widen_for_repeats(point_values, repeat_values, boot_values)
-                repeats_info["interval_factor"] = dict(zip(mechs, map(float, factor)))
-    if n_bootstrap:
-        lo, hi = np.quantile(stored_boot, [alpha, 1 - alpha], axis=0)
+    if n_bootstrap and repeats_info is not None and bootstrap == "fixed":
+        iv = repeats_interval(point_values, repeat_values, boot_values, confidence)
+        ci = {k: (float(a), float(b)) for k, a, b in zip(mechs, iv.low, iv.high)}
+        stderr = dict(zip(mechs, map(float, iv.stderr)))
+        repeats_info["interval_factor"] = dict(zip(mechs, map(float, iv.factor)))
+    elif n_bootstrap:
+        lo, hi = np.quantile(boot_values, [alpha, 1 - alpha], axis=0)
         ci = {k: (float(a), float(b)) for k, a, b in zip(mechs, lo, hi)}
-        stderr = dict(zip(mechs, map(float, stored_boot.std(axis=0, ddof=1))))
+        stderr = dict(zip(mechs, map(float, boot_values.std(axis=0, ddof=1))))
     else:
         ci = {k: (float("nan"), float("nan")) for k in mechs}
         stderr = {k: float("nan") for k in mechs}
@@ -743,7 +754,7 @@ def attribute(
             else type(regressor).__name__
         ),
         "solver": type(solver).__name__,
-        "n_evaluations": int(sv.n_evaluations),
+        "n_evaluations": int(sum(p[0].n_evaluations for p in points)),
         "n_folds": int(n_folds),
         "n_repeats": int(n_repeats),
         "n_bootstrap": int(n_bootstrap),
@@ -770,7 +781,7 @@ def attribute(
         diagnostics=diagnostics,
         warnings=warns,
         settings=settings,
-        bootstrap_values=stored_boot,
+        bootstrap_values=boot_values,
     )
 
 

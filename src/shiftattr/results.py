@@ -99,12 +99,17 @@ class Attribution:
         Bootstrap interval of the closure error.
     diagnostics : dict
         ``{"mechanisms": {m: {auc_joint, auc_parents, ess, ess_fraction, max_weight,
-        frac_truncated, ...}}, "overall": {ess_all, ..., n_warnings, warning_counts}}``.
+        frac_truncated, ...}}, "overall": {ess_all, ..., n_warnings, warning_counts}}``,
+        plus ``"estimator"`` (value-estimator details) and, with ``n_repeats > 1``,
+        ``"repeats"`` (each repeat's values, their s.d. and the interval factor).
     warnings : list of dict
         ``{"code", "mechanism", "message"}`` per warning.
     settings : dict
         How the result was computed (environments, estimators, solver, folds, seed...).
     bootstrap_values : ndarray of shape (n_bootstrap, n_mechanisms)
+        The bootstrap replicates of the values. With ``n_repeats > 1`` and the fixed
+        bootstrap, replicates of the mean over the repeats before the interval is
+        widened (so ``ci`` is wider than their percentiles).
 
     Examples
     --------
