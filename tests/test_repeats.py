@@ -131,16 +131,34 @@ def test_refit_bootstrap_is_not_widened():
         assert res.ci[k] == pytest.approx((lo, hi))
 
 
+class RecordingSolver(sa.shapley.PermutationShapley):
+    """A permutation solver that keeps the standard errors of every solve."""
+
+    def solve(self, game):
+        out = super().solve(game)
+        self.seen.append(np.asarray(out.stderr))
+        return out
+
+
 def test_sampling_solver_error_is_not_shrunk_by_the_repeats():
     scm, src, tgt = _data(200)
-    solver = sa.shapley.PermutationShapley(n_permutations=8, random_state=0)
-    one = _attribute(scm, src, tgt, solver=solver, n_bootstrap=0)
+    one_solver = RecordingSolver(n_permutations=8, random_state=0)
+    one_solver.seen = []
+    one = _attribute(scm, src, tgt, solver=one_solver, n_bootstrap=0)
+    solver = RecordingSolver(n_permutations=8, random_state=0)
+    solver.seen = []
     two = _attribute(scm, src, tgt, solver=solver, n_bootstrap=0, n_repeats=2)
-    assert two.settings["n_evaluations"] == 2 * one.settings["n_evaluations"]
+    assert (
+        len(solver.seen) == 2 and two.settings["n_evaluations"] == 2 * one.settings["n_evaluations"]
+    )
     # the same permutations in both repeats: the errors are not independent, so the
-    # reported error is their root mean square, of the size of a single solve's
-    for k in one.mechanisms:
-        assert two.solver_stderr[k] == pytest.approx(one.solver_stderr[k], rel=0.5)
+    # reported error is their root mean square, not that divided by sqrt(2)
+    rms = np.sqrt(np.mean(np.square(solver.seen), axis=0))
+    np.testing.assert_allclose([two.solver_stderr[k] for k in two.mechanisms], rms, rtol=1e-12)
+    # and a single repeat reports its solve's error as it is
+    np.testing.assert_array_equal(
+        [one.solver_stderr[k] for k in one.mechanisms], one_solver.seen[0]
+    )
 
 
 class FoldSensitiveRatio(DensityRatioEstimator):

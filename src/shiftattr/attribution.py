@@ -646,18 +646,17 @@ def attribute(
     values = dict(zip(mechs, map(float, point_values)))
     repeat_warns: list[dict[str, Any]] = []
     repeats_info: dict[str, Any] | None = None
+    iv = None
     if n_repeats > 1:
-        between = repeat_values.std(axis=0, ddof=1)
         repeats_info = {
             "n_repeats": int(n_repeats),
             "values": {k: repeat_values[:, i].tolist() for i, k in enumerate(mechs)},
-            "sd": dict(zip(mechs, map(float, between))),
+            "sd": dict(zip(mechs, map(float, repeat_values.std(axis=0, ddof=1)))),
         }
         if n_bootstrap:
-            boot_sd = boot_values.std(axis=0, ddof=1)
-            repeat_warns = split_unstable_warnings(mechs, between, boot_sd, n_repeats)
-    if n_bootstrap and repeats_info is not None and bootstrap == "fixed":
-        iv = repeats_interval(point_values, repeat_values, boot_values, confidence)
+            iv = repeats_interval(point_values, repeat_values, boot_values, confidence)
+            repeat_warns = split_unstable_warnings(mechs, iv.between_sd, iv.boot_sd, n_repeats)
+    if iv is not None and bootstrap == "fixed":
         ci = {k: (float(a), float(b)) for k, a, b in zip(mechs, iv.low, iv.high)}
         stderr = dict(zip(mechs, map(float, iv.stderr)))
         repeats_info["interval_factor"] = dict(zip(mechs, map(float, iv.factor)))
