@@ -971,20 +971,22 @@ def _variant_comparison(
     ms: dict[str, Any],
     suffix: str,
     statistics: tuple[str, ...],
-    cell: Callable[[list[dict[str, Any]]], tuple[str, ...]],
     intro: str,
 ) -> list[str]:
     """Every method beside its ``<method><suffix>`` variant, on the same samples.
 
     Only the (scenario, N, seed) that every column ran count; rows per scenario and N,
-    then over all of these per N (when there are several) and in all. ``cell`` turns one
-    column's runs of a row into its statistics.
+    then over all of these per N (when there are several) and in all. Each name in
+    ``statistics`` is a key of ``_VARIANT_STATISTICS``.
     """
     ok = [r for r in ms["runs"] if r.get("ok")]
     pairs = _variant_pairs(ok, suffix)
     if not pairs:
         return []
     cols = [e for pair in pairs for e in pair]
+
+    def cell(rs: list[dict[str, Any]]) -> tuple[str, ...]:
+        return tuple(_VARIANT_STATISTICS[name](rs) for name in statistics)
 
     def key(r: dict[str, Any]) -> tuple:
         return r["scenario"], r["n"], r["seed"]
@@ -1013,38 +1015,35 @@ def _variant_comparison(
     return [intro, "", _table(_by_statistic_header(statistics, cols), rows), ""]
 
 
-def _refit_cell(rs: list[dict[str, Any]]) -> tuple[str, str, str]:
-    """CI coverage, mean CI width and median time of a column's runs."""
+def _coverage(rs: list[dict[str, Any]]) -> str:
     cov = [c for r in rs for c in r.get("covered", {}).values() if c is not None]
+    return _pct(float(np.mean(cov))) if cov else "—"
+
+
+def _ci_width(rs: list[dict[str, Any]]) -> str:
     width = [hi - lo for r in rs for lo, hi in r["ci"].values() if np.isfinite(hi - lo)]
-    return (
-        _pct(float(np.mean(cov))) if cov else "—",
-        _f(float(np.mean(width)), 2) if width else "—",
-        f"{_f(float(np.median([r['seconds'] for r in rs])), 2)} s",
-    )
+    return _f(float(np.mean(width)), 2) if width else "—"
 
 
-def _outputs_cell(rs: list[dict[str, Any]]) -> tuple[str, str, str]:
-    """MAE, dominant mechanism right and CI coverage of a column's runs."""
+def _dominant(rs: list[dict[str, Any]]) -> str:
     dom = [r["dominant_right"] for r in rs if r.get("dominant_right") is not None]
-    cov = [c for r in rs for c in r.get("covered", {}).values() if c is not None]
-    return (
-        _f(float(np.mean([r["mae"] for r in rs]))),
-        _pct(float(np.mean(dom))) if dom else "—",
-        _pct(float(np.mean(cov))) if cov else "—",
-    )
+    return _pct(float(np.mean(dom))) if dom else "—"
 
 
-def _repeats_cell(rs: list[dict[str, Any]]) -> tuple[str, str, str, str]:
-    """MAE, CI coverage, share of the runs erring by > 0.02 that were flagged, and time."""
-    cov = [c for r in rs for c in r.get("covered", {}).values() if c is not None]
+def _flagged_of_bad(rs: list[dict[str, Any]]) -> str:
     bad = [r for r in rs if r.get("error_above_threshold")]
-    return (
-        _f(float(np.mean([r["mae"] for r in rs]))),
-        _pct(float(np.mean(cov))) if cov else "—",
-        f"{sum(bool(r.get('flagged')) for r in bad)} of {len(bad)}",
-        f"{_f(float(np.median([r['seconds'] for r in rs])), 2)} s",
-    )
+    return f"{sum(bool(r.get('flagged')) for r in bad)} of {len(bad)}"
+
+
+#: The statistics a variant comparison can show, each of a column's runs in one cell.
+_VARIANT_STATISTICS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
+    "MAE": lambda rs: _f(float(np.mean([r["mae"] for r in rs]))),
+    "dominant": _dominant,
+    "coverage": _coverage,
+    "mean CI width": _ci_width,
+    "flagged of error > 0.02": _flagged_of_bad,
+    "time": lambda rs: f"{_f(float(np.median([r['seconds'] for r in rs])), 2)} s",
+}
 
 
 def _ms_refit_comparison(ms: dict[str, Any]) -> list[str]:
@@ -1053,7 +1052,6 @@ def _ms_refit_comparison(ms: dict[str, Any]) -> list[str]:
         ms,
         "+refit",
         ("coverage", "mean CI width", "time"),
-        _refit_cell,
         "**Refit vs fixed bootstrap** (the same samples and point estimates; only the "
         "intervals differ: `<method>+refit` refits every ratio estimator, and for `mr` every "
         "regression, in each bootstrap replicate). Over the (scenario, N, seed) where the "
@@ -1068,7 +1066,6 @@ def _ms_outputs_comparison(ms: dict[str, Any]) -> list[str]:
         ms,
         "+outputs",
         ("MAE", "dominant", "coverage"),
-        _outputs_cell,
         "**The model's outputs in the image ratios** (`<method>+outputs`: both image ratio "
         "estimators get `ImageStatsRatio(extra_features={'X': adapter.output_features})`, "
         "the features `mr`'s regressions see; same samples, folds and bootstrap). Over the "
@@ -1083,7 +1080,6 @@ def _ms_repeats_comparison(ms: dict[str, Any]) -> list[str]:
         ms,
         "+repeats",
         ("MAE", "coverage", "flagged of error > 0.02", "time"),
-        _repeats_cell,
         "**Repeated cross-fitting** (`<method>+repeats`: `attribute(n_repeats=5)`, five fold "
         "assignments, the first the plain run's; values averaged, the fixed-bootstrap "
         "interval widened by their spread, `split_unstable` when the spread exceeds the "
