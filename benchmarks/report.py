@@ -1035,6 +1035,23 @@ def _flagged_of_bad(rs: list[dict[str, Any]]) -> str:
     return f"{sum(bool(r.get('flagged')) for r in bad)} of {len(bad)}"
 
 
+def _split_unstable(rs: list[dict[str, Any]]) -> str:
+    hits = sum(c.startswith("split_unstable") for r in rs for c in r.get("warnings", []))
+    return f"{hits} of {sum(len(r['values']) for r in rs)}"
+
+
+def _split_ratio(rs: list[dict[str, Any]]) -> str:
+    """Median s.d. between fold splits over the bootstrap s.e., from the widening factors
+    the runs recorded (``sqrt(factor^2 - 1)``); "—" for runs that recorded none."""
+    f = [
+        v
+        for r in rs
+        for v in ((r.get("repeats") or {}).get("interval_factor") or {}).values()
+        if v is not None and np.isfinite(v)
+    ]
+    return _f(float(np.median(np.sqrt(np.square(f) - 1.0))), 2) if f else "—"
+
+
 #: The statistics a variant comparison can show, each of a column's runs in one cell.
 _VARIANT_STATISTICS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
     "MAE": lambda rs: _f(float(np.mean([r["mae"] for r in rs]))),
@@ -1042,6 +1059,8 @@ _VARIANT_STATISTICS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
     "coverage": _coverage,
     "mean CI width": _ci_width,
     "flagged of error > 0.02": _flagged_of_bad,
+    "split_unstable of (run, mechanism)": _split_unstable,
+    "median split s.d. / bootstrap s.e.": _split_ratio,
     "time": lambda rs: f"{_f(float(np.median([r['seconds'] for r in rs])), 2)} s",
 }
 
@@ -1079,13 +1098,22 @@ def _ms_repeats_comparison(ms: dict[str, Any]) -> list[str]:
     return _variant_comparison(
         ms,
         "+repeats",
-        ("MAE", "coverage", "flagged of error > 0.02", "time"),
+        (
+            "MAE",
+            "coverage",
+            "flagged of error > 0.02",
+            "split_unstable of (run, mechanism)",
+            "median split s.d. / bootstrap s.e.",
+            "time",
+        ),
         "**Repeated cross-fitting** (`<method>+repeats`: `attribute(n_repeats=5)`, five fold "
         "assignments, the first the plain run's; values averaged, the fixed-bootstrap "
         "interval widened by their spread, `split_unstable` when the spread exceeds the "
         "bootstrap standard error). Over the (scenario, N, seed) every column ran: MAE over "
-        "D, X, Y, CI coverage, runs erring by more than 0.02 that carried a warning, median "
-        "time of a run:",
+        "D, X, Y, CI coverage, runs erring by more than 0.02 that carried a warning, "
+        "`split_unstable` warnings, the median ratio of the s.d. between splits to the "
+        "bootstrap s.e. (from the widening factor each run recorded; the first N = 300 "
+        "runs predate that record), median time of a run:",
     )
 
 

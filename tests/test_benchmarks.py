@@ -261,12 +261,17 @@ def test_repeats_variants_pass_n_repeats_and_are_compared_on_shared_runs():
     assert bench.base_method("iw+repeats") == "iw"
 
     def run(estimator, seed, mae, flagged):
+        repeats = "+" in estimator
         return {
             **_ms_run(estimator, "acq", 300, seed, mae),
+            "values": {"X": 0.1, "Y": 0.0},
             "covered": {"X": mae < 0.02},
             "error_above_threshold": mae > 0.02,
             "flagged": flagged,
-            "seconds": 10.0 if "+" in estimator else 2.0,
+            "warnings": ["split_unstable:X"] if repeats else ["low_ess"],
+            # widening factors sqrt(1 + ratio^2) for ratios 0.75 and 2.4: median 1.575
+            "repeats": {"interval_factor": {"X": 1.25, "Y": 2.6}} if repeats else None,
+            "seconds": 10.0 if repeats else 2.0,
         }
 
     runs = [run("iw", 0, 0.04, False), run("iw+repeats", 0, 0.03, True), run("iw", 1, 0.5, False)]
@@ -274,5 +279,9 @@ def test_repeats_variants_pass_n_repeats_and_are_compared_on_shared_runs():
     text = "\n".join(report._ms_repeats_comparison(ms))
     row = next(line for line in text.splitlines() if line.startswith("| acq"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    # MAE, coverage, flagged of error > 0.02, time; seed 1 has no twin and is left out
-    assert cells[2:] == ["0.04", "0.03", "0%", "0%", "0 of 1", "1 of 1", "2 s", "10 s"]
+    # MAE, coverage, flagged of error > 0.02, split_unstable, split s.d. / bootstrap s.e.,
+    # time, each for iw then iw+repeats; seed 1 has no twin and is left out
+    assert cells[2:] == [
+        *("0.04", "0.03", "0%", "0%", "0 of 1", "1 of 1"),
+        *("0 of 2", "1 of 2", "—", "1.6", "2 s", "10 s"),
+    ]
