@@ -44,6 +44,9 @@ def test_bootstrap_options_override_the_configuration(tmp_path, capsys):
         main(["demo", "--tiny", "--n-bootstrap", "-1"])
     assert "--n-bootstrap: must be 0 or more" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        main(["demo", "--tiny", "--interval", "wide"])
+    assert "--interval: invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main(["demo", "--tiny", "--n-repeats", "0"])
     assert "--n-repeats: must be 1 or more" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -114,3 +117,16 @@ def test_config_contradiction_fails_before_loading_data(tmp_path, capsys):
 def test_report_of_missing_file(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_bias_aware_interval_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--tiny", "--quiet", "--out", str(out), "--method", "mr"]
+    assert main([*args, "--interval", "bias_aware", "--n-bootstrap", "5"]) == 0
+    saved = json.loads((out / "attribution.json").read_text())
+    assert saved["settings"]["interval"] == "bias_aware"
+    assert saved["ci"] == saved["diagnostics"]["estimator"]["bias_aware_ci"]
+    assert saved["ci"] != saved["diagnostics"]["estimator"]["bootstrap_ci"]
+    # importance weighting alone has no second estimator to measure the bias with
+    assert main([*args[:-1], "iw", "--interval", "bias_aware"]) == 2
+    assert "attribution.interval = 'bias_aware'" in capsys.readouterr().err

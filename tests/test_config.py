@@ -26,6 +26,21 @@ def test_defaults_and_toml(tmp_path):
             {"data": {"kind": "synthetic"}, "attribution": {"n_repeats": 0}},
             r"attribution\.n_repeats",
         ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"interval": "bias_aware"}},
+            r"attribution\.interval = 'bias_aware' .* needs attribution\.method 'mr'",
+        ),
+        (
+            {
+                "data": {"kind": "synthetic"},
+                "attribution": {"interval": "bias_aware", "method": "mr", "n_bootstrap": 0},
+            },
+            r"attribution\.n_bootstrap > 0",
+        ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"interval": "wide"}},
+            r"attribution\.interval",
+        ),
         ({"data": {"kind": "msseg2016", "source": {}, "target": {}}}, r"data\.root is required"),
         ({"data": {"kind": "weird"}}, r"data: Input tag 'weird'"),
         ({"data": {"kind": "synthetic"}, "model": {"kind": "checkpoint"}}, r"model\.factory"),

@@ -29,7 +29,7 @@ def _override(cfg, args: argparse.Namespace):
 
     changed = {
         key: getattr(args, key)
-        for key in ("method", "bootstrap", "n_bootstrap", "n_repeats", "tolerance")
+        for key in ("method", "bootstrap", "interval", "n_bootstrap", "n_repeats", "tolerance")
         if getattr(args, key, None) is not None
     }
     if not changed:
@@ -115,6 +115,12 @@ def _tolerance(text: str) -> float:
 def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=["iw", "regression", "mr"], help=_METHOD_HELP)
     p.add_argument("--bootstrap", choices=["fixed", "refit"], help=_BOOTSTRAP_HELP)
+    p.add_argument(
+        "--interval",
+        choices=["bootstrap", "bias_aware"],
+        help="'bias_aware' (with --method mr or regression) widens each interval to cover a "
+        "bias up to the distance to importance weighting (overrides attribution.interval)",
+    )
     p.add_argument(
         "--n-bootstrap",
         type=_count(0),

@@ -149,6 +149,7 @@ class AttributionConfig(_Strict):
     n_repeats: int = Field(1, ge=1)
     n_bootstrap: int = Field(200, ge=0)
     bootstrap: Literal["refit", "fixed"] = "fixed"
+    interval: Literal["bootstrap", "bias_aware"] = "bootstrap"
     solver: Literal["exact", "permutation"] = "exact"
     truncate: float | None = Field(None, gt=1)
     tolerance: float | None = Field(None, gt=0, allow_inf_nan=False)
@@ -184,6 +185,12 @@ class AttributionConfig(_Strict):
             raise ValueError(
                 "attribution.tolerance is judged against the bootstrap intervals, but "
                 "attribution.n_bootstrap = 0: set n_bootstrap or remove tolerance"
+            )
+        if self.interval == "bias_aware" and (self.method == "iw" or self.n_bootstrap == 0):
+            raise ValueError(
+                "attribution.interval = 'bias_aware' widens the bootstrap interval by the "
+                "distance to importance weighting: it needs attribution.method 'mr' or "
+                "'regression' and attribution.n_bootstrap > 0"
             )
         allowed = self.mechanisms if self.mechanisms is not None else _NODES
         bad = sorted(set(self.paired) - set(allowed))

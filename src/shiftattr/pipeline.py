@@ -339,6 +339,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         n_repeats=a.n_repeats,
         n_bootstrap=a.n_bootstrap,
         bootstrap=a.bootstrap,
+        interval=a.interval,
         truncate=a.truncate,
         tolerance=a.tolerance,
         correction_cap=None if a.correction_cap == "none" else a.correction_cap,

@@ -326,6 +326,7 @@ class Attribution:
             f"bootstrap: {s.get('n_bootstrap', 0)} replicates ({s.get('bootstrap', '—')}); "
             f"solver: {s.get('solver', '—')}; folds: {s.get('n_folds', '—')}"
             + (f" x {s['n_repeats']} repeats" if s.get("n_repeats", 1) > 1 else "")
+            + ("; intervals: bias-aware" if s.get("interval") == "bias_aware" else "")
         )
         if self.warnings:
             lines += ["", f"{len(self.warnings)} warning(s):"]

@@ -1,0 +1,144 @@
+"""Bias-aware intervals: the critical values, their coverage, and attribute(interval=...)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.stats import foldnorm, norm
+
+import shiftattr as sa
+from shiftattr.bias_aware import bias_aware_interval, check_interval, folded_normal_quantile
+from shiftattr.datasets import LinearGaussianSCM
+from shiftattr.results import Attribution, ShiftAttrWarning
+
+
+def test_without_a_bound_it_is_the_normal_interval():
+    iv = bias_aware_interval(np.array([0.3, -0.1]), np.zeros(2), np.array([0.02, 0.05]), 0.9)
+    z = norm.ppf(0.95)
+    np.testing.assert_allclose(iv.critical, [z, z])
+    np.testing.assert_allclose(iv.low, [0.3 - z * 0.02, -0.1 - z * 0.05])
+    np.testing.assert_allclose(iv.high - iv.low, 2 * iv.half_width)
+
+
+def test_a_large_bound_adds_the_one_sided_quantile():
+    # cv(t) -> t + z_{confidence}: one tail's miss probability vanishes for large t
+    iv = bias_aware_interval(np.zeros(1), np.array([1.0]), np.array([0.01]))
+    assert iv.half_width[0] == pytest.approx(1.0 + norm.ppf(0.95) * 0.01, rel=1e-9)
+    # the half-width grows with the bound and always exceeds bound and normal half-width
+    b = np.linspace(0, 0.1, 11)
+    h = bias_aware_interval(np.zeros(11), b, np.full(11, 0.01)).half_width
+    assert np.all(np.diff(h) > 0)
+    assert np.all(h >= b) and np.all(h >= norm.ppf(0.975) * 0.01 - 1e-12)
+    assert np.all(h <= b + norm.ppf(0.975) * 0.01 + 1e-12)  # never wider than the sum
+
+
+@pytest.mark.parametrize("bias_fraction", [0.0, 0.5, 1.0])
+def test_coverage_is_at_least_the_level_for_any_bias_within_the_bound(bias_fraction):
+    rng = np.random.default_rng(0)
+    se, bound, n = 0.02, 0.03, 40_000
+    estimates = bias_fraction * bound + rng.normal(0, se, n)  # the estimand is 0
+    iv = bias_aware_interval(estimates, np.full(n, bound), np.full(n, se))
+    covered = np.mean((iv.low <= 0) & (iv.high >= 0))
+    if bias_fraction == 1.0:  # exact at the end of the range
+        assert covered == pytest.approx(0.95, abs=0.005)
+    else:
+        assert covered > 0.95
+    # the normal interval misses this bias
+    normal = np.mean(np.abs(estimates) <= norm.ppf(0.975) * se)
+    assert bias_fraction == 0.0 or normal < 0.9
+
+
+def test_folded_normal_quantile_matches_scipy():
+    t = np.array([0.0, 1e-9, 0.3, 1.0, 2.5, 8.0, 300.0])
+    for level in (0.8, 0.95, 0.99):
+        np.testing.assert_allclose(
+            folded_normal_quantile(t, level), foldnorm.ppf(level, c=t), rtol=1e-12
+        )
+    assert np.isnan(folded_normal_quantile(np.array([np.nan]))[0])
+
+
+def test_degenerate_standard_errors():
+    iv = bias_aware_interval(np.ones(3), np.array([0.0, 0.2, 0.1]), np.array([0.0, 0.0, np.nan]))
+    assert iv.half_width[0] == 0 and iv.critical[0] == 0  # no noise, no bound: a point
+    assert iv.half_width[1] == 0.2 and np.isinf(iv.critical[1])  # no noise: the bound itself
+    assert np.isnan(iv.low[2]) and np.isnan(iv.high[2])  # unknown s.e.: unknown interval
+    with pytest.raises(ValueError, match="stderr must be non-negative"):
+        bias_aware_interval(np.zeros(1), np.zeros(1), np.array([-1.0]))
+    with pytest.raises(ValueError, match="confidence must lie in"):
+        bias_aware_interval(np.zeros(1), np.zeros(1), np.ones(1), confidence=1.0)
+
+
+def test_check_interval_names_what_is_missing():
+    check_interval("bootstrap", "iw", 0)
+    check_interval("bias_aware", "regression", 10)
+    with pytest.raises(ValueError, match="interval must be one of"):
+        check_interval("bayes", "mr", 10)
+    with pytest.raises(ValueError, match="needs method='mr' or 'regression'"):
+        check_interval("bias_aware", "iw", 10)
+    with pytest.raises(ValueError, match="n_bootstrap=0"):
+        check_interval("bias_aware", "mr", 0)
+
+
+@pytest.fixture(scope="module")
+def tabular():
+    scm = LinearGaussianSCM.example()
+    src = scm.sample(300, "source", random_state=0)
+    tgt = scm.sample(300, "target", random_state=1)
+    return scm, src, tgt
+
+
+def _attribute(tabular, **kw):
+    scm, src, tgt = tabular
+    args = dict(
+        metric=scm.metric(src),
+        target_metric=scm.metric(tgt),
+        n_bootstrap=40,
+        bootstrap="fixed",
+        n_folds=3,
+        progress=False,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAttrWarning)
+        return sa.attribute(scm.graph, src, tgt, **{**args, **kw})
+
+
+@pytest.mark.parametrize("method", ["mr", "regression"])
+def test_attribute_bias_aware_interval(tabular, method):
+    plain = _attribute(tabular, method=method)
+    aware = _attribute(tabular, method=method, interval="bias_aware")
+    assert aware.values == plain.values and aware.stderr == plain.stderr
+    est = aware.diagnostics["estimator"]
+    # both intervals are in the diagnostics of either run; ci holds the one asked for
+    assert plain.diagnostics["estimator"]["bias_aware_ci"] == est["bias_aware_ci"]
+    assert est["bootstrap_ci"] == plain.ci and aware.ci == est["bias_aware_ci"]
+    for k in aware.mechanisms:
+        bound = abs(aware.values[k] - est["iw_values"][k])
+        assert est["bias_bound"][k] == pytest.approx(bound, abs=1e-15)
+        lo, hi = aware.ci[k]
+        expected = bias_aware_interval(
+            np.array([aware.values[k]]), np.array([bound]), np.array([aware.stderr[k]])
+        )
+        assert (lo, hi) == pytest.approx((expected.low[0], expected.high[0]))
+        assert hi - lo >= 2 * bound  # always reaches past the other estimator's value
+        assert lo <= est["iw_values"][k] <= hi
+    assert aware.settings["interval"] == "bias_aware" and plain.settings["interval"] == "bootstrap"
+    assert "intervals: bias-aware" in aware.summary()
+    assert "bias-aware" not in plain.summary()
+    codes = {w["code"] for w in aware.warnings}
+    if method == "regression":  # its own warning is about the bootstrap-only interval
+        assert "narrow_interval" in {w["code"] for w in plain.warnings}
+        assert "narrow_interval" not in codes
+    back = Attribution.from_json(aware.to_json())
+    assert back.settings["interval"] == "bias_aware"
+    for k in aware.mechanisms:
+        assert tuple(back.ci[k]) == pytest.approx(aware.ci[k])
+
+
+def test_attribute_refuses_a_bias_aware_interval_it_cannot_compute(tabular):
+    with pytest.raises(ValueError, match="needs method='mr' or 'regression'"):
+        _attribute(tabular, interval="bias_aware")
+    with pytest.raises(ValueError, match="n_bootstrap=0"):
+        _attribute(tabular, method="mr", interval="bias_aware", n_bootstrap=0)
+    with pytest.raises(ValueError, match="interval must be one of"):
+        _attribute(tabular, method="mr", interval="percentile")
