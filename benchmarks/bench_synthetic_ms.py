@@ -56,6 +56,12 @@ regressions see), and the annotation ratio is conditioned on them as well.
 them the plain run's: the values are the mean over the repeats and the fixed-bootstrap
 interval is widened by their spread (:mod:`shiftattr.repeats`).
 
+**Bias-aware variant** (``mr+biasaware``; opt-in through ``--estimators``): ``mr`` with
+``attribute(..., interval="bias_aware")``. The samples, folds and point estimates are
+those of ``mr``; the interval is ``value ± se * cv(b / se)`` with ``b`` the distance to
+importance weighting with the same ratios (:mod:`shiftattr.bias_aware`). Every
+``regression``/``mr`` run records that distance as ``bias_bound``.
+
 **Merging.** ``--merge`` reads the existing ``results/synthetic_ms.json`` and replaces only
 the runs this invocation produced (same scenario, estimator, ``N`` and seed), keeping every
 other run, scenario and truth; summaries, targets and the figure are recomputed from the
@@ -141,6 +147,7 @@ ESTIMATORS = (
     "mr+outputs",
     "iw+repeats",
     "mr+repeats",
+    "mr+biasaware",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -156,8 +163,14 @@ OUTPUTS_SUFFIX = "+outputs"
 #: ``<method>+repeats``. Opt-in (``--estimators``): each run costs ``N_REPEATS`` fits.
 REPEATS_SUFFIX = "+repeats"
 N_REPEATS = 5
+#: Estimator names whose ``ci`` is the bias-aware interval (``attribute(interval=
+#: "bias_aware")``): ``<method>+biasaware``. Opt-in (``--estimators``): the same point
+#: estimates as ``<method>``, only the interval differs.
+BIASAWARE_SUFFIX = "+biasaware"
 #: What runs when ``--estimators`` is not given.
-DEFAULT_ESTIMATORS = tuple(e for e in ESTIMATORS if not e.endswith((REFIT_SUFFIX, REPEATS_SUFFIX)))
+DEFAULT_ESTIMATORS = tuple(
+    e for e in ESTIMATORS if not e.endswith((REFIT_SUFFIX, REPEATS_SUFFIX, BIASAWARE_SUFFIX))
+)
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"
 )
@@ -569,6 +582,8 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             skipped[e] = "shiftattr.attribute has no paired= keyword in this checkout"
         elif e.endswith(REPEATS_SUFFIX) and "n_repeats" not in params:
             skipped[e] = "shiftattr.attribute has no n_repeats= keyword in this checkout"
+        elif e.endswith(BIASAWARE_SUFFIX) and "interval" not in params:
+            skipped[e] = "shiftattr.attribute has no interval= keyword in this checkout"
         else:
             available.append(e)
     return available, skipped
@@ -591,6 +606,8 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
             kw["features"] = {"X": adapter.output_features}
     if estimator.endswith(REPEATS_SUFFIX):
         kw["n_repeats"] = N_REPEATS
+    if estimator.endswith(BIASAWARE_SUFFIX):
+        kw["interval"] = "bias_aware"
     return kw
 
 
@@ -684,6 +701,7 @@ def one_run(
         warnings=codes,
         flagged=bool(res.warnings),
         repeats={k: v for k, v in diag.get("repeats", {}).items() if k != "values"} or None,
+        bias_bound=diag.get("estimator", {}).get("bias_bound"),
         settings={
             k: res.settings.get(k)
             for k in (
@@ -691,6 +709,7 @@ def one_run(
                 "n_folds",
                 "n_repeats",
                 "n_bootstrap",
+                "interval",
                 "bootstrap",
                 "method",
                 "paired",
@@ -909,6 +928,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "tab:pink",
                 "tab:gray",
                 "black",
+                "gold",
             ),
             strict=True,
         )
