@@ -7,6 +7,8 @@ seed, every method sees the same source and target samples (drawn exactly as in
 - ``iw``, ``regression``, ``mr``: :func:`shiftattr.attribute` with ``method=...``, the
   measured target loss as ``target_metric``, ``n_bootstrap=100``, ``bootstrap="fixed"``,
   5-fold cross-fitting (intervals are scored: coverage of the truth per mechanism);
+- ``mr_biasaware``: ``mr`` again with ``interval="bias_aware"`` (same values; the
+  interval also covers a bias up to the distance to importance weighting);
 - ``mr_point``: ``mr`` again with ``n_bootstrap=0`` (same values; the time of the point
   estimate alone, as DoWhy computes no intervals), on the seeds of
   ``config["method_seeds"]``;
@@ -41,7 +43,7 @@ from shiftattr import attribute
 
 NAME = "value_estimators"
 SHIFTATTR = ("iw", "regression", "mr")
-METHODS = (*SHIFTATTR, "mr_point", "dowhy_mr_default", "dowhy_mr_gb")
+METHODS = (*SHIFTATTR, "mr_biasaware", "mr_point", "dowhy_mr_default", "dowhy_mr_gb")
 REFERENCE = "dowhy_mr_default"  # time ratios are to this one
 
 
@@ -74,7 +76,9 @@ def _truth(name: str, scm: Any, n_truth: int) -> dict[str, Any]:
     return {**truth_record(scm, n_truth), "from": "simulated here"}
 
 
-def _shiftattr(method: str, scm: Any, source, target, seed: int, n_boot: int) -> dict[str, Any]:
+def _shiftattr(
+    method: str, scm: Any, source, target, seed: int, n_boot: int, interval: str = "bootstrap"
+) -> dict[str, Any]:
     res = attribute(
         scm.graph,
         source,
@@ -84,6 +88,7 @@ def _shiftattr(method: str, scm: Any, source, target, seed: int, n_boot: int) ->
         method=method,
         n_bootstrap=n_boot,
         bootstrap="fixed",
+        interval=interval,
         n_folds=5,
         progress=False,
         random_state=seed,
@@ -99,6 +104,8 @@ def _shiftattr(method: str, scm: Any, source, target, seed: int, n_boot: int) ->
 def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> dict[str, Any]:
     if method in SHIFTATTR:
         return _shiftattr(method, scm, source, target, seed, cfg["n_bootstrap"])
+    if method == "mr_biasaware":
+        return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], "bias_aware")
     if method == "mr_point":
         return _shiftattr("mr", scm, source, target, seed, 0)
     return dowhy_attribute(method, scm, source, target, seed)
