@@ -1449,6 +1449,32 @@ _VE_LABELS = {
 }
 
 
+def _ve_interval_summary(runs: list[dict[str, Any]]) -> list[str]:
+    """One line per method with intervals: coverage and mean width over every
+    (run, mechanism), per N and in all."""
+    lines = []
+    for method, label in _VE_LABELS.items():
+        rs = [r for r in runs if r.get("ok") and r["method"] == method and r.get("covered")]
+        if not rs:
+            continue
+        cells = []
+        for n in [*sorted({r["n"] for r in rs}), "all"]:
+            sel = [r for r in rs if n == "all" or r["n"] == n]
+            cov = [c for r in sel for c in r["covered"].values()]
+            width = [hi - lo for r in sel for lo, hi in r["ci"].values()]
+            where = "all N" if n == "all" else f"N = {n}"
+            cells.append(f"{where}: {_pct(float(np.mean(cov)))}, {_f(float(np.mean(width)), 2)}")
+        lines.append(f"- {label}: " + "; ".join(cells))
+    if not lines:
+        return []
+    return [
+        "**Intervals** (coverage of the truth and mean CI width over every (run, mechanism)):",
+        "",
+        *lines,
+        "",
+    ]
+
+
 def _value_estimators(ve: dict[str, Any] | None) -> str:
     """Section 6: IW vs regression vs MR vs DoWhy's MR on the tabular SCMs."""
     title = "## 6. Value estimators: IW vs regression vs MR vs DoWhy MR (tabular SCMs)"
@@ -1468,6 +1494,12 @@ def _value_estimators(ve: dict[str, Any] | None) -> str:
             " — **partial: interrupted, only the cells below finished**"
             if ve.get("partial")
             else ""
+        )
+        + "".join(
+            f"; {', '.join(f'`{m}`' for m in g['methods'])} merged {g['date']} at commit "
+            f"`{g['commit']}` (its times were measured in that session, beside DoWhy times "
+            "from the first)"
+            for g in ve.get("merged", [])
         )
         + f". SCMs {', '.join(f'`{s}`' for s in cfg['scms'])} (section 1), N = "
         f"{', '.join(map(str, sizes_run))} cases per environment, seeds {seeds_run}. "
@@ -1524,6 +1556,7 @@ def _value_estimators(ve: dict[str, Any] | None) -> str:
         ),
         "",
     ]
+    out += _ve_interval_summary(runs)
     iw, dw, gb = (tg.get(k, {}) for k in ("mr_vs_iw", "mr_vs_dowhy_mr", "mr_vs_dowhy_mr_gb"))
     cells = tg.get("per_cell", [])
     if cells:

@@ -35,7 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import blas_threads, peer_available, read_json, skipped, write_json
+from benchmarks._common import (
+    blas_threads,
+    git_state,
+    now_utc,
+    peer_available,
+    read_json,
+    skipped,
+    write_json,
+)
 from benchmarks.accuracy_tabular import attempt, bench_samples, log_run, score, truth_record
 from benchmarks.dowhy_attribution import dowhy_attribute
 from benchmarks.scms import all_scms
@@ -261,7 +269,9 @@ def run(
     merge : bool, default False
         Add these runs to those of the existing ``results/value_estimators.json`` (a run
         of the same SCM, N, seed and method is replaced), e.g. DoWhy MR with gradient
-        boosting run afterwards with ``methods=["dowhy_mr_gb"]``.
+        boosting run afterwards with ``methods=["dowhy_mr_gb"]``. The file keeps the
+        first run's date and machine and lists every merge under ``merged`` (date,
+        commit, methods, SCMs, sizes, seeds).
     log : bool, default True
         Print one line per run.
 
@@ -329,6 +339,16 @@ def run(
                 if write:  # checkpoint: what is done survives a crash or a time limit
                     write_json(NAME, {**_payload(quick, cfg, dowhy, truths, runs), "partial": True})
     payload = _payload(quick, cfg, dowhy, truths, runs)
+    if prior:  # the section keeps the first run's date and machine; merges are listed
+        payload["date"], payload["machine"] = prior["date"], prior["machine"]
+        payload["merged"] = [
+            *prior.get("merged", []),
+            {
+                "date": now_utc(),
+                "commit": git_state()["commit"],
+                **{k: todo[k] for k in ("methods", "scms", "sizes", "seeds")},
+            },
+        ]
     if write:
         write_json(NAME, payload)
     return payload

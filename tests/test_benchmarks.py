@@ -285,3 +285,61 @@ def test_repeats_variants_pass_n_repeats_and_are_compared_on_shared_runs():
         *("0.04", "0.03", "0%", "0%", "0 of 1", "1 of 1"),
         *("0 of 2", "1 of 2", "—", "1.6", "2 s", "10 s"),
     ]
+
+
+def test_biasaware_variant_passes_the_interval_and_is_compared_on_shared_runs():
+    from benchmarks import bench_synthetic_ms as bench
+    from benchmarks import report
+
+    assert bench.attribute_kwargs("mr+biasaware", object())["interval"] == "bias_aware"
+    assert "interval" not in bench.attribute_kwargs("mr", object())
+    assert "mr+biasaware" not in bench.DEFAULT_ESTIMATORS  # opt-in: the same values as mr
+    assert bench.base_method("mr+biasaware") == "mr"
+
+    def run(estimator, seed, lo, hi, covered):
+        return {
+            **_ms_run(estimator, "acq", 300, seed, 0.03),
+            "values": {"X": 0.1},
+            "ci": {"X": [lo, hi]},
+            "covered": {"X": covered},
+            "error_above_threshold": True,
+            "flagged": True,
+            "seconds": 2.0,
+        }
+
+    runs = [
+        run("mr", 0, 0.08, 0.12, False),
+        run("mr+biasaware", 0, 0.0, 0.2, True),
+        run("mr", 1, 0.0, 1.0, True),  # no twin: left out
+    ]
+    ms = {"scenarios": {"acq": {}}, "config": {"sizes": [300]}, "runs": runs}
+    text = "\n".join(report._ms_biasaware_comparison(ms))
+    row = next(line for line in text.splitlines() if line.startswith("| acq"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # coverage, mean CI width, flagged of error > 0.02, time; each for mr then mr+biasaware
+    assert cells[2:] == ["0%", "100%", "0.04", "0.2", "1 of 1", "1 of 1", "2 s", "2 s"]
+
+
+def test_value_estimator_interval_summary_reports_coverage_and_width_per_n():
+    from benchmarks import report
+
+    def run(method, n, lo, hi, covered):
+        return {
+            "ok": True,
+            "method": method,
+            "n": n,
+            "ci": {"X": [lo, hi]},
+            "covered": {"X": covered},
+        }
+
+    runs = [
+        run("mr", 100, 0.0, 0.1, True),
+        run("mr", 300, 0.0, 0.3, False),
+        run("mr_biasaware", 100, 0.0, 0.5, True),
+        {"ok": True, "method": "dowhy_mr_default", "n": 100},  # no intervals: no line
+    ]
+    lines = report._ve_interval_summary(runs)
+    assert lines[2] == "- shiftattr MR: N = 100: 100%, 0.1; N = 300: 0%, 0.3; all N: 50%, 0.2"
+    assert lines[3] == "- shiftattr MR, bias-aware interval: N = 100: 100%, 0.5; all N: 100%, 0.5"
+    assert not any("DoWhy" in line for line in lines)
+    assert report._ve_interval_summary(runs[3:]) == []
