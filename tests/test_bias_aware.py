@@ -5,6 +5,9 @@ import warnings
 import numpy as np
 import pytest
 from scipy.stats import foldnorm, norm
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import shiftattr as sa
 from shiftattr.bias_aware import bias_aware_interval, check_interval, folded_normal_quantile
@@ -75,8 +78,8 @@ def test_check_interval_names_what_is_missing():
         check_interval("bayes", "mr", 10)
     with pytest.raises(ValueError, match="needs method='mr' or 'regression'"):
         check_interval("bias_aware", "iw", 10)
-    with pytest.raises(ValueError, match="n_bootstrap=0"):
-        check_interval("bias_aware", "mr", 0)
+    with pytest.raises(ValueError, match="n_bootstrap of 2 or more \\(got 1\\)"):
+        check_interval("bias_aware", "mr", 1)  # one replicate has no standard error
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +129,9 @@ def test_attribute_bias_aware_interval(tabular, method):
     assert "intervals: bias-aware" in aware.summary()
     assert "bias-aware" not in plain.summary()
     codes = {w["code"] for w in aware.warnings}
-    if method == "regression":  # its own warning is about the bootstrap-only interval
+    if method == "regression":  # the se still leaves out the regressions' error: kept
         assert "narrow_interval" in {w["code"] for w in plain.warnings}
-        assert "narrow_interval" not in codes
+        assert "narrow_interval" in codes
     back = Attribution.from_json(aware.to_json())
     assert back.settings["interval"] == "bias_aware"
     for k in aware.mechanisms:
@@ -138,7 +141,58 @@ def test_attribute_bias_aware_interval(tabular, method):
 def test_attribute_refuses_a_bias_aware_interval_it_cannot_compute(tabular):
     with pytest.raises(ValueError, match="needs method='mr' or 'regression'"):
         _attribute(tabular, interval="bias_aware")
-    with pytest.raises(ValueError, match="n_bootstrap=0"):
+    with pytest.raises(ValueError, match="n_bootstrap of 2 or more"):
         _attribute(tabular, method="mr", interval="bias_aware", n_bootstrap=0)
     with pytest.raises(ValueError, match="interval must be one of"):
         _attribute(tabular, method="mr", interval="percentile")
+
+
+def _expected(values, bound, stderr, confidence):
+    """The interval from scipy's folded normal, independently of the library."""
+    half = stderr * foldnorm.ppf(confidence, c=bound / stderr)
+    return values - half, values + half
+
+
+@pytest.mark.parametrize(
+    ("bootstrap", "n_repeats", "n_bootstrap"), [("fixed", 3, 12), ("refit", 2, 4)]
+)
+def test_bias_aware_interval_uses_the_reported_se_and_the_mean_iw_of_the_repeats(
+    tabular, bootstrap, n_repeats, n_bootstrap
+):
+    # the bound comes from a separate importance-weighting run on the same folds: the IW
+    # twin of "mr" must be the mean over the repeats of exactly that estimate
+    kw = dict(bootstrap=bootstrap, n_repeats=n_repeats, n_bootstrap=n_bootstrap, confidence=0.9)
+    fast = make_pipeline(StandardScaler(), RidgeCV())  # the regressor does not matter here
+    aware = _attribute(tabular, method="mr", interval="bias_aware", regressor=fast, **kw)
+    iw = _attribute(tabular, method="iw", **kw)
+    raw_sd = np.std(aware.bootstrap_values, axis=0, ddof=1)
+    for i, k in enumerate(aware.mechanisms):
+        bound = abs(aware.values[k] - iw.values[k])
+        assert aware.diagnostics["estimator"]["bias_bound"][k] == pytest.approx(bound, abs=1e-12)
+        se = aware.stderr[k]
+        if bootstrap == "fixed":  # widened by the spread between the repeats
+            assert se > raw_sd[i]
+            assert se == pytest.approx(
+                np.hypot(raw_sd[i], np.std(aware.diagnostics["repeats"]["values"][k], ddof=1))
+            )
+        else:  # each refit replicate is one fit: its spread is the standard error
+            assert se == pytest.approx(raw_sd[i])
+        lo, hi = _expected(aware.values[k], bound, se, 0.9)
+        assert aware.ci[k] == pytest.approx((lo, hi), abs=1e-12)
+
+
+def test_tolerance_is_judged_against_the_bias_aware_interval(tabular):
+    plain = _attribute(tabular, method="mr")
+    aware = _attribute(tabular, method="mr", interval="bias_aware")
+    half = {k: (hi - lo) / 2 for k, (lo, hi) in plain.ci.items()}
+    wide = {k: (hi - lo) / 2 for k, (lo, hi) in aware.ci.items()}
+    k = max(aware.mechanisms, key=lambda m: wide[m] - half[m])
+    assert wide[k] > half[k] * 1.2  # the bound widened this mechanism's interval
+    tol = max(abs(plain.values[k] - b) for b in plain.ci[k]) * 1.01  # plain fits inside
+    plain_t = _attribute(tabular, method="mr", tolerance=tol)
+    aware_t = _attribute(tabular, method="mr", interval="bias_aware", tolerance=tol)
+
+    def imprecise(res):
+        return {w["mechanism"] for w in res.warnings if w["code"] == "imprecise"}
+
+    assert k not in imprecise(plain_t) and k in imprecise(aware_t)

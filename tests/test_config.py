@@ -35,7 +35,7 @@ def test_defaults_and_toml(tmp_path):
                 "data": {"kind": "synthetic"},
                 "attribution": {"interval": "bias_aware", "method": "mr", "n_bootstrap": 0},
             },
-            r"attribution\.n_bootstrap > 0",
+            r"attribution\.n_bootstrap of 2 or more",
         ),
         (
             {"data": {"kind": "synthetic"}, "attribution": {"interval": "wide"}},

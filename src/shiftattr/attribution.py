@@ -457,7 +457,7 @@ def attribute(
     interval : {"bootstrap", "bias_aware"}, default "bootstrap"
         What ``ci`` holds. ``"bootstrap"``: the bootstrap percentile interval (widened
         by the repeats' spread with ``n_repeats > 1``): sampling noise only.
-        ``"bias_aware"`` (``method="mr"`` or ``"regression"``, ``n_bootstrap > 0``):
+        ``"bias_aware"`` (``method="mr"`` or ``"regression"``, ``n_bootstrap >= 2``):
         ``value ± se * cv(b / se)``, which also covers a bias up to
         ``b = |value - iw_value|``, the distance to importance weighting with the
         same ratios (see :mod:`shiftattr.bias_aware`; Armstrong and Kolesár 2020).
@@ -470,7 +470,8 @@ def attribute(
         Level of the intervals.
     tolerance : float, optional
         The precision you need, in the metric's units (e.g. ``0.02`` Dice). A mechanism
-        whose interval is wider than ``value ± tolerance`` gets an ``imprecise`` warning:
+        whose interval (``ci``: the bias-aware one with ``interval="bias_aware"``) is
+        wider than ``value ± tolerance`` gets an ``imprecise`` warning:
         its value is not pinned down to the precision asked for, whatever the estimate.
         Needs ``n_bootstrap > 0``.
     truncate : float, optional
@@ -530,8 +531,9 @@ def attribute(
         raise ValueError(f"tolerance must be a positive number (metric units), got {tolerance}.")
     if tolerance is not None and not n_bootstrap:
         raise ValueError(
-            "tolerance is judged against the bootstrap intervals, but n_bootstrap=0: set "
-            "n_bootstrap (e.g. 200) or leave tolerance out."
+            "tolerance is judged against the bootstrap intervals (or the bias-aware ones "
+            "built on them), but n_bootstrap=0: set n_bootstrap (e.g. 200) or leave "
+            "tolerance out."
         )
     if method not in ESTIMATORS:
         raise ValueError(f"method must be one of {list(ESTIMATORS)}, got {method!r}.")
@@ -717,7 +719,7 @@ def attribute(
         est["bias_aware_ci"] = {k: (float(a), float(b)) for k, a, b in zip(mechs, ba.low, ba.high)}
         if interval == "bias_aware":
             ci = dict(est["bias_aware_ci"])
-    if method == "regression" and bootstrap == "fixed" and n_bootstrap and interval == "bootstrap":
+    if method == "regression" and bootstrap == "fixed" and n_bootstrap:
         warns.append(
             {
                 "code": "narrow_interval",

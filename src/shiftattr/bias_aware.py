@@ -17,9 +17,10 @@ with the asked probability whenever the bias is at most ``b`` (Armstrong and Kol
     value ± se * cv(b / se),  cv(t) = the confidence quantile of |N(t, 1)|
 
 With ``b = 0`` it is the normal interval ``value ± 1.96 se`` (at 95 %); with
-``b >> se`` it is ``value ± (b + 1.645 se)``. The bound is a heuristic, not a
-theorem: where both estimators share a bias (the same blind spot of the ratios), the
-interval can still miss.
+``b >> se`` it is ``value ± (b + 1.645 se)``. Used with the estimated ``b`` the
+guarantee no longer holds as such: ``b`` carries importance weighting's noise, and it
+is a heuristic bound, not a theorem; where both estimators share a bias (the same
+blind spot of the ratios), the interval can still miss.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def folded_normal_quantile(t: np.ndarray, confidence: float = 0.95) -> np.ndarra
     t = np.abs(np.asarray(t, dtype=float))
     one, two = ndtri(confidence), ndtri((1 + confidence) / 2)
     lo, hi = np.maximum(t + one, two), t + two
-    for _ in range(60):  # the bracket is at most 0.33 wide: 60 halvings reach rounding
+    for _ in range(60):  # the bracket is narrower than z_half (< 6 for any level in
+        # use): 60 halvings take it below rounding
         mid = 0.5 * (lo + hi)
         below = ndtr(mid - t) + ndtr(mid + t) - 1 < confidence
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
@@ -184,8 +186,9 @@ def check_interval(interval: str, method: str, n_bootstrap: int) -> None:
             "interval='bias_aware' bounds the bias by the distance to importance weighting, "
             f"so it needs method='mr' or 'regression' (got method={method!r})."
         )
-    if not n_bootstrap:
+    if n_bootstrap < 2:
         raise ValueError(
-            "interval='bias_aware' widens the bootstrap standard error, but n_bootstrap=0: "
-            "set n_bootstrap (e.g. 200) or leave interval at 'bootstrap'."
+            "interval='bias_aware' widens the bootstrap standard error, which needs "
+            f"n_bootstrap of 2 or more (got {n_bootstrap}): set n_bootstrap (e.g. 200) or "
+            "leave interval at 'bootstrap'."
         )

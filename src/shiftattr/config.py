@@ -183,14 +183,15 @@ class AttributionConfig(_Strict):
                 )
         if self.tolerance is not None and self.n_bootstrap == 0:
             raise ValueError(
-                "attribution.tolerance is judged against the bootstrap intervals, but "
-                "attribution.n_bootstrap = 0: set n_bootstrap or remove tolerance"
+                "attribution.tolerance is judged against the bootstrap intervals (or the "
+                "bias-aware ones built on them), but attribution.n_bootstrap = 0: set "
+                "n_bootstrap or remove tolerance"
             )
-        if self.interval == "bias_aware" and (self.method == "iw" or self.n_bootstrap == 0):
+        if self.interval == "bias_aware" and (self.method == "iw" or self.n_bootstrap < 2):
             raise ValueError(
                 "attribution.interval = 'bias_aware' widens the bootstrap interval by the "
                 "distance to importance weighting: it needs attribution.method 'mr' or "
-                "'regression' and attribution.n_bootstrap > 0"
+                "'regression' and attribution.n_bootstrap of 2 or more"
             )
         allowed = self.mechanisms if self.mechanisms is not None else _NODES
         bad = sorted(set(self.paired) - set(allowed))

@@ -82,7 +82,9 @@ class Attribution:
     values : dict
         Mechanism -> Shapley value.
     ci : dict
-        Mechanism -> (low, high) bootstrap percentile interval (NaN without bootstrap).
+        Mechanism -> (low, high): the bootstrap percentile interval (widened by the
+        repeats' spread with ``n_repeats > 1``), or the bias-aware interval with
+        ``settings["interval"] == "bias_aware"``; NaN without bootstrap.
     stderr : dict
         Mechanism -> bootstrap standard deviation.
     solver_stderr : dict or None
