@@ -606,8 +606,8 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
             kw["features"] = {"X": adapter.output_features}
     if estimator.endswith(REPEATS_SUFFIX):
         kw["n_repeats"] = N_REPEATS
-    if estimator.endswith(BIASAWARE_SUFFIX):
-        kw["interval"] = "bias_aware"
+    if "interval" in params:  # explicit: the runs stay comparable whatever the default
+        kw["interval"] = "bias_aware" if estimator.endswith(BIASAWARE_SUFFIX) else "bootstrap"
     return kw
 
 

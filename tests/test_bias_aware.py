@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import shiftattr as sa
-from shiftattr.bias_aware import bias_aware_interval, check_interval, folded_normal_quantile
+from shiftattr.bias_aware import bias_aware_interval, folded_normal_quantile, resolve_interval
 from shiftattr.datasets import LinearGaussianSCM
 from shiftattr.results import Attribution, ShiftAttrWarning
 
@@ -71,15 +71,19 @@ def test_degenerate_standard_errors():
         bias_aware_interval(np.zeros(1), np.zeros(1), np.ones(1), confidence=1.0)
 
 
-def test_check_interval_names_what_is_missing():
-    check_interval("bootstrap", "iw", 0)
-    check_interval("bias_aware", "regression", 10)
+def test_resolve_interval_defaults_to_bias_aware_for_mr_only():
+    assert resolve_interval("auto", "mr", 200) == "bias_aware"
+    assert resolve_interval("auto", "mr", 1) == "bootstrap"  # no standard error to widen
+    assert resolve_interval("auto", "regression", 200) == "bootstrap"  # not measured
+    assert resolve_interval("auto", "iw", 200) == "bootstrap"  # nothing to compare with
+    assert resolve_interval("bootstrap", "mr", 0) == "bootstrap"
+    assert resolve_interval("bias_aware", "regression", 10) == "bias_aware"
     with pytest.raises(ValueError, match="interval must be one of"):
-        check_interval("bayes", "mr", 10)
+        resolve_interval("bayes", "mr", 10)
     with pytest.raises(ValueError, match="needs method='mr' or 'regression'"):
-        check_interval("bias_aware", "iw", 10)
+        resolve_interval("bias_aware", "iw", 10)
     with pytest.raises(ValueError, match="n_bootstrap of 2 or more \\(got 1\\)"):
-        check_interval("bias_aware", "mr", 1)  # one replicate has no standard error
+        resolve_interval("bias_aware", "mr", 1)  # one replicate has no standard error
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +112,12 @@ def _attribute(tabular, **kw):
 
 @pytest.mark.parametrize("method", ["mr", "regression"])
 def test_attribute_bias_aware_interval(tabular, method):
-    plain = _attribute(tabular, method=method)
+    plain = _attribute(tabular, method=method, interval="bootstrap")
     aware = _attribute(tabular, method=method, interval="bias_aware")
     assert aware.values == plain.values and aware.stderr == plain.stderr
+    default = _attribute(tabular, method=method)  # "auto": bias-aware for mr only
+    assert default.ci == (aware.ci if method == "mr" else plain.ci)
+    assert default.settings["interval"] == ("bias_aware" if method == "mr" else "bootstrap")
     est = aware.diagnostics["estimator"]
     # both intervals are in the diagnostics of either run; ci holds the one asked for
     assert plain.diagnostics["estimator"]["bias_aware_ci"] == est["bias_aware_ci"]
@@ -182,14 +189,14 @@ def test_bias_aware_interval_uses_the_reported_se_and_the_mean_iw_of_the_repeats
 
 
 def test_tolerance_is_judged_against_the_bias_aware_interval(tabular):
-    plain = _attribute(tabular, method="mr")
+    plain = _attribute(tabular, method="mr", interval="bootstrap")
     aware = _attribute(tabular, method="mr", interval="bias_aware")
     half = {k: (hi - lo) / 2 for k, (lo, hi) in plain.ci.items()}
     wide = {k: (hi - lo) / 2 for k, (lo, hi) in aware.ci.items()}
     k = max(aware.mechanisms, key=lambda m: wide[m] - half[m])
     assert wide[k] > half[k] * 1.2  # the bound widened this mechanism's interval
     tol = max(abs(plain.values[k] - b) for b in plain.ci[k]) * 1.01  # plain fits inside
-    plain_t = _attribute(tabular, method="mr", tolerance=tol)
+    plain_t = _attribute(tabular, method="mr", interval="bootstrap", tolerance=tol)
     aware_t = _attribute(tabular, method="mr", interval="bias_aware", tolerance=tol)
 
     def imprecise(res):

@@ -127,6 +127,10 @@ def test_bias_aware_interval_from_the_command_line(tmp_path, capsys):
     assert saved["settings"]["interval"] == "bias_aware"
     assert saved["ci"] == saved["diagnostics"]["estimator"]["bias_aware_ci"]
     assert saved["ci"] != saved["diagnostics"]["estimator"]["bootstrap_ci"]
+    assert main([*args, "--interval", "bootstrap", "--n-bootstrap", "5"]) == 0
+    saved = json.loads((out / "attribution.json").read_text())
+    assert saved["settings"]["interval"] == "bootstrap"
+    assert saved["ci"] == saved["diagnostics"]["estimator"]["bootstrap_ci"]
     # importance weighting alone has no second estimator to measure the bias with
     assert main([*args[:-1], "iw", "--interval", "bias_aware"]) == 2
     assert "attribution.interval = 'bias_aware'" in capsys.readouterr().err

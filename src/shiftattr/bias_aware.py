@@ -33,8 +33,8 @@ from scipy.special import ndtr, ndtri
 __all__ = [
     "BiasAwareInterval",
     "bias_aware_interval",
-    "check_interval",
     "folded_normal_quantile",
+    "resolve_interval",
 ]
 
 
@@ -152,35 +152,47 @@ def bias_aware_interval(
     return BiasAwareInterval(v - half, v + half, half, critical, b)
 
 
-#: What :func:`shiftattr.attribute` may put in ``ci``.
-_INTERVALS = ("bootstrap", "bias_aware")
+#: What :func:`shiftattr.attribute` accepts as ``interval``.
+_INTERVALS = ("auto", "bootstrap", "bias_aware")
 
 
-def check_interval(interval: str, method: str, n_bootstrap: int) -> None:
-    """Raise ``ValueError`` unless ``interval`` can be computed for ``method``.
+def resolve_interval(interval: str, method: str, n_bootstrap: int) -> str:
+    """The interval :func:`shiftattr.attribute` reports, or a ``ValueError``.
+
+    ``"auto"`` is ``"bias_aware"`` for ``method="mr"`` with a bootstrap (at least two
+    replicates) and ``"bootstrap"`` otherwise: ``"iw"`` has no second estimator to
+    compare with, and the bias-aware interval of ``"regression"`` was not measured.
 
     Parameters
     ----------
     interval : str
-        ``"bootstrap"`` or ``"bias_aware"``.
+        ``"auto"``, ``"bootstrap"`` or ``"bias_aware"``.
     method : str
         The value estimator; ``"bias_aware"`` needs a second one to compare with, so
         not ``"iw"``.
     n_bootstrap : int
         ``"bias_aware"`` needs the bootstrap's standard error.
 
+    Returns
+    -------
+    str
+        ``"bootstrap"`` or ``"bias_aware"``.
+
     Examples
     --------
-    >>> check_interval("bias_aware", "mr", 200)
-    >>> check_interval("bias_aware", "iw", 200)
+    >>> resolve_interval("auto", "mr", 200), resolve_interval("auto", "iw", 200)
+    ('bias_aware', 'bootstrap')
+    >>> resolve_interval("bias_aware", "iw", 200)
     Traceback (most recent call last):
     ...
     ValueError: interval='bias_aware' bounds the bias by the distance to importance weighting, so it needs method='mr' or 'regression' (got method='iw').
     """
     if interval not in _INTERVALS:
         raise ValueError(f"interval must be one of {list(_INTERVALS)}, got {interval!r}.")
-    if interval != "bias_aware":
-        return
+    if interval == "auto":
+        return "bias_aware" if method == "mr" and n_bootstrap >= 2 else "bootstrap"
+    if interval == "bootstrap":
+        return interval
     if method == "iw":
         raise ValueError(
             "interval='bias_aware' bounds the bias by the distance to importance weighting, "
@@ -190,5 +202,6 @@ def check_interval(interval: str, method: str, n_bootstrap: int) -> None:
         raise ValueError(
             "interval='bias_aware' widens the bootstrap standard error, which needs "
             f"n_bootstrap of 2 or more (got {n_bootstrap}): set n_bootstrap (e.g. 200) or "
-            "leave interval at 'bootstrap'."
+            "set interval to 'bootstrap'."
         )
+    return interval

@@ -117,9 +117,10 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", choices=["fixed", "refit"], help=_BOOTSTRAP_HELP)
     p.add_argument(
         "--interval",
-        choices=["bootstrap", "bias_aware"],
+        choices=["auto", "bootstrap", "bias_aware"],
         help="'bias_aware' (with --method mr or regression) widens each interval to cover a "
-        "bias up to the distance to importance weighting (overrides attribution.interval)",
+        "bias up to the distance to importance weighting; 'auto' (default) uses it for mr "
+        "(overrides attribution.interval)",
     )
     p.add_argument(
         "--n-bootstrap",

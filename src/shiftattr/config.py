@@ -149,7 +149,7 @@ class AttributionConfig(_Strict):
     n_repeats: int = Field(1, ge=1)
     n_bootstrap: int = Field(200, ge=0)
     bootstrap: Literal["refit", "fixed"] = "fixed"
-    interval: Literal["bootstrap", "bias_aware"] = "bootstrap"
+    interval: Literal["auto", "bootstrap", "bias_aware"] = "auto"
     solver: Literal["exact", "permutation"] = "exact"
     truncate: float | None = Field(None, gt=1)
     tolerance: float | None = Field(None, gt=0, allow_inf_nan=False)
