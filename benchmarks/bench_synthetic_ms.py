@@ -65,6 +65,12 @@ passes ``interval="bootstrap"``: since this benchmark, the library's default for
 is the bias-aware interval, so ``mr+biasaware`` is what ``attribute(method="mr")``
 reports and ``mr`` keeps the bootstrap interval it was first measured with.
 
+**Pooled variant** (``mr+pooled``; opt-in): ``mr`` with
+``attribute(..., pooled_regressions=True)``: every nested regression is fitted on both
+environments' cases, the other environment's weighted by the conditional density ratio
+of the regression's level (:mod:`shiftattr.value.nested`). Same samples, folds and ratios
+as ``mr``; bootstrap interval.
+
 **Merging.** ``--merge`` reads the existing ``results/synthetic_ms.json`` and replaces only
 the runs this invocation produced (same scenario, estimator, ``N`` and seed), keeping every
 other run, scenario and truth; summaries, targets and the figure are recomputed from the
@@ -151,6 +157,7 @@ ESTIMATORS = (
     "iw+repeats",
     "mr+repeats",
     "mr+biasaware",
+    "mr+pooled",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -170,9 +177,14 @@ N_REPEATS = 5
 #: "bias_aware")``): ``<method>+biasaware``. Opt-in (``--estimators``): the same point
 #: estimates as ``<method>``, only the interval differs.
 BIASAWARE_SUFFIX = "+biasaware"
+#: Estimator names whose nested regressions are pooled over both environments
+#: (``attribute(pooled_regressions=True)``): ``<method>+pooled``. Opt-in.
+POOLED_SUFFIX = "+pooled"
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
-    e for e in ESTIMATORS if not e.endswith((REFIT_SUFFIX, REPEATS_SUFFIX, BIASAWARE_SUFFIX))
+    e
+    for e in ESTIMATORS
+    if not e.endswith((REFIT_SUFFIX, REPEATS_SUFFIX, BIASAWARE_SUFFIX, POOLED_SUFFIX))
 )
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"
@@ -587,6 +599,8 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             skipped[e] = "shiftattr.attribute has no n_repeats= keyword in this checkout"
         elif e.endswith(BIASAWARE_SUFFIX) and "interval" not in params:
             skipped[e] = "shiftattr.attribute has no interval= keyword in this checkout"
+        elif e.endswith(POOLED_SUFFIX) and "pooled_regressions" not in params:
+            skipped[e] = "shiftattr.attribute has no pooled_regressions= keyword in this checkout"
         else:
             available.append(e)
     return available, skipped
@@ -611,6 +625,8 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
         kw["n_repeats"] = N_REPEATS
     if "interval" in params:  # explicit: the runs stay comparable whatever the default
         kw["interval"] = "bias_aware" if estimator.endswith(BIASAWARE_SUFFIX) else "bootstrap"
+    if estimator.endswith(POOLED_SUFFIX):
+        kw["pooled_regressions"] = True
     return kw
 
 
@@ -932,6 +948,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "tab:gray",
                 "black",
                 "gold",
+                "darkgreen",
             ),
             strict=True,
         )
@@ -1109,8 +1126,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--estimators",
         default=None,
         help="comma-separated subset of " + ",".join(ESTIMATORS) + " (default: all available "
-        "but the +refit, +repeats and +biasaware ones; the +paired ones run only where the "
-        "annotators differ)",
+        "but the +refit, +repeats, +biasaware and +pooled ones; the +paired ones run only "
+        "where the annotators differ)",
     )
     p.add_argument("--n", default=None, help="cases per environment, e.g. 100,300")
     p.add_argument("--seeds", default=None, help="e.g. 0,1,2,3,4")

@@ -1446,6 +1446,7 @@ _VE_LABELS = {
     "regression": "shiftattr regression",
     "mr": "shiftattr MR",
     "mr_biasaware": "shiftattr MR, bias-aware interval",
+    "mr_pooled": "shiftattr MR, pooled regressions",
     "mr_point": "shiftattr MR, no bootstrap (timing)",
     "dowhy_mr_default": "DoWhy MR (default learners)",
     "dowhy_mr_gb": "DoWhy MR (gradient boosting)",

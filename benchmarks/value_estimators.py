@@ -9,6 +9,8 @@ seed, every method sees the same source and target samples (drawn exactly as in
   5-fold cross-fitting (intervals are scored: coverage of the truth per mechanism);
 - ``mr_biasaware``: ``mr`` again with ``interval="bias_aware"`` (same values; the
   interval also covers a bias up to the distance to importance weighting);
+- ``mr_pooled``: ``mr`` with ``pooled_regressions=True`` (each nested regression fitted
+  on both environments' cases, the other one's weighted by the level's ratio);
 - ``mr_point``: ``mr`` again with ``n_bootstrap=0`` (same values; the time of the point
   estimate alone, as DoWhy computes no intervals), on the seeds of
   ``config["method_seeds"]``;
@@ -51,7 +53,7 @@ from shiftattr import attribute
 
 NAME = "value_estimators"
 SHIFTATTR = ("iw", "regression", "mr")
-METHODS = (*SHIFTATTR, "mr_biasaware", "mr_point", "dowhy_mr_default", "dowhy_mr_gb")
+METHODS = (*SHIFTATTR, "mr_biasaware", "mr_pooled", "mr_point", "dowhy_mr_default", "dowhy_mr_gb")
 REFERENCE = "dowhy_mr_default"  # time ratios are to this one
 
 
@@ -85,7 +87,14 @@ def _truth(name: str, scm: Any, n_truth: int) -> dict[str, Any]:
 
 
 def _shiftattr(
-    method: str, scm: Any, source, target, seed: int, n_boot: int, interval: str = "bootstrap"
+    method: str,
+    scm: Any,
+    source,
+    target,
+    seed: int,
+    n_boot: int,
+    interval: str = "bootstrap",
+    pooled: bool = False,
 ) -> dict[str, Any]:
     res = attribute(
         scm.graph,
@@ -97,6 +106,7 @@ def _shiftattr(
         n_bootstrap=n_boot,
         bootstrap="fixed",
         interval=interval,
+        **({"pooled_regressions": True} if pooled else {}),
         n_folds=5,
         progress=False,
         random_state=seed,
@@ -112,6 +122,8 @@ def _shiftattr(
 def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> dict[str, Any]:
     if method in SHIFTATTR:
         return _shiftattr(method, scm, source, target, seed, cfg["n_bootstrap"])
+    if method == "mr_pooled":
+        return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], pooled=True)
     if method == "mr_biasaware":
         return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], "bias_aware")
     if method == "mr_point":

@@ -156,6 +156,7 @@ class AttributionConfig(_Strict):
     correction_cap: Literal["sqrt", "none"] | Annotated[float, Field(gt=1, allow_inf_nan=False)] = (
         "sqrt"
     )
+    pooled_regressions: bool = False
     image_estimator: Literal["stats", "cnn"] = "stats"
     method: Literal["iw", "regression", "mr"] = "iw"
     paired: list[str] | dict[str, str | tuple[str, str]] = []
@@ -186,6 +187,11 @@ class AttributionConfig(_Strict):
                 "attribution.tolerance is judged against the bootstrap intervals (or the "
                 "bias-aware ones built on them), but attribution.n_bootstrap = 0: set "
                 "n_bootstrap or remove tolerance"
+            )
+        if self.pooled_regressions and self.method == "iw":
+            raise ValueError(
+                "attribution.pooled_regressions = true needs attribution.method 'mr' or "
+                "'regression' ('iw' fits no regressions)"
             )
         if self.interval == "bias_aware" and (self.method == "iw" or self.n_bootstrap < 2):
             raise ValueError(

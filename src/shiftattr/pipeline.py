@@ -340,6 +340,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         n_bootstrap=a.n_bootstrap,
         bootstrap=a.bootstrap,
         interval=a.interval,
+        pooled_regressions=a.pooled_regressions,
         truncate=a.truncate,
         tolerance=a.tolerance,
         correction_cap=None if a.correction_cap == "none" else a.correction_cap,

@@ -188,6 +188,7 @@ class FittedValue:
                 "level": self.robust.levels[f.level],
                 "target_nodes": sorted(f.target_nodes),
                 "fitted_on": f.fitted_on,
+                "pooled": f.pooled,
                 "r2": f.r2,
                 "outcome_sd": float(np.std(f.source if f.fitted_on == "source" else f.target)),
                 "regressor": f.chosen,
@@ -228,6 +229,7 @@ def fit_value(
     random_state: int | None = None,
     source_groups: np.ndarray | None = None,
     target_groups: np.ndarray | None = None,
+    pooled_regressions: bool = False,
 ) -> FittedValue:
     """Fit the ratios (and regressions) of one value estimator.
 
@@ -261,6 +263,9 @@ def fit_value(
     random_state : int, optional
     source_groups, target_groups : ndarray, optional
         Bootstrap duplicates sharing a group stay in one fold.
+    pooled_regressions : bool, default False
+        Fit every regression of a level with a ratio on both environments' cases
+        (see :class:`~shiftattr.value.NestedRegressions`, ``pool_log_ratios``).
 
     Returns
     -------
@@ -308,6 +313,11 @@ def fit_value(
         raise ValueError(f"estimator {estimator!r} needs the regression features of every level.")
     fold_s = assign_folds(np.zeros(len(source)), n_folds, rng, source_groups)
     fold_t = assign_folds(np.zeros(len(target)), n_folds, rng, target_groups)
+    lr_s, lr_t = {}, {}
+    if ratios is not None:
+        for i, n in enumerate(ratios.mechanisms):
+            lr_s[n] = ratios.log_ratios[i]
+            lr_t[n] = ratios.log_ratios_target[i]
     nested = NestedRegressions(
         levels,
         features_source,
@@ -320,12 +330,8 @@ def fit_value(
         paired_target if paired else None,
         regressors,
         random_state=int(rng.integers(2**31 - 1)),
+        pool_log_ratios=(lr_s, lr_t) if pooled_regressions else None,
     )
-    lr_s, lr_t = {}, {}
-    if ratios is not None:
-        for i, n in enumerate(ratios.mechanisms):
-            lr_s[n] = ratios.log_ratios[i]
-            lr_t[n] = ratios.log_ratios_target[i]
     fitted.robust = RobustValue(
         nested, mechanisms, lr_s, lr_t, robust=estimator == "mr", correction_cap=correction_cap
     )

@@ -18,6 +18,18 @@ Paired levels (sink nodes whose target value is observed for the source cases, a
 optionally the source value for the target cases) need no regression: the metric
 re-scored with the observed counterfactual value is an unbiased draw of ``h_k`` at
 that case.
+
+**Pooled regressions** (``pool_log_ratios``). Fitted on one environment's cases, ``h_k``
+is predicted at the other environment's, often beyond the region it was fitted on (a
+scanner the regression never saw). Pooled, it is fitted on the cases of both: the cases
+of the other environment enter with the conditional density ratio of their level,
+``r_k(v_k | v_<k)`` at source cases for a target mechanism, ``1 / r_k`` at target cases
+for a source one (normalised to mean one and capped at ``sqrt(n)`` like the
+corrections), which gives them the conditional law of ``V_k`` the regression is about;
+the outcome is the same function of the variables in both environments. The regression
+then depends on ``r_k`` as well: it is consistent when ``r_k`` is right (or the level did
+not shift), and the corrections of the multiply-robust estimate still remove its error
+wherever the earlier levels' ratios are right.
 """
 
 from __future__ import annotations
@@ -28,8 +40,37 @@ from dataclasses import dataclass
 import numpy as np
 
 from shiftattr.value.regressors import crossfit_regression
+from shiftattr.weighting import cap_weights
 
-__all__ = ["NestedRegressions", "RegressionFit"]
+__all__ = ["NestedRegressions", "RegressionFit", "pool_weights"]
+
+
+def pool_weights(log_ratio: np.ndarray) -> np.ndarray:
+    """Weights of the other environment's cases in a pooled regression.
+
+    ``exp(log_ratio)`` normalised to mean one and capped at ``sqrt(n)`` (truncated
+    importance sampling, as the multiply-robust corrections), then normalised to mean
+    one again (so a capped weight ends somewhat above the cap).
+
+    Parameters
+    ----------
+    log_ratio : ndarray of shape (n,)
+        Conditional log density ratio, towards the mechanism the regression follows.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+
+    Examples
+    --------
+    >>> w = pool_weights(np.log([1.0, 1.0, 1.0, 100.0]))
+    >>> w.round(3).tolist()   # uncapped, the last would carry 97 % of the weight
+    [0.073, 0.073, 0.073, 3.78]
+    """
+    lr = np.asarray(log_ratio, dtype=float)
+    w = np.exp(lr - lr.max())
+    cap_weights(w, float(np.sqrt(len(w))))
+    return w * (len(w) / w.sum())
 
 
 @dataclass
@@ -43,13 +84,16 @@ class RegressionFit:
     target_nodes : frozenset of str
         Nodes at levels ``>= level`` taken from the target.
     fitted_on : {"source", "target", "paired"}
-        Environment whose cases fitted it; ``"paired"`` for observed counterfactuals.
+        Environment whose mechanism it follows (whose cases fitted it, unless pooled);
+        ``"paired"`` for observed counterfactuals.
     source, target : ndarray
         ``h_k`` at every source and every target case (out of fold where fitted).
     r2 : float or None
         Out-of-fold R² (None for paired levels).
     chosen : str or None
         Chosen regressor.
+    pooled : bool
+        Fitted on both environments' cases, the other one's weighted by its ratio.
 
     Examples
     --------
@@ -65,6 +109,7 @@ class RegressionFit:
     target: np.ndarray
     r2: float | None
     chosen: str | None
+    pooled: bool = False
 
 
 class NestedRegressions:
@@ -92,6 +137,11 @@ class NestedRegressions:
         observed source values``; a missing entry is regressed from the source cases.
     regressors : estimator or mapping, optional
         Passed to :func:`~shiftattr.value.crossfit_regression`.
+    pool_log_ratios : tuple of two mappings of str to ndarray, optional
+        ``(at source cases, at target cases)``: per node, the conditional log-ratio
+        ``log p_t / p_s`` of its mechanism. Given, every regression of a node listed
+        there is pooled (see the module docstring); other nodes are fitted on their
+        own environment.
     random_state : int, optional
 
     Examples
@@ -120,8 +170,10 @@ class NestedRegressions:
         paired_target: Mapping[frozenset, np.ndarray] | None = None,
         regressors=None,
         random_state: int | None = None,
+        pool_log_ratios: tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]] | None = None,
     ) -> None:
         self.levels = tuple(levels)
+        self.pool_log_ratios = pool_log_ratios
         self.paired_source = dict(paired_source or {})
         self.paired_target = dict(paired_target or {})
         paired = set().union(*self.paired_source) if self.paired_source else set()
@@ -262,15 +314,44 @@ class NestedRegressions:
                 "target cases: pass target_metric (or a callable metric) to attribute()."
             )
         Xs, Xt = self._cum_s[level], self._cum_t[level]
+        env = "target" if on_target else "source"
+        pooled = self._pooled(level, down, on_target, gs, gt)
+        if pooled is not None:
+            return pooled
         fit_X, other_X = (Xt, Xs) if on_target else (Xs, Xt)
         folds = self.folds_target if on_target else self.folds_source
         p = crossfit_regression(
             fit_X, y, folds, other_X, self.regressors, random_state=self.random_state
         )
         hs, ht = (p.other, p.oof) if on_target else (p.oof, p.other)
-        return RegressionFit(
-            level, down, "target" if on_target else "source", hs, ht, p.r2, p.chosen
+        return RegressionFit(level, down, env, hs, ht, p.r2, p.chosen)
+
+    def _pooled(
+        self, level: int, down: frozenset, on_target: bool, gs: np.ndarray, gt: np.ndarray | None
+    ) -> RegressionFit | None:
+        """``h_k`` fitted on both environments' cases, or None where it cannot be."""
+        if self.pool_log_ratios is None or gt is None:
+            return None
+        lr_s, lr_t = (r.get(self.levels[level]) for r in self.pool_log_ratios)
+        if lr_s is None or lr_t is None:
+            return None
+        ns = len(gs)
+        # the other environment's cases, reweighted to this level's mechanism
+        w_other = pool_weights(lr_s) if on_target else pool_weights(-np.asarray(lr_t))
+        weights = np.concatenate(
+            [w_other, np.ones(len(gt))] if on_target else [np.ones(ns), w_other]
         )
+        p = crossfit_regression(
+            np.vstack([self._cum_s[level], self._cum_t[level]]),
+            np.concatenate([gs, gt]),
+            np.concatenate([self.folds_source, self.folds_target]),
+            np.empty((0, self._cum_s[level].shape[1])),
+            self.regressors,
+            random_state=self.random_state,
+            sample_weight=weights,
+        )
+        env = "target" if on_target else "source"
+        return RegressionFit(level, down, env, p.oof[:ns], p.oof[ns:], p.r2, p.chosen, True)
 
     def _paired(self, level: int, down: frozenset) -> RegressionFit:
         tail = frozenset(self.levels[level:])

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from threadpoolctl import threadpool_limits
 
@@ -126,6 +126,7 @@ def crossfit_regression(
     regressors: Mapping[str, object] | object | None = None,
     random_state: int | None = None,
     n_threads: int | None = 1,
+    sample_weight: np.ndarray | None = None,
 ) -> CrossFitPrediction:
     """Cross-fit ``E[y | X]`` and predict it out of fold and on other cases.
 
@@ -146,6 +147,9 @@ def crossfit_regression(
         Seed for the default regressors.
     n_threads : int or None, default 1
         OpenMP/BLAS threads per fit (one is fastest on shared machines).
+    sample_weight : ndarray of shape (N,), optional
+        Case weights of the fits (passed to the last step of a pipeline), the
+        out-of-fold error that chooses the regressor and its R².
 
     Returns
     -------
@@ -164,11 +168,14 @@ def crossfit_regression(
     y = np.asarray(y, dtype=float)
     X_other = np.asarray(X_other, dtype=float)
     folds = np.asarray(folds)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     if X.shape[1] == 0 or np.ptp(y) == 0:  # nothing to regress on, or nothing to explain
         oof = np.empty_like(y)
         for f in np.unique(folds):
-            oof[folds == f] = y[folds != f].mean()
-        return CrossFitPrediction(oof, np.full(len(X_other), y.mean()), 0.0, "mean", {})
+            train = folds != f
+            oof[folds == f] = np.average(y[train], weights=None if w is None else w[train])
+        mean = float(np.average(y, weights=w))
+        return CrossFitPrediction(oof, np.full(len(X_other), mean), 0.0, "mean", {})
     if regressors is None:
         regressors = default_regressors(random_state)
     if not isinstance(regressors, Mapping):
@@ -180,11 +187,20 @@ def crossfit_regression(
         for f in fold_ids:
             train, test = folds != f, folds == f
             for name, reg in regressors.items():
-                model = clone(reg).fit(X[train], y[train])
+                model = _fit(clone(reg), X[train], y[train], None if w is None else w[train])
                 oof[name][test] = model.predict(X[test])
                 if len(X_other):
                     other[name] += model.predict(X_other) / len(fold_ids)
-    mse = {name: float(np.mean((oof[name] - y) ** 2)) for name in regressors}
+    mse = {name: float(np.average((oof[name] - y) ** 2, weights=w)) for name in regressors}
     best = min(mse, key=mse.__getitem__)
-    r2 = 1.0 - mse[best] / float(np.var(y))
+    r2 = 1.0 - mse[best] / float(np.average((y - np.average(y, weights=w)) ** 2, weights=w))
     return CrossFitPrediction(oof[best], other[best], float(r2), best, mse)
+
+
+def _fit(model, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None):
+    """``model.fit`` with case weights, routed to the last step of a pipeline."""
+    if sample_weight is None:
+        return model.fit(X, y)
+    if isinstance(model, Pipeline):
+        return model.fit(X, y, **{f"{model.steps[-1][0]}__sample_weight": sample_weight})
+    return model.fit(X, y, sample_weight=sample_weight)
