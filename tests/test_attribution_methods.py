@@ -234,3 +234,18 @@ def test_summary_names_the_value_estimator_and_its_diagnostics():
     assert line in sa.Attribution.from_json(mr.to_json()).summary()
     iw = _run(scm, 300, 0, method="iw", n_folds=3)
     assert "value estimator: importance weighting\n" in iw.summary()
+
+
+def test_pooled_regressions_are_reported_and_refused_without_regressions():
+    scm = LinearGaussianSCM.example()
+    own = _run(scm, 300, 0, method="mr")
+    pooled = _run(scm, 300, 0, method="mr", pooled_regressions=True)
+    fits = pooled.diagnostics["estimator"]["regressions"]
+    assert fits and all(f["pooled"] for f in fits)
+    assert not any(f["pooled"] for f in own.diagnostics["estimator"]["regressions"])
+    assert pooled.settings["pooled_regressions"] and not own.settings["pooled_regressions"]
+    assert pooled.values != pytest.approx(own.values, abs=1e-6)
+    # still an estimate of the same thing: the values sum to the same measured drop
+    assert sum(pooled.values.values()) == pytest.approx(sum(own.values.values()), abs=1e-9)
+    with pytest.raises(ValueError, match=r"pooled_regressions=True .* method='iw' fits none"):
+        _run(scm, 100, 0, method="iw", pooled_regressions=True)

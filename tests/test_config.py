@@ -41,6 +41,10 @@ def test_defaults_and_toml(tmp_path):
             {"data": {"kind": "synthetic"}, "attribution": {"interval": "wide"}},
             r"attribution\.interval",
         ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"pooled_regressions": True}},
+            r"attribution\.pooled_regressions = true needs attribution\.method 'mr'",
+        ),
         ({"data": {"kind": "msseg2016", "source": {}, "target": {}}}, r"data\.root is required"),
         ({"data": {"kind": "weird"}}, r"data: Input tag 'weird'"),
         ({"data": {"kind": "synthetic"}, "model": {"kind": "checkpoint"}}, r"model\.factory"),

@@ -160,3 +160,69 @@ def test_paired_nodes_must_be_the_last_levels():
             np.arange(n) % 2,
             paired_source={frozenset(): np.zeros(n), frozenset({"Y"}): np.ones(n)},
         )
+
+
+def _shifted_x(n=400, seed=3):
+    """X moves far between the environments; the law of Y given X does not."""
+    rng = np.random.default_rng(seed)
+    xs, xt = rng.normal(0, 1, n), rng.normal(2.5, 0.5, n)
+    ys, yt = xs + rng.normal(0, 0.3, n), xt + rng.normal(0, 0.3, n)
+    # the metric bends where only the source has cases: a line fitted on the target
+    # cases extrapolates it wrongly
+    ms, mt = np.sin(2 * xs) + 0.1 * ys, np.sin(2 * xt) + 0.1 * yt
+    truth_s = np.sin(2 * xs) + 0.1 * xs  # E[m | x] under either environment's Y | X
+    return xs, xt, ys, yt, ms, mt, truth_s
+
+
+def _two_levels(xs, xt, ms, mt, pool):
+    n = len(xs)
+    return NestedRegressions(
+        ("X", "Y"),
+        [xs[:, None], np.empty((n, 0))],
+        [xt[:, None], np.empty((n, 0))],
+        ms,
+        mt,
+        np.arange(n) % 3,
+        np.arange(n) % 3,
+        regressors=default_regressors()["gradient-boosting"],
+        random_state=0,
+        pool_log_ratios=pool,
+    )
+
+
+def test_pooled_regression_sees_both_environments_instead_of_extrapolating():
+    xs, xt, _, _, ms, mt, truth_s = _shifted_x()
+    n = len(xs)
+    own = _two_levels(xs, xt, ms, mt, None).fit(1, frozenset({"Y"}))
+    # Y | X did not shift: its conditional log-ratio is 0 at every case
+    zero = {"Y": np.zeros(n)}
+    pooled = _two_levels(xs, xt, ms, mt, (zero, zero)).fit(1, frozenset({"Y"}))
+    assert own.fitted_on == pooled.fitted_on == "target"
+    assert pooled.pooled and not own.pooled
+    err_own = np.mean((own.source - truth_s) ** 2)
+    err_pooled = np.mean((pooled.source - truth_s) ** 2)
+    assert err_pooled < 0.2 * err_own  # at the source cases: fitted there, not extrapolated
+    # the source-mechanism regression is pooled the same way, with the target cases
+    src = _two_levels(xs, xt, ms, mt, (zero, zero)).fit(1, frozenset())
+    assert src.pooled and src.fitted_on == "source"
+    truth_t = np.sin(2 * xt) + 0.1 * xt
+    own_src = _two_levels(xs, xt, ms, mt, None).fit(1, frozenset())
+    assert np.mean((src.target - truth_t) ** 2) < np.mean((own_src.target - truth_t) ** 2)
+    # a level without a ratio is fitted on its own environment
+    other = _two_levels(xs, xt, ms, mt, ({"Z": np.zeros(n)}, {"Z": np.zeros(n)}))
+    assert not other.fit(1, frozenset({"Y"})).pooled
+
+
+def test_pooled_weights_follow_the_ratio():
+    xs, xt, _, _, ms, mt, _ = _shifted_x()
+    n = len(xs)
+    # source cases with log-ratio -30 carry no weight: the fit is the target-only one
+    # plus the heavy half of the source cases
+    lr_s = np.where(np.arange(n) < n // 2, 0.0, -30.0)
+    pooled = _two_levels(xs, xt, ms, mt, ({"Y": lr_s}, {"Y": np.zeros(n)})).fit(1, frozenset({"Y"}))
+    w = nested_mod.pool_weights(lr_s)
+    assert w[n // 2 :].max() < 1e-10 and w.mean() == pytest.approx(1.0)
+    even = _two_levels(xs, xt, ms, mt, ({"Y": np.zeros(n)}, {"Y": np.zeros(n)})).fit(
+        1, frozenset({"Y"})
+    )
+    assert not np.allclose(pooled.source, even.source)

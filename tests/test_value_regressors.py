@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 from sklearn.dummy import DummyRegressor
-from sklearn.linear_model import LinearRegression
+from sklearn.linear_model import LinearRegression, RidgeCV
 from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PolynomialFeatures
 
 from shiftattr.value import crossfit_regression, default_regressors
 
@@ -88,3 +90,30 @@ def test_default_regressors_are_chosen_by_data_and_reproducible():
     step = (X[:, 0] > 0.3).astype(float) * 2 + 0.1 * rng.normal(size=400)
     s = crossfit_regression(X, step, folds, X[:4], random_state=0)
     assert s.chosen == "gradient-boosting"
+
+
+def test_sample_weights_reach_the_fit_and_the_choice():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 1))
+    y = 2 * X[:, 0] + 0.1 * rng.normal(size=300)
+    y_bad = y.copy()
+    y_bad[150:] = -5 * X[150:, 0]  # half the cases follow another law
+    folds = np.arange(300) % 3
+    w = np.r_[np.ones(150), np.zeros(150)]  # ... and get no weight
+    # the weights reach the last step of a pipeline (a scaler before it sees every case)
+    ridge = make_pipeline(PolynomialFeatures(1, include_bias=False), RidgeCV())
+    weighted = crossfit_regression(X, y_bad, folds, X[:10], ridge, sample_weight=w)
+    clean = crossfit_regression(X[:150], y[:150], folds[:150], X[:10], ridge)
+    np.testing.assert_allclose(weighted.other, clean.other, atol=1e-8)
+    np.testing.assert_allclose(weighted.oof[:150], clean.oof, atol=1e-8)
+    assert weighted.r2 == pytest.approx(clean.r2)  # judged on the weighted cases only
+    unweighted = crossfit_regression(X, y_bad, folds, X[:10], ridge)
+    assert not np.allclose(unweighted.other, clean.other, atol=0.1)
+    # unit weights change nothing, for every default candidate
+    same = crossfit_regression(X, y, folds, X[:10], random_state=0, sample_weight=np.ones(300))
+    plain = crossfit_regression(X, y, folds, X[:10], random_state=0)
+    np.testing.assert_allclose(same.oof, plain.oof, atol=1e-9)
+    assert same.mse == pytest.approx(plain.mse, rel=1e-9)
+    # without features the prediction is the weighted mean of the other folds
+    mean = crossfit_regression(np.empty((300, 0)), y_bad, folds, X[:2], sample_weight=w)
+    assert mean.other[0] == pytest.approx(y[:150].mean())
