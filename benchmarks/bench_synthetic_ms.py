@@ -889,7 +889,12 @@ def targets_table(overall: list[dict[str, Any]]) -> list[dict[str, Any]]:
 #: The value-estimator issue's target on this world: MR's MAE at most 1 / ratio of IW's
 #: at N cases per environment; the pairs of estimators compared.
 MR_VS_IW = {"n": 300, "ratio": 2.0}
-MR_VS_IW_PAIRS = (("mr", "iw"), ("mr+outputs", "iw"), ("mr+outputs", "iw+outputs"))
+MR_VS_IW_PAIRS = (
+    ("mr", "iw"),
+    ("mr+outputs", "iw"),
+    ("mr+outputs", "iw+outputs"),
+    ("mr+pooled", "iw"),
+)
 
 
 def mr_vs_iw(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -343,3 +343,62 @@ def test_value_estimator_interval_summary_reports_coverage_and_width_per_n():
     assert lines[3] == "- shiftattr MR, bias-aware interval: N = 100: 100%, 0.5; all N: 100%, 0.5"
     assert not any("DoWhy" in line for line in lines)
     assert report._ve_interval_summary(runs[3:]) == []
+
+
+def test_pooled_variant_passes_the_option_and_is_compared_with_mr():
+    from benchmarks import bench_synthetic_ms as bench
+    from benchmarks import report
+
+    assert bench.attribute_kwargs("mr+pooled", object())["pooled_regressions"] is True
+    assert "pooled_regressions" not in bench.attribute_kwargs("mr", object())
+    assert bench.attribute_kwargs("mr+pooled", object())["interval"] == "bootstrap"
+    assert "mr+pooled" not in bench.DEFAULT_ESTIMATORS
+    assert ("mr+pooled", "iw") in bench.MR_VS_IW_PAIRS  # the 2x target is judged for it
+
+    def run(estimator, mae):
+        return {
+            **_ms_run(estimator, "acq", 300, 0, mae),
+            "values": {"X": 0.1},
+            "covered": {"X": True},
+            "dominant_right": estimator == "mr+pooled",
+            "error_above_threshold": mae > 0.02,
+            "flagged": False,
+            "seconds": 4.0,
+        }
+
+    ms = {
+        "scenarios": {"acq": {}},
+        "config": {"sizes": [300]},
+        "runs": [run("mr", 0.03), run("mr+pooled", 0.01)],
+    }
+    row = next(
+        line
+        for line in "\n".join(report._ms_pooled_comparison(ms)).splitlines()
+        if line.startswith("| acq")
+    )
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # MAE, dominant, coverage, flagged, time; each for mr then mr+pooled
+    assert cells[2:] == [
+        "0.03",
+        "0.01",
+        "0%",
+        "100%",
+        "100%",
+        "100%",
+        "0 of 1",
+        "0 of 0",
+        "4 s",
+        "4 s",
+    ]
+    rows = bench.mr_vs_iw([run("mr+pooled", 0.01), {**run("iw", 0.03), "estimator": "iw"}])
+    assert rows == [
+        {
+            "mr": "mr+pooled",
+            "iw": "iw",
+            "n": 300,
+            "n_runs": 1,
+            "ratio": pytest.approx(3.0),
+            "target_ratio": 2.0,
+            "met": True,
+        }
+    ]
