@@ -377,18 +377,11 @@ def test_pooled_variant_passes_the_option_and_is_compared_with_mr():
         if line.startswith("| acq")
     )
     cells = [c.strip() for c in row.strip("|").split("|")]
-    # MAE, dominant, coverage, flagged, time; each for mr then mr+pooled
+    # MAE, dominant, coverage, bias-aware coverage (no bound recorded here), flagged, time;
+    # each for mr then mr+pooled
     assert cells[2:] == [
-        "0.03",
-        "0.01",
-        "0%",
-        "100%",
-        "100%",
-        "100%",
-        "0 of 1",
-        "0 of 0",
-        "4 s",
-        "4 s",
+        *("0.03", "0.01", "0%", "100%", "100%", "100%", "—", "—"),
+        *("0 of 1", "0 of 0", "4 s", "4 s"),
     ]
     rows = bench.mr_vs_iw([run("mr+pooled", 0.01), {**run("iw", 0.03), "estimator": "iw"}])
     assert rows == [
@@ -402,3 +395,19 @@ def test_pooled_variant_passes_the_option_and_is_compared_with_mr():
             "met": True,
         }
     ]
+
+
+def test_biasaware_coverage_is_rebuilt_from_the_recorded_bound():
+    from benchmarks import report
+
+    def run(truth, bound):
+        return {
+            "values": {"X": 0.1},
+            "stderr": {"X": 0.01},
+            "truth": {"X": truth},
+            "bias_bound": {"X": bound} if bound is not None else None,
+        }
+
+    # half-width 0.01 * cv(5) = 0.0664: 0.16 is inside, 0.17 outside
+    assert report._biasaware_coverage([run(0.16, 0.05), run(0.17, 0.05)]) == "50%"
+    assert report._biasaware_coverage([run(0.16, None)]) == "—"  # no bound recorded
