@@ -1499,8 +1499,8 @@ _VE_LABELS = {
 
 
 def _ve_interval_summary(runs: list[dict[str, Any]]) -> list[str]:
-    """One line per method with intervals: coverage and mean width over every
-    (run, mechanism), per N and in all."""
+    """One line per method with intervals: mean MAE over runs, then coverage and mean
+    width over every (run, mechanism), per N and in all."""
     lines = []
     for method, label in _VE_LABELS.items():
         rs = [r for r in runs if r.get("ok") and r["method"] == method and r.get("covered")]
@@ -1512,12 +1512,18 @@ def _ve_interval_summary(runs: list[dict[str, Any]]) -> list[str]:
             cov = [c for r in sel for c in r["covered"].values()]
             width = [hi - lo for r in sel for lo, hi in r["ci"].values()]
             where = "all N" if n == "all" else f"N = {n}"
-            cells.append(f"{where}: {_pct(float(np.mean(cov)))}, {_f(float(np.mean(width)), 2)}")
+            mae = [r["mae"] for r in sel if "mae" in r]
+            cells.append(
+                f"{where}: "
+                + (f"MAE {_f(float(np.mean(mae)), 3)}, " if mae else "")
+                + f"{_pct(float(np.mean(cov)))}, {_f(float(np.mean(width)), 2)}"
+            )
         lines.append(f"- {label}: " + "; ".join(cells))
     if not lines:
         return []
     return [
-        "**Intervals** (coverage of the truth and mean CI width over every (run, mechanism)):",
+        "**By method** (mean MAE over runs; coverage of the truth and mean CI width over "
+        "every (run, mechanism)):",
         "",
         *lines,
         "",
