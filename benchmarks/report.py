@@ -1084,39 +1084,29 @@ _VARIANT_STATISTICS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
 }
 
 
-def _ms_refit_comparison(ms: dict[str, Any]) -> list[str]:
-    """Refit vs fixed bootstrap on the same samples and point estimates: CI coverage, width."""
-    return _variant_comparison(
-        ms,
-        "+refit",
+#: The tables comparing a method with its ``<method><suffix>`` variant on the same
+#: samples: suffix -> (statistics, the paragraph introducing the table).
+_VARIANT_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    # Refit vs fixed bootstrap on the same samples and point estimates: CI coverage, width.
+    "+refit": (
         ("coverage", "mean CI width", "time"),
         "**Refit vs fixed bootstrap** (the same samples and point estimates; only the "
         "intervals differ: `<method>+refit` refits every ratio estimator, and for `mr` every "
         "regression, in each bootstrap replicate). Over the (scenario, N, seed) where the "
         "refit variant ran: CI coverage of the truth over (run, mechanism), mean CI width "
         "and median time of a run:",
-    )
-
-
-def _ms_outputs_comparison(ms: dict[str, Any]) -> list[str]:
-    """Image ratios with and without the model's outputs, on the same samples."""
-    return _variant_comparison(
-        ms,
-        "+outputs",
+    ),
+    # Image ratios with and without the model's outputs, on the same samples.
+    "+outputs": (
         ("MAE", "dominant", "coverage"),
         "**The model's outputs in the image ratios** (`<method>+outputs`: both image ratio "
         "estimators get `ImageStatsRatio(extra_features={'X': adapter.output_features})`, "
         "the features `mr`'s regressions see; same samples, folds and bootstrap). Over the "
         "(scenario, N, seed) every column ran: MAE over D, X, Y, dominant mechanism right, "
         "CI coverage:",
-    )
-
-
-def _ms_repeats_comparison(ms: dict[str, Any]) -> list[str]:
-    """One fold assignment vs several (``n_repeats``), on the same samples."""
-    return _variant_comparison(
-        ms,
-        "+repeats",
+    ),
+    # One fold assignment vs several (``n_repeats``), on the same samples.
+    "+repeats": (
         (
             "MAE",
             "coverage",
@@ -1133,14 +1123,9 @@ def _ms_repeats_comparison(ms: dict[str, Any]) -> list[str]:
         "`split_unstable` warnings, the median ratio of the s.d. between splits to the "
         "bootstrap s.e. (from the widening factor each run recorded; the first N = 300 "
         "runs predate that record), median time of a run:",
-    )
-
-
-def _ms_biasaware_comparison(ms: dict[str, Any]) -> list[str]:
-    """The bootstrap interval vs the bias-aware one, on the same point estimates."""
-    return _variant_comparison(
-        ms,
-        "+biasaware",
+    ),
+    # The bootstrap interval vs the bias-aware one, on the same point estimates.
+    "+biasaware": (
         ("coverage", "mean CI width", "flagged of error > 0.02", "time"),
         "**Bias-aware intervals** (`<method>+biasaware`: `attribute(interval='bias_aware')`, "
         "the same samples, folds and point estimates; the interval `value ± se * cv(b / se)` "
@@ -1151,14 +1136,9 @@ def _ms_biasaware_comparison(ms: dict[str, Any]) -> list[str]:
         "(scenario, N, seed) every column ran: CI coverage of the truth over (run, "
         "mechanism), mean CI width, runs erring by more than 0.02 that carried a warning, "
         "median time of a run:",
-    )
-
-
-def _ms_pooled_comparison(ms: dict[str, Any]) -> list[str]:
-    """Nested regressions fitted on one environment vs pooled over both."""
-    return _variant_comparison(
-        ms,
-        "+pooled",
+    ),
+    # Nested regressions fitted on one environment vs pooled over both.
+    "+pooled": (
         (
             "MAE",
             "dominant",
@@ -1176,7 +1156,14 @@ def _ms_pooled_comparison(ms: dict[str, Any]) -> list[str]:
         "bias bound (the interval `attribute` reports by default for `mr`; the plain `mr` "
         "runs recorded no bound, the `mr+biasaware` table has theirs), runs erring by more "
         "than 0.02 that carried a warning, median time of a run:",
-    )
+    ),
+}
+
+
+def _ms_variant_table(ms: dict[str, Any], suffix: str) -> list[str]:
+    """The comparison table of the ``<method><suffix>`` variants (see ``_VARIANT_TABLES``)."""
+    statistics, intro = _VARIANT_TABLES[suffix]
+    return _variant_comparison(ms, suffix, statistics, intro)
 
 
 def _ms_mr_vs_iw(ms: dict[str, Any]) -> list[list[str]]:
@@ -1328,11 +1315,8 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
         )
     failed = [r for r in ms["runs"] if not r.get("ok")]
     out += _ms_paired_comparison(ms)
-    out += _ms_refit_comparison(ms)
-    out += _ms_outputs_comparison(ms)
-    out += _ms_repeats_comparison(ms)
-    out += _ms_biasaware_comparison(ms)
-    out += _ms_pooled_comparison(ms)
+    for suffix in _VARIANT_TABLES:
+        out += _ms_variant_table(ms, suffix)
     out += [
         "**Per scenario and estimator** (over seeds). MAE: mean over runs of the mean "
         "absolute error over D, X, Y; dominant: the largest |estimate| is the truth's "

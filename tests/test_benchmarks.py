@@ -137,13 +137,13 @@ def test_refit_variants_compare_intervals_on_the_same_runs():
         ],
     }
     ms["runs"].append(run("mr", 0, 0.0, 0.02))  # an mr run without an mr+refit twin
-    text = "\n".join(report._ms_refit_comparison(ms))
+    text = "\n".join(report._ms_variant_table(ms, "+refit"))
     assert "coverage, `iw+refit`" in text
     row = next(line for line in text.splitlines() if line.startswith("| acq"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2:4] == ["0%", "100%"]  # coverage fixed vs refit, seed 0 only
     assert cells[4:6] == ["0.02", "0.1"]  # mean widths
-    assert report._ms_refit_comparison({**ms, "runs": ms["runs"][:2]}) == []
+    assert report._ms_variant_table({**ms, "runs": ms["runs"][:2]}, "+refit") == []
 
 
 def test_rescoring_replaces_every_truth_dependent_field():
@@ -206,14 +206,14 @@ def test_outputs_variants_are_compared_on_the_runs_every_column_made():
     runs = [run(e, 0, m) for e, m in (("iw", 0.04), ("iw+outputs", 0.01), ("mr", 0.03))]
     runs += [run("mr+outputs", 0, 0.01), run("iw", 1, 0.5)]  # seed 1: iw alone, left out
     ms = {"scenarios": {"acq": {}}, "config": {"sizes": [100]}, "runs": runs}
-    text = "\n".join(report._ms_outputs_comparison(ms))
+    text = "\n".join(report._ms_variant_table(ms, "+outputs"))
     row = next(line for line in text.splitlines() if line.startswith("| acq"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2:6] == ["0.04", "0.01", "0.03", "0.01"]  # MAE: iw, iw+outputs, mr, mr+outputs
     assert cells[6:8] == ["0%", "100%"]  # dominant right, iw and iw+outputs
     # no (scenario, N, seed) that every column ran: no table at all
     apart = [run("iw", 0, 0.04), run("iw+outputs", 1, 0.01)]
-    assert report._ms_outputs_comparison({**ms, "runs": apart}) == []
+    assert report._ms_variant_table({**ms, "runs": apart}, "+outputs") == []
 
 
 def test_mr_vs_iw_ratio_uses_the_runs_both_made():
@@ -276,7 +276,7 @@ def test_repeats_variants_pass_n_repeats_and_are_compared_on_shared_runs():
 
     runs = [run("iw", 0, 0.04, False), run("iw+repeats", 0, 0.03, True), run("iw", 1, 0.5, False)]
     ms = {"scenarios": {"acq": {}}, "config": {"sizes": [300]}, "runs": runs}
-    text = "\n".join(report._ms_repeats_comparison(ms))
+    text = "\n".join(report._ms_variant_table(ms, "+repeats"))
     row = next(line for line in text.splitlines() if line.startswith("| acq"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # MAE, coverage, flagged of error > 0.02, split_unstable, split s.d. / bootstrap s.e.,
@@ -313,7 +313,7 @@ def test_biasaware_variant_passes_the_interval_and_is_compared_on_shared_runs():
         run("mr", 1, 0.0, 1.0, True),  # no twin: left out
     ]
     ms = {"scenarios": {"acq": {}}, "config": {"sizes": [300]}, "runs": runs}
-    text = "\n".join(report._ms_biasaware_comparison(ms))
+    text = "\n".join(report._ms_variant_table(ms, "+biasaware"))
     row = next(line for line in text.splitlines() if line.startswith("| acq"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # coverage, mean CI width, flagged of error > 0.02, time; each for mr then mr+biasaware
@@ -373,7 +373,7 @@ def test_pooled_variant_passes_the_option_and_is_compared_with_mr():
     }
     row = next(
         line
-        for line in "\n".join(report._ms_pooled_comparison(ms)).splitlines()
+        for line in "\n".join(report._ms_variant_table(ms, "+pooled")).splitlines()
         if line.startswith("| acq")
     )
     cells = [c.strip() for c in row.strip("|").split("|")]

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LinearRegression
 
 import shiftattr.value.nested as nested_mod
 from shiftattr.value import NestedRegressions, RobustValue, default_regressors
@@ -213,16 +214,38 @@ def test_pooled_regression_sees_both_environments_instead_of_extrapolating():
     assert not other.fit(1, frozenset({"Y"})).pooled
 
 
-def test_pooled_weights_follow_the_ratio():
-    xs, xt, _, _, ms, mt, _ = _shifted_x()
-    n = len(xs)
-    # source cases with log-ratio -30 carry no weight: the fit is the target-only one
-    # plus the heavy half of the source cases
-    lr_s = np.where(np.arange(n) < n // 2, 0.0, -30.0)
-    pooled = _two_levels(xs, xt, ms, mt, ({"Y": lr_s}, {"Y": np.zeros(n)})).fit(1, frozenset({"Y"}))
-    w = nested_mod.pool_weights(lr_s)
-    assert w[n // 2 :].max() < 1e-10 and w.mean() == pytest.approx(1.0)
-    even = _two_levels(xs, xt, ms, mt, ({"Y": np.zeros(n)}, {"Y": np.zeros(n)})).fit(
-        1, frozenset({"Y"})
-    )
-    assert not np.allclose(pooled.source, even.source)
+def test_pooled_weights_turn_the_other_environment_into_the_mechanism_followed():
+    # Y | X shifts by +1; its conditional log-ratio is known exactly. The metric is Y, so
+    # the target mechanism's regression is x + 1 and the source one's is x.
+    rng = np.random.default_rng(0)
+    n = 4000
+    xs, xt = rng.normal(0, 1, n), rng.normal(0.5, 1, n)
+    ys, yt = xs + rng.normal(0, 1, n), xt + 1 + rng.normal(0, 1, n)
+
+    def log_ratio(x, y):  # log N(y; x + 1, 1) - log N(y; x, 1)
+        return (y - x) - 0.5
+
+    def nested(pool):
+        return NestedRegressions(
+            ("X", "Y"),
+            [xs[:, None], np.empty((n, 0))],
+            [xt[:, None], np.empty((n, 0))],
+            ys,
+            yt,
+            np.arange(n) % 3,
+            np.arange(n) % 3,
+            regressors=LinearRegression(),
+            random_state=0,
+            pool_log_ratios=pool,
+        )
+
+    pool = ({"Y": log_ratio(xs, ys)}, {"Y": log_ratio(xt, yt)})
+    tgt = nested(pool).fit(1, frozenset({"Y"}))  # fitted on target + reweighted source
+    src = nested(pool).fit(1, frozenset())  # fitted on source + reweighted target
+    for fit, shift in ((tgt, 1.0), (src, 0.0)):
+        assert fit.pooled
+        assert np.mean(fit.source - (xs + shift)) == pytest.approx(0.0, abs=0.05)
+        assert np.mean(fit.target - (xt + shift)) == pytest.approx(0.0, abs=0.05)
+    lr = log_ratio(xs, ys)
+    w = nested_mod.pool_weights(lr)  # no weight reaches the cap here: exp(lr), mean one
+    np.testing.assert_allclose(w, np.exp(lr) / np.exp(lr).mean(), rtol=1e-9)

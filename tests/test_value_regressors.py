@@ -100,7 +100,7 @@ def test_sample_weights_reach_the_fit_and_the_choice():
     y_bad[150:] = -5 * X[150:, 0]  # half the cases follow another law
     folds = np.arange(300) % 3
     w = np.r_[np.ones(150), np.zeros(150)]  # ... and get no weight
-    # the weights reach the last step of a pipeline (a scaler before it sees every case)
+    # the weights reach the last step of a pipeline (earlier steps see every case)
     ridge = make_pipeline(PolynomialFeatures(1, include_bias=False), RidgeCV())
     weighted = crossfit_regression(X, y_bad, folds, X[:10], ridge, sample_weight=w)
     clean = crossfit_regression(X[:150], y[:150], folds[:150], X[:10], ridge)
@@ -117,3 +117,12 @@ def test_sample_weights_reach_the_fit_and_the_choice():
     # without features the prediction is the weighted mean of the other folds
     mean = crossfit_regression(np.empty((300, 0)), y_bad, folds, X[:2], sample_weight=w)
     assert mean.other[0] == pytest.approx(y[:150].mean())
+
+
+def test_weights_need_regressors_that_take_them():
+    X, y = np.arange(20.0)[:, None], np.arange(20.0)
+    with pytest.raises(ValueError, match=r"regressor\(s\) \['KNeighborsRegressor'\] take no"):
+        crossfit_regression(
+            X, y, np.arange(20) % 2, X[:1], KNeighborsRegressor(), sample_weight=np.ones(20)
+        )
+    crossfit_regression(X, y, np.arange(20) % 2, X[:1], KNeighborsRegressor())  # unweighted: fine

@@ -424,8 +424,10 @@ def attribute(
     pooled_regressions : bool, default False
         ``method="mr"`` or ``"regression"``: fit each nested regression on the cases of
         both environments, those of the other one weighted by the conditional density
-        ratio of the regression's level (capped at ``sqrt(n)``), instead of on one
-        environment's cases only. A regression fitted on one scanner's images and
+        ratio of the regression's level (capped at ``sqrt(n)`` times the mean, then
+        renormalised), instead of on one environment's cases only; levels without a
+        ratio, paired levels and a last level without the target metric keep their
+        own environment. The regressors must accept ``sample_weight``. A regression fitted on one scanner's images and
         predicted on another's extrapolates; pooled, it has seen both. It then relies
         on that level's ratio too (see :mod:`shiftattr.value.nested`). Measured on the
         synthetic MS benchmark: see :doc:`/estimators`.

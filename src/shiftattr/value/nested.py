@@ -24,8 +24,9 @@ is predicted at the other environment's, often beyond the region it was fitted o
 scanner the regression never saw). Pooled, it is fitted on the cases of both: the cases
 of the other environment enter with the conditional density ratio of their level,
 ``r_k(v_k | v_<k)`` at source cases for a target mechanism, ``1 / r_k`` at target cases
-for a source one (normalised to mean one and capped at ``sqrt(n)`` like the
-corrections), which gives them the conditional law of ``V_k`` the regression is about;
+for a source one (normalised to mean one, capped at ``sqrt(n)`` times the mean like the
+corrections, and renormalised: the cap limits the largest share, it does not fix it),
+which gives them the conditional law of ``V_k`` the regression is about;
 the outcome is the same function of the variables in both environments. The regression
 then depends on ``r_k`` as well: it is consistent when ``r_k`` is right (or the level did
 not shift), and the corrections of the multiply-robust estimate still remove its error

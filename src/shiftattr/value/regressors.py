@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from inspect import signature
 
 import numpy as np
 from sklearn.base import clone
@@ -148,8 +149,8 @@ def crossfit_regression(
     n_threads : int or None, default 1
         OpenMP/BLAS threads per fit (one is fastest on shared machines).
     sample_weight : ndarray of shape (N,), optional
-        Case weights of the fits (passed to the last step of a pipeline), the
-        out-of-fold error that chooses the regressor and its R².
+        Case weights of the fits (passed to the last step of a pipeline, which must
+        accept them), the out-of-fold error that chooses the regressor and its R².
 
     Returns
     -------
@@ -180,6 +181,15 @@ def crossfit_regression(
         regressors = default_regressors(random_state)
     if not isinstance(regressors, Mapping):
         regressors = {type(regressors).__name__: regressors}
+    if w is not None:
+        unweighted = [name for name, reg in regressors.items() if not _takes_weights(reg)]
+        if unweighted:
+            raise ValueError(
+                f"pooled regressions weight their cases, but regressor(s) {unweighted} take "
+                "no sample_weight in fit (in a pipeline: its last step): pass regressors "
+                "that do (e.g. RidgeCV, HistGradientBoostingRegressor) or leave "
+                "pooled_regressions off."
+            )
     fold_ids = np.unique(folds)
     oof = {name: np.empty_like(y) for name in regressors}
     other = {name: np.zeros(len(X_other)) for name in regressors}
@@ -195,6 +205,12 @@ def crossfit_regression(
     best = min(mse, key=mse.__getitem__)
     r2 = 1.0 - mse[best] / float(np.average((y - np.average(y, weights=w)) ** 2, weights=w))
     return CrossFitPrediction(oof[best], other[best], float(r2), best, mse)
+
+
+def _takes_weights(model) -> bool:
+    """Whether ``model.fit`` (a pipeline's last step) accepts ``sample_weight``."""
+    step = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    return "sample_weight" in signature(step.fit).parameters
 
 
 def _fit(model, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None):
