@@ -71,3 +71,12 @@ def test_plot_draws_intervals_that_exclude_the_estimate():
     ax = res.plot()
     segments = ax.collections[0].get_segments()
     assert [tuple(s[:, 1]) for s in segments][1] == (0.02, 0.03)
+
+
+def test_interval_column_names_its_level_and_kind(tmp_path):
+    plain = write_report(_result(), tmp_path / "plain").read_text()
+    assert "<th>95% CI</th>" in plain and "bias-aware" not in plain
+    res = _result()
+    res.settings.update(confidence=0.9, interval="bias_aware")
+    aware = write_report(res, tmp_path / "aware").read_text()
+    assert "<th>90% CI (bias-aware)</th>" in aware

@@ -145,10 +145,11 @@ def _html(
     title = html.escape(
         title or f"shiftattr: {s.get('source', 'source')} → {s.get('target', 'target')}"
     )
+    level = f"{100 * float(s.get('confidence', 0.95)):g}% CI"
     head = [
         "mechanism",
         "value",
-        "95% CI",
+        level + (" (bias-aware)" if s.get("interval") == "bias_aware" else ""),
         "truth",
         "error",
         "AUC joint",
