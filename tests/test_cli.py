@@ -134,3 +134,19 @@ def test_bias_aware_interval_from_the_command_line(tmp_path, capsys):
     # importance weighting alone has no second estimator to measure the bias with
     assert main([*args[:-1], "iw", "--interval", "bias_aware"]) == 2
     assert "attribution.interval = 'bias_aware'" in capsys.readouterr().err
+
+
+def test_pooled_regressions_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--tiny", "--quiet", "--out", str(out), "--n-bootstrap", "3"]
+    assert main([*args, "--method", "mr", "--pooled-regressions"]) == 0
+    saved = json.loads((out / "attribution.json").read_text())
+    assert saved["settings"]["pooled_regressions"] is True
+    assert all(f["pooled"] for f in saved["diagnostics"]["estimator"]["regressions"])
+    assert main([*args, "--method", "mr"]) == 0  # absent: the configuration's (false)
+    assert (
+        json.loads((out / "attribution.json").read_text())["settings"]["pooled_regressions"]
+        is False
+    )
+    assert main([*args, "--pooled-regressions"]) == 2  # iw fits no regressions
+    assert "attribution.pooled_regressions = true" in capsys.readouterr().err

@@ -29,7 +29,15 @@ def _override(cfg, args: argparse.Namespace):
 
     changed = {
         key: getattr(args, key)
-        for key in ("method", "bootstrap", "interval", "n_bootstrap", "n_repeats", "tolerance")
+        for key in (
+            "method",
+            "bootstrap",
+            "interval",
+            "n_bootstrap",
+            "n_repeats",
+            "tolerance",
+            "pooled_regressions",
+        )
         if getattr(args, key, None) is not None
     }
     if not changed:
@@ -121,6 +129,14 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
         help="'bias_aware' (with --method mr or regression) widens each interval to cover a "
         "bias up to the distance to importance weighting; 'auto' (default) uses it for mr "
         "(overrides attribution.interval)",
+    )
+    p.add_argument(
+        "--pooled-regressions",
+        action="store_true",
+        default=None,
+        help="with --method mr or regression: fit each nested regression on both "
+        "environments' cases, the other one's weighted by its level's ratio (sets "
+        "attribution.pooled_regressions)",
     )
     p.add_argument(
         "--n-bootstrap",
