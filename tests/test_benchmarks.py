@@ -299,8 +299,9 @@ def test_biasaware_variant_passes_the_interval_and_is_compared_on_shared_runs():
     def run(estimator, seed, lo, hi, covered):
         return {
             **_ms_run(estimator, "acq", 300, seed, 0.03),
-            "values": {"X": 0.1},
-            "ci": {"X": [lo, hi]},
+            "values": {"X": 0.1, "Y": 0.0},
+            "ci": {"X": [lo, hi], "Y": [-0.01, 0.01]},
+            "truth": {"X": 0.1, "Y": 0.0},
             "covered": {"X": covered},
             "error_above_threshold": True,
             "flagged": True,
@@ -316,8 +317,12 @@ def test_biasaware_variant_passes_the_interval_and_is_compared_on_shared_runs():
     text = "\n".join(report._ms_variant_table(ms, "+biasaware"))
     row = next(line for line in text.splitlines() if line.startswith("| acq"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    # coverage, mean CI width, flagged of error > 0.02, time; each for mr then mr+biasaware
-    assert cells[2:] == ["0%", "100%", "0.04", "0.2", "1 of 1", "1 of 1", "2 s", "2 s"]
+    # coverage, mean CI width, largest drop separated (right), flagged of error > 0.02,
+    # time; each for mr then mr+biasaware
+    assert cells[2:] == [
+        *("0%", "100%", "0.03", "0.11", "1 of 1 (1 right)", "0 of 1 (0 right)"),
+        *("1 of 1", "1 of 1", "2 s", "2 s"),
+    ]
 
 
 def test_value_estimator_interval_summary_reports_coverage_and_width_per_n():
@@ -359,6 +364,8 @@ def test_pooled_variant_passes_the_option_and_is_compared_with_mr():
         return {
             **_ms_run(estimator, "acq", 300, 0, mae),
             "values": {"X": 0.1},
+            "ci": {"X": [0.05, 0.15]},
+            "truth": {"X": 0.1},
             "covered": {"X": True},
             "dominant_right": estimator == "mr+pooled",
             "error_above_threshold": mae > 0.02,
@@ -381,7 +388,7 @@ def test_pooled_variant_passes_the_option_and_is_compared_with_mr():
     # each for mr then mr+pooled
     assert cells[2:] == [
         *("0.03", "0.01", "0%", "100%", "100%", "100%", "—", "—"),
-        *("0 of 1", "0 of 0", "4 s", "4 s"),
+        *("1 of 1 (1 right)", "1 of 1 (1 right)", "0 of 1", "0 of 0", "4 s", "4 s"),
     ]
     rows = bench.mr_vs_iw([run("mr+pooled", 0.01), {**run("iw", 0.03), "estimator": "iw"}])
     assert rows == [
@@ -411,3 +418,19 @@ def test_biasaware_coverage_is_rebuilt_from_the_recorded_bound():
     # half-width 0.01 * cv(5) = 0.0664: 0.16 is inside, 0.17 outside
     assert report._biasaware_coverage([run(0.16, 0.05), run(0.17, 0.05)]) == "50%"
     assert report._biasaware_coverage([run(0.16, None)]) == "—"  # no bound recorded
+
+
+def test_separated_counts_only_a_real_largest_drop_as_right():
+    from benchmarks import report
+
+    def run(values, ci, truth):
+        return {"values": values, "ci": ci, "truth": truth}
+
+    ci = {"X": [0.05, 0.15], "Y": [-0.02, 0.02]}
+    runs = [
+        run({"X": 0.1, "Y": 0.0}, ci, {"X": 0.08, "Y": 0.0}),  # separated, right
+        run({"X": 0.1, "Y": 0.0}, ci, {"X": 0.0, "Y": 0.0}),  # separated in the null: wrong
+        run({"X": 0.1, "Y": 0.0}, {"X": [0.0, 0.2], "Y": [-0.02, 0.02]}, {"X": 0.1, "Y": 0}),
+        run({"X": 0.1, "Y": 0.0}, {"X": [None, None], "Y": [-0.02, 0.02]}, {"X": 0.1, "Y": 0}),
+    ]
+    assert report._separated(runs) == "2 of 4 (1 right)"

@@ -80,3 +80,21 @@ def test_interval_column_names_its_level_and_kind(tmp_path):
     res.settings.update(confidence=0.9, interval="bias_aware")
     aware = write_report(res, tmp_path / "aware").read_text()
     assert "<th>90% CI (bias-aware)</th>" in aware
+
+
+def test_dominant_is_settled_only_when_its_interval_clears_the_others():
+    res = _result()  # X 0.05 [0.02, 0.08], Y 0.01 [-0.01, 0.03]
+    assert res.dominant == "X" and not res.dominant_settled  # 0.02 < 0.03: overlap
+    res.ci["Y"] = (-0.01, 0.015)
+    assert res.dominant_settled
+    res.ci["X"] = (float("nan"), float("nan"))  # no interval: nothing is settled
+    assert not res.dominant_settled
+    one = sa.Attribution(
+        mechanisms=("X",),
+        values={"X": 0.05},
+        ci={"X": (0.02, 0.08)},
+        stderr={"X": 0.01},
+        source_metric=0.8,
+        estimated_target_metric=0.75,
+    )
+    assert one.dominant_settled  # nothing to separate it from

@@ -171,6 +171,31 @@ class Attribution:
         return max(self.mechanisms, key=lambda k: self.values[k])
 
     @property
+    def dominant_settled(self) -> bool:
+        """Whether the intervals separate :attr:`dominant` from every other mechanism.
+
+        True when its interval's lower end lies above every other mechanism's upper end
+        (and no interval is NaN): the ranking does not depend on where in the intervals
+        the values lie. On the synthetic MS benchmark, with ``method="mr"``, the largest
+        drop was the truth's in every run where its interval separated it (see
+        :doc:`/estimators`). With a single mechanism it is True when its interval is
+        known.
+
+        Examples
+        --------
+        >>> res = Attribution(mechanisms=("X", "Y"), values={"X": 0.1, "Y": -0.02},
+        ...                   ci={"X": (0.05, 0.15), "Y": (-0.04, 0.0)},
+        ...                   stderr={"X": 0.02, "Y": 0.01}, source_metric=0.8,
+        ...                   estimated_target_metric=0.72)
+        >>> res.dominant_settled
+        True
+        """
+        top = self.dominant
+        low = float(self.ci[top][0])
+        others = np.asarray([self.ci[k][1] for k in self.mechanisms if k != top], dtype=float)
+        return bool(np.isfinite(low) and np.all(low > others))  # NaN compares False
+
+    @property
     def metric_name(self) -> str:
         """Name of the metric (from settings); ``"metric"`` when not recorded.
 
