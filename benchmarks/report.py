@@ -1057,17 +1057,17 @@ def _biasaware_coverage(rs: list[dict[str, Any]]) -> str:
     bootstrap s.e., ``bias_bound``): "—" for runs without a bound."""
     from shiftattr.bias_aware import bias_aware_interval
 
-    hits = []
-    for r in rs:
-        bound = r.get("bias_bound")
-        if not bound:
-            continue
-        for m, v in r["values"].items():
-            iv = bias_aware_interval(
-                np.array([v]), np.array([bound[m]]), np.array([r["stderr"][m]])
-            )
-            hits.append(bool(iv.low[0] <= r["truth"][m] <= iv.high[0]))
-    return _pct(float(np.mean(hits))) if hits else "—"
+    rows = [
+        (v, r["bias_bound"][m], r["stderr"][m], r["truth"][m])
+        for r in rs
+        if r.get("bias_bound")
+        for m, v in r["values"].items()
+    ]
+    if not rows:
+        return "—"
+    value, bound, se, truth = np.array(rows, dtype=float).T
+    iv = bias_aware_interval(value, bound, se)
+    return _pct(float(np.mean((iv.low <= truth) & (truth <= iv.high))))
 
 
 def _separated(rs: list[dict[str, Any]]) -> str:
@@ -1075,12 +1075,12 @@ def _separated(rs: list[dict[str, Any]]) -> str:
     (``Attribution.dominant_settled``), and how many of those the truth's largest drop
     (a positive one: a separated mechanism in the null scenario counts as wrong) agrees
     with."""
+    from shiftattr.results import dominant_separated
+
     sep = right = 0
     for r in rs:
-        v, ci, truth = r["values"], r["ci"], r["truth"]
-        top = max(v, key=v.get)
-        others = [ci[m][1] for m in v if m != top]
-        if ci[top][0] is not None and all(o is not None and ci[top][0] > o for o in others):
+        if dominant_separated(r["values"], r["ci"]):
+            top, truth = max(r["values"], key=r["values"].get), r["truth"]
             sep += 1
             right += truth[top] == max(truth.values()) and truth[top] > 0  # a real drop
     return f"{sep} of {len(rs)} ({right} right)"
@@ -1419,26 +1419,19 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
         ok = [_MS_TARGET_NAMES.get(r["target"], r["target"]) for r in mets if r["met"]]
         bad = [_MS_TARGET_NAMES.get(r["target"], r["target"]) for r in mets if r["met"] is False]
         only = sorted({r["scenario"] for r in ms["runs"] if r["estimator"] == e})
+        caveats = {
+            "+paired": f" (only the {len(only)} scenarios where the annotators differ: not "
+            "comparable with the unpaired rows; see the paired-vs-unpaired table)",
+            "+refit": f" (only {len(only)} scenario(s), refit bootstrap: compare with the "
+            "refit-vs-fixed table, not with the rows above)",
+            "+repeats": " (only N = "
+            + ", ".join(str(n) for n in sorted(_sizes_run(ms, e)))
+            + ": compare with the repeated cross-fitting table, not with the rows above)",
+        }
+        caveat = next((c for suffix, c in caveats.items() if e.endswith(suffix)), "")
         plain.append(
             f"- `{e}` over all {g['n_ok']} runs"
-            + (
-                f" (only the {len(only)} scenarios where the annotators differ: not "
-                "comparable with the unpaired rows; see the paired-vs-unpaired table)"
-                if e.endswith("+paired")
-                else (
-                    f" (only {len(only)} scenario(s), refit bootstrap: compare with the "
-                    "refit-vs-fixed table, not with the rows above)"
-                    if e.endswith("+refit")
-                    else (
-                        " (only N = "
-                        + ", ".join(str(n) for n in sorted(_sizes_run(ms, e)))
-                        + ": compare with the repeated cross-fitting table, not with the "
-                        "rows above)"
-                        if e.endswith("+repeats")
-                        else ""
-                    )
-                )
-            )
+            + caveat
             + ": "
             + (f"met: {'; '.join(ok)}. " if ok else "no target met. ")
             + (f"**Not met: {'; '.join(bad)}.**" if bad else "Every target met.")

@@ -28,14 +28,14 @@ def test_defaults_and_toml(tmp_path):
         ),
         (
             {"data": {"kind": "synthetic"}, "attribution": {"interval": "bias_aware"}},
-            r"attribution\.interval = 'bias_aware' .* needs attribution\.method 'mr'",
+            r"attribution\.interval = 'bias_aware': .* needs method='mr' or 'regression'",
         ),
         (
             {
                 "data": {"kind": "synthetic"},
                 "attribution": {"interval": "bias_aware", "method": "mr", "n_bootstrap": 0},
             },
-            r"attribution\.n_bootstrap of 2 or more",
+            r"attribution\.interval = 'bias_aware': .* n_bootstrap of 2 or more \(got 0\)",
         ),
         (
             {"data": {"kind": "synthetic"}, "attribution": {"interval": "wide"}},

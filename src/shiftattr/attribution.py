@@ -427,8 +427,9 @@ def attribute(
         ratio of the regression's level (capped at ``sqrt(n)`` times the mean, then
         renormalised), instead of on one environment's cases only; levels without a
         ratio, paired levels and a last level without the target metric keep their
-        own environment. The regressors must accept ``sample_weight``. A regression fitted on one scanner's images and
-        predicted on another's extrapolates; pooled, it has seen both. It then relies
+        own environment. The regressors must accept ``sample_weight``. A regression
+        fitted on one scanner's images and predicted on another's extrapolates; pooled,
+        it has seen both. It then relies
         on that level's ratio too (see :mod:`shiftattr.value.nested`). Measured on the
         synthetic MS benchmark: see :doc:`/estimators`.
     solver : ShapleySolver, optional

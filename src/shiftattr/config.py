@@ -165,6 +165,7 @@ class AttributionConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> AttributionConfig:
+        from shiftattr.bias_aware import resolve_interval
         from shiftattr.metrics import get_metric
         from shiftattr.metrics.empty import EMPTY_PRESETS
 
@@ -193,12 +194,10 @@ class AttributionConfig(_Strict):
                 "attribution.pooled_regressions = true needs attribution.method 'mr' or "
                 "'regression' ('iw' fits no regressions)"
             )
-        if self.interval == "bias_aware" and (self.method == "iw" or self.n_bootstrap < 2):
-            raise ValueError(
-                "attribution.interval = 'bias_aware' widens the bootstrap interval by the "
-                "distance to importance weighting: it needs attribution.method 'mr' or "
-                "'regression' and attribution.n_bootstrap of 2 or more"
-            )
+        try:  # the library's rule, so that the two cannot drift apart
+            resolve_interval(self.interval, self.method, self.n_bootstrap)
+        except ValueError as exc:
+            raise ValueError(f"attribution.interval = {self.interval!r}: {exc}") from None
         allowed = self.mechanisms if self.mechanisms is not None else _NODES
         bad = sorted(set(self.paired) - set(allowed))
         if bad:

@@ -4,15 +4,44 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Attribution", "ShiftAttrWarning"]
+__all__ = ["Attribution", "ShiftAttrWarning", "dominant_separated"]
 
 SIGN_NOTE = "positive = performance drop: source metric minus the metric with the mechanism shifted"
+
+
+def dominant_separated(values: Mapping[str, float], ci: Mapping[str, Sequence]) -> bool:
+    """Whether the interval of the largest value lies above every other one's.
+
+    The rule of :attr:`Attribution.dominant_settled`; missing bounds (``None`` or NaN)
+    separate nothing.
+
+    Parameters
+    ----------
+    values : mapping of str to float
+    ci : mapping of str to (low, high)
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> dominant_separated({"X": 0.1, "Y": 0.0}, {"X": (0.05, 0.15), "Y": (-0.02, 0.02)})
+    True
+    >>> dominant_separated({"X": 0.1, "Y": 0.0}, {"X": (None, None), "Y": (-0.02, 0.02)})
+    False
+    """
+    top = max(values, key=values.get)
+    low = np.asarray(ci[top][0] if ci[top][0] is not None else np.nan, dtype=float)
+    others = np.asarray([np.nan if ci[k][1] is None else ci[k][1] for k in values if k != top])
+    return bool(np.isfinite(low) and np.all(low > others))  # NaN compares False
 
 
 class ShiftAttrWarning(UserWarning):
@@ -190,10 +219,7 @@ class Attribution:
         >>> res.dominant_settled
         True
         """
-        top = self.dominant
-        low = float(self.ci[top][0])
-        others = np.asarray([self.ci[k][1] for k in self.mechanisms if k != top], dtype=float)
-        return bool(np.isfinite(low) and np.all(low > others))  # NaN compares False
+        return dominant_separated(self.values, self.ci)
 
     @property
     def metric_name(self) -> str:

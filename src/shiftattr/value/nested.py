@@ -316,9 +316,9 @@ class NestedRegressions:
             )
         Xs, Xt = self._cum_s[level], self._cum_t[level]
         env = "target" if on_target else "source"
-        pooled = self._pooled(level, down, on_target, gs, gt)
+        pooled = self._pooled(level, on_target, gs, gt)
         if pooled is not None:
-            return pooled
+            return RegressionFit(level, down, env, *pooled, pooled=True)
         fit_X, other_X = (Xt, Xs) if on_target else (Xs, Xt)
         folds = self.folds_target if on_target else self.folds_source
         p = crossfit_regression(
@@ -328,9 +328,10 @@ class NestedRegressions:
         return RegressionFit(level, down, env, hs, ht, p.r2, p.chosen)
 
     def _pooled(
-        self, level: int, down: frozenset, on_target: bool, gs: np.ndarray, gt: np.ndarray | None
-    ) -> RegressionFit | None:
-        """``h_k`` fitted on both environments' cases, or None where it cannot be."""
+        self, level: int, on_target: bool, gs: np.ndarray, gt: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, float, str] | None:
+        """``h_k`` fitted on both environments' cases: its values at the source and the
+        target cases, R² and regressor; None where it cannot be pooled."""
         if self.pool_log_ratios is None or gt is None:
             return None
         lr_s, lr_t = (r.get(self.levels[level]) for r in self.pool_log_ratios)
@@ -351,8 +352,7 @@ class NestedRegressions:
             random_state=self.random_state,
             sample_weight=weights,
         )
-        env = "target" if on_target else "source"
-        return RegressionFit(level, down, env, p.oof[:ns], p.oof[ns:], p.r2, p.chosen, True)
+        return p.oof[:ns], p.oof[ns:], p.r2, p.chosen
 
     def _paired(self, level: int, down: frozenset) -> RegressionFit:
         tail = frozenset(self.levels[level:])
