@@ -11,6 +11,11 @@ seed, every method sees the same source and target samples (drawn exactly as in
   interval also covers a bias up to the distance to importance weighting);
 - ``mr_pooled``: ``mr`` with ``pooled_regressions=True`` (each nested regression fitted
   on both environments' cases, the other one's weighted by the level's ratio);
+- ``mr_linear``: ``mr`` with the learner class of DoWhy's defaults: every density ratio
+  from a standardised logistic regression (``ClassifierRatio``, no calibration), every
+  nested regression a standardised ridge regression (:func:`linear_learners`); it
+  separates what the algorithm costs (fit once per mechanism and environment) from what
+  the learners cost;
 - ``mr_point``: ``mr`` again with ``n_bootstrap=0`` (same values; the time of the point
   estimate alone, as DoWhy computes no intervals), on the seeds of
   ``config["method_seeds"]``;
@@ -50,10 +55,19 @@ from benchmarks.accuracy_tabular import attempt, bench_samples, log_run, score, 
 from benchmarks.dowhy_attribution import dowhy_attribute
 from benchmarks.scms import all_scms
 from shiftattr import attribute
+from shiftattr.ratios import ClassifierRatio
 
 NAME = "value_estimators"
 SHIFTATTR = ("iw", "regression", "mr")
-METHODS = (*SHIFTATTR, "mr_biasaware", "mr_pooled", "mr_point", "dowhy_mr_default", "dowhy_mr_gb")
+METHODS = (
+    *SHIFTATTR,
+    "mr_biasaware",
+    "mr_pooled",
+    "mr_linear",
+    "mr_point",
+    "dowhy_mr_default",
+    "dowhy_mr_gb",
+)
 REFERENCE = "dowhy_mr_default"  # time ratios are to this one
 
 
@@ -86,6 +100,23 @@ def _truth(name: str, scm: Any, n_truth: int) -> dict[str, Any]:
     return {**truth_record(scm, n_truth), "from": "simulated here"}
 
 
+def linear_learners(nodes: Sequence[str]) -> dict[str, Any]:
+    """``attribute`` keywords giving every node set a logistic-regression ratio and every
+    nested regression a ridge regression (both on standardised features): the learner
+    class of DoWhy MR's defaults (logistic and linear regression)."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return {
+        "estimators": {
+            node: ClassifierRatio(classifier=logistic, calibration="none") for node in nodes
+        },
+        "regressor": make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15))),
+    }
+
+
 def _shiftattr(
     method: str,
     scm: Any,
@@ -95,6 +126,7 @@ def _shiftattr(
     n_boot: int,
     interval: str = "bootstrap",
     pooled: bool = False,
+    learners: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     res = attribute(
         scm.graph,
@@ -107,6 +139,7 @@ def _shiftattr(
         bootstrap="fixed",
         interval=interval,
         **({"pooled_regressions": True} if pooled else {}),
+        **(learners or {}),
         n_folds=5,
         progress=False,
         random_state=seed,
@@ -126,6 +159,9 @@ def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> 
         return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], pooled=True)
     if method == "mr_biasaware":
         return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], "bias_aware")
+    if method == "mr_linear":
+        learners = linear_learners(scm.graph.nodes)
+        return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], learners=learners)
     if method == "mr_point":
         return _shiftattr("mr", scm, source, target, seed, 0)
     return dowhy_attribute(method, scm, source, target, seed)
@@ -188,6 +224,12 @@ def _targets(summary: list[dict[str, Any]]) -> dict[str, Any]:
             cell["time_met"] = mr["time_ratio_to_dowhy_mr"] <= 0.1
             if point:  # the point estimate alone (DoWhy computes no intervals)
                 cell["mr_point_over_dowhy_time"] = point["time_ratio_to_dowhy_mr"]
+        lin = by.get((scm, n, "mr_linear"))
+        if lin and dw:
+            cell["linear_over_dowhy_mae"] = (
+                lin["mae_mean"] / dw["mae_mean"] if dw["mae_mean"] else None
+            )
+            cell["linear_over_dowhy_time"] = lin["time_ratio_to_dowhy_mr"]
         gb = by.get((scm, n, "dowhy_mr_gb"))
         if gb:
             cell["mr_over_dowhy_gb_mae"] = (
@@ -200,6 +242,7 @@ def _targets(summary: list[dict[str, Any]]) -> dict[str, Any]:
     both = [c for c in cells if "mae_met" in c]
     ratios = [c["mr_over_iw_mae"] for c in cells if c.get("mr_over_iw_mae")]
     gb_cells = [c for c in cells if c.get("mr_over_dowhy_gb_mae") is not None]
+    lin_cells = [c for c in cells if c.get("linear_over_dowhy_mae") is not None]
     return {
         "per_cell": cells,
         "mr_vs_iw": {
@@ -217,6 +260,17 @@ def _targets(summary: list[dict[str, Any]]) -> dict[str, Any]:
                 c.get("mr_point_over_dowhy_time", np.inf) <= 0.1 for c in both
             ),
             "cells_with_point_estimate": sum("mr_point_over_dowhy_time" in c for c in both),
+        },
+        "mr_linear_vs_dowhy_mr": {
+            "cells_mae_met": sum(c["linear_over_dowhy_mae"] <= 1 for c in lin_cells),
+            "cells_time_met": sum(c["linear_over_dowhy_time"] <= 0.1 for c in lin_cells),
+            "cells_faster": sum(c["linear_over_dowhy_time"] < 1 for c in lin_cells),
+            "median_time_ratio": (
+                float(np.median([c["linear_over_dowhy_time"] for c in lin_cells]))
+                if lin_cells
+                else None
+            ),
+            "cells": len(lin_cells),
         },
         "mr_vs_dowhy_mr_gb": {
             "cells_mae_met": sum(c["mr_over_dowhy_gb_mae"] <= 1 for c in gb_cells),
