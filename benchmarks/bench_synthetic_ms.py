@@ -71,6 +71,13 @@ environments' cases, the other environment's weighted by the conditional density
 of the regression's level (:mod:`shiftattr.value.nested`). Same samples, folds and ratios
 as ``mr``; bootstrap interval.
 
+**Oracle variants** (``iw+oracle``, ``mr+oracle``; opt-in): no ratio is estimated;
+``attribute(..., known_ratios=...)`` gets every mechanism's true log-ratio between the
+scenario's source and target from :meth:`SyntheticMS.true_log_ratio` (the densities of
+the hidden per-case draws). Same samples, folds and regressions as ``iw`` / ``mr``. What
+error remains with perfect ratio estimators: the gap to ``iw`` / ``mr`` is the ratio
+estimators' share of the error.
+
 **Merging.** ``--merge`` reads the existing ``results/synthetic_ms.json`` and replaces only
 the runs this invocation produced (same scenario, estimator, ``N`` and seed), keeping every
 other run, scenario and truth; summaries, targets and the figure are recomputed from the
@@ -109,6 +116,7 @@ import traceback
 import warnings
 import zlib
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +166,8 @@ ESTIMATORS = (
     "mr+repeats",
     "mr+biasaware",
     "mr+pooled",
+    "iw+oracle",
+    "mr+oracle",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -180,11 +190,18 @@ BIASAWARE_SUFFIX = "+biasaware"
 #: Estimator names whose nested regressions are pooled over both environments
 #: (``attribute(pooled_regressions=True)``): ``<method>+pooled``. Opt-in.
 POOLED_SUFFIX = "+pooled"
+#: Estimator names given the simulator's true density ratios of every mechanism
+#: (``attribute(known_ratios=...)`` with :meth:`SyntheticMS.true_log_ratio`) instead of
+#: estimating them: ``<method>+oracle``, the error left with perfect ratio estimators.
+#: Opt-in.
+ORACLE_SUFFIX = "+oracle"
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
     e
     for e in ESTIMATORS
-    if not e.endswith((REFIT_SUFFIX, REPEATS_SUFFIX, BIASAWARE_SUFFIX, POOLED_SUFFIX))
+    if not e.endswith(
+        (REFIT_SUFFIX, REPEATS_SUFFIX, BIASAWARE_SUFFIX, POOLED_SUFFIX, ORACLE_SUFFIX)
+    )
 )
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"
@@ -599,6 +616,8 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             skipped[e] = "shiftattr.attribute has no n_repeats= keyword in this checkout"
         elif e.endswith(BIASAWARE_SUFFIX) and "interval" not in params:
             skipped[e] = "shiftattr.attribute has no interval= keyword in this checkout"
+        elif e.endswith(ORACLE_SUFFIX) and "known_ratios" not in params:
+            skipped[e] = "shiftattr.attribute has no known_ratios= keyword in this checkout"
         elif e.endswith(POOLED_SUFFIX) and "pooled_regressions" not in params:
             skipped[e] = "shiftattr.attribute has no pooled_regressions= keyword in this checkout"
         else:
@@ -643,6 +662,17 @@ def ratio_estimators(
     }
 
 
+def oracle_ratios(sim: SyntheticMS, scen: Scenario) -> dict[str, Any]:
+    """``known_ratios`` for ``attribute``: every mechanism's true log-ratio between the
+    scenario's source and target, from the simulator's hidden per-case draws."""
+    return {
+        node: partial(
+            sim.true_log_ratio, node=node, source=scen.env("source"), target=scen.env("target")
+        )
+        for node in MECHANISMS
+    }
+
+
 def one_run(
     scen: Scenario,
     truth: dict[str, Any],
@@ -656,8 +686,10 @@ def one_run(
     n: int,
     n_bootstrap: int,
     n_folds: int,
+    sim: SyntheticMS | None = None,
 ) -> dict[str, Any]:
-    """One attribution, scored against the truth."""
+    """One attribution, scored against the truth (``sim``: the simulator, needed by the
+    ``+oracle`` variants)."""
     rec: dict[str, Any] = {
         "scenario": scen.name,
         "seed": seed,
@@ -672,6 +704,10 @@ def one_run(
         kw["paired"] = scen.paired_keys()
         metric = adapter.score  # paired substitution re-scores the model on them
         rec["paired"] = {k: list(v) for k, v in kw["paired"].items()}
+    if estimator.endswith(ORACLE_SUFFIX):
+        if sim is None:
+            raise ValueError(f"{estimator} needs the simulator: pass sim= to one_run")
+        kw["known_ratios"] = oracle_ratios(sim, scen)
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -894,6 +930,7 @@ MR_VS_IW_PAIRS = (
     ("mr+outputs", "iw"),
     ("mr+outputs", "iw+outputs"),
     ("mr+pooled", "iw"),
+    ("mr+oracle", "iw+oracle"),
 )
 
 
@@ -1384,6 +1421,7 @@ def main(argv: list[str] | None = None) -> int:
                             n,
                             args.n_bootstrap,
                             args.n_folds,
+                            sim=sim,
                         )
                         rec["data_seconds"] = data_seconds
                         runs.append(rec)

@@ -318,3 +318,69 @@ def test_iw_game_float32_shapley_values_match_to_rounding():
     assert not np.array_equal(fast, exact)  # the game did run in single precision
     with pytest.raises(ValueError, match="precision must be one of"):
         iw_game(names, L, m, precision="float16")
+
+
+# -- known (oracle) ratios ---------------------------------------------------------------
+def _oracle(scm, nodes="ZXY"):
+    return {m: (lambda env, m=m: scm.true_log_ratio(env, m)) for m in nodes}
+
+
+def test_known_ratios_replace_the_estimators_exactly():
+    # with every ratio known, "iw" is the weighted game of the true ratios: the same
+    # numbers as iw_game on them, and no estimator is consulted
+    scm = LinearGaussianSCM.example()
+    src = scm.sample(800, "source", random_state=0)
+    tgt = scm.sample(800, "target", random_state=1)
+    res = sa.attribute(
+        scm.graph,
+        src,
+        tgt,
+        metric=scm.metric(src),
+        known_ratios=_oracle(scm),
+        estimators=dict.fromkeys("ZXY", "not an estimator"),  # never fitted
+        n_bootstrap=0,
+        progress=False,
+        random_state=0,
+    )
+    L = np.vstack([scm.true_log_ratio(src, m) for m in res.mechanisms])
+    sv = sa.shapley.ExactShapley().solve(iw_game(res.mechanisms, L, scm.metric(src)))
+    np.testing.assert_allclose([res.values[m] for m in res.mechanisms], sv.values, atol=1e-12)
+    assert res.settings["known_ratios"] == ["X", "Y", "Z"]
+    auc = res.diagnostics["mechanisms"]["X"]["auc_joint"]
+    assert 0.5 < auc < 1 and res.diagnostics["mechanisms"]["X"]["auc_parents"] is None
+
+
+def test_known_ratio_for_one_mechanism_mixes_with_estimated_ones_and_refit_bootstrap():
+    # mr with Y's ratio known and Z, X estimated; the refit bootstrap calls the known
+    # ratio on every resample (Environment.subset), so its replicates vary
+    scm = LinearGaussianSCM.example()
+    truth = scm.true_attribution()
+    est = _quadratic_logistic()
+    res = _run(
+        scm,
+        n=600,
+        method="mr",
+        known_ratios=_oracle(scm, "Y"),
+        n_bootstrap=6,
+        bootstrap="refit",
+        estimators=dict.fromkeys("ZX", est),
+        regressor=sa.value.default_regressors()["quadratic-ridge"],
+    )
+    assert res.settings["known_ratios"] == ["Y"]
+    assert np.ptp(res.bootstrap_values[:, list(res.mechanisms).index("Y")]) > 0
+    for m in "ZXY":
+        assert abs(res.values[m] - truth.values[m]) < 0.05, m
+
+
+@pytest.mark.parametrize(
+    ("known", "match"),
+    [
+        ({"W": lambda e: np.zeros(len(e))}, "known_ratios maps graph nodes"),
+        ({"X": np.zeros(60)}, "known_ratios maps graph nodes"),
+        ({"X": lambda e: np.zeros(len(e) - 1)}, "one log-ratio per case"),
+        ({"X": lambda e: np.full(len(e), np.nan)}, "NaN or infinite"),
+    ],
+)
+def test_bad_known_ratios_name_the_problem(small, known, match):
+    with pytest.raises(ValueError, match=match):
+        _attr(small, known_ratios=known)

@@ -101,3 +101,14 @@ def test_per_case_metadata_follows_subsets():
     assert list(sub.metadata["center"]) == ["07", "01"]
     assert sub.metadata["rater"] == [3, 1]
     assert sub.metadata["site"] == "x"
+
+
+def test_per_case_entries_of_a_dict_metadata_entry_follow_subsets():
+    params = {"noise": np.array([0.1, 0.2, 0.3]), "hits": [[1], [], [2, 3]], "unit": "mm"}
+    env = Environment({"D": np.arange(3.0)}, metadata={"params": params, "pair": (1, 2)})
+    sub = env.subset([2, 2, 0])
+    assert sub.metadata["params"]["noise"].tolist() == [0.3, 0.3, 0.1]
+    assert sub.metadata["params"]["hits"] == [[2, 3], [2, 3], [1]]
+    assert sub.metadata["params"]["unit"] == "mm"
+    assert sub.metadata["pair"] == (1, 2)
+    assert env.metadata["params"]["noise"].tolist() == [0.1, 0.2, 0.3]  # original untouched

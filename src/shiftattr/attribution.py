@@ -347,6 +347,7 @@ def attribute(
     target_metric: MetricLike | None = None,
     mechanisms: Sequence[str] | None = None,
     estimators: Mapping[str, DensityRatioEstimator] | None = None,
+    known_ratios: Mapping[str, Callable[[Environment], np.ndarray]] | None = None,
     method: str = "iw",
     features: Mapping[str, Featurizer] | None = None,
     regressor: Any = None,
@@ -390,6 +391,16 @@ def attribute(
     estimators : mapping of str to DensityRatioEstimator, optional
         Per-node estimators, e.g. ``{"X": CNNDiscriminator(spatial_dims=3)}``; every
         other node set uses :class:`~shiftattr.ratios.ClassifierRatio`.
+    known_ratios : mapping of str to callable, optional
+        Mechanisms whose conditional log density ratio ``log p_t(v | pa) / p_s(v | pa)``
+        is known rather than estimated, as ``fn(environment) -> (len(environment),)``
+        evaluated on the source and the target cases (and on every resample of the
+        refit bootstrap): a sampling design's known selection odds, or a simulator's
+        oracle (:meth:`shiftattr.datasets.SyntheticMS.true_log_ratio`), which measures
+        what perfect ratio estimators would give. No estimator is fitted for these
+        mechanisms; their ``auc_joint`` diagnostic is the AUC of the known log-ratio.
+        Not available through :func:`attribute_pairs`, the config file or the CLI
+        (a ratio is specific to one pair of environments).
     method : {"iw", "regression", "mr"}, default "iw"
         How ``M(P_I)`` is estimated (see :mod:`shiftattr.value`). ``"iw"``:
         self-normalised importance weighting of the source cases. ``"regression"``:
@@ -530,6 +541,12 @@ def attribute(
     """
     t0 = time.perf_counter()
     mechs = _validate_inputs(graph, source, target, mechanisms, estimators)
+    for key, fn in (known_ratios or {}).items():
+        if key not in graph or not callable(fn):
+            raise ValueError(
+                f"known_ratios maps graph nodes {list(graph.nodes)} to callables "
+                f"environment -> log-ratio per case; got {key!r}: {type(fn).__name__}."
+            )
     if bootstrap not in ("refit", "fixed"):
         raise ValueError(f"bootstrap must be 'refit' or 'fixed', got {bootstrap!r}.")
     interval = resolve_interval(interval, method, n_bootstrap)
@@ -603,6 +620,7 @@ def attribute(
         "truncate": truncate,
         "correction_cap": correction_cap,
         "pooled_regressions": bool(pooled_regressions),
+        "known_ratios": dict(known_ratios or {}),
     }
     seeds = [int(rng.integers(2**31 - 1)) for _ in range(int(n_repeats))]
     fits = [
@@ -813,6 +831,7 @@ def attribute(
         "truncate": truncate,
         "correction_cap": correction_cap if method == "mr" else None,
         "pooled_regressions": bool(pooled_regressions),
+        "known_ratios": sorted(known_ratios or {}),
         "random_state": random_state,
         "seconds": time.perf_counter() - t0,
         "graph": graph.to_dict(),

@@ -143,8 +143,9 @@ class Environment:
     metadata : mapping, optional
         Anything else worth keeping (center, annotator, hidden simulator truth...).
         Entries that are numpy arrays or lists with one item per case (e.g.
-        ``metadata["center"]`` per case) follow :meth:`subset`; everything else is
-        kept as is.
+        ``metadata["center"]`` per case), and such entries of a dict entry (e.g.
+        ``metadata["acquisition_params"]["noise_sd"]``), follow :meth:`subset`;
+        everything else is kept as is.
     counterfactuals : mapping, optional
         Paired counterfactual values, ``{environment_name: {node: values}}``: the
         value node ``node`` *would have had* for these very cases under the named
@@ -412,13 +413,22 @@ class Environment:
             ids = [f"{c}#{k}" for k, c in enumerate(ids)]
         cf = {e: {n: v[idx] for n, v in d.items()} for e, d in self._counterfactuals.items()}
         n = len(self)
-        meta = {}
-        for key, value in self.metadata.items():
+
+        def per_case(value: Any) -> Any:
             if isinstance(value, np.ndarray) and value.ndim >= 1 and len(value) == n:
-                value = value[idx]
-            elif isinstance(value, list) and len(value) == n:
-                value = [value[i] for i in idx]
-            meta[key] = value
+                return value[idx]
+            if isinstance(value, list) and len(value) == n:
+                return [value[i] for i in idx]
+            return value
+
+        meta = {
+            key: (
+                {k: per_case(v) for k, v in value.items()}
+                if isinstance(value, dict)
+                else per_case(value)
+            )
+            for key, value in self.metadata.items()
+        }
         return Environment(
             {n: a[idx] for n, a in self._data.items()},
             name=self.name,

@@ -381,6 +381,53 @@ def _resolve_int_seed(seed: int | np.random.Generator | None) -> int | None:
     )
 
 
+# ----------------------------------------------------------------------------------------
+# Densities of the latent per-case parameters (oracle density ratios)
+# ----------------------------------------------------------------------------------------
+def _log_normal_pdf(values: np.ndarray, mean: float, sd: float, what: str) -> np.ndarray:
+    """Log density of ``N(mean, sd²)`` up to a constant shared by every spec; a zero
+    ``sd`` is a point mass (0 at ``mean``, ``-inf`` elsewhere)."""
+    if sd == 0.0:
+        return np.where(np.isclose(values, mean, rtol=1e-9, atol=1e-12), 0.0, -np.inf)
+    return -0.5 * ((values - mean) / sd) ** 2 - math.log(sd)
+
+
+def _log_param_density(
+    params: Mapping[str, np.ndarray], spec: _Spec, names, normal=()
+) -> np.ndarray:
+    """Log density of per-case parameters under ``spec``: log-normal ``(median, spread)``
+    fields on the log scale (the Jacobian is shared by every spec and left out), normal
+    ``(mean, sd)`` fields (``normal``) as they are."""
+    out = 0.0
+    for name in names:
+        centre, spread = getattr(spec, name)
+        v = np.asarray(params[name], dtype=float)
+        if name in normal:
+            out = out + _log_normal_pdf(v, centre, spread, name)
+        else:
+            out = out + _log_normal_pdf(np.log(v), math.log(centre), spread, name)
+    return np.asarray(out, dtype=float)
+
+
+def _log_mixture(parts: list[np.ndarray]) -> np.ndarray:
+    """``log(mean(exp(parts)))``, elementwise: a uniform mixture of components."""
+    stacked = np.stack(parts)
+    top = stacked.max(0)
+    finite = np.isfinite(top)
+    safe = np.where(finite, top, 0.0)
+    mix = np.log(np.exp(stacked - safe).sum(0) / len(parts)) + safe
+    return np.where(finite, mix, top)
+
+
+def _log_detection(
+    detected: np.ndarray, visibility: np.ndarray, threshold: np.ndarray, slope: float
+) -> np.ndarray:
+    """Log probability of each lesion's detection outcome given the case's threshold."""
+    z = (visibility - threshold) / slope
+    # log sigmoid(z) and log(1 - sigmoid(z)) without overflow
+    return np.where(detected, -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z))
+
+
 class SyntheticMS:
     """Simulator of MS-lesion volumes with swappable population, acquisition and annotation.
 
@@ -1009,6 +1056,134 @@ class SyntheticMS:
             }
         )
         return env
+
+    def true_log_ratio(
+        self,
+        environment: Environment,
+        node: str,
+        source: Mapping[str, Any] | None = None,
+        target: Mapping[str, Any] | None = None,
+    ) -> np.ndarray:
+        """The oracle log density ratio of one mechanism at every case of an environment.
+
+        ``log p_target / p_source`` of the mechanism that generates ``node``, computed from
+        the hidden per-case quantities the simulator drew (``metadata``), not estimated:
+
+        - ``"D"`` (population): the bivariate normal density of ``D`` itself;
+        - ``"X"`` (acquisition): the log-normal densities of the case's acquisition
+          parameters (contrast, noise, blur...; a list of centers is a uniform mixture);
+        - ``"Y"`` (annotation): the densities of the annotation parameters and, per
+          lesion large enough to be seen, the probability of its detection outcome.
+
+        Every other random draw of a mechanism (noise fields, bias-field shape...) has the
+        same law at every center or annotator, so this is the exact density ratio on the
+        simulator's latent space. Its conditional mean given the observed case is the
+        ratio of the observed variables, so importance weights ``exp(log_ratio)`` are
+        unbiased for any function of the observed case; they vary more than the
+        observed-data ratio would (they also weigh the noise that the image cannot
+        reveal). Use them as an oracle: pass ``known_ratios`` to
+        :func:`shiftattr.attribute` to measure what perfect ratio estimators would give.
+
+        Parameters
+        ----------
+        environment : Environment
+            Drawn by this simulator (:meth:`sample` or :meth:`sample_mixed`; a
+            :meth:`~shiftattr.Environment.subset` of one works too).
+        node : {"D", "X", "Y"}
+        source, target : dict, optional
+            The two environments, as keyword arguments of :meth:`sample` (``center``,
+            ``annotator``, ``population``); missing keys take :meth:`sample`'s defaults.
+
+        Returns
+        -------
+        ndarray of shape (len(environment),)
+            ``-inf`` / ``+inf`` where a parameter is fixed (zero spread) in one
+            environment at a value the case does not have.
+
+        Raises
+        ------
+        ValueError
+            For an unknown node, or an environment without this simulator's metadata.
+
+        Examples
+        --------
+        >>> sim = SyntheticMS(shape=(16, 16, 16), random_state=0)
+        >>> env = sim.sample(50, center="01", random_state=1)
+        >>> lr = sim.true_log_ratio(env, "X", source={"center": "01"}, target={"center": "03"})
+        >>> lr.shape, bool(np.all(sim.true_log_ratio(env, "X", {"center": "01"}, {"center": "01"}) == 0))
+        ((50,), True)
+        """
+        if node not in NODE_MECHANISMS:
+            raise ValueError(f"node must be one of {sorted(NODE_MECHANISMS)}, got {node!r}.")
+        src = self._check_env_kwargs(source, "source")
+        tgt = self._check_env_kwargs(target, "target")
+        meta = environment.metadata
+        key = {"D": "D_columns", "X": "acquisition_params", "Y": "annotation_params"}[node]
+        if key not in meta:
+            raise ValueError(
+                f"environment {environment.name!r} has no metadata[{key!r}]; the oracle ratio "
+                "needs an environment drawn by SyntheticMS.sample or sample_mixed."
+            )
+        if node == "D":
+            d = np.asarray(environment["D"], dtype=float)
+            logp = [
+                self._log_population(d, self._resolve_population(e["population"]))
+                for e in (src, tgt)
+            ]
+        elif node == "X":
+            params = meta["acquisition_params"]
+            logp = [
+                _log_mixture(
+                    [
+                        _log_param_density(params, c, _CENTER_PARAMS)
+                        for c in self._resolve_center(e["center"])
+                    ]
+                )
+                for e in (src, tgt)
+            ]
+        else:
+            logp = [
+                self._log_annotation(meta, self._resolve_annotator(e["annotator"]))
+                for e in (src, tgt)
+            ]
+        with np.errstate(invalid="ignore"):
+            out = logp[1] - logp[0]
+        return np.where(np.isnan(out), 0.0, out)  # both point masses at the case's value
+
+    @staticmethod
+    def _log_population(d: np.ndarray, spec: PopulationSpec) -> np.ndarray:
+        """Log density of ``D = [age, lesion_load]`` (bivariate normal) under ``spec``."""
+        (a0, a1), (l0, l1), rho = spec.age, spec.lesion_load, spec.correlation
+        if a1 == 0.0 or l1 == 0.0:  # degenerate: each column is its own (point) law
+            return _log_normal_pdf(d[:, 0], a0, a1, "age") + _log_normal_pdf(
+                d[:, 1], l0, l1, "load"
+            )
+        z1 = (d[:, 0] - a0) / a1
+        z2 = ((d[:, 1] - l0) / l1 - rho * z1) / math.sqrt(1.0 - rho**2)
+        return -0.5 * (z1**2 + z2**2) - math.log(a1 * l1) - 0.5 * math.log(1.0 - rho**2)
+
+    @staticmethod
+    def _log_annotation(meta: Mapping[str, Any], spec: AnnotatorSpec) -> np.ndarray:
+        """Log density of the annotation draws of every case under ``spec``: its
+        parameters, and each detectable lesion's detection outcome."""
+        params = meta["annotation_params"]
+        out = _log_param_density(params, spec, _ANNOTATOR_PARAMS, normal=("boundary",))
+        detected = params["detected"]
+        counts = np.array([len(x) for x in detected])
+        if counts.sum() == 0:
+            return out
+        case = np.repeat(np.arange(len(counts)), counts)
+        volume = np.concatenate([np.asarray(p["volume"], float) for p in meta["lesion_params"]])
+        visible = volume >= np.asarray(params["min_lesion_volume"], float)[case]
+        per_lesion = _log_detection(
+            np.concatenate(detected).astype(bool),
+            np.concatenate(meta["visibility"]).astype(float),
+            np.asarray(params["detection_threshold"], float)[case],
+            spec.detection_slope,
+        )
+        return out + np.bincount(
+            case, weights=np.where(visible, per_lesion, 0.0), minlength=len(counts)
+        )
 
     def true_attribution(
         self,

@@ -14,7 +14,7 @@ fitted once and reused by every mechanism and every coalition.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -179,6 +179,13 @@ class CrossFittedRatios:
     progress : bool, default True
         Show a progress bar over the fits.
     random_state : int or numpy.random.Generator, optional
+    known_ratios : mapping of str to callable, optional
+        Mechanisms whose conditional log-ratio is known rather than estimated:
+        ``fn(environment) -> (len(environment),)`` array of ``log p_t(v | pa) / p_s(v |
+        pa)`` at its cases (e.g. :meth:`shiftattr.datasets.SyntheticMS.true_log_ratio`,
+        or a sampling design's known selection odds). Nothing is fitted for them; their
+        ``auc_joint`` is the AUC of the known log-ratio itself and ``auc_parents`` is
+        ``None``.
 
     Examples
     --------
@@ -204,10 +211,12 @@ class CrossFittedRatios:
         n_jobs: int = 1,
         progress: bool = True,
         random_state: int | np.random.Generator | None = None,
+        known_ratios: Mapping[str, Callable[[Environment], np.ndarray]] | None = None,
     ) -> None:
         self.graph = graph
         self.mechanisms = tuple(mechanisms)
         self.estimators = dict(estimators or {})
+        self.known_ratios = dict(known_ratios or {})
         self.n_folds = n_folds
         self.n_jobs = n_jobs
         self.progress = progress
@@ -236,6 +245,27 @@ class CrossFittedRatios:
             joint = tuple(sorted((m, *pas), key=order.index))
             out[m] = (joint, pas)
         return out
+
+    def _known(
+        self, mechanism: str, source: Environment, target: Environment
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The known conditional log-ratio of ``mechanism`` at the source and target cases."""
+        out = []
+        for env in (source, target):
+            lr = np.asarray(self.known_ratios[mechanism](env), dtype=float).reshape(-1)
+            if lr.shape != (len(env),):
+                raise ValueError(
+                    f"known_ratios[{mechanism!r}] returned {lr.size} values for the {len(env)} "
+                    f"cases of environment {env.name!r}; it must return one log-ratio per case."
+                )
+            if not np.all(np.isfinite(lr)):
+                raise ValueError(
+                    f"known_ratios[{mechanism!r}] returned NaN or infinite log-ratios for "
+                    f"environment {env.name!r}; the environments must overlap (each case "
+                    "possible in both) for importance weights to exist."
+                )
+            out.append(lr)
+        return out[0], out[1]
 
     def fit(
         self,
@@ -296,8 +326,12 @@ class CrossFittedRatios:
         fs, ft = folds[:ns], folds[ns:]
 
         sets = self.node_sets()
+        known = {
+            m: self._known(m, source, target) for m in self.mechanisms if m in self.known_ratios
+        }
         distinct = sorted(
-            {s for pair in sets.values() for s in pair if s}, key=lambda s: (len(s), s)
+            {s for m, pair in sets.items() if m not in known for s in pair if s},
+            key=lambda s: (len(s), s),
         )
         seed = int(rng.integers(2**31 - 1))
         default = ClassifierRatio(random_state=seed)
@@ -352,15 +386,24 @@ class CrossFittedRatios:
             auc[nodes] = float(roc_auc_score(labels, scores))
         L = np.empty((len(self.mechanisms), ns))
         Lt = np.empty((len(self.mechanisms), nt))
+        auc_joint, auc_parents = {}, {}
         for i, m in enumerate(self.mechanisms):
             joint, pas = sets[m]
+            if m in known:
+                L[i], Lt[i] = known[m]
+                auc_joint[m], auc_parents[m] = (
+                    float(roc_auc_score(labels, np.r_[L[i], Lt[i]])),
+                    None,
+                )
+                continue
             L[i] = oof_s[joint] - (oof_s[pas] if pas else 0.0)
             Lt[i] = oof_t[joint] - (oof_t[pas] if pas else 0.0)
+            auc_joint[m], auc_parents[m] = auc[joint], (auc[pas] if pas else None)
         return MechanismRatios(
             mechanisms=self.mechanisms,
             log_ratios=L,
-            auc_joint={m: auc[sets[m][0]] for m in self.mechanisms},
-            auc_parents={m: (auc[sets[m][1]] if sets[m][1] else None) for m in self.mechanisms},
+            auc_joint=auc_joint,
+            auc_parents=auc_parents,
             node_sets=sets,
             log_ratios_target=Lt,
         )

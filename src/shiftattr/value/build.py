@@ -230,6 +230,7 @@ def fit_value(
     source_groups: np.ndarray | None = None,
     target_groups: np.ndarray | None = None,
     pooled_regressions: bool = False,
+    known_ratios: Mapping[str, Any] | None = None,
 ) -> FittedValue:
     """Fit the ratios (and regressions) of one value estimator.
 
@@ -266,6 +267,9 @@ def fit_value(
     pooled_regressions : bool, default False
         Fit every regression of a level with a ratio on both environments' cases
         (see :class:`~shiftattr.value.NestedRegressions`, ``pool_log_ratios``).
+    known_ratios : mapping of str to callable, optional
+        Mechanisms whose conditional log-ratio is known, not estimated (see
+        :class:`~shiftattr.ratios.CrossFittedRatios`).
 
     Returns
     -------
@@ -291,7 +295,14 @@ def fit_value(
     L = np.zeros((len(mechanisms), len(source)))
     if nodes:
         cf = CrossFittedRatios(
-            graph, nodes, estimators, n_folds, n_jobs, progress, random_state=random_state
+            graph,
+            nodes,
+            estimators,
+            n_folds,
+            n_jobs,
+            progress,
+            random_state=random_state,
+            known_ratios=known_ratios,
         )
         ratios = cf.fit(source, target, source_groups, target_groups)
         for i, m in enumerate(mechanisms):
