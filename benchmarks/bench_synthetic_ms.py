@@ -991,6 +991,8 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "black",
                 "gold",
                 "darkgreen",
+                "lightsteelblue",
+                "crimson",
             ),
             strict=True,
         )
