@@ -434,3 +434,26 @@ def test_separated_counts_only_a_real_largest_drop_as_right():
         run({"X": 0.1, "Y": 0.0}, {"X": [None, None], "Y": [-0.02, 0.02]}, {"X": 0.1, "Y": 0}),
     ]
     assert report._separated(runs) == "2 of 4 (1 right)"
+
+
+def test_oracle_variant_passes_the_simulators_true_ratios():
+    """``<method>+oracle`` gives attribute the true log-ratio of every mechanism between
+    the scenario's source and target, and nothing else changes."""
+    from benchmarks import bench_synthetic_ms as bench
+
+    assert "mr+oracle" not in bench.DEFAULT_ESTIMATORS  # opt-in
+    assert ("mr+oracle", "iw+oracle") in bench.MR_VS_IW_PAIRS
+    assert "+oracle" in __import__("benchmarks.report").report._VARIANT_TABLES
+    sim = bench.make_simulator((16, 16, 16))  # with the benchmark's custom specs
+    scen = next(s for s in bench.SCENARIOS if s.name == "all_three")
+    known = bench.oracle_ratios(sim, scen)
+    assert sorted(known) == ["D", "X", "Y"]
+    env = sim.sample(5, **scen.env("source"), random_state=1)
+    for node, fn in known.items():
+        np.testing.assert_array_equal(
+            fn(env), sim.true_log_ratio(env, node, scen.env("source"), scen.env("target"))
+        )
+    with pytest.raises(ValueError, match="needs the simulator"):
+        bench.one_run(
+            scen, {}, env, env, np.zeros(5), np.zeros(5), object(), "iw+oracle", 0, 5, 0, 2
+        )
