@@ -1690,9 +1690,11 @@ def _value_estimators(ve: dict[str, Any] | None) -> str:
                     for c in cells
                     if c.get("linear_over_dowhy_mae") is not None
                 )
-                + ". With equal learners the gap in time is the algorithm's: shiftattr fits "
-                "each ratio and regression once per mechanism and environment, DoWhy refits "
-                "them for every coalition.",
+                + ". With the same learner class, what shiftattr saves is the refitting: it "
+                "fits each ratio and regression once per mechanism and environment, DoWhy "
+                "refits them for every coalition. What remains is the fits themselves "
+                "(scikit-learn's per-fit overhead dominates on a few hundred cases) and the "
+                "bootstrap, so a tenth of DoWhy's time would need cheaper fits as well.",
             ]
         if gb.get("cells"):
             out += [
