@@ -348,6 +348,19 @@ def test_known_ratios_replace_the_estimators_exactly():
     assert res.settings["known_ratios"] == ["X", "Y", "Z"]
     auc = res.diagnostics["mechanisms"]["X"]["auc_joint"]
     assert 0.5 < auc < 1 and res.diagnostics["mechanisms"]["X"]["auc_parents"] is None
+    assert all(res.diagnostics["mechanisms"][m]["known_ratio"] for m in "ZXY")
+    separable = sa.attribute(
+        scm.graph,
+        src,
+        tgt,
+        metric=scm.metric(src),
+        known_ratios=_oracle(scm),
+        separable_auc=0.6,
+        n_bootstrap=0,
+        progress=False,
+        random_state=0,
+    )
+    assert any("AUC of its known log-ratio" in w["message"] for w in separable.warnings)
 
 
 def test_known_ratio_for_one_mechanism_mixes_with_estimated_ones_and_refit_bootstrap():
@@ -367,6 +380,8 @@ def test_known_ratio_for_one_mechanism_mixes_with_estimated_ones_and_refit_boots
         regressor=sa.value.default_regressors()["quadratic-ridge"],
     )
     assert res.settings["known_ratios"] == ["Y"]
+    known = {m: d["known_ratio"] for m, d in res.diagnostics["mechanisms"].items()}
+    assert known == {"Z": False, "X": False, "Y": True}
     assert np.ptp(res.bootstrap_values[:, list(res.mechanisms).index("Y")]) > 0
     for m in "ZXY":
         assert abs(res.values[m] - truth.values[m]) < 0.05, m
@@ -384,3 +399,19 @@ def test_known_ratio_for_one_mechanism_mixes_with_estimated_ones_and_refit_boots
 def test_bad_known_ratios_name_the_problem(small, known, match):
     with pytest.raises(ValueError, match=match):
         _attr(small, known_ratios=known)
+
+
+def test_known_ratio_of_a_paired_mechanism_is_refused():
+    scm = LinearGaussianSCM.example()
+    src = scm.sample(40, "source", random_state=0)
+    with pytest.raises(ValueError, match="is paired"):
+        sa.attribute(
+            scm.graph,
+            src,
+            scm.sample(40, "target", random_state=1),
+            metric=scm.metric,
+            paired=["Y"],
+            known_ratios={"Y": lambda e: np.zeros(len(e))},
+            n_bootstrap=0,
+            progress=False,
+        )

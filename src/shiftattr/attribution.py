@@ -547,6 +547,11 @@ def attribute(
                 f"known_ratios maps graph nodes {list(graph.nodes)} to callables "
                 f"environment -> log-ratio per case; got {key!r}: {type(fn).__name__}."
             )
+        if key in (paired or ()):
+            raise ValueError(
+                f"mechanism {key!r} is paired (substituted by its observed counterfactual) "
+                "and needs no ratio: drop it from known_ratios or from paired."
+            )
     if bootstrap not in ("refit", "fixed"):
         raise ValueError(f"bootstrap must be 'refit' or 'fixed', got {bootstrap!r}.")
     interval = resolve_interval(interval, method, n_bootstrap)
@@ -980,15 +985,17 @@ def _diagnostics(
             "max_weight": float(wm.max_weight[i]),
             "frac_truncated": float(wm.frac_truncated[i]),
             "log_ratio_sd": float(mr.log_ratios[i].std()),
+            "known_ratio": mech in mr.known,
         }
         if mr.auc_joint[mech] > separable_auc:
+            auc = "AUC of its known log-ratio" if mech in mr.known else "out-of-fold AUC"
             warns.append(
                 {
                     "code": "separable",
                     "mechanism": mech,
                     "message": (
                         f"mechanism {mech!r}: the environments are nearly separable "
-                        f"(out-of-fold AUC {mr.auc_joint[mech]:.3f} > {separable_auc}); "
+                        f"({auc} {mr.auc_joint[mech]:.3f} > {separable_auc}); "
                         "overlap is doubtful and importance weights unreliable."
                     ),
                 }

@@ -130,7 +130,9 @@ class Attribution:
         Bootstrap interval of the closure error.
     diagnostics : dict
         ``{"mechanisms": {m: {auc_joint, auc_parents, ess, ess_fraction, max_weight,
-        frac_truncated, ...}}, "overall": {ess_all, ..., n_warnings, warning_counts}}``,
+        frac_truncated, known_ratio, ...}}, "overall": {ess_all, ..., n_warnings,
+        warning_counts}}`` (``known_ratio``: the ratio was given through
+        ``known_ratios``, and ``auc_joint`` is the AUC of that log-ratio),
         plus ``"estimator"`` (value-estimator details) and, with ``n_repeats > 1``,
         ``"repeats"`` (each repeat's values, their s.d. and the interval factor).
     warnings : list of dict

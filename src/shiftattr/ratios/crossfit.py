@@ -133,6 +133,8 @@ class MechanismRatios:
     log_ratios_target : ndarray of shape (n_mechanisms, N_target) or None
         The same conditional log-ratios at the target cases (out of fold too): the
         multiply-robust estimator reweights target cases as well.
+    known : tuple of str
+        Mechanisms whose log-ratio was given (``known_ratios``), not estimated.
 
     Examples
     --------
@@ -147,6 +149,7 @@ class MechanismRatios:
     auc_parents: dict[str, float | None]
     node_sets: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
     log_ratios_target: np.ndarray | None = None
+    known: tuple[str, ...] = ()
 
 
 def _fit_fold(estimator, source_env, target_env, nodes, train_s, train_t, test_s, test_t):
@@ -406,4 +409,5 @@ class CrossFittedRatios:
             auc_parents=auc_parents,
             node_sets=sets,
             log_ratios_target=Lt,
+            known=tuple(m for m in self.mechanisms if m in known),
         )

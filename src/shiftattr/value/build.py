@@ -155,6 +155,7 @@ class FittedValue:
             auc_parents={m: r.auc_parents[m] for m in keep},
             node_sets={m: r.node_sets[m] for m in keep if m in r.node_sets},
             log_ratios_target=None if r.log_ratios_target is None else r.log_ratios_target[rows],
+            known=tuple(m for m in keep if m in r.known),
         )
 
     def details(self) -> dict[str, Any]:
