@@ -331,17 +331,21 @@ def test_known_ratios_replace_the_estimators_exactly():
     scm = LinearGaussianSCM.example()
     src = scm.sample(800, "source", random_state=0)
     tgt = scm.sample(800, "target", random_state=1)
-    res = sa.attribute(
-        scm.graph,
-        src,
-        tgt,
-        metric=scm.metric(src),
-        known_ratios=_oracle(scm),
-        estimators=dict.fromkeys("ZXY", "not an estimator"),  # never fitted
-        n_bootstrap=0,
-        progress=False,
-        random_state=0,
-    )
+
+    def run(**kw):
+        return sa.attribute(
+            scm.graph,
+            src,
+            tgt,
+            metric=scm.metric(src),
+            known_ratios=_oracle(scm),
+            n_bootstrap=0,
+            progress=False,
+            random_state=0,
+            **kw,
+        )
+
+    res = run(estimators=dict.fromkeys("ZXY", "not an estimator"))  # never fitted
     L = np.vstack([scm.true_log_ratio(src, m) for m in res.mechanisms])
     sv = sa.shapley.ExactShapley().solve(iw_game(res.mechanisms, L, scm.metric(src)))
     np.testing.assert_allclose([res.values[m] for m in res.mechanisms], sv.values, atol=1e-12)
@@ -349,17 +353,7 @@ def test_known_ratios_replace_the_estimators_exactly():
     auc = res.diagnostics["mechanisms"]["X"]["auc_joint"]
     assert 0.5 < auc < 1 and res.diagnostics["mechanisms"]["X"]["auc_parents"] is None
     assert all(res.diagnostics["mechanisms"][m]["known_ratio"] for m in "ZXY")
-    separable = sa.attribute(
-        scm.graph,
-        src,
-        tgt,
-        metric=scm.metric(src),
-        known_ratios=_oracle(scm),
-        separable_auc=0.6,
-        n_bootstrap=0,
-        progress=False,
-        random_state=0,
-    )
+    separable = run(separable_auc=0.6)
     assert any("AUC of its known log-ratio" in w["message"] for w in separable.warnings)
 
 
