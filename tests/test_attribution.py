@@ -409,3 +409,26 @@ def test_known_ratio_of_a_paired_mechanism_is_refused():
             n_bootstrap=0,
             progress=False,
         )
+
+
+def test_a_known_ratio_with_the_sign_reversed_is_flagged():
+    scm = LinearGaussianSCM.example()
+    src = scm.sample(400, "source", random_state=0)
+    tgt = scm.sample(400, "target", random_state=1)
+
+    def codes(sign):
+        res = sa.attribute(
+            scm.graph,
+            src,
+            tgt,
+            metric=scm.metric(src),
+            known_ratios={"Y": lambda env: sign * scm.true_log_ratio(env, "Y")},
+            estimators=dict.fromkeys("ZX", _quadratic_logistic()),
+            n_bootstrap=0,
+            progress=False,
+            random_state=0,
+        )
+        return [w["code"] for w in res.warnings if w.get("mechanism") == "Y"]
+
+    assert "known_ratio_reversed" in codes(-1.0)
+    assert "known_ratio_reversed" not in codes(1.0)

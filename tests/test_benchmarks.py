@@ -436,7 +436,7 @@ def test_separated_counts_only_a_real_largest_drop_as_right():
     assert report._separated(runs) == "2 of 4 (1 right)"
 
 
-def test_oracle_variant_passes_the_simulators_true_ratios():
+def test_oracle_variant_passes_the_simulators_true_ratios(monkeypatch):
     """``<method>+oracle`` gives attribute the true log-ratio of every mechanism between
     the scenario's source and target, and nothing else changes."""
     from benchmarks import bench_synthetic_ms as bench
@@ -453,6 +453,22 @@ def test_oracle_variant_passes_the_simulators_true_ratios():
         np.testing.assert_array_equal(
             fn(env), sim.true_log_ratio(env, node, scen.env("source"), scen.env("target"))
         )
+    seen = {}
+
+    def fake_attribute(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")  # one_run records it as a failed run
+
+    monkeypatch.setattr(bench.shiftattr, "attribute", fake_attribute)
+    rec = bench.one_run(
+        scen, {}, env, env, np.zeros(5), np.zeros(5), object(), "iw+oracle", 0, 5, 0, 2, sim=sim
+    )
+    assert rec["ok"] is False and sorted(seen["known_ratios"]) == ["D", "X", "Y"]
+    seen.clear()
+    plain = bench.one_run(
+        scen, {}, env, env, np.zeros(5), np.zeros(5), object(), "iw", 0, 5, 0, 2, sim=sim
+    )
+    assert plain["ok"] is False and "known_ratios" not in seen
     with pytest.raises(ValueError, match="needs the simulator"):
         bench.one_run(
             scen, {}, env, env, np.zeros(5), np.zeros(5), object(), "iw+oracle", 0, 5, 0, 2

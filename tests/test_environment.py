@@ -104,11 +104,21 @@ def test_per_case_metadata_follows_subsets():
 
 
 def test_per_case_entries_of_a_dict_metadata_entry_follow_subsets():
-    params = {"noise": np.array([0.1, 0.2, 0.3]), "hits": [[1], [], [2, 3]], "unit": "mm"}
+    params = {"noise": np.array([0.1, 0.2, 0.3]), "hits": [[1], [], [2, 3]]}
     env = Environment({"D": np.arange(3.0)}, metadata={"params": params, "pair": (1, 2)})
     sub = env.subset([2, 2, 0])
     assert sub.metadata["params"]["noise"].tolist() == [0.3, 0.3, 0.1]
     assert sub.metadata["params"]["hits"] == [[2, 3], [2, 3], [1]]
-    assert sub.metadata["params"]["unit"] == "mm"
     assert sub.metadata["pair"] == (1, 2)
     assert env.metadata["params"]["noise"].tolist() == [0.1, 0.2, 0.3]  # original untouched
+
+
+def test_a_dict_metadata_entry_follows_subsets_only_if_every_entry_is_per_case():
+    meta = {
+        "specs": {"center": ["01", "07"], "annotator": "1"},  # 2 items, but not per case
+        "nested": {"a": {"v": np.array([1.0, 2.0])}, "b": [3, 4]},  # per case throughout
+    }
+    sub = Environment({"D": np.zeros(2)}, metadata=meta).subset([1, 1])
+    assert sub.metadata["specs"] == {"center": ["01", "07"], "annotator": "1"}
+    assert sub.metadata["nested"]["a"]["v"].tolist() == [2.0, 2.0]
+    assert sub.metadata["nested"]["b"] == [4, 4]

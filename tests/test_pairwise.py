@@ -94,3 +94,16 @@ def test_bad_inputs():
         sa.attribute_pairs(scm.graph, [a, a], {"source": scm.metric})
     with pytest.raises(ValueError, match="needs a scorer"):
         sa.attribute_pairs(scm.graph, {"a": a, "b": a}, {"a": scm.metric}, pairs=[("b", "a")])
+
+
+def test_known_ratios_are_refused_because_they_belong_to_one_pair():
+    scm = LinearGaussianSCM.example()
+    envs = [scm.sample(60, "source", random_state=0), scm.sample(60, "target", random_state=1)]
+    with pytest.raises(ValueError, match="known_ratios is not supported by attribute_pairs"):
+        sa.attribute_pairs(
+            scm.graph,
+            envs,
+            {"source": scm.metric},
+            known_ratios={"X": lambda env: scm.true_log_ratio(env, "X")},
+            progress=False,
+        )

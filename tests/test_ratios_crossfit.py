@@ -182,3 +182,26 @@ def test_bootstrap_duplicates_share_a_fold_and_a_log_ratio_through_the_joint_rou
         # one fold, one model, the same features: every copy gets the same log-ratio;
         # a copy in a training fold would make its twin's ratio in-sample instead
         assert np.ptp(r.log_ratios[:, copies], axis=1).max() < 1e-12
+
+
+def test_known_ratios_are_taken_verbatim_at_both_sides_and_nothing_is_fitted_for_them():
+    rng = np.random.default_rng(0)
+    g = CausalGraph({"Z": [], "X": ["Z"]})
+    src = Environment({"Z": rng.normal(0, 1, 80), "X": rng.normal(0, 1, 80)}, name="s")
+    tgt = Environment({"Z": rng.normal(1, 1, 60), "X": rng.normal(0, 1, 60)}, name="t")
+    FITS.clear()
+    known = {"X": lambda env: 0.5 * env["X"] - 0.1 * env["Z"]}
+    cf = CrossFittedRatios(
+        g,
+        ["Z", "X"],
+        estimators={"Z": ClassifierRatio(CountingLogistic(), calibration="none")},
+        n_folds=2,
+        progress=False,
+        random_state=0,
+        known_ratios=known,
+    )
+    r = cf.fit(src, tgt)
+    np.testing.assert_array_equal(r.log_ratios[1], known["X"](src))
+    np.testing.assert_array_equal(r.log_ratios_target[1], known["X"](tgt))
+    assert r.known == ("X",) and r.auc_parents["X"] is None
+    assert len(FITS) == 2  # Z's node set only, once per fold; nothing for (Z, X)

@@ -358,9 +358,36 @@ def test_true_log_ratio_of_acquisition_is_the_parameter_density_ratio(sim):
         for k in params
     )
     np.testing.assert_allclose(lr, expected, rtol=1e-10)
-    # a mixture of centers is the mean of their densities
+    # a mixture of centers is the mean of their densities, on either side
     mix = sim.true_log_ratio(env, "X", {"center": "01"}, {"center": ["01", "03"]})
     np.testing.assert_allclose(mix, np.log((1 + np.exp(lr)) / 2), rtol=1e-10)
+    mix_s = sim.true_log_ratio(env, "X", {"center": ["01", "03"]}, {"center": "03"})
+    np.testing.assert_allclose(mix_s, lr - np.log((1 + np.exp(lr)) / 2), rtol=1e-10)
+
+
+def test_true_log_ratio_refuses_a_parameter_fixed_in_one_spec_only(sim):
+    fixed = CenterSpec(name="fixed-noise", noise_sd=(0.1, 0.0))
+    env = sim.sample(6, center=fixed, random_state=2)
+    with pytest.raises(ValueError, match="'noise_sd' is fixed"):
+        sim.true_log_ratio(env, "X", {"center": "01"}, {"center": ["01", fixed]})
+    with pytest.raises(ValueError, match="'noise_sd' is fixed"):
+        sim.true_log_ratio(env, "X", {"center": fixed}, {"center": "01"})
+    # fixed alike on both sides, it cancels: only the other parameters count
+    other = CenterSpec(name="fixed-noise-2", noise_sd=(0.1, 0.0), blur_sigma=(0.7, 0.3))
+    lr = sim.true_log_ratio(env, "X", {"center": fixed}, {"center": other})
+    blur = env.metadata["acquisition_params"]["blur_sigma"]
+    expected = _lognormal_logpdf(blur, (0.7, 0.3)) - _lognormal_logpdf(blur, fixed.blur_sigma)
+    np.testing.assert_allclose(lr, expected, rtol=1e-10)
+    # a population with a fixed age: the lesion load's marginal law is what differs
+    aged = PopulationSpec(name="aged", age=(1.0, 0.0), lesion_load=(0.5, 1.0))
+    aged2 = PopulationSpec(name="aged2", age=(1.0, 0.0), lesion_load=(-0.5, 0.8))
+    envd = sim.sample(6, population=aged, random_state=3)
+    lr_d = sim.true_log_ratio(envd, "D", {"population": aged}, {"population": aged2})
+    load = envd["D"][:, 1]
+    expected_d = (-0.5 * ((load + 0.5) / 0.8) ** 2 - np.log(0.8)) - (-0.5 * (load - 0.5) ** 2)
+    np.testing.assert_allclose(lr_d, expected_d, rtol=1e-10)
+    with pytest.raises(ValueError, match="'age' is fixed"):
+        sim.true_log_ratio(envd, "D", {"population": aged}, {"population": "default"})
 
 
 def test_true_log_ratio_is_zero_for_equal_specs_and_antisymmetric(sim):

@@ -44,6 +44,11 @@ __all__ = ["attribute", "check_metric", "imprecise_mechanisms", "iw_game"]
 
 MetricLike = np.ndarray | Sequence[float] | Callable[[Environment], np.ndarray]
 
+#: A known log-ratio whose AUC (target vs source cases) falls below this is flagged
+#: ``known_ratio_reversed``: a right log p_t / p_s is higher, on average, at the target
+#: cases (its means differ by the two conditional KL divergences).
+KNOWN_RATIO_REVERSED_AUC = 0.4
+
 
 def check_metric(values: Any, env: Environment, what: str = "metric") -> np.ndarray:
     """Validate a per-case metric for ``env``: one finite float per case.
@@ -987,6 +992,18 @@ def _diagnostics(
             "log_ratio_sd": float(mr.log_ratios[i].std()),
             "known_ratio": mech in mr.known,
         }
+        if mech in mr.known and mr.auc_joint[mech] < KNOWN_RATIO_REVERSED_AUC:
+            warns.append(
+                {
+                    "code": "known_ratio_reversed",
+                    "mechanism": mech,
+                    "message": (
+                        f"mechanism {mech!r}: its known log-ratio is lower at the target "
+                        f"cases than at the source cases (AUC {mr.auc_joint[mech]:.3f}); "
+                        "known_ratios expects log p_target / p_source: is the sign reversed?"
+                    ),
+                }
+            )
         if mr.auc_joint[mech] > separable_auc:
             auc = "AUC of its known log-ratio" if mech in mr.known else "out-of-fold AUC"
             warns.append(

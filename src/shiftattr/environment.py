@@ -143,9 +143,9 @@ class Environment:
     metadata : mapping, optional
         Anything else worth keeping (center, annotator, hidden simulator truth...).
         Entries that are numpy arrays or lists with one item per case (e.g.
-        ``metadata["center"]`` per case), and such entries of a dict entry (e.g.
-        ``metadata["acquisition_params"]["noise_sd"]``), follow :meth:`subset`;
-        everything else is kept as is.
+        ``metadata["center"]`` per case), and dict entries whose every value is such an
+        array, list or dict (e.g. ``metadata["acquisition_params"]``), follow
+        :meth:`subset`; everything else is kept as is.
     counterfactuals : mapping, optional
         Paired counterfactual values, ``{environment_name: {node: values}}``: the
         value node ``node`` *would have had* for these very cases under the named
@@ -414,21 +414,22 @@ class Environment:
         cf = {e: {n: v[idx] for n, v in d.items()} for e, d in self._counterfactuals.items()}
         n = len(self)
 
-        def per_case(value: Any) -> Any:
-            if isinstance(value, np.ndarray) and value.ndim >= 1 and len(value) == n:
-                return value[idx]
-            if isinstance(value, list) and len(value) == n:
-                return [value[i] for i in idx]
-            return value
+        def is_per_case(value: Any) -> bool:
+            if isinstance(value, dict):
+                return bool(value) and all(is_per_case(v) for v in value.values())
+            if isinstance(value, np.ndarray):
+                return value.ndim >= 1 and len(value) == n
+            return isinstance(value, list) and len(value) == n
 
-        meta = {
-            key: (
-                {k: per_case(v) for k, v in value.items()}
-                if isinstance(value, dict)
-                else per_case(value)
-            )
-            for key, value in self.metadata.items()
-        }
+        def take(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: take(v) for k, v in value.items()}
+            if isinstance(value, np.ndarray):
+                return value[idx]
+            return [value[i] for i in idx]
+
+        # a dict follows only if every entry is per case (recursively)
+        meta = {k: take(v) if is_per_case(v) else v for k, v in self.metadata.items()}
         return Environment(
             {n: a[idx] for n, a in self._data.items()},
             name=self.name,

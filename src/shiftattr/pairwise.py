@@ -445,6 +445,12 @@ def attribute_pairs(
     >>> pw.pairs
     [('source', 'target')]
     """
+    if "known_ratios" in attribute_kwargs:
+        raise ValueError(
+            "known_ratios is not supported by attribute_pairs: a known ratio belongs to one "
+            "(train, deploy) pair and would be applied to every pair, reversed ones "
+            "included; call attribute() per pair instead."
+        )
     if isinstance(environments, Mapping):
         envs = dict(environments)
     else:

@@ -384,11 +384,8 @@ def _resolve_int_seed(seed: int | np.random.Generator | None) -> int | None:
 # ----------------------------------------------------------------------------------------
 # Densities of the latent per-case parameters (oracle density ratios)
 # ----------------------------------------------------------------------------------------
-def _log_normal_pdf(values: np.ndarray, mean: float, sd: float, what: str) -> np.ndarray:
-    """Log density of ``N(mean, sd²)`` up to a constant shared by every spec; a zero
-    ``sd`` is a point mass (0 at ``mean``, ``-inf`` elsewhere)."""
-    if sd == 0.0:
-        return np.where(np.isclose(values, mean, rtol=1e-9, atol=1e-12), 0.0, -np.inf)
+def _log_normal_pdf(values: np.ndarray, mean: float, sd: float) -> np.ndarray:
+    """Log density of ``N(mean, sd²)``, up to a constant shared by every spec."""
     return -0.5 * ((values - mean) / sd) ** 2 - math.log(sd)
 
 
@@ -397,16 +394,32 @@ def _log_param_density(
 ) -> np.ndarray:
     """Log density of per-case parameters under ``spec``: log-normal ``(median, spread)``
     fields on the log scale (the Jacobian is shared by every spec and left out), normal
-    ``(mean, sd)`` fields (``normal``) as they are."""
-    out = 0.0
+    ``(mean, sd)`` fields (``normal``) as they are. Fixed (zero-spread) fields are left
+    out: :func:`_check_fixed` has made sure every spec fixes them at the same value."""
+    out = np.zeros(len(np.asarray(params[names[0]])))
     for name in names:
         centre, spread = getattr(spec, name)
+        if spread == 0.0:
+            continue
         v = np.asarray(params[name], dtype=float)
         if name in normal:
-            out = out + _log_normal_pdf(v, centre, spread, name)
+            out = out + _log_normal_pdf(v, centre, spread)
         else:
-            out = out + _log_normal_pdf(np.log(v), math.log(centre), spread, name)
-    return np.asarray(out, dtype=float)
+            out = out + _log_normal_pdf(np.log(v), math.log(centre), spread)
+    return out
+
+
+def _check_fixed(specs: Sequence[_Spec], names: Sequence[str], node: str) -> None:
+    """Refuse a parameter that one spec fixes (zero spread) and another does not, or
+    fixes elsewhere: its law then has an atom the other lacks, and no density ratio."""
+    for name in names:
+        laws = {tuple(getattr(spec, name)) for spec in specs}
+        if len(laws) > 1 and any(law[1] == 0.0 for law in laws):
+            raise ValueError(
+                f"node {node!r}: parameter {name!r} is fixed (spread 0) in some of the "
+                f"environments' specs but not identically in all ({sorted(laws)}); its "
+                "distributions do not overlap, so the density ratio does not exist."
+            )
 
 
 def _log_mixture(parts: list[np.ndarray]) -> np.ndarray:
@@ -1097,13 +1110,13 @@ class SyntheticMS:
         Returns
         -------
         ndarray of shape (len(environment),)
-            ``-inf`` / ``+inf`` where a parameter is fixed (zero spread) in one
-            environment at a value the case does not have.
 
         Raises
         ------
         ValueError
-            For an unknown node, or an environment without this simulator's metadata.
+            For an unknown node, an environment without this simulator's metadata, or a
+            parameter fixed (zero spread) in some spec but not identically in all (no
+            density ratio exists; parameters fixed alike everywhere cancel).
 
         Examples
         --------
@@ -1125,39 +1138,36 @@ class SyntheticMS:
                 "needs an environment drawn by SyntheticMS.sample or sample_mixed."
             )
         if node == "D":
+            pops = [self._resolve_population(e["population"]) for e in (src, tgt)]
+            _check_fixed(pops, ("age", "lesion_load"), node)
             d = np.asarray(environment["D"], dtype=float)
-            logp = [
-                self._log_population(d, self._resolve_population(e["population"]))
-                for e in (src, tgt)
-            ]
+            logp = [self._log_population(d, pop) for pop in pops]
         elif node == "X":
             params = meta["acquisition_params"]
+            centers = [self._resolve_center(e["center"]) for e in (src, tgt)]
+            _check_fixed([c for side in centers for c in side], _CENTER_PARAMS, node)
             logp = [
-                _log_mixture(
-                    [
-                        _log_param_density(params, c, _CENTER_PARAMS)
-                        for c in self._resolve_center(e["center"])
-                    ]
-                )
-                for e in (src, tgt)
+                _log_mixture([_log_param_density(params, c, _CENTER_PARAMS) for c in side])
+                for side in centers
             ]
         else:
-            logp = [
-                self._log_annotation(meta, self._resolve_annotator(e["annotator"]))
-                for e in (src, tgt)
-            ]
-        with np.errstate(invalid="ignore"):
-            out = logp[1] - logp[0]
-        return np.where(np.isnan(out), 0.0, out)  # both point masses at the case's value
+            anns = [self._resolve_annotator(e["annotator"]) for e in (src, tgt)]
+            _check_fixed(anns, _ANNOTATOR_PARAMS, node)
+            logp = [self._log_annotation(meta, ann) for ann in anns]
+        return logp[1] - logp[0]
 
     @staticmethod
     def _log_population(d: np.ndarray, spec: PopulationSpec) -> np.ndarray:
         """Log density of ``D = [age, lesion_load]`` (bivariate normal) under ``spec``."""
         (a0, a1), (l0, l1), rho = spec.age, spec.lesion_load, spec.correlation
-        if a1 == 0.0 or l1 == 0.0:  # degenerate: each column is its own (point) law
-            return _log_normal_pdf(d[:, 0], a0, a1, "age") + _log_normal_pdf(
-                d[:, 1], l0, l1, "load"
-            )
+        # a fixed column is fixed alike in every spec (_check_fixed): the other one's
+        # marginal law is what differs
+        if a1 == 0.0 and l1 == 0.0:
+            return np.zeros(len(d))
+        if a1 == 0.0:
+            return _log_normal_pdf(d[:, 1], l0, l1)
+        if l1 == 0.0:
+            return _log_normal_pdf(d[:, 0], a0, a1)
         z1 = (d[:, 0] - a0) / a1
         z2 = ((d[:, 1] - l0) / l1 - rho * z1) / math.sqrt(1.0 - rho**2)
         return -0.5 * (z1**2 + z2**2) - math.log(a1 * l1) - 0.5 * math.log(1.0 - rho**2)
