@@ -56,9 +56,10 @@ regressions see), and the annotation ratio is conditioned on them as well.
 them the plain run's: the values are the mean over the repeats and the fixed-bootstrap
 interval is widened by their spread (:mod:`shiftattr.repeats`).
 
-**Bias-aware variant** (``mr+biasaware``; opt-in through ``--estimators``): ``mr`` with
+**Bias-aware variants** (``mr+biasaware``, ``regression+biasaware``; opt-in through
+``--estimators``): the method with
 ``attribute(..., interval="bias_aware")``. The samples, folds and point estimates are
-those of ``mr``; the interval is ``value ± se * cv(b / se)`` with ``b`` the distance to
+those of ``mr`` / ``regression``; the interval is ``value ± se * cv(b / se)`` with ``b`` the distance to
 importance weighting with the same ratios (:mod:`shiftattr.bias_aware`). Every
 ``regression``/``mr`` run records that distance as ``bias_bound``. Every other variant
 passes ``interval="bootstrap"``: since this benchmark, the library's default for ``mr``
@@ -168,6 +169,7 @@ ESTIMATORS = (
     "mr+pooled",
     "iw+oracle",
     "mr+oracle",
+    "regression+biasaware",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -993,6 +995,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "darkgreen",
                 "lightsteelblue",
                 "crimson",
+                "teal",
             ),
             strict=True,
         )

@@ -1510,6 +1510,7 @@ _VE_LABELS = {
     "regression": "shiftattr regression",
     "mr": "shiftattr MR",
     "mr_biasaware": "shiftattr MR, bias-aware interval",
+    "regression_biasaware": "shiftattr regression, bias-aware interval",
     "mr_pooled": "shiftattr MR, pooled regressions",
     "mr_linear": "shiftattr MR, linear learners (DoWhy's class)",
     "mr_point": "shiftattr MR, no bootstrap (timing)",

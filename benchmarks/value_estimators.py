@@ -9,6 +9,7 @@ seed, every method sees the same source and target samples (drawn exactly as in
   5-fold cross-fitting (intervals are scored: coverage of the truth per mechanism);
 - ``mr_biasaware``: ``mr`` again with ``interval="bias_aware"`` (same values; the
   interval also covers a bias up to the distance to importance weighting);
+- ``regression_biasaware``: ``regression`` again with ``interval="bias_aware"``;
 - ``mr_pooled``: ``mr`` with ``pooled_regressions=True`` (each nested regression fitted
   on both environments' cases, the other one's weighted by the level's ratio);
 - ``mr_linear``: ``mr`` with the learner class of DoWhy's defaults: every density ratio
@@ -62,6 +63,7 @@ SHIFTATTR = ("iw", "regression", "mr")
 METHODS = (
     *SHIFTATTR,
     "mr_biasaware",
+    "regression_biasaware",
     "mr_pooled",
     "mr_linear",
     "mr_point",
@@ -157,8 +159,9 @@ def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> 
         return _shiftattr(method, scm, source, target, seed, cfg["n_bootstrap"])
     if method == "mr_pooled":
         return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], pooled=True)
-    if method == "mr_biasaware":
-        return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], "bias_aware")
+    if method in ("mr_biasaware", "regression_biasaware"):
+        base = method.removesuffix("_biasaware")
+        return _shiftattr(base, scm, source, target, seed, cfg["n_bootstrap"], "bias_aware")
     if method == "mr_linear":
         learners = linear_learners(scm.graph.nodes)
         return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], learners=learners)
