@@ -1155,7 +1155,8 @@ _VARIANT_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         "also covers a bias up to `b`, the distance to importance weighting with the same "
         "ratios). Every other run reports the bootstrap interval (`interval='bootstrap'`, "
         "passed explicitly since the library's default for `mr` became the bias-aware one: "
-        "the `mr+biasaware` rows are what `attribute(method='mr')` reports). Over the "
+        "the `mr+biasaware` rows are what `attribute(method='mr')` reports; "
+        "`regression` keeps the bootstrap interval by default). Over the "
         "(scenario, N, seed) every column ran: CI coverage of the truth over (run, "
         "mechanism), mean CI width, runs erring by more than 0.02 that carried a warning, "
         "median time of a run:",

@@ -87,6 +87,9 @@ def test_dominant_is_settled_only_when_its_interval_clears_the_others():
     assert res.dominant == "X" and not res.dominant_settled  # 0.02 < 0.03: overlap
     res.ci["Y"] = (-0.01, 0.015)
     assert res.dominant_settled
+    res.warnings.append({"code": "narrow_interval", "mechanism": None, "message": "..."})
+    assert not res.dominant_settled  # intervals known to be too narrow settle nothing
+    res.warnings.pop()
     res.ci["X"] = (float("nan"), float("nan"))  # no interval: nothing is settled
     assert not res.dominant_settled
     one = sa.Attribution(

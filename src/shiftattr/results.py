@@ -210,7 +210,9 @@ class Attribution:
         the values lie. On the synthetic MS benchmark, with ``method="mr"``, the largest
         drop was the truth's in every run where its interval separated it (see
         :doc:`/estimators`). With a single mechanism it is True when its interval is
-        known.
+        known. Always False when the result carries a ``narrow_interval`` warning: with
+        ``method="regression"`` and the fixed bootstrap the same rule declared 111 of 132
+        benchmark runs settled and was wrong in 32.
 
         Examples
         --------
@@ -221,6 +223,8 @@ class Attribution:
         >>> res.dominant_settled
         True
         """
+        if any(w.get("code") == "narrow_interval" for w in self.warnings):
+            return False
         return dominant_separated(self.values, self.ci)
 
     @property
