@@ -1514,6 +1514,8 @@ _VE_LABELS = {
     "regression_biasaware": "shiftattr regression, bias-aware interval",
     "mr_pooled": "shiftattr MR, pooled regressions",
     "mr_linear": "shiftattr MR, linear learners (DoWhy's class)",
+    "iw_oracle": "shiftattr IW, true ratios",
+    "mr_oracle": "shiftattr MR, true ratios",
     "mr_point": "shiftattr MR, no bootstrap (timing)",
     "dowhy_mr_default": "DoWhy MR (default learners)",
     "dowhy_mr_gb": "DoWhy MR (gradient boosting)",

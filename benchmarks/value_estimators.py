@@ -17,6 +17,9 @@ seed, every method sees the same source and target samples (drawn exactly as in
   nested regression a standardised ridge regression (:func:`linear_learners`); it
   separates what the algorithm costs (fit once per mechanism and environment) from what
   the learners cost;
+- ``iw_oracle``, ``mr_oracle``: ``iw`` and ``mr`` given every node's true conditional
+  log-ratio (``attribute(known_ratios=...)`` with the SCM's ``true_log_ratio``) instead
+  of estimated ratios: the error left with perfect ratio estimators;
 - ``mr_point``: ``mr`` again with ``n_bootstrap=0`` (same values; the time of the point
   estimate alone, as DoWhy computes no intervals), on the seeds of
   ``config["method_seeds"]``;
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -66,6 +70,8 @@ METHODS = (
     "regression_biasaware",
     "mr_pooled",
     "mr_linear",
+    "iw_oracle",
+    "mr_oracle",
     "mr_point",
     "dowhy_mr_default",
     "dowhy_mr_gb",
@@ -128,7 +134,7 @@ def _shiftattr(
     n_boot: int,
     interval: str = "bootstrap",
     pooled: bool = False,
-    learners: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     res = attribute(
         scm.graph,
@@ -141,7 +147,7 @@ def _shiftattr(
         bootstrap="fixed",
         interval=interval,
         **({"pooled_regressions": True} if pooled else {}),
-        **(learners or {}),
+        **(extra or {}),
         n_folds=5,
         progress=False,
         random_state=seed,
@@ -164,7 +170,18 @@ def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> 
         return _shiftattr(base, scm, source, target, seed, cfg["n_bootstrap"], "bias_aware")
     if method == "mr_linear":
         learners = linear_learners(scm.graph.nodes)
-        return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], learners=learners)
+        return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], extra=learners)
+    if method in ("iw_oracle", "mr_oracle"):
+        known = {node: partial(scm.true_log_ratio, mechanism=node) for node in scm.graph.nodes}
+        return _shiftattr(
+            method.removesuffix("_oracle"),
+            scm,
+            source,
+            target,
+            seed,
+            cfg["n_bootstrap"],
+            extra={"known_ratios": known},
+        )
     if method == "mr_point":
         return _shiftattr("mr", scm, source, target, seed, 0)
     return dowhy_attribute(method, scm, source, target, seed)
