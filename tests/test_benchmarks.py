@@ -473,3 +473,30 @@ def test_oracle_variant_passes_the_simulators_true_ratios(monkeypatch):
         bench.one_run(
             scen, {}, env, env, np.zeros(5), np.zeros(5), object(), "iw+oracle", 0, 5, 0, 2
         )
+
+
+def test_value_estimator_methods_are_labelled_and_oracles_get_every_true_ratio(monkeypatch):
+    from benchmarks import report
+    from benchmarks import value_estimators as ve
+    from benchmarks.scms import all_scms
+
+    assert set(ve.METHODS) <= set(report._VE_LABELS)
+    scm = all_scms()["threshold_chain"]
+    source, target = scm.sample(30, "source", 0), scm.sample(30, "target", 1)
+    seen = {}
+
+    def fake_attribute(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(ve, "attribute", fake_attribute)
+    with pytest.raises(RuntimeError, match="stop here"):
+        ve._run_method("mr_oracle", scm, source, target, 0, {"n_bootstrap": 2})
+    assert seen["method"] == "mr" and sorted(seen["known_ratios"]) == sorted(scm.graph.nodes)
+    np.testing.assert_array_equal(
+        seen["known_ratios"]["S"](source), scm.true_log_ratio(source, "S")
+    )
+    seen.clear()
+    with pytest.raises(RuntimeError, match="stop here"):
+        ve._run_method("regression_biasaware", scm, source, target, 0, {"n_bootstrap": 2})
+    assert seen["method"] == "regression" and seen["interval"] == "bias_aware"
