@@ -74,7 +74,7 @@ def test_degenerate_standard_errors():
 def test_resolve_interval_defaults_to_bias_aware_for_mr_only():
     assert resolve_interval("auto", "mr", 200) == "bias_aware"
     assert resolve_interval("auto", "mr", 1) == "bootstrap"  # no standard error to widen
-    assert resolve_interval("auto", "regression", 200) == "bootstrap"  # 68-82 % coverage
+    assert resolve_interval("auto", "regression", 200) == "bootstrap"  # 67-82 % coverage
     assert resolve_interval("auto", "iw", 200) == "bootstrap"  # nothing to compare with
     assert resolve_interval("bootstrap", "mr", 0) == "bootstrap"
     assert resolve_interval("bias_aware", "regression", 10) == "bias_aware"

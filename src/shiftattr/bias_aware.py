@@ -162,7 +162,7 @@ def resolve_interval(interval: str, method: str, n_bootstrap: int) -> str:
     ``"auto"`` is ``"bias_aware"`` for ``method="mr"`` with a bootstrap (at least two
     replicates) and ``"bootstrap"`` otherwise: ``"iw"`` has no second estimator to
     compare with, and the bias-aware interval of ``"regression"`` still held the truth
-    in only 68-82 % of the benchmark's (run, mechanism) pairs (its fixed-bootstrap
+    in only 67-82 % of the benchmark's (run, mechanism) pairs (its fixed-bootstrap
     standard error leaves out the regressions' error).
 
     Parameters
