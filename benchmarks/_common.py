@@ -78,10 +78,17 @@ def git_state() -> dict[str, Any]:
     return {"commit": commit or None, "modified_src_files": dirty}
 
 
+#: The repository state when this process loaded the benchmarks, and with them the
+#: library: the code the numbers come from. A long run records it, not the state at the
+#: time it writes (commits made meanwhile did not change what the process runs).
+GIT_AT_START = git_state()
+
+
 def machine_info() -> dict[str, Any]:
-    """What the numbers were measured on: CPU, cores, memory, load, versions, git commit."""
+    """What the numbers were measured on: CPU, cores, memory, load, versions, and the
+    git state the process started from (:data:`GIT_AT_START`)."""
     return {
-        "git": git_state(),
+        "git": dict(GIT_AT_START),
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),

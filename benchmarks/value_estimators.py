@@ -48,8 +48,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import (
+    GIT_AT_START,
     blas_threads,
-    git_state,
     now_utc,
     peer_available,
     read_json,
@@ -431,7 +431,7 @@ def run(
             *prior.get("merged", []),
             {
                 "date": now_utc(),
-                "commit": git_state()["commit"],
+                "commit": GIT_AT_START["commit"],
                 **{k: todo[k] for k in ("methods", "scms", "sizes", "seeds")},
             },
         ]

@@ -500,3 +500,18 @@ def test_value_estimator_methods_are_labelled_and_oracles_get_every_true_ratio(m
     with pytest.raises(RuntimeError, match="stop here"):
         ve._run_method("regression_biasaware", scm, source, target, 0, {"n_bootstrap": 2})
     assert seen["method"] == "regression" and seen["interval"] == "bias_aware"
+
+
+def test_results_record_the_git_state_the_process_started_from(monkeypatch):
+    """A run that outlives a commit must not claim the later commit's code."""
+    import subprocess
+
+    from benchmarks import _common
+
+    def fake_run(args, **kwargs):
+        return subprocess.CompletedProcess(args, 0, stdout="later99\n", stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert _common.git_state()["commit"] == "later99"
+    assert _common.machine_info()["git"] == _common.GIT_AT_START
+    assert _common.GIT_AT_START["commit"] != "later99"
