@@ -38,7 +38,13 @@ from shiftattr.value import (
 )
 from shiftattr.value.build import FittedValue, fit_value, value_levels
 from shiftattr.value.robust import check_correction_cap
-from shiftattr.weighting import check_precision, coalition_means, coalition_weighted_means
+from shiftattr.weighting import (
+    PARETO_K_THRESHOLD,
+    check_precision,
+    coalition_means,
+    coalition_weighted_means,
+    pareto_khat,
+)
 
 __all__ = ["attribute", "check_metric", "imprecise_mechanisms", "iw_game"]
 
@@ -979,6 +985,7 @@ def _diagnostics(
     N = mr.log_ratios.shape[1]
     C = np.vstack([np.eye(n, dtype=bool), np.ones((1, n), dtype=bool)])
     wm = coalition_weighted_means(C, mr.log_ratios, m, truncate=truncate)
+    khat = pareto_khat(C.astype(float) @ np.maximum(mr.log_ratios, -1e4))
     per = {}
     warns: list[dict[str, Any]] = []
     for i, mech in enumerate(mr.mechanisms):
@@ -990,6 +997,7 @@ def _diagnostics(
             "max_weight": float(wm.max_weight[i]),
             "frac_truncated": float(wm.frac_truncated[i]),
             "log_ratio_sd": float(mr.log_ratios[i].std()),
+            "pareto_k": float(khat[i]),
             "known_ratio": mech in mr.known,
         }
         if mech in mr.known and mr.auc_joint[mech] < KNOWN_RATIO_REVERSED_AUC:
@@ -1020,6 +1028,7 @@ def _diagnostics(
     overall = {
         "ess_all": float(wm.ess[-1]),
         "ess_all_fraction": float(wm.ess[-1] / N),
+        "pareto_k_all": float(khat[-1]),
         "max_weight_all": float(wm.max_weight[-1]),
         "frac_truncated_all": float(wm.frac_truncated[-1]),
         "n_source": N,
@@ -1037,6 +1046,19 @@ def _diagnostics(
                         f"{label}: effective sample size {ess:.1f} of {N} source cases "
                         f"({100 * ess / N:.1f}% < {100 * min_ess_fraction:.0f}%); the "
                         "estimate rests on a few heavily weighted cases."
+                    ),
+                }
+            )
+    for label, k in [*zip(mr.mechanisms, khat[:-1]), ("all mechanisms", khat[-1])]:
+        if k > PARETO_K_THRESHOLD:
+            warns.append(
+                {
+                    "code": "heavy_tailed_weights",
+                    "mechanism": None if label == "all mechanisms" else label,
+                    "message": (
+                        f"{label}: the importance weights have a heavy upper tail (Pareto "
+                        f"k {k:.2f} > {PARETO_K_THRESHOLD}); a few cases decide the "
+                        "weighted means, and their bootstrap intervals cannot show it."
                     ),
                 }
             )
