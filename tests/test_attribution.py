@@ -432,3 +432,31 @@ def test_a_known_ratio_with_the_sign_reversed_is_flagged():
 
     assert "known_ratio_reversed" in codes(-1.0)
     assert "known_ratio_reversed" not in codes(1.0)
+
+
+def test_heavy_tailed_weights_are_flagged_by_their_pareto_k():
+    scm = LinearGaussianSCM.example()
+    src = scm.sample(600, "source", random_state=0)
+    tgt = scm.sample(600, "target", random_state=1)
+
+    def run(scale):
+        res = sa.attribute(
+            scm.graph,
+            src,
+            tgt,
+            metric=scm.metric(src),
+            known_ratios={m: (lambda env, m=m: scale * np.asarray(env[m]) ** 2) for m in "ZXY"},
+            n_bootstrap=0,
+            progress=False,
+            random_state=0,
+        )
+        return res, {(w["code"], w["mechanism"]) for w in res.warnings}
+
+    light, codes = run(0.01)
+    assert all(light.diagnostics["mechanisms"][m]["pareto_k"] < 0.5 for m in "ZXY")
+    assert not any(c == "heavy_tailed_weights" for c, _ in codes)
+    heavy, codes = run(3.0)  # w = exp(3 v^2): a tail far heavier than Pareto k = 0.7
+    assert heavy.diagnostics["overall"]["pareto_k_all"] > 0.7
+    assert {("heavy_tailed_weights", m) for m in "ZXY"} <= codes
+    assert ("heavy_tailed_weights", None) in codes
+    assert heavy.diagnostics["overall"]["warning_counts"]["heavy_tailed_weights"] == 4

@@ -173,3 +173,29 @@ def test_precision_is_checked_by_name():
     C = np.ones((4, 2), dtype=bool)
     with pytest.raises(ValueError, match="precision must be one of"):
         coalition_means(C, np.zeros((2, 3)), np.zeros(3), precision="half")
+
+
+# -- Pareto k ----------------------------------------------------------------------------
+def test_pareto_khat_recovers_the_shape_of_generalised_pareto_weights():
+    from scipy.stats import genpareto
+
+    from shiftattr.weighting import pareto_khat
+
+    rng = np.random.default_rng(0)
+    for shape in (0.2, 0.5, 0.9):
+        draws = genpareto.rvs(shape, size=(30, 4000), random_state=rng)
+        k = pareto_khat(np.log(draws))
+        assert abs(k.mean() - shape) < 0.06, (shape, k.mean())
+        assert k.std() < 0.15
+
+
+def test_pareto_khat_ignores_a_constant_and_needs_enough_cases():
+    from shiftattr.weighting import pareto_khat
+
+    rng = np.random.default_rng(1)
+    lw = rng.normal(0, 2, (3, 1000))
+    shift = np.array([[5.0], [-3.0], [0.0]])
+    np.testing.assert_allclose(pareto_khat(lw), pareto_khat(lw + shift))
+    assert np.isnan(pareto_khat(rng.normal(size=20))).all()  # tail of fewer than 5
+    assert np.isnan(pareto_khat(np.zeros(1000))).all()  # equal weights: no tail to fit
+    assert pareto_khat(rng.normal(0, 3, 4000))[0] > 0.7 > pareto_khat(rng.normal(0, 1, 4000))[0]
