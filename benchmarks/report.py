@@ -889,6 +889,7 @@ def _ms_paired_setup(ms: dict[str, Any]) -> list[str]:
             + "; ".join(
                 f"`{m['command']}` ({m['n_runs']} runs"
                 + (f", {m['date']}" if m.get("date") else "")
+                + (f"; {m['note']}" if m.get("note") else "")
                 + ")"
                 for m in merged
             )
