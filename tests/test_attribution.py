@@ -411,22 +411,32 @@ def test_known_ratio_of_a_paired_mechanism_is_refused():
         )
 
 
+def _with_known(n, known, **kw):
+    """attribute() on the Gaussian example (seeds 0 and 1) with the given known ratios."""
+    scm = LinearGaussianSCM.example()
+    src = scm.sample(n, "source", random_state=0)
+    tgt = scm.sample(n, "target", random_state=1)
+    return sa.attribute(
+        scm.graph,
+        src,
+        tgt,
+        metric=scm.metric(src),
+        known_ratios=known,
+        n_bootstrap=0,
+        progress=False,
+        random_state=0,
+        **kw,
+    )
+
+
 def test_a_known_ratio_with_the_sign_reversed_is_flagged():
     scm = LinearGaussianSCM.example()
-    src = scm.sample(400, "source", random_state=0)
-    tgt = scm.sample(400, "target", random_state=1)
 
     def codes(sign):
-        res = sa.attribute(
-            scm.graph,
-            src,
-            tgt,
-            metric=scm.metric(src),
-            known_ratios={"Y": lambda env: sign * scm.true_log_ratio(env, "Y")},
+        res = _with_known(
+            400,
+            {"Y": lambda env: sign * scm.true_log_ratio(env, "Y")},
             estimators=dict.fromkeys("ZX", _quadratic_logistic()),
-            n_bootstrap=0,
-            progress=False,
-            random_state=0,
         )
         return [w["code"] for w in res.warnings if w.get("mechanism") == "Y"]
 
@@ -435,20 +445,9 @@ def test_a_known_ratio_with_the_sign_reversed_is_flagged():
 
 
 def test_heavy_tailed_weights_are_flagged_by_their_pareto_k():
-    scm = LinearGaussianSCM.example()
-    src = scm.sample(600, "source", random_state=0)
-    tgt = scm.sample(600, "target", random_state=1)
-
     def run(scale):
-        res = sa.attribute(
-            scm.graph,
-            src,
-            tgt,
-            metric=scm.metric(src),
-            known_ratios={m: (lambda env, m=m: scale * np.asarray(env[m]) ** 2) for m in "ZXY"},
-            n_bootstrap=0,
-            progress=False,
-            random_state=0,
+        res = _with_known(
+            600, {m: (lambda env, m=m: scale * np.asarray(env[m]) ** 2) for m in "ZXY"}
         )
         return res, {(w["code"], w["mechanism"]) for w in res.warnings}
 
