@@ -24,6 +24,7 @@ def _result():
                     "ess": 50.0,
                     "ess_fraction": 0.5,
                     "max_weight": 4.0,
+                    "pareto_k": 0.83 if m == "X" else 0.21,
                     "frac_truncated": 0.0,
                 }
                 for m in ("X", "Y")
@@ -52,6 +53,7 @@ def test_report_folder_contents(tmp_path):
     assert "data:image/png;base64," in html  # self-contained
     assert "few &lt;cases&gt;" in html  # escaped
     assert "+0.0600" in html and "-0.0100" in html  # truth and error columns
+    assert "<th>Pareto k</th>" in html and "<td>0.83</td>" in html
     rows = (tmp_path / "attribution.csv").read_text().splitlines()
     assert rows[0].startswith("mechanism,value,ci_low")
     assert json.loads((tmp_path / "truth.json").read_text())["values"]["X"] == 0.06

@@ -156,6 +156,7 @@ def _html(
         "AUC parents",
         "ESS",
         "max w",
+        "Pareto k",
     ]
     body = []
     for r in rows:
@@ -173,6 +174,7 @@ def _html(
                     _num(r["auc_parents"], "{:.3f}"),
                     _num(r["ess"], "{:.0f}"),
                     _num(r["max_weight"], "{:.1f}"),
+                    _num(r.get("pareto_k"), "{:.2f}"),
                 )
             )
             + "</tr>"

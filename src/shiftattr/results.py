@@ -251,8 +251,8 @@ class Attribution:
         -------
         list of dict
             Keys ``mechanism, value, ci_low, ci_high, stderr, auc_joint, auc_parents,
-            ess, ess_fraction, max_weight, frac_truncated`` (None for a diagnostic that
-            was not computed).
+            ess, ess_fraction, max_weight, pareto_k, frac_truncated`` (None for a
+            diagnostic that was not computed).
 
         Examples
         --------
@@ -280,6 +280,7 @@ class Attribution:
                     "ess": d.get("ess"),
                     "ess_fraction": d.get("ess_fraction"),
                     "max_weight": d.get("max_weight"),
+                    "pareto_k": d.get("pareto_k"),
                     "frac_truncated": d.get("frac_truncated"),
                 }
             )
