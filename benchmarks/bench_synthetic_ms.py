@@ -751,6 +751,8 @@ def one_run(
         dominant_estimated=max(MECHANISMS, key=lambda m: abs(values[m])),
         ess_fraction={m: per.get(m, {}).get("ess_fraction") for m in MECHANISMS},
         ess_all_fraction=overall.get("ess_all_fraction"),
+        pareto_k={m: per.get(m, {}).get("pareto_k") for m in MECHANISMS},
+        pareto_k_all=overall.get("pareto_k_all"),
         auc_joint={m: per.get(m, {}).get("auc_joint") for m in MECHANISMS},
         auc_parents={m: per.get(m, {}).get("auc_parents") for m in MECHANISMS},
         estimated_target_dice=float(res.estimated_target_metric),
