@@ -87,8 +87,10 @@ def kish_ess(weights: np.ndarray, axis: int = -1) -> np.ndarray:
 
 #: Above this Pareto shape the weighted means are unreliable: their variance is
 #: infinite or nearly so, and no bootstrap shows it. The fixed threshold of the PSIS
-#: literature; Vehtari et al. (2024) lower it to ``min(1 - 1 / log10(N), 0.7)`` for small
-#: samples (0.5 at N = 100), which is not used here (not measured on the benchmarks).
+#: literature. Vehtari et al. (2024) lower it to ``min(1 - 1 / log10(N), 0.7)`` for small
+#: samples (0.5 at N = 100); on the synthetic MS benchmark that flagged 91 % instead of
+#: 86 % of the importance-weighting runs erring by more than 0.02, but 59 % instead of
+#: 35 % of the others (83 % at N = 100), so the fixed 0.7 is kept.
 PARETO_K_THRESHOLD = 0.7
 
 
