@@ -329,23 +329,8 @@ def test_known_ratios_replace_the_estimators_exactly():
     # with every ratio known, "iw" is the weighted game of the true ratios: the same
     # numbers as iw_game on them, and no estimator is consulted
     scm = LinearGaussianSCM.example()
-    src = scm.sample(800, "source", random_state=0)
-    tgt = scm.sample(800, "target", random_state=1)
-
-    def run(**kw):
-        return sa.attribute(
-            scm.graph,
-            src,
-            tgt,
-            metric=scm.metric(src),
-            known_ratios=_oracle(scm),
-            n_bootstrap=0,
-            progress=False,
-            random_state=0,
-            **kw,
-        )
-
-    res = run(estimators=dict.fromkeys("ZXY", "not an estimator"))  # never fitted
+    src = scm.sample(800, "source", random_state=0)  # the cases _with_known draws
+    res = _with_known(800, _oracle(scm), estimators=dict.fromkeys("ZXY", "not an estimator"))
     L = np.vstack([scm.true_log_ratio(src, m) for m in res.mechanisms])
     sv = sa.shapley.ExactShapley().solve(iw_game(res.mechanisms, L, scm.metric(src)))
     np.testing.assert_allclose([res.values[m] for m in res.mechanisms], sv.values, atol=1e-12)
@@ -353,7 +338,7 @@ def test_known_ratios_replace_the_estimators_exactly():
     auc = res.diagnostics["mechanisms"]["X"]["auc_joint"]
     assert 0.5 < auc < 1 and res.diagnostics["mechanisms"]["X"]["auc_parents"] is None
     assert all(res.diagnostics["mechanisms"][m]["known_ratio"] for m in "ZXY")
-    separable = run(separable_auc=0.6)
+    separable = _with_known(800, _oracle(scm), separable_auc=0.6)
     assert any("AUC of its known log-ratio" in w["message"] for w in separable.warnings)
 
 

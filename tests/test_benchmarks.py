@@ -109,7 +109,6 @@ def test_report_writes_markdown_from_results(tmp_path):
 
 def test_refit_variants_compare_intervals_on_the_same_runs():
     from benchmarks import bench_synthetic_ms as bench
-    from benchmarks import report
 
     assert bench.base_method("mr+refit") == "mr" and bench.bootstrap_mode("mr+refit") == "refit"
     assert bench.base_method("iw+paired") == "iw" and bench.bootstrap_mode("iw") == "fixed"
@@ -127,23 +126,17 @@ def test_refit_variants_compare_intervals_on_the_same_runs():
             "ci": {m: [lo, hi] for m in "DXY"},
         }
 
-    ms = {
-        "scenarios": {"acq": {}, "other": {}},
-        "config": {"sizes": [100]},
-        "runs": [
-            run("iw", 0, 0.0, 0.02),  # misses 0.05
-            run("iw", 1, 0.0, 0.02),  # no refit twin: must not count
-            run("iw+refit", 0, -0.02, 0.08),  # covers
-        ],
-    }
-    ms["runs"].append(run("mr", 0, 0.0, 0.02))  # an mr run without an mr+refit twin
-    text = "\n".join(report._ms_variant_table(ms, "+refit"))
+    runs = [
+        run("iw", 0, 0.0, 0.02),  # misses 0.05
+        run("iw", 1, 0.0, 0.02),  # no refit twin: must not count
+        run("iw+refit", 0, -0.02, 0.08),  # covers
+        run("mr", 0, 0.0, 0.02),  # an mr run without an mr+refit twin
+    ]
+    cells, text = _variant_row(runs, "+refit", 100, ("acq", "other"))
     assert "coverage, `iw+refit`" in text
-    row = next(line for line in text.splitlines() if line.startswith("| acq"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2:4] == ["0%", "100%"]  # coverage fixed vs refit, seed 0 only
     assert cells[4:6] == ["0.02", "0.1"]  # mean widths
-    assert report._ms_variant_table({**ms, "runs": ms["runs"][:2]}, "+refit") == []
+    assert _variant_row(runs[:2], "+refit", 100) == (None, "")  # no refit twin at all
 
 
 def test_rescoring_replaces_every_truth_dependent_field():
@@ -182,6 +175,19 @@ def test_rescoring_replaces_every_truth_dependent_field():
     assert rec["imprecise"] == ["X", "Y"] and rec["flagged_with_tolerance"]
 
 
+def _variant_row(runs, suffix, n, scenarios=("acq",)):
+    """The cells of the ``acq`` row of the ``<method><suffix>`` comparison table of
+    section 5, and the table's text; ``(None, "")`` when there is no table."""
+    from benchmarks import report
+
+    ms = {"scenarios": {s: {} for s in scenarios}, "config": {"sizes": [n]}, "runs": runs}
+    text = "\n".join(report._ms_variant_table(ms, suffix))
+    if not text:
+        return None, text
+    row = next(line for line in text.splitlines() if line.startswith("| acq"))
+    return [c.strip() for c in row.strip("|").split("|")], text
+
+
 def _ms_run(estimator, scenario, n, seed, mae):
     return {
         "ok": True,
@@ -194,7 +200,6 @@ def _ms_run(estimator, scenario, n, seed, mae):
 
 
 def test_outputs_variants_are_compared_on_the_runs_every_column_made():
-    from benchmarks import report
 
     def run(estimator, seed, mae):
         return {
@@ -205,15 +210,12 @@ def test_outputs_variants_are_compared_on_the_runs_every_column_made():
 
     runs = [run(e, 0, m) for e, m in (("iw", 0.04), ("iw+outputs", 0.01), ("mr", 0.03))]
     runs += [run("mr+outputs", 0, 0.01), run("iw", 1, 0.5)]  # seed 1: iw alone, left out
-    ms = {"scenarios": {"acq": {}}, "config": {"sizes": [100]}, "runs": runs}
-    text = "\n".join(report._ms_variant_table(ms, "+outputs"))
-    row = next(line for line in text.splitlines() if line.startswith("| acq"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    cells, _ = _variant_row(runs, "+outputs", 100)
     assert cells[2:6] == ["0.04", "0.01", "0.03", "0.01"]  # MAE: iw, iw+outputs, mr, mr+outputs
     assert cells[6:8] == ["0%", "100%"]  # dominant right, iw and iw+outputs
     # no (scenario, N, seed) that every column ran: no table at all
     apart = [run("iw", 0, 0.04), run("iw+outputs", 1, 0.01)]
-    assert report._ms_variant_table({**ms, "runs": apart}, "+outputs") == []
+    assert _variant_row(apart, "+outputs", 100) == (None, "")
 
 
 def test_mr_vs_iw_ratio_uses_the_runs_both_made():
@@ -253,7 +255,6 @@ def test_git_state_keeps_the_first_letter_of_modified_files(monkeypatch):
 
 def test_repeats_variants_pass_n_repeats_and_are_compared_on_shared_runs():
     from benchmarks import bench_synthetic_ms as bench
-    from benchmarks import report
 
     assert bench.attribute_kwargs("mr+repeats", object())["n_repeats"] == bench.N_REPEATS
     assert "n_repeats" not in bench.attribute_kwargs("mr", object())
@@ -275,10 +276,7 @@ def test_repeats_variants_pass_n_repeats_and_are_compared_on_shared_runs():
         }
 
     runs = [run("iw", 0, 0.04, False), run("iw+repeats", 0, 0.03, True), run("iw", 1, 0.5, False)]
-    ms = {"scenarios": {"acq": {}}, "config": {"sizes": [300]}, "runs": runs}
-    text = "\n".join(report._ms_variant_table(ms, "+repeats"))
-    row = next(line for line in text.splitlines() if line.startswith("| acq"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    cells, _ = _variant_row(runs, "+repeats", 300)
     # MAE, coverage, flagged of error > 0.02, split_unstable, split s.d. / bootstrap s.e.,
     # time, each for iw then iw+repeats; seed 1 has no twin and is left out
     assert cells[2:] == [
@@ -289,7 +287,6 @@ def test_repeats_variants_pass_n_repeats_and_are_compared_on_shared_runs():
 
 def test_biasaware_variant_passes_the_interval_and_is_compared_on_shared_runs():
     from benchmarks import bench_synthetic_ms as bench
-    from benchmarks import report
 
     assert bench.attribute_kwargs("mr+biasaware", object())["interval"] == "bias_aware"
     assert bench.attribute_kwargs("mr", object())["interval"] == "bootstrap"
@@ -313,10 +310,7 @@ def test_biasaware_variant_passes_the_interval_and_is_compared_on_shared_runs():
         run("mr+biasaware", 0, 0.0, 0.2, True),
         run("mr", 1, 0.0, 1.0, True),  # no twin: left out
     ]
-    ms = {"scenarios": {"acq": {}}, "config": {"sizes": [300]}, "runs": runs}
-    text = "\n".join(report._ms_variant_table(ms, "+biasaware"))
-    row = next(line for line in text.splitlines() if line.startswith("| acq"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    cells, _ = _variant_row(runs, "+biasaware", 300)
     # coverage, mean CI width, largest drop separated (right), flagged of error > 0.02,
     # time; each for mr then mr+biasaware
     assert cells[2:] == [
@@ -352,7 +346,6 @@ def test_value_estimator_interval_summary_reports_coverage_and_width_per_n():
 
 def test_pooled_variant_passes_the_option_and_is_compared_with_mr():
     from benchmarks import bench_synthetic_ms as bench
-    from benchmarks import report
 
     assert bench.attribute_kwargs("mr+pooled", object())["pooled_regressions"] is True
     assert "pooled_regressions" not in bench.attribute_kwargs("mr", object())
@@ -373,17 +366,7 @@ def test_pooled_variant_passes_the_option_and_is_compared_with_mr():
             "seconds": 4.0,
         }
 
-    ms = {
-        "scenarios": {"acq": {}},
-        "config": {"sizes": [300]},
-        "runs": [run("mr", 0.03), run("mr+pooled", 0.01)],
-    }
-    row = next(
-        line
-        for line in "\n".join(report._ms_variant_table(ms, "+pooled")).splitlines()
-        if line.startswith("| acq")
-    )
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    cells, _ = _variant_row([run("mr", 0.03), run("mr+pooled", 0.01)], "+pooled", 300)
     # MAE, dominant, coverage, bias-aware coverage (no bound recorded here), flagged, time;
     # each for mr then mr+pooled
     assert cells[2:] == [

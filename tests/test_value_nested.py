@@ -175,7 +175,8 @@ def _shifted_x(n=400, seed=3):
     return xs, xt, ys, yt, ms, mt, truth_s
 
 
-def _two_levels(xs, xt, ms, mt, pool):
+def _two_levels(xs, xt, ms, mt, pool, regressor=None):
+    """Levels X, Y; Y's regression on X (gradient boosting unless ``regressor``)."""
     n = len(xs)
     return NestedRegressions(
         ("X", "Y"),
@@ -185,7 +186,7 @@ def _two_levels(xs, xt, ms, mt, pool):
         mt,
         np.arange(n) % 3,
         np.arange(n) % 3,
-        regressors=default_regressors()["gradient-boosting"],
+        regressors=regressor or default_regressors()["gradient-boosting"],
         random_state=0,
         pool_log_ratios=pool,
     )
@@ -226,18 +227,7 @@ def test_pooled_weights_turn_the_other_environment_into_the_mechanism_followed()
         return (y - x) - 0.5
 
     def nested(pool):
-        return NestedRegressions(
-            ("X", "Y"),
-            [xs[:, None], np.empty((n, 0))],
-            [xt[:, None], np.empty((n, 0))],
-            ys,
-            yt,
-            np.arange(n) % 3,
-            np.arange(n) % 3,
-            regressors=LinearRegression(),
-            random_state=0,
-            pool_log_ratios=pool,
-        )
+        return _two_levels(xs, xt, ys, yt, pool, LinearRegression())
 
     pool = ({"Y": log_ratio(xs, ys)}, {"Y": log_ratio(xt, yt)})
     tgt = nested(pool).fit(1, frozenset({"Y"}))  # fitted on target + reweighted source

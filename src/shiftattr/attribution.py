@@ -41,6 +41,7 @@ from shiftattr.value.robust import check_correction_cap
 from shiftattr.weighting import (
     PARETO_K_THRESHOLD,
     check_precision,
+    coalition_log_weights,
     coalition_means,
     coalition_weighted_means,
     pareto_khat,
@@ -985,7 +986,7 @@ def _diagnostics(
     N = mr.log_ratios.shape[1]
     C = np.vstack([np.eye(n, dtype=bool), np.ones((1, n), dtype=bool)])
     wm = coalition_weighted_means(C, mr.log_ratios, m, truncate=truncate)
-    khat = pareto_khat(C.astype(float) @ np.maximum(mr.log_ratios, -1e4))
+    khat = pareto_khat(coalition_log_weights(C, mr.log_ratios))
     per = {}
     warns: list[dict[str, Any]] = []
     for i, mech in enumerate(mr.mechanisms):
@@ -1033,15 +1034,14 @@ def _diagnostics(
         "frac_truncated_all": float(wm.frac_truncated[-1]),
         "n_source": N,
     }
-    for label, ess in [
-        *((k, per[k]["ess"]) for k in mr.mechanisms),
-        ("all mechanisms", wm.ess[-1]),
-    ]:
+    # one row per mechanism shifted alone, then all of them shifted
+    rows = [(mech, mech) for mech in mr.mechanisms] + [("all mechanisms", None)]
+    for (label, mech), ess in zip(rows, wm.ess):
         if ess < min_ess_fraction * N:
             warns.append(
                 {
                     "code": "low_ess",
-                    "mechanism": None if label == "all mechanisms" else label,
+                    "mechanism": mech,
                     "message": (
                         f"{label}: effective sample size {ess:.1f} of {N} source cases "
                         f"({100 * ess / N:.1f}% < {100 * min_ess_fraction:.0f}%); the "
@@ -1049,12 +1049,12 @@ def _diagnostics(
                     ),
                 }
             )
-    for label, k in [*zip(mr.mechanisms, khat[:-1]), ("all mechanisms", khat[-1])]:
+    for (label, mech), k in zip(rows, khat):
         if k > PARETO_K_THRESHOLD:
             warns.append(
                 {
                     "code": "heavy_tailed_weights",
-                    "mechanism": None if label == "all mechanisms" else label,
+                    "mechanism": mech,
                     "message": (
                         f"{label}: the importance weights have a heavy upper tail (Pareto "
                         f"k {k:.2f} > {PARETO_K_THRESHOLD}); a few cases decide the "

@@ -17,6 +17,7 @@ __all__ = [
     "WeightedMeans",
     "cap_weights",
     "check_precision",
+    "coalition_log_weights",
     "coalition_means",
     "coalition_weighted_means",
     "kish_ess",
@@ -205,6 +206,30 @@ def _log_ratios(log_ratios: np.ndarray) -> np.ndarray:
             "zero density ratio. Check the ratio estimators' output."
         )
     return np.maximum(L, _LOG_RATIO_FLOOR)
+
+
+def coalition_log_weights(coalitions: np.ndarray, log_ratios: np.ndarray) -> np.ndarray:
+    """Log importance weights of every coalition, ``C @ L``, with -inf log-ratios floored.
+
+    Parameters
+    ----------
+    coalitions : ndarray of bool, shape (k, n_mechanisms)
+    log_ratios : ndarray of shape (n_mechanisms, N)
+        Conditional log-ratios; ``-inf`` (a zero ratio) is allowed, NaN and ``+inf`` are
+        refused.
+
+    Returns
+    -------
+    ndarray of shape (k, N)
+
+    Examples
+    --------
+    >>> L = np.array([[0.5, -np.inf], [1.0, 2.0]])
+    >>> lw = coalition_log_weights(np.array([[False, True], [True, True]]), L)
+    >>> lw[0].tolist(), bool(lw[1, 1] < -1000)   # the zero ratio stays a zero weight
+    ([1.0, 2.0], True)
+    """
+    return np.asarray(coalitions, dtype=float) @ _log_ratios(log_ratios)
 
 
 def coalition_weighted_means(

@@ -316,7 +316,7 @@ class NestedRegressions:
             )
         Xs, Xt = self._cum_s[level], self._cum_t[level]
         env = "target" if on_target else "source"
-        pooled = self._pooled(level, on_target, gs, gt)
+        pooled = self._pooled(level, on_target, gs, gt, Xs, Xt)
         if pooled is not None:
             return RegressionFit(level, down, env, *pooled, pooled=True)
         fit_X, other_X = (Xt, Xs) if on_target else (Xs, Xt)
@@ -328,7 +328,13 @@ class NestedRegressions:
         return RegressionFit(level, down, env, hs, ht, p.r2, p.chosen)
 
     def _pooled(
-        self, level: int, on_target: bool, gs: np.ndarray, gt: np.ndarray | None
+        self,
+        level: int,
+        on_target: bool,
+        gs: np.ndarray,
+        gt: np.ndarray | None,
+        Xs: np.ndarray,
+        Xt: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, float, str] | None:
         """``h_k`` fitted on both environments' cases: its values at the source and the
         target cases, R² and regressor; None where it cannot be pooled."""
@@ -344,10 +350,10 @@ class NestedRegressions:
             [w_other, np.ones(len(gt))] if on_target else [np.ones(ns), w_other]
         )
         p = crossfit_regression(
-            np.vstack([self._cum_s[level], self._cum_t[level]]),
+            np.vstack([Xs, Xt]),
             np.concatenate([gs, gt]),
             np.concatenate([self.folds_source, self.folds_target]),
-            np.empty((0, self._cum_s[level].shape[1])),
+            np.empty((0, Xs.shape[1])),
             self.regressors,
             random_state=self.random_state,
             sample_weight=weights,
