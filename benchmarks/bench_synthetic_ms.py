@@ -1175,8 +1175,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--estimators",
         default=None,
         help="comma-separated subset of " + ",".join(ESTIMATORS) + " (default: all available "
-        "but the +refit, +repeats, +biasaware and +pooled ones; the +paired ones run only "
-        "where the annotators differ)",
+        "but the +refit, +repeats, +biasaware, +pooled and +oracle ones; the +paired ones "
+        "run only where the annotators differ)",
     )
     p.add_argument("--n", default=None, help="cases per environment, e.g. 100,300")
     p.add_argument("--seeds", default=None, help="e.g. 0,1,2,3,4")

@@ -61,6 +61,7 @@ from benchmarks.dowhy_attribution import dowhy_attribute
 from benchmarks.scms import all_scms
 from shiftattr import attribute
 from shiftattr.ratios import ClassifierRatio
+from shiftattr.value import default_regressors
 
 NAME = "value_estimators"
 SHIFTATTR = ("iw", "regression", "mr")
@@ -110,9 +111,9 @@ def _truth(name: str, scm: Any, n_truth: int) -> dict[str, Any]:
 
 def linear_learners(nodes: Sequence[str]) -> dict[str, Any]:
     """``attribute`` keywords giving every node set a logistic-regression ratio and every
-    nested regression a ridge regression (both on standardised features): the learner
-    class of DoWhy MR's defaults (logistic and linear regression)."""
-    from sklearn.linear_model import LogisticRegression, RidgeCV
+    nested regression the library's standardised ridge regression: the learner class of
+    DoWhy MR's defaults (logistic and linear regression)."""
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -121,7 +122,7 @@ def linear_learners(nodes: Sequence[str]) -> dict[str, Any]:
         "estimators": {
             node: ClassifierRatio(classifier=logistic, calibration="none") for node in nodes
         },
-        "regressor": make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15))),
+        "regressor": default_regressors()["ridge"],
     }
 
 

@@ -199,3 +199,8 @@ def test_pareto_khat_ignores_a_constant_and_needs_enough_cases():
     assert np.isnan(pareto_khat(rng.normal(size=20))).all()  # tail of fewer than 5
     assert np.isnan(pareto_khat(np.zeros(1000))).all()  # equal weights: no tail to fit
     assert pareto_khat(rng.normal(0, 3, 4000))[0] > 0.7 > pareto_khat(rng.normal(0, 1, 4000))[0]
+    zero = np.r_[rng.normal(0, 1, 999), -np.inf]  # a zero weight is allowed
+    assert np.isfinite(pareto_khat(zero)).all()
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="finite log-weights"):
+            pareto_khat(np.r_[rng.normal(size=999), bad])

@@ -134,7 +134,8 @@ def pareto_khat(log_weights: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     log_weights : ndarray of shape (N,) or (R, N)
-        Log importance weights (any additive constant per row).
+        Log importance weights (any additive constant per row); ``-inf`` is a zero
+        weight, NaN and ``+inf`` raise ``ValueError``.
 
     Returns
     -------
@@ -151,6 +152,11 @@ def pareto_khat(log_weights: np.ndarray) -> np.ndarray:
     (True, True)
     """
     lw = np.atleast_2d(np.asarray(log_weights, dtype=float))
+    if np.isnan(lw).any() or np.isposinf(lw).any():
+        raise ValueError(
+            "pareto_khat needs finite log-weights (or -inf for a zero weight); got NaN or "
+            "+inf. Check the log-ratios they were built from."
+        )
     rows, n = lw.shape
     m = int(min(n // 5, np.ceil(3 * np.sqrt(n))))
     out = np.full(rows, np.nan)
