@@ -198,3 +198,24 @@ def test_refuses_too_many_players():
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ExactShapley(**kwargs).solve(Game(["a"], lambda c: c.sum(axis=1) * 1.0))
+
+
+@settings(max_examples=25, deadline=None)
+@given(tables(), st.integers(1, 4))
+def test_tables_solve_many_games_at_once(table, n_games):
+    """shapley_from_tables on a batch equals ExactShapley on each game."""
+    from shiftattr.shapley.exact import shapley_from_tables
+
+    rng = np.random.default_rng(len(table))
+    batch = np.column_stack([table * (g + 1) + rng.normal(size=len(table)) for g in range(n_games)])
+    phi = shapley_from_tables(batch)
+    assert phi.shape == (n_games, int(np.log2(len(table))))
+    for g in range(n_games):
+        np.testing.assert_allclose(phi[g], solve_table(batch[:, g]), atol=1e-12)
+
+
+def test_tables_refuse_a_row_count_that_is_not_a_power_of_two():
+    from shiftattr.shapley.exact import shapley_from_tables
+
+    with pytest.raises(ValueError, match="2\\*\\*n rows"):
+        shapley_from_tables(np.zeros(6))

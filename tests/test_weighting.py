@@ -204,3 +204,32 @@ def test_pareto_khat_ignores_a_constant_and_needs_enough_cases():
     for bad in (np.nan, np.inf):
         with pytest.raises(ValueError, match="finite log-weights"):
             pareto_khat(np.r_[rng.normal(size=999), bad])
+
+
+@pytest.mark.parametrize("truncate", [None, 2.0])
+def test_resampled_means_equal_the_means_of_each_resample(truncate):
+    """All bootstrap resamples at once (draw counts) = coalition_weighted_means on each."""
+    from shiftattr.weighting import resample_counts, resampled_coalition_means
+
+    rng = np.random.default_rng(3)
+    L, m = rng.normal(0, 1.5, size=(3, 60)), rng.random(60)
+    C = ((np.arange(8)[:, None] >> np.arange(3)) & 1).astype(bool)
+    idx = rng.integers(0, 60, size=(7, 60))
+    got = resampled_coalition_means(C, L, m, resample_counts(idx, 60), truncate=truncate)
+    for b in range(7):
+        want = coalition_weighted_means(C, L[:, idx[b]], m[idx[b]], truncate=truncate).means
+        np.testing.assert_allclose(got[:, b], want, rtol=1e-12)
+
+
+def test_resampled_means_of_a_resample_missing_the_heaviest_case():
+    """The weights are shifted by the largest over all cases; a resample without that case
+    underflows to 0 / 0 there and is recomputed on its own cases."""
+    from shiftattr.weighting import resample_counts, resampled_coalition_means
+
+    L = np.array([[0.0, -900.0, -901.0]])
+    m = np.array([5.0, 1.0, 2.0])
+    idx = np.array([[1, 2, 2], [0, 1, 2]])
+    got = resampled_coalition_means(np.array([[True]]), L, m, resample_counts(idx, 3))
+    want = [coalition_weighted_means(np.array([[True]]), L[:, i], m[i]).means[0] for i in idx]
+    np.testing.assert_allclose(got[0], want, rtol=1e-12)
+    assert np.isfinite(got).all()

@@ -26,7 +26,13 @@ from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.crossfit import MechanismRatios
 from shiftattr.repeats import repeats_interval, split_unstable_warnings
 from shiftattr.results import Attribution, ShiftAttrWarning
-from shiftattr.shapley import ExactShapley, Game, ShapleySolver, ShapleyValues
+from shiftattr.shapley import (
+    ExactShapley,
+    Game,
+    ShapleySolver,
+    ShapleyValues,
+    shapley_from_tables,
+)
 from shiftattr.value import (
     ESTIMATORS,
     Featurizer,
@@ -45,9 +51,16 @@ from shiftattr.weighting import (
     coalition_means,
     coalition_weighted_means,
     pareto_khat,
+    resampled_coalition_means,
 )
 
-__all__ = ["attribute", "check_metric", "imprecise_mechanisms", "iw_game"]
+__all__ = [
+    "attribute",
+    "check_metric",
+    "imprecise_mechanisms",
+    "iw_game",
+    "iw_resampled_values",
+]
 
 MetricLike = np.ndarray | Sequence[float] | Callable[[Environment], np.ndarray]
 
@@ -154,11 +167,7 @@ def iw_game(
     check_precision(precision)
     mechanisms = list(mechanisms)
     base = float(np.mean(metric))
-    P = [i for i, m in enumerate(mechanisms) if paired and frozenset({m}) in paired]
-    L = np.asarray(log_ratios, dtype=float)  # the kernels check and floor its values
-    if P:  # substituted mechanisms carry no weight (on a copy: the caller's array stays)
-        L = L.copy()
-        L[P] = 0.0
+    L = _weighted_log_ratios(mechanisms, log_ratios, paired)
 
     def means(C: np.ndarray, m: np.ndarray) -> np.ndarray:
         if truncate is None:  # the weights factorise: fast split-product path
@@ -166,17 +175,93 @@ def iw_game(
         return coalition_weighted_means(C, L, m, truncate=truncate).means
 
     def value(coalitions: np.ndarray) -> np.ndarray:
-        if not P:
-            return base - means(coalitions, metric)
-        out = np.empty(len(coalitions))
-        keys, inverse = np.unique(coalitions[:, P], axis=0, return_inverse=True)
-        for j, key in enumerate(keys):
-            rows = inverse.ravel() == j
-            S = frozenset(mechanisms[P[i]] for i in np.flatnonzero(key))
-            out[rows] = base - means(coalitions[rows], paired[S])
-        return out
+        return base - _by_substituted(mechanisms, coalitions, metric, paired, means)
 
     return Game(mechanisms, value)
+
+
+def iw_resampled_values(
+    mechanisms: Sequence[str],
+    coalitions: np.ndarray,
+    log_ratios: np.ndarray,
+    metric: np.ndarray,
+    counts: np.ndarray,
+    truncate: float | None = None,
+    paired: Mapping[frozenset, np.ndarray] | None = None,
+) -> np.ndarray:
+    """The values of :func:`iw_game` on many resamples of the source cases at once.
+
+    Parameters
+    ----------
+    mechanisms : sequence of str
+    coalitions : bool ndarray of shape (k, n)
+    log_ratios, metric, truncate, paired
+        As for :func:`iw_game`, on all the source cases.
+    counts : ndarray of shape (B, N)
+        Draws of every case in each of ``B`` resamples
+        (:func:`shiftattr.weighting.resample_counts`).
+
+    Returns
+    -------
+    ndarray of shape (k, B)
+        Column ``b`` equals the game of resample ``b``'s cases on ``coalitions`` (up to
+        rounding).
+
+    Examples
+    --------
+    >>> from shiftattr.weighting import resample_counts
+    >>> L, m = np.log([[1.0, 3.0]]), np.array([1.0, 0.0])
+    >>> counts = resample_counts(np.array([[0, 1], [0, 0]]), 2)
+    >>> iw_resampled_values(["X"], np.array([[True]]), L, m, counts)
+    array([[0.25, 0.  ]])
+    """
+    L = _weighted_log_ratios(mechanisms, log_ratios, paired)
+    base = counts @ np.asarray(metric, dtype=float) / counts.sum(axis=1)
+
+    def means(C: np.ndarray, m: np.ndarray) -> np.ndarray:
+        return resampled_coalition_means(C, L, m, counts, truncate=truncate)
+
+    return base - _by_substituted(list(mechanisms), coalitions, metric, paired, means)
+
+
+def _weighted_log_ratios(
+    mechanisms: Sequence[str], log_ratios: np.ndarray, paired: Mapping | None
+) -> np.ndarray:
+    """The log-ratios with the rows of substituted mechanisms zeroed (they carry no weight)."""
+    P = _substituted_rows(mechanisms, paired)
+    L = np.asarray(log_ratios, dtype=float)  # the kernels check and floor its values
+    if P:  # on a copy: the caller's array stays
+        L = L.copy()
+        L[P] = 0.0
+    return L
+
+
+def _substituted_rows(mechanisms: Sequence[str], paired: Mapping | None) -> list[int]:
+    return [i for i, m in enumerate(mechanisms) if paired and frozenset({m}) in paired]
+
+
+def _by_substituted(
+    mechanisms: Sequence[str],
+    coalitions: np.ndarray,
+    metric: np.ndarray,
+    paired: Mapping[frozenset, np.ndarray] | None,
+    means: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """``means(rows, metric)`` for every group of coalitions with the same substituted
+    mechanisms ``S``, each group averaging the metric re-scored with ``S`` substituted."""
+    P = _substituted_rows(mechanisms, paired)
+    if not P:
+        return means(coalitions, metric)
+    keys, inverse = np.unique(coalitions[:, P], axis=0, return_inverse=True)
+    out = None
+    for j, key in enumerate(keys):
+        rows = inverse.ravel() == j
+        S = frozenset(mechanisms[P[i]] for i in np.flatnonzero(key))
+        part = means(coalitions[rows], paired[S])
+        if out is None:
+            out = np.empty((len(coalitions), *part.shape[1:]))
+        out[rows] = part
+    return out
 
 
 def _validate_inputs(
@@ -319,6 +404,64 @@ def _mean_replicate(
     reps = [_replicate(f, solver, idx_s, idx_t) for f in fits]
     iw = None if reps[0][2] is None else np.mean([r[2] for r in reps], axis=0)
     return np.mean([r[0] for r in reps], axis=0), float(np.mean([r[1] for r in reps])), iw
+
+
+#: Largest number of floats a chunk of fixed-bootstrap replicates holds per array
+#: (replicates x cases, or coalitions x replicates): about 32 MB.
+_BOOTSTRAP_CHUNK_FLOATS = 4_000_000
+
+
+def _fixed_bootstrap(
+    fits: Sequence[FittedValue],
+    solver: ShapleySolver,
+    idx_s: np.ndarray,
+    idx_t: np.ndarray,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Every fixed-bootstrap replicate: values ``(B, n)``, target metric ``(B,)``, IW twin.
+
+    The replicates share the fitted models, so with the exact solver a chunk of them is
+    solved together: the value estimator gives every coalition's value on all the
+    chunk's resamples at once (:meth:`FittedValue.resampled_values`) and the Shapley
+    values of all of them follow from one table (:func:`shapley_from_tables`). Other
+    solvers get one game per replicate.
+    """
+    n_boot = len(idx_s)
+    n = len(fits[0].mechanisms)
+    bar = tqdm(total=n_boot, desc="bootstrap (fixed)", disable=not progress)
+    if type(solver) is not ExactShapley or n > solver.max_players:
+        out = []
+        for i, j in zip(idx_s, idx_t):
+            out.append(_mean_replicate(fits, solver, i, j))
+            bar.update()
+        bar.close()
+        iw = None if out[0][2] is None else np.array([o[2] for o in out])
+        return np.array([o[0] for o in out]), np.array([o[1] for o in out]), iw
+    codes = np.arange(2**n, dtype=np.int64)
+    C = ((codes[:, None] >> np.arange(n, dtype=np.int64)) & 1).astype(bool)
+    sizes = C.sum(axis=1)
+    width = max(idx_s.shape[1], idx_t.shape[1], 2**n)
+    chunk = int(max(1, min(n_boot, _BOOTSTRAP_CHUNK_FLOATS // width)))
+    values, target = np.empty((n_boot, n)), np.empty(n_boot)
+    twins = [_iw_twin(f) for f in fits]
+    iw = None if twins[0] is None else np.empty((n_boot, n))
+    for start in range(0, n_boot, chunk):
+        sl = slice(start, min(start + chunk, n_boot))
+        vals, targets, iws = [], [], []
+        for f, twin in zip(fits, twins):
+            table = f.resampled_values(C, idx_s[sl], idx_t[sl])
+            vals.append(shapley_from_tables(table, sizes))
+            targets.append(f.metric[idx_s[sl]].mean(axis=1) - (table[-1] - table[0]))
+            if twin is not None:
+                iws.append(
+                    shapley_from_tables(twin.resampled_values(C, idx_s[sl], idx_t[sl]), sizes)
+                )
+        values[sl], target[sl] = np.mean(vals, axis=0), np.mean(targets, axis=0)
+        if iw is not None:
+            iw[sl] = np.mean(iws, axis=0)
+        bar.update(sl.stop - sl.start)
+    bar.close()
+    return values, target, iw
 
 
 def _refit_replicate(
@@ -676,15 +819,9 @@ def attribute(
         idx_t = rng.integers(0, nt, size=(n_bootstrap, nt))
         if bootstrap == "fixed":
             # replicates share the fitted models (and their lazily filled caches): in process
-            out = [
-                _mean_replicate(fits, solver, i, j)
-                for i, j in tqdm(
-                    zip(idx_s, idx_t),
-                    total=n_bootstrap,
-                    desc="bootstrap (fixed)",
-                    disable=not progress,
-                )
-            ]
+            boot_values, boot_target, replicate_iw = _fixed_bootstrap(
+                fits, solver, idx_s, idx_t, progress
+            )
         else:
             quiet = {**fit_kwargs, "n_jobs": 1, "progress": False}
             jobs = (
@@ -709,10 +846,11 @@ def attribute(
                 out.append(res)
                 bar.update()
             bar.close()
-        boot_values = np.array([o[0] for o in out])
-        boot_target = np.array([o[1] for o in out])
+            boot_values = np.array([o[0] for o in out])
+            boot_target = np.array([o[1] for o in out])
+            replicate_iw = None if method == "iw" else np.array([o[2] for o in out])
         if method != "iw":
-            boot_iw = np.array([o[2] for o in out])
+            boot_iw = replicate_iw
         if mt is not None:
             boot_measured = mt[idx_t].mean(axis=1)
 

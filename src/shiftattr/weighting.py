@@ -22,6 +22,8 @@ __all__ = [
     "coalition_weighted_means",
     "kish_ess",
     "pareto_khat",
+    "resample_counts",
+    "resampled_coalition_means",
 ]
 
 #: What a log-ratio of -inf (a zero density ratio) becomes in the kernels: a finite
@@ -311,6 +313,106 @@ def coalition_weighted_means(
                 coalitions, floored, metric, truncate=truncate, batch_size=batch_size
             )
     return WeightedMeans(means=means, ess=ess, max_weight=wmax, frac_truncated=frac)
+
+
+def resample_counts(indices: np.ndarray, n_cases: int) -> np.ndarray:
+    """How often each case appears in each resample.
+
+    Parameters
+    ----------
+    indices : ndarray of int, shape (B, N_resample)
+        Case indices of ``B`` resamples (e.g. bootstrap draws).
+    n_cases : int
+
+    Returns
+    -------
+    ndarray of float, shape (B, n_cases)
+
+    Examples
+    --------
+    >>> resample_counts(np.array([[0, 0, 2], [1, 2, 2]]), 3)
+    array([[2., 0., 1.],
+           [0., 1., 2.]])
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    B = idx.shape[0]
+    flat = (idx + n_cases * np.arange(B, dtype=np.int64)[:, None]).ravel()
+    return np.bincount(flat, minlength=B * n_cases).reshape(B, n_cases).astype(float)
+
+
+def resampled_coalition_means(
+    coalitions: np.ndarray,
+    log_ratios: np.ndarray,
+    metric: np.ndarray,
+    counts: np.ndarray,
+    *,
+    truncate: float | None = None,
+) -> np.ndarray:
+    """:func:`coalition_weighted_means` on many resamples of the cases at once.
+
+    A resample that draws case ``c`` ``counts[b, c]`` times weights it that many times,
+    so every coalition's self-normalised means over all ``B`` resamples are two matrix
+    products with the counts: no loop over resamples. With ``truncate`` the weights are
+    normalised to mean one on each resample before the cap, as on the resample itself,
+    which costs ``k * B * N`` work instead.
+
+    Parameters
+    ----------
+    coalitions : bool ndarray of shape (k, n)
+    log_ratios : ndarray of shape (n, N)
+    metric : ndarray of shape (N,)
+    counts : ndarray of shape (B, N)
+        Draws of every case in every resample (:func:`resample_counts`); each row sums
+        to the resample size.
+    truncate : float, optional
+        Cap on the normalised weights, as in :func:`coalition_weighted_means`.
+
+    Returns
+    -------
+    ndarray of shape (k, B)
+        Equal, up to rounding, to ``coalition_weighted_means`` on each resample's cases.
+
+    Examples
+    --------
+    >>> L, m = np.log([[1.0, 3.0, 1.0]]), np.array([0.0, 1.0, 1.0])
+    >>> idx = np.array([[0, 1, 1], [2, 2, 0]])
+    >>> resampled_coalition_means(np.array([[True]]), L, m, resample_counts(idx, 3))
+    array([[0.85714286, 0.66666667]])
+    >>> coalition_weighted_means(np.array([[True]]), L[:, idx[0]], m[idx[0]]).means
+    array([0.85714286])
+    """
+    C = np.asarray(coalitions, dtype=float)
+    L = _log_ratios(log_ratios)
+    m = np.asarray(metric, dtype=float)
+    cnt = np.asarray(counts, dtype=float)
+    k, N = C.shape[0], m.shape[0]
+    B = cnt.shape[0]
+    size = cnt.sum(axis=1)
+    out = np.empty((k, B))
+    rows = max(1, int(8_000_000 // max(N * (1 if truncate is None else B), 1)))
+    for start in range(0, k, rows):
+        sl = slice(start, min(start + rows, k))
+        logw = C[sl] @ L
+        logw -= logw.max(axis=1, keepdims=True)
+        W = np.exp(logw, out=logw)
+        den = W @ cnt.T
+        if truncate is None:
+            num = (W * m) @ cnt.T
+        else:  # normalise on each resample, cap, then weight by the draws
+            w = W[:, None, :] * (size / den)[:, :, None]
+            np.minimum(w, truncate, out=w)
+            w *= cnt
+            den, num = w.sum(axis=-1), w @ m
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[sl] = num / den
+    # a resample whose drawn weights all underflow relative to the case with the largest
+    # weight: computed on its own cases, shifted by their own largest log-weight
+    for j, b in zip(*np.nonzero(~np.isfinite(out))):
+        idx = np.repeat(np.arange(N), cnt[b].astype(np.int64))
+        out[j, b] = coalition_weighted_means(
+            C[j : j + 1], L[:, idx], m[idx], truncate=truncate
+        ).means[0]
+    return out
 
 
 #: Floats of work arrays :func:`coalition_means` holds per block of cases (~4 MB): small

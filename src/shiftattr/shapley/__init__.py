@@ -24,9 +24,16 @@ Examples
 from __future__ import annotations
 
 from shiftattr.shapley.base import ShapleySolver
-from shiftattr.shapley.exact import ExactShapley
+from shiftattr.shapley.exact import ExactShapley, shapley_from_tables
 from shiftattr.shapley.game import Game
 from shiftattr.shapley.permutation import PermutationShapley
 from shiftattr.shapley.values import ShapleyValues
 
-__all__ = ["ExactShapley", "Game", "PermutationShapley", "ShapleySolver", "ShapleyValues"]
+__all__ = [
+    "ExactShapley",
+    "Game",
+    "PermutationShapley",
+    "ShapleySolver",
+    "ShapleyValues",
+    "shapley_from_tables",
+]

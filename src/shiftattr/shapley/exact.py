@@ -10,7 +10,7 @@ from shiftattr.shapley.base import ShapleySolver, _check_game, _check_int
 from shiftattr.shapley.game import Game
 from shiftattr.shapley.values import ShapleyValues
 
-__all__ = ["ExactShapley"]
+__all__ = ["ExactShapley", "shapley_from_tables"]
 
 #: Coalitions per game call when ``batch_size`` is None (a 2**16 x n bool matrix).
 _DEFAULT_BATCH = 2**16
@@ -106,20 +106,65 @@ class ExactShapley(ShapleySolver):
             table[start:stop] = game(C)
             sizes[start:stop] = C.sum(axis=1)
 
-        # w[s] = s! (n-s-1)! / n! = 1 / (n * C(n-1, s)), s = 0 .. n-1
-        w = np.array([1.0 / (n * comb(n - 1, s)) for s in range(n)])
-        # As an n-dimensional 2 x ... x 2 array, axis n-1-i is player i's membership bit;
-        # pairing S with S + {i} along that axis gives all marginal contributions at
-        # once, summed per |S| with bincount. A null player gets exactly zero.
-        cube = table.reshape((2,) * n)
-        size_cube = sizes.reshape((2,) * n)
-        phi = np.empty(n)
-        for i in range(n):
-            axis = n - 1 - i
-            marginal = cube.take(1, axis=axis) - cube.take(0, axis=axis)
-            size_without = size_cube.take(0, axis=axis)
-            phi[i] = np.bincount(size_without.ravel(), weights=marginal.ravel(), minlength=n) @ w
+        phi = shapley_from_tables(table, sizes)
         total = float(table[-1] - table[0])
         return ShapleyValues.efficient(
             game.players, phi, total, n_evaluations=game.n_evaluations - start_evaluations
         )
+
+
+def shapley_from_tables(tables: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
+    """Exact Shapley values from coalition values indexed by bitmask, for many games at once.
+
+    With ``w(s) = s! (n-s-1)! / n!``, ``phi_i = sum_{S ∌ i} w(|S|) (v(S ∪ {i}) - v(S))``,
+    computed with array operations: a loop over the ``n`` players, none over coalitions
+    or games. Used by :class:`ExactShapley` (one game) and by the fixed bootstrap of
+    :func:`shiftattr.attribute` (one game per replicate, all solved together).
+
+    Parameters
+    ----------
+    tables : ndarray of shape (2**n,) or (2**n, B)
+        ``tables[code]`` is the value of the coalition whose members are the set bits of
+        ``code`` (player ``i`` is bit ``i``); a second axis holds ``B`` games.
+    sizes : ndarray of shape (2**n,), optional
+        Number of members of every coalition (computed when omitted).
+
+    Returns
+    -------
+    ndarray of shape (n,) or (B, n)
+
+    Examples
+    --------
+    >>> shapley_from_tables(np.array([0.0, 1.0, 0.0, 2.0]))      # players a (bit 0), b
+    array([1.5, 0.5])
+    >>> shapley_from_tables(np.array([[0.0, 0.0], [1.0, 2.0], [0.0, 2.0], [2.0, 4.0]]))
+    array([[1.5, 0.5],
+           [2. , 2. ]])
+    """
+    tables = np.asarray(tables, dtype=float)
+    n = int(tables.shape[0]).bit_length() - 1
+    if tables.shape[0] != 2**n or tables.ndim not in (1, 2):
+        raise ValueError(
+            f"tables must have 2**n rows (one per coalition bitmask) and at most one batch "
+            f"axis; got shape {tables.shape}."
+        )
+    if sizes is None:
+        codes = np.arange(2**n, dtype=np.int64)
+        sizes = ((codes[:, None] >> np.arange(n, dtype=np.int64)) & 1).sum(axis=1)
+    batch = tables.shape[1:]
+    if n == 0:
+        return np.empty((*batch, 0))
+    # w[s] = s! (n-s-1)! / n! = 1 / (n * C(n-1, s)), s = 0 .. n-1
+    w = np.array([1.0 / (n * comb(n - 1, s)) for s in range(n)])
+    # As an n-dimensional 2 x ... x 2 array, axis n-1-i is player i's membership bit;
+    # pairing S with S + {i} along that axis gives all marginal contributions at once,
+    # weighted by the size of S. A null player gets exactly zero.
+    cube = tables.reshape((2,) * n + batch)
+    weight_cube = w[np.minimum(np.asarray(sizes), n - 1)].reshape((2,) * n)
+    phi = np.empty((n, *batch))
+    for i in range(n):
+        axis = n - 1 - i
+        marginal = cube.take(1, axis=axis) - cube.take(0, axis=axis)
+        weights = weight_cube.take(0, axis=axis).reshape(-1)
+        phi[i] = weights @ marginal.reshape((weights.size, *batch))
+    return phi.T if batch else phi

@@ -128,6 +128,47 @@ class FittedValue:
             self.mechanisms, self.log_ratios[:, i], self.metric[i], self.truncate, paired
         )
 
+    def resampled_values(
+        self, coalitions: np.ndarray, idx_source: np.ndarray, idx_target: np.ndarray
+    ) -> np.ndarray:
+        """The game's values on many resamples at once (the fixed bootstrap's replicates).
+
+        Parameters
+        ----------
+        coalitions : bool ndarray of shape (k, n_mechanisms)
+        idx_source, idx_target : ndarray of int, shape (B, N_source) and (B, N_target)
+            Resampled case indices, one row per replicate (``"iw"`` uses only the
+            source ones).
+
+        Returns
+        -------
+        ndarray of shape (k, B)
+            Column ``b`` equals ``game(idx_source[b], idx_target[b])`` on ``coalitions``
+            up to rounding, without a loop over the replicates.
+
+        Examples
+        --------
+        >>> fv = FittedValue("iw", ("X",), np.array([1.0, 0.0]), np.log([[1.0, 3.0]]))
+        >>> idx = np.array([[0, 1], [0, 0]])
+        >>> fv.resampled_values(np.array([[True]]), idx, idx)
+        array([[0.25, 0.  ]])
+        """
+        if self.robust is not None:
+            return self.robust.resampled_values(coalitions, idx_source, idx_target)
+        from shiftattr.attribution import iw_resampled_values
+        from shiftattr.weighting import resample_counts
+
+        counts = resample_counts(idx_source, len(self.metric))
+        return iw_resampled_values(
+            self.mechanisms,
+            coalitions,
+            self.log_ratios,
+            self.metric,
+            counts,
+            self.truncate,
+            self.paired_source or None,
+        )
+
     def mechanism_ratios(self) -> MechanismRatios | None:
         """The fitted ratios restricted to the weighted (non-paired) mechanisms.
 

@@ -124,7 +124,8 @@ class RobustValue:
         target_nodes : frozenset of str
             The coalition ``I``.
         idx_source, idx_target : ndarray of int, optional
-            Cases to use (a bootstrap resample); default all.
+            Cases to use (a bootstrap resample); default all. Of shape ``(B, n)``: ``B``
+            resamples at once, and every entry of the result is then an array of ``B``.
 
         Returns
         -------
@@ -142,6 +143,26 @@ class RobustValue:
         >>> val.estimate(frozenset({"X"}))["value"]   # X from the target: its mean metric
         3.5
         """
+        out = self._estimate(target_nodes, idx_source, idx_target)
+        if idx_source is None and idx_target is None:
+            self.min_ess_fraction_ = min(self.min_ess_fraction_, float(out["min_ess_fraction"]))
+            correction = abs(float(out["value"] - out["regression"]))
+            self.max_abs_correction_ = max(self.max_abs_correction_, correction)
+            self.max_truncated_fraction_ = max(
+                self.max_truncated_fraction_, float(out["truncated_fraction"])
+            )
+        if np.ndim(out["value"]) == 0:
+            return {k: float(v) for k, v in out.items()}
+        return out
+
+    def _estimate(
+        self,
+        target_nodes: frozenset,
+        idx_source: np.ndarray | None,
+        idx_target: np.ndarray | None,
+    ) -> dict[str, Any]:
+        """:meth:`estimate` along the last axis of the picked cases (a 2-D index: one row
+        per resample, every statistic then one value per resample)."""
         nr = self.regressions
         env = ["t" if node in target_nodes else "s" for node in self.levels]
         pick = {
@@ -150,15 +171,15 @@ class RobustValue:
         }
         gs, gt = nr.outcome(0, target_nodes)
         g0 = gt if env[0] == "t" else gs
-        value = regression = float(np.mean(pick[env[0]](g0)))
-        min_ess, truncated = 1.0, 0.0
+        value = regression = np.mean(pick[env[0]](g0), axis=-1)
+        min_ess, truncated = np.ones_like(value), np.zeros_like(value)
         if self.robust:
             for k in range(1, nr.first_paired):
                 e = env[k]
                 h = nr.fit(k, target_nodes)
                 gs, gt = nr.outcome(k, target_nodes)
                 resid = pick[e](gt - h.target) if e == "t" else pick[e](gs - h.source)
-                logw = np.zeros(len(resid))
+                logw = np.zeros(resid.shape)
                 for l_ in range(k):
                     node = self.levels[l_]
                     if env[l_] == e:
@@ -167,14 +188,11 @@ class RobustValue:
                         logw += pick["s"](self.log_ratio_source[node])
                     else:
                         logw -= pick["t"](self.log_ratio_target[node])
-                w = np.exp(logw - logw.max())
-                truncated = max(truncated, float(cap_weights(w, self._cap(len(w)))))
-                value += float(w @ resid / w.sum())
-                min_ess = min(min_ess, float(kish_ess(w)) / len(w))
-        if idx_source is None and idx_target is None:
-            self.min_ess_fraction_ = min(self.min_ess_fraction_, min_ess)
-            self.max_abs_correction_ = max(self.max_abs_correction_, abs(value - regression))
-            self.max_truncated_fraction_ = max(self.max_truncated_fraction_, truncated)
+                w = np.exp(logw - logw.max(axis=-1, keepdims=True))
+                n = w.shape[-1]
+                truncated = np.maximum(truncated, cap_weights(w, self._cap(n)))
+                value = value + np.einsum("...i,...i->...", w, resid) / w.sum(axis=-1)
+                min_ess = np.minimum(min_ess, kish_ess(w) / n)
         return {
             "value": value,
             "regression": regression,
@@ -221,3 +239,39 @@ class RobustValue:
             )
 
         return Game(list(self.mechanisms), value)
+
+    def resampled_values(
+        self, coalitions: np.ndarray, idx_source: np.ndarray, idx_target: np.ndarray
+    ) -> np.ndarray:
+        """The game's values ``M(∅) - M(P_I)`` on many resamples at once.
+
+        Parameters
+        ----------
+        coalitions : bool ndarray of shape (k, n_mechanisms)
+        idx_source, idx_target : ndarray of int, shape (B, N_source) and (B, N_target)
+            The resamples' case indices.
+
+        Returns
+        -------
+        ndarray of shape (k, B)
+            Row ``j``, column ``b``: what ``game(idx_source[b], idx_target[b])`` gives
+            coalition ``j`` (up to rounding).
+
+        Examples
+        --------
+        >>> x = np.arange(6.0)
+        >>> nr = NestedRegressions(["X"], [x[:, None]], [x[:, None] + 1], x, x + 1,
+        ...                        np.arange(6) % 2, np.arange(6) % 2)
+        >>> val = RobustValue(nr, ["X"], {"X": np.zeros(6)}, {"X": np.zeros(6)})
+        >>> idx = np.array([[0, 1, 2, 3, 4, 5], [0, 0, 0, 0, 0, 0]])
+        >>> val.resampled_values(np.array([[False], [True]]), idx, idx)
+        array([[ 0.,  0.],
+               [-1., -1.]])
+        """
+        base = self._estimate(frozenset(), idx_source, idx_target)["value"]
+        return np.array(
+            [
+                base - self._estimate(self._target_nodes(row), idx_source, idx_target)["value"]
+                for row in np.asarray(coalitions, dtype=bool)
+            ]
+        ).reshape(len(coalitions), -1)
