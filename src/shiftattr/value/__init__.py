@@ -14,6 +14,7 @@ from shiftattr.value.features import Featurizer, node_features
 from shiftattr.value.nested import NestedRegressions, RegressionFit
 from shiftattr.value.paired import PairedSpec, check_paired, paired_keys, paired_metrics
 from shiftattr.value.regressors import CrossFitPrediction, crossfit_regression, default_regressors
+from shiftattr.value.ridge import StandardisedRidgeCV
 from shiftattr.value.robust import RobustValue
 
 #: The value estimators :func:`shiftattr.attribute` accepts.
@@ -27,6 +28,7 @@ __all__ = [
     "PairedSpec",
     "RegressionFit",
     "RobustValue",
+    "StandardisedRidgeCV",
     "check_paired",
     "crossfit_regression",
     "default_regressors",

@@ -19,12 +19,11 @@ from inspect import signature
 import numpy as np
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import RidgeCV
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from shiftattr.ratios.classifier import BOOSTING_PARAMS
+from shiftattr.value.ridge import StandardisedRidgeCV
 
 __all__ = [
     "REGRESSION_BOOSTING_PARAMS",
@@ -32,8 +31,6 @@ __all__ = [
     "crossfit_regression",
     "default_regressors",
 ]
-
-_ALPHAS = np.logspace(-3, 4, 15)
 
 #: The boosting regressor's settings: the classifiers' trees and penalties with a third
 #: of the rounds at three times the step. On the benchmark SCMs' metric regressions
@@ -59,6 +56,11 @@ def default_regressors(random_state: int | None = None) -> dict[str, object]:
       (:data:`REGRESSION_BOOSTING_PARAMS`), for thresholds and higher-order
       interactions once there are enough cases.
 
+    Both ridges are :class:`~shiftattr.value.ridge.StandardisedRidgeCV`, the closed form
+    of the scikit-learn pipelines ``StandardScaler`` (``PolynomialFeatures``,
+    ``StandardScaler``) ``RidgeCV``: the same penalty and predictions to rounding, at a
+    tenth of their time.
+
     Parameters
     ----------
     random_state : int, optional
@@ -75,13 +77,8 @@ def default_regressors(random_state: int | None = None) -> dict[str, object]:
     ['gradient-boosting', 'quadratic-ridge', 'ridge']
     """
     return {
-        "ridge": make_pipeline(StandardScaler(), RidgeCV(alphas=_ALPHAS)),
-        "quadratic-ridge": make_pipeline(
-            StandardScaler(),
-            PolynomialFeatures(2, include_bias=False),
-            StandardScaler(),
-            RidgeCV(alphas=_ALPHAS),
-        ),
+        "ridge": StandardisedRidgeCV(),
+        "quadratic-ridge": StandardisedRidgeCV(degree=2),
         "gradient-boosting": HistGradientBoostingRegressor(
             **REGRESSION_BOOSTING_PARAMS, random_state=random_state
         ),
