@@ -10,8 +10,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
-from threadpoolctl import threadpool_limits
 
+from shiftattr._threads import limit_threads
 from shiftattr.ratios._tabular import tabular_matrix
 from shiftattr.ratios.base import DensityRatioEstimator, Features, check_fitted, n_cases
 
@@ -262,7 +262,7 @@ class ClassifierRatio(DensityRatioEstimator):
         >>> est.selected_, est.nodes_, float(est.log_prior_odds_)
         ('classifier', ('x',), 0.0)
         """
-        with threadpool_limits(limits=self.n_threads):
+        with limit_threads(self.n_threads):
             return self._fit(source_features, target_features)
 
     def _design(
@@ -394,7 +394,7 @@ class ClassifierRatio(DensityRatioEstimator):
         >>> bool(np.corrcoef(lr_s, truth)[0, 1] > 0.95)
         True
         """
-        with threadpool_limits(limits=self.n_threads):
+        with limit_threads(self.n_threads):
             _, X, y = self._design(source_features, target_features)
             folds = np.r_[np.asarray(source_folds), np.asarray(target_folds)]
             if len(folds) != len(y):
@@ -439,6 +439,6 @@ class ClassifierRatio(DensityRatioEstimator):
             )
         X = tabular_matrix(features, self.nodes_)
         a, b = self.calibration_
-        with threadpool_limits(limits=self.n_threads):
+        with limit_threads(self.n_threads):
             raw = raw_logit(self.classifier_, X)
         return a * raw + b - self.log_prior_odds_

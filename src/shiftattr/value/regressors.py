@@ -20,8 +20,8 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits
 
+from shiftattr._threads import limit_threads
 from shiftattr.ratios.classifier import BOOSTING_PARAMS
 from shiftattr.value.ridge import StandardisedRidgeCV
 
@@ -190,7 +190,7 @@ def crossfit_regression(
     fold_ids = np.unique(folds)
     oof = {name: np.empty_like(y) for name in regressors}
     other = {name: np.zeros(len(X_other)) for name in regressors}
-    with threadpool_limits(limits=n_threads):
+    with limit_threads(n_threads):
         for f in fold_ids:
             train, test = folds != f, folds == f
             for name, reg in regressors.items():
