@@ -176,7 +176,11 @@ def test_estimator_diagnostics():
     assert {f["level"] for f in d["regressions"]} == {"X", "Y"}
     assert {f["fitted_on"] for f in d["regressions"]} == {"source", "target"}
     for f in d["regressions"]:
-        assert isinstance(f["r2"], float) and f["r2"] <= 1.0 and f["regressor"] == "Pipeline"
+        assert (
+            isinstance(f["r2"], float)
+            and f["r2"] <= 1.0
+            and f["regressor"] == "StandardisedRidgeCV"
+        )
     assert d["min_r2"] == min(f["r2"] for f in d["regressions"])
 
     mr = _run(scm, 300, 4, method="mr", n_folds=3)
@@ -189,7 +193,7 @@ def test_estimator_diagnostics():
     assert d["max_abs_correction"] >= abs(d["correction_all"])
     # the weighting diagnostics are still there for every mechanism
     assert set(mr.diagnostics["mechanisms"]) == set(MECHS)
-    assert mr.settings["regressor"] == "Pipeline"
+    assert mr.settings["regressor"] == "StandardisedRidgeCV"
 
 
 def test_features_feed_the_regressions():

@@ -102,7 +102,7 @@ def test_levels_fit_on_the_environment_of_their_mechanism():
     # fit predicts about 4 x^2 + 1, the source fit x^2 + 1
     x = nr._cum_s[2][:, 1]
     assert np.mean(tgt_fit.source - src_fit.source) == pytest.approx(3 * np.mean(x**2), rel=0.3)
-    assert src_fit.r2 is not None and src_fit.chosen == "Pipeline"
+    assert src_fit.r2 is not None and src_fit.chosen == "StandardisedRidgeCV"
     # level 1 with X from the target regresses h_2(·, source Y) on the target cases
     assert nr.fit(1, frozenset({"X"})).fitted_on == "target"
     assert nr.fit(1, frozenset({"Y"})).fitted_on == "source"
@@ -143,7 +143,7 @@ def test_paired_level_without_the_reverse_reading_is_regressed_from_the_source()
     np.testing.assert_array_equal(fit.source, nr.paired_source[frozenset({"Y"})])
     # E[m | z, x] under the target's Y mechanism, learnt on the source cases and
     # predicted at the target cases: reported with its regressor and R2
-    assert fit.chosen == "Pipeline" and fit.r2 > 0.0
+    assert fit.chosen == "StandardisedRidgeCV" and fit.r2 > 0.0
     assert fit.target.shape == (300,) and np.all(np.isfinite(fit.target))
 
 

@@ -15,6 +15,7 @@ from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.classifier import ClassifierRatio
 from shiftattr.ratios.crossfit import CrossFittedRatios, MechanismRatios
 from shiftattr.ratios.image_stats import ImageStatsRatio, image_statistics
+from shiftattr.ratios.logistic import StandardisedLogisticRegression
 
 __all__ = [
     "CNNDiscriminator",
@@ -23,6 +24,7 @@ __all__ = [
     "DensityRatioEstimator",
     "ImageStatsRatio",
     "MechanismRatios",
+    "StandardisedLogisticRegression",
     "image_statistics",
 ]
 

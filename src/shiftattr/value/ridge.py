@@ -17,6 +17,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import RidgeCV
 
+from shiftattr._design import as_finite_2d, expand_features, standardiser
+
 __all__ = ["StandardisedRidgeCV"]
 
 _ALPHAS = tuple(np.logspace(-3, 4, 15))
@@ -89,15 +91,15 @@ class StandardisedRidgeCV(RegressorMixin, BaseEstimator):
         alphas = np.asarray(self.alphas, dtype=float).ravel()
         if alphas.size == 0 or not np.all(alphas > 0):
             raise ValueError(f"alphas must be positive numbers; got {self.alphas!r}.")
-        X = _as_2d(X)
+        X = as_finite_2d(X)
         y = np.asarray(y, dtype=float).ravel()
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)} values.")
-        if not (np.isfinite(X).all() and np.isfinite(y).all()):
-            raise ValueError("X and y must be finite (no NaN or infinity).")
+        if not np.isfinite(y).all():
+            raise ValueError("y must be finite (no NaN or infinity).")
         self.n_features_in_ = X.shape[1]
-        self._scale1 = _scaler(X)
-        Z = self._expand(X, fitting=True)
+        self._scale1 = standardiser(X)
+        Z, self._scale2 = expand_features(X, self._scale1, self.degree)
         if sample_weight is not None:
             ridge = RidgeCV(alphas=alphas).fit(Z, y, sample_weight=sample_weight)
             self.alpha_ = float(ridge.alpha_)
@@ -139,33 +141,10 @@ class StandardisedRidgeCV(RegressorMixin, BaseEstimator):
         """
         if not hasattr(self, "coef_"):
             raise ValueError("this StandardisedRidgeCV is not fitted yet; call fit(X, y) first.")
-        X = _as_2d(X)
+        X = as_finite_2d(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features but the model was fitted on {self.n_features_in_}."
             )
-        return self._expand(X) @ self.coef_ + self.intercept_
-
-    def _expand(self, X: np.ndarray, fitting: bool = False) -> np.ndarray:
-        Z = (X - self._scale1[0]) / self._scale1[1]
-        if self.degree == 1:
-            return Z
-        i, j = np.triu_indices(Z.shape[1])
-        Z = np.hstack([Z, Z[:, i] * Z[:, j]])
-        if fitting:
-            self._scale2 = _scaler(Z)
-        return (Z - self._scale2[0]) / self._scale2[1]
-
-
-def _as_2d(X) -> np.ndarray:
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {X.shape}.")
-    return X
-
-
-def _scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations, a zero deviation replaced by one (as
-    scikit-learn's ``StandardScaler`` does)."""
-    mean, sd = X.mean(axis=0), X.std(axis=0)
-    return mean, np.where(sd < 10 * np.finfo(float).eps * np.maximum(np.abs(mean), 1.0), 1.0, sd)
+        Z, _ = expand_features(X, self._scale1, self.degree, self._scale2)
+        return Z @ self.coef_ + self.intercept_
