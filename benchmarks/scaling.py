@@ -10,6 +10,13 @@
   ``LinearGaussianSCM.example()`` (3 mechanisms) with ``N`` cases per environment. Every
   run is a fresh subprocess, which reports its wall time and its peak resident memory
   above the baseline after loading the data (``/proc/self/statm`` polled every 5 ms).
+- **Fixed bootstrap.** The replicates of ``attribute(bootstrap="fixed")`` (100 by
+  default) as the library computes them with the exact solver (every coalition's value
+  on a chunk of resamples at once, all replicates' Shapley values from one table) against
+  one game per replicate (what any other solver gets), on the same fitted values:
+  ``"iw"`` on the game data above (8 mechanisms, ``N`` = 1e3 .. 1e5) and ``"mr"`` fitted
+  with linear learners on ``LinearGaussianSCM.example()`` (3 mechanisms, ``N`` = 1e3,
+  1e4). Both routes' replicates are checked to agree.
 - **Mechanisms.** ``n`` = 2 .. 16 mechanisms at ``N = 10,000`` cases: ExactShapley
   (``2**n`` evaluations) and PermutationShapley with a fixed 64 permutations
   (``~64 n`` evaluations) on the library's value function.
@@ -174,6 +181,89 @@ def samples_attribute(sizes: Sequence[int], repeats: dict[int, int]) -> dict[str
     }
 
 
+class _OneGamePerReplicate(ExactShapley):
+    """ExactShapley under another type: the fixed bootstrap then solves one game per
+    replicate, the route of every solver but the exact one."""
+
+
+def _fitted_mr(N: int, seed: int = 0) -> Any:
+    """``"mr"`` fitted with linear learners on the linear-Gaussian SCM (3 mechanisms)."""
+    from shiftattr.datasets import LinearGaussianSCM
+    from shiftattr.ratios import ClassifierRatio, StandardisedLogisticRegression
+    from shiftattr.value import StandardisedRidgeCV, node_features
+    from shiftattr.value.build import fit_value, value_levels
+
+    scm = LinearGaussianSCM.example(metric="squared_error")
+    src = scm.sample(N, "source", random_state=seed)
+    tgt = scm.sample(N, "target", random_state=seed + 1)
+    ratio = ClassifierRatio(StandardisedLogisticRegression(), calibration="none")
+    levels = value_levels(scm.graph, ())
+    feats = [
+        [node_features(env, node, None) for node in levels[:-1]] + [np.empty((N, 0))]
+        for env in (src, tgt)
+    ]
+    return fit_value(
+        "mr",
+        scm.graph,
+        src,
+        tgt,
+        scm.graph.nodes,
+        scm.metric(src),
+        scm.metric(tgt),
+        estimators=dict.fromkeys(scm.graph.nodes, ratio),
+        regressors=StandardisedRidgeCV(),
+        n_folds=5,
+        progress=False,
+        random_state=seed,
+        features_source=feats[0],
+        features_target=feats[1],
+    )
+
+
+def bootstrap(
+    iw_sizes: Sequence[int], mr_sizes: Sequence[int], n_boot: int = 100, repeats: int = 3
+) -> dict[str, Any]:
+    """Fixed-bootstrap time: all replicates batched (exact solver) vs one game each."""
+    from shiftattr.attribution import _fixed_bootstrap
+    from shiftattr.value.build import FittedValue
+
+    rows = []
+    cases = [("iw", N) for N in iw_sizes] + [("mr", N) for N in mr_sizes]
+    for method, N in cases:
+        if method == "iw":
+            players, L, m = _game_data(8, N)
+            fitted = FittedValue("iw", tuple(players), m, L)
+        else:
+            fitted = _fitted_mr(N)
+        fitted.game()  # regressions are fitted lazily: not part of the bootstrap's time
+        ExactShapley().solve(fitted.game())
+        rng = np.random.default_rng(0)
+        idx_s = rng.integers(0, N, size=(n_boot, N))
+        idx_t = rng.integers(0, N, size=(n_boot, N))
+        fns = {
+            route: lambda s=solver, f=fitted, i=idx_s, j=idx_t: _fixed_bootstrap(
+                [f], s, i, j, False
+            )
+            for route, solver in (
+                ("batched", ExactShapley()),
+                ("per_replicate", _OneGamePerReplicate()),
+            )
+        }
+        t = median_times(fns, repeats, warmup=False)
+        batched, looped = t["batched"]["result"][0], t["per_replicate"]["result"][0]
+        rows.append(
+            {
+                "method": method,
+                "n_mechanisms": len(fitted.mechanisms),
+                "n_samples": N,
+                "seconds": {k: v["seconds"] for k, v in t.items()},
+                "speedup": t["per_replicate"]["seconds"] / t["batched"]["seconds"],
+                "max_abs_difference": float(np.max(np.abs(batched - looped))),
+            }
+        )
+    return {"n_bootstrap": n_boot, "repeats": repeats, "rows": rows}
+
+
 def mechanisms(
     counts: Sequence[int], n_samples: int = 10_000, max_exact: int = 16, repeats: int = 3
 ) -> dict[str, Any]:
@@ -223,6 +313,9 @@ def config_for(quick: bool) -> dict[str, Any]:
             "mechanism_counts": [2, 4, 6, 8, 10, 12, 14, 16],
             "max_exact": 16,
             "mechanism_repeats": 3,
+            "bootstrap_iw_sizes": [1_000, 10_000],
+            "bootstrap_mr_sizes": [1_000],
+            "bootstrap_repeats": 1,
         }
     return {
         "game_sizes": [1_000, 10_000, 100_000, 1_000_000],
@@ -232,16 +325,22 @@ def config_for(quick: bool) -> dict[str, Any]:
         "mechanism_counts": [2, 4, 6, 8, 10, 12, 14, 16],
         "max_exact": 16,
         "mechanism_repeats": 3,
+        "bootstrap_iw_sizes": [1_000, 10_000, 100_000],
+        "bootstrap_mr_sizes": [1_000, 10_000],
+        "bootstrap_repeats": 3,
     }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    """Run the three scaling studies and write ``results/scaling.json``."""
+    """Run the four scaling studies and write ``results/scaling.json``."""
     cfg = config_for(quick)
     with blas_threads(1):
         game = samples_game(cfg["game_sizes"], repeats=cfg["game_repeats"])
         mech = mechanisms(
             cfg["mechanism_counts"], max_exact=cfg["max_exact"], repeats=cfg["mechanism_repeats"]
+        )
+        boot = bootstrap(
+            cfg["bootstrap_iw_sizes"], cfg["bootstrap_mr_sizes"], repeats=cfg["bootstrap_repeats"]
         )
     attr = samples_attribute(cfg["attribute_sizes"], cfg["attribute_repeats"])
     payload = {
@@ -250,6 +349,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "samples_game": game,
         "samples_attribute": attr,
         "mechanisms": mech,
+        "bootstrap": boot,
     }
     write_json(NAME, payload)
     return payload

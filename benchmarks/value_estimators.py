@@ -14,7 +14,8 @@ seed, every method sees the same source and target samples (drawn exactly as in
   on both environments' cases, the other one's weighted by the level's ratio);
 - ``mr_linear``: ``mr`` with the learner class of DoWhy's defaults: every density ratio
   from a standardised logistic regression (``ClassifierRatio``, no calibration), every
-  nested regression a standardised ridge regression (:func:`linear_learners`); it
+  nested regression a standardised ridge regression, both in the library's closed forms
+  (:func:`linear_learners`); it
   separates what the algorithm costs (fit once per mechanism and environment) from what
   the learners cost;
 - ``iw_oracle``, ``mr_oracle``: ``iw`` and ``mr`` given every node's true conditional
@@ -60,7 +61,7 @@ from benchmarks.accuracy_tabular import attempt, bench_samples, log_run, score, 
 from benchmarks.dowhy_attribution import dowhy_attribute
 from benchmarks.scms import all_scms
 from shiftattr import attribute
-from shiftattr.ratios import ClassifierRatio
+from shiftattr.ratios import ClassifierRatio, StandardisedLogisticRegression
 from shiftattr.value import default_regressors
 
 NAME = "value_estimators"
@@ -112,12 +113,10 @@ def _truth(name: str, scm: Any, n_truth: int) -> dict[str, Any]:
 def linear_learners(nodes: Sequence[str]) -> dict[str, Any]:
     """``attribute`` keywords giving every node set a logistic-regression ratio and every
     nested regression the library's standardised ridge regression: the learner class of
-    DoWhy MR's defaults (logistic and linear regression)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    DoWhy MR's defaults (logistic and linear regression), both in the library's closed
+    forms (:class:`~shiftattr.ratios.StandardisedLogisticRegression`, ``C = 1`` as
+    scikit-learn's default, and :class:`~shiftattr.value.StandardisedRidgeCV`)."""
+    logistic = StandardisedLogisticRegression()
     return {
         "estimators": {
             node: ClassifierRatio(classifier=logistic, calibration="none") for node in nodes
