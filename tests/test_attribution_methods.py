@@ -296,3 +296,44 @@ def test_the_batched_fixed_bootstrap_works_in_chunks(monkeypatch):
     monkeypatch.setattr(attribution_module, "_BOOTSTRAP_CHUNK_FLOATS", 150 * 4)  # 4 per chunk
     chunked = _run(scm, 150, 6, **run)
     np.testing.assert_allclose(whole.bootstrap_values, chunked.bootstrap_values, atol=1e-13)
+
+
+def test_the_cross_check_is_the_regression_estimate_and_catches_a_flat_ratio():
+    """iw with a ratio that sees no shift in Y (log-ratio 0) misses Y's effect; its
+    cross-check, the regression estimate, does not use the ratios and disagrees."""
+    scm = LinearGaussianSCM.example(metric="hit")
+    flat = {"Y": lambda env: np.zeros(len(env))}
+    run = dict(n_bootstrap=60, bootstrap="fixed", n_folds=3, known_ratios=flat)
+    checked = _run(scm, 1000, 7, cross_check=True, **run)
+    plain = _run(scm, 1000, 7, **run)
+    regression = _run(scm, 1000, 7, method="regression", n_folds=3)
+    est = checked.diagnostics["estimator"]
+    assert est["check_values"] == pytest.approx(regression.values, abs=1e-12)
+    assert checked.values == plain.values  # the check changes no value
+    assert abs(checked.values["Y"]) < 0.01 < abs(est["check_values"]["Y"])
+    flagged = {w["mechanism"] for w in checked.warnings if w["code"] == "methods_disagree"}
+    assert "Y" in flagged
+    assert not any(w["code"] == "methods_disagree" for w in plain.warnings)
+    lo, hi = est["difference_ci"]["Y"]
+    assert not lo <= 0 <= hi
+
+
+def test_the_cross_check_with_the_refit_bootstrap_keeps_its_regressions():
+    scm = LinearGaussianSCM.example(metric="hit")
+    res = _run(scm, 200, 8, cross_check=True, n_bootstrap=4, bootstrap="refit", n_folds=3)
+    est = res.diagnostics["estimator"]
+    assert set(est["difference_ci"]) == set(MECHS)
+    assert est["check"]["name"] == "regression" and res.settings["cross_check"] is True
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"method": "mr", "cross_check": True}, "cross_check=True is for method='iw'"),
+        ({"cross_check": True, "target_metric": None}, "cross_check=True regresses"),
+    ],
+)
+def test_the_cross_check_is_refused_where_it_cannot_run(kw, match):
+    scm = LinearGaussianSCM.example(metric="hit")
+    with pytest.raises(ValueError, match=match):
+        _run(scm, 100, 0, **kw)

@@ -150,3 +150,16 @@ def test_pooled_regressions_from_the_command_line(tmp_path, capsys):
     )
     assert main([*args, "--pooled-regressions"]) == 2  # iw fits no regressions
     assert "attribution.pooled_regressions = true" in capsys.readouterr().err
+
+
+def test_cross_check_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--tiny", "--quiet", "--out", str(out), "--n-bootstrap", "3"]
+    assert main([*args, "--cross-check"]) == 0
+    saved = json.loads((out / "attribution.json").read_text())
+    assert saved["settings"]["cross_check"] is True
+    est = saved["diagnostics"]["estimator"]
+    assert set(est["check_values"]) == set(saved["values"]) and "difference_ci" in est
+    assert est["check"]["name"] == "regression" and est["check"]["regressions"]
+    assert main([*args, "--method", "mr", "--cross-check"]) == 2
+    assert "attribution.cross_check = true" in capsys.readouterr().err

@@ -45,6 +45,10 @@ def test_defaults_and_toml(tmp_path):
             {"data": {"kind": "synthetic"}, "attribution": {"pooled_regressions": True}},
             r"attribution\.pooled_regressions = true needs attribution\.method 'mr'",
         ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"cross_check": True, "method": "mr"}},
+            r"attribution\.cross_check = true is for attribution\.method 'iw'",
+        ),
         ({"data": {"kind": "msseg2016", "source": {}, "target": {}}}, r"data\.root is required"),
         ({"data": {"kind": "weird"}}, r"data: Input tag 'weird'"),
         ({"data": {"kind": "synthetic"}, "model": {"kind": "checkpoint"}}, r"model\.factory"),

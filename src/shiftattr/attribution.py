@@ -343,10 +343,11 @@ def _check_constant_nodes(nodes: Sequence[str], source: Environment, target: Env
             )
 
 
-def _iw_twin(fitted: FittedValue) -> FittedValue | None:
-    """The importance-weighting estimate from the same fitted ratios (free for "mr")."""
+def _twin(fitted: FittedValue) -> FittedValue | None:
+    """The estimate to compare with: for "regression" and "mr" importance weighting with
+    the same fitted ratios (free); for "iw" its regression cross-check, if fitted."""
     if fitted.estimator == "iw":
-        return None
+        return fitted.check
     return dataclasses.replace(fitted, estimator="iw", robust=None)
 
 
@@ -363,7 +364,7 @@ def _with_iw(
     sv = solver.solve(fitted.game(idx_s, idx_t))
     i = slice(None) if idx_s is None else idx_s
     target = float(np.mean(fitted.metric[i])) - float(sv.total)
-    twin = _iw_twin(fitted)
+    twin = _twin(fitted)
     iw = None if twin is None else solver.solve(twin.game(idx_s, idx_t)).values
     return sv, target, iw
 
@@ -417,8 +418,10 @@ def _fixed_bootstrap(
     idx_s: np.ndarray,
     idx_t: np.ndarray,
     progress: bool,
+    twins: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Every fixed-bootstrap replicate: values ``(B, n)``, target metric ``(B,)``, IW twin.
+    """Every fixed-bootstrap replicate: values ``(B, n)``, target metric ``(B,)`` and, with
+    ``twins``, those of the estimate each fit is compared with (:func:`_twin`).
 
     The replicates share the fitted models, so with the exact solver a chunk of them is
     solved together: the value estimator gives every coalition's value on all the
@@ -443,7 +446,7 @@ def _fixed_bootstrap(
     width = max(idx_s.shape[1], idx_t.shape[1], 2**n)
     chunk = int(max(1, min(n_boot, _BOOTSTRAP_CHUNK_FLOATS // width)))
     values, target = np.empty((n_boot, n)), np.empty(n_boot)
-    twins = [_iw_twin(f) for f in fits]
+    twins = [_twin(f) if twins else None for f in fits]
     iw = None if twins[0] is None else np.empty((n_boot, n))
     for start in range(0, n_boot, chunk):
         sl = slice(start, min(start + chunk, n_boot))
@@ -509,6 +512,7 @@ def attribute(
     paired: PairedSpec | None = None,
     correction_cap: str | float | None = "sqrt",
     pooled_regressions: bool = False,
+    cross_check: bool = False,
     solver: ShapleySolver | None = None,
     n_folds: int = 5,
     n_repeats: int = 1,
@@ -598,6 +602,18 @@ def attribute(
         it has seen both. It then relies
         on that level's ratio too (see :mod:`shiftattr.value.nested`). Measured on the
         synthetic MS benchmark: see :doc:`/estimators`.
+    cross_check : bool, default False
+        ``method="iw"``: also fit the plain regression estimate on the same cases (no
+        ratios; needs ``target_metric`` and every graph node) and raise
+        ``methods_disagree`` for a mechanism where the two differ beyond the bootstrap
+        interval of their difference, as ``"regression"`` and ``"mr"`` always do against
+        importance weighting. The two fail differently: weights too flat or too
+        concentrated, regressions extrapolating across the shift. Its values and the
+        difference's interval are in ``diagnostics["estimator"]`` (``check_values``,
+        ``difference_ci``; the regressions' fits under ``check``). Costs one fit of the
+        nested regressions: with ``bootstrap="refit"`` the cross-check's replicates keep
+        them fixed (only importance weighting's ratios are refitted), which narrows the
+        difference's interval, so errs towards warning.
     solver : ShapleySolver, optional
         Default :class:`~shiftattr.shapley.ExactShapley`.
     n_folds : int, default 5
@@ -709,6 +725,12 @@ def attribute(
             )
     if bootstrap not in ("refit", "fixed"):
         raise ValueError(f"bootstrap must be 'refit' or 'fixed', got {bootstrap!r}.")
+    if cross_check and method != "iw":
+        raise ValueError(
+            f"cross_check=True is for method='iw'; method={method!r} is always compared "
+            "with importance weighting on the same ratios (methods_disagree). Leave "
+            "cross_check out."
+        )
     interval = resolve_interval(interval, method, n_bootstrap)
     if isinstance(n_repeats, bool) or not isinstance(n_repeats, Integral) or n_repeats < 1:
         raise ValueError(
@@ -738,11 +760,13 @@ def attribute(
         )
     m = check_metric(metric, source, "metric")
     mt = None if target_metric is None else check_metric(target_metric, target, "target_metric")
-    if mt is None and method != "iw" and callable(metric):
+    regresses = method != "iw" or cross_check
+    what = "cross_check=True" if method == "iw" else f"method={method!r}"
+    if mt is None and regresses and callable(metric):
         mt = check_metric(metric, target, "metric at the target cases")
-    if mt is None and method != "iw":
+    if mt is None and regresses:
         raise ValueError(
-            f"method={method!r} regresses the metric in both environments and needs it at "
+            f"{what} regresses the metric in both environments and needs it at "
             "the target cases: pass target_metric=..., or a callable metric."
         )
     pairs = check_paired(graph, paired or (), mechs, source, target, metric)
@@ -754,13 +778,14 @@ def attribute(
             metric, source, target, pairs, m, mt, check_metric, keys
         )
     feats = None
-    if method != "iw":
+    if regresses:
         levels = value_levels(graph, pairs)
         missing = [(n, e.name) for e in (source, target) for n in levels if n not in e]
         if missing:
             raise ValueError(
-                f"method={method!r} regresses along every node of the graph, but "
-                f"{missing} (node, environment) are missing; add them or use method='iw'."
+                f"{what} regresses along every node of the graph, but "
+                f"{missing} (node, environment) are missing; add them or use method='iw'"
+                f"{' without cross_check' if cross_check else ''}."
             )
         feats = tuple(
             [node_features(env, n, features) for n in levels[:-1]] + [np.empty((len(env), 0))]
@@ -780,6 +805,7 @@ def attribute(
         "truncate": truncate,
         "correction_cap": correction_cap,
         "pooled_regressions": bool(pooled_regressions),
+        "cross_check": bool(cross_check),
         "known_ratios": dict(known_ratios or {}),
     }
     seeds = [int(rng.integers(2**31 - 1)) for _ in range(int(n_repeats))]
@@ -823,7 +849,7 @@ def attribute(
                 fits, solver, idx_s, idx_t, progress
             )
         else:
-            quiet = {**fit_kwargs, "n_jobs": 1, "progress": False}
+            quiet = {**fit_kwargs, "n_jobs": 1, "progress": False, "cross_check": False}
             jobs = (
                 delayed(_refit_replicate)(
                     {**quiet, "random_state": int(seed)},
@@ -848,8 +874,11 @@ def attribute(
             bar.close()
             boot_values = np.array([o[0] for o in out])
             boot_target = np.array([o[1] for o in out])
-            replicate_iw = None if method == "iw" else np.array([o[2] for o in out])
-        if method != "iw":
+            replicate_iw = None if out[0][2] is None else np.array([o[2] for o in out])
+            if cross_check:  # its regressions held fixed: refitting them costs too much
+                checks = [f.check for f in fits]
+                replicate_iw = _fixed_bootstrap(checks, solver, idx_s, idx_t, False, False)[0]
+        if replicate_iw is not None:
             boot_iw = replicate_iw
         if mt is not None:
             boot_measured = mt[idx_t].mean(axis=1)
@@ -900,8 +929,8 @@ def attribute(
     if repeats_info is not None:
         diagnostics["repeats"] = repeats_info
     warns += repeat_warns
-    if method != "iw":
-        warns += _compare_with_iw(
+    if iw_point is not None:
+        warns += _compare_with_twin(
             diagnostics["estimator"], fitted, mechs, values, iw_point, boot_values, boot_iw, alpha
         )
     if method != "iw" and n_bootstrap:
@@ -986,6 +1015,7 @@ def attribute(
         "truncate": truncate,
         "correction_cap": correction_cap if method == "mr" else None,
         "pooled_regressions": bool(pooled_regressions),
+        "cross_check": bool(cross_check),
         "known_ratios": sorted(known_ratios or {}),
         "random_state": random_state,
         "seconds": time.perf_counter() - t0,
@@ -1069,29 +1099,36 @@ def _imprecise(
     ]
 
 
-def _compare_with_iw(
+def _compare_with_twin(
     details: dict[str, Any],
     fitted: FittedValue,
     mechs: tuple[str, ...],
     values: dict[str, float],
-    iw: np.ndarray,
+    twin: np.ndarray,
     boot_values: np.ndarray,
-    boot_iw: np.ndarray,
+    boot_twin: np.ndarray,
     alpha: float,
 ) -> list[dict[str, Any]]:
-    """Importance weighting from the same ratios, beside a regression-based estimate.
+    """The estimate beside its twin: importance weighting from the same ratios beside a
+    regression-based estimate, or the regression cross-check beside importance weighting.
 
-    The two estimators fail differently (weights: few cases carry the estimate;
-    regressions: extrapolation across the shift), so a difference beyond the
-    bootstrap noise of the difference is a warning sign for both.
+    The two estimators fail differently (weights: few cases carry the estimate, or the
+    ratio is too flat; regressions: extrapolation across the shift), so a difference
+    beyond the bootstrap noise of the difference is a warning sign for both.
     """
-    details["iw_values"] = dict(zip(mechs, map(float, iw)))
-    if not len(boot_iw):
+    check = fitted.estimator == "iw"
+    details["check_values" if check else "iw_values"] = dict(zip(mechs, map(float, twin)))
+    if not len(boot_twin):
         return []
-    lo, hi = np.quantile(boot_values - boot_iw, [alpha, 1 - alpha], axis=0)
+    lo, hi = np.quantile(boot_values - boot_twin, [alpha, 1 - alpha], axis=0)
     details["difference_ci"] = {k: (float(a), float(b)) for k, a, b in zip(mechs, lo, hi)}
+    other = (
+        "the regression estimate (cross_check)"
+        if check
+        else "importance weighting with the same ratios"
+    )
     warns = []
-    for k, a, b, v_iw in zip(mechs, lo, hi, iw):
+    for k, a, b, v_twin in zip(mechs, lo, hi, twin):
         if a > 0 or b < 0:
             warns.append(
                 {
@@ -1099,10 +1136,11 @@ def _compare_with_iw(
                     "mechanism": k,
                     "message": (
                         f"mechanism {k!r}: {fitted.estimator} gives {values[k]:+.4f} but "
-                        f"importance weighting with the same ratios gives {v_iw:+.4f}; the "
+                        f"{other} gives {v_twin:+.4f}; the "
                         f"difference's interval [{a:+.4f}, {b:+.4f}] excludes 0. The "
                         "regressions extrapolate across the shift or the weights rest on "
-                        "few cases (see ESS and regression R²): trust neither blindly."
+                        "few cases or are too flat (see ESS, AUC and regression R²): trust "
+                        "neither blindly."
                     ),
                 }
             )

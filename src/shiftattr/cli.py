@@ -37,6 +37,7 @@ def _override(cfg, args: argparse.Namespace):
             "n_repeats",
             "tolerance",
             "pooled_regressions",
+            "cross_check",
         )
         if getattr(args, key, None) is not None
     }
@@ -137,6 +138,14 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
         help="with --method mr or regression: fit each nested regression on both "
         "environments' cases, the other one's weighted by its level's ratio (sets "
         "attribution.pooled_regressions)",
+    )
+    p.add_argument(
+        "--cross-check",
+        action="store_true",
+        default=None,
+        help="with --method iw: also fit the plain regression estimate and warn "
+        "methods_disagree where the two differ beyond bootstrap noise (sets "
+        "attribution.cross_check)",
     )
     p.add_argument(
         "--n-bootstrap",

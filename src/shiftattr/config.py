@@ -157,6 +157,7 @@ class AttributionConfig(_Strict):
         "sqrt"
     )
     pooled_regressions: bool = False
+    cross_check: bool = False
     image_estimator: Literal["stats", "cnn"] = "stats"
     method: Literal["iw", "regression", "mr"] = "iw"
     paired: list[str] | dict[str, str | tuple[str, str]] = []
@@ -193,6 +194,11 @@ class AttributionConfig(_Strict):
             raise ValueError(
                 "attribution.pooled_regressions = true needs attribution.method 'mr' or "
                 "'regression' ('iw' fits no regressions)"
+            )
+        if self.cross_check and self.method != "iw":
+            raise ValueError(
+                "attribution.cross_check = true is for attribution.method 'iw' ('mr' and "
+                "'regression' are always compared with importance weighting)"
             )
         try:  # the library's rule, so that the two cannot drift apart
             resolve_interval(self.interval, self.method, self.n_bootstrap)

@@ -88,6 +88,11 @@ def _estimator_line(settings: dict[str, Any], details: dict[str, Any]) -> str:
     if "iw_values" in details:
         iw = ", ".join(f"{k} {v:+.4f}" for k, v in details["iw_values"].items())
         parts.append(f"iw from the same ratios: {iw}")
+    if "check_values" in details:
+        check = ", ".join(f"{k} {v:+.4f}" for k, v in details["check_values"].items())
+        r2 = details.get("check", {}).get("min_r2")
+        fit = "" if r2 is None else f" (lowest R² {r2:.2f})"
+        parts.append(f"regression cross-check{fit}: {check}")
     return "; ".join(parts)
 
 

@@ -81,6 +81,9 @@ class FittedValue:
     robust : RobustValue or None
         The regression / multiply-robust value function.
     truncate : float or None
+    check : FittedValue or None
+        For ``"iw"`` with ``cross_check=True``: the plain regression estimate on the
+        same cases, an independent estimate to compare with.
 
     Examples
     --------
@@ -97,6 +100,7 @@ class FittedValue:
     paired_source: dict = field(default_factory=dict)
     robust: RobustValue | None = None
     truncate: float | None = None
+    check: FittedValue | None = None
 
     def game(
         self, idx_source: np.ndarray | None = None, idx_target: np.ndarray | None = None
@@ -221,6 +225,8 @@ class FittedValue:
             "name": self.estimator,
             "paired": sorted({n for S in self.paired_source for n in S}),
         }
+        if self.check is not None:
+            out["check"] = self.check.details()
         if self.robust is None:
             return out
         full = frozenset(self.mechanisms)
@@ -273,6 +279,7 @@ def fit_value(
     target_groups: np.ndarray | None = None,
     pooled_regressions: bool = False,
     known_ratios: Mapping[str, Any] | None = None,
+    cross_check: bool = False,
 ) -> FittedValue:
     """Fit the ratios (and regressions) of one value estimator.
 
@@ -312,6 +319,9 @@ def fit_value(
     known_ratios : mapping of str to callable, optional
         Mechanisms whose conditional log-ratio is known, not estimated (see
         :class:`~shiftattr.ratios.CrossFittedRatios`).
+    cross_check : bool, default False
+        With ``"iw"``: also fit the plain regression estimate (no ratios) as
+        :attr:`FittedValue.check`; needs the regression features and ``metric_target``.
 
     Returns
     -------
@@ -360,10 +370,11 @@ def fit_value(
         None,
         truncate,
     )
-    if estimator == "iw":
+    if estimator == "iw" and not cross_check:
         return fitted
     if features_source is None or features_target is None:
-        raise ValueError(f"estimator {estimator!r} needs the regression features of every level.")
+        needs = "cross_check" if estimator == "iw" else f"estimator {estimator!r}"
+        raise ValueError(f"{needs} needs the regression features of every level.")
     fold_s = assign_folds(np.zeros(len(source)), n_folds, rng, source_groups)
     fold_t = assign_folds(np.zeros(len(target)), n_folds, rng, target_groups)
     lr_s, lr_t = {}, {}
@@ -385,7 +396,13 @@ def fit_value(
         random_state=int(rng.integers(2**31 - 1)),
         pool_log_ratios=(lr_s, lr_t) if pooled_regressions else None,
     )
-    fitted.robust = RobustValue(
+    robust = RobustValue(
         nested, mechanisms, lr_s, lr_t, robust=estimator == "mr", correction_cap=correction_cap
     )
+    if estimator == "iw":  # the cross-check: regressions only, on the same cases
+        fitted.check = FittedValue(
+            "regression", mechanisms, fitted.metric, L, ratios, fitted.paired_source, robust
+        )
+    else:
+        fitted.robust = robust
     return fitted
