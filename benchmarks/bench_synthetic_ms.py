@@ -79,6 +79,12 @@ the hidden per-case draws). Same samples, folds and regressions as ``iw`` / ``mr
 error remains with perfect ratio estimators: the gap to ``iw`` / ``mr`` is the ratio
 estimators' share of the error.
 
+**Cross-checked variant** (``iw+check``; opt-in): ``iw`` with
+``attribute(..., cross_check=True)``: the plain regression estimate (the features of
+``regression``) is fitted beside it and ``methods_disagree`` raised where the two differ
+beyond the bootstrap interval of their difference. Same samples, folds, ratios and
+values as ``iw``; only the warnings (and the time) differ.
+
 **Merging.** ``--merge`` reads the existing ``results/synthetic_ms.json`` and replaces only
 the runs this invocation produced (same scenario, estimator, ``N`` and seed), keeping every
 other run, scenario and truth; summaries, targets and the figure are recomputed from the
@@ -170,6 +176,7 @@ ESTIMATORS = (
     "iw+oracle",
     "mr+oracle",
     "regression+biasaware",
+    "iw+check",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -197,12 +204,22 @@ POOLED_SUFFIX = "+pooled"
 #: estimating them: ``<method>+oracle``, the error left with perfect ratio estimators.
 #: Opt-in.
 ORACLE_SUFFIX = "+oracle"
+#: Estimator names cross-checked by the plain regression estimate
+#: (``attribute(cross_check=True)``): ``iw+check``. Opt-in.
+CHECK_SUFFIX = "+check"
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
     e
     for e in ESTIMATORS
     if not e.endswith(
-        (REFIT_SUFFIX, REPEATS_SUFFIX, BIASAWARE_SUFFIX, POOLED_SUFFIX, ORACLE_SUFFIX)
+        (
+            REFIT_SUFFIX,
+            REPEATS_SUFFIX,
+            BIASAWARE_SUFFIX,
+            POOLED_SUFFIX,
+            ORACLE_SUFFIX,
+            CHECK_SUFFIX,
+        )
     )
 )
 NOT_APPLICABLE_REASON = (
@@ -622,6 +639,8 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             skipped[e] = "shiftattr.attribute has no known_ratios= keyword in this checkout"
         elif e.endswith(POOLED_SUFFIX) and "pooled_regressions" not in params:
             skipped[e] = "shiftattr.attribute has no pooled_regressions= keyword in this checkout"
+        elif e.endswith(CHECK_SUFFIX) and "cross_check" not in params:
+            skipped[e] = "shiftattr.attribute has no cross_check= keyword in this checkout"
         else:
             available.append(e)
     return available, skipped
@@ -640,7 +659,8 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
     method = base_method(estimator)
     if key is not None:
         kw[key] = method
-        if method != "iw" and "features" in params and hasattr(adapter, "output_features"):
+        regresses = method != "iw" or estimator.endswith(CHECK_SUFFIX)
+        if regresses and "features" in params and hasattr(adapter, "output_features"):
             kw["features"] = {"X": adapter.output_features}
     if estimator.endswith(REPEATS_SUFFIX):
         kw["n_repeats"] = N_REPEATS
@@ -648,6 +668,8 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
         kw["interval"] = "bias_aware" if estimator.endswith(BIASAWARE_SUFFIX) else "bootstrap"
     if estimator.endswith(POOLED_SUFFIX):
         kw["pooled_regressions"] = True
+    if estimator.endswith(CHECK_SUFFIX):
+        kw["cross_check"] = True
     return kw
 
 
@@ -1175,7 +1197,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--estimators",
         default=None,
         help="comma-separated subset of " + ",".join(ESTIMATORS) + " (default: all available "
-        "but the +refit, +repeats, +biasaware, +pooled and +oracle ones; the +paired ones "
+        "but the +refit, +repeats, +biasaware, +pooled, +oracle and +check ones; the +paired ones "
         "run only where the annotators differ)",
     )
     p.add_argument("--n", default=None, help="cases per environment, e.g. 100,300")
