@@ -1020,6 +1020,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "lightsteelblue",
                 "crimson",
                 "teal",
+                "darkorange",
             ),
             strict=True,
         )
