@@ -29,6 +29,19 @@ def standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(sd < tiny, 1.0, sd)
 
 
+def fitted_design(model, X) -> np.ndarray:
+    """The design of new cases ``X`` for a fitted closed-form model, or a ``ValueError``
+    saying that the model is not fitted or that ``X`` has the wrong features."""
+    if not hasattr(model, "coef_"):
+        raise ValueError(f"this {type(model).__name__} is not fitted yet; call fit(X, y) first.")
+    X = as_finite_2d(X)
+    if X.shape[1] != model.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features but the model was fitted on {model.n_features_in_}."
+        )
+    return expand_features(X, model._scale1, model.degree, model._scale2)[0]
+
+
 def expand_features(
     X: np.ndarray,
     scale: tuple[np.ndarray, np.ndarray],

@@ -18,7 +18,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from scipy.special import expit, log_expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from shiftattr._design import as_finite_2d, expand_features, standardiser
+from shiftattr._design import as_finite_2d, expand_features, fitted_design, standardiser
 
 __all__ = ["StandardisedLogisticRegression"]
 
@@ -166,16 +166,7 @@ class StandardisedLogisticRegression(ClassifierMixin, BaseEstimator):
         >>> bool(np.all(np.diff(clf.decision_function(X)) > 0))
         True
         """
-        if not hasattr(self, "coef_"):
-            raise ValueError(
-                "this StandardisedLogisticRegression is not fitted yet; call fit(X, y) first."
-            )
-        X = as_finite_2d(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features but the model was fitted on {self.n_features_in_}."
-            )
-        Z, _ = expand_features(X, self._scale1, self.degree, self._scale2)
+        Z = fitted_design(self, X)
         return Z @ self.coef_[0] + self.intercept_[0]
 
     def predict_proba(self, X) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import RidgeCV
 
-from shiftattr._design import as_finite_2d, expand_features, standardiser
+from shiftattr._design import as_finite_2d, expand_features, fitted_design, standardiser
 
 __all__ = ["StandardisedRidgeCV"]
 
@@ -139,12 +139,5 @@ class StandardisedRidgeCV(RegressorMixin, BaseEstimator):
         >>> StandardisedRidgeCV().fit(X, 3 * X[:, 0] + 1).predict([[100.0]]).round()  # extrapolates the line
         array([301.])
         """
-        if not hasattr(self, "coef_"):
-            raise ValueError("this StandardisedRidgeCV is not fitted yet; call fit(X, y) first.")
-        X = as_finite_2d(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features but the model was fitted on {self.n_features_in_}."
-            )
-        Z, _ = expand_features(X, self._scale1, self.degree, self._scale2)
+        Z = fitted_design(self, X)
         return Z @ self.coef_ + self.intercept_
