@@ -184,3 +184,27 @@ def test_bad_correction_caps_are_refused(cap):
     value, _ = _robust_value(9, default_regressors()["ridge"], True, n=200)
     with pytest.raises(ValueError, match="correction_cap"):
         RobustValue(value.regressions, MECHS, {}, {}, correction_cap=cap)
+
+
+def test_resampled_values_equal_each_resample_even_when_its_weights_underflow():
+    """All resamples at once = one game per resample, also for a resample that misses the
+    one case carrying nearly all the correction weight (its other weights underflow)."""
+    x = np.arange(8.0)
+    nr = NestedRegressions(
+        ["X", "Y"],
+        [x[:, None], x[:, None]],
+        [x[:, None] + 1, x[:, None] + 1],
+        x**2,
+        (x + 1) ** 2,
+        np.arange(8) % 2,
+        np.arange(8) % 2,
+        regressors=DummyRegressor(),
+    )
+    lr = {"X": np.array([0.0] + [-900.0] * 7)}  # case 0 outweighs the rest by e^900
+    val = RobustValue(nr, ["X", "Y"], lr, {"X": np.zeros(8)})
+    C = np.array([[False, False], [True, False], [False, True], [True, True]])
+    idx = np.array([[1, 2, 3, 4, 5, 6, 7, 7], [0, 1, 2, 3, 4, 5, 6, 7], [0, 0, 2, 2, 4, 4, 6, 6]])
+    got = val.resampled_values(C, idx, idx)
+    assert np.isfinite(got).all()
+    for b in range(len(idx)):
+        np.testing.assert_allclose(got[:, b], val.game(idx[b], idx[b])(C), atol=1e-12)

@@ -160,9 +160,15 @@ class RobustValue:
         target_nodes: frozenset,
         idx_source: np.ndarray | None,
         idx_target: np.ndarray | None,
+        cache: dict | None = None,
     ) -> dict[str, Any]:
         """:meth:`estimate` along the last axis of the picked cases (a 2-D index: one row
-        per resample, every statistic then one value per resample)."""
+        per resample, every statistic then one value per resample).
+
+        ``cache`` keeps, across the coalitions of one set of resamples, each level's
+        resampled correction weights (they depend only on the environments of the levels
+        up to it) and residuals (only on those from it on)."""
+        memo = {} if cache is None else cache
         nr = self.regressions
         env = ["t" if node in target_nodes else "s" for node in self.levels]
         pick = {
@@ -176,29 +182,58 @@ class RobustValue:
         if self.robust:
             for k in range(1, nr.first_paired):
                 e = env[k]
-                h = nr.fit(k, target_nodes)
-                gs, gt = nr.outcome(k, target_nodes)
-                resid = pick[e](gt - h.target) if e == "t" else pick[e](gs - h.source)
-                logw = np.zeros(resid.shape)
-                for l_ in range(k):
-                    node = self.levels[l_]
-                    if env[l_] == e:
-                        continue
-                    if e == "s":
-                        logw += pick["s"](self.log_ratio_source[node])
-                    else:
-                        logw -= pick["t"](self.log_ratio_target[node])
-                w = np.exp(logw - logw.max(axis=-1, keepdims=True))
-                n = w.shape[-1]
-                truncated = np.maximum(truncated, cap_weights(w, self._cap(n)))
-                value = value + np.einsum("...i,...i->...", w, resid) / w.sum(axis=-1)
-                min_ess = np.minimum(min_ess, kish_ess(w) / n)
+                key_r = ("resid", k, e, nr.downstream(k, target_nodes))
+                if key_r not in memo:
+                    h = nr.fit(k, target_nodes)
+                    gs, gt = nr.outcome(k, target_nodes)
+                    memo[key_r] = pick[e](gt - h.target) if e == "t" else pick[e](gs - h.source)
+                resid = memo[key_r]
+                key_w = ("weights", k, tuple(env[: k + 1]))
+                if key_w not in memo:
+                    memo[key_w] = self._correction_weights(k, env, pick, resid.shape)
+                w, capped, ess = memo[key_w]
+                truncated = np.maximum(truncated, capped)
+                value = value + np.einsum("...i,...i->...", w, resid)
+                min_ess = np.minimum(min_ess, ess)
         return {
             "value": value,
             "regression": regression,
             "min_ess_fraction": min_ess,
             "truncated_fraction": truncated,
         }
+
+    def _correction_weights(
+        self, k: int, env: list[str], pick: dict, shape: tuple[int, ...]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Level ``k``'s correction weights on the cases of its environment: capped,
+        normalised to sum one, with the capped fraction and the Kish ESS fraction."""
+        e = env[k]
+        logw = np.zeros(shape[-1])  # on all the cases of environment e
+        for l_ in range(k):
+            node = self.levels[l_]
+            if env[l_] == e:
+                continue
+            if e == "s":
+                logw += self.log_ratio_source[node]
+            else:
+                logw -= self.log_ratio_target[node]
+        # exponentiated once per case, then resampled (the normalisation below makes the
+        # shift irrelevant); a resample whose drawn weights all underflow is redone with
+        # its own largest log-weight
+        w = pick[e](np.exp(logw - logw.max()))
+        empty = np.atleast_1d(w.sum(axis=-1) == 0)
+        if empty.any():
+            lw = np.atleast_2d(pick[e](logw))[empty]
+            redone = np.exp(lw - lw.max(axis=-1, keepdims=True))
+            if w.ndim == 1:
+                w = redone[0]
+            else:
+                w[empty] = redone
+        n = w.shape[-1]
+        capped = cap_weights(w, self._cap(n))
+        ess = kish_ess(w) / n
+        w /= w.sum(axis=-1, keepdims=True)
+        return w, capped, ess
 
     def _cap(self, n: int) -> float | None:
         if self.correction_cap is None:
@@ -268,10 +303,12 @@ class RobustValue:
         array([[ 0.,  0.],
                [-1., -1.]])
         """
-        base = self._estimate(frozenset(), idx_source, idx_target)["value"]
+        cache: dict = {}  # shared by the coalitions: resampled weights and residuals
+        base = self._estimate(frozenset(), idx_source, idx_target, cache)["value"]
         return np.array(
             [
-                base - self._estimate(self._target_nodes(row), idx_source, idx_target)["value"]
+                base
+                - self._estimate(self._target_nodes(row), idx_source, idx_target, cache)["value"]
                 for row in np.asarray(coalitions, dtype=bool)
             ]
         ).reshape(len(coalitions), -1)
