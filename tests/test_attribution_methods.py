@@ -331,9 +331,34 @@ def test_the_cross_check_with_the_refit_bootstrap_keeps_its_regressions():
     [
         ({"method": "mr", "cross_check": True}, "cross_check=True is for method='iw'"),
         ({"cross_check": True, "target_metric": None}, "cross_check=True regresses"),
+        ({"pooled_regressions": True}, "fits them unpooled, by design"),
     ],
 )
 def test_the_cross_check_is_refused_where_it_cannot_run(kw, match):
     scm = LinearGaussianSCM.example(metric="hit")
     with pytest.raises(ValueError, match=match):
         _run(scm, 100, 0, **kw)
+
+
+def test_the_per_replicate_bootstrap_solves_no_twin_when_none_is_asked_for():
+    """The route of every solver but ExactShapley: with twins=False (the cross-check's
+    replicates under the refit bootstrap) it solves one game per replicate, not two."""
+    from shiftattr.attribution import _fixed_bootstrap
+    from shiftattr.value.build import FittedValue
+
+    solves = []
+
+    class Counting(sa.shapley.ExactShapley):
+        def solve(self, game):
+            solves.append(1)
+            return super().solve(game)
+
+    rng = np.random.default_rng(0)
+    L, m = rng.normal(size=(2, 50)), rng.random(50)
+    check = FittedValue("iw", ("A", "B"), m, L)
+    fitted = FittedValue("iw", ("A", "B"), m, L, check=check)
+    idx = rng.integers(0, 50, size=(4, 50))
+    values, _, twin = _fixed_bootstrap([fitted], Counting(), idx, idx, False, twins=False)
+    assert twin is None and values.shape == (4, 2) and len(solves) == 4
+    _, _, twin = _fixed_bootstrap([fitted], Counting(), idx, idx, False)
+    assert twin.shape == (4, 2) and len(solves) == 4 + 8

@@ -186,9 +186,11 @@ def test_bad_correction_caps_are_refused(cap):
         RobustValue(value.regressions, MECHS, {}, {}, correction_cap=cap)
 
 
-def test_resampled_values_equal_each_resample_even_when_its_weights_underflow():
+@pytest.mark.parametrize("gap", [900.0, 738.0])  # underflow to 0; subnormal weights
+def test_resampled_values_equal_each_resample_even_when_its_weights_underflow(gap):
     """All resamples at once = one game per resample, also for a resample that misses the
-    one case carrying nearly all the correction weight (its other weights underflow)."""
+    one case carrying nearly all the correction weight (its other weights underflow, or
+    are subnormal and imprecise)."""
     x = np.arange(8.0)
     nr = NestedRegressions(
         ["X", "Y"],
@@ -200,7 +202,8 @@ def test_resampled_values_equal_each_resample_even_when_its_weights_underflow():
         np.arange(8) % 2,
         regressors=DummyRegressor(),
     )
-    lr = {"X": np.array([0.0] + [-900.0] * 7)}  # case 0 outweighs the rest by e^900
+    # case 0 outweighs the rest by e^gap; those differ among themselves
+    lr = {"X": np.array([0.0] + [-gap - 0.5 * i for i in range(7)])}
     val = RobustValue(nr, ["X", "Y"], lr, {"X": np.zeros(8)})
     C = np.array([[False, False], [True, False], [False, True], [True, True]])
     idx = np.array([[1, 2, 3, 4, 5, 6, 7, 7], [0, 1, 2, 3, 4, 5, 6, 7], [0, 0, 2, 2, 4, 4, 6, 6]])
@@ -208,3 +211,32 @@ def test_resampled_values_equal_each_resample_even_when_its_weights_underflow():
     assert np.isfinite(got).all()
     for b in range(len(idx)):
         np.testing.assert_allclose(got[:, b], val.game(idx[b], idx[b])(C), atol=1e-12)
+
+
+@pytest.mark.parametrize("gap", [900.0, 738.0])  # underflow to 0; subnormal weights
+def test_resampled_correction_weights_are_those_of_the_resample_alone(gap):
+    """Weights exponentiated once for all cases (shifted by the largest) and then drawn
+    must equal those computed on the drawn cases alone, also for a resample missing the
+    heaviest case, whose weights fall to zero or into the imprecise subnormal range."""
+    from shiftattr.weighting import cap_weights
+
+    x = np.arange(8.0)
+    nr = NestedRegressions(
+        ["X", "Y"],
+        [x[:, None]] * 2,
+        [x[:, None]] * 2,
+        x,
+        x,
+        np.arange(8) % 2,
+        np.arange(8) % 2,
+        regressors=DummyRegressor(),
+    )
+    lr = np.array([0.0] + [-gap - 0.5 * i for i in range(7)])
+    val = RobustValue(nr, ["X", "Y"], {"X": lr}, {"X": np.zeros(8)})
+    idx = np.array([[1, 2, 3, 4, 5, 6, 7, 7], [0, 1, 2, 3, 4, 5, 6, 7]])
+    pick = {"s": lambda a: a[idx], "t": lambda a: a[idx]}
+    w, _, _ = val._correction_weights(1, ["t", "s"], pick, idx.shape)
+    for b, rows in enumerate(idx):
+        own = np.exp(lr[rows] - lr[rows].max())
+        cap_weights(own, np.sqrt(len(rows)))
+        np.testing.assert_allclose(w[b], own / own.sum(), rtol=1e-12)

@@ -221,12 +221,14 @@ def test_resampled_means_equal_the_means_of_each_resample(truncate):
         np.testing.assert_allclose(got[:, b], want, rtol=1e-12)
 
 
-def test_resampled_means_of_a_resample_missing_the_heaviest_case():
+@pytest.mark.parametrize("gap", [900.0, 744.0])  # underflow to 0; subnormal weights
+def test_resampled_means_of_a_resample_missing_the_heaviest_case(gap):
     """The weights are shifted by the largest over all cases; a resample without that case
-    underflows to 0 / 0 there and is recomputed on its own cases."""
+    underflows there (0 / 0, or subnormal weights without precision) and is recomputed on
+    its own cases."""
     from shiftattr.weighting import resample_counts, resampled_coalition_means
 
-    L = np.array([[0.0, -900.0, -901.0]])
+    L = np.array([[0.0, -gap, -gap - 1.0]])
     m = np.array([5.0, 1.0, 2.0])
     idx = np.array([[1, 2, 2], [0, 1, 2]])
     got = resampled_coalition_means(np.array([[True]]), L, m, resample_counts(idx, 3))

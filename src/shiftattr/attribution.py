@@ -352,9 +352,15 @@ def _twin(fitted: FittedValue) -> FittedValue | None:
 
 
 def _with_iw(
-    fitted: FittedValue, solver: ShapleySolver, idx_s: np.ndarray | None, idx_t: np.ndarray | None
+    fitted: FittedValue,
+    solver: ShapleySolver,
+    idx_s: np.ndarray | None,
+    idx_t: np.ndarray | None,
+    twins: bool = True,
 ) -> tuple[ShapleyValues, float, np.ndarray | None]:
-    """Shapley values, the estimated target metric and (for "regression"/"mr") the IW values.
+    """Shapley values, the estimated target metric and, with ``twins``, those of the
+    estimate it is compared with (:func:`_twin`: IW for "regression"/"mr", the
+    cross-check for "iw").
 
     The estimated target metric is the measured mean source metric minus the estimated
     total drop, so the values always sum to ``source_metric - estimated_target_metric``
@@ -364,15 +370,19 @@ def _with_iw(
     sv = solver.solve(fitted.game(idx_s, idx_t))
     i = slice(None) if idx_s is None else idx_s
     target = float(np.mean(fitted.metric[i])) - float(sv.total)
-    twin = _twin(fitted)
+    twin = _twin(fitted) if twins else None
     iw = None if twin is None else solver.solve(twin.game(idx_s, idx_t)).values
     return sv, target, iw
 
 
 def _replicate(
-    fitted: FittedValue, solver: ShapleySolver, idx_s: np.ndarray | None, idx_t: np.ndarray | None
+    fitted: FittedValue,
+    solver: ShapleySolver,
+    idx_s: np.ndarray | None,
+    idx_t: np.ndarray | None,
+    twins: bool = True,
 ) -> tuple[np.ndarray, float, np.ndarray | None]:
-    sv, target, iw = _with_iw(fitted, solver, idx_s, idx_t)
+    sv, target, iw = _with_iw(fitted, solver, idx_s, idx_t, twins)
     return sv.values, target, iw
 
 
@@ -398,17 +408,20 @@ def _mean_replicate(
     solver: ShapleySolver,
     idx_s: np.ndarray | None,
     idx_t: np.ndarray | None,
+    twins: bool = True,
 ) -> tuple[np.ndarray, float, np.ndarray | None]:
     """One fixed-bootstrap replicate of the mean over cross-fitting repeats."""
     if len(fits) == 1:
-        return _replicate(fits[0], solver, idx_s, idx_t)
-    reps = [_replicate(f, solver, idx_s, idx_t) for f in fits]
+        return _replicate(fits[0], solver, idx_s, idx_t, twins)
+    reps = [_replicate(f, solver, idx_s, idx_t, twins) for f in fits]
     iw = None if reps[0][2] is None else np.mean([r[2] for r in reps], axis=0)
     return np.mean([r[0] for r in reps], axis=0), float(np.mean([r[1] for r in reps])), iw
 
 
 #: Largest number of floats a chunk of fixed-bootstrap replicates holds per array
-#: (replicates x cases, or coalitions x replicates): about 32 MB.
+#: (replicates x cases, or coalitions x replicates): about 32 MB. The regression
+#: estimators keep up to ``2**(levels + 1)`` such arrays of resampled weights and
+#: residuals per chunk, within eight times this.
 _BOOTSTRAP_CHUNK_FLOATS = 4_000_000
 
 
@@ -435,7 +448,7 @@ def _fixed_bootstrap(
     if type(solver) is not ExactShapley or n > solver.max_players:
         out = []
         for i, j in zip(idx_s, idx_t):
-            out.append(_mean_replicate(fits, solver, i, j))
+            out.append(_mean_replicate(fits, solver, i, j, twins))
             bar.update()
         bar.close()
         iw = None if out[0][2] is None else np.array([o[2] for o in out])
@@ -444,7 +457,12 @@ def _fixed_bootstrap(
     C = ((codes[:, None] >> np.arange(n, dtype=np.int64)) & 1).astype(bool)
     sizes = C.sum(axis=1)
     width = max(idx_s.shape[1], idx_t.shape[1], 2**n)
-    chunk = int(max(1, min(n_boot, _BOOTSTRAP_CHUNK_FLOATS // width)))
+    chunk = _BOOTSTRAP_CHUNK_FLOATS // width
+    robust = [r for f in fits for r in (f.robust, f.check and f.check.robust) if r is not None]
+    if robust:  # the shared resampled weights and residuals of RobustValue.resampled_values
+        cached = 2 ** (len(robust[0].levels) + 1) * max(idx_s.shape[1], idx_t.shape[1])
+        chunk = min(chunk, 8 * _BOOTSTRAP_CHUNK_FLOATS // cached)
+    chunk = int(max(1, min(n_boot, chunk)))
     values, target = np.empty((n_boot, n)), np.empty(n_boot)
     twins = [_twin(f) if twins else None for f in fits]
     iw = None if twins[0] is None else np.empty((n_boot, n))
@@ -756,7 +774,8 @@ def attribute(
     if pooled_regressions and method == "iw":
         raise ValueError(
             "pooled_regressions=True changes how the nested regressions are fitted, but "
-            "method='iw' fits none: use method='mr' or 'regression'."
+            "method='iw' fits none (its cross_check fits them unpooled, by design): use "
+            "method='mr' or 'regression', or drop pooled_regressions."
         )
     m = check_metric(metric, source, "metric")
     mt = None if target_metric is None else check_metric(target_metric, target, "target_metric")

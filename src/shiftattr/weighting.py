@@ -315,6 +315,12 @@ def coalition_weighted_means(
     return WeightedMeans(means=means, ess=ess, max_weight=wmax, frac_truncated=frac)
 
 
+#: A resample whose weights (relative to the largest over all cases) sum below this is
+#: recomputed on its own cases by :func:`resampled_coalition_means`: far above the
+#: subnormal range (~2e-308), where weights lose precision.
+_TINY_SUM = 1e-150
+
+
 def resample_counts(indices: np.ndarray, n_cases: int) -> np.ndarray:
     """How often each case appears in each resample.
 
@@ -389,6 +395,7 @@ def resampled_coalition_means(
     B = cnt.shape[0]
     size = cnt.sum(axis=1)
     out = np.empty((k, B))
+    tiny = np.zeros((k, B), dtype=bool)
     rows = max(1, int(8_000_000 // max(N * (1 if truncate is None else B), 1)))
     for start in range(0, k, rows):
         sl = slice(start, min(start + rows, k))
@@ -396,6 +403,7 @@ def resampled_coalition_means(
         logw -= logw.max(axis=1, keepdims=True)
         W = np.exp(logw, out=logw)
         den = W @ cnt.T
+        tiny[sl] = den < _TINY_SUM  # the drawn weights are all tiny: redone below
         if truncate is None:
             num = (W * m) @ cnt.T
         else:  # normalise on each resample, cap, then weight by the draws
@@ -405,9 +413,10 @@ def resampled_coalition_means(
             den, num = w.sum(axis=-1), w @ m
         with np.errstate(invalid="ignore", divide="ignore"):
             out[sl] = num / den
-    # a resample whose drawn weights all underflow relative to the case with the largest
-    # weight: computed on its own cases, shifted by their own largest log-weight
-    for j, b in zip(*np.nonzero(~np.isfinite(out))):
+    # a resample whose drawn weights are all tiny next to the case with the largest weight
+    # (underflowing, or subnormal and imprecise): computed on its own cases, shifted by
+    # their own largest log-weight
+    for j, b in zip(*np.nonzero(tiny | ~np.isfinite(out))):
         idx = np.repeat(np.arange(N), cnt[b].astype(np.int64))
         out[j, b] = coalition_weighted_means(
             C[j : j + 1], L[:, idx], m[idx], truncate=truncate

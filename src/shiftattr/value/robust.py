@@ -38,6 +38,11 @@ from shiftattr.weighting import cap_weights, kish_ess
 
 __all__ = ["RobustValue"]
 
+#: Below this, a resample's largest weight (relative to the largest over all cases) is
+#: recomputed relative to its own largest: far from the subnormal range (~2e-308), where
+#: weights lose precision and their normalisation overflows.
+_TINY_WEIGHT = 1e-150
+
 
 def check_correction_cap(cap: str | float | None) -> None:
     """Raise ``ValueError`` unless ``cap`` is ``"sqrt"``, ``None`` or a number above 1."""
@@ -218,10 +223,11 @@ class RobustValue:
             else:
                 logw -= self.log_ratio_target[node]
         # exponentiated once per case, then resampled (the normalisation below makes the
-        # shift irrelevant); a resample whose drawn weights all underflow is redone with
-        # its own largest log-weight
+        # shift irrelevant); a resample whose drawn weights are all tiny next to the
+        # largest weight of all cases (underflowing, or subnormal and imprecise) is redone
+        # with its own largest log-weight
         w = pick[e](np.exp(logw - logw.max()))
-        empty = np.atleast_1d(w.sum(axis=-1) == 0)
+        empty = np.atleast_1d(w.max(axis=-1) < _TINY_WEIGHT)
         if empty.any():
             lw = np.atleast_2d(pick[e](logw))[empty]
             redone = np.exp(lw - lw.max(axis=-1, keepdims=True))
