@@ -397,21 +397,22 @@ def resampled_coalition_means(
     out = np.empty((k, B))
     tiny = np.zeros((k, B), dtype=bool)
     rows = max(1, int(8_000_000 // max(N * (1 if truncate is None else B), 1)))
-    for start in range(0, k, rows):
-        sl = slice(start, min(start + rows, k))
-        logw = C[sl] @ L
-        logw -= logw.max(axis=1, keepdims=True)
-        W = np.exp(logw, out=logw)
-        den = W @ cnt.T
-        tiny[sl] = den < _TINY_SUM  # the drawn weights are all tiny: redone below
-        if truncate is None:
-            num = (W * m) @ cnt.T
-        else:  # normalise on each resample, cap, then weight by the draws
-            w = W[:, None, :] * (size / den)[:, :, None]
-            np.minimum(w, truncate, out=w)
-            w *= cnt
-            den, num = w.sum(axis=-1), w @ m
-        with np.errstate(invalid="ignore", divide="ignore"):
+    # resamples whose drawn weights are all tiny divide by ~0 here; they are redone below
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for start in range(0, k, rows):
+            sl = slice(start, min(start + rows, k))
+            logw = C[sl] @ L  # L is floored above
+            logw -= logw.max(axis=1, keepdims=True)
+            W = np.exp(logw, out=logw)
+            den = W @ cnt.T
+            tiny[sl] = den < _TINY_SUM
+            if truncate is None:
+                num = (W * m) @ cnt.T
+            else:  # normalise on each resample, cap, then weight by the draws
+                w = W[:, None, :] * (size / den)[:, :, None]
+                np.minimum(w, truncate, out=w)
+                w *= cnt
+                den, num = w.sum(axis=-1), w @ m
             out[sl] = num / den
     # a resample whose drawn weights are all tiny next to the case with the largest weight
     # (underflowing, or subnormal and imprecise): computed on its own cases, shifted by
