@@ -29,6 +29,21 @@ def standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(sd < tiny, 1.0, sd)
 
 
+def fit_design(model, X, y) -> tuple[np.ndarray, np.ndarray]:
+    """Check ``model.degree``, ``X`` and ``y`` for a fit, store the standardisers and the
+    number of features on ``model``, and return the design and ``y`` as an array."""
+    if model.degree not in (1, 2):
+        raise ValueError(f"degree must be 1 or 2; got {model.degree!r}.")
+    X = as_finite_2d(X)
+    y = np.asarray(y).ravel()
+    if len(y) != len(X):
+        raise ValueError(f"X has {len(X)} rows but y has {len(y)} values.")
+    model.n_features_in_ = X.shape[1]
+    model._scale1 = standardiser(X)
+    Z, model._scale2 = expand_features(X, model._scale1, model.degree)
+    return Z, y
+
+
 def fitted_design(model, X) -> np.ndarray:
     """The design of new cases ``X`` for a fitted closed-form model, or a ``ValueError``
     saying that the model is not fitted or that ``X`` has the wrong features."""

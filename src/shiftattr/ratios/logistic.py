@@ -18,7 +18,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from scipy.special import expit, log_expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from shiftattr._design import as_finite_2d, expand_features, fitted_design, standardiser
+from shiftattr._design import fit_design, fitted_design
 
 __all__ = ["StandardisedLogisticRegression"]
 
@@ -91,23 +91,15 @@ class StandardisedLogisticRegression(ClassifierMixin, BaseEstimator):
         >>> StandardisedLogisticRegression().fit(X, ["a", "a", "b", "b"]).classes_.tolist()
         ['a', 'b']
         """
-        if self.degree not in (1, 2):
-            raise ValueError(f"degree must be 1 or 2; got {self.degree!r}.")
         if not (np.isfinite(self.C) and self.C > 0):
             raise ValueError(f"C must be a positive number; got {self.C!r}.")
-        X = as_finite_2d(X)
-        y = np.asarray(y).ravel()
-        if len(y) != len(X):
-            raise ValueError(f"X has {len(X)} rows but y has {len(y)} labels.")
+        Z, y = fit_design(self, X, y)
         self.classes_, t = np.unique(y, return_inverse=True)
         if len(self.classes_) != 2:
             raise ValueError(
                 f"StandardisedLogisticRegression is binary; y has {len(self.classes_)} "
                 "class(es). Density ratios need cases of both environments."
             )
-        self.n_features_in_ = X.shape[1]
-        self._scale1 = standardiser(X)
-        Z, self._scale2 = expand_features(X, self._scale1, self.degree)
         t = t.astype(float)
         A = np.hstack([np.ones((len(Z), 1)), Z])
         ridge = np.full(A.shape[1], 1.0 / float(self.C))

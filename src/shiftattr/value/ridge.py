@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import RidgeCV
 
-from shiftattr._design import as_finite_2d, expand_features, fitted_design, standardiser
+from shiftattr._design import fit_design, fitted_design
 
 __all__ = ["StandardisedRidgeCV"]
 
@@ -86,20 +86,13 @@ class StandardisedRidgeCV(RegressorMixin, BaseEstimator):
         >>> StandardisedRidgeCV().fit(X, 3 * X[:, 0] + 1).alpha_   # no noise: least shrinkage
         0.001
         """
-        if self.degree not in (1, 2):
-            raise ValueError(f"degree must be 1 or 2; got {self.degree!r}.")
         alphas = np.asarray(self.alphas, dtype=float).ravel()
         if alphas.size == 0 or not np.all(alphas > 0):
             raise ValueError(f"alphas must be positive numbers; got {self.alphas!r}.")
-        X = as_finite_2d(X)
-        y = np.asarray(y, dtype=float).ravel()
-        if len(y) != len(X):
-            raise ValueError(f"X has {len(X)} rows but y has {len(y)} values.")
+        Z, y = fit_design(self, X, y)
+        y = y.astype(float)
         if not np.isfinite(y).all():
             raise ValueError("y must be finite (no NaN or infinity).")
-        self.n_features_in_ = X.shape[1]
-        self._scale1 = standardiser(X)
-        Z, self._scale2 = expand_features(X, self._scale1, self.degree)
         if sample_weight is not None:
             ridge = RidgeCV(alphas=alphas).fit(Z, y, sample_weight=sample_weight)
             self.alpha_ = float(ridge.alpha_)
