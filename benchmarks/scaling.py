@@ -190,7 +190,7 @@ def _fitted_mr(N: int, seed: int = 0) -> Any:
     """``"mr"`` fitted with linear learners on the linear-Gaussian SCM (3 mechanisms)."""
     from shiftattr.datasets import LinearGaussianSCM
     from shiftattr.ratios import ClassifierRatio, StandardisedLogisticRegression
-    from shiftattr.value import StandardisedRidgeCV, node_features
+    from shiftattr.value import StandardisedRidgeCV, level_features
     from shiftattr.value.build import fit_value, value_levels
 
     scm = LinearGaussianSCM.example(metric="squared_error")
@@ -198,10 +198,7 @@ def _fitted_mr(N: int, seed: int = 0) -> Any:
     tgt = scm.sample(N, "target", random_state=seed + 1)
     ratio = ClassifierRatio(StandardisedLogisticRegression(), calibration="none")
     levels = value_levels(scm.graph, ())
-    feats = [
-        [node_features(env, node, None) for node in levels[:-1]] + [np.empty((N, 0))]
-        for env in (src, tgt)
-    ]
+    feats = [level_features(env, levels) for env in (src, tgt)]
     return fit_value(
         "mr",
         scm.graph,

@@ -31,6 +31,7 @@ from shiftattr.shapley import (
     Game,
     ShapleySolver,
     ShapleyValues,
+    coalition_bitmasks,
     shapley_from_tables,
 )
 from shiftattr.value import (
@@ -38,7 +39,7 @@ from shiftattr.value import (
     Featurizer,
     PairedSpec,
     check_paired,
-    node_features,
+    level_features,
     paired_keys,
     paired_metrics,
 )
@@ -453,8 +454,7 @@ def _fixed_bootstrap(
         bar.close()
         iw = None if out[0][2] is None else np.array([o[2] for o in out])
         return np.array([o[0] for o in out]), np.array([o[1] for o in out]), iw
-    codes = np.arange(2**n, dtype=np.int64)
-    C = ((codes[:, None] >> np.arange(n, dtype=np.int64)) & 1).astype(bool)
+    C = coalition_bitmasks(n)
     sizes = C.sum(axis=1)
     width = max(idx_s.shape[1], idx_t.shape[1], 2**n)
     chunk = _BOOTSTRAP_CHUNK_FLOATS // width
@@ -464,12 +464,12 @@ def _fixed_bootstrap(
         chunk = min(chunk, 8 * _BOOTSTRAP_CHUNK_FLOATS // cached)
     chunk = int(max(1, min(n_boot, chunk)))
     values, target = np.empty((n_boot, n)), np.empty(n_boot)
-    twins = [_twin(f) if twins else None for f in fits]
-    iw = None if twins[0] is None else np.empty((n_boot, n))
+    compared = [_twin(f) if twins else None for f in fits]
+    iw = None if compared[0] is None else np.empty((n_boot, n))
     for start in range(0, n_boot, chunk):
         sl = slice(start, min(start + chunk, n_boot))
         vals, targets, iws = [], [], []
-        for f, twin in zip(fits, twins):
+        for f, twin in zip(fits, compared):
             table = f.resampled_values(C, idx_s[sl], idx_t[sl])
             vals.append(shapley_from_tables(table, sizes))
             targets.append(f.metric[idx_s[sl]].mean(axis=1) - (table[-1] - table[0]))
@@ -806,10 +806,7 @@ def attribute(
                 f"{missing} (node, environment) are missing; add them or use method='iw'"
                 f"{' without cross_check' if cross_check else ''}."
             )
-        feats = tuple(
-            [node_features(env, n, features) for n in levels[:-1]] + [np.empty((len(env), 0))]
-            for env in (source, target)
-        )
+        feats = tuple(level_features(env, levels, features) for env in (source, target))
     solver = ExactShapley() if solver is None else solver
     rng = np.random.default_rng(random_state)
 

@@ -24,7 +24,7 @@ Examples
 from __future__ import annotations
 
 from shiftattr.shapley.base import ShapleySolver
-from shiftattr.shapley.exact import ExactShapley, shapley_from_tables
+from shiftattr.shapley.exact import ExactShapley, coalition_bitmasks, shapley_from_tables
 from shiftattr.shapley.game import Game
 from shiftattr.shapley.permutation import PermutationShapley
 from shiftattr.shapley.values import ShapleyValues
@@ -35,5 +35,6 @@ __all__ = [
     "PermutationShapley",
     "ShapleySolver",
     "ShapleyValues",
+    "coalition_bitmasks",
     "shapley_from_tables",
 ]

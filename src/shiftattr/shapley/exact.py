@@ -10,7 +10,7 @@ from shiftattr.shapley.base import ShapleySolver, _check_game, _check_int
 from shiftattr.shapley.game import Game
 from shiftattr.shapley.values import ShapleyValues
 
-__all__ = ["ExactShapley", "shapley_from_tables"]
+__all__ = ["ExactShapley", "coalition_bitmasks", "shapley_from_tables"]
 
 #: Coalitions per game call when ``batch_size`` is None (a 2**16 x n bool matrix).
 _DEFAULT_BATCH = 2**16
@@ -98,11 +98,9 @@ class ExactShapley(ShapleySolver):
         n_coalitions = 2**n
         table = np.empty(n_coalitions)
         sizes = np.empty(n_coalitions, dtype=np.uint8)
-        shifts = np.arange(n, dtype=np.int64)
         for start in range(0, n_coalitions, batch_size):
             stop = min(start + batch_size, n_coalitions)
-            codes = np.arange(start, stop, dtype=np.int64)
-            C = ((codes[:, None] >> shifts) & 1).astype(bool)
+            C = coalition_bitmasks(n, start, stop)
             table[start:stop] = game(C)
             sizes[start:stop] = C.sum(axis=1)
 
@@ -111,6 +109,29 @@ class ExactShapley(ShapleySolver):
         return ShapleyValues.efficient(
             game.players, phi, total, n_evaluations=game.n_evaluations - start_evaluations
         )
+
+
+def coalition_bitmasks(n: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """The coalitions of ``n`` players in bitmask order: row ``code`` holds player ``i``
+    iff bit ``i`` of ``code`` is set (the layout :func:`shapley_from_tables` reads).
+
+    Parameters
+    ----------
+    n : int
+    start, stop : int, optional
+        Rows ``start .. stop - 1`` only (default all ``2**n``).
+
+    Returns
+    -------
+    bool ndarray of shape (stop - start, n)
+
+    Examples
+    --------
+    >>> coalition_bitmasks(2).astype(int).tolist()
+    [[0, 0], [1, 0], [0, 1], [1, 1]]
+    """
+    codes = np.arange(start, 2**n if stop is None else stop, dtype=np.int64)
+    return ((codes[:, None] >> np.arange(n, dtype=np.int64)) & 1).astype(bool)
 
 
 def shapley_from_tables(tables: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
@@ -149,8 +170,7 @@ def shapley_from_tables(tables: np.ndarray, sizes: np.ndarray | None = None) -> 
             f"axis; got shape {tables.shape}."
         )
     if sizes is None:
-        codes = np.arange(2**n, dtype=np.int64)
-        sizes = ((codes[:, None] >> np.arange(n, dtype=np.int64)) & 1).sum(axis=1)
+        sizes = coalition_bitmasks(n).sum(axis=1)
     batch = tables.shape[1:]
     if n == 0:
         return np.empty((*batch, 0))

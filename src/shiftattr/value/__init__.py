@@ -10,7 +10,7 @@
   observed for the source cases; it composes with all three.
 """
 
-from shiftattr.value.features import Featurizer, node_features
+from shiftattr.value.features import Featurizer, level_features, node_features
 from shiftattr.value.nested import NestedRegressions, RegressionFit
 from shiftattr.value.paired import PairedSpec, check_paired, paired_keys, paired_metrics
 from shiftattr.value.regressors import CrossFitPrediction, crossfit_regression, default_regressors
@@ -32,6 +32,7 @@ __all__ = [
     "check_paired",
     "crossfit_regression",
     "default_regressors",
+    "level_features",
     "node_features",
     "paired_keys",
     "paired_metrics",

@@ -9,14 +9,14 @@ case's Dice far better than intensity statistics do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from shiftattr.environment import Environment
 from shiftattr.ratios.image_stats import image_statistics
 
-__all__ = ["Featurizer", "node_features"]
+__all__ = ["Featurizer", "level_features", "node_features"]
 
 #: ``featurizer(environment) -> ndarray of shape (len(environment), p)``.
 Featurizer = Callable[[Environment], np.ndarray]
@@ -77,3 +77,35 @@ def node_features(
             "inf; fix the featurizer (e.g. guard empty masks) before attributing."
         )
     return F
+
+
+def level_features(
+    environment: Environment,
+    levels: Sequence[str],
+    featurizers: Mapping[str, Featurizer] | None = None,
+) -> list[np.ndarray]:
+    """The nested regressions' features of every level, in the order of ``levels``.
+
+    Each level but the last is its node's :func:`node_features`; the last level, whose
+    regression is of the metric itself, gets none (an empty ``(N, 0)`` array).
+
+    Parameters
+    ----------
+    environment : Environment
+    levels : sequence of str
+        The value levels (:func:`shiftattr.value.build.value_levels`).
+    featurizers : mapping of str to callable, optional
+        As for :func:`node_features`.
+
+    Returns
+    -------
+    list of ndarray, one per level
+
+    Examples
+    --------
+    >>> env = Environment({"Z": np.array([1.0, 2.0]), "Y": np.array([0.0, 1.0])})
+    >>> [F.shape for F in level_features(env, ["Z", "Y"])]
+    [(2, 1), (2, 0)]
+    """
+    own = [node_features(environment, node, featurizers) for node in levels[:-1]]
+    return [*own, np.empty((len(environment), 0))]
