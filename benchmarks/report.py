@@ -1071,14 +1071,11 @@ def _dominant(rs: list[dict[str, Any]]) -> str:
     return _pct(float(np.mean(dom))) if dom else "—"
 
 
-def _flagged_of_bad(rs: list[dict[str, Any]]) -> str:
-    bad = [r for r in rs if r.get("error_above_threshold")]
-    return f"{sum(bool(r.get('flagged')) for r in bad)} of {len(bad)}"
-
-
-def _flagged_of_good(rs: list[dict[str, Any]]) -> str:
-    good = [r for r in rs if not r.get("error_above_threshold")]
-    return f"{sum(bool(r.get('flagged')) for r in good)} of {len(good)}"
+def _flagged(rs: list[dict[str, Any]], erring: bool) -> str:
+    """Runs carrying a warning among those erring by more than the threshold (``erring``)
+    or among the others."""
+    sel = [r for r in rs if bool(r.get("error_above_threshold")) == erring]
+    return f"{sum(bool(r.get('flagged')) for r in sel)} of {len(sel)}"
 
 
 def _split_unstable(rs: list[dict[str, Any]]) -> str:
@@ -1140,8 +1137,8 @@ _VARIANT_STATISTICS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
     "mean CI width": _ci_width,
     "coverage, bias-aware interval": _biasaware_coverage,
     "largest drop separated by the intervals (right)": _separated,
-    "flagged of error > 0.02": _flagged_of_bad,
-    "flagged of error <= 0.02": _flagged_of_good,
+    "flagged of error > 0.02": lambda rs: _flagged(rs, True),
+    "flagged of error <= 0.02": lambda rs: _flagged(rs, False),
     "split_unstable of (run, mechanism)": _split_unstable,
     "median split s.d. / bootstrap s.e.": _split_ratio,
     "time": lambda rs: f"{_f(float(np.median([r['seconds'] for r in rs])), 2)} s",
