@@ -58,8 +58,8 @@ def default_regressors(random_state: int | None = None) -> dict[str, object]:
 
     Both ridges are :class:`~shiftattr.value.ridge.StandardisedRidgeCV`, the closed form
     of the scikit-learn pipelines ``StandardScaler`` (``PolynomialFeatures``,
-    ``StandardScaler``) ``RidgeCV``: the same penalty and predictions to rounding, at a
-    tenth of their time.
+    ``StandardScaler``) ``RidgeCV``: the same penalty and predictions to rounding, without
+    the per-call validation that dominates a fit on a few hundred cases.
 
     Parameters
     ----------
