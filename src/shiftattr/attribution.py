@@ -44,6 +44,7 @@ from shiftattr.value import (
     paired_metrics,
 )
 from shiftattr.value.build import FittedValue, fit_value, value_levels
+from shiftattr.value.generative import SIMULATION_BATCHES, generative_warnings
 from shiftattr.value.robust import check_correction_cap
 from shiftattr.weighting import (
     PARETO_K_THRESHOLD,
@@ -311,6 +312,48 @@ def _validate_inputs(
     return mechs
 
 
+def _check_generative(
+    metric: Any,
+    paired: Any,
+    features: Any,
+    bootstrap: str,
+    n_bootstrap: int,
+    n_simulations: Any,
+) -> None:
+    """Refuse what ``method="generative"`` cannot do, saying what to do instead."""
+    if not callable(metric):
+        raise ValueError(
+            "method='generative' scores the metric on simulated cases: pass metric as a "
+            "callable Environment -> per-case values (e.g. the model's loss on the "
+            "environment's nodes), not as an array of values."
+        )
+    if paired:
+        raise ValueError(
+            "method='generative' simulates every mechanism and has no use for paired "
+            "counterfactuals: drop paired, or use method='iw' or 'mr' to substitute them."
+        )
+    if features:
+        raise ValueError(
+            "features are the regression features of method='regression' and 'mr'; "
+            "method='generative' fits its mechanisms on the nodes' values: drop features."
+        )
+    if bootstrap == "fixed" and n_bootstrap:
+        raise ValueError(
+            "method='generative' has no fixed bootstrap (its estimate is a simulation from "
+            "fitted mechanisms, not an average over the observed cases): use "
+            "bootstrap='refit', which refits the mechanisms on every resample."
+        )
+    if (
+        isinstance(n_simulations, bool)
+        or not isinstance(n_simulations, Integral)
+        or n_simulations < SIMULATION_BATCHES
+    ):
+        raise ValueError(
+            f"n_simulations must be an integer of at least {SIMULATION_BATCHES}, got "
+            f"{n_simulations!r}."
+        )
+
+
 def _check_constant_nodes(nodes: Sequence[str], source: Environment, target: Environment) -> None:
     """Refuse tabular nodes that are constant within an environment but not shared.
 
@@ -345,11 +388,12 @@ def _check_constant_nodes(nodes: Sequence[str], source: Environment, target: Env
 
 
 def _twin(fitted: FittedValue) -> FittedValue | None:
-    """The estimate to compare with: for "regression" and "mr" importance weighting with
-    the same fitted ratios (free); for "iw" its regression cross-check, if fitted."""
+    """The estimate to compare with: for "regression", "mr" and "generative" importance
+    weighting with the same fitted ratios (free); for "iw" its regression cross-check,
+    if fitted."""
     if fitted.estimator == "iw":
         return fitted.check
-    return dataclasses.replace(fitted, estimator="iw", robust=None)
+    return dataclasses.replace(fitted, estimator="iw", robust=None, generative=None)
 
 
 def _with_iw(
@@ -531,6 +575,7 @@ def attribute(
     correction_cap: str | float | None = "sqrt",
     pooled_regressions: bool = False,
     cross_check: bool = False,
+    n_simulations: int = 20_000,
     solver: ShapleySolver | None = None,
     n_folds: int = 5,
     n_repeats: int = 1,
@@ -586,14 +631,21 @@ def attribute(
         mechanism, the regression or the ratio is right; far lower variance than
         ``"iw"`` under strong shifts). ``"regression"`` and ``"mr"`` need the metric
         at the target cases (``target_metric``, or a callable ``metric``) and every
-        graph node in both environments.
+        graph node in both environments. ``"generative"`` (tabular graphs): every
+        mechanism fitted as a sampler of its node given its parents in each
+        environment, every coalition's mixed distribution simulated and the callable
+        ``metric`` scored on it (no weights; biased where a fitted mechanism family is
+        wrong, which its anchors ``generative_misfit`` check); it needs a callable
+        ``metric`` that depends on the graph's nodes only, one number per node and
+        case, and ``bootstrap="refit"`` (see :mod:`shiftattr.value.generative`).
     features : mapping of str to callable, optional
         Regression features per node, ``featurizer(environment) -> (N, p)``, e.g.
         ``{"X": adapter.output_features}``; default raw values for tabular nodes and
         :func:`~shiftattr.ratios.image_statistics` for images and masks.
     regressor : scikit-learn regressor or mapping of str to regressor, optional
-        Regressor(s) of the nested regressions, chosen by out-of-fold squared error;
-        default :func:`~shiftattr.value.default_regressors`.
+        Regressor(s) of the nested regressions (or of the noise models of
+        ``"generative"``), chosen by out-of-fold squared error; default
+        :func:`~shiftattr.value.default_regressors`.
     paired : sequence of str, optional
         Mechanisms whose target value is observed for the source cases (paired
         counterfactual substitution): each must be a sink node, ``source`` must hold
@@ -632,6 +684,11 @@ def attribute(
         nested regressions: with ``bootstrap="refit"`` the cross-check's replicates keep
         them fixed (only importance weighting's ratios are refitted), which narrows the
         difference's interval, so errs towards warning.
+    n_simulations : int, default 20000
+        ``method="generative"``: simulated cases per coalition. All coalitions share
+        their random numbers (quantile-coupled draws), which lowers the Monte-Carlo
+        error of the values below that of independent draws; it is
+        ``diagnostics["estimator"]["simulation_stderr"]``.
     solver : ShapleySolver, optional
         Default :class:`~shiftattr.shapley.ExactShapley`.
     n_folds : int, default 5
@@ -771,17 +828,19 @@ def attribute(
     if method not in ESTIMATORS:
         raise ValueError(f"method must be one of {list(ESTIMATORS)}, got {method!r}.")
     check_correction_cap(correction_cap)
-    if pooled_regressions and method == "iw":
+    if pooled_regressions and method in ("iw", "generative"):
         raise ValueError(
             "pooled_regressions=True changes how the nested regressions are fitted, but "
-            "method='iw' fits none (its cross_check fits them unpooled, by design): use "
-            "method='mr' or 'regression', or drop pooled_regressions."
+            f"method={method!r} fits none (the cross_check of 'iw' fits them unpooled, by "
+            "design): use method='mr' or 'regression', or drop pooled_regressions."
         )
+    if method == "generative":
+        _check_generative(metric, paired, features, bootstrap, n_bootstrap, n_simulations)
     m = check_metric(metric, source, "metric")
     mt = None if target_metric is None else check_metric(target_metric, target, "target_metric")
-    regresses = method != "iw" or cross_check
+    regresses = method in ("regression", "mr") or cross_check
     what = "cross_check=True" if method == "iw" else f"method={method!r}"
-    if mt is None and regresses and callable(metric):
+    if mt is None and (regresses or method == "generative") and callable(metric):
         mt = check_metric(metric, target, "metric at the target cases")
     if mt is None and regresses:
         raise ValueError(
@@ -823,6 +882,8 @@ def attribute(
         "pooled_regressions": bool(pooled_regressions),
         "cross_check": bool(cross_check),
         "known_ratios": dict(known_ratios or {}),
+        "metric_fn": metric if method == "generative" else None,
+        "n_simulations": int(n_simulations),
     }
     seeds = [int(rng.integers(2**31 - 1)) for _ in range(int(n_repeats))]
     fits = [
@@ -942,6 +1003,8 @@ def attribute(
         }
     diagnostics["mechanisms"] = {k: diagnostics["mechanisms"][k] for k in mechs}
     diagnostics["estimator"] = fitted.details()
+    if fitted.generative is not None:
+        warns += generative_warnings(diagnostics["estimator"], m, mt, metric_name)
     if repeats_info is not None:
         diagnostics["repeats"] = repeats_info
     warns += repeat_warns
@@ -1032,6 +1095,7 @@ def attribute(
         "correction_cap": correction_cap if method == "mr" else None,
         "pooled_regressions": bool(pooled_regressions),
         "cross_check": bool(cross_check),
+        "n_simulations": int(n_simulations) if method == "generative" else None,
         "known_ratios": sorted(known_ratios or {}),
         "random_state": random_state,
         "seconds": time.perf_counter() - t0,

@@ -419,8 +419,8 @@ def attribute_pairs(
         a scorer.
     measure_target : bool, default True
         Score the deploy environment too (needs its labels): fills the metric
-        matrix and the closure check. Always done for ``method="regression"`` or
-        ``"mr"``, which regress the metric at the deploy cases.
+        matrix and the closure check. Always done for ``method="regression"``,
+        ``"mr"`` and ``"generative"``, which use the metric at the deploy cases.
     progress : bool, default True
     metric_name : str, default "metric"
     **attribute_kwargs
@@ -429,7 +429,8 @@ def attribute_pairs(
         ``paired``, each train environment's scorer is passed as the (callable)
         metric so that cases can be re-scored with the deploy side's paired values;
         every environment must then hold its counterfactuals keyed by the other
-        environments' names (or give ``paired`` as a mapping of keys).
+        environments' names (or give ``paired`` as a mapping of keys). With
+        ``method="generative"`` the scorer is passed too: it scores simulated cases.
 
     Returns
     -------
@@ -484,7 +485,8 @@ def attribute_pairs(
     seed = attribute_kwargs.pop("random_state", None)
     # regressions need the metric at the deploy cases; substitution re-scores cases
     need_target = measure_target or attribute_kwargs.get("method", "iw") != "iw"
-    rescore = bool(attribute_kwargs.get("paired"))
+    # substitution and simulation score new cases: they need the scorer itself
+    rescore = bool(attribute_kwargs.get("paired")) or attribute_kwargs.get("method") == "generative"
     rng = np.random.default_rng(seed)
     for a, b in tqdm(pairs, desc="pairs", disable=not progress):
         m_s = score(a, a)

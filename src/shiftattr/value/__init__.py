@@ -6,11 +6,14 @@
   (:class:`NestedRegressions`), plug-in;
 - ``"mr"``: the same regressions corrected by the density ratios, multiply robust
   (:class:`RobustValue`);
+- ``"generative"``: every mechanism fitted as a sampler, every mixed distribution
+  simulated and scored (:class:`GenerativeValue`; tabular graphs);
 - paired substitution (:func:`paired_metrics`) for mechanisms whose target value is
   observed for the source cases; it composes with all three.
 """
 
 from shiftattr.value.features import Featurizer, level_features, node_features
+from shiftattr.value.generative import GenerativeValue, MechanismSampler, fit_sampler
 from shiftattr.value.nested import NestedRegressions, RegressionFit
 from shiftattr.value.paired import PairedSpec, check_paired, paired_keys, paired_metrics
 from shiftattr.value.regressors import CrossFitPrediction, crossfit_regression, default_regressors
@@ -18,12 +21,14 @@ from shiftattr.value.ridge import StandardisedRidgeCV
 from shiftattr.value.robust import RobustValue
 
 #: The value estimators :func:`shiftattr.attribute` accepts.
-ESTIMATORS = ("iw", "regression", "mr")
+ESTIMATORS = ("iw", "regression", "mr", "generative")
 
 __all__ = [
     "ESTIMATORS",
     "CrossFitPrediction",
     "Featurizer",
+    "GenerativeValue",
+    "MechanismSampler",
     "NestedRegressions",
     "PairedSpec",
     "RegressionFit",
@@ -32,6 +37,7 @@ __all__ = [
     "check_paired",
     "crossfit_regression",
     "default_regressors",
+    "fit_sampler",
     "level_features",
     "node_features",
     "paired_keys",

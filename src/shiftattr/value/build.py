@@ -1,7 +1,8 @@
 """Fit what one value estimator needs and hand back its game, for any resample of the cases.
 
-:func:`fit_value` is the single place where the density ratios, the nested regressions
-and the paired metrics are put together for ``"iw"``, ``"regression"`` or ``"mr"``;
+:func:`fit_value` is the single place where the density ratios, the nested regressions,
+the mechanism samplers and the paired metrics are put together for ``"iw"``,
+``"regression"``, ``"mr"`` or ``"generative"``;
 :func:`shiftattr.attribute` calls it once for the point estimate and once per replicate
 of a refit bootstrap, and a fixed bootstrap reuses one fit through
 :meth:`FittedValue.game` with resampled case indices.
@@ -20,6 +21,12 @@ from shiftattr.graph import CausalGraph
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.crossfit import CrossFittedRatios, MechanismRatios, assign_folds
 from shiftattr.shapley import Game
+from shiftattr.value.generative import (
+    GenerativeValue,
+    check_tabular_nodes,
+    fit_sampler,
+    is_discrete,
+)
 from shiftattr.value.nested import NestedRegressions
 from shiftattr.value.robust import RobustValue
 
@@ -84,6 +91,8 @@ class FittedValue:
     check : FittedValue or None
         For ``"iw"`` with ``cross_check=True``: the plain regression estimate on the
         same cases, an independent estimate to compare with.
+    generative : GenerativeValue or None
+        For ``"generative"``: the fitted mechanism samplers and their simulation.
 
     Examples
     --------
@@ -101,6 +110,7 @@ class FittedValue:
     robust: RobustValue | None = None
     truncate: float | None = None
     check: FittedValue | None = None
+    generative: GenerativeValue | None = None
 
     def game(
         self, idx_source: np.ndarray | None = None, idx_target: np.ndarray | None = None
@@ -124,6 +134,13 @@ class FittedValue:
         """
         if self.robust is not None:
             return self.robust.game(idx_source, idx_target)
+        if self.generative is not None:
+            if idx_source is not None or idx_target is not None:
+                raise ValueError(
+                    "the generative estimator simulates from its fitted mechanisms and has "
+                    "no game on resampled cases: bootstrap it by refitting (bootstrap='refit')."
+                )
+            return self.generative.game()
         from shiftattr.attribution import iw_game  # attribution imports this module
 
         i = slice(None) if idx_source is None else idx_source
@@ -159,6 +176,8 @@ class FittedValue:
         """
         if self.robust is not None:
             return self.robust.resampled_values(coalitions, idx_source, idx_target)
+        if self.generative is not None:
+            self.game(idx_source, idx_target)  # raises: nothing to resample
         from shiftattr.attribution import iw_resampled_values
         from shiftattr.weighting import resample_counts
 
@@ -227,6 +246,8 @@ class FittedValue:
         }
         if self.check is not None:
             out["check"] = self.check.details()
+        if self.generative is not None:
+            out.update(self.generative.details())
         if self.robust is None:
             return out
         full = frozenset(self.mechanisms)
@@ -280,12 +301,14 @@ def fit_value(
     pooled_regressions: bool = False,
     known_ratios: Mapping[str, Any] | None = None,
     cross_check: bool = False,
+    metric_fn: Any = None,
+    n_simulations: int = 20_000,
 ) -> FittedValue:
     """Fit the ratios (and regressions) of one value estimator.
 
     Parameters
     ----------
-    estimator : {"iw", "regression", "mr"}
+    estimator : {"iw", "regression", "mr", "generative"}
     graph : CausalGraph
     source, target : Environment
     mechanisms : sequence of str
@@ -302,7 +325,7 @@ def fit_value(
     estimators : mapping, optional
         Per-node density-ratio estimators.
     regressors : estimator or mapping, optional
-        Regressor(s) of the nested regressions.
+        Regressor(s) of the nested regressions, or of the ``"generative"`` noise models.
     n_folds : int, default 5
     truncate : float, optional
     correction_cap : "sqrt", float or None, default "sqrt"
@@ -322,6 +345,10 @@ def fit_value(
     cross_check : bool, default False
         With ``"iw"``: also fit the plain regression estimate (no ratios) as
         :attr:`FittedValue.check`; needs the regression features and ``metric_target``.
+    metric_fn : callable, optional
+        ``"generative"``: the metric callable, scored on the simulated cases.
+    n_simulations : int, default 20000
+        ``"generative"``: simulated cases per coalition.
 
     Returns
     -------
@@ -370,6 +397,23 @@ def fit_value(
         None,
         truncate,
     )
+    if estimator == "generative":
+        fitted.generative = _fit_generative(
+            graph,
+            source,
+            target,
+            mechanisms,
+            metric_fn,
+            metric,
+            metric_target,
+            n_simulations,
+            regressors,
+            n_folds,
+            rng,
+            source_groups,
+            target_groups,
+        )
+        return fitted
     if estimator == "iw" and not cross_check:
         return fitted
     if features_source is None or features_target is None:
@@ -406,3 +450,57 @@ def fit_value(
     else:
         fitted.robust = robust
     return fitted
+
+
+def _fit_generative(
+    graph: CausalGraph,
+    source: Environment,
+    target: Environment,
+    mechanisms: Sequence[str],
+    metric_fn: Any,
+    metric: np.ndarray,
+    metric_target: np.ndarray | None,
+    n_simulations: int,
+    regressors: Any,
+    n_folds: int,
+    rng: np.random.Generator,
+    source_groups: np.ndarray | None,
+    target_groups: np.ndarray | None,
+) -> GenerativeValue:
+    """Every node's source sampler and every mechanism's target sampler, and their game."""
+    if not callable(metric_fn):
+        raise ValueError(
+            "the generative estimator scores the metric on simulated cases and needs it as "
+            "a callable Environment -> per-case values, not as an array."
+        )
+    dtypes = check_tabular_nodes(graph.nodes, source, target)
+    samplers = {}
+    for node in graph.topological_order():
+        discrete = is_discrete([source[node], target[node]])
+        sides = [(False, source, source_groups)]
+        if node in mechanisms:
+            sides.append((True, target, target_groups))
+        for side, env, groups in sides:
+            samplers[(node, side)] = fit_sampler(
+                node,
+                graph.parents(node),
+                env,
+                discrete,
+                n_folds,
+                regressors,
+                groups,
+                random_state=int(rng.integers(2**31 - 1)),
+            )
+    return GenerativeValue(
+        graph,
+        mechanisms,
+        samplers,
+        metric_fn,
+        n_simulations,
+        random_state=int(rng.integers(2**31 - 1)),
+        dtypes=dtypes,
+        measured=(
+            float(np.mean(metric)),
+            None if metric_target is None else float(np.mean(metric_target)),
+        ),
+    )

@@ -101,6 +101,8 @@ class CrossFitPrediction:
         Name of the chosen regressor.
     mse : dict
         Out-of-fold mean squared error of every candidate.
+    candidates_oof : dict, optional
+        Out-of-fold predictions of every candidate (for another rule of choice).
 
     Examples
     --------
@@ -114,6 +116,7 @@ class CrossFitPrediction:
     r2: float
     chosen: str
     mse: dict[str, float]
+    candidates_oof: dict[str, np.ndarray] | None = None
 
 
 def crossfit_regression(
@@ -201,7 +204,7 @@ def crossfit_regression(
     mse = {name: float(np.average((oof[name] - y) ** 2, weights=w)) for name in regressors}
     best = min(mse, key=mse.__getitem__)
     r2 = 1.0 - mse[best] / float(np.average((y - np.average(y, weights=w)) ** 2, weights=w))
-    return CrossFitPrediction(oof[best], other[best], float(r2), best, mse)
+    return CrossFitPrediction(oof[best], other[best], float(r2), best, mse, oof)
 
 
 def _takes_weights(model) -> bool:
