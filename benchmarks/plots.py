@@ -13,6 +13,7 @@ LABELS = {
     "shiftattr": "shiftattr",
     "shiftattr_oracle": "shiftattr (oracle ratios)",
     "shiftattr_mr": "shiftattr (method='mr')",
+    "shiftattr_gen": "shiftattr (method='generative')",
     "dowhy_mr_gb": "DoWhy MR (gradient boosting)",
     "dowhy_mr_default": "DoWhy MR (default learners)",
     "dowhy_graphs": "DoWhy distribution_change_of_graphs",
