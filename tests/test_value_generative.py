@@ -294,3 +294,18 @@ def test_a_metric_that_needs_more_than_the_graph_nodes_is_explained():
             regressor=StandardisedRidgeCV(),
             progress=False,
         )
+
+
+def test_a_missing_or_image_node_is_refused_before_any_fitting(monkeypatch):
+    import shiftattr.value.build as build
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before checking the nodes")
+
+    monkeypatch.setattr(build, "fit_value", no_fit)
+    monkeypatch.setattr(sa.attribution, "fit_value", no_fit)
+    src, tgt = _pair(100, 0)
+    image = np.random.default_rng(0).normal(size=(100, 2, 2))
+    tgt = Environment({"Z": tgt["Z"], "X": image, "Y": tgt["Y"]}, name="t")
+    with pytest.raises(ValueError, match="node 'X' of 't' has shape"):
+        sa.attribute(SCM.graph, src, tgt, SCM.metric, method="generative", progress=False)

@@ -44,7 +44,11 @@ from shiftattr.value import (
     paired_metrics,
 )
 from shiftattr.value.build import FittedValue, fit_value, value_levels
-from shiftattr.value.generative import SIMULATION_BATCHES, generative_warnings
+from shiftattr.value.generative import (
+    SIMULATION_BATCHES,
+    check_tabular_nodes,
+    generative_warnings,
+)
 from shiftattr.value.robust import check_correction_cap
 from shiftattr.weighting import (
     PARETO_K_THRESHOLD,
@@ -836,6 +840,7 @@ def attribute(
         )
     if method == "generative":
         _check_generative(metric, paired, features, bootstrap, n_bootstrap, n_simulations)
+        check_tabular_nodes(graph.nodes, source, target)  # before any fitting
     m = check_metric(metric, source, "metric")
     mt = None if target_metric is None else check_metric(target_metric, target, "target_metric")
     regresses = method in ("regression", "mr") or cross_check
