@@ -23,8 +23,8 @@ Mechanism families, chosen per node and environment from the data:
   absolute residual on the parents when it explains at least :data:`SCALE_MIN_R2` of
   its variance out of fold (heteroscedastic noise), else a constant (an additive noise
   model). The residuals are the refitted model's own: out-of-fold residuals add the
-  regression's estimation error to the noise (on the benchmark's tabular SCMs at
-  N = 500 that doubled the error of the outcome mechanism's value).
+  regression's estimation error to the noise (on the benchmark's ``threshold_chain`` SCM
+  at N = 500 they doubled the MAE; see :doc:`/estimators`).
 
 Every model is chosen by out-of-fold loss with the one-standard-error rule
 (:func:`simplest_within_one_se`): the simplest candidate within one standard error of
