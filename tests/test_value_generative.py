@@ -127,7 +127,9 @@ def test_the_reported_simulation_error_is_the_spread_over_simulation_seeds():
     src, tgt = _pair(2000, 0)
     runs = [ExactShapley().solve(_fitted_value(src, tgt, seed).game()).values for seed in range(12)]
     spread = np.std(runs, axis=0, ddof=1)
-    reported = np.array(list(_fitted_value(src, tgt, 0).details()["simulation_stderr"].values()))
+    gv = _fitted_value(src, tgt, 0)
+    ExactShapley().solve(gv.game())
+    reported = np.array(list(gv.details()["simulation_stderr"].values()))
     # 12 seeds give the spread to within ~±40 %; batch means to within ~±30 %
     assert np.all(reported > spread / 2.5) and np.all(reported < spread * 2.5), (reported, spread)
 
@@ -282,7 +284,7 @@ def test_a_metric_that_needs_more_than_the_graph_nodes_is_explained():
 
     src = Environment({**{n: src[n] for n in MECHS}, "not_a_node": np.ones(200)}, name="s")
     tgt = Environment({**{n: tgt[n] for n in MECHS}, "not_a_node": np.ones(200)}, name="t")
-    with pytest.raises(ValueError, match="holding only the graph's nodes"):
+    with pytest.raises(ValueError, match="that hold only the graph's nodes"):
         sa.attribute(
             SCM.graph,
             src,
@@ -309,3 +311,98 @@ def test_a_missing_or_image_node_is_refused_before_any_fitting(monkeypatch):
     tgt = Environment({"Z": tgt["Z"], "X": image, "Y": tgt["Y"]}, name="t")
     with pytest.raises(ValueError, match="node 'X' of 't' has shape"):
         sa.attribute(SCM.graph, src, tgt, SCM.metric, method="generative", progress=False)
+
+
+# -- found in review: dtypes, shapes, whole-environment metrics, solver-driven cost --------
+
+
+def _shift_pair(n, make, seed=0):
+    rng = np.random.default_rng(seed)
+    return make(rng, n, 0.0, "s"), make(rng, n, 1.0, "t")
+
+
+def test_continuous_nodes_stored_as_integers_are_simulated_as_floats():
+    # B = round(8 + 4 A + 4 e) has 27+ distinct values: continuous. Stored as uint8 it
+    # used to be cast back to uint8 after simulation (negative draws wrapped to ~255).
+    def make(rng, n, shift, name, dtype=float):
+        a = rng.normal(shift, 1, n)
+        b = np.clip(np.round(8 + 4 * a + 4 * rng.normal(size=n)), 0, None)
+        return Environment({"A": a, "B": b.astype(dtype)}, name=name)
+
+    graph = CausalGraph({"A": [], "B": ["A"]})
+    src, tgt = _shift_pair(3000, make)
+    as_uint8 = [
+        Environment({"A": e["A"], "B": e["B"].astype(np.uint8)}, name=e.name) for e in (src, tgt)
+    ]
+    kw = dict(method="generative", n_bootstrap=0, n_folds=3, progress=False, random_state=0)
+    floats = sa.attribute(graph, src, tgt, lambda env: env["B"].astype(float), **kw)
+    ints = sa.attribute(graph, *as_uint8, lambda env: env["B"].astype(float), **kw)
+    assert ints.values == pytest.approx(floats.values, abs=1e-12)
+    assert floats.values["A"] == pytest.approx(-4.0, abs=0.3)  # E[B] rises by 4
+
+
+def test_a_discrete_node_gets_a_dtype_that_holds_both_environments_values():
+    src = Environment({"S": np.array([True, False])})
+    tgt = Environment({"S": np.array([0, 2])})
+    assert check_tabular_nodes(["S"], src, tgt)["S"] == np.int64
+
+
+def test_column_nodes_keep_their_shape_in_the_simulated_cases():
+    def make(rng, n, shift, name):
+        x = rng.normal(shift, 1, (n, 1))
+        return Environment({"X": x, "Y": x + 0.5 * rng.normal(size=(n, 1))}, name=name)
+
+    graph = CausalGraph({"X": [], "Y": ["X"]})
+    src, tgt = _shift_pair(600, make)
+
+    def metric(env):  # a model that wants a 2-D design, as scikit-learn's do
+        assert env["X"].ndim == 2
+        return (env["Y"] - 1.2 * env["X"]).ravel() ** 2
+
+    res = sa.attribute(
+        graph,
+        src,
+        tgt,
+        metric,
+        method="generative",
+        n_bootstrap=0,
+        n_folds=3,
+        progress=False,
+        random_state=0,
+    )
+    assert set(res.values) == {"X", "Y"}
+
+
+def test_each_coalition_is_scored_on_its_own_cases():
+    # a metric that centres on its environment's mean: scored on several coalitions at
+    # once it would mix them (source A on [-1, 1], target on [2, 4]: same variance)
+    def make(rng, n, shift, name):
+        return Environment({"A": rng.uniform(-1 + 3 * shift, 1 + 3 * shift, n)}, name=name)
+
+    graph = CausalGraph({"A": []})
+    src, tgt = _shift_pair(2000, make)
+    with warnings.catch_warnings():  # disjoint supports: the weights' warnings
+        warnings.simplefilter("ignore", ShiftAttrWarning)
+        res = sa.attribute(
+            graph,
+            src,
+            tgt,
+            lambda env: (env["A"] - env["A"].mean()) ** 2,
+            method="generative",
+            n_bootstrap=0,
+            n_folds=3,
+            progress=False,
+            random_state=0,
+        )
+    assert abs(res.values["A"]) < 0.02  # 1/3 - 1/3; mixed coalitions gave -2.2
+
+
+def test_details_do_not_simulate_coalitions_a_sampling_solver_skipped():
+    src, tgt = _pair(300, 0)
+    gv = _fitted_value(src, tgt, n_simulations=200)
+    sa.shapley.PermutationShapley(n_permutations=2, random_state=0).solve(gv.game())
+    before = len(gv._batches)
+    d = gv.details()
+    # the solver already simulated the two anchors (empty and full coalitions)
+    assert before < 8 and len(gv._batches) == before
+    assert "simulation_stderr" not in d

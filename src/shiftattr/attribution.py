@@ -1054,11 +1054,16 @@ def attribute(
                     "code": "closure_error",
                     "mechanism": None,
                     "message": (
-                        f"the weighted estimate of the target {metric_name} "
+                        f"the estimate of the target {metric_name} "
                         f"({estimated_target:.4f}) differs from the measured one ({measured:.4f}) "
                         f"beyond bootstrap noise (closure error {closure:+.4f}, CI "
-                        f"[{closure_ci[0]:+.4f}, {closure_ci[1]:+.4f}]): ratios are off, overlap "
-                        "is poor, or a shifted mechanism is missing from `mechanisms`."
+                        f"[{closure_ci[0]:+.4f}, {closure_ci[1]:+.4f}]): "
+                        + (
+                            "fitted mechanisms misfit"
+                            if method == "generative"
+                            else "ratios are off, overlap is poor"
+                        )
+                        + ", or a shifted mechanism is missing from `mechanisms`."
                     ),
                 }
             )
@@ -1222,14 +1227,27 @@ def _compare_with_twin(
                     "message": (
                         f"mechanism {k!r}: {fitted.estimator} gives {values[k]:+.4f} but "
                         f"{other} gives {v_twin:+.4f}; the "
-                        f"difference's interval [{a:+.4f}, {b:+.4f}] excludes 0. The "
-                        "regressions extrapolate across the shift or the weights rest on "
-                        "few cases or are too flat (see ESS, AUC and regression R²): trust "
-                        "neither blindly."
+                        f"difference's interval [{a:+.4f}, {b:+.4f}] excludes 0. "
+                        + _disagreement_causes(fitted.estimator)
                     ),
                 }
             )
     return warns
+
+
+def _disagreement_causes(estimator: str) -> str:
+    """What usually makes an estimator and its twin disagree, for the warning's message."""
+    model = (
+        "the fitted mechanisms misfit where the other environment's parents lie (see "
+        "mechanism_fits and the anchors)"
+        if estimator == "generative"
+        else "the regressions extrapolate across the shift"
+    )
+    return (
+        f"Either {model}, or the weights rest on few cases or are too flat (see ESS, AUC"
+        + (")" if estimator == "generative" else " and regression R²)")
+        + ": trust neither blindly."
+    )
 
 
 def _diagnostics(

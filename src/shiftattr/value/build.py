@@ -474,9 +474,10 @@ def _fit_generative(
             "a callable Environment -> per-case values, not as an array."
         )
     dtypes = check_tabular_nodes(graph.nodes, source, target)
+    shapes = {n: np.shape(source[n])[1:] for n in graph.nodes}
+    discrete = {n: is_discrete([source[n], target[n]]) for n in graph.nodes}
     samplers = {}
     for node in graph.topological_order():
-        discrete = is_discrete([source[node], target[node]])
         sides = [(False, source, source_groups)]
         if node in mechanisms:
             sides.append((True, target, target_groups))
@@ -485,7 +486,7 @@ def _fit_generative(
                 node,
                 graph.parents(node),
                 env,
-                discrete,
+                discrete[node],
                 n_folds,
                 regressors,
                 groups,
@@ -498,7 +499,8 @@ def _fit_generative(
         metric_fn,
         n_simulations,
         random_state=int(rng.integers(2**31 - 1)),
-        dtypes=dtypes,
+        dtypes={n: dt for n, dt in dtypes.items() if discrete[n]},
+        shapes=shapes,
         measured=(
             float(np.mean(metric)),
             None if metric_target is None else float(np.mean(metric_target)),

@@ -94,7 +94,8 @@ _SCORE_CHUNK_FLOATS = 4_000_000
 
 
 def check_tabular_nodes(nodes: Sequence[str], *envs: Environment) -> dict[str, np.dtype]:
-    """Refuse nodes that are not one number per case; return each node's dtype.
+    """Refuse nodes that are not one number per case; return each node's dtype over all
+    environments (:func:`numpy.result_type`).
 
     Parameters
     ----------
@@ -104,7 +105,8 @@ def check_tabular_nodes(nodes: Sequence[str], *envs: Environment) -> dict[str, n
     Returns
     -------
     dict of str to numpy dtype
-        The dtype of each node in the first environment (simulated values are cast to it).
+        The dtype that holds each node's values in every environment (the simulated
+        values of a discrete node are cast to it).
 
     Raises
     ------
@@ -133,7 +135,7 @@ def check_tabular_nodes(nodes: Sequence[str], *envs: Environment) -> dict[str, n
                     f"{node!r} of {env.name!r} has {shape}. Images cannot be simulated from a "
                     "fitted mechanism: use method='mr' or 'iw' for graphs with image nodes."
                 )
-        dtypes[node] = np.asarray(envs[0][node]).dtype
+        dtypes[node] = np.result_type(*(np.asarray(env[node]) for env in envs))
     return dtypes
 
 
@@ -477,7 +479,11 @@ class GenerativeValue:
     random_state : int, optional
         Seed of the common random numbers.
     dtypes : mapping of str to dtype, optional
-        The nodes' dtypes (simulated values are cast to them before scoring).
+        The dtypes of the discrete nodes: their simulated values (observed classes) are
+        cast to them before scoring. Other nodes are simulated as float.
+    shapes : mapping of str to tuple, optional
+        Per-case shape of a node stored as a column, e.g. ``(1,)`` for an ``(N, 1)``
+        array: the simulated values get the same layout.
     measured : (float, float or None), optional
         The measured mean metric of the source and target cases, the anchors the
         simulated ones are compared with in :meth:`details`.
@@ -500,6 +506,7 @@ class GenerativeValue:
         random_state: int | None = None,
         dtypes: Mapping[str, Any] | None = None,
         measured: tuple[float, float | None] | None = None,
+        shapes: Mapping[str, tuple[int, ...]] | None = None,
     ) -> None:
         self.graph = graph
         self.mechanisms = tuple(mechanisms)
@@ -507,6 +514,7 @@ class GenerativeValue:
         self.metric_fn = metric_fn
         self.n_simulations = int(n_simulations)
         self.dtypes = dict(dtypes or {})
+        self.shapes = dict(shapes or {})
         self.measured = measured
         self.levels = tuple(graph.topological_order())
         rng = np.random.default_rng(random_state)
@@ -567,36 +575,43 @@ class GenerativeValue:
         """
         coalitions = np.asarray(coalitions, dtype=bool)
         new = [c for c in np.unique(coalitions, axis=0) if c.tobytes() not in self._batches]
-        if new:
-            per = max(1, _SCORE_CHUNK_FLOATS // (self.n_simulations * len(self.levels)))
-            for start in range(0, len(new), per):
-                chunk = np.array(new[start : start + per])
-                sims = self._simulate(chunk)
-                data = {
-                    n: np.concatenate([s[n] for s in sims]).astype(self.dtypes.get(n, float))
-                    for n in self.levels
-                }
-                env = Environment(data, name="simulated")
-                try:
-                    m = np.asarray(self.metric_fn(env), dtype=float).reshape(-1)
-                except Exception as err:  # the user's metric on cases it did not expect
-                    raise ValueError(
-                        "method='generative' scores the metric callable on simulated cases "
-                        f"holding only the graph's nodes {list(self.levels)}; it failed "
-                        f"({type(err).__name__}: {err}). Make the metric depend on those "
-                        "nodes only."
-                    ) from err
-                if m.shape != (len(env),) or not np.all(np.isfinite(m)):
-                    raise ValueError(
-                        "the metric callable must return one finite value per simulated case "
-                        f"({len(env)}); got shape {m.shape} with "
-                        f"{int(np.sum(~np.isfinite(m)))} non-finite values."
-                    )
-                m = np.add.reduceat(m.reshape(len(chunk), -1), self._starts, axis=1)
-                m /= self._sizes
-                for c, row in zip(chunk, m):
-                    self._batches[c.tobytes()] = row
+        # a few coalitions' draws at a time (shared draws are reused within a chunk)
+        per = max(1, _SCORE_CHUNK_FLOATS // (self.n_simulations * len(self.levels)))
+        for start in range(0, len(new), per):
+            chunk = np.array(new[start : start + per])
+            for c, sim in zip(chunk, self._simulate(chunk)):
+                m = self._score(sim)
+                self._batches[c.tobytes()] = np.add.reduceat(m, self._starts) / self._sizes
         return np.array([self._batches[c.tobytes()] for c in coalitions])
+
+    def _score(self, sim: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The metric of one coalition's simulated cases (one call per coalition, so a
+        metric that looks at its whole environment never mixes coalitions)."""
+        data = {}
+        for n in self.levels:
+            v = sim[n]
+            if n in self.dtypes:
+                v = v.astype(self.dtypes[n])
+            data[n] = v.reshape(-1, *self.shapes.get(n, ()))
+        env = Environment(data, name="simulated")
+        try:
+            m = np.asarray(self.metric_fn(env), dtype=float)
+        except Exception as err:  # the user's metric on cases it did not expect
+            raise ValueError(
+                "method='generative' scores the metric callable on simulated cases that hold "
+                f"only the graph's nodes {list(self.levels)} (continuous nodes as floats); it "
+                f"failed ({type(err).__name__}: {err}). Make the metric depend on those nodes "
+                "only."
+            ) from err
+        if m.ndim != 1:
+            m = m.squeeze()
+        if m.shape != (len(env),) or not np.all(np.isfinite(m)):
+            raise ValueError(
+                "the metric callable must return one finite value per simulated case "
+                f"({len(env)}); got shape {m.shape} with {int(np.sum(~np.isfinite(m)))} "
+                "non-finite values."
+            )
+        return m
 
     def means(self, coalitions: np.ndarray) -> np.ndarray:
         """Simulated ``M(P_I)`` of every coalition.
@@ -642,7 +657,8 @@ class GenerativeValue:
             ``"node@target"``: the family, the chosen model, its out-of-fold R² or
             log-loss); the simulated source and target metrics with their simulation
             standard errors and, with ``measured``, their gaps to the measured ones;
-            ``simulation_stderr`` per mechanism (up to 12 mechanisms).
+            ``simulation_stderr`` per mechanism when every coalition was simulated (the
+            exact solver).
 
         Examples
         --------
@@ -669,7 +685,8 @@ class GenerativeValue:
         out["simulated_target_metric"] = float(sim[1])
         out["simulated_target_se"] = float(se[1])
         out["target_gap"] = None if target_metric is None else float(sim[1]) - target_metric
-        if n <= 12:  # the simulation's standard error of every Shapley value (batch means)
+        if n <= 20 and len(self._batches) == 2**n:  # every coalition simulated (exact solver)
+            # the simulation's standard error of every Shapley value, from batch means
             phi = shapley_from_tables(-self.batch_means(coalition_bitmasks(n)))
             sd = phi.std(axis=0, ddof=1) / np.sqrt(SIMULATION_BATCHES)
             out["simulation_stderr"] = dict(zip(self.mechanisms, map(float, sd)))
@@ -731,8 +748,9 @@ def generative_warnings(
                         f"of {details[f'simulated_{side}_metric']:.4f} where the {side} cases "
                         f"measure {float(np.mean(measured)):.4f} (gap {gap:+.4f}, more than "
                         f"three standard errors {se:.4f}): a mechanism's family misfits "
-                        "(see diagnostics['estimator']['mechanism_fits']), and the values "
-                        "may be biased; compare with method='mr'."
+                        "(see diagnostics['estimator']['mechanism_fits']), or a mechanism "
+                        "that shifted is left out of `mechanisms`, and the values may be "
+                        "biased; compare with method='mr'."
                     ),
                 }
             )
