@@ -43,6 +43,12 @@ def _generative(src, tgt, scm=SCM, **kw):
         )
 
 
+def _on_graph(graph, src, tgt, metric, **kw):
+    """attribute(method="generative") on any graph, quick settings."""
+    kw = {"n_bootstrap": 0, "n_folds": 3, "progress": False, "random_state": 0, **kw}
+    return sa.attribute(graph, src, tgt, metric, method="generative", **kw)
+
+
 # -- samplers --------------------------------------------------------------------------
 
 
@@ -215,17 +221,7 @@ def test_discrete_nodes_keep_their_dtype_in_the_simulated_cases():
         a = rng.normal(shift, 1, n)
         return Environment({"A": a, "S": (rng.random(n) < 1 / (1 + np.exp(-a))).astype(np.int8)})
 
-    res = sa.attribute(
-        graph,
-        sample(800, 0.0),
-        sample(800, 1.0),
-        metric,
-        method="generative",
-        n_bootstrap=0,
-        n_folds=3,
-        progress=False,
-        random_state=0,
-    )
+    res = _on_graph(graph, sample(800, 0.0), sample(800, 1.0), metric)
     assert all(d == np.int8 for d in seen)
     assert res.diagnostics["estimator"]["mechanism_fits"]["S@source"]["kind"] == "categorical"
     assert res.values["A"] < -0.1  # more positives at the target: the metric rises
@@ -359,17 +355,7 @@ def test_column_nodes_keep_their_shape_in_the_simulated_cases():
         assert env["X"].ndim == 2
         return (env["Y"] - 1.2 * env["X"]).ravel() ** 2
 
-    res = sa.attribute(
-        graph,
-        src,
-        tgt,
-        metric,
-        method="generative",
-        n_bootstrap=0,
-        n_folds=3,
-        progress=False,
-        random_state=0,
-    )
+    res = _on_graph(graph, src, tgt, metric)
     assert set(res.values) == {"X", "Y"}
 
 
@@ -383,17 +369,7 @@ def test_each_coalition_is_scored_on_its_own_cases():
     src, tgt = _shift_pair(2000, make)
     with warnings.catch_warnings():  # disjoint supports: the weights' warnings
         warnings.simplefilter("ignore", ShiftAttrWarning)
-        res = sa.attribute(
-            graph,
-            src,
-            tgt,
-            lambda env: (env["A"] - env["A"].mean()) ** 2,
-            method="generative",
-            n_bootstrap=0,
-            n_folds=3,
-            progress=False,
-            random_state=0,
-        )
+        res = _on_graph(graph, src, tgt, lambda env: (env["A"] - env["A"].mean()) ** 2)
     assert abs(res.values["A"]) < 0.02  # 1/3 - 1/3; mixed coalitions gave -2.2
 
 
