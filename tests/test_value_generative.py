@@ -231,6 +231,9 @@ def test_the_refit_bootstrap_brackets_the_point_estimate():
     src, tgt = _pair(400, 6)
     res = _generative(src, tgt, random_state=0, n_bootstrap=8)
     assert res.bootstrap_values.shape == (8, 3)
+    assert res.settings["interval"] == "bias_aware"  # the default for "generative"
+    boot = res.diagnostics["estimator"]["bootstrap_ci"]
+    assert all(res.ci[m][0] <= boot[m][0] and boot[m][1] <= res.ci[m][1] for m in MECHS)
     for m in MECHS:
         lo, hi = res.ci[m]
         assert lo < hi and lo - 0.05 < res.values[m] < hi + 0.05

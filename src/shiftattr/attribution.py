@@ -729,10 +729,10 @@ def attribute(
         order and the fixed bootstrap is the standard choice.
     interval : {"auto", "bootstrap", "bias_aware"}, default "auto"
         What ``ci`` holds; ``settings["interval"]`` says which. ``"auto"``:
-        ``"bias_aware"`` for ``method="mr"`` (with ``n_bootstrap >= 2``), else
-        ``"bootstrap"``. ``"bootstrap"``: the bootstrap percentile interval (widened
+        ``"bias_aware"`` for ``method="mr"`` and ``"generative"`` (with
+        ``n_bootstrap >= 2``), else ``"bootstrap"``. ``"bootstrap"``: the bootstrap percentile interval (widened
         by the repeats' spread with ``n_repeats > 1``): sampling noise only.
-        ``"bias_aware"`` (``method="mr"`` or ``"regression"``, ``n_bootstrap >= 2``):
+        ``"bias_aware"`` (not ``"iw"``; ``n_bootstrap >= 2``):
         ``value ± se * cv(b / se)``, which also covers a bias up to
         ``b = |value - iw_value|``, the distance to importance weighting with the
         same ratios (see :mod:`shiftattr.bias_aware`; Armstrong and Kolesár 2020).
