@@ -385,3 +385,28 @@ def test_details_do_not_simulate_coalitions_a_sampling_solver_skipped():
     # the solver already simulated the two anchors (empty and full coalitions)
     assert before < 8 and len(gv._batches) == before
     assert "simulation_stderr" not in d
+
+
+def test_the_rule_prefers_models_that_extrapolate_safely():
+    # a sampler predicts at the other environment's parents: among the default regressors
+    # within one standard error of the best, a line beats boosting beats a quadratic
+    from types import SimpleNamespace
+
+    from shiftattr.value.generative import _simplest_regression
+
+    y = np.random.default_rng(0).normal(size=500)
+    # out-of-fold predictions with chosen squared errors: the quadratic best (0.09), boosting
+    # within one standard error of it (mean 0.0901, sd 0.01), the line far off (0.5)
+    wobble = np.where(np.arange(500) % 2, 0.01, -0.01) + 0.0001
+    fit = SimpleNamespace(
+        candidates_oof={
+            "ridge": y + np.sqrt(0.5),
+            "quadratic-ridge": y + 0.3,
+            "gradient-boosting": y + np.sqrt(0.09 + wobble),
+        },
+        chosen="quadratic-ridge",
+        r2=0.0,
+    )
+    assert _simplest_regression(fit, y)[0] == "gradient-boosting"
+    fit.candidates_oof["ridge"] = fit.candidates_oof["gradient-boosting"]  # now as close
+    assert _simplest_regression(fit, y)[0] == "ridge"

@@ -27,8 +27,10 @@ Mechanism families, chosen per node and environment from the data:
   at N = 500 they doubled the MAE; see :doc:`/estimators`).
 
 Every model is chosen by out-of-fold loss with the one-standard-error rule
-(:func:`simplest_within_one_se`): the simplest candidate within one standard error of
-the best, since each sampler is used where the other environment's parents lie.
+(:func:`simplest_within_one_se`): among the candidates within one standard error of the
+best, the first in an order of safe extrapolation (ridge, gradient boosting, quadratic
+ridge; for classes logistic, quadratic logistic, gradient boosting), since each sampler
+is used where the other environment's parents lie.
 
 **Common random numbers.** Each node gets one uniform number per simulated case, shared
 by every coalition and mapped through the *sorted* empirical values, the sorted
@@ -85,6 +87,12 @@ SCALE_MIN_R2 = 0.02
 
 #: Batches of simulated cases whose means give the simulation's standard error.
 SIMULATION_BATCHES = 20
+
+#: The default regressors in the order the one-standard-error rule prefers them: by how
+#: safely they extrapolate (a sampler predicts where the other environment's parents
+#: lie): a line, then boosting (flat outside the data), then a quadratic. Other names
+#: keep their given order, before these.
+_EXTRAPOLATION_RANK = {"ridge": 1, "gradient-boosting": 2, "quadratic-ridge": 3}
 
 #: Floor of the noise scale ``s(pa)``, as a fraction of the mean absolute residual.
 _SCALE_FLOOR = 0.05
@@ -394,7 +402,8 @@ def _simplest_regression(fit: Any, y: np.ndarray) -> tuple[str, float]:
     """:func:`simplest_within_one_se` on a cross-fitted regression: the name and its R²."""
     if not fit.candidates_oof:
         return fit.chosen, fit.r2
-    losses = {k: (p - y) ** 2 for k, p in fit.candidates_oof.items()}
+    order = sorted(fit.candidates_oof, key=lambda k: _EXTRAPOLATION_RANK.get(k, 0))
+    losses = {k: (fit.candidates_oof[k] - y) ** 2 for k in order}
     name = simplest_within_one_se(losses)
     return name, float(1.0 - np.mean(losses[name]) / np.var(y))
 
