@@ -16,7 +16,12 @@ from shiftattr.value.features import Featurizer, level_features, node_features
 from shiftattr.value.generative import GenerativeValue, MechanismSampler, fit_sampler
 from shiftattr.value.nested import NestedRegressions, RegressionFit
 from shiftattr.value.paired import PairedSpec, check_paired, paired_keys, paired_metrics
-from shiftattr.value.regressors import CrossFitPrediction, crossfit_regression, default_regressors
+from shiftattr.value.regressors import (
+    CrossFitPrediction,
+    candidate_regressors,
+    crossfit_regression,
+    default_regressors,
+)
 from shiftattr.value.ridge import StandardisedRidgeCV
 from shiftattr.value.robust import RobustValue
 
@@ -34,6 +39,7 @@ __all__ = [
     "RegressionFit",
     "RobustValue",
     "StandardisedRidgeCV",
+    "candidate_regressors",
     "check_paired",
     "crossfit_regression",
     "default_regressors",

@@ -62,7 +62,7 @@ from shiftattr.graph import CausalGraph
 from shiftattr.ratios.classifier import BOOSTING_PARAMS
 from shiftattr.ratios.crossfit import assign_folds
 from shiftattr.shapley import Game, coalition_bitmasks, shapley_from_tables
-from shiftattr.value.regressors import crossfit_regression
+from shiftattr.value.regressors import candidate_regressors, crossfit_regression
 
 __all__ = [
     "DISCRETE_MAX_LEVELS",
@@ -97,7 +97,8 @@ _EXTRAPOLATION_RANK = {"ridge": 1, "gradient-boosting": 2, "quadratic-ridge": 3}
 #: Floor of the noise scale ``s(pa)``, as a fraction of the mean absolute residual.
 _SCALE_FLOOR = 0.05
 
-#: Largest number of floats of simulated node values scored in one call of the metric.
+#: Largest number of floats of simulated node values held at once (coalitions are
+#: simulated in chunks of this size, sharing the draws they agree on).
 _SCORE_CHUNK_FLOATS = 4_000_000
 
 
@@ -410,26 +411,8 @@ def _simplest_regression(fit: Any, y: np.ndarray) -> tuple[str, float]:
 
 def _refit(chosen: str, regressors: Any, seed: int, X: np.ndarray, y: np.ndarray) -> Any:
     """The chosen regressor refitted on every case (the samplers predict on new ones)."""
-    from shiftattr.value.regressors import default_regressors
-
-    if chosen == "mean":
-        return _Mean(float(np.mean(y)))
-    if regressors is None:
-        candidates = default_regressors(seed)
-    elif isinstance(regressors, Mapping):
-        candidates = regressors
-    else:
-        candidates = {type(regressors).__name__: regressors}
     with limit_threads(1):
-        return clone(candidates[chosen]).fit(X, y)
-
-
-@dataclass
-class _Mean:
-    value: float
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.full(len(X), self.value)
+        return clone(candidate_regressors(regressors, seed)[chosen]).fit(X, y)
 
 
 def _fit_categorical(
@@ -548,12 +531,11 @@ class GenerativeValue:
         drawn: dict[tuple[str, bytes], np.ndarray] = {}
         for j, node in enumerate(self.levels):
             cols = self._deps[node]
-            keys = np.unique(coalitions[:, cols], axis=0)
-            for key in keys:
+            parents = self.graph.parents(node)
+            for key in np.unique(coalitions[:, cols], axis=0):
                 side = node in self.mechanisms and bool(
                     key[cols.index(self.mechanisms.index(node))]
                 )
-                parents = self.graph.parents(node)
                 pa = (
                     np.column_stack(
                         [drawn[(p, _sub_key(key, cols, self._deps[p]))] for p in parents]
@@ -687,7 +669,7 @@ class GenerativeValue:
         ends = np.array([np.zeros(n, bool), np.ones(n, bool)])
         b = self.batch_means(ends)
         se = b.std(axis=1, ddof=1) / np.sqrt(SIMULATION_BATCHES)
-        sim = self.means(ends)
+        sim = b @ self._sizes / self.n_simulations
         out["simulated_source_metric"] = float(sim[0])
         out["simulated_source_se"] = float(se[0])
         out["source_gap"] = None if source_metric is None else float(sim[0]) - source_metric

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from inspect import signature
+from typing import Any
 
 import numpy as np
 from sklearn.base import clone
@@ -28,6 +29,7 @@ from shiftattr.value.ridge import StandardisedRidgeCV
 __all__ = [
     "REGRESSION_BOOSTING_PARAMS",
     "CrossFitPrediction",
+    "candidate_regressors",
     "crossfit_regression",
     "default_regressors",
 ]
@@ -83,6 +85,36 @@ def default_regressors(random_state: int | None = None) -> dict[str, object]:
             **REGRESSION_BOOSTING_PARAMS, random_state=random_state
         ),
     }
+
+
+def candidate_regressors(regressors: Any = None, random_state: int | None = None) -> dict:
+    """The candidates a ``regressors`` argument stands for, by name.
+
+    Parameters
+    ----------
+    regressors : estimator or mapping of str to estimator, optional
+        ``None`` for :func:`default_regressors`, one regressor (named after its class),
+        or a mapping of names to regressors.
+    random_state : int, optional
+        Seed of the default regressors.
+
+    Returns
+    -------
+    dict of str to estimator
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LinearRegression
+    >>> list(candidate_regressors(LinearRegression()))
+    ['LinearRegression']
+    >>> sorted(candidate_regressors())
+    ['gradient-boosting', 'quadratic-ridge', 'ridge']
+    """
+    if regressors is None:
+        return default_regressors(random_state)
+    if isinstance(regressors, Mapping):
+        return dict(regressors)
+    return {type(regressors).__name__: regressors}
 
 
 @dataclass
@@ -177,10 +209,7 @@ def crossfit_regression(
             oof[folds == f] = np.average(y[train], weights=None if w is None else w[train])
         mean = float(np.average(y, weights=w))
         return CrossFitPrediction(oof, np.full(len(X_other), mean), 0.0, "mean", {})
-    if regressors is None:
-        regressors = default_regressors(random_state)
-    if not isinstance(regressors, Mapping):
-        regressors = {type(regressors).__name__: regressors}
+    regressors = candidate_regressors(regressors, random_state)
     if w is not None:
         unweighted = [name for name, reg in regressors.items() if not _takes_weights(reg)]
         if unweighted:
