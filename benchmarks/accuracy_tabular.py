@@ -121,6 +121,12 @@ def _run_method(
     return dowhy_attribute(method, scm, source, target, seed, num_samples=num_samples)
 
 
+def mae_with_extra(abs_errors: dict[str, float], extra_error: float | None = None) -> float:
+    """Sum of the mechanisms' absolute errors plus ``|extra_error|``, over the mechanisms."""
+    extra = abs(extra_error) if extra_error is not None else 0.0
+    return float((sum(abs_errors.values()) + extra) / len(abs_errors))
+
+
 def score(values: dict[str, float], truth: dict[str, float], extra_error: float | None = None):
     """Per-mechanism absolute errors, MAE and whether the dominant mechanism is found.
 
@@ -131,12 +137,11 @@ def score(values: dict[str, float], truth: dict[str, float], extra_error: float 
     """
     mechs = list(truth)
     err = {m: abs(values[m] - truth[m]) for m in mechs}
-    extra = abs(extra_error) if extra_error is not None else 0.0
     dominant = max(mechs, key=lambda m: abs(truth[m]))
     found = max(mechs, key=lambda m: abs(values[m])) == dominant
     return {
         "abs_errors": err,
-        "mae": float((sum(err.values()) + extra) / len(mechs)),
+        "mae": mae_with_extra(err, extra_error),
         "dominant_found": bool(found),
     }
 

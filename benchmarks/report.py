@@ -79,15 +79,16 @@ def _machine(payload: dict[str, Any]) -> str:
 def _mae_with_loss_node(runs: list[dict[str, Any]]) -> dict[tuple, float]:
     """Mean over runs of (sum of the mechanisms' absolute errors + |loss node|) / mechanisms.
 
-    Recomputed from the stored per-run errors, with the rule of
-    :func:`benchmarks.accuracy_tabular.score` (runs stored before 2026-11-29 averaged the
+    Recomputed from the stored per-run errors with
+    :func:`benchmarks.accuracy_tabular.mae_with_extra` (runs stored before 2026-11-29 averaged the
     loss node in as one more term).
     """
+    from benchmarks.accuracy_tabular import mae_with_extra  # imports the library
+
     acc: dict[tuple, list[float]] = {}
     for r in runs:
         if r.get("ok") and "loss_node" in r and r.get("abs_errors"):
-            err = r["abs_errors"]
-            value = (sum(err.values()) + abs(r["loss_node"])) / len(err)
+            value = mae_with_extra(r["abs_errors"], r["loss_node"])
             acc.setdefault((r["scm"], r["n"], r["method"]), []).append(value)
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
