@@ -205,3 +205,18 @@ def test_known_ratios_are_taken_verbatim_at_both_sides_and_nothing_is_fitted_for
     np.testing.assert_array_equal(r.log_ratios_target[1], known["X"](tgt))
     assert r.known == ("X",) and r.auc_parents["X"] is None
     assert len(FITS) == 2  # Z's node set only, once per fold; nothing for (Z, X)
+
+
+def test_rank_auc_equals_sklearn_with_ties_and_refuses_one_class():
+    from sklearn.metrics import roc_auc_score
+
+    from shiftattr.ratios.crossfit import rank_auc
+
+    rng = np.random.default_rng(3)
+    for decimals in (0, 1, 6):  # many ties, some, none
+        labels = np.r_[np.zeros(150), np.ones(90)]
+        scores = np.round(rng.normal(size=240) + 0.5 * labels, decimals)
+        assert rank_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert rank_auc(np.array([0, 1]), np.array([2.0, 1.0])) == 0.0  # orientation: target high
+    with pytest.raises(ValueError, match="both environments"):
+        rank_auc(np.zeros(5), rng.normal(size=5))

@@ -18,12 +18,13 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from scipy.special import expit, log_expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from shiftattr._clone import CloneByParams
 from shiftattr._design import fit_design, fitted_design
 
 __all__ = ["StandardisedLogisticRegression"]
 
 
-class StandardisedLogisticRegression(ClassifierMixin, BaseEstimator):
+class StandardisedLogisticRegression(CloneByParams, ClassifierMixin, BaseEstimator):
     """Binary logistic regression, L2 penalty ``1 / C``, on standardised features.
 
     Minimises ``C * sum_i logloss_i + ||w||^2 / 2`` (intercept unpenalised), the

@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import RidgeCV
 
+from shiftattr._clone import CloneByParams
 from shiftattr._design import fit_design, fitted_design
 
 __all__ = ["StandardisedRidgeCV"]
@@ -24,7 +25,7 @@ __all__ = ["StandardisedRidgeCV"]
 _ALPHAS = tuple(np.logspace(-3, 4, 15))
 
 
-class StandardisedRidgeCV(RegressorMixin, BaseEstimator):
+class StandardisedRidgeCV(CloneByParams, RegressorMixin, BaseEstimator):
     """Ridge regression on standardised (optionally degree-2) features, penalty by LOO.
 
     Equal, up to rounding, to ``make_pipeline(StandardScaler(), RidgeCV(alphas))`` and, with
