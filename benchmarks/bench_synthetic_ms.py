@@ -70,7 +70,10 @@ reports and ``mr`` keeps the bootstrap interval it was first measured with.
 ``attribute(..., pooled_regressions=True)``: every nested regression is fitted on both
 environments' cases, the other environment's weighted by the conditional density ratio
 of the regression's level (:mod:`shiftattr.value.nested`). Same samples, folds and ratios
-as ``mr``; bootstrap interval.
+as ``mr``; bootstrap interval. Every other variant passes ``pooled_regressions=False``:
+on these measurements the library's default became ``"auto"``, which pools ``mr`` on
+images, so ``mr+pooled`` (with the bias-aware interval) is what ``attribute(method="mr")``
+does here and ``mr`` keeps the unpooled regressions it was first measured with.
 
 **Oracle variants** (``iw+oracle``, ``mr+oracle``; opt-in): no ratio is estimated;
 ``attribute(..., known_ratios=...)`` gets every mechanism's true log-ratio between the
@@ -666,8 +669,9 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
         kw["n_repeats"] = N_REPEATS
     if "interval" in params:  # explicit: the runs stay comparable whatever the default
         kw["interval"] = "bias_aware" if estimator.endswith(BIASAWARE_SUFFIX) else "bootstrap"
-    if estimator.endswith(POOLED_SUFFIX):
-        kw["pooled_regressions"] = True
+    if "pooled_regressions" in params:  # explicit, as the interval: since 2026-11-30 the
+        # library's default ("auto") pools mr on images, so plain mr would change under it
+        kw["pooled_regressions"] = estimator.endswith(POOLED_SUFFIX)
     if estimator.endswith(CHECK_SUFFIX):
         kw["cross_check"] = True
     return kw

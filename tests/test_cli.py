@@ -143,11 +143,16 @@ def test_pooled_regressions_from_the_command_line(tmp_path, capsys):
     saved = json.loads((out / "attribution.json").read_text())
     assert saved["settings"]["pooled_regressions"] is True
     assert all(f["pooled"] for f in saved["diagnostics"]["estimator"]["regressions"])
-    assert main([*args, "--method", "mr"]) == 0  # absent: the configuration's (false)
-    assert (
-        json.loads((out / "attribution.json").read_text())["settings"]["pooled_regressions"]
-        is False
-    )
+    # absent: the configuration's default, "auto", which pools mr on the demo's images
+    assert main([*args, "--method", "mr"]) == 0
+    settings = json.loads((out / "attribution.json").read_text())["settings"]
+    assert settings["pooled_regressions"] is True
+    assert settings["pooled_regressions_requested"] == "auto"
+    assert "images" in settings["pooled_regressions_reason"]
+    assert main([*args, "--method", "mr", "--no-pooled-regressions"]) == 0
+    saved = json.loads((out / "attribution.json").read_text())
+    assert saved["settings"]["pooled_regressions"] is False
+    assert not any(f["pooled"] for f in saved["diagnostics"]["estimator"]["regressions"])
     assert main([*args, "--pooled-regressions"]) == 2  # iw fits no regressions
     assert "attribution.pooled_regressions = true" in capsys.readouterr().err
 

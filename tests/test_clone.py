@@ -9,7 +9,10 @@ def test_closed_form_estimators_clone_to_unfitted_copies_of_their_parameters():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 2)), rng.integers(0, 2, 60)
     alphas = [0.1, 1.0]
-    for est in (StandardisedRidgeCV(alphas=alphas, degree=2), StandardisedLogisticRegression(C=0.5, degree=2)):
+    for est in (
+        StandardisedRidgeCV(alphas=alphas, degree=2),
+        StandardisedLogisticRegression(C=0.5, degree=2),
+    ):
         fitted = est.fit(X, y)
         copy = clone(fitted)
         assert type(copy) is type(est) and copy is not est

@@ -133,11 +133,13 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--pooled-regressions",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
         help="with --method mr or regression: fit each nested regression on both "
-        "environments' cases, the other one's weighted by its level's ratio (sets "
-        "attribution.pooled_regressions)",
+        "environments' cases, the other one's weighted by its level's ratio; "
+        "--no-pooled-regressions fits each on its own environment's; without either, "
+        "attribution.pooled_regressions decides (default 'auto': pooled for mr, whose "
+        "regressions see the images here)",
     )
     p.add_argument(
         "--cross-check",

@@ -156,7 +156,7 @@ class AttributionConfig(_Strict):
     correction_cap: Literal["sqrt", "none"] | Annotated[float, Field(gt=1, allow_inf_nan=False)] = (
         "sqrt"
     )
-    pooled_regressions: bool = False
+    pooled_regressions: bool | Literal["auto"] = "auto"
     cross_check: bool = False
     image_estimator: Literal["stats", "cnn"] = "stats"
     method: Literal["iw", "regression", "mr"] = "iw"
@@ -190,7 +190,7 @@ class AttributionConfig(_Strict):
                 "bias-aware ones built on them), but attribution.n_bootstrap = 0: set "
                 "n_bootstrap or remove tolerance"
             )
-        if self.pooled_regressions and self.method == "iw":
+        if self.pooled_regressions is True and self.method == "iw":
             raise ValueError(
                 "attribution.pooled_regressions = true needs attribution.method 'mr' or "
                 "'regression' ('iw' fits no regressions)"

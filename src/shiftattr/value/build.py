@@ -30,7 +30,7 @@ from shiftattr.value.generative import (
 from shiftattr.value.nested import NestedRegressions
 from shiftattr.value.robust import RobustValue
 
-__all__ = ["FittedValue", "fit_value", "value_levels"]
+__all__ = ["FittedValue", "fit_value", "ratio_nodes", "value_levels"]
 
 
 def value_levels(graph: CausalGraph, paired: Sequence[str]) -> tuple[str, ...]:
@@ -57,9 +57,35 @@ def value_levels(graph: CausalGraph, paired: Sequence[str]) -> tuple[str, ...]:
     return tuple(n for n in order if n not in paired) + tuple(n for n in order if n in paired)
 
 
-def _ratio_nodes(
+def ratio_nodes(
     estimator: str, levels: Sequence[str], mechanisms: Sequence[str], paired: Sequence[str]
 ) -> tuple[str, ...]:
+    """The nodes whose conditional density ratios a value estimator fits.
+
+    Every attributed mechanism that is not paired; for ``"mr"`` also every earlier level
+    that is not paired, attributed or not (the corrections at a later level reweight it).
+
+    Parameters
+    ----------
+    estimator : str
+    levels : sequence of str
+        The value levels (:func:`value_levels`).
+    mechanisms : sequence of str
+        The attributed mechanisms.
+    paired : sequence of str
+        The paired (substituted) mechanisms.
+
+    Returns
+    -------
+    tuple of str
+
+    Examples
+    --------
+    >>> ratio_nodes("mr", ("D", "X", "Y"), ["X"], [])
+    ('D', 'X')
+    >>> ratio_nodes("iw", ("D", "X", "Y"), ["X", "Y"], ["Y"])
+    ('X',)
+    """
     free = [m for m in mechanisms if m not in paired]
     if estimator != "mr" or not free:
         return tuple(free)
@@ -369,7 +395,7 @@ def fit_value(
     mechanisms = tuple(mechanisms)
     paired = tuple(paired)
     levels = value_levels(graph, paired)
-    nodes = _ratio_nodes(estimator, levels, mechanisms, paired)
+    nodes = ratio_nodes(estimator, levels, mechanisms, paired)
     ratios = None
     L = np.zeros((len(mechanisms), len(source)))
     if nodes:

@@ -16,13 +16,35 @@ import numpy as np
 from shiftattr.environment import Environment
 from shiftattr.ratios.image_stats import image_statistics
 
-__all__ = ["Featurizer", "level_features", "node_features"]
+__all__ = ["Featurizer", "is_summarised", "level_features", "node_features"]
 
 #: ``featurizer(environment) -> ndarray of shape (len(environment), p)``.
 Featurizer = Callable[[Environment], np.ndarray]
 
 #: A node with more values than this per case is summarised, not used raw.
 _MAX_RAW = 64
+
+
+def is_summarised(environment: Environment, node: str) -> bool:
+    """Whether the regressions see ``node`` through summaries: an image or mask (lazy, or
+    more than 64 values per case), not a tabular variable.
+
+    Parameters
+    ----------
+    environment : Environment
+    node : str
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> env = Environment({"age": np.array([50.0, 61.0]), "X": np.zeros((2, 8, 8, 8))})
+    >>> is_summarised(env, "age"), is_summarised(env, "X")
+    (False, True)
+    """
+    return bool(environment.is_lazy(node) or np.prod(environment.item_shape(node) or ()) > _MAX_RAW)
 
 
 def node_features(
@@ -67,7 +89,7 @@ def node_features(
                 f"{n} cases of environment {environment.name!r}; it must return one row per case."
             )
         F = F.reshape(n, -1)
-    elif environment.is_lazy(node) or np.prod(environment.item_shape(node) or ()) > _MAX_RAW:
+    elif is_summarised(environment, node):
         F = image_statistics({node: environment[node]})
     else:
         F = np.asarray(environment[node], dtype=float).reshape(n, -1)

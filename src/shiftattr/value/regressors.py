@@ -32,6 +32,7 @@ __all__ = [
     "candidate_regressors",
     "crossfit_regression",
     "default_regressors",
+    "takes_sample_weight",
 ]
 
 #: The boosting regressor's settings: the classifiers' trees and penalties with a third
@@ -211,7 +212,7 @@ def crossfit_regression(
         return CrossFitPrediction(oof, np.full(len(X_other), mean), 0.0, "mean", {})
     regressors = candidate_regressors(regressors, random_state)
     if w is not None:
-        unweighted = [name for name, reg in regressors.items() if not _takes_weights(reg)]
+        unweighted = [name for name, reg in regressors.items() if not takes_sample_weight(reg)]
         if unweighted:
             raise ValueError(
                 f"pooled regressions weight their cases, but regressor(s) {unweighted} take "
@@ -236,8 +237,24 @@ def crossfit_regression(
     return CrossFitPrediction(oof[best], other[best], float(r2), best, mse, oof)
 
 
-def _takes_weights(model) -> bool:
-    """Whether ``model.fit`` (a pipeline's last step) accepts ``sample_weight``."""
+def takes_sample_weight(model) -> bool:
+    """Whether ``model.fit`` (a pipeline's last step) accepts ``sample_weight``.
+
+    Parameters
+    ----------
+    model : estimator or sklearn.pipeline.Pipeline
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import RidgeCV
+    >>> from sklearn.neighbors import KNeighborsRegressor
+    >>> takes_sample_weight(RidgeCV()), takes_sample_weight(KNeighborsRegressor())
+    (True, False)
+    """
     step = model.steps[-1][1] if isinstance(model, Pipeline) else model
     return "sample_weight" in signature(step.fit).parameters
 
