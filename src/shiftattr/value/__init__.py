@@ -10,9 +10,16 @@
   simulated and scored (:class:`GenerativeValue`; tabular graphs);
 - paired substitution (:func:`paired_metrics`) for mechanisms whose target value is
   observed for the source cases; it composes with all three.
+
+An image node's regressions see summaries of it (:func:`node_features`), or, with
+``features={"X": raw_features("X")}`` and ``regressor=CNNRegressor(...)``, its voxels
+through a small convolutional network (``images`` extra).
 """
 
-from shiftattr.value.features import Featurizer, level_features, node_features
+import importlib
+from typing import Any
+
+from shiftattr.value.features import Featurizer, level_features, node_features, raw_features
 from shiftattr.value.generative import GenerativeValue, MechanismSampler, fit_sampler
 from shiftattr.value.nested import NestedRegressions, RegressionFit
 from shiftattr.value.paired import PairedSpec, check_paired, paired_keys, paired_metrics
@@ -30,6 +37,7 @@ ESTIMATORS = ("iw", "regression", "mr", "generative")
 
 __all__ = [
     "ESTIMATORS",
+    "CNNRegressor",
     "CrossFitPrediction",
     "Featurizer",
     "GenerativeValue",
@@ -48,4 +56,11 @@ __all__ = [
     "node_features",
     "paired_keys",
     "paired_metrics",
+    "raw_features",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CNNRegressor":  # needs torch (the images extra): imported on first use
+        return importlib.import_module("shiftattr.value.cnn_regressor").CNNRegressor
+    raise AttributeError(f"module 'shiftattr.value' has no attribute {name!r}")

@@ -16,7 +16,7 @@ import numpy as np
 from shiftattr.environment import Environment
 from shiftattr.ratios.image_stats import image_statistics
 
-__all__ = ["Featurizer", "is_summarised", "level_features", "node_features"]
+__all__ = ["Featurizer", "is_summarised", "level_features", "node_features", "raw_features"]
 
 #: ``featurizer(environment) -> ndarray of shape (len(environment), p)``.
 Featurizer = Callable[[Environment], np.ndarray]
@@ -45,6 +45,35 @@ def is_summarised(environment: Environment, node: str) -> bool:
     (False, True)
     """
     return bool(environment.is_lazy(node) or np.prod(environment.item_shape(node) or ()) > _MAX_RAW)
+
+
+def raw_features(node: str) -> Featurizer:
+    """A featurizer giving a node's values as they are, one flattened row per case.
+
+    For a regressor that reads images itself (:class:`~shiftattr.value.CNNRegressor`):
+    ``features={"X": raw_features("X")}`` hands it every voxel instead of summaries.
+
+    Parameters
+    ----------
+    node : str
+
+    Returns
+    -------
+    callable
+        ``featurizer(environment) -> ndarray of shape (len(environment), n_values)``.
+
+    Examples
+    --------
+    >>> env = Environment({"X": np.arange(16.0).reshape(2, 2, 2, 2)})
+    >>> raw_features("X")(env).shape
+    (2, 8)
+    """
+
+    def featurize(environment: Environment) -> np.ndarray:
+        return np.asarray(environment[node], dtype=np.float64).reshape(len(environment), -1)
+
+    featurize.__name__ = f"raw_features({node!r})"
+    return featurize
 
 
 def node_features(
