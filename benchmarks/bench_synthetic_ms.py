@@ -75,6 +75,11 @@ on these measurements the library's default became ``"auto"``, which pools ``mr`
 images, so ``mr+pooled`` (with the bias-aware interval) is what ``attribute(method="mr")``
 does here and ``mr`` keeps the unpooled regressions it was first measured with.
 
+**CNN-regression variant** (``mr+pooled+cnn``; opt-in): ``mr+pooled`` whose nested
+regressions read the image's voxels with :class:`shiftattr.value.CNNRegressor`
+(``features={"X": raw_features("X")}``) instead of the model's output summaries; the
+same samples, folds and ratios, pooled regressions, bootstrap interval.
+
 **Oracle variants** (``iw+oracle``, ``mr+oracle``; opt-in): no ratio is estimated;
 ``attribute(..., known_ratios=...)`` gets every mechanism's true log-ratio between the
 scenario's source and target from :meth:`SyntheticMS.true_log_ratio` (the densities of
@@ -180,6 +185,7 @@ ESTIMATORS = (
     "mr+oracle",
     "regression+biasaware",
     "iw+check",
+    "mr+pooled+cnn",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -210,6 +216,11 @@ ORACLE_SUFFIX = "+oracle"
 #: Estimator names cross-checked by the plain regression estimate
 #: (``attribute(cross_check=True)``): ``iw+check``. Opt-in.
 CHECK_SUFFIX = "+check"
+#: Estimator names whose nested regressions read the image's voxels with a small CNN
+#: (``features={"X": raw_features("X")}``, ``regressor=CNNRegressor(...)``) instead of
+#: the model's output summaries: ``mr+pooled+cnn`` (pooled, as ``mr`` is by default on
+#: images, so that it differs from ``mr+pooled`` only in the regressions). Opt-in.
+CNN_SUFFIX = "+cnn"
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
     e
@@ -222,6 +233,7 @@ DEFAULT_ESTIMATORS = tuple(
             POOLED_SUFFIX,
             ORACLE_SUFFIX,
             CHECK_SUFFIX,
+            CNN_SUFFIX,
         )
     )
 )
@@ -642,6 +654,8 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             skipped[e] = "shiftattr.attribute has no known_ratios= keyword in this checkout"
         elif e.endswith(POOLED_SUFFIX) and "pooled_regressions" not in params:
             skipped[e] = "shiftattr.attribute has no pooled_regressions= keyword in this checkout"
+        elif e.endswith(CNN_SUFFIX) and not hasattr(shiftattr.value, "raw_features"):
+            skipped[e] = "shiftattr.value has no CNNRegressor / raw_features in this checkout"
         elif e.endswith(CHECK_SUFFIX) and "cross_check" not in params:
             skipped[e] = "shiftattr.attribute has no cross_check= keyword in this checkout"
         else:
@@ -671,7 +685,7 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
         kw["interval"] = "bias_aware" if estimator.endswith(BIASAWARE_SUFFIX) else "bootstrap"
     if "pooled_regressions" in params:  # explicit, as the interval: since 2026-11-30 the
         # library's default ("auto") pools mr on images, so plain mr would change under it
-        kw["pooled_regressions"] = estimator.endswith(POOLED_SUFFIX)
+        kw["pooled_regressions"] = POOLED_SUFFIX in estimator
     if estimator.endswith(CHECK_SUFFIX):
         kw["cross_check"] = True
     return kw
@@ -732,6 +746,11 @@ def one_run(
         kw["paired"] = scen.paired_keys()
         metric = adapter.score  # paired substitution re-scores the model on them
         rec["paired"] = {k: list(v) for k, v in kw["paired"].items()}
+    if estimator.endswith(CNN_SUFFIX):  # the voxels, read by the CNN regressor
+        from shiftattr.value import CNNRegressor, raw_features
+
+        kw["features"] = {"X": raw_features("X")}
+        kw["regressor"] = CNNRegressor(image_shape=source.item_shape("X"), random_state=seed)
     if estimator.endswith(ORACLE_SUFFIX):
         if sim is None:
             raise ValueError(f"{estimator} needs the simulator: pass sim= to one_run")
@@ -1025,6 +1044,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "crimson",
                 "teal",
                 "darkorange",
+                "indigo",
             ),
             strict=True,
         )

@@ -498,3 +498,22 @@ def test_results_record_the_git_state_the_process_started_from(monkeypatch):
     assert _common.git_state()["commit"] == "later99"
     assert _common.machine_info()["git"] == _common.GIT_AT_START
     assert _common.GIT_AT_START["commit"] != "later99"
+
+
+def test_every_synthetic_ms_estimator_has_a_plot_colour(tmp_path):
+    # a new estimator name without a colour crashed the figure after a 24-minute run
+    bench = pytest.importorskip("benchmarks.bench_synthetic_ms")
+    mech = dict.fromkeys(bench.MECHANISMS, 0.01)
+    runs = [
+        {
+            "ok": True,
+            "estimator": e,
+            "n": 100,
+            "truth": mech,
+            "values": mech,
+            "ci": {m: [0.0, 0.02] for m in bench.MECHANISMS},
+            "flagged": False,
+        }
+        for e in bench.ESTIMATORS
+    ]
+    assert bench.plot(runs, tmp_path / "ms.png").is_file()
