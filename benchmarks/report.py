@@ -1367,6 +1367,22 @@ def _ms_mr_vs_iw(ms: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def _point_estimate_sentence(
+    seeds: list[int], counts: dict[str, Any], cells: list[dict[str, Any]], key: str
+) -> str:
+    """Section 6: how often the point estimate alone (no bootstrap) took a tenth of
+    DoWhy MR's time, with the per-cell ratios under ``key`` ("" if it did not run)."""
+    if not counts.get("cells_with_point_estimate"):
+        return ""
+    return (
+        "; the point estimate alone (`n_bootstrap=0`, as DoWhy computes no intervals; seeds "
+        f"{seeds}) is within 1/10 of DoWhy MR's time in "
+        f"{counts.get('cells_time_met_point_estimate')} of "
+        f"{counts.get('cells_with_point_estimate')} cells: time ratios "
+        + "; ".join(f"{c['scm']} N={c['n']} {_f(c[key], 2)}" for c in cells if key in c)
+    )
+
+
 #: The synthetic-MS run at the simulator's default volume (32³), written by
 #: ``bench_synthetic_ms.py --shape 32 ... --out <folder>`` and copied here.
 MS32_NAME = "synthetic_ms_32"
@@ -1898,18 +1914,8 @@ def _value_estimators(ve: dict[str, Any] | None) -> str:
             )
             + f". The MR time includes its {cfg['n_bootstrap']} bootstrap replicates (DoWhy "
             "computes no intervals)"
-            + (
-                "; the point estimate alone (`n_bootstrap=0`, seeds "
-                f"{ran.get('mr_point', [])}) is within 1/10 of DoWhy MR's time in "
-                f"{dw.get('cells_time_met_point_estimate')} of "
-                f"{dw.get('cells_with_point_estimate')} cells: time ratios "
-                + "; ".join(
-                    f"{c['scm']} N={c['n']} {_f(c['mr_point_over_dowhy_time'], 2)}"
-                    for c in cells
-                    if "mr_point_over_dowhy_time" in c
-                )
-                if dw.get("cells_with_point_estimate")
-                else ""
+            + _point_estimate_sentence(
+                ran.get("mr_point", []), dw, cells, "mr_point_over_dowhy_time"
             )
             + ".",
         ]
@@ -1928,18 +1934,8 @@ def _value_estimators(ve: dict[str, Any] | None) -> str:
                     for c in cells
                     if c.get("linear_over_dowhy_mae") is not None
                 )
-                + (
-                    "; the point estimate alone (`n_bootstrap=0`, as DoWhy computes no "
-                    f"intervals; seeds {ran.get('mr_linear_point', [])}) is within 1/10 of "
-                    f"DoWhy MR's time in {lin['cells_time_met_point_estimate']} of "
-                    f"{lin['cells_with_point_estimate']} cells: time ratios "
-                    + "; ".join(
-                        f"{c['scm']} N={c['n']} {_f(c['linear_point_over_dowhy_time'], 2)}"
-                        for c in cells
-                        if "linear_point_over_dowhy_time" in c
-                    )
-                    if lin.get("cells_with_point_estimate")
-                    else ""
+                + _point_estimate_sentence(
+                    ran.get("mr_linear_point", []), lin, cells, "linear_point_over_dowhy_time"
                 )
                 + ". With the same learner class, what shiftattr saves is the refitting: it "
                 "fits each ratio and regression once per mechanism and environment, DoWhy "
