@@ -350,7 +350,8 @@ def test_pooled_variant_passes_the_option_and_is_compared_with_mr():
     assert bench.attribute_kwargs("mr+pooled", object())["pooled_regressions"] is True
     assert bench.attribute_kwargs("mr", object())["pooled_regressions"] is False  # explicit
     assert bench.attribute_kwargs("mr+pooled", object())["interval"] == "bootstrap"
-    assert "mr+pooled" not in bench.DEFAULT_ESTIMATORS
+    assert "mr+pooled" in bench.DEFAULT_ESTIMATORS  # the library's mr on images
+    assert "mr+pooled+cnn" not in bench.DEFAULT_ESTIMATORS
     assert ("mr+pooled", "iw") in bench.MR_VS_IW_PAIRS  # the 2x target is judged for it
 
     def run(estimator, mae):
