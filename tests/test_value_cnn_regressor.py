@@ -74,6 +74,7 @@ def test_cross_fits_as_a_nested_regression_and_refuses_bad_input():
     with pytest.raises(ValueError, match="2 or 3 positive sizes"):
         CNNRegressor((8,)).fit(X, y)
     fitted = CNNRegressor(SHAPE, epochs=1, random_state=0).fit(X, y)
+    assert fitted.predict(X[:0]).shape == (0,)  # no cases, no error
     with pytest.raises(ValueError, match="fitted on 513 features"):
         fitted.predict(X[:, 1:])
 

@@ -231,6 +231,8 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
             )
         if self.ridge_ is not None:
             return self.ridge_.predict(X)
+        if len(X) == 0:
+            return np.empty(0)
         with intra_op_threads(self.num_threads), torch.no_grad():
             img, cov = self._split(X)
             out = torch.cat(
