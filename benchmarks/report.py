@@ -1401,6 +1401,7 @@ def _synthetic_ms_32(ms32: dict[str, Any] | None, ms: dict[str, Any] | None) -> 
     cfg = ms32["config"]
     n = cfg["sizes"][0] if len(cfg["sizes"]) == 1 else None
     shape = "×".join(map(str, cfg["shape"]))
+    shape16 = "×".join(map(str, (ms or {}).get("config", {}).get("shape", ["?"])))
     by16 = {(r["estimator"], r.get("n")): r for r in (ms or {}).get("overall", []) if r.get("n_ok")}
     rows = []
     for r in ms32["overall"]:
@@ -1465,7 +1466,7 @@ def _synthetic_ms_32(ms32: dict[str, Any] | None, ms: dict[str, Any] | None) -> 
                     "flagged (error > 0.02)",
                     "false alarms",
                     "median time",
-                    "16³, same N: MAE; dominant; coverage",
+                    f"{shape16}, same N: MAE; dominant; coverage",
                 ],
                 rows,
             ),

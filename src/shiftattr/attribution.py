@@ -44,6 +44,7 @@ from shiftattr.value import (
     paired_metrics,
 )
 from shiftattr.value.build import FittedValue, fit_value, ratio_nodes, value_levels
+from shiftattr.value.features import is_summarised
 from shiftattr.value.generative import (
     SIMULATION_BATCHES,
     check_tabular_nodes,
@@ -367,12 +368,11 @@ def _check_constant_nodes(nodes: Sequence[str], source: Environment, target: Env
     weight built from it is meaningless.
     """
     for node in nodes:
-        if source.is_lazy(node) or target.is_lazy(node):
+        # images (on disk or in memory): left to the image estimator, and not copied here
+        if is_summarised(source, node) or is_summarised(target, node):
             continue
         a = np.asarray(source[node], dtype=float).reshape(len(source), -1)
         b = np.asarray(target[node], dtype=float).reshape(len(target), -1)
-        if a.shape[1] > 64:  # image-like arrays: leave it to the image estimator
-            continue
         const_a = np.all(a == a[:1], axis=0)
         const_b = np.all(b == b[:1], axis=0)
         for col in np.flatnonzero(const_a | const_b):

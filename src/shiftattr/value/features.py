@@ -47,6 +47,11 @@ def is_summarised(environment: Environment, node: str) -> bool:
     return bool(environment.is_lazy(node) or np.prod(environment.item_shape(node) or ()) > _MAX_RAW)
 
 
+def _raw(environment: Environment, node: str) -> np.ndarray:
+    """A node's values as float64, one flattened row per case."""
+    return np.asarray(environment[node], dtype=np.float64).reshape(len(environment), -1)
+
+
 def raw_features(node: str) -> Featurizer:
     """A featurizer giving a node's values as they are, one flattened row per case.
 
@@ -70,7 +75,7 @@ def raw_features(node: str) -> Featurizer:
     """
 
     def featurize(environment: Environment) -> np.ndarray:
-        return np.asarray(environment[node], dtype=np.float64).reshape(len(environment), -1)
+        return _raw(environment, node)
 
     featurize.__name__ = f"raw_features({node!r})"
     return featurize
@@ -121,7 +126,7 @@ def node_features(
     elif is_summarised(environment, node):
         F = image_statistics({node: environment[node]})
     else:
-        F = np.asarray(environment[node], dtype=float).reshape(n, -1)
+        F = _raw(environment, node)
     if not np.all(np.isfinite(F)):
         raise ValueError(
             f"features of node {node!r} in environment {environment.name!r} contain NaN or "
