@@ -80,7 +80,7 @@ def test_resolve_interval_defaults_to_bias_aware_for_mr_only():
     assert resolve_interval("bias_aware", "regression", 10) == "bias_aware"
     with pytest.raises(ValueError, match="interval must be one of"):
         resolve_interval("bayes", "mr", 10)
-    with pytest.raises(ValueError, match="needs method='mr', 'regression' or 'generative'"):
+    with pytest.raises(ValueError, match="needs method='mr', 'regression', 'generative' or 'mis'"):
         resolve_interval("bias_aware", "iw", 10)
     with pytest.raises(ValueError, match="n_bootstrap of 2 or more \\(got 1\\)"):
         resolve_interval("bias_aware", "mr", 1)  # one replicate has no standard error
@@ -146,7 +146,7 @@ def test_attribute_bias_aware_interval(tabular, method):
 
 
 def test_attribute_refuses_a_bias_aware_interval_it_cannot_compute(tabular):
-    with pytest.raises(ValueError, match="needs method='mr', 'regression' or 'generative'"):
+    with pytest.raises(ValueError, match="needs method='mr', 'regression', 'generative' or 'mis'"):
         _attribute(tabular, interval="bias_aware")
     with pytest.raises(ValueError, match="n_bootstrap of 2 or more"):
         _attribute(tabular, method="mr", interval="bias_aware", n_bootstrap=0)

@@ -28,7 +28,7 @@ def test_defaults_and_toml(tmp_path):
         ),
         (
             {"data": {"kind": "synthetic"}, "attribution": {"interval": "bias_aware"}},
-            r"attribution\.interval = 'bias_aware': .* needs method='mr', 'regression' or 'generative'",
+            r"attribution\.interval = 'bias_aware': .* needs method='mr', 'regression', 'generative' or 'mis'",
         ),
         (
             {

@@ -318,6 +318,39 @@ def _validate_inputs(
     return mechs
 
 
+def _check_mis(
+    graph: CausalGraph,
+    source: Environment,
+    target: Environment,
+    metric_target: np.ndarray | None,
+    paired: Any,
+    truncate: float | None,
+) -> None:
+    """Refuse what ``method="mis"`` cannot do, saying what to do instead."""
+    if metric_target is None:
+        raise ValueError(
+            "method='mis' weights the target cases as well as the source ones and needs "
+            "the metric at the target cases: pass target_metric=..., or a callable metric."
+        )
+    if paired:
+        raise ValueError(
+            "method='mis' does not substitute paired counterfactuals: drop paired, or use "
+            "method='iw' or 'mr' to substitute them."
+        )
+    if truncate is not None:
+        raise ValueError(
+            "truncate caps the weights of method='iw'; the balance-heuristic weights of "
+            "method='mis' are bounded by the other environment's cases: drop truncate."
+        )
+    missing = [(n, e.name) for e in (source, target) for n in graph.nodes if n not in e]
+    if missing:
+        raise ValueError(
+            "method='mis' weights by the density ratio of whole cases, which needs every "
+            f"node of the graph in both environments, but {missing} (node, environment) "
+            "are missing; add them or use method='iw'."
+        )
+
+
 def _check_generative(
     metric: Any,
     paired: Any,
@@ -393,12 +426,14 @@ def _check_constant_nodes(nodes: Sequence[str], source: Environment, target: Env
 
 
 def _twin(fitted: FittedValue) -> FittedValue | None:
-    """The estimate to compare with: for "regression", "mr" and "generative" importance
+    """The estimate to compare with: for "mis", "regression", "mr" and "generative" importance
     weighting with the same fitted ratios (free); for "iw" its regression cross-check,
     if fitted."""
     if fitted.estimator == "iw":
         return fitted.check
-    return dataclasses.replace(fitted, estimator="iw", robust=None, generative=None)
+    return dataclasses.replace(
+        fitted, estimator="iw", robust=None, generative=None, balanced=None
+    )
 
 
 def _with_iw(
@@ -628,9 +663,16 @@ def attribute(
         mechanisms; their ``auc_joint`` diagnostic is the AUC of the known log-ratio.
         Not available through :func:`attribute_pairs`, the config file or the CLI
         (a ratio is specific to one pair of environments).
-    method : {"iw", "regression", "mr"}, default "iw"
+    method : {"iw", "mis", "regression", "mr", "generative"}, default "iw"
         How ``M(P_I)`` is estimated (see :mod:`shiftattr.value`). ``"iw"``:
-        self-normalised importance weighting of the source cases. ``"regression"``:
+        self-normalised importance weighting of the source cases. ``"mis"``: the same
+        ratios weighting the source and the target cases together (multiple importance
+        sampling with balance-heuristic weights, :class:`~shiftattr.value.BalancedValue`):
+        a coalition close to the target finds its cases among the target's, so a strong
+        shift no longer rests on a few source cases; it needs the metric at the target
+        cases and every graph node in both environments, fits the ratio of every node,
+        and takes no ``paired`` or ``truncate`` (``features``, as for ``"iw"``, are
+        unused). ``"regression"``:
         nested regressions of the metric along the causal order. ``"mr"``: the
         regressions corrected by the ratios (multiply robust: consistent if, per
         mechanism, the regression or the ratio is right; far lower variance than
@@ -848,8 +890,10 @@ def attribute(
     mt = None if target_metric is None else check_metric(target_metric, target, "target_metric")
     regresses = method in ("regression", "mr") or cross_check
     what = "cross_check=True" if method == "iw" else f"method={method!r}"
-    if mt is None and (regresses or method == "generative") and callable(metric):
+    if mt is None and (regresses or method in ("generative", "mis")) and callable(metric):
         mt = check_metric(metric, target, "metric at the target cases")
+    if method == "mis":
+        _check_mis(graph, source, target, mt, paired, truncate)
     if mt is None and regresses:
         raise ValueError(
             f"{what} regresses the metric in both environments and needs it at "

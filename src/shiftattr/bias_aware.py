@@ -192,7 +192,7 @@ def resolve_interval(interval: str, method: str, n_bootstrap: int) -> str:
     >>> resolve_interval("bias_aware", "iw", 200)
     Traceback (most recent call last):
     ...
-    ValueError: interval='bias_aware' bounds the bias by the distance to importance weighting, so it needs method='mr', 'regression' or 'generative' (got method='iw').
+    ValueError: interval='bias_aware' bounds the bias by the distance to importance weighting, so it needs method='mr', 'regression', 'generative' or 'mis' (got method='iw').
     """
     if interval not in _INTERVALS:
         raise ValueError(f"interval must be one of {list(_INTERVALS)}, got {interval!r}.")
@@ -204,7 +204,8 @@ def resolve_interval(interval: str, method: str, n_bootstrap: int) -> str:
     if method == "iw":
         raise ValueError(
             "interval='bias_aware' bounds the bias by the distance to importance weighting, "
-            f"so it needs method='mr', 'regression' or 'generative' (got method={method!r})."
+            f"so it needs method='mr', 'regression', 'generative' or 'mis' (got "
+            f"method={method!r})."
         )
     if n_bootstrap < 2:
         raise ValueError(

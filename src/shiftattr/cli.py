@@ -92,7 +92,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 _METHOD_HELP = (
-    "value estimator: iw (importance weighting), regression, or mr (multiply robust); "
+    "value estimator: iw (importance weighting), mis (importance weighting of both "
+    "environments' cases), regression, or mr (multiply robust); "
     "overrides attribution.method"
 )
 _BOOTSTRAP_HELP = (
@@ -122,7 +123,7 @@ def _tolerance(text: str) -> float:
 
 
 def _add_attribution_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", choices=["iw", "regression", "mr"], help=_METHOD_HELP)
+    p.add_argument("--method", choices=["iw", "mis", "regression", "mr"], help=_METHOD_HELP)
     p.add_argument("--bootstrap", choices=["fixed", "refit"], help=_BOOTSTRAP_HELP)
     p.add_argument(
         "--interval",

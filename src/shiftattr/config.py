@@ -159,7 +159,7 @@ class AttributionConfig(_Strict):
     pooled_regressions: bool | Literal["auto"] = "auto"
     cross_check: bool = False
     image_estimator: Literal["stats", "cnn"] = "stats"
-    method: Literal["iw", "regression", "mr"] = "iw"
+    method: Literal["iw", "mis", "regression", "mr"] = "iw"
     paired: list[str] | dict[str, str | tuple[str, str]] = []
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
     random_state: int = 0
@@ -190,10 +190,16 @@ class AttributionConfig(_Strict):
                 "bias-aware ones built on them), but attribution.n_bootstrap = 0: set "
                 "n_bootstrap or remove tolerance"
             )
-        if self.pooled_regressions is True and self.method == "iw":
+        if self.pooled_regressions is True and self.method in ("iw", "mis"):
             raise ValueError(
                 "attribution.pooled_regressions = true needs attribution.method 'mr' or "
-                "'regression' ('iw' fits no regressions)"
+                f"'regression' ({self.method!r} fits no regressions)"
+            )
+        if self.method == "mis" and (self.paired or self.truncate is not None):
+            raise ValueError(
+                "attribution.method 'mis' takes neither attribution.paired nor "
+                "attribution.truncate (it does not substitute counterfactuals, and its "
+                "weights are bounded by the other environment's cases)"
             )
         if self.cross_check and self.method != "iw":
             raise ValueError(

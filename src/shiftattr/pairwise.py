@@ -419,8 +419,9 @@ def attribute_pairs(
         a scorer.
     measure_target : bool, default True
         Score the deploy environment too (needs its labels): fills the metric
-        matrix and the closure check. Always done for ``method="regression"``,
-        ``"mr"`` and ``"generative"``, which use the metric at the deploy cases.
+        matrix and the closure check. Always done for ``method="mis"``,
+        ``"regression"``, ``"mr"`` and ``"generative"``, which use the metric at the
+        deploy cases.
     progress : bool, default True
     metric_name : str, default "metric"
     **attribute_kwargs

@@ -66,6 +66,7 @@ class ShiftAttrWarning(UserWarning):
 
 _METHOD_NAMES = {
     "iw": "importance weighting",
+    "mis": "importance weighting of both environments' cases (balance heuristic)",
     "regression": "nested regressions",
     "mr": "multiply robust (regressions corrected by the ratios)",
 }

@@ -2,6 +2,8 @@
 
 - ``"iw"``: self-normalised importance weighting of the source cases
   (:func:`shiftattr.attribution.iw_game`);
+- ``"mis"``: importance weighting of the source and the target cases together, with
+  balance-heuristic weights (:class:`BalancedValue`);
 - ``"regression"``: nested regressions of the metric along the causal order
   (:class:`NestedRegressions`), plug-in;
 - ``"mr"``: the same regressions corrected by the density ratios, multiply robust
@@ -19,6 +21,7 @@ through a small convolutional network (``images`` extra).
 import importlib
 from typing import Any
 
+from shiftattr.value.balance import BalancedValue
 from shiftattr.value.features import Featurizer, level_features, node_features, raw_features
 from shiftattr.value.generative import GenerativeValue, MechanismSampler, fit_sampler
 from shiftattr.value.nested import NestedRegressions, RegressionFit
@@ -33,10 +36,11 @@ from shiftattr.value.ridge import StandardisedRidgeCV
 from shiftattr.value.robust import RobustValue
 
 #: The value estimators :func:`shiftattr.attribute` accepts.
-ESTIMATORS = ("iw", "regression", "mr", "generative")
+ESTIMATORS = ("iw", "mis", "regression", "mr", "generative")
 
 __all__ = [
     "ESTIMATORS",
+    "BalancedValue",
     "CNNRegressor",
     "CrossFitPrediction",
     "Featurizer",

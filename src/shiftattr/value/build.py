@@ -28,6 +28,7 @@ from shiftattr.value.generative import (
     is_discrete,
 )
 from shiftattr.value.nested import NestedRegressions
+from shiftattr.value.balance import BalancedValue
 from shiftattr.value.robust import RobustValue
 
 __all__ = ["FittedValue", "fit_value", "ratio_nodes", "value_levels"]
@@ -63,7 +64,8 @@ def ratio_nodes(
     """The nodes whose conditional density ratios a value estimator fits.
 
     Every attributed mechanism that is not paired; for ``"mr"`` also every earlier level
-    that is not paired, attributed or not (the corrections at a later level reweight it).
+    that is not paired, attributed or not (the corrections at a later level reweight it);
+    for ``"mis"`` every level (the mixture of both environments involves all of them).
 
     Parameters
     ----------
@@ -85,7 +87,11 @@ def ratio_nodes(
     ('D', 'X')
     >>> ratio_nodes("iw", ("D", "X", "Y"), ["X", "Y"], ["Y"])
     ('X',)
+    >>> ratio_nodes("mis", ("D", "X", "Y"), ["X"], [])
+    ('D', 'X', 'Y')
     """
+    if estimator == "mis":
+        return tuple(n for n in levels if n not in paired)
     free = [m for m in mechanisms if m not in paired]
     if estimator != "mr" or not free:
         return tuple(free)
@@ -119,6 +125,8 @@ class FittedValue:
         same cases, an independent estimate to compare with.
     generative : GenerativeValue or None
         For ``"generative"``: the fitted mechanism samplers and their simulation.
+    balanced : BalancedValue or None
+        For ``"mis"``: balance-heuristic weighting of both environments' cases.
 
     Examples
     --------
@@ -137,6 +145,11 @@ class FittedValue:
     truncate: float | None = None
     check: FittedValue | None = None
     generative: GenerativeValue | None = None
+    balanced: BalancedValue | None = None
+
+    def _cases_value(self) -> RobustValue | BalancedValue | None:
+        """The value function that averages over both environments' cases, if any."""
+        return self.robust if self.robust is not None else self.balanced
 
     def game(
         self, idx_source: np.ndarray | None = None, idx_target: np.ndarray | None = None
@@ -158,8 +171,8 @@ class FittedValue:
         >>> fv.game(np.array([0, 0]))(np.array([[True]]))   # a resample of case 0 only
         array([0.])
         """
-        if self.robust is not None:
-            return self.robust.game(idx_source, idx_target)
+        if self._cases_value() is not None:
+            return self._cases_value().game(idx_source, idx_target)
         if self.generative is not None:
             if idx_source is not None or idx_target is not None:
                 raise ValueError(
@@ -200,8 +213,8 @@ class FittedValue:
         >>> fv.resampled_values(np.array([[True]]), idx, idx)
         array([[0.25, 0.  ]])
         """
-        if self.robust is not None:
-            return self.robust.resampled_values(coalitions, idx_source, idx_target)
+        if self._cases_value() is not None:
+            return self._cases_value().resampled_values(coalitions, idx_source, idx_target)
         if self.generative is not None:
             self.game(idx_source, idx_target)  # raises: nothing to resample
         from shiftattr.attribution import iw_resampled_values
@@ -274,6 +287,8 @@ class FittedValue:
             out["check"] = self.check.details()
         if self.generative is not None:
             out.update(self.generative.details())
+        if self.balanced is not None:
+            out.update(self.balanced.details())
         if self.robust is None:
             return out
         full = frozenset(self.mechanisms)
@@ -334,7 +349,7 @@ def fit_value(
 
     Parameters
     ----------
-    estimator : {"iw", "regression", "mr", "generative"}
+    estimator : {"iw", "mis", "regression", "mr", "generative"}
     graph : CausalGraph
     source, target : Environment
     mechanisms : sequence of str
@@ -441,6 +456,21 @@ def fit_value(
         )
         return fitted
     if estimator == "iw" and not cross_check:
+        return fitted
+    if estimator == "mis":
+        if metric_target is None or ratios is None or paired:
+            raise ValueError(
+                "estimator 'mis' weights the source and the target cases: it needs the "
+                "metric at the target cases, the ratio of every node, and no paired node."
+            )
+        fitted.balanced = BalancedValue(
+            mechanisms,
+            ratios.mechanisms,
+            ratios.log_ratios,
+            ratios.log_ratios_target,
+            metric,
+            metric_target,
+        )
         return fitted
     if features_source is None or features_target is None:
         needs = "cross_check" if estimator == "iw" else f"estimator {estimator!r}"
