@@ -145,7 +145,8 @@ def test_unknown_method_is_refused():
     src = scm.sample(50, "source", random_state=0)
     tgt = scm.sample(50, "target", random_state=1)
     with pytest.raises(
-        ValueError, match=r"method must be one of \['iw', 'regression', 'mr', 'generative'\].*'dr'"
+        ValueError,
+        match=r"method must be one of \['iw', 'mis', 'regression', 'mr', 'generative'\].*'dr'",
     ):
         sa.attribute(scm.graph, src, tgt, metric=scm.metric(src), method="dr", progress=False)
 

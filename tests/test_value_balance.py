@@ -141,6 +141,6 @@ def test_attribute_mis_refuses_what_it_cannot_do():
 
 
 def test_config_refuses_mis_with_paired():
-    with pytest.raises(ValueError, match="'mis' takes neither attribution.paired"):
+    with pytest.raises(ValueError, match=r"'mis' takes neither attribution\.paired"):
         AttributionConfig(method="mis", paired=["Y"])
     assert AttributionConfig(method="mis").method == "mis"

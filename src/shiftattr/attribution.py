@@ -431,9 +431,7 @@ def _twin(fitted: FittedValue) -> FittedValue | None:
     if fitted."""
     if fitted.estimator == "iw":
         return fitted.check
-    return dataclasses.replace(
-        fitted, estimator="iw", robust=None, generative=None, balanced=None
-    )
+    return dataclasses.replace(fitted, estimator="iw", robust=None, generative=None, balanced=None)
 
 
 def _with_iw(

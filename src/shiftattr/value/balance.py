@@ -101,9 +101,7 @@ class BalancedValue:
         rows = [self.nodes.index(m) for m in self.mechanisms]
         self._L = L[rows]  # (n_mechanisms, N): the numerator's factors
         joint = L.sum(axis=0)  # log p_t / p_s of the whole case
-        self._log_denominator = np.logaddexp(
-            np.log(self.n_source), np.log(self.n_target) + joint
-        )
+        self._log_denominator = np.logaddexp(np.log(self.n_source), np.log(self.n_target) + joint)
         self.metric = np.r_[ms, mt]
         self.min_ess_fraction_ = 1.0
 
@@ -169,9 +167,7 @@ class BalancedValue:
                 f"({self.n_source} source, {self.n_target} target cases); got "
                 f"{s.shape[1]} and {t.shape[1]}."
             )
-        return np.hstack(
-            [resample_counts(s, self.n_source), resample_counts(t, self.n_target)]
-        )
+        return np.hstack([resample_counts(s, self.n_source), resample_counts(t, self.n_target)])
 
     def game(
         self, idx_source: np.ndarray | None = None, idx_target: np.ndarray | None = None

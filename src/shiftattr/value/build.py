@@ -21,6 +21,7 @@ from shiftattr.graph import CausalGraph
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.crossfit import CrossFittedRatios, MechanismRatios, assign_folds
 from shiftattr.shapley import Game
+from shiftattr.value.balance import BalancedValue
 from shiftattr.value.generative import (
     GenerativeValue,
     check_tabular_nodes,
@@ -28,7 +29,6 @@ from shiftattr.value.generative import (
     is_discrete,
 )
 from shiftattr.value.nested import NestedRegressions
-from shiftattr.value.balance import BalancedValue
 from shiftattr.value.robust import RobustValue
 
 __all__ = ["FittedValue", "fit_value", "ratio_nodes", "value_levels"]
