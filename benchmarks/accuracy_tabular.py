@@ -7,6 +7,10 @@ seed, every method sees the same source and target samples:
   5-fold cross-fitting, ExactShapley), ``n_bootstrap=0`` (intervals are not scored);
 - ``shiftattr_oracle``: the same game with the *true* conditional log-ratios (the
   ceiling of importance weighting at this ``N``: what is left is its variance);
+- ``shiftattr_mis``: :func:`shiftattr.attribute` with ``method="mis"`` (the same ratios
+  weighting the source and the target cases together, balance-heuristic weights), given
+  the measured target loss;
+- ``shiftattr_mis_oracle``: that game with the true log-ratios of every node;
 - ``shiftattr_mr``: :func:`shiftattr.attribute` with ``method="mr"`` (multiply-robust:
   nested regressions of the loss corrected by the same ratios), given the measured
   target loss it regresses on;
@@ -38,11 +42,14 @@ from benchmarks.scms import all_scms
 from shiftattr import attribute
 from shiftattr.attribution import iw_game
 from shiftattr.shapley import ExactShapley
+from shiftattr.value import BalancedValue
 
 NAME = "accuracy_tabular"
 METHODS = (
     "shiftattr",
     "shiftattr_oracle",
+    "shiftattr_mis",
+    "shiftattr_mis_oracle",
     "shiftattr_mr",
     "shiftattr_gen",
     "dowhy_mr_gb",
@@ -83,6 +90,15 @@ def _oracle(scm: Any, source, target, seed: int) -> dict[str, Any]:
     return {"values": dict(zip(scm.mechanisms, map(float, sv.values)))}
 
 
+def _oracle_mis(scm: Any, source, target, seed: int) -> dict[str, Any]:
+    nodes = list(scm.graph.nodes)
+    Ls = np.array([scm.true_log_ratio(source, v) for v in nodes])
+    Lt = np.array([scm.true_log_ratio(target, v) for v in nodes])
+    bal = BalancedValue(scm.mechanisms, nodes, Ls, Lt, scm.metric(source), scm.metric(target))
+    sv = ExactShapley().solve(bal.game())
+    return {"values": dict(zip(scm.mechanisms, map(float, sv.values)))}
+
+
 #: Seed of the truth simulations (every section that reuses a truth must use the same).
 TRUTH_SEED = 2024
 
@@ -114,6 +130,10 @@ def _run_method(
         return _shiftattr(scm, source, target, seed)
     if method == "shiftattr_oracle":
         return _oracle(scm, source, target, seed)
+    if method == "shiftattr_mis":
+        return _shiftattr(scm, source, target, seed, method="mis")
+    if method == "shiftattr_mis_oracle":
+        return _oracle_mis(scm, source, target, seed)
     if method == "shiftattr_mr":
         return _shiftattr(scm, source, target, seed, method="mr")
     if method == "shiftattr_gen":

@@ -12,6 +12,8 @@ from benchmarks._common import RESULTS_DIR, read_json
 LABELS = {
     "shiftattr": "shiftattr",
     "shiftattr_oracle": "shiftattr (oracle ratios)",
+    "shiftattr_mis": "shiftattr (method='mis')",
+    "shiftattr_mis_oracle": "shiftattr (method='mis', oracle ratios)",
     "shiftattr_mr": "shiftattr (method='mr')",
     "shiftattr_gen": "shiftattr (method='generative')",
     "dowhy_mr_gb": "DoWhy MR (gradient boosting)",
