@@ -45,6 +45,11 @@ annotator>]`` (the same images also read by the other side's annotator, stored a
 are). They run only for scenarios whose source and target annotators differ; for the others
 they are recorded under ``not_applicable``, not as failures.
 
+**Both-samples weighting** (``mis``, ``mis+outputs``; ``mis+oracle`` opt-in):
+``attribute(method="mis")``, the ratios of D, X and Y weighting the source and the target
+cases together with balance-heuristic weights (:class:`shiftattr.value.BalancedValue`);
+the same samples and folds as ``iw``, bootstrap interval.
+
 **Outputs variants** (``iw+outputs``, ``mr+outputs``): the image ratio estimators also
 see the model's output summaries wherever the image is in their node set,
 ``ImageStatsRatio(extra_features={"X": adapter.output_features})`` for ``X`` and ``Y``: the
@@ -186,6 +191,9 @@ ESTIMATORS = (
     "regression+biasaware",
     "iw+check",
     "mr+pooled+cnn",
+    "mis",
+    "mis+outputs",
+    "mis+oracle",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -644,6 +652,8 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
                 "shiftattr.attribute has no method= / estimator= keyword in this checkout "
                 "(only importance weighting exists)"
             )
+        elif base_method(e) == "mis" and "mis" not in getattr(shiftattr.value, "ESTIMATORS", ()):
+            skipped[e] = "shiftattr.attribute has no method='mis' in this checkout"
         elif is_paired(e) and "paired" not in params:
             skipped[e] = "shiftattr.attribute has no paired= keyword in this checkout"
         elif e.endswith(REPEATS_SUFFIX) and "n_repeats" not in params:
@@ -676,7 +686,7 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
     method = base_method(estimator)
     if key is not None:
         kw[key] = method
-        regresses = method != "iw" or estimator.endswith(CHECK_SUFFIX)
+        regresses = method not in ("iw", "mis") or estimator.endswith(CHECK_SUFFIX)
         if regresses and "features" in params and hasattr(adapter, "output_features"):
             kw["features"] = {"X": adapter.output_features}
     if estimator.endswith(REPEATS_SUFFIX):
