@@ -1055,6 +1055,9 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "teal",
                 "darkorange",
                 "indigo",
+                "magenta",
+                "orchid",
+                "slategray",
             ),
             strict=True,
         )
