@@ -50,6 +50,11 @@ they are recorded under ``not_applicable``, not as failures.
 cases together with balance-heuristic weights (:class:`shiftattr.value.BalancedValue`);
 the same samples and folds as ``iw``, bootstrap interval.
 
+**Offset variants** (``iw+offset``, ``mis+offset``, ``mr+pooled+offset``):
+``attribute(..., conditional_ratios="offset")``, each conditional ratio fitted as one
+penalised logistic model on the joint set's features starting from the parents'
+log-ratio (:mod:`shiftattr.ratios.offset`) instead of the difference of two classifiers.
+
 **Outputs variants** (``iw+outputs``, ``mr+outputs``): the image ratio estimators also
 see the model's output summaries wherever the image is in their node set,
 ``ImageStatsRatio(extra_features={"X": adapter.output_features})`` for ``X`` and ``Y``: the
@@ -194,6 +199,9 @@ ESTIMATORS = (
     "mis",
     "mis+outputs",
     "mis+oracle",
+    "iw+offset",
+    "mis+offset",
+    "mr+pooled+offset",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -230,6 +238,9 @@ CHECK_SUFFIX = "+check"
 #: the model's output summaries: ``mr+pooled+cnn`` (pooled, as ``mr`` is by default on
 #: images, so that it differs from ``mr+pooled`` only in the regressions). Opt-in.
 CNN_SUFFIX = "+cnn"
+#: Estimator names whose conditional ratios are fitted with the parents' log-ratio as an
+#: offset (``attribute(conditional_ratios="offset")``): ``<method>+offset``.
+OFFSET_SUFFIX = "+offset"
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
     e
@@ -666,6 +677,8 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             skipped[e] = "shiftattr.attribute has no pooled_regressions= keyword in this checkout"
         elif e.endswith(CNN_SUFFIX) and not hasattr(shiftattr.value, "raw_features"):
             skipped[e] = "shiftattr.value has no CNNRegressor / raw_features in this checkout"
+        elif e.endswith(OFFSET_SUFFIX) and "conditional_ratios" not in params:
+            skipped[e] = "shiftattr.attribute has no conditional_ratios= keyword in this checkout"
         elif e.endswith(CHECK_SUFFIX) and "cross_check" not in params:
             skipped[e] = "shiftattr.attribute has no cross_check= keyword in this checkout"
         else:
@@ -698,6 +711,8 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
         kw["pooled_regressions"] = POOLED_SUFFIX in estimator
     if estimator.endswith(CHECK_SUFFIX):
         kw["cross_check"] = True
+    if estimator.endswith(OFFSET_SUFFIX):
+        kw["conditional_ratios"] = "offset"
     return kw
 
 
@@ -1058,6 +1073,9 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "magenta",
                 "orchid",
                 "slategray",
+                "sienna",
+                "navy",
+                "olive",
             ),
             strict=True,
         )

@@ -606,6 +606,7 @@ def attribute(
     mechanisms: Sequence[str] | None = None,
     estimators: Mapping[str, DensityRatioEstimator] | None = None,
     known_ratios: Mapping[str, Callable[[Environment], np.ndarray]] | None = None,
+    conditional_ratios: str = "difference",
     method: str = "iw",
     features: Mapping[str, Featurizer] | None = None,
     regressor: Any = None,
@@ -661,6 +662,18 @@ def attribute(
         mechanisms; their ``auc_joint`` diagnostic is the AUC of the known log-ratio.
         Not available through :func:`attribute_pairs`, the config file or the CLI
         (a ratio is specific to one pair of environments).
+    conditional_ratios : {"difference", "offset"}, default "difference"
+        How the conditional ratio of a mechanism with parents is estimated.
+        ``"difference"``: the log-ratio of a classifier on the node and its parents
+        minus that of one on the parents alone; where the parents shifted and the node's
+        mechanism did not, the two classifiers' errors do not cancel and the unchanged
+        mechanism gets noisy weights. ``"offset"``: one penalised logistic model on the
+        joint set's features (the tabular values, or the image statistics) whose logit
+        starts from the parents' cross-fitted log-ratio, so it learns only the
+        conditional part and its penalty pulls an unchanged mechanism towards a ratio of
+        one (:mod:`shiftattr.ratios.offset`); estimators without a feature matrix (a
+        CNN discriminator) keep the difference. The chosen penalties are in
+        ``diagnostics["mechanisms"][m]["offset_penalty"]``.
     method : {"iw", "mis", "regression", "mr", "generative"}, default "iw"
         How ``M(P_I)`` is estimated (see :mod:`shiftattr.value`). ``"iw"``:
         self-normalised importance weighting of the source cases. ``"mis"``: the same
@@ -850,6 +863,10 @@ def attribute(
                 f"mechanism {key!r} is paired (substituted by its observed counterfactual) "
                 "and needs no ratio: drop it from known_ratios or from paired."
             )
+    if conditional_ratios not in ("difference", "offset"):
+        raise ValueError(
+            f"conditional_ratios must be 'difference' or 'offset', got {conditional_ratios!r}."
+        )
     if bootstrap not in ("refit", "fixed"):
         raise ValueError(f"bootstrap must be 'refit' or 'fixed', got {bootstrap!r}.")
     if cross_check and method != "iw":
@@ -943,6 +960,7 @@ def attribute(
         "pooled_regressions": pooled,
         "cross_check": bool(cross_check),
         "known_ratios": dict(known_ratios or {}),
+        "conditional_ratios": conditional_ratios,
         "metric_fn": metric if method == "generative" else None,
         "n_simulations": int(n_simulations),
     }
@@ -1165,6 +1183,7 @@ def attribute(
         "cross_check": bool(cross_check),
         "n_simulations": int(n_simulations) if method == "generative" else None,
         "known_ratios": sorted(known_ratios or {}),
+        "conditional_ratios": conditional_ratios,
         "random_state": random_state,
         "seconds": time.perf_counter() - t0,
         "graph": graph.to_dict(),
@@ -1337,6 +1356,7 @@ def _diagnostics(
             "log_ratio_sd": float(mr.log_ratios[i].std()),
             "pareto_k": float(khat[i]),
             "known_ratio": mech in mr.known,
+            "offset_penalty": mr.offset_penalty.get(mech),
         }
         if mech in mr.known and mr.auc_joint[mech] < KNOWN_RATIO_REVERSED_AUC:
             warns.append(

@@ -157,6 +157,7 @@ class AttributionConfig(_Strict):
         "sqrt"
     )
     pooled_regressions: bool | Literal["auto"] = "auto"
+    conditional_ratios: Literal["difference", "offset"] = "difference"
     cross_check: bool = False
     image_estimator: Literal["stats", "cnn"] = "stats"
     method: Literal["iw", "mis", "regression", "mr"] = "iw"

@@ -341,6 +341,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         bootstrap=a.bootstrap,
         interval=a.interval,
         pooled_regressions=a.pooled_regressions,
+        conditional_ratios=a.conditional_ratios,
         cross_check=a.cross_check,
         truncate=a.truncate,
         tolerance=a.tolerance,

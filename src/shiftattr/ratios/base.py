@@ -196,6 +196,30 @@ class DensityRatioEstimator(BaseEstimator, ABC):
         array([-0.5,  0.5])
         """
 
+    def ratio_features(self, features: Features) -> np.ndarray | None:
+        """The per-case feature matrix this estimator classifies, if it has one.
+
+        :class:`~shiftattr.ratios.CrossFittedRatios` with ``conditional="offset"`` fits a
+        mechanism's conditional ratio on these features directly
+        (:mod:`shiftattr.ratios.offset`). The default, ``None``, keeps the difference of
+        two fitted log-ratios for estimators without such a matrix (a CNN on voxels).
+
+        Parameters
+        ----------
+        features : mapping of str to array-like
+
+        Returns
+        -------
+        ndarray of shape (N, d) or None
+
+        Examples
+        --------
+        >>> from shiftattr.ratios import ClassifierRatio
+        >>> ClassifierRatio().ratio_features({"a": np.zeros(3), "b": np.ones((3, 2))}).shape
+        (3, 3)
+        """
+        return None
+
     def crossfit_log_ratio(
         self,
         source_features: Features,

@@ -354,6 +354,24 @@ class ClassifierRatio(DensityRatioEstimator):
         self.nodes_ = nodes
         return self
 
+    def ratio_features(self, features: Features) -> np.ndarray:
+        """The nodes' values as the ``(N, d)`` matrix the classifier sees.
+
+        Parameters
+        ----------
+        features : mapping of str to array-like
+
+        Returns
+        -------
+        ndarray of shape (N, d)
+
+        Examples
+        --------
+        >>> ClassifierRatio().ratio_features({"x": np.arange(3.0)}).ravel()
+        array([0., 1., 2.])
+        """
+        return tabular_matrix(features)
+
     def crossfit_log_ratio(
         self,
         source_features: Features,

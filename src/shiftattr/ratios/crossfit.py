@@ -26,6 +26,7 @@ from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.classifier import ClassifierRatio
+from shiftattr.ratios.offset import crossfit_conditional
 
 __all__ = [
     "CrossFittedRatios",
@@ -176,6 +177,9 @@ class MechanismRatios:
         multiply-robust estimator reweights target cases as well.
     known : tuple of str
         Mechanisms whose log-ratio was given (``known_ratios``), not estimated.
+    offset_penalty : dict
+        Mechanisms whose conditional ratio was fitted with the parents' log-ratio as an
+        offset (``conditional="offset"``), with the L2 penalty chosen for each.
 
     Examples
     --------
@@ -191,6 +195,7 @@ class MechanismRatios:
     node_sets: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
     log_ratios_target: np.ndarray | None = None
     known: tuple[str, ...] = ()
+    offset_penalty: dict[str, float] = field(default_factory=dict)
 
 
 def _fit_fold(estimator, source_env, target_env, nodes, train_s, train_t, test_s, test_t):
@@ -230,6 +235,15 @@ class CrossFittedRatios:
         or a sampling design's known selection odds). Nothing is fitted for them; their
         ``auc_joint`` is the AUC of the known log-ratio itself and ``auc_parents`` is
         ``None``.
+    conditional : {"difference", "offset"}, default "difference"
+        How a mechanism with parents gets its conditional ratio. ``"difference"``: the
+        joint set's fitted log-ratio minus the parent set's. ``"offset"``: a penalised
+        logistic model on the joint set's features whose logit starts from the parent
+        set's cross-fitted log-ratio, so it learns only the conditional part and its
+        penalty pulls a mechanism that did not shift towards a ratio of one
+        (:mod:`shiftattr.ratios.offset`). Used where the joint set's estimator has a
+        feature matrix (:meth:`~DensityRatioEstimator.ratio_features`: the tabular
+        classifier and the image statistics); others keep the difference.
 
     Examples
     --------
@@ -256,7 +270,11 @@ class CrossFittedRatios:
         progress: bool = True,
         random_state: int | np.random.Generator | None = None,
         known_ratios: Mapping[str, Callable[[Environment], np.ndarray]] | None = None,
+        conditional: str = "difference",
     ) -> None:
+        if conditional not in ("difference", "offset"):
+            raise ValueError(f"conditional must be 'difference' or 'offset', got {conditional!r}.")
+        self.conditional = conditional
         self.graph = graph
         self.mechanisms = tuple(mechanisms)
         self.estimators = dict(estimators or {})
@@ -373,12 +391,20 @@ class CrossFittedRatios:
         known = {
             m: self._known(m, source, target) for m in self.mechanisms if m in self.known_ratios
         }
-        distinct = sorted(
-            {s for m, pair in sets.items() if m not in known for s in pair if s},
-            key=lambda s: (len(s), s),
-        )
         seed = int(rng.integers(2**31 - 1))
         default = ClassifierRatio(random_state=seed)
+        offset = {}  # mechanism -> the estimator whose features its offset model reads
+        if self.conditional == "offset":
+            for m, (joint, pas) in sets.items():
+                est = choose_estimator(joint, self.graph, self.estimators, default)
+                has_matrix = type(est).ratio_features is not DensityRatioEstimator.ratio_features
+                if m not in known and pas and est.joint_crossfit and has_matrix:
+                    offset[m] = est
+        needed = set()
+        for m, (joint, pas) in sets.items():
+            if m not in known:
+                needed.update(s for s in ((pas,) if m in offset else (joint, pas)) if s)
+        distinct = sorted(needed, key=lambda s: (len(s), s))
         tasks = []
         for nodes in distinct:
             est = choose_estimator(nodes, self.graph, self.estimators, default)
@@ -430,9 +456,22 @@ class CrossFittedRatios:
             auc[nodes] = rank_auc(labels, scores)
         L = np.empty((len(self.mechanisms), ns))
         Lt = np.empty((len(self.mechanisms), nt))
-        auc_joint, auc_parents = {}, {}
+        auc_joint, auc_parents, penalties = {}, {}, {}
         for i, m in enumerate(self.mechanisms):
             joint, pas = sets[m]
+            if m in offset:
+                est = offset[m]
+                L[i], Lt[i], penalties[m] = crossfit_conditional(
+                    est.ratio_features(source.features(joint)),
+                    est.ratio_features(target.features(joint)),
+                    oof_s[pas],
+                    oof_t[pas],
+                    fs,
+                    ft,
+                )
+                total = np.r_[oof_s[pas] + L[i], oof_t[pas] + Lt[i]]
+                auc_joint[m], auc_parents[m] = rank_auc(labels, total), auc[pas]
+                continue
             if m in known:
                 L[i], Lt[i] = known[m]
                 auc_joint[m], auc_parents[m] = (
@@ -451,4 +490,5 @@ class CrossFittedRatios:
             node_sets=sets,
             log_ratios_target=Lt,
             known=tuple(m for m in self.mechanisms if m in known),
+            offset_penalty=penalties,
         )

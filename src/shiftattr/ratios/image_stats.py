@@ -304,6 +304,25 @@ class ImageStatsRatio(DensityRatioEstimator):
         ]
         return np.hstack([stats, *extra]) if extra else stats
 
+    def ratio_features(self, features: Features) -> np.ndarray:
+        """The per-case statistics (and extra features) the classifier sees.
+
+        Parameters
+        ----------
+        features : mapping of str to array-like
+
+        Returns
+        -------
+        ndarray of shape (N, d)
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> ImageStatsRatio().ratio_features({"X": rng.normal(size=(4, 8, 8, 8))}).shape
+        (4, 12)
+        """
+        return self._stats(features)
+
     def _classifier(self) -> ClassifierRatio:
         if self.classifier is None:
             return ClassifierRatio(random_state=self.random_state)

@@ -259,6 +259,7 @@ class FittedValue:
             node_sets={m: r.node_sets[m] for m in keep if m in r.node_sets},
             log_ratios_target=None if r.log_ratios_target is None else r.log_ratios_target[rows],
             known=tuple(m for m in keep if m in r.known),
+            offset_penalty={m: p for m, p in r.offset_penalty.items() if m in keep},
         )
 
     def details(self) -> dict[str, Any]:
@@ -341,6 +342,7 @@ def fit_value(
     target_groups: np.ndarray | None = None,
     pooled_regressions: bool = False,
     known_ratios: Mapping[str, Any] | None = None,
+    conditional_ratios: str = "difference",
     cross_check: bool = False,
     metric_fn: Any = None,
     n_simulations: int = 20_000,
@@ -383,6 +385,9 @@ def fit_value(
     known_ratios : mapping of str to callable, optional
         Mechanisms whose conditional log-ratio is known, not estimated (see
         :class:`~shiftattr.ratios.CrossFittedRatios`).
+    conditional_ratios : {"difference", "offset"}, default "difference"
+        How conditional ratios are formed (``conditional`` of
+        :class:`~shiftattr.ratios.CrossFittedRatios`).
     cross_check : bool, default False
         With ``"iw"``: also fit the plain regression estimate (no ratios) as
         :attr:`FittedValue.check`; needs the regression features and ``metric_target``.
@@ -423,6 +428,7 @@ def fit_value(
             progress,
             random_state=random_state,
             known_ratios=known_ratios,
+            conditional=conditional_ratios,
         )
         ratios = cf.fit(source, target, source_groups, target_groups)
         for i, m in enumerate(mechanisms):
