@@ -1836,6 +1836,7 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
 # -- 6. value estimators ------------------------------------------------------------------
 _VE_LABELS = {
     "iw": "shiftattr IW",
+    "mis": "shiftattr MIS (both samples weighted)",
     "regression": "shiftattr regression",
     "mr": "shiftattr MR",
     "mr_biasaware": "shiftattr MR, bias-aware interval",
@@ -1843,6 +1844,7 @@ _VE_LABELS = {
     "mr_pooled": "shiftattr MR, pooled regressions",
     "mr_linear": "shiftattr MR, linear learners (DoWhy's class)",
     "iw_oracle": "shiftattr IW, true ratios",
+    "mis_oracle": "shiftattr MIS, true ratios",
     "mr_oracle": "shiftattr MR, true ratios",
     "mr_point": "shiftattr MR, no bootstrap (timing)",
     "mr_linear_point": "shiftattr MR, linear learners, no bootstrap (timing)",

@@ -4,7 +4,7 @@ For every SCM of :mod:`benchmarks.scms`, sample size ``N`` (cases per environmen
 seed, every method sees the same source and target samples (drawn exactly as in
 :mod:`benchmarks.accuracy_tabular`):
 
-- ``iw``, ``regression``, ``mr``: :func:`shiftattr.attribute` with ``method=...``, the
+- ``iw``, ``mis``, ``regression``, ``mr``: :func:`shiftattr.attribute` with ``method=...``, the
   measured target loss as ``target_metric``, ``n_bootstrap=100``, ``bootstrap="fixed"``,
   5-fold cross-fitting (intervals are scored: coverage of the truth per mechanism);
 - ``mr_biasaware``: ``mr`` again with ``interval="bias_aware"`` (same values; the
@@ -18,7 +18,7 @@ seed, every method sees the same source and target samples (drawn exactly as in
   (:func:`linear_learners`); it
   separates what the algorithm costs (fit once per mechanism and environment) from what
   the learners cost;
-- ``iw_oracle``, ``mr_oracle``: ``iw`` and ``mr`` given every node's true conditional
+- ``iw_oracle``, ``mis_oracle``, ``mr_oracle``: ``iw``, ``mis`` and ``mr`` given every node's true conditional
   log-ratio (``attribute(known_ratios=...)`` with the SCM's ``true_log_ratio``) instead
   of estimated ratios: the error left with perfect ratio estimators;
 - ``mr_point``: ``mr`` again with ``n_bootstrap=0`` (same values; the time of the point
@@ -65,7 +65,7 @@ from shiftattr.ratios import ClassifierRatio, StandardisedLogisticRegression
 from shiftattr.value import default_regressors
 
 NAME = "value_estimators"
-SHIFTATTR = ("iw", "regression", "mr")
+SHIFTATTR = ("iw", "mis", "regression", "mr")
 METHODS = (
     *SHIFTATTR,
     "mr_biasaware",
@@ -73,6 +73,7 @@ METHODS = (
     "mr_pooled",
     "mr_linear",
     "iw_oracle",
+    "mis_oracle",
     "mr_oracle",
     "mr_point",
     "mr_linear_point",
@@ -172,7 +173,7 @@ def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> 
     if method == "mr_linear":
         learners = linear_learners(scm.graph.nodes)
         return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], extra=learners)
-    if method in ("iw_oracle", "mr_oracle"):
+    if method in ("iw_oracle", "mis_oracle", "mr_oracle"):
         known = {node: partial(scm.true_log_ratio, mechanism=node) for node in scm.graph.nodes}
         return _shiftattr(
             method.removesuffix("_oracle"),
