@@ -55,6 +55,30 @@ def test_shifted_child_is_recovered():
     assert set(r.offset_penalty) == {"X"}  # a root keeps its marginal classifier
 
 
+def test_unequal_sample_sizes_leave_an_unchanged_mechanism_at_zero():
+    """The prior odds of each training fold are removed: with 300 source and 900 target
+    cases and an exact parent offset, an unchanged child's log-ratio centres on zero
+    (keeping the prior would put it near log 3)."""
+    rng = np.random.default_rng(0)
+    pa_s, pa_t = rng.normal(0, 1, 300), rng.normal(1, 1, 900)
+    v_s, v_t = pa_s + rng.normal(size=300), pa_t + rng.normal(size=900)
+    fs, ft = np.arange(300) % 3, np.arange(900) % 3
+    ls, lt, _ = crossfit_conditional(
+        np.c_[pa_s, v_s], np.c_[pa_t, v_t], pa_s - 0.5, pa_t - 0.5, fs, ft
+    )
+    assert abs(np.r_[ls, lt].mean()) < 0.1
+
+
+def test_non_finite_features_are_named():
+    graph, src, tgt = _chain(2)
+    x = np.asarray(src["X"], dtype=float).copy()
+    x[3] = np.nan
+    bad = Environment({"Z": src["Z"], "X": x}, name="s")
+    cf = CrossFittedRatios(graph, ["Z", "X"], n_folds=2, progress=False, conditional="offset")
+    with pytest.raises(ValueError, match=r"environment 's' hold non-finite values"):
+        cf.fit(bad, tgt)
+
+
 def test_estimators_without_a_feature_matrix_keep_the_difference():
     class Gaussian(DensityRatioEstimator):  # a fixed log-ratio, no feature matrix
         def fit(self, source_features, target_features):

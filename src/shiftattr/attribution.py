@@ -43,6 +43,7 @@ from shiftattr.value import (
     paired_keys,
     paired_metrics,
 )
+from shiftattr.value.balance import BalancedValue
 from shiftattr.value.build import FittedValue, fit_value, ratio_nodes, value_levels
 from shiftattr.value.features import is_summarised
 from shiftattr.value.generative import (
@@ -1067,7 +1068,14 @@ def attribute(
 
     # -- diagnostics -----------------------------------------------------------------
     diagnostics, warns = _diagnostics(
-        fitted.mechanism_ratios(), m, truncate, min_ess_fraction, separable_auc, mt, source_metric
+        fitted.mechanism_ratios(),
+        m,
+        truncate,
+        min_ess_fraction,
+        separable_auc,
+        mt,
+        source_metric,
+        fitted.balanced,
     )
     for mech in pairs:  # substituted: no weights, no discriminator
         diagnostics["mechanisms"][mech] = {
@@ -1314,6 +1322,13 @@ def _compare_with_twin(
 
 def _disagreement_causes(estimator: str) -> str:
     """What usually makes an estimator and its twin disagree, for the warning's message."""
+    if estimator == "mis":
+        return (
+            "Either the source-only weights of importance weighting rest on few cases (a "
+            "strong shift), or the ratios are too flat or off by a constant, which moves "
+            "'mis' towards the pooled mean of both environments (see ESS and AUC): trust "
+            "neither blindly."
+        )
     model = (
         "the fitted mechanisms misfit where the other environment's parents lie (see "
         "mechanism_fits and the anchors)"
@@ -1335,14 +1350,29 @@ def _diagnostics(
     separable_auc: float,
     mt: np.ndarray | None,
     source_metric: float,
+    balanced: BalancedValue | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Per-mechanism and overall weight diagnostics, and the warnings they raise.
+
+    The weights are those of each mechanism shifted alone and of all shifted: importance
+    weights of the source cases, or with ``balanced`` (``method="mis"``) the
+    balance-heuristic weights of the source and the target cases it averages with.
+    """
     if mr is None:  # every mechanism substituted: nothing is weighted
         return {"mechanisms": {}, "overall": {"n_source": len(m)}}, []
     n = len(mr.mechanisms)
-    N = mr.log_ratios.shape[1]
     C = np.vstack([np.eye(n, dtype=bool), np.ones((1, n), dtype=bool)])
-    wm = coalition_weighted_means(C, mr.log_ratios, m, truncate=truncate)
-    khat = pareto_khat(coalition_log_weights(C, mr.log_ratios))
+    if balanced is None:
+        N, cases = mr.log_ratios.shape[1], "source cases"
+        wm = coalition_weighted_means(C, mr.log_ratios, m, truncate=truncate)
+        khat = pareto_khat(coalition_log_weights(C, mr.log_ratios))
+    else:
+        N, cases = balanced.n_source + balanced.n_target, "source and target cases"
+        cols = [balanced.mechanisms.index(mech) for mech in mr.mechanisms]
+        Cb = np.zeros((len(C), len(balanced.mechanisms)), dtype=bool)
+        Cb[:, cols] = C
+        wm = balanced.weighted_means(Cb)
+        khat = pareto_khat(balanced.log_weights(Cb))
     per = {}
     warns: list[dict[str, Any]] = []
     for i, mech in enumerate(mr.mechanisms):
@@ -1389,7 +1419,8 @@ def _diagnostics(
         "pareto_k_all": float(khat[-1]),
         "max_weight_all": float(wm.max_weight[-1]),
         "frac_truncated_all": float(wm.frac_truncated[-1]),
-        "n_source": N,
+        "n_source": len(m),
+        "n_weighted": N,
     }
     # one row per mechanism shifted alone, then all of them shifted
     rows = [(mech, mech) for mech in mr.mechanisms] + [("all mechanisms", None)]
@@ -1400,7 +1431,7 @@ def _diagnostics(
                     "code": "low_ess",
                     "mechanism": mech,
                     "message": (
-                        f"{label}: effective sample size {ess:.1f} of {N} source cases "
+                        f"{label}: effective sample size {ess:.1f} of {N} {cases} "
                         f"({100 * ess / N:.1f}% < {100 * min_ess_fraction:.0f}%); the "
                         "estimate rests on a few heavily weighted cases."
                     ),

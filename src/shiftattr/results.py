@@ -384,7 +384,8 @@ class Attribution:
         ov = self.diagnostics.get("overall", {})
         if "ess_all" in ov:
             lines.append(
-                f"ESS, all mechanisms shifted:    {ov['ess_all']:.0f} of {ov['n_source']} "
+                f"ESS, all mechanisms shifted:    {ov['ess_all']:.0f} of "
+                f"{ov.get('n_weighted', ov['n_source'])} "
                 f"({100 * ov['ess_all_fraction']:.1f}%)"
             )
         lines.append(_estimator_line(s, self.diagnostics.get("estimator", {})))

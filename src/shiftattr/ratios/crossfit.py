@@ -461,13 +461,17 @@ class CrossFittedRatios:
             joint, pas = sets[m]
             if m in offset:
                 est = offset[m]
+                zs = est.ratio_features(source.features(joint))
+                zt = est.ratio_features(target.features(joint))
+                for env, z in ((source, zs), (target, zt)):
+                    if not np.all(np.isfinite(z)):
+                        raise ValueError(
+                            f"the features of nodes {list(joint)} in environment "
+                            f"{env.name!r} hold non-finite values (NaN/inf); the conditional "
+                            f"ratio of {m!r} cannot be fitted. Remove or impute them."
+                        )
                 L[i], Lt[i], penalties[m] = crossfit_conditional(
-                    est.ratio_features(source.features(joint)),
-                    est.ratio_features(target.features(joint)),
-                    oof_s[pas],
-                    oof_t[pas],
-                    fs,
-                    ft,
+                    zs, zt, oof_s[pas], oof_t[pas], fs, ft
                 )
                 total = np.r_[oof_s[pas] + L[i], oof_t[pas] + Lt[i]]
                 auc_joint[m], auc_parents[m] = rank_auc(labels, total), auc[pas]

@@ -34,9 +34,13 @@ from typing import Any
 import numpy as np
 
 from shiftattr.shapley import Game
-from shiftattr.weighting import kish_ess, resample_counts
+from shiftattr.weighting import WeightedMeans, kish_ess, resample_counts
 
 __all__ = ["BalancedValue"]
+
+#: Below this, a resample's sum of weights (scaled by the largest over all cases) is
+#: recomputed on the resample's own largest weight, far from underflow.
+_TINY_SUM = 1e-150
 
 
 class BalancedValue:
@@ -105,6 +109,56 @@ class BalancedValue:
         self.metric = np.r_[ms, mt]
         self.min_ess_fraction_ = 1.0
 
+    def log_weights(self, coalitions: np.ndarray) -> np.ndarray:
+        """Log balance-heuristic weights of every case, one row per coalition.
+
+        Parameters
+        ----------
+        coalitions : bool ndarray of shape (k, n_mechanisms)
+
+        Returns
+        -------
+        ndarray of shape (k, N_source + N_target)
+            ``log prod_{i in I} r_i - log(N_s + N_t prod_i r_i)``, source cases first.
+
+        Examples
+        --------
+        >>> val = BalancedValue(["X"], ["X"], np.zeros((1, 1)), np.zeros((1, 1)),
+        ...                     np.zeros(1), np.ones(1))
+        >>> val.log_weights(np.array([[True]])).round(3)   # log 1 / (1 + 1)
+        array([[-0.693, -0.693]])
+        """
+        C = np.atleast_2d(np.asarray(coalitions, dtype=bool))
+        return C.astype(float) @ self._L - self._log_denominator
+
+    def weighted_means(self, coalitions: np.ndarray) -> WeightedMeans:
+        """``M(P_I)`` with the weights' diagnostics, as importance weighting reports them.
+
+        Parameters
+        ----------
+        coalitions : bool ndarray of shape (k, n_mechanisms)
+
+        Returns
+        -------
+        shiftattr.weighting.WeightedMeans
+            Kish ESS over all ``N_source + N_target`` cases; nothing is truncated.
+
+        Examples
+        --------
+        >>> val = BalancedValue(["X"], ["X"], np.zeros((1, 2)), np.zeros((1, 2)),
+        ...                     np.zeros(2), np.ones(2))
+        >>> wm = val.weighted_means(np.array([[True]]))
+        >>> wm.means.tolist(), wm.ess.tolist(), wm.max_weight.tolist()
+        ([0.5], [4.0], [1.0])
+        """
+        w = self.weights(coalitions)
+        return WeightedMeans(
+            means=(w @ self.metric) / w.sum(axis=1),
+            ess=kish_ess(w),
+            max_weight=w.max(axis=1) / w.mean(axis=1),
+            frac_truncated=np.zeros(len(w)),
+        )
+
     def weights(self, coalitions: np.ndarray) -> np.ndarray:
         """Balance-heuristic weights of every case, one row per coalition.
 
@@ -126,8 +180,7 @@ class BalancedValue:
         array([[1., 1., 1., 1., 1.],
                [1., 1., 1., 1., 1.]])
         """
-        C = np.atleast_2d(np.asarray(coalitions, dtype=bool))
-        lw = C.astype(float) @ self._L - self._log_denominator
+        lw = self.log_weights(coalitions)
         return np.exp(lw - lw.max(axis=1, keepdims=True))
 
     def means(self, coalitions: np.ndarray) -> np.ndarray:
@@ -154,9 +207,17 @@ class BalancedValue:
         return (w @ self.metric) / w.sum(axis=1)
 
     def _resampled_means(self, coalitions: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        w = self.weights(coalitions)  # (k, N)
-        num = (w * self.metric) @ counts.T
-        return num / (w @ counts.T)  # (k, B)
+        lw = self.log_weights(coalitions)  # (k, N)
+        w = np.exp(lw - lw.max(axis=1, keepdims=True))
+        num, den = (w * self.metric) @ counts.T, w @ counts.T  # (k, B)
+        # a resample without the heaviest cases can leave sums that underflow (or are
+        # too small to divide reliably): redo those on their own largest log-weight
+        bad = np.argwhere(~(den > _TINY_SUM))
+        for j, b in bad:
+            drawn = counts[b] > 0
+            own = np.exp(lw[j][drawn] - lw[j][drawn].max()) * counts[b][drawn]
+            num[j, b], den[j, b] = own @ self.metric[drawn], own.sum()
+        return num / den
 
     def _counts(self, idx_source: np.ndarray, idx_target: np.ndarray) -> np.ndarray:
         s = np.atleast_2d(idx_source)
