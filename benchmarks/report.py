@@ -1524,7 +1524,13 @@ def _synthetic_ms_32(ms32: dict[str, Any] | None, ms: dict[str, Any] | None) -> 
             f"{shape} volumes; truth to a Monte-Carlo s.e. of {cfg['truth_se_target']} Dice "
             f"or {_f(cfg['truth_n_max'])} cases. `mr` has unpooled regressions, `mr+pooled` is "
             "what `method='mr'` does on images by default; both report the bootstrap interval "
-            "here.",
+            "here."
+            + "".join(
+                f" Merged afterwards: `{mg['command']}` ({mg['n_runs']} runs, {mg['date']}"
+                + (f"; {mg['note']}" if mg.get("note") else "")
+                + ")."
+                for mg in ms32.get("merged", [])
+            ),
             "",
             _table(["scenario", "shifted", "truth ± MC s.e.", "Dice source → target"], truths),
             "",
