@@ -19,8 +19,8 @@ estimate is the weighted mean of the metric over all ``n_s + n_t`` cases
 ``p_t``, and at most ``1 / n_s`` times that to ``p_s``: a coalition close to either
 environment finds its cases in that environment's sample.
 
-With exact ratios it is unbiased like ``"iw"`` and never much worse; on the benchmarks'
-simulators its error was several times lower (:doc:`/estimators`). It needs the metric at
+With exact ratios it is consistent like ``"iw"``; on the benchmarks' simulators its
+error was then several times lower (:doc:`/estimators`). It needs the metric at
 the target cases and the ratio of every node, attributed or not (the mixture's density
 involves all of them). Like ``"iw"`` it relies on the ratios: ratios estimated too flat
 pull every coalition towards the pooled mean, so the attributed change shrinks.
