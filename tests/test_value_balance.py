@@ -178,6 +178,30 @@ def test_attribute_mis_refuses_what_it_cannot_do():
         )
 
 
+def test_attribute_mis_refuses_a_node_constant_per_environment():
+    """Every node's ratio enters the mixture, so an unattributed node that only labels
+    the environment (0 in the source, 1 in the target) is refused, as a mechanism is."""
+    scm = sa.datasets.LinearGaussianSCM.example()
+    s = scm.sample(100, "source", random_state=0)
+    t = scm.sample(100, "target", random_state=1)
+    graph = CausalGraph({**{n: scm.graph.parents(n) for n in scm.graph.nodes}, "W": []})
+    s2 = sa.Environment({**{n: s[n] for n in scm.graph.nodes}, "W": np.zeros(100)}, name="s")
+    t2 = sa.Environment({**{n: t[n] for n in scm.graph.nodes}, "W": np.ones(100)}, name="t")
+    with pytest.raises(ValueError, match="'W' is constant"):
+        sa.attribute(
+            graph,
+            s2,
+            t2,
+            scm.metric(s),
+            target_metric=scm.metric(t),
+            mechanisms=list(scm.graph.nodes),
+            method="mis",
+            n_bootstrap=0,
+            n_folds=2,
+            progress=False,
+        )
+
+
 def test_config_refuses_mis_with_paired():
     with pytest.raises(ValueError, match=r"'mis' takes neither attribution\.paired"):
         AttributionConfig(method="mis", paired=["Y"])

@@ -350,6 +350,8 @@ def _check_mis(
             f"node of the graph in both environments, but {missing} (node, environment) "
             "are missing; add them or use method='iw'."
         )
+    # every node's ratio enters the mixture, attributed or not
+    _check_constant_nodes(list(graph.nodes), source, target)
 
 
 def _check_generative(
