@@ -1369,12 +1369,10 @@ def _diagnostics(
         wm = coalition_weighted_means(C, mr.log_ratios, m, truncate=truncate)
         khat = pareto_khat(coalition_log_weights(C, mr.log_ratios))
     else:
+        # "mis" weights every mechanism (no paired ones): its players are mr's, in order
         N, cases = balanced.n_source + balanced.n_target, "source and target cases"
-        cols = [balanced.mechanisms.index(mech) for mech in mr.mechanisms]
-        Cb = np.zeros((len(C), len(balanced.mechanisms)), dtype=bool)
-        Cb[:, cols] = C
-        wm = balanced.weighted_means(Cb)
-        khat = pareto_khat(balanced.log_weights(Cb))
+        wm = balanced.weighted_means(C)
+        khat = pareto_khat(balanced.log_weights(C))
     per = {}
     warns: list[dict[str, Any]] = []
     for i, mech in enumerate(mr.mechanisms):

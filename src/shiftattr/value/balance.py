@@ -34,13 +34,15 @@ from typing import Any
 import numpy as np
 
 from shiftattr.shapley import Game
-from shiftattr.weighting import WeightedMeans, kish_ess, resample_counts
+from shiftattr.weighting import (
+    WeightedMeans,
+    coalition_log_weights,
+    coalition_weighted_means,
+    resample_counts,
+    resampled_coalition_means,
+)
 
 __all__ = ["BalancedValue"]
-
-#: Below this, a resample's sum of weights (scaled by the largest over all cases) is
-#: recomputed on the resample's own largest weight, far from underflow.
-_TINY_SUM = 1e-150
 
 
 class BalancedValue:
@@ -103,9 +105,12 @@ class BalancedValue:
         self.n_source, self.n_target = len(ms), len(mt)
         L = np.hstack([ls, lt])
         rows = [self.nodes.index(m) for m in self.mechanisms]
-        self._L = L[rows]  # (n_mechanisms, N): the numerator's factors
         joint = L.sum(axis=0)  # log p_t / p_s of the whole case
-        self._log_denominator = np.logaddexp(np.log(self.n_source), np.log(self.n_target) + joint)
+        denominator = np.logaddexp(np.log(self.n_source), np.log(self.n_target) + joint)
+        # the players' log-ratios, then minus the log-denominator as one more row that
+        # every coalition includes: the balance-heuristic weights are then importance
+        # weights, computed by the kernels of shiftattr.weighting
+        self._L = np.vstack([L[rows], -denominator])
         self.metric = np.r_[ms, mt]
         self.min_ess_fraction_ = 1.0
 
@@ -128,8 +133,12 @@ class BalancedValue:
         >>> val.log_weights(np.array([[True]])).round(3)   # log 1 / (1 + 1)
         array([[-0.693, -0.693]])
         """
+        return coalition_log_weights(self._with_denominator(coalitions), self._L)
+
+    def _with_denominator(self, coalitions: np.ndarray) -> np.ndarray:
+        """The coalitions with the always-included denominator row switched on."""
         C = np.atleast_2d(np.asarray(coalitions, dtype=bool))
-        return C.astype(float) @ self._L - self._log_denominator
+        return np.hstack([C, np.ones((len(C), 1), dtype=bool)])
 
     def weighted_means(self, coalitions: np.ndarray) -> WeightedMeans:
         """``M(P_I)`` with the weights' diagnostics, as importance weighting reports them.
@@ -151,13 +160,7 @@ class BalancedValue:
         >>> wm.means.tolist(), wm.ess.tolist(), wm.max_weight.tolist()
         ([0.5], [4.0], [1.0])
         """
-        w = self.weights(coalitions)
-        return WeightedMeans(
-            means=(w @ self.metric) / w.sum(axis=1),
-            ess=kish_ess(w),
-            max_weight=w.max(axis=1) / w.mean(axis=1),
-            frac_truncated=np.zeros(len(w)),
-        )
+        return coalition_weighted_means(self._with_denominator(coalitions), self._L, self.metric)
 
     def weights(self, coalitions: np.ndarray) -> np.ndarray:
         """Balance-heuristic weights of every case, one row per coalition.
@@ -201,23 +204,16 @@ class BalancedValue:
         >>> val.means(np.array([[True]]))   # no shift: the pooled mean
         array([0.5])
         """
-        w = self.weights(coalitions)
-        ess = kish_ess(w) / w.shape[1]
-        self.min_ess_fraction_ = min(self.min_ess_fraction_, float(ess.min()))
-        return (w @ self.metric) / w.sum(axis=1)
+        wm = self.weighted_means(coalitions)
+        fraction = float(wm.ess.min()) / len(self.metric)
+        self.min_ess_fraction_ = min(self.min_ess_fraction_, fraction)
+        return wm.means
 
     def _resampled_means(self, coalitions: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        lw = self.log_weights(coalitions)  # (k, N)
-        w = np.exp(lw - lw.max(axis=1, keepdims=True))
-        num, den = (w * self.metric) @ counts.T, w @ counts.T  # (k, B)
-        # a resample without the heaviest cases can leave sums that underflow (or are
-        # too small to divide reliably): redo those on their own largest log-weight
-        bad = np.argwhere(~(den > _TINY_SUM))
-        for j, b in bad:
-            drawn = counts[b] > 0
-            own = np.exp(lw[j][drawn] - lw[j][drawn].max()) * counts[b][drawn]
-            num[j, b], den[j, b] = own @ self.metric[drawn], own.sum()
-        return num / den
+        # a resample missing the heaviest cases is recomputed on its own cases there
+        return resampled_coalition_means(
+            self._with_denominator(coalitions), self._L, self.metric, counts
+        )
 
     def _counts(self, idx_source: np.ndarray, idx_target: np.ndarray) -> np.ndarray:
         s = np.atleast_2d(idx_source)
