@@ -100,3 +100,17 @@ def test_unfitted_and_mismatched_inputs_are_refused():
         model.decision_function(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="finite"):
         model.decision_function(np.array([[np.nan]]))
+
+
+def test_offset_is_held_fixed_and_left_out_of_the_decision_function():
+    """With the true log-odds split into an offset and a learnt part, the fit recovers the
+    learnt part only; a wrong-length offset is refused."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 1))
+    offset = 1.5 * rng.normal(size=4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(offset + 0.8 * x[:, 0] - 0.3)))).astype(int)
+    clf = StandardisedLogisticRegression(C=1e6).fit(x, y, offset=offset)
+    z = np.array([[-1.0], [0.0], [1.0]])
+    np.testing.assert_allclose(clf.decision_function(z), 0.8 * z[:, 0] - 0.3, atol=0.1)
+    with pytest.raises(ValueError, match="offset must hold 4000 finite values"):
+        StandardisedLogisticRegression().fit(x, y, offset=offset[:10])

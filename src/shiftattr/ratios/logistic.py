@@ -73,7 +73,7 @@ class StandardisedLogisticRegression(CloneByParams, ClassifierMixin, BaseEstimat
         self.tol = tol
         self.max_iter = max_iter
 
-    def fit(self, X, y) -> StandardisedLogisticRegression:
+    def fit(self, X, y, offset=None) -> StandardisedLogisticRegression:
         """Standardise and minimise the penalised log-loss.
 
         Parameters
@@ -81,6 +81,10 @@ class StandardisedLogisticRegression(CloneByParams, ClassifierMixin, BaseEstimat
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
             Two classes; the larger one (in sorted order) is the positive class.
+        offset : array-like of shape (n_samples,), optional
+            A fixed term added to every case's log-odds during the fit: the model learns
+            what the offset misses (:mod:`shiftattr.ratios.offset` passes the parents'
+            log-ratio). :meth:`decision_function` returns the learnt part only.
 
         Returns
         -------
@@ -102,12 +106,15 @@ class StandardisedLogisticRegression(CloneByParams, ClassifierMixin, BaseEstimat
                 "class(es). Density ratios need cases of both environments."
             )
         t = t.astype(float)
+        o = np.zeros(len(t)) if offset is None else np.asarray(offset, dtype=float).ravel()
+        if o.shape != t.shape or not np.isfinite(o).all():
+            raise ValueError(f"offset must hold {len(t)} finite values, one per case.")
         A = np.hstack([np.ones((len(Z), 1)), Z])
         ridge = np.full(A.shape[1], 1.0 / float(self.C))
         ridge[0] = 0.0  # the intercept is not penalised
 
         def objective(beta: np.ndarray) -> float:
-            z = A @ beta
+            z = A @ beta + o
             return -float(t @ log_expit(z) + (1 - t) @ log_expit(-z)) + 0.5 * ridge @ beta**2
 
         beta = np.zeros(A.shape[1])
@@ -117,7 +124,7 @@ class StandardisedLogisticRegression(CloneByParams, ClassifierMixin, BaseEstimat
         scale = len(t)  # gradient tolerance relative to the log-loss's size
         self.n_iter_ = 0
         for _ in range(int(self.max_iter)):
-            p = expit(A @ beta)
+            p = expit(A @ beta + o)
             grad = A.T @ (p - t) + ridge * beta
             if np.max(np.abs(grad)) <= self.tol * scale:
                 break

@@ -17,7 +17,8 @@ itself, ``z . beta + b - log(n_t / n_s)``. Its L2 penalty shrinks it towards zer
 right default for a mechanism that did not shift. The penalty is chosen among a few by
 out-of-fold log-loss on the same folds. ``z`` are the joint node set's features
 (standardised, and with their pairwise products when there are at most
-``QUADRATIC_MAX_FEATURES`` of them).
+``QUADRATIC_MAX_FEATURES`` of them), fitted by
+:class:`~shiftattr.ratios.StandardisedLogisticRegression` with ``offset``.
 """
 
 from __future__ import annotations
@@ -25,78 +26,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit, log_expit
+from scipy.special import log_expit
 
-__all__ = ["QUADRATIC_MAX_FEATURES", "crossfit_conditional", "fit_offset_logistic"]
+from shiftattr.ratios.logistic import StandardisedLogisticRegression
+
+__all__ = ["QUADRATIC_MAX_FEATURES", "crossfit_conditional"]
 
 #: Up to this many features, the offset model also sees their squares and pairwise
 #: products (a quadratic log-ratio, exact for Gaussian shifts); above it, linear terms
 #: only (image statistics: dozens of features, hundreds of cases).
 QUADRATIC_MAX_FEATURES = 8
 
-#: The L2 penalties tried (on standardised features, summed log-loss).
+#: The L2 penalties tried (on standardised features, summed log-loss; ``C = 1 / penalty``
+#: of :class:`~shiftattr.ratios.StandardisedLogisticRegression`).
 PENALTIES = (0.1, 3.0, 30.0, 300.0)
-
-
-def fit_offset_logistic(
-    Z: np.ndarray, y: np.ndarray, offset: np.ndarray, penalty: float
-) -> tuple[float, np.ndarray]:
-    """Penalised logistic regression with a fixed per-case offset.
-
-    Minimises ``sum log(1 + exp(-s (offset + b + Z beta))) + penalty / 2 |beta|^2`` with
-    ``s = 2 y - 1`` (the intercept is not penalised).
-
-    Parameters
-    ----------
-    Z : ndarray of shape (n, d)
-    y : ndarray of shape (n,)
-        Labels 0 / 1.
-    offset : ndarray of shape (n,)
-    penalty : float
-
-    Returns
-    -------
-    tuple
-        ``(b, beta)``.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> z = rng.normal(size=(2000, 1))
-    >>> y = (rng.random(2000) < 1 / (1 + np.exp(-(0.5 + z[:, 0])))).astype(float)
-    >>> b, beta = fit_offset_logistic(z, y, np.full(2000, 0.5), penalty=1e-6)
-    >>> bool(abs(b) < 0.1), bool(abs(beta[0] - 1) < 0.1)   # the offset holds the 0.5
-    (True, True)
-    """
-    Z = np.asarray(Z, dtype=float)
-    s = 2.0 * np.asarray(y, dtype=float) - 1.0
-    o = np.asarray(offset, dtype=float)
-
-    def loss(p: np.ndarray) -> tuple[float, np.ndarray]:
-        b, beta = p[0], p[1:]
-        t = s * (o + b + Z @ beta)
-        g = -expit(-t) * s
-        value = -log_expit(t).sum() + 0.5 * penalty * beta @ beta
-        return value, np.r_[g.sum(), Z.T @ g + penalty * beta]
-
-    res = minimize(loss, np.zeros(Z.shape[1] + 1), jac=True, method="L-BFGS-B")
-    return float(res.x[0]), res.x[1:]
-
-
-def _design(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Standardise on the training rows (and add pairwise products for few features)."""
-    mu, sd = train.mean(axis=0), train.std(axis=0)
-    sd = np.where(sd > 1e-12, sd, 1.0)
-    a, b = (train - mu) / sd, (test - mu) / sd
-    d = a.shape[1]
-    if d <= QUADRATIC_MAX_FEATURES:
-        i, j = np.triu_indices(d)
-        a2, b2 = a[:, i] * a[:, j], b[:, i] * b[:, j]
-        mu2, sd2 = a2.mean(axis=0), a2.std(axis=0)
-        sd2 = np.where(sd2 > 1e-12, sd2, 1.0)
-        a, b = np.hstack([a, (a2 - mu2) / sd2]), np.hstack([b, (b2 - mu2) / sd2])
-    return a, b
 
 
 def crossfit_conditional(
@@ -146,15 +89,16 @@ def crossfit_conditional(
     y = np.r_[np.zeros(len(Zs)), np.ones(len(Zt))]
     folds = np.r_[np.asarray(source_folds), np.asarray(target_folds)]
     log_prior = np.log(y.sum() / (len(y) - y.sum()))
+    degree = 2 if Z.shape[1] <= QUADRATIC_MAX_FEATURES else 1
     best: tuple[float, np.ndarray, float] | None = None
     for penalty in penalties:
         out = np.empty(len(y))
         for f in np.unique(folds):
             train, test = folds != f, folds == f
-            a, b_ = _design(Z[train], Z[test])
-            b, beta = fit_offset_logistic(a, y[train], o[train], penalty)
+            model = StandardisedLogisticRegression(C=1.0 / penalty, degree=degree)
+            model.fit(Z[train], y[train], offset=o[train])
             prior = np.log(y[train].sum() / (train.sum() - y[train].sum()))
-            out[test] = b + b_ @ beta - prior
+            out[test] = model.decision_function(Z[test]) - prior
         logit = o + out + log_prior
         loss = float(-np.mean(log_expit(np.where(y == 1, logit, -logit))))
         if best is None or loss < best[0]:
