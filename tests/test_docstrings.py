@@ -58,6 +58,7 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.metrics.empty.EMPTY_PRESETS": "tuple of str; attribute docstring",
     "shiftattr.metrics.empty.EmptySpec": "type alias (union); attribute docstring",
     "shiftattr.ratios.base.Features": "typing.Mapping alias; ``#:`` comment",
+    "shiftattr.ratios.crossfit.CONDITIONAL_RATIOS": "tuple of str; ``#:`` comment",
     "shiftattr.ratios.offset.QUADRATIC_MAX_FEATURES": "int; ``#:`` comment with the reason",
     "shiftattr.segmentation.MSSEG2016_MODALITIES": "tuple of str; attribute docstring",
     "shiftattr.value.regressors.REGRESSION_BOOSTING_PARAMS": (

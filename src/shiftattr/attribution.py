@@ -23,7 +23,7 @@ from shiftattr.bias_aware import bias_aware_interval, resolve_interval
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios.base import DensityRatioEstimator
-from shiftattr.ratios.crossfit import MechanismRatios
+from shiftattr.ratios.crossfit import CONDITIONAL_RATIOS, MechanismRatios
 from shiftattr.repeats import repeats_interval, split_unstable_warnings
 from shiftattr.results import Attribution, ShiftAttrWarning
 from shiftattr.shapley import (
@@ -866,7 +866,7 @@ def attribute(
                 f"mechanism {key!r} is paired (substituted by its observed counterfactual) "
                 "and needs no ratio: drop it from known_ratios or from paired."
             )
-    if conditional_ratios not in ("difference", "offset"):
+    if conditional_ratios not in CONDITIONAL_RATIOS:
         raise ValueError(
             f"conditional_ratios must be 'difference' or 'offset', got {conditional_ratios!r}."
         )

@@ -29,12 +29,18 @@ from shiftattr.ratios.classifier import ClassifierRatio
 from shiftattr.ratios.offset import crossfit_conditional
 
 __all__ = [
+    "CONDITIONAL_RATIOS",
     "CrossFittedRatios",
     "MechanismRatios",
     "assign_folds",
     "choose_estimator",
     "rank_auc",
 ]
+
+
+#: How a mechanism's conditional ratio can be formed (``CrossFittedRatios(conditional=...)``,
+#: ``attribute(conditional_ratios=...)``).
+CONDITIONAL_RATIOS = ("difference", "offset")
 
 
 def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -272,7 +278,7 @@ class CrossFittedRatios:
         known_ratios: Mapping[str, Callable[[Environment], np.ndarray]] | None = None,
         conditional: str = "difference",
     ) -> None:
-        if conditional not in ("difference", "offset"):
+        if conditional not in CONDITIONAL_RATIOS:
             raise ValueError(f"conditional must be 'difference' or 'offset', got {conditional!r}.")
         self.conditional = conditional
         self.graph = graph
