@@ -60,6 +60,8 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.ratios.base.Features": "typing.Mapping alias; ``#:`` comment",
     "shiftattr.ratios.crossfit.CONDITIONAL_RATIOS": "tuple of str; ``#:`` comment",
     "shiftattr.ratios.offset.QUADRATIC_MAX_FEATURES": "int; ``#:`` comment with the reason",
+    "shiftattr.ratios.image_quality.QUALITY_STATISTICS": "tuple of str; ``#:`` comment",
+    "shiftattr.ratios.image_stats.IMAGE_STATISTICS": "tuple of str; ``#:`` comment",
     "shiftattr.segmentation.MSSEG2016_MODALITIES": "tuple of str; attribute docstring",
     "shiftattr.value.regressors.REGRESSION_BOOSTING_PARAMS": (
         "dict of boosting settings; ``#:`` comment with the measured reason"

@@ -96,7 +96,13 @@ BOOSTING_PARAMS: dict[str, object] = {
 }
 
 
-def default_candidates(random_state: int | None = None) -> dict[str, object]:
+#: Inverse L2 penalties of the linear-logistic candidates (``default_candidates(linear=True)``).
+LINEAR_PENALTIES = (1.0, 0.1, 0.01)
+
+
+def default_candidates(
+    random_state: int | None = None, linear: bool = False
+) -> dict[str, object]:
     """The classifiers :class:`ClassifierRatio` chooses between by default.
 
     - ``"quadratic-logistic"`` (and ``-C10``, ``-C0.1``: stronger L2 penalties): logistic
@@ -107,10 +113,21 @@ def default_candidates(random_state: int | None = None) -> dict[str, object]:
       there are many variables, so three strengths compete.
     - ``"gradient-boosting"``: a regularised histogram gradient-boosting classifier
       that sees thresholds, interactions and multimodal shifts a logistic model misses.
+    - with ``linear=True``, also ``"linear-logistic-C1"``, ``-C0.1`` and ``-C0.01``:
+      logistic regression on the standardised variables themselves. With a few dozen
+      variables (the ``"extended"`` image statistics) the quadratic models have
+      hundreds of terms, and the penalty that keeps them from overfitting shrinks the
+      log-ratio towards zero: weights that under-correct. A linear model needs less
+      penalty. Measured on three synthetic MS scanner shifts (16³, N = 300, 5 seeds;
+      extended statistics and the model's output summaries): the weighted source
+      mean of the Dice missed the target's by 0.020 / 0.033 / 0.021 with these
+      candidates, 0.047 / 0.054 / 0.034 without.
 
     Parameters
     ----------
     random_state : int, optional
+    linear : bool, default False
+        Add the linear-logistic candidates.
 
     Returns
     -------
@@ -121,6 +138,8 @@ def default_candidates(random_state: int | None = None) -> dict[str, object]:
     --------
     >>> sorted(default_candidates())
     ['gradient-boosting', 'quadratic-logistic', 'quadratic-logistic-C0.1', 'quadratic-logistic-C10']
+    >>> len(default_candidates(linear=True))
+    7
     """
 
     def quadratic(c: float):
@@ -131,7 +150,7 @@ def default_candidates(random_state: int | None = None) -> dict[str, object]:
             LogisticRegression(C=c, max_iter=5000),
         )
 
-    return {
+    candidates = {
         # weak regularisation is what a few well-sampled variables need (strong L2
         # shrank the tails of Gaussian ratios); many variables (image statistics)
         # need strong regularisation; out-of-fold log-loss picks.
@@ -142,6 +161,12 @@ def default_candidates(random_state: int | None = None) -> dict[str, object]:
             **BOOSTING_PARAMS, random_state=random_state
         ),
     }
+    if linear:
+        for c in LINEAR_PENALTIES:
+            candidates[f"linear-logistic-C{c:g}"] = make_pipeline(
+                StandardScaler(), LogisticRegression(C=c, max_iter=5000)
+            )
+    return candidates
 
 
 def _log_loss_from_logits(logits: np.ndarray, y: np.ndarray) -> float:
