@@ -168,3 +168,22 @@ def test_cross_check_from_the_command_line(tmp_path, capsys):
     assert est["check"]["name"] == "regression" and est["check"]["regressions"]
     assert main([*args, "--method", "mr", "--cross-check"]) == 2
     assert "attribution.cross_check = true" in capsys.readouterr().err
+
+
+def test_extended_statistics_and_ratio_outputs_from_the_command_line(tmp_path):
+    out = tmp_path / "demo"
+    args = ["demo", "--tiny", "--quiet", "--out", str(out), "--n-bootstrap", "3"]
+    args += ["--image-estimator", "stats"]  # the tiny demo tests the CNN discriminators
+    assert main(args) == 0
+    basic = json.loads((out / "attribution.json").read_text())
+    assert basic["settings"]["estimator_params"]["X"]["statistics"] == "basic"
+    assert basic["settings"]["ratio_outputs"] is False
+    assert main([*args, "--image-statistics", "extended", "--ratio-outputs"]) == 0
+    ext = json.loads((out / "attribution.json").read_text())
+    params = ext["settings"]["estimator_params"]
+    assert params["X"]["statistics"] == params["Y"]["statistics"] == "extended"
+    assert ext["settings"]["ratio_outputs"] is True
+    # other statistics, other ratios: the acquisition mechanism's AUC moves
+    auc = [r["diagnostics"]["mechanisms"]["X"]["auc_joint"] for r in (basic, ext)]
+    assert auc[0] != auc[1]
+    assert main([*args, "--image-estimator", "cnn", "--image-statistics", "extended"]) == 2

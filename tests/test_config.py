@@ -46,6 +46,22 @@ def test_defaults_and_toml(tmp_path):
             r"attribution\.pooled_regressions = true needs attribution\.method 'mr'",
         ),
         (
+            {
+                "data": {"kind": "synthetic"},
+                "attribution": {"image_estimator": "cnn", "image_statistics": "extended"},
+            },
+            r"attribution\.image_statistics and attribution\.ratio_outputs set the "
+            r"image-statistics ratio estimator, but attribution\.image_estimator = 'cnn'",
+        ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"image_estimator": "cnn", "ratio_outputs": True}},
+            r"attribution\.image_estimator = 'cnn'",
+        ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"image_statistics": "full"}},
+            r"attribution\.image_statistics",
+        ),
+        (
             {"data": {"kind": "synthetic"}, "attribution": {"cross_check": True, "method": "mr"}},
             r"attribution\.cross_check = true is for attribution\.method 'iw'",
         ),

@@ -319,6 +319,15 @@ def _validate_inputs(
     return mechs
 
 
+def _plain_params(estimator: Any) -> dict[str, Any]:
+    """The parameters of a ratio estimator that are plain values (for the saved settings):
+    ``ImageStatsRatio``'s ``statistics``, a CNN's ``epochs``... Objects and callables are
+    left out."""
+    get = getattr(estimator, "get_params", None)
+    params = get(deep=False) if callable(get) else {}
+    plain = (str, int, float, bool, type(None))
+    return {k: v for k, v in sorted(params.items()) if isinstance(v, plain)}
+
 def _check_mis(
     graph: CausalGraph,
     source: Environment,
@@ -1165,6 +1174,7 @@ def attribute(
         "n_target": len(target),
         "metric_name": metric_name,
         "estimators": {m_: type(_est).__name__ for m_, _est in (estimators or {}).items()},
+        "estimator_params": {m_: _plain_params(_est) for m_, _est in (estimators or {}).items()},
         "default_estimator": "ClassifierRatio",
         "method": method,
         "paired": {n: list(k) for n, k in paired_keys(paired, source, target).items()},

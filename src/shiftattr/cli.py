@@ -38,6 +38,9 @@ def _override(cfg, args: argparse.Namespace):
             "tolerance",
             "pooled_regressions",
             "cross_check",
+            "image_estimator",
+            "image_statistics",
+            "ratio_outputs",
         )
         if getattr(args, key, None) is not None
     }
@@ -149,6 +152,26 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
         help="with --method iw: also fit the plain regression estimate and warn "
         "methods_disagree where the two differ beyond bootstrap noise (sets "
         "attribution.cross_check)",
+    )
+    p.add_argument(
+        "--image-estimator",
+        choices=["stats", "cnn"],
+        help="density ratios of the image mechanisms from per-case image statistics or "
+        "from CNN discriminators; overrides attribution.image_estimator",
+    )
+    p.add_argument(
+        "--image-statistics",
+        choices=["basic", "extended"],
+        help="image statistics of the density-ratio estimators: 'extended' adds "
+        "image-quality measures (contrasts, SNR, non-uniformity, sharpness per axis, "
+        "lesion contrast-to-noise); overrides attribution.image_statistics",
+    )
+    p.add_argument(
+        "--ratio-outputs",
+        action="store_true",
+        default=None,
+        help="the image density-ratio estimators also see the model's output summaries "
+        "(predicted volume, confidence, ...); sets attribution.ratio_outputs",
     )
     p.add_argument(
         "--n-bootstrap",

@@ -160,6 +160,8 @@ class AttributionConfig(_Strict):
     conditional_ratios: Literal["difference", "offset"] = "difference"
     cross_check: bool = False
     image_estimator: Literal["stats", "cnn"] = "stats"
+    image_statistics: Literal["basic", "extended"] = "basic"
+    ratio_outputs: bool = False
     method: Literal["iw", "mis", "regression", "mr"] = "iw"
     paired: list[str] | dict[str, str | tuple[str, str]] = []
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
@@ -201,6 +203,14 @@ class AttributionConfig(_Strict):
                 "attribution.method 'mis' takes neither attribution.paired nor "
                 "attribution.truncate (it does not substitute counterfactuals, and its "
                 "weights are bounded by the other environment's cases)"
+            )
+        if self.image_estimator == "cnn" and (
+            self.image_statistics != "basic" or self.ratio_outputs
+        ):
+            raise ValueError(
+                "attribution.image_statistics and attribution.ratio_outputs set the "
+                "image-statistics ratio estimator, but attribution.image_estimator = 'cnn': "
+                "remove them or use image_estimator = 'stats'"
             )
         if self.cross_check and self.method != "iw":
             raise ValueError(

@@ -310,7 +310,14 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
             random_state=a.random_state,
         )
     else:
-        image_est = ImageStatsRatio(spatial_dims=spatial_dims, random_state=a.random_state)
+        image_est = ImageStatsRatio(
+            spatial_dims=spatial_dims,
+            statistics=a.image_statistics,
+            # one estimator object for X and Y: both see the same outputs (see
+            # ImageStatsRatio's extra_features)
+            extra_features={"X": adapter.output_features} if a.ratio_outputs else None,
+            random_state=a.random_state,
+        )
     solver = (
         ExactShapley()
         if a.solver == "exact"
@@ -366,6 +373,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         truth = truth_obj.to_dict()
         lap("ground truth")
     result.settings["stage_seconds"] = dict(seconds)
+    result.settings["ratio_outputs"] = a.ratio_outputs
     page = write_report(
         result,
         folder,
