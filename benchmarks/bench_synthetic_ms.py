@@ -55,6 +55,12 @@ the same samples and folds as ``iw``, bootstrap interval.
 penalised logistic model on the joint set's features starting from the parents'
 log-ratio (:mod:`shiftattr.ratios.offset`) instead of the difference of two classifiers.
 
+**Extended-statistics variants** (``iw+ext``, ``mis+ext``, ``mr+pooled+ext``,
+``iw+ext+outputs``, ``mis+ext+outputs``): both image ratio estimators are
+``ImageStatsRatio(statistics="extended")``, the basic statistics plus image-quality
+measures (:mod:`shiftattr.ratios.image_quality`) with linear-logistic candidates;
+``+outputs`` as below. Same samples and folds as the others.
+
 **Outputs variants** (``iw+outputs``, ``mr+outputs``): the image ratio estimators also
 see the model's output summaries wherever the image is in their node set,
 ``ImageStatsRatio(extra_features={"X": adapter.output_features})`` for ``X`` and ``Y``: the
@@ -202,6 +208,11 @@ ESTIMATORS = (
     "iw+offset",
     "mis+offset",
     "mr+pooled+offset",
+    "iw+ext",
+    "mis+ext",
+    "mr+pooled+ext",
+    "iw+ext+outputs",
+    "mis+ext+outputs",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -241,6 +252,10 @@ CNN_SUFFIX = "+cnn"
 #: Estimator names whose conditional ratios are fitted with the parents' log-ratio as an
 #: offset (``attribute(conditional_ratios="offset")``): ``<method>+offset``.
 OFFSET_SUFFIX = "+offset"
+#: Estimator names whose image ratio estimators use the extended image statistics
+#: (``ImageStatsRatio(statistics="extended")``, with linear-logistic candidates):
+#: ``<method>+ext`` (``+ext+outputs``: also the model's output summaries).
+EXTENDED_MARK = "+ext"
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
     e
@@ -679,6 +694,8 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             skipped[e] = "shiftattr.value has no CNNRegressor / raw_features in this checkout"
         elif e.endswith(OFFSET_SUFFIX) and "conditional_ratios" not in params:
             skipped[e] = "shiftattr.attribute has no conditional_ratios= keyword in this checkout"
+        elif EXTENDED_MARK in e and "statistics" not in inspect.signature(ImageStatsRatio).parameters:
+            skipped[e] = "ImageStatsRatio has no statistics= keyword in this checkout"
         elif e.endswith(CHECK_SUFFIX) and "cross_check" not in params:
             skipped[e] = "shiftattr.attribute has no cross_check= keyword in this checkout"
         else:
@@ -721,11 +738,13 @@ def ratio_estimators(
 ) -> dict[str, ImageStatsRatio]:
     """The image ratio estimators of a run: for ``<method>+outputs`` both also see the
     model's outputs wherever ``X`` is in their node set (the annotation ratio's parent
-    set ``(D, X)`` is estimated by ``X``'s estimator, so both must see the same)."""
+    set ``(D, X)`` is estimated by ``X``'s estimator, so both must see the same); for
+    ``+ext`` both use the extended statistics."""
     extra = {"X": adapter.output_features} if estimator.endswith(OUTPUTS_SUFFIX) else None
+    kw = {"statistics": "extended"} if EXTENDED_MARK in estimator else {}
     return {
-        "X": ImageStatsRatio(extra_features=extra, random_state=seed),
-        "Y": ImageStatsRatio(extra_features=extra, random_state=seed),
+        "X": ImageStatsRatio(extra_features=extra, random_state=seed, **kw),
+        "Y": ImageStatsRatio(extra_features=extra, random_state=seed, **kw),
     }
 
 
@@ -1076,6 +1095,11 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "sienna",
                 "navy",
                 "olive",
+                "deepskyblue",
+                "yellowgreen",
+                "maroon",
+                "steelblue",
+                "mediumvioletred",
             ),
             strict=True,
         )
