@@ -1046,10 +1046,24 @@ def _sizes_run(ms: dict[str, Any], estimator: str) -> set[int]:
     return {r["n"] for r in ms["runs"] if r["estimator"] == estimator}
 
 
+#: The name mark of the extended-image-statistics variants.
+_EXT = "+ext"
+
+
 def _variant_pairs(ok: list[dict[str, Any]], suffix: str) -> list[tuple[str, str]]:
-    """``(method, method + suffix)`` for every variant that ran beside its base method."""
+    """``(method, method + suffix)`` for every variant that ran beside its base method.
+
+    A base that is itself an extended-statistics variant (``iw+ext`` for
+    ``iw+ext+outputs``) is left to the extended-statistics tables."""
     ran = dict.fromkeys(r["estimator"] for r in ok)
-    return [(e[: -len(suffix)], e) for e in ran if e.endswith(suffix) and e[: -len(suffix)] in ran]
+    return [
+        (e[: -len(suffix)], e)
+        for e in ran
+        if e.endswith(suffix)
+        and e[: -len(suffix)] in ran
+        and (suffix == _EXT or not e[: -len(suffix)].endswith(_EXT))
+    ]
+
 
 
 def _ms_paired_comparison(ms: dict[str, Any]) -> list[str]:
@@ -1384,6 +1398,18 @@ _VARIANT_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         "dominant mechanism right, CI coverage (`mr+pooled` bootstrap interval), runs "
         "erring by more than 0.02 that carried a warning, median time of a run:",
     ),
+    # Basic vs extended image statistics in the image ratio estimators.
+    "+ext": (
+        ("MAE", "dominant", "coverage", "flagged of error > 0.02", "time"),
+        "**Extended image statistics** (`<method>+ext`: both image ratio estimators "
+        "`ImageStatsRatio(statistics='extended')`, the basic statistics plus image-quality "
+        "measures: tissue contrasts, SNR, non-uniformity, sharpness per axis, lesion "
+        "contrast-to-noise, with linear-logistic candidates beside the quadratic ones and "
+        "gradient boosting; the same samples and folds). Over the (scenario, N, seed) every "
+        "column ran: MAE over D, X, Y, dominant mechanism right, CI coverage (`mr+pooled` "
+        "bootstrap interval), runs erring by more than 0.02 that carried a warning, median "
+        "time of a run:",
+    ),
     # Importance weighting alone vs cross-checked by the regression estimate.
     "+check": (
         ("MAE", "flagged of error > 0.02", "flagged of error <= 0.02", "time"),
@@ -1398,23 +1424,37 @@ _VARIANT_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-#: Balance-heuristic weighting of both samples beside source-only weighting and the
-#: library's ``mr`` on images, on the same samples.
-_MIS_COLUMNS = ["iw", "mis", "mr+pooled"]
-_MIS_INTRO = (
-    "**Both samples weighted** (`mis`: `attribute(method='mis')`, the same kind of ratio "
-    "estimators fitted for D, X and Y, weighting the source and the target cases together "
-    "with balance-heuristic weights, `p_I / (n_s p_s + n_t p_t)`; `iw` weights the source "
-    "cases alone; `mr+pooled` is what `method='mr'` does here by default). Over the "
-    "(scenario, N, seed) every column ran: MAE over D, X, Y, dominant mechanism right, CI "
-    "coverage, runs erring by more than 0.02 that carried a warning, median time of a run:"
-)
+#: Tables comparing named estimators on the same samples: name -> (columns, intro).
+_COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
+    # Balance-heuristic weighting of both samples beside source-only weighting and the
+    # library's mr on images.
+    "mis": (
+        ["iw", "mis", "mr+pooled"],
+        "**Both samples weighted** (`mis`: `attribute(method='mis')`, the same kind of ratio "
+        "estimators fitted for D, X and Y, weighting the source and the target cases together "
+        "with balance-heuristic weights, `p_I / (n_s p_s + n_t p_t)`; `iw` weights the source "
+        "cases alone; `mr+pooled` is what `method='mr'` does here by default). Over the "
+        "(scenario, N, seed) every column ran: MAE over D, X, Y, dominant mechanism right, CI "
+        "coverage, runs erring by more than 0.02 that carried a warning, median time of a run:",
+    ),
+    # The model's output summaries in the ratio estimators, with basic or extended statistics.
+    "ext+outputs": (
+        ["iw+outputs", "iw+ext+outputs", "mis+outputs", "mis+ext+outputs"],
+        "**Extended statistics with the model's outputs** (`<method>+ext+outputs` beside "
+        "`<method>+outputs`: both image ratio estimators also see the model's output "
+        "summaries, `extra_features={'X': adapter.output_features}`, beside the basic or the "
+        "extended statistics). Over the (scenario, N, seed) every column ran: MAE over D, X, "
+        "Y, dominant mechanism right, CI coverage, runs erring by more than 0.02 that carried "
+        "a warning, median time of a run:",
+    ),
+}
 
 
-def _ms_mis_table(ms: dict[str, Any]) -> list[str]:
-    """``mis`` beside ``iw`` and ``mr+pooled`` on the same samples."""
+def _ms_column_table(ms: dict[str, Any], name: str) -> list[str]:
+    """The estimators of ``_COLUMN_TABLES[name]`` side by side on the same samples."""
+    columns, intro = _COLUMN_TABLES[name]
     stats = ("MAE", "dominant", "coverage", "flagged of error > 0.02", "time")
-    return _variant_comparison(ms, "", stats, _MIS_INTRO, columns=_MIS_COLUMNS)
+    return _variant_comparison(ms, "", stats, intro, columns=columns)
 
 
 def _ms_variant_table(ms: dict[str, Any], suffix: str) -> list[str]:
@@ -1691,9 +1731,10 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
         )
     failed = [r for r in ms["runs"] if not r.get("ok")]
     out += _ms_paired_comparison(ms)
-    out += _ms_mis_table(ms)
+    out += _ms_column_table(ms, "mis")
     for suffix in _VARIANT_TABLES:
         out += _ms_variant_table(ms, suffix)
+    out += _ms_column_table(ms, "ext+outputs")
     out += [
         "**Per scenario and estimator** (over seeds). MAE: mean over runs of the mean "
         "absolute error over D, X, Y; dominant: the largest |estimate| is the truth's "

@@ -119,7 +119,7 @@ def quality_statistics(x: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    x : ndarray of shape (B, *spatial)
+    x : ndarray of shape ``(B, *spatial)``
         One single-channel image per case (any number of spatial axes).
 
     Returns
