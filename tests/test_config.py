@@ -50,12 +50,20 @@ def test_defaults_and_toml(tmp_path):
                 "data": {"kind": "synthetic"},
                 "attribution": {"image_estimator": "cnn", "image_statistics": "extended"},
             },
-            r"attribution\.image_statistics and attribution\.ratio_outputs set the "
-            r"image-statistics ratio estimator, but attribution\.image_estimator = 'cnn'",
+            r"attribution\.image_statistics sets the image-statistics ratio estimator, but "
+            r"attribution\.image_estimator = 'cnn': remove it",
         ),
         (
-            {"data": {"kind": "synthetic"}, "attribution": {"image_estimator": "cnn", "ratio_outputs": True}},
-            r"attribution\.image_estimator = 'cnn'",
+            {
+                "data": {"kind": "synthetic"},
+                "attribution": {
+                    "image_estimator": "cnn",
+                    "image_statistics": "extended",
+                    "ratio_outputs": True,
+                },
+            },
+            r"attribution\.image_statistics and attribution\.ratio_outputs set the "
+            r"image-statistics ratio estimator, .* remove them",
         ),
         (
             {"data": {"kind": "synthetic"}, "attribution": {"image_statistics": "full"}},

@@ -68,13 +68,44 @@ def test_each_measure_follows_its_cause():
         assert np.median(_col(faint, name)) < 0.6 * np.median(_col(ref, name))
 
 
-def test_degenerate_images_stay_finite():
+def test_integer_images_and_plateaus_keep_the_invariance():
+    rng = np.random.default_rng(7)
+    # scanner integers: voxels fall exactly on the bright thresholds
+    ints = np.round(100 * _phantom(6, rng) + 20)
+    s = quality_statistics(ints)
+    for a, b in ((0.1, 0.0), (0.01, 3.0), (7.0, -40.0)):
+        np.testing.assert_allclose(quality_statistics(a * ints + b), s, atol=1e-7)
+    z = (ints - ints.mean(axis=(1, 2, 3), keepdims=True)) / ints.std(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(quality_statistics(z), s, atol=1e-7)
+    # noise-free piecewise-constant heads: no inter-quartile range in the foreground
+    flat = _phantom(3, rng, noise=0.0, blur=(0, 0, 0))
+    s = quality_statistics(flat)
+    assert np.isfinite(s).all() and np.abs(s).max() < 1e4
+    np.testing.assert_allclose(quality_statistics(flat + 100.0), s, atol=1e-6)
+    np.testing.assert_allclose(quality_statistics(5.0 * flat - 1.0), s, atol=1e-6)
+    # a huge offset (floors proportional to |x| would swamp the spread)
+    noisy = _phantom(3, rng)
+    np.testing.assert_allclose(quality_statistics(noisy + 1e6), quality_statistics(noisy), atol=1e-4)
+
+
+def test_degenerate_images_stay_finite_and_bad_voxels_are_named():
     const = np.full((2, 6, 6, 6), 3.0)
     tiny = np.random.default_rng(2).normal(size=(3, 2, 2, 2))
     for x in (const, tiny, np.zeros((1, 4, 4, 4))):
         assert np.isfinite(quality_statistics(x)).all()
     with pytest.raises(ValueError, match="needs images"):
         quality_statistics(np.ones(4))
+    x = _phantom(5, np.random.default_rng(8))
+    x[3, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"cases \[3\] hold NaN or infinite voxels"):
+        quality_statistics(x)
+
+
+def test_cases_are_independent_of_their_batch():
+    x = _phantom(9, np.random.default_rng(9))
+    whole = quality_statistics(x)
+    one_by_one = np.vstack([quality_statistics(x[i : i + 1]) for i in range(9)])
+    np.testing.assert_array_equal(whole, one_by_one)
 
 
 def test_otsu_splits_two_levels():

@@ -323,8 +323,11 @@ def _plain_params(estimator: Any) -> dict[str, Any]:
     """The parameters of a ratio estimator that are plain values (for the saved settings):
     ``ImageStatsRatio``'s ``statistics``, a CNN's ``epochs``... Objects and callables are
     left out."""
-    get = getattr(estimator, "get_params", None)
-    params = get(deep=False) if callable(get) else {}
+    try:
+        params = estimator.get_params(deep=False)
+    except Exception:  # no scikit-learn parameters: the class name is recorded already
+        return {}
+    params = {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
     plain = (str, int, float, bool, type(None))
     return {k: v for k, v in sorted(params.items()) if isinstance(v, plain)}
 

@@ -168,10 +168,11 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--ratio-outputs",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
         help="the image density-ratio estimators also see the model's output summaries "
-        "(predicted volume, confidence, ...); sets attribution.ratio_outputs",
+        "(predicted volume, confidence, ...); --no-ratio-outputs turns it off; overrides "
+        "attribution.ratio_outputs",
     )
     p.add_argument(
         "--n-bootstrap",

@@ -204,13 +204,20 @@ class AttributionConfig(_Strict):
                 "attribution.truncate (it does not substitute counterfactuals, and its "
                 "weights are bounded by the other environment's cases)"
             )
-        if self.image_estimator == "cnn" and (
-            self.image_statistics != "basic" or self.ratio_outputs
-        ):
+        stats_only = [
+            key
+            for key, set_ in (
+                ("image_statistics", self.image_statistics != "basic"),
+                ("ratio_outputs", self.ratio_outputs),
+            )
+            if set_
+        ]
+        if self.image_estimator == "cnn" and stats_only:
+            names = " and ".join(f"attribution.{k}" for k in stats_only)
             raise ValueError(
-                "attribution.image_statistics and attribution.ratio_outputs set the "
-                "image-statistics ratio estimator, but attribution.image_estimator = 'cnn': "
-                "remove them or use image_estimator = 'stats'"
+                f"{names} set{'s' if len(stats_only) == 1 else ''} the image-statistics "
+                "ratio estimator, but attribution.image_estimator = 'cnn': remove "
+                f"{'it' if len(stats_only) == 1 else 'them'} or use image_estimator = 'stats'"
             )
         if self.cross_check and self.method != "iw":
             raise ValueError(

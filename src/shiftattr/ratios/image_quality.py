@@ -43,6 +43,8 @@ OTSU_BINS = 64
 ROBUST_RANGE = (0.005, 0.995)
 #: Fewest voxels of the eroded foreground the noise is measured on (else the foreground).
 MIN_INTERIOR = 32
+#: Cases computed at once (the measures take about eight copies of the images).
+CHUNK_CASES = 4
 #: Quantiles of the foreground reported relative to its median and inter-quartile range.
 _FG_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 #: Ranks of the brightest voxels of the lightly smoothed image.
@@ -127,6 +129,11 @@ def quality_statistics(x: np.ndarray) -> np.ndarray:
     ndarray of shape (B, k)
         Finite, one row per case; columns as :data:`QUALITY_STATISTICS` (for 3D: 24).
 
+    Raises
+    ------
+    ValueError
+        If ``x`` has no spatial axis, or a case holds NaN or infinite voxels (named).
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -142,20 +149,41 @@ def quality_statistics(x: np.ndarray) -> np.ndarray:
     >>> bool(np.allclose(quality_statistics(3.0 * clean + 7.0), s_clean))
     True
     """
-    x = np.asarray(x, dtype=np.float64)
-    b, nd = x.shape[0], x.ndim - 1
-    if nd < 1:
+    x = np.asarray(x)
+    if x.ndim < 2:
         raise ValueError(f"quality_statistics needs images (B, *spatial), got shape {x.shape}.")
-    per_case = (slice(None),) + (None,) * nd
+    bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(1))
+    if bad.size:
+        raise ValueError(
+            f"quality_statistics: cases {bad[:10].tolist()}{' ...' if bad.size > 10 else ''} "
+            "hold NaN or infinite voxels; fill them (e.g. with the background value) first."
+        )
+    # per case, so chunks change nothing but the memory (about 8 copies of a chunk)
+    return np.vstack(
+        [
+            _quality_chunk(np.asarray(x[i : i + CHUNK_CASES], dtype=np.float64))
+            for i in range(0, len(x), CHUNK_CASES)
+        ]
+    )
+
+
+def _quality_chunk(x: np.ndarray) -> np.ndarray:
+    """:func:`quality_statistics` of a few cases (float64, finite)."""
+    b, nd = x.shape[0], x.ndim - 1
     flat = x.reshape(b, -1)
-    # a floor for every spread: a constant image gives zeros, not infinities
-    tiny = 1e-9 * (np.abs(flat).max(1) + 1e-30)
+    # every floor scales with the image and ignores its offset: the robust intensity
+    # range (the full one if that is 0; 1 for a constant image)
+    lo, hi = np.quantile(flat, ROBUST_RANGE, axis=1)
+    full = flat.max(1) - flat.min(1)
+    scale = np.where(hi > lo, hi - lo, np.where(full > 0, full, 1.0))
+    floor = 1e-6 * scale
 
     fg = flat > otsu_thresholds(flat)[:, None]
     fg[~fg.any(1)] = True
     q = _masked_quantiles(flat, fg, _FG_QUANTILES)
     med = q[:, _FG_QUANTILES.index(0.5)]
-    spread = np.maximum(q[:, 3] - q[:, 1], tiny)
+    # a foreground on one plateau has no inter-quartile range
+    spread = np.maximum(q[:, 3] - q[:, 1], 1e-3 * scale)
     bg = ~fg
     bg_mean = np.where(bg.any(1), (flat * bg).sum(1) / np.maximum(bg.sum(1), 1), flat.min(1))
 
@@ -177,7 +205,7 @@ def quality_statistics(x: np.ndarray) -> np.ndarray:
 
     cols = [fg.mean(1)]
     cols += [(q[:, j] - med) / spread for j, qq in enumerate(_FG_QUANTILES) if qq != 0.5]
-    cols += [np.log(np.maximum(med - bg_mean, tiny) / noise), np.log(noise / spread)]
+    cols += [np.log(np.maximum(med - bg_mean, floor) / noise), np.log(noise / spread)]
 
     # non-uniformity: the foreground's local mean (normalised convolution) varies
     sigma = (0,) + (_BIAS_SIGMA,) * nd
@@ -185,13 +213,13 @@ def quality_statistics(x: np.ndarray) -> np.ndarray:
         ndimage.gaussian_filter(fg_img.astype(float), sigma), 1e-3
     )
     local_sd = np.nanstd(np.where(inner, local.reshape(b, -1), np.nan), 1)
-    cols.append(np.log(np.maximum(local_sd, tiny) / spread))
+    cols.append(np.log(np.maximum(local_sd, floor) / spread))
 
     for a in range(1, nd + 1):  # sharpness per axis
         g = np.abs(np.diff(x, 1, axis=a, append=x.take([-1], axis=a))).reshape(b, -1)
         g_in = np.nanmean(np.where(inner, g, np.nan), 1)
-        cols.append(np.log(np.maximum(g_in, tiny) / spread))
-        cols.append(np.log(np.maximum(np.quantile(g, 0.99, axis=1), tiny) / spread))
+        cols.append(np.log(np.maximum(g_in, floor) / spread))
+        cols.append(np.log(np.maximum(np.quantile(g, 0.99, axis=1), floor) / spread))
 
     smooth = ndimage.gaussian_filter(x, (0,) + (_TOP_SIGMA,) * nd).reshape(b, -1)
     kmax = min(max(_TOP_RANKS), smooth.shape[1])
@@ -199,8 +227,11 @@ def quality_statistics(x: np.ndarray) -> np.ndarray:
     ranks = [min(k, kmax) - 1 for k in _TOP_RANKS]
     cols += [(top[:, r] - med) / spread for r in ranks]
     cols += [np.arcsinh((top[:, r] - med) / noise) for r in ranks[:3]]
+    # in units of the spread, with a margin: integer images put voxels exactly on the
+    # threshold, and rounding would decide their side after a rescaling
+    z = (flat - med[:, None]) / spread[:, None]
     n_fg = fg.sum(1)
     for c in (1.0, 2.0):
-        bright = (fg & (flat > (med + c * spread)[:, None])).sum(1) / n_fg
+        bright = (fg & (z > c + 1e-9)).sum(1) / n_fg
         cols.append(np.log(bright + 1e-3))
     return np.column_stack(cols)
