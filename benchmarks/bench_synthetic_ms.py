@@ -59,7 +59,9 @@ log-ratio (:mod:`shiftattr.ratios.offset`) instead of the difference of two clas
 ``iw+ext+outputs``, ``mis+ext+outputs``): both image ratio estimators are
 ``ImageStatsRatio(statistics="extended")``, the basic statistics plus image-quality
 measures (:mod:`shiftattr.ratios.image_quality`) with linear-logistic candidates;
-``+outputs`` as below. Same samples and folds as the others.
+``+outputs`` as below; ``+ext+mic``: also ``mask_image_contrast=True`` (the image's
+contrast inside, at and around the mask in the annotation ratio). Same samples and
+folds as the others.
 
 **Outputs variants** (``iw+outputs``, ``mr+outputs``): the image ratio estimators also
 see the model's output summaries wherever the image is in their node set,
@@ -213,6 +215,8 @@ ESTIMATORS = (
     "mr+pooled+ext",
     "iw+ext+outputs",
     "mis+ext+outputs",
+    "iw+ext+mic",
+    "mis+ext+mic",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -256,6 +260,9 @@ OFFSET_SUFFIX = "+offset"
 #: (``ImageStatsRatio(statistics="extended")``, with linear-logistic candidates):
 #: ``<method>+ext`` (``+ext+outputs``: also the model's output summaries).
 EXTENDED_MARK = "+ext"
+#: Estimator names whose mask statistics also hold the image contrast inside, at and
+#: around the mask (``ImageStatsRatio(mask_image_contrast=True)``): ``<method>+ext+mic``.
+MIC_MARK = "+mic"
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
     e
@@ -741,7 +748,9 @@ def ratio_estimators(
     set ``(D, X)`` is estimated by ``X``'s estimator, so both must see the same); for
     ``+ext`` both use the extended statistics."""
     extra = {"X": adapter.output_features} if estimator.endswith(OUTPUTS_SUFFIX) else None
-    kw = {"statistics": "extended"} if EXTENDED_MARK in estimator else {}
+    kw: dict[str, Any] = {"statistics": "extended"} if EXTENDED_MARK in estimator else {}
+    if MIC_MARK in estimator:
+        kw["mask_image_contrast"] = True
     return {
         "X": ImageStatsRatio(extra_features=extra, random_state=seed, **kw),
         "Y": ImageStatsRatio(extra_features=extra, random_state=seed, **kw),
@@ -1100,6 +1109,8 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "maroon",
                 "steelblue",
                 "mediumvioletred",
+                "darkkhaki",
+                "rosybrown",
             ),
             strict=True,
         )
