@@ -249,7 +249,7 @@ class ImageStatsRatio(DensityRatioEstimator):
         The tabular ratio estimator used on the statistics; default
         :class:`ClassifierRatio` (chooses quadratic logistic or gradient boosting by
         out-of-fold log-loss; with ``statistics="extended"`` linear-logistic models
-        compete too, see :func:`~shiftattr.ratios.default_candidates`).
+        compete too, see :func:`~shiftattr.ratios.classifier.default_candidates`).
     spatial_dims : int, default 3
     batch_size : int, default 32
     mask_image_contrast : bool, default False
