@@ -701,7 +701,9 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             skipped[e] = "shiftattr.value has no CNNRegressor / raw_features in this checkout"
         elif e.endswith(OFFSET_SUFFIX) and "conditional_ratios" not in params:
             skipped[e] = "shiftattr.attribute has no conditional_ratios= keyword in this checkout"
-        elif EXTENDED_MARK in e and "statistics" not in inspect.signature(ImageStatsRatio).parameters:
+        elif (
+            EXTENDED_MARK in e and "statistics" not in inspect.signature(ImageStatsRatio).parameters
+        ):
             skipped[e] = "ImageStatsRatio has no statistics= keyword in this checkout"
         elif e.endswith(CHECK_SUFFIX) and "cross_check" not in params:
             skipped[e] = "shiftattr.attribute has no cross_check= keyword in this checkout"

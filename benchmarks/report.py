@@ -1065,7 +1065,6 @@ def _variant_pairs(ok: list[dict[str, Any]], suffix: str) -> list[tuple[str, str
     ]
 
 
-
 def _ms_paired_comparison(ms: dict[str, Any]) -> list[str]:
     """Paired vs unpaired on the same samples: MAE of Y and over D, X, Y, per scenario."""
     ok = [r for r in ms["runs"] if r.get("ok")]

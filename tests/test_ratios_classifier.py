@@ -100,3 +100,42 @@ def test_folds_are_stratified_and_keep_groups_together():
         assert len(set(folds[:40][groups[:40] == g])) == 1
     for f in range(5):
         assert (folds[labels == 1] == f).sum() == 4
+
+
+def test_convergence_warnings_only_for_the_chosen_classifier():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    src = {"x": rng.normal(0, 1, size=(300, 3))}
+    tgt = {"x": rng.normal(0.8, 1, size=(300, 3))}
+    folds = np.arange(300) % 3
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class Stuck(ClassifierMixin, BaseEstimator):
+        """An optimiser that gives up at once: a warning and chance log-odds."""
+
+        def fit(self, X, y):
+            warnings.warn("gave up", ConvergenceWarning, stacklevel=2)
+            self.classes_ = np.array([0.0, 1.0])
+            return self
+
+        def decision_function(self, X):
+            return np.zeros(len(X))
+
+    good, stuck = LogisticRegression(), Stuck()
+    # the stuck candidate loses the comparison: nothing is reported
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = ClassifierRatio({"good": good, "stuck": stuck}, random_state=0).fit(src, tgt)
+        ClassifierRatio({"good": good, "stuck": stuck}).crossfit_log_ratio(src, tgt, folds, folds)
+    assert est.selected_ == "good" and est.n_unconverged_ == 0
+    # alone it is chosen, and reported once per call, with the folds that failed
+    with pytest.warns(ConvergenceWarning, match=r"'classifier' did not converge in 4 of 4 fits"):
+        est = ClassifierRatio(stuck, random_state=0).fit(src, tgt)
+    assert est.n_unconverged_ == 4
+    with pytest.warns(ConvergenceWarning, match=r"did not converge in 3 of 3 fits") as rec:
+        ClassifierRatio(stuck).crossfit_log_ratio(src, tgt, folds, folds)
+    assert sum(issubclass(w.category, ConvergenceWarning) for w in rec) == 1

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 from sklearn.base import clone
-from sklearn.metrics import roc_auc_score
 
 from shiftattr.ratios import ImageStatsRatio, image_statistics
 from shiftattr.ratios.classifier import LINEAR_PENALTIES, default_candidates
@@ -54,8 +53,8 @@ def test_each_measure_follows_its_cause():
     rng = np.random.default_rng(1)
     ref = quality_statistics(_phantom(20, rng))
     noisy = quality_statistics(_phantom(20, rng, noise=0.15))
-    assert (_col(noisy, "log_noise_rel").min() > _col(ref, "log_noise_rel").max())
-    assert (_col(noisy, "log_snr").max() < _col(ref, "log_snr").min())
+    assert _col(noisy, "log_noise_rel").min() > _col(ref, "log_noise_rel").max()
+    assert _col(noisy, "log_snr").max() < _col(ref, "log_snr").min()
     # thick slices: only the last axis loses sharpness
     thick = quality_statistics(_phantom(20, rng, blur=(0.6, 0.6, 1.6)))
     d_last = _col(ref, "log_edge99_axis2").mean() - _col(thick, "log_edge99_axis2").mean()
@@ -85,7 +84,9 @@ def test_integer_images_and_plateaus_keep_the_invariance():
     np.testing.assert_allclose(quality_statistics(5.0 * flat - 1.0), s, atol=1e-6)
     # a huge offset (floors proportional to |x| would swamp the spread)
     noisy = _phantom(3, rng)
-    np.testing.assert_allclose(quality_statistics(noisy + 1e6), quality_statistics(noisy), atol=1e-4)
+    np.testing.assert_allclose(
+        quality_statistics(noisy + 1e6), quality_statistics(noisy), atol=1e-4
+    )
 
 
 def test_degenerate_images_stay_finite_and_bad_voxels_are_named():

@@ -331,6 +331,7 @@ def _plain_params(estimator: Any) -> dict[str, Any]:
     plain = (str, int, float, bool, type(None))
     return {k: v for k, v in sorted(params.items()) if isinstance(v, plain)}
 
+
 def _check_mis(
     graph: CausalGraph,
     source: Environment,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_expit
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
@@ -100,9 +103,7 @@ BOOSTING_PARAMS: dict[str, object] = {
 LINEAR_PENALTIES = (1.0, 0.1, 0.01)
 
 
-def default_candidates(
-    random_state: int | None = None, linear: bool = False
-) -> dict[str, object]:
+def default_candidates(random_state: int | None = None, linear: bool = False) -> dict[str, object]:
     """The classifiers :class:`ClassifierRatio` chooses between by default.
 
     - ``"quadratic-logistic"`` (and ``-C10``, ``-C0.1``: stronger L2 penalties): logistic
@@ -169,6 +170,35 @@ def default_candidates(
     return candidates
 
 
+def _fit_quietly(proto, X: np.ndarray, y: np.ndarray) -> tuple[object, bool]:
+    """A fitted clone of ``proto`` and whether it converged.
+
+    The optimiser's ``ConvergenceWarning`` is held back: a candidate that loses the
+    out-of-fold comparison does not matter, and one that wins is reported once by
+    :func:`_warn_unconverged`. Every other warning passes through.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = clone(proto).fit(X, y)
+    converged = True
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning):
+            converged = False
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return clf, converged
+
+
+def _warn_unconverged(name: str, n_failed: int, n_fits: int) -> None:
+    warnings.warn(
+        f"ClassifierRatio: the chosen classifier {name!r} did not converge in {n_failed} "
+        f"of {n_fits} fits; its log-ratios may be off. Give it more iterations or a "
+        "stronger penalty, or pass other candidates (classifier=...).",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+
+
 def _log_loss_from_logits(logits: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(log_expit(np.where(y == 1, logits, -logits))))
 
@@ -224,6 +254,10 @@ class ClassifierRatio(DensityRatioEstimator):
         ``log(n_t / n_s)`` of the training sample.
     nodes_ : tuple of str
         Node names, in the column order used.
+    n_unconverged_ : int
+        Fits of the chosen classifier (calibration folds and the final fit) whose
+        optimiser did not converge; a ``ConvergenceWarning`` says so when it is not 0.
+        Candidates that lose the comparison are not reported.
 
     Examples
     --------
@@ -321,21 +355,24 @@ class ClassifierRatio(DensityRatioEstimator):
     @staticmethod
     def _out_of_fold(
         candidates: dict[str, object], X: np.ndarray, y: np.ndarray, folds: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """Out-of-fold log-odds of every candidate, each put on the pooled sample's prior.
+    ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """Out-of-fold log-odds of every candidate, each put on the pooled sample's prior,
+        and the number of folds in which each candidate did not converge.
 
         A fold model's log-odds carry the class balance of its training cases; shifting
         them to the balance of all the cases lets one calibration serve every fold.
         """
         pooled = np.log(y.sum() / (len(y) - y.sum()))
         oof = {name: np.empty(len(y)) for name in candidates}
+        failed = dict.fromkeys(candidates, 0)
         for f in np.unique(folds):
             test = folds == f
             train_prior = np.log(y[~test].sum() / (len(y[~test]) - y[~test].sum()))
             for name, proto in candidates.items():
-                clf = clone(proto).fit(X[~test], y[~test])
+                clf, converged = _fit_quietly(proto, X[~test], y[~test])
+                failed[name] += not converged
                 oof[name][test] = raw_logit(clf, X[test]) - train_prior + pooled
-        return oof
+        return oof, failed
 
     def _choose(
         self, oof: dict[str, np.ndarray], y: np.ndarray
@@ -370,8 +407,15 @@ class ClassifierRatio(DensityRatioEstimator):
             for cls in (0, 1):
                 idx = np.flatnonzero(y == cls)
                 fold[rng.permutation(idx)] = np.arange(len(idx)) % k
-            best, calibrations, losses = self._choose(self._out_of_fold(candidates, X, y, fold), y)
-        self.classifier_ = clone(candidates[best]).fit(X, y)
+            oof, failed = self._out_of_fold(candidates, X, y, fold)
+            best, calibrations, losses = self._choose(oof, y)
+            n_fits = k + 1
+        else:
+            failed, n_fits = {best: 0}, 1
+        self.classifier_, converged = _fit_quietly(candidates[best], X, y)
+        self.n_unconverged_ = failed[best] + (not converged)
+        if self.n_unconverged_:
+            _warn_unconverged(best, self.n_unconverged_, n_fits)
         self.selected_ = best
         self.cv_log_loss_ = losses
         self.calibration_ = calibrations[best]
@@ -444,8 +488,10 @@ class ClassifierRatio(DensityRatioEstimator):
                 raise ValueError(
                     f"got {len(folds)} fold labels for {len(y)} cases; give one per case."
                 )
-            oof = self._out_of_fold(self._candidates(), X, y, folds)
+            oof, failed = self._out_of_fold(self._candidates(), X, y, folds)
             best, calibrations, _ = self._choose(oof, y)
+            if failed[best]:
+                _warn_unconverged(best, failed[best], len(np.unique(folds)))
             a, b = calibrations[best]
             log_ratio = a * oof[best] + b - float(np.log(y.sum() / (len(y) - y.sum())))
         ns = len(np.asarray(source_folds))
