@@ -60,8 +60,8 @@ log-ratio (:mod:`shiftattr.ratios.offset`) instead of the difference of two clas
 ``ImageStatsRatio(statistics="extended")``, the basic statistics plus image-quality
 measures (:mod:`shiftattr.ratios.image_quality`) with linear-logistic candidates;
 ``+outputs`` as below; ``+ext+mic``: also ``mask_image_contrast=True`` (the image's
-contrast inside, at and around the mask in the annotation ratio). Same samples and
-folds as the others.
+contrast inside, at and around the mask in the annotation ratio); ``+ext+offset``: also
+``conditional_ratios="offset"``. Same samples and folds as the others.
 
 **Outputs variants** (``iw+outputs``, ``mr+outputs``): the image ratio estimators also
 see the model's output summaries wherever the image is in their node set,
@@ -217,6 +217,8 @@ ESTIMATORS = (
     "mis+ext+outputs",
     "iw+ext+mic",
     "mis+ext+mic",
+    "iw+ext+offset",
+    "mis+ext+offset",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -1113,6 +1115,8 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "mediumvioletred",
                 "darkkhaki",
                 "rosybrown",
+                "cadetblue",
+                "chocolate",
             ),
             strict=True,
         )

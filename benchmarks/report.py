@@ -1446,6 +1446,17 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "Y, dominant mechanism right, CI coverage, runs erring by more than 0.02 that carried "
         "a warning, median time of a run:",
     ),
+    # Offset conditional ratios on the extended statistics.
+    "ext+offset": (
+        ["iw+ext", "iw+ext+offset", "mis+ext", "mis+ext+offset"],
+        "**Offset conditional ratios with extended statistics** (`<method>+ext+offset` "
+        "beside `<method>+ext`: `ImageStatsRatio(statistics='extended')` and "
+        "`attribute(conditional_ratios='offset')`, each conditional ratio one penalised "
+        "logistic model on the joint set's statistics starting from the parents' "
+        "log-ratio). Over the (scenario, N, seed) every column ran: MAE over D, X, Y, "
+        "dominant mechanism right, CI coverage, runs erring by more than 0.02 that carried "
+        "a warning, median time of a run:",
+    ),
     # The image's contrast at the mask in the annotation ratio, with extended statistics.
     "ext+mic": (
         ["iw+ext", "iw+ext+mic", "mis+ext", "mis+ext+mic"],
@@ -1746,6 +1757,7 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
         out += _ms_variant_table(ms, suffix)
     out += _ms_column_table(ms, "ext+outputs")
     out += _ms_column_table(ms, "ext+mic")
+    out += _ms_column_table(ms, "ext+offset")
     out += [
         "**Per scenario and estimator** (over seeds). MAE: mean over runs of the mean "
         "absolute error over D, X, Y; dominant: the largest |estimate| is the truth's "
