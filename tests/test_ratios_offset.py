@@ -100,7 +100,7 @@ def test_estimators_without_a_feature_matrix_keep_the_difference():
     r = cf.fit(src, tgt)
     assert r.offset_penalty == {}
     np.testing.assert_allclose(r.log_ratios[0], src["X"])  # (Z + X) - Z
-    with pytest.raises(ValueError, match="'difference' or 'offset'"):
+    with pytest.raises(ValueError, match=r"one of \('difference', 'offset'\), got 'product'"):
         CrossFittedRatios(graph, ["X"], conditional="product")
 
 

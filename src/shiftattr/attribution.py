@@ -881,7 +881,7 @@ def attribute(
             )
     if conditional_ratios not in CONDITIONAL_RATIOS:
         raise ValueError(
-            f"conditional_ratios must be 'difference' or 'offset', got {conditional_ratios!r}."
+            f"conditional_ratios must be one of {CONDITIONAL_RATIOS}, got {conditional_ratios!r}."
         )
     if bootstrap not in ("refit", "fixed"):
         raise ValueError(f"bootstrap must be 'refit' or 'fixed', got {bootstrap!r}.")

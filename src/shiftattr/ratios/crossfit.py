@@ -279,7 +279,9 @@ class CrossFittedRatios:
         conditional: str = "difference",
     ) -> None:
         if conditional not in CONDITIONAL_RATIOS:
-            raise ValueError(f"conditional must be 'difference' or 'offset', got {conditional!r}.")
+            raise ValueError(
+                f"conditional must be one of {CONDITIONAL_RATIOS}, got {conditional!r}."
+            )
         self.conditional = conditional
         self.graph = graph
         self.mechanisms = tuple(mechanisms)

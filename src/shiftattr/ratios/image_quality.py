@@ -71,7 +71,17 @@ def _names(spatial_dims: int) -> tuple[str, ...]:
 QUALITY_STATISTICS: tuple[str, ...] = _names(3)
 
 
-def otsu_thresholds(flat: np.ndarray, bins: int = OTSU_BINS) -> np.ndarray:
+def _robust_range(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row ``ROBUST_RANGE`` quantiles ``(lo, hi)`` of ``flat`` (B, V)."""
+    lo, hi = np.quantile(flat, ROBUST_RANGE, axis=1)
+    return lo, hi
+
+
+def otsu_thresholds(
+    flat: np.ndarray,
+    bins: int = OTSU_BINS,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """Per-row Otsu threshold (maximal between-class variance), vectorised over rows.
 
     The histogram spans each row's 0.5-99.5 % quantiles (values beyond count in the end
@@ -82,6 +92,8 @@ def otsu_thresholds(flat: np.ndarray, bins: int = OTSU_BINS) -> np.ndarray:
     flat : ndarray of shape (B, V)
         One row of intensities per case.
     bins : int, default 64
+    bounds : (ndarray, ndarray), optional
+        The histogram's range per row, if already computed (the 0.5-99.5 % quantiles).
 
     Returns
     -------
@@ -96,7 +108,7 @@ def otsu_thresholds(flat: np.ndarray, bins: int = OTSU_BINS) -> np.ndarray:
     (True, 5.0)
     """
     b, v = flat.shape
-    lo, hi = np.quantile(flat, ROBUST_RANGE, axis=1)
+    lo, hi = _robust_range(flat) if bounds is None else bounds
     width = np.where(hi > lo, hi - lo, 1.0)
     idx = np.clip(((flat - lo[:, None]) / width[:, None] * bins).astype(np.int64), 0, bins - 1)
     hist = np.bincount((idx + bins * np.arange(b)[:, None]).ravel(), minlength=b * bins)
@@ -173,12 +185,12 @@ def _quality_chunk(x: np.ndarray) -> np.ndarray:
     flat = x.reshape(b, -1)
     # every floor scales with the image and ignores its offset: the robust intensity
     # range (the full one if that is 0; 1 for a constant image)
-    lo, hi = np.quantile(flat, ROBUST_RANGE, axis=1)
+    lo, hi = _robust_range(flat)
     full = flat.max(1) - flat.min(1)
     scale = np.where(hi > lo, hi - lo, np.where(full > 0, full, 1.0))
     floor = 1e-6 * scale
 
-    fg = flat > otsu_thresholds(flat)[:, None]
+    fg = flat > otsu_thresholds(flat, bounds=(lo, hi))[:, None]
     fg[~fg.any(1)] = True
     q = _masked_quantiles(flat, fg, _FG_QUANTILES)
     med = q[:, _FG_QUANTILES.index(0.5)]

@@ -335,7 +335,7 @@ class ImageStatsRatio(DensityRatioEstimator):
             self.spatial_dims,
             self.batch_size,
             self.mask_image_contrast,
-            _check_statistics(self.statistics),
+            self.statistics,  # checked by image_statistics
         )
         extra = [
             _extra_columns(node, fn, features, len(stats))
