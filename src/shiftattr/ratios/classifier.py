@@ -120,9 +120,10 @@ def default_candidates(random_state: int | None = None, linear: bool = False) ->
       hundreds of terms, and the penalty that keeps them from overfitting shrinks the
       log-ratio towards zero: weights that under-correct. A linear model needs less
       penalty. Measured on three synthetic MS scanner shifts (16³, N = 300, 5 seeds;
-      extended statistics and the model's output summaries): the weighted source
-      mean of the Dice missed the target's by 0.020 / 0.033 / 0.021 with these
-      candidates, 0.047 / 0.054 / 0.034 without.
+      extended statistics and the model's output summaries; a development
+      measurement, not rebuilt by ``benchmarks/``): the weighted source mean of the
+      Dice missed the target's by 0.020 / 0.033 / 0.021 with these candidates, 0.047 /
+      0.054 / 0.034 without.
 
     Parameters
     ----------
