@@ -26,7 +26,9 @@ it from there when the key matches.
 **Estimation.** Per scenario, seed, ``N`` (cases per environment) and estimator:
 fresh source and target samples, the model's Dice on both, then
 ``shiftattr.attribute(graph, source, target, metric=..., target_metric=...,
-estimators={"X": ImageStatsRatio(), "Y": ImageStatsRatio()}, bootstrap="fixed", ...)``.
+estimators={"X": ImageStatsRatio(statistics="basic"), "Y": ...}, bootstrap="fixed", ...)``
+(the basic statistics, pinned: the library's default has been ``"extended"`` since
+2026-11-30; those runs are the ``+ext`` variants below).
 ``--estimators`` picks the value estimator, passed as ``method=`` (``"iw"``,
 ``"regression"``, ``"mr"``; the issue called the keyword ``estimator=``, also accepted);
 ``regression`` and ``mr`` get ``features={"X": adapter.output_features}`` (the model's own
@@ -750,9 +752,13 @@ def ratio_estimators(
     """The image ratio estimators of a run: for ``<method>+outputs`` both also see the
     model's outputs wherever ``X`` is in their node set (the annotation ratio's parent
     set ``(D, X)`` is estimated by ``X``'s estimator, so both must see the same); for
-    ``+ext`` both use the extended statistics."""
+    ``+ext`` both use the extended statistics, otherwise the basic ones (pinned, whatever
+    the library's default)."""
     extra = {"X": adapter.output_features} if estimator.endswith(OUTPUTS_SUFFIX) else None
-    kw: dict[str, Any] = {"statistics": "extended"} if EXTENDED_MARK in estimator else {}
+    kw: dict[str, Any] = {}
+    if "statistics" in inspect.signature(ImageStatsRatio).parameters:  # explicit: the
+        # library's default became "extended" on 2026-11-30, after these runs' basic ones
+        kw["statistics"] = "extended" if EXTENDED_MARK in estimator else "basic"
     if MIC_MARK in estimator:
         kw["mask_image_contrast"] = True
     return {

@@ -174,18 +174,32 @@ def test_extended_statistics_and_ratio_outputs_from_the_command_line(tmp_path):
     out = tmp_path / "demo"
     args = ["demo", "--tiny", "--quiet", "--out", str(out), "--n-bootstrap", "3"]
     args += ["--image-estimator", "stats"]  # the tiny demo tests the CNN discriminators
-    assert main(args) == 0
+    assert main([*args, "--image-statistics", "basic"]) == 0
     basic = json.loads((out / "attribution.json").read_text())
     assert basic["settings"]["estimator_params"]["X"]["statistics"] == "basic"
     assert basic["settings"]["ratio_outputs"] is False
-    assert main([*args, "--image-statistics", "extended"]) == 0
+    assert main(args) == 0  # extended by default
     ext = json.loads((out / "attribution.json").read_text())
     params = ext["settings"]["estimator_params"]
     assert params["X"]["statistics"] == params["Y"]["statistics"] == "extended"
-    assert main([*args, "--image-statistics", "extended", "--ratio-outputs"]) == 0
+    assert main([*args, "--ratio-outputs"]) == 0
     outs = json.loads((out / "attribution.json").read_text())
     assert outs["settings"]["ratio_outputs"] is True
     # other features, other ratios: the acquisition mechanism's AUC moves at each step
     auc = [r["diagnostics"]["mechanisms"]["X"]["auc_joint"] for r in (basic, ext, outs)]
     assert len(set(auc)) == 3, auc
     assert main([*args, "--image-estimator", "cnn", "--image-statistics", "extended"]) == 2
+
+
+def test_overrides_keep_what_the_configuration_left_unset():
+    """An override re-validates only what was set: the tiny demo's CNN discriminators
+    must not meet a dumped default of the image-statistics estimator."""
+    import argparse
+
+    from shiftattr.cli import _override
+    from shiftattr.pipeline import demo_config
+
+    cfg = _override(demo_config("x", tiny=True), argparse.Namespace(method="mis"))
+    assert (cfg.attribution.method, cfg.attribution.image_estimator) == ("mis", "cnn")
+    assert cfg.model.epochs == 2 and cfg.data.shape == (16, 16, 16)
+    assert "image_statistics" not in cfg.attribution.model_fields_set

@@ -14,6 +14,10 @@ def test_defaults_and_toml(tmp_path):
     assert cfg.data.target.annotator == "4" and cfg.data.target.n == 30
     assert cfg.data.source.center == ["01", "07", "08"]
     assert cfg.attribution.bootstrap == "refit"
+    assert cfg.attribution.image_statistics == "extended"
+    # CNN discriminators with the statistics left at their default are no conflict
+    cnn = load_config({"data": {"kind": "synthetic"}, "attribution": {"image_estimator": "cnn"}})
+    assert cnn.attribution.image_estimator == "cnn"
 
 
 @pytest.mark.parametrize(
@@ -48,7 +52,7 @@ def test_defaults_and_toml(tmp_path):
         (
             {
                 "data": {"kind": "synthetic"},
-                "attribution": {"image_estimator": "cnn", "image_statistics": "extended"},
+                "attribution": {"image_estimator": "cnn", "image_statistics": "basic"},
             },
             r"attribution\.image_statistics sets the image-statistics ratio estimator, but "
             r"attribution\.image_estimator = 'cnn': remove it",

@@ -122,8 +122,9 @@ def test_image_statistics_extended_adds_the_quality_columns():
     rng = np.random.default_rng(4)
     x = _phantom(4, rng)
     feats = {"X": x, "Y": (x > 1.2).astype(np.uint8), "D": np.arange(4.0)}
-    basic = image_statistics(feats)
-    ext = image_statistics(feats, statistics="extended")
+    basic = image_statistics(feats, statistics="basic")
+    ext = image_statistics(feats)  # the default
+    assert basic.shape == (4, 1 + 12 + 3) and ext.shape == (4, 1 + 12 + 24 + 3)
     n_x = 12  # basic image columns, after D (1) and before the mask's (3), in name order
     np.testing.assert_array_equal(ext[:, : 1 + n_x], basic[:, : 1 + n_x])
     np.testing.assert_allclose(ext[:, 1 + n_x : 1 + n_x + 24], quality_statistics(x))
@@ -142,7 +143,11 @@ def test_extended_estimator_competes_linear_models_and_clones():
     assert names == {f"linear-logistic-C{c:g}" for c in LINEAR_PENALTIES}
     ext = ImageStatsRatio(statistics="extended", random_state=0)
     assert set(ext._classifier()._candidates()) == set(default_candidates(linear=True))
-    assert set(ImageStatsRatio()._classifier()._candidates()) == set(default_candidates())
+    basic = ImageStatsRatio(statistics="basic")
+    assert set(basic._classifier()._candidates()) == set(default_candidates())
+    assert set(ImageStatsRatio()._classifier()._candidates()) == set(
+        default_candidates(linear=True)
+    )
     assert clone(ext).statistics == "extended"
     rng = np.random.default_rng(5)
     assert ext.ratio_features({"X": _phantom(3, rng)}).shape == (3, 12 + 24)

@@ -63,10 +63,13 @@ def test_statistics_shapes_lazy_and_vectors():
         image_statistics({"X": lazy}, batch_size=2), image_statistics({"X": x})
     )
     both = image_statistics({"X": x, "D": np.arange(10.0).reshape(5, 2)})
-    assert both.shape == (5, 2 + 12)
+    assert both.shape == (5, 2 + 12 + 24)  # extended by default
+    basic = image_statistics({"X": x, "D": np.arange(10.0).reshape(5, 2)}, statistics="basic")
+    assert basic.shape == (5, 2 + 12)
     masks = (x > 0).astype(np.uint8)
     assert image_statistics({"Y": masks}).shape == (5, 3)
-    assert image_statistics({"Y": masks, "X": x}, mask_image_contrast=True).shape == (5, 3 + 3 + 12)
+    mic = image_statistics({"Y": masks, "X": x}, mask_image_contrast=True, statistics="basic")
+    assert mic.shape == (5, 3 + 3 + 12)
 
 
 def test_conventions_and_errors():
@@ -131,9 +134,10 @@ def test_extra_features_see_a_shift_the_statistics_miss():
         return x
 
     src, tgt = volumes(120, corner=False), volumes(120, corner=True)
-    assert _held_out_auc(ImageStatsRatio(random_state=0), src, tgt) < 0.7
+    # (the extended statistics' sharpness per axis sees the corner: basic ones here)
+    assert _held_out_auc(ImageStatsRatio(statistics="basic", random_state=0), src, tgt) < 0.7
     corner = _Corner()
-    est = ImageStatsRatio(extra_features={"X": corner}, random_state=0)
+    est = ImageStatsRatio(extra_features={"X": corner}, statistics="basic", random_state=0)
     assert _held_out_auc(est, src, tgt) > 0.95
     assert corner.calls == 3  # fit (source, target) and the held-out log_ratio
     # cross-fitting computes every case's features once, through the same callable

@@ -715,7 +715,7 @@ def attribute(
     features : mapping of str to callable, optional
         Regression features per node, ``featurizer(environment) -> (N, p)``, e.g.
         ``{"X": adapter.output_features}``; default raw values for tabular nodes and
-        :func:`~shiftattr.ratios.image_statistics` for images and masks.
+        the basic :func:`~shiftattr.ratios.image_statistics` for images and masks.
     regressor : scikit-learn regressor or mapping of str to regressor, optional
         Regressor(s) of the nested regressions (or of the noise models of
         ``"generative"``), chosen by out-of-fold squared error; default

@@ -46,8 +46,9 @@ def _override(cfg, args: argparse.Namespace):
     }
     if not changed:
         return cfg
-    raw = cfg.model_dump()
-    raw["attribution"].update(changed)
+    # only what was set: a dumped default (image_statistics) must not count as a choice
+    raw = cfg.model_dump(exclude_unset=True)
+    raw.setdefault("attribution", {}).update(changed)
     return load_config(raw)
 
 
@@ -162,9 +163,10 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--image-statistics",
         choices=["basic", "extended"],
-        help="image statistics of the density-ratio estimators: 'extended' adds "
-        "image-quality measures (contrasts, SNR, non-uniformity, sharpness per axis, "
-        "lesion contrast-to-noise); overrides attribution.image_statistics",
+        help="image statistics of the density-ratio estimators: 'extended' (the default) "
+        "adds image-quality measures (contrasts, SNR, non-uniformity, sharpness per axis, "
+        "lesion contrast-to-noise) to the 'basic' intensity statistics; overrides "
+        "attribution.image_statistics",
     )
     p.add_argument(
         "--ratio-outputs",

@@ -160,7 +160,7 @@ class AttributionConfig(_Strict):
     conditional_ratios: Literal["difference", "offset"] = "difference"
     cross_check: bool = False
     image_estimator: Literal["stats", "cnn"] = "stats"
-    image_statistics: Literal["basic", "extended"] = "basic"
+    image_statistics: Literal["basic", "extended"] = "extended"
     ratio_outputs: bool = False
     method: Literal["iw", "mis", "regression", "mr"] = "iw"
     paired: list[str] | dict[str, str | tuple[str, str]] = []
@@ -207,7 +207,7 @@ class AttributionConfig(_Strict):
         stats_only = [
             key
             for key, set_ in (
-                ("image_statistics", self.image_statistics != "basic"),
+                ("image_statistics", "image_statistics" in self.model_fields_set),
                 ("ratio_outputs", self.ratio_outputs),
             )
             if set_

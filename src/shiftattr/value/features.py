@@ -1,7 +1,8 @@
 """Per-node regression features: what the nested regressions see of each variable.
 
 A tabular node is its own feature (flattened per case). An image or mask node is
-summarised per case by :func:`shiftattr.ratios.image_statistics` unless the user gives a
+summarised per case by the basic statistics of
+:func:`shiftattr.ratios.image_statistics` unless the user gives a
 featurizer, e.g. the segmentation model's own output summaries
 (:meth:`shiftattr.segmentation.SegmentationAdapter.output_features`), which predict a
 case's Dice far better than intensity statistics do.
@@ -94,8 +95,8 @@ def node_features(
     node : str
     featurizers : mapping of str to callable, optional
         Per-node ``featurizer(environment) -> (N, p)`` arrays; a node without one
-        uses its raw values (tabular) or :func:`~shiftattr.ratios.image_statistics`
-        (images and masks).
+        uses its raw values (tabular) or the basic statistics of
+        :func:`~shiftattr.ratios.image_statistics` (images and masks).
 
     Returns
     -------
@@ -124,7 +125,9 @@ def node_features(
             )
         F = F.reshape(n, -1)
     elif is_summarised(environment, node):
-        F = image_statistics({node: environment[node]})
+        # the 12 basic statistics: the extended ones serve the density ratios (measured
+        # there); a regression sees few cases, and the benchmark's regressions used these
+        F = image_statistics({node: environment[node]}, statistics="basic")
     else:
         F = _raw(environment, node)
     if not np.all(np.isfinite(F)):
