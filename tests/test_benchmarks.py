@@ -27,6 +27,7 @@ MODULES = [
     "benchmarks.plots",
     "benchmarks.report",
     "benchmarks.run",
+    "benchmarks.bench_demo_seeds",
 ]
 
 
@@ -518,3 +519,53 @@ def test_every_synthetic_ms_estimator_has_a_plot_colour(tmp_path):
         for e in bench.ESTIMATORS
     ]
     assert bench.plot(runs, tmp_path / "ms.png").is_file()
+
+
+def test_synthetic_ms_basic_variants_pin_the_basic_statistics():
+    """The runs named without ``+ext`` were measured with the basic statistics; they must
+    stay so whatever the library's default (extended since 2026-11-30)."""
+    from benchmarks.bench_synthetic_ms import ratio_estimators
+
+    for name, expected in (("iw", "basic"), ("mis", "basic"), ("iw+ext", "extended")):
+        ests = ratio_estimators(name, adapter=None, seed=0)
+        assert {e.statistics for e in ests.values()} == {expected}, name
+
+
+def test_demo_seeds_configuration_summary_and_report(tmp_path):
+    from benchmarks import report
+    from benchmarks.bench_demo_seeds import configuration, summarise
+
+    first = configuration(tmp_path / "a", 3, "mis", "basic", None)
+    assert first.data.random_state == 3 and first.attribution.method == "mis"
+    assert first.attribution.image_statistics == "basic" and first.model.kind == "train-unet"
+    again = configuration(tmp_path / "b", 3, "iw", "extended", tmp_path / "a" / "model.pt")
+    assert again.model.kind == "checkpoint" and again.data.truth_n == 0
+    assert again.model.factory == "benchmarks.bench_demo_seeds:demo_unet"
+
+    def run(seed, stats, x, warned):
+        err = {"D": 0.0, "X": x - 0.08, "Y": 0.0}
+        return {
+            "seed": seed,
+            "method": "iw",
+            "statistics": stats,
+            "mae": float(np.mean(np.abs(list(err.values())))),
+            "max_error": abs(x - 0.08),
+            "covered": {"D": True, "X": abs(x - 0.08) < 0.03, "Y": True},
+            "dominant": "X" if x > 0 else "D",
+            "true_dominant": "X",
+            "sign_wrong": ["X"] if x < 0 else [],
+            "warnings": ["low_ess"] if warned else [],
+        }
+
+    runs = [run(0, "basic", -0.04, True), run(1, "basic", 0.07, False)]
+    runs += [run(0, "extended", 0.09, False), run(1, "extended", 0.13, False)]
+    rows = {r["statistics"]: r for r in summarise(runs)}
+    assert rows["basic"]["n_sign_wrong"] == 1 and rows["basic"]["dominant_rate"] == 0.5
+    assert rows["basic"]["n_error_above"] == 1 and rows["basic"]["flagged_when_error_above"] == 1
+    assert rows["extended"]["flagged_when_error_above"] == 0.0  # the 0.05 error went unflagged
+    assert rows["extended"]["coverage"] == 5 / 6
+    payload = {"commands": [{"command": "x", "seconds": 1.0, "n_runs": 4}]}
+    payload |= {"config": {"seeds": [0, 1]}, "summary": summarise(runs)}
+    text = report._demo_seeds(payload)
+    assert "### 5c." in text and "| `iw` | extended | 2 |" in text
+    assert report._demo_seeds(None) == ""

@@ -1,0 +1,232 @@
+"""The demo's configuration across data seeds: basic vs extended image statistics.
+
+``shiftattr demo`` is one draw of the synthetic experiment B (24³ volumes, 100 cases per
+environment). One draw says little about an estimator: this script reruns the demo's
+configuration through :func:`shiftattr.pipeline.run` for several simulator seeds
+(``data.random_state``), with each value estimator and each setting of
+``attribution.image_statistics``, and compares every estimate with the simulator's ground
+truth. Per data seed the U-Net is trained once (by the first configuration) and reloaded
+from its weights-only checkpoint by the others; the ground truth is computed once, with
+that model.
+
+Writes ``benchmarks/results/demo_seeds.json`` (one record per run: estimates, intervals,
+truth, error, warnings, seconds) and prints a table. ``benchmarks/report.py`` puts it in
+``RESULTS.md``.
+
+Usage: ``python benchmarks/bench_demo_seeds.py [--seeds 0 1 2 3] [--methods iw mis]
+[--statistics basic extended] [--out DIR]`` (a run takes 10-40 s on two cores; the
+U-Net training ~35 s once per seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import GIT_AT_START, RESULTS_DIR, now_utc, read_json, write_json
+
+NAME = "demo_seeds"
+METHODS = ("iw", "mis")
+STATISTICS = ("basic", "extended")
+
+
+def demo_unet():
+    """The demo's untrained U-Net (the factory that reloads its checkpoint)."""
+    from shiftattr.pipeline import demo_config
+    from shiftattr.segmentation import UNet3D
+
+    channels = tuple(demo_config().model.channels)
+    return UNet3D(in_channels=1, out_channels=1, channels=channels, spatial_dims=3)
+
+
+def configuration(
+    folder: Path, seed: int, method: str, statistics: str, checkpoint: Path | None
+) -> Any:
+    """The demo's configuration with one data seed, estimator and statistics setting.
+
+    Parameters
+    ----------
+    folder : Path
+        Report folder of the run.
+    seed : int
+        The simulator's ``data.random_state``.
+    method : str
+        ``attribution.method``.
+    statistics : str
+        ``attribution.image_statistics``, always set explicitly.
+    checkpoint : Path or None
+        Reload this U-Net instead of training one (and skip the ground truth).
+
+    Returns
+    -------
+    RunConfig
+    """
+    from shiftattr.config import RunConfig
+    from shiftattr.pipeline import demo_config
+
+    raw = demo_config(folder).model_dump(exclude_unset=True)
+    raw["data"]["random_state"] = seed
+    raw.setdefault("attribution", {}).update(method=method, image_statistics=statistics)
+    if checkpoint is not None:
+        raw.setdefault("model", {}).update(
+            kind="checkpoint",
+            factory="benchmarks.bench_demo_seeds:demo_unet",
+            checkpoint=str(checkpoint),
+        )
+        raw["data"]["truth_n"] = 0
+    return RunConfig.model_validate(raw)
+
+
+def record(outcome: Any, truth: dict[str, Any], seed: int, method: str, statistics: str) -> dict:
+    """One run's estimates beside the truth."""
+    res = outcome.result
+    tv, se = truth["values"], truth["stderr"]
+    err = {m: res.values[m] - tv[m] for m in res.mechanisms}
+    covered = {
+        m: bool(res.ci[m][0] <= tv[m] <= res.ci[m][1]) if np.isfinite(res.ci[m][0]) else None
+        for m in res.mechanisms
+    }
+    return {
+        "seed": seed,
+        "method": method,
+        "statistics": statistics,
+        "values": dict(res.values),
+        "ci": {m: list(res.ci[m]) for m in res.mechanisms},
+        "truth": dict(tv),
+        "truth_stderr": dict(se),
+        "error": err,
+        "mae": float(np.mean(np.abs(list(err.values())))),
+        "max_error": float(np.max(np.abs(list(err.values())))),
+        "covered": covered,
+        "dominant": res.dominant,
+        "true_dominant": max(tv, key=tv.get),
+        "sign_wrong": sorted(
+            m for m in res.mechanisms if abs(tv[m]) > 2 * se[m] + 0.02 and res.values[m] * tv[m] < 0
+        ),
+        "warnings": sorted({w["code"] for w in res.warnings}),
+        "source_metric": res.source_metric,
+        "target_metric": res.measured_target_metric,
+        "seconds_attribution": outcome.seconds.get("attribution"),
+    }
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """Per (method, statistics): MAE over seeds, dominant, coverage, flagged, sign errors."""
+    rows = []
+    keys = sorted({(r["method"], r["statistics"]) for r in runs})
+    for method, statistics in keys:
+        rs = [r for r in runs if (r["method"], r["statistics"]) == (method, statistics)]
+        cov = [c for r in rs for c in r["covered"].values() if c is not None]
+        erring = [r for r in rs if r["max_error"] > 0.02]
+        rows.append(
+            {
+                "method": method,
+                "statistics": statistics,
+                "n_runs": len(rs),
+                "mae_by_seed": {str(r["seed"]): r["mae"] for r in rs},
+                "mae_mean": float(np.mean([r["mae"] for r in rs])),
+                "mae_median": float(np.median([r["mae"] for r in rs])),
+                "dominant_rate": float(np.mean([r["dominant"] == r["true_dominant"] for r in rs])),
+                "coverage": float(np.mean(cov)) if cov else None,
+                "n_sign_wrong": sum(bool(r["sign_wrong"]) for r in rs),
+                "flagged_when_error_above": (
+                    float(np.mean([bool(r["warnings"]) for r in erring])) if erring else None
+                ),
+                "n_error_above": len(erring),
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every (seed, method, statistics) and write the results."""
+    from shiftattr.pipeline import run
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=["iw", "mis", "mr"])
+    p.add_argument("--statistics", nargs="+", default=list(STATISTICS), choices=STATISTICS)
+    p.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder of demo_seeds.json")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the runs already in OUT/demo_seeds.json that this invocation does not redo",
+    )
+    args = p.parse_args(argv)
+    t_start = time.perf_counter()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="shiftattr-demo-seeds-") as tmp:
+        for seed in args.seeds:
+            checkpoint, truth = None, None
+            for method, statistics in itertools.product(args.methods, args.statistics):
+                folder = Path(tmp) / f"seed{seed}-{method}-{statistics}"
+                cfg = configuration(folder, seed, method, statistics, checkpoint)
+                outcome = run(cfg, progress=False)
+                if checkpoint is None:
+                    checkpoint, truth = folder / "model.pt", outcome.truth
+                rec = record(outcome, truth, seed, method, statistics)
+                runs.append(rec)
+                print(
+                    f"seed {seed} {method:<4}{statistics:<9} MAE {rec['mae']:.4f}  "
+                    + "  ".join(
+                        f"{m} {rec['values'][m]:+.3f} ({rec['truth'][m]:+.3f})"
+                        for m in rec["values"]
+                    )
+                    + f"  warnings: {', '.join(rec['warnings']) or 'none'}",
+                    flush=True,
+                )
+    command = "python benchmarks/bench_demo_seeds.py " + " ".join(argv or sys.argv[1:])
+    seconds = time.perf_counter() - t_start
+    commands = [
+        {
+            "command": command,
+            "seconds": seconds,
+            "n_runs": len(runs),
+            "date": now_utc(),
+            "git": GIT_AT_START,
+        }
+    ]
+    old = read_json(NAME, args.out) if args.merge else None
+    if old:
+        redone = {(r["seed"], r["method"], r["statistics"]) for r in runs}
+        kept = [r for r in old["runs"] if (r["seed"], r["method"], r["statistics"]) not in redone]
+        runs = kept + runs
+        commands = old["commands"] + commands
+    key = ("seed", "method", "statistics")
+    runs.sort(key=lambda r: (r["seed"], r["method"], STATISTICS.index(r["statistics"])))
+    payload = {
+        "commands": commands,
+        "config": {
+            "seeds": sorted({r["seed"] for r in runs}),
+            "methods": sorted({r["method"] for r in runs}),
+            "statistics": [s for s in STATISTICS if any(r["statistics"] == s for r in runs)],
+            "demo": "shiftattr.pipeline.demo_config() with data.random_state = seed",
+            "run_key": key,
+        },
+        "runs": runs,
+        "summary": summarise(runs),
+    }
+    path = write_json(NAME, payload, args.out)
+    for row in payload["summary"]:
+        print(
+            f"{row['method']:<4}{row['statistics']:<9} MAE mean {row['mae_mean']:.4f} "
+            f"median {row['mae_median']:.4f}; dominant {row['dominant_rate']:.0%}; "
+            f"coverage {row['coverage']:.0%}; wrong sign in {row['n_sign_wrong']} of "
+            f"{row['n_runs']}"
+        )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
