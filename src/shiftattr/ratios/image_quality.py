@@ -1,4 +1,4 @@
-"""Image-quality statistics of a batch of images: the ``"extended"`` image statistics.
+"""Image-quality statistics of a batch of images: the default ``"extended"`` statistics.
 
 The basic statistics of :func:`~shiftattr.ratios.image_statistics` (whole-image
 quantiles, spread, mean Laplacian and gradient) mix anatomy, noise and contrast in each
