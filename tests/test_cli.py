@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -191,15 +192,19 @@ def test_extended_statistics_and_ratio_outputs_from_the_command_line(tmp_path):
     assert main([*args, "--image-estimator", "cnn", "--image-statistics", "extended"]) == 2
 
 
-def test_overrides_keep_what_the_configuration_left_unset():
-    """An override re-validates only what was set: the tiny demo's CNN discriminators
-    must not meet a dumped default of the image-statistics estimator."""
+def test_overrides_keep_the_rest_of_the_configuration():
+    """An override re-validates a dump of the whole configuration: the tiny demo's CNN
+    discriminators must survive it, and so must a folder set after loading (``--out``)."""
     import argparse
 
     from shiftattr.cli import _override
+    from shiftattr.config import load_config
     from shiftattr.pipeline import demo_config
 
     cfg = _override(demo_config("x", tiny=True), argparse.Namespace(method="mis"))
     assert (cfg.attribution.method, cfg.attribution.image_estimator) == ("mis", "cnn")
     assert cfg.model.epochs == 2 and cfg.data.shape == (16, 16, 16)
-    assert "image_statistics" not in cfg.attribution.model_fields_set
+    assert cfg.attribution.image_statistics is None
+    loaded = load_config({"data": {"kind": "synthetic"}})  # no [output] table
+    loaded.output.folder = Path("elsewhere")
+    assert _override(loaded, argparse.Namespace(method="mr")).output.folder == Path("elsewhere")

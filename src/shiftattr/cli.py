@@ -46,9 +46,8 @@ def _override(cfg, args: argparse.Namespace):
     }
     if not changed:
         return cfg
-    # only what was set: a dumped default (image_statistics) must not count as a choice
-    raw = cfg.model_dump(exclude_unset=True)
-    raw.setdefault("attribution", {}).update(changed)
+    raw = cfg.model_dump()
+    raw["attribution"].update(changed)
     return load_config(raw)
 
 

@@ -160,7 +160,11 @@ class AttributionConfig(_Strict):
     conditional_ratios: Literal["difference", "offset"] = "difference"
     cross_check: bool = False
     image_estimator: Literal["stats", "cnn"] = "stats"
-    image_statistics: Literal["basic", "extended"] = "extended"
+    image_statistics: Literal["basic", "extended"] | None = Field(
+        None,
+        description="image statistics of the 'stats' image estimator; unset: the "
+        "ImageStatsRatio default ('extended')",
+    )
     ratio_outputs: bool = False
     method: Literal["iw", "mis", "regression", "mr"] = "iw"
     paired: list[str] | dict[str, str | tuple[str, str]] = []
@@ -207,7 +211,7 @@ class AttributionConfig(_Strict):
         stats_only = [
             key
             for key, set_ in (
-                ("image_statistics", "image_statistics" in self.model_fields_set),
+                ("image_statistics", self.image_statistics is not None),
                 ("ratio_outputs", self.ratio_outputs),
             )
             if set_

@@ -310,9 +310,10 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
             random_state=a.random_state,
         )
     else:
+        stats = {} if a.image_statistics is None else {"statistics": a.image_statistics}
         image_est = ImageStatsRatio(
             spatial_dims=spatial_dims,
-            statistics=a.image_statistics,
+            **stats,  # unset: the estimator's own default
             # one estimator object for X and Y: both see the same outputs (see
             # ImageStatsRatio's extra_features)
             extra_features={"X": adapter.output_features} if a.ratio_outputs else None,
