@@ -526,9 +526,18 @@ def test_synthetic_ms_basic_variants_pin_the_basic_statistics():
     stay so whatever the library's default (extended since 2026-11-30)."""
     from benchmarks.bench_synthetic_ms import ratio_estimators
 
-    for name, expected in (("iw", "basic"), ("mis", "basic"), ("iw+ext", "extended")):
-        ests = ratio_estimators(name, adapter=None, seed=0)
-        assert {e.statistics for e in ests.values()} == {expected}, name
+    class _Adapter:  # the +outputs variants only pass the bound method along
+        def output_features(self, env):
+            return np.zeros((len(env), 1))
+
+    cases = {
+        "basic": ("iw", "mis", "iw+outputs", "iw+offset", "mr+pooled", "mis+oracle"),
+        "extended": ("iw+ext", "mis+ext+outputs", "iw+ext+mic", "mis+ext+offset"),
+    }
+    for expected, names in cases.items():
+        for name in names:
+            ests = ratio_estimators(name, adapter=_Adapter(), seed=0)
+            assert {e.statistics for e in ests.values()} == {expected}, name
 
 
 def test_demo_seeds_configuration_summary_and_report(tmp_path):
@@ -569,3 +578,43 @@ def test_demo_seeds_configuration_summary_and_report(tmp_path):
     text = report._demo_seeds(payload)
     assert "### 5c." in text and "| `iw` | extended | 2 |" in text
     assert report._demo_seeds(None) == ""
+
+
+def test_demo_seeds_record_reads_an_outcome_against_the_truth():
+    from types import SimpleNamespace
+
+    from benchmarks.bench_demo_seeds import record
+
+    from shiftattr import Attribution
+
+    res = Attribution(
+        mechanisms=("D", "X", "Y"),
+        values={"D": 0.001, "X": -0.05, "Y": 0.03},
+        ci={"D": (-0.01, 0.01), "X": (-0.09, -0.01), "Y": (0.0, 0.06)},
+        stderr={},
+        source_metric=0.6,
+        estimated_target_metric=0.62,
+        measured_target_metric=0.52,
+        warnings=[{"code": "low_ess", "mechanism": "X", "message": ""}] * 2,
+    )
+    outcome = SimpleNamespace(result=res, seconds={"attribution": 2.0})
+    truth = {"values": {"D": 0.0, "X": 0.08, "Y": 0.0}, "stderr": {"D": 0.0, "X": 0.01, "Y": 0.0}}
+    rec = record(outcome, truth, seed=4, method="iw", statistics="basic")
+    assert rec["sign_wrong"] == ["X"] and rec["dominant"] == "Y" and rec["true_dominant"] == "X"
+    assert rec["covered"] == {"D": True, "X": False, "Y": True}
+    assert rec["warnings"] == ["low_ess"] and rec["max_error"] == pytest.approx(0.13)
+    assert rec["mae"] == pytest.approx((0.001 + 0.13 + 0.03) / 3)
+
+
+def test_committed_demo_seeds_summary_matches_its_runs():
+    """The table the docs quote is the summary of the runs stored beside it."""
+    from benchmarks._common import RESULTS_DIR, read_json
+    from benchmarks.bench_demo_seeds import summarise
+
+    ds = read_json("demo_seeds", RESULTS_DIR)
+    if ds is None:
+        pytest.skip("no committed demo_seeds.json")
+    assert summarise(ds["runs"]) == ds["summary"]
+    for r in ds["runs"]:  # every record's error is its values minus its truth
+        err = [abs(r["values"][m] - r["truth"][m]) for m in r["values"]]
+        assert r["mae"] == pytest.approx(np.mean(err))

@@ -101,9 +101,10 @@ def test_single_mechanism_shift_is_the_dominant_one(name, method):
                 "importance weighting gives Y +0.037 of a true +0.084, interval [0.028, "
                 "0.052], and no warning. The annotation ratio is too flat (AUC 0.62, ESS "
                 "84 %, Pareto k about 0: light weights), so the estimate shrinks towards 0, "
-                "and the fixed-ratio bootstrap ignores the ratio estimators' error; the "
-                "extended statistics (AUC 0.66) and method='mr' cover it, and "
-                "cross_check=True warns (test below)",
+                "and the fixed-ratio bootstrap ignores the ratio estimators' error; with the "
+                "extended statistics (AUC 0.66) the interval comes within the truth's "
+                "Monte-Carlo error of it, method='mr' covers it, and cross_check=True "
+                "warns (test below)",
             ),
         ),
         ("acquisition-only", "mr", "extended"),
