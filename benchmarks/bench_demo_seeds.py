@@ -129,6 +129,12 @@ def record(outcome: Any, truth: dict[str, Any], seed: int, method: str, statisti
             m for m in res.mechanisms if abs(tv[m]) > 2 * se[m] + 0.02 and res.values[m] * tv[m] < 0
         ),
         "warnings": sorted({w["code"] for w in res.warnings}),
+        "auc_joint": {
+            m: d.get("auc_joint") for m, d in res.diagnostics.get("mechanisms", {}).items()
+        },
+        "auc_parents": {
+            m: d.get("auc_parents") for m, d in res.diagnostics.get("mechanisms", {}).items()
+        },
         "source_metric": res.source_metric,
         "target_metric": res.measured_target_metric,
         "seconds_attribution": outcome.seconds.get("attribution"),

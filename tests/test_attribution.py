@@ -444,3 +444,22 @@ def test_heavy_tailed_weights_are_flagged_by_their_pareto_k():
     assert {("heavy_tailed_weights", m) for m in "ZXY"} <= codes
     assert ("heavy_tailed_weights", None) in codes
     assert heavy.diagnostics["overall"]["warning_counts"]["heavy_tailed_weights"] == 4
+
+
+def test_not_separated_mechanisms_lists_only_child_mechanisms_without_separation():
+    from shiftattr.attribution import not_separated_mechanisms
+
+    diag = {
+        "D": {"auc_joint": 0.50, "auc_parents": None},  # a root: nothing to compare
+        "X": {"auc_joint": 0.81, "auc_parents": 0.58},  # separates: a real shift
+        "Y": {"auc_joint": 0.80, "auc_parents": 0.81},
+        "Z": {"auc_joint": 0.70, "auc_parents": 0.70, "known_ratio": True},
+        "W": {"auc_joint": float("nan"), "auc_parents": float("nan"), "paired": True},
+    }
+    excludes = {k: (0.01, 0.03) for k in diag}
+    assert not_separated_mechanisms({}, excludes, diag) == {"Y": (0.80, 0.81)}
+    holds_zero = dict(excludes, Y=(-0.01, 0.03))
+    assert not_separated_mechanisms({}, holds_zero, diag) == {}
+    # equal AUCs count: the node set adds nothing
+    tie = dict(diag, Y={"auc_joint": 0.81, "auc_parents": 0.81})
+    assert list(not_separated_mechanisms({}, excludes, tie)) == ["Y"]

@@ -137,3 +137,18 @@ def test_the_cross_check_warns_where_importance_weighting_misses_silently():
     assert "Y" in flagged, checked.warnings
     check = checked.diagnostics["estimator"]["check_values"]["Y"]
     assert abs(check - truth.values["Y"]) < abs(plain.values["Y"] - truth.values["Y"])
+
+
+def test_a_spurious_value_without_separation_is_flagged():
+    """Acquisition only: the annotation did not shift, and its node set separates the
+    environments no better than its parents; iw's fixed interval still excludes 0 around
+    its value. shift_not_separated says so, for Y alone."""
+    res, truth = _estimate("acquisition-only", "iw")
+    flagged = {w["mechanism"] for w in res.warnings if w["code"] == "shift_not_separated"}
+    assert flagged == {"Y"}
+    assert truth.values["Y"] == 0 and not res.ci["Y"][0] <= 0 <= res.ci["Y"][1]
+    diag = res.diagnostics["mechanisms"]["Y"]
+    assert diag["auc_joint"] <= diag["auc_parents"]
+    # mr's values do not come from the ratios alone: no such warning
+    mr, _ = _estimate("acquisition-only", "mr")
+    assert not any(w["code"] == "shift_not_separated" for w in mr.warnings)

@@ -69,6 +69,7 @@ __all__ = [
     "imprecise_mechanisms",
     "iw_game",
     "iw_resampled_values",
+    "not_separated_mechanisms",
 ]
 
 MetricLike = np.ndarray | Sequence[float] | Callable[[Environment], np.ndarray]
@@ -1137,6 +1138,8 @@ def attribute(
                 ),
             }
         )
+    if method in WEIGHTING_METHODS and n_bootstrap:
+        warns += _not_separated(values, ci, diagnostics["mechanisms"])
     if tolerance is not None:
         warns += _imprecise(values, ci, tolerance, confidence)
     measured = None if mt is None else float(mt.mean())
@@ -1265,6 +1268,82 @@ def imprecise_mechanisms(
         if reach > tolerance:
             out[k] = reach
     return out
+
+
+#: Value estimators whose values are functions of the density ratios alone.
+WEIGHTING_METHODS = ("iw", "mis")
+
+
+def not_separated_mechanisms(
+    values: Mapping[str, float],
+    ci: Mapping[str, tuple[float, float]],
+    mechanisms: Mapping[str, Mapping[str, Any]],
+) -> dict[str, tuple[float, float]]:
+    """Mechanisms whose interval excludes 0 although their node set tells the
+    environments apart no better than its parents do.
+
+    A conditional log-ratio is the difference of two fitted log-ratios, the node set's
+    and its parents'. When the node set's out-of-fold AUC is not above the parents',
+    the classifiers saw no shift of the mechanism, and what the difference holds is their
+    noise; a fixed-ratio interval holds that noise fixed and can exclude 0 around it.
+    Root mechanisms (no parents), substituted ones and known ratios are never listed.
+
+    Parameters
+    ----------
+    values : mapping of str to float
+    ci : mapping of str to (float, float)
+    mechanisms : mapping of str to dict
+        ``Attribution.diagnostics["mechanisms"]`` (``auc_joint``, ``auc_parents``,
+        ``known_ratio``).
+
+    Returns
+    -------
+    dict
+        Mechanism -> ``(auc_joint, auc_parents)``.
+
+    Examples
+    --------
+    >>> diag = {"X": {"auc_joint": 0.81, "auc_parents": 0.58},
+    ...         "Y": {"auc_joint": 0.808, "auc_parents": 0.811}}
+    >>> not_separated_mechanisms({"X": 0.09, "Y": -0.03},
+    ...                          {"X": (0.01, 0.17), "Y": (-0.045, -0.012)}, diag)
+    {'Y': (0.808, 0.811)}
+    """
+    out = {}
+    for k, d in mechanisms.items():
+        joint, parents = d.get("auc_joint"), d.get("auc_parents")
+        if parents is None or d.get("known_ratio") or d.get("paired"):
+            continue
+        if not (np.isfinite(joint) and np.isfinite(parents)) or joint > parents:
+            continue
+        lo, hi = ci[k]
+        if lo > 0 or hi < 0:
+            out[k] = (float(joint), float(parents))
+    return out
+
+
+def _not_separated(
+    values: dict[str, float],
+    ci: dict[str, tuple[float, float]],
+    mechanisms: dict[str, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """A ``shift_not_separated`` warning per mechanism of :func:`not_separated_mechanisms`."""
+    return [
+        {
+            "code": "shift_not_separated",
+            "mechanism": k,
+            "message": (
+                f"mechanism {k!r}: {values[k]:+.4f} with an interval [{ci[k][0]:+.4f}, "
+                f"{ci[k][1]:+.4f}] that excludes 0, but its node set separates the "
+                f"environments no better than its parents (AUC {joint:.3f} vs {parents:.3f}): "
+                "the classifiers saw no shift of this mechanism, so its value is the noise "
+                "of the difference of two fitted log-ratios, which the interval holds fixed. "
+                "Do not read it as evidence of an effect (a second estimate: method='mr', "
+                "or cross_check=True with method='iw')."
+            ),
+        }
+        for k, (joint, parents) in not_separated_mechanisms(values, ci, mechanisms).items()
+    ]
 
 
 def _imprecise(
