@@ -1042,6 +1042,7 @@ MR_VS_IW_PAIRS = (
     ("mr+outputs", "iw"),
     ("mr+outputs", "iw+outputs"),
     ("mr+pooled", "iw"),
+    ("mr+pooled+ext", "iw+ext"),  # both with the library's defaults since 2026-11-30
     ("mr+oracle", "iw+oracle"),
 )
 

@@ -1489,7 +1489,9 @@ def _ms_variant_table(ms: dict[str, Any], suffix: str) -> list[str]:
 _MR_VARIANT_NOTES = {
     "mr": " (regressions unpooled: the default before 2026-11-30)",
     "mr+pooled": " (what `method='mr'` does on images by default since 2026-11-30, "
-    "`pooled_regressions='auto'`)",
+    "`pooled_regressions='auto'`; basic image statistics)",
+    "mr+pooled+ext": " (pooled regressions and extended image statistics: both "
+    "estimators as the library runs them by default since 2026-11-30)",
 }
 
 
