@@ -1618,8 +1618,10 @@ def _synthetic_ms_32(ms32: dict[str, Any] | None, ms: dict[str, Any] | None) -> 
     )
 
 
-#: Estimators whose values come from the ratios alone (the rule of the
-#: ``shift_not_separated`` warning applies), compared in the table below.
+#: Estimators shown in the table of the ``shift_not_separated`` rule: weighting
+#: estimators with fixed-ratio intervals and difference conditional ratios (the library
+#: applies it to other such variants too, e.g. ``+mic`` or ``+repeats``; never to
+#: offset-fitted ratios, refit intervals or ``mr``).
 _NOT_SEPARATED_ESTIMATORS = ("iw", "iw+ext", "iw+outputs", "mis", "mis+ext", "mis+ext+outputs")
 
 
@@ -1640,11 +1642,14 @@ def _ms_not_separated(ms: dict[str, Any]) -> list[str]:
                 for m in r["values"]
                 if r["auc_joint"].get(m) is not None
             }
-            found = not_separated_mechanisms(r["values"], r["ci"], diag)
+            ci = {
+                m: (lo, hi) for m, (lo, hi) in r["ci"].items() if lo is not None and hi is not None
+            }
+            found = not_separated_mechanisms(ci, diag)
             if found:
                 hits[i] = found
         pairs = [(rs[i], m) for i, found in hits.items() for m in found]
-        missed = sum(not r["covered"][m] for r, m in pairs)
+        missed = sum(r["covered"][m] is False for r, m in pairs)
         near0 = sum(abs(r["truth"][m]) < 0.005 for r, m in pairs)
         erring = [i for i, r in enumerate(rs) if r["error_above_threshold"]]
         good = [i for i, r in enumerate(rs) if not r["error_above_threshold"]]
@@ -1666,8 +1671,9 @@ def _ms_not_separated(ms: dict[str, Any]) -> list[str]:
         return []
     return [
         "**The `shift_not_separated` rule on these runs.** Added to `attribute` after the "
-        "runs were made: a mechanism of `method='iw'` or `'mis'` whose interval excludes 0 "
-        "although its node set's out-of-fold AUC is not above its parents' "
+        "runs were made: with `method='iw'` or `'mis'` and fixed-ratio intervals, a "
+        "mechanism whose interval excludes 0 although its node set's out-of-fold AUC is "
+        "not above its parents' (offset-fitted conditional ratios exempt) "
         "(`shiftattr.attribution.not_separated_mechanisms`). The runs store those AUCs and "
         "intervals, so the rule is applied to them here; the flagged columns elsewhere in "
         "this section are the warnings the runs raised.",
@@ -1677,7 +1683,7 @@ def _ms_not_separated(ms: dict[str, Any]) -> list[str]:
                 "estimator",
                 "runs",
                 "(run, mechanism) pairs it flags",
-                "of which the interval missed the truth (truth within 0.005 of 0)",
+                "of which the interval missed the truth; (of all flagged, truth within 0.005 of 0)",
                 "runs erring by > 0.02 with a warning, before → with it",
                 "false alarms (runs erring by ≤ 0.02), before → with it",
             ],

@@ -457,9 +457,45 @@ def test_not_separated_mechanisms_lists_only_child_mechanisms_without_separation
         "W": {"auc_joint": float("nan"), "auc_parents": float("nan"), "paired": True},
     }
     excludes = {k: (0.01, 0.03) for k in diag}
-    assert not_separated_mechanisms({}, excludes, diag) == {"Y": (0.80, 0.81)}
+    assert not_separated_mechanisms(excludes, diag) == {"Y": (0.80, 0.81)}
     holds_zero = dict(excludes, Y=(-0.01, 0.03))
-    assert not_separated_mechanisms({}, holds_zero, diag) == {}
+    assert not_separated_mechanisms(holds_zero, diag) == {}
     # equal AUCs count: the node set adds nothing
     tie = dict(diag, Y={"auc_joint": 0.81, "auc_parents": 0.81})
-    assert list(not_separated_mechanisms({}, excludes, tie)) == ["Y"]
+    assert list(not_separated_mechanisms(excludes, tie)) == ["Y"]
+    # substituted, offset-fitted or missing from the intervals: never listed
+    for extra in ({"paired": True}, {"offset_penalty": 3.0}):
+        other = dict(diag, Y={"auc_joint": 0.80, "auc_parents": 0.81, **extra})
+        assert not_separated_mechanisms(excludes, other) == {}
+    assert not_separated_mechanisms({"X": (0.01, 0.03)}, diag) == {}
+
+
+def test_shift_not_separated_flags_unshifted_children_with_fixed_ratio_intervals():
+    """Only Z shifts: the true values of X and Y are exactly 0. Their node sets separate
+    the environments no better than their parents, and the fixed-ratio intervals exclude
+    0 around noise: the warning names both. Refitted ratios, or a single replicate,
+    leave the rule out (it was measured with fixed-ratio intervals)."""
+    scm = LinearGaussianSCM.example(shifted=("Z",))
+    source = scm.sample(400, "source", random_state=1)
+    target = scm.sample(400, "target", random_state=101)
+    kw = dict(metric=scm.metric(source), target_metric=scm.metric(target), n_folds=3)
+    kw |= dict(progress=False, random_state=0)
+
+    def flagged(**extra):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = sa.attribute(scm.graph, source, target, **kw, **extra)
+        return res, {w["mechanism"] for w in res.warnings if w["code"] == "shift_not_separated"}
+
+    res, names = flagged(n_bootstrap=50, bootstrap="fixed")
+    truth = scm.true_attribution()
+    assert names == {"X", "Y"} and truth.values["X"] == truth.values["Y"] == 0
+    for k in names:
+        assert not res.ci[k][0] <= 0 <= res.ci[k][1]
+        assert (
+            res.diagnostics["mechanisms"][k]["auc_joint"]
+            <= (res.diagnostics["mechanisms"][k]["auc_parents"])
+        )
+    assert res.diagnostics["overall"]["warning_counts"]["shift_not_separated"] == 2
+    assert not flagged(n_bootstrap=10, bootstrap="refit")[1]
+    assert not flagged(n_bootstrap=1, bootstrap="fixed")[1]

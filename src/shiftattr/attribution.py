@@ -1138,7 +1138,8 @@ def attribute(
                 ),
             }
         )
-    if method in WEIGHTING_METHODS and n_bootstrap:
+    if method in WEIGHTING_METHODS and bootstrap == "fixed" and n_bootstrap >= 2:
+        # measured with fixed-ratio intervals only (refit puts the ratios' noise back)
         warns += _not_separated(values, ci, diagnostics["mechanisms"])
     if tolerance is not None:
         warns += _imprecise(values, ci, tolerance, confidence)
@@ -1275,7 +1276,6 @@ WEIGHTING_METHODS = ("iw", "mis")
 
 
 def not_separated_mechanisms(
-    values: Mapping[str, float],
     ci: Mapping[str, tuple[float, float]],
     mechanisms: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, tuple[float, float]]:
@@ -1284,17 +1284,19 @@ def not_separated_mechanisms(
 
     A conditional log-ratio is the difference of two fitted log-ratios, the node set's
     and its parents'. When the node set's out-of-fold AUC is not above the parents',
-    the classifiers saw no shift of the mechanism, and what the difference holds is their
-    noise; a fixed-ratio interval holds that noise fixed and can exclude 0 around it.
-    Root mechanisms (no parents), substituted ones and known ratios are never listed.
+    the classifiers show no shift of the mechanism beyond its parents', and the
+    difference may hold only their noise; a fixed-ratio interval holds that noise fixed
+    and can exclude 0 around it. The comparison has no margin: AUCs a few thousandths
+    apart decide it. Root mechanisms (no parents), substituted ones, known ratios and
+    offset-fitted conditional ratios (whose joint AUC is pulled towards the parents' by
+    the offset's penalty) are never listed, nor mechanisms missing from ``ci``.
 
     Parameters
     ----------
-    values : mapping of str to float
     ci : mapping of str to (float, float)
     mechanisms : mapping of str to dict
         ``Attribution.diagnostics["mechanisms"]`` (``auc_joint``, ``auc_parents``,
-        ``known_ratio``).
+        ``known_ratio``, ``paired``, ``offset_penalty``).
 
     Returns
     -------
@@ -1305,14 +1307,14 @@ def not_separated_mechanisms(
     --------
     >>> diag = {"X": {"auc_joint": 0.81, "auc_parents": 0.58},
     ...         "Y": {"auc_joint": 0.808, "auc_parents": 0.811}}
-    >>> not_separated_mechanisms({"X": 0.09, "Y": -0.03},
-    ...                          {"X": (0.01, 0.17), "Y": (-0.045, -0.012)}, diag)
+    >>> not_separated_mechanisms({"X": (0.01, 0.17), "Y": (-0.045, -0.012)}, diag)
     {'Y': (0.808, 0.811)}
     """
     out = {}
     for k, d in mechanisms.items():
         joint, parents = d.get("auc_joint"), d.get("auc_parents")
-        if parents is None or d.get("known_ratio") or d.get("paired"):
+        skip = d.get("known_ratio") or d.get("paired") or d.get("offset_penalty") is not None
+        if skip or joint is None or parents is None or k not in ci:
             continue
         if not (np.isfinite(joint) and np.isfinite(parents)) or joint > parents:
             continue
@@ -1336,13 +1338,14 @@ def _not_separated(
                 f"mechanism {k!r}: {values[k]:+.4f} with an interval [{ci[k][0]:+.4f}, "
                 f"{ci[k][1]:+.4f}] that excludes 0, but its node set separates the "
                 f"environments no better than its parents (AUC {joint:.3f} vs {parents:.3f}): "
-                "the classifiers saw no shift of this mechanism, so its value is the noise "
-                "of the difference of two fitted log-ratios, which the interval holds fixed. "
-                "Do not read it as evidence of an effect (a second estimate: method='mr', "
-                "or cross_check=True with method='iw')."
+                "the classifiers show no shift of this mechanism beyond its parents', so "
+                "its value may be the noise of the difference of two fitted log-ratios, "
+                "which the fixed-ratio interval holds fixed. Check it with a second "
+                "estimate (method='mr', or cross_check=True with method='iw') before "
+                "reading it as an effect."
             ),
         }
-        for k, (joint, parents) in not_separated_mechanisms(values, ci, mechanisms).items()
+        for k, (joint, parents) in not_separated_mechanisms(ci, mechanisms).items()
     ]
 
 
