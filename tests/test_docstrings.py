@@ -67,6 +67,7 @@ DATA_NAMES: dict[str, str] = {
         "dict of boosting settings; ``#:`` comment with the measured reason"
     ),
     "shiftattr.value.ESTIMATORS": "tuple of str; ``#:`` comment, listed in attribute()",
+    "shiftattr.value.WEIGHTING_METHODS": "tuple of str; ``#:`` comment, the ``shift_not_separated`` rule",
     "shiftattr.value.generative.DISCRETE_MAX_LEVELS": "int; ``#:`` comment, example in is_discrete",
     "shiftattr.value.generative.SCALE_MIN_R2": "float; ``#:`` comment, used in fit_sampler",
     "shiftattr.value.generative.SIMULATION_BATCHES": "int; ``#:`` comment, module docstring",

@@ -36,6 +36,7 @@ from shiftattr.shapley import (
 )
 from shiftattr.value import (
     ESTIMATORS,
+    WEIGHTING_METHODS,
     Featurizer,
     PairedSpec,
     check_paired,
@@ -1269,10 +1270,6 @@ def imprecise_mechanisms(
         if reach > tolerance:
             out[k] = reach
     return out
-
-
-#: Value estimators whose values are functions of the density ratios alone.
-WEIGHTING_METHODS = ("iw", "mis")
 
 
 def not_separated_mechanisms(

@@ -176,6 +176,7 @@ class AttributionConfig(_Strict):
         from shiftattr.bias_aware import resolve_interval
         from shiftattr.metrics import get_metric
         from shiftattr.metrics.empty import EMPTY_PRESETS
+        from shiftattr.value import WEIGHTING_METHODS
 
         get_metric(self.metric)  # unknown names fail here, listing the known ones
         self.empty = self.empty.strip().lower()  # as the metrics read it
@@ -197,7 +198,7 @@ class AttributionConfig(_Strict):
                 "bias-aware ones built on them), but attribution.n_bootstrap = 0: set "
                 "n_bootstrap or remove tolerance"
             )
-        if self.pooled_regressions is True and self.method in ("iw", "mis"):
+        if self.pooled_regressions is True and self.method in WEIGHTING_METHODS:
             raise ValueError(
                 "attribution.pooled_regressions = true needs attribution.method 'mr' or "
                 f"'regression' ({self.method!r} fits no regressions)"

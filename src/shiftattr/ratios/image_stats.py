@@ -372,7 +372,7 @@ class ImageStatsRatio(DensityRatioEstimator):
     def _classifier(self) -> ClassifierRatio:
         if self.classifier is None:
             linear = _check_statistics(self.statistics) == "extended"
-            candidates = default_candidates(self.random_state, linear=True) if linear else None
+            candidates = default_candidates(self.random_state, linear=linear)
             return ClassifierRatio(candidates, random_state=self.random_state)
         return clone(self.classifier)
 

@@ -37,9 +37,12 @@ from shiftattr.value.robust import RobustValue
 
 #: The value estimators :func:`shiftattr.attribute` accepts.
 ESTIMATORS = ("iw", "mis", "regression", "mr", "generative")
+#: Those whose values are functions of the density ratios alone (no regressions).
+WEIGHTING_METHODS = ("iw", "mis")
 
 __all__ = [
     "ESTIMATORS",
+    "WEIGHTING_METHODS",
     "BalancedValue",
     "CNNRegressor",
     "CrossFitPrediction",
