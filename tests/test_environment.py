@@ -122,3 +122,40 @@ def test_a_dict_metadata_entry_follows_subsets_only_if_every_entry_is_per_case()
     assert sub.metadata["specs"] == {"center": ["01", "07"], "annotator": "1"}
     assert sub.metadata["nested"]["a"]["v"].tolist() == [2.0, 2.0]
     assert sub.metadata["nested"]["b"] == [4, 4]
+
+
+def test_per_case_summaries_are_computed_once_and_follow_subsets():
+    from shiftattr.environment import NodeFeatures, cached_per_case
+
+    env = Environment({"X": np.arange(12.0).reshape(4, 3), "D": np.zeros(4)}, name="s")
+    calls = []
+
+    def sums(features):
+        def compute():
+            calls.append(1)
+            return features["X"].sum(axis=1)
+
+        return compute
+
+    feats = env.features(["X"])
+    assert isinstance(feats, NodeFeatures) and feats == {"X": env["X"]}
+    first = cached_per_case(feats, "sum", sums(feats))
+    assert first.tolist() == [3.0, 12.0, 21.0, 30.0] and not first.flags.writeable
+    again = env.features(["X"])
+    assert cached_per_case(again, "sum", sums(again)) is first and len(calls) == 1
+    boot = env.subset([3, 3, 1])  # bootstrap repeats take the stored rows
+    got = cached_per_case(boot.features(["X"]), "sum", sums(boot.features(["X"])))
+    assert got.tolist() == [30.0, 30.0, 12.0] and len(calls) == 1
+    with pytest.raises(ValueError, match="read-only"):
+        got[0] = 0.0
+    # a different key, a subset of rows by index, a plain dict: computed, not taken
+    cached_per_case(feats, "other", sums(feats))
+    rows = env.features(["X"], indices=[0, 1])
+    assert cached_per_case(rows, "sum", sums(rows)).tolist() == [3.0, 12.0]
+    assert len(calls) == 3
+    # replacing nodes drops the summaries: they may depend on the replaced values
+    changed = env.with_nodes(X=np.ones((4, 3)))
+    cf = changed.features(["X"])
+    assert cached_per_case(cf, "sum", sums(cf)).tolist() == [3.0] * 4 and len(calls) == 4
+    with pytest.raises(ValueError, match="one row per case"):
+        cached_per_case(env.features(["X"]), "bad", lambda: np.zeros(3))

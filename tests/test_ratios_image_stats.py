@@ -161,3 +161,36 @@ def test_extra_features_are_shared_by_clones_and_checked():
     nan = ImageStatsRatio(extra_features={"X": lambda env: np.full(10, np.nan)})
     with pytest.raises(ValueError, match="non-finite"):
         nan.fit(src, tgt)
+
+
+def test_statistics_are_computed_once_per_case_across_bootstrap_resamples(monkeypatch):
+    # a refit bootstrap replicate refits on a resample of the same cases: their
+    # statistics come from the environment's cache, with the same numbers
+    import shiftattr.ratios.image_stats as module
+
+    rng = np.random.default_rng(0)
+    src = Environment({"X": rng.normal(0, 1.0, size=(30, 8, 8, 8))}, name="s")
+    tgt = Environment({"X": rng.normal(0, 1.03, size=(30, 8, 8, 8))}, name="t")
+    calls = []
+    real = module.image_statistics
+    monkeypatch.setattr(module, "image_statistics", lambda *a: calls.append(1) or real(*a))
+    folds = np.arange(30) % 3
+    est = ImageStatsRatio(random_state=0)
+    first = est.crossfit_log_ratio(src.features(["X"]), tgt.features(["X"]), folds, folds)
+    assert len(calls) == 2
+    idx = rng.integers(0, 30, size=30)
+    bs, bt = src.subset(idx), tgt.subset(idx)
+    cached = est.crossfit_log_ratio(bs.features(["X"]), bt.features(["X"]), folds, folds)
+    assert len(calls) == 2  # nothing recomputed
+    fresh = est.crossfit_log_ratio(
+        dict(bs.features(["X"])), dict(bt.features(["X"])), folds, folds
+    )  # plain mappings: computed again, the same log-ratios
+    assert len(calls) == 4
+    np.testing.assert_array_equal(cached[0], fresh[0])
+    np.testing.assert_array_equal(cached[1], fresh[1])
+    assert not np.array_equal(first[0], cached[0])
+    # another setting is another summary
+    ImageStatsRatio(statistics="basic", random_state=0).crossfit_log_ratio(
+        src.features(["X"]), tgt.features(["X"]), folds, folds
+    )
+    assert len(calls) == 4 + 2

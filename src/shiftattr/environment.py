@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Environment", "LazyVolumes"]
+__all__ = ["Environment", "LazyVolumes", "NodeFeatures", "cached_per_case"]
 
 
 class LazyVolumes(Sequence):
@@ -127,6 +127,81 @@ def _as_node_array(node: str, value: Any):
     return arr
 
 
+class NodeFeatures(dict):
+    """``{node: values}`` of all the cases of one environment, with its summary cache.
+
+    What :meth:`Environment.features` returns without ``indices``: a plain ``dict`` plus
+    ``cache``, the environment's store of per-case summaries (see
+    :func:`cached_per_case`). Anything that accepts a mapping of node arrays accepts it.
+
+    Parameters
+    ----------
+    data : mapping of str to array-like
+    cache : dict or None, default None
+        ``{key: ndarray with one row per case}``, shared with the environment.
+    """
+
+    def __init__(self, data: Mapping[str, Any], cache: dict | None = None) -> None:
+        super().__init__(data)
+        self.cache = cache
+
+
+def cached_per_case(
+    features: Mapping[str, Any], key: Any, compute: Callable[[], Any]
+) -> np.ndarray:
+    """A per-case summary of ``features``, computed once per environment.
+
+    When ``features`` came from :meth:`Environment.features` (all cases), the result of
+    ``compute()`` is stored under ``key`` in the environment's cache, and
+    :meth:`Environment.subset` carries the stored rows to its subsets (bootstrap
+    resamples included), so a summary of a case is computed once however many times the
+    case is resampled. Any other mapping: ``compute()`` is simply called. The stored
+    array is read-only. ``key`` must determine the summary given the node values (e.g.
+    the nodes and every setting that changes the numbers); the cache assumes that node
+    values are not changed in place.
+
+    Parameters
+    ----------
+    features : mapping of str to array-like
+    key : hashable
+    compute : callable
+        ``compute() -> array`` with one row per case.
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> env = Environment({"X": np.arange(6.0).reshape(3, 2)})
+    >>> calls = []
+    >>> def row_sums():
+    ...     calls.append(1)
+    ...     return env["X"].sum(axis=1)
+    >>> cached_per_case(env.features(["X"]), "sum", row_sums).tolist()
+    [1.0, 5.0, 9.0]
+    >>> boot = env.subset([2, 2, 0])
+    >>> cached_per_case(boot.features(["X"]), "sum", lambda: 1 / 0).tolist()  # not recomputed
+    [9.0, 9.0, 1.0]
+    >>> len(calls)
+    1
+    """
+    cache = getattr(features, "cache", None)
+    if cache is not None and key in cache:
+        return cache[key]
+    value = np.array(compute())  # a copy: the cache owns it
+    if cache is not None:
+        n = len(next(iter(features.values()))) if features else None
+        if n is not None and (value.ndim == 0 or len(value) != n):
+            raise ValueError(
+                f"a per-case summary must have one row per case ({n}); {key!r} has shape "
+                f"{value.shape}"
+            )
+        value.setflags(write=False)
+        cache[key] = value
+    return value
+
+
 class Environment:
     """A data environment: node arrays sharing a leading sample axis, a name, metadata.
 
@@ -219,6 +294,7 @@ class Environment:
         self._case_ids = ids
         self.metadata = dict(metadata or {})
         self._counterfactuals = cf
+        self._summaries: dict[Any, np.ndarray] = {}  # see cached_per_case
 
     # -- basic access -----------------------------------------------------------------
     @property
@@ -321,7 +397,11 @@ class Environment:
     def features(self, nodes: Sequence[str], indices: Sequence[int] | None = None) -> dict:
         """The arrays of ``nodes`` (optionally for some cases), as ``{node: values}``.
 
-        Eager nodes come back as numpy arrays, lazy ones as lazy views.
+        Eager nodes come back as numpy arrays, lazy ones as lazy views. Without
+        ``indices`` the mapping is a :class:`NodeFeatures` carrying the environment's
+        cache of per-case summaries (:func:`cached_per_case`), through which e.g. the
+        image statistics of :class:`~shiftattr.ratios.ImageStatsRatio` are computed once
+        per case, not once per bootstrap replicate.
 
         Parameters
         ----------
@@ -345,7 +425,7 @@ class Environment:
                 f"node(s) {missing} are not in environment {self.name!r}; it holds {list(self._data)}."
             )
         if indices is None:
-            return {n: self._data[n] for n in nodes}
+            return NodeFeatures({n: self._data[n] for n in nodes}, cache=self._summaries)
         idx = np.asarray(indices, dtype=int)
         return {n: self._data[n][idx] for n in nodes}
 
@@ -430,16 +510,21 @@ class Environment:
 
         # a dict follows only if every entry is per case (recursively)
         meta = {k: take(v) if is_per_case(v) else v for k, v in self.metadata.items()}
-        return Environment(
+        env = Environment(
             {n: a[idx] for n, a in self._data.items()},
             name=self.name,
             case_ids=ids,
             metadata=meta,
             counterfactuals=cf,
         )
+        for key, value in self._summaries.items():  # per-case summaries follow their cases
+            env._summaries[key] = value[idx]
+            env._summaries[key].setflags(write=False)
+        return env
 
     def with_nodes(self, **nodes: Any) -> Environment:
-        """A copy with nodes added or replaced (same cases, ids and metadata).
+        """A copy with nodes added or replaced (same cases, ids and metadata; the cache of
+        per-case summaries starts empty).
 
         Parameters
         ----------

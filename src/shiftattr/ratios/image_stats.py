@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 from sklearn.base import clone
 
-from shiftattr.environment import Environment, LazyVolumes
+from shiftattr.environment import Environment, LazyVolumes, cached_per_case
 from shiftattr.ratios.base import DensityRatioEstimator, Features, check_fitted, n_cases
 from shiftattr.ratios.classifier import ClassifierRatio, default_candidates
 from shiftattr.ratios.image_quality import quality_statistics
@@ -336,12 +336,25 @@ class ImageStatsRatio(DensityRatioEstimator):
         )
 
     def _stats(self, features: Features) -> np.ndarray:
-        stats = image_statistics(
-            features,
+        # once per case and environment (cached_per_case): a refit bootstrap replicate
+        # takes its resampled cases' rows instead of recomputing them
+        key = (
+            "image_statistics",
+            tuple(sorted(features)),
             self.spatial_dims,
-            self.batch_size,
-            self.mask_image_contrast,
-            self.statistics,  # checked by image_statistics
+            bool(self.mask_image_contrast),
+            self.statistics,
+        )
+        stats = cached_per_case(
+            features,
+            key,
+            lambda: image_statistics(
+                features,
+                self.spatial_dims,
+                self.batch_size,
+                self.mask_image_contrast,
+                self.statistics,  # checked by image_statistics
+            ),
         )
         extra = [
             _extra_columns(node, fn, features, len(stats))
