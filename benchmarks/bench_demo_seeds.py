@@ -1,11 +1,13 @@
-"""The demo's configuration across data seeds: basic vs extended image statistics.
+"""The demo's configuration across data seeds: basic vs extended image statistics, and
+the model's output summaries in the image ratios.
 
 ``shiftattr demo`` is one draw of the synthetic experiment B (24³ volumes, 100 cases per
 environment). One draw says little about an estimator: this script reruns the demo's
 configuration through :func:`shiftattr.pipeline.run` for several simulator seeds
 (``data.random_state``), with each value estimator and each setting of
-``attribution.image_statistics``, and compares every estimate with the simulator's ground
-truth. Per data seed the U-Net is trained once (by the first configuration) and reloaded
+``attribution.image_statistics`` (``"extended+outputs"``: the extended statistics with
+``attribution.ratio_outputs = true``), and compares every estimate with the simulator's
+ground truth. Per data seed the U-Net is trained once (by the first configuration) and reloaded
 from its weights-only checkpoint by the others; the ground truth is computed once, with
 that model.
 
@@ -14,7 +16,7 @@ truth, error, warnings, seconds) and prints a table. ``benchmarks/report.py`` pu
 ``RESULTS.md``.
 
 Usage: ``python benchmarks/bench_demo_seeds.py [--seeds 0 1 ... 11] [--methods iw mis]
-[--statistics basic extended] [--out DIR] [--merge]`` (default seeds 0-5; the committed
+[--statistics basic extended extended+outputs] [--out DIR] [--merge]`` (default seeds 0-5; the committed
 results hold 0-11; a run takes 5-15 s on two cores after the U-Net's training, about
 20 s once per seed).
 """
@@ -38,7 +40,10 @@ from benchmarks._common import GIT_AT_START, RESULTS_DIR, now_utc, read_json, wr
 
 NAME = "demo_seeds"
 METHODS = ("iw", "mis")
-STATISTICS = ("basic", "extended")
+#: Image-ratio feature settings: ``attribution.image_statistics``, or ``"extended+outputs"``
+#: (extended statistics and ``attribution.ratio_outputs = true``).
+STATISTICS = ("basic", "extended", "extended+outputs")
+OUTPUTS_SUFFIX = "+outputs"
 
 
 def demo_unet():
@@ -78,7 +83,9 @@ def configuration(
     method : str
         ``attribution.method``.
     statistics : str
-        ``attribution.image_statistics``, always set explicitly.
+        ``attribution.image_statistics``, always set explicitly; with the suffix
+        ``"+outputs"`` also ``attribution.ratio_outputs = true``. The bootstrap is
+        pinned to the fixed one with 200 replicates.
     checkpoint : Path or None
         Reload this U-Net instead of training one (and skip the ground truth).
 
@@ -91,7 +98,16 @@ def configuration(
 
     raw = demo_config(folder).model_dump()
     raw["data"]["random_state"] = seed
-    raw["attribution"].update(method=method, image_statistics=statistics)
+    outputs = statistics.endswith(OUTPUTS_SUFFIX)
+    raw["attribution"].update(
+        method=method,
+        image_statistics=statistics.removesuffix(OUTPUTS_SUFFIX),
+        ratio_outputs=outputs,
+        # pinned: the runs were made with the demo's fixed bootstrap of 200 replicates,
+        # before the demo moved to 50 refit replicates (2026-11-30)
+        bootstrap="fixed",
+        n_bootstrap=200,
+    )
     if checkpoint is not None:
         raw["model"].update(
             kind="checkpoint",
@@ -198,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 rec = record(outcome, truth, seed, method, statistics)
                 runs.append(rec)
                 print(
-                    f"seed {seed} {method:<4}{statistics:<9} MAE {rec['mae']:.4f}  "
+                    f"seed {seed} {method:<4}{statistics:<17} MAE {rec['mae']:.4f}  "
                     + "  ".join(
                         f"{m} {rec['values'][m]:+.3f} ({rec['truth'][m]:+.3f})"
                         for m in rec["values"]
@@ -242,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in payload["summary"]:
         coverage = "n/a" if row["coverage"] is None else f"{row['coverage']:.0%}"
         print(
-            f"{row['method']:<4}{row['statistics']:<9} MAE mean {row['mae_mean']:.4f} "
+            f"{row['method']:<4}{row['statistics']:<17} MAE mean {row['mae_mean']:.4f} "
             f"median {row['mae_median']:.4f}; dominant {row['dominant_rate']:.0%}; "
             f"coverage {coverage}; wrong sign in {row['n_sign_wrong']} of {row['n_runs']}"
         )

@@ -221,6 +221,8 @@ ESTIMATORS = (
     "mis+ext+mic",
     "iw+ext+offset",
     "mis+ext+offset",
+    "iw+ext+refit",
+    "mis+ext+refit",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -1124,6 +1126,8 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "rosybrown",
                 "cadetblue",
                 "chocolate",
+                "darkslateblue",
+                "firebrick",
             ),
             strict=True,
         )

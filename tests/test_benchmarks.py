@@ -550,6 +550,10 @@ def test_demo_seeds_configuration_summary_and_report(tmp_path):
     again = configuration(tmp_path / "b", 3, "iw", "extended", tmp_path / "a" / "model.pt")
     assert again.model.kind == "checkpoint" and again.data.truth_n == 0
     assert again.model.factory == "benchmarks.bench_demo_seeds:demo_unet"
+    assert not again.attribution.ratio_outputs
+    assert again.attribution.bootstrap == "fixed" and again.attribution.n_bootstrap == 200
+    outputs = configuration(tmp_path / "c", 3, "iw", "extended+outputs", None)
+    assert outputs.attribution.image_statistics == "extended" and outputs.attribution.ratio_outputs
 
     def run(seed, stats, x, warned):
         err = {"D": 0.0, "X": x - 0.08, "Y": 0.0}
