@@ -25,6 +25,7 @@ def test_demo_tiny_writes_a_report(tmp_path, capsys):
     saved = json.loads((out / "attribution.json").read_text())
     assert saved["mechanisms"] == ["D", "X", "Y"]
     assert len(saved["bootstrap_values"]) == 20
+    assert saved["settings"]["bootstrap"] == "fixed"  # "auto" with the CNN discriminators
     # rebuild the report from the saved result alone
     (out / "report.html").unlink()
     assert main(["report", str(out / "attribution.json")]) == 0
@@ -181,6 +182,7 @@ def test_extended_statistics_and_ratio_outputs_from_the_command_line(tmp_path):
     assert basic["settings"]["ratio_outputs"] is False
     assert main(args) == 0  # extended by default
     ext = json.loads((out / "attribution.json").read_text())
+    assert ext["settings"]["bootstrap"] == "refit"  # "auto" with the image statistics
     params = ext["settings"]["estimator_params"]
     assert params["X"]["statistics"] == params["Y"]["statistics"] == "extended"
     assert main([*args, "--ratio-outputs"]) == 0

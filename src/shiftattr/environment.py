@@ -139,6 +139,13 @@ class NodeFeatures(dict):
     data : mapping of str to array-like
     cache : dict or None, default None
         ``{key: ndarray with one row per case}``, shared with the environment.
+
+    Examples
+    --------
+    >>> env = Environment({"X": np.zeros((3, 2))})
+    >>> feats = env.features(["X"])
+    >>> isinstance(feats, dict), feats.cache is env.features(["X"]).cache
+    (True, True)
     """
 
     def __init__(self, data: Mapping[str, Any], cache: dict | None = None) -> None:

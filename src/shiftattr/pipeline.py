@@ -124,10 +124,10 @@ def demo_config(out: str | Path = "shiftattr-demo", tiny: bool = False) -> RunCo
         }
     else:
         # Sized for the README's promise: under three minutes on two shared CPU cores
-        # (about a minute of CPU: U-Net training ~35 s, ground truth ~7 s, attribution
-        # ~7 s). 80 training cases x 15 epochs reach a source Dice of about 0.63; 40 x 10
-        # stopped at 0.54. truth_n = 200 keeps the truth's Monte Carlo error (~0.012)
-        # well below the estimate's CI half-width (~0.055).
+        # (U-Net training ~20-35 s, ground truth ~4-7 s, attribution with 50 refit
+        # replicates ~75 s). 80 training cases x 15 epochs reach a source Dice of about
+        # 0.63; 40 x 10 stopped at 0.54. truth_n = 200 keeps the truth's Monte Carlo
+        # error (~0.012) well below the estimate's CI half-width (~0.1).
         data = {
             "kind": "synthetic",
             "shape": [24, 24, 24],
@@ -137,7 +137,8 @@ def demo_config(out: str | Path = "shiftattr-demo", tiny: bool = False) -> RunCo
             "truth_n": 200,
         }
         model = {"epochs": 15, "channels": [8, 16, 32]}
-        attr = {"n_folds": 5, "n_bootstrap": 200}
+        # refit intervals (bootstrap "auto" with the image statistics), 50 replicates
+        attr = {"n_folds": 5, "n_bootstrap": 50}
     return load_config(
         {"data": data, "model": model, "attribution": attr, "output": {"folder": str(out)}}
     )
@@ -346,7 +347,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         n_folds=a.n_folds,
         n_repeats=a.n_repeats,
         n_bootstrap=a.n_bootstrap,
-        bootstrap=a.bootstrap,
+        bootstrap=a.bootstrap_mode,
         interval=a.interval,
         pooled_regressions=a.pooled_regressions,
         conditional_ratios=a.conditional_ratios,
