@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": sorted({r["seed"] for r in runs}),
             "methods": sorted({r["method"] for r in runs}),
             "statistics": [s for s in STATISTICS if any(r["statistics"] == s for r in runs)],
-            "demo": "shiftattr.pipeline.demo_config() with data.random_state = seed",
+            "demo": "shiftattr.pipeline.demo_config() with data.random_state = seed and "
+            "the fixed bootstrap of 200 replicates",
             "demo_settings": demo_settings(),
             "run_key": key,
         },

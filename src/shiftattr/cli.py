@@ -101,8 +101,8 @@ _METHOD_HELP = (
 )
 _BOOTSTRAP_HELP = (
     "fixed (seconds; intervals leave out the estimators' own variance), refit (refits "
-    "every ratio and regression per replicate; the intervals to report) or auto (refit, "
-    "but fixed with --image-estimator cnn); overrides attribution.bootstrap"
+    "every ratio and regression per replicate; the intervals to report) or auto, the "
+    "default (refit, but fixed with --image-estimator cnn); overrides attribution.bootstrap"
 )
 
 
@@ -184,7 +184,7 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
         "--n-repeats",
         type=_count(1),
         help="cross-fitting repeats on independent fold assignments: values averaged, "
-        "intervals widened by their spread (overrides attribution.n_repeats)",
+        "fixed-bootstrap intervals widened by their spread (overrides attribution.n_repeats)",
     )
     p.add_argument(
         "--tolerance",

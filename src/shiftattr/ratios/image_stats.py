@@ -380,7 +380,7 @@ class ImageStatsRatio(DensityRatioEstimator):
         >>> ImageStatsRatio().ratio_features({"X": rng.normal(size=(4, 8, 8, 8))}).shape
         (4, 36)
         """
-        return self._stats(features)
+        return np.array(self._stats(features))  # a writable copy of the cached statistics
 
     def _classifier(self) -> ClassifierRatio:
         if self.classifier is None:
