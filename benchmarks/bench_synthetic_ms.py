@@ -63,7 +63,9 @@ log-ratio (:mod:`shiftattr.ratios.offset`) instead of the difference of two clas
 measures (:mod:`shiftattr.ratios.image_quality`) with linear-logistic candidates;
 ``+outputs`` as below; ``+ext+mic``: also ``mask_image_contrast=True`` (the image's
 contrast inside, at and around the mask in the annotation ratio); ``+ext+offset``: also
-``conditional_ratios="offset"``. Same samples and folds as the others.
+``conditional_ratios="offset"``; ``iw+ext+refit``, ``mis+ext+refit``,
+``mis+ext+outputs+refit`` (opt-in): the refit bootstrap on top. Same samples and folds as
+the others.
 
 **Outputs variants** (``iw+outputs``, ``mr+outputs``): the image ratio estimators also
 see the model's output summaries wherever the image is in their node set,
@@ -223,6 +225,7 @@ ESTIMATORS = (
     "mis+ext+offset",
     "iw+ext+refit",
     "mis+ext+refit",
+    "mis+ext+outputs+refit",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -232,7 +235,7 @@ PAIRED_SUFFIX = "+paired"
 REFIT_SUFFIX = "+refit"
 #: Estimator names whose image ratio estimators also see the model's output summaries
 #: (``ImageStatsRatio(extra_features={"X": adapter.output_features})`` for ``X`` and
-#: ``Y``): ``<method>+outputs``.
+#: ``Y``): ``<method>+outputs``, or ``+outputs`` before ``+refit``.
 OUTPUTS_SUFFIX = "+outputs"
 #: Estimator names with repeated cross-fitting (``attribute(n_repeats=N_REPEATS)``):
 #: ``<method>+repeats``. Opt-in (``--estimators``): each run costs ``N_REPEATS`` fits.
@@ -756,7 +759,7 @@ def ratio_estimators(
     set ``(D, X)`` is estimated by ``X``'s estimator, so both must see the same); for
     ``+ext`` both use the extended statistics, otherwise the basic ones (pinned, whatever
     the library's default)."""
-    extra = {"X": adapter.output_features} if estimator.endswith(OUTPUTS_SUFFIX) else None
+    extra = {"X": adapter.output_features} if OUTPUTS_SUFFIX in estimator else None
     kw: dict[str, Any] = {}
     if "statistics" in inspect.signature(ImageStatsRatio).parameters:  # explicit: the
         # library's default became "extended" on 2026-11-30, after these runs' basic ones
@@ -1128,6 +1131,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "chocolate",
                 "darkslateblue",
                 "firebrick",
+                "olivedrab",
             ),
             strict=True,
         )

@@ -1054,14 +1054,15 @@ def _variant_pairs(ok: list[dict[str, Any]], suffix: str) -> list[tuple[str, str
     """``(method, method + suffix)`` for every variant that ran beside its base method.
 
     A base that is itself an extended-statistics variant (``iw+ext`` for
-    ``iw+ext+outputs``) is left to the extended-statistics tables."""
+    ``iw+ext+outputs``, ``mis+ext+outputs`` for ``mis+ext+outputs+refit``) is left to
+    the extended-statistics tables."""
     ran = dict.fromkeys(r["estimator"] for r in ok)
     return [
         (e[: -len(suffix)], e)
         for e in ran
         if e.endswith(suffix)
         and e[: -len(suffix)] in ran
-        and (suffix == _EXT or not e[: -len(suffix)].endswith(_EXT))
+        and (suffix == _EXT or _EXT not in e[: -len(suffix)])
     ]
 
 
@@ -1470,7 +1471,14 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
     ),
     # The refit bootstrap on the extended statistics: what attribute() reports by default.
     "ext+refit": (
-        ["iw+ext", "iw+ext+refit", "mis+ext", "mis+ext+refit"],
+        [
+            "iw+ext",
+            "iw+ext+refit",
+            "mis+ext",
+            "mis+ext+refit",
+            "mis+ext+outputs",
+            "mis+ext+outputs+refit",
+        ],
         "**Refit vs fixed bootstrap with extended statistics** (`<method>+ext+refit` beside "
         "`<method>+ext`: the same samples, folds and point estimates; every bootstrap "
         "replicate refits every ratio estimator, as `attribute()` does by default, "
