@@ -16,7 +16,8 @@ truth, error, warnings, seconds) and prints a table. ``benchmarks/report.py`` pu
 ``RESULTS.md``.
 
 Usage: ``python benchmarks/bench_demo_seeds.py [--seeds 0 1 ... 11] [--methods iw mis]
-[--statistics basic extended extended+outputs] [--out DIR] [--merge]`` (default seeds 0-5; the committed
+[--statistics basic extended extended+outputs] [--bootstrap fixed refit] [--out DIR]
+[--merge]`` (default seeds 0-5; the committed
 results hold 0-11; a run takes 5-15 s on two cores after the U-Net's training, about
 20 s once per seed).
 """
@@ -44,6 +45,14 @@ METHODS = ("iw", "mis")
 #: (extended statistics and ``attribution.ratio_outputs = true``).
 STATISTICS = ("basic", "extended", "extended+outputs")
 OUTPUTS_SUFFIX = "+outputs"
+#: Bootstrap settings and their replicates: ``"fixed"`` with 200 (the demo's until
+#: 2026-11-30, every run before that date), ``"refit"`` with 50 (the demo's since).
+BOOTSTRAPS = {"fixed": 200, "refit": 50}
+
+
+def bootstrap_of(run: dict) -> str:
+    """A run's bootstrap (runs recorded before the field existed used the fixed one)."""
+    return run.get("bootstrap", "fixed")
 
 
 def demo_unet():
@@ -70,7 +79,12 @@ def demo_settings() -> dict[str, Any]:
 
 
 def configuration(
-    folder: Path, seed: int, method: str, statistics: str, checkpoint: Path | None
+    folder: Path,
+    seed: int,
+    method: str,
+    statistics: str,
+    checkpoint: Path | None,
+    bootstrap: str = "fixed",
 ) -> Any:
     """The demo's configuration with one data seed, estimator and statistics setting.
 
@@ -84,10 +98,11 @@ def configuration(
         ``attribution.method``.
     statistics : str
         ``attribution.image_statistics``, always set explicitly; with the suffix
-        ``"+outputs"`` also ``attribution.ratio_outputs = true``. The bootstrap is
-        pinned to the fixed one with 200 replicates.
+        ``"+outputs"`` also ``attribution.ratio_outputs = true``.
     checkpoint : Path or None
         Reload this U-Net instead of training one (and skip the ground truth).
+    bootstrap : {"fixed", "refit"}, default "fixed"
+        Set explicitly, with the replicates of ``BOOTSTRAPS``.
 
     Returns
     -------
@@ -103,10 +118,10 @@ def configuration(
         method=method,
         image_statistics=statistics.removesuffix(OUTPUTS_SUFFIX),
         ratio_outputs=outputs,
-        # pinned: the runs were made with the demo's fixed bootstrap of 200 replicates,
-        # before the demo moved to 50 refit replicates (2026-11-30)
-        bootstrap="fixed",
-        n_bootstrap=200,
+        # explicit: the first runs were made with the demo's fixed bootstrap of 200
+        # replicates, before the demo moved to 50 refit replicates (2026-11-30)
+        bootstrap=bootstrap,
+        n_bootstrap=BOOTSTRAPS[bootstrap],
     )
     if checkpoint is not None:
         raw["model"].update(
@@ -118,7 +133,14 @@ def configuration(
     return RunConfig.model_validate(raw)
 
 
-def record(outcome: Any, truth: dict[str, Any], seed: int, method: str, statistics: str) -> dict:
+def record(
+    outcome: Any,
+    truth: dict[str, Any],
+    seed: int,
+    method: str,
+    statistics: str,
+    bootstrap: str = "fixed",
+) -> dict:
     """One run's estimates beside the truth."""
     res = outcome.result
     tv, se = truth["values"], truth["stderr"]
@@ -131,6 +153,7 @@ def record(outcome: Any, truth: dict[str, Any], seed: int, method: str, statisti
         "seed": seed,
         "method": method,
         "statistics": statistics,
+        "bootstrap": bootstrap,
         "values": dict(res.values),
         "ci": {m: list(res.ci[m]) for m in res.mechanisms},
         "truth": dict(tv),
@@ -158,17 +181,23 @@ def record(outcome: Any, truth: dict[str, Any], seed: int, method: str, statisti
 
 
 def summarise(runs: list[dict]) -> list[dict]:
-    """Per (method, statistics): MAE over seeds, dominant, coverage, flagged, sign errors."""
+    """Per (method, statistics, bootstrap): MAE over seeds, dominant, coverage, flagged,
+    sign errors."""
     rows = []
-    keys = sorted({(r["method"], r["statistics"]) for r in runs})
-    for method, statistics in keys:
-        rs = [r for r in runs if (r["method"], r["statistics"]) == (method, statistics)]
+    keys = sorted({(r["method"], r["statistics"], bootstrap_of(r)) for r in runs})
+    for method, statistics, bootstrap in keys:
+        rs = [
+            r
+            for r in runs
+            if (r["method"], r["statistics"], bootstrap_of(r)) == (method, statistics, bootstrap)
+        ]
         cov = [c for r in rs for c in r["covered"].values() if c is not None]
         erring = [r for r in rs if r["max_error"] > 0.02]
         rows.append(
             {
                 "method": method,
                 "statistics": statistics,
+                "bootstrap": bootstrap,
                 "n_runs": len(rs),
                 "mae_by_seed": {str(r["seed"]): r["mae"] for r in rs},
                 "mae_mean": float(np.mean([r["mae"] for r in rs])),
@@ -193,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=["iw", "mis", "mr"])
     p.add_argument("--statistics", nargs="+", default=list(STATISTICS), choices=STATISTICS)
+    p.add_argument("--bootstrap", default="fixed", choices=list(BOOTSTRAPS))
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder of demo_seeds.json")
     p.add_argument(
         "--merge",
@@ -207,14 +237,14 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint, truth = None, None
             for method, statistics in itertools.product(args.methods, args.statistics):
                 folder = Path(tmp) / f"seed{seed}-{method}-{statistics}"
-                cfg = configuration(folder, seed, method, statistics, checkpoint)
+                cfg = configuration(folder, seed, method, statistics, checkpoint, args.bootstrap)
                 outcome = run(cfg, progress=False)
                 if checkpoint is None:
                     checkpoint, truth = folder / "model.pt", outcome.truth
-                rec = record(outcome, truth, seed, method, statistics)
+                rec = record(outcome, truth, seed, method, statistics, args.bootstrap)
                 runs.append(rec)
                 print(
-                    f"seed {seed} {method:<4}{statistics:<17} MAE {rec['mae']:.4f}  "
+                    f"seed {seed} {method:<4}{statistics:<17}{args.bootstrap:<6} MAE {rec['mae']:.4f}  "
                     + "  ".join(
                         f"{m} {rec['values'][m]:+.3f} ({rec['truth'][m]:+.3f})"
                         for m in rec["values"]
@@ -235,20 +265,34 @@ def main(argv: list[str] | None = None) -> int:
     ]
     old = read_json(NAME, args.out) if args.merge else None
     if old:
-        redone = {(r["seed"], r["method"], r["statistics"]) for r in runs}
-        kept = [r for r in old["runs"] if (r["seed"], r["method"], r["statistics"]) not in redone]
+        redone = {(r["seed"], r["method"], r["statistics"], bootstrap_of(r)) for r in runs}
+        kept = [
+            r
+            for r in old["runs"]
+            if (r["seed"], r["method"], r["statistics"], bootstrap_of(r)) not in redone
+        ]
         runs = kept + runs
         commands = old["commands"] + commands
-    key = ("seed", "method", "statistics")
-    runs.sort(key=lambda r: (r["seed"], r["method"], STATISTICS.index(r["statistics"])))
+    key = ("seed", "method", "statistics", "bootstrap")
+    runs.sort(
+        key=lambda r: (
+            r["seed"],
+            r["method"],
+            STATISTICS.index(r["statistics"]),
+            list(BOOTSTRAPS).index(bootstrap_of(r)),
+        )
+    )
     payload = {
         "commands": commands,
         "config": {
             "seeds": sorted({r["seed"] for r in runs}),
             "methods": sorted({r["method"] for r in runs}),
             "statistics": [s for s in STATISTICS if any(r["statistics"] == s for r in runs)],
-            "demo": "shiftattr.pipeline.demo_config() with data.random_state = seed and "
-            "the fixed bootstrap of 200 replicates",
+            "bootstrap": {
+                b: n for b, n in BOOTSTRAPS.items() if any(bootstrap_of(r) == b for r in runs)
+            },
+            "demo": "shiftattr.pipeline.demo_config() with data.random_state = seed and the "
+            "bootstrap set explicitly (fixed: 200 replicates, refit: 50)",
             "demo_settings": demo_settings(),
             "run_key": key,
         },
@@ -259,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in payload["summary"]:
         coverage = "n/a" if row["coverage"] is None else f"{row['coverage']:.0%}"
         print(
-            f"{row['method']:<4}{row['statistics']:<17} MAE mean {row['mae_mean']:.4f} "
+            f"{row['method']:<4}{row['statistics']:<17}{row['bootstrap']:<6} "
+            f"MAE mean {row['mae_mean']:.4f} "
             f"median {row['mae_median']:.4f}; dominant {row['dominant_rate']:.0%}; "
             f"coverage {coverage}; wrong sign in {row['n_sign_wrong']} of {row['n_runs']}"
         )

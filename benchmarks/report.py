@@ -1735,6 +1735,7 @@ def _demo_seeds(ds: dict[str, Any] | None) -> str:
         [
             f"`{r['method']}`",
             r["statistics"],
+            r.get("bootstrap", "fixed"),
             str(r["n_runs"]),
             f"{_f(r['mae_mean'], 3)} ({_f(r['mae_median'], 3)})",
             " / ".join(f"{v:.3f}" for v in r["mae_by_seed"].values()),
@@ -1772,8 +1773,9 @@ def _demo_seeds(ds: dict[str, Any] | None) -> str:
             "configuration through `shiftattr.pipeline.run` with the simulator seeds "
             f"{', '.join(seeds)} (`data.random_state`; seed 0 is the demo), each value "
             "estimator and each setting of `attribution.image_statistics` (set explicitly "
-            "in every run, as is the bootstrap: fixed, 200 replicates, the demo's until "
-            "2026-11-30; so the library's defaults do not matter; `extended+outputs`: "
+            "in every run, as is the bootstrap: fixed with 200 replicates, the demo's until "
+            "2026-11-30, or refit with 50, the demo's since; so the library's defaults do "
+            "not matter; `extended+outputs`: "
             "the extended statistics with `attribution.ratio_outputs = true`, the model's "
             "output summaries in the image ratios); per seed one U-Net "
             "and one truth serve every configuration."
@@ -1788,6 +1790,7 @@ def _demo_seeds(ds: dict[str, Any] | None) -> str:
                 [
                     "method",
                     "statistics",
+                    "bootstrap",
                     "runs",
                     "MAE mean (median)",
                     f"MAE per seed ({', '.join(seeds)})",

@@ -552,6 +552,8 @@ def test_demo_seeds_configuration_summary_and_report(tmp_path):
     assert again.model.factory == "benchmarks.bench_demo_seeds:demo_unet"
     assert not again.attribution.ratio_outputs
     assert again.attribution.bootstrap == "fixed" and again.attribution.n_bootstrap == 200
+    refit = configuration(tmp_path / "d", 3, "iw", "extended", None, "refit")
+    assert refit.attribution.bootstrap == "refit" and refit.attribution.n_bootstrap == 50
     outputs = configuration(tmp_path / "c", 3, "iw", "extended+outputs", None)
     assert outputs.attribution.image_statistics == "extended" and outputs.attribution.ratio_outputs
 
@@ -580,7 +582,11 @@ def test_demo_seeds_configuration_summary_and_report(tmp_path):
     payload = {"commands": [{"command": "x", "seconds": 1.0, "n_runs": 4}]}
     payload |= {"config": {"seeds": [0, 1]}, "summary": summarise(runs)}
     text = report._demo_seeds(payload)
-    assert "### 5c." in text and "| `iw` | extended | 2 |" in text
+    assert "### 5c." in text and "| `iw` | extended | fixed | 2 |" in text
+    # the same seeds with the refit bootstrap are a row of their own
+    refit = [dict(r, bootstrap="refit") for r in runs if r["statistics"] == "extended"]
+    rows = {(r["statistics"], r["bootstrap"]): r for r in summarise(runs + refit)}
+    assert rows[("extended", "refit")]["n_runs"] == rows[("extended", "fixed")]["n_runs"] == 2
     assert report._demo_seeds(None) == ""
 
 
