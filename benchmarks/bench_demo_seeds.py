@@ -55,6 +55,11 @@ def bootstrap_of(run: dict) -> str:
     return run.get("bootstrap", "fixed")
 
 
+def setting(run: dict) -> tuple[str, str, str]:
+    """A run's ``(method, statistics, bootstrap)``: what a summary row groups."""
+    return run["method"], run["statistics"], bootstrap_of(run)
+
+
 def demo_unet():
     """The demo's untrained U-Net (the factory that reloads its checkpoint)."""
     from shiftattr.pipeline import demo_config
@@ -184,13 +189,8 @@ def summarise(runs: list[dict]) -> list[dict]:
     """Per (method, statistics, bootstrap): MAE over seeds, dominant, coverage, flagged,
     sign errors."""
     rows = []
-    keys = sorted({(r["method"], r["statistics"], bootstrap_of(r)) for r in runs})
-    for method, statistics, bootstrap in keys:
-        rs = [
-            r
-            for r in runs
-            if (r["method"], r["statistics"], bootstrap_of(r)) == (method, statistics, bootstrap)
-        ]
+    for method, statistics, bootstrap in sorted({setting(r) for r in runs}):
+        rs = [r for r in runs if setting(r) == (method, statistics, bootstrap)]
         cov = [c for r in rs for c in r["covered"].values() if c is not None]
         erring = [r for r in rs if r["max_error"] > 0.02]
         rows.append(
@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                 rec = record(outcome, truth, seed, method, statistics, args.bootstrap)
                 runs.append(rec)
                 print(
-                    f"seed {seed} {method:<4}{statistics:<17}{args.bootstrap:<6} MAE {rec['mae']:.4f}  "
+                    f"seed {seed} {method:<4}{statistics:<17}{args.bootstrap:<6} "
+                    f"MAE {rec['mae']:.4f}  "
                     + "  ".join(
                         f"{m} {rec['values'][m]:+.3f} ({rec['truth'][m]:+.3f})"
                         for m in rec["values"]
@@ -265,12 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     old = read_json(NAME, args.out) if args.merge else None
     if old:
-        redone = {(r["seed"], r["method"], r["statistics"], bootstrap_of(r)) for r in runs}
-        kept = [
-            r
-            for r in old["runs"]
-            if (r["seed"], r["method"], r["statistics"], bootstrap_of(r)) not in redone
-        ]
+        redone = {(r["seed"], *setting(r)) for r in runs}
+        kept = [r for r in old["runs"] if (r["seed"], *setting(r)) not in redone]
         runs = kept + runs
         commands = old["commands"] + commands
     key = ("seed", "method", "statistics", "bootstrap")

@@ -1483,11 +1483,12 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "`<method>+ext`: the same samples, folds and point estimates; every bootstrap "
         "replicate refits every ratio estimator, as `attribute()` does by default, "
         "`bootstrap='refit'`, and the pipeline and the command line with the image "
-        "statistics since 2026-11-30, `attribution.bootstrap = 'auto'`). Over the (scenario, N, seed) every column ran: CI coverage of the "
-        "truth over (run, mechanism), mean CI width, runs erring by more than 0.02 that "
-        "carried a warning (the fixed-bootstrap runs predate `shift_not_separated`), median "
-        "time of a run (the refit runs were made before the image statistics were cached "
-        "across replicates):",
+        "statistics since 2026-11-30, `attribution.bootstrap = 'auto'`). Over the "
+        "(scenario, N, seed) every column ran: CI coverage of the truth over (run, "
+        "mechanism), mean CI width, runs erring by more than 0.02 that carried a warning "
+        "(the fixed-bootstrap runs predate `shift_not_separated`), median time of a run "
+        "(`iw+ext+refit` and `mis+ext+refit` were run before the image statistics were "
+        "cached across replicates, `mis+ext+outputs+refit` after):",
     ),
 }
 

@@ -194,10 +194,10 @@ def cached_per_case(
     1
     """
     cache = getattr(features, "cache", None)
-    if cache is not None and key in cache:
-        return cache[key]
-    value = np.array(compute())  # a copy: the cache owns it
-    if cache is not None:
+    if cache is None:
+        return np.asarray(compute())
+    if key not in cache:
+        value = np.array(compute())  # a copy: the cache owns it
         n = len(next(iter(features.values()))) if features else None
         if n is not None and (value.ndim == 0 or len(value) != n):
             raise ValueError(
@@ -206,7 +206,7 @@ def cached_per_case(
             )
         value.setflags(write=False)
         cache[key] = value
-    return value
+    return cache[key]
 
 
 class Environment:
@@ -525,8 +525,9 @@ class Environment:
             counterfactuals=cf,
         )
         for key, value in self._summaries.items():  # per-case summaries follow their cases
-            env._summaries[key] = value[idx]
-            env._summaries[key].setflags(write=False)
+            rows = value[idx]
+            rows.setflags(write=False)
+            env._summaries[key] = rows
         return env
 
     def with_nodes(self, **nodes: Any) -> Environment:

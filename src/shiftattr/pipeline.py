@@ -125,9 +125,9 @@ def demo_config(out: str | Path = "shiftattr-demo", tiny: bool = False) -> RunCo
     else:
         # Sized to stay well under three minutes on two shared CPU cores (measured
         # 70 s: U-Net training ~20 s, ground truth ~4 s, attribution with 50 refit
-        # replicates ~45 s; ~75 s of it on one thread). 80 training cases x 15 epochs reach a source Dice of about
-        # 0.63; 40 x 10 stopped at 0.54. truth_n = 200 keeps the truth's Monte Carlo
-        # error (~0.012) well below the estimate's CI half-width (~0.1).
+        # replicates ~45 s, ~75 s on one thread). 80 training cases x 15 epochs reach a
+        # source Dice of about 0.63; 40 x 10 stopped at 0.54. truth_n = 200 keeps the
+        # truth's Monte Carlo error (~0.012) well below the CI half-width (~0.1).
         data = {
             "kind": "synthetic",
             "shape": [24, 24, 24],
