@@ -67,6 +67,14 @@ contrast inside, at and around the mask in the annotation ratio); ``+ext+offset`
 ``mis+ext+outputs+refit`` (opt-in): the refit bootstrap on top. Same samples and folds as
 the others.
 
+**Prognostic-feature variants** (opt-in, ``<method>+ext+outputs`` plus): ``+metric``, the
+annotation ratio's joint set ``(D, X, Y)`` also sees the per-case Dice itself
+(``extra_features={"Y": adapter.score}``), a fixed function of the node set's values
+through the model; ``+selfdice``, the image's features also hold the model's Dice against
+its own probabilities (``2 sum(mask * p) / (sum(mask) + sum(p))``), a label-free guess of
+the Dice; ``+selfdice+metric``, both. The question they answer: do the weights
+under-correct because the classifier does not see the direction the metric varies in?
+
 **Outputs variants** (``iw+outputs``, ``mr+outputs``): the image ratio estimators also
 see the model's output summaries wherever the image is in their node set,
 ``ImageStatsRatio(extra_features={"X": adapter.output_features})`` for ``X`` and ``Y``: the
@@ -226,6 +234,12 @@ ESTIMATORS = (
     "iw+ext+refit",
     "mis+ext+refit",
     "mis+ext+outputs+refit",
+    "iw+ext+outputs+metric",
+    "mis+ext+outputs+metric",
+    "iw+ext+outputs+selfdice",
+    "mis+ext+outputs+selfdice",
+    "iw+ext+outputs+selfdice+metric",
+    "mis+ext+outputs+selfdice+metric",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -272,6 +286,14 @@ EXTENDED_MARK = "+ext"
 #: Estimator names whose mask statistics also hold the image contrast inside, at and
 #: around the mask (``ImageStatsRatio(mask_image_contrast=True)``): ``<method>+ext+mic``.
 MIC_MARK = "+mic"
+#: Estimator names whose annotation ratio also sees the per-case metric itself (the
+#: model's Dice against the node set's reference mask, ``extra_features={"Y":
+#: adapter.score}``) next to the model's outputs for ``X``: ``<method>+ext+outputs+metric``.
+#: Opt-in.
+METRIC_MARK = "+metric"
+#: Estimator names whose image features also hold the model's Dice against its own
+#: probabilities (:func:`_with_self_dice`): ``<method>+ext+outputs+selfdice``. Opt-in.
+SELFDICE_MARK = "+selfdice"
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
     e
@@ -284,6 +306,8 @@ DEFAULT_ESTIMATORS = tuple(
             ORACLE_SUFFIX,
             CHECK_SUFFIX,
             CNN_SUFFIX,
+            METRIC_MARK,
+            SELFDICE_MARK,
         )
     )
 )
@@ -760,6 +784,10 @@ def ratio_estimators(
     ``+ext`` both use the extended statistics, otherwise the basic ones (pinned, whatever
     the library's default)."""
     extra = {"X": adapter.output_features} if OUTPUTS_SUFFIX in estimator else None
+    if SELFDICE_MARK in estimator:
+        extra = {**(extra or {}), "X": partial(_with_self_dice, adapter)}
+    if METRIC_MARK in estimator:
+        extra = {**(extra or {}), "Y": adapter.score}
     kw: dict[str, Any] = {}
     if "statistics" in inspect.signature(ImageStatsRatio).parameters:  # explicit: the
         # library's default became "extended" on 2026-11-30, after these runs' basic ones
@@ -770,6 +798,15 @@ def ratio_estimators(
         "X": ImageStatsRatio(extra_features=extra, random_state=seed, **kw),
         "Y": ImageStatsRatio(extra_features=extra, random_state=seed, **kw),
     }
+
+
+def _with_self_dice(adapter: SegmentationAdapter, environment) -> np.ndarray:
+    """The model's output summaries and its expected Dice against its own probabilities."""
+    masks = np.asarray(adapter.predict(environment)).reshape(len(environment), -1)
+    proba = np.asarray(adapter.predict_proba(environment)).reshape(len(environment), -1)
+    inside = (masks * proba).sum(axis=1)
+    self_dice = 2 * inside / np.maximum(masks.sum(axis=1) + proba.sum(axis=1), 1e-9)
+    return np.column_stack([adapter.output_features(environment), self_dice])
 
 
 def oracle_ratios(sim: SyntheticMS, scen: Scenario) -> dict[str, Any]:
@@ -1132,6 +1169,12 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "darkslateblue",
                 "firebrick",
                 "olivedrab",
+                "hotpink",
+                "darkcyan",
+                "peru",
+                "purple",
+                "lightcoral",
+                "darkgoldenrod",
             ),
             strict=True,
         )
@@ -1309,7 +1352,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--estimators",
         default=None,
         help="comma-separated subset of " + ",".join(ESTIMATORS) + " (default: all available "
-        "but the +refit, +repeats, +biasaware, +oracle, +check and +cnn ones; the +paired ones "
+        "but the +refit, +repeats, +biasaware, +oracle, +check, +cnn, +metric and +selfdice ones; "
+        "the +paired ones "
         "run only where the annotators differ)",
     )
     p.add_argument("--n", default=None, help="cases per environment, e.g. 100,300")

@@ -540,6 +540,43 @@ def test_synthetic_ms_basic_variants_pin_the_basic_statistics():
             assert {e.statistics for e in ests.values()} == {expected}, name
 
 
+def test_prognostic_variants_add_the_dice_and_the_self_dice_where_named():
+    bench = pytest.importorskip("benchmarks.bench_synthetic_ms")
+    from shiftattr import Environment
+
+    class _Adapter:
+        def output_features(self, env):
+            return np.zeros((len(env), 2))
+
+        def score(self, env):
+            return np.full(len(env), 0.5)
+
+        def predict(self, env):  # mask: the first half of each case's voxels
+            mask = np.zeros((len(env), 4, 4, 4), dtype="uint8")
+            mask[:, :2] = 1
+            return mask
+
+        def predict_proba(self, env):
+            return np.full((len(env), 4, 4, 4), 0.8, dtype="float32")
+
+    adapter = _Adapter()
+    env = Environment({"X": np.zeros((3, 4, 4, 4))})
+    plain = bench.ratio_estimators("mis+ext+outputs", adapter, seed=0)["X"].extra_features
+    assert set(plain) == {"X"}
+    metric = bench.ratio_estimators("mis+ext+outputs+metric", adapter, seed=0)["Y"]
+    assert metric.extra_features["Y"] == adapter.score
+    selfdice = bench.ratio_estimators("iw+ext+outputs+selfdice", adapter, seed=0)["X"]
+    assert set(selfdice.extra_features) == {"X"}
+    cols = selfdice.extra_features["X"](env)
+    # 2 * sum(mask * p) / (sum(mask) + sum(p)) = 2 * 32 * 0.8 / (32 + 64 * 0.8)
+    np.testing.assert_allclose(cols[:, -1], 2 * 32 * 0.8 / (32 + 64 * 0.8))
+    assert cols.shape == (3, 3)
+    both = bench.ratio_estimators("mis+ext+outputs+selfdice+metric", adapter, seed=0)["Y"]
+    assert set(both.extra_features) == {"X", "Y"}
+    for name in ("iw+ext+outputs+metric", "mis+ext+outputs+selfdice"):
+        assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
+
+
 def test_demo_seeds_configuration_summary_and_report(tmp_path):
     from benchmarks import report
     from benchmarks.bench_demo_seeds import configuration, summarise
