@@ -194,3 +194,31 @@ def test_statistics_are_computed_once_per_case_across_bootstrap_resamples(monkey
         src.features(["X"]), tgt.features(["X"]), folds, folds
     )
     assert len(calls) == 4 + 2
+
+
+def test_parallel_fits_leave_the_statistics_in_the_parents_cache(monkeypatch):
+    # with n_jobs=2 the fits run in worker processes; the statistics are computed in
+    # the parent first, so the environments the workers (and refit replicates) get
+    # carry them, and the log-ratios are those of the in-process fit
+    from shiftattr import CausalGraph
+    from shiftattr.ratios import CrossFittedRatios
+
+    rng = np.random.default_rng(1)
+    graph = CausalGraph({"X": []})
+
+    src = Environment({"X": rng.normal(0, 1.0, size=(24, 6, 6, 6))}, name="s")
+    tgt = Environment({"X": rng.normal(0, 1.2, size=(24, 6, 6, 6))}, name="t")
+    fitted = {}
+    for n_jobs in (1, 2):
+        s, t = src.subset(np.arange(24)), tgt.subset(np.arange(24))  # empty caches
+        est = ImageStatsRatio(statistics="basic", random_state=0)
+        cf = CrossFittedRatios(graph, ["X"], {"X": est}, 3, n_jobs, False, random_state=0)
+        fitted[n_jobs] = cf.fit(s, t)
+        assert [k[0] for k in s._summaries] == ["image_statistics"], n_jobs
+        assert [k[0] for k in t._summaries] == ["image_statistics"], n_jobs
+    np.testing.assert_allclose(fitted[2].log_ratios, fitted[1].log_ratios)
+    # the cache travels with a pickled environment and its resamples
+    import pickle
+
+    (key,) = s._summaries
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(s))._summaries[key], s._summaries[key])

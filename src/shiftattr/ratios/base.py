@@ -196,6 +196,30 @@ class DensityRatioEstimator(BaseEstimator, ABC):
         array([-0.5,  0.5])
         """
 
+    def warm_cache(self, features: Features) -> None:
+        """Compute the per-case summaries this estimator reads, into the features' cache.
+
+        Called by :class:`~shiftattr.ratios.CrossFittedRatios` in the parent process
+        before it sends fits to worker processes (``n_jobs != 1``): the environments
+        they receive, and every refit bootstrap replicate drawn from them, then carry
+        the summaries instead of recomputing them (see
+        :func:`~shiftattr.environment.cached_per_case`). The default does nothing; an
+        estimator that summarises each case through ``cached_per_case`` overrides it.
+
+        Parameters
+        ----------
+        features : mapping of str to array-like
+            All the cases of one environment, as :meth:`Environment.features` returns
+            them.
+
+        Examples
+        --------
+        >>> from shiftattr.ratios import ClassifierRatio
+        >>> ClassifierRatio().warm_cache({"x": np.zeros(3)}) is None   # nothing to cache
+        True
+        """
+        return None
+
     def ratio_features(self, features: Features) -> np.ndarray | None:
         """The per-case feature matrix this estimator classifies, if it has one.
 

@@ -413,6 +413,14 @@ class CrossFittedRatios:
             if m not in known:
                 needed.update(s for s in ((pas,) if m in offset else (joint, pas)) if s)
         distinct = sorted(needed, key=lambda s: (len(s), s))
+        if self.n_jobs != 1:
+            # per-case summaries computed here travel to the workers with the
+            # environments (and to every refit replicate drawn from them); computed in a
+            # worker, they would be lost with it
+            for nodes in distinct:
+                est = choose_estimator(nodes, self.graph, self.estimators, default)
+                est.warm_cache(source.features(list(nodes)))
+                est.warm_cache(target.features(list(nodes)))
         tasks = []
         for nodes in distinct:
             est = choose_estimator(nodes, self.graph, self.estimators, default)

@@ -336,6 +336,15 @@ class ImageStatsRatio(DensityRatioEstimator):
         )
 
     def _stats(self, features: Features) -> np.ndarray:
+        stats = self._image_statistics(features)
+        extra = [
+            _extra_columns(node, fn, features, len(stats))
+            for node, fn in sorted((self.extra_features or {}).items())
+            if node in features
+        ]
+        return np.hstack([stats, *extra]) if extra else stats
+
+    def _image_statistics(self, features: Features) -> np.ndarray:
         # once per case and environment (cached_per_case): a refit bootstrap replicate
         # takes its resampled cases' rows instead of recomputing them
         key = (
@@ -345,7 +354,7 @@ class ImageStatsRatio(DensityRatioEstimator):
             bool(self.mask_image_contrast),
             self.statistics,
         )
-        stats = cached_per_case(
+        return cached_per_case(
             features,
             key,
             lambda: image_statistics(
@@ -356,12 +365,29 @@ class ImageStatsRatio(DensityRatioEstimator):
                 self.statistics,  # checked by image_statistics
             ),
         )
-        extra = [
-            _extra_columns(node, fn, features, len(stats))
-            for node, fn in sorted((self.extra_features or {}).items())
-            if node in features
-        ]
-        return np.hstack([stats, *extra]) if extra else stats
+
+    def warm_cache(self, features: Features) -> None:
+        """Compute the image statistics of every case into the environment's cache.
+
+        Worker processes (``n_jobs != 1``) and refit bootstrap replicates then take the
+        rows instead of recomputing them; ``extra_features`` are not cached (they are
+        the caller's functions, an adapter's output summaries come from its own cache).
+
+        Parameters
+        ----------
+        features : mapping of str to array-like
+            All the cases of one environment, from :meth:`Environment.features`.
+
+        Examples
+        --------
+        >>> from shiftattr import Environment
+        >>> env = Environment({"X": np.random.default_rng(0).normal(size=(4, 8, 8, 8))})
+        >>> features = env.features(["X"])
+        >>> ImageStatsRatio().warm_cache(features)
+        >>> len(features.cache)        # the statistics of the 4 cases, stored once
+        1
+        """
+        self._image_statistics(features)
 
     def ratio_features(self, features: Features) -> np.ndarray:
         """The per-case statistics (and extra features) the classifier sees.
