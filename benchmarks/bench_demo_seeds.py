@@ -214,6 +214,37 @@ def summarise(runs: list[dict]) -> list[dict]:
     return rows
 
 
+def build_payload(runs: list[dict], commands: list[dict]) -> dict[str, Any]:
+    """``demo_seeds.json``: the runs sorted by their key, the configuration they span and
+    their summary (also what a merge of runs made in separate folders rebuilds)."""
+    key = ("seed", "method", "statistics", "bootstrap")
+    runs.sort(
+        key=lambda r: (
+            r["seed"],
+            r["method"],
+            STATISTICS.index(r["statistics"]),
+            list(BOOTSTRAPS).index(bootstrap_of(r)),
+        )
+    )
+    return {
+        "commands": commands,
+        "config": {
+            "seeds": sorted({r["seed"] for r in runs}),
+            "methods": sorted({r["method"] for r in runs}),
+            "statistics": [s for s in STATISTICS if any(r["statistics"] == s for r in runs)],
+            "bootstrap": {
+                b: n for b, n in BOOTSTRAPS.items() if any(bootstrap_of(r) == b for r in runs)
+            },
+            "demo": "shiftattr.pipeline.demo_config() with data.random_state = seed and the "
+            "bootstrap set explicitly (fixed: 200 replicates, refit: 50)",
+            "demo_settings": demo_settings(),
+            "run_key": key,
+        },
+        "runs": runs,
+        "summary": summarise(runs),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every (seed, method, statistics) and write the results."""
     from shiftattr.pipeline import run
@@ -270,32 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = [r for r in old["runs"] if (r["seed"], *setting(r)) not in redone]
         runs = kept + runs
         commands = old["commands"] + commands
-    key = ("seed", "method", "statistics", "bootstrap")
-    runs.sort(
-        key=lambda r: (
-            r["seed"],
-            r["method"],
-            STATISTICS.index(r["statistics"]),
-            list(BOOTSTRAPS).index(bootstrap_of(r)),
-        )
-    )
-    payload = {
-        "commands": commands,
-        "config": {
-            "seeds": sorted({r["seed"] for r in runs}),
-            "methods": sorted({r["method"] for r in runs}),
-            "statistics": [s for s in STATISTICS if any(r["statistics"] == s for r in runs)],
-            "bootstrap": {
-                b: n for b, n in BOOTSTRAPS.items() if any(bootstrap_of(r) == b for r in runs)
-            },
-            "demo": "shiftattr.pipeline.demo_config() with data.random_state = seed and the "
-            "bootstrap set explicitly (fixed: 200 replicates, refit: 50)",
-            "demo_settings": demo_settings(),
-            "run_key": key,
-        },
-        "runs": runs,
-        "summary": summarise(runs),
-    }
+    payload = build_payload(runs, commands)
     path = write_json(NAME, payload, args.out)
     for row in payload["summary"]:
         coverage = "n/a" if row["coverage"] is None else f"{row['coverage']:.0%}"
