@@ -176,18 +176,20 @@ def test_extended_statistics_and_ratio_outputs_from_the_command_line(tmp_path):
     out = tmp_path / "demo"
     args = ["demo", "--tiny", "--quiet", "--out", str(out), "--n-bootstrap", "3"]
     args += ["--image-estimator", "stats"]  # the tiny demo tests the CNN discriminators
-    assert main([*args, "--image-statistics", "basic"]) == 0
+    assert main([*args, "--image-statistics", "basic", "--no-ratio-outputs"]) == 0
     basic = json.loads((out / "attribution.json").read_text())
     assert basic["settings"]["estimator_params"]["X"]["statistics"] == "basic"
     assert basic["settings"]["ratio_outputs"] is False
-    assert main(args) == 0  # extended by default
+    assert main([*args, "--no-ratio-outputs"]) == 0  # extended by default
     ext = json.loads((out / "attribution.json").read_text())
     assert ext["settings"]["bootstrap"] == "refit"  # "auto" with the image statistics
     params = ext["settings"]["estimator_params"]
     assert params["X"]["statistics"] == params["Y"]["statistics"] == "extended"
-    assert main([*args, "--ratio-outputs"]) == 0
+    assert main(args) == 0  # "auto": the outputs, with the image statistics and "iw"
     outs = json.loads((out / "attribution.json").read_text())
     assert outs["settings"]["ratio_outputs"] is True
+    assert main([*args, "--method", "mr", "--n-bootstrap", "2"]) == 0  # "auto": not for mr
+    assert json.loads((out / "attribution.json").read_text())["settings"]["ratio_outputs"] is False
     # other features, other ratios: the acquisition mechanism's AUC moves at each step
     auc = [r["diagnostics"]["mechanisms"]["X"]["auc_joint"] for r in (basic, ext, outs)]
     assert len(set(auc)) == 3, auc
@@ -210,3 +212,32 @@ def test_overrides_keep_the_rest_of_the_configuration():
     loaded = load_config({"data": {"kind": "synthetic"}})  # no [output] table
     loaded.output.folder = Path("elsewhere")
     assert _override(loaded, argparse.Namespace(method="mr")).output.folder == Path("elsewhere")
+
+
+def test_n_jobs_runs_the_fits_in_processes_with_the_same_numbers(tmp_path):
+    args = ["demo", "--tiny", "--quiet", "--n-bootstrap", "3", "--image-estimator", "stats"]
+    results = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / jobs
+        assert main([*args, "--out", str(out), "--n-jobs", jobs]) == 0
+        results[jobs] = json.loads((out / "attribution.json").read_text())
+    assert results["2"]["settings"]["bootstrap"] == "refit"
+    assert results["2"]["values"] == pytest.approx(results["1"]["values"], abs=1e-12)
+    for m, ci in results["1"]["ci"].items():
+        assert results["2"]["ci"][m] == pytest.approx(ci, abs=1e-12), m
+    with pytest.raises(SystemExit):  # argparse: "must be 1 or more, or -1"
+        main([*args, "--out", str(tmp_path / "0"), "--n-jobs", "0"])
+
+
+def test_the_demo_runs_two_processes_with_the_outputs_in_its_ratios():
+    from shiftattr.pipeline import demo_config
+
+    a = demo_config("x").attribution
+    assert (a.n_jobs, a.ratio_outputs, a.ratio_outputs_mode, a.bootstrap_mode) == (
+        2,
+        "auto",
+        True,
+        "refit",
+    )
+    tiny = demo_config("x", tiny=True).attribution  # CNN discriminators: no outputs
+    assert (tiny.n_jobs, tiny.ratio_outputs_mode, tiny.bootstrap_mode) == (1, False, "fixed")

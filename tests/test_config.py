@@ -131,6 +131,11 @@ def test_defaults_and_toml(tmp_path):
             {"data": {"kind": "synthetic"}, "attribution": {"correction_cap": 0.5}},
             r"attribution\.correction_cap",
         ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"n_jobs": 0}},
+            r"attribution\.n_jobs must be a number of processes",
+        ),
+        ({"data": {"kind": "synthetic"}, "attribution": {"n_jobs": -2}}, r"attribution\.n_jobs"),
         (  # attribute() refuses an infinite cap: the configuration says so before any data
             {"data": {"kind": "synthetic"}, "attribution": {"correction_cap": float("inf")}},
             r"attribution\.correction_cap",

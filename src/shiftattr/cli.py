@@ -41,6 +41,7 @@ def _override(cfg, args: argparse.Namespace):
             "image_estimator",
             "image_statistics",
             "ratio_outputs",
+            "n_jobs",
         )
         if getattr(args, key, None) is not None
     }
@@ -118,6 +119,13 @@ def _count(least: int):
     return parse
 
 
+def _jobs(text: str) -> int:
+    value = int(text)
+    if value == 0 or value < -1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, or -1 (one per core), got {value}")
+    return value
+
+
 def _tolerance(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -172,7 +180,8 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="the image density-ratio estimators also see the model's output summaries "
-        "(predicted volume, confidence, ...); --no-ratio-outputs turns it off; overrides "
+        "(predicted volume, confidence, ...); by default ('auto') on with the image "
+        "statistics and --method iw or mis; --no-ratio-outputs turns it off; overrides "
         "attribution.ratio_outputs",
     )
     p.add_argument(
@@ -185,6 +194,12 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
         type=_count(1),
         help="cross-fitting repeats on independent fold assignments: values averaged, "
         "fixed-bootstrap intervals widened by their spread (overrides attribution.n_repeats)",
+    )
+    p.add_argument(
+        "--n-jobs",
+        type=_jobs,
+        help="processes for the density-ratio fits and the refit bootstrap replicates, "
+        "-1 for one per core (overrides attribution.n_jobs)",
     )
     p.add_argument(
         "--tolerance",

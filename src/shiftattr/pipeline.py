@@ -124,10 +124,11 @@ def demo_config(out: str | Path = "shiftattr-demo", tiny: bool = False) -> RunCo
         }
     else:
         # Sized to stay well under three minutes on two shared CPU cores (measured
-        # 70 s: U-Net training ~20 s, ground truth ~4 s, attribution with 50 refit
-        # replicates ~45 s, ~75 s on one thread). 80 training cases x 15 epochs reach a
-        # source Dice of about 0.63; 40 x 10 stopped at 0.54. truth_n = 200 keeps the
-        # truth's Monte Carlo error (~0.012) well below the CI half-width (~0.1).
+        # 66 s: U-Net training ~19 s, ground truth ~3 s, attribution with 50 refit
+        # replicates in two processes ~37 s, 58 s in one; 1.5 GB peak over the three
+        # processes). 80 training cases x 15 epochs reach a source Dice of about 0.63;
+        # 40 x 10 stopped at 0.54. truth_n = 200 keeps the truth's Monte Carlo error
+        # (~0.012) well below the CI half-width (~0.1).
         data = {
             "kind": "synthetic",
             "shape": [24, 24, 24],
@@ -137,8 +138,9 @@ def demo_config(out: str | Path = "shiftattr-demo", tiny: bool = False) -> RunCo
             "truth_n": 200,
         }
         model = {"epochs": 15, "channels": [8, 16, 32]}
-        # refit intervals (bootstrap "auto" with the image statistics), 50 replicates
-        attr = {"n_folds": 5, "n_bootstrap": 50}
+        # refit intervals (bootstrap "auto" with the image statistics), 50 replicates, in
+        # two processes (the machine it is sized for has two cores)
+        attr = {"n_folds": 5, "n_bootstrap": 50, "n_jobs": 2}
     return load_config(
         {"data": data, "model": model, "attribution": attr, "output": {"folder": str(out)}}
     )
@@ -317,7 +319,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
             **stats,  # unset: the estimator's own default
             # one estimator object for X and Y: both see the same outputs (see
             # ImageStatsRatio's extra_features)
-            extra_features={"X": adapter.output_features} if a.ratio_outputs else None,
+            extra_features={"X": adapter.output_features} if a.ratio_outputs_mode else None,
             random_state=a.random_state,
         )
     solver = (
@@ -356,6 +358,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         tolerance=a.tolerance,
         correction_cap=None if a.correction_cap == "none" else a.correction_cap,
         metric_name=a.metric,
+        n_jobs=a.n_jobs,
         progress=progress,
         random_state=a.random_state,
     )
@@ -375,7 +378,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         truth = truth_obj.to_dict()
         lap("ground truth")
     result.settings["stage_seconds"] = dict(seconds)
-    result.settings["ratio_outputs"] = a.ratio_outputs
+    result.settings["ratio_outputs"] = a.ratio_outputs_mode
     page = write_report(
         result,
         folder,
