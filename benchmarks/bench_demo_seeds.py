@@ -127,6 +127,9 @@ def configuration(
         # replicates, before the demo moved to 50 refit replicates (2026-11-30)
         bootstrap=bootstrap,
         n_bootstrap=BOOTSTRAPS[bootstrap],
+        # one process, as every stored run: the demo uses two since 2026-11-30 (the same
+        # numbers), and two invocations run side by side would start four on two cores
+        n_jobs=1,
     )
     if checkpoint is not None:
         raw["model"].update(

@@ -589,6 +589,7 @@ def test_demo_seeds_configuration_summary_and_report(tmp_path):
     assert again.model.factory == "benchmarks.bench_demo_seeds:demo_unet"
     assert not again.attribution.ratio_outputs
     assert again.attribution.bootstrap == "fixed" and again.attribution.n_bootstrap == 200
+    assert again.attribution.n_jobs == 1  # as every stored run, whatever the demo's
     refit = configuration(tmp_path / "d", 3, "iw", "extended", None, "refit")
     assert refit.attribution.bootstrap == "refit" and refit.attribution.n_bootstrap == 50
     outputs = configuration(tmp_path / "c", 3, "iw", "extended+outputs", None)

@@ -188,8 +188,12 @@ def test_extended_statistics_and_ratio_outputs_from_the_command_line(tmp_path):
     assert main(args) == 0  # "auto": the outputs, with the image statistics and "iw"
     outs = json.loads((out / "attribution.json").read_text())
     assert outs["settings"]["ratio_outputs"] is True
+    # what was built: extra_features is kept in the parameters only when it is None
+    assert "extra_features" not in outs["settings"]["estimator_params"]["X"]
+    assert "extra_features" in ext["settings"]["estimator_params"]["X"]
     assert main([*args, "--method", "mr", "--n-bootstrap", "2"]) == 0  # "auto": not for mr
-    assert json.loads((out / "attribution.json").read_text())["settings"]["ratio_outputs"] is False
+    mr = json.loads((out / "attribution.json").read_text())["settings"]
+    assert mr["ratio_outputs"] is False and "extra_features" in mr["estimator_params"]["X"]
     # other features, other ratios: the acquisition mechanism's AUC moves at each step
     auc = [r["diagnostics"]["mechanisms"]["X"]["auc_joint"] for r in (basic, ext, outs)]
     assert len(set(auc)) == 3, auc
@@ -214,7 +218,14 @@ def test_overrides_keep_the_rest_of_the_configuration():
     assert _override(loaded, argparse.Namespace(method="mr")).output.folder == Path("elsewhere")
 
 
-def test_n_jobs_runs_the_fits_in_processes_with_the_same_numbers(tmp_path):
+def test_n_jobs_runs_the_fits_in_processes_with_the_same_numbers(tmp_path, monkeypatch):
+    import shiftattr.pipeline as pipeline
+
+    passed = []
+    real = pipeline.attribute
+    monkeypatch.setattr(
+        pipeline, "attribute", lambda *a, **kw: passed.append(kw["n_jobs"]) or real(*a, **kw)
+    )
     args = ["demo", "--tiny", "--quiet", "--n-bootstrap", "3", "--image-estimator", "stats"]
     results = {}
     for jobs in ("1", "2"):
@@ -222,6 +233,7 @@ def test_n_jobs_runs_the_fits_in_processes_with_the_same_numbers(tmp_path):
         assert main([*args, "--out", str(out), "--n-jobs", jobs]) == 0
         results[jobs] = json.loads((out / "attribution.json").read_text())
     assert results["2"]["settings"]["bootstrap"] == "refit"
+    assert [results[j]["settings"]["n_jobs"] for j in ("1", "2")] == [1, 2] == passed
     assert results["2"]["values"] == pytest.approx(results["1"]["values"], abs=1e-12)
     for m, ci in results["1"]["ci"].items():
         assert results["2"]["ci"][m] == pytest.approx(ci, abs=1e-12), m

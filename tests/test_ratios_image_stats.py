@@ -206,8 +206,18 @@ def test_parallel_fits_leave_the_statistics_in_the_parents_cache(monkeypatch):
     rng = np.random.default_rng(1)
     graph = CausalGraph({"X": []})
 
+    import shiftattr.ratios.crossfit as crossfit
+
     src = Environment({"X": rng.normal(0, 1.0, size=(24, 6, 6, 6))}, name="s")
     tgt = Environment({"X": rng.normal(0, 1.2, size=(24, 6, 6, 6))}, name="t")
+    cached_at_dispatch = []
+
+    class Recording(crossfit.Parallel):  # what the environments hold when fits go out
+        def __call__(self, tasks):
+            cached_at_dispatch.append(len(s._summaries) + len(t._summaries))
+            return super().__call__(tasks)
+
+    monkeypatch.setattr(crossfit, "Parallel", Recording)
     fitted = {}
     for n_jobs in (1, 2):
         s, t = src.subset(np.arange(24)), tgt.subset(np.arange(24))  # empty caches
@@ -216,6 +226,9 @@ def test_parallel_fits_leave_the_statistics_in_the_parents_cache(monkeypatch):
         fitted[n_jobs] = cf.fit(s, t)
         assert [k[0] for k in s._summaries] == ["image_statistics"], n_jobs
         assert [k[0] for k in t._summaries] == ["image_statistics"], n_jobs
+    # in process (n_jobs=1) the fits fill the cache themselves; sent to workers, they
+    # must find it filled
+    assert cached_at_dispatch == [0, 2]
     np.testing.assert_allclose(fitted[2].log_ratios, fitted[1].log_ratios)
     # the cache travels with a pickled environment and its resamples
     import pickle

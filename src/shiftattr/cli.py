@@ -180,7 +180,7 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="the image density-ratio estimators also see the model's output summaries "
-        "(predicted volume, confidence, ...); by default ('auto') on with the image "
+        "(predicted volume, confidence, ...); by default ('auto') on with the extended image "
         "statistics and --method iw or mis; --no-ratio-outputs turns it off; overrides "
         "attribution.ratio_outputs",
     )

@@ -379,6 +379,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         lap("ground truth")
     result.settings["stage_seconds"] = dict(seconds)
     result.settings["ratio_outputs"] = a.ratio_outputs_mode
+    result.settings["n_jobs"] = a.n_jobs
     page = write_report(
         result,
         folder,

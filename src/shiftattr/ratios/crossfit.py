@@ -416,9 +416,12 @@ class CrossFittedRatios:
         if self.n_jobs != 1:
             # per-case summaries computed here travel to the workers with the
             # environments (and to every refit replicate drawn from them); computed in a
-            # worker, they would be lost with it
+            # worker, they would be lost with it. Only estimators fitted on all the cases
+            # at once read the cache (per-fold fits get plain index slices).
             for nodes in distinct:
                 est = choose_estimator(nodes, self.graph, self.estimators, default)
+                if not est.joint_crossfit:
+                    continue
                 est.warm_cache(source.features(list(nodes)))
                 est.warm_cache(target.features(list(nodes)))
         tasks = []
