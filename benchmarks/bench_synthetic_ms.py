@@ -64,7 +64,8 @@ measures (:mod:`shiftattr.ratios.image_quality`) with linear-logistic candidates
 ``+outputs`` as below; ``+ext+mic``: also ``mask_image_contrast=True`` (the image's
 contrast inside, at and around the mask in the annotation ratio); ``+ext+offset``: also
 ``conditional_ratios="offset"``; ``iw+ext+refit``, ``mis+ext+refit``,
-``mis+ext+outputs+refit`` (opt-in): the refit bootstrap on top. Same samples and folds as
+``mis+ext+outputs+refit``, ``iw+ext+outputs+refit`` (opt-in): the refit bootstrap on top
+(the last is what the command line runs by default since 2026-11-30). Same samples and folds as
 the others.
 
 **Prognostic-feature variants** (opt-in, ``<method>+ext+outputs`` plus): ``+metric``, the
@@ -234,6 +235,7 @@ ESTIMATORS = (
     "iw+ext+refit",
     "mis+ext+refit",
     "mis+ext+outputs+refit",
+    "iw+ext+outputs+refit",
     "iw+ext+outputs+metric",
     "mis+ext+outputs+metric",
     "iw+ext+outputs+selfdice",
@@ -1175,6 +1177,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "purple",
                 "lightcoral",
                 "darkgoldenrod",
+                "mediumseagreen",
             ),
             strict=True,
         )

@@ -1478,6 +1478,8 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
             "mis+ext+refit",
             "mis+ext+outputs",
             "mis+ext+outputs+refit",
+            "iw+ext+outputs",
+            "iw+ext+outputs+refit",
         ],
         "**Refit vs fixed bootstrap with extended statistics** (`<method>+ext+refit` beside "
         "`<method>+ext`: the same samples, folds and point estimates; every bootstrap "
@@ -1488,7 +1490,8 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "mechanism), mean CI width, runs erring by more than 0.02 that carried a warning "
         "(the fixed-bootstrap runs predate `shift_not_separated`), median time of a run "
         "(`iw+ext+refit` and `mis+ext+refit` were run before the image statistics were "
-        "cached across replicates, `mis+ext+outputs+refit` after):",
+        "cached across replicates, the `+outputs+refit` runs after; `iw+ext+outputs+refit` "
+        "is what the command line runs by default since 2026-11-30):",
     ),
     # Features in the direction the metric varies: a negative result, kept as a record.
     "ext+outputs+prognostic": (
