@@ -1087,6 +1087,7 @@ MR_VS_IW_PAIRS = (
     ("mr+outputs", "iw+outputs"),
     ("mr+pooled", "iw"),
     ("mr+pooled+ext", "iw+ext"),  # both with the library's defaults since 2026-11-30
+    ("mr+pooled+ext", "iw+ext+outputs"),  # iw as the command line runs it since then
     ("mr+oracle", "iw+oracle"),
 )
 

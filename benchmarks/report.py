@@ -1552,12 +1552,20 @@ _MR_VARIANT_NOTES = {
     "estimators as the library runs them by default since 2026-11-30)",
 }
 
+#: The same for a (MR, IW) pair whose IW side needs saying too.
+_MR_PAIR_NOTES = {
+    ("mr+pooled+ext", "iw+ext+outputs"): " (the library's `method='mr'` on images; against "
+    "`iw` as the command line runs it since 2026-11-30, with the model's outputs in the "
+    "image ratios)",
+}
+
 
 def _ms_mr_vs_iw(ms: dict[str, Any]) -> list[list[str]]:
     """Targets rows: IW's MAE over MR's (``mr_vs_iw`` of the benchmark's JSON)."""
     return [
         [
-            f"Synthetic MS, N = {r['n']}: `{r['mr']}`{_MR_VARIANT_NOTES.get(r['mr'], '')} MAE "
+            f"Synthetic MS, N = {r['n']}: `{r['mr']}`"
+            f"{_MR_PAIR_NOTES.get((r['mr'], r['iw']), _MR_VARIANT_NOTES.get(r['mr'], ''))} MAE "
             f"at least {r['target_ratio']:g}× lower than `{r['iw']}`'s",
             f"{_f(r['ratio'], 3)}× ({r['n_runs']} runs each)",
             _yes(r["met"]),
