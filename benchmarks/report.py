@@ -1773,7 +1773,7 @@ def _demo_seeds(ds: dict[str, Any] | None) -> str:
         [
             f"`{r['method']}`",
             r["statistics"],
-            r.get("bootstrap", "fixed"),
+            r["bootstrap"],
             str(r["n_runs"]),
             f"{_f(r['mae_mean'], 3)} ({_f(r['mae_median'], 3)})",
             " / ".join(f"{v:.3f}" for v in r["mae_by_seed"].values()),

@@ -199,10 +199,11 @@ class DensityRatioEstimator(BaseEstimator, ABC):
     def warm_cache(self, features: Features) -> None:
         """Compute the per-case summaries this estimator reads, into the features' cache.
 
-        Called by :class:`~shiftattr.ratios.CrossFittedRatios` in the parent process
-        before it sends fits to worker processes (``n_jobs != 1``): the environments
-        they receive, and every refit bootstrap replicate drawn from them, then carry
-        the summaries instead of recomputing them (see
+        Called by :class:`~shiftattr.ratios.CrossFittedRatios` in the main process
+        before any fit of an estimator with :attr:`joint_crossfit`: the environments
+        that worker processes receive (``n_jobs != 1``), and every refit bootstrap
+        replicate drawn from them, then carry the summaries instead of recomputing them
+        (see
         :func:`~shiftattr.environment.cached_per_case`). The default does nothing; an
         estimator that summarises each case through ``cached_per_case`` overrides it.
 

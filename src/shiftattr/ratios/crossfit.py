@@ -413,21 +413,16 @@ class CrossFittedRatios:
             if m not in known:
                 needed.update(s for s in ((pas,) if m in offset else (joint, pas)) if s)
         distinct = sorted(needed, key=lambda s: (len(s), s))
-        if self.n_jobs != 1:
-            # per-case summaries computed here travel to the workers with the
-            # environments (and to every refit replicate drawn from them); computed in a
-            # worker, they would be lost with it. Only estimators fitted on all the cases
-            # at once read the cache (per-fold fits get plain index slices).
-            for nodes in distinct:
-                est = choose_estimator(nodes, self.graph, self.estimators, default)
-                if not est.joint_crossfit:
-                    continue
-                est.warm_cache(source.features(list(nodes)))
-                est.warm_cache(target.features(list(nodes)))
         tasks = []
         for nodes in distinct:
             est = choose_estimator(nodes, self.graph, self.estimators, default)
             if getattr(est, "joint_crossfit", False):  # all folds in one call (f = None)
+                # per-case summaries computed here, before any fit, travel with the
+                # environments to worker processes (n_jobs != 1) and to every refit
+                # replicate drawn from them; computed in a worker they would be lost
+                # with it. Per-fold fits get plain index slices and read no cache.
+                est.warm_cache(source.features(list(nodes)))
+                est.warm_cache(target.features(list(nodes)))
                 tasks.append(
                     (nodes, None, delayed(_fit_all_folds)(est, source, target, nodes, fs, ft))
                 )
