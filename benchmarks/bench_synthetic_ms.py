@@ -2,7 +2,7 @@
 
 ``python benchmarks/bench_synthetic_ms.py [--quick]
 [--estimators iw,regression,mr,iw+paired,mr+paired] [--n 100,300] [--seeds 0,1,2]
-[--scenarios NAME,...] [--reuse-truth] [--merge] [--rescore]``
+[--scenarios NAME,...] [--reuse-truth] [--merge] [--merge-from DIR ...] [--rescore]``
 
 The world is :class:`shiftattr.datasets.SyntheticMS` (presets plus three custom specs:
 a far-away scanner, a strongly under-segmenting annotator, an older low-lesion-load
@@ -128,7 +128,10 @@ values as ``iw``; only the warnings (and the time) differ.
 the runs this invocation produced (same scenario, estimator, ``N`` and seed), keeping every
 other run, scenario and truth; summaries, targets and the figure are recomputed from the
 merged runs. The settings that change the numbers (shape, bootstraps, folds, truth
-settings, mode) must match the file's.
+settings, mode) must match the file's. To run variants side by side on the two cores,
+copy the results file into one folder per process, run each with ``--merge --out
+FOLDER``, then ``--merge-from FOLDER ...`` (no attribution) brings every new merge entry
+back into ``--out`` with its own runs, command and seconds (:func:`absorb`).
 
 **Re-scoring.** ``--rescore`` runs no attribution: it recomputes each stored scenario's
 truth with the ``--truth-*`` settings (for the same cached model weights) and re-scores
@@ -1338,6 +1341,74 @@ def merge_results(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, An
     return out
 
 
+def absorb(previous: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """``previous`` with the runs that ``other`` added to a copy of it.
+
+    Runs in parallel go to separate folders, each started from a copy of the results and
+    run with ``--merge``. Each merge entry of ``other`` that ``previous`` does not list
+    (by date and command) is merged as it ran: its own runs, command, date, scenarios and
+    seconds, not those of the whole file it sits in (whose log and seconds repeat
+    ``previous``'s).
+
+    Parameters
+    ----------
+    previous, other : dict
+        Results files of this benchmark.
+
+    Returns
+    -------
+    dict
+        The merged results (summaries not yet recomputed: see :func:`finish`).
+    """
+    bad = {
+        k: (previous["config"].get(k), other["config"].get(k))
+        for k in _MERGE_KEYS
+        if previous["config"].get(k) != other["config"].get(k)
+    }
+    if previous.get("mode") != other.get("mode"):
+        bad["mode"] = (previous.get("mode"), other.get("mode"))
+    if bad:
+        raise ValueError(f"cannot merge results made with other settings (old, new): {bad}")
+    known = {(m["date"], m["command"]) for m in previous.get("merged", [])}
+    out = previous
+    for m in other.get("merged", []):
+        if (m["date"], m["command"]) in known:
+            continue
+        runs = [
+            r
+            for r in other["runs"]
+            if r["estimator"] in m["estimators"]
+            and r["n"] in m["sizes"]
+            and r["seed"] in m["seeds"]
+            and r["scenario"] in m["scenarios"]
+        ]
+        if len(runs) != m["n_runs"]:
+            raise ValueError(
+                f"merge entry {m['command']!r} lists {m['n_runs']} runs but the file holds "
+                f"{len(runs)} of its (estimator, N, seed, scenario); was it overwritten?"
+            )
+        na = other.get("not_applicable") or {}
+        sub = {
+            "command": m["command"],
+            "config": {
+                "sizes": m["sizes"],
+                "seeds": m["seeds"],
+                "estimators_requested": m["estimators"],
+                "estimators_run": m["estimators"],
+            },
+            "model": {"per_center": other.get("model", {}).get("per_center", {})},
+            "not_applicable": {e: v for e, v in na.items() if e in m["estimators"]},
+            "skipped": {},
+            "scenarios": {name: other["scenarios"][name] for name in m["scenarios"]},
+            "runs": runs,
+            "log": [],
+            "seconds": m["seconds"],
+        }
+        out = merge_results(out, sub)
+        out["merged"][-1]["date"] = m["date"]  # when it ran, not when it was merged
+    return out
+
+
 # -- main --------------------------------------------------------------------------------
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
@@ -1396,6 +1467,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run no attribution: recompute every scenario's truth of the existing results "
         "with the --truth-* settings (reused when its key matches) and re-score the stored "
         "runs against it",
+    )
+    p.add_argument(
+        "--merge-from",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="run no attribution: add to the results in --out the runs made in these folders "
+        "(each started from a copy of them and run with --merge), each merge entry with its "
+        "own command, runs and seconds",
     )
     p.add_argument(
         "--out", default=str(RESULTS_DIR), help="results folder (default benchmarks/results)"
@@ -1511,6 +1591,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.rescore:
         return rescore(args, argv)
+    if args.merge_from:
+        results_dir = Path(args.out)
+        merged = read_json(NAME, results_dir)
+        for folder in [results_dir, *args.merge_from]:
+            if not (Path(folder) / f"{NAME}.json").is_file():
+                raise SystemExit(f"--merge-from: no {NAME}.json in {folder}")
+        for folder in args.merge_from:
+            merged = absorb(merged, read_json(NAME, Path(folder)))
+        finish(merged, results_dir)
+        return 0
     t_start = time.perf_counter()
     results_dir = Path(args.out)
     sizes, seeds = _ints(args.n), _ints(args.seeds)

@@ -666,3 +666,60 @@ def test_committed_demo_seeds_summary_matches_its_runs():
     for r in ds["runs"]:  # every record's error is its values minus its truth
         err = [abs(r["values"][m] - r["truth"][m]) for m in r["values"]]
         assert r["mae"] == pytest.approx(np.mean(err))
+
+
+def test_absorb_merges_each_parallel_run_as_it_ran():
+    """Runs made in a separate folder (a copy of the results run with --merge) come back
+    with their own command, runs and seconds, not the whole copy's log and seconds."""
+    import copy
+
+    bench = pytest.importorskip("benchmarks.bench_synthetic_ms")
+
+    def run(estimator, n, seed):
+        return {"scenario": "null", "estimator": estimator, "n": n, "seed": seed, "mae": 0.01}
+
+    def entry(command, estimator, sizes, seeds, seconds, date):
+        return {
+            "date": date,
+            "command": command,
+            "estimators": [estimator],
+            "scenarios": ["null"],
+            "sizes": sizes,
+            "seeds": seeds,
+            "n_runs": len(sizes) * len(seeds),
+            "seconds": seconds,
+        }
+
+    previous = {
+        "mode": "quick",
+        "config": {"shape": [16] * 3, "sizes": [100], "seeds": [0], "estimators_run": ["iw"]},
+        "model": {"per_center": {}},
+        "not_applicable": {},
+        "skipped": {},
+        "scenarios": {"null": {"truth": {"D": 0.0}}},
+        "runs": [run("iw", 100, 0)],
+        "log": ["first run"],
+        "seconds": 10.0,
+        "merged": [entry("first", "iw", [100], [0], 10.0, "d0")],
+    }
+    other = copy.deepcopy(previous)  # the copy a parallel run started from
+    other["runs"] += [run("iw+ext", 300, 0), run("iw+ext", 300, 1)]
+    other["log"] += ["parallel run"]
+    other["seconds"] += 40.0
+    other["merged"].append(entry("parallel", "iw+ext", [300], [0, 1], 40.0, "d1"))
+    out = bench.absorb(previous, other)
+    assert sorted(bench._run_key(r) for r in out["runs"]) == sorted(
+        bench._run_key(r) for r in other["runs"]
+    )
+    assert [m["command"] for m in out["merged"]] == ["first", "parallel"]
+    assert out["merged"][-1]["date"] == "d1" and out["merged"][-1]["n_runs"] == 2
+    assert out["seconds"] == 50.0 and out["log"] == ["first run"]
+    assert bench.absorb(out, other)["runs"] == out["runs"]  # already there: nothing added
+    # an entry whose runs the file no longer holds, or other settings: refused
+    broken = copy.deepcopy(other)
+    broken["merged"][-1]["n_runs"] = 5
+    with pytest.raises(ValueError, match="lists 5 runs but the file holds 2"):
+        bench.absorb(previous, broken)
+    other["config"]["shape"] = [32] * 3
+    with pytest.raises(ValueError, match=r"other settings.*shape"):
+        bench.absorb(previous, other)
