@@ -58,7 +58,7 @@ penalised logistic model on the joint set's features starting from the parents'
 log-ratio (:mod:`shiftattr.ratios.offset`) instead of the difference of two classifiers.
 
 **Extended-statistics variants** (``iw+ext``, ``mis+ext``, ``mr+pooled+ext``,
-``iw+ext+outputs``, ``mis+ext+outputs``): both image ratio estimators are
+``iw+ext+outputs``, ``mis+ext+outputs``, ``mr+pooled+ext+outputs``): both image ratio estimators are
 ``ImageStatsRatio(statistics="extended")``, the basic statistics plus image-quality
 measures (:mod:`shiftattr.ratios.image_quality`) with linear-logistic candidates;
 ``+outputs`` as below; ``+ext+mic``: also ``mask_image_contrast=True`` (the image's
@@ -116,7 +116,9 @@ same samples, folds and ratios, pooled regressions, bootstrap interval.
 scenario's source and target from :meth:`SyntheticMS.true_log_ratio` (the densities of
 the hidden per-case draws). Same samples, folds and regressions as ``iw`` / ``mr``. What
 error remains with perfect ratio estimators: the gap to ``iw`` / ``mr`` is the ratio
-estimators' share of the error.
+estimators' share of the error. ``mis+ext+outputs+oracle-D``, ``-X``, ``-Y`` (opt-in)
+give the true ratio of one mechanism only and estimate the others as
+``mis+ext+outputs`` does: which estimated ratio costs how much.
 
 **Cross-checked variant** (``iw+check``; opt-in): ``iw`` with
 ``attribute(..., cross_check=True)``: the plain regression estimate (the features of
@@ -231,6 +233,7 @@ ESTIMATORS = (
     "mr+pooled+ext",
     "iw+ext+outputs",
     "mis+ext+outputs",
+    "mr+pooled+ext+outputs",
     "iw+ext+mic",
     "mis+ext+mic",
     "iw+ext+offset",
@@ -245,6 +248,9 @@ ESTIMATORS = (
     "mis+ext+outputs+selfdice",
     "iw+ext+outputs+selfdice+metric",
     "mis+ext+outputs+selfdice+metric",
+    "mis+ext+outputs+oracle-D",
+    "mis+ext+outputs+oracle-X",
+    "mis+ext+outputs+oracle-Y",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -273,6 +279,11 @@ POOLED_SUFFIX = "+pooled"
 #: estimating them: ``<method>+oracle``, the error left with perfect ratio estimators.
 #: Opt-in.
 ORACLE_SUFFIX = "+oracle"
+#: Estimator names given the true ratio of one mechanism only, the others estimated as in
+#: ``<method>``: ``<method>+oracle-<node>``, e.g. ``mis+ext+outputs+oracle-Y``. Beside
+#: ``<method>`` and ``<method>+oracle`` they split the ratio estimators' share of the error
+#: by mechanism. Opt-in.
+ORACLE_NODE_MARK = "+oracle-"
 #: Estimator names cross-checked by the plain regression estimate
 #: (``attribute(cross_check=True)``): ``iw+check``. Opt-in.
 CHECK_SUFFIX = "+check"
@@ -309,6 +320,7 @@ DEFAULT_ESTIMATORS = tuple(
             REPEATS_SUFFIX,
             BIASAWARE_SUFFIX,
             ORACLE_SUFFIX,
+            *(ORACLE_NODE_MARK + node for node in MECHANISMS),
             CHECK_SUFFIX,
             CNN_SUFFIX,
             METRIC_MARK,
@@ -731,7 +743,7 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             skipped[e] = "shiftattr.attribute has no n_repeats= keyword in this checkout"
         elif e.endswith(BIASAWARE_SUFFIX) and "interval" not in params:
             skipped[e] = "shiftattr.attribute has no interval= keyword in this checkout"
-        elif e.endswith(ORACLE_SUFFIX) and "known_ratios" not in params:
+        elif oracle_nodes(e) and "known_ratios" not in params:
             skipped[e] = "shiftattr.attribute has no known_ratios= keyword in this checkout"
         elif e.endswith(POOLED_SUFFIX) and "pooled_regressions" not in params:
             skipped[e] = "shiftattr.attribute has no pooled_regressions= keyword in this checkout"
@@ -814,14 +826,26 @@ def _with_self_dice(adapter: SegmentationAdapter, environment) -> np.ndarray:
     return np.column_stack([adapter.output_features(environment), self_dice])
 
 
-def oracle_ratios(sim: SyntheticMS, scen: Scenario) -> dict[str, Any]:
-    """``known_ratios`` for ``attribute``: every mechanism's true log-ratio between the
-    scenario's source and target, from the simulator's hidden per-case draws."""
+def oracle_nodes(estimator: str) -> tuple[str, ...]:
+    """The mechanisms whose true ratio ``estimator`` is given: all for ``<method>+oracle``,
+    one for ``<method>+oracle-<node>``, none otherwise."""
+    if estimator.endswith(ORACLE_SUFFIX):
+        return MECHANISMS
+    if ORACLE_NODE_MARK in estimator:
+        return (estimator.rsplit(ORACLE_NODE_MARK, 1)[1],)
+    return ()
+
+
+def oracle_ratios(
+    sim: SyntheticMS, scen: Scenario, nodes: tuple[str, ...] = MECHANISMS
+) -> dict[str, Any]:
+    """``known_ratios`` for ``attribute``: the true log-ratio of each of ``nodes`` between
+    the scenario's source and target, from the simulator's hidden per-case draws."""
     return {
         node: partial(
             sim.true_log_ratio, node=node, source=scen.env("source"), target=scen.env("target")
         )
-        for node in MECHANISMS
+        for node in nodes
     }
 
 
@@ -861,10 +885,10 @@ def one_run(
 
         kw["features"] = {"X": raw_features("X")}
         kw["regressor"] = CNNRegressor(image_shape=source.item_shape("X"), random_state=seed)
-    if estimator.endswith(ORACLE_SUFFIX):
+    if oracle_nodes(estimator):
         if sim is None:
             raise ValueError(f"{estimator} needs the simulator: pass sim= to one_run")
-        kw["known_ratios"] = oracle_ratios(sim, scen)
+        kw["known_ratios"] = oracle_ratios(sim, scen, oracle_nodes(estimator))
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -1091,6 +1115,7 @@ MR_VS_IW_PAIRS = (
     ("mr+pooled", "iw"),
     ("mr+pooled+ext", "iw+ext"),  # both with the library's defaults since 2026-11-30
     ("mr+pooled+ext", "iw+ext+outputs"),  # iw as the command line runs it since then
+    ("mr+pooled+ext+outputs", "iw+ext+outputs"),  # both with the outputs in the ratios
     ("mr+oracle", "iw+oracle"),
 )
 
@@ -1182,6 +1207,10 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "lightcoral",
                 "darkgoldenrod",
                 "mediumseagreen",
+                "darkred",
+                "lightseagreen",
+                "mediumpurple",
+                "goldenrod",
             ),
             strict=True,
         )

@@ -1254,6 +1254,46 @@ def _separated(rs: list[dict[str, Any]]) -> str:
     return f"{sep} of {len(rs)} ({right} right)"
 
 
+def _total_error(rs: list[dict[str, Any]], observed: bool = False) -> str:
+    """Root mean square over runs of the values' sum minus the truth's (the whole change's
+    error), or with ``observed`` of the change the two samples show (mean source Dice minus
+    mean target Dice) minus the truth's: what an estimator that closes on the samples'
+    means, as ``mr`` does, carries into its values whatever its regressions."""
+    err = [
+        (r["source_dice"] - r["target_dice"] if observed else sum(r["values"].values()))
+        - sum(r["truth"].values())
+        for r in rs
+    ]
+    return _f(float(np.sqrt(np.mean(np.square(err)))), 2)
+
+
+def _ms_observed_change(ms: dict[str, Any], estimator: str) -> list[str]:
+    """Section 5: how far the change the two samples show is from the truth's, and how
+    closely ``estimator``'s values sum to it (``mr`` closes on the samples' means)."""
+    rs = [r for r in ms["runs"] if r.get("ok") and r["estimator"] == estimator]
+    sizes = sorted({r["n"] for r in rs})
+    if not sizes:
+        return []
+
+    def closure(sel: list[dict[str, Any]]) -> float:
+        gap = [sum(r["values"].values()) - (r["source_dice"] - r["target_dice"]) for r in sel]
+        return float(np.max(np.abs(gap)))
+
+    per_n = "; ".join(
+        f"N = {n}: {_total_error([r for r in rs if r['n'] == n], observed=True)}" for n in sizes
+    )
+    return [
+        "The change the two samples show (source mean Dice minus target mean Dice) misses "
+        f"the truth's whole change by (rms over the `{estimator}` runs) {per_n}. "
+        f"`{estimator}`'s values sum to it to within {_f(closure(rs), 2)}: `mr` closes on "
+        "the samples' means, so that sampling error is a floor of its total's error "
+        "whatever its regressions and ratios, and it lands on the mechanisms (in `null`, "
+        "where nothing shifted, mostly on `Y`). `iw` estimates the target's mean from the "
+        "weighted source cases and `mis` from both samples, so neither is bound to it.",
+        "",
+    ]
+
+
 #: The statistics a variant comparison can show, each of a column's runs in one cell.
 _VARIANT_STATISTICS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
     "MAE": lambda rs: _f(float(np.mean([r["mae"] for r in rs]))),
@@ -1267,6 +1307,7 @@ _VARIANT_STATISTICS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
     "split_unstable of (run, mechanism)": _split_unstable,
     "median split s.d. / bootstrap s.e.": _split_ratio,
     "time": lambda rs: f"{_f(float(np.median([r['seconds'] for r in rs])), 2)} s",
+    "total's error (rms)": _total_error,
 }
 
 
@@ -1518,12 +1559,45 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "over D, X, Y, CI coverage (fixed bootstrap), runs erring by more than 0.02 that "
         "carried a warning:",
     ),
+    # Which estimated ratio costs how much: the true ratio of one mechanism at a time.
+    "oracle-node": (
+        [
+            "mis+ext+outputs",
+            "mis+ext+outputs+oracle-D",
+            "mis+ext+outputs+oracle-X",
+            "mis+ext+outputs+oracle-Y",
+            "mis+oracle",
+        ],
+        "**Which ratio costs how much** (opt-in `mis+ext+outputs+oracle-<node>`: the true "
+        "ratio of that mechanism from `SyntheticMS.true_log_ratio`, the other two estimated "
+        "as in `mis+ext+outputs`; `mis+oracle`: all three true). The MAE a column gains over "
+        "`mis+ext+outputs` is what that mechanism's estimated ratio costs. Over the "
+        "(scenario, N, seed) every column ran: MAE over D, X, Y, dominant mechanism right, CI "
+        "coverage (fixed bootstrap):",
+    ),
+    # MR with the model's outputs in its ratios, against the iw the command line runs.
+    "mr+outputs": (
+        ["iw+ext+outputs", "mr+pooled+ext", "mr+pooled+ext+outputs", "mis+ext+outputs"],
+        "**MR with the outputs in its ratios, and what the values sum to** "
+        "(`mr+pooled+ext+outputs`: `mr+pooled+ext` whose image ratio estimators also see the "
+        "model's output summaries, as `iw+ext+outputs`'s do; its regressions read them "
+        "already). Over the (scenario, N, seed) every column ran: MAE over D, X, Y, "
+        "dominant mechanism right, CI coverage (fixed bootstrap), and the root mean square "
+        "error of the values' sum against the truth's whole change:",
+    ),
 }
 
 #: The statistics of a ``_COLUMN_TABLES`` table when they are not the usual ones.
 _COLUMN_TABLE_STATISTICS: dict[str, tuple[str, ...]] = {
     "ext+refit": ("coverage", "mean CI width", "flagged of error > 0.02", "time"),
     "ext+outputs+prognostic": ("MAE", "coverage", "flagged of error > 0.02"),
+    "oracle-node": ("MAE", "dominant", "coverage"),
+    "mr+outputs": (
+        "MAE",
+        "dominant",
+        "coverage",
+        "total's error (rms)",
+    ),
 }
 
 
@@ -1557,6 +1631,8 @@ _MR_PAIR_NOTES = {
     ("mr+pooled+ext", "iw+ext+outputs"): " (the library's `method='mr'` on images; against "
     "`iw` as the command line runs it since 2026-11-30, with the model's outputs in the "
     "image ratios)",
+    ("mr+pooled+ext+outputs", "iw+ext+outputs"): " (`method='mr'` on images with the "
+    "model's outputs in its image ratios too, as the command line's `iw` has them; opt-in)",
 }
 
 
@@ -1993,6 +2069,9 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
     out += _ms_column_table(ms, "ext+offset")
     out += _ms_column_table(ms, "ext+refit")
     out += _ms_column_table(ms, "ext+outputs+prognostic")
+    out += _ms_column_table(ms, "mr+outputs")
+    out += _ms_observed_change(ms, "mr+pooled+ext")
+    out += _ms_column_table(ms, "oracle-node")
     out += _ms_not_separated(ms)
     out += [
         "**Per scenario and estimator** (over seeds). MAE: mean over runs of the mean "

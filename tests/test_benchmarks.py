@@ -460,6 +460,44 @@ def test_oracle_variant_passes_the_simulators_true_ratios(monkeypatch):
         )
 
 
+def test_one_node_oracle_variants_pass_only_that_nodes_true_ratio(monkeypatch):
+    """``<method>+oracle-<node>`` gives attribute the true ratio of that mechanism alone;
+    the other mechanisms keep their estimators (those of ``<method>``)."""
+    from types import SimpleNamespace
+
+    from benchmarks import bench_synthetic_ms as bench
+
+    assert bench.oracle_nodes("mis+ext+outputs+oracle-Y") == ("Y",)
+    assert bench.oracle_nodes("mr+oracle") == ("D", "X", "Y")
+    assert bench.oracle_nodes("mis+ext+outputs") == ()
+    for node in bench.MECHANISMS:
+        name = f"mis+ext+outputs+oracle-{node}"
+        assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
+    sim = bench.make_simulator((16, 16, 16))
+    scen = next(s for s in bench.SCENARIOS if s.name == "all_three")
+    env = sim.sample(5, **scen.env("source"), random_state=1)
+    seen = {}
+
+    def fake_attribute(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    adapter = SimpleNamespace(output_features=lambda env: np.zeros((len(env), 1)))
+    assert bench.attribute_kwargs("mis+ext+outputs+oracle-Y", adapter)["method"] == "mis"
+    monkeypatch.setattr(bench.shiftattr, "attribute", fake_attribute)
+    rec = bench.one_run(
+        scen, {}, env, env, np.zeros(5), np.zeros(5), adapter,
+        "mis+ext+outputs+oracle-Y", 0, 5, 0, 2, sim=sim,
+    )  # fmt: skip
+    assert rec["ok"] is False and sorted(seen["known_ratios"]) == ["Y"]
+    np.testing.assert_array_equal(
+        seen["known_ratios"]["Y"](env),
+        sim.true_log_ratio(env, "Y", scen.env("source"), scen.env("target")),
+    )
+    assert set(seen["estimators"]) == {"X", "Y"}  # estimated where not known, as mis+ext+outputs
+    assert seen["estimators"]["X"].extra_features is not None
+
+
 def test_value_estimator_methods_are_labelled_and_oracles_get_every_true_ratio(monkeypatch):
     from benchmarks import report
     from benchmarks import value_estimators as ve
@@ -723,3 +761,33 @@ def test_absorb_merges_each_parallel_run_as_it_ran():
     other["config"]["shape"] = [32] * 3
     with pytest.raises(ValueError, match=r"other settings.*shape"):
         bench.absorb(previous, other)
+
+
+def test_observed_change_sentence_and_total_error_statistic():
+    """Section 5's closure sentence: the rms gap between the samples' change and the
+    truth's per N, and how closely the estimator's values sum to that change."""
+    from benchmarks import report
+
+    def run(n, values, source, target, truth):
+        return {
+            "ok": True,
+            "estimator": "mr+pooled+ext",
+            "n": n,
+            "values": dict(zip("DXY", values)),
+            "truth": dict(zip("DXY", truth)),
+            "source_dice": source,
+            "target_dice": target,
+        }
+
+    runs = [
+        run(100, (0.0, 0.1, 0.0), 0.8, 0.7, (0.0, 0.07, 0.0)),  # observed 0.1, truth 0.07
+        run(100, (0.0, 0.0, 0.05), 0.8, 0.75, (0.0, 0.0, 0.01)),  # observed 0.05, truth 0.01
+        run(300, (0.02, 0.0, 0.0), 0.7, 0.68, (0.0, 0.0, 0.0)),  # observed 0.02, truth 0
+    ]
+    text = " ".join(report._ms_observed_change({"runs": runs}, "mr+pooled+ext"))
+    assert "N = 100: 0.035; N = 300: 0.02." in text  # sqrt((0.03² + 0.04²) / 2) = 0.0354
+    assert "sum to it to within" in text
+    assert report._ms_observed_change({"runs": runs}, "iw") == []
+    assert report._total_error(runs[:2]) == "0.035"
+    runs[0]["values"]["X"] = 0.07  # now exact: only the second run errs, by 0.04
+    assert report._total_error(runs[:2]) == report._f(np.sqrt(0.04**2 / 2), 2)
