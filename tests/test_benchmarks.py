@@ -791,3 +791,19 @@ def test_observed_change_sentence_and_total_error_statistic():
     assert report._total_error(runs[:2]) == "0.035"
     runs[0]["values"]["X"] = 0.07  # now exact: only the second run errs, by 0.04
     assert report._total_error(runs[:2]) == report._f(np.sqrt(0.04**2 / 2), 2)
+
+
+def test_default_threads_sentence_reports_the_run_it_describes():
+    """Section 2: the default-threads comparison is read from its run, not asserted."""
+    from benchmarks import report
+
+    one = {"blas_threads": 1, "seconds": {"dowhy_exact": 0.3, "shiftattr_exact": 0.012}}
+    many = {
+        "blas_threads": "library default",
+        "seconds": {"dowhy_exact": 0.27, "shiftattr_exact": 0.009},
+        "speedup_vs_dowhy": 30.0,
+    }
+    text = report._default_threads_sentence(one, [one, many])
+    assert "the ratio is 30×" in text and "0.27 s (one thread: 0.3 s)" in text
+    assert "inflated" not in text
+    assert report._default_threads_sentence(one, [one]).startswith("One thread on both")
