@@ -499,3 +499,18 @@ def test_shift_not_separated_flags_unshifted_children_with_fixed_ratio_intervals
     assert res.diagnostics["overall"]["warning_counts"]["shift_not_separated"] == 2
     assert not flagged(n_bootstrap=10, bootstrap="refit")[1]
     assert not flagged(n_bootstrap=1, bootstrap="fixed")[1]
+
+
+def test_summary_header_names_the_confidence_level():
+    """The summary's interval column says the level the intervals were computed at."""
+    rng = np.random.default_rng(0)
+    g = sa.CausalGraph({"X": []})
+    src = sa.Environment({"X": rng.normal(size=(80, 1))}, name="s")
+    tgt = sa.Environment({"X": rng.normal(0.5, 1.0, size=(80, 1))}, name="t")
+    m = rng.random(80)
+    res = sa.attribute(
+        g, src, tgt, metric=m, n_folds=2, n_bootstrap=20, bootstrap="fixed",
+        confidence=0.9, random_state=0, progress=False,
+    )  # fmt: skip
+    header = next(x for x in res.summary().splitlines() if x.startswith("mechanism"))
+    assert "90% CI" in header and "95% CI" not in header

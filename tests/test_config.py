@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from shiftattr.config import ConfigError, load_config
@@ -116,6 +118,19 @@ def test_defaults_and_toml(tmp_path):
             r"attribution\.paired names \['Y'\], which are not attributed mechanisms \(X\)",
         ),
         (
+            {
+                "data": {"kind": "folder", "source": {"folder": "a"}, "target": {"folder": "b"}},
+                "model": {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"},
+                "attribution": {"paired": ["Y"]},
+            },
+            r"attribution\.paired = \['Y'\] needs readings of the same cases by both sides, "
+            r"which data\.kind = 'folder' does not load",
+        ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"paired": ["X", "Y"]}},
+            r"attribution\.paired = \['X', 'Y'\]: only the annotation Y can be paired",
+        ),
+        (
             {"data": {"kind": "synthetic"}, "attribution": {"tolerance": 0.02, "n_bootstrap": 0}},
             r"attribution\.tolerance is judged against the bootstrap intervals",
         ),
@@ -165,3 +180,46 @@ def test_bad_files(tmp_path):
 def test_correction_cap_values(cap, expected):
     cfg = load_config({"data": {"kind": "synthetic"}, "attribution": {"correction_cap": cap}})
     assert cfg.attribution.correction_cap == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "ignored"),
+    [
+        (
+            {"kind": "folder", "source": {"folder": "a", "centers": ["01"]}, "target": {"folder": "b"}},
+            "data.source.centers",
+        ),
+        (
+            {"kind": "nnunet", "modalities": ["T1"], "source": {"folder": "a"}, "target": {"folder": "b"}},
+            "data.modalities",
+        ),
+        (
+            {"kind": "nnunet", "source": {"folder": "a"}, "target": {"folder": "b", "manifest": "m.csv"}},
+            "data.target.manifest",
+        ),
+        ({"kind": "msseg2016", "root": "r", "source": {"folder": "a"}, "target": {}}, "data.source.folder"),
+    ],
+)  # fmt: skip
+def test_nifti_keys_the_kind_does_not_read_are_errors(data, ignored):
+    """A key another NIfTI kind reads would otherwise be ignored without a word."""
+    model = {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"}
+    with pytest.raises(ConfigError, match=rf"{re.escape(ignored)} not read with data\.kind"):
+        load_config({"data": data, "model": model})
+
+
+def test_nifti_keys_the_kind_reads_are_accepted():
+    model = {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"}
+    msseg = {
+        "kind": "msseg2016",
+        "root": "r",
+        "modalities": ["FLAIR", "T1"],
+        "source": {"centers": ["01"], "annotators": ["1", "4"], "patients": ["01"]},
+        "target": {"centers": ["03"], "label": "4"},
+    }
+    folder = {
+        "kind": "folder",
+        "source": {"folder": "a", "manifest": "m.csv"},
+        "target": {"folder": "b"},
+    }
+    for data in (msseg, folder):
+        assert load_config({"data": data, "model": model}).data.kind == data["kind"]

@@ -412,3 +412,36 @@ def test_adapter_on_nifti_environment_caches_and_leaves_data_untouched(tmp_path,
     assert adapter.n_model_calls_ == 2
     assert isinstance(env, Environment)
     assert snapshot(root) == before
+
+
+def test_run_config_pairs_msseg2016_raters(tmp_path):
+    """``shiftattr run`` on MSSEG-2016 with ``attribution.paired = ["Y"]`` loads every
+    rater's masks and pairs each side with the other side's rater."""
+    from shiftattr.config import load_config
+    from shiftattr.pipeline import _nifti_environments, _nifti_paired
+
+    root = make_msseg(tmp_path / "msseg")
+    cfg = load_config(
+        {
+            "data": {
+                "kind": "msseg2016",
+                "root": str(root),
+                "source": {"centers": ["01"], "label": "1"},
+                "target": {"centers": ["03"], "label": "4"},
+            },
+            "model": {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"},
+            "attribution": {"paired": ["Y"]},
+        }
+    )
+    paired = _nifti_paired(cfg.attribution.paired, cfg.data)
+    assert paired == {"Y": ("annotator-4", "annotator-1")}
+    src, tgt = _nifti_environments(cfg.data, pair=True)
+    for env, other in ((src, "4"), (tgt, "1")):
+        readings = env.counterfactual(f"annotator-{other}", "Y")
+        own = load_msseg2016(root, centers=[env.metadata["center"][0]], label=int(other))
+        for i in range(len(env)):
+            np.testing.assert_array_equal(readings[i], own["Y"][i])  # same scans, other rater
+    plain, _ = _nifti_environments(cfg.data)
+    assert not plain.counterfactuals
+    assert _nifti_paired({"Y": "annotator-7"}, cfg.data) == {"Y": "annotator-7"}
+    assert _nifti_paired([], cfg.data) == []

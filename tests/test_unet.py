@@ -159,3 +159,21 @@ def test_realistic_training_on_synthetic_ms_reaches_a_sensible_dice():
     print(f"training {elapsed:.0f}s, Dice in-distribution {d_in:.3f}, center 03 {d_03:.3f}")
     assert d_in > 0.55
     assert d_03 < d_in - 0.03  # the acquisition shift costs Dice (paired cases)
+
+
+def test_unet_input_shape_errors_say_what_to_change():
+    net = UNet3D(in_channels=1, channels=(2, 4))
+    with pytest.raises(
+        ValueError,
+        match=r"expects input \(B, 1, \.\.\., \.\.\., \.\.\.\), got "
+        r"shape \(2, 8, 8, 8\); add the channel axis with x\[:, None\]",
+    ):
+        net(torch.zeros(2, 8, 8, 8))
+    with pytest.raises(
+        ValueError,
+        match=r"give 1 channel\(s\) on axis 1, or build the network "
+        r"with in_channels=3",
+    ):
+        net(torch.zeros(2, 3, 8, 8, 8))
+    with pytest.raises(ValueError, match=r"give a batch of 3D volumes with a channel axis"):
+        net(torch.zeros(8, 8, 8))

@@ -139,7 +139,7 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--interval",
         choices=["auto", "bootstrap", "bias_aware"],
-        help="'bias_aware' (with --method mr or regression) widens each interval to cover a "
+        help="'bias_aware' (with --method mr, regression or mis) widens each interval to cover a "
         "bias up to the distance to importance weighting; 'auto' (default) uses it for mr "
         "(overrides attribution.interval)",
     )

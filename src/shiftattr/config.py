@@ -101,6 +101,26 @@ class NiftiData(_Strict):
             for side in ("source", "target"):
                 if getattr(self, side).folder is None:
                     raise ValueError(f"data.{side}.folder is required for kind = {self.kind!r}")
+        # keys another kind reads: given here, they would be ignored without a word
+        unread = {
+            "folder": ({"root", "modalities"}, {"centers", "annotators", "patients", "label"}),
+            "nnunet": (
+                {"root", "modalities"},
+                {"centers", "annotators", "patients", "label", "manifest"},
+            ),
+            "msseg2016": (set(), {"folder", "manifest"}),
+        }[self.kind]
+        ignored = sorted(f"data.{k}" for k in unread[0] & self.model_fields_set)
+        for side in ("source", "target"):
+            given = getattr(self, side).model_fields_set
+            ignored += sorted(f"data.{side}.{k}" for k in unread[1] & given)
+        if ignored:
+            raise ValueError(
+                f"{', '.join(ignored)} not read with data.kind = {self.kind!r}: remove "
+                "them, or choose the kind that reads them ('msseg2016': root, modalities, "
+                "centers, annotators, patients, label; 'folder': folder, manifest; "
+                "'nnunet': folder)"
+            )
         return self
 
 
@@ -376,6 +396,20 @@ class RunConfig(_Strict):
                 f"model.kind = 'train-unet' needs data.kind = 'synthetic' (got "
                 f"{self.data.kind!r}); for NIfTI data give model.kind = 'checkpoint' with "
                 "model.factory and model.checkpoint"
+            )
+        paired = sorted(self.attribution.paired)
+        if paired and self.data.kind in ("folder", "nnunet"):
+            raise ValueError(
+                f"attribution.paired = {paired} needs readings of the same cases by both "
+                f"sides, which data.kind = {self.data.kind!r} does not load; only 'synthetic' "
+                "and 'msseg2016' (every case read by all seven raters) have them. Remove "
+                "attribution.paired."
+            )
+        if paired and paired != ["Y"]:
+            raise ValueError(
+                f"attribution.paired = {paired}: only the annotation Y can be paired with "
+                f"data.kind = {self.data.kind!r} (the same images read by another annotator); "
+                "a case cannot be re-scanned or its patient re-drawn."
             )
         return self
 

@@ -492,7 +492,10 @@ class Environment:
         """
         idx = np.asarray(indices, dtype=int)
         if idx.ndim != 1:
-            raise ValueError("subset indices must be one-dimensional")
+            raise ValueError(
+                f"subset indices must be one-dimensional, got shape {idx.shape}; pass a "
+                "flat sequence of case positions."
+            )
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"subset index out of range for {len(self)} cases in {self.name!r}")
         ids = [self._case_ids[i] for i in idx]

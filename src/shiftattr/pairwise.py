@@ -413,7 +413,10 @@ def attribute_pairs(
     scorers : mapping of str to callable
         For each *training* environment, ``scorer(env) -> per-case metric`` of the
         model trained there (e.g. ``SegmentationAdapter(model_i).score``). Each
-        scorer runs once per environment (results are reused across pairs).
+        scorer runs once per environment (results are reused across pairs); with
+        ``paired=`` or ``method="generative"`` it is also passed to
+        :func:`~shiftattr.attribute`, which calls it again on the substituted or
+        simulated cases (a ``SegmentationAdapter`` caches what it has scored).
     pairs : sequence of (train, deploy), optional
         Default: every ordered pair of distinct environments whose train side has
         a scorer.

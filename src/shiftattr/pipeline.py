@@ -154,7 +154,9 @@ def _import_factory(spec: str):
         raise ValueError(f"cannot import model.factory {spec!r}: {exc}") from exc
 
 
-def _nifti_environments(cfg: NiftiData) -> tuple[Environment, Environment]:
+def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment, Environment]:
+    """The source and target of NIfTI data; ``pair``: MSSEG-2016 with every rater's masks
+    as counterfactuals of ``Y`` (``load_msseg2016(pair_annotators=True)``)."""
     from shiftattr import segmentation as seg
 
     envs = []
@@ -175,10 +177,22 @@ def _nifti_environments(cfg: NiftiData) -> tuple[Environment, Environment]:
                     patients=sel.patients,
                     label=label,
                     modalities=tuple(cfg.modalities),
+                    pair_annotators=pair,
                     name=side,
                 )
             )
     return envs[0], envs[1]
+
+
+def _nifti_paired(paired: list[str] | dict[str, Any], cfg: NiftiData) -> Any:
+    """``attribute``'s ``paired`` for NIfTI data: a mapping as given, or for ``["Y"]`` the
+    other side's rater (MSSEG-2016, loaded with every rater's masks: the source's cases as
+    the target's rater read them, and the target's as the source's rater did)."""
+    if isinstance(paired, dict):
+        return dict(paired)
+    if not paired:
+        return []
+    return {"Y": (f"annotator-{cfg.target.label}", f"annotator-{cfg.source.label}")}
 
 
 def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
@@ -262,7 +276,8 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
             paired = {"Y": (f"annotator-{tgt_kw['annotator']}", f"annotator-{src_kw['annotator']}")}
         spatial_dims = len(data.shape)
     else:
-        source, target = _nifti_environments(data)
+        source, target = _nifti_environments(data, pair=bool(a.paired))
+        paired = _nifti_paired(a.paired, data)
         train_env = None
         spatial_dims = 3
     lap("data")

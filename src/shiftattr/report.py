@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shiftattr.results import SIGN_NOTE, Attribution
+from shiftattr.results import SIGN_NOTE, Attribution, ci_label
 
 __all__ = ["write_report"]
 
@@ -145,7 +145,7 @@ def _html(
     title = html.escape(
         title or f"shiftattr: {s.get('source', 'source')} → {s.get('target', 'target')}"
     )
-    level = f"{100 * float(s.get('confidence', 0.95)):g}% CI"
+    level = ci_label(s)
     head = [
         "mechanism",
         "value",

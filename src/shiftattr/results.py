@@ -103,6 +103,26 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return f"{x:+.{digits}f}"
 
 
+def ci_label(settings: Mapping[str, Any]) -> str:
+    """Column header of the intervals: their confidence level, from the settings.
+
+    Parameters
+    ----------
+    settings : mapping
+        An :class:`Attribution`'s ``settings`` (``"confidence"``, default 0.95).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> ci_label({}), ci_label({"confidence": 0.9})
+    ('95% CI', '90% CI')
+    """
+    return f"{100 * float(settings.get('confidence', 0.95)):g}% CI"
+
+
 @dataclass
 class Attribution:
     """The result of :func:`shiftattr.attribute`.
@@ -127,7 +147,8 @@ class Attribution:
     source_metric : float
         Mean metric on the source cases.
     estimated_target_metric : float
-        Importance-weighted estimate of the mean metric with all mechanisms shifted.
+        The value estimator's estimate of the mean metric with all mechanisms shifted
+        (importance-weighted for ``method="iw"``).
     measured_target_metric : float or None
         Mean of ``target_metric`` when given.
     closure_error : float or None
@@ -355,7 +376,7 @@ class Attribution:
             f"{s.get('target', 'target')}",
             f"  ({SIGN_NOTE})",
             "",
-            f"{'mechanism':<14}{'value':>10}{'95% CI':>22}{'AUC':>7}{'ESS':>9}{'max w':>8}",
+            f"{'mechanism':<14}{'value':>10}{ci_label(s):>22}{'AUC':>7}{'ESS':>9}{'max w':>8}",
         ]
         for r in self.to_records():
             ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"

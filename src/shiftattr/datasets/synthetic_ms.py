@@ -461,7 +461,7 @@ class SyntheticMS:
     populations : mapping of str to PopulationSpec, optional
         Available populations; default :data:`POPULATION_PRESETS` ("default", "young",
         "old", "high-load", "low-load").
-    random_state : int, optional
+    random_state : int, default 0
         Base seed. Samples drawn with ``random_state=k`` depend on ``(random_state, k)``;
         samples drawn with ``random_state=None`` follow a reproducible sequence.
 

@@ -591,8 +591,10 @@ class CNNDiscriminator(DensityRatioEstimator):
             raise ValueError(
                 f"intensity_norm must be 'global' or 'case', got {self.intensity_norm!r}."
             )
-        if float(self.gradient_penalty) < 0 or not 0 <= float(self.intensity_jitter) < 1:
-            raise ValueError("gradient_penalty must be >= 0 and intensity_jitter in [0, 1).")
+        if float(self.gradient_penalty) < 0:
+            raise ValueError(f"gradient_penalty must be >= 0, got {self.gradient_penalty!r}.")
+        if not 0 <= float(self.intensity_jitter) < 1:
+            raise ValueError(f"intensity_jitter must be in [0, 1), got {self.intensity_jitter!r}.")
         if not isinstance(self.tta, (bool, np.bool_)) and int(self.tta) < 0:
             raise ValueError(f"tta must be a bool or a non-negative int, got {self.tta!r}.")
         for ax in self._flip_axes():

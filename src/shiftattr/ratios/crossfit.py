@@ -465,7 +465,10 @@ class CrossFittedRatios:
             if not np.all(np.isfinite(scores)):
                 raise FloatingPointError(
                     f"the ratio estimator for nodes {list(nodes)} returned non-finite log-ratios; "
-                    "the environments may be perfectly separable on these nodes."
+                    "the environments may be perfectly separable on these nodes. Check for "
+                    "NaN or infinite features, use an estimator whose log-ratios stay finite "
+                    "(a penalised one, e.g. StandardisedLogisticRegression), or leave these "
+                    "nodes out of the mechanisms if the environments share no cases."
                 )
             auc[nodes] = rank_auc(labels, scores)
         L = np.empty((len(self.mechanisms), ns))

@@ -127,7 +127,7 @@ class SegmentationAdapter:
         Gaussian blending width relative to the patch.
     metric_params : dict, optional
         Keyword arguments for the metric, e.g. ``{"empty": "one"}`` or
-        ``{"min_size": 3}`` for lesion-wise metrics.
+        ``{"min_lesion_volume": 3.0}`` (mm³) for lesion-wise metrics.
     spacing : sequence of float, array (N, d) or "metadata", optional
         Voxel spacing for distance-aware metrics: one spacing for every case, one row
         per case, or ``"metadata"`` to read ``environment.metadata["spacing"]`` (set by

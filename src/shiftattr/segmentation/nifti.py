@@ -517,8 +517,8 @@ def load_folder(
     ------
     NiftiDataError
         Naming the file or column: manifest missing or malformed, unknown column, file
-        not found, unreadable header, image / mask grids that disagree, non-numeric or
-        empty covariate values.
+        not found, unreadable header, image / mask grids that disagree, empty covariate
+        values (a non-numeric covariate column is moved to the metadata with a warning).
 
     Examples
     --------

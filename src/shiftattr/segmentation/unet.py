@@ -144,7 +144,10 @@ class UNet3D(nn.Module):
                 f"channels must be a non-empty sequence of positive ints, got {channels}"
             )
         if in_channels < 1 or out_channels < 1:
-            raise ValueError("in_channels and out_channels must be positive")
+            raise ValueError(
+                f"in_channels and out_channels must be positive, got {in_channels} and "
+                f"{out_channels}."
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         if foreground_prior is not None and not 0.0 < foreground_prior < 1.0:
@@ -206,10 +209,20 @@ class UNet3D(nn.Module):
         torch.Size([1, 1, 5, 6, 7])
         """
         if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
+            if x.ndim == self.spatial_dims + 1:
+                hint = "add the channel axis with x[:, None]"
+            elif x.ndim == self.spatial_dims + 2:
+                hint = (
+                    f"give {self.in_channels} channel(s) on axis 1, or build the network "
+                    f"with in_channels={x.shape[1]}"
+                )
+            else:
+                hint = f"give a batch of {self.spatial_dims}D volumes with a channel axis"
             raise ValueError(
                 f"UNet3D(spatial_dims={self.spatial_dims}, in_channels={self.in_channels}) "
-                f"expects input (B, {self.in_channels}, {', '.join('...' * self.spatial_dims)}), "
-                f"got shape {tuple(x.shape)}; add the channel axis with x[:, None]."
+                f"expects input (B, {self.in_channels}, "
+                f"{', '.join(['...'] * self.spatial_dims)}), got shape {tuple(x.shape)}; "
+                f"{hint}."
             )
         if self.normalize_input:
             dims = tuple(range(2, x.ndim))
@@ -477,8 +490,9 @@ def train_segmentation_model(
     weight_decay : float, default 0.0
     augment : bool, default True
         Flip every case along each spatial axis with probability 1/2.
-    random_state : int, optional
-        Seed of shuffling, augmentation and dropout.
+    random_state : int or None, default 0
+        Seed of shuffling, augmentation and dropout; ``None`` is seed 0 (training is
+        always reproducible).
     progress : bool, default True
         Show a progress bar over epochs.
     num_threads : int or None, default 1

@@ -11,7 +11,8 @@
 - ``"generative"``: every mechanism fitted as a sampler, every mixed distribution
   simulated and scored (:class:`GenerativeValue`; tabular graphs);
 - paired substitution (:func:`paired_metrics`) for mechanisms whose target value is
-  observed for the source cases; it composes with all three.
+  observed for the source cases; it composes with ``"iw"``, ``"regression"`` and
+  ``"mr"``.
 
 An image node's regressions see summaries of it (:func:`node_features`), or, with
 ``features={"X": raw_features("X")}`` and ``regressor=CNNRegressor(...)``, its voxels

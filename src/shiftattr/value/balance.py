@@ -101,7 +101,15 @@ class BalancedValue:
                 f"nodes and {len(ms)} source and {len(mt)} target cases."
             )
         if not (np.all(np.isfinite(ls)) and np.all(np.isfinite(lt))):
-            raise ValueError("log-ratios must be finite at every case.")
+            bad = sorted(
+                {self.nodes[i] for i in np.nonzero(~np.isfinite(np.hstack([ls, lt])).any(1))[0]}
+            )
+            raise ValueError(
+                f"the log-ratios of {bad} are not finite at every case (NaN or infinite): "
+                "both-samples weighting needs every case's density under both "
+                "environments; check the ratio estimators of these nodes, or give them "
+                "known_ratios that are finite."
+            )
         self.n_source, self.n_target = len(ms), len(mt)
         L = np.hstack([ls, lt])
         rows = [self.nodes.index(m) for m in self.mechanisms]

@@ -211,7 +211,8 @@ class MechanismSampler:
     kind : {"empirical", "categorical", "additive_noise", "location_scale", "constant"}
     support : ndarray
         Sorted observed values (``"empirical"``), classes (``"categorical"``), sorted
-        standardised residuals (the noise models) or the one value (``"constant"``).
+        residuals (``"additive_noise"``), sorted standardised residuals
+        (``"location_scale"``) or the one value (``"constant"``).
     model : estimator, optional
         The fitted regression ``f`` or classifier.
     scale_model : estimator, optional

@@ -96,8 +96,10 @@ def check_paired(
     Raises
     ------
     ValueError
-        A paired node is not a mechanism, has children, lacks its counterfactual
-        values in the source, or the metric is an array.
+        A paired node is not a mechanism or has children, or the metric is an array.
+    KeyError
+        The source lacks a paired node's counterfactual values (the message lists the
+        keys it holds).
 
     Examples
     --------

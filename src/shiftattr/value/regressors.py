@@ -217,8 +217,8 @@ def crossfit_regression(
             raise ValueError(
                 f"pooled regressions weight their cases, but regressor(s) {unweighted} take "
                 "no sample_weight in fit (in a pipeline: its last step): pass regressors "
-                "that do (e.g. RidgeCV, HistGradientBoostingRegressor) or leave "
-                "pooled_regressions off."
+                "that do (e.g. RidgeCV, HistGradientBoostingRegressor), or fit without "
+                "sample_weight (attribute(pooled_regressions=False))."
             )
     fold_ids = np.unique(folds)
     oof = {name: np.empty_like(y) for name in regressors}
