@@ -235,9 +235,15 @@ class Environment:
 
     Raises
     ------
+    TypeError
+        If a node name is not a str, or a node's values (in ``data`` or
+        ``counterfactuals``) have dtype object or cannot be converted to an array
+        (ragged volumes belong in a :class:`LazyVolumes`).
     ValueError
-        If nodes have different lengths (the message names them), the mapping is
-        empty, or case ids are not unique.
+        If ``data`` is not a non-empty mapping, a node is a scalar (no sample axis),
+        nodes have different lengths (the message names them), there are no cases,
+        ``case_ids`` does not have one unique id per case, or a counterfactual names an
+        unknown node or has the wrong number of cases.
 
     Examples
     --------
@@ -261,7 +267,10 @@ class Environment:
         arrays = {}
         for node, value in data.items():
             if not isinstance(node, str):
-                raise TypeError(f"node names must be strings, got {node!r} in {name!r}")
+                raise TypeError(
+                    f"node names must be strings, got {node!r} ({type(node).__name__}) in "
+                    f"environment {name!r}; name every node with a str, e.g. {str(node)!r}."
+                )
             arrays[node] = _as_node_array(node, value)
         lengths = {n: len(a) for n, a in arrays.items()}
         if len(set(lengths.values())) != 1:
@@ -271,7 +280,10 @@ class Environment:
             )
         n = next(iter(lengths.values()))
         if n == 0:
-            raise ValueError(f"Environment {name!r} has no cases.")
+            raise ValueError(
+                f"Environment {name!r} has no cases (every node has length 0); pass at least "
+                "one case along axis 0."
+            )
         if case_ids is None:
             ids = tuple(f"{name}:{i}" for i in range(n))
         else:

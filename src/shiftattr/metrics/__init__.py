@@ -136,6 +136,8 @@ def get_metric(name: str) -> MetricFunction:
 
     Raises
     ------
+    TypeError
+        If ``name`` is not a str (a metric callable needs no look-up: use it directly).
     ValueError
         If ``name`` is not a registered metric; the message lists the available names.
 
@@ -150,7 +152,10 @@ def get_metric(name: str) -> MetricFunction:
     ValueError: unknown metric 'jaccard'; available metrics: dice, hausdorff95, lesion_f1, lesion_ppv, lesion_sensitivity, volume_difference
     """
     if not isinstance(name, str):
-        raise TypeError(f"metric name must be a str, got {type(name).__name__}")
+        raise TypeError(
+            f"metric name must be a str, one of {', '.join(available_metrics())}; got "
+            f"{type(name).__name__} {name!r}"
+        )
     key = name.strip().lower().replace("-", "_")
     try:
         return METRICS[key]

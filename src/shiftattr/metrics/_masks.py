@@ -113,7 +113,10 @@ def _binarize(a: np.ndarray, name: str) -> np.ndarray:
     if a.dtype == np.bool_:
         return a
     if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold booleans or numbers 0/1, got dtype {a.dtype}")
+        raise TypeError(
+            f"{name} must hold booleans or numbers 0/1, got dtype {a.dtype}; convert it to a "
+            "bool or numeric 0/1 array first."
+        )
     nonbinary = (a != 0) & (a != 1)
     n_bad = int(np.count_nonzero(nonbinary))
     if n_bad:
@@ -149,6 +152,9 @@ def as_binary_masks(
 
     Raises
     ------
+    TypeError
+        If a mask's dtype is neither boolean nor numeric (e.g. strings, objects or
+        complex numbers); the message names the mask and its dtype.
     ValueError
         If the shapes differ (both shapes are named), the layout is ambiguous or wrong, or
         a mask is not binary (the number of non-binary voxels is given).

@@ -356,9 +356,20 @@ class SegmentationAdapter:
 
         Raises
         ------
+        TypeError
+            If ``environment`` is not an :class:`~shiftattr.Environment`, or a metric is
+            neither a name nor a callable.
+        KeyError
+            If ``environment`` lacks ``label_node`` or ``image_node``: raised by the
+            look-up ``environment[node]`` (the label node is looked up first), naming the
+            missing node and the nodes the environment holds.
         ValueError
-            If a value is NaN or infinite (e.g. Dice with both masks empty): the message
-            names the cases and how to set the empty-mask policy
+            If a metric name is unknown (:func:`~shiftattr.metrics.get_metric`), a
+            reference mask does not have the prediction's spatial shape or holds a single
+            label other than ``label``, an image's number of axes does not fit the model's
+            spatial axes, ``spacing`` does not fit the cases, a metric returns more than
+            one number per case, or a value is NaN or infinite (e.g. Dice with both masks
+            empty): the message names the cases and how to set the empty-mask policy
             (``metric_params={"empty": "one"}``).
 
         Examples

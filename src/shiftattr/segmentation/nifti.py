@@ -735,6 +735,8 @@ def load_nnunet_raw(
 
     Raises
     ------
+    ValueError
+        If ``split`` is not ``"Tr"`` or ``"Ts"``.
     NiftiDataError
         Missing ``dataset.json`` or images folder, a missing channel file (naming the
         case and the file), a missing label file, a file not following the naming
@@ -759,7 +761,9 @@ def load_nnunet_raw(
     """
     root = Path(dataset_folder)
     if split not in ("Tr", "Ts"):
-        raise ValueError(f"split must be 'Tr' or 'Ts', got {split!r}")
+        raise ValueError(
+            f"split must be 'Tr' (imagesTr/labelsTr) or 'Ts' (imagesTs/labelsTs), got {split!r}"
+        )
     dj_path = root / "dataset.json"
     if not dj_path.is_file():
         raise NiftiDataError(f"nnU-Net dataset.json not found: {str(dj_path)!r}")
@@ -969,6 +973,12 @@ def load_msseg2016(
 
     Raises
     ------
+    ValueError
+        A plain :class:`ValueError` (not :class:`NiftiDataError`) for bad arguments: an
+        unknown or empty ``modalities``, ``label=`` other than ``"consensus"`` given
+        together with ``annotators=``, an annotator or ``label`` that is not 1..7 or
+        ``"consensus"``, or a center or patient (in ``centers`` / ``patients`` or a
+        ``Center_*`` / ``Patient_*`` folder name) that is not a number.
     NiftiDataError
         Missing folder, modality or mask file (naming it), no matching case, or
         image / mask grids that disagree.
@@ -1021,12 +1031,19 @@ def load_msseg2016(
             )
         mods.append(key)
     if not mods:
-        raise ValueError("modalities must name at least one modality")
+        raise ValueError(
+            f"modalities must name at least one modality, e.g. ('FLAIR',); choose from "
+            f"{MSSEG2016_MODALITIES}"
+        )
     center_filter = None if centers is None else {_two_digits(c, "Center_") for c in centers}
     patient_filter = None if patients is None else {_two_digits(p, "Patient_") for p in patients}
     if annotators is not None:
         if label != "consensus":
-            raise ValueError("pass either label= (one mask per patient) or annotators=, not both")
+            raise ValueError(
+                "pass either label= (one mask per patient) or annotators= (one case per "
+                f"patient and annotator), not both; got label={label!r} and "
+                f"annotators={list(annotators)!r}. Drop label=, or pass annotators=[{label!r}]."
+            )
         ann_list = [_annotator_name(a) for a in annotators]
     else:
         ann_list = [_annotator_name(label)]

@@ -483,7 +483,19 @@ class GenerativeValue:
 
     Examples
     --------
-    >>> gv = _coin_example()        # A ~ {0, 1} at the source, always 1 at the target
+    One root node ``A``, a fair coin at the source and always 1 at the target, and ``A``
+    itself as the per-case metric:
+
+    >>> import numpy as np
+    >>> from shiftattr import CausalGraph, Environment
+    >>> from shiftattr.value.generative import GenerativeValue, fit_sampler
+    >>> source = Environment({"A": np.tile([0.0, 1.0], 50)})  # A: a fair coin
+    >>> target = Environment({"A": np.ones(100)})  # A: always 1
+    >>> samplers = {("A", False): fit_sampler("A", [], source, discrete=True),
+    ...             ("A", True): fit_sampler("A", [], target, discrete=True)}
+    >>> gv = GenerativeValue(CausalGraph({"A": []}), ["A"], samplers,
+    ...                      metric_fn=lambda env: env["A"], n_simulations=2000,
+    ...                      random_state=0, measured=(0.5, 1.0))
     >>> g = gv.game()
     >>> round(float(g(np.array([[True]]))[0]), 1)     # M(source) - M(target) = 0.5 - 1
     -0.5
@@ -562,7 +574,17 @@ class GenerativeValue:
 
         Examples
         --------
-        >>> _coin_example().batch_means(np.array([[True]]))[0, :3]   # A = 1 at the target
+        >>> import numpy as np
+        >>> from shiftattr import CausalGraph, Environment
+        >>> from shiftattr.value.generative import GenerativeValue, fit_sampler
+        >>> source = Environment({"A": np.tile([0.0, 1.0], 50)})  # A: a fair coin
+        >>> target = Environment({"A": np.ones(100)})  # A: always 1
+        >>> samplers = {("A", False): fit_sampler("A", [], source, discrete=True),
+        ...             ("A", True): fit_sampler("A", [], target, discrete=True)}
+        >>> gv = GenerativeValue(CausalGraph({"A": []}), ["A"], samplers,
+        ...                      metric_fn=lambda env: env["A"], n_simulations=2000,
+        ...                      random_state=0, measured=(0.5, 1.0))
+        >>> gv.batch_means(np.array([[True]]))[0, :3]  # A = 1 at the target
         array([1., 1., 1.])
         """
         coalitions = np.asarray(coalitions, dtype=bool)
@@ -618,7 +640,17 @@ class GenerativeValue:
 
         Examples
         --------
-        >>> _coin_example().means(np.array([[False], [True]])).round(1)
+        >>> import numpy as np
+        >>> from shiftattr import CausalGraph, Environment
+        >>> from shiftattr.value.generative import GenerativeValue, fit_sampler
+        >>> source = Environment({"A": np.tile([0.0, 1.0], 50)})  # A: a fair coin
+        >>> target = Environment({"A": np.ones(100)})  # A: always 1
+        >>> samplers = {("A", False): fit_sampler("A", [], source, discrete=True),
+        ...             ("A", True): fit_sampler("A", [], target, discrete=True)}
+        >>> gv = GenerativeValue(CausalGraph({"A": []}), ["A"], samplers,
+        ...                      metric_fn=lambda env: env["A"], n_simulations=2000,
+        ...                      random_state=0, measured=(0.5, 1.0))
+        >>> gv.means(np.array([[False], [True]])).round(1)
         array([0.5, 1. ])
         """
         return self.batch_means(coalitions) @ self._sizes / self.n_simulations
@@ -632,7 +664,17 @@ class GenerativeValue:
 
         Examples
         --------
-        >>> _coin_example().game().players
+        >>> import numpy as np
+        >>> from shiftattr import CausalGraph, Environment
+        >>> from shiftattr.value.generative import GenerativeValue, fit_sampler
+        >>> source = Environment({"A": np.tile([0.0, 1.0], 50)})  # A: a fair coin
+        >>> target = Environment({"A": np.ones(100)})  # A: always 1
+        >>> samplers = {("A", False): fit_sampler("A", [], source, discrete=True),
+        ...             ("A", True): fit_sampler("A", [], target, discrete=True)}
+        >>> gv = GenerativeValue(CausalGraph({"A": []}), ["A"], samplers,
+        ...                      metric_fn=lambda env: env["A"], n_simulations=2000,
+        ...                      random_state=0, measured=(0.5, 1.0))
+        >>> gv.game().players
         ('A',)
         """
         empty = np.zeros((1, len(self.mechanisms)), dtype=bool)
@@ -654,7 +696,17 @@ class GenerativeValue:
 
         Examples
         --------
-        >>> d = _coin_example().details()
+        >>> import numpy as np
+        >>> from shiftattr import CausalGraph, Environment
+        >>> from shiftattr.value.generative import GenerativeValue, fit_sampler
+        >>> source = Environment({"A": np.tile([0.0, 1.0], 50)})  # A: a fair coin
+        >>> target = Environment({"A": np.ones(100)})  # A: always 1
+        >>> samplers = {("A", False): fit_sampler("A", [], source, discrete=True),
+        ...             ("A", True): fit_sampler("A", [], target, discrete=True)}
+        >>> gv = GenerativeValue(CausalGraph({"A": []}), ["A"], samplers,
+        ...                      metric_fn=lambda env: env["A"], n_simulations=2000,
+        ...                      random_state=0, measured=(0.5, 1.0))
+        >>> d = gv.details()
         >>> d["mechanism_fits"]["A@target"]["kind"], abs(d["source_gap"]) < 0.05
         ('empirical', True)
         """
@@ -747,14 +799,3 @@ def generative_warnings(
                 }
             )
     return warns
-
-
-def _coin_example() -> GenerativeValue:
-    """The docstrings' example: one root ``A``, a fair coin at the source, 1 at the target."""
-    samplers = {
-        ("A", False): MechanismSampler("A", (), "empirical", np.array([0.0, 1.0])),
-        ("A", True): MechanismSampler("A", (), "empirical", np.array([1.0, 1.0])),
-    }
-    return GenerativeValue(
-        CausalGraph({"A": []}), ["A"], samplers, lambda env: env["A"], 2000, 0, measured=(0.5, 1.0)
-    )
