@@ -574,16 +574,7 @@ class GenerativeValue:
 
         Examples
         --------
-        >>> import numpy as np
-        >>> from shiftattr import CausalGraph, Environment
-        >>> from shiftattr.value.generative import GenerativeValue, fit_sampler
-        >>> source = Environment({"A": np.tile([0.0, 1.0], 50)})  # A: a fair coin
-        >>> target = Environment({"A": np.ones(100)})  # A: always 1
-        >>> samplers = {("A", False): fit_sampler("A", [], source, discrete=True),
-        ...             ("A", True): fit_sampler("A", [], target, discrete=True)}
-        >>> gv = GenerativeValue(CausalGraph({"A": []}), ["A"], samplers,
-        ...                      metric_fn=lambda env: env["A"], n_simulations=2000,
-        ...                      random_state=0, measured=(0.5, 1.0))
+        >>> gv = _coin_example()  # the class example's gv (see GenerativeValue)
         >>> gv.batch_means(np.array([[True]]))[0, :3]  # A = 1 at the target
         array([1., 1., 1.])
         """
@@ -640,16 +631,7 @@ class GenerativeValue:
 
         Examples
         --------
-        >>> import numpy as np
-        >>> from shiftattr import CausalGraph, Environment
-        >>> from shiftattr.value.generative import GenerativeValue, fit_sampler
-        >>> source = Environment({"A": np.tile([0.0, 1.0], 50)})  # A: a fair coin
-        >>> target = Environment({"A": np.ones(100)})  # A: always 1
-        >>> samplers = {("A", False): fit_sampler("A", [], source, discrete=True),
-        ...             ("A", True): fit_sampler("A", [], target, discrete=True)}
-        >>> gv = GenerativeValue(CausalGraph({"A": []}), ["A"], samplers,
-        ...                      metric_fn=lambda env: env["A"], n_simulations=2000,
-        ...                      random_state=0, measured=(0.5, 1.0))
+        >>> gv = _coin_example()  # the class example's gv (see GenerativeValue)
         >>> gv.means(np.array([[False], [True]])).round(1)
         array([0.5, 1. ])
         """
@@ -664,16 +646,7 @@ class GenerativeValue:
 
         Examples
         --------
-        >>> import numpy as np
-        >>> from shiftattr import CausalGraph, Environment
-        >>> from shiftattr.value.generative import GenerativeValue, fit_sampler
-        >>> source = Environment({"A": np.tile([0.0, 1.0], 50)})  # A: a fair coin
-        >>> target = Environment({"A": np.ones(100)})  # A: always 1
-        >>> samplers = {("A", False): fit_sampler("A", [], source, discrete=True),
-        ...             ("A", True): fit_sampler("A", [], target, discrete=True)}
-        >>> gv = GenerativeValue(CausalGraph({"A": []}), ["A"], samplers,
-        ...                      metric_fn=lambda env: env["A"], n_simulations=2000,
-        ...                      random_state=0, measured=(0.5, 1.0))
+        >>> gv = _coin_example()  # the class example's gv (see GenerativeValue)
         >>> gv.game().players
         ('A',)
         """
@@ -696,16 +669,7 @@ class GenerativeValue:
 
         Examples
         --------
-        >>> import numpy as np
-        >>> from shiftattr import CausalGraph, Environment
-        >>> from shiftattr.value.generative import GenerativeValue, fit_sampler
-        >>> source = Environment({"A": np.tile([0.0, 1.0], 50)})  # A: a fair coin
-        >>> target = Environment({"A": np.ones(100)})  # A: always 1
-        >>> samplers = {("A", False): fit_sampler("A", [], source, discrete=True),
-        ...             ("A", True): fit_sampler("A", [], target, discrete=True)}
-        >>> gv = GenerativeValue(CausalGraph({"A": []}), ["A"], samplers,
-        ...                      metric_fn=lambda env: env["A"], n_simulations=2000,
-        ...                      random_state=0, measured=(0.5, 1.0))
+        >>> gv = _coin_example()  # the class example's gv (see GenerativeValue)
         >>> d = gv.details()
         >>> d["mechanism_fits"]["A@target"]["kind"], abs(d["source_gap"]) < 0.05
         ('empirical', True)
@@ -799,3 +763,17 @@ def generative_warnings(
                 }
             )
     return warns
+
+
+def _coin_example() -> GenerativeValue:
+    """The class example's ``gv``, for the methods' examples: one root ``A``, a fair coin
+    at the source, always 1 at the target, ``A`` itself as the metric."""
+    source = Environment({"A": np.tile([0.0, 1.0], 50)})
+    target = Environment({"A": np.ones(100)})
+    samplers = {
+        ("A", False): fit_sampler("A", [], source, discrete=True),
+        ("A", True): fit_sampler("A", [], target, discrete=True),
+    }
+    return GenerativeValue(
+        CausalGraph({"A": []}), ["A"], samplers, lambda env: env["A"], 2000, 0, measured=(0.5, 1.0)
+    )
