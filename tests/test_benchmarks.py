@@ -807,3 +807,27 @@ def test_default_threads_sentence_reports_the_run_it_describes():
     assert "the ratio is 30×" in text and "0.27 s (one thread: 0.3 s)" in text
     assert "inflated" not in text
     assert report._default_threads_sentence(one, [one]).startswith("One thread on both")
+
+
+def test_closest_to_the_targets_lists_three_of_four_without_oracles():
+    from benchmarks import report
+
+    names = list(report._MS_MAIN_TARGETS)
+
+    def rows(estimator, n, met):
+        return [{"estimator": estimator, "n": n, "target": t, "met": m} for t, m in zip(names, met)]
+
+    ms = {
+        "targets": rows("mis+ext+outputs+refit", 1000, [True, True, False, True])
+        + rows("iw", 300, [False, True, False, True])  # two of four: left out
+        + rows("mis+oracle", 1000, [True, True, True, True])  # exact ratios: left out
+        + rows("mis+ext+outputs+oracle-Y", 1000, [True, True, True, True])
+        + [{"estimator": "mr", "target": names[0], "met": True}]  # all-N row: ignored
+        + rows("mr", 1000, [True, True, True, True])
+    }
+    (line,) = report._ms_closest(ms)
+    assert "`mis+ext+outputs+refit` at N = 1000 (misses: 95 % CIs cover the truth" in line
+    assert "`mr` at N = 1000 (**all four**)" in line
+    assert "oracle" not in line.split(":", 1)[1].replace("the oracle variants", "")
+    assert "`iw`" not in line
+    assert report._ms_closest({"targets": rows("iw", 300, [False] * 4)}) == []
