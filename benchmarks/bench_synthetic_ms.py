@@ -96,6 +96,9 @@ importance weighting with the same ratios (:mod:`shiftattr.bias_aware`). Every
 passes ``interval="bootstrap"``: since this benchmark, the library's default for ``mr``
 is the bias-aware interval, so ``mr+biasaware`` is what ``attribute(method="mr")``
 reports and ``mr`` keeps the bootstrap interval it was first measured with.
+``mis+ext+outputs+refit+biasaware`` (opt-in): ``mis+ext+outputs+refit`` with the
+bias-aware interval, its ``se`` from the refit bootstrap (``mis`` runs record their
+``bias_bound`` too).
 
 **Pooled variant** (``mr+pooled``; run by default, as the library's ``mr`` on images): ``mr`` with
 ``attribute(..., pooled_regressions=True)``: every nested regression is fitted on both
@@ -251,6 +254,7 @@ ESTIMATORS = (
     "mis+ext+outputs+oracle-D",
     "mis+ext+outputs+oracle-X",
     "mis+ext+outputs+oracle-Y",
+    "mis+ext+outputs+refit+biasaware",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -716,7 +720,8 @@ def is_paired(estimator: str) -> bool:
 
 def bootstrap_mode(estimator: str) -> str:
     """``"refit"`` for ``<method>+refit``, else ``"fixed"``."""
-    return "refit" if estimator.endswith(REFIT_SUFFIX) else "fixed"
+    base = estimator.removesuffix(BIASAWARE_SUFFIX)  # <method>+refit+biasaware: both
+    return "refit" if base.endswith(REFIT_SUFFIX) else "fixed"
 
 
 def base_method(estimator: str) -> str:
@@ -1211,6 +1216,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "lightseagreen",
                 "mediumpurple",
                 "goldenrod",
+                "slateblue",
             ),
             strict=True,
         )

@@ -831,3 +831,18 @@ def test_closest_to_the_targets_lists_three_of_four_without_oracles():
     assert "oracle" not in line.split(":", 1)[1].replace("the oracle variants", "")
     assert "`iw`" not in line
     assert report._ms_closest({"targets": rows("iw", 300, [False] * 4)}) == []
+
+
+def test_refit_and_biasaware_compose_in_a_variant_name():
+    """``<method>+refit+biasaware``: the refit bootstrap and the bias-aware interval."""
+    from types import SimpleNamespace
+
+    from benchmarks import bench_synthetic_ms as bench
+
+    name = "mis+ext+outputs+refit+biasaware"
+    assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS
+    assert bench.bootstrap_mode(name) == "refit"
+    assert bench.bootstrap_mode("mr+biasaware") == "fixed"
+    assert bench.bootstrap_mode("mis+ext+outputs+refit") == "refit"
+    kw = bench.attribute_kwargs(name, SimpleNamespace(output_features=lambda env: None))
+    assert kw["interval"] == "bias_aware" and kw["method"] == "mis"
