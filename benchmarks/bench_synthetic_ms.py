@@ -331,6 +331,7 @@ DEFAULT_ESTIMATORS = tuple(
             SELFDICE_MARK,
         )
     )
+    and e not in ("mr+pooled+ext+outputs",)  # opt-in: measured once, no gain
 )
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"

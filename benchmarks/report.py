@@ -756,7 +756,8 @@ def _solvers(sol: dict[str, Any] | None) -> tuple[str, list[str], list[list[str]
 
 def _default_threads_sentence(single: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     """Section 2: the exact-solver comparison with the libraries' default BLAS threads,
-    beside the one-thread run the target is judged on ("" when it did not run)."""
+    beside the one-thread run the target is judged on (when it did not run, only which
+    comparison the target is judged on)."""
     other = next(
         (e for e in runs if e["blas_threads"] != 1 and "dowhy_exact" in e["seconds"]), None
     )
@@ -1306,8 +1307,9 @@ def _ms_closest(ms: dict[str, Any]) -> list[str]:
             f"`{e}` at N = {n} (" + (f"misses: {missed[0]}" if missed else "**all four**") + ")"
         )
     return [
-        "- Closest to the targets with estimated ratios (at least three of the four met at "
-        "one N; the oracle variants left out): " + "; ".join(parts) + "."
+        "- Closest to the targets without the simulator's exact ratios (at least three of "
+        "the four met at one N; the `+oracle` variants left out, the `+paired` ones "
+        "substitute the observed readings of `Y`): " + "; ".join(parts) + "."
     ]
 
 

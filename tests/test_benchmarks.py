@@ -782,11 +782,12 @@ def test_observed_change_sentence_and_total_error_statistic():
     runs = [
         run(100, (0.0, 0.1, 0.0), 0.8, 0.7, (0.0, 0.07, 0.0)),  # observed 0.1, truth 0.07
         run(100, (0.0, 0.0, 0.05), 0.8, 0.75, (0.0, 0.0, 0.01)),  # observed 0.05, truth 0.01
-        run(300, (0.02, 0.0, 0.0), 0.7, 0.68, (0.0, 0.0, 0.0)),  # observed 0.02, truth 0
+        run(300, (0.05, 0.0, 0.0), 0.7, 0.68, (0.0, 0.0, 0.0)),  # observed 0.02, sum 0.05
     ]
     text = " ".join(report._ms_observed_change({"runs": runs}, "mr+pooled+ext"))
+    # the observed change against the truth, not the values' sum (0.05 at N = 300)
     assert "N = 100: 0.035; N = 300: 0.02." in text  # sqrt((0.03² + 0.04²) / 2) = 0.0354
-    assert "sum to it to within" in text
+    assert "sum to it to within 0.03:" in text  # the largest gap, the N = 300 run's
     assert report._ms_observed_change({"runs": runs}, "iw") == []
     assert report._total_error(runs[:2]) == "0.035"
     runs[0]["values"]["X"] = 0.07  # now exact: only the second run errs, by 0.04
@@ -828,7 +829,7 @@ def test_closest_to_the_targets_lists_three_of_four_without_oracles():
     (line,) = report._ms_closest(ms)
     assert "`mis+ext+outputs+refit` at N = 1000 (misses: 95 % CIs cover the truth" in line
     assert "`mr` at N = 1000 (**all four**)" in line
-    assert "oracle" not in line.split(":", 1)[1].replace("the oracle variants", "")
+    assert "mis+oracle" not in line and "oracle-Y" not in line
     assert "`iw`" not in line
     assert report._ms_closest({"targets": rows("iw", 300, [False] * 4)}) == []
 

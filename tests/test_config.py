@@ -223,3 +223,31 @@ def test_nifti_keys_the_kind_reads_are_accepted():
     }
     for data in (msseg, folder):
         assert load_config({"data": data, "model": model}).data.kind == data["kind"]
+
+
+def test_nifti_configs_survive_a_command_line_override():
+    """``shiftattr run FILE --method mr`` dumps the whole configuration and validates it
+    again: defaults written out must not count as keys the kind does not read."""
+    import argparse
+
+    from shiftattr.cli import _override
+
+    model = {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"}
+    for data in (
+        {"kind": "msseg2016", "root": "r", "source": {"centers": ["01"]}, "target": {"label": "4"}},
+        {"kind": "folder", "source": {"folder": "a"}, "target": {"folder": "b"}},
+        {"kind": "nnunet", "source": {"folder": "a"}, "target": {"folder": "b"}},
+    ):
+        cfg = load_config({"data": data, "model": model})
+        assert load_config(cfg.model_dump()).data == cfg.data  # the round trip
+        new = _override(cfg, argparse.Namespace(method="mr"))
+        assert new.attribution.method == "mr" and new.data == cfg.data
+
+
+def test_msseg2016_pairing_needs_one_rater_per_side():
+    model = {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"}
+    data = {"kind": "msseg2016", "root": "r", "source": {"annotators": ["1", "2"]}, "target": {}}
+    with pytest.raises(ConfigError, match=r"lists several raters per side"):
+        load_config({"data": data, "model": model, "attribution": {"paired": ["Y"]}})
+    named = {"paired": {"Y": "annotator-4"}}  # explicit keys: the user's choice
+    assert load_config({"data": data, "model": model, "attribution": named}).attribution.paired

@@ -418,7 +418,7 @@ def test_run_config_pairs_msseg2016_raters(tmp_path):
     """``shiftattr run`` on MSSEG-2016 with ``attribution.paired = ["Y"]`` loads every
     rater's masks and pairs each side with the other side's rater."""
     from shiftattr.config import load_config
-    from shiftattr.pipeline import _nifti_environments, _nifti_paired
+    from shiftattr.pipeline import _nifti_data, _nifti_environments, _nifti_paired
 
     root = make_msseg(tmp_path / "msseg")
     cfg = load_config(
@@ -445,3 +445,12 @@ def test_run_config_pairs_msseg2016_raters(tmp_path):
     assert not plain.counterfactuals
     assert _nifti_paired({"Y": "annotator-7"}, cfg.data) == {"Y": "annotator-7"}
     assert _nifti_paired([], cfg.data) == []
+    # labels as a user may write them: the keys are those the loader gives the readings
+    for source_label, target_label in (("01", "04"), ("Consensus", "7")):
+        raw = cfg.model_dump()
+        raw["data"]["source"]["label"], raw["data"]["target"]["label"] = source_label, target_label
+        src, tgt, paired = _nifti_data(load_config(raw).data, ["Y"])
+        key_in_source, key_in_target = paired["Y"]
+        src.counterfactual(key_in_source, "Y")  # raises a KeyError on a wrong key
+        tgt.counterfactual(key_in_target, "Y")
+        assert key_in_target == f"annotator-{source_label.lstrip('0').lower()}"

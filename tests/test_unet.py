@@ -177,3 +177,6 @@ def test_unet_input_shape_errors_say_what_to_change():
         net(torch.zeros(2, 3, 8, 8, 8))
     with pytest.raises(ValueError, match=r"give a batch of 3D volumes with a channel axis"):
         net(torch.zeros(8, 8, 8))
+    two = UNet3D(in_channels=2, channels=(2, 4))
+    with pytest.raises(ValueError, match=r"add the batch axis with x\[None\]"):
+        two(torch.zeros(2, 8, 8, 8))  # one two-channel case, not a batch of two

@@ -73,6 +73,13 @@ class SyntheticData(_Strict):
     random_state: int = 0
 
 
+def _given(model: BaseModel) -> set[str]:
+    """Fields set to something other than their default: a configuration dumped whole
+    (``model_dump``) and validated again marks every field as set."""
+    fields = type(model).model_fields
+    return {k for k in model.model_fields_set if getattr(model, k) != fields[k].get_default()}
+
+
 class NiftiSelection(_Strict):
     """Which cases of a NIfTI layout form one environment."""
 
@@ -110,10 +117,9 @@ class NiftiData(_Strict):
             ),
             "msseg2016": (set(), {"folder", "manifest"}),
         }[self.kind]
-        ignored = sorted(f"data.{k}" for k in unread[0] & self.model_fields_set)
+        ignored = sorted(f"data.{k}" for k in unread[0] & _given(self))
         for side in ("source", "target"):
-            given = getattr(self, side).model_fields_set
-            ignored += sorted(f"data.{side}.{k}" for k in unread[1] & given)
+            ignored += sorted(f"data.{side}.{k}" for k in unread[1] & _given(getattr(self, side)))
         if ignored:
             raise ValueError(
                 f"{', '.join(ignored)} not read with data.kind = {self.kind!r}: remove "
@@ -404,6 +410,18 @@ class RunConfig(_Strict):
                 f"sides, which data.kind = {self.data.kind!r} does not load; only 'synthetic' "
                 "and 'msseg2016' (every case read by all seven raters) have them. Remove "
                 "attribution.paired."
+            )
+        if (
+            isinstance(self.attribution.paired, list)
+            and paired
+            and self.data.kind == "msseg2016"
+            and (self.data.source.annotators or self.data.target.annotators)
+        ):
+            raise ValueError(
+                "attribution.paired = ['Y'] pairs each side with the other side's rater "
+                "(data.<side>.label), but data.source.annotators or data.target.annotators "
+                "lists several raters per side; give one label per side, or name the keys "
+                "with attribution.paired = {Y = 'annotator-<k>'}"
             )
         if paired and paired != ["Y"]:
             raise ValueError(

@@ -188,11 +188,21 @@ def _nifti_paired(paired: list[str] | dict[str, Any], cfg: NiftiData) -> Any:
     """``attribute``'s ``paired`` for NIfTI data: a mapping as given, or for ``["Y"]`` the
     other side's rater (MSSEG-2016, loaded with every rater's masks: the source's cases as
     the target's rater read them, and the target's as the source's rater did)."""
+    from shiftattr.segmentation.nifti import _annotator_name  # "04" -> "4", as loaded
+
     if isinstance(paired, dict):
         return dict(paired)
     if not paired:
         return []
-    return {"Y": (f"annotator-{cfg.target.label}", f"annotator-{cfg.source.label}")}
+    src, tgt = (_annotator_name(sel.label) for sel in (cfg.source, cfg.target))
+    return {"Y": (f"annotator-{tgt}", f"annotator-{src}")}
+
+
+def _nifti_data(cfg: NiftiData, paired: list[str] | dict[str, Any]) -> tuple[Any, Any, Any]:
+    """Source, target and ``attribute``'s ``paired`` of NIfTI data: with pairing, every
+    rater's masks are loaded and the keys are those the loader gave them."""
+    source, target = _nifti_environments(cfg, pair=bool(paired))
+    return source, target, _nifti_paired(paired, cfg)
 
 
 def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
@@ -276,8 +286,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
             paired = {"Y": (f"annotator-{tgt_kw['annotator']}", f"annotator-{src_kw['annotator']}")}
         spatial_dims = len(data.shape)
     else:
-        source, target = _nifti_environments(data, pair=bool(a.paired))
-        paired = _nifti_paired(a.paired, data)
+        source, target, paired = _nifti_data(data, a.paired)
         train_env = None
         spatial_dims = 3
     lap("data")

@@ -209,8 +209,10 @@ class UNet3D(nn.Module):
         torch.Size([1, 1, 5, 6, 7])
         """
         if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            if x.ndim == self.spatial_dims + 1:
+            if x.ndim == self.spatial_dims + 1 and self.in_channels == 1:
                 hint = "add the channel axis with x[:, None]"
+            elif x.ndim == self.spatial_dims + 1 and x.shape[0] == self.in_channels:
+                hint = "add the batch axis with x[None] (one case of shape (C, ...))"
             elif x.ndim == self.spatial_dims + 2:
                 hint = (
                     f"give {self.in_channels} channel(s) on axis 1, or build the network "
