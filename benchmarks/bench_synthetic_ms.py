@@ -314,6 +314,8 @@ METRIC_MARK = "+metric"
 #: Estimator names whose image features also hold the model's Dice against its own
 #: probabilities (:func:`_with_self_dice`): ``<method>+ext+outputs+selfdice``. Opt-in.
 SELFDICE_MARK = "+selfdice"
+#: Variants without an opt-in mark that still only run when named (measured once, no gain).
+OPT_IN = ("mr+pooled+ext+outputs",)
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
     e
@@ -331,7 +333,7 @@ DEFAULT_ESTIMATORS = tuple(
             SELFDICE_MARK,
         )
     )
-    and e not in ("mr+pooled+ext+outputs",)  # opt-in: measured once, no gain
+    and e not in OPT_IN
 )
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"

@@ -1060,9 +1060,13 @@ def _ms_paired_setup(ms: dict[str, Any]) -> list[str]:
     return [text, ""]
 
 
-def _all_sizes(ms: dict[str, Any]) -> set[int]:
-    """Every sample size any estimator ran at."""
-    return {r["n"] for r in ms["runs"]}
+def _only_sizes(ms: dict[str, Any], estimator: str) -> str:
+    """``"N = 1000"`` when ``estimator`` ran at only some of the sample sizes the results
+    hold, else ``""``."""
+    ran = _sizes_run(ms, estimator)
+    if ran >= {r["n"] for r in ms["runs"]}:
+        return ""
+    return "N = " + ", ".join(map(str, sorted(ran)))
 
 
 def _sizes_run(ms: dict[str, Any], estimator: str) -> set[int]:
@@ -2198,15 +2202,12 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
             ]
         )
         if "n" not in r:
-            ran = sorted(_sizes_run(ms, r["estimator"]))
-            only = (
-                f", N = {', '.join(map(str, ran))} only"
-                if len(ran) < len(cfg["sizes"] if one_n else _all_sizes(ms))
-                else ""
-            )
+            only = _only_sizes(ms, r["estimator"])
             top_rows.append(
                 [
-                    f"Synthetic MS ({ms.get('mode')} run, {r['estimator']}{only}): "
+                    f"Synthetic MS ({ms.get('mode')} run, {r['estimator']}"
+                    + (f", {only} only" if only else "")
+                    + "): "
                     + _MS_TARGET_NAMES.get(r["target"], r["target"]),
                     _ms_target_cell(r),
                     met,
@@ -2232,9 +2233,8 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
             + ": compare with the repeated cross-fitting table, not with the rows above)",
         }
         caveat = next((c for suffix, c in caveats.items() if e.endswith(suffix)), "")
-        ran = sorted(_sizes_run(ms, e))
-        if not caveat and len(ran) < len(_all_sizes(ms)):
-            caveat = f" (only N = {', '.join(map(str, ran))})"
+        if not caveat and _only_sizes(ms, e):
+            caveat = f" (only {_only_sizes(ms, e)})"
         plain.append(
             f"- `{e}` over all {g['n_ok']} runs"
             + caveat

@@ -847,3 +847,13 @@ def test_refit_and_biasaware_compose_in_a_variant_name():
     assert bench.bootstrap_mode("mis+ext+outputs+refit") == "refit"
     kw = bench.attribute_kwargs(name, SimpleNamespace(output_features=lambda env: None))
     assert kw["interval"] == "bias_aware" and kw["method"] == "mis"
+
+
+def test_only_sizes_names_the_sizes_a_variant_skipped():
+    from benchmarks import report
+
+    runs = [{"estimator": "iw", "n": n} for n in (100, 300, 1000)]
+    runs += [{"estimator": "mis+ext+outputs+refit+biasaware", "n": 1000}]
+    ms = {"runs": runs}
+    assert report._only_sizes(ms, "mis+ext+outputs+refit+biasaware") == "N = 1000"
+    assert report._only_sizes(ms, "iw") == ""

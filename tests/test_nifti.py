@@ -418,7 +418,7 @@ def test_run_config_pairs_msseg2016_raters(tmp_path):
     """``shiftattr run`` on MSSEG-2016 with ``attribution.paired = ["Y"]`` loads every
     rater's masks and pairs each side with the other side's rater."""
     from shiftattr.config import load_config
-    from shiftattr.pipeline import _nifti_data, _nifti_environments, _nifti_paired
+    from shiftattr.pipeline import _nifti_data, _nifti_environments
 
     root = make_msseg(tmp_path / "msseg")
     cfg = load_config(
@@ -433,9 +433,8 @@ def test_run_config_pairs_msseg2016_raters(tmp_path):
             "attribution": {"paired": ["Y"]},
         }
     )
-    paired = _nifti_paired(cfg.attribution.paired, cfg.data)
+    src, tgt, paired = _nifti_data(cfg.data, cfg.attribution.paired)
     assert paired == {"Y": ("annotator-4", "annotator-1")}
-    src, tgt = _nifti_environments(cfg.data, pair=True)
     for env, other in ((src, "4"), (tgt, "1")):
         readings = env.counterfactual(f"annotator-{other}", "Y")
         own = load_msseg2016(root, centers=[env.metadata["center"][0]], label=int(other))
@@ -443,8 +442,8 @@ def test_run_config_pairs_msseg2016_raters(tmp_path):
             np.testing.assert_array_equal(readings[i], own["Y"][i])  # same scans, other rater
     plain, _ = _nifti_environments(cfg.data)
     assert not plain.counterfactuals
-    assert _nifti_paired({"Y": "annotator-7"}, cfg.data) == {"Y": "annotator-7"}
-    assert _nifti_paired([], cfg.data) == []
+    assert _nifti_data(cfg.data, {"Y": "annotator-7"})[2] == {"Y": "annotator-7"}
+    assert _nifti_data(cfg.data, [])[2] == []
     # labels as a user may write them: the keys are those the loader gives the readings
     for source_label, target_label in (("01", "04"), ("Consensus", "7")):
         raw = cfg.model_dump()

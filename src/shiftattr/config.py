@@ -80,6 +80,18 @@ def _given(model: BaseModel) -> set[str]:
     return {k for k in model.model_fields_set if getattr(model, k) != fields[k].get_default()}
 
 
+#: The keys each NIfTI ``data.kind`` reads: of ``data``, and of each side.
+_NIFTI_READS: dict[str, tuple[set[str], set[str]]] = {
+    "msseg2016": (
+        {"root", "modalities"},
+        {"centers", "annotators", "patients", "label"},
+    ),
+    "folder": (set(), {"folder", "manifest"}),
+    "nnunet": (set(), {"folder"}),
+}
+_SIDES = ("source", "target")
+
+
 class NiftiSelection(_Strict):
     """Which cases of a NIfTI layout form one environment."""
 
@@ -109,23 +121,17 @@ class NiftiData(_Strict):
                 if getattr(self, side).folder is None:
                     raise ValueError(f"data.{side}.folder is required for kind = {self.kind!r}")
         # keys another kind reads: given here, they would be ignored without a word
-        unread = {
-            "folder": ({"root", "modalities"}, {"centers", "annotators", "patients", "label"}),
-            "nnunet": (
-                {"root", "modalities"},
-                {"centers", "annotators", "patients", "label", "manifest"},
-            ),
-            "msseg2016": (set(), {"folder", "manifest"}),
-        }[self.kind]
-        ignored = sorted(f"data.{k}" for k in unread[0] & _given(self))
-        for side in ("source", "target"):
-            ignored += sorted(f"data.{side}.{k}" for k in unread[1] & _given(getattr(self, side)))
+        reads_data, reads_side = _NIFTI_READS[self.kind]
+        ignored = sorted(f"data.{k}" for k in _given(self) - reads_data - {"kind", *_SIDES})
+        for side in _SIDES:
+            ignored += sorted(f"data.{side}.{k}" for k in _given(getattr(self, side)) - reads_side)
         if ignored:
+            reads = "; ".join(
+                f"{kind!r}: {', '.join(sorted(d | s))}" for kind, (d, s) in _NIFTI_READS.items()
+            )
             raise ValueError(
                 f"{', '.join(ignored)} not read with data.kind = {self.kind!r}: remove "
-                "them, or choose the kind that reads them ('msseg2016': root, modalities, "
-                "centers, annotators, patients, label; 'folder': folder, manifest; "
-                "'nnunet': folder)"
+                f"them, or choose the kind that reads them ({reads})"
             )
         return self
 

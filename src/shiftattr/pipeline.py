@@ -168,14 +168,13 @@ def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment
         elif cfg.kind == "nnunet":
             envs.append(seg.load_nnunet_raw(sel.folder, name=side))
         else:
-            label: Any = int(sel.label) if sel.label.isdigit() else sel.label
             envs.append(
                 seg.load_msseg2016(
                     cfg.root,
                     centers=sel.centers,
                     annotators=sel.annotators,
                     patients=sel.patients,
-                    label=label,
+                    label=sel.label,  # "4", "04", "consensus": the loader normalises
                     modalities=tuple(cfg.modalities),
                     pair_annotators=pair,
                     name=side,
@@ -184,25 +183,23 @@ def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment
     return envs[0], envs[1]
 
 
-def _nifti_paired(paired: list[str] | dict[str, Any], cfg: NiftiData) -> Any:
-    """``attribute``'s ``paired`` for NIfTI data: a mapping as given, or for ``["Y"]`` the
-    other side's rater (MSSEG-2016, loaded with every rater's masks: the source's cases as
-    the target's rater read them, and the target's as the source's rater did)."""
-    from shiftattr.segmentation.nifti import _annotator_name  # "04" -> "4", as loaded
-
-    if isinstance(paired, dict):
-        return dict(paired)
-    if not paired:
-        return []
-    src, tgt = (_annotator_name(sel.label) for sel in (cfg.source, cfg.target))
-    return {"Y": (f"annotator-{tgt}", f"annotator-{src}")}
+def _rater_pairing(source_rater: str, target_rater: str) -> dict[str, tuple[str, str]]:
+    """``attribute``'s ``paired`` for the annotation: the source's cases as the target's
+    rater read them, and the target's as the source's rater did (the counterfactual keys
+    of :class:`~shiftattr.datasets.SyntheticMS` and of ``load_msseg2016``)."""
+    return {"Y": (f"annotator-{target_rater}", f"annotator-{source_rater}")}
 
 
 def _nifti_data(cfg: NiftiData, paired: list[str] | dict[str, Any]) -> tuple[Any, Any, Any]:
-    """Source, target and ``attribute``'s ``paired`` of NIfTI data: with pairing, every
-    rater's masks are loaded and the keys are those the loader gave them."""
+    """Source, target and ``attribute``'s ``paired`` of NIfTI data. With pairing, every
+    rater's masks are loaded; ``["Y"]`` pairs each side with the rater the other side was
+    loaded with (its ``metadata["annotator"]``: one per side, the configuration checks),
+    a mapping names the keys itself."""
     source, target = _nifti_environments(cfg, pair=bool(paired))
-    return source, target, _nifti_paired(paired, cfg)
+    if isinstance(paired, list) and paired:
+        source_rater, target_rater = (str(env.metadata["annotator"][0]) for env in (source, target))
+        paired = _rater_pairing(source_rater, target_rater)
+    return source, target, dict(paired) if isinstance(paired, dict) else []
 
 
 def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
@@ -283,7 +280,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
             annotate_all=[src_kw["annotator"]] if both else False,
         )
         if both:
-            paired = {"Y": (f"annotator-{tgt_kw['annotator']}", f"annotator-{src_kw['annotator']}")}
+            paired = _rater_pairing(src_kw["annotator"], tgt_kw["annotator"])
         spatial_dims = len(data.shape)
     else:
         source, target, paired = _nifti_data(data, a.paired)
