@@ -107,7 +107,8 @@ def configuration(
     checkpoint : Path or None
         Reload this U-Net instead of training one (and skip the ground truth).
     bootstrap : {"fixed", "refit"}, default "fixed"
-        Set explicitly, with the replicates of ``BOOTSTRAPS``.
+        Set explicitly, with the replicates of ``BOOTSTRAPS``. ``attribution.interval``
+        is always ``"bootstrap"``.
 
     Returns
     -------
@@ -127,6 +128,9 @@ def configuration(
         # replicates, before the demo moved to 50 refit replicates (2026-11-30)
         bootstrap=bootstrap,
         n_bootstrap=BOOTSTRAPS[bootstrap],
+        # explicit, so that ``covered`` is always the bootstrap interval's; the bias-aware
+        # interval (computed by every non-iw run) is recorded beside it
+        interval="bootstrap",
         # one process, as every stored run: the demo uses two since 2026-11-30 (the same
         # numbers), and two invocations run side by side would start four on two cores
         n_jobs=1,
@@ -153,10 +157,11 @@ def record(
     res = outcome.result
     tv, se = truth["values"], truth["stderr"]
     err = {m: res.values[m] - tv[m] for m in res.mechanisms}
-    covered = {
-        m: bool(res.ci[m][0] <= tv[m] <= res.ci[m][1]) if np.isfinite(res.ci[m][0]) else None
-        for m in res.mechanisms
-    }
+    covered = _covers(res.ci, tv)
+    # every non-iw run with a bootstrap also computes the bias-aware interval (distance to
+    # importance weighting as the bias bound), whichever interval it reports as ``ci``
+    est = res.diagnostics.get("estimator", {})
+    bias_aware = est.get("bias_aware_ci")
     return {
         "seed": seed,
         "method": method,
@@ -170,6 +175,10 @@ def record(
         "mae": float(np.mean(np.abs(list(err.values())))),
         "max_error": float(np.max(np.abs(list(err.values())))),
         "covered": covered,
+        "interval": res.settings.get("interval"),
+        "bias_bound": est.get("bias_bound"),
+        "bias_aware_ci": {m: list(v) for m, v in bias_aware.items()} if bias_aware else None,
+        "covered_bias_aware": _covers(bias_aware, tv) if bias_aware else None,
         "dominant": res.dominant,
         "true_dominant": max(tv, key=tv.get),
         "sign_wrong": sorted(
@@ -188,13 +197,25 @@ def record(
     }
 
 
+def _covers(ci: dict[str, Any], truth: dict[str, float]) -> dict[str, bool | None]:
+    """Per mechanism, whether its interval holds the truth (``None``: no interval)."""
+    return {
+        m: bool(lo <= truth[m] <= hi) if np.isfinite(lo) else None for m, (lo, hi) in ci.items()
+    }
+
+
+def _coverage(rs: list[dict], key: str) -> float | None:
+    """Share of the (run, mechanism) intervals under ``key`` that hold the truth."""
+    cov = [c for r in rs for c in (r.get(key) or {}).values() if c is not None]
+    return float(np.mean(cov)) if cov else None
+
+
 def summarise(runs: list[dict]) -> list[dict]:
     """Per (method, statistics, bootstrap): MAE over seeds, dominant, coverage, flagged,
     sign errors."""
     rows = []
     for method, statistics, bootstrap in sorted({setting(r) for r in runs}):
         rs = [r for r in runs if setting(r) == (method, statistics, bootstrap)]
-        cov = [c for r in rs for c in r["covered"].values() if c is not None]
         erring = [r for r in rs if r["max_error"] > 0.02]
         rows.append(
             {
@@ -206,7 +227,9 @@ def summarise(runs: list[dict]) -> list[dict]:
                 "mae_mean": float(np.mean([r["mae"] for r in rs])),
                 "mae_median": float(np.median([r["mae"] for r in rs])),
                 "dominant_rate": float(np.mean([r["dominant"] == r["true_dominant"] for r in rs])),
-                "coverage": float(np.mean(cov)) if cov else None,
+                "coverage": _coverage(rs, "covered"),
+                # None where no run recorded it (iw; runs before 2026-11-30 evening)
+                "coverage_bias_aware": _coverage(rs, "covered_bias_aware"),
                 "n_sign_wrong": sum(bool(r["sign_wrong"]) for r in rs),
                 "flagged_when_error_above": (
                     float(np.mean([bool(r["warnings"]) for r in erring])) if erring else None
@@ -308,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     path = write_json(NAME, payload, args.out)
     for row in payload["summary"]:
         coverage = "n/a" if row["coverage"] is None else f"{row['coverage']:.0%}"
+        if row["coverage_bias_aware"] is not None:
+            coverage += f" (bias-aware {row['coverage_bias_aware']:.0%})"
         print(
             f"{row['method']:<4}{row['statistics']:<17}{row['bootstrap']:<6} "
             f"MAE mean {row['mae_mean']:.4f} "

@@ -628,6 +628,7 @@ def test_demo_seeds_configuration_summary_and_report(tmp_path):
     assert not again.attribution.ratio_outputs
     assert again.attribution.bootstrap == "fixed" and again.attribution.n_bootstrap == 200
     assert again.attribution.n_jobs == 1  # as every stored run, whatever the demo's
+    assert again.attribution.interval == "bootstrap"  # `covered` is the bootstrap interval's
     refit = configuration(tmp_path / "d", 3, "iw", "extended", None, "refit")
     assert refit.attribution.bootstrap == "refit" and refit.attribution.n_bootstrap == 50
     outputs = configuration(tmp_path / "c", 3, "iw", "extended+outputs", None)
@@ -663,6 +664,16 @@ def test_demo_seeds_configuration_summary_and_report(tmp_path):
     refit = [dict(r, bootstrap="refit") for r in runs if r["statistics"] == "extended"]
     rows = {(r["statistics"], r["bootstrap"]): r for r in summarise(runs + refit)}
     assert rows[("extended", "refit")]["n_runs"] == rows[("extended", "fixed")]["n_runs"] == 2
+    assert rows[("extended", "refit")]["coverage_bias_aware"] is None  # none recorded
+    # runs recording the bias-aware interval get its coverage beside the bootstrap one's
+    ba = [
+        dict(r, method="mis", covered_bias_aware={"D": True, "X": True, "Y": i == 0})
+        for i, r in enumerate(refit)
+    ]
+    row = next(r for r in summarise(runs + ba) if r["method"] == "mis")
+    assert row["coverage_bias_aware"] == 5 / 6 and row["coverage"] == 5 / 6
+    text = report._demo_seeds({**payload, "summary": summarise(runs + ba)})
+    assert "| `mis` | extended | refit | 2 |" in text and "bias-aware CI covers" in text
     assert report._demo_seeds(None) == ""
 
 
@@ -688,8 +699,16 @@ def test_demo_seeds_record_reads_an_outcome_against_the_truth():
     rec = record(outcome, truth, seed=4, method="iw", statistics="basic")
     assert rec["sign_wrong"] == ["X"] and rec["dominant"] == "Y" and rec["true_dominant"] == "X"
     assert rec["covered"] == {"D": True, "X": False, "Y": True}
+    assert rec["covered_bias_aware"] is None and rec["bias_aware_ci"] is None  # iw: none
     assert rec["warnings"] == ["low_ess"] and rec["max_error"] == pytest.approx(0.13)
     assert rec["mae"] == pytest.approx((0.001 + 0.13 + 0.03) / 3)
+    # another method's run records its bias-aware interval and whether it holds the truth
+    bound = {"D": 0.0, "X": 0.2, "Y": 0.0}
+    wide = {"D": (-0.01, 0.01), "X": (-0.3, 0.2), "Y": (0.0, 0.06)}
+    res.diagnostics = {"estimator": {"bias_bound": bound, "bias_aware_ci": wide}}
+    rec = record(outcome, truth, seed=4, method="mis", statistics="basic")
+    assert rec["covered_bias_aware"] == {"D": True, "X": True, "Y": True}
+    assert rec["covered"]["X"] is False and rec["bias_bound"] == bound
 
 
 def test_committed_demo_seeds_summary_matches_its_runs():
