@@ -2308,6 +2308,7 @@ _VE_LABELS = {
     "mr": "shiftattr MR",
     "mr_biasaware": "shiftattr MR, bias-aware interval",
     "regression_biasaware": "shiftattr regression, bias-aware interval",
+    "mis_biasaware": "shiftattr MIS, bias-aware interval",
     "mr_pooled": "shiftattr MR, pooled regressions",
     "mr_linear": "shiftattr MR, linear learners (DoWhy's class)",
     "iw_oracle": "shiftattr IW, true ratios",

@@ -9,7 +9,8 @@ seed, every method sees the same source and target samples (drawn exactly as in
   5-fold cross-fitting (intervals are scored: coverage of the truth per mechanism);
 - ``mr_biasaware``: ``mr`` again with ``interval="bias_aware"`` (same values; the
   interval also covers a bias up to the distance to importance weighting);
-- ``regression_biasaware``: ``regression`` again with ``interval="bias_aware"``;
+- ``regression_biasaware``, ``mis_biasaware``: ``regression`` and ``mis`` again with
+  ``interval="bias_aware"``;
 - ``mr_pooled``: ``mr`` with ``pooled_regressions=True`` (each nested regression fitted
   on both environments' cases, the other one's weighted by the level's ratio);
 - ``mr_linear``: ``mr`` with the learner class of DoWhy's defaults: every density ratio
@@ -70,6 +71,7 @@ METHODS = (
     *SHIFTATTR,
     "mr_biasaware",
     "regression_biasaware",
+    "mis_biasaware",
     "mr_pooled",
     "mr_linear",
     "iw_oracle",
@@ -167,7 +169,7 @@ def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> 
         return _shiftattr(method, scm, source, target, seed, cfg["n_bootstrap"])
     if method == "mr_pooled":
         return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], pooled=True)
-    if method in ("mr_biasaware", "regression_biasaware"):
+    if method in ("mr_biasaware", "regression_biasaware", "mis_biasaware"):
         base = method.removesuffix("_biasaware")
         return _shiftattr(base, scm, source, target, seed, cfg["n_bootstrap"], "bias_aware")
     if method == "mr_linear":

@@ -523,6 +523,10 @@ def test_value_estimator_methods_are_labelled_and_oracles_get_every_true_ratio(m
     with pytest.raises(RuntimeError, match="stop here"):
         ve._run_method("regression_biasaware", scm, source, target, 0, {"n_bootstrap": 2})
     assert seen["method"] == "regression" and seen["interval"] == "bias_aware"
+    seen.clear()
+    with pytest.raises(RuntimeError, match="stop here"):
+        ve._run_method("mis_biasaware", scm, source, target, 0, {"n_bootstrap": 2})
+    assert seen["method"] == "mis" and seen["interval"] == "bias_aware"
 
 
 def test_results_record_the_git_state_the_process_started_from(monkeypatch):
