@@ -233,6 +233,9 @@ def test_n_jobs_runs_the_fits_in_processes_with_the_same_numbers(tmp_path, monke
         assert main([*args, "--out", str(out), "--n-jobs", jobs]) == 0
         results[jobs] = json.loads((out / "attribution.json").read_text())
     assert results["2"]["settings"]["bootstrap"] == "refit"
+    # with the image statistics the command line's defaults are mis with bias-aware intervals
+    assert results["1"]["settings"]["method"] == "mis"
+    assert results["1"]["settings"]["interval"] == "bias_aware"
     assert [results[j]["settings"]["n_jobs"] for j in ("1", "2")] == [1, 2] == passed
     assert results["2"]["values"] == pytest.approx(results["1"]["values"], abs=1e-12)
     for m, ci in results["1"]["ci"].items():

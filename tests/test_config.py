@@ -42,7 +42,10 @@ def test_defaults_and_toml(tmp_path):
             r"attribution\.n_repeats",
         ),
         (
-            {"data": {"kind": "synthetic"}, "attribution": {"interval": "bias_aware"}},
+            {
+                "data": {"kind": "synthetic"},
+                "attribution": {"interval": "bias_aware", "method": "iw"},
+            },
             r"attribution\.interval = 'bias_aware': .* needs method='mr', 'regression', 'generative' or 'mis'",
         ),
         (
@@ -251,3 +254,25 @@ def test_msseg2016_pairing_needs_one_rater_per_side():
         load_config({"data": data, "model": model, "attribution": {"paired": ["Y"]}})
     named = {"paired": {"Y": "annotator-4"}}  # explicit keys: the user's choice
     assert load_config({"data": data, "model": model, "attribution": named}).attribution.paired
+
+
+def test_method_auto_is_mis_with_the_image_statistics_else_iw():
+    """``method = "auto"`` resolves to what was measured best, and never to an estimator
+    the other settings rule out."""
+    from shiftattr.config import AttributionConfig
+
+    assert AttributionConfig().method == "auto"
+    assert AttributionConfig().method_mode == "mis"
+    assert AttributionConfig(image_estimator="cnn").method_mode == "iw"  # not measured
+    for blocking in ({"paired": ["Y"]}, {"truncate": 20.0}, {"cross_check": True}):
+        cfg = AttributionConfig(**blocking)  # valid: 'mis' takes none of these
+        assert cfg.method_mode == "iw", blocking
+    assert AttributionConfig(method="mr").method_mode == "mr"
+    assert AttributionConfig(method="iw").method_mode == "iw"
+    # the checks judge the resolved method
+    with pytest.raises(ValueError, match="'mis' fits no regressions"):
+        AttributionConfig(pooled_regressions=True)
+    with pytest.raises(ValueError, match="attribution.method 'mis' takes neither"):
+        AttributionConfig(method="mis", paired=["Y"])
+    with pytest.raises(ValueError, match="needs method='mr', 'regression', 'generative' or 'mis'"):
+        AttributionConfig(interval="bias_aware", cross_check=True)  # auto -> iw

@@ -808,7 +808,7 @@ def attribute(
         order and the fixed bootstrap is the standard choice.
     interval : {"auto", "bootstrap", "bias_aware"}, default "auto"
         What ``ci`` holds; ``settings["interval"]`` says which. ``"auto"``:
-        ``"bias_aware"`` for ``method="mr"`` and ``"generative"`` (with
+        ``"bias_aware"`` for ``method="mr"``, ``"mis"`` and ``"generative"`` (with
         ``n_bootstrap >= 2``), else ``"bootstrap"``. ``"bootstrap"``: the bootstrap percentile interval (widened
         by the repeats' spread with ``n_repeats > 1``): sampling noise only.
         ``"bias_aware"`` (not ``"iw"``; ``n_bootstrap >= 2``):
@@ -821,7 +821,9 @@ def attribute(
         Measured on the synthetic MS benchmark (``method="mr"``, fixed bootstrap), it
         held the truth for 95-98 % of (run, mechanism) pairs at N = 100-1000 where the
         bootstrap interval held it for 77-80 %, at about twice the width (see
-        :doc:`/estimators`): hence the default for ``"mr"``.
+        :doc:`/estimators`): hence the default for ``"mr"``. For ``"mis"`` (refit
+        bootstrap, extended image statistics with the model's outputs) 92-94 % against
+        76-88 %, and 73-91 % against 64-67 % on the tabular SCMs.
     confidence : float, default 0.95
         Level of the intervals.
     tolerance : float, optional

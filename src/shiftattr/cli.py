@@ -97,8 +97,9 @@ def _report(args: argparse.Namespace) -> int:
 
 _METHOD_HELP = (
     "value estimator: iw (importance weighting), mis (importance weighting of both "
-    "environments' cases), regression, or mr (multiply robust); "
-    "overrides attribution.method"
+    "environments' cases), regression, mr (multiply robust) or auto, the default (mis, "
+    "but iw with --image-estimator cnn, --cross-check or paired mechanisms); overrides "
+    "attribution.method"
 )
 _BOOTSTRAP_HELP = (
     "fixed (seconds; intervals leave out the estimators' own variance), refit (refits "
@@ -134,14 +135,16 @@ def _tolerance(text: str) -> float:
 
 
 def _add_attribution_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", choices=["iw", "mis", "regression", "mr"], help=_METHOD_HELP)
+    p.add_argument(
+        "--method", choices=["auto", "iw", "mis", "regression", "mr"], help=_METHOD_HELP
+    )
     p.add_argument("--bootstrap", choices=["auto", "fixed", "refit"], help=_BOOTSTRAP_HELP)
     p.add_argument(
         "--interval",
         choices=["auto", "bootstrap", "bias_aware"],
         help="'bias_aware' (with --method mr, regression or mis) widens each interval to cover a "
         "bias up to the distance to importance weighting; 'auto' (default) uses it for mr "
-        "(overrides attribution.interval)",
+        "and mis (overrides attribution.interval)",
     )
     p.add_argument(
         "--pooled-regressions",

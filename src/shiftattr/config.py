@@ -208,7 +208,12 @@ class AttributionConfig(_Strict):
         "'auto': on with the extended image statistics and method 'iw' or 'mis'; see "
         "ratio_outputs_mode",
     )
-    method: Literal["iw", "mis", "regression", "mr"] = "iw"
+    method: Literal["auto", "iw", "mis", "regression", "mr"] = Field(
+        "auto",
+        description="value estimator; 'auto': 'mis' with the image statistics estimator, "
+        "'iw' with the CNN discriminators or with paired, truncate or cross_check (which "
+        "'mis' does not take); see method_mode",
+    )
     paired: list[str] | dict[str, str | tuple[str, str]] = []
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
     n_jobs: int = Field(
@@ -227,6 +232,7 @@ class AttributionConfig(_Strict):
         from shiftattr.value import WEIGHTING_METHODS
 
         get_metric(self.metric)  # unknown names fail here, listing the known ones
+        method = self.method_mode
         if self.n_jobs == 0:
             raise ValueError(
                 "attribution.n_jobs must be a number of processes (1 or more) or -1 for one "
@@ -251,12 +257,12 @@ class AttributionConfig(_Strict):
                 "bias-aware ones built on them), but attribution.n_bootstrap = 0: set "
                 "n_bootstrap or remove tolerance"
             )
-        if self.pooled_regressions is True and self.method in WEIGHTING_METHODS:
+        if self.pooled_regressions is True and method in WEIGHTING_METHODS:
             raise ValueError(
                 "attribution.pooled_regressions = true needs attribution.method 'mr' or "
-                f"'regression' ({self.method!r} fits no regressions)"
+                f"'regression' ({method!r} fits no regressions)"
             )
-        if self.method == "mis" and (self.paired or self.truncate is not None):
+        if method == "mis" and (self.paired or self.truncate is not None):
             raise ValueError(
                 "attribution.method 'mis' takes neither attribution.paired nor "
                 "attribution.truncate (it does not substitute counterfactuals, and its "
@@ -277,13 +283,13 @@ class AttributionConfig(_Strict):
                 "ratio estimator, but attribution.image_estimator = 'cnn': remove "
                 f"{'it' if len(stats_only) == 1 else 'them'} or use image_estimator = 'stats'"
             )
-        if self.cross_check and self.method != "iw":
+        if self.cross_check and method != "iw":
             raise ValueError(
                 "attribution.cross_check = true is for attribution.method 'iw' ('mr' and "
                 "'regression' are always compared with importance weighting)"
             )
         try:  # the library's rule, so that the two cannot drift apart
-            resolve_interval(self.interval, self.method, self.n_bootstrap)
+            resolve_interval(self.interval, method, self.n_bootstrap)
         except ValueError as exc:
             raise ValueError(f"attribution.interval = {self.interval!r}: {exc}") from None
         allowed = self.mechanisms if self.mechanisms is not None else _NODES
@@ -355,8 +361,40 @@ class AttributionConfig(_Strict):
         return (
             self.image_estimator == "stats"
             and self.image_statistics in (None, "extended")
-            and self.method in WEIGHTING_METHODS
+            and self.method_mode in WEIGHTING_METHODS
         )
+
+    @property
+    def method_mode(self) -> str:
+        """The value estimator :func:`shiftattr.attribute` gets: ``method`` if set, else
+        ``"mis"`` with the image statistics estimator and ``"iw"`` with the CNN
+        discriminators or with ``paired``, ``truncate`` or ``cross_check`` (options
+        ``"mis"`` does not take).
+
+        ``"mis"`` weights both environments' cases, so each coalition's mean is
+        estimated from both samples. With the image statistics it had the lower error
+        everywhere it was measured against ``"iw"`` with the same ratios: MAE 0.016
+        against 0.027 on the synthetic MS benchmark at N = 300 (extended statistics and
+        the model's outputs in the ratios), 0.012 against 0.014 over the demo's 12 data
+        seeds, 0.031 against 0.054 on the tabular SCMs. Its interval is then the
+        bias-aware one (``interval="auto"``), which held the truth where its bootstrap
+        interval did not. With the CNN discriminators it was not measured.
+
+        Examples
+        --------
+        >>> AttributionConfig().method_mode
+        'mis'
+        >>> AttributionConfig(image_estimator="cnn").method_mode
+        'iw'
+        >>> AttributionConfig(paired=["Y"]).method_mode
+        'iw'
+        >>> AttributionConfig(method="mr").method_mode
+        'mr'
+        """
+        if self.method != "auto":
+            return self.method
+        blocked = self.paired or self.truncate is not None or self.cross_check
+        return "mis" if self.image_estimator == "stats" and not blocked else "iw"
 
 
 class OutputConfig(_Strict):
