@@ -1595,7 +1595,8 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "(the fixed-bootstrap runs predate `shift_not_separated`), median time of a run "
         "(`iw+ext+refit` and `mis+ext+refit` were run before the image statistics were "
         "cached across replicates, the `+outputs+refit` runs after; `iw+ext+outputs+refit` "
-        "is what the command line runs by default since 2026-11-30):",
+        "is what the command line ran by default from 2026-11-30 until that evening, "
+        "`mis+ext+outputs+refit` with the bias-aware interval what it runs since):",
     ),
     # Features in the direction the metric varies: a negative result, kept as a record.
     "ext+outputs+prognostic": (
@@ -1638,7 +1639,7 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "(scenario, N, seed) every column ran: MAE over D, X, Y, dominant mechanism right, CI "
         "coverage (fixed bootstrap):",
     ),
-    # MR with the model's outputs in its ratios, against the iw the command line runs.
+    # MR with the model's outputs in its ratios, against the iw the command line ran.
     "mr+outputs": (
         ["iw+ext+outputs", "mr+pooled+ext", "mr+pooled+ext+outputs", "mis+ext+outputs"],
         "**MR with the outputs in its ratios, and what the values sum to** "
@@ -1698,8 +1699,8 @@ _MR_VARIANT_NOTES = {
 #: The same for a (MR, IW) pair whose IW side needs saying too.
 _MR_PAIR_NOTES = {
     ("mr+pooled+ext", "iw+ext+outputs"): " (the library's `method='mr'` on images; against "
-    "`iw` as the command line runs it since 2026-11-30, with the model's outputs in the "
-    "image ratios)",
+    "`iw` as the command line ran it from 2026-11-30, with the model's outputs in the "
+    "image ratios, until `mis` replaced it that evening)",
     ("mr+pooled+ext+outputs", "iw+ext+outputs"): " (`method='mr'` on images with the "
     "model's outputs in its image ratios too, as the command line's `iw` has them; opt-in)",
 }
@@ -1987,7 +1988,7 @@ def _demo_seeds(ds: dict[str, Any] | None) -> str:
                 rows,
             ),
             "",
-            "Bias-aware CI: the interval of `attribution.interval = \"bias_aware\"` "
+            'Bias-aware CI: the interval of `attribution.interval = "bias_aware"` '
             "(the bootstrap standard error widened by the distance to importance weighting), "
             "which every run with another method computes and records beside its bootstrap "
             "interval; — for `iw` and for runs recorded before it was.",

@@ -185,7 +185,7 @@ def test_extended_statistics_and_ratio_outputs_from_the_command_line(tmp_path):
     assert ext["settings"]["bootstrap"] == "refit"  # "auto" with the image statistics
     params = ext["settings"]["estimator_params"]
     assert params["X"]["statistics"] == params["Y"]["statistics"] == "extended"
-    assert main(args) == 0  # "auto": the outputs, with the image statistics and "iw"
+    assert main(args) == 0  # "auto": the outputs, with the image statistics and "mis"
     outs = json.loads((out / "attribution.json").read_text())
     assert outs["settings"]["ratio_outputs"] is True
     # what was built: extra_features is kept in the parameters only when it is None

@@ -270,9 +270,15 @@ def test_method_auto_is_mis_with_the_image_statistics_else_iw():
     assert AttributionConfig(method="mr").method_mode == "mr"
     assert AttributionConfig(method="iw").method_mode == "iw"
     # the checks judge the resolved method
-    with pytest.raises(ValueError, match="'mis' fits no regressions"):
+    with pytest.raises(ValueError, match=r"'mis' fits no regressions.*'auto' resolves to 'mis'"):
         AttributionConfig(pooled_regressions=True)
-    with pytest.raises(ValueError, match="attribution.method 'mis' takes neither"):
+    with pytest.raises(ValueError, match=r"got method='iw'.*'auto' resolves to 'iw' here"):
+        AttributionConfig(image_estimator="cnn", interval="bias_aware")
+    # the demo's own configuration runs mis
+    from shiftattr.pipeline import demo_config
+
+    assert demo_config().attribution.method_mode == "mis"
+    with pytest.raises(ValueError, match=r"attribution\.method 'mis' takes neither"):
         AttributionConfig(method="mis", paired=["Y"])
     with pytest.raises(ValueError, match="needs method='mr', 'regression', 'generative' or 'mis'"):
         AttributionConfig(interval="bias_aware", cross_check=True)  # auto -> iw

@@ -145,8 +145,11 @@ def test_attribute_mis_end_to_end():
     details = res.diagnostics["estimator"]
     assert details["name"] == "mis"
     assert 0 < details["min_weight_ess_fraction"] <= 1
-    # its interval is the bootstrap one, and it is compared with importance weighting
+    # it is compared with importance weighting, and by default its interval is the
+    # bias-aware one built on that comparison (the bootstrap one kept beside it)
     assert "iw_values" in details
+    assert res.settings["interval"] == "bias_aware"
+    assert res.ci == details["bias_aware_ci"] and details["bootstrap_ci"] != res.ci
     total = sum(res.values.values())
     assert total == pytest.approx(res.source_metric - res.estimated_target_metric)
     for m in scm.graph.nodes:

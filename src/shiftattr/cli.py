@@ -98,8 +98,8 @@ def _report(args: argparse.Namespace) -> int:
 _METHOD_HELP = (
     "value estimator: iw (importance weighting), mis (importance weighting of both "
     "environments' cases), regression, mr (multiply robust) or auto, the default (mis, "
-    "but iw with --image-estimator cnn, --cross-check or paired mechanisms); overrides "
-    "attribution.method"
+    "but iw with --image-estimator cnn, --cross-check, attribution.truncate or paired "
+    "mechanisms, which mis does not take); overrides attribution.method"
 )
 _BOOTSTRAP_HELP = (
     "fixed (seconds; intervals leave out the estimators' own variance), refit (refits "
@@ -135,9 +135,7 @@ def _tolerance(text: str) -> float:
 
 
 def _add_attribution_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--method", choices=["auto", "iw", "mis", "regression", "mr"], help=_METHOD_HELP
-    )
+    p.add_argument("--method", choices=["auto", "iw", "mis", "regression", "mr"], help=_METHOD_HELP)
     p.add_argument("--bootstrap", choices=["auto", "fixed", "refit"], help=_BOOTSTRAP_HELP)
     p.add_argument(
         "--interval",
@@ -162,7 +160,8 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="with --method iw: also fit the plain regression estimate and warn "
         "methods_disagree where the two differ beyond bootstrap noise (sets "
-        "attribution.cross_check)",
+        "attribution.cross_check); with the default --method auto it switches the estimate "
+        "from mis to iw",
     )
     p.add_argument(
         "--image-estimator",

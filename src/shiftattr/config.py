@@ -233,6 +233,12 @@ class AttributionConfig(_Strict):
 
         get_metric(self.metric)  # unknown names fail here, listing the known ones
         method = self.method_mode
+        # errors about the method name the one the user did not choose: say where it came from
+        resolved = (
+            f" (attribution.method = 'auto' resolves to {method!r} here; set method to choose)"
+            if self.method == "auto"
+            else ""
+        )
         if self.n_jobs == 0:
             raise ValueError(
                 "attribution.n_jobs must be a number of processes (1 or more) or -1 for one "
@@ -260,7 +266,7 @@ class AttributionConfig(_Strict):
         if self.pooled_regressions is True and method in WEIGHTING_METHODS:
             raise ValueError(
                 "attribution.pooled_regressions = true needs attribution.method 'mr' or "
-                f"'regression' ({method!r} fits no regressions)"
+                f"'regression' ({method!r} fits no regressions){resolved}"
             )
         if method == "mis" and (self.paired or self.truncate is not None):
             raise ValueError(
@@ -291,7 +297,7 @@ class AttributionConfig(_Strict):
         try:  # the library's rule, so that the two cannot drift apart
             resolve_interval(self.interval, method, self.n_bootstrap)
         except ValueError as exc:
-            raise ValueError(f"attribution.interval = {self.interval!r}: {exc}") from None
+            raise ValueError(f"attribution.interval = {self.interval!r}: {exc}{resolved}") from None
         allowed = self.mechanisms if self.mechanisms is not None else _NODES
         bad = sorted(set(self.paired) - set(allowed))
         if bad:
