@@ -363,3 +363,36 @@ def test_the_per_replicate_bootstrap_solves_no_twin_when_none_is_asked_for():
     assert twin is None and values.shape == (4, 2) and len(solves) == 4
     _, _, twin = _fixed_bootstrap([fitted], Counting(), idx, idx, False)
     assert twin.shape == (4, 2) and len(solves) == 4 + 8
+
+
+def test_methods_disagree_says_when_the_point_difference_lies_outside_its_interval():
+    """The bootstrap interval of the difference can exclude 0 while the point difference
+    itself is near 0 (replicates biased away from the point): the warning must not read
+    as a measured gap then."""
+    from types import SimpleNamespace
+
+    from shiftattr.attribution import _compare_with_twin
+
+    mechs = ("X", "Y")
+    values = {"X": 0.0013, "Y": 0.05}
+    twin = np.array([0.0008, 0.01])  # point differences +0.0005 and +0.04
+    rng = np.random.default_rng(0)
+    boot_twin = rng.normal(0.0, 0.001, size=(200, 2))
+    # replicates' differences: X around +0.02 (away from its point), Y around +0.04
+    boot_values = boot_twin + np.array([0.02, 0.04]) + rng.normal(0, 0.004, size=(200, 2))
+    details = {}
+    warns = _compare_with_twin(
+        details,
+        SimpleNamespace(estimator="mis"),
+        mechs,
+        values,
+        twin,
+        boot_values,
+        boot_twin,
+        0.025,
+    )
+    by = {w["mechanism"]: w["message"] for w in warns}
+    assert set(by) == {"X", "Y"}  # both intervals exclude 0
+    assert "point difference (+0.0005) lies outside" in by["X"]
+    assert "lies outside" not in by["Y"]  # +0.04 is inside its own interval
+    assert set(details["difference_ci"]) == {"X", "Y"}

@@ -1402,6 +1402,14 @@ def _compare_with_twin(
     warns = []
     for k, a, b, v_twin in zip(mechs, lo, hi, twin):
         if a > 0 or b < 0:
+            point = values[k] - v_twin
+            outside = (
+                ""
+                if a <= point <= b
+                else f"The point difference ({point:+.4f}) lies outside that interval: the "
+                "bootstrap replicates disagree more than the point estimates do, so read "
+                "this as estimators unstable under resampling rather than as a measured gap. "
+            )
             warns.append(
                 {
                     "code": "methods_disagree",
@@ -1410,6 +1418,7 @@ def _compare_with_twin(
                         f"mechanism {k!r}: {fitted.estimator} gives {values[k]:+.4f} but "
                         f"{other} gives {v_twin:+.4f}; the "
                         f"difference's interval [{a:+.4f}, {b:+.4f}] excludes 0. "
+                        + outside
                         + _disagreement_causes(fitted.estimator)
                     ),
                 }
