@@ -513,4 +513,7 @@ def test_summary_header_names_the_confidence_level():
         confidence=0.9, random_state=0, progress=False,
     )  # fmt: skip
     header = next(x for x in res.summary().splitlines() if x.startswith("mechanism"))
-    assert "90% CI" in header and "95% CI" not in header
+    assert "90% CI" in header and "95% CI" not in header and "bias-aware" not in header
+    res.settings["interval"] = "bias_aware"  # the kind is named where it is not plain
+    header = next(x for x in res.summary().splitlines() if x.startswith("mechanism"))
+    assert "90% CI (bias-aware)" in header

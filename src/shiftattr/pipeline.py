@@ -127,8 +127,9 @@ def demo_config(out: str | Path = "shiftattr-demo", tiny: bool = False) -> RunCo
         # 72 s with method "mis": U-Net training ~20 s, ground truth ~4 s, attribution with
         # 50 refit replicates in two processes ~40 s; 1.5 GB peak over the three
         # processes; with "iw" 66 s, its attribution 58 s in one process). 80 training
-        # cases x 15 epochs reach a source Dice of about 0.63; 40 x 10 stopped at 0.54. truth_n = 200 keeps the truth's Monte Carlo error
-        # (~0.012) well below the CI half-width (~0.1).
+        # cases x 15 epochs reach a source Dice of about 0.63; 40 x 10 stopped at 0.54.
+        # truth_n = 200 keeps the truth's Monte Carlo error (~0.012) well below the CI
+        # half-width (~0.1).
         data = {
             "kind": "synthetic",
             "shape": [24, 24, 24],

@@ -145,11 +145,10 @@ def _html(
     title = html.escape(
         title or f"shiftattr: {s.get('source', 'source')} → {s.get('target', 'target')}"
     )
-    level = ci_label(s)
     head = [
         "mechanism",
         "value",
-        level + (" (bias-aware)" if s.get("interval") == "bias_aware" else ""),
+        ci_label(s),
         "truth",
         "error",
         "AUC joint",

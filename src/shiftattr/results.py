@@ -104,12 +104,14 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 
 
 def ci_label(settings: Mapping[str, Any]) -> str:
-    """Column header of the intervals: their confidence level, from the settings.
+    """Column header of the intervals: their confidence level and, for bias-aware
+    intervals, their kind, from the settings.
 
     Parameters
     ----------
     settings : mapping
-        An :class:`Attribution`'s ``settings`` (``"confidence"``, default 0.95).
+        An :class:`Attribution`'s ``settings`` (``"confidence"``, default 0.95;
+        ``"interval"``).
 
     Returns
     -------
@@ -117,10 +119,11 @@ def ci_label(settings: Mapping[str, Any]) -> str:
 
     Examples
     --------
-    >>> ci_label({}), ci_label({"confidence": 0.9})
-    ('95% CI', '90% CI')
+    >>> ci_label({}), ci_label({"confidence": 0.9, "interval": "bias_aware"})
+    ('95% CI', '90% CI (bias-aware)')
     """
-    return f"{100 * float(settings.get('confidence', 0.95)):g}% CI"
+    kind = " (bias-aware)" if settings.get("interval") == "bias_aware" else ""
+    return f"{100 * float(settings.get('confidence', 0.95)):g}% CI{kind}"
 
 
 @dataclass
