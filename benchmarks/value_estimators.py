@@ -169,7 +169,7 @@ def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> 
         return _shiftattr(method, scm, source, target, seed, cfg["n_bootstrap"])
     if method == "mr_pooled":
         return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], pooled=True)
-    if method in ("mr_biasaware", "regression_biasaware", "mis_biasaware"):
+    if method.endswith("_biasaware"):
         base = method.removesuffix("_biasaware")
         return _shiftattr(base, scm, source, target, seed, cfg["n_bootstrap"], "bias_aware")
     if method == "mr_linear":

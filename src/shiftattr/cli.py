@@ -134,12 +134,33 @@ def _tolerance(text: str) -> float:
     return value
 
 
+def _choices(key: str) -> list[str]:
+    """The values ``attribution.<key>`` accepts, read from the configuration's own
+    ``Literal`` type, so that an option and its key cannot drift apart.
+
+    Examples
+    --------
+    >>> _choices("method")
+    ['auto', 'iw', 'mis', 'regression', 'mr']
+    >>> _choices("image_statistics")  # an optional key: its unset value is no choice
+    ['basic', 'extended']
+    """
+    from typing import get_args
+
+    from shiftattr.config import AttributionConfig
+
+    def strings(tp: object) -> list[str]:
+        return [tp] if isinstance(tp, str) else [v for arg in get_args(tp) for v in strings(arg)]
+
+    return strings(AttributionConfig.model_fields[key].annotation)
+
+
 def _add_attribution_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", choices=["auto", "iw", "mis", "regression", "mr"], help=_METHOD_HELP)
-    p.add_argument("--bootstrap", choices=["auto", "fixed", "refit"], help=_BOOTSTRAP_HELP)
+    p.add_argument("--method", choices=_choices("method"), help=_METHOD_HELP)
+    p.add_argument("--bootstrap", choices=_choices("bootstrap"), help=_BOOTSTRAP_HELP)
     p.add_argument(
         "--interval",
-        choices=["auto", "bootstrap", "bias_aware"],
+        choices=_choices("interval"),
         help="'bias_aware' (with --method mr, regression or mis) widens each interval to cover a "
         "bias up to the distance to importance weighting; 'auto' (default) uses it for mr "
         "and mis (overrides attribution.interval)",
@@ -165,13 +186,13 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--image-estimator",
-        choices=["stats", "cnn"],
+        choices=_choices("image_estimator"),
         help="density ratios of the image mechanisms from per-case image statistics or "
         "from CNN discriminators; overrides attribution.image_estimator",
     )
     p.add_argument(
         "--image-statistics",
-        choices=["basic", "extended"],
+        choices=_choices("image_statistics"),
         help="image statistics of the density-ratio estimators: 'extended' (the default) "
         "adds image-quality measures (contrasts, SNR, non-uniformity, sharpness per axis, "
         "lesion contrast-to-noise) to the 'basic' intensity statistics; overrides "
