@@ -2241,8 +2241,9 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
             + ": compare with the repeated cross-fitting table, not with the rows above)",
         }
         caveat = next((c for suffix, c in caveats.items() if e.endswith(suffix)), "")
-        if not caveat and _only_sizes(ms, e):
-            caveat = f" (only {_only_sizes(ms, e)})"
+        only = _only_sizes(ms, e)
+        if not caveat and only:
+            caveat = f" (only {only})"
         plain.append(
             f"- `{e}` over all {g['n_ok']} runs"
             + caveat
