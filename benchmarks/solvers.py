@@ -295,12 +295,14 @@ def exact_timing(
     rng = np.random.default_rng(0)
     stacked, w_b = rng.random((2 * rows_a, block)), rng.random((rows_b, block))
 
-    def product_alone() -> np.ndarray:
-        acc = np.zeros((2 * rows_a, rows_b))
+    def product_alone(stacked: np.ndarray = stacked, w_b: np.ndarray = w_b) -> np.ndarray:
+        acc = np.zeros((2 * rows_a, rows_b))  # block sums added in double, as the kernel
         for start in range(0, n_samples, block):
             b = min(block, n_samples - start)
             acc += stacked[:, :b] @ w_b[:, :b].T
         return acc
+
+    stacked32, w_b32 = stacked.astype(np.float32), w_b.astype(np.float32)
 
     fns: dict[str, Callable[[], Any]] = {
         "shiftattr_exact": lambda: ExactShapley().solve(iw_game(players, L, m)),
@@ -309,6 +311,8 @@ def exact_timing(
         ),
         "value_fn_batched": lambda: value_fn(coalitions),
         "stacked_product_alone": product_alone,
+        # the same in single precision: the floor of iw_game(precision="float32")
+        "stacked_product_alone_float32": lambda: product_alone(stacked32, w_b32),
         "single_coalition_loop": lambda: [single(r) for r in coalitions],
     }
     dowhy_version = peer_available("dowhy")
@@ -349,6 +353,13 @@ def exact_timing(
         * rows_b
         * n_samples
         / t["stacked_product_alone"]["seconds"]
+        / 1e9,
+        "stacked_product_gflops_float32": 2
+        * 2
+        * rows_a
+        * rows_b
+        * n_samples
+        / t["stacked_product_alone_float32"]["seconds"]
         / 1e9,
         "max_abs_difference_float32": float(np.max(np.abs(single_precision - ours))),
         "max_abs_value": float(np.max(np.abs(ours))),
