@@ -114,6 +114,13 @@ regressions read the image's voxels with :class:`shiftattr.value.CNNRegressor`
 (``features={"X": raw_features("X")}``) instead of the model's output summaries; the
 same samples, folds and ratios, pooled regressions, bootstrap interval.
 
+**CNN-discriminator variants** (``iw+cnnratio``, ``mis+cnnratio``; opt-in): the image
+ratios of ``X`` and ``Y`` come from :class:`shiftattr.ratios.CNNDiscriminator` with the
+settings ``shiftattr run`` uses for ``image_estimator = "cnn"`` (the defaults of
+:class:`shiftattr.config.DiscriminatorConfig`) instead of the image statistics; the
+population ratio is the default classifier's as everywhere. Fixed bootstrap (a refit
+would train ``n_bootstrap`` more CNNs per node set and fold).
+
 **Oracle variants** (``iw+oracle``, ``mr+oracle``; opt-in): no ratio is estimated;
 ``attribute(..., known_ratios=...)`` gets every mechanism's true log-ratio between the
 scenario's source and target from :meth:`SyntheticMS.true_log_ratio` (the densities of
@@ -255,6 +262,8 @@ ESTIMATORS = (
     "mis+ext+outputs+oracle-X",
     "mis+ext+outputs+oracle-Y",
     "mis+ext+outputs+refit+biasaware",
+    "iw+cnnratio",
+    "mis+cnnratio",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -296,6 +305,10 @@ CHECK_SUFFIX = "+check"
 #: the model's output summaries: ``mr+pooled+cnn`` (pooled, as ``mr`` is by default on
 #: images, so that it differs from ``mr+pooled`` only in the regressions). Opt-in.
 CNN_SUFFIX = "+cnn"
+#: Estimator names whose image ratios (``X`` and ``Y``) come from a CNN discriminator
+#: (:class:`~shiftattr.ratios.CNNDiscriminator`, the command line's ``image_estimator =
+#: "cnn"`` settings) instead of the image statistics: ``<method>+cnnratio``. Opt-in.
+CNN_RATIO_SUFFIX = "+cnnratio"
 #: Estimator names whose conditional ratios are fitted with the parents' log-ratio as an
 #: offset (``attribute(conditional_ratios="offset")``): ``<method>+offset``.
 OFFSET_SUFFIX = "+offset"
@@ -329,6 +342,7 @@ DEFAULT_ESTIMATORS = tuple(
             *(ORACLE_NODE_MARK + node for node in MECHANISMS),
             CHECK_SUFFIX,
             CNN_SUFFIX,
+            CNN_RATIO_SUFFIX,
             METRIC_MARK,
             SELFDICE_MARK,
         )
@@ -755,6 +769,8 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             skipped[e] = "shiftattr.attribute has no known_ratios= keyword in this checkout"
         elif e.endswith(POOLED_SUFFIX) and "pooled_regressions" not in params:
             skipped[e] = "shiftattr.attribute has no pooled_regressions= keyword in this checkout"
+        elif e.endswith(CNN_RATIO_SUFFIX) and not hasattr(shiftattr.ratios, "CNNDiscriminator"):
+            skipped[e] = "shiftattr.ratios has no CNNDiscriminator in this checkout"
         elif e.endswith(CNN_SUFFIX) and not hasattr(shiftattr.value, "raw_features"):
             skipped[e] = "shiftattr.value has no CNNRegressor / raw_features in this checkout"
         elif e.endswith(OFFSET_SUFFIX) and "conditional_ratios" not in params:
@@ -802,12 +818,28 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
 
 def ratio_estimators(
     estimator: str, adapter: SegmentationAdapter, seed: int
-) -> dict[str, ImageStatsRatio]:
+) -> dict[str, Any]:
     """The image ratio estimators of a run: for ``<method>+outputs`` both also see the
     model's outputs wherever ``X`` is in their node set (the annotation ratio's parent
     set ``(D, X)`` is estimated by ``X``'s estimator, so both must see the same); for
     ``+ext`` both use the extended statistics, otherwise the basic ones (pinned, whatever
-    the library's default)."""
+    the library's default); for ``+cnnratio`` both are the command line's CNN
+    discriminator."""
+    if estimator.endswith(CNN_RATIO_SUFFIX):
+        from shiftattr.config import DiscriminatorConfig
+        from shiftattr.ratios import CNNDiscriminator
+
+        d = DiscriminatorConfig()
+        cnn = CNNDiscriminator(
+            spatial_dims=3,
+            channels=tuple(d.channels),
+            epochs=d.epochs,
+            batch_size=d.batch_size,
+            patience=d.patience,
+            tta=d.tta,
+            random_state=seed,
+        )
+        return {"X": cnn, "Y": cnn}
     extra = {"X": adapter.output_features} if OUTPUTS_SUFFIX in estimator else None
     if SELFDICE_MARK in estimator:
         extra = {**(extra or {}), "X": partial(_with_self_dice, adapter)}
@@ -1220,6 +1252,8 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "mediumpurple",
                 "goldenrod",
                 "slateblue",
+                "saddlebrown",
+                "darkviolet",
             ),
             strict=True,
         )
@@ -1465,7 +1499,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--estimators",
         default=None,
         help="comma-separated subset of " + ",".join(ESTIMATORS) + " (default: all available "
-        "but the +refit, +repeats, +biasaware, +oracle, +check, +cnn, +metric and +selfdice ones; "
+        "but the +refit, +repeats, +biasaware, +oracle, +check, +cnn, +cnnratio, +metric and +selfdice "
+        "ones and " + ", ".join(OPT_IN) + "; "
         "the +paired ones "
         "run only where the annotators differ)",
     )

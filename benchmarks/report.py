@@ -1660,6 +1660,18 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "dominant mechanism right, CI coverage (fixed bootstrap), and the root mean square "
         "error of the values' sum against the truth's whole change:",
     ),
+    # The CNN discriminator against the image statistics.
+    "cnnratio": (
+        ["iw", "iw+cnnratio", "mis", "mis+cnnratio", "mis+ext+outputs"],
+        "**CNN discriminators against the image statistics** (opt-in `<method>+cnnratio`: "
+        "the image ratios of `X` and `Y` from `CNNDiscriminator` with the command line's "
+        "`image_estimator = 'cnn'` settings, `DiscriminatorConfig`'s defaults; beside the "
+        "basic statistics `<method>` and the command line's default with the statistics, "
+        "`mis+ext+outputs`). Over the (scenario, N, seed) every column ran: MAE over D, X, Y, "
+        "dominant mechanism right, CI coverage (fixed bootstrap), the coverage of the bias-aware "
+        "interval rebuilt from each run's recorded bound and standard error (`mis` only), runs "
+        "erring by more than 0.02 that carried a warning, median time of a run:",
+    ),
 }
 
 #: The statistics of a ``_COLUMN_TABLES`` table when they are not the usual ones.
@@ -1678,6 +1690,14 @@ _COLUMN_TABLE_STATISTICS: dict[str, tuple[str, ...]] = {
         "dominant",
         "coverage",
         "total's error (rms)",
+    ),
+    "cnnratio": (
+        "MAE",
+        "dominant",
+        "coverage",
+        "coverage, bias-aware interval",
+        "flagged of error > 0.02",
+        "time",
     ),
 }
 
@@ -2160,6 +2180,7 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
     out += _ms_column_table(ms, "mr+outputs")
     out += _ms_observed_change(ms, "mr+pooled+ext")
     out += _ms_column_table(ms, "oracle-node")
+    out += _ms_column_table(ms, "cnnratio")
     out += _ms_not_separated(ms)
     out += [
         "**Per scenario and estimator** (over seeds). MAE: mean over runs of the mean "

@@ -582,6 +582,25 @@ def test_synthetic_ms_basic_variants_pin_the_basic_statistics():
             assert {e.statistics for e in ests.values()} == {expected}, name
 
 
+def test_cnn_ratio_variants_use_the_command_lines_discriminator():
+    pytest.importorskip("torch")
+    from benchmarks import bench_synthetic_ms as bench
+    from shiftattr.config import DiscriminatorConfig
+    from shiftattr.ratios import CNNDiscriminator
+
+    for name in ("iw+cnnratio", "mis+cnnratio"):
+        assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
+        ests = bench.ratio_estimators(name, adapter=object(), seed=3)
+        assert set(ests) == {"X", "Y"}
+        for est in ests.values():
+            assert isinstance(est, CNNDiscriminator)
+            assert est.epochs == DiscriminatorConfig().epochs
+            assert est.patience == DiscriminatorConfig().patience
+            assert est.random_state == 3
+        assert bench.bootstrap_mode(name) == "fixed"
+        assert bench.base_method(name) == name.split("+")[0]
+
+
 def test_prognostic_variants_add_the_dice_and_the_self_dice_where_named():
     bench = pytest.importorskip("benchmarks.bench_synthetic_ms")
     from shiftattr import Environment
