@@ -98,8 +98,8 @@ def _report(args: argparse.Namespace) -> int:
 _METHOD_HELP = (
     "value estimator: iw (importance weighting), mis (importance weighting of both "
     "environments' cases), regression, mr (multiply robust) or auto, the default (mis, "
-    "but iw with --image-estimator cnn, --cross-check, attribution.truncate or paired "
-    "mechanisms, which mis does not take); overrides attribution.method"
+    "but iw with --cross-check, attribution.truncate or paired mechanisms, which mis "
+    "does not take); overrides attribution.method"
 )
 _BOOTSTRAP_HELP = (
     "fixed (seconds; intervals leave out the estimators' own variance), refit (refits "

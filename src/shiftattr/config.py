@@ -210,9 +210,8 @@ class AttributionConfig(_Strict):
     )
     method: Literal["auto", "iw", "mis", "regression", "mr"] = Field(
         "auto",
-        description="value estimator; 'auto': 'mis' with the image statistics estimator, "
-        "'iw' with the CNN discriminators or with paired, truncate or cross_check (which "
-        "'mis' does not take); see method_mode",
+        description="value estimator; 'auto': 'mis', or 'iw' with paired, truncate or "
+        "cross_check (which 'mis' does not take); see method_mode",
     )
     paired: list[str] | dict[str, str | tuple[str, str]] = []
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
@@ -373,8 +372,7 @@ class AttributionConfig(_Strict):
     @property
     def method_mode(self) -> str:
         """The value estimator :func:`shiftattr.attribute` gets: ``method`` if set, else
-        ``"mis"`` with the image statistics estimator and ``"iw"`` with the CNN
-        discriminators or with ``paired``, ``truncate`` or ``cross_check`` (options
+        ``"mis"``, or ``"iw"`` with ``paired``, ``truncate`` or ``cross_check`` (options
         ``"mis"`` does not take).
 
         ``"mis"`` weights both environments' cases, so each coalition's mean is
@@ -384,14 +382,16 @@ class AttributionConfig(_Strict):
         the model's outputs in the ratios), 0.012 against 0.014 over the demo's 12 data
         seeds, 0.031 against 0.054 on the tabular SCMs. Its interval is then the
         bias-aware one (``interval="auto"``), which held the truth where its bootstrap
-        interval did not. With the CNN discriminators it was not measured.
+        interval did not. With the CNN discriminators too (synthetic MS, N = 300, 55
+        runs): MAE 0.036 against 0.045, its bias-aware intervals held the truth for 72 %
+        of the (run, mechanism) pairs where ``"iw"``'s held it for 59 %.
 
         Examples
         --------
         >>> AttributionConfig().method_mode
         'mis'
         >>> AttributionConfig(image_estimator="cnn").method_mode
-        'iw'
+        'mis'
         >>> AttributionConfig(paired=["Y"]).method_mode
         'iw'
         >>> AttributionConfig(method="mr").method_mode
@@ -400,7 +400,7 @@ class AttributionConfig(_Strict):
         if self.method != "auto":
             return self.method
         blocked = self.paired or self.truncate is not None or self.cross_check
-        return "mis" if self.image_estimator == "stats" and not blocked else "iw"
+        return "iw" if blocked else "mis"
 
 
 class OutputConfig(_Strict):
