@@ -2410,8 +2410,13 @@ def _value_estimators(ve: dict[str, Any] | None) -> str:
         )
         + "".join(
             f"; {', '.join(f'`{m}`' for m in g['methods'])} merged {g['date']} at commit "
-            f"`{g['commit']}` (its times were measured in that session, beside DoWhy times "
-            "from the first)"
+            f"`{g['commit']}` ("
+            + (
+                "its times and DoWhy's were measured together in that session"
+                if any(m.startswith("dowhy") for m in g["methods"])
+                else "its times were measured in that session, DoWhy's in another"
+            )
+            + ")"
             for g in ve.get("merged", [])
         )
         + f". SCMs {', '.join(f'`{s}`' for s in cfg['scms'])} (section 1), N = "

@@ -346,6 +346,11 @@ def _payload(quick: bool, cfg: dict, dowhy: str | None, truths: dict, runs: list
     }
 
 
+def _superseded(merge: dict[str, Any], todo: dict[str, Any]) -> bool:
+    """Whether a listed merge's every run is redone by ``todo`` (its record then goes)."""
+    return all(set(merge[k]) <= set(todo[k]) for k in ("methods", "scms", "sizes", "seeds"))
+
+
 def run(
     quick: bool = False,
     scms: Sequence[str] | None = None,
@@ -444,7 +449,7 @@ def run(
     if prior:  # the section keeps the first run's date and machine; merges are listed
         payload["date"], payload["machine"] = prior["date"], prior["machine"]
         payload["merged"] = [
-            *prior.get("merged", []),
+            *(g for g in prior.get("merged", []) if not _superseded(g, todo)),
             {
                 "date": now_utc(),
                 "commit": GIT_AT_START["commit"],

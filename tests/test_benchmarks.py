@@ -899,3 +899,16 @@ def test_only_sizes_names_the_sizes_a_variant_skipped():
     ms = {"runs": runs}
     assert report._only_sizes(ms, "mis+ext+outputs+refit+biasaware") == "N = 1000"
     assert report._only_sizes(ms, "iw") == ""
+
+
+def test_value_estimator_merge_drops_the_records_it_redoes():
+    """A merge that redoes every run of an earlier merge replaces that merge's record: the
+    section then names the run its numbers come from, not one they no longer do."""
+    from benchmarks.value_estimators import _superseded
+
+    earlier = {"methods": ["mr", "dowhy_mr_default"], "scms": ["a"], "sizes": [100], "seeds": [0]}
+    redo = {"methods": ["mr", "dowhy_mr_default", "mr_linear"], "scms": ["a", "b"],
+            "sizes": [100, 300], "seeds": [0, 1]}
+    assert _superseded(earlier, redo)
+    assert not _superseded(earlier, {**redo, "seeds": [1]})  # seed 0 of the earlier stays
+    assert not _superseded({**earlier, "methods": ["mis_biasaware"]}, redo)
