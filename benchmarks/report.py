@@ -2355,6 +2355,15 @@ _VE_LABELS = {
 }
 
 
+def _dowhy_timed(ve: dict[str, Any]) -> str:
+    """When the DoWhy MR (default learners) times of section 6 were measured: by the last
+    merge that re-ran them, else by the first run."""
+    for g in reversed(ve.get("merged", [])):
+        if "dowhy_mr_default" in g["methods"]:
+            return f"{g['date']} (that merge)"
+    return f"{ve['date']} (the first run)"
+
+
 def _ve_interval_summary(runs: list[dict[str, Any]]) -> list[str]:
     """One line per method with intervals: mean MAE over runs, then coverage and mean
     width over every (run, mechanism), per N and in all."""
@@ -2410,15 +2419,11 @@ def _value_estimators(ve: dict[str, Any] | None) -> str:
         )
         + "".join(
             f"; {', '.join(f'`{m}`' for m in g['methods'])} merged {g['date']} at commit "
-            f"`{g['commit']}` ("
-            + (
-                "its times and DoWhy's were measured together in that session"
-                if any(m.startswith("dowhy") for m in g["methods"])
-                else "its times were measured in that session, DoWhy's in another"
-            )
-            + ")"
+            f"`{g['commit']}` (their times measured then)"
             for g in ve.get("merged", [])
         )
+        + f". Every time ratio divides by DoWhy MR (default learners) times measured "
+        f"{_dowhy_timed(ve)}"
         + f". SCMs {', '.join(f'`{s}`' for s in cfg['scms'])} (section 1), N = "
         f"{', '.join(map(str, sizes_run))} cases per environment, seeds {seeds_run}. "
         "Samples are drawn with section 1's seeding; every method sees the same ones. shiftattr: `attribute(method=..., "

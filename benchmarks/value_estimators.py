@@ -346,9 +346,17 @@ def _payload(quick: bool, cfg: dict, dowhy: str | None, truths: dict, runs: list
     }
 
 
-def _superseded(merge: dict[str, Any], todo: dict[str, Any]) -> bool:
-    """Whether a listed merge's every run is redone by ``todo`` (its record then goes)."""
-    return all(set(merge[k]) <= set(todo[k]) for k in ("methods", "scms", "sizes", "seeds"))
+def _superseded(merge: dict[str, Any], redo: set[tuple]) -> bool:
+    """Whether every (SCM, N, seed, method) a listed merge names is in ``redo``, the runs
+    a new merge replaces: its record then goes. A run it names but never made (a seed
+    that ``method_seeds`` left out) keeps the record, which errs on keeping it."""
+    return all(
+        (s, n, seed, m) in redo
+        for s in merge["scms"]
+        for n in merge["sizes"]
+        for seed in merge["seeds"]
+        for m in merge["methods"]
+    )
 
 
 def run(
@@ -395,22 +403,49 @@ def run(
     dowhy = peer_available("dowhy")
     truths: dict[str, Any] = {}
     runs: list[dict[str, Any]] = []
-    todo = {k: cfg[k] for k in ("scms", "sizes", "seeds", "methods", "method_seeds")}
+    # a peer that is not installed is not run, so it is neither redone nor listed as merged
+    methods = [m for m in cfg["methods"] if dowhy or not m.startswith("dowhy")]
+    todo = {k: cfg[k] for k in ("scms", "sizes", "seeds", "method_seeds")}
+    todo["methods"] = methods
+
+    def runs_here(seed: int, method: str) -> bool:
+        allowed = todo["method_seeds"].get(method)
+        return allowed is None or seed in allowed
+
+    redo = {
+        (s, n, seed, m)
+        for s in todo["scms"]
+        for n in todo["sizes"]
+        for seed in todo["seeds"]
+        for m in methods
+        if runs_here(seed, m)
+    }
     prior = read_json(NAME) if merge else None
     if prior:  # keep the earlier runs this call does not redo; describe what the file holds
-        redo = {
-            (s, n, seed, m)
-            for s in todo["scms"]
-            for n in todo["sizes"]
-            for seed in todo["seeds"]
-            for m in todo["methods"]
-        }
         runs = [r for r in prior["runs"] if (r["scm"], r["n"], r["seed"], r["method"]) not in redo]
         truths = dict(prior["truth"])
         old = prior["config"]
         for k in ("scms", "sizes", "seeds", "methods"):
             cfg[k] = list(dict.fromkeys([*old[k], *todo[k]]))
         quick = prior["mode"] == "quick"
+    merged_at = now_utc()
+
+    def with_history(done: list[dict[str, Any]]) -> dict[str, Any]:
+        """The payload of ``done``; a merge keeps the first run's date and machine and
+        lists every merge whose runs the file still holds, this one last."""
+        payload = _payload(quick, cfg, dowhy, truths, done)
+        if prior:
+            payload["date"], payload["machine"] = prior["date"], prior["machine"]
+            payload["merged"] = [
+                *(g for g in prior.get("merged", []) if not _superseded(g, redo)),
+                {
+                    "date": merged_at,
+                    "commit": GIT_AT_START["commit"],
+                    **{k: todo[k] for k in ("methods", "scms", "sizes", "seeds")},
+                },
+            ]
+        return payload
+
     with blas_threads(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in todo["scms"]:
@@ -420,11 +455,8 @@ def run(
             for n in todo["sizes"]:
                 for seed in todo["seeds"]:
                     source, target = bench_samples(list(registry).index(name), scm, n, seed)
-                    for method in todo["methods"]:
-                        if method.startswith("dowhy") and not dowhy:
-                            continue
-                        allowed = todo["method_seeds"].get(method)
-                        if allowed is not None and seed not in allowed:
+                    for method in methods:
+                        if not runs_here(seed, method):
                             continue
                         rec: dict[str, Any] = {"scm": name, "n": n, "seed": seed, "method": method}
                         out = attempt(rec, _run_method, method, scm, source, target, seed, cfg)
@@ -444,18 +476,8 @@ def run(
                         if log:
                             log_run("value_estimators", rec)
                 if write:  # checkpoint: what is done survives a crash or a time limit
-                    write_json(NAME, {**_payload(quick, cfg, dowhy, truths, runs), "partial": True})
-    payload = _payload(quick, cfg, dowhy, truths, runs)
-    if prior:  # the section keeps the first run's date and machine; merges are listed
-        payload["date"], payload["machine"] = prior["date"], prior["machine"]
-        payload["merged"] = [
-            *(g for g in prior.get("merged", []) if not _superseded(g, todo)),
-            {
-                "date": now_utc(),
-                "commit": GIT_AT_START["commit"],
-                **{k: todo[k] for k in ("methods", "scms", "sizes", "seeds")},
-            },
-        ]
+                    write_json(NAME, {**with_history(runs), "partial": True})
+    payload = with_history(runs)
     if write:
         write_json(NAME, payload)
     return payload

@@ -594,9 +594,12 @@ def test_cnn_ratio_variants_use_the_command_lines_discriminator():
         assert set(ests) == {"X", "Y"}
         for est in ests.values():
             assert isinstance(est, CNNDiscriminator)
-            assert est.epochs == DiscriminatorConfig().epochs
-            assert est.patience == DiscriminatorConfig().patience
-            assert est.random_state == 3
+            d = DiscriminatorConfig()
+            assert (est.epochs, est.patience, est.batch_size, est.tta) == (
+                d.epochs, d.patience, d.batch_size, d.tta
+            )
+            assert tuple(est.channels) == tuple(d.channels)
+            assert (est.spatial_dims, est.random_state) == (3, 3)
         assert bench.bootstrap_mode(name) == "fixed"
         assert bench.base_method(name) == name.split("+")[0]
 
@@ -904,11 +907,79 @@ def test_only_sizes_names_the_sizes_a_variant_skipped():
 def test_value_estimator_merge_drops_the_records_it_redoes():
     """A merge that redoes every run of an earlier merge replaces that merge's record: the
     section then names the run its numbers come from, not one they no longer do."""
+    from itertools import product
+
     from benchmarks.value_estimators import _superseded
 
     earlier = {"methods": ["mr", "dowhy_mr_default"], "scms": ["a"], "sizes": [100], "seeds": [0]}
-    redo = {"methods": ["mr", "dowhy_mr_default", "mr_linear"], "scms": ["a", "b"],
-            "sizes": [100, 300], "seeds": [0, 1]}
+    redo = set(product(["a", "b"], [100, 300], [0, 1], ["mr", "dowhy_mr_default", "mr_linear"]))
     assert _superseded(earlier, redo)
-    assert not _superseded(earlier, {**redo, "seeds": [1]})  # seed 0 of the earlier stays
+    assert not _superseded(earlier, redo - {("a", 100, 0, "dowhy_mr_default")})  # not redone
     assert not _superseded({**earlier, "methods": ["mis_biasaware"]}, redo)
+
+
+def test_value_estimator_merge_keeps_what_it_does_not_rerun(monkeypatch):
+    """A merge replaces only the runs it makes: a peer that is not installed, or a seed
+    ``method_seeds`` leaves out, keeps the earlier runs and its merge record; and the
+    records survive the checkpoints written during the merge."""
+    import benchmarks.value_estimators as ve
+
+    store, written = {}, []
+
+    def write(name, payload):
+        written.append(payload)  # as write_json: the date and the machine added
+        store[name] = json.loads(json.dumps({"date": "t", "machine": {}, **payload}))
+
+    monkeypatch.setattr(ve, "write_json", write)
+    monkeypatch.setattr(ve, "read_json", lambda name: store.get(name))
+    monkeypatch.setattr(ve, "peer_available", lambda name: None)  # DoWhy "not installed"
+    monkeypatch.setattr(ve, "bench_samples", lambda i, scm, n, seed: (None, None))
+    scm_name, scm = next(iter(ve.all_scms().items()))
+    monkeypatch.setattr(
+        ve, "_truth", lambda name, s, n: {"values": dict.fromkeys(scm.mechanisms, 0.0)}
+    )
+    monkeypatch.setattr(
+        ve,
+        "_run_method",
+        lambda method, s, source, target, seed, cfg: {
+            "values": dict.fromkeys(scm.mechanisms, 0.01)
+        },
+    )
+
+    def old(method, seed):
+        values = dict.fromkeys(scm.mechanisms, 0.1)
+        return {"scm": scm_name, "n": 100, "seed": seed, "method": method, "ok": True,
+                "seconds": 123.0, "values": values, **score(values, truth)}
+
+    from benchmarks.accuracy_tabular import score
+
+    truth = dict.fromkeys(scm.mechanisms, 0.0)
+    first = ve.run(scms=[scm_name], sizes=[100], seeds=[0], methods=["iw"], log=False)
+    store[ve.NAME] = {
+        **store[ve.NAME],
+        "runs": [*first["runs"], old("dowhy_mr_default", 0), old("mr_point", 0), old("mr_point", 1)],
+        "merged": [
+            {"date": "d0", "commit": "c", "methods": ["dowhy_mr_default"],
+             "scms": [scm_name], "sizes": [100], "seeds": [0]}
+        ],
+    }
+    out = ve.run(
+        scms=[scm_name], sizes=[100], seeds=[0, 1], methods=["mr_point", "dowhy_mr_default"],
+        log=False, merge=True,
+    )
+    kept = {(r["method"], r["seed"], r["seconds"] == 123.0) for r in out["runs"]}
+    assert ("dowhy_mr_default", 0, True) in kept  # DoWhy did not run: its run stays
+    assert ("mr_point", 1, True) in kept  # method_seeds runs mr_point on seed 0 only
+    assert ("mr_point", 0, False) in kept and ("mr_point", 0, True) not in kept  # redone
+    assert [g["methods"] for g in out["merged"]] == [["dowhy_mr_default"], ["mr_point"]]
+    assert all(p.get("merged") for p in written[-2:])  # checkpoints keep the records
+
+
+def test_value_estimator_section_names_when_dowhy_was_timed():
+    from benchmarks import report
+
+    ve = {"date": "d0", "merged": [{"date": "d1", "methods": ["mis_biasaware"]}]}
+    assert report._dowhy_timed(ve) == "d0 (the first run)"
+    ve["merged"].append({"date": "d2", "methods": ["mr", "dowhy_mr_default"]})
+    ve["merged"].append({"date": "d3", "methods": ["mis"]})
+    assert report._dowhy_timed(ve) == "d2 (that merge)"
