@@ -26,6 +26,8 @@ def test_demo_tiny_writes_a_report(tmp_path, capsys):
     assert saved["mechanisms"] == ["D", "X", "Y"]
     assert len(saved["bootstrap_values"]) == 20
     assert saved["settings"]["bootstrap"] == "fixed"  # "auto" with the CNN discriminators
+    # "auto" gives mis with the CNN discriminators too, with its bias-aware interval
+    assert (saved["settings"]["method"], saved["settings"]["interval"]) == ("mis", "bias_aware")
     # rebuild the report from the saved result alone
     (out / "report.html").unlink()
     assert main(["report", str(out / "attribution.json")]) == 0
@@ -155,7 +157,7 @@ def test_pooled_regressions_from_the_command_line(tmp_path, capsys):
     saved = json.loads((out / "attribution.json").read_text())
     assert saved["settings"]["pooled_regressions"] is False
     assert not any(f["pooled"] for f in saved["diagnostics"]["estimator"]["regressions"])
-    assert main([*args, "--pooled-regressions"]) == 2  # iw fits no regressions
+    assert main([*args, "--pooled-regressions"]) == 2  # auto -> mis, which fits no regressions
     assert "attribution.pooled_regressions = true" in capsys.readouterr().err
 
 
