@@ -1382,6 +1382,16 @@ _VARIANT_STATISTICS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
 }
 
 
+#: The usual statistics of a comparison table plus the bias-aware interval's coverage.
+_WITH_BIASAWARE_COVERAGE = (
+    "MAE",
+    "dominant",
+    "coverage",
+    "coverage, bias-aware interval",
+    "flagged of error > 0.02",
+    "time",
+)
+
 #: The tables comparing a method with its ``<method><suffix>`` variant on the same
 #: samples: suffix -> (statistics, the paragraph introducing the table).
 _VARIANT_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -1465,14 +1475,7 @@ _VARIANT_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     # Regressions on the model's output summaries vs a CNN on the voxels.
     "+cnn": (
-        (
-            "MAE",
-            "dominant",
-            "coverage",
-            "coverage, bias-aware interval",
-            "flagged of error > 0.02",
-            "time",
-        ),
+        _WITH_BIASAWARE_COVERAGE,
         "**CNN regressions** (`mr+pooled+cnn`: `attribute(features={'X': raw_features('X')}, "
         "regressor=CNNRegressor(image_shape))`, the nested regressions reading the image's "
         "voxels with a small convolutional network instead of the model's output summaries; "
@@ -1691,14 +1694,7 @@ _COLUMN_TABLE_STATISTICS: dict[str, tuple[str, ...]] = {
         "coverage",
         "total's error (rms)",
     ),
-    "cnnratio": (
-        "MAE",
-        "dominant",
-        "coverage",
-        "coverage, bias-aware interval",
-        "flagged of error > 0.02",
-        "time",
-    ),
+    "cnnratio": _WITH_BIASAWARE_COVERAGE,
 }
 
 
