@@ -816,9 +816,7 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
     return kw
 
 
-def ratio_estimators(
-    estimator: str, adapter: SegmentationAdapter, seed: int
-) -> dict[str, Any]:
+def ratio_estimators(estimator: str, adapter: SegmentationAdapter, seed: int) -> dict[str, Any]:
     """The image ratio estimators of a run: for ``<method>+outputs`` both also see the
     model's outputs wherever ``X`` is in their node set (the annotation ratio's parent
     set ``(D, X)`` is estimated by ``X``'s estimator, so both must see the same); for
@@ -827,18 +825,8 @@ def ratio_estimators(
     discriminator."""
     if estimator.endswith(CNN_RATIO_SUFFIX):
         from shiftattr.config import DiscriminatorConfig
-        from shiftattr.ratios import CNNDiscriminator
 
-        d = DiscriminatorConfig()
-        cnn = CNNDiscriminator(
-            spatial_dims=3,
-            channels=tuple(d.channels),
-            epochs=d.epochs,
-            batch_size=d.batch_size,
-            patience=d.patience,
-            tta=d.tta,
-            random_state=seed,
-        )
+        cnn = DiscriminatorConfig().build(spatial_dims=3, random_state=seed)
         return {"X": cnn, "Y": cnn}
     extra = {"X": adapter.output_features} if OUTPUTS_SUFFIX in estimator else None
     if SELFDICE_MARK in estimator:

@@ -585,6 +585,7 @@ def test_synthetic_ms_basic_variants_pin_the_basic_statistics():
 def test_cnn_ratio_variants_use_the_command_lines_discriminator():
     pytest.importorskip("torch")
     from benchmarks import bench_synthetic_ms as bench
+
     from shiftattr.config import DiscriminatorConfig
     from shiftattr.ratios import CNNDiscriminator
 
@@ -596,7 +597,10 @@ def test_cnn_ratio_variants_use_the_command_lines_discriminator():
             assert isinstance(est, CNNDiscriminator)
             d = DiscriminatorConfig()
             assert (est.epochs, est.patience, est.batch_size, est.tta) == (
-                d.epochs, d.patience, d.batch_size, d.tta
+                d.epochs,
+                d.patience,
+                d.batch_size,
+                d.tta,
             )
             assert tuple(est.channels) == tuple(d.channels)
             assert (est.spatial_dims, est.random_state) == (3, 3)
@@ -923,6 +927,7 @@ def test_value_estimator_merge_keeps_what_it_does_not_rerun(monkeypatch):
     ``method_seeds`` leaves out, keeps the earlier runs and its merge record; and the
     records survive the checkpoints written during the merge."""
     import benchmarks.value_estimators as ve
+    from benchmarks.accuracy_tabular import score
 
     store, written = {}, []
 
@@ -948,24 +953,45 @@ def test_value_estimator_merge_keeps_what_it_does_not_rerun(monkeypatch):
 
     def old(method, seed):
         values = dict.fromkeys(scm.mechanisms, 0.1)
-        return {"scm": scm_name, "n": 100, "seed": seed, "method": method, "ok": True,
-                "seconds": 123.0, "values": values, **score(values, truth)}
-
-    from benchmarks.accuracy_tabular import score
+        return {
+            "scm": scm_name,
+            "n": 100,
+            "seed": seed,
+            "method": method,
+            "ok": True,
+            "seconds": 123.0,
+            "values": values,
+            **score(values, truth),
+        }
 
     truth = dict.fromkeys(scm.mechanisms, 0.0)
     first = ve.run(scms=[scm_name], sizes=[100], seeds=[0], methods=["iw"], log=False)
     store[ve.NAME] = {
         **store[ve.NAME],
-        "runs": [*first["runs"], old("dowhy_mr_default", 0), old("mr_point", 0), old("mr_point", 1)],
+        "runs": [
+            *first["runs"],
+            old("dowhy_mr_default", 0),
+            old("mr_point", 0),
+            old("mr_point", 1),
+        ],
         "merged": [
-            {"date": "d0", "commit": "c", "methods": ["dowhy_mr_default"],
-             "scms": [scm_name], "sizes": [100], "seeds": [0]}
+            {
+                "date": "d0",
+                "commit": "c",
+                "methods": ["dowhy_mr_default"],
+                "scms": [scm_name],
+                "sizes": [100],
+                "seeds": [0],
+            }
         ],
     }
     out = ve.run(
-        scms=[scm_name], sizes=[100], seeds=[0, 1], methods=["mr_point", "dowhy_mr_default"],
-        log=False, merge=True,
+        scms=[scm_name],
+        sizes=[100],
+        seeds=[0, 1],
+        methods=["mr_point", "dowhy_mr_default"],
+        log=False,
+        merge=True,
     )
     kept = {(r["method"], r["seed"], r["seconds"] == 123.0) for r in out["runs"]}
     assert ("dowhy_mr_default", 0, True) in kept  # DoWhy did not run: its run stays

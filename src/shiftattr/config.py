@@ -170,6 +170,39 @@ class DiscriminatorConfig(_Strict):
     patience: int = Field(4, ge=1)
     tta: bool = True
 
+    def build(self, spatial_dims: int, random_state: int | None = None):
+        """The :class:`~shiftattr.ratios.CNNDiscriminator` these settings describe (needs
+        torch, the ``images`` extra).
+
+        Parameters
+        ----------
+        spatial_dims : int
+            Spatial axes of an image case.
+        random_state : int, optional
+
+        Returns
+        -------
+        shiftattr.ratios.CNNDiscriminator
+            Unfitted.
+
+        Examples
+        --------
+        >>> cnn = DiscriminatorConfig(epochs=3).build(spatial_dims=3, random_state=0)
+        >>> cnn.epochs, cnn.channels, cnn.patience
+        (3, (8, 16, 32), 4)
+        """
+        from shiftattr.ratios.cnn import CNNDiscriminator
+
+        return CNNDiscriminator(
+            spatial_dims=spatial_dims,
+            channels=tuple(self.channels),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            patience=self.patience,
+            tta=self.tta,
+            random_state=random_state,
+        )
+
 
 class AttributionConfig(_Strict):
     """How to attribute."""

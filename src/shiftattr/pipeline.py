@@ -231,7 +231,6 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     """
     import torch
 
-    from shiftattr.ratios.cnn import CNNDiscriminator
     from shiftattr.segmentation import (
         SegmentationAdapter,
         UNet3D,
@@ -323,17 +322,8 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
 
     with_d = "D" in source and "D" in target
     graph = segmentation_graph(with_d)
-    d = a.discriminator
     if a.image_estimator == "cnn":
-        image_est = CNNDiscriminator(
-            spatial_dims=spatial_dims,
-            channels=tuple(d.channels),
-            epochs=d.epochs,
-            batch_size=d.batch_size,
-            patience=d.patience,
-            tta=d.tta,
-            random_state=a.random_state,
-        )
+        image_est = a.discriminator.build(spatial_dims, a.random_state)
     else:
         stats = {} if a.image_statistics is None else {"statistics": a.image_statistics}
         image_est = ImageStatsRatio(
