@@ -240,3 +240,89 @@ def test_resampled_correction_weights_are_those_of_the_resample_alone(gap):
         own = np.exp(lr[rows] - lr[rows].max())
         cap_weights(own, np.sqrt(len(rows)))
         np.testing.assert_allclose(w[b], own / own.sum(), rtol=1e-12)
+
+
+# -- both samples: every term over the source and the target cases together ----------------
+def _both(value, both_samples, log_ratio_source=None, log_ratio_target=None):
+    """``value``'s regressions and ratios, its terms over both samples at ``both_samples``."""
+    return RobustValue(
+        value.regressions,
+        MECHS,
+        value.log_ratio_source if log_ratio_source is None else log_ratio_source,
+        value.log_ratio_target if log_ratio_target is None else log_ratio_target,
+        both_samples=both_samples,
+    )
+
+
+def test_both_samples_is_consistent_with_right_ratios_and_wrong_regressions():
+    # constant regressions: every term is a balance-heuristic weighted mean, and with the
+    # true ratios the sum telescopes to M(P_I) as for "mis"
+    value, _ = _robust_value(0, DummyRegressor(), oracle_ratios=True)
+    both = _both(value, True)
+    assert both.both_levels == MECHS
+    np.testing.assert_allclose(_shapley(both), _truth(), atol=ATOL)
+    np.testing.assert_allclose(_coalition_errors(both), 0.0, atol=ATOL_COALITION)
+
+
+def test_a_level_over_both_samples_needs_its_own_ratio_even_with_right_regressions():
+    # right regressions, X's ratio wrong (zero) and the others exact: taken over its own
+    # environment's cases, as by default, a level's term needs no ratio of its own
+    # level; over both samples the other environment's cases enter with X's ratio, so
+    # X's term is biased, while a level whose ratio is right (Z) stays consistent
+    value, _ = _robust_value(1, default_regressors()["quadratic-ridge"], oracle_ratios=True)
+    lr_s = {**value.log_ratio_source, "X": np.zeros(N_LARGE)}
+    lr_t = {**value.log_ratio_target, "X": np.zeros(N_LARGE)}
+    err = {
+        str(b): np.abs(_shapley(_both(value, b, lr_s, lr_t)) - _truth())
+        for b in (False, ["Z"], ["X"])
+    }
+    assert err["False"].max() < ATOL and err["['Z']"].max() < ATOL, err
+    x = MECHS.index("X")
+    assert err["['X']"][x] > 0.02 and err["['X']"][x] > 10 * err["False"][x], err
+
+
+def test_both_samples_with_wrong_ratios_shrinks_towards_the_pooled_mean():
+    # negative control: with all ratios zero every weight is the same and every
+    # coalition gets nearly the pooled mean, however right the regressions
+    value, _ = _robust_value(1, default_regressors()["quadratic-ridge"], oracle_ratios=False)
+    np.testing.assert_allclose(_shapley(value), _truth(), atol=ATOL)  # own cases: fine
+    err = np.abs(_shapley(_both(value, True)) - _truth())
+    assert err.max() > 4 * ATOL, err
+
+
+def test_both_samples_resampled_values_equal_each_resample_and_own_samples_undoes_it():
+    value, _ = _robust_value(5, default_regressors()["ridge"], True, n=400)
+    both = _both(value, True)
+    rows = np.array([[m in c for m in MECHS] for c in all_coalitions(MECHS)])
+    boot = np.random.default_rng(1).integers(0, 400, (3, 400))
+    got = both.resampled_values(rows, boot, boot[::-1])
+    for b in range(3):
+        np.testing.assert_allclose(got[:, b], both.game(boot[b], boot[2 - b])(rows), atol=1e-12)
+    assert not np.allclose(both.game()(rows), value.game()(rows))
+    # own_samples: the default estimate from the same fitted pieces, nothing refitted
+    n_fits = len(value.regressions.fits)
+    own = both.own_samples()
+    assert own.both_levels == () and both.both_levels == MECHS
+    np.testing.assert_allclose(own.game()(rows), value.game()(rows), atol=1e-12)
+    assert len(value.regressions.fits) == n_fits
+    # efficiency holds with the both-samples weights too, and v(empty) is zero
+    sv = sa.shapley.ExactShapley().solve(both.game())
+    assert sv.values.sum() == pytest.approx(both.game()(np.ones((1, 3), dtype=bool))[0])
+    assert both.game()(np.zeros((1, 3), dtype=bool))[0] == 0.0
+
+
+def test_both_samples_refuses_what_it_cannot_use():
+    value, _ = _robust_value(9, default_regressors()["ridge"], True, n=200)
+    with pytest.raises(ValueError, match=r"names \['W'\], which are not levels"):
+        _both(value, ["W"])
+    with pytest.raises(
+        ValueError, match=r"up to 'Y' at both environments' cases; missing: \['X', 'Y'\]"
+    ):
+        _both(value, ["Y"], {"Z": np.zeros(200)}, {"Z": np.zeros(200)})
+    no_target = NestedRegressions(
+        MECHS, *[[np.zeros((200, 1))] * 3] * 2, np.zeros(200), None,
+        np.arange(200) % 2, np.arange(200) % 2,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="metric at the target cases"):
+        RobustValue(no_target, MECHS, {}, {}, both_samples=["Z"])
+    assert _both(value, False).both_levels == () and _both(value, []).both_levels == ()

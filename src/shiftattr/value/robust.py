@@ -22,10 +22,31 @@ gives the plain regression estimate ``M_REG(I) = E_{c_0}[g_0]``.
 
 With no mechanism from the target every ``omega`` is one and the sum telescopes:
 ``M_MR(∅)`` is exactly the mean source metric, so ``v(∅) = 0``.
+
+**Both samples** (``both_samples``). Every term of the sum is an expectation under
+``p_I`` and can be taken over the cases of both environments at once, as draws from their
+mixture ``q = (n_s p_s + n_t p_t) / (n_s + n_t)``, with the balance-heuristic weights of
+:mod:`shiftattr.value.balance` restricted to the levels the term involves:
+
+``M_MR(I) = sum_i u_0(i) g_0(i) + sum_{k>=1} sum_i u_k(i) (g_k(i) - h_k(i))``,
+
+the sums over all ``n_s + n_t`` cases, with
+``u_k ∝ p_I(v_<=k) / (n_s p_s(v_<=k) + n_t p_t(v_<=k))
+= prod_{l<=k, l in I} r_l / (n_s + n_t prod_{l<=k} r_l)`` (from the source-relative
+ratios at both kinds of case), normalised to sum one; the corrections' weights are
+capped as above. The price: over its own environment's cases a term needs no ratio of
+its own level (``V_k`` already follows mechanism ``c_k`` there), over both it needs that
+ratio right, since the other environment's cases must be reweighted to ``c_k``'s
+mechanism, and the first term leans on the first level's ratio. A too-flat ratio then
+pulls the term towards the pooled mean, as it does ``"mis"``'s. The gain: ``M(∅)`` and
+``M(all)`` are no longer the two samples' means, so their sampling error does not pass
+into every value unchanged, and every coalition is averaged over the same cases. Terms
+can be taken over both samples level by level (``both_samples`` as a list of levels).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -56,6 +77,43 @@ def check_correction_cap(cap: str | float | None) -> None:
         )
 
 
+def _both_levels(
+    both_samples: bool | Sequence[str],
+    regressions: NestedRegressions,
+    log_ratio_source: dict[str, np.ndarray],
+    log_ratio_target: dict[str, np.ndarray],
+) -> frozenset[int]:
+    """The level indices whose terms are taken over both samples; raise ``ValueError``
+    unless they have what that needs."""
+    levels = regressions.levels
+    if isinstance(both_samples, bool):
+        names = levels if both_samples else ()
+    else:
+        names = tuple(both_samples)
+        unknown = sorted(set(names) - set(levels))
+        if unknown:
+            raise ValueError(
+                f"both_samples names {unknown}, which are not levels of {list(levels)}."
+            )
+    if not names:
+        return frozenset()
+    if regressions.first_paired < len(levels) or regressions.metric_target is None:
+        raise ValueError(
+            "both_samples weights the source and the target cases together: it needs the "
+            "metric at the target cases and no paired node."
+        )
+    last = max(levels.index(n) for n in names)
+    missing = [
+        n for n in levels[: last + 1] if n not in log_ratio_source or n not in log_ratio_target
+    ]
+    if missing:
+        raise ValueError(
+            f"both_samples needs the log-ratio of every level up to {levels[last]!r} at both "
+            f"environments' cases; missing: {missing}."
+        )
+    return frozenset(levels.index(n) for n in names)
+
+
 class RobustValue:
     """``M(P_I)`` by nested regressions, with or without the ratio corrections.
 
@@ -74,6 +132,16 @@ class RobustValue:
         Cap on the correction weights normalised to mean one: ``"sqrt"`` caps them at
         ``sqrt(n)`` for ``n`` cases, a number ``c > 1`` at ``c``; ``None`` leaves them
         untruncated.
+    both_samples : bool or sequence of str, default False
+        The levels whose terms are taken over the cases of both environments with
+        balance-heuristic weights (see the module docstring); ``True``: every level.
+        Needs the log-ratio of every level up to the last one named at both
+        environments' cases, the metric at the target cases and no paired level.
+
+    Attributes
+    ----------
+    both_levels : tuple of str
+        The levels ``both_samples`` names, in order.
 
     Examples
     --------
@@ -97,8 +165,10 @@ class RobustValue:
         log_ratio_target: dict[str, np.ndarray],
         robust: bool = True,
         correction_cap: str | float | None = "sqrt",
+        both_samples: bool | Sequence[str] = False,
     ) -> None:
         check_correction_cap(correction_cap)
+        self._both = _both_levels(both_samples, regressions, log_ratio_source, log_ratio_target)
         self.regressions = regressions
         self.mechanisms = tuple(mechanisms)
         self.levels = regressions.levels
@@ -106,12 +176,37 @@ class RobustValue:
         self.log_ratio_target = log_ratio_target
         self.robust = robust
         self.correction_cap = correction_cap
+        #: The levels whose terms are taken over both environments' cases, in order.
+        self.both_levels = tuple(self.levels[k] for k in sorted(self._both))
         #: Smallest correction-weight ESS fraction (of the weights as used, after the cap),
         #: largest ``abs(MR - regression)`` and largest fraction of capped correction weights
         #: over the coalitions evaluated on all cases (not on bootstrap resamples).
         self.min_ess_fraction_ = 1.0
         self.max_abs_correction_ = 0.0
         self.max_truncated_fraction_ = 0.0
+
+    def own_samples(self) -> RobustValue:
+        """The same estimate with every term over its own environment's cases.
+
+        Shares the fitted regressions and ratios (nothing is refitted): the estimate
+        ``both_samples`` is compared with, since it needs no level's own ratio.
+
+        Returns
+        -------
+        RobustValue
+
+        Examples
+        --------
+        >>> x = np.arange(6.0)
+        >>> nr = NestedRegressions(["X"], [x[:, None]], [x[:, None] + 1], x, x + 1,
+        ...                        np.arange(6) % 2, np.arange(6) % 2)
+        >>> val = RobustValue(nr, ["X"], {"X": np.zeros(6)}, {"X": np.zeros(6)}, both_samples=True)
+        >>> val.both_levels, val.own_samples().both_levels
+        (('X',), ())
+        """
+        own = copy.copy(self)
+        own._both, own.both_levels = frozenset(), ()
+        return own
 
     def _target_nodes(self, row: np.ndarray) -> frozenset:
         return frozenset(m for m, on in zip(self.mechanisms, row) if on)
@@ -180,22 +275,42 @@ class RobustValue:
             "s": (lambda a: a) if idx_source is None else (lambda a: a[idx_source]),
             "t": (lambda a: a) if idx_target is None else (lambda a: a[idx_target]),
         }
+
+        def both(a_s: np.ndarray, a_t: np.ndarray) -> np.ndarray:
+            return np.concatenate([pick["s"](a_s), pick["t"](a_t)], axis=-1)
+
+        def pick_both(a: np.ndarray) -> np.ndarray:
+            return both(a[: self._n_source], a[self._n_source :])
+
         gs, gt = nr.outcome(0, target_nodes)
-        g0 = gt if env[0] == "t" else gs
-        value = regression = np.mean(pick[env[0]](g0), axis=-1)
+        if 0 in self._both:
+            key_w = ("mixture", 0, tuple(env[:1]))
+            if key_w not in memo:
+                memo[key_w] = self._normalised(self._mixture_log_weights(0, env), pick_both, None)
+            value = np.einsum("...i,...i->...", memo[key_w][0], both(gs, gt))
+        else:
+            value = np.mean(pick[env[0]](gt if env[0] == "t" else gs), axis=-1)
+        regression = value
         min_ess, truncated = np.ones_like(value), np.zeros_like(value)
         if self.robust:
             for k in range(1, nr.first_paired):
-                e = env[k]
+                e = "both" if k in self._both else env[k]
                 key_r = ("resid", k, e, nr.downstream(k, target_nodes))
                 if key_r not in memo:
                     h = nr.fit(k, target_nodes)
                     gs, gt = nr.outcome(k, target_nodes)
-                    memo[key_r] = pick[e](gt - h.target) if e == "t" else pick[e](gs - h.source)
+                    if e == "both":
+                        memo[key_r] = both(gs - h.source, gt - h.target)
+                    else:
+                        memo[key_r] = pick[e](gt - h.target if e == "t" else gs - h.source)
                 resid = memo[key_r]
-                key_w = ("weights", k, tuple(env[: k + 1]))
+                key_w = ("weights", k, e, tuple(env[: k + 1]))
                 if key_w not in memo:
-                    memo[key_w] = self._correction_weights(k, env, pick, resid.shape)
+                    if e == "both":
+                        logw = self._mixture_log_weights(k, env)
+                        memo[key_w] = self._normalised(logw, pick_both, self._cap(len(logw)))
+                    else:
+                        memo[key_w] = self._correction_weights(k, env, pick, resid.shape)
                 w, capped, ess = memo[key_w]
                 truncated = np.maximum(truncated, capped)
                 value = value + np.einsum("...i,...i->...", w, resid)
@@ -206,6 +321,23 @@ class RobustValue:
             "min_ess_fraction": min_ess,
             "truncated_fraction": truncated,
         }
+
+    @property
+    def _n_source(self) -> int:
+        return len(self.regressions.metric_source)
+
+    def _mixture_log_weights(self, k: int, env: list[str]) -> np.ndarray:
+        """Log balance-heuristic weights of levels ``<= k`` at the source then the target
+        cases: ``log prod_{l<=k, l in I} r_l - log(n_s + n_t prod_{l<=k} r_l)``."""
+        nr = self.regressions
+        n_s, n_t = self._n_source, len(nr.metric_target)
+        sides = []
+        for lr in (self.log_ratio_source, self.log_ratio_target):
+            nodes = self.levels[: k + 1]
+            full = np.sum([lr[n] for n in nodes], axis=0)
+            coal = np.sum([lr[n] for n, e in zip(nodes, env) if e == "t"] or [0 * full], axis=0)
+            sides.append(coal - np.logaddexp(np.log(n_s), np.log(n_t) + full))
+        return np.concatenate(sides)
 
     def _correction_weights(
         self, k: int, env: list[str], pick: dict, shape: tuple[int, ...]
@@ -222,21 +354,29 @@ class RobustValue:
                 logw += self.log_ratio_source[node]
             else:
                 logw -= self.log_ratio_target[node]
+        return self._normalised(logw, pick[e], self._cap(shape[-1]))
+
+    @staticmethod
+    def _normalised(
+        logw: np.ndarray, pick, cap: float | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Weights ``exp(logw)`` at the picked cases: capped at ``cap`` times their mean,
+        normalised to sum one, with the capped fraction and the Kish ESS fraction."""
         # exponentiated once per case, then resampled (the normalisation below makes the
         # shift irrelevant); a resample whose drawn weights are all tiny next to the
         # largest weight of all cases (underflowing, or subnormal and imprecise) is redone
         # with its own largest log-weight
-        w = pick[e](np.exp(logw - logw.max()))
+        w = pick(np.exp(logw - logw.max()))
         empty = np.atleast_1d(w.max(axis=-1) < _TINY_WEIGHT)
         if empty.any():
-            lw = np.atleast_2d(pick[e](logw))[empty]
+            lw = np.atleast_2d(pick(logw))[empty]
             redone = np.exp(lw - lw.max(axis=-1, keepdims=True))
             if w.ndim == 1:
                 w = redone[0]
             else:
                 w[empty] = redone
         n = w.shape[-1]
-        capped = cap_weights(w, self._cap(n))
+        capped = cap_weights(w, cap)
         ess = kish_ess(w) / n
         w /= w.sum(axis=-1, keepdims=True)
         return w, capped, ess
