@@ -256,6 +256,44 @@ def test_pooled_regressions_are_reported_and_refused_without_regressions():
         _run(scm, 100, 0, method="iw", pooled_regressions=True)
 
 
+def test_both_samples_is_reported_and_bounded_by_its_distance_to_own_samples_mr():
+    scm = LinearGaussianSCM.example()
+    run = dict(method="mr", n_bootstrap=20, bootstrap="fixed", interval="bias_aware")
+    own = _run(scm, 300, 0, **run)
+    both = _run(scm, 300, 0, both_samples=True, **run)
+    est = both.diagnostics["estimator"]
+    assert both.settings["both_samples"] == list(MECHS) == est["both_samples"]
+    assert (
+        own.settings["both_samples"] == []
+        and "own_samples_values" not in own.diagnostics["estimator"]
+    )
+    # the own-samples estimate beside it is the default run's, from the same fitted pieces
+    assert est["own_samples_values"] == pytest.approx(own.values, abs=1e-12)
+    assert both.values != pytest.approx(own.values, abs=1e-6)
+    for m in MECHS:  # the bias bound covers the distance to both twins
+        assert est["bias_bound"][m] >= abs(both.values[m] - own.values[m]) - 1e-12
+        assert est["bias_bound"][m] >= abs(both.values[m] - est["iw_values"][m]) - 1e-12
+        assert both.ci[m] == pytest.approx(est["bias_aware_ci"][m])
+    # only some levels: the later ones keep their own cases
+    part = _run(scm, 300, 0, method="mr", both_samples=["Z"])
+    assert part.settings["both_samples"] == ["Z"]
+    assert part.values != pytest.approx(both.values, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"method": "iw", "both_samples": True}, "method='iw' has none to change"),
+        ({"method": "mis", "both_samples": ["X"]}, "'mis' weights both samples already"),
+        ({"method": "mr", "both_samples": ["W"]}, r"names \['W'\], which are not nodes"),
+        ({"method": "mr", "both_samples": "X"}, "True, False or a list of node names"),
+    ],
+)
+def test_both_samples_is_refused_where_it_cannot_run(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _run(LinearGaussianSCM.example(), 100, 0, **kw)
+
+
 class _LoopExact(sa.shapley.ExactShapley):
     """ExactShapley under another type: attribute() then solves one game per replicate."""
 
@@ -268,6 +306,7 @@ class _LoopExact(sa.shapley.ExactShapley):
         {"method": "regression"},
         {"method": "mr"},
         {"method": "mr", "n_repeats": 2, "correction_cap": 2.0},
+        {"method": "mr", "both_samples": True},
     ],
     ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()),
 )

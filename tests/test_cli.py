@@ -161,6 +161,22 @@ def test_pooled_regressions_from_the_command_line(tmp_path, capsys):
     assert "attribution.pooled_regressions = true" in capsys.readouterr().err
 
 
+def test_both_samples_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--tiny", "--quiet", "--out", str(out), "--n-bootstrap", "3"]
+    assert main([*args, "--method", "mr", "--both-samples"]) == 0
+    saved = json.loads((out / "attribution.json").read_text())
+    assert saved["settings"]["both_samples"] == ["D", "X", "Y"]
+    est = saved["diagnostics"]["estimator"]
+    assert est["both_samples"] == ["D", "X", "Y"] and set(est["own_samples_values"]) == {
+        "D",
+        "X",
+        "Y",
+    }
+    assert main([*args, "--both-samples"]) == 2  # auto -> mis, which has no terms to pool
+    assert "attribution.both_samples needs attribution.method 'mr'" in capsys.readouterr().err
+
+
 def test_cross_check_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "demo"
     args = ["demo", "--tiny", "--quiet", "--out", str(out), "--n-bootstrap", "3"]

@@ -88,6 +88,25 @@ def test_defaults_and_toml(tmp_path):
             r"attribution\.image_statistics",
         ),
         (
+            {"data": {"kind": "synthetic"}, "attribution": {"both_samples": True}},
+            r"attribution\.both_samples needs attribution\.method 'mr' and no attribution\."
+            r"paired \(got method 'mis' \(attribution\.method = 'auto' resolves to 'mis'",
+        ),
+        (
+            {
+                "data": {"kind": "synthetic"},
+                "attribution": {"method": "mr", "both_samples": ["X", "S"]},
+            },
+            r"attribution\.both_samples must name nodes among D, X, Y, got \['X', 'S'\]",
+        ),
+        (
+            {
+                "data": {"kind": "synthetic"},
+                "attribution": {"method": "mr", "both_samples": True, "paired": ["Y"]},
+            },
+            r"attribution\.both_samples needs attribution\.method 'mr' and no",
+        ),
+        (
             {"data": {"kind": "synthetic"}, "attribution": {"cross_check": True, "method": "mr"}},
             r"attribution\.cross_check = true is for attribution\.method 'iw'",
         ),

@@ -37,6 +37,7 @@ def _override(cfg, args: argparse.Namespace):
             "n_repeats",
             "tolerance",
             "pooled_regressions",
+            "both_samples",
             "cross_check",
             "image_estimator",
             "image_statistics",
@@ -174,6 +175,14 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
         "--no-pooled-regressions fits each on its own environment's; without either, "
         "attribution.pooled_regressions decides (default 'auto': pooled for mr, whose "
         "regressions see the images here)",
+    )
+    p.add_argument(
+        "--both-samples",
+        action="store_true",
+        default=None,
+        help="with --method mr: take every term over both environments' cases with "
+        "balance-heuristic weights, as mis does (sets attribution.both_samples = true); "
+        "lower error where the ratios are good, shrunk where one is too flat",
     )
     p.add_argument(
         "--cross-check",

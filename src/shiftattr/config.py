@@ -227,6 +227,11 @@ class AttributionConfig(_Strict):
         "sqrt"
     )
     pooled_regressions: bool | Literal["auto"] = "auto"
+    both_samples: bool | list[str] = Field(
+        False,
+        description="method 'mr': take the terms of these levels (true: all) over both "
+        "environments' cases with balance-heuristic weights; see shiftattr.attribute",
+    )
     conditional_ratios: Literal["difference", "offset"] = "difference"
     cross_check: bool = False
     image_estimator: Literal["stats", "cnn"] = "stats"
@@ -300,6 +305,22 @@ class AttributionConfig(_Strict):
                 "attribution.pooled_regressions = true needs attribution.method 'mr' or "
                 f"'regression' ({method!r} fits no regressions){resolved}"
             )
+        if self.both_samples is not False and self.both_samples != []:
+            unknown = (
+                sorted(set(self.both_samples) - set(_NODES))
+                if isinstance(self.both_samples, list)
+                else []
+            )
+            if unknown:
+                raise ValueError(
+                    f"attribution.both_samples must name nodes among {', '.join(_NODES)}, "
+                    f"got {self.both_samples}"
+                )
+            if method != "mr" or self.paired:
+                raise ValueError(
+                    "attribution.both_samples needs attribution.method 'mr' and no "
+                    f"attribution.paired (got method {method!r}{resolved})"
+                )
         if method == "mis" and (self.paired or self.truncate is not None):
             raise ValueError(
                 "attribution.method 'mis' takes neither attribution.paired nor "
@@ -369,7 +390,7 @@ class AttributionConfig(_Strict):
         """Whether the image ratio estimators see the model's output summaries:
         ``ratio_outputs`` if set, else on with the image statistics estimator, its
         extended statistics (the default) and the weighting methods (``"iw"``,
-        ``"mis"``).
+        ``"mis"``, and ``"mr"`` with ``both_samples``).
 
         The weights then balance what the Dice depends on. Over the demo's 12 data seeds
         (refit intervals) they lowered the MAE of ``"iw"`` from 0.019 to 0.014 with every
@@ -377,7 +398,9 @@ class AttributionConfig(_Strict):
         statistics) they lowered the MAE of ``"iw"`` and ``"mis"`` at every N. For
         ``"mr"`` and ``"regression"``, whose regressions already read the outputs, it
         was not measured to help; with the basic statistics it broke ``"iw"`` on the
-        demo (ESS 1 %); and the CNN discriminators read voxels.
+        demo (ESS 1 %); and the CNN discriminators read voxels. ``"mr"`` with
+        ``both_samples`` leans on its ratios as ``"mis"`` does, and they lowered its MAE
+        from 0.019 to 0.015 (synthetic MS, N = 300, 55 runs).
 
         Examples
         --------
@@ -385,6 +408,8 @@ class AttributionConfig(_Strict):
         True
         >>> AttributionConfig(method="mr").ratio_outputs_mode
         False
+        >>> AttributionConfig(method="mr", both_samples=True).ratio_outputs_mode
+        True
         >>> AttributionConfig(image_estimator="cnn").ratio_outputs_mode
         False
         >>> AttributionConfig(image_statistics="basic").ratio_outputs_mode
@@ -399,7 +424,7 @@ class AttributionConfig(_Strict):
         return (
             self.image_estimator == "stats"
             and self.image_statistics in (None, "extended")
-            and self.method_mode in WEIGHTING_METHODS
+            and (self.method_mode in WEIGHTING_METHODS or self.both_samples not in (False, []))
         )
 
     @property

@@ -364,6 +364,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         bootstrap=a.bootstrap_mode,
         interval=a.interval,
         pooled_regressions=a.pooled_regressions,
+        both_samples=a.both_samples,
         conditional_ratios=a.conditional_ratios,
         cross_check=a.cross_check,
         truncate=a.truncate,

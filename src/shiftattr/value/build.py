@@ -59,13 +59,18 @@ def value_levels(graph: CausalGraph, paired: Sequence[str]) -> tuple[str, ...]:
 
 
 def ratio_nodes(
-    estimator: str, levels: Sequence[str], mechanisms: Sequence[str], paired: Sequence[str]
+    estimator: str,
+    levels: Sequence[str],
+    mechanisms: Sequence[str],
+    paired: Sequence[str],
+    both_samples: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """The nodes whose conditional density ratios a value estimator fits.
 
     Every attributed mechanism that is not paired; for ``"mr"`` also every earlier level
-    that is not paired, attributed or not (the corrections at a later level reweight it);
-    for ``"mis"`` every level (the mixture of both environments involves all of them).
+    that is not paired, attributed or not (the corrections at a later level reweight it),
+    and every level up to the last of ``both_samples``; for ``"mis"`` every level (the
+    mixture of both environments involves all of them).
 
     Parameters
     ----------
@@ -76,6 +81,9 @@ def ratio_nodes(
         The attributed mechanisms.
     paired : sequence of str
         The paired (substituted) mechanisms.
+    both_samples : sequence of str, default ()
+        ``"mr"``: the levels whose terms are taken over both environments' cases
+        (:class:`~shiftattr.value.RobustValue`).
 
     Returns
     -------
@@ -89,13 +97,15 @@ def ratio_nodes(
     ('X',)
     >>> ratio_nodes("mis", ("D", "X", "Y"), ["X"], [])
     ('D', 'X', 'Y')
+    >>> ratio_nodes("mr", ("D", "X", "Y"), ["X"], [], both_samples=["Y"])
+    ('D', 'X', 'Y')
     """
     if estimator == "mis":
         return tuple(n for n in levels if n not in paired)
     free = [m for m in mechanisms if m not in paired]
     if estimator != "mr" or not free:
         return tuple(free)
-    last = max(levels.index(m) for m in free)
+    last = max(levels.index(m) for m in [*free, *both_samples])
     # the corrections at a target-side level reweight every earlier level that stays
     # at the source, attributed or not
     return tuple(n for n in levels[: last + 1] if n not in paired)
@@ -309,6 +319,7 @@ class FittedValue:
         r2 = [f.r2 for f in self.robust.regressions.fits if f.r2 is not None]
         out["min_r2"] = min(r2) if r2 else None
         if self.estimator == "mr":
+            out["both_samples"] = list(self.robust.both_levels)
             out["correction_all"] = est["value"] - est["regression"]
             out["max_abs_correction"] = self.robust.max_abs_correction_
             out["min_correction_ess_fraction"] = self.robust.min_ess_fraction_
@@ -346,6 +357,7 @@ def fit_value(
     cross_check: bool = False,
     metric_fn: Any = None,
     n_simulations: int = 20_000,
+    both_samples: Sequence[str] = (),
 ) -> FittedValue:
     """Fit the ratios (and regressions) of one value estimator.
 
@@ -395,6 +407,9 @@ def fit_value(
         ``"generative"``: the metric callable, scored on the simulated cases.
     n_simulations : int, default 20000
         ``"generative"``: simulated cases per coalition.
+    both_samples : sequence of str, default ()
+        ``"mr"``: levels whose terms are taken over both environments' cases
+        (see :class:`~shiftattr.value.RobustValue`).
 
     Returns
     -------
@@ -415,7 +430,8 @@ def fit_value(
     mechanisms = tuple(mechanisms)
     paired = tuple(paired)
     levels = value_levels(graph, paired)
-    nodes = ratio_nodes(estimator, levels, mechanisms, paired)
+    both_samples = tuple(both_samples)
+    nodes = ratio_nodes(estimator, levels, mechanisms, paired, both_samples)
     ratios = None
     L = np.zeros((len(mechanisms), len(source)))
     if nodes:
@@ -500,10 +516,18 @@ def fit_value(
         paired_target if paired else None,
         regressors,
         random_state=int(rng.integers(2**31 - 1)),
-        pool_log_ratios=(lr_s, lr_t) if pooled_regressions else None,
+        pool_log_ratios=_pool_ratios(lr_s, lr_t, ratio_nodes(estimator, levels, mechanisms, paired))
+        if pooled_regressions
+        else None,
     )
     robust = RobustValue(
-        nested, mechanisms, lr_s, lr_t, robust=estimator == "mr", correction_cap=correction_cap
+        nested,
+        mechanisms,
+        lr_s,
+        lr_t,
+        robust=estimator == "mr",
+        correction_cap=correction_cap,
+        both_samples=both_samples,
     )
     if estimator == "iw":  # the cross-check: regressions only, on the same cases
         fitted.check = FittedValue(
@@ -512,6 +536,14 @@ def fit_value(
     else:
         fitted.robust = robust
     return fitted
+
+
+def _pool_ratios(
+    lr_s: dict[str, np.ndarray], lr_t: dict[str, np.ndarray], nodes: Sequence[str]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The log-ratios pooled regressions use: those of ``nodes`` (the ratios fitted only
+    for ``both_samples`` leave the regressions as they were)."""
+    return {n: lr_s[n] for n in nodes if n in lr_s}, {n: lr_t[n] for n in nodes if n in lr_t}
 
 
 def _fit_generative(
