@@ -121,6 +121,15 @@ settings ``shiftattr run`` uses for ``image_estimator = "cnn"`` (the defaults of
 population ratio is the default classifier's as everywhere. Fixed bootstrap (a refit
 would train ``n_bootstrap`` more CNNs per node set and fold).
 
+**Both-samples MR variants** (``mr+pooled+ext+both``, ``mr+pooled+ext+outputs+both``,
+``mr+both+oracle``; opt-in): ``mr+pooled+ext``, ``mr+pooled+ext+outputs`` and
+``mr+oracle`` with ``attribute(..., both_samples=True)``: every term of the
+multiply-robust sum is taken over the source and the target cases together with
+balance-heuristic weights (:mod:`shiftattr.value.robust`). Same samples, folds, ratios
+and regressions as the runs they extend; bootstrap interval; every run records its
+``bias_bound``, the larger distance to ``iw`` and to ``mr`` over each environment's own
+cases.
+
 **Oracle variants** (``iw+oracle``, ``mr+oracle``; opt-in): no ratio is estimated;
 ``attribute(..., known_ratios=...)`` gets every mechanism's true log-ratio between the
 scenario's source and target from :meth:`SyntheticMS.true_log_ratio` (the densities of
@@ -264,6 +273,9 @@ ESTIMATORS = (
     "mis+ext+outputs+refit+biasaware",
     "iw+cnnratio",
     "mis+cnnratio",
+    "mr+pooled+ext+both",
+    "mr+pooled+ext+outputs+both",
+    "mr+both+oracle",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -327,6 +339,9 @@ METRIC_MARK = "+metric"
 #: Estimator names whose image features also hold the model's Dice against its own
 #: probabilities (:func:`_with_self_dice`): ``<method>+ext+outputs+selfdice``. Opt-in.
 SELFDICE_MARK = "+selfdice"
+#: Estimator names whose ``mr`` takes every term over both environments' cases
+#: (``attribute(both_samples=True)``): ``mr+...+both``. Opt-in.
+BOTH_MARK = "+both"
 #: Variants without an opt-in mark that still only run when named (measured once, no gain).
 OPT_IN = ("mr+pooled+ext+outputs",)
 #: What runs when ``--estimators`` is not given.
@@ -348,6 +363,7 @@ DEFAULT_ESTIMATORS = tuple(
         )
     )
     and e not in OPT_IN
+    and BOTH_MARK not in e
 )
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"
@@ -779,6 +795,8 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             EXTENDED_MARK in e and "statistics" not in inspect.signature(ImageStatsRatio).parameters
         ):
             skipped[e] = "ImageStatsRatio has no statistics= keyword in this checkout"
+        elif BOTH_MARK in e and "both_samples" not in params:
+            skipped[e] = "shiftattr.attribute has no both_samples= keyword in this checkout"
         elif e.endswith(CHECK_SUFFIX) and "cross_check" not in params:
             skipped[e] = "shiftattr.attribute has no cross_check= keyword in this checkout"
         else:
@@ -809,6 +827,8 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
     if "pooled_regressions" in params:  # explicit, as the interval: since 2026-11-30 the
         # library's default ("auto") pools mr on images, so plain mr would change under it
         kw["pooled_regressions"] = POOLED_SUFFIX in estimator
+    if BOTH_MARK in estimator:
+        kw["both_samples"] = True
     if estimator.endswith(CHECK_SUFFIX):
         kw["cross_check"] = True
     if estimator.endswith(OFFSET_SUFFIX):
@@ -1144,6 +1164,9 @@ MR_VS_IW_PAIRS = (
     ("mr+pooled+ext", "iw+ext"),  # both with the library's defaults since 2026-11-30
     ("mr+pooled+ext", "iw+ext+outputs"),  # iw as the command line runs it since then
     ("mr+pooled+ext+outputs", "iw+ext+outputs"),  # both with the outputs in the ratios
+    ("mr+pooled+ext+both", "iw+ext"),  # mr over both samples, like for like
+    ("mr+pooled+ext+outputs+both", "iw+ext+outputs"),
+    ("mr+both+oracle", "iw+oracle"),
     ("mr+oracle", "iw+oracle"),
 )
 
@@ -1242,6 +1265,9 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "slateblue",
                 "saddlebrown",
                 "darkviolet",
+                "lime",
+                "tomato",
+                "dodgerblue",
             ),
             strict=True,
         )
@@ -1487,8 +1513,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--estimators",
         default=None,
         help="comma-separated subset of " + ",".join(ESTIMATORS) + " (default: all available "
-        "but the +refit, +repeats, +biasaware, +oracle, +check, +cnn, +cnnratio, +metric and +selfdice "
-        "ones and " + ", ".join(OPT_IN) + "; "
+        "but the +refit, +repeats, +biasaware, +oracle, +check, +cnn, +cnnratio, +metric, +selfdice "
+        "and +both ones and " + ", ".join(OPT_IN) + "; "
         "the +paired ones "
         "run only where the annotators differ)",
     )

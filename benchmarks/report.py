@@ -1675,6 +1675,32 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "interval rebuilt from each run's recorded bound and standard error (`mis` only), runs "
         "erring by more than 0.02 that carried a warning, median time of a run:",
     ),
+    # MR with every term over both samples, beside MR over each environment's own cases.
+    "mr+both": (
+        [
+            "iw+ext+outputs",
+            "mis+ext+outputs",
+            "mr+pooled+ext",
+            "mr+pooled+ext+both",
+            "mr+pooled+ext+outputs",
+            "mr+pooled+ext+outputs+both",
+        ],
+        "**MR over both samples** (opt-in `mr+...+both`: `attribute(both_samples=True)`, "
+        "every term of the multiply-robust sum taken over the source and the target cases "
+        "together with balance-heuristic weights, beside the same runs over each "
+        "environment's own cases; the same samples, folds, ratios and regressions). Over the "
+        "(scenario, N, seed) every column ran: MAE over D, X, Y, dominant mechanism right, CI "
+        "coverage (fixed bootstrap), the coverage of the bias-aware interval rebuilt from "
+        "each run's recorded bound (for `+both`, the larger distance to `iw` and to `mr` over "
+        "own cases) and standard error, runs erring by more than 0.02 that carried a warning, "
+        "median time of a run:",
+    ),
+    "mr+both+oracle": (
+        ["iw+oracle", "mis+oracle", "mr+oracle", "mr+both+oracle"],
+        "**MR over both samples with the true ratios** (opt-in `mr+both+oracle`: `mr+oracle` "
+        "with `both_samples=True`; basic image statistics in the regressions' features, "
+        "unpooled regressions, as `mr+oracle`):",
+    ),
     # The same with more cases: mis only (iw+cnnratio ran at N = 300 only).
     "cnnratio-mis": (
         ["mis", "mis+cnnratio", "mis+ext+outputs"],
@@ -1702,6 +1728,8 @@ _COLUMN_TABLE_STATISTICS: dict[str, tuple[str, ...]] = {
     ),
     "cnnratio": _WITH_BIASAWARE_COVERAGE,
     "cnnratio-mis": _WITH_BIASAWARE_COVERAGE,
+    "mr+both": _WITH_BIASAWARE_COVERAGE,
+    "mr+both+oracle": _WITH_BIASAWARE_COVERAGE,
 }
 
 
@@ -2185,6 +2213,8 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
     out += _ms_column_table(ms, "oracle-node")
     out += _ms_column_table(ms, "cnnratio")
     out += _ms_column_table(ms, "cnnratio-mis")
+    out += _ms_column_table(ms, "mr+both")
+    out += _ms_column_table(ms, "mr+both+oracle")
     out += _ms_not_separated(ms)
     out += [
         "**Per scenario and estimator** (over seeds). MAE: mean over runs of the mean "
@@ -2352,6 +2382,8 @@ _VE_LABELS = {
     "iw_oracle": "shiftattr IW, true ratios",
     "mis_oracle": "shiftattr MIS, true ratios",
     "mr_oracle": "shiftattr MR, true ratios",
+    "mr_both": "shiftattr MR over both samples, bias-aware interval",
+    "mr_both_oracle": "shiftattr MR over both samples, true ratios, bias-aware interval",
     "mr_point": "shiftattr MR, no bootstrap (timing)",
     "mr_linear_point": "shiftattr MR, linear learners, no bootstrap (timing)",
     "dowhy_mr_default": "DoWhy MR (default learners)",

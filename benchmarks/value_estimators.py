@@ -19,6 +19,9 @@ seed, every method sees the same source and target samples (drawn exactly as in
   (:func:`linear_learners`); it
   separates what the algorithm costs (fit once per mechanism and environment) from what
   the learners cost;
+- ``mr_both``: ``mr`` with ``both_samples=True`` (every term over both environments'
+  cases, balance-heuristic weights) and its default reporting, ``interval="bias_aware"``;
+  ``mr_both_oracle``: the same given every node's true log-ratio;
 - ``iw_oracle``, ``mis_oracle``, ``mr_oracle``: ``iw``, ``mis`` and ``mr`` given every node's true conditional
   log-ratio (``attribute(known_ratios=...)`` with the SCM's ``true_log_ratio``) instead
   of estimated ratios: the error left with perfect ratio estimators;
@@ -77,6 +80,8 @@ METHODS = (
     "iw_oracle",
     "mis_oracle",
     "mr_oracle",
+    "mr_both",
+    "mr_both_oracle",
     "mr_point",
     "mr_linear_point",
     "dowhy_mr_default",
@@ -164,6 +169,11 @@ def _shiftattr(
     }
 
 
+def _known_ratios(scm: Any) -> dict[str, Any]:
+    """``known_ratios`` for ``attribute``: every node's true conditional log-ratio."""
+    return {node: partial(scm.true_log_ratio, mechanism=node) for node in scm.graph.nodes}
+
+
 def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> dict[str, Any]:
     if method in SHIFTATTR:
         return _shiftattr(method, scm, source, target, seed, cfg["n_bootstrap"])
@@ -175,8 +185,14 @@ def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> 
     if method == "mr_linear":
         learners = linear_learners(scm.graph.nodes)
         return _shiftattr("mr", scm, source, target, seed, cfg["n_bootstrap"], extra=learners)
+    if method in ("mr_both", "mr_both_oracle"):
+        extra: dict[str, Any] = {"both_samples": True}
+        if method.endswith("_oracle"):
+            extra["known_ratios"] = _known_ratios(scm)
+        return _shiftattr(
+            "mr", scm, source, target, seed, cfg["n_bootstrap"], "bias_aware", extra=extra
+        )
     if method in ("iw_oracle", "mis_oracle", "mr_oracle"):
-        known = {node: partial(scm.true_log_ratio, mechanism=node) for node in scm.graph.nodes}
         return _shiftattr(
             method.removesuffix("_oracle"),
             scm,
@@ -184,7 +200,7 @@ def _run_method(method: str, scm: Any, source, target, seed: int, cfg: dict) -> 
             target,
             seed,
             cfg["n_bootstrap"],
-            extra={"known_ratios": known},
+            extra={"known_ratios": _known_ratios(scm)},
         )
     if method == "mr_point":
         return _shiftattr("mr", scm, source, target, seed, 0)
