@@ -274,10 +274,11 @@ def test_both_samples_is_reported_and_bounded_by_its_distance_to_own_samples_mr(
         assert est["bias_bound"][m] >= abs(both.values[m] - own.values[m]) - 1e-12
         assert est["bias_bound"][m] >= abs(both.values[m] - est["iw_values"][m]) - 1e-12
         assert both.ci[m] == pytest.approx(est["bias_aware_ci"][m])
-    # only some levels: the later ones keep their own cases
+    # only some levels (the rest keep their own cases: test_value_robust)
     part = _run(scm, 300, 0, method="mr", both_samples=["Z"])
     assert part.settings["both_samples"] == ["Z"]
     assert part.values != pytest.approx(both.values, abs=1e-6)
+    assert part.values != pytest.approx(own.values, abs=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -282,8 +282,8 @@ def test_a_level_over_both_samples_needs_its_own_ratio_even_with_right_regressio
 
 
 def test_both_samples_with_wrong_ratios_shrinks_towards_the_pooled_mean():
-    # negative control: with all ratios zero every weight is the same and every
-    # coalition gets nearly the pooled mean, however right the regressions
+    # negative control: with all ratios zero the weights no longer tell the environments
+    # apart, and the values are far off however right the regressions
     value, _ = _robust_value(1, default_regressors()["quadratic-ridge"], oracle_ratios=False)
     np.testing.assert_allclose(_shapley(value), _truth(), atol=ATOL)  # own cases: fine
     err = np.abs(_shapley(_both(value, True)) - _truth())
@@ -305,10 +305,26 @@ def test_both_samples_resampled_values_equal_each_resample_and_own_samples_undoe
     assert own.both_levels == () and both.both_levels == MECHS
     np.testing.assert_allclose(own.game()(rows), value.game()(rows), atol=1e-12)
     assert len(value.regressions.fits) == n_fits
-    # efficiency holds with the both-samples weights too, and v(empty) is zero
-    sv = sa.shapley.ExactShapley().solve(both.game())
-    assert sv.values.sum() == pytest.approx(both.game()(np.ones((1, 3), dtype=bool))[0])
-    assert both.game()(np.zeros((1, 3), dtype=bool))[0] == 0.0
+
+
+def test_both_samples_on_some_levels_leaves_the_others_on_their_own_cases():
+    # only Z over both samples: the first term changes, every correction (later levels,
+    # each over its own environment's cases) is the default one to rounding
+    value, _ = _robust_value(7, default_regressors()["ridge"], True, n=400)
+    first = _both(value, ["Z"])
+    for coalition in all_coalitions(MECHS):
+        own, mixed = value.estimate(frozenset(coalition)), first.estimate(frozenset(coalition))
+        own_corrections = own["value"] - own["regression"]
+        assert mixed["value"] - mixed["regression"] == pytest.approx(own_corrections, abs=1e-12)
+    assert first.estimate(frozenset(MECHS))["regression"] != pytest.approx(
+        value.estimate(frozenset(MECHS))["regression"], abs=1e-6
+    )
+    # and the first term's weights count in the reported ESS, as the corrections' do
+    assert (
+        first.estimate(frozenset())["min_ess_fraction"]
+        < 1.0
+        == value.estimate(frozenset())["min_ess_fraction"]
+    )
 
 
 def test_both_samples_refuses_what_it_cannot_use():

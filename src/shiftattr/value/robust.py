@@ -230,9 +230,11 @@ class RobustValue:
         Returns
         -------
         dict
-            ``value`` (the estimate), ``regression`` (``E_{c_0}[g_0]``),
-            ``min_ess_fraction`` (smallest Kish ESS fraction of the correction weights, as
-            used), ``truncated_fraction`` (largest fraction of them that were capped).
+            ``value`` (the estimate), ``regression`` (the first term: ``E_{c_0}[g_0]``,
+            or its balance-heuristic mean over both samples when the first level is in
+            ``both_samples``), ``min_ess_fraction`` (smallest Kish ESS fraction of the
+            weights as used: the corrections', and the first term's over both samples),
+            ``truncated_fraction`` (largest fraction of them that were capped).
 
         Examples
         --------
@@ -283,15 +285,18 @@ class RobustValue:
             return both(a[: self._n_source], a[self._n_source :])
 
         gs, gt = nr.outcome(0, target_nodes)
-        if 0 in self._both:
+        if 0 in self._both:  # uncapped, as "mis": no regression to fall back on
             key_w = ("mixture", 0, tuple(env[:1]))
             if key_w not in memo:
                 memo[key_w] = self._normalised(self._mixture_log_weights(0, env), pick_both, None)
-            value = np.einsum("...i,...i->...", memo[key_w][0], both(gs, gt))
+            w0, _, ess0 = memo[key_w]
+            value = np.einsum("...i,...i->...", w0, both(gs, gt))
+            min_ess = ess0 * np.ones_like(value)
         else:
             value = np.mean(pick[env[0]](gt if env[0] == "t" else gs), axis=-1)
+            min_ess = np.ones_like(value)
         regression = value
-        min_ess, truncated = np.ones_like(value), np.zeros_like(value)
+        truncated = np.zeros_like(value)
         if self.robust:
             for k in range(1, nr.first_paired):
                 e = "both" if k in self._both else env[k]
