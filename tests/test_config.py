@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from shiftattr.config import ConfigError, load_config
+from shiftattr.config import AttributionConfig, ConfigError, load_config
 
 
 def test_defaults_and_toml(tmp_path):
@@ -89,8 +89,8 @@ def test_defaults_and_toml(tmp_path):
         ),
         (
             {"data": {"kind": "synthetic"}, "attribution": {"both_samples": True}},
-            r"attribution\.both_samples needs attribution\.method 'mr' and no attribution\."
-            r"paired \(got method 'mis' \(attribution\.method = 'auto' resolves to 'mis'",
+            r"attribution\.both_samples needs attribution\.method 'mr' \(got 'mis' "
+            r"\(attribution\.method = 'auto' resolves to 'mis'",
         ),
         (
             {
@@ -102,9 +102,9 @@ def test_defaults_and_toml(tmp_path):
         (
             {
                 "data": {"kind": "synthetic"},
-                "attribution": {"method": "mr", "both_samples": True, "paired": ["Y"]},
+                "attribution": {"method": "mr", "both_samples": ["X", "Y"], "paired": ["Y"]},
             },
-            r"attribution\.both_samples needs attribution\.method 'mr' and no",
+            r"attribution\.both_samples names \['Y'\], which attribution\.paired substitutes",
         ),
         (
             {"data": {"kind": "synthetic"}, "attribution": {"cross_check": True, "method": "mr"}},
@@ -304,3 +304,8 @@ def test_method_auto_is_mis_unless_an_option_rules_it_out():
         AttributionConfig(method="mis", paired=["Y"])
     with pytest.raises(ValueError, match="needs method='mr', 'regression', 'generative' or 'mis'"):
         AttributionConfig(interval="bias_aware", cross_check=True)  # auto -> iw
+
+
+def test_both_samples_with_paired_nodes_is_valid():
+    cfg = AttributionConfig(method="mr", both_samples=True, paired=["Y"])
+    assert cfg.both_samples is True and cfg.method_mode == "mr"

@@ -156,14 +156,27 @@ def test_fit_value_composes_its_own_ratios_with_the_substituted_metric():
 TOL_MR_PAIRED = 0.035
 
 
+# With both_samples=True (Z and X averaged over both samples, Y substituted), over the
+# same 12 runs (seeds 0-5, with and without the reverse counterfactuals): SD at most
+# 0.0084, largest |error| 0.0165, mean |error| 0.0052 against 0.0066 without.
+@pytest.mark.parametrize("both_samples", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_mr_with_substitution_recovers_the_closed_form_truth(reverse):
+def test_mr_with_substitution_recovers_the_closed_form_truth(reverse, both_samples):
     scm = LinearGaussianSCM.example(metric="hit")
     truth = scm.true_attribution()
     src, tgt = _envs(scm, 2000, seed=4, reverse=reverse)
     res = _quiet_attribute(
-        scm.graph, src, tgt, metric=scm.metric, method="mr", paired=["Y"], random_state=4, **_fast()
+        scm.graph,
+        src,
+        tgt,
+        metric=scm.metric,
+        method="mr",
+        paired=["Y"],
+        both_samples=both_samples,
+        random_state=4,
+        **_fast(),
     )
+    assert res.settings["both_samples"] == (["Z", "X"] if both_samples else [])
     for v in MECHS:
         assert res.values[v] == pytest.approx(truth.values[v], abs=TOL_MR_PAIRED), (
             v,
@@ -199,6 +212,14 @@ def test_bootstraps_resample_the_substituted_metric(bootstrap):
     for v in MECHS:
         lo, hi = res.ci[v]
         assert np.isfinite(lo) and lo < hi and res.stderr[v] > 0
+
+
+def test_both_samples_cannot_average_a_paired_node():
+    src, tgt = _envs(SCM, 200, seed=6)
+    with pytest.raises(ValueError, match=r"both_samples names \['Y'\], which are paired"):
+        _quiet_attribute(
+            SCM.graph, src, tgt, metric=SCM.metric, method="mr", paired=["Y"], both_samples=["Y"]
+        )
 
 
 def test_paired_node_with_children_is_refused_naming_it():

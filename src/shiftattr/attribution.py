@@ -447,9 +447,10 @@ def _both_samples_levels(
     both_samples: bool | Sequence[str],
     method: str,
     graph: CausalGraph,
-    paired: PairedSpec | None,
+    paired: Sequence[str],
 ) -> tuple[str, ...]:
-    """The levels ``both_samples`` names, in causal order; refuse what cannot use it."""
+    """The levels ``both_samples`` names, in causal order (``True``: every node that is
+    not ``paired``); refuse what cannot use it."""
     if isinstance(both_samples, (bool, np.bool_)):
         names = tuple(graph.topological_order()) if both_samples else ()
     elif isinstance(both_samples, str) or not isinstance(both_samples, Sequence):
@@ -472,12 +473,13 @@ def _both_samples_levels(
             "has none to change (method='mis' weights both samples already): use "
             "method='mr' or drop both_samples."
         )
-    if paired:
+    clash = sorted(set(names) & set(paired)) if not isinstance(both_samples, bool) else []
+    if clash:
         raise ValueError(
-            "both_samples weights the source and the target cases together and cannot "
-            "substitute paired counterfactuals: drop paired or both_samples."
+            f"both_samples names {clash}, which are paired: their counterfactuals are "
+            "substituted, not averaged over both samples; drop them from both_samples."
         )
-    return names
+    return tuple(n for n in names if n not in set(paired))
 
 
 def _twin(fitted: FittedValue) -> FittedValue | None:
@@ -798,8 +800,9 @@ def attribute(
         ``method="mr"`` only: take the terms of these levels (``True``: every level)
         over the cases of both environments, as draws from their mixture with the
         balance-heuristic weights of ``method="mis"``, instead of over one environment's
-        cases (:mod:`shiftattr.value.robust`). Needs ``target_metric``, no ``paired``
-        node, and the ratio of every level up to the last one named (fitted for it).
+        cases (:mod:`shiftattr.value.robust`). Needs ``target_metric`` (or a callable
+        metric) and the ratio of every level up to the last one named (fitted for
+        it); ``paired`` nodes stay substituted (``True`` names every other node).
         A level's term then leans on that level's ratio as ``"mis"`` does, where the
         default needs none; what it buys is that no value is tied to the two samples'
         means. Measured on the synthetic MS benchmark it had the lowest error of the
@@ -972,7 +975,6 @@ def attribute(
         raise ValueError(f"method must be one of {list(ESTIMATORS)}, got {method!r}.")
     check_correction_cap(correction_cap)
     check_pooled(pooled_regressions, method)
-    both_levels = _both_samples_levels(both_samples, method, graph, paired)
     if method == "generative":
         _check_generative(metric, paired, features, bootstrap, n_bootstrap, n_simulations)
         check_tabular_nodes(graph.nodes, source, target)  # before any fitting
@@ -990,6 +992,7 @@ def attribute(
             "the target cases: pass target_metric=..., or a callable metric."
         )
     pairs = check_paired(graph, paired or (), mechs, source, target, metric)
+    both_levels = _both_samples_levels(both_samples, method, graph, pairs)
     paired_s: dict = {}
     paired_t: dict = {}
     if pairs:

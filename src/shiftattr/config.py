@@ -316,10 +316,20 @@ class AttributionConfig(_Strict):
                     f"attribution.both_samples must name nodes among {', '.join(_NODES)}, "
                     f"got {self.both_samples}"
                 )
-            if method != "mr" or self.paired:
+            if method != "mr":
                 raise ValueError(
-                    "attribution.both_samples needs attribution.method 'mr' and no "
-                    f"attribution.paired (got method {method!r}{resolved})"
+                    "attribution.both_samples needs attribution.method 'mr' (got "
+                    f"{method!r}{resolved})"
+                )
+            clash = (
+                sorted(set(self.both_samples) & set(self.paired))
+                if isinstance(self.both_samples, list)
+                else []
+            )
+            if clash:
+                raise ValueError(
+                    f"attribution.both_samples names {clash}, which attribution.paired "
+                    "substitutes; drop them from both_samples"
                 )
         if method == "mis" and (self.paired or self.truncate is not None):
             raise ValueError(

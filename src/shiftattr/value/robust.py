@@ -86,21 +86,23 @@ def _both_levels(
     """The level indices whose terms are taken over both samples; raise ``ValueError``
     unless they have what that needs."""
     levels = regressions.levels
+    free = levels[: regressions.first_paired]  # paired levels are substituted, not averaged
     if isinstance(both_samples, bool):
-        names = levels if both_samples else ()
+        names = free if both_samples else ()
     else:
         names = tuple(both_samples)
-        unknown = sorted(set(names) - set(levels))
+        unknown = sorted(set(names) - set(free))
         if unknown:
             raise ValueError(
-                f"both_samples names {unknown}, which are not levels of {list(levels)}."
+                f"both_samples names {unknown}, which are not levels of {list(free)} "
+                "(paired levels are substituted, not averaged)."
             )
     if not names:
         return frozenset()
-    if regressions.first_paired < len(levels) or regressions.metric_target is None:
+    if regressions.metric_target is None:
         raise ValueError(
             "both_samples weights the source and the target cases together: it needs the "
-            "metric at the target cases and no paired node."
+            "metric at the target cases."
         )
     last = max(levels.index(n) for n in names)
     missing = [
@@ -136,7 +138,8 @@ class RobustValue:
         The levels whose terms are taken over the cases of both environments with
         balance-heuristic weights (see the module docstring); ``True``: every level.
         Needs the log-ratio of every level up to the last one named at both
-        environments' cases, the metric at the target cases and no paired level.
+        environments' cases and the metric at the target cases; paired levels are
+        substituted as ever (``True`` names every other level).
 
     Attributes
     ----------
