@@ -122,8 +122,10 @@ population ratio is the default classifier's as everywhere. Fixed bootstrap (a r
 would train ``n_bootstrap`` more CNNs per node set and fold).
 
 **Both-samples MR variants** (``mr+pooled+ext+both``, ``mr+pooled+ext+outputs+both``,
-``mr+both+oracle``; opt-in): ``mr+pooled+ext``, ``mr+pooled+ext+outputs`` and
-``mr+oracle`` with ``attribute(..., both_samples=True)``: every term of the
+``mr+both+oracle``, ``mr+pooled+ext+outputs+both+paired``; opt-in): ``mr+pooled+ext``,
+``mr+pooled+ext+outputs``, ``mr+oracle`` and ``mr+pooled+ext+outputs+paired`` (opt-in,
+the paired runs' like-for-like baseline) with ``attribute(..., both_samples=True)``
+(``D`` and ``X`` then, ``Y`` being substituted in the paired one): every term of the
 multiply-robust sum is taken over the source and the target cases together with
 balance-heuristic weights (:mod:`shiftattr.value.robust`). Same samples, folds, ratios
 and regressions as the runs they extend; bootstrap interval; every run records its
@@ -276,6 +278,8 @@ ESTIMATORS = (
     "mr+pooled+ext+both",
     "mr+pooled+ext+outputs+both",
     "mr+both+oracle",
+    "mr+pooled+ext+outputs+paired",
+    "mr+pooled+ext+outputs+both+paired",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -343,7 +347,7 @@ SELFDICE_MARK = "+selfdice"
 #: (``attribute(both_samples=True)``): ``mr+...+both``. Opt-in.
 BOTH_MARK = "+both"
 #: Variants without an opt-in mark that still only run when named (measured once, no gain).
-OPT_IN = ("mr+pooled+ext+outputs",)
+OPT_IN = ("mr+pooled+ext+outputs", "mr+pooled+ext+outputs+paired")
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
     e
@@ -1268,6 +1272,8 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "lime",
                 "tomato",
                 "dodgerblue",
+                "darkseagreen",
+                "coral",
             ),
             strict=True,
         )

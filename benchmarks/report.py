@@ -1695,6 +1695,20 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "own cases) and standard error, runs erring by more than 0.02 that carried a warning, "
         "median time of a run:",
     ),
+    "mr+both+paired": (
+        [
+            "mr+paired",
+            "mr+pooled+ext+outputs+paired",
+            "mr+pooled+ext+outputs+both+paired",
+            "mr+pooled+ext+outputs+both",
+        ],
+        "**MR over both samples with paired annotations** (opt-in "
+        "`mr+pooled+ext+outputs+both+paired`: `D` and `X` averaged over both samples, `Y` "
+        "substituted by the other annotator's reading of the same images; beside the same "
+        "runs over own cases, `mr+pooled+ext+outputs+paired`, the first paired variant, "
+        "`mr+paired` with the basic statistics and unpooled regressions, and the unpaired "
+        "`mr+pooled+ext+outputs+both`; only the scenarios whose annotators differ):",
+    ),
     "mr+both+oracle": (
         ["iw+oracle", "mis+oracle", "mr+oracle", "mr+both+oracle"],
         "**MR over both samples with the true ratios** (opt-in `mr+both+oracle`: `mr+oracle` "
@@ -1730,6 +1744,7 @@ _COLUMN_TABLE_STATISTICS: dict[str, tuple[str, ...]] = {
     "cnnratio-mis": _WITH_BIASAWARE_COVERAGE,
     "mr+both": _WITH_BIASAWARE_COVERAGE,
     "mr+both+oracle": _WITH_BIASAWARE_COVERAGE,
+    "mr+both+paired": _WITH_BIASAWARE_COVERAGE,
 }
 
 
@@ -2215,6 +2230,7 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
     out += _ms_column_table(ms, "cnnratio-mis")
     out += _ms_column_table(ms, "mr+both")
     out += _ms_column_table(ms, "mr+both+oracle")
+    out += _ms_column_table(ms, "mr+both+paired")
     out += _ms_not_separated(ms)
     out += [
         "**Per scenario and estimator** (over seeds). MAE: mean over runs of the mean "
