@@ -284,9 +284,14 @@ def test_method_auto_is_mis_unless_an_option_rules_it_out():
     assert AttributionConfig().method_mode == "mis"
     # measured with the CNN discriminators too (benchmarks: mis+cnnratio against iw+cnnratio)
     assert AttributionConfig(image_estimator="cnn").method_mode == "mis"
-    for blocking in ({"paired": ["Y"]}, {"truncate": 20.0}, {"cross_check": True}):
+    for blocking in ({"truncate": 20.0}, {"cross_check": True}):
         cfg = AttributionConfig(**blocking)  # valid: 'mis' takes none of these
         assert cfg.method_mode == "iw", blocking
+    # paired: mr over both samples, the most accurate setting measured with pairs
+    paired = AttributionConfig(paired=["Y"])
+    assert (paired.method_mode, paired.both_samples_mode) == ("mr", True)
+    assert paired.ratio_outputs_mode  # as measured (mr+pooled+ext+outputs+both+paired)
+    assert AttributionConfig(paired=["Y"], truncate=20.0).method_mode == "iw"
     assert AttributionConfig(method="mr").method_mode == "mr"
     assert AttributionConfig(method="iw").method_mode == "iw"
     # the checks judge the resolved method
@@ -308,4 +313,6 @@ def test_method_auto_is_mis_unless_an_option_rules_it_out():
 
 def test_both_samples_with_paired_nodes_is_valid():
     cfg = AttributionConfig(method="mr", both_samples=True, paired=["Y"])
-    assert cfg.both_samples is True and cfg.method_mode == "mr"
+    assert cfg.both_samples_mode is True and cfg.method_mode == "mr"
+    assert AttributionConfig(method="mr").both_samples_mode is False  # auto: no pairs
+    assert AttributionConfig(both_samples=["X"], method="mr").both_samples_mode == ["X"]

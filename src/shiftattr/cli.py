@@ -98,9 +98,9 @@ def _report(args: argparse.Namespace) -> int:
 
 _METHOD_HELP = (
     "value estimator: iw (importance weighting), mis (importance weighting of both "
-    "environments' cases), regression, mr (multiply robust) or auto, the default (mis, "
-    "but iw with --cross-check, attribution.truncate or paired mechanisms, which mis "
-    "does not take); overrides attribution.method"
+    "environments' cases), regression, mr (multiply robust) or auto, the default (mis; "
+    "mr over both samples with paired mechanisms; iw with --cross-check or "
+    "attribution.truncate; mis takes none of these); overrides attribution.method"
 )
 _BOOTSTRAP_HELP = (
     "fixed (seconds; intervals leave out the estimators' own variance), refit (refits "
@@ -178,11 +178,13 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--both-samples",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="with --method mr: take every term over both environments' cases with "
-        "balance-heuristic weights, as mis does (sets attribution.both_samples = true); "
-        "lower error where the ratios are good, shrunk where one is too flat",
+        help="with --method mr: take every unpaired term over both environments' cases "
+        "with balance-heuristic weights, as mis does; lower error where the ratios are good "
+        "and with paired annotations, shrunk where one is too flat; --no-both-samples keeps "
+        "each term on its own environment's cases; without either, "
+        "attribution.both_samples decides (default 'auto': on with paired mechanisms)",
     )
     p.add_argument(
         "--cross-check",

@@ -227,10 +227,11 @@ class AttributionConfig(_Strict):
         "sqrt"
     )
     pooled_regressions: bool | Literal["auto"] = "auto"
-    both_samples: bool | list[str] = Field(
-        False,
+    both_samples: bool | list[str] | Literal["auto"] = Field(
+        "auto",
         description="method 'mr': take the terms of these levels (true: all) over both "
-        "environments' cases with balance-heuristic weights; see shiftattr.attribute",
+        "environments' cases with balance-heuristic weights; 'auto': true with paired "
+        "and method 'mr'; see both_samples_mode and shiftattr.attribute",
     )
     conditional_ratios: Literal["difference", "offset"] = "difference"
     cross_check: bool = False
@@ -248,8 +249,8 @@ class AttributionConfig(_Strict):
     )
     method: Literal["auto", "iw", "mis", "regression", "mr"] = Field(
         "auto",
-        description="value estimator; 'auto': 'mis', or 'iw' with paired, truncate or "
-        "cross_check (which 'mis' does not take); see method_mode",
+        description="value estimator; 'auto': 'mis'; 'mr' with paired, 'iw' with "
+        "truncate or cross_check (which 'mis' does not take); see method_mode",
     )
     paired: list[str] | dict[str, str | tuple[str, str]] = []
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
@@ -305,7 +306,7 @@ class AttributionConfig(_Strict):
                 "attribution.pooled_regressions = true needs attribution.method 'mr' or "
                 f"'regression' ({method!r} fits no regressions){resolved}"
             )
-        if self.both_samples is not False and self.both_samples != []:
+        if self.both_samples not in (False, [], "auto"):
             unknown = (
                 sorted(set(self.both_samples) - set(_NODES))
                 if isinstance(self.both_samples, list)
@@ -434,14 +435,21 @@ class AttributionConfig(_Strict):
         return (
             self.image_estimator == "stats"
             and self.image_statistics in (None, "extended")
-            and (self.method_mode in WEIGHTING_METHODS or self.both_samples not in (False, []))
+            and (self.method_mode in WEIGHTING_METHODS or self.both_samples_mode not in (False, []))
         )
 
     @property
     def method_mode(self) -> str:
         """The value estimator :func:`shiftattr.attribute` gets: ``method`` if set, else
-        ``"mis"``, or ``"iw"`` with ``paired``, ``truncate`` or ``cross_check`` (options
-        ``"mis"`` does not take).
+        ``"mis"``; ``"mr"`` with ``paired`` (and ``both_samples`` then, see
+        :attr:`both_samples_mode`); ``"iw"`` with ``truncate`` or ``cross_check``. ``"mis"``
+        takes none of the three.
+
+        With paired annotations ``"mr"`` over both samples had the lowest error measured:
+        on the synthetic MS scenarios whose annotators differ, MAE 0.0098 / 0.0083 /
+        0.0047 at N = 100 / 300 / 1000, against 0.023 / 0.020 / 0.011 for ``"iw"`` with
+        the same substitution, what ``"auto"`` resolved to with ``paired`` before
+        2026-11-30.
 
         ``"mis"`` weights both environments' cases, so each coalition's mean is
         estimated from both samples. With the image statistics it had the lower error
@@ -461,14 +469,40 @@ class AttributionConfig(_Strict):
         >>> AttributionConfig(image_estimator="cnn").method_mode
         'mis'
         >>> AttributionConfig(paired=["Y"]).method_mode
+        'mr'
+        >>> AttributionConfig(truncate=20.0).method_mode
         'iw'
         >>> AttributionConfig(method="mr").method_mode
         'mr'
         """
         if self.method != "auto":
             return self.method
-        blocked = self.paired or self.truncate is not None or self.cross_check
-        return "iw" if blocked else "mis"
+        if self.truncate is not None or self.cross_check:
+            return "iw"
+        return "mr" if self.paired else "mis"
+
+    @property
+    def both_samples_mode(self) -> bool | list[str]:
+        """The ``both_samples`` :func:`shiftattr.attribute` gets: ``both_samples`` if set,
+        else ``True`` with ``paired`` and the method ``"mr"``, else ``False``.
+
+        Paired annotations take away what ``both_samples`` otherwise costs, a ratio of
+        the annotation (see :attr:`method_mode` for the measurements).
+
+        Examples
+        --------
+        >>> AttributionConfig().both_samples_mode
+        False
+        >>> AttributionConfig(paired=["Y"]).both_samples_mode
+        True
+        >>> AttributionConfig(paired=["Y"], both_samples=False).both_samples_mode
+        False
+        >>> AttributionConfig(paired=["Y"], method="iw").both_samples_mode
+        False
+        """
+        if self.both_samples != "auto":
+            return self.both_samples
+        return bool(self.paired) and self.method_mode == "mr"
 
 
 class OutputConfig(_Strict):
