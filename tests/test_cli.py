@@ -92,6 +92,17 @@ folder = "{(tmp_path / "out").as_posix()}"
     assert saved["mechanisms"] == ["X", "Y"]
     assert saved["settings"]["target"] == "center-01/annotator-5"
     assert "Ground truth" not in capsys.readouterr().out
+    # paired annotations: "auto" runs mr over both samples on every unpaired level, the
+    # image ratios seeing the model's outputs (as measured); --no-both-samples undoes it
+    paired = cfg.read_text().replace("n_folds = 2", 'n_folds = 2\npaired = ["Y"]')
+    cfg.write_text(paired.replace("n_bootstrap = 5", 'n_bootstrap = 3\nbootstrap = "fixed"'))
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    settings = json.loads((tmp_path / "out" / "attribution.json").read_text())["settings"]
+    assert (settings["method"], settings["both_samples"]) == ("mr", ["D", "X"])
+    assert settings["ratio_outputs"] is True and settings["interval"] == "bias_aware"
+    assert main(["run", str(cfg), "--quiet", "--no-both-samples"]) == 0
+    settings = json.loads((tmp_path / "out" / "attribution.json").read_text())["settings"]
+    assert (settings["method"], settings["both_samples"]) == ("mr", [])
 
 
 def test_bad_config_is_readable(tmp_path, capsys):

@@ -214,6 +214,22 @@ def test_bootstraps_resample_the_substituted_metric(bootstrap):
         assert np.isfinite(lo) and lo < hi and res.stderr[v] > 0
 
 
+def test_both_samples_with_only_the_paired_mechanism_attributed():
+    # every attributed mechanism paired: the unattributed levels before it are still
+    # averaged over both samples, and their ratios are fitted for it
+    src, tgt = _envs(SCM, 300, seed=7)
+    res = _quiet_attribute(
+        SCM.graph, src, tgt, metric=SCM.metric, method="mr", mechanisms=["Y"], paired=["Y"],
+        both_samples=np.True_, random_state=7, **_fast(),
+    )  # fmt: skip
+    assert res.settings["both_samples"] == ["Z", "X"]
+    own = _quiet_attribute(
+        SCM.graph, src, tgt, metric=SCM.metric, method="mr", mechanisms=["Y"], paired=["Y"],
+        random_state=7, **_fast(),
+    )  # fmt: skip
+    assert res.values["Y"] != pytest.approx(own.values["Y"], abs=1e-9)
+
+
 def test_both_samples_cannot_average_a_paired_node():
     src, tgt = _envs(SCM, 200, seed=6)
     with pytest.raises(ValueError, match=r"both_samples names \['Y'\], which are paired"):

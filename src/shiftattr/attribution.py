@@ -473,7 +473,9 @@ def _both_samples_levels(
             "has none to change (method='mis' weights both samples already): use "
             "method='mr' or drop both_samples."
         )
-    clash = sorted(set(names) & set(paired)) if not isinstance(both_samples, bool) else []
+    clash = (
+        sorted(set(names) & set(paired)) if not isinstance(both_samples, (bool, np.bool_)) else []
+    )
     if clash:
         raise ValueError(
             f"both_samples names {clash}, which are paired: their counterfactuals are "

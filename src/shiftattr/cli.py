@@ -215,7 +215,8 @@ def _add_attribution_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="the image density-ratio estimators also see the model's output summaries "
         "(predicted volume, confidence, ...); by default ('auto') on with the extended image "
-        "statistics and --method iw or mis; --no-ratio-outputs turns it off; overrides "
+        "statistics and --method iw or mis, or mr over both samples (by default with paired "
+        "mechanisms); --no-ratio-outputs turns it off; overrides "
         "attribution.ratio_outputs",
     )
     p.add_argument(

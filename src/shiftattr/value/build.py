@@ -103,7 +103,7 @@ def ratio_nodes(
     if estimator == "mis":
         return tuple(n for n in levels if n not in paired)
     free = [m for m in mechanisms if m not in paired]
-    if estimator != "mr" or not free:
+    if estimator != "mr" or not (free or both_samples):
         return tuple(free)
     last = max(levels.index(m) for m in [*free, *both_samples])
     # the corrections at a target-side level reweight every earlier level that stays
