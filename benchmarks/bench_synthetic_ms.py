@@ -280,6 +280,7 @@ ESTIMATORS = (
     "mr+both+oracle",
     "mr+pooled+ext+outputs+paired",
     "mr+pooled+ext+outputs+both+paired",
+    "iw+ext+outputs+paired",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -347,7 +348,7 @@ SELFDICE_MARK = "+selfdice"
 #: (``attribute(both_samples=True)``): ``mr+...+both``. Opt-in.
 BOTH_MARK = "+both"
 #: Variants without an opt-in mark that still only run when named (measured once, no gain).
-OPT_IN = ("mr+pooled+ext+outputs", "mr+pooled+ext+outputs+paired")
+OPT_IN = ("mr+pooled+ext+outputs", "mr+pooled+ext+outputs+paired", "iw+ext+outputs+paired")
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
     e
@@ -1274,6 +1275,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "dodgerblue",
                 "darkseagreen",
                 "coral",
+                "khaki",
             ),
             strict=True,
         )

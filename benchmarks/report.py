@@ -1697,6 +1697,7 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
     ),
     "mr+both+paired": (
         [
+            "iw+ext+outputs+paired",
             "mr+paired",
             "mr+pooled+ext+outputs+paired",
             "mr+pooled+ext+outputs+both+paired",
@@ -1707,7 +1708,8 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "substituted by the other annotator's reading of the same images; beside the same "
         "runs over own cases, `mr+pooled+ext+outputs+paired`, the first paired variant, "
         "`mr+paired` with the basic statistics and unpooled regressions, and the unpaired "
-        "`mr+pooled+ext+outputs+both`; only the scenarios whose annotators differ):",
+        "`mr+pooled+ext+outputs+both`, and `iw+ext+outputs+paired`, what the command line "
+        "ran with paired annotations before; only the scenarios whose annotators differ):",
     ),
     "mr+both+oracle": (
         ["iw+oracle", "mis+oracle", "mr+oracle", "mr+both+oracle"],

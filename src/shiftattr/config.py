@@ -448,10 +448,9 @@ class AttributionConfig(_Strict):
         With paired annotations ``"mr"`` over both samples had the lowest error measured:
         on the synthetic MS scenarios whose annotators differ, MAE 0.0098 / 0.0083 /
         0.0047 at N = 100 / 300 / 1000, against 0.0166 / 0.0120 / 0.0079 for ``"mr"``
-        over own cases and 0.023 / 0.0195 / 0.011 for ``"iw"`` with the same
-        substitution (basic image statistics; ``"auto"`` resolved to ``"iw"`` with
-        ``paired`` before 2026-11-30, with the extended statistics and the outputs in
-        its ratios, not measured with pairs).
+        over own cases and 0.0246 / 0.0152 / 0.0093 for ``"iw"`` with the same
+        substitution, the extended statistics and the outputs in its ratios: what
+        ``"auto"`` resolved to with ``paired`` before 2026-11-30.
 
         ``"mis"`` weights both environments' cases, so each coalition's mean is
         estimated from both samples. With the image statistics it had the lower error
