@@ -50,6 +50,14 @@ def _fast():
     return fast_settings(MECHS)
 
 
+def _mr_paired(scm, src, tgt, seed, **kw):
+    """``method="mr"`` with ``Y`` substituted, fast estimators, no warnings."""
+    return _quiet_attribute(
+        scm.graph, src, tgt, metric=scm.metric, method="mr", paired=["Y"], random_state=seed,
+        **kw, **_fast(),
+    )  # fmt: skip
+
+
 def test_the_counterfactual_shares_the_noise_of_the_source_case():
     # the helper is right: y_cf - y = change of intercept + change of X's slope * x
     # + change of noise scale * eps, with eps recovered from the source's Y
@@ -165,17 +173,7 @@ def test_mr_with_substitution_recovers_the_closed_form_truth(reverse, both_sampl
     scm = LinearGaussianSCM.example(metric="hit")
     truth = scm.true_attribution()
     src, tgt = _envs(scm, 2000, seed=4, reverse=reverse)
-    res = _quiet_attribute(
-        scm.graph,
-        src,
-        tgt,
-        metric=scm.metric,
-        method="mr",
-        paired=["Y"],
-        both_samples=both_samples,
-        random_state=4,
-        **_fast(),
-    )
+    res = _mr_paired(scm, src, tgt, 4, both_samples=both_samples)
     assert res.settings["both_samples"] == (["Z", "X"] if both_samples else [])
     for v in MECHS:
         assert res.values[v] == pytest.approx(truth.values[v], abs=TOL_MR_PAIRED), (
@@ -196,19 +194,7 @@ def test_mr_with_substitution_recovers_the_closed_form_truth(reverse, both_sampl
 @pytest.mark.parametrize("bootstrap", ["fixed", "refit"])
 def test_bootstraps_resample_the_substituted_metric(bootstrap):
     src, tgt = _envs(SCM, 300, seed=5)
-    res = _quiet_attribute(
-        SCM.graph,
-        src,
-        tgt,
-        metric=SCM.metric,
-        method="mr",
-        paired=["Y"],
-        n_bootstrap=8,
-        bootstrap=bootstrap,
-        n_folds=3,
-        random_state=5,
-        **_fast(),
-    )
+    res = _mr_paired(SCM, src, tgt, 5, n_bootstrap=8, bootstrap=bootstrap, n_folds=3)
     for v in MECHS:
         lo, hi = res.ci[v]
         assert np.isfinite(lo) and lo < hi and res.stderr[v] > 0
@@ -218,15 +204,9 @@ def test_both_samples_with_only_the_paired_mechanism_attributed():
     # every attributed mechanism paired: the unattributed levels before it are still
     # averaged over both samples, and their ratios are fitted for it
     src, tgt = _envs(SCM, 300, seed=7)
-    res = _quiet_attribute(
-        SCM.graph, src, tgt, metric=SCM.metric, method="mr", mechanisms=["Y"], paired=["Y"],
-        both_samples=np.True_, random_state=7, **_fast(),
-    )  # fmt: skip
+    res = _mr_paired(SCM, src, tgt, 7, mechanisms=["Y"], both_samples=np.True_)
     assert res.settings["both_samples"] == ["Z", "X"]
-    own = _quiet_attribute(
-        SCM.graph, src, tgt, metric=SCM.metric, method="mr", mechanisms=["Y"], paired=["Y"],
-        random_state=7, **_fast(),
-    )  # fmt: skip
+    own = _mr_paired(SCM, src, tgt, 7, mechanisms=["Y"])
     assert res.values["Y"] != pytest.approx(own.values["Y"], abs=1e-9)
 
 
