@@ -451,8 +451,9 @@ def _both_samples_levels(
 ) -> tuple[str, ...]:
     """The levels ``both_samples`` names, in causal order (``True``: every node that is
     not ``paired``); refuse what cannot use it."""
+    order, paired = graph.topological_order(), set(paired)
     if isinstance(both_samples, (bool, np.bool_)):
-        names = tuple(graph.topological_order()) if both_samples else ()
+        names = tuple(n for n in order if n not in paired) if both_samples else ()
     elif isinstance(both_samples, str) or not isinstance(both_samples, Sequence):
         raise ValueError(
             f"both_samples must be True, False or a list of node names, got {both_samples!r}."
@@ -464,24 +465,20 @@ def _both_samples_levels(
                 f"both_samples names {unknown}, which are not nodes of the graph "
                 f"{sorted(graph.nodes)}."
             )
-        names = tuple(n for n in graph.topological_order() if n in set(both_samples))
-    if not names:
-        return ()
-    if method != "mr":
+        names = tuple(n for n in order if n in set(both_samples))
+    if names and method != "mr":
         raise ValueError(
             f"both_samples changes how method='mr' averages its terms; method={method!r} "
             "has none to change (method='mis' weights both samples already): use "
             "method='mr' or drop both_samples."
         )
-    clash = (
-        sorted(set(names) & set(paired)) if not isinstance(both_samples, (bool, np.bool_)) else []
-    )
+    clash = sorted(set(names) & paired)
     if clash:
         raise ValueError(
             f"both_samples names {clash}, which are paired: their counterfactuals are "
             "substituted, not averaged over both samples; drop them from both_samples."
         )
-    return tuple(n for n in names if n not in set(paired))
+    return names
 
 
 def _twin(fitted: FittedValue) -> FittedValue | None:

@@ -307,11 +307,8 @@ class AttributionConfig(_Strict):
                 f"'regression' ({method!r} fits no regressions){resolved}"
             )
         if self.both_samples not in (False, [], "auto"):
-            unknown = (
-                sorted(set(self.both_samples) - set(_NODES))
-                if isinstance(self.both_samples, list)
-                else []
-            )
+            named = self.both_samples if isinstance(self.both_samples, list) else []
+            unknown = sorted(set(named) - set(_NODES))
             if unknown:
                 raise ValueError(
                     f"attribution.both_samples must name nodes among {', '.join(_NODES)}, "
@@ -322,11 +319,7 @@ class AttributionConfig(_Strict):
                     "attribution.both_samples needs attribution.method 'mr' (got "
                     f"{method!r}{resolved})"
                 )
-            clash = (
-                sorted(set(self.both_samples) & set(self.paired))
-                if isinstance(self.both_samples, list)
-                else []
-            )
+            clash = sorted(set(named) & set(self.paired))
             if clash:
                 raise ValueError(
                     f"attribution.both_samples names {clash}, which attribution.paired "

@@ -42,7 +42,33 @@ from shiftattr.weighting import (
     resampled_coalition_means,
 )
 
-__all__ = ["BalancedValue"]
+__all__ = ["BalancedValue", "mixture_log_density"]
+
+
+def mixture_log_density(joint_log_ratio: np.ndarray, n_source: int, n_target: int) -> np.ndarray:
+    """``log(n_s + n_t r)``: the balance heuristic's denominator, with ``r = p_t / p_s``.
+
+    Divided into ``p_I / p_s``, it gives a case's balance-heuristic weight
+    ``p_I / (n_s p_s + n_t p_t)``, the same formula at source and at target cases.
+
+    Parameters
+    ----------
+    joint_log_ratio : ndarray
+        ``log p_t / p_s`` of the variables the weights involve, per case.
+    n_source, n_target : int
+        The two samples' sizes.
+
+    Returns
+    -------
+    ndarray
+        Of the shape of ``joint_log_ratio``.
+
+    Examples
+    --------
+    >>> mixture_log_density(np.log([1.0, 3.0]), 2, 2).round(4).tolist()   # log 4, log 8
+    [1.3863, 2.0794]
+    """
+    return np.logaddexp(np.log(n_source), np.log(n_target) + joint_log_ratio)
 
 
 class BalancedValue:
@@ -114,7 +140,7 @@ class BalancedValue:
         L = np.hstack([ls, lt])
         rows = [self.nodes.index(m) for m in self.mechanisms]
         joint = L.sum(axis=0)  # log p_t / p_s of the whole case
-        denominator = np.logaddexp(np.log(self.n_source), np.log(self.n_target) + joint)
+        denominator = mixture_log_density(joint, self.n_source, self.n_target)
         # the players' log-ratios, then minus the log-denominator as one more row that
         # every coalition includes: the balance-heuristic weights are then importance
         # weights, computed by the kernels of shiftattr.weighting

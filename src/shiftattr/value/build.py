@@ -432,6 +432,8 @@ def fit_value(
     levels = value_levels(graph, paired)
     both_samples = tuple(both_samples)
     nodes = ratio_nodes(estimator, levels, mechanisms, paired, both_samples)
+    # pooled regressions use the ratios mr fits anyway, not those only both_samples needs
+    pool_nodes = ratio_nodes(estimator, levels, mechanisms, paired)
     ratios = None
     L = np.zeros((len(mechanisms), len(source)))
     if nodes:
@@ -516,9 +518,7 @@ def fit_value(
         paired_target if paired else None,
         regressors,
         random_state=int(rng.integers(2**31 - 1)),
-        pool_log_ratios=_pool_ratios(lr_s, lr_t, ratio_nodes(estimator, levels, mechanisms, paired))
-        if pooled_regressions
-        else None,
+        pool_log_ratios=_pool_ratios(lr_s, lr_t, pool_nodes) if pooled_regressions else None,
     )
     robust = RobustValue(
         nested,
@@ -541,8 +541,7 @@ def fit_value(
 def _pool_ratios(
     lr_s: dict[str, np.ndarray], lr_t: dict[str, np.ndarray], nodes: Sequence[str]
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The log-ratios pooled regressions use: those of ``nodes`` (the ratios fitted only
-    for ``both_samples`` leave the regressions as they were)."""
+    """The log-ratios of ``nodes`` only."""
     return {n: lr_s[n] for n in nodes if n in lr_s}, {n: lr_t[n] for n in nodes if n in lr_t}
 
 

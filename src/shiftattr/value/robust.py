@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from shiftattr.shapley import Game
+from shiftattr.value.balance import mixture_log_density
 from shiftattr.value.nested import NestedRegressions
 from shiftattr.weighting import cap_weights, kish_ess
 
@@ -141,11 +142,6 @@ class RobustValue:
         environments' cases and the metric at the target cases; paired levels are
         substituted as ever (``True`` names every other level).
 
-    Attributes
-    ----------
-    both_levels : tuple of str
-        The levels ``both_samples`` names, in order.
-
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -179,8 +175,6 @@ class RobustValue:
         self.log_ratio_target = log_ratio_target
         self.robust = robust
         self.correction_cap = correction_cap
-        #: The levels whose terms are taken over both environments' cases, in order.
-        self.both_levels = tuple(self.levels[k] for k in sorted(self._both))
         #: Smallest correction-weight ESS fraction (of the weights as used, after the cap),
         #: largest ``abs(MR - regression)`` and largest fraction of capped correction weights
         #: over the coalitions evaluated on all cases (not on bootstrap resamples).
@@ -208,8 +202,27 @@ class RobustValue:
         (('X',), ())
         """
         own = copy.copy(self)
-        own._both, own.both_levels = frozenset(), ()
+        own._both = frozenset()
         return own
+
+    @property
+    def both_levels(self) -> tuple[str, ...]:
+        """The levels whose terms are taken over both environments' cases, in order.
+
+        Returns
+        -------
+        tuple of str
+
+        Examples
+        --------
+        >>> x = np.arange(6.0)
+        >>> nr = NestedRegressions(["X", "Y"], [x[:, None]] * 2, [x[:, None] + 1] * 2, x,
+        ...                        x + 1, np.arange(6) % 2, np.arange(6) % 2)
+        >>> lr = {"X": np.zeros(6), "Y": np.zeros(6)}
+        >>> RobustValue(nr, ["X", "Y"], lr, lr, both_samples=["Y", "X"]).both_levels
+        ('X', 'Y')
+        """
+        return tuple(self.levels[k] for k in sorted(self._both))
 
     def _target_nodes(self, row: np.ndarray) -> frozenset:
         return frozenset(m for m, on in zip(self.mechanisms, row) if on)
@@ -337,14 +350,12 @@ class RobustValue:
     def _mixture_log_weights(self, k: int, env: list[str]) -> np.ndarray:
         """Log balance-heuristic weights of levels ``<= k`` at the source then the target
         cases: ``log prod_{l<=k, l in I} r_l - log(n_s + n_t prod_{l<=k} r_l)``."""
-        nr = self.regressions
-        n_s, n_t = self._n_source, len(nr.metric_target)
+        n_t = len(self.regressions.metric_target)
+        in_coalition = np.array([e == "t" for e in env[: k + 1]], dtype=float)
         sides = []
         for lr in (self.log_ratio_source, self.log_ratio_target):
-            nodes = self.levels[: k + 1]
-            full = np.sum([lr[n] for n in nodes], axis=0)
-            coal = np.sum([lr[n] for n, e in zip(nodes, env) if e == "t"] or [0 * full], axis=0)
-            sides.append(coal - np.logaddexp(np.log(n_s), np.log(n_t) + full))
+            L = np.array([lr[n] for n in self.levels[: k + 1]])  # (levels <= k, cases)
+            sides.append(in_coalition @ L - mixture_log_density(L.sum(axis=0), self._n_source, n_t))
         return np.concatenate(sides)
 
     def _correction_weights(
