@@ -132,6 +132,12 @@ and regressions as the runs they extend; bootstrap interval; every run records i
 ``bias_bound``, the larger distance to ``iw`` and to ``mr`` over each environment's own
 cases.
 
+**The paired default as it runs** (``mr+pooled+ext+outputs+both+refit+biasaware+paired``;
+opt-in): ``mr+pooled+ext+outputs+both+paired`` with the refit bootstrap and the
+bias-aware interval, what ``shiftattr run`` reports with ``paired = ["Y"]`` (with 3
+folds and ``n_bootstrap`` replicates instead of 5 and 200). The marks ``+refit``,
+``+biasaware`` and ``+paired`` are recognised wherever they stand in a name.
+
 **Oracle variants** (``iw+oracle``, ``mr+oracle``; opt-in): no ratio is estimated;
 ``attribute(..., known_ratios=...)`` gets every mechanism's true log-ratio between the
 scenario's source and target from :meth:`SyntheticMS.true_log_ratio` (the densities of
@@ -281,6 +287,7 @@ ESTIMATORS = (
     "mr+pooled+ext+outputs+paired",
     "mr+pooled+ext+outputs+both+paired",
     "iw+ext+outputs+paired",
+    "mr+pooled+ext+outputs+both+refit+biasaware+paired",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -751,15 +758,25 @@ def _method_keyword() -> str | None:
     return next((k for k in ("method", "estimator") if k in params), None)
 
 
+def _marked(estimator: str, mark: str) -> bool:
+    """Whether ``mark`` (``"+paired"``, ``"+refit"``, ...) is one of the name's parts,
+    wherever it stands (``mr+...+refit+biasaware+paired`` has all three)."""
+    return mark.removeprefix("+") in estimator.split("+")[1:]
+
+
 def is_paired(estimator: str) -> bool:
-    """Whether ``estimator`` is a paired variant (``<method>+paired``)."""
-    return estimator.endswith(PAIRED_SUFFIX)
+    """Whether ``estimator`` is a paired variant (``<method>+...+paired``)."""
+    return _marked(estimator, PAIRED_SUFFIX)
 
 
 def bootstrap_mode(estimator: str) -> str:
-    """``"refit"`` for ``<method>+refit``, else ``"fixed"``."""
-    base = estimator.removesuffix(BIASAWARE_SUFFIX)  # <method>+refit+biasaware: both
-    return "refit" if base.endswith(REFIT_SUFFIX) else "fixed"
+    """``"refit"`` for ``<method>+...+refit``, else ``"fixed"``."""
+    return "refit" if _marked(estimator, REFIT_SUFFIX) else "fixed"
+
+
+def is_bias_aware(estimator: str) -> bool:
+    """Whether ``estimator`` reports the bias-aware interval (``<method>+...+biasaware``)."""
+    return _marked(estimator, BIASAWARE_SUFFIX)
 
 
 def base_method(estimator: str) -> str:
@@ -784,7 +801,7 @@ def available_estimators() -> tuple[list[str], dict[str, str]]:
             skipped[e] = "shiftattr.attribute has no paired= keyword in this checkout"
         elif e.endswith(REPEATS_SUFFIX) and "n_repeats" not in params:
             skipped[e] = "shiftattr.attribute has no n_repeats= keyword in this checkout"
-        elif e.endswith(BIASAWARE_SUFFIX) and "interval" not in params:
+        elif is_bias_aware(e) and "interval" not in params:
             skipped[e] = "shiftattr.attribute has no interval= keyword in this checkout"
         elif oracle_nodes(e) and "known_ratios" not in params:
             skipped[e] = "shiftattr.attribute has no known_ratios= keyword in this checkout"
@@ -828,7 +845,7 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
     if estimator.endswith(REPEATS_SUFFIX):
         kw["n_repeats"] = N_REPEATS
     if "interval" in params:  # explicit: the runs stay comparable whatever the default
-        kw["interval"] = "bias_aware" if estimator.endswith(BIASAWARE_SUFFIX) else "bootstrap"
+        kw["interval"] = "bias_aware" if is_bias_aware(estimator) else "bootstrap"
     if "pooled_regressions" in params:  # explicit, as the interval: since 2026-11-30 the
         # library's default ("auto") pools mr on images, so plain mr would change under it
         kw["pooled_regressions"] = POOLED_SUFFIX in estimator
@@ -1276,6 +1293,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "darkseagreen",
                 "coral",
                 "khaki",
+                "mediumorchid",
             ),
             strict=True,
         )

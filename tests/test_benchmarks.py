@@ -898,6 +898,23 @@ def test_refit_and_biasaware_compose_in_a_variant_name():
     assert kw["interval"] == "bias_aware" and kw["method"] == "mis"
 
 
+def test_paired_default_variant_composes_every_mark_before_paired():
+    """The command line's paired default: refit, bias-aware, both samples and paired in
+    one name, each mark recognised although ``+paired`` ends it."""
+    from types import SimpleNamespace
+
+    from benchmarks import bench_synthetic_ms as bench
+
+    name = "mr+pooled+ext+outputs+both+refit+biasaware+paired"
+    assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS
+    assert bench.is_paired(name) and bench.bootstrap_mode(name) == "refit"
+    assert bench.is_bias_aware(name) and not bench.is_bias_aware("mis+ext+outputs+refit")
+    assert not bench.is_paired("mr+pooled+ext+outputs+both")
+    kw = bench.attribute_kwargs(name, SimpleNamespace(output_features=lambda env: None))
+    assert kw["interval"] == "bias_aware" and kw["method"] == "mr"
+    assert kw["both_samples"] is True and kw["pooled_regressions"] is True
+
+
 def test_only_sizes_names_the_sizes_a_variant_skipped():
     from benchmarks import report
 
