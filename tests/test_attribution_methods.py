@@ -329,12 +329,12 @@ def test_the_batched_fixed_bootstrap_equals_one_game_per_replicate(kw):
 
 
 def test_the_batched_fixed_bootstrap_works_in_chunks(monkeypatch):
-    import shiftattr.attribution as attribution_module
+    import shiftattr.bootstrap as bootstrap_module
 
     scm = LinearGaussianSCM.example(metric="hit")
     run = dict(method="mr", n_bootstrap=9, bootstrap="fixed", n_folds=3)
     whole = _run(scm, 150, 6, **run)
-    monkeypatch.setattr(attribution_module, "_BOOTSTRAP_CHUNK_FLOATS", 150 * 4)  # 4 per chunk
+    monkeypatch.setattr(bootstrap_module, "_BOOTSTRAP_CHUNK_FLOATS", 150 * 4)  # 4 per chunk
     chunked = _run(scm, 150, 6, **run)
     np.testing.assert_allclose(whole.bootstrap_values, chunked.bootstrap_values, atol=1e-13)
 
@@ -379,30 +379,6 @@ def test_the_cross_check_is_refused_where_it_cannot_run(kw, match):
     scm = LinearGaussianSCM.example(metric="hit")
     with pytest.raises(ValueError, match=match):
         _run(scm, 100, 0, **kw)
-
-
-def test_the_per_replicate_bootstrap_solves_no_twin_when_none_is_asked_for():
-    """The route of every solver but ExactShapley: with twins=False (the cross-check's
-    replicates under the refit bootstrap) it solves one game per replicate, not two."""
-    from shiftattr.attribution import _fixed_bootstrap
-    from shiftattr.value.build import FittedValue
-
-    solves = []
-
-    class Counting(sa.shapley.ExactShapley):
-        def solve(self, game):
-            solves.append(1)
-            return super().solve(game)
-
-    rng = np.random.default_rng(0)
-    L, m = rng.normal(size=(2, 50)), rng.random(50)
-    check = FittedValue("iw", ("A", "B"), m, L)
-    fitted = FittedValue("iw", ("A", "B"), m, L, check=check)
-    idx = rng.integers(0, 50, size=(4, 50))
-    values, _, twin = _fixed_bootstrap([fitted], Counting(), idx, idx, False, twins=False)
-    assert twin is None and values.shape == (4, 2) and len(solves) == 4
-    _, _, twin = _fixed_bootstrap([fitted], Counting(), idx, idx, False)
-    assert twin.shape == (4, 2) and len(solves) == 4 + 8
 
 
 def test_methods_disagree_says_when_the_point_difference_lies_outside_its_interval():

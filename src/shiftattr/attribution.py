@@ -16,10 +16,15 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
-from tqdm.auto import tqdm
 
 from shiftattr.bias_aware import bias_aware_interval, resolve_interval
+from shiftattr.bootstrap import (
+    Replicates,
+    fixed_bootstrap,
+    refit_bootstrap,
+    solve_with_twin,
+    solver_stderr,
+)
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios.base import DensityRatioEstimator
@@ -30,9 +35,6 @@ from shiftattr.shapley import (
     ExactShapley,
     Game,
     ShapleySolver,
-    ShapleyValues,
-    coalition_bitmasks,
-    shapley_from_tables,
 )
 from shiftattr.value import (
     ESTIMATORS,
@@ -481,176 +483,132 @@ def _both_samples_levels(
     return names
 
 
-def _twin(fitted: FittedValue) -> FittedValue | None:
-    """The estimate to compare with: for "mis", "regression", "mr" and "generative" importance
-    weighting with the same fitted ratios (free); for "iw" its regression cross-check,
-    if fitted."""
-    if fitted.estimator == "iw":
-        return fitted.check
-    return dataclasses.replace(fitted, estimator="iw", robust=None, generative=None, balanced=None)
+def _bootstrap_intervals(
+    mechs: Sequence[str],
+    point_values: np.ndarray,
+    repeat_values: np.ndarray,
+    boot_values: np.ndarray,
+    bootstrap: str,
+    confidence: float,
+) -> tuple[dict, dict, dict[str, Any] | None, list[dict[str, Any]]]:
+    """Percentile intervals and standard errors from the bootstrap replicates (NaN
+    without any), widened by the spread between cross-fitting repeats with the fixed
+    bootstrap (:func:`~shiftattr.repeats.repeats_interval`); with repeats also their
+    record and ``split_unstable`` warnings."""
+    n_repeats, n_bootstrap = len(repeat_values), len(boot_values)
+    repeat_warns: list[dict[str, Any]] = []
+    repeats_info: dict[str, Any] | None = None
+    iv = None
+    if n_repeats > 1:
+        repeats_info = {
+            "n_repeats": int(n_repeats),
+            "values": {k: repeat_values[:, i].tolist() for i, k in enumerate(mechs)},
+            "sd": dict(zip(mechs, map(float, repeat_values.std(axis=0, ddof=1)))),
+        }
+        if n_bootstrap:
+            iv = repeats_interval(point_values, repeat_values, boot_values, confidence)
+            repeat_warns = split_unstable_warnings(mechs, iv.between_sd, iv.boot_sd, n_repeats)
+    if iv is not None and bootstrap == "fixed":
+        ci = {k: (float(a), float(b)) for k, a, b in zip(mechs, iv.low, iv.high)}
+        stderr = dict(zip(mechs, map(float, iv.stderr)))
+        repeats_info["interval_factor"] = dict(zip(mechs, map(float, iv.factor)))
+    elif n_bootstrap:
+        alpha = (1 - confidence) / 2
+        lo, hi = np.quantile(boot_values, [alpha, 1 - alpha], axis=0)
+        ci = {k: (float(a), float(b)) for k, a, b in zip(mechs, lo, hi)}
+        stderr = dict(zip(mechs, map(float, boot_values.std(axis=0, ddof=1))))
+    else:
+        ci = {k: (float("nan"), float("nan")) for k in mechs}
+        stderr = {k: float("nan") for k in mechs}
+    return ci, stderr, repeats_info, repeat_warns
 
 
-def _with_iw(
-    fitted: FittedValue,
-    solver: ShapleySolver,
-    idx_s: np.ndarray | None,
-    idx_t: np.ndarray | None,
-    twins: bool = True,
-) -> tuple[ShapleyValues, float, np.ndarray | None]:
-    """Shapley values, the estimated target metric and, with ``twins``, those of the
-    estimate it is compared with (:func:`_twin`: IW for "regression"/"mr", the
-    cross-check for "iw").
-
-    The estimated target metric is the measured mean source metric minus the estimated
-    total drop, so the values always sum to ``source_metric - estimated_target_metric``
-    (for "iw" and "mr" the game's ``M(∅)`` is that mean exactly, unless "mr" averages
-    over both samples, ``both_samples``; for "regression" this
-    anchors its plug-in estimates to the observed source mean).
-    """
-    sv = solver.solve(fitted.game(idx_s, idx_t))
-    i = slice(None) if idx_s is None else idx_s
-    target = float(np.mean(fitted.metric[i])) - float(sv.total)
-    twin = _twin(fitted) if twins else None
-    iw = None if twin is None else solver.solve(twin.game(idx_s, idx_t)).values
-    return sv, target, iw
-
-
-def _replicate(
-    fitted: FittedValue,
-    solver: ShapleySolver,
-    idx_s: np.ndarray | None,
-    idx_t: np.ndarray | None,
-    twins: bool = True,
-) -> tuple[np.ndarray, float, np.ndarray | None]:
-    sv, target, iw = _with_iw(fitted, solver, idx_s, idx_t, twins)
-    return sv.values, target, iw
-
-
-def _solver_stderr(
-    mechs: Sequence[str], solutions: Sequence[ShapleyValues]
-) -> dict[str, float] | None:
-    """The solver's standard error of the mean over the repeats' solutions (sampling solvers).
-
-    The root mean square of the repeats' errors, not divided by the number of repeats: a
-    seeded solver samples the same permutations in every repeat, so their errors are not
-    independent and averaging need not shrink them.
-    """
-    if solutions[0].stderr is None:
-        return None
-    if len(solutions) == 1:
-        return dict(zip(mechs, map(float, solutions[0].stderr)))
-    se = np.sqrt(np.mean([np.square(s.stderr) for s in solutions], axis=0))
-    return dict(zip(mechs, map(float, se)))
-
-
-def _mean_replicate(
-    fits: Sequence[FittedValue],
-    solver: ShapleySolver,
-    idx_s: np.ndarray | None,
-    idx_t: np.ndarray | None,
-    twins: bool = True,
-) -> tuple[np.ndarray, float, np.ndarray | None]:
-    """One fixed-bootstrap replicate of the mean over cross-fitting repeats."""
-    if len(fits) == 1:
-        return _replicate(fits[0], solver, idx_s, idx_t, twins)
-    reps = [_replicate(f, solver, idx_s, idx_t, twins) for f in fits]
-    iw = None if reps[0][2] is None else np.mean([r[2] for r in reps], axis=0)
-    return np.mean([r[0] for r in reps], axis=0), float(np.mean([r[1] for r in reps])), iw
-
-
-#: Largest number of floats a chunk of fixed-bootstrap replicates holds per array
-#: (replicates x cases, or coalitions x replicates): about 32 MB. The regression
-#: estimators keep up to ``2**(levels + 1)`` such arrays of resampled weights and
-#: residuals per chunk, within eight times this.
-_BOOTSTRAP_CHUNK_FLOATS = 4_000_000
-
-
-def _fixed_bootstrap(
-    fits: Sequence[FittedValue],
-    solver: ShapleySolver,
-    idx_s: np.ndarray,
-    idx_t: np.ndarray,
-    progress: bool,
-    twins: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Every fixed-bootstrap replicate: values ``(B, n)``, target metric ``(B,)`` and, with
-    ``twins``, those of the estimate each fit is compared with (:func:`_twin`).
-
-    The replicates share the fitted models, so with the exact solver a chunk of them is
-    solved together: the value estimator gives every coalition's value on all the
-    chunk's resamples at once (:meth:`FittedValue.resampled_values`) and the Shapley
-    values of all of them follow from one table (:func:`shapley_from_tables`). Other
-    solvers get one game per replicate.
-    """
-    n_boot = len(idx_s)
-    n = len(fits[0].mechanisms)
-    bar = tqdm(total=n_boot, desc="bootstrap (fixed)", disable=not progress)
-    if type(solver) is not ExactShapley or n > solver.max_players:
-        out = []
-        for i, j in zip(idx_s, idx_t):
-            out.append(_mean_replicate(fits, solver, i, j, twins))
-            bar.update()
-        bar.close()
-        iw = None if out[0][2] is None else np.array([o[2] for o in out])
-        return np.array([o[0] for o in out]), np.array([o[1] for o in out]), iw
-    C = coalition_bitmasks(n)
-    sizes = C.sum(axis=1)
-    width = max(idx_s.shape[1], idx_t.shape[1], 2**n)
-    chunk = _BOOTSTRAP_CHUNK_FLOATS // width
-    robust = [r for f in fits for r in (f.robust, f.check and f.check.robust) if r is not None]
-    if robust:  # the shared resampled weights and residuals of RobustValue.resampled_values
-        cached = 2 ** (len(robust[0].levels) + 1) * max(idx_s.shape[1], idx_t.shape[1])
-        chunk = min(chunk, 8 * _BOOTSTRAP_CHUNK_FLOATS // cached)
-    chunk = int(max(1, min(n_boot, chunk)))
-    values, target = np.empty((n_boot, n)), np.empty(n_boot)
-    compared = [_twin(f) if twins else None for f in fits]
-    iw = None if compared[0] is None else np.empty((n_boot, n))
-    for start in range(0, n_boot, chunk):
-        sl = slice(start, min(start + chunk, n_boot))
-        vals, targets, iws = [], [], []
-        for f, twin in zip(fits, compared):
-            table = f.resampled_values(C, idx_s[sl], idx_t[sl])
-            vals.append(shapley_from_tables(table, sizes))
-            targets.append(f.metric[idx_s[sl]].mean(axis=1) - (table[-1] - table[0]))
-            if twin is not None:
-                iws.append(
-                    shapley_from_tables(twin.resampled_values(C, idx_s[sl], idx_t[sl]), sizes)
-                )
-        values[sl], target[sl] = np.mean(vals, axis=0), np.mean(targets, axis=0)
-        if iw is not None:
-            iw[sl] = np.mean(iws, axis=0)
-        bar.update(sl.stop - sl.start)
-    bar.close()
-    return values, target, iw
-
-
-def _refit_replicate(
-    fit_kwargs: dict[str, Any],
-    solver: ShapleySolver,
-    source: Environment,
-    target: Environment,
-    m: np.ndarray,
-    mt: np.ndarray | None,
-    paired_s: dict,
-    paired_t: dict,
-    feats: tuple[list[np.ndarray], list[np.ndarray]] | None,
-    idx_s: np.ndarray,
-    idx_t: np.ndarray,
-) -> tuple[np.ndarray, float, np.ndarray | None]:
-    fitted = fit_value(
-        source=source.subset(idx_s),
-        target=target.subset(idx_t),
-        metric=m[idx_s],
-        metric_target=None if mt is None else mt[idx_t],
-        paired_source={S: v[idx_s] for S, v in paired_s.items()},
-        paired_target={S: v[idx_t] for S, v in paired_t.items()},
-        features_source=None if feats is None else [F[idx_s] for F in feats[0]],
-        features_target=None if feats is None else [F[idx_t] for F in feats[1]],
-        source_groups=idx_s,
-        target_groups=idx_t,
-        **fit_kwargs,
+def _closure_warning(
+    estimated: float,
+    measured: float,
+    closure_ci: tuple[float, float],
+    method: str,
+    metric_name: str,
+) -> dict[str, Any]:
+    """The ``closure_error`` warning: the estimated target metric misses the measured one
+    beyond bootstrap noise (``closure_ci``, of their difference, excludes 0)."""
+    cause = (
+        "fitted mechanisms misfit" if method == "generative" else "ratios are off, overlap is poor"
     )
-    return _replicate(fitted, solver, None, None)
+    return {
+        "code": "closure_error",
+        "mechanism": None,
+        "message": (
+            f"the estimate of the target {metric_name} ({estimated:.4f}) differs from the "
+            f"measured one ({measured:.4f}) beyond bootstrap noise (closure error "
+            f"{estimated - measured:+.4f}, CI [{closure_ci[0]:+.4f}, {closure_ci[1]:+.4f}]): "
+            f"{cause}, or a shifted mechanism is missing from `mechanisms`."
+        ),
+    }
+
+
+def _check_options(
+    graph: CausalGraph,
+    known_ratios: Mapping[str, Callable] | None,
+    paired: PairedSpec | None,
+    conditional_ratios: str,
+    bootstrap: str,
+    cross_check: bool,
+    method: str,
+    interval: str,
+    n_repeats: int,
+    confidence: float,
+    truncate: float | None,
+    tolerance: float | None,
+    n_bootstrap: int,
+) -> str:
+    """Check :func:`attribute`'s options that need no data (a ``ValueError`` naming the
+    first one wrong and how to fix it); returns the resolved ``interval``."""
+    for key, fn in (known_ratios or {}).items():
+        if key not in graph or not callable(fn):
+            raise ValueError(
+                f"known_ratios maps graph nodes {list(graph.nodes)} to callables "
+                f"environment -> log-ratio per case; got {key!r}: {type(fn).__name__}."
+            )
+        if key in (paired or ()):
+            raise ValueError(
+                f"mechanism {key!r} is paired (substituted by its observed counterfactual) "
+                "and needs no ratio: drop it from known_ratios or from paired."
+            )
+    if conditional_ratios not in CONDITIONAL_RATIOS:
+        raise ValueError(
+            f"conditional_ratios must be one of {CONDITIONAL_RATIOS}, got {conditional_ratios!r}."
+        )
+    if bootstrap not in ("refit", "fixed"):
+        raise ValueError(f"bootstrap must be 'refit' or 'fixed', got {bootstrap!r}.")
+    if cross_check and method != "iw":
+        raise ValueError(
+            f"cross_check=True is for method='iw'; method={method!r} is always compared "
+            "with importance weighting on the same ratios (methods_disagree). Leave "
+            "cross_check out."
+        )
+    interval = resolve_interval(interval, method, n_bootstrap)
+    if isinstance(n_repeats, bool) or not isinstance(n_repeats, Integral) or n_repeats < 1:
+        raise ValueError(
+            f"n_repeats must be a positive integer (1 = one fold assignment), got {n_repeats!r}."
+        )
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
+    if truncate is not None and truncate <= 1:
+        raise ValueError(f"truncate caps w / mean(w) and must exceed 1, got {truncate}.")
+    if tolerance is not None and not (
+        isinstance(tolerance, Real) and not isinstance(tolerance, bool) and 0 < tolerance < np.inf
+    ):
+        raise ValueError(f"tolerance must be a positive number (metric units), got {tolerance}.")
+    if tolerance is not None and not n_bootstrap:
+        raise ValueError(
+            "tolerance is judged against the bootstrap intervals (or the bias-aware ones "
+            "built on them), but n_bootstrap=0: set n_bootstrap (e.g. 200) or leave "
+            "tolerance out."
+        )
+    if method not in ESTIMATORS:
+        raise ValueError(f"method must be one of {list(ESTIMATORS)}, got {method!r}.")
+    return interval
 
 
 def attribute(
@@ -928,50 +886,21 @@ def attribute(
     """
     t0 = time.perf_counter()
     mechs = _validate_inputs(graph, source, target, mechanisms, estimators)
-    for key, fn in (known_ratios or {}).items():
-        if key not in graph or not callable(fn):
-            raise ValueError(
-                f"known_ratios maps graph nodes {list(graph.nodes)} to callables "
-                f"environment -> log-ratio per case; got {key!r}: {type(fn).__name__}."
-            )
-        if key in (paired or ()):
-            raise ValueError(
-                f"mechanism {key!r} is paired (substituted by its observed counterfactual) "
-                "and needs no ratio: drop it from known_ratios or from paired."
-            )
-    if conditional_ratios not in CONDITIONAL_RATIOS:
-        raise ValueError(
-            f"conditional_ratios must be one of {CONDITIONAL_RATIOS}, got {conditional_ratios!r}."
-        )
-    if bootstrap not in ("refit", "fixed"):
-        raise ValueError(f"bootstrap must be 'refit' or 'fixed', got {bootstrap!r}.")
-    if cross_check and method != "iw":
-        raise ValueError(
-            f"cross_check=True is for method='iw'; method={method!r} is always compared "
-            "with importance weighting on the same ratios (methods_disagree). Leave "
-            "cross_check out."
-        )
-    interval = resolve_interval(interval, method, n_bootstrap)
-    if isinstance(n_repeats, bool) or not isinstance(n_repeats, Integral) or n_repeats < 1:
-        raise ValueError(
-            f"n_repeats must be a positive integer (1 = one fold assignment), got {n_repeats!r}."
-        )
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
-    if truncate is not None and truncate <= 1:
-        raise ValueError(f"truncate caps w / mean(w) and must exceed 1, got {truncate}.")
-    if tolerance is not None and not (
-        isinstance(tolerance, Real) and not isinstance(tolerance, bool) and 0 < tolerance < np.inf
-    ):
-        raise ValueError(f"tolerance must be a positive number (metric units), got {tolerance}.")
-    if tolerance is not None and not n_bootstrap:
-        raise ValueError(
-            "tolerance is judged against the bootstrap intervals (or the bias-aware ones "
-            "built on them), but n_bootstrap=0: set n_bootstrap (e.g. 200) or leave "
-            "tolerance out."
-        )
-    if method not in ESTIMATORS:
-        raise ValueError(f"method must be one of {list(ESTIMATORS)}, got {method!r}.")
+    interval = _check_options(
+        graph,
+        known_ratios,
+        paired,
+        conditional_ratios,
+        bootstrap,
+        cross_check,
+        method,
+        interval,
+        n_repeats,
+        confidence,
+        truncate,
+        tolerance,
+        n_bootstrap,
+    )
     check_correction_cap(correction_cap)
     check_pooled(pooled_regressions, method)
     if method == "generative":
@@ -1061,7 +990,7 @@ def attribute(
         for seed in seeds
     ]
     fitted = fits[0]  # its ratios give the weight diagnostics
-    points = [_with_iw(f, solver, None, None) for f in fits]
+    points = [solve_with_twin(f, solver, None, None) for f in fits]
     repeat_values = np.array([p[0].values for p in points])
     point_values = repeat_values.mean(axis=0)
     estimated_target = float(np.mean([p[1] for p in points]))
@@ -1078,79 +1007,34 @@ def attribute(
     source_metric = float(np.mean(m))
 
     # -- bootstrap -------------------------------------------------------------------
-    boot_values = np.empty((0, len(mechs)))
-    boot_target = np.empty(0)
+    boot = Replicates(np.empty((0, len(mechs))), np.empty(0), None)
     boot_measured = np.empty(0)
-    boot_iw = np.empty((0, len(mechs)))
     if n_bootstrap:
         ns, nt = len(source), len(target)
         idx_s = rng.integers(0, ns, size=(n_bootstrap, ns))
         idx_t = rng.integers(0, nt, size=(n_bootstrap, nt))
         if bootstrap == "fixed":
             # replicates share the fitted models (and their lazily filled caches): in process
-            boot_values, boot_target, replicate_iw = _fixed_bootstrap(
-                fits, solver, idx_s, idx_t, progress
-            )
+            boot = fixed_bootstrap(fits, solver, idx_s, idx_t, progress)
         else:
             quiet = {**fit_kwargs, "n_jobs": 1, "progress": False, "cross_check": False}
-            jobs = (
-                delayed(_refit_replicate)(
-                    {**quiet, "random_state": int(seed)},
-                    solver,
-                    source,
-                    target,
-                    m,
-                    mt,
-                    paired_s,
-                    paired_t,
-                    feats,
-                    i,
-                    j,
-                )
-                for i, j, seed in zip(idx_s, idx_t, rng.integers(2**31 - 1, size=n_bootstrap))
-            )
-            out = []
-            bar = tqdm(total=n_bootstrap, desc="bootstrap (refit)", disable=not progress)
-            for res in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
-                out.append(res)
-                bar.update()
-            bar.close()
-            boot_values = np.array([o[0] for o in out])
-            boot_target = np.array([o[1] for o in out])
-            replicate_iw = None if out[0][2] is None else np.array([o[2] for o in out])
+            seeds = rng.integers(2**31 - 1, size=n_bootstrap)
+            data = (source, target, m, mt, paired_s, paired_t, feats)
+            boot = refit_bootstrap(quiet, solver, *data, idx_s, idx_t, seeds, n_jobs, progress)
             if cross_check:  # its regressions held fixed: refitting them costs too much
                 checks = [f.check for f in fits]
-                replicate_iw = _fixed_bootstrap(checks, solver, idx_s, idx_t, False, False)[0]
-        if replicate_iw is not None:
-            boot_iw = replicate_iw
+                twin = fixed_bootstrap(checks, solver, idx_s, idx_t, False, False).values
+                boot = boot._replace(twin=twin)
         if mt is not None:
             boot_measured = mt[idx_t].mean(axis=1)
+    boot_values, boot_target = boot.values, boot.target
+    boot_iw = np.empty((0, len(mechs))) if boot.twin is None else boot.twin
 
     alpha = (1 - confidence) / 2
     values = dict(zip(mechs, map(float, point_values)))
-    repeat_warns: list[dict[str, Any]] = []
-    repeats_info: dict[str, Any] | None = None
-    iv = None
-    if n_repeats > 1:
-        repeats_info = {
-            "n_repeats": int(n_repeats),
-            "values": {k: repeat_values[:, i].tolist() for i, k in enumerate(mechs)},
-            "sd": dict(zip(mechs, map(float, repeat_values.std(axis=0, ddof=1)))),
-        }
-        if n_bootstrap:
-            iv = repeats_interval(point_values, repeat_values, boot_values, confidence)
-            repeat_warns = split_unstable_warnings(mechs, iv.between_sd, iv.boot_sd, n_repeats)
-    if iv is not None and bootstrap == "fixed":
-        ci = {k: (float(a), float(b)) for k, a, b in zip(mechs, iv.low, iv.high)}
-        stderr = dict(zip(mechs, map(float, iv.stderr)))
-        repeats_info["interval_factor"] = dict(zip(mechs, map(float, iv.factor)))
-    elif n_bootstrap:
-        lo, hi = np.quantile(boot_values, [alpha, 1 - alpha], axis=0)
-        ci = {k: (float(a), float(b)) for k, a, b in zip(mechs, lo, hi)}
-        stderr = dict(zip(mechs, map(float, boot_values.std(axis=0, ddof=1))))
-    else:
-        ci = {k: (float("nan"), float("nan")) for k in mechs}
-        stderr = {k: float("nan") for k in mechs}
+    ci, stderr, repeats_info, repeat_warns = _bootstrap_intervals(
+        mechs, point_values, repeat_values, boot_values, bootstrap, confidence
+    )
 
     # -- diagnostics -----------------------------------------------------------------
     diagnostics, warns = _diagnostics(
@@ -1222,26 +1106,10 @@ def attribute(
     closure = None if measured is None else estimated_target - measured
     closure_ci = None
     if measured is not None and n_bootstrap:
-        diff = boot_target - boot_measured
-        closure_ci = tuple(map(float, np.quantile(diff, [alpha, 1 - alpha])))
+        closure_ci = tuple(map(float, np.quantile(boot_target - boot_measured, [alpha, 1 - alpha])))
         if not closure_ci[0] <= 0 <= closure_ci[1]:
             warns.append(
-                {
-                    "code": "closure_error",
-                    "mechanism": None,
-                    "message": (
-                        f"the estimate of the target {metric_name} "
-                        f"({estimated_target:.4f}) differs from the measured one ({measured:.4f}) "
-                        f"beyond bootstrap noise (closure error {closure:+.4f}, CI "
-                        f"[{closure_ci[0]:+.4f}, {closure_ci[1]:+.4f}]): "
-                        + (
-                            "fitted mechanisms misfit"
-                            if method == "generative"
-                            else "ratios are off, overlap is poor"
-                        )
-                        + ", or a shifted mechanism is missing from `mechanisms`."
-                    ),
-                }
+                _closure_warning(estimated_target, measured, closure_ci, method, metric_name)
             )
     diagnostics["overall"]["n_warnings"] = len(warns)
     diagnostics["overall"]["warning_counts"] = {
@@ -1297,7 +1165,7 @@ def attribute(
         values=values,
         ci=ci,
         stderr=stderr,
-        solver_stderr=_solver_stderr(mechs, [p[0] for p in points]),
+        solver_stderr=solver_stderr(mechs, [p[0] for p in points]),
         source_metric=source_metric,
         estimated_target_metric=estimated_target,
         measured_target_metric=measured,

@@ -1,0 +1,423 @@
+"""Bootstrap replicates of an attribution: fixed (fitted models held) or refit.
+
+:func:`shiftattr.attribute` resamples the source and the target cases with replacement
+and recomputes the Shapley values on every resample, together with the estimate each
+value estimator is compared with (its *twin*: importance weighting with the same
+ratios, or for ``"iw"`` its regression cross-check). ``bootstrap="fixed"`` keeps the
+fitted ratios and regressions (:func:`fixed_bootstrap`, many replicates solved at once
+with the exact solver); ``bootstrap="refit"`` refits everything on every resample
+(:func:`refit_bootstrap`, in parallel), which puts the estimators' own noise into the
+intervals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from shiftattr.environment import Environment
+from shiftattr.shapley import (
+    ExactShapley,
+    ShapleySolver,
+    ShapleyValues,
+    coalition_bitmasks,
+    shapley_from_tables,
+)
+from shiftattr.value.build import FittedValue, fit_value
+
+__all__ = [
+    "Replicates",
+    "fixed_bootstrap",
+    "refit_bootstrap",
+    "solve_with_twin",
+    "solver_stderr",
+    "twin_of",
+]
+
+
+class Replicates(NamedTuple):
+    """The bootstrap replicates of one attribution.
+
+    Attributes
+    ----------
+    values : ndarray of shape (B, n)
+        Shapley values of each replicate, one column per mechanism.
+    target : ndarray of shape (B,)
+        Estimated target metric of each replicate.
+    twin : ndarray of shape (B, n) or None
+        Shapley values of the twin estimate (:func:`twin_of`) on the same resamples;
+        ``None`` when there is none.
+
+    Examples
+    --------
+    >>> r = Replicates(np.zeros((4, 2)), np.zeros(4), None)
+    >>> r.values.shape, r.twin is None
+    ((4, 2), True)
+    """
+
+    values: np.ndarray
+    target: np.ndarray
+    twin: np.ndarray | None
+
+
+def twin_of(fitted: FittedValue) -> FittedValue | None:
+    """The estimate a fitted value estimator is compared with (``methods_disagree``).
+
+    Parameters
+    ----------
+    fitted : FittedValue
+        A value estimator fitted by :func:`~shiftattr.value.build.fit_value`.
+
+    Returns
+    -------
+    FittedValue or None
+        For ``"mis"``, ``"regression"``, ``"mr"`` and ``"generative"``: importance
+        weighting with the same fitted ratios (free). For ``"iw"``: its regression
+        cross-check, or ``None`` without one.
+
+    Examples
+    --------
+    >>> import shiftattr as sa
+    >>> from shiftattr.value.build import fit_value
+    >>> scm = sa.datasets.LinearGaussianSCM.example()
+    >>> s, t = scm.sample(200, "source", random_state=0), scm.sample(200, "target", random_state=1)
+    >>> fv = fit_value("iw", scm.graph, s, t, scm.graph.mechanisms, scm.metric(s), None,
+    ...                n_folds=3, progress=False, random_state=0)
+    >>> twin_of(fv) is None  # "iw" without cross_check
+    True
+    """
+    if fitted.estimator == "iw":
+        return fitted.check
+    return dataclasses.replace(fitted, estimator="iw", robust=None, generative=None, balanced=None)
+
+
+def solve_with_twin(
+    fitted: FittedValue,
+    solver: ShapleySolver,
+    idx_s: np.ndarray | None,
+    idx_t: np.ndarray | None,
+    twins: bool = True,
+) -> tuple[ShapleyValues, float, np.ndarray | None]:
+    """Shapley values of a fitted estimate on one (re)sample, and those of its twin.
+
+    The estimated target metric is the measured mean source metric minus the estimated
+    total drop, so the values always sum to ``source_metric - estimated_target_metric``
+    (for "iw" and "mr" the game's ``M(∅)`` is that mean exactly, unless "mr" averages
+    over both samples, ``both_samples``; for "regression" this
+    anchors its plug-in estimates to the observed source mean).
+
+    Parameters
+    ----------
+    fitted : FittedValue
+        The fitted value estimator.
+    solver : ShapleySolver
+    idx_s, idx_t : ndarray of int or None
+        Source and target cases of a resample (``None``: the cases as they are).
+    twins : bool, default True
+        Also solve the twin's game (:func:`twin_of`).
+
+    Returns
+    -------
+    values : ShapleyValues
+    target : float
+        The estimated target metric.
+    twin : ndarray of shape (n,) or None
+        The twin's Shapley values (``None`` without a twin or with ``twins=False``).
+
+    Examples
+    --------
+    >>> import shiftattr as sa
+    >>> from shiftattr.value.build import fit_value
+    >>> scm = sa.datasets.LinearGaussianSCM.example()
+    >>> s, t = scm.sample(200, "source", random_state=0), scm.sample(200, "target", random_state=1)
+    >>> fv = fit_value("iw", scm.graph, s, t, scm.graph.mechanisms, scm.metric(s), None,
+    ...                n_folds=3, progress=False, random_state=0)
+    >>> sv, target, twin = solve_with_twin(fv, sa.shapley.ExactShapley(), None, None)
+    >>> bool(np.isclose(sv.total, scm.metric(s).mean() - target)), twin is None
+    (True, True)
+    """
+    sv = solver.solve(fitted.game(idx_s, idx_t))
+    i = slice(None) if idx_s is None else idx_s
+    target = float(np.mean(fitted.metric[i])) - float(sv.total)
+    twin = twin_of(fitted) if twins else None
+    iw = None if twin is None else solver.solve(twin.game(idx_s, idx_t)).values
+    return sv, target, iw
+
+
+def _replicate(
+    fitted: FittedValue,
+    solver: ShapleySolver,
+    idx_s: np.ndarray | None,
+    idx_t: np.ndarray | None,
+    twins: bool = True,
+) -> tuple[np.ndarray, float, np.ndarray | None]:
+    sv, target, iw = solve_with_twin(fitted, solver, idx_s, idx_t, twins)
+    return sv.values, target, iw
+
+
+def solver_stderr(
+    mechs: Sequence[str], solutions: Sequence[ShapleyValues]
+) -> dict[str, float] | None:
+    """The solver's standard error of the mean over the repeats' solutions (sampling solvers).
+
+    The root mean square of the repeats' errors, not divided by the number of repeats: a
+    seeded solver samples the same permutations in every repeat, so their errors are not
+    independent and averaging need not shrink them.
+
+    Parameters
+    ----------
+    mechs : sequence of str
+        The mechanisms, in the solutions' order.
+    solutions : sequence of ShapleyValues
+        One solution per cross-fitting repeat.
+
+    Returns
+    -------
+    dict of str to float, or None
+        Per mechanism; ``None`` for an exact solver (no ``stderr``).
+
+    Examples
+    --------
+    >>> from shiftattr.shapley import ShapleyValues
+    >>> sols = [ShapleyValues(("a", "b"), np.zeros(2), total=0.0, stderr=[0.3, 0.4])] * 2
+    >>> solver_stderr(["a", "b"], sols)
+    {'a': 0.3, 'b': 0.4}
+    """
+    if solutions[0].stderr is None:
+        return None
+    if len(solutions) == 1:
+        return dict(zip(mechs, map(float, solutions[0].stderr)))
+    se = np.sqrt(np.mean([np.square(s.stderr) for s in solutions], axis=0))
+    return dict(zip(mechs, map(float, se)))
+
+
+def _mean_replicate(
+    fits: Sequence[FittedValue],
+    solver: ShapleySolver,
+    idx_s: np.ndarray | None,
+    idx_t: np.ndarray | None,
+    twins: bool = True,
+) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """One fixed-bootstrap replicate of the mean over cross-fitting repeats."""
+    if len(fits) == 1:
+        return _replicate(fits[0], solver, idx_s, idx_t, twins)
+    reps = [_replicate(f, solver, idx_s, idx_t, twins) for f in fits]
+    iw = None if reps[0][2] is None else np.mean([r[2] for r in reps], axis=0)
+    return np.mean([r[0] for r in reps], axis=0), float(np.mean([r[1] for r in reps])), iw
+
+
+#: Largest number of floats a chunk of fixed-bootstrap replicates holds per array
+#: (replicates x cases, or coalitions x replicates): about 32 MB. The regression
+#: estimators keep up to ``2**(levels + 1)`` such arrays of resampled weights and
+#: residuals per chunk, within eight times this.
+_BOOTSTRAP_CHUNK_FLOATS = 4_000_000
+
+
+def fixed_bootstrap(
+    fits: Sequence[FittedValue],
+    solver: ShapleySolver,
+    idx_s: np.ndarray,
+    idx_t: np.ndarray,
+    progress: bool,
+    twins: bool = True,
+) -> Replicates:
+    """Every fixed-bootstrap replicate, the fitted models held.
+
+    The replicates share the fitted models, so with the exact solver a chunk of them is
+    solved together: the value estimator gives every coalition's value on all the
+    chunk's resamples at once (:meth:`FittedValue.resampled_values`) and the Shapley
+    values of all of them follow from one table (:func:`shapley_from_tables`). Other
+    solvers get one game per replicate.
+
+    Parameters
+    ----------
+    fits : sequence of FittedValue
+        One fit per cross-fitting repeat; each replicate is the mean over them.
+    solver : ShapleySolver
+    idx_s, idx_t : ndarray of int, shape (B, n_source) and (B, n_target)
+        The resampled source and target cases of each replicate.
+    progress : bool
+        Show a progress bar.
+    twins : bool, default True
+        Also resample the estimate each fit is compared with (:func:`twin_of`).
+
+    Returns
+    -------
+    Replicates
+
+    Examples
+    --------
+    >>> import shiftattr as sa
+    >>> from shiftattr.value.build import fit_value
+    >>> scm = sa.datasets.LinearGaussianSCM.example()
+    >>> s, t = scm.sample(200, "source", random_state=0), scm.sample(200, "target", random_state=1)
+    >>> fv = fit_value("iw", scm.graph, s, t, scm.graph.mechanisms, scm.metric(s), None,
+    ...                n_folds=3, progress=False, random_state=0)
+    >>> rng = np.random.default_rng(0)
+    >>> idx = rng.integers(0, 200, size=(5, 200))
+    >>> rep = fixed_bootstrap([fv], sa.shapley.ExactShapley(), idx, idx, progress=False)
+    >>> rep.values.shape, rep.target.shape
+    ((5, 3), (5,))
+    """
+    n_boot = len(idx_s)
+    n = len(fits[0].mechanisms)
+    bar = tqdm(total=n_boot, desc="bootstrap (fixed)", disable=not progress)
+    if type(solver) is not ExactShapley or n > solver.max_players:
+        out = []
+        for i, j in zip(idx_s, idx_t):
+            out.append(_mean_replicate(fits, solver, i, j, twins))
+            bar.update()
+        bar.close()
+        iw = None if out[0][2] is None else np.array([o[2] for o in out])
+        return Replicates(np.array([o[0] for o in out]), np.array([o[1] for o in out]), iw)
+    C = coalition_bitmasks(n)
+    sizes = C.sum(axis=1)
+    width = max(idx_s.shape[1], idx_t.shape[1], 2**n)
+    chunk = _BOOTSTRAP_CHUNK_FLOATS // width
+    robust = [r for f in fits for r in (f.robust, f.check and f.check.robust) if r is not None]
+    if robust:  # the shared resampled weights and residuals of RobustValue.resampled_values
+        cached = 2 ** (len(robust[0].levels) + 1) * max(idx_s.shape[1], idx_t.shape[1])
+        chunk = min(chunk, 8 * _BOOTSTRAP_CHUNK_FLOATS // cached)
+    chunk = int(max(1, min(n_boot, chunk)))
+    values, target = np.empty((n_boot, n)), np.empty(n_boot)
+    compared = [twin_of(f) if twins else None for f in fits]
+    iw = None if compared[0] is None else np.empty((n_boot, n))
+    for start in range(0, n_boot, chunk):
+        sl = slice(start, min(start + chunk, n_boot))
+        vals, targets, iws = [], [], []
+        for f, twin in zip(fits, compared):
+            table = f.resampled_values(C, idx_s[sl], idx_t[sl])
+            vals.append(shapley_from_tables(table, sizes))
+            targets.append(f.metric[idx_s[sl]].mean(axis=1) - (table[-1] - table[0]))
+            if twin is not None:
+                iws.append(
+                    shapley_from_tables(twin.resampled_values(C, idx_s[sl], idx_t[sl]), sizes)
+                )
+        values[sl], target[sl] = np.mean(vals, axis=0), np.mean(targets, axis=0)
+        if iw is not None:
+            iw[sl] = np.mean(iws, axis=0)
+        bar.update(sl.stop - sl.start)
+    bar.close()
+    return Replicates(values, target, iw)
+
+
+def _refit_replicate(
+    fit_kwargs: dict[str, Any],
+    solver: ShapleySolver,
+    source: Environment,
+    target: Environment,
+    m: np.ndarray,
+    mt: np.ndarray | None,
+    paired_s: dict,
+    paired_t: dict,
+    feats: tuple[list[np.ndarray], list[np.ndarray]] | None,
+    idx_s: np.ndarray,
+    idx_t: np.ndarray,
+) -> tuple[np.ndarray, float, np.ndarray | None]:
+    fitted = fit_value(
+        source=source.subset(idx_s),
+        target=target.subset(idx_t),
+        metric=m[idx_s],
+        metric_target=None if mt is None else mt[idx_t],
+        paired_source={S: v[idx_s] for S, v in paired_s.items()},
+        paired_target={S: v[idx_t] for S, v in paired_t.items()},
+        features_source=None if feats is None else [F[idx_s] for F in feats[0]],
+        features_target=None if feats is None else [F[idx_t] for F in feats[1]],
+        source_groups=idx_s,
+        target_groups=idx_t,
+        **fit_kwargs,
+    )
+    return _replicate(fitted, solver, None, None)
+
+
+def refit_bootstrap(
+    fit_kwargs: dict[str, Any],
+    solver: ShapleySolver,
+    source: Environment,
+    target: Environment,
+    m: np.ndarray,
+    mt: np.ndarray | None,
+    paired_s: dict,
+    paired_t: dict,
+    feats: tuple[list[np.ndarray], list[np.ndarray]] | None,
+    idx_s: np.ndarray,
+    idx_t: np.ndarray,
+    seeds: np.ndarray,
+    n_jobs: int,
+    progress: bool,
+) -> Replicates:
+    """Every refit-bootstrap replicate: the value estimator refitted on each resample.
+
+    Each replicate calls :func:`~shiftattr.value.build.fit_value` with ``fit_kwargs``
+    on the resample ``(idx_s[b], idx_t[b])`` with ``random_state=seeds[b]`` (in
+    parallel over ``n_jobs`` processes) and solves it with its twin as
+    :func:`solve_with_twin` does.
+
+    Parameters
+    ----------
+    fit_kwargs : dict
+        Keywords of :func:`~shiftattr.value.build.fit_value` other than the data and
+        the seed (the estimator, graph, mechanisms, estimators, folds ...).
+    solver : ShapleySolver
+    source, target : Environment
+    m, mt : ndarray
+        The per-case metric at the source and (or ``None``) the target cases.
+    paired_s, paired_t : dict
+        The metric under each paired mechanism's substitution, per case.
+    feats : (list of ndarray, list of ndarray) or None
+        The regressions' per-level features of the source and the target cases.
+    idx_s, idx_t : ndarray of int, shape (B, n_source) and (B, n_target)
+        The resampled cases of each replicate.
+    seeds : ndarray of int, shape (B,)
+        The seed of each replicate's fit.
+    n_jobs : int
+        Processes (joblib).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Replicates
+
+    Examples
+    --------
+    >>> import shiftattr as sa
+    >>> scm = sa.datasets.LinearGaussianSCM.example()
+    >>> s, t = scm.sample(150, "source", random_state=0), scm.sample(150, "target", random_state=1)
+    >>> kw = dict(estimator="iw", graph=scm.graph, mechanisms=scm.graph.mechanisms,
+    ...           n_folds=3, progress=False)
+    >>> idx = np.random.default_rng(0).integers(0, 150, size=(2, 150))
+    >>> rep = refit_bootstrap(kw, sa.shapley.ExactShapley(), s, t, scm.metric(s), None,
+    ...                       {}, {}, None, idx, idx, np.array([1, 2]), 1, False)
+    >>> rep.values.shape, rep.twin is None
+    ((2, 3), True)
+    """
+    jobs = (
+        delayed(_refit_replicate)(
+            {**fit_kwargs, "random_state": int(seed)},
+            solver,
+            source,
+            target,
+            m,
+            mt,
+            paired_s,
+            paired_t,
+            feats,
+            i,
+            j,
+        )
+        for i, j, seed in zip(idx_s, idx_t, seeds)
+    )
+    out = []
+    bar = tqdm(total=len(idx_s), desc="bootstrap (refit)", disable=not progress)
+    for res in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
+        out.append(res)
+        bar.update()
+    bar.close()
+    twin = None if out[0][2] is None else np.array([o[2] for o in out])
+    return Replicates(np.array([o[0] for o in out]), np.array([o[1] for o in out]), twin)

@@ -1,0 +1,69 @@
+"""Tests of shiftattr.bootstrap: the fixed and the refit bootstrap replicates."""
+
+import numpy as np
+
+import shiftattr as sa
+from shiftattr.bootstrap import fixed_bootstrap, refit_bootstrap, solve_with_twin
+from shiftattr.value.build import FittedValue, fit_value
+
+
+def test_the_per_replicate_bootstrap_solves_no_twin_when_none_is_asked_for():
+    """The route of every solver but ExactShapley: with twins=False (the cross-check's
+    replicates under the refit bootstrap) it solves one game per replicate, not two."""
+    solves = []
+
+    class Counting(sa.shapley.ExactShapley):
+        def solve(self, game):
+            solves.append(1)
+            return super().solve(game)
+
+    rng = np.random.default_rng(0)
+    L, m = rng.normal(size=(2, 50)), rng.random(50)
+    check = FittedValue("iw", ("A", "B"), m, L)
+    fitted = FittedValue("iw", ("A", "B"), m, L, check=check)
+    idx = rng.integers(0, 50, size=(4, 50))
+    values, _, twin = fixed_bootstrap([fitted], Counting(), idx, idx, False, twins=False)
+    assert twin is None and values.shape == (4, 2) and len(solves) == 4
+    _, _, twin = fixed_bootstrap([fitted], Counting(), idx, idx, False)
+    assert twin.shape == (4, 2) and len(solves) == 4 + 8
+
+
+def _iw_fit(n=120, seed=0):
+    scm = sa.datasets.LinearGaussianSCM.example()
+    s = scm.sample(n, "source", random_state=seed)
+    t = scm.sample(n, "target", random_state=seed + 1)
+    kw = dict(estimator="iw", graph=scm.graph, mechanisms=scm.graph.mechanisms, n_folds=3)
+    return scm, s, t, kw
+
+
+def test_refit_replicates_are_the_fits_of_the_resamples_in_any_number_of_processes():
+    """Each refit replicate is fit_value on its resample with its seed, solved as one
+    point estimate; the processes do not change it."""
+    scm, s, t, kw = _iw_fit()
+    m = scm.metric(s)
+    idx = np.random.default_rng(1).integers(0, len(s), size=(3, len(s)))
+    seeds = np.array([11, 12, 13])
+    solver = sa.shapley.ExactShapley()
+    rep = refit_bootstrap(
+        {**kw, "progress": False}, solver, s, t, m, None, {}, {}, None, idx, idx, seeds, 1, False
+    )
+    for b in range(3):
+        fitted = fit_value(
+            source=s.subset(idx[b]),
+            target=t.subset(idx[b]),
+            metric=m[idx[b]],
+            metric_target=None,
+            source_groups=idx[b],
+            target_groups=idx[b],
+            random_state=int(seeds[b]),
+            progress=False,
+            **kw,
+        )
+        sv, target, _ = solve_with_twin(fitted, solver, None, None)
+        np.testing.assert_allclose(rep.values[b], sv.values, atol=1e-12)
+        assert rep.target[b] == target
+    two = refit_bootstrap(
+        {**kw, "progress": False}, solver, s, t, m, None, {}, {}, None, idx, idx, seeds, 2, False
+    )
+    np.testing.assert_allclose(two.values, rep.values, atol=1e-12)
+    assert rep.twin is None and two.twin is None
