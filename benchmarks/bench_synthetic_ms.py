@@ -134,9 +134,10 @@ cases.
 
 **The paired default as it runs** (``mr+pooled+ext+outputs+both+refit+biasaware+paired``;
 opt-in): ``mr+pooled+ext+outputs+both+paired`` with the refit bootstrap and the
-bias-aware interval, what ``shiftattr run`` reports with ``paired = ["Y"]`` (with 3
-folds and ``n_bootstrap`` replicates instead of 5 and 200). The marks ``+refit``,
-``+biasaware`` and ``+paired`` are recognised wherever they stand in a name.
+bias-aware interval, what ``shiftattr run`` reports with ``paired = ["Y"]`` (with the
+benchmark's folds and ``n_bootstrap`` replicates instead of the command line's 5 and
+200). The marks ``+refit``, ``+biasaware`` and ``+paired`` are recognised wherever they
+stand in a name.
 
 **Oracle variants** (``iw+oracle``, ``mr+oracle``; opt-in): no ratio is estimated;
 ``attribute(..., known_ratios=...)`` gets every mechanism's true log-ratio between the
@@ -356,15 +357,23 @@ SELFDICE_MARK = "+selfdice"
 BOTH_MARK = "+both"
 #: Variants without an opt-in mark that still only run when named (measured once, no gain).
 OPT_IN = ("mr+pooled+ext+outputs", "mr+pooled+ext+outputs+paired", "iw+ext+outputs+paired")
+
+
+def _marked(estimator: str, mark: str) -> bool:
+    """Whether ``mark`` (``"+paired"``, ``"+refit"``, ...) is one of the name's parts,
+    wherever it stands (``mr+...+refit+biasaware+paired`` has all three)."""
+    return mark.removeprefix("+") in estimator.split("+")[1:]
+
+
 #: What runs when ``--estimators`` is not given.
 DEFAULT_ESTIMATORS = tuple(
     e
     for e in ESTIMATORS
-    if not e.endswith(
+    if not _marked(e, REFIT_SUFFIX)
+    and not _marked(e, BIASAWARE_SUFFIX)
+    and not e.endswith(
         (
-            REFIT_SUFFIX,
             REPEATS_SUFFIX,
-            BIASAWARE_SUFFIX,
             ORACLE_SUFFIX,
             *(ORACLE_NODE_MARK + node for node in MECHANISMS),
             CHECK_SUFFIX,
@@ -756,12 +765,6 @@ def _method_keyword() -> str | None:
     """
     params = inspect.signature(shiftattr.attribute).parameters
     return next((k for k in ("method", "estimator") if k in params), None)
-
-
-def _marked(estimator: str, mark: str) -> bool:
-    """Whether ``mark`` (``"+paired"``, ``"+refit"``, ...) is one of the name's parts,
-    wherever it stands (``mr+...+refit+biasaware+paired`` has all three)."""
-    return mark.removeprefix("+") in estimator.split("+")[1:]
 
 
 def is_paired(estimator: str) -> bool:

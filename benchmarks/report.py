@@ -1719,7 +1719,8 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "the extended statistics with the model's outputs, the refit bootstrap and the "
         "bias-aware interval, so `coverage` here is that interval's; beside "
         "`mis+ext+outputs`, the same point estimates with the fixed bootstrap's interval. "
-        "The benchmark's 3 folds and 50 replicates, not the command line's 5 and 200):",
+        "The benchmark's {n_folds} folds and {n_bootstrap} replicates; the command line's "
+        "are 5 and 200):",
     ),
     "defaults+paired": (
         ["mr+pooled+ext+outputs+both+paired", "mr+pooled+ext+outputs+both+refit+biasaware+paired"],
@@ -1728,7 +1729,8 @@ _COLUMN_TABLES: dict[str, tuple[list[str], str]] = {
         "`method = 'auto'` resolve to `mr` over both samples with the outputs in its ratios; "
         "the refit bootstrap and the bias-aware interval, so `coverage` here is that "
         "interval's; beside the same point estimates with the fixed bootstrap's interval; "
-        "3 folds and 50 replicates; only the scenarios whose annotators differ):",
+        "{n_folds} folds and {n_bootstrap} replicates; only the scenarios whose annotators "
+        "differ):",
     ),
     "mr+both+oracle": (
         ["iw+oracle", "mis+oracle", "mr+oracle", "mr+both+oracle"],
@@ -1784,6 +1786,8 @@ _COLUMN_TABLE_STATISTICS: dict[str, tuple[str, ...]] = {
 def _ms_column_table(ms: dict[str, Any], name: str) -> list[str]:
     """The estimators of ``_COLUMN_TABLES[name]`` side by side on the same samples."""
     columns, intro = _COLUMN_TABLES[name]
+    for key in ("n_folds", "n_bootstrap"):  # the settings the runs used, where an intro names them
+        intro = intro.replace("{" + key + "}", str(ms["config"].get(key, "?")))
     stats = _COLUMN_TABLE_STATISTICS.get(
         name, ("MAE", "dominant", "coverage", "flagged of error > 0.02", "time")
     )
@@ -2350,7 +2354,7 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
         only = sorted({r["scenario"] for r in ms["runs"] if r["estimator"] == e})
         caveats = {
             "+paired": f" (only the {len(only)} scenarios where the annotators differ: not "
-            "comparable with the unpaired rows; see the paired-vs-unpaired table)",
+            "comparable with the unpaired rows; see the paired tables)",
             "+refit": f" (only {len(only)} scenario(s), refit bootstrap: compare with the "
             "refit-vs-fixed table, not with the rows above)",
             "+repeats": " (only N = "

@@ -221,7 +221,7 @@ def bootstrap(
     iw_sizes: Sequence[int], mr_sizes: Sequence[int], n_boot: int = 100, repeats: int = 3
 ) -> dict[str, Any]:
     """Fixed-bootstrap time: all replicates batched (exact solver) vs one game each."""
-    from shiftattr.attribution import _fixed_bootstrap
+    from shiftattr.bootstrap import fixed_bootstrap
     from shiftattr.value.build import FittedValue
 
     rows = []
@@ -238,9 +238,7 @@ def bootstrap(
         idx_s = rng.integers(0, N, size=(n_boot, N))
         idx_t = rng.integers(0, N, size=(n_boot, N))
         fns = {
-            route: lambda s=solver, f=fitted, i=idx_s, j=idx_t: _fixed_bootstrap(
-                [f], s, i, j, False
-            )
+            route: lambda s=solver, f=fitted, i=idx_s, j=idx_t: fixed_bootstrap([f], s, i, j, False)
             for route, solver in (
                 ("batched", ExactShapley()),
                 ("per_replicate", _OneGamePerReplicate()),

@@ -3,7 +3,7 @@
 import numpy as np
 
 import shiftattr as sa
-from shiftattr.bootstrap import fixed_bootstrap, refit_bootstrap, solve_with_twin
+from shiftattr.bootstrap import fixed_bootstrap, refit_bootstrap, solve_with_twin, twin_of
 from shiftattr.value.build import FittedValue, fit_value
 
 
@@ -67,3 +67,32 @@ def test_refit_replicates_are_the_fits_of_the_resamples_in_any_number_of_process
     )
     np.testing.assert_allclose(two.values, rep.values, atol=1e-12)
     assert rep.twin is None and two.twin is None
+
+
+def test_refit_replicates_carry_the_twin_of_a_weighting_estimator():
+    """``"mis"`` is compared with importance weighting on the same ratios: every refit
+    replicate solves both, and the twin is ``"iw"`` of the replicate's own fit."""
+    scm, s, t, kw = _iw_fit()
+    kw["estimator"] = "mis"
+    m, mt = scm.metric(s), scm.metric(t)
+    idx = np.random.default_rng(2).integers(0, len(s), size=(2, len(s)))
+    seeds = np.array([5, 6])
+    solver = sa.shapley.ExactShapley()
+    rep = refit_bootstrap(
+        {**kw, "progress": False}, solver, s, t, m, mt, {}, {}, None, idx, idx, seeds, 1, False
+    )
+    assert rep.twin.shape == rep.values.shape == (2, 3)
+    fitted = fit_value(
+        source=s.subset(idx[1]),
+        target=t.subset(idx[1]),
+        metric=m[idx[1]],
+        metric_target=mt[idx[1]],
+        source_groups=idx[1],
+        target_groups=idx[1],
+        random_state=6,
+        progress=False,
+        **kw,
+    )
+    iw = solver.solve(twin_of(fitted).game()).values
+    np.testing.assert_allclose(rep.twin[1], iw, atol=1e-12)
+    assert not np.allclose(rep.twin, rep.values)  # the twin is another estimate

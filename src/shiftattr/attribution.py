@@ -1018,9 +1018,9 @@ def attribute(
             boot = fixed_bootstrap(fits, solver, idx_s, idx_t, progress)
         else:
             quiet = {**fit_kwargs, "n_jobs": 1, "progress": False, "cross_check": False}
-            seeds = rng.integers(2**31 - 1, size=n_bootstrap)
+            boot_seeds = rng.integers(2**31 - 1, size=n_bootstrap)
             data = (source, target, m, mt, paired_s, paired_t, feats)
-            boot = refit_bootstrap(quiet, solver, *data, idx_s, idx_t, seeds, n_jobs, progress)
+            boot = refit_bootstrap(quiet, solver, *data, idx_s, idx_t, boot_seeds, n_jobs, progress)
             if cross_check:  # its regressions held fixed: refitting them costs too much
                 checks = [f.check for f in fits]
                 twin = fixed_bootstrap(checks, solver, idx_s, idx_t, False, False).values

@@ -5,9 +5,9 @@ and recomputes the Shapley values on every resample, together with the estimate 
 value estimator is compared with (its *twin*: importance weighting with the same
 ratios, or for ``"iw"`` its regression cross-check). ``bootstrap="fixed"`` keeps the
 fitted ratios and regressions (:func:`fixed_bootstrap`, many replicates solved at once
-with the exact solver); ``bootstrap="refit"`` refits everything on every resample
-(:func:`refit_bootstrap`, in parallel), which puts the estimators' own noise into the
-intervals.
+with the exact solver); ``bootstrap="refit"`` refits the ratios and regressions on every
+resample (:func:`refit_bootstrap`, in parallel), which puts the estimators' own noise into
+the intervals (the regressions of ``cross_check`` stay fixed even then).
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ def solve_with_twin(
     fitted : FittedValue
         The fitted value estimator.
     solver : ShapleySolver
+        Solves the game of each (re)sample.
     idx_s, idx_t : ndarray of int or None
         Source and target cases of a resample (``None``: the cases as they are).
     twins : bool, default True
@@ -230,8 +231,9 @@ def fixed_bootstrap(
 
     The replicates share the fitted models, so with the exact solver a chunk of them is
     solved together: the value estimator gives every coalition's value on all the
-    chunk's resamples at once (:meth:`FittedValue.resampled_values`) and the Shapley
-    values of all of them follow from one table (:func:`shapley_from_tables`). Other
+    chunk's resamples at once
+    (:meth:`~shiftattr.value.build.FittedValue.resampled_values`) and the Shapley values
+    of all of them follow from one table (:func:`~shiftattr.shapley.shapley_from_tables`). Other
     solvers get one game per replicate.
 
     Parameters
@@ -239,6 +241,7 @@ def fixed_bootstrap(
     fits : sequence of FittedValue
         One fit per cross-fitting repeat; each replicate is the mean over them.
     solver : ShapleySolver
+        Solves the game of each (re)sample.
     idx_s, idx_t : ndarray of int, shape (B, n_source) and (B, n_target)
         The resampled source and target cases of each replicate.
     progress : bool
@@ -364,11 +367,13 @@ def refit_bootstrap(
         Keywords of :func:`~shiftattr.value.build.fit_value` other than the data and
         the seed (the estimator, graph, mechanisms, estimators, folds ...).
     solver : ShapleySolver
+        Solves the game of each (re)sample.
     source, target : Environment
     m, mt : ndarray
         The per-case metric at the source and (or ``None``) the target cases.
     paired_s, paired_t : dict
-        The metric under each paired mechanism's substitution, per case.
+        ``S -> metric`` per case with the paired nodes in ``S`` substituted, at the
+        source and at the target cases (:func:`~shiftattr.value.paired_metrics`).
     feats : (list of ndarray, list of ndarray) or None
         The regressions' per-level features of the source and the target cases.
     idx_s, idx_t : ndarray of int, shape (B, n_source) and (B, n_target)
