@@ -37,6 +37,16 @@ def test_modules_import(name):
     assert module.__doc__
 
 
+def test_scaling_bootstrap_study_runs_both_routes_on_tiny_sizes():
+    """The fixed-bootstrap timing study imports the library's bootstrap inside the
+    function (an import test cannot see it) and compares its two routes."""
+    from benchmarks import scaling
+
+    out = scaling.bootstrap([40], [40], n_boot=3, repeats=1)
+    assert [r["method"] for r in out["rows"]] == ["iw", "mr"]
+    assert all(r["max_abs_difference"] < 1e-9 for r in out["rows"])
+
+
 def test_unanimity_game_values_are_exact():
     from benchmarks.games import unanimity_game
 
