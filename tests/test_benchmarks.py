@@ -1036,3 +1036,23 @@ def test_value_estimator_section_names_when_dowhy_was_timed():
     ve["merged"].append({"date": "d2", "methods": ["mr", "dowhy_mr_default"]})
     ve["merged"].append({"date": "d3", "methods": ["mis"]})
     assert report._dowhy_timed(ve) == "d2 (that merge)"
+
+
+def test_defaults_targets_table_reads_each_default_per_n():
+    """The Targets section opens with the command line's defaults: one row per (default,
+    N) from the stored targets, met or not marked, nothing for an estimator not listed."""
+    from benchmarks import bench_synthetic_ms as bench
+    from benchmarks import report
+
+    assert all(e in bench.ESTIMATORS for _, e in report.MS_DEFAULTS)
+    unpaired, paired = (e for _, e in report.MS_DEFAULTS)
+    targets = [
+        {"estimator": unpaired, "n": 300, "target": t, "measured": v, "met": ok}
+        for t, v, ok in zip(report._MS_MAIN_TARGETS, (0.012, 0.9, 0.93, 1.0), (0, 0, 1, 1))
+    ] + [{"estimator": "iw", "n": 300, "target": report._MS_MAIN_TARGETS[0], "measured": 0.03}]
+    runs = [{"ok": True, "estimator": unpaired, "n": 300}] * 3
+    text = "\n".join(report._ms_defaults_targets({"targets": targets, "runs": runs}))
+    row = next(line for line in text.splitlines() if unpaired in line)
+    assert "| 300 | 3 |" in row and "0.012 Dice ✗" in row and "93% ✓" in row
+    assert paired not in text and "`iw`" not in text
+    assert report._ms_defaults_targets({"targets": [], "runs": []}) == []
