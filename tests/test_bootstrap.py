@@ -3,7 +3,7 @@
 import numpy as np
 
 import shiftattr as sa
-from shiftattr.bootstrap import fixed_bootstrap, refit_bootstrap, solve_with_twin, twin_of
+from shiftattr.bootstrap import Cases, fixed_bootstrap, refit_bootstrap, solve_with_twin, twin_of
 from shiftattr.value.build import FittedValue, fit_value
 
 
@@ -45,7 +45,7 @@ def test_refit_replicates_are_the_fits_of_the_resamples_in_any_number_of_process
     seeds = np.array([11, 12, 13])
     solver = sa.shapley.ExactShapley()
     rep = refit_bootstrap(
-        {**kw, "progress": False}, solver, s, t, m, None, {}, {}, None, idx, idx, seeds, 1, False
+        {**kw, "progress": False}, solver, Cases(s, t, m), idx, idx, seeds, 1, False
     )
     for b in range(3):
         fitted = fit_value(
@@ -63,7 +63,7 @@ def test_refit_replicates_are_the_fits_of_the_resamples_in_any_number_of_process
         np.testing.assert_allclose(rep.values[b], sv.values, atol=1e-12)
         assert rep.target[b] == target
     two = refit_bootstrap(
-        {**kw, "progress": False}, solver, s, t, m, None, {}, {}, None, idx, idx, seeds, 2, False
+        {**kw, "progress": False}, solver, Cases(s, t, m), idx, idx, seeds, 2, False
     )
     np.testing.assert_allclose(two.values, rep.values, atol=1e-12)
     assert rep.twin is None and two.twin is None
@@ -79,7 +79,7 @@ def test_refit_replicates_carry_the_twin_of_a_weighting_estimator():
     seeds = np.array([5, 6])
     solver = sa.shapley.ExactShapley()
     rep = refit_bootstrap(
-        {**kw, "progress": False}, solver, s, t, m, mt, {}, {}, None, idx, idx, seeds, 1, False
+        {**kw, "progress": False}, solver, Cases(s, t, m, mt), idx, idx, seeds, 1, False
     )
     assert rep.twin.shape == rep.values.shape == (2, 3)
     fitted = fit_value(

@@ -19,6 +19,7 @@ import numpy as np
 
 from shiftattr.bias_aware import bias_aware_interval, resolve_interval
 from shiftattr.bootstrap import (
+    Cases,
     Replicates,
     fixed_bootstrap,
     refit_bootstrap,
@@ -1019,8 +1020,8 @@ def attribute(
         else:
             quiet = {**fit_kwargs, "n_jobs": 1, "progress": False, "cross_check": False}
             boot_seeds = rng.integers(2**31 - 1, size=n_bootstrap)
-            data = (source, target, m, mt, paired_s, paired_t, feats)
-            boot = refit_bootstrap(quiet, solver, *data, idx_s, idx_t, boot_seeds, n_jobs, progress)
+            cases = Cases(source, target, m, mt, paired_s, paired_t, feats)
+            boot = refit_bootstrap(quiet, solver, cases, idx_s, idx_t, boot_seeds, n_jobs, progress)
             if cross_check:  # its regressions held fixed: refitting them costs too much
                 checks = [f.check for f in fits]
                 twin = fixed_bootstrap(checks, solver, idx_s, idx_t, False, False).values

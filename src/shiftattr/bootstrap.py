@@ -31,6 +31,7 @@ from shiftattr.shapley import (
 from shiftattr.value.build import FittedValue, fit_value
 
 __all__ = [
+    "Cases",
     "Replicates",
     "fixed_bootstrap",
     "refit_bootstrap",
@@ -38,6 +39,81 @@ __all__ = [
     "solver_stderr",
     "twin_of",
 ]
+
+
+class Cases(NamedTuple):
+    """The cases a value estimator is fitted on, and what was computed on them once.
+
+    Attributes
+    ----------
+    source, target : Environment
+        The two environments.
+    metric : ndarray of shape (n_source,)
+        The per-case metric at the source cases.
+    metric_target : ndarray of shape (n_target,) or None
+        The per-case metric at the target cases, if known.
+    paired_source, paired_target : dict or None
+        ``S -> metric`` per case with the paired nodes in ``S`` substituted, at the
+        source and at the target cases (:func:`~shiftattr.value.paired_metrics`);
+        ``None`` without paired mechanisms.
+    features : (list of ndarray, list of ndarray) or None
+        The regressions' per-level features of the source and the target cases.
+
+    Examples
+    --------
+    >>> import shiftattr as sa
+    >>> scm = sa.datasets.LinearGaussianSCM.example()
+    >>> s, t = scm.sample(5, "source", random_state=0), scm.sample(4, "target", random_state=1)
+    >>> kw = Cases(s, t, scm.metric(s)).resample(np.array([0, 0, 3]), np.array([1, 2]))
+    >>> len(kw["source"]), kw["metric"].shape, kw["metric_target"], kw["source_groups"].tolist()
+    (3, (3,), None, [0, 0, 3])
+    """
+
+    source: Environment
+    target: Environment
+    metric: np.ndarray
+    metric_target: np.ndarray | None = None
+    paired_source: dict | None = None
+    paired_target: dict | None = None
+    features: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+
+    def resample(self, idx_s: np.ndarray, idx_t: np.ndarray) -> dict[str, Any]:
+        """The data keywords of :func:`~shiftattr.value.build.fit_value` on a resample.
+
+        Parameters
+        ----------
+        idx_s, idx_t : ndarray of int
+            The source and target cases drawn (repeats allowed).
+
+        Returns
+        -------
+        dict
+            ``source``, ``target``, ``metric``, ``metric_target``, ``paired_source``,
+            ``paired_target``, ``features_source``, ``features_target``, and
+            ``source_groups`` / ``target_groups`` (the drawn indices: a case drawn twice
+            stays in one cross-fitting fold).
+
+        Examples
+        --------
+        >>> import shiftattr as sa
+        >>> scm = sa.datasets.LinearGaussianSCM.example()
+        >>> s = scm.sample(3, "source", random_state=0)
+        >>> sorted(Cases(s, s, scm.metric(s)).resample(np.arange(3), np.arange(3)))[:3]
+        ['features_source', 'features_target', 'metric']
+        """
+        f = self.features
+        return {
+            "source": self.source.subset(idx_s),
+            "target": self.target.subset(idx_t),
+            "metric": self.metric[idx_s],
+            "metric_target": None if self.metric_target is None else self.metric_target[idx_t],
+            "paired_source": {S: v[idx_s] for S, v in (self.paired_source or {}).items()},
+            "paired_target": {S: v[idx_t] for S, v in (self.paired_target or {}).items()},
+            "features_source": None if f is None else [F[idx_s] for F in f[0]],
+            "features_target": None if f is None else [F[idx_t] for F in f[1]],
+            "source_groups": idx_s,
+            "target_groups": idx_t,
+        }
 
 
 class Replicates(NamedTuple):
@@ -312,42 +388,18 @@ def fixed_bootstrap(
 def _refit_replicate(
     fit_kwargs: dict[str, Any],
     solver: ShapleySolver,
-    source: Environment,
-    target: Environment,
-    m: np.ndarray,
-    mt: np.ndarray | None,
-    paired_s: dict,
-    paired_t: dict,
-    feats: tuple[list[np.ndarray], list[np.ndarray]] | None,
+    cases: Cases,
     idx_s: np.ndarray,
     idx_t: np.ndarray,
 ) -> tuple[np.ndarray, float, np.ndarray | None]:
-    fitted = fit_value(
-        source=source.subset(idx_s),
-        target=target.subset(idx_t),
-        metric=m[idx_s],
-        metric_target=None if mt is None else mt[idx_t],
-        paired_source={S: v[idx_s] for S, v in paired_s.items()},
-        paired_target={S: v[idx_t] for S, v in paired_t.items()},
-        features_source=None if feats is None else [F[idx_s] for F in feats[0]],
-        features_target=None if feats is None else [F[idx_t] for F in feats[1]],
-        source_groups=idx_s,
-        target_groups=idx_t,
-        **fit_kwargs,
-    )
+    fitted = fit_value(**cases.resample(idx_s, idx_t), **fit_kwargs)
     return _replicate(fitted, solver, None, None)
 
 
 def refit_bootstrap(
     fit_kwargs: dict[str, Any],
     solver: ShapleySolver,
-    source: Environment,
-    target: Environment,
-    m: np.ndarray,
-    mt: np.ndarray | None,
-    paired_s: dict,
-    paired_t: dict,
-    feats: tuple[list[np.ndarray], list[np.ndarray]] | None,
+    cases: Cases,
     idx_s: np.ndarray,
     idx_t: np.ndarray,
     seeds: np.ndarray,
@@ -357,7 +409,7 @@ def refit_bootstrap(
     """Every refit-bootstrap replicate: the value estimator refitted on each resample.
 
     Each replicate calls :func:`~shiftattr.value.build.fit_value` with ``fit_kwargs``
-    on the resample ``(idx_s[b], idx_t[b])`` with ``random_state=seeds[b]`` (in
+    on the resample ``(idx_s[b], idx_t[b])`` of ``cases`` with ``random_state=seeds[b]`` (in
     parallel over ``n_jobs`` processes) and solves it with its twin as
     :func:`solve_with_twin` does.
 
@@ -368,14 +420,8 @@ def refit_bootstrap(
         the seed (the estimator, graph, mechanisms, estimators, folds ...).
     solver : ShapleySolver
         Solves the game of each (re)sample.
-    source, target : Environment
-    m, mt : ndarray
-        The per-case metric at the source and (or ``None``) the target cases.
-    paired_s, paired_t : dict
-        ``S -> metric`` per case with the paired nodes in ``S`` substituted, at the
-        source and at the target cases (:func:`~shiftattr.value.paired_metrics`).
-    feats : (list of ndarray, list of ndarray) or None
-        The regressions' per-level features of the source and the target cases.
+    cases : Cases
+        The two environments' cases and what was computed on them.
     idx_s, idx_t : ndarray of int, shape (B, n_source) and (B, n_target)
         The resampled cases of each replicate.
     seeds : ndarray of int, shape (B,)
@@ -397,25 +443,14 @@ def refit_bootstrap(
     >>> kw = dict(estimator="iw", graph=scm.graph, mechanisms=scm.graph.mechanisms,
     ...           n_folds=3, progress=False)
     >>> idx = np.random.default_rng(0).integers(0, 150, size=(2, 150))
-    >>> rep = refit_bootstrap(kw, sa.shapley.ExactShapley(), s, t, scm.metric(s), None,
-    ...                       {}, {}, None, idx, idx, np.array([1, 2]), 1, False)
+    >>> cases = Cases(s, t, scm.metric(s))
+    >>> rep = refit_bootstrap(kw, sa.shapley.ExactShapley(), cases, idx, idx,
+    ...                       np.array([1, 2]), 1, False)
     >>> rep.values.shape, rep.twin is None
     ((2, 3), True)
     """
     jobs = (
-        delayed(_refit_replicate)(
-            {**fit_kwargs, "random_state": int(seed)},
-            solver,
-            source,
-            target,
-            m,
-            mt,
-            paired_s,
-            paired_t,
-            feats,
-            i,
-            j,
-        )
+        delayed(_refit_replicate)({**fit_kwargs, "random_state": int(seed)}, solver, cases, i, j)
         for i, j, seed in zip(idx_s, idx_t, seeds)
     )
     out = []
