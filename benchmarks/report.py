@@ -7,7 +7,6 @@ it, and names the cause found while building the benchmark.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -1036,6 +1035,18 @@ MS_DEFAULTS = (
 )
 
 
+def _confidently_wrong(runs: list[dict[str, Any]], threshold: float = 0.02) -> str:
+    """Runs erring by more than ``threshold`` with no warning and an interval that misses
+    its truth, as "k of n": the failure the user cannot see (a run whose every interval
+    holds the truth reports its error honestly even unwarned)."""
+    bad = [
+        r
+        for r in runs
+        if r["max_abs_error"] > threshold and not r["flagged"] and not all(r["covered"].values())
+    ]
+    return f"{len(bad)} of {len(runs)}"
+
+
 def _ms_defaults_targets(ms: dict[str, Any] | None) -> list[str]:
     """Issue 4's four targets for the command line's defaults as they run (refit
     bootstrap, bias-aware interval), per N: the rows a user of the command line needs
@@ -1048,22 +1059,33 @@ def _ms_defaults_targets(ms: dict[str, Any] | None) -> list[str]:
         for r in ms.get("targets", []):
             if r["estimator"] == e and "n" in r and r["target"] in _MS_MAIN_TARGETS:
                 by_n.setdefault(r["n"], {})[r["target"]] = r
-        n_runs = Counter(r["n"] for r in ms["runs"] if r.get("ok") and r["estimator"] == e)
+        runs = [r for r in ms["runs"] if r.get("ok") and r["estimator"] == e]
         for n, got in sorted(by_n.items()):
             cells = [
                 _ms_target_cell(got[t]) + (" ✓" if got[t]["met"] else " ✗") if t in got else "—"
                 for t in _MS_MAIN_TARGETS
             ]
-            rows.append([label, f"`{e}`", n, n_runs[n], *cells])
+            at_n = [r for r in runs if r["n"] == n]
+            wrong = _confidently_wrong(at_n, ms.get("config", {}).get("error_flag_threshold", 0.02))
+            rows.append([label, f"`{e}`", n, len(at_n), *cells, wrong])
     if not rows:
         return []
     return [
         "**The command line's defaults against issue 4's targets** (synthetic MS, as they "
         "run: refit bootstrap, bias-aware interval; the paired default only on the "
-        "scenarios whose annotators differ; ✓ met, ✗ not; every estimator's rows follow):",
+        "scenarios whose annotators differ; ✓ met, ✗ not; every estimator's rows follow). "
+        "The last column counts the runs that showed a wrong number with confidence: an "
+        "error above 0.02, no warning, and an interval that misses the truth:",
         "",
         _table(
-            ["default", "variant", "N", "runs", *(_MS_TARGET_NAMES[t] for t in _MS_MAIN_TARGETS)],
+            [
+                "default",
+                "variant",
+                "N",
+                "runs",
+                *(_MS_TARGET_NAMES[t] for t in _MS_MAIN_TARGETS),
+                "confidently wrong",
+            ],
             rows,
         ),
         "",

@@ -1050,9 +1050,16 @@ def test_defaults_targets_table_reads_each_default_per_n():
         {"estimator": unpaired, "n": 300, "target": t, "measured": v, "met": ok}
         for t, v, ok in zip(report._MS_MAIN_TARGETS, (0.012, 0.9, 0.93, 1.0), (0, 0, 1, 1))
     ] + [{"estimator": "iw", "n": 300, "target": report._MS_MAIN_TARGETS[0], "measured": 0.03}]
-    runs = [{"ok": True, "estimator": unpaired, "n": 300}] * 3
+    run = {"ok": True, "estimator": unpaired, "n": 300, "max_abs_error": 0.01, "flagged": False}
+    runs = [
+        {**run, "covered": {"X": True}},
+        {**run, "max_abs_error": 0.03, "covered": {"X": True}},  # held by its interval
+        {**run, "max_abs_error": 0.03, "flagged": True, "covered": {"X": False}},  # warned
+        {**run, "max_abs_error": 0.03, "covered": {"X": False}},  # confidently wrong
+    ]
     text = "\n".join(report._ms_defaults_targets({"targets": targets, "runs": runs}))
     row = next(line for line in text.splitlines() if unpaired in line)
-    assert "| 300 | 3 |" in row and "0.012 Dice ✗" in row and "93% ✓" in row
+    assert "| 300 | 4 |" in row and "0.012 Dice ✗" in row and "93% ✓" in row
+    assert row.endswith("| 1 of 4 |")
     assert paired not in text and "`iw`" not in text
     assert report._ms_defaults_targets({"targets": [], "runs": []}) == []
