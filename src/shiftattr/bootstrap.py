@@ -158,13 +158,12 @@ def twin_of(fitted: FittedValue) -> FittedValue | None:
 
     Examples
     --------
-    >>> import shiftattr as sa
-    >>> from shiftattr.value.build import fit_value
-    >>> scm = sa.datasets.LinearGaussianSCM.example()
-    >>> s, t = scm.sample(200, "source", random_state=0), scm.sample(200, "target", random_state=1)
-    >>> fv = fit_value("iw", scm.graph, s, t, scm.graph.mechanisms, scm.metric(s), None,
-    ...                n_folds=3, progress=False, random_state=0)
-    >>> twin_of(fv) is None  # "iw" without cross_check
+    >>> from shiftattr.value.build import FittedValue
+    >>> log_ratios, metric = np.zeros((2, 6)), np.arange(6.0)
+    >>> iw = FittedValue("iw", ("A", "B"), metric, log_ratios)
+    >>> twin_of(iw) is None  # "iw" without cross_check
+    True
+    >>> twin_of(FittedValue("iw", ("A", "B"), metric, log_ratios, check=iw)) is iw
     True
     """
     if fitted.estimator == "iw":
@@ -208,15 +207,13 @@ def solve_with_twin(
 
     Examples
     --------
-    >>> import shiftattr as sa
-    >>> from shiftattr.value.build import fit_value
-    >>> scm = sa.datasets.LinearGaussianSCM.example()
-    >>> s, t = scm.sample(200, "source", random_state=0), scm.sample(200, "target", random_state=1)
-    >>> fv = fit_value("iw", scm.graph, s, t, scm.graph.mechanisms, scm.metric(s), None,
-    ...                n_folds=3, progress=False, random_state=0)
-    >>> sv, target, twin = solve_with_twin(fv, sa.shapley.ExactShapley(), None, None)
-    >>> bool(np.isclose(sv.total, scm.metric(s).mean() - target)), twin is None
-    (True, True)
+    >>> from shiftattr.shapley import ExactShapley
+    >>> from shiftattr.value.build import FittedValue
+    >>> log_ratios = np.log([[1.0, 1.0, 3.0, 3.0], [1.0, 1.0, 1.0, 1.0]])
+    >>> fv = FittedValue("iw", ("A", "B"), np.array([0.0, 0.0, 1.0, 1.0]), log_ratios)
+    >>> sv, target, twin = solve_with_twin(fv, ExactShapley(), None, None)
+    >>> sv.as_dict(), target, twin is None  # A's weights move the mean from 0.5 to 0.75
+    ({'A': -0.25, 'B': 0.0}, 0.75, True)
     """
     sv = solver.solve(fitted.game(idx_s, idx_t))
     i = slice(None) if idx_s is None else idx_s
