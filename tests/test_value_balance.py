@@ -9,6 +9,7 @@ from shiftattr.config import AttributionConfig
 from shiftattr.graph import CausalGraph
 from shiftattr.shapley import ExactShapley
 from shiftattr.value import BalancedValue
+from shiftattr.weighting import resample_counts
 
 
 def _gaussian_pair(seed, n=300, shift=1.5):
@@ -90,7 +91,7 @@ def test_resampled_values_equal_the_game_on_each_resample():
     bal = BalancedValue(["Z", "X"], ["Z", "X"], L_s, L_t, xs * zs, xt * zt)
     coalitions = np.array([[False, False], [True, False], [False, True], [True, True]])
     idx_s, idx_t = rng.integers(0, 50, (6, 50)), rng.integers(0, 50, (6, 50))
-    many = bal.resampled_values(coalitions, idx_s, idx_t)
+    many = bal.resampled_values(coalitions, resample_counts(idx_s, 50), resample_counts(idx_t, 50))
     for b in range(6):
         one = bal.game(idx_s[b], idx_t[b])(coalitions)
         np.testing.assert_allclose(many[:, b], one, atol=1e-12)
@@ -101,7 +102,9 @@ def test_resampled_values_equal_the_game_on_each_resample():
         )
         np.testing.assert_allclose(many[:, b], direct.game()(coalitions), atol=1e-12)
     with pytest.raises(ValueError, match="original sizes"):
-        bal.resampled_values(coalitions, idx_s[:, :10], idx_t)
+        bal.resampled_values(
+            coalitions, resample_counts(idx_s[:, :10], 50), resample_counts(idx_t, 50)
+        )
     with pytest.raises(ValueError, match="both idx_source and idx_target"):
         bal.game(idx_s[0], None)
 
@@ -114,7 +117,9 @@ def test_a_resample_without_the_heaviest_cases_stays_finite():
     m = np.array([1.0, 2.0, 3.0, 4.0])
     bal = BalancedValue(["X"], ["X"], L[:, :2], L[:, 2:], m[:2], m[2:])
     idx_s, idx_t = np.array([[0, 1]]), np.array([[1, 1]])  # target case 0 (case 2) not drawn
-    got = bal.resampled_values(np.array([[True]]), idx_s, idx_t)
+    got = bal.resampled_values(
+        np.array([[True]]), resample_counts(idx_s, 2), resample_counts(idx_t, 2)
+    )
     direct = BalancedValue(["X"], ["X"], L[:, [0, 1]], L[:, [3, 3]], m[[0, 1]], m[[3, 3]])
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got[:, 0], direct.game()(np.array([[True]])), atol=1e-12)

@@ -16,6 +16,8 @@ import shiftattr as sa
 from shiftattr.datasets import LinearGaussianSCM
 from shiftattr.datasets.truth import all_coalitions
 from shiftattr.value import NestedRegressions, RobustValue, default_regressors
+from shiftattr.value.robust import DrawnWeights
+from shiftattr.weighting import resample_counts
 
 SCM = LinearGaussianSCM.example(metric="squared_error")
 TRUTH = SCM.true_attribution()
@@ -207,7 +209,7 @@ def test_resampled_values_equal_each_resample_even_when_its_weights_underflow(ga
     val = RobustValue(nr, ["X", "Y"], lr, {"X": np.zeros(8)})
     C = np.array([[False, False], [True, False], [False, True], [True, True]])
     idx = np.array([[1, 2, 3, 4, 5, 6, 7, 7], [0, 1, 2, 3, 4, 5, 6, 7], [0, 0, 2, 2, 4, 4, 6, 6]])
-    got = val.resampled_values(C, idx, idx)
+    got = val.resampled_values(C, resample_counts(idx, 8), resample_counts(idx, 8))
     assert np.isfinite(got).all()
     for b in range(len(idx)):
         np.testing.assert_allclose(got[:, b], val.game(idx[b], idx[b])(C), atol=1e-12)
@@ -215,9 +217,10 @@ def test_resampled_values_equal_each_resample_even_when_its_weights_underflow(ga
 
 @pytest.mark.parametrize("gap", [900.0, 738.0])  # underflow to 0; subnormal weights
 def test_resampled_correction_weights_are_those_of_the_resample_alone(gap):
-    """Weights exponentiated once for all cases (shifted by the largest) and then drawn
-    must equal those computed on the drawn cases alone, also for a resample missing the
-    heaviest case, whose weights fall to zero or into the imprecise subnormal range."""
+    """Weights exponentiated once for all cases (shifted by the largest) and then weighted
+    by the draws must equal those computed on the drawn cases alone, also for a resample
+    missing the heaviest case, whose weights fall to zero or into the imprecise subnormal
+    range."""
     from shiftattr.weighting import cap_weights
 
     x = np.arange(8.0)
@@ -234,12 +237,16 @@ def test_resampled_correction_weights_are_those_of_the_resample_alone(gap):
     lr = np.array([0.0] + [-gap - 0.5 * i for i in range(7)])
     val = RobustValue(nr, ["X", "Y"], {"X": lr}, {"X": np.zeros(8)})
     idx = np.array([[1, 2, 3, 4, 5, 6, 7, 7], [0, 1, 2, 3, 4, 5, 6, 7]])
-    pick = {"s": lambda a: a[idx], "t": lambda a: a[idx]}
-    w, _, _ = val._correction_weights(1, ["t", "s"], pick, idx.shape)
+    drawn = DrawnWeights(
+        val._correction_log_weights(1, ["t", "s"]), resample_counts(idx, 8), np.sqrt(8)
+    )
+    w = np.column_stack([drawn.mean(case) for case in np.eye(8)])  # each case's share
     for b, rows in enumerate(idx):
         own = np.exp(lr[rows] - lr[rows].max())
         cap_weights(own, np.sqrt(len(rows)))
-        np.testing.assert_allclose(w[b], own / own.sum(), rtol=1e-12)
+        per_case = np.zeros(8)
+        np.add.at(per_case, rows, own / own.sum())  # a case drawn twice weighs twice
+        np.testing.assert_allclose(w[b], per_case, rtol=1e-12)
 
 
 # -- both samples: every term over the source and the target cases together ----------------
@@ -295,7 +302,7 @@ def test_both_samples_resampled_values_equal_each_resample_and_own_samples_undoe
     both = _both(value, True)
     rows = np.array([[m in c for m in MECHS] for c in all_coalitions(MECHS)])
     boot = np.random.default_rng(1).integers(0, 400, (3, 400))
-    got = both.resampled_values(rows, boot, boot[::-1])
+    got = both.resampled_values(rows, resample_counts(boot, 400), resample_counts(boot[::-1], 400))
     for b in range(3):
         np.testing.assert_allclose(got[:, b], both.game(boot[b], boot[2 - b])(rows), atol=1e-12)
     assert not np.allclose(both.game()(rows), value.game()(rows))

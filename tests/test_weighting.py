@@ -245,3 +245,14 @@ def test_resampled_means_of_a_resample_missing_the_heaviest_case(gap, truncate):
     ]
     np.testing.assert_allclose(got[0], want, rtol=1e-12)
     assert np.isfinite(got).all()
+
+
+def test_resample_counts_refuses_indices_outside_the_cases():
+    """An index past the cases would silently count in the next resample's row."""
+    from shiftattr.weighting import resample_counts
+
+    np.testing.assert_array_equal(resample_counts(np.array([[2, 2, 0]]), 3), [[1.0, 0.0, 2.0]])
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        resample_counts(np.array([[0, 3, 1], [0, 0, 0]]), 3)
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        resample_counts(np.array([[-1, 0, 1]]), 3)

@@ -29,6 +29,7 @@ from shiftattr.shapley import (
     shapley_from_tables,
 )
 from shiftattr.value.build import FittedValue, fit_value
+from shiftattr.weighting import resample_counts
 
 __all__ = [
     "Cases",
@@ -287,8 +288,8 @@ def _mean_replicate(
 
 #: Largest number of floats a chunk of fixed-bootstrap replicates holds per array
 #: (replicates x cases, or coalitions x replicates): about 32 MB. The regression
-#: estimators keep up to ``2**(levels + 1)`` such arrays of resampled weights and
-#: residuals per chunk, within eight times this.
+#: estimators keep up to ``2**(levels + 1)`` arrays of drawn weights per chunk (a row per
+#: replicate whose weights need the cap), within eight times this.
 _BOOTSTRAP_CHUNK_FLOATS = 4_000_000
 
 
@@ -316,7 +317,8 @@ def fixed_bootstrap(
     solver : ShapleySolver
         Solves the game of each (re)sample.
     idx_s, idx_t : ndarray of int, shape (B, n_source) and (B, n_target)
-        The resampled source and target cases of each replicate.
+        The resampled source and target cases of each replicate, as many as each
+        environment has.
     progress : bool
         Show a progress bar.
     twins : bool, default True
@@ -356,7 +358,7 @@ def fixed_bootstrap(
     width = max(idx_s.shape[1], idx_t.shape[1], 2**n)
     chunk = _BOOTSTRAP_CHUNK_FLOATS // width
     robust = [r for f in fits for r in (f.robust, f.check and f.check.robust) if r is not None]
-    if robust:  # the shared resampled weights and residuals of RobustValue.resampled_values
+    if robust:  # the shared drawn weights of RobustValue.resampled_values
         cached = 2 ** (len(robust[0].levels) + 1) * max(idx_s.shape[1], idx_t.shape[1])
         chunk = min(chunk, 8 * _BOOTSTRAP_CHUNK_FLOATS // cached)
     chunk = int(max(1, min(n_boot, chunk)))
@@ -366,14 +368,15 @@ def fixed_bootstrap(
     for start in range(0, n_boot, chunk):
         sl = slice(start, min(start + chunk, n_boot))
         vals, targets, iws = [], [], []
+        # each replicate as how often it draws each case, shared by every fit and twin
+        draws_s = resample_counts(idx_s[sl], len(fits[0].metric))
+        draws_t = resample_counts(idx_t[sl], idx_t.shape[1])
         for f, twin in zip(fits, compared):
-            table = f.resampled_values(C, idx_s[sl], idx_t[sl])
+            table = f.resampled_values(C, draws_s, draws_t)
             vals.append(shapley_from_tables(table, sizes))
-            targets.append(f.metric[idx_s[sl]].mean(axis=1) - (table[-1] - table[0]))
+            targets.append(draws_s @ f.metric / idx_s.shape[1] - (table[-1] - table[0]))
             if twin is not None:
-                iws.append(
-                    shapley_from_tables(twin.resampled_values(C, idx_s[sl], idx_t[sl]), sizes)
-                )
+                iws.append(shapley_from_tables(twin.resampled_values(C, draws_s, draws_t), sizes))
         values[sl], target[sl] = np.mean(vals, axis=0), np.mean(targets, axis=0)
         if iw is not None:
             iw[sl] = np.mean(iws, axis=0)

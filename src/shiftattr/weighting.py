@@ -341,6 +341,10 @@ def resample_counts(indices: np.ndarray, n_cases: int) -> np.ndarray:
            [0., 1., 2.]])
     """
     idx = np.asarray(indices, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_cases):
+        raise ValueError(
+            f"resample indices must lie in [0, {n_cases}); got {idx.min()} to {idx.max()}."
+        )
     B = idx.shape[0]
     flat = (idx + n_cases * np.arange(B, dtype=np.int64)[:, None]).ravel()
     return np.bincount(flat, minlength=B * n_cases).reshape(B, n_cases).astype(float)

@@ -249,16 +249,15 @@ class BalancedValue:
             self._with_denominator(coalitions), self._L, self.metric, counts
         )
 
-    def _counts(self, idx_source: np.ndarray, idx_target: np.ndarray) -> np.ndarray:
-        s = np.atleast_2d(idx_source)
-        t = np.atleast_2d(idx_target)
-        if s.shape[1] != self.n_source or t.shape[1] != self.n_target:
+    def _counts(self, draws_source: np.ndarray, draws_target: np.ndarray) -> np.ndarray:
+        sizes = (np.atleast_2d(draws_source).sum(axis=1), np.atleast_2d(draws_target).sum(axis=1))
+        if np.any(sizes[0] != self.n_source) or np.any(sizes[1] != self.n_target):
             raise ValueError(
                 "balance-heuristic weights assume resamples of the original sizes "
                 f"({self.n_source} source, {self.n_target} target cases); got "
-                f"{s.shape[1]} and {t.shape[1]}."
+                f"{sorted(set(sizes[0].tolist()))} and {sorted(set(sizes[1].tolist()))}."
             )
-        return np.hstack([resample_counts(s, self.n_source), resample_counts(t, self.n_target)])
+        return np.hstack([np.atleast_2d(draws_source), np.atleast_2d(draws_target)])
 
     def game(
         self, idx_source: np.ndarray | None = None, idx_target: np.ndarray | None = None
@@ -291,7 +290,10 @@ class BalancedValue:
                 return base - self.means(coalitions)
 
         else:
-            counts = self._counts(idx_source, idx_target)
+            counts = self._counts(
+                resample_counts(np.atleast_2d(idx_source), self.n_source),
+                resample_counts(np.atleast_2d(idx_target), self.n_target),
+            )
             base = float(self._resampled_means(empty, counts)[0, 0])
 
             def value(coalitions: np.ndarray) -> np.ndarray:
@@ -300,14 +302,17 @@ class BalancedValue:
         return Game(list(self.mechanisms), value)
 
     def resampled_values(
-        self, coalitions: np.ndarray, idx_source: np.ndarray, idx_target: np.ndarray
+        self, coalitions: np.ndarray, draws_source: np.ndarray, draws_target: np.ndarray
     ) -> np.ndarray:
         """The game's values on many resamples at once.
 
         Parameters
         ----------
         coalitions : bool ndarray of shape (k, n_mechanisms)
-        idx_source, idx_target : ndarray of int, shape (B, N_source) and (B, N_target)
+        draws_source, draws_target : ndarray of shape (B, N_source) and (B, N_target)
+            How often each resample draws each source and each target case
+            (:func:`shiftattr.weighting.resample_counts` of its case indices); every
+            resample draws as many cases as the environment has.
 
         Returns
         -------
@@ -318,11 +323,11 @@ class BalancedValue:
         --------
         >>> val = BalancedValue(["X"], ["X"], np.log([[1.0, 3.0]]), np.log([[1.0, 3.0]]),
         ...                     np.array([1.0, 0.0]), np.array([1.0, 0.0]))
-        >>> idx = np.array([[0, 1], [0, 0]])
-        >>> val.resampled_values(np.array([[True]]), idx, idx).round(3)
+        >>> draws = resample_counts(np.array([[0, 1], [0, 0]]), 2)
+        >>> val.resampled_values(np.array([[True]]), draws, draws).round(3)
         array([[0.267, 0.   ]])
         """
-        counts = self._counts(idx_source, idx_target)
+        counts = self._counts(draws_source, draws_target)
         C = np.atleast_2d(np.asarray(coalitions, dtype=bool))
         empty = np.zeros((1, C.shape[1]), dtype=bool)
         return self._resampled_means(empty, counts) - self._resampled_means(C, counts)

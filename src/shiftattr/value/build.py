@@ -199,16 +199,17 @@ class FittedValue:
         )
 
     def resampled_values(
-        self, coalitions: np.ndarray, idx_source: np.ndarray, idx_target: np.ndarray
+        self, coalitions: np.ndarray, draws_source: np.ndarray, draws_target: np.ndarray
     ) -> np.ndarray:
         """The game's values on many resamples at once (the fixed bootstrap's replicates).
 
         Parameters
         ----------
         coalitions : bool ndarray of shape (k, n_mechanisms)
-        idx_source, idx_target : ndarray of int, shape (B, N_source) and (B, N_target)
-            Resampled case indices, one row per replicate (``"iw"`` uses only the
-            source ones).
+        draws_source, draws_target : ndarray of shape (B, N_source) and (B, N_target)
+            How often each replicate draws each source and each target case
+            (:func:`shiftattr.weighting.resample_counts` of its case indices; ``"iw"``
+            uses only the source ones).
 
         Returns
         -------
@@ -218,25 +219,24 @@ class FittedValue:
 
         Examples
         --------
+        >>> from shiftattr.weighting import resample_counts
         >>> fv = FittedValue("iw", ("X",), np.array([1.0, 0.0]), np.log([[1.0, 3.0]]))
-        >>> idx = np.array([[0, 1], [0, 0]])
-        >>> fv.resampled_values(np.array([[True]]), idx, idx)
+        >>> draws = resample_counts(np.array([[0, 1], [0, 0]]), 2)
+        >>> fv.resampled_values(np.array([[True]]), draws, draws)
         array([[0.25, 0.  ]])
         """
         if self._cases_value() is not None:
-            return self._cases_value().resampled_values(coalitions, idx_source, idx_target)
+            return self._cases_value().resampled_values(coalitions, draws_source, draws_target)
         if self.generative is not None:
-            self.game(idx_source, idx_target)  # raises: nothing to resample
+            self.game(np.arange(1))  # raises: nothing to resample
         from shiftattr.attribution import iw_resampled_values
-        from shiftattr.weighting import resample_counts
 
-        counts = resample_counts(idx_source, len(self.metric))
         return iw_resampled_values(
             self.mechanisms,
             coalitions,
             self.log_ratios,
             self.metric,
-            counts,
+            draws_source,
             self.truncate,
             self.paired_source or None,
         )

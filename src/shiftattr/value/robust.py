@@ -56,9 +56,9 @@ import numpy as np
 from shiftattr.shapley import Game
 from shiftattr.value.balance import mixture_log_density
 from shiftattr.value.nested import NestedRegressions
-from shiftattr.weighting import cap_weights, kish_ess
+from shiftattr.weighting import resample_counts
 
-__all__ = ["RobustValue"]
+__all__ = ["DrawnWeights", "RobustValue"]
 
 #: Below this, a resample's largest weight (relative to the largest over all cases) is
 #: recomputed relative to its own largest: far from the subnormal range (~2e-308), where
@@ -115,6 +115,105 @@ def _both_levels(
             f"environments' cases; missing: {missing}."
         )
     return frozenset(levels.index(n) for n in names)
+
+
+class DrawnWeights:
+    """Self-normalised weights ``exp(logw)`` on many resamples of the cases at once.
+
+    A resample is given by how often it draws each case (a row of ``draws``); a case
+    drawn ``c`` times weighs ``c`` times, so nothing is copied per resample. On each
+    resample the weights are capped at ``cap`` times their mean there (as on the
+    resample itself, see :func:`shiftattr.weighting.cap_weights`). Most resamples need
+    no cap and their sums are matrix-vector products with the draws; only a resample
+    that needs one (or whose drawn weights all underflow next to the largest of all
+    cases, then recomputed relative to its own largest) gets a row of its own weights.
+
+    Parameters
+    ----------
+    logw : ndarray of shape (n,)
+        Log-weights of every case.
+    draws : ndarray of shape (B, n)
+        How often each resample draws each case (a row of ones: every case once).
+    cap : float or None
+        Largest weight over the resample's mean weight.
+
+    Attributes
+    ----------
+    capped_fraction : ndarray of shape (B,)
+        Fraction of each resample's drawn cases whose weight was capped.
+    ess_fraction : ndarray of shape (B,)
+        Kish effective sample size of each resample's capped weights over its size.
+
+    Examples
+    --------
+    >>> dw = DrawnWeights(np.log([1.0, 1.0, 4.0]), np.array([[1.0, 1.0, 1.0], [2.0, 1.0, 0.0]]), None)
+    >>> dw.mean(np.array([0.0, 0.0, 6.0]))   # 6 * 4 / 6 on all cases; case 2 undrawn
+    array([4., 0.])
+    >>> dw.ess_fraction.round(3)             # the second draws three equal weights
+    array([0.667, 1.   ])
+    """
+
+    def __init__(self, logw: np.ndarray, draws: np.ndarray, cap: float | None) -> None:
+        top = logw.max()
+        w = np.exp(logw - top)  # once per case: the normalisation makes the shift irrelevant
+        n = draws.sum(axis=1)
+        total = draws @ w
+        special = np.zeros(len(draws), dtype=bool)
+        if cap is not None:  # a resample may need the cap only if the largest weight exceeds it
+            special |= w.max() > cap * total / n
+        if logw.min() - top < np.log(_TINY_WEIGHT):
+            # drawn weights all tiny next to the largest of all cases: underflowing, or
+            # subnormal and imprecise
+            drawn_top = np.where(draws > 0, logw, -np.inf).max(axis=1)
+            special |= drawn_top - top < np.log(_TINY_WEIGHT)
+        # (a special row's total may underflow to 0; its own row replaces it)
+        self._draws, self._w, self._total = draws, w, np.where(total > 0, total, 1.0)
+        self.ess_fraction = total**2 / np.maximum(draws @ w**2, np.finfo(float).tiny) / n
+        self.capped_fraction = np.zeros(len(draws))
+        self._rows = np.flatnonzero(special)
+        if self._rows.size:
+            self._own_rows(logw, cap, n)
+
+    def _own_rows(self, logw: np.ndarray, cap: float | None, n: np.ndarray) -> None:
+        """The special resamples' weights, each relative to its own largest drawn
+        log-weight and capped: a row per resample."""
+        rows, draws = self._rows, self._draws[self._rows]
+        drawn_top = np.where(draws > 0, logw, -np.inf).max(axis=1, keepdims=True)
+        # undrawn cases above a row's largest are clipped: they weigh 0 times
+        w = np.exp(np.minimum(logw - drawn_top, 0.0))
+        dw = draws * w
+        total = dw.sum(axis=1)
+        if cap is not None:
+            limit = (cap * total / n[rows])[:, None]
+            self.capped_fraction[rows] = np.einsum("ij,ij->i", draws, w > limit) / n[rows]
+            w = np.minimum(w, limit)
+            dw = draws * w
+            total = dw.sum(axis=1)
+        squares = np.maximum(np.einsum("ij,ij->i", dw, w), np.finfo(float).tiny)
+        self.ess_fraction[rows] = total**2 / squares / n[rows]
+        self._dw_rows = dw / total[:, None]
+
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        """Each resample's weighted mean of per-case ``values`` (shape ``(n,)``).
+
+        Parameters
+        ----------
+        values : ndarray of shape (n,)
+
+        Returns
+        -------
+        ndarray of shape (B,)
+
+        Examples
+        --------
+        >>> draws = np.array([[1.0, 1.0], [0.0, 2.0]])   # both cases; case 1 twice
+        >>> DrawnWeights(np.log([1.0, 3.0]), draws, None).mean(np.array([4.0, 0.0]))
+        array([1., 0.])
+        """
+        out = self._draws @ (self._w * values) / self._total
+        if self._rows.size:
+            out[self._rows] = self._dw_rows @ values
+        return out
 
 
 class RobustValue:
@@ -261,58 +360,76 @@ class RobustValue:
         >>> val.estimate(frozenset({"X"}))["value"]   # X from the target: its mean metric
         3.5
         """
-        out = self._estimate(target_nodes, idx_source, idx_target)
+        out = self._estimate(target_nodes, *self._draws(idx_source, idx_target))
         if idx_source is None and idx_target is None:
-            self.min_ess_fraction_ = min(self.min_ess_fraction_, float(out["min_ess_fraction"]))
-            correction = abs(float(out["value"] - out["regression"]))
-            self.max_abs_correction_ = max(self.max_abs_correction_, correction)
-            self.max_truncated_fraction_ = max(
-                self.max_truncated_fraction_, float(out["truncated_fraction"])
-            )
-        if np.ndim(out["value"]) == 0:
-            return {k: float(v) for k, v in out.items()}
+            self._record(out)
+        if np.ndim(idx_source) < 2 and np.ndim(idx_target) < 2:
+            return {k: float(v[0]) for k, v in out.items()}
         return out
+
+    def _record(self, out: dict[str, np.ndarray]) -> None:
+        """Update the diagnostics with an estimate on all the cases."""
+        self.min_ess_fraction_ = min(self.min_ess_fraction_, float(out["min_ess_fraction"][0]))
+        correction = abs(float(out["value"][0] - out["regression"][0]))
+        self.max_abs_correction_ = max(self.max_abs_correction_, correction)
+        self.max_truncated_fraction_ = max(
+            self.max_truncated_fraction_, float(out["truncated_fraction"][0])
+        )
+
+    def _draws(
+        self, idx_source: np.ndarray | None, idx_target: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """How often each source and each target case is drawn, one row per resample:
+        ``(B, n)`` for ``B`` resamples of case indices, one row of ones for all cases."""
+        out = []
+        for idx, n in ((idx_source, self._n_source), (idx_target, self._n_target)):
+            if idx is None:
+                out.append(np.ones((1, n)))
+            else:
+                out.append(resample_counts(np.atleast_2d(idx), n))
+        return out[0], out[1]
 
     def _estimate(
         self,
         target_nodes: frozenset,
-        idx_source: np.ndarray | None,
-        idx_target: np.ndarray | None,
+        draws_source: np.ndarray,
+        draws_target: np.ndarray,
         cache: dict | None = None,
     ) -> dict[str, Any]:
-        """:meth:`estimate` along the last axis of the picked cases (a 2-D index: one row
+        """:meth:`estimate` on resamples given by how often each case is drawn (one row
         per resample, every statistic then one value per resample).
 
+        A resample that draws a case ``c`` times weights it ``c`` times, so each term is a
+        product of the draws with per-case weights and residuals: no case is copied.
         ``cache`` keeps, across the coalitions of one set of resamples, each level's
-        resampled correction weights (they depend only on the environments of the levels
-        up to it) and residuals (only on those from it on)."""
+        drawn correction weights (they depend only on the environments of the levels up
+        to it) and residuals (only on those from it on)."""
         memo = {} if cache is None else cache
         nr = self.regressions
         env = ["t" if node in target_nodes else "s" for node in self.levels]
-        pick = {
-            "s": (lambda a: a) if idx_source is None else (lambda a: a[idx_source]),
-            "t": (lambda a: a) if idx_target is None else (lambda a: a[idx_target]),
-        }
-
-        def both(a_s: np.ndarray, a_t: np.ndarray) -> np.ndarray:
-            return np.concatenate([pick["s"](a_s), pick["t"](a_t)], axis=-1)
-
-        def pick_both(a: np.ndarray) -> np.ndarray:
-            return both(a[: self._n_source], a[self._n_source :])
+        n_rows = max(len(draws_source), len(draws_target))
+        draws = {"s": draws_source, "t": draws_target}
+        if self._both:
+            draws["both"] = np.concatenate(
+                [np.broadcast_to(d, (n_rows, d.shape[1])) for d in (draws_source, draws_target)],
+                axis=1,
+            )
 
         gs, gt = nr.outcome(0, target_nodes)
         if 0 in self._both:  # uncapped, as "mis": no regression to fall back on
             key_w = ("mixture", 0, tuple(env[:1]))
             if key_w not in memo:
-                memo[key_w] = self._normalised(self._mixture_log_weights(0, env), pick_both, None)
-            w0, _, ess0 = memo[key_w]
-            value = np.einsum("...i,...i->...", w0, both(gs, gt))
-            min_ess = ess0 * np.ones_like(value)
+                logw = self._mixture_log_weights(0, env)
+                memo[key_w] = DrawnWeights(logw, draws["both"], None)
+            value = memo[key_w].mean(np.concatenate([gs, gt]))
+            min_ess = memo[key_w].ess_fraction
         else:
-            value = np.mean(pick[env[0]](gt if env[0] == "t" else gs), axis=-1)
+            d = draws[env[0]]
+            value = d @ (gt if env[0] == "t" else gs) / d.sum(axis=1)
             min_ess = np.ones_like(value)
+        value = np.broadcast_to(value, (n_rows,))
         regression = value
-        truncated = np.zeros_like(value)
+        truncated = np.zeros(n_rows)
         if self.robust:
             for k in range(1, nr.first_paired):
                 e = "both" if k in self._both else env[k]
@@ -321,25 +438,24 @@ class RobustValue:
                     h = nr.fit(k, target_nodes)
                     gs, gt = nr.outcome(k, target_nodes)
                     if e == "both":
-                        memo[key_r] = both(gs - h.source, gt - h.target)
+                        memo[key_r] = np.concatenate([gs - h.source, gt - h.target])
                     else:
-                        memo[key_r] = pick[e](gt - h.target if e == "t" else gs - h.source)
-                resid = memo[key_r]
+                        memo[key_r] = gt - h.target if e == "t" else gs - h.source
                 key_w = ("weights", k, e, tuple(env[: k + 1]))
                 if key_w not in memo:
                     if e == "both":
                         logw = self._mixture_log_weights(k, env)
-                        memo[key_w] = self._normalised(logw, pick_both, self._cap(len(logw)))
                     else:
-                        memo[key_w] = self._correction_weights(k, env, pick, resid.shape)
-                w, capped, ess = memo[key_w]
-                truncated = np.maximum(truncated, capped)
-                value = value + np.einsum("...i,...i->...", w, resid)
-                min_ess = np.minimum(min_ess, ess)
+                        logw = self._correction_log_weights(k, env)
+                    memo[key_w] = DrawnWeights(logw, draws[e], self._cap(len(logw)))
+                w = memo[key_w]
+                truncated = np.maximum(truncated, w.capped_fraction)
+                value = value + w.mean(memo[key_r])
+                min_ess = np.minimum(min_ess, w.ess_fraction)
         return {
             "value": value,
             "regression": regression,
-            "min_ess_fraction": min_ess,
+            "min_ess_fraction": np.broadcast_to(min_ess, (n_rows,)),
             "truncated_fraction": truncated,
         }
 
@@ -347,24 +463,27 @@ class RobustValue:
     def _n_source(self) -> int:
         return len(self.regressions.metric_source)
 
+    @property
+    def _n_target(self) -> int:
+        return len(self.regressions.folds_target)
+
     def _mixture_log_weights(self, k: int, env: list[str]) -> np.ndarray:
         """Log balance-heuristic weights of levels ``<= k`` at the source then the target
         cases: ``log prod_{l<=k, l in I} r_l - log(n_s + n_t prod_{l<=k} r_l)``."""
-        n_t = len(self.regressions.metric_target)
         in_coalition = np.array([e == "t" for e in env[: k + 1]], dtype=float)
         sides = []
         for lr in (self.log_ratio_source, self.log_ratio_target):
             L = np.array([lr[n] for n in self.levels[: k + 1]])  # (levels <= k, cases)
-            sides.append(in_coalition @ L - mixture_log_density(L.sum(axis=0), self._n_source, n_t))
+            sides.append(
+                in_coalition @ L
+                - mixture_log_density(L.sum(axis=0), self._n_source, self._n_target)
+            )
         return np.concatenate(sides)
 
-    def _correction_weights(
-        self, k: int, env: list[str], pick: dict, shape: tuple[int, ...]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Level ``k``'s correction weights on the cases of its environment: capped,
-        normalised to sum one, with the capped fraction and the Kish ESS fraction."""
+    def _correction_log_weights(self, k: int, env: list[str]) -> np.ndarray:
+        """Level ``k``'s log correction weights at every case of its environment."""
         e = env[k]
-        logw = np.zeros(shape[-1])  # on all the cases of environment e
+        logw = np.zeros(self._n_source if e == "s" else self._n_target)
         for l_ in range(k):
             node = self.levels[l_]
             if env[l_] == e:
@@ -373,32 +492,7 @@ class RobustValue:
                 logw += self.log_ratio_source[node]
             else:
                 logw -= self.log_ratio_target[node]
-        return self._normalised(logw, pick[e], self._cap(shape[-1]))
-
-    @staticmethod
-    def _normalised(
-        logw: np.ndarray, pick, cap: float | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Weights ``exp(logw)`` at the picked cases: capped at ``cap`` times their mean,
-        normalised to sum one, with the capped fraction and the Kish ESS fraction."""
-        # exponentiated once per case, then resampled (the normalisation below makes the
-        # shift irrelevant); a resample whose drawn weights are all tiny next to the
-        # largest weight of all cases (underflowing, or subnormal and imprecise) is redone
-        # with its own largest log-weight
-        w = pick(np.exp(logw - logw.max()))
-        empty = np.atleast_1d(w.max(axis=-1) < _TINY_WEIGHT)
-        if empty.any():
-            lw = np.atleast_2d(pick(logw))[empty]
-            redone = np.exp(lw - lw.max(axis=-1, keepdims=True))
-            if w.ndim == 1:
-                w = redone[0]
-            else:
-                w[empty] = redone
-        n = w.shape[-1]
-        capped = cap_weights(w, cap)
-        ess = kish_ess(w) / n
-        w /= w.sum(axis=-1, keepdims=True)
-        return w, capped, ess
+        return logw
 
     def _cap(self, n: int) -> float | None:
         if self.correction_cap is None:
@@ -428,28 +522,34 @@ class RobustValue:
         array([-1.])
         """
 
-        base = self.estimate(frozenset(), idx_source, idx_target)["value"]
+        draws = self._draws(idx_source, idx_target)
+        cache: dict = {}  # shared by the coalitions: drawn weights and residuals
+        on_all_cases = idx_source is None and idx_target is None
+
+        def estimate(target_nodes: frozenset) -> float:
+            out = self._estimate(target_nodes, *draws, cache)
+            if on_all_cases:
+                self._record(out)
+            return float(out["value"][0])
+
+        base = estimate(frozenset())
 
         def value(coalitions: np.ndarray) -> np.ndarray:
-            return np.array(
-                [
-                    base - self.estimate(self._target_nodes(row), idx_source, idx_target)["value"]
-                    for row in coalitions
-                ]
-            )
+            return np.array([base - estimate(self._target_nodes(row)) for row in coalitions])
 
         return Game(list(self.mechanisms), value)
 
     def resampled_values(
-        self, coalitions: np.ndarray, idx_source: np.ndarray, idx_target: np.ndarray
+        self, coalitions: np.ndarray, draws_source: np.ndarray, draws_target: np.ndarray
     ) -> np.ndarray:
         """The game's values ``M(∅) - M(P_I)`` on many resamples at once.
 
         Parameters
         ----------
         coalitions : bool ndarray of shape (k, n_mechanisms)
-        idx_source, idx_target : ndarray of int, shape (B, N_source) and (B, N_target)
-            The resamples' case indices.
+        draws_source, draws_target : ndarray of shape (B, N_source) and (B, N_target)
+            How often each resample draws each source and each target case
+            (:func:`shiftattr.weighting.resample_counts` of its case indices).
 
         Returns
         -------
@@ -463,17 +563,19 @@ class RobustValue:
         >>> nr = NestedRegressions(["X"], [x[:, None]], [x[:, None] + 1], x, x + 1,
         ...                        np.arange(6) % 2, np.arange(6) % 2)
         >>> val = RobustValue(nr, ["X"], {"X": np.zeros(6)}, {"X": np.zeros(6)})
-        >>> idx = np.array([[0, 1, 2, 3, 4, 5], [0, 0, 0, 0, 0, 0]])
-        >>> val.resampled_values(np.array([[False], [True]]), idx, idx)
+        >>> draws = resample_counts(np.array([[0, 1, 2, 3, 4, 5], [0, 0, 0, 0, 0, 0]]), 6)
+        >>> val.resampled_values(np.array([[False], [True]]), draws, draws)
         array([[ 0.,  0.],
                [-1., -1.]])
         """
-        cache: dict = {}  # shared by the coalitions: resampled weights and residuals
-        base = self._estimate(frozenset(), idx_source, idx_target, cache)["value"]
+        cache: dict = {}  # shared by the coalitions: drawn weights and residuals
+        base = self._estimate(frozenset(), draws_source, draws_target, cache)["value"]
         return np.array(
             [
                 base
-                - self._estimate(self._target_nodes(row), idx_source, idx_target, cache)["value"]
+                - self._estimate(self._target_nodes(row), draws_source, draws_target, cache)[
+                    "value"
+                ]
                 for row in np.asarray(coalitions, dtype=bool)
             ]
         ).reshape(len(coalitions), -1)
