@@ -349,3 +349,10 @@ def test_both_samples_refuses_what_it_cannot_use():
     with pytest.raises(ValueError, match="metric at the target cases"):
         RobustValue(no_target, MECHS, {}, {}, both_samples=["Z"])
     assert _both(value, False).both_levels == () and _both(value, []).both_levels == ()
+
+
+def test_game_takes_one_resample_and_points_many_to_resampled_values():
+    value, _ = _robust_value(0, default_regressors()["ridge"], True, n=60)
+    idx = np.random.default_rng(0).integers(0, 60, (2, 60))
+    with pytest.raises(ValueError, match="resampled_values"):
+        value.game(idx, idx)

@@ -256,3 +256,5 @@ def test_resample_counts_refuses_indices_outside_the_cases():
         resample_counts(np.array([[0, 3, 1], [0, 0, 0]]), 3)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         resample_counts(np.array([[-1, 0, 1]]), 3)
+    with pytest.raises(ValueError, match="boolean mask"):
+        resample_counts(np.array([[True, False, True]]), 3)

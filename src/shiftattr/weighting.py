@@ -340,6 +340,8 @@ def resample_counts(indices: np.ndarray, n_cases: int) -> np.ndarray:
     array([[2., 0., 1.],
            [0., 1., 2.]])
     """
+    if np.asarray(indices).dtype == bool:
+        raise ValueError("resample_counts takes case indices, not a boolean mask.")
     idx = np.asarray(indices, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= n_cases):
         raise ValueError(

@@ -250,7 +250,7 @@ class BalancedValue:
         )
 
     def _counts(self, draws_source: np.ndarray, draws_target: np.ndarray) -> np.ndarray:
-        sizes = (np.atleast_2d(draws_source).sum(axis=1), np.atleast_2d(draws_target).sum(axis=1))
+        sizes = [np.atleast_2d(d).sum(axis=1).astype(int) for d in (draws_source, draws_target)]
         if np.any(sizes[0] != self.n_source) or np.any(sizes[1] != self.n_target):
             raise ValueError(
                 "balance-heuristic weights assume resamples of the original sizes "
@@ -317,7 +317,8 @@ class BalancedValue:
         Returns
         -------
         ndarray of shape (k, B)
-            Column ``b`` equals ``game(idx_source[b], idx_target[b])`` on ``coalitions``.
+            Column ``b`` equals :meth:`game` on ``coalitions`` for the case indices whose
+            counts are ``draws_source[b]`` and ``draws_target[b]``.
 
         Examples
         --------

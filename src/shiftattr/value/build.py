@@ -214,8 +214,9 @@ class FittedValue:
         Returns
         -------
         ndarray of shape (k, B)
-            Column ``b`` equals ``game(idx_source[b], idx_target[b])`` on ``coalitions``
-            up to rounding, without a loop over the replicates.
+            Column ``b`` equals :meth:`game` on ``coalitions`` for the case indices whose
+            counts are ``draws_source[b]`` and ``draws_target[b]``, up to rounding,
+            without a loop over the replicates.
 
         Examples
         --------

@@ -125,8 +125,9 @@ class DrawnWeights:
     resample the weights are capped at ``cap`` times their mean there (as on the
     resample itself, see :func:`shiftattr.weighting.cap_weights`). Most resamples need
     no cap and their sums are matrix-vector products with the draws; only a resample
-    that needs one (or whose drawn weights all underflow next to the largest of all
-    cases, then recomputed relative to its own largest) gets a row of its own weights.
+    that may need one (the largest weight of all cases exceeds the cap on its mean), or
+    whose drawn weights are all below ``1e-150`` times the largest of all cases (then
+    recomputed relative to its own largest), gets a row of its own weights.
 
     Parameters
     ----------
@@ -135,7 +136,7 @@ class DrawnWeights:
     draws : ndarray of shape (B, n)
         How often each resample draws each case (a row of ones: every case once).
     cap : float or None
-        Largest weight over the resample's mean weight.
+        Largest weight over the resample's mean weight; ``None``: uncapped.
 
     Attributes
     ----------
@@ -410,10 +411,15 @@ class RobustValue:
         n_rows = max(len(draws_source), len(draws_target))
         draws = {"s": draws_source, "t": draws_target}
         if self._both:
-            draws["both"] = np.concatenate(
-                [np.broadcast_to(d, (n_rows, d.shape[1])) for d in (draws_source, draws_target)],
-                axis=1,
-            )
+            if "both draws" not in memo:
+                memo["both draws"] = np.concatenate(
+                    [
+                        np.broadcast_to(d, (n_rows, d.shape[1]))
+                        for d in (draws_source, draws_target)
+                    ],
+                    axis=1,
+                )
+            draws["both"] = memo["both draws"]
 
         gs, gt = nr.outcome(0, target_nodes)
         if 0 in self._both:  # uncapped, as "mis": no regression to fall back on
@@ -427,8 +433,8 @@ class RobustValue:
             d = draws[env[0]]
             value = d @ (gt if env[0] == "t" else gs) / d.sum(axis=1)
             min_ess = np.ones_like(value)
-        value = np.broadcast_to(value, (n_rows,))
-        regression = value
+        value = np.array(np.broadcast_to(value, (n_rows,)))
+        regression = value.copy()
         truncated = np.zeros(n_rows)
         if self.robust:
             for k in range(1, nr.first_paired):
@@ -455,7 +461,7 @@ class RobustValue:
         return {
             "value": value,
             "regression": regression,
-            "min_ess_fraction": np.broadcast_to(min_ess, (n_rows,)),
+            "min_ess_fraction": np.array(np.broadcast_to(min_ess, (n_rows,))),
             "truncated_fraction": truncated,
         }
 
@@ -522,6 +528,11 @@ class RobustValue:
         array([-1.])
         """
 
+        if np.ndim(idx_source) > 1 or np.ndim(idx_target) > 1:
+            raise ValueError(
+                "game() takes one resample (1-D case indices); for many at once use "
+                "resampled_values() with resample_counts() of each environment's indices."
+            )
         draws = self._draws(idx_source, idx_target)
         cache: dict = {}  # shared by the coalitions: drawn weights and residuals
         on_all_cases = idx_source is None and idx_target is None
@@ -554,8 +565,9 @@ class RobustValue:
         Returns
         -------
         ndarray of shape (k, B)
-            Row ``j``, column ``b``: what ``game(idx_source[b], idx_target[b])`` gives
-            coalition ``j`` (up to rounding).
+            Row ``j``, column ``b``: what :meth:`game` gives coalition ``j`` on the
+            case indices whose counts are ``draws_source[b]`` and ``draws_target[b]`` (up
+            to rounding).
 
         Examples
         --------
