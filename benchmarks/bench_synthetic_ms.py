@@ -1385,6 +1385,29 @@ def check_mergeable(previous: dict[str, Any] | None, args: argparse.Namespace, s
         raise SystemExit(f"--merge: settings differ from the existing results (old, new): {bad}")
 
 
+def check_same_models(previous: dict[str, Any] | None, new: dict[str, Any]) -> None:
+    """Refuse to merge runs made with another segmenter than the existing runs'.
+
+    A model trained anew (the weights cache is not in the repository) can differ from the
+    one the existing runs used (another machine's CPU kernels, another torch thread
+    count); its runs would be scored against its own truth while the results show one
+    truth per scenario. Raises ``ValueError`` naming the centres whose weights differ.
+    """
+    old = (previous or {}).get("per_center", {})
+    differ = {
+        c: (old[c].get("weights_sha256_16"), m.get("weights_sha256_16"))
+        for c, m in new.get("per_center", {}).items()
+        if c in old and old[c].get("weights_sha256_16") != m.get("weights_sha256_16")
+    }
+    if differ:
+        raise ValueError(
+            f"the segmenter's weights differ from the existing runs' (centre: old, new "
+            f"hash): {differ}. Runs on another model are not comparable with them: put the "
+            "weights the existing runs used in benchmarks/results/cache/ and run again "
+            "(training reproduces them only with the same CPU kernels and torch threads)."
+        )
+
+
 def _run_key(r: dict[str, Any]) -> tuple:
     return (r["scenario"], r["estimator"], r["n"], r["seed"])
 
@@ -1395,6 +1418,7 @@ def merge_results(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, An
 
     The date, machine and command stay those of the first run; each merge is listed under
     ``merged`` with its own date and command."""
+    check_same_models(previous.get("model"), new["model"])
     fresh = {_run_key(r) for r in new["runs"]}
     runs = [r for r in previous.get("runs", []) if _run_key(r) not in fresh] + new["runs"]
     out = dict(previous)
@@ -1759,6 +1783,13 @@ def main(argv: list[str] | None = None) -> int:
             center = scen.env("source")["center"]
             if center not in models:
                 models[center] = get_model(sim, center, msettings, log)
+                if args.merge and previous:  # fail now, not after the runs
+                    try:
+                        check_same_models(
+                            previous.get("model"), {"per_center": {center: models[center][1]}}
+                        )
+                    except ValueError as err:
+                        raise SystemExit(f"--merge: {err}") from None
             net, minfo = models[center]
             adapter = make_adapter(net)
             truth, key, truth_how = scenario_truth(sim, scen, adapter, minfo, args, old_truth)

@@ -822,6 +822,25 @@ def test_absorb_merges_each_parallel_run_as_it_ran():
         bench.absorb(previous, other)
 
 
+def test_merging_runs_of_another_segmenter_is_refused():
+    """Runs scored on a model trained anew with other weights (e.g. another torch thread
+    count) would sit beside runs of the first model under one truth per scenario."""
+    bench = pytest.importorskip("benchmarks.bench_synthetic_ms")
+    old = {"per_center": {"01": {"weights_sha256_16": "aaaa"}}}
+    bench.check_same_models(old, {"per_center": {"01": {"weights_sha256_16": "aaaa"}}})
+    bench.check_same_models(old, {"per_center": {"08": {"weights_sha256_16": "bbbb"}}})
+    bench.check_same_models(None, {"per_center": {"01": {"weights_sha256_16": "bbbb"}}})
+    with pytest.raises(ValueError, match=r"'01': \('aaaa', 'bbbb'\)"):
+        bench.check_same_models(old, {"per_center": {"01": {"weights_sha256_16": "bbbb"}}})
+    previous = {"config": {}, "model": old, "runs": []}
+    new = {
+        "config": {"estimators_run": []},
+        "model": {"per_center": {"01": {"weights_sha256_16": "b"}}},
+    }
+    with pytest.raises(ValueError, match="weights differ"):
+        bench.merge_results(previous, {**new, "runs": []})
+
+
 def test_observed_change_sentence_and_total_error_statistic():
     """Section 5's closure sentence: the rms gap between the samples' change and the
     truth's per N, and how closely the estimator's values sum to that change."""
