@@ -1,6 +1,7 @@
 """Tests of shiftattr.bootstrap: the fixed and the refit bootstrap replicates."""
 
 import numpy as np
+import pytest
 
 import shiftattr as sa
 from shiftattr.bootstrap import Cases, fixed_bootstrap, refit_bootstrap, solve_with_twin, twin_of
@@ -96,3 +97,17 @@ def test_refit_replicates_carry_the_twin_of_a_weighting_estimator():
     iw = solver.solve(twin_of(fitted).game()).values
     np.testing.assert_allclose(rep.twin[1], iw, atol=1e-12)
     assert not np.allclose(rep.twin, rep.values)  # the twin is another estimate
+
+
+def test_a_generative_fit_has_no_resampled_game_and_says_to_refit():
+    """The generative estimator simulates new cases: the fixed bootstrap has nothing to
+    resample, on one resample or on many."""
+    from shiftattr.value.build import FittedValue
+    from shiftattr.weighting import resample_counts
+
+    fv = FittedValue("generative", ("A",), np.zeros(3), np.zeros((1, 3)), generative=object())
+    draws = resample_counts(np.array([[0, 1, 1]]), 3)
+    with pytest.raises(ValueError, match="bootstrap='refit'"):
+        fv.resampled_values(np.array([[True]]), draws, draws)
+    with pytest.raises(ValueError, match="bootstrap='refit'"):
+        fv.game(np.array([0, 1, 1]))

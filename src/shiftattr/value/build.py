@@ -111,6 +111,13 @@ def ratio_nodes(
     return tuple(n for n in levels[: last + 1] if n not in paired)
 
 
+#: Why the generative estimator has no game on resampled cases.
+_NO_RESAMPLED_GAME = (
+    "the generative estimator simulates from its fitted mechanisms and has no game on "
+    "resampled cases: bootstrap it by refitting (bootstrap='refit')."
+)
+
+
 @dataclass
 class FittedValue:
     """The fitted pieces of one value estimator.
@@ -185,10 +192,7 @@ class FittedValue:
             return self._cases_value().game(idx_source, idx_target)
         if self.generative is not None:
             if idx_source is not None or idx_target is not None:
-                raise ValueError(
-                    "the generative estimator simulates from its fitted mechanisms and has "
-                    "no game on resampled cases: bootstrap it by refitting (bootstrap='refit')."
-                )
+                raise ValueError(_NO_RESAMPLED_GAME)
             return self.generative.game()
         from shiftattr.attribution import iw_game  # attribution imports this module
 
@@ -229,7 +233,7 @@ class FittedValue:
         if self._cases_value() is not None:
             return self._cases_value().resampled_values(coalitions, draws_source, draws_target)
         if self.generative is not None:
-            self.game(np.arange(1))  # raises: nothing to resample
+            raise ValueError(_NO_RESAMPLED_GAME)
         from shiftattr.attribution import iw_resampled_values
 
         return iw_resampled_values(

@@ -160,12 +160,13 @@ class DrawnWeights:
         n = draws.sum(axis=1)
         total = draws @ w
         special = np.zeros(len(draws), dtype=bool)
+        drawn_top = None  # each resample's largest drawn log-weight, where needed
         if cap is not None:  # a resample may need the cap only if the largest weight exceeds it
             special |= w.max() > cap * total / n
         if logw.min() - top < np.log(_TINY_WEIGHT):
             # drawn weights all tiny next to the largest of all cases: underflowing, or
             # subnormal and imprecise
-            drawn_top = np.where(draws > 0, logw, -np.inf).max(axis=1)
+            drawn_top = self._drawn_top(logw, draws)
             special |= drawn_top - top < np.log(_TINY_WEIGHT)
         # (a special row's total may underflow to 0; its own row replaces it)
         self._draws, self._w, self._total = draws, w, np.where(total > 0, total, 1.0)
@@ -173,15 +174,23 @@ class DrawnWeights:
         self.capped_fraction = np.zeros(len(draws))
         self._rows = np.flatnonzero(special)
         if self._rows.size:
-            self._own_rows(logw, cap, n)
+            rows = self._rows
+            top_rows = self._drawn_top(logw, draws[rows]) if drawn_top is None else drawn_top[rows]
+            self._own_rows(logw, top_rows, cap, n)
 
-    def _own_rows(self, logw: np.ndarray, cap: float | None, n: np.ndarray) -> None:
+    @staticmethod
+    def _drawn_top(logw: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        """Each resample's largest log-weight among the cases it draws."""
+        return np.where(draws > 0, logw, -np.inf).max(axis=1)
+
+    def _own_rows(
+        self, logw: np.ndarray, drawn_top: np.ndarray, cap: float | None, n: np.ndarray
+    ) -> None:
         """The special resamples' weights, each relative to its own largest drawn
-        log-weight and capped: a row per resample."""
+        log-weight (``drawn_top``) and capped: a row per resample."""
         rows, draws = self._rows, self._draws[self._rows]
-        drawn_top = np.where(draws > 0, logw, -np.inf).max(axis=1, keepdims=True)
         # undrawn cases above a row's largest are clipped: they weigh 0 times
-        w = np.exp(np.minimum(logw - drawn_top, 0.0))
+        w = np.exp(np.minimum(logw - drawn_top[:, None], 0.0))
         dw = draws * w
         total = dw.sum(axis=1)
         if cap is not None:
