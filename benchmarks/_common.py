@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -43,6 +44,49 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_identity(cpuinfo: str | None = None) -> dict[str, Any]:
+    """Which CPU this is beyond its marketing name: family, model and stepping, and the
+    widest vector instructions it offers (``"avx512"``, ``"avx2"`` or ``"other"``).
+
+    Two machines both called "AMD EPYC" can be different generations, with different
+    speed and different floating-point kernels in torch: a U-Net trained with the same
+    seed on both gets other weights. ``torch_capability`` is the kernel set torch picks
+    (recorded only when torch is already imported, so that a tabular benchmark does not
+    load it).
+
+    Parameters
+    ----------
+    cpuinfo : str, optional
+        The text of ``/proc/cpuinfo`` (read when not given; fields are ``None`` where it
+        cannot be read).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    found: dict[str, str] = {}
+    for line in cpuinfo.splitlines():  # the first processor's lines are enough
+        key, _, value = (part.strip() for part in line.partition(":"))
+        found.setdefault(key, value)
+    flags = set(found.get("flags", "").split())
+    if "avx512f" in flags:
+        isa: str | None = "avx512"
+    elif "avx2" in flags:
+        isa = "avx2"
+    else:
+        isa = "other" if flags else None
+    torch = sys.modules.get("torch")
+    cpu = getattr(getattr(torch, "backends", None), "cpu", None)
+    return {
+        "family": found.get("cpu family"),
+        "model": found.get("model"),
+        "stepping": found.get("stepping"),
+        "vector_isa": isa,
+        "torch_capability": cpu.get_cpu_capability() if cpu is not None else None,
+    }
 
 
 def _memory_gb() -> float | None:
@@ -91,6 +135,7 @@ def machine_info() -> dict[str, Any]:
         "git": dict(GIT_AT_START),
         "platform": platform.platform(),
         "cpu": _cpu_model(),
+        "cpu_identity": cpu_identity(),
         "cpu_count": os.cpu_count(),
         "memory_gb": _memory_gb(),
         "python": platform.python_version(),

@@ -66,8 +66,21 @@ def _machine(payload: dict[str, Any]) -> str:
     peers = ", ".join(
         f"{p} {v.get(p) or 'not installed (skipped)'}" for p in ("dowhy", "shapiq", "monai")
     )
+    ident = m.get("cpu_identity") or {}
+    cpu = m.get("cpu", "?")
+    if ident.get("family") is not None:  # recorded since 2026-12-01
+        cpu += (
+            f" (family {ident['family']}, model {ident['model']}, "
+            f"{ident.get('vector_isa') or '?'}"
+            + (
+                f", torch kernels {ident['torch_capability']}"
+                if ident.get("torch_capability")
+                else ""
+            )
+            + ")"
+        )
     return (
-        f"{m.get('cpu', '?')}, {m.get('cpu_count', '?')} logical cores, "
+        f"{cpu}, {m.get('cpu_count', '?')} logical cores, "
         f"{m.get('memory_gb', '?')} GB RAM, {m.get('platform', '?')}; load average "
         f"(1/5/15 min) at the end of the section: {', '.join(_f(x, 3) for x in load or [])}. "
         f"Python {m.get('python')}, numpy {v.get('numpy')}, scipy {v.get('scipy')}, "

@@ -57,6 +57,27 @@ def test_unanimity_game_values_are_exact():
     np.testing.assert_allclose(sv.values, game.exact, atol=1e-12)
 
 
+def test_cpu_identity_tells_cpus_with_one_name_apart():
+    from benchmarks._common import cpu_identity, machine_info
+
+    info = "processor\t: {p}\ncpu family\t: 25\nmodel\t\t: {m}\nstepping\t: 1\nflags\t\t: {f}\n"
+    milan = cpu_identity(info.format(p=0, m=1, f="fpu sse2 avx2 fma"))
+    genoa = cpu_identity(
+        info.format(p=0, m=17, f="fpu avx2 avx512f") + info.format(p=1, m=99, f="fpu")
+    )
+    assert milan["family"] == genoa["family"] == "25"
+    assert (milan["model"], milan["vector_isa"]) == ("1", "avx2")
+    assert (genoa["model"], genoa["vector_isa"]) == ("17", "avx512")  # first processor's
+    assert cpu_identity("")["vector_isa"] is None
+    assert set(machine_info()["cpu_identity"]) == {
+        "family",
+        "model",
+        "stepping",
+        "vector_isa",
+        "torch_capability",
+    }
+
+
 def test_solver_comparison_json_structure(tmp_path):
     from benchmarks import solvers
     from benchmarks._common import write_json
