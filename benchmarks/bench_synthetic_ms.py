@@ -130,7 +130,9 @@ multiply-robust sum is taken over the source and the target cases together with
 balance-heuristic weights (:mod:`shiftattr.value.robust`). Same samples, folds, ratios
 and regressions as the runs they extend; bootstrap interval; every run records its
 ``bias_bound``, the larger distance to ``iw`` and to ``mr`` over each environment's own
-cases.
+cases. ``mr+pooled+ext+outputs+bothDX`` (opt-in) takes only the terms of ``D`` and ``X``
+over both samples (``both_samples=["D", "X"]``) and the annotation's over its own
+environment's cases, which needs no annotation ratio in that term.
 
 **The paired default as it runs** (``mr+pooled+ext+outputs+both+refit+biasaware+paired``;
 opt-in): ``mr+pooled+ext+outputs+both+paired`` with the refit bootstrap and the
@@ -289,6 +291,7 @@ ESTIMATORS = (
     "mr+pooled+ext+outputs+both+paired",
     "iw+ext+outputs+paired",
     "mr+pooled+ext+outputs+both+refit+biasaware+paired",
+    "mr+pooled+ext+outputs+bothDX",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -355,6 +358,10 @@ SELFDICE_MARK = "+selfdice"
 #: Estimator names whose ``mr`` takes every term over both environments' cases
 #: (``attribute(both_samples=True)``): ``mr+...+both``. Opt-in.
 BOTH_MARK = "+both"
+#: Estimator names whose ``mr`` takes the terms of ``D`` and ``X`` over both
+#: environments' cases and the annotation's over its own environment's
+#: (``attribute(both_samples=["D", "X"])``): ``mr+...+bothDX``. Opt-in.
+BOTH_DX_MARK = "+bothDX"
 #: Variants without an opt-in mark that still only run when named (measured once, no gain).
 OPT_IN = ("mr+pooled+ext+outputs", "mr+pooled+ext+outputs+paired", "iw+ext+outputs+paired")
 
@@ -852,7 +859,9 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
     if "pooled_regressions" in params:  # explicit, as the interval: since 2026-11-30 the
         # library's default ("auto") pools mr on images, so plain mr would change under it
         kw["pooled_regressions"] = POOLED_SUFFIX in estimator
-    if BOTH_MARK in estimator:
+    if _marked(estimator, BOTH_DX_MARK):
+        kw["both_samples"] = ["D", "X"]
+    elif BOTH_MARK in estimator:
         kw["both_samples"] = True
     if estimator.endswith(CHECK_SUFFIX):
         kw["cross_check"] = True
@@ -1191,6 +1200,7 @@ MR_VS_IW_PAIRS = (
     ("mr+pooled+ext+outputs", "iw+ext+outputs"),  # both with the outputs in the ratios
     ("mr+pooled+ext+both", "iw+ext"),  # mr over both samples, like for like
     ("mr+pooled+ext+outputs+both", "iw+ext+outputs"),
+    ("mr+pooled+ext+outputs+bothDX", "iw+ext+outputs"),  # the annotation over own cases
     ("mr+both+oracle", "iw+oracle"),
     ("mr+oracle", "iw+oracle"),
 )
@@ -1297,6 +1307,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "coral",
                 "khaki",
                 "mediumorchid",
+                "darkturquoise",
             ),
             strict=True,
         )
