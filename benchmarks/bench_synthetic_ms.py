@@ -12,8 +12,12 @@ population) and the graph ``D -> X -> Y`` with ``Y <- {X, D}``
 
 **Model.** One small :class:`~shiftattr.segmentation.UNet3D` per source center, trained
 once with :func:`~shiftattr.segmentation.train_segmentation_model` on annotator 1 and
-the default population, its weights cached in ``benchmarks/results/cache/`` (git-ignored)
-under a name that encodes every training setting. It is scored by
+the default population, its weights cached in ``benchmarks/results/cache/`` under a name
+that encodes every training setting. The 16³ U-Nets' weights are in the repository since
+2026-12-01: trained again on another CPU generation (other floating-point kernels), the
+same seeds give other weights, and the runs of ``results/synthetic_ms.json`` were made on
+weights that were not kept. New 16³ variants are measured on the kept weights, into
+``results/synthetic_ms_shipped.json`` (section 5d of ``RESULTS.md``). It is scored by
 :class:`~shiftattr.segmentation.SegmentationAdapter` (Dice, empty/empty = 1).
 
 **Truth.** :meth:`SyntheticMS.true_attribution` (all eight coalitions simulated with
@@ -1399,9 +1403,8 @@ def check_mergeable(previous: dict[str, Any] | None, args: argparse.Namespace, s
 def check_same_models(previous: dict[str, Any] | None, new: dict[str, Any]) -> None:
     """Refuse to merge runs made with another segmenter than the existing runs'.
 
-    A model trained anew (the weights cache is not in the repository) can differ from the
-    one the existing runs used (another machine's CPU kernels, another torch thread
-    count); its runs would be scored against its own truth while the results show one
+    A model trained anew (every cached model but the kept 16³ ones) can differ from the
+    one the existing runs used (another CPU generation's floating-point kernels); its runs would be scored against its own truth while the results show one
     truth per scenario. Raises ``ValueError`` naming the centres whose weights differ.
     """
     old = (previous or {}).get("per_center", {})
@@ -1415,7 +1418,9 @@ def check_same_models(previous: dict[str, Any] | None, new: dict[str, Any]) -> N
             f"the segmenter's weights differ from the existing runs' (centre: old, new "
             f"hash): {differ}. Runs on another model are not comparable with them: put the "
             "weights the existing runs used in benchmarks/results/cache/ and run again "
-            "(training reproduces them only with the same CPU kernels and torch threads)."
+            "(training reproduces them only on a CPU with the same floating-point kernels), "
+            "or merge into results made on these weights (the 16³ weights in the repository: "
+            "results/synthetic_ms_shipped.json)."
         )
 
 

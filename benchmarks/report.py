@@ -1935,23 +1935,27 @@ def _point_estimate_sentence(
 MS32_NAME = "synthetic_ms_32"
 
 
-def _synthetic_ms_32(ms32: dict[str, Any] | None, ms: dict[str, Any] | None) -> str:
-    """Section 5b: the same targets at 32³, beside section 5's 16³ runs at the same N."""
-    if not ms32 or "overall" not in ms32:
-        return ""
-    cfg = ms32["config"]
-    n = cfg["sizes"][0] if len(cfg["sizes"]) == 1 else None
-    shape = "×".join(map(str, cfg["shape"]))
-    shape16 = "×".join(map(str, (ms or {}).get("config", {}).get("shape", ["?"])))
-    by16 = {(r["estimator"], r.get("n")): r for r in (ms or {}).get("overall", []) if r.get("n_ok")}
+def _ms_beside(
+    extra: dict[str, Any], ms: dict[str, Any] | None, intro: str, ref_label: str
+) -> list[str]:
+    """The lines of a synthetic-MS results file stored beside section 5's: ``intro``
+    with the merges, the truth table, the estimator table (each estimator beside section
+    5's runs of the same estimator and N, in column ``ref_label``) and IW's MAE over
+    MR's."""
+    sizes = extra["config"]["sizes"]
+    n = sizes[0] if len(sizes) == 1 else None
+    by_ref = {
+        (r["estimator"], r.get("n")): r for r in (ms or {}).get("overall", []) if r.get("n_ok")
+    }
     rows = []
-    for r in ms32["overall"]:
-        if not r.get("n_ok") or (n is not None and r.get("n") != n):
+    for r in extra["overall"]:  # per (estimator, N); the rows over all sizes are left out
+        if not r.get("n_ok") or "n" not in r or (n is not None and r["n"] != n):
             continue
-        ref = by16.get((r["estimator"], r.get("n")))
+        ref = by_ref.get((r["estimator"], r.get("n")))
         rows.append(
             [
                 f"`{r['estimator']}`",
+                str(r.get("n")),
                 str(r["n_ok"]),
                 f"{_f(r['mae_mean'], 3)} ± {_f(r['mae_sd'], 2)}",
                 _pct(r["dominant_rate"]),
@@ -1975,51 +1979,116 @@ def _synthetic_ms_32(ms32: dict[str, Any] | None, ms: dict[str, Any] | None) -> 
             ),
             f"{_f(sc['truth']['source_metric'], 3)} → {_f(sc['truth']['target_metric'], 3)}",
         ]
-        for name, sc in ms32["scenarios"].items()
+        for name, sc in extra["scenarios"].items()
     ]
     ratio = "; ".join(
-        f"`{r['mr']}` vs `{r['iw']}` {_f(r['ratio'], 3)}× ({r['n_runs']} runs each)"
-        for r in ms32.get("mr_vs_iw", [])
+        f"`{r['mr']}` vs `{r['iw']}` at N = {r['n']}: {_f(r['ratio'], 3)}× "
+        f"({r['n_runs']} runs each)"
+        for r in extra.get("mr_vs_iw", [])
     )
+    merged = "".join(
+        f" Merged afterwards: `{mg['command']}` ({mg['n_runs']} runs, {mg['date']}"
+        + (f"; {mg['note']}" if mg.get("note") else "")
+        + ")."
+        for mg in extra.get("merged", [])
+    )
+    return [
+        intro + merged,
+        "",
+        _table(["scenario", "shifted", "truth ± MC s.e.", "Dice source → target"], truths),
+        "",
+        _table(
+            [
+                "estimator",
+                "N",
+                "runs",
+                "MAE ± sd",
+                "dominant right",
+                "95 % CI covers",
+                "flagged (error > 0.02)",
+                "false alarms",
+                "median time",
+                ref_label,
+            ],
+            rows,
+        ),
+        "",
+        f"IW's MAE over MR's: {ratio}." if ratio else "",
+        "",
+    ]
+
+
+def _synthetic_ms_32(ms32: dict[str, Any] | None, ms: dict[str, Any] | None) -> str:
+    """Section 5b: the same targets at 32³, beside section 5's 16³ runs at the same N."""
+    if not ms32 or "overall" not in ms32:
+        return ""
+    cfg = ms32["config"]
+    shape = "×".join(map(str, cfg["shape"]))
+    shape16 = "×".join(map(str, (ms or {}).get("config", {}).get("shape", ["?"])))
     return "\n".join(
         [
             f"### 5b. The same at {shape} (the simulator's default volume)",
             "",
-            f"{_run(ms32)}: `{ms32.get('command')}` ({_f(ms32.get('seconds'), 3)} s; "
-            f"written to a scratch folder and copied to `results/{MS32_NAME}.json`). "
-            f"{len(ms32['scenarios'])} scenarios, N = {', '.join(map(str, cfg['sizes']))}, seeds "
-            f"{cfg['seeds']}, {cfg['n_folds']} folds, {cfg['n_bootstrap']} fixed-bootstrap "
-            "replicates, one U-Net per source center trained as in section 5 but on "
-            f"{shape} volumes; truth to a Monte-Carlo s.e. of {cfg['truth_se_target']} Dice "
-            f"or {_f(cfg['truth_n_max'])} cases. `mr` has unpooled regressions, `mr+pooled` is "
-            "what `method='mr'` does on images by default; both report the bootstrap interval "
-            "here."
-            + "".join(
-                f" Merged afterwards: `{mg['command']}` ({mg['n_runs']} runs, {mg['date']}"
-                + (f"; {mg['note']}" if mg.get("note") else "")
-                + ")."
-                for mg in ms32.get("merged", [])
+            *_ms_beside(
+                ms32,
+                ms,
+                f"{_run(ms32)}: `{ms32.get('command')}` ({_f(ms32.get('seconds'), 3)} s; "
+                f"written to a scratch folder and copied to `results/{MS32_NAME}.json`). "
+                f"{len(ms32['scenarios'])} scenarios, N = {', '.join(map(str, cfg['sizes']))}, "
+                f"seeds {cfg['seeds']}, {cfg['n_folds']} folds, {cfg['n_bootstrap']} "
+                "fixed-bootstrap replicates, one U-Net per source center trained as in "
+                f"section 5 but on {shape} volumes; truth to a Monte-Carlo s.e. of "
+                f"{cfg['truth_se_target']} Dice or {_f(cfg['truth_n_max'])} cases. `mr` has "
+                "unpooled regressions, `mr+pooled` is what `method='mr'` does on images by "
+                "default; both report the bootstrap interval here.",
+                f"{shape16}, same N: MAE; dominant; coverage",
             ),
+        ]
+    )
+
+
+#: The synthetic-MS runs on the segmenters whose weights the repository holds
+#: (``benchmarks/results/cache/``), written by ``bench_synthetic_ms.py ... --out <folder>``
+#: and copied here: where every new 16³ variant is measured.
+MS_SHIPPED_NAME = "synthetic_ms_shipped"
+
+
+def _weights(payload: dict[str, Any] | None) -> str:
+    per = ((payload or {}).get("model") or {}).get("per_center") or {}
+    return ", ".join(f"centre {c} `{m.get('weights_sha256_16')}`" for c, m in sorted(per.items()))
+
+
+def _synthetic_ms_shipped(extra: dict[str, Any] | None, ms: dict[str, Any] | None) -> str:
+    """Section 5d: runs on the segmenters the repository holds, beside section 5's runs
+    (made on other weights of the same training recipe) of the same estimator and N."""
+    if not extra or "overall" not in extra:
+        return ""
+    cfg = extra["config"]
+    shape = "×".join(map(str, cfg["shape"]))
+    return "\n".join(
+        [
+            "### 5d. Synthetic MS on the segmenters the repository holds",
             "",
-            _table(["scenario", "shifted", "truth ± MC s.e.", "Dice source → target"], truths),
+            "Section 5's runs were made on U-Nets whose weights were cached but not kept "
+            f"({_weights(ms)}). Training them again with the same recipe and seeds on "
+            "another CPU generation gives other weights, so those runs cannot be extended "
+            "from a fresh checkout. The weights of these runs are in the repository "
+            f"(`benchmarks/results/cache/`, {_weights(extra)}); every new {shape} variant "
+            "is measured here, on truths recomputed for these models, beside the baselines "
+            "it is compared with.",
             "",
-            _table(
-                [
-                    "estimator",
-                    "runs",
-                    "MAE ± sd",
-                    "dominant right",
-                    "95 % CI covers",
-                    "flagged (error > 0.02)",
-                    "false alarms",
-                    "median time",
-                    f"{shape16}, same N: MAE; dominant; coverage",
-                ],
-                rows,
+            *_ms_beside(
+                extra,
+                ms,
+                f"{_run(extra)}: `{extra.get('command')}` ({_f(extra.get('seconds'), 3)} s; "
+                f"written to a scratch folder and copied to `results/{MS_SHIPPED_NAME}.json`). "
+                f"{len(extra['scenarios'])} scenarios, N = {', '.join(map(str, cfg['sizes']))}, "
+                f"seeds {cfg['seeds']}, {cfg['n_folds']} folds, {cfg['n_bootstrap']} "
+                f"fixed-bootstrap replicates, {shape} volumes; truth to a Monte-Carlo s.e. of "
+                f"{cfg['truth_se_target']} Dice or {_f(cfg['truth_n_max'])} cases. The "
+                "estimator names are section 5's.",
+                "section 5 (other weights), same N: MAE; dominant; coverage",
             ),
-            "",
-            f"IW's MAE over MR's at N = {n}: {ratio}." if ratio else "",
-            "",
         ]
     )
 
@@ -2243,8 +2312,8 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
         f"{tuple(model['settings']['channels'])}) per source center, trained once by "
         f"`train_segmentation_model` on {model['settings']['n_train']} cases "
         f"({model['settings']['train_data']}, {model['settings']['epochs']} epochs) and "
-        "cached in `benchmarks/results/cache/` (git-ignored; the file name encodes every "
-        "training setting). A trained U-Net rather than a threshold segmenter, so that the "
+        "cached in `benchmarks/results/cache/` (the file name encodes every training "
+        "setting; this section's weights were not kept, see section 5d). A trained U-Net rather than a threshold segmenter, so that the "
         "Dice reacts to contrast, noise, blur and lesion size the way a real model's does. "
         f"Scored by `SegmentationAdapter` ({model['settings']['metric']}). "
         + "; ".join(
@@ -2749,6 +2818,7 @@ def write(results_dir: Path = RESULTS_DIR, out: Path = OUT, run_log: dict | None
     met_txt, behind_met = _metrics(met)
     ms_txt, ms_targets = _synthetic_ms(ms, SCRIPT.exists())
     ms32_txt = _synthetic_ms_32(read_json(MS32_NAME, results_dir), ms)
+    shipped_txt = _synthetic_ms_shipped(read_json(MS_SHIPPED_NAME, results_dir), ms)
     demo_txt = _demo_seeds(read_json(DEMO_SEEDS_NAME, results_dir))
     targets = targets + ms_targets
     newest = max((p for p in (acc, sol, sc) if p), key=lambda p: p["date"], default=None)
@@ -2853,6 +2923,7 @@ def write(results_dir: Path = RESULTS_DIR, out: Path = OUT, run_log: dict | None
         ms_txt,
         ms32_txt,
         demo_txt,
+        *([shipped_txt] if shipped_txt else []),
         _value_estimators(ve),
         "\n".join(gaps),
         "## Reproduce",

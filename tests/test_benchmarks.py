@@ -207,6 +207,76 @@ def test_rescoring_replaces_every_truth_dependent_field():
     assert rec["imprecise"] == ["X", "Y"] and rec["flagged_with_tolerance"]
 
 
+def test_section_5d_shows_the_shipped_runs_beside_section_5s():
+    from benchmarks import report
+    from benchmarks.bench_synthetic_ms import summarise
+
+    def run(estimator, n, seed, mae, flagged):
+        return {
+            **_ms_run(estimator, "acq", n, seed, mae),
+            "max_abs_error": 2 * mae,
+            "error_above_threshold": 2 * mae > 0.02,
+            "flagged": flagged,
+            "dominant_right": True,
+            "covered": {"D": True, "X": mae < 0.02, "Y": True},
+            "truth": {"D": 0.0, "X": 0.1, "Y": 0.0},
+            "truth_se": {"D": 0.0, "X": 0.002, "Y": 0.0},
+            "seconds": 2.0,
+            "ess_all_fraction": 0.5,
+            "auc_joint": {"D": 0.5, "X": 0.7, "Y": 0.5},
+            "values": {"D": 0.0, "X": 0.1, "Y": 0.0},
+            "abs_error": {"D": 0.0, "X": mae, "Y": 0.0},
+            "warnings": [],
+        }
+
+    def payload(runs, digest):
+        return {
+            "date": "2026-12-01T04:00:00+00:00",
+            "command": "bench_synthetic_ms.py --quick",
+            "seconds": 10.0,
+            "config": {
+                "shape": [16, 16, 16],
+                "sizes": [100, 300],
+                "seeds": [0, 1],
+                "n_folds": 3,
+                "n_bootstrap": 50,
+                "truth_se_target": 0.0025,
+                "truth_n_max": 16000,
+            },
+            "model": {"per_center": {"01": {"weights_sha256_16": digest}}},
+            "scenarios": {
+                "acq": {
+                    "shifted": ["X"],
+                    "truth": {
+                        "values": {"D": 0.0, "X": 0.1, "Y": 0.0},
+                        "stderr": {"D": 0.0, "X": 0.002, "Y": 0.0},
+                        "source_metric": 0.7,
+                        "target_metric": 0.6,
+                    },
+                }
+            },
+            "overall": summarise(runs, ("estimator", "n")) + summarise(runs, ("estimator",)),
+            "mr_vs_iw": [{"mr": "mr", "iw": "iw", "n": 300, "ratio": 1.5, "n_runs": 2}],
+            "merged": [{"command": "bench --merge", "n_runs": 2, "date": "2026-12-01"}],
+        }
+
+    shipped = payload(
+        [run("mr", n, seed, 0.004 * (1 + seed), seed == 1) for n in (100, 300) for seed in (0, 1)],
+        "b18905a52e0942b7",
+    )
+    old = payload([run("mr", 300, 0, 0.03, True)], "fc7b11cbd4b70bd2")
+    text = report._synthetic_ms_shipped(shipped, old)
+    assert text.startswith("### 5d.")
+    assert "`fc7b11cbd4b70bd2`" in text and "`b18905a52e0942b7`" in text
+    rows = [line for line in text.splitlines() if line.startswith("| `mr`")]
+    assert len(rows) == 2  # one per N, not the row over both sizes
+    n100, n300 = ([c.strip() for c in row.strip("|").split("|")] for row in rows)
+    assert n100[1:3] == ["100", "2"] and n100[-1] == "—"  # section 5 has no N = 100 run
+    assert n300[3].startswith("0.006 ±") and n300[-1].startswith("0.03;")
+    assert "`mr` vs `iw` at N = 300: 1.5×" in text and "Merged afterwards" in text
+    assert report._synthetic_ms_shipped(None, old) == ""
+
+
 def _variant_row(runs, suffix, n, scenarios=("acq",)):
     """The cells of the ``acq`` row of the ``<method><suffix>`` comparison table of
     section 5, and the table's text; ``(None, "")`` when there is no table."""
@@ -573,6 +643,23 @@ def test_results_record_the_git_state_the_process_started_from(monkeypatch):
     assert _common.git_state()["commit"] == "later99"
     assert _common.machine_info()["git"] == _common.GIT_AT_START
     assert _common.GIT_AT_START["commit"] != "later99"
+
+
+def test_the_repository_holds_the_segmenters_of_the_shipped_ms_results():
+    # section 5's weights were cached, not kept, and retraining on another CPU generation
+    # gave other ones: the results to extend must come with their weights
+    import hashlib
+
+    from benchmarks.report import MS_SHIPPED_NAME
+
+    payload = json.loads((REPO / "benchmarks" / "results" / f"{MS_SHIPPED_NAME}.json").read_text())
+    per_center = payload["model"]["per_center"]
+    assert set(per_center) == {"01", "08"}
+    for centre, record in per_center.items():
+        weights = (REPO / record["cache_file"]).read_bytes()
+        assert hashlib.sha256(weights).hexdigest()[:16] == record["weights_sha256_16"], centre
+    scenarios = payload["scenarios"].values()
+    assert {sc["model_center"] for sc in scenarios} <= set(per_center)
 
 
 def test_every_synthetic_ms_estimator_has_a_plot_colour(tmp_path):
