@@ -167,7 +167,12 @@ merged runs. The settings that change the numbers (shape, bootstraps, folds, tru
 settings, mode) must match the file's. To run variants side by side on the two cores,
 copy the results file into one folder per process, run each with ``--merge --out
 FOLDER``, then ``--merge-from FOLDER ...`` (no attribution) brings every new merge entry
-back into ``--out`` with its own runs, command and seconds (:func:`absorb`).
+back into ``--out`` with its own runs, command and seconds (:func:`absorb`). New 16³
+variants go into ``results/synthetic_ms_shipped.json``, whose segmenters the repository
+holds: copy it as ``synthetic_ms.json`` into the scratch folders, run there with
+``--reuse-truth --merge`` and the truth settings it records, bring the folders together
+with ``--merge-from`` and copy the result back (``results/synthetic_ms.json`` refuses
+runs on these weights, :func:`check_same_models`).
 
 **Re-scoring.** ``--rescore`` runs no attribution: it recomputes each stored scenario's
 truth with the ``--truth-*`` settings (for the same cached model weights) and re-scores
