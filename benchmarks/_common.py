@@ -107,7 +107,9 @@ def _version(dist: str) -> str | None:
 
 
 def git_state() -> dict[str, Any]:
-    """The commit the numbers were measured at, and library files modified on top of it."""
+    """The commit the numbers were measured at, and the library files and benchmark
+    scripts (``benchmarks/*.py``: a new variant may exist only there) modified on top of
+    it."""
     import subprocess
 
     def git(*args: str) -> str:
@@ -118,8 +120,13 @@ def git_state() -> dict[str, Any]:
 
     commit = git("rev-parse", "--short", "HEAD").strip()
     # porcelain lines are "XY path": X may be a space, so the lines must not be stripped
-    dirty = [line[3:] for line in git("status", "--porcelain", "--", "src").splitlines()]
-    return {"commit": commit or None, "modified_src_files": dirty}
+    status = git("status", "--porcelain", "--", "src", "benchmarks/*.py").splitlines()
+    dirty = [line[3:] for line in status]
+    return {
+        "commit": commit or None,
+        "modified_src_files": [f for f in dirty if f.startswith("src/")],
+        "modified_benchmark_files": [f for f in dirty if not f.startswith("src/")],
+    }
 
 
 #: The repository state when this process loaded the benchmarks, and with them the

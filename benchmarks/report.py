@@ -51,10 +51,9 @@ def _run(payload: dict[str, Any], mode: bool = True) -> str:
     """``Run <date> (<mode> mode) at commit <sha>`` with any modified library files."""
     git = payload.get("machine", {}).get("git") or {}
     where = f" at commit `{git['commit']}`" if git.get("commit") else ""
-    if git.get("modified_src_files"):
-        where += " with uncommitted changes to " + ", ".join(
-            f"`{f}`" for f in git["modified_src_files"]
-        )
+    changed = [*git.get("modified_src_files", []), *git.get("modified_benchmark_files", [])]
+    if changed:
+        where += " with uncommitted changes to " + ", ".join(f"`{f}`" for f in changed)
     kind = f" ({payload.get('mode')} mode)" if mode and payload.get("mode") else ""
     return f"Run {payload.get('date')}{kind}{where}"
 
@@ -70,7 +69,7 @@ def _machine(payload: dict[str, Any]) -> str:
     cpu = m.get("cpu", "?")
     if ident.get("family") is not None:  # recorded since 2026-12-01
         cpu += (
-            f" (family {ident['family']}, model {ident['model']}, "
+            f" (family {ident['family']}, model {ident.get('model') or '?'}, "
             f"{ident.get('vector_isa') or '?'}"
             + (
                 f", torch kernels {ident['torch_capability']}"
@@ -1962,7 +1961,7 @@ def _ms_beside(
                 _pct(r["coverage"]),
                 _pct(r["flagged_when_error_above"]),
                 _pct(r["flagged_when_error_below"]),
-                f"{_f(r['seconds_median'], 2)} s",
+                f"{_f(r['seconds_median'], 3 if r['seconds_median'] >= 100 else 2)} s",
                 "—"
                 if ref is None
                 else f"{_f(ref['mae_mean'], 3)}; {_pct(ref['dominant_rate'])}; "
@@ -1987,7 +1986,7 @@ def _ms_beside(
         for r in extra.get("mr_vs_iw", [])
     )
     merged = "".join(
-        f" Merged afterwards: `{mg['command']}` ({mg['n_runs']} runs, {mg['date']}"
+        f" Merged into these results: `{mg['command']}` ({mg['n_runs']} runs, {mg['date']}"
         + (f"; {mg['note']}" if mg.get("note") else "")
         + ")."
         for mg in extra.get("merged", [])
@@ -2070,7 +2069,7 @@ def _synthetic_ms_shipped(extra: dict[str, Any] | None, ms: dict[str, Any] | Non
             "### 5d. Synthetic MS on the segmenters the repository holds",
             "",
             "Section 5's runs were made on U-Nets whose weights were cached but not kept "
-            f"({_weights(ms)}). Training them again with the same recipe and seeds on "
+            f"({_weights(ms) or 'not recorded'}). Training them again with the same recipe and seeds on "
             "another CPU generation gives other weights, so those runs cannot be extended "
             "from a fresh checkout. The weights of these runs are in the repository "
             f"(`benchmarks/results/cache/`, {_weights(extra)}); every new {shape} variant "
@@ -2086,7 +2085,7 @@ def _synthetic_ms_shipped(extra: dict[str, Any] | None, ms: dict[str, Any] | Non
                 f"seeds {cfg['seeds']}, {cfg['n_folds']} folds, {cfg['n_bootstrap']} "
                 f"fixed-bootstrap replicates, {shape} volumes; truth to a Monte-Carlo s.e. of "
                 f"{cfg['truth_se_target']} Dice or {_f(cfg['truth_n_max'])} cases. The "
-                "estimator names are section 5's.",
+                f"estimator names are section 5's. Machine: {_machine(extra)}",
                 "section 5 (other weights), same N: MAE; dominant; coverage",
             ),
         ]
@@ -2662,7 +2661,8 @@ def _value_estimators(ve: dict[str, Any] | None) -> str:
             f"`{g['commit']}` (their times measured then)"
             for g in ve.get("merged", [])
         )
-        + f". Every time ratio divides by DoWhy MR (default learners) times measured "
+        + f". Machine: {_machine(ve)}"
+        + f" Every time ratio divides by DoWhy MR (default learners) times measured "
         f"{_dowhy_timed(ve)}"
         + f". SCMs {', '.join(f'`{s}`' for s in cfg['scms'])} (section 1), N = "
         f"{', '.join(map(str, sizes_run))} cases per environment, seeds {seeds_run}. "

@@ -207,7 +207,7 @@ def test_rescoring_replaces_every_truth_dependent_field():
     assert rec["imprecise"] == ["X", "Y"] and rec["flagged_with_tolerance"]
 
 
-def test_section_5d_shows_the_shipped_runs_beside_section_5s():
+def test_section_5d_shows_the_shipped_runs_beside_section_5s(tmp_path):
     from benchmarks import report
     from benchmarks.bench_synthetic_ms import summarise
 
@@ -256,7 +256,17 @@ def test_section_5d_shows_the_shipped_runs_beside_section_5s():
                 }
             },
             "overall": summarise(runs, ("estimator", "n")) + summarise(runs, ("estimator",)),
-            "mr_vs_iw": [{"mr": "mr", "iw": "iw", "n": 300, "ratio": 1.5, "n_runs": 2}],
+            "mr_vs_iw": [
+                {
+                    "mr": "mr",
+                    "iw": "iw",
+                    "n": 300,
+                    "ratio": 1.5,
+                    "n_runs": 2,
+                    "target_ratio": 2.0,
+                    "met": False,
+                }
+            ],
             "merged": [{"command": "bench --merge", "n_runs": 2, "date": "2026-12-01"}],
         }
 
@@ -267,14 +277,20 @@ def test_section_5d_shows_the_shipped_runs_beside_section_5s():
     old = payload([run("mr", 300, 0, 0.03, True)], "fc7b11cbd4b70bd2")
     text = report._synthetic_ms_shipped(shipped, old)
     assert text.startswith("### 5d.")
-    assert "`fc7b11cbd4b70bd2`" in text and "`b18905a52e0942b7`" in text
+    # section 5's (lost) weights are named first, the kept ones after
+    assert 0 < text.index("`fc7b11cbd4b70bd2`") < text.index("`b18905a52e0942b7`")
     rows = [line for line in text.splitlines() if line.startswith("| `mr`")]
     assert len(rows) == 2  # one per N, not the row over both sizes
     n100, n300 = ([c.strip() for c in row.strip("|").split("|")] for row in rows)
     assert n100[1:3] == ["100", "2"] and n100[-1] == "—"  # section 5 has no N = 100 run
     assert n300[3].startswith("0.006 ±") and n300[-1].startswith("0.03;")
-    assert "`mr` vs `iw` at N = 300: 1.5×" in text and "Merged afterwards" in text
+    assert "`mr` vs `iw` at N = 300: 1.5×" in text and "Merged into these results" in text
     assert report._synthetic_ms_shipped(None, old) == ""
+    # the report places it, with its MR-vs-IW rows in the Targets table
+    (tmp_path / "synthetic_ms_shipped.json").write_text(json.dumps(shipped))
+    written = report.write(results_dir=tmp_path, out=tmp_path / "RESULTS.md").read_text()
+    assert "### 5d. Synthetic MS on the segmenters the repository holds" in written
+    assert "| Synthetic MS on the segmenters kept (section 5d), N = 300: `mr`" in written
 
 
 def _variant_row(runs, suffix, n, scenarios=("acq",)):
@@ -345,13 +361,18 @@ def test_git_state_keeps_the_first_letter_of_modified_files(monkeypatch):
     from benchmarks import _common
 
     def fake_run(args, **kwargs):
-        out = "abc1234\n" if "rev-parse" in args else " M src/a.py\n?? src/b.py\n"
+        out = (
+            "abc1234\n"
+            if "rev-parse" in args
+            else " M src/a.py\n?? src/b.py\n M benchmarks/bench_x.py\n"
+        )
         return subprocess.CompletedProcess(args, 0, stdout=out, stderr="")
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     assert _common.git_state() == {
         "commit": "abc1234",
         "modified_src_files": ["src/a.py", "src/b.py"],
+        "modified_benchmark_files": ["benchmarks/bench_x.py"],
     }
 
 
@@ -650,13 +671,17 @@ def test_the_repository_holds_the_segmenters_of_the_shipped_ms_results():
     # gave other ones: the results to extend must come with their weights
     import hashlib
 
+    from benchmarks.bench_synthetic_ms import CACHE_DIR, ModelSettings
     from benchmarks.report import MS_SHIPPED_NAME
 
     payload = json.loads((REPO / "benchmarks" / "results" / f"{MS_SHIPPED_NAME}.json").read_text())
     per_center = payload["model"]["per_center"]
     assert set(per_center) == {"01", "08"}
+    settings = ModelSettings(shape=tuple(payload["config"]["shape"]))
     for centre, record in per_center.items():
-        weights = (REPO / record["cache_file"]).read_bytes()
+        path = CACHE_DIR / f"{settings.key(centre)}.pt"  # where the benchmark loads it from
+        assert path == REPO / record["cache_file"], centre
+        weights = path.read_bytes()
         assert hashlib.sha256(weights).hexdigest()[:16] == record["weights_sha256_16"], centre
     scenarios = payload["scenarios"].values()
     assert {sc["model_center"] for sc in scenarios} <= set(per_center)
