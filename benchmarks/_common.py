@@ -47,7 +47,7 @@ def _cpu_model() -> str:
 
 
 def cpu_identity(cpuinfo: str | None = None) -> dict[str, Any]:
-    """Which CPU this is beyond its marketing name: family, model and stepping, and the
+    r"""Which CPU this is beyond its marketing name: family, model and stepping, and the
     widest vector instructions it offers (``"avx512"``, ``"avx2"`` or ``"other"``).
 
     Two machines both called "AMD EPYC" can be different generations, with different
@@ -61,6 +61,17 @@ def cpu_identity(cpuinfo: str | None = None) -> dict[str, Any]:
     cpuinfo : str, optional
         The text of ``/proc/cpuinfo`` (read when not given; fields are ``None`` where it
         cannot be read).
+
+    Returns
+    -------
+    dict
+        ``family``, ``model``, ``stepping``, ``vector_isa``, ``torch_capability``.
+
+    Examples
+    --------
+    >>> info = cpu_identity("cpu family : 25\nmodel : 1\nflags : fpu avx2\n")
+    >>> info["family"], info["model"], info["vector_isa"]
+    ('25', '1', 'avx2')
     """
     if cpuinfo is None:
         try:

@@ -870,7 +870,7 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
         kw["pooled_regressions"] = POOLED_SUFFIX in estimator
     if _marked(estimator, BOTH_DX_MARK):
         kw["both_samples"] = ["D", "X"]
-    elif BOTH_MARK in estimator:
+    elif _marked(estimator, BOTH_MARK):
         kw["both_samples"] = True
     if estimator.endswith(CHECK_SUFFIX):
         kw["cross_check"] = True
@@ -1215,8 +1215,35 @@ MR_VS_IW_PAIRS = (
 )
 
 
+def ratio_interval(
+    scenarios: list[str], numerator: np.ndarray, denominator: np.ndarray, n_resamples: int = 10_000
+) -> tuple[float, float]:
+    """95 % interval of ``mean(numerator) / mean(denominator)`` over paired runs, the
+    runs resampled with replacement within each scenario (the seeds are the noise; the
+    scenarios are fixed). Seeded: the same runs give the same interval.
+
+    >>> import numpy as np
+    >>> lo, hi = ratio_interval(["a", "a", "b", "b"], np.array([2.0, 2.2, 4.0, 3.8]),
+    ...                         np.array([1.0, 1.1, 2.0, 1.9]))
+    >>> bool(lo <= 2.0 <= hi)
+    True
+    """
+    rng = np.random.default_rng(0)
+    labels = np.asarray(scenarios)
+    num = np.zeros(n_resamples)
+    den = np.zeros(n_resamples)
+    for name in dict.fromkeys(scenarios):
+        rows = np.flatnonzero(labels == name)
+        draw = rows[rng.integers(0, len(rows), (n_resamples, len(rows)))]
+        num += numerator[draw].sum(axis=1)
+        den += denominator[draw].sum(axis=1)
+    lo, hi = np.percentile(num / den, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def mr_vs_iw(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """IW's mean MAE over MR's at ``MR_VS_IW["n"]``, on the (scenario, seed) both ran."""
+    """IW's mean MAE over MR's at ``MR_VS_IW["n"]``, on the (scenario, seed) both ran, with
+    a 95 % interval over the seeds (:func:`ratio_interval`)."""
     mae: dict[str, dict[tuple, float]] = {}
     for r in runs:
         if r.get("ok") and r["n"] == MR_VS_IW["n"]:
@@ -1226,7 +1253,8 @@ def mr_vs_iw(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         both = sorted(set(mae.get(m, {})) & set(mae.get(b, {})))
         if not both:
             continue
-        ratio = float(np.mean([mae[b][k] for k in both]) / np.mean([mae[m][k] for k in both]))
+        iw, mr = (np.array([mae[e][k] for k in both]) for e in (b, m))
+        ratio = float(iw.mean() / mr.mean())
         rows.append(
             {
                 "mr": m,
@@ -1234,6 +1262,7 @@ def mr_vs_iw(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "n": MR_VS_IW["n"],
                 "n_runs": len(both),
                 "ratio": ratio,
+                "ratio_interval": ratio_interval([k[0] for k in both], iw, mr),
                 "target_ratio": MR_VS_IW["ratio"],
                 "met": ratio >= MR_VS_IW["ratio"],
             }
@@ -1409,8 +1438,9 @@ def check_same_models(previous: dict[str, Any] | None, new: dict[str, Any]) -> N
     """Refuse to merge runs made with another segmenter than the existing runs'.
 
     A model trained anew (every cached model but the kept 16³ ones) can differ from the
-    one the existing runs used (another CPU generation's floating-point kernels); its runs would be scored against its own truth while the results show one
-    truth per scenario. Raises ``ValueError`` naming the centres whose weights differ.
+    one the existing runs used (another CPU generation's floating-point kernels); its
+    runs would be scored against its own truth while the results show one truth per
+    scenario. Raises ``ValueError`` naming the centres whose weights differ.
     """
     old = (previous or {}).get("per_center", {})
     differ = {

@@ -1899,6 +1899,14 @@ _MR_PAIR_NOTES = {
 }
 
 
+def _ratio_interval(row: dict[str, Any]) -> str:
+    """`` (95 % over seeds: lo–hi)`` of a ``mr_vs_iw`` row, "" where not recorded."""
+    if not row.get("ratio_interval"):
+        return ""
+    lo, hi = row["ratio_interval"]
+    return f" (95 % over seeds: {_f(lo, 3)}–{_f(hi, 3)})"
+
+
 def _ms_mr_vs_iw(ms: dict[str, Any], label: str = "Synthetic MS") -> list[list[str]]:
     """Targets rows: IW's MAE over MR's (``mr_vs_iw`` of the benchmark's JSON)."""
     return [
@@ -1906,7 +1914,7 @@ def _ms_mr_vs_iw(ms: dict[str, Any], label: str = "Synthetic MS") -> list[list[s
             f"{label}, N = {r['n']}: `{r['mr']}`"
             f"{_MR_PAIR_NOTES.get((r['mr'], r['iw']), _MR_VARIANT_NOTES.get(r['mr'], ''))} MAE "
             f"at least {r['target_ratio']:g}× lower than `{r['iw']}`'s",
-            f"{_f(r['ratio'], 3)}× ({r['n_runs']} runs each)",
+            f"{_f(r['ratio'], 3)}×{_ratio_interval(r)} ({r['n_runs']} runs each)",
             _yes(r["met"]),
         ]
         for r in ms.get("mr_vs_iw", [])
@@ -1935,13 +1943,23 @@ MS32_NAME = "synthetic_ms_32"
 
 
 def _ms_beside(
-    extra: dict[str, Any], ms: dict[str, Any] | None, intro: str, ref_label: str
+    extra: dict[str, Any], ms: dict[str, Any] | None, name: str, about: str, ref_label: str
 ) -> list[str]:
-    """The lines of a synthetic-MS results file stored beside section 5's: ``intro``
-    with the merges, the truth table, the estimator table (each estimator beside section
-    5's runs of the same estimator and N, in column ``ref_label``) and IW's MAE over
-    MR's."""
-    sizes = extra["config"]["sizes"]
+    """The lines of a synthetic-MS results file ``results/<name>.json`` stored beside
+    section 5's: how it ran (then ``about``) with its merges, the truth table, the
+    estimator table (each estimator beside section 5's runs of the same estimator and N,
+    in column ``ref_label``) and IW's MAE over MR's."""
+    cfg = extra["config"]
+    intro = (
+        f"{_run(extra)}: `{extra.get('command')}` ({_f(extra.get('seconds'), 3)} s; "
+        f"written to a scratch folder and copied to `results/{name}.json`). "
+        f"{len(extra['scenarios'])} scenarios, N = {', '.join(map(str, cfg['sizes']))}, "
+        f"seeds {cfg['seeds']}, {cfg['n_folds']} folds, {cfg['n_bootstrap']} "
+        f"fixed-bootstrap replicates, {'×'.join(map(str, cfg['shape']))} volumes; truth to "
+        f"a Monte-Carlo s.e. of {cfg['truth_se_target']} Dice or {_f(cfg['truth_n_max'])} "
+        f"cases. {about}"
+    )
+    sizes = cfg["sizes"]
     n = sizes[0] if len(sizes) == 1 else None
     by_ref = {
         (r["estimator"], r.get("n")): r for r in (ms or {}).get("overall", []) if r.get("n_ok")
@@ -1981,8 +1999,8 @@ def _ms_beside(
         for name, sc in extra["scenarios"].items()
     ]
     ratio = "; ".join(
-        f"`{r['mr']}` vs `{r['iw']}` at N = {r['n']}: {_f(r['ratio'], 3)}× "
-        f"({r['n_runs']} runs each)"
+        f"`{r['mr']}` vs `{r['iw']}` at N = {r['n']}: {_f(r['ratio'], 3)}×"
+        f"{_ratio_interval(r)} ({r['n_runs']} runs each)"
         for r in extra.get("mr_vs_iw", [])
     )
     merged = "".join(
@@ -2031,15 +2049,10 @@ def _synthetic_ms_32(ms32: dict[str, Any] | None, ms: dict[str, Any] | None) -> 
             *_ms_beside(
                 ms32,
                 ms,
-                f"{_run(ms32)}: `{ms32.get('command')}` ({_f(ms32.get('seconds'), 3)} s; "
-                f"written to a scratch folder and copied to `results/{MS32_NAME}.json`). "
-                f"{len(ms32['scenarios'])} scenarios, N = {', '.join(map(str, cfg['sizes']))}, "
-                f"seeds {cfg['seeds']}, {cfg['n_folds']} folds, {cfg['n_bootstrap']} "
-                "fixed-bootstrap replicates, one U-Net per source center trained as in "
-                f"section 5 but on {shape} volumes; truth to a Monte-Carlo s.e. of "
-                f"{cfg['truth_se_target']} Dice or {_f(cfg['truth_n_max'])} cases. `mr` has "
-                "unpooled regressions, `mr+pooled` is what `method='mr'` does on images by "
-                "default; both report the bootstrap interval here.",
+                MS32_NAME,
+                "One U-Net per source center, trained as in section 5 but on these volumes. "
+                "`mr` has unpooled regressions, `mr+pooled` is what `method='mr'` does on "
+                "images by default; both report the bootstrap interval here.",
                 f"{shape16}, same N: MAE; dominant; coverage",
             ),
         ]
@@ -2069,8 +2082,9 @@ def _synthetic_ms_shipped(extra: dict[str, Any] | None, ms: dict[str, Any] | Non
             "### 5d. Synthetic MS on the segmenters the repository holds",
             "",
             "Section 5's runs were made on U-Nets whose weights were cached but not kept "
-            f"({_weights(ms) or 'not recorded'}). Training them again with the same recipe and seeds on "
-            "another CPU generation gives other weights, so those runs cannot be extended "
+            f"({_weights(ms) or 'not recorded'}). Training them again with the same recipe "
+            "and seeds on another CPU generation gives other weights, so those runs cannot "
+            "be extended "
             "from a fresh checkout. The weights of these runs are in the repository "
             f"(`benchmarks/results/cache/`, {_weights(extra)}); every new {shape} variant "
             "is measured here, on truths recomputed for these models, beside the baselines "
@@ -2079,13 +2093,8 @@ def _synthetic_ms_shipped(extra: dict[str, Any] | None, ms: dict[str, Any] | Non
             *_ms_beside(
                 extra,
                 ms,
-                f"{_run(extra)}: `{extra.get('command')}` ({_f(extra.get('seconds'), 3)} s; "
-                f"written to a scratch folder and copied to `results/{MS_SHIPPED_NAME}.json`). "
-                f"{len(extra['scenarios'])} scenarios, N = {', '.join(map(str, cfg['sizes']))}, "
-                f"seeds {cfg['seeds']}, {cfg['n_folds']} folds, {cfg['n_bootstrap']} "
-                f"fixed-bootstrap replicates, {shape} volumes; truth to a Monte-Carlo s.e. of "
-                f"{cfg['truth_se_target']} Dice or {_f(cfg['truth_n_max'])} cases. The "
-                f"estimator names are section 5's. Machine: {_machine(extra)}",
+                MS_SHIPPED_NAME,
+                f"The estimator names are section 5's. Machine: {_machine(extra)}",
                 "section 5 (other weights), same N: MAE; dominant; coverage",
             ),
         ]
@@ -2312,7 +2321,8 @@ def _synthetic_ms(ms: dict[str, Any] | None, script_exists: bool) -> tuple[str, 
         f"`train_segmentation_model` on {model['settings']['n_train']} cases "
         f"({model['settings']['train_data']}, {model['settings']['epochs']} epochs) and "
         "cached in `benchmarks/results/cache/` (the file name encodes every training "
-        "setting; this section's weights were not kept, see section 5d). A trained U-Net rather than a threshold segmenter, so that the "
+        "setting; this section's weights were not kept, see section 5d). A trained U-Net "
+        "rather than a threshold segmenter, so that the "
         "Dice reacts to contrast, noise, blur and lesion size the way a real model's does. "
         f"Scored by `SegmentationAdapter` ({model['settings']['metric']}). "
         + "; ".join(

@@ -352,7 +352,14 @@ def test_mr_vs_iw_ratio_uses_the_runs_both_made():
     assert rows[0]["ratio"] == pytest.approx(2.0) and rows[0]["met"] and rows[0]["n_runs"] == 1
     assert not rows[1]["met"]
     table = report._ms_mr_vs_iw({"mr_vs_iw": rows})
-    assert table[0][1] == "2× (1 runs each)" and table[1][2] == "**no**"
+    # one run per scenario: resampling it changes nothing
+    assert rows[0]["ratio_interval"] == pytest.approx((2.0, 2.0))
+    assert table[0][1] == "2× (95 % over seeds: 2–2) (1 runs each)"
+    assert table[1][2] == "**no**"
+    assert (
+        "over seeds"
+        not in report._ms_mr_vs_iw({"mr_vs_iw": [{**rows[0], "ratio_interval": None}]})[0][1]
+    )
 
 
 def test_git_state_keeps_the_first_letter_of_modified_files(monkeypatch):
@@ -505,6 +512,7 @@ def test_pooled_variant_passes_the_option_and_is_compared_with_mr():
             "n": 300,
             "n_runs": 1,
             "ratio": pytest.approx(3.0),
+            "ratio_interval": pytest.approx((3.0, 3.0)),
             "target_ratio": 2.0,
             "met": True,
         }
@@ -664,6 +672,24 @@ def test_results_record_the_git_state_the_process_started_from(monkeypatch):
     assert _common.git_state()["commit"] == "later99"
     assert _common.machine_info()["git"] == _common.GIT_AT_START
     assert _common.GIT_AT_START["commit"] != "later99"
+
+
+def test_ratio_interval_resamples_seeds_within_scenarios():
+    from benchmarks.bench_synthetic_ms import ratio_interval
+
+    iw = np.array([0.02, 0.04, 0.03, 0.05, 0.30, 0.32])
+    mr = np.array([0.01, 0.02, 0.02, 0.02, 0.10, 0.11])
+    scen = ["a", "a", "b", "b", "c", "c"]
+    lo, hi = ratio_interval(scen, iw, mr)
+    assert lo < iw.mean() / mr.mean() < hi
+    assert ratio_interval(scen, iw, mr) == (lo, hi)  # seeded
+    # every scenario keeps its runs' count: identical seeds within each give no spread
+    same = np.repeat([0.02, 0.03, 0.3], 2)
+    lo2, hi2 = ratio_interval(scen, same, same / 2)
+    assert lo2 == pytest.approx(2.0) and hi2 == pytest.approx(2.0)
+    # while resampling across scenarios would: "c" weighs far more than "a"
+    lo3, hi3 = ratio_interval(scen, same, np.array([0.01, 0.01, 0.015, 0.015, 0.3, 0.3]))
+    assert hi3 - lo3 < 1e-9
 
 
 def test_the_repository_holds_the_segmenters_of_the_shipped_ms_results():
