@@ -28,6 +28,7 @@ MODULES = [
     "benchmarks.report",
     "benchmarks.run",
     "benchmarks.bench_demo_seeds",
+    "benchmarks.bench_ratio_information",
 ]
 
 
@@ -1237,7 +1238,92 @@ def test_defaults_targets_table_reads_each_default_per_n():
     ]
     text = "\n".join(report._ms_defaults_targets({"targets": targets, "runs": runs}))
     row = next(line for line in text.splitlines() if unpaired in line)
-    assert "| 300 | 4 |" in row and "0.012 Dice ✗" in row and "93% ✓" in row
+    assert "| section 5's (weights not kept) | 300 | 4 |" in row
+    assert "0.012 Dice ✗" in row and "93% ✓" in row
     assert row.endswith("| 1 of 4 |")
     assert paired not in text and "`iw`" not in text
     assert report._ms_defaults_targets({"targets": [], "runs": []}) == []
+    # the kept segmenters' runs (section 5d) get rows of their own, after section 5's
+    kept_targets = [{**t, "n": 100} for t in targets]
+    kept = {"targets": kept_targets, "runs": [{**r, "n": 100} for r in runs[:2]]}
+    text = "\n".join(report._ms_defaults_targets({"targets": targets, "runs": runs}, kept))
+    rows = [line for line in text.splitlines() if unpaired in line]
+    assert len(rows) == 2 and "section 5's" in rows[0]
+    assert "| kept in the repository (section 5d) | 100 | 2 |" in rows[1]
+    assert rows[1].endswith("| 0 of 2 |")
+    only_kept = report._ms_defaults_targets(None, kept)
+    assert sum(unpaired in line for line in only_kept) == 1
+
+
+def _ratio_information_arrays(n=400, seed=0):
+    """Two hidden log parameters, shifted; the features see ``seen`` (with a little noise)
+    and not ``hidden``; the metric falls with both."""
+    rng = np.random.default_rng(seed)
+    ps = {"seen": rng.normal(0, 1, n), "hidden": rng.normal(0, 1, n)}
+    pt = {"seen": rng.normal(0.8, 1, n), "hidden": rng.normal(0.8, 1, n)}
+
+    def feats(p):
+        return np.column_stack([p["seen"] + 0.1 * rng.normal(size=n), rng.normal(size=n)])
+
+    def metric(p):
+        return 0.7 - 0.05 * p["seen"] - 0.05 * p["hidden"] + 0.01 * rng.normal(size=n)
+
+    true_lr = 0.8 * (ps["seen"] + ps["hidden"]) - 0.64  # N(0.8, 1) over N(0, 1), twice
+    return ps, pt, feats(ps), feats(pt), metric(ps), metric(pt), true_lr
+
+
+def test_ratio_information_measures_what_the_features_miss():
+    """A parameter the features do not see has R² near 0 and leaves a transport gap of
+    the size of its effect; weights on the hidden parameters themselves and the true
+    ratio close it; the features' ratio is calibrated along its direction (a near 1)."""
+    from benchmarks.bench_ratio_information import measure, summarise
+
+    rec = measure(*_ratio_information_arrays(), seed=0)
+    assert rec["parameters"]["seen"]["r2"] > 0.9 and abs(rec["parameters"]["hidden"]["r2"]) < 0.05
+    assert rec["parameters"]["seen"]["corr_metric"] < -0.5
+    assert 0.6 < rec["parameters"]["hidden"]["shift"] < 1.0
+    gap = {w: rec["weights"][w]["gap"] for w in ("features", "latent", "true")}
+    # the hidden parameter's shift, 0.8 sd, costs 0.05 * 0.8 = 0.04 of the metric
+    assert 0.02 < gap["features"] < 0.06
+    assert abs(gap["latent"]) < 0.015 and abs(gap["true"]) < 0.015
+    assert rec["weights"]["true"]["corr_true"] == pytest.approx(1.0)
+    assert rec["weights"]["latent"]["corr_true"] > 0.9 > rec["weights"]["features"]["corr_true"]
+    assert 0.8 < rec["alpha_balance"] < 1.25
+    rows = summarise([{"scenario": "s", "seed": 0, **rec}, {"scenario": "s", "seed": 1, **rec}])
+    assert len(rows) == 1 and rows[0]["n_seeds"] == 2
+    assert rows[0]["weights"]["features"]["gap"] == pytest.approx(gap["features"])
+    assert rows[0]["weights"]["features"]["gap_se"] == 0.0
+
+
+def test_ratio_information_report_section(tmp_path):
+    """Section 5e shows a column per scenario in the parameter table and a row per
+    (scenario, weights) in the gap table, and the report places it after section 5d."""
+    from benchmarks import report
+    from benchmarks.bench_ratio_information import measure, summarise
+
+    measured = [measure(*_ratio_information_arrays(200, seed), seed=seed) for seed in (0, 1)]
+    recs = [
+        {"scenario": sc, "seed": seed, **measured[seed]}
+        for sc in ("acq_a", "acq_b")
+        for seed in (0, 1)
+    ]
+    payload = {
+        "date": "2026-12-01",
+        "command": "python benchmarks/bench_ratio_information.py",
+        "seconds": 12.0,
+        "config": {"n": 200, "seeds": [0, 1], "n_folds": 5},
+        "records": recs,
+        "summary": summarise(recs),
+    }
+    text = report._ratio_information(payload)
+    assert text.startswith("### 5e.")
+    assert "acq_a: R²; corr with Dice; shift | acq_b: R²; corr with Dice; shift" in text
+    hidden = next(line for line in text.splitlines() if line.startswith("| `hidden`"))
+    assert len(hidden.strip("|").split("|")) == 3
+    gap_rows = [line for line in text.splitlines() if line.startswith("| acq_")]
+    assert len(gap_rows) == 6 and "± " in gap_rows[0]
+    assert "acq_a 1" in text or "acq_a 0." in text  # the balancing exponents
+    assert report._ratio_information(None) == ""
+    (tmp_path / "ratio_information.json").write_text(json.dumps(payload))
+    written = report.write(results_dir=tmp_path, out=tmp_path / "RESULTS.md").read_text()
+    assert "### 5e. What the acquisition ratio sees of a scanner shift" in written
