@@ -4,27 +4,32 @@ hidden parameters.
 In the synthetic-MS benchmark (``bench_synthetic_ms.py``) every estimator with estimated
 ratios underestimates the acquisition mechanism's share in the scanner scenarios, and
 the simulator's true ratio of ``X`` alone removes that bias (the ``+oracle-X`` variant).
-This script measures why, on the segmenters the repository holds and on the same
-samples as the attribution runs (the same seeds per scenario, ``N`` and seed):
+This script measures what the ratio sees, on the segmenters the repository holds and on
+the samples the synthetic-MS benchmark draws for the same scenario, ``N`` and seed (the
+data do not depend on the segmenter; at N = 1000 section 5's runs drew them, on other
+weights of the same recipe):
 
 - **per acquisition parameter** (lesion contrast, noise, blur... each drawn per case by
   :class:`~shiftattr.datasets.SyntheticMS`): how much of it the ratio's features recover
-  (cross-validated R² of a ridge regression of the log parameter on the features, source
-  and target cases pooled), how strongly it goes with the model's Dice in the source
-  (correlation), and how far the scanner shift moves it (difference of the means of the
-  log parameter over its pooled sd);
+  (cross-validated R² of a ridge regression of the log parameter on the features: over
+  source and target cases pooled, which also credits the features for telling the two
+  environments apart, and within each environment, averaged), how strongly it goes with
+  the model's Dice in the source (correlation), and how far the scanner shift moves it
+  (difference of the means of the log parameter over the root mean of the two
+  environments' variances);
 - **per set of weights**: the source's Dice weighted by ``exp(log ratio)`` minus the
   target's mean Dice (the *transport gap*: what importance weighting with these weights
   misses of the change, 0 for exact ratios up to sampling noise), the correlation and
   slope of the log-ratio against the simulator's true one, and the Kish ESS fraction.
   The weights: out-of-fold ratios from the features (the classifier
-  :class:`~shiftattr.ratios.ImageStatsRatio` uses on them), the same classifier on the
-  hidden log parameters themselves (what perfect measurement of the parameters would
-  give), and the simulator's true ratio;
+  :class:`~shiftattr.ratios.ImageStatsRatio` uses on them), the same with the balancing
+  exponent below, the same classifier on the hidden log parameters themselves (what
+  perfect measurement of the parameters would give), and the simulator's true ratio;
 - **the balancing exponent** of the features' log-ratio: the ``a`` with which
   ``exp(a * log ratio)`` makes the weighted source's mean log-ratio that of the target.
-  ``a`` near 1 says the ratio is calibrated along its own direction, so a gap is
-  missing information (features that do not see a parameter), not shrinkage.
+  A log-ratio shrunk by a factor ``c`` needs ``a = 1 / c > 1``; out-of-fold noise in the
+  log-ratio pushes ``a`` below 1. It tests one moment along the ratio's own direction,
+  so ``a`` near 1 rules out a plain shrinkage, not a missing direction.
 
 The features are those of the ``+ext+outputs`` variants and of the command line's
 default: the extended image statistics and the model's output summaries
@@ -56,9 +61,9 @@ from benchmarks._common import GIT_AT_START, RESULTS_DIR, now_utc, write_json
 NAME = "ratio_information"
 #: The scanner-only scenarios of ``bench_synthetic_ms.py`` (only ``X`` shifts).
 SCENARIOS = ("acq_01_to_03", "acq_08_to_03", "acq_01_to_07_mild")
-#: The weights compared: out-of-fold ratios from the ratio's features, from the hidden log
-#: parameters, and the simulator's true ratio.
-WEIGHTS = ("features", "latent", "true")
+#: The weights compared: out-of-fold ratios from the ratio's features, the same raised to
+#: the balancing exponent, from the hidden log parameters, and the simulator's true ratio.
+WEIGHTS = ("features", "balanced", "latent", "true")
 N_FOLDS = 5
 
 
@@ -66,23 +71,47 @@ def transport(log_ratio: np.ndarray, metric: np.ndarray) -> tuple[float, float]:
     """The source's metric weighted by ``exp(log_ratio)`` (self-normalised) and the
     weights' Kish ESS fraction.
 
+    Parameters
+    ----------
+    log_ratio : ndarray of shape (N,)
+        Log density ratio (target over source) at the source's cases.
+    metric : ndarray of shape (N,)
+        The per-case metric of the source's cases.
+
+    Returns
+    -------
+    tuple of float
+        ``(weighted mean, ESS / N)``.
+
     Examples
     --------
     >>> mean, ess = transport(np.log(np.array([1.0, 3.0])), np.array([0.0, 1.0]))
     >>> round(mean, 2), round(ess, 2)
     (0.75, 0.8)
     """
+    from shiftattr.weighting import kish_ess
+
     w = np.exp(log_ratio - log_ratio.max())
     w /= w.sum()
-    return float(w @ metric), float(1.0 / np.sum(w**2) / len(w))
+    return float(w @ metric), float(kish_ess(w)) / len(w)
 
 
 def balancing_exponent(log_ratio_source: np.ndarray, log_ratio_target: np.ndarray) -> float:
     """The ``a`` with which ``exp(a * log_ratio)`` weights the source's log-ratios to the
-    target's mean (``nan`` if none in ``[0, 10]``).
+    target's mean (``nan`` for a constant log-ratio or if no ``a`` in ``[0, 10]`` does).
 
-    The weighted mean of ``log_ratio`` grows with ``a``; a calibrated ratio balances its
-    own log-ratio at ``a`` near 1, an over-shrunk one needs ``a > 1``.
+    The weighted mean of ``log_ratio`` grows with ``a`` (its derivative is the weighted
+    variance). A log-ratio shrunk by a factor ``c`` needs ``a = 1 / c``; noise in it
+    lowers ``a``.
+
+    Parameters
+    ----------
+    log_ratio_source, log_ratio_target : ndarray
+        Out-of-fold log-ratios at the source's and at the target's cases.
+
+    Returns
+    -------
+    float
 
     Examples
     --------
@@ -93,7 +122,11 @@ def balancing_exponent(log_ratio_source: np.ndarray, log_ratio_target: np.ndarra
     True
     >>> round(balancing_exponent(0.5 * (s - 0.5), 0.5 * (t - 0.5)) / a, 6)   # shrunk by half
     2.0
+    >>> balancing_exponent(np.zeros(5), np.ones(5))
+    nan
     """
+    if np.ptp(log_ratio_source) == 0:
+        return float("nan")
 
     def excess(a: float) -> float:
         return transport(a * log_ratio_source, log_ratio_source)[0] - log_ratio_target.mean()
@@ -106,16 +139,36 @@ def balancing_exponent(log_ratio_source: np.ndarray, log_ratio_target: np.ndarra
 
 def cv_r2(features: np.ndarray, target: np.ndarray, seed: int) -> float:
     """Cross-validated R² of a ridge regression (penalty chosen inside) of ``target`` on
-    ``features``."""
+    ``features``, over shuffled folds.
+
+    Parameters
+    ----------
+    features : ndarray of shape (N, d)
+    target : ndarray of shape (N,)
+    seed : int
+        Seed of the folds.
+
+    Returns
+    -------
+    float
+        ``sklearn.metrics.r2_score`` of the out-of-fold predictions.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(200, 2))
+    >>> round(cv_r2(x, x[:, 0] + 0.1 * rng.normal(size=200), seed=0), 2)
+    0.99
+    """
     from sklearn.linear_model import RidgeCV
+    from sklearn.metrics import r2_score
     from sklearn.model_selection import KFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
     folds = KFold(N_FOLDS, shuffle=True, random_state=seed)
-    pred = cross_val_predict(model, features, target, cv=folds)
-    return float(1.0 - np.var(target - pred) / np.var(target))
+    return float(r2_score(target, cross_val_predict(model, features, target, cv=folds)))
 
 
 def measure(
@@ -146,9 +199,11 @@ def measure(
     Returns
     -------
     dict
-        ``parameters`` (per parameter: ``r2``, ``corr_metric``, ``shift``), ``weights``
-        (per set of weights: ``weighted``, ``gap``, ``corr_true``, ``slope_true``,
-        ``ess``), ``alpha_balance``, the two means and ``n``.
+        ``parameters`` (per parameter: ``r2`` pooled, ``r2_within`` the mean of the two
+        environments', ``corr_metric``, ``shift``), ``weights`` (per set of
+        :data:`WEIGHTS`: ``weighted``, ``gap``, ``corr_true``, ``slope_true``, ``ess``),
+        ``alpha_balance`` (the balanced weights use 1 where it is ``nan``), the two
+        means and ``n``.
     """
     from shiftattr.ratios.classifier import ClassifierRatio, default_candidates
 
@@ -159,14 +214,19 @@ def measure(
     pooled_f = np.vstack([features_s, features_t])
     params = {}
     for j, k in enumerate(keys):
-        both = np.concatenate([latent_s[:, j], latent_t[:, j]])
-        sd = both.std()
+        ps, pt = latent_s[:, j], latent_t[:, j]
+        spread = np.sqrt((ps.var() + pt.var()) / 2)
+        if spread == 0:  # fixed alike in both environments: nothing to recover
+            params[k] = {"r2": None, "r2_within": None, "corr_metric": None, "shift": 0.0}
+            continue
+        within = [cv_r2(f, p, seed) for f, p in ((features_s, ps), (features_t, pt)) if p.std() > 0]
         params[k] = {
-            "r2": cv_r2(pooled_f, both, seed) if sd > 0 else None,
-            "corr_metric": float(np.corrcoef(latent_s[:, j], metric_s)[0, 1])
-            if latent_s[:, j].std() > 0 and metric_s.std() > 0
+            "r2": cv_r2(pooled_f, np.concatenate([ps, pt]), seed),
+            "r2_within": float(np.mean(within)) if within else None,
+            "corr_metric": float(np.corrcoef(ps, metric_s)[0, 1])
+            if ps.std() > 0 and metric_s.std() > 0
             else None,
-            "shift": float((latent_t[:, j].mean() - latent_s[:, j].mean()) / sd) if sd > 0 else 0.0,
+            "shift": float((pt.mean() - ps.mean()) / spread),
         }
     folds_s, folds_t = np.arange(n_s) % N_FOLDS, np.arange(n_t) % N_FOLDS
     log_ratios = {}
@@ -176,10 +236,17 @@ def measure(
     }.items():
         clf = ClassifierRatio(default_candidates(seed, linear=True), random_state=seed)
         log_ratios[name] = clf.crossfit_log_ratio({"v": a}, {"v": b}, folds_s, folds_t)
+    alpha = balancing_exponent(*log_ratios["features"])
+    source_log_ratio = {
+        "features": log_ratios["features"][0],
+        "balanced": (alpha if np.isfinite(alpha) else 1.0) * log_ratios["features"][0],
+        "latent": log_ratios["latent"][0],
+        "true": true_log_ratio_s,
+    }
     target_mean = float(metric_t.mean())
     weights = {}
     for name in WEIGHTS:
-        lr = true_log_ratio_s if name == "true" else log_ratios[name][0]
+        lr = source_log_ratio[name]
         weighted, ess = transport(lr, metric_s)
         weights[name] = {
             "weighted": weighted,
@@ -194,13 +261,24 @@ def measure(
         "target_metric": target_mean,
         "parameters": params,
         "weights": weights,
-        "alpha_balance": balancing_exponent(*log_ratios["features"]),
+        "alpha_balance": alpha,
     }
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per scenario: the means over seeds of every number of :func:`measure`, and the
     standard error of the mean gap of each set of weights.
+
+    Parameters
+    ----------
+    records : list of dict
+        :func:`run_one`'s records (a ``scenario`` and a ``seed`` beside :func:`measure`'s
+        keys).
+
+    Returns
+    -------
+    list of dict
+        One per scenario, in the order they first appear.
 
     Examples
     --------
@@ -209,19 +287,17 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ...        "parameters": {"p": {"r2": 0.5, "corr_metric": 0.2, "shift": -0.4}},
     ...        "weights": {w: {"weighted": 0.6, "gap": g, "corr_true": 1.0,
     ...                        "slope_true": 1.0, "ess": 0.5}
-    ...                    for w, g in (("features", 0.02), ("latent", 0.0), ("true", 0.0))}}
+    ...                    for w, g in (("features", 0.02), ("balanced", 0.02),
+    ...                                 ("latent", 0.0), ("true", 0.0))}}
     >>> row = summarise([rec, {**rec, "seed": 1}])[0]
     >>> row["n_seeds"], row["weights"]["features"]["gap"], row["weights"]["features"]["gap_se"]
     (2, 0.02, 0.0)
     """
+    from benchmarks.bench_synthetic_ms import _mean as mean
+
     out = []
     for scen in dict.fromkeys(r["scenario"] for r in records):
         rs = [r for r in records if r["scenario"] == scen]
-
-        def mean(values: list[Any]) -> float | None:
-            vals = [v for v in values if v is not None and np.isfinite(v)]
-            return float(np.mean(vals)) if vals else None
-
         params = {
             k: {f: mean([r["parameters"][k][f] for r in rs]) for f in rs[0]["parameters"][k]}
             for k in rs[0]["parameters"]
@@ -251,7 +327,26 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def run_one(sim, scen, adapter, n: int, seed: int) -> dict[str, Any]:
     """Sample the scenario as ``bench_synthetic_ms.py`` does for ``(N, seed)`` and
-    :func:`measure` it."""
+    :func:`measure` it.
+
+    Parameters
+    ----------
+    sim : SyntheticMS
+        ``bench_synthetic_ms.make_simulator``'s simulator.
+    scen : Scenario
+        One of ``bench_synthetic_ms.SCENARIOS``.
+    adapter : SegmentationAdapter
+        Scores the cases and gives the model's output summaries; its cache is cleared
+        afterwards (the next samples are other cases).
+    n : int
+        Cases per environment.
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``scenario``, ``seed`` and :func:`measure`'s record.
+    """
     from benchmarks.bench_synthetic_ms import _seed
     from shiftattr.ratios import ImageStatsRatio
 
@@ -280,6 +375,8 @@ def run_one(sim, scen, adapter, n: int, seed: int) -> dict[str, Any]:
         sim.true_log_ratio(src, "X", scen.env("source"), scen.env("target")),
         seed,
     )
+    if hasattr(adapter, "clear_cache"):
+        adapter.clear_cache()
     return {"scenario": scen.name, "seed": seed, **rec}
 
 
@@ -320,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     payload = {
-        "command": "python benchmarks/bench_ratio_information.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python benchmarks/bench_ratio_information.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "git": GIT_AT_START,
         "finished": now_utc(),
         "seconds": time.perf_counter() - t_start,

@@ -2120,6 +2120,7 @@ RATIO_INFORMATION_NAME = "ratio_information"
 #: The weights of ``bench_ratio_information.py``, as the report names them.
 _RATIO_WEIGHTS = {
     "features": "estimated from the ratio's features",
+    "balanced": "the same, raised to the balancing exponent",
     "latent": "same classifier on the hidden log parameters",
     "true": "the simulator's true ratio",
 }
@@ -2133,28 +2134,32 @@ def _ratio_information(ri: dict[str, Any] | None) -> str:
     cfg = ri["config"]
     summary = ri["summary"]
     names = sorted(summary[0]["parameters"])
-    param_rows = [
-        [f"`{k}`"]
-        + [
-            f"{_f(row['parameters'][k]['r2'], 2)}; {_f(row['parameters'][k]['corr_metric'], 2)}; "
-            f"{_f(row['parameters'][k]['shift'], 2)}"
-            for row in summary
-        ]
-        for k in names
-    ]
+
+    def cell(p: dict[str, Any]) -> str:
+        return (
+            f"{_f(p['r2'], 2)} ({_f(p.get('r2_within'), 2)}); {_f(p['corr_metric'], 2)}; "
+            f"{_f(p['shift'], 2)}"
+        )
+
+    param_rows = [[f"`{k}`"] + [cell(row["parameters"][k]) for row in summary] for k in names]
     weight_rows = [
         [
             row["scenario"],
             f"{_f(row['source_metric'], 3)} → {_f(row['target_metric'], 3)}",
             label,
             f"{row['weights'][w]['gap']:+.4f}"
-            + (f" ± {row['weights'][w]['gap_se']:.4f}" if row["weights"][w]["gap_se"] else ""),
+            + (
+                f" ± {row['weights'][w]['gap_se']:.4f}"
+                if row["weights"][w]["gap_se"] is not None
+                else ""
+            ),
             _f(row["weights"][w]["corr_true"], 2),
             _f(row["weights"][w]["slope_true"], 2),
             _pct(row["weights"][w]["ess"]),
         ]
         for row in summary
         for w, label in _RATIO_WEIGHTS.items()
+        if w in row["weights"]
     ]
     alphas = "; ".join(f"{row['scenario']} {_f(row['alpha_balance'], 3)}" for row in summary)
     return "\n".join(
@@ -2162,19 +2167,23 @@ def _ratio_information(ri: dict[str, Any] | None) -> str:
             "### 5e. What the acquisition ratio sees of a scanner shift",
             "",
             f"{_run(ri, mode=False)}: `{ri['command']}` ({_f(ri['seconds'], 3)} s). Machine: "
-            f"{_machine(ri)} The scanner-only scenarios of section 5d, on the same "
-            f"segmenters and samples (N = {cfg['n']} per environment, seeds {cfg['seeds']}, "
+            f"{_machine(ri)} The scanner-only scenarios of the synthetic-MS benchmark, on "
+            "section 5d's segmenters and on the samples the benchmark draws for the same "
+            f"scenario, N and seed (N = {cfg['n']} per environment, seeds {cfg['seeds']}, "
             f"{cfg['n_folds']} folds). The features are those the command line's image "
             "ratio uses: the extended image statistics and the model's output summaries. "
             "Per hidden acquisition parameter (its log, drawn per case by the simulator), "
-            "per scenario: the cross-validated R² with which the features recover it; its "
-            "correlation with the model's Dice in the source; and how far the scanner moves "
-            "it (difference of means over the pooled sd). Means over seeds:",
+            "per scenario: the cross-validated R² with which the features recover it, over "
+            "both environments' cases pooled (which also credits telling the environments "
+            "apart) and, in brackets, within each environment (averaged); its correlation "
+            "with the model's Dice in the source; and how far the scanner moves it "
+            "(difference of means over the root mean of the two variances). Means over "
+            "seeds:",
             "",
             _table(
                 [
                     "parameter",
-                    *(f"{row['scenario']}: R²; corr with Dice; shift" for row in summary),
+                    *(f"{row['scenario']}: R² (within); corr with Dice; shift" for row in summary),
                 ],
                 param_rows,
             ),
@@ -2199,8 +2208,11 @@ def _ratio_information(ri: dict[str, Any] | None) -> str:
                 weight_rows,
             ),
             "",
-            "The exponent that balances the features' log-ratio on itself (1 for a ratio "
-            f"calibrated along its own direction, above 1 for one shrunk towards 1): {alphas}.",
+            "The exponent that balances the features' log-ratio on itself: a log-ratio "
+            "shrunk by a factor c needs 1/c, above 1; noise in the out-of-fold log-ratio "
+            "pulls it below 1. It tests one moment along the ratio's own direction, so a "
+            f"value near or below 1 rules out a plain shrinkage, not a missing direction: "
+            f"{alphas}.",
             "",
         ]
     )

@@ -1276,18 +1276,22 @@ def test_ratio_information_measures_what_the_features_miss():
     """A parameter the features do not see has R² near 0 and leaves a transport gap of
     the size of its effect; weights on the hidden parameters themselves and the true
     ratio close it; the features' ratio is calibrated along its direction (a near 1)."""
-    from benchmarks.bench_ratio_information import measure, summarise
+    from benchmarks.bench_ratio_information import WEIGHTS, measure, summarise
 
     rec = measure(*_ratio_information_arrays(), seed=0)
-    assert rec["parameters"]["seen"]["r2"] > 0.9 and abs(rec["parameters"]["hidden"]["r2"]) < 0.05
-    assert rec["parameters"]["seen"]["corr_metric"] < -0.5
-    assert 0.6 < rec["parameters"]["hidden"]["shift"] < 1.0
-    gap = {w: rec["weights"][w]["gap"] for w in ("features", "latent", "true")}
+    seen, hidden = rec["parameters"]["seen"], rec["parameters"]["hidden"]
+    assert seen["r2"] > 0.9 and seen["r2_within"] > 0.9
+    assert abs(hidden["r2_within"]) < 0.05 and hidden["r2"] < 0.1
+    assert seen["corr_metric"] < -0.5
+    assert 0.65 < hidden["shift"] < 0.95  # 0.8 over a unit sd
+    gap = {w: rec["weights"][w]["gap"] for w in WEIGHTS}
     # the hidden parameter's shift, 0.8 sd, costs 0.05 * 0.8 = 0.04 of the metric
-    assert 0.02 < gap["features"] < 0.06
+    assert 0.02 < gap["features"] < 0.06 and 0.02 < gap["balanced"] < 0.06
     assert abs(gap["latent"]) < 0.015 and abs(gap["true"]) < 0.015
     assert rec["weights"]["true"]["corr_true"] == pytest.approx(1.0)
     assert rec["weights"]["latent"]["corr_true"] > 0.9 > rec["weights"]["features"]["corr_true"]
+    # two unit-variance parameters shifted by 0.8: the true ratio's ESS is exp(-1.28)
+    assert rec["weights"]["true"]["ess"] == pytest.approx(np.exp(-2 * 0.64), abs=0.08)
     assert 0.8 < rec["alpha_balance"] < 1.25
     rows = summarise([{"scenario": "s", "seed": 0, **rec}, {"scenario": "s", "seed": 1, **rec}])
     assert len(rows) == 1 and rows[0]["n_seeds"] == 2
@@ -1295,9 +1299,48 @@ def test_ratio_information_measures_what_the_features_miss():
     assert rows[0]["weights"]["features"]["gap_se"] == 0.0
 
 
+def test_ratio_information_doctests():
+    """The benchmark's docstring examples (pytest collects doctests from src/ only)."""
+    import doctest
+
+    from benchmarks import bench_ratio_information
+
+    assert doctest.testmod(bench_ratio_information).failed == 0
+
+
+def test_ratio_information_run_one_samples_as_the_attribution_benchmark():
+    """``run_one`` draws the synthetic-MS benchmark's samples of a (scenario, N, seed):
+    its source metric is the one of ``bench_synthetic_ms``'s own draw."""
+    from benchmarks import bench_synthetic_ms as ms
+    from benchmarks.bench_ratio_information import run_one
+
+    class Stub:  # a "model" whose metric and outputs are image statistics
+        def score(self, env):
+            return np.asarray(env["X"], float).reshape(len(env), -1).mean(axis=1)
+
+        def output_features(self, env):
+            return np.asarray(env["X"], float).reshape(len(env), -1).std(axis=1)[:, None]
+
+    sim = ms.make_simulator((12, 12, 12))  # 8³ leaves some cases without white matter
+    scen = {s.name: s for s in ms.SCENARIOS}["acq_01_to_03"]
+    rec = run_one(sim, scen, Stub(), n=40, seed=3)
+    src = sim.sample(40, random_state=ms._seed(scen.name, "source", 40, 3), **scen.env("source"))
+    assert rec["source_metric"] == pytest.approx(Stub().score(src).mean())
+    assert rec["scenario"] == "acq_01_to_03" and rec["seed"] == 3 and rec["n"] == 40
+    assert "lesion_contrast" in rec["parameters"] and set(rec["weights"]) == {
+        "features",
+        "balanced",
+        "latent",
+        "true",
+    }
+    # lesion contrast falls from centre 01 to 03
+    assert rec["parameters"]["lesion_contrast"]["shift"] < 0
+
+
 def test_ratio_information_report_section(tmp_path):
     """Section 5e shows a column per scenario in the parameter table and a row per
-    (scenario, weights) in the gap table, and the report places it after section 5d."""
+    (scenario, weights) in the gap table, and the report places it with section 5's
+    subsections, before the section on the peers."""
     from benchmarks import report
     from benchmarks.bench_ratio_information import measure, summarise
 
@@ -1317,13 +1360,15 @@ def test_ratio_information_report_section(tmp_path):
     }
     text = report._ratio_information(payload)
     assert text.startswith("### 5e.")
-    assert "acq_a: R²; corr with Dice; shift | acq_b: R²; corr with Dice; shift" in text
+    assert "acq_a: R² (within); corr with Dice; shift | acq_b: R² (within); corr" in text
     hidden = next(line for line in text.splitlines() if line.startswith("| `hidden`"))
     assert len(hidden.strip("|").split("|")) == 3
     gap_rows = [line for line in text.splitlines() if line.startswith("| acq_")]
-    assert len(gap_rows) == 6 and "± " in gap_rows[0]
-    assert "acq_a 1" in text or "acq_a 0." in text  # the balancing exponents
+    assert len(gap_rows) == 8 and "± " in gap_rows[0]
+    alpha = payload["summary"][0]["alpha_balance"]
+    assert f"acq_a {report._f(alpha, 3)}; acq_b" in text  # the balancing exponents
     assert report._ratio_information(None) == ""
     (tmp_path / "ratio_information.json").write_text(json.dumps(payload))
     written = report.write(results_dir=tmp_path, out=tmp_path / "RESULTS.md").read_text()
     assert "### 5e. What the acquisition ratio sees of a scanner shift" in written
+    assert written.index("### 5e.") < written.index("## Where shiftattr is behind a peer")
