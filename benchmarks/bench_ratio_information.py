@@ -417,8 +417,12 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     payload = {
-        "command": "python benchmarks/bench_ratio_information.py "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": " ".join(
+            [
+                "python benchmarks/bench_ratio_information.py",
+                *(sys.argv[1:] if argv is None else argv),
+            ]
+        ),
         "git": GIT_AT_START,
         "finished": now_utc(),
         "seconds": time.perf_counter() - t_start,

@@ -2166,7 +2166,8 @@ def _ratio_information(ri: dict[str, Any] | None) -> str:
         [
             "### 5e. What the acquisition ratio sees of a scanner shift",
             "",
-            f"{_run(ri, mode=False)}: `{ri['command']}` ({_f(ri['seconds'], 3)} s). Machine: "
+            f"{_run(ri, mode=False)}: `{ri['command'].strip()}` ({_f(ri['seconds'], 3)} s). "
+            "Machine: "
             f"{_machine(ri)} The scanner-only scenarios of the synthetic-MS benchmark, on "
             "section 5d's segmenters and on the samples the benchmark draws for the same "
             f"scenario, N and seed (N = {cfg['n']} per environment, seeds {cfg['seeds']}, "
