@@ -1079,7 +1079,7 @@ def _ms_defaults_targets(
             for r in payload.get("targets", []):
                 if r["estimator"] == e and "n" in r and r["target"] in _MS_MAIN_TARGETS:
                     by_n.setdefault(r["n"], {})[r["target"]] = r
-            runs = [r for r in payload["runs"] if r.get("ok") and r["estimator"] == e]
+            runs = [r for r in payload.get("runs", []) if r.get("ok") and r["estimator"] == e]
             for n, got in sorted(by_n.items()):
                 cells = [
                     _ms_target_cell(got[t]) + (" ✓" if got[t]["met"] else " ✗") if t in got else "—"
