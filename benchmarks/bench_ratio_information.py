@@ -390,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder of the results file")
     args = p.parse_args(argv)
+    if args.n < 2 * N_FOLDS:
+        p.error(f"--n must be at least {2 * N_FOLDS} (two cases per fold), got {args.n}")
     t_start = time.perf_counter()
     shape = (16, 16, 16)
     sim = ms.make_simulator(shape)

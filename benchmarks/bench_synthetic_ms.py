@@ -1222,6 +1222,21 @@ def ratio_interval(
     runs resampled with replacement within each scenario (the seeds are the noise; the
     scenarios are fixed). Seeded: the same runs give the same interval.
 
+    Parameters
+    ----------
+    scenarios : list of str
+        The scenario of each run.
+    numerator, denominator : ndarray of shape (n_runs,)
+        The two estimators' errors per run, in the same order.
+    n_resamples : int, default 10000
+
+    Returns
+    -------
+    tuple of float
+        The 2.5 and 97.5 percentiles of the resampled ratio.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> lo, hi = ratio_interval(["a", "a", "b", "b"], np.array([2.0, 2.2, 4.0, 3.8]),
     ...                         np.array([1.0, 1.1, 2.0, 1.9]))

@@ -1299,13 +1299,21 @@ def test_ratio_information_measures_what_the_features_miss():
     assert rows[0]["weights"]["features"]["gap_se"] == 0.0
 
 
-def test_ratio_information_doctests():
-    """The benchmark's docstring examples (pytest collects doctests from src/ only)."""
+#: Benchmark modules with docstring examples (pytest collects doctests from src/ only).
+DOCTESTED = (
+    "benchmarks._common",
+    "benchmarks.bench_synthetic_ms",
+    "benchmarks.bench_ratio_information",
+)
+
+
+@pytest.mark.parametrize("name", DOCTESTED)
+def test_benchmark_doctests(name):
+    """The examples in the benchmarks' docstrings run and hold."""
     import doctest
 
-    from benchmarks import bench_ratio_information
-
-    assert doctest.testmod(bench_ratio_information).failed == 0
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_ratio_information_run_one_samples_as_the_attribution_benchmark():
