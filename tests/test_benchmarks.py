@@ -1316,6 +1316,18 @@ def test_benchmark_doctests(name):
     assert result.attempted > 0 and result.failed == 0
 
 
+def test_ratio_information_refuses_too_few_cases(capsys):
+    """An --n below two cases per fold stops before any work, naming the smallest N."""
+    from benchmarks import bench_ratio_information as bri
+
+    with pytest.raises(SystemExit) as exc:
+        bri.main(["--n", str(2 * bri.N_FOLDS - 1)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--n must be at least {2 * bri.N_FOLDS}" in err
+    assert f"got {2 * bri.N_FOLDS - 1}" in err
+
+
 def test_ratio_information_run_one_samples_as_the_attribution_benchmark():
     """``run_one`` draws the synthetic-MS benchmark's samples of a (scenario, N, seed):
     its source metric is the one of ``bench_synthetic_ms``'s own draw."""
