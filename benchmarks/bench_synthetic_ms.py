@@ -301,6 +301,9 @@ ESTIMATORS = (
     "iw+ext+outputs+paired",
     "mr+pooled+ext+outputs+both+refit+biasaware+paired",
     "mr+pooled+ext+outputs+bothDX",
+    "mis+ext+outputs+vsm",
+    "mis+ext+outputs+offset",
+    "mis+ext+outputs+vsm+offset",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -364,6 +367,11 @@ METRIC_MARK = "+metric"
 #: Estimator names whose image features also hold the model's Dice against its own
 #: probabilities (:func:`_with_self_dice`): ``<method>+ext+outputs+selfdice``. Opt-in.
 SELFDICE_MARK = "+selfdice"
+#: Estimator names whose annotation ratio also sees how the mask agrees with the model's
+#: prediction (:func:`_mask_vs_model`, ``extra_features={"Y": ...}``) next to the model's
+#: outputs for ``X``: ``<method>+ext+outputs+vsm`` (``+vsm+offset``: with the offset
+#: conditional ratios). Opt-in.
+VSM_MARK = "+vsm"
 #: Estimator names whose ``mr`` takes every term over both environments' cases
 #: (``attribute(both_samples=True)``): ``mr+...+both``. Opt-in.
 BOTH_MARK = "+both"
@@ -372,7 +380,12 @@ BOTH_MARK = "+both"
 #: (``attribute(both_samples=["D", "X"])``): ``mr+...+bothDX``. Opt-in.
 BOTH_DX_MARK = "+bothDX"
 #: Variants without an opt-in mark that still only run when named (measured once, no gain).
-OPT_IN = ("mr+pooled+ext+outputs", "mr+pooled+ext+outputs+paired", "iw+ext+outputs+paired")
+OPT_IN = (
+    "mr+pooled+ext+outputs",
+    "mr+pooled+ext+outputs+paired",
+    "iw+ext+outputs+paired",
+    "mis+ext+outputs+offset",
+)
 
 
 def _marked(estimator: str, mark: str) -> bool:
@@ -401,6 +414,7 @@ DEFAULT_ESTIMATORS = tuple(
     )
     and e not in OPT_IN
     and BOTH_MARK not in e
+    and not _marked(e, VSM_MARK)
 )
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"
@@ -896,6 +910,8 @@ def ratio_estimators(estimator: str, adapter: SegmentationAdapter, seed: int) ->
         extra = {**(extra or {}), "X": partial(_with_self_dice, adapter)}
     if METRIC_MARK in estimator:
         extra = {**(extra or {}), "Y": adapter.score}
+    if _marked(estimator, VSM_MARK):
+        extra = {**(extra or {}), "Y": partial(_mask_vs_model, adapter)}
     kw: dict[str, Any] = {}
     if "statistics" in inspect.signature(ImageStatsRatio).parameters:  # explicit: the
         # library's default became "extended" on 2026-11-30, after these runs' basic ones
@@ -915,6 +931,19 @@ def _with_self_dice(adapter: SegmentationAdapter, environment) -> np.ndarray:
     inside = (masks * proba).sum(axis=1)
     self_dice = 2 * inside / np.maximum(masks.sum(axis=1) + proba.sum(axis=1), 1e-9)
     return np.column_stack([adapter.output_features(environment), self_dice])
+
+
+def _mask_vs_model(adapter: SegmentationAdapter, environment) -> np.ndarray:
+    """How each case's mask ``Y`` agrees with the model's prediction from ``X``: the log
+    of (mask volume + 1) / (predicted volume + 1), and the overlap's share of each,
+    |Y and P| / (|Y| + 1) and |Y and P| / (|P| + 1). A function of ``(X, Y)``, so a
+    feature of the annotation's joint node set, not of its parents."""
+    n = len(environment)
+    mask = np.asarray(environment["Y"]).reshape(n, -1) > 0.5
+    pred = np.asarray(adapter.predict(environment)).reshape(n, -1) > 0.5
+    both = (mask & pred).sum(axis=1)
+    n_mask, n_pred = mask.sum(axis=1) + 1.0, pred.sum(axis=1) + 1.0
+    return np.column_stack([np.log(n_mask / n_pred), both / n_mask, both / n_pred])
 
 
 def oracle_nodes(estimator: str) -> tuple[str, ...]:
@@ -1361,6 +1390,9 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "khaki",
                 "mediumorchid",
                 "darkturquoise",
+                "springgreen",
+                "palevioletred",
+                "midnightblue",
             ),
             strict=True,
         )

@@ -815,6 +815,41 @@ def test_prognostic_variants_add_the_dice_and_the_self_dice_where_named():
         assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
 
 
+def test_mask_vs_model_variants_give_the_annotation_ratio_the_masks_agreement():
+    bench = pytest.importorskip("benchmarks.bench_synthetic_ms")
+    from shiftattr import Environment
+
+    class _Adapter:
+        def output_features(self, env):
+            return np.zeros((len(env), 2))
+
+        def predict(self, env):  # the first half of each case's voxels
+            mask = np.zeros((len(env), 4, 4, 4), dtype="uint8")
+            mask[:, :2] = 1
+            return mask
+
+    adapter = _Adapter()
+    y = np.zeros((2, 4, 4, 4))
+    y[0, :1] = 1  # case 0: a quarter of the voxels, all inside the prediction
+    y[1, 2:] = 1  # case 1: the other half, none inside it
+    env = Environment({"X": np.zeros((2, 4, 4, 4)), "Y": y})
+    for name in ("mis+ext+outputs+vsm", "mis+ext+outputs+vsm+offset"):
+        assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
+        ests = bench.ratio_estimators(name, adapter, seed=0)
+        assert ests["X"].extra_features is ests["Y"].extra_features  # both estimators agree
+        assert set(ests["Y"].extra_features) == {"X", "Y"}
+    assert bench.attribute_kwargs("mis+ext+outputs+vsm+offset", adapter)["conditional_ratios"] == (
+        "offset"
+    )
+    assert "conditional_ratios" not in bench.attribute_kwargs("mis+ext+outputs+vsm", adapter)
+    assert "mis+ext+outputs+offset" not in bench.DEFAULT_ESTIMATORS
+    cols = ests["Y"].extra_features["Y"](env)
+    np.testing.assert_allclose(
+        cols,
+        [[np.log(17 / 33), 16 / 17, 16 / 33], [np.log(33 / 33), 0.0, 0.0]],
+    )
+
+
 def test_demo_seeds_configuration_summary_and_report(tmp_path):
     from benchmarks import report
     from benchmarks.bench_demo_seeds import configuration, summarise
