@@ -218,6 +218,7 @@ import torch
 
 import shiftattr
 from benchmarks._common import RESULTS_DIR, blas_threads, now_utc, read_json, write_json
+from shiftattr import Environment
 from shiftattr.attribution import imprecise_mechanisms
 from shiftattr.datasets import SyntheticMS
 from shiftattr.datasets.synthetic_ms import (
@@ -304,6 +305,7 @@ ESTIMATORS = (
     "mis+ext+outputs+vsm",
     "mis+ext+outputs+offset",
     "mis+ext+outputs+vsm+offset",
+    "mis+ext+outputs+ychild+offset",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -372,6 +374,11 @@ SELFDICE_MARK = "+selfdice"
 #: outputs for ``X``: ``<method>+ext+outputs+vsm`` (``+vsm+offset``: with the offset
 #: conditional ratios). Opt-in.
 VSM_MARK = "+vsm"
+#: Estimator names whose annotation ratio's offset model reads ``Y``'s own features only
+#: (its mask statistics and :func:`_mask_vs_model`, :class:`_AnnotationOnly`), not the
+#: image's: ``<method>+ext+outputs+ychild+offset``. The offset model's learnt term then
+#: cannot take up what the parents' (image's) ratio missed. Opt-in.
+YCHILD_MARK = "+ychild"
 #: Estimator names whose ``mr`` takes every term over both environments' cases
 #: (``attribute(both_samples=True)``): ``mr+...+both``. Opt-in.
 BOTH_MARK = "+both"
@@ -415,6 +422,7 @@ DEFAULT_ESTIMATORS = tuple(
     and e not in OPT_IN
     and BOTH_MARK not in e
     and not _marked(e, VSM_MARK)
+    and not _marked(e, YCHILD_MARK)
 )
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"
@@ -918,10 +926,28 @@ def ratio_estimators(estimator: str, adapter: SegmentationAdapter, seed: int) ->
         kw["statistics"] = "extended" if EXTENDED_MARK in estimator else "basic"
     if MIC_MARK in estimator:
         kw["mask_image_contrast"] = True
-    return {
-        "X": ImageStatsRatio(extra_features=extra, random_state=seed, **kw),
-        "Y": ImageStatsRatio(extra_features=extra, random_state=seed, **kw),
-    }
+    x_ratio = ImageStatsRatio(extra_features=extra, random_state=seed, **kw)
+    if _marked(estimator, YCHILD_MARK):
+        agreement = {"Y": partial(_mask_vs_model, adapter)}
+        return {
+            "X": x_ratio,
+            "Y": _AnnotationOnly(extra_features=agreement, random_state=seed, **kw),
+        }
+    return {"X": x_ratio, "Y": ImageStatsRatio(extra_features=extra, random_state=seed, **kw)}
+
+
+class _AnnotationOnly(ImageStatsRatio):
+    """The annotation's ratio features without the image's: the statistics of ``Y``
+    alone and its ``extra_features`` (here :func:`_mask_vs_model`, which reads ``X``
+    through the model). Only for the offset model (``conditional_ratios="offset"``),
+    which reads the joint set's features from ``Y``'s estimator and takes the parents'
+    log-ratio from ``X``'s."""
+
+    def ratio_features(self, features) -> np.ndarray:
+        own = self._image_statistics({"Y": features["Y"]})
+        environment = Environment(dict(features))
+        extra = [fn(environment) for _, fn in sorted((self.extra_features or {}).items())]
+        return np.hstack([own, *(np.asarray(e, dtype=float).reshape(len(own), -1) for e in extra)])
 
 
 def _with_self_dice(adapter: SegmentationAdapter, environment) -> np.ndarray:
