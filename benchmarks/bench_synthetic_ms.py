@@ -306,6 +306,7 @@ ESTIMATORS = (
     "mis+ext+outputs+offset",
     "mis+ext+outputs+vsm+offset",
     "mis+ext+outputs+ychild+offset",
+    "mis+ext+outputs+yown+offset",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -379,6 +380,9 @@ VSM_MARK = "+vsm"
 #: image's: ``<method>+ext+outputs+ychild+offset``. The offset model's learnt term then
 #: cannot take up what the parents' (image's) ratio missed. Opt-in.
 YCHILD_MARK = "+ychild"
+#: As ``+ychild``, without the agreement: the annotation's offset model reads ``Y``'s
+#: mask statistics alone: ``<method>+ext+outputs+yown+offset``. Opt-in.
+YOWN_MARK = "+yown"
 #: Estimator names whose ``mr`` takes every term over both environments' cases
 #: (``attribute(both_samples=True)``): ``mr+...+both``. Opt-in.
 BOTH_MARK = "+both"
@@ -423,6 +427,7 @@ DEFAULT_ESTIMATORS = tuple(
     and BOTH_MARK not in e
     and not _marked(e, VSM_MARK)
     and not _marked(e, YCHILD_MARK)
+    and not _marked(e, YOWN_MARK)
 )
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"
@@ -927,8 +932,8 @@ def ratio_estimators(estimator: str, adapter: SegmentationAdapter, seed: int) ->
     if MIC_MARK in estimator:
         kw["mask_image_contrast"] = True
     x_ratio = ImageStatsRatio(extra_features=extra, random_state=seed, **kw)
-    if _marked(estimator, YCHILD_MARK):
-        agreement = {"Y": partial(_mask_vs_model, adapter)}
+    if _marked(estimator, YCHILD_MARK) or _marked(estimator, YOWN_MARK):
+        agreement = {"Y": partial(_mask_vs_model, adapter)} if YCHILD_MARK in estimator else None
         return {
             "X": x_ratio,
             "Y": _AnnotationOnly(extra_features=agreement, random_state=seed, **kw),
@@ -1419,6 +1424,8 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "springgreen",
                 "palevioletred",
                 "midnightblue",
+                "darkolivegreen",
+                "lightslategray",
             ),
             strict=True,
         )

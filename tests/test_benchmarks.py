@@ -848,6 +848,20 @@ def test_mask_vs_model_variants_give_the_annotation_ratio_the_masks_agreement():
         cols,
         [[np.log(17 / 33), 16 / 17, 16 / 33], [np.log(33 / 33), 0.0, 0.0]],
     )
+    # +ychild: the annotation's offset model reads Y's statistics and the agreement only
+    name = "mis+ext+outputs+ychild+offset"
+    assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
+    ests = bench.ratio_estimators(name, adapter, seed=0)
+    assert bench.attribute_kwargs(name, adapter)["conditional_ratios"] == "offset"
+    own = bench.ImageStatsRatio(statistics="extended").ratio_features({"Y": y})
+    z = ests["Y"].ratio_features(env.features(["X", "Y"]))
+    np.testing.assert_allclose(z, np.hstack([own, cols]))
+    assert ests["X"].ratio_features(env.features(["X"])).shape[1] > 0  # X's keeps the image's
+    # +yown: Y's statistics alone
+    name = "mis+ext+outputs+yown+offset"
+    assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
+    z = bench.ratio_estimators(name, adapter, seed=0)["Y"].ratio_features(env.features(["X", "Y"]))
+    np.testing.assert_allclose(z, own)
 
 
 def test_demo_seeds_configuration_summary_and_report(tmp_path):
