@@ -307,6 +307,7 @@ ESTIMATORS = (
     "mis+ext+outputs+vsm+offset",
     "mis+ext+outputs+ychild+offset",
     "mis+ext+outputs+yown+offset",
+    "mis+ext+outputs+refit+biasaware+ychild+offset",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -1426,6 +1427,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "midnightblue",
                 "darkolivegreen",
                 "lightslategray",
+                "darkmagenta",
             ),
             strict=True,
         )

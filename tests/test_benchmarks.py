@@ -857,6 +857,12 @@ def test_mask_vs_model_variants_give_the_annotation_ratio_the_masks_agreement():
     z = ests["Y"].ratio_features(env.features(["X", "Y"]))
     np.testing.assert_allclose(z, np.hstack([own, cols]))
     assert ests["X"].ratio_features(env.features(["X"])).shape[1] > 0  # X's keeps the image's
+    name = "mis+ext+outputs+refit+biasaware+ychild+offset"  # the default's intervals
+    assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS
+    kw = bench.attribute_kwargs(name, adapter)
+    assert (kw["interval"], kw["conditional_ratios"]) == ("bias_aware", "offset")
+    assert bench.bootstrap_mode(name) == "refit"
+    assert isinstance(bench.ratio_estimators(name, adapter, seed=0)["Y"], bench._AnnotationOnly)
     # +yown: Y's statistics alone
     name = "mis+ext+outputs+yown+offset"
     assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
