@@ -218,7 +218,6 @@ import torch
 
 import shiftattr
 from benchmarks._common import RESULTS_DIR, blas_threads, now_utc, read_json, write_json
-from shiftattr import Environment
 from shiftattr.attribution import imprecise_mechanisms
 from shiftattr.datasets import SyntheticMS
 from shiftattr.datasets.synthetic_ms import (
@@ -308,6 +307,8 @@ ESTIMATORS = (
     "mis+ext+outputs+ychild+offset",
     "mis+ext+outputs+yown+offset",
     "mis+ext+outputs+refit+biasaware+ychild+offset",
+    "mis+ext+outputs+offsetchild",
+    "mis+ext+outputs+refit+biasaware+offsetchild",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -372,18 +373,23 @@ METRIC_MARK = "+metric"
 #: probabilities (:func:`_with_self_dice`): ``<method>+ext+outputs+selfdice``. Opt-in.
 SELFDICE_MARK = "+selfdice"
 #: Estimator names whose annotation ratio also sees how the mask agrees with the model's
-#: prediction (:func:`_mask_vs_model`, ``extra_features={"Y": ...}``) next to the model's
+#: prediction (``extra_features={"Y": adapter.agreement_features}``) next to the model's
 #: outputs for ``X``: ``<method>+ext+outputs+vsm`` (``+vsm+offset``: with the offset
 #: conditional ratios). Opt-in.
 VSM_MARK = "+vsm"
 #: Estimator names whose annotation ratio's offset model reads ``Y``'s own features only
-#: (its mask statistics and :func:`_mask_vs_model`, :class:`_AnnotationOnly`), not the
-#: image's: ``<method>+ext+outputs+ychild+offset``. The offset model's learnt term then
-#: cannot take up what the parents' (image's) ratio missed. Opt-in.
+#: (its mask statistics and the agreement, :class:`_AnnotationOnly`), not the image's:
+#: ``<method>+ext+outputs+ychild+offset``. The offset model's learnt term then cannot
+#: take up what the parents' (image's) ratio missed. The acquisition's offset model keeps
+#: the joint set's features (``+offsetchild`` is the library's version). Opt-in.
 YCHILD_MARK = "+ychild"
 #: As ``+ychild``, without the agreement: the annotation's offset model reads ``Y``'s
 #: mask statistics alone: ``<method>+ext+outputs+yown+offset``. Opt-in.
 YOWN_MARK = "+yown"
+#: Estimator names with ``attribute(conditional_ratios="offset_child")`` and the
+#: annotation's agreement with the prediction among ``Y``'s features, as the command line
+#: builds them: ``<method>+ext+outputs+offsetchild``. Opt-in.
+OFFSET_CHILD_MARK = "+offsetchild"
 #: Estimator names whose ``mr`` takes every term over both environments' cases
 #: (``attribute(both_samples=True)``): ``mr+...+both``. Opt-in.
 BOTH_MARK = "+both"
@@ -429,6 +435,7 @@ DEFAULT_ESTIMATORS = tuple(
     and not _marked(e, VSM_MARK)
     and not _marked(e, YCHILD_MARK)
     and not _marked(e, YOWN_MARK)
+    and not _marked(e, OFFSET_CHILD_MARK)
 )
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"
@@ -904,6 +911,8 @@ def attribute_kwargs(estimator: str, adapter: SegmentationAdapter) -> dict[str, 
         kw["cross_check"] = True
     if estimator.endswith(OFFSET_SUFFIX):
         kw["conditional_ratios"] = "offset"
+    elif _marked(estimator, OFFSET_CHILD_MARK):
+        kw["conditional_ratios"] = "offset_child"
     return kw
 
 
@@ -924,8 +933,8 @@ def ratio_estimators(estimator: str, adapter: SegmentationAdapter, seed: int) ->
         extra = {**(extra or {}), "X": partial(_with_self_dice, adapter)}
     if METRIC_MARK in estimator:
         extra = {**(extra or {}), "Y": adapter.score}
-    if _marked(estimator, VSM_MARK):
-        extra = {**(extra or {}), "Y": partial(_mask_vs_model, adapter)}
+    if _marked(estimator, VSM_MARK) or _marked(estimator, OFFSET_CHILD_MARK):
+        extra = {**(extra or {}), "Y": adapter.agreement_features}
     kw: dict[str, Any] = {}
     if "statistics" in inspect.signature(ImageStatsRatio).parameters:  # explicit: the
         # library's default became "extended" on 2026-11-30, after these runs' basic ones
@@ -934,7 +943,7 @@ def ratio_estimators(estimator: str, adapter: SegmentationAdapter, seed: int) ->
         kw["mask_image_contrast"] = True
     x_ratio = ImageStatsRatio(extra_features=extra, random_state=seed, **kw)
     if _marked(estimator, YCHILD_MARK) or _marked(estimator, YOWN_MARK):
-        agreement = {"Y": partial(_mask_vs_model, adapter)} if YCHILD_MARK in estimator else None
+        agreement = {"Y": adapter.agreement_features} if YCHILD_MARK in estimator else None
         return {
             "X": x_ratio,
             "Y": _AnnotationOnly(extra_features=agreement, random_state=seed, **kw),
@@ -944,16 +953,12 @@ def ratio_estimators(estimator: str, adapter: SegmentationAdapter, seed: int) ->
 
 class _AnnotationOnly(ImageStatsRatio):
     """The annotation's ratio features without the image's: the statistics of ``Y``
-    alone and its ``extra_features`` (here :func:`_mask_vs_model`, which reads ``X``
-    through the model). Only for the offset model (``conditional_ratios="offset"``),
-    which reads the joint set's features from ``Y``'s estimator and takes the parents'
-    log-ratio from ``X``'s."""
+    alone and its ``extra_features`` (:meth:`ImageStatsRatio.node_features`). Only for
+    the offset model (``conditional_ratios="offset"``), which reads the joint set's
+    features from ``Y``'s estimator and takes the parents' log-ratio from ``X``'s."""
 
     def ratio_features(self, features) -> np.ndarray:
-        own = self._image_statistics({"Y": features["Y"]})
-        environment = Environment(dict(features))
-        extra = [fn(environment) for _, fn in sorted((self.extra_features or {}).items())]
-        return np.hstack([own, *(np.asarray(e, dtype=float).reshape(len(own), -1) for e in extra)])
+        return self.node_features(features, "Y")
 
 
 def _with_self_dice(adapter: SegmentationAdapter, environment) -> np.ndarray:
@@ -963,19 +968,6 @@ def _with_self_dice(adapter: SegmentationAdapter, environment) -> np.ndarray:
     inside = (masks * proba).sum(axis=1)
     self_dice = 2 * inside / np.maximum(masks.sum(axis=1) + proba.sum(axis=1), 1e-9)
     return np.column_stack([adapter.output_features(environment), self_dice])
-
-
-def _mask_vs_model(adapter: SegmentationAdapter, environment) -> np.ndarray:
-    """How each case's mask ``Y`` agrees with the model's prediction from ``X``: the log
-    of (mask volume + 1) / (predicted volume + 1), and the overlap's share of each,
-    |Y and P| / (|Y| + 1) and |Y and P| / (|P| + 1). A function of ``(X, Y)``, so a
-    feature of the annotation's joint node set, not of its parents."""
-    n = len(environment)
-    mask = np.asarray(environment["Y"]).reshape(n, -1) > 0.5
-    pred = np.asarray(adapter.predict(environment)).reshape(n, -1) > 0.5
-    both = (mask & pred).sum(axis=1)
-    n_mask, n_pred = mask.sum(axis=1) + 1.0, pred.sum(axis=1) + 1.0
-    return np.column_stack([np.log(n_mask / n_pred), both / n_mask, both / n_pred])
 
 
 def oracle_nodes(estimator: str) -> tuple[str, ...]:
@@ -1428,6 +1420,8 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "darkolivegreen",
                 "lightslategray",
                 "darkmagenta",
+                "slategrey",
+                "orangered",
             ),
             strict=True,
         )

@@ -815,7 +815,7 @@ def test_prognostic_variants_add_the_dice_and_the_self_dice_where_named():
         assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
 
 
-def test_mask_vs_model_variants_give_the_annotation_ratio_the_masks_agreement():
+def test_agreement_variants_give_the_annotation_ratio_the_masks_agreement():
     bench = pytest.importorskip("benchmarks.bench_synthetic_ms")
     from shiftattr import Environment
 
@@ -823,39 +823,35 @@ def test_mask_vs_model_variants_give_the_annotation_ratio_the_masks_agreement():
         def output_features(self, env):
             return np.zeros((len(env), 2))
 
-        def predict(self, env):  # the first half of each case's voxels
-            mask = np.zeros((len(env), 4, 4, 4), dtype="uint8")
-            mask[:, :2] = 1
-            return mask
+        def agreement_features(self, env):  # stands for the mask against the prediction
+            return np.asarray(env["Y"]).reshape(len(env), -1).mean(axis=1, keepdims=True)
 
     adapter = _Adapter()
     y = np.zeros((2, 4, 4, 4))
-    y[0, :1] = 1  # case 0: a quarter of the voxels, all inside the prediction
-    y[1, 2:] = 1  # case 1: the other half, none inside it
+    y[0, :1] = 1
+    y[1, 2:] = 1
     env = Environment({"X": np.zeros((2, 4, 4, 4)), "Y": y})
     for name in ("mis+ext+outputs+vsm", "mis+ext+outputs+vsm+offset"):
         assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
         ests = bench.ratio_estimators(name, adapter, seed=0)
-        assert ests["X"].extra_features is ests["Y"].extra_features  # both estimators agree
-        assert set(ests["Y"].extra_features) == {"X", "Y"}
+        assert ests["X"].extra_features == ests["Y"].extra_features  # both estimators agree
+        assert ests["Y"].extra_features == {
+            "X": adapter.output_features,
+            "Y": adapter.agreement_features,
+        }
     assert bench.attribute_kwargs("mis+ext+outputs+vsm+offset", adapter)["conditional_ratios"] == (
         "offset"
     )
     assert "conditional_ratios" not in bench.attribute_kwargs("mis+ext+outputs+vsm", adapter)
     assert "mis+ext+outputs+offset" not in bench.DEFAULT_ESTIMATORS
-    cols = ests["Y"].extra_features["Y"](env)
-    np.testing.assert_allclose(
-        cols,
-        [[np.log(17 / 33), 16 / 17, 16 / 33], [np.log(33 / 33), 0.0, 0.0]],
-    )
+    own = bench.ImageStatsRatio(statistics="extended").ratio_features({"Y": y})
     # +ychild: the annotation's offset model reads Y's statistics and the agreement only
     name = "mis+ext+outputs+ychild+offset"
     assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
     ests = bench.ratio_estimators(name, adapter, seed=0)
     assert bench.attribute_kwargs(name, adapter)["conditional_ratios"] == "offset"
-    own = bench.ImageStatsRatio(statistics="extended").ratio_features({"Y": y})
     z = ests["Y"].ratio_features(env.features(["X", "Y"]))
-    np.testing.assert_allclose(z, np.hstack([own, cols]))
+    np.testing.assert_allclose(z, np.c_[own, [1 / 4, 1 / 2]])
     assert ests["X"].ratio_features(env.features(["X"])).shape[1] > 0  # X's keeps the image's
     name = "mis+ext+outputs+refit+biasaware+ychild+offset"  # the default's intervals
     assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS
@@ -868,6 +864,13 @@ def test_mask_vs_model_variants_give_the_annotation_ratio_the_masks_agreement():
     assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
     z = bench.ratio_estimators(name, adapter, seed=0)["Y"].ratio_features(env.features(["X", "Y"]))
     np.testing.assert_allclose(z, own)
+    # +offsetchild: the library's offset_child, one plain estimator for both, as the CLI
+    for name in ("mis+ext+outputs+offsetchild", "mis+ext+outputs+refit+biasaware+offsetchild"):
+        assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
+        assert bench.attribute_kwargs(name, adapter)["conditional_ratios"] == "offset_child"
+        ests = bench.ratio_estimators(name, adapter, seed=0)
+        assert type(ests["Y"]) is bench.ImageStatsRatio
+        assert set(ests["Y"].extra_features) == {"X", "Y"}
 
 
 def test_demo_seeds_configuration_summary_and_report(tmp_path):

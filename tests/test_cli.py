@@ -105,6 +105,47 @@ folder = "{(tmp_path / "out").as_posix()}"
     assert (settings["method"], settings["both_samples"]) == ("mr", [])
 
 
+def test_offset_child_gives_the_annotation_ratio_the_masks_agreement(tmp_path):
+    """``conditional_ratios = "offset_child"`` with the image statistics: the annotation's
+    conditional ratio is the offset model on Y's own features, the agreement among them."""
+    cfg = tmp_path / "exp.toml"
+    text = f"""
+[data]
+kind = "synthetic"
+shape = [16, 16, 16]
+source = {{ center = "01", annotator = "1", n = 24 }}
+target = {{ center = "01", annotator = "5", n = 24 }}
+train_n = 10
+truth_n = 0
+
+[model]
+epochs = 1
+channels = [4, 8]
+
+[attribution]
+mechanisms = ["X", "Y"]
+n_folds = 2
+n_bootstrap = 2
+bootstrap = "fixed"
+
+[output]
+folder = "{(tmp_path / "out").as_posix()}"
+"""
+    cfg.write_text(text)
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    plain = json.loads((tmp_path / "out" / "attribution.json").read_text())
+    assert plain["settings"]["ratio_agreement"] is False
+    cfg.write_text(text.replace("n_folds = 2", 'n_folds = 2\nconditional_ratios = "offset_child"'))
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    child = json.loads((tmp_path / "out" / "attribution.json").read_text())
+    assert child["settings"]["conditional_ratios"] == "offset_child"
+    assert child["settings"]["ratio_agreement"] is True
+    per = child["diagnostics"]["mechanisms"]
+    assert per["Y"]["offset_penalty"] is not None
+    # the annotation's ratio is another one: its separability moves
+    assert per["Y"]["auc_joint"] != plain["diagnostics"]["mechanisms"]["Y"]["auc_joint"]
+
+
 def test_bad_config_is_readable(tmp_path, capsys):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(

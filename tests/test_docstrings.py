@@ -76,6 +76,9 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.segmentation.MASK_FEATURE_NAMES": (
         "tuple of str; ``#:`` comment, example in mask_features"
     ),
+    "shiftattr.segmentation.AGREEMENT_FEATURE_NAMES": (
+        "tuple of str; ``#:`` comment, named in mask_agreement's Returns"
+    ),
     "shiftattr.datasets.ANNOTATOR_PRESETS": "dict of AnnotatorSpec; ``#:`` comment",
     "shiftattr.datasets.CENTER_PRESETS": "dict of CenterSpec; ``#:`` comment",
     "shiftattr.datasets.POPULATION_PRESETS": "dict of PopulationSpec; ``#:`` comment",

@@ -6,7 +6,12 @@ import pytest
 import shiftattr as sa
 from shiftattr import CausalGraph, Environment
 from shiftattr.config import AttributionConfig
-from shiftattr.ratios import CrossFittedRatios, DensityRatioEstimator
+from shiftattr.ratios import (
+    ClassifierRatio,
+    CrossFittedRatios,
+    DensityRatioEstimator,
+    ImageStatsRatio,
+)
 from shiftattr.ratios.offset import crossfit_conditional
 
 
@@ -100,7 +105,7 @@ def test_estimators_without_a_feature_matrix_keep_the_difference():
     r = cf.fit(src, tgt)
     assert r.offset_penalty == {}
     np.testing.assert_allclose(r.log_ratios[0], src["X"])  # (Z + X) - Z
-    with pytest.raises(ValueError, match=r"one of \('difference', 'offset'\), got 'product'"):
+    with pytest.raises(ValueError, match=r"one of \('difference', 'offset', 'offset_child'\), got"):
         CrossFittedRatios(graph, ["X"], conditional="product")
 
 
@@ -145,3 +150,52 @@ def test_attribute_with_offset_ratios():
     with pytest.raises(ValueError, match="conditional_ratios must be"):
         sa.attribute(scm.graph, s, t, scm.metric(s), conditional_ratios="ratio", progress=False)
     assert AttributionConfig(conditional_ratios="offset").conditional_ratios == "offset"
+
+
+def test_offset_child_fits_on_the_nodes_own_features():
+    """``"offset_child"``: the offset model reads :meth:`node_features` of the mechanism's
+    node (here the child alone), never the joint set's matrix; an unchanged child of a
+    shifted parent still comes out flat."""
+
+    seen = []
+
+    class Spy(ClassifierRatio):
+        def node_features(self, features, node):
+            seen.append((tuple(sorted(features)), node))
+            return super().node_features(features, node)
+
+    graph, src, tgt = _chain(0)
+    spy = Spy(random_state=0)
+    cf = CrossFittedRatios(
+        graph,
+        ["Z", "X"],
+        estimators={"X": spy, "Z": ClassifierRatio(random_state=0)},
+        n_folds=3,
+        progress=False,
+        random_state=0,
+        conditional="offset_child",
+    )
+    r = cf.fit(src, tgt)
+    assert seen == [(("X", "Z"), "X"), (("X", "Z"), "X")]  # source and target
+    assert set(r.offset_penalty) == {"X"}
+    x = r.mechanisms.index("X")
+    assert np.r_[r.log_ratios[x], r.log_ratios_target[x]].std() < 0.25
+    f = {"Z": np.zeros(4), "X": np.arange(4.0)}
+    np.testing.assert_array_equal(ClassifierRatio().node_features(f, "X").ravel(), f["X"])
+
+
+def test_image_node_features_hold_the_nodes_statistics_and_its_extras():
+    """The extra features keyed by the node read the whole joint set (here the image)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 6, 6, 6))
+    y = (rng.random((5, 6, 6, 6)) > 0.8).astype("uint8")
+    est = ImageStatsRatio(
+        extra_features={
+            "Y": lambda env: env["X"].mean(axis=(1, 2, 3)),
+            "X": lambda env: np.ones(len(env)),
+        }
+    )
+    z = est.node_features({"X": x, "Y": y}, "Y")
+    own = ImageStatsRatio().ratio_features({"Y": y})
+    np.testing.assert_allclose(z, np.c_[own, x.mean(axis=(1, 2, 3))])
+    assert est.ratio_features({"X": x, "Y": y}).shape[1] > z.shape[1]  # joint: X's too

@@ -251,3 +251,54 @@ def test_non_finite_output_names_the_case():
         pytest.raises(ValueError, match=r"case 'two'.*non-finite"),
     ):
         adapter.output_features(blob_environment())
+
+
+# ---------------------------------------------------------------- mask_agreement
+
+
+def test_mask_agreement_by_hand_and_symmetry():
+    from shiftattr.segmentation import AGREEMENT_FEATURE_NAMES, mask_agreement
+
+    assert AGREEMENT_FEATURE_NAMES == (
+        "log_volume_ratio",
+        "overlap_of_reference",
+        "overlap_of_prediction",
+    )
+    p = np.zeros(SHAPE, dtype=bool)
+    p[:2] = True  # 128 voxels
+    r = np.zeros(SHAPE, dtype=np.uint8)
+    r[1:3] = 1  # 128 voxels, 64 of them inside p
+    np.testing.assert_allclose(mask_agreement(p, r), [0.0, 64 / 129, 64 / 129])
+    r2 = np.zeros(SHAPE, dtype=np.uint8)
+    r2[0] = 1  # 64 voxels, all inside p
+    got = mask_agreement(p, r2)
+    np.testing.assert_allclose(got, [np.log(65 / 129), 64 / 65, 64 / 129])
+    # swapping reference and prediction negates the volume ratio and swaps the overlaps
+    np.testing.assert_allclose(mask_agreement(r2, p), [-got[0], got[2], got[1]])
+    # empty masks stay finite
+    np.testing.assert_array_equal(mask_agreement(np.zeros(SHAPE), np.zeros(SHAPE)), [0, 0, 0])
+    with pytest.raises(ValueError, match=r"prediction has shape \(8, 8, 8\) and reference"):
+        mask_agreement(p, r[:4])
+
+
+def test_adapter_agreement_features_use_the_cached_predictions():
+    env = blob_environment()
+    model = CountingThreshold()
+    adapter = SegmentationAdapter(model, batch_size=2, progress=False)
+    adapter.score(env)
+    calls = model.calls
+    feats = adapter.agreement_features(env)
+    assert model.calls == calls  # served from the cache of score
+    assert feats.shape == (3, 3) and feats.dtype == np.float64
+    # cases 0 and 1: the masks are the predictions; case 2: one annotated voxel, none
+    # predicted
+    np.testing.assert_allclose(feats[0], [0.0, 8 / 9, 8 / 9])
+    np.testing.assert_allclose(feats[1], [0.0, 35 / 36, 35 / 36])
+    np.testing.assert_allclose(feats[2], [np.log(2.0), 0.0, 0.0])
+    with pytest.raises(ValueError, match="has no node 'Y'"):
+        adapter.agreement_features(Environment({"X": env["X"]}))
+    with pytest.raises(TypeError, match="Environment"):
+        adapter.agreement_features(env["X"])  # type: ignore[arg-type]
+    bad = Environment({"X": env["X"], "Y": np.zeros((3, 4, 4, 4), dtype=np.uint8)})
+    with pytest.raises(ValueError, match="share their spatial grid"):
+        adapter.agreement_features(bad)

@@ -679,7 +679,7 @@ def attribute(
         mechanisms; their ``auc_joint`` diagnostic is the AUC of the known log-ratio.
         Not available through :func:`attribute_pairs`, the config file or the CLI
         (a ratio is specific to one pair of environments).
-    conditional_ratios : {"difference", "offset"}, default "difference"
+    conditional_ratios : {"difference", "offset", "offset_child"}, default "difference"
         How the conditional ratio of a mechanism with parents is estimated.
         ``"difference"``: the log-ratio of a classifier on the node and its parents
         minus that of one on the parents alone; where the parents shifted and the node's
@@ -690,7 +690,13 @@ def attribute(
         conditional part and its penalty pulls an unchanged mechanism towards a ratio of
         one (:mod:`shiftattr.ratios.offset`); estimators without a feature matrix (a
         CNN discriminator) keep the difference. The chosen penalties are in
-        ``diagnostics["mechanisms"][m]["offset_penalty"]``.
+        ``diagnostics["mechanisms"][m]["offset_penalty"]``. ``"offset_child"``: the
+        same model on the node's own features only
+        (:meth:`~shiftattr.ratios.DensityRatioEstimator.node_features`), so it cannot
+        take up what the parents' ratio missed; for the annotation of a segmentation,
+        give its estimator the mask's agreement with the prediction
+        (``extra_features={"Y": adapter.agreement_features}``), which is what lets it
+        see an annotator shift.
     method : {"iw", "mis", "regression", "mr", "generative"}, default "iw"
         How ``M(P_I)`` is estimated (see :mod:`shiftattr.value`). ``"iw"``:
         self-normalised importance weighting of the source cases. ``"mis"``: the same

@@ -233,7 +233,12 @@ class AttributionConfig(_Strict):
         "environments' cases with balance-heuristic weights; 'auto': true with paired "
         "and method 'mr'; see both_samples_mode and shiftattr.attribute",
     )
-    conditional_ratios: Literal["difference", "offset"] = "difference"
+    conditional_ratios: Literal["difference", "offset", "offset_child"] = Field(
+        "difference",
+        description="how a conditional ratio is formed (shiftattr.attribute); 'offset_child' "
+        "on images also gives the annotation's ratio the mask's agreement with the model's "
+        "prediction (SegmentationAdapter.agreement_features)",
+    )
     cross_check: bool = False
     image_estimator: Literal["stats", "cnn"] = "stats"
     image_statistics: Literal["basic", "extended"] | None = Field(

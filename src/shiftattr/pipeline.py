@@ -322,16 +322,22 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
 
     with_d = "D" in source and "D" in target
     graph = segmentation_graph(with_d)
+    agreement = False  # the annotation's ratio reads the mask's agreement with the model
     if a.image_estimator == "cnn":
         image_est = a.discriminator.build(spatial_dims, a.random_state)
     else:
         stats = {} if a.image_statistics is None else {"statistics": a.image_statistics}
+        extra = {"X": adapter.output_features} if a.ratio_outputs_mode else {}
+        if a.conditional_ratios == "offset_child":  # the annotation's own features: its
+            # mask statistics and how the mask agrees with the prediction
+            extra["Y"] = adapter.agreement_features
+            agreement = True
         image_est = ImageStatsRatio(
             spatial_dims=spatial_dims,
             **stats,  # unset: the estimator's own default
             # one estimator object for X and Y: both see the same outputs (see
             # ImageStatsRatio's extra_features)
-            extra_features={"X": adapter.output_features} if a.ratio_outputs_mode else None,
+            extra_features=extra or None,
             random_state=a.random_state,
         )
     solver = (
@@ -392,6 +398,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         lap("ground truth")
     result.settings["stage_seconds"] = dict(seconds)
     result.settings["ratio_outputs"] = a.ratio_outputs_mode
+    result.settings["ratio_agreement"] = agreement
     result.settings["n_jobs"] = a.n_jobs
     page = write_report(
         result,

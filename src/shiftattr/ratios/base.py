@@ -245,6 +245,35 @@ class DensityRatioEstimator(BaseEstimator, ABC):
         """
         return None
 
+    def node_features(self, features: Features, node: str) -> np.ndarray | None:
+        """The per-case feature matrix of one node of ``features``, if there is one.
+
+        :class:`~shiftattr.ratios.CrossFittedRatios` with ``conditional="offset_child"``
+        fits a mechanism's conditional ratio on its own node's features, the parents'
+        log-ratio as the offset. The default is :meth:`ratio_features` of that node's
+        values alone; an estimator with features that read other nodes of the set (the
+        image statistics' ``extra_features``) overrides it.
+
+        Parameters
+        ----------
+        features : mapping of str to array-like
+            The mechanism's joint node set.
+        node : str
+            The mechanism's node.
+
+        Returns
+        -------
+        ndarray of shape (N, d) or None
+
+        Examples
+        --------
+        >>> from shiftattr.ratios import ClassifierRatio
+        >>> f = {"a": np.zeros(3), "b": np.ones((3, 2))}
+        >>> ClassifierRatio().node_features(f, "b").shape
+        (3, 2)
+        """
+        return self.ratio_features({node: features[node]})
+
     def crossfit_log_ratio(
         self,
         source_features: Features,

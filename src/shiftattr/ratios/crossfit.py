@@ -40,7 +40,7 @@ __all__ = [
 
 #: How a mechanism's conditional ratio can be formed (``CrossFittedRatios(conditional=...)``,
 #: ``attribute(conditional_ratios=...)``).
-CONDITIONAL_RATIOS = ("difference", "offset")
+CONDITIONAL_RATIOS = ("difference", "offset", "offset_child")
 
 
 def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -241,7 +241,7 @@ class CrossFittedRatios:
         or a sampling design's known selection odds). Nothing is fitted for them; their
         ``auc_joint`` is the AUC of the known log-ratio itself and ``auc_parents`` is
         ``None``.
-    conditional : {"difference", "offset"}, default "difference"
+    conditional : {"difference", "offset", "offset_child"}, default "difference"
         How a mechanism with parents gets its conditional ratio. ``"difference"``: the
         joint set's fitted log-ratio minus the parent set's. ``"offset"``: a penalised
         logistic model on the joint set's features whose logit starts from the parent
@@ -250,6 +250,9 @@ class CrossFittedRatios:
         (:mod:`shiftattr.ratios.offset`). Used where the joint set's estimator has a
         feature matrix (:meth:`~DensityRatioEstimator.ratio_features`: the tabular
         classifier and the image statistics); others keep the difference.
+        ``"offset_child"``: the same model on the mechanism's own node's features only
+        (:meth:`~DensityRatioEstimator.node_features`), so its learnt term cannot take
+        up what the parents' ratio missed (the image's shift, for the annotation).
 
     Examples
     --------
@@ -402,7 +405,7 @@ class CrossFittedRatios:
         seed = int(rng.integers(2**31 - 1))
         default = ClassifierRatio(random_state=seed)
         offset = {}  # mechanism -> the estimator whose features its offset model reads
-        if self.conditional == "offset":
+        if self.conditional in ("offset", "offset_child"):
             for m, (joint, pas) in sets.items():
                 est = choose_estimator(joint, self.graph, self.estimators, default)
                 has_matrix = type(est).ratio_features is not DensityRatioEstimator.ratio_features
@@ -478,8 +481,12 @@ class CrossFittedRatios:
             joint, pas = sets[m]
             if m in offset:
                 est = offset[m]
-                zs = est.ratio_features(source.features(joint))
-                zt = est.ratio_features(target.features(joint))
+                if self.conditional == "offset_child":
+                    zs = est.node_features(source.features(joint), m)
+                    zt = est.node_features(target.features(joint), m)
+                else:
+                    zs = est.ratio_features(source.features(joint))
+                    zt = est.ratio_features(target.features(joint))
                 for env, z in ((source, zs), (target, zt)):
                     if not np.all(np.isfinite(z)):
                         raise ValueError(

@@ -408,6 +408,40 @@ class ImageStatsRatio(DensityRatioEstimator):
         """
         return np.array(self._stats(features))  # a writable copy of the cached statistics
 
+    def node_features(self, features: Features, node: str) -> np.ndarray:
+        """The statistics of ``node`` alone and the ``extra_features`` keyed by it.
+
+        The extra features are computed from all of ``features`` (the mechanism's joint
+        node set), so they may read the parents: the annotation's agreement with the
+        model's prediction from the image
+        (:meth:`~shiftattr.segmentation.SegmentationAdapter.agreement_features`) is a
+        feature of the mask this way. Read by ``conditional_ratios="offset_child"``.
+
+        Parameters
+        ----------
+        features : mapping of str to array-like
+        node : str
+
+        Returns
+        -------
+        ndarray of shape (N, d)
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> f = {"X": rng.normal(size=(4, 8, 8, 8)), "Y": rng.random((4, 8, 8, 8)) > 0.9}
+        >>> est = ImageStatsRatio(extra_features={"Y": lambda env: env["X"].mean(axis=(1, 2, 3))})
+        >>> est.node_features(f, "Y").shape       # Y's mask statistics and one extra column
+        (4, 4)
+        """
+        own = self._image_statistics({node: features[node]})
+        extra = [
+            _extra_columns(n, fn, features, len(own))
+            for n, fn in sorted((self.extra_features or {}).items())
+            if n == node
+        ]
+        return np.hstack([own, *extra]) if extra else np.array(own)
+
     def _classifier(self) -> ClassifierRatio:
         if self.classifier is None:
             linear = _check_statistics(self.statistics) == "extended"

@@ -5,7 +5,8 @@
   per-case features of the model's output (:meth:`SegmentationAdapter.output_features`).
 * :func:`mask_features` — summary features of one predicted mask and probability map
   (volume, confidence, boundary uncertainty, components), named by
-  :data:`MASK_FEATURE_NAMES`.
+  :data:`MASK_FEATURE_NAMES`; :func:`mask_agreement` — how a reference mask agrees with
+  the prediction, named by :data:`AGREEMENT_FEATURE_NAMES`.
 * :func:`sliding_window_inference` — patch-wise inference with Gaussian blending.
 * :func:`load_torch_checkpoint` — safe (``weights_only``) weight loading.
 * :func:`load_folder`, :func:`load_nnunet_raw`, :func:`load_msseg2016` — lazy
@@ -32,7 +33,12 @@ from shiftattr.segmentation.checkpoint import (
     load_state_dict,
     load_torch_checkpoint,
 )
-from shiftattr.segmentation.features import MASK_FEATURE_NAMES, mask_features
+from shiftattr.segmentation.features import (
+    AGREEMENT_FEATURE_NAMES,
+    MASK_FEATURE_NAMES,
+    mask_agreement,
+    mask_features,
+)
 from shiftattr.segmentation.nifti import (
     MSSEG2016_MODALITIES,
     NiftiDataError,
@@ -56,6 +62,7 @@ from shiftattr.segmentation.unet import (
 )
 
 __all__ = [
+    "AGREEMENT_FEATURE_NAMES",
     "MASK_FEATURE_NAMES",
     "MSSEG2016_MODALITIES",
     "CheckpointError",
@@ -70,6 +77,7 @@ __all__ = [
     "load_nnunet_raw",
     "load_state_dict",
     "load_torch_checkpoint",
+    "mask_agreement",
     "mask_features",
     "msseg2016_environments",
     "save_checkpoint",

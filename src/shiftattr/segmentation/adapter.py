@@ -25,7 +25,12 @@ import torch
 
 from shiftattr.environment import Environment, LazyVolumes
 from shiftattr.segmentation._threads import intra_op_threads
-from shiftattr.segmentation.features import MASK_FEATURE_NAMES, mask_features
+from shiftattr.segmentation.features import (
+    AGREEMENT_FEATURE_NAMES,
+    MASK_FEATURE_NAMES,
+    mask_agreement,
+    mask_features,
+)
 from shiftattr.segmentation.sliding_window import sliding_window_inference
 
 __all__ = ["SegmentationAdapter"]
@@ -523,6 +528,78 @@ class SegmentationAdapter:
         rows = Parallel(n_jobs=self.n_jobs)(tasks())
         n_features = len(self.output_feature_names)
         return np.asarray(rows, dtype=np.float64).reshape(len(case_ids), n_features)
+
+    def agreement_features(
+        self, environment: Environment, image_node: str = "X", *, label_node: str = "Y"
+    ) -> np.ndarray:
+        """Per-case agreement of the reference masks with the model's prediction.
+
+        :func:`~shiftattr.segmentation.mask_agreement` of every case: the log ratio of
+        the reference's volume to the predicted one, and their overlap as a share of
+        each (columns named by :data:`~shiftattr.segmentation.AGREEMENT_FEATURE_NAMES`).
+        A function of the image and the mask, so a feature of the annotation's joint
+        node set: give it to the annotation's ratio as
+        ``ImageStatsRatio(extra_features={"X": adapter.output_features, "Y":
+        adapter.agreement_features})`` with ``attribute(...,
+        conditional_ratios="offset_child")``, where the annotation's conditional ratio
+        reads the mask's own statistics and these, and not the image's (see "Choosing
+        estimators and solvers" in the documentation for what it was measured to gain
+        and cost). The predictions come from the same cache as :meth:`score`.
+
+        Parameters
+        ----------
+        environment : Environment
+            Holds the images (``image_node``) and reference masks (``label_node``).
+        image_node : str, default "X"
+        label_node : str, default "Y"
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 ``(N, 3)``, finite, in case order.
+
+        Raises
+        ------
+        ValueError
+            If a node is missing, or a reference's grid differs from its prediction's.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from shiftattr import Environment
+        >>> x = np.zeros((2, 1, 4, 4), dtype="float32")
+        >>> x[:, 0, :2] = 1.0                           # the model predicts the top half
+        >>> y = np.zeros((2, 4, 4), dtype="uint8")
+        >>> y[0, :2] = 1                                 # case 0: the annotator agrees
+        >>> y[1, :1] = 1                                 # case 1: outlines half as much
+        >>> adapter = SegmentationAdapter(lambda b: b, activation="none", progress=False,
+        ...                               spatial_dims=2)
+        >>> adapter.agreement_features(Environment({"X": x, "Y": y})).round(3)
+        array([[ 0.   ,  0.889,  0.889],
+               [-0.588,  0.8  ,  0.444]])
+        """
+        if not isinstance(environment, Environment):
+            raise TypeError(
+                "agreement_features needs an Environment holding the images and masks, got "
+                f"{type(environment).__name__}; build one with shiftattr.Environment({{...}})."
+            )
+        missing = [n for n in (image_node, label_node) if n not in environment]
+        if missing:
+            raise ValueError(
+                f"environment {environment.name!r} has no node {missing[0]!r} (nodes: "
+                f"{list(environment.nodes)}); agreement_features compares the masks of "
+                "label_node= with the predictions from the images of image_node=."
+            )
+        refs = environment[label_node]
+        case_ids = list(environment.case_ids)
+        sd = self.spatial_dims or self._label_spatial_dims(environment, label_node)
+        rows = [
+            mask_agreement(mask, self._reference(refs[i], case_ids[i], label_node, mask.shape))
+            for i, mask, _ in self._iter_cases(environment[image_node], case_ids, sd)
+        ]
+        return np.asarray(rows, dtype=np.float64).reshape(
+            len(case_ids), len(AGREEMENT_FEATURE_NAMES)
+        )
 
     def clear_cache(self) -> None:
         """Forget all cached predictions (and the ``"auto"`` activation choice).

@@ -7,6 +7,11 @@ near the predicted boundary, connected components — and
 :meth:`SegmentationAdapter.output_features
 <shiftattr.segmentation.SegmentationAdapter.output_features>` computes them for a whole
 environment from the adapter's cached predictions.
+
+:func:`mask_agreement` compares a reference mask with the model's prediction (volume
+ratio, overlap as a share of each); :meth:`SegmentationAdapter.agreement_features
+<shiftattr.segmentation.SegmentationAdapter.agreement_features>` computes it for every
+case of an environment, as features of the annotation's density ratio.
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ from scipy.special import xlogy
 
 from shiftattr.metrics._masks import check_connectivity, spacing_per_case
 
-__all__ = ["MASK_FEATURE_NAMES", "mask_features"]
+__all__ = ["AGREEMENT_FEATURE_NAMES", "MASK_FEATURE_NAMES", "mask_agreement", "mask_features"]
+
+#: Column names of :func:`mask_agreement`, in order.
+AGREEMENT_FEATURE_NAMES: tuple[str, ...] = (
+    "log_volume_ratio",
+    "overlap_of_reference",
+    "overlap_of_prediction",
+)
 
 #: Column names of :func:`mask_features`, in order.
 MASK_FEATURE_NAMES: tuple[str, ...] = (
@@ -39,6 +51,49 @@ def _binary_entropy_bits(p: np.ndarray) -> np.ndarray:
     """Entropy of Bernoulli(p) in bits, 0 at p = 0 and p = 1."""
     q = 1.0 - p
     return -(xlogy(p, p) + xlogy(q, q)) / np.log(2.0)
+
+
+def mask_agreement(prediction: Any, reference: Any) -> np.ndarray:
+    """How a reference mask agrees with the model's predicted mask, in three numbers.
+
+    ``log((|R| + 1) / (|P| + 1))``, ``|R and P| / (|R| + 1)`` and ``|R and P| / (|P| + 1)``,
+    for reference ``R`` and prediction ``P`` (voxel counts; the ``+ 1`` keeps empty masks
+    finite). They tell an annotator who outlines wider or narrower, or leaves out lesions
+    the model finds, from one who agrees with the model: features of the annotation's
+    conditional density ratio given the image (:meth:`SegmentationAdapter.agreement_features
+    <shiftattr.segmentation.SegmentationAdapter.agreement_features>`).
+
+    Parameters
+    ----------
+    prediction, reference : array_like
+        Binary masks of the same shape (nonzero = foreground).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(3,)``, named by :data:`AGREEMENT_FEATURE_NAMES`.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+
+    Examples
+    --------
+    >>> p = np.zeros((4, 4), dtype=bool); p[:2] = True     # 8 voxels predicted
+    >>> r = np.zeros((4, 4), dtype=bool); r[:1] = True     # 4 annotated, all inside
+    >>> mask_agreement(p, r).round(3)
+    array([-0.588,  0.8  ,  0.444])
+    """
+    p, r = np.asarray(prediction) != 0, np.asarray(reference) != 0
+    if p.shape != r.shape:
+        raise ValueError(
+            f"prediction has shape {p.shape} and reference {r.shape}; the masks must share "
+            "their grid."
+        )
+    both = float(np.count_nonzero(p & r))
+    n_p, n_r = np.count_nonzero(p) + 1.0, np.count_nonzero(r) + 1.0
+    return np.array([np.log(n_r / n_p), both / n_r, both / n_p])
 
 
 def mask_features(

@@ -402,7 +402,7 @@ def fit_value(
     known_ratios : mapping of str to callable, optional
         Mechanisms whose conditional log-ratio is known, not estimated (see
         :class:`~shiftattr.ratios.CrossFittedRatios`).
-    conditional_ratios : {"difference", "offset"}, default "difference"
+    conditional_ratios : {"difference", "offset", "offset_child"}, default "difference"
         How conditional ratios are formed (``conditional`` of
         :class:`~shiftattr.ratios.CrossFittedRatios`).
     cross_check : bool, default False
