@@ -61,15 +61,15 @@ def test_bootstrap_options_override_the_configuration(tmp_path, capsys):
     assert "attribution.tolerance is judged against" in capsys.readouterr().err
 
 
-def test_run_small_config(tmp_path, capsys):
-    cfg = tmp_path / "exp.toml"
-    cfg.write_text(
-        f"""
+def _small_config(tmp_path, n: int, attribution: str) -> str:
+    """A config file's text: annotators 1 -> 5 at centre 01, ``n`` cases each, a
+    one-epoch U-Net, and these ``[attribution]`` lines after mechanisms and n_folds."""
+    return f"""
 [data]
 kind = "synthetic"
 shape = [16, 16, 16]
-source = {{ center = "01", annotator = "1", n = 20 }}
-target = {{ center = "01", annotator = "5", n = 20 }}
+source = {{ center = "01", annotator = "1", n = {n} }}
+target = {{ center = "01", annotator = "5", n = {n} }}
 train_n = 10
 truth_n = 0
 
@@ -80,12 +80,21 @@ channels = [4, 8]
 [attribution]
 mechanisms = ["X", "Y"]
 n_folds = 2
-n_bootstrap = 5
-discriminator = {{ epochs = 1, channels = [4], tta = false }}
+{attribution}
 
 [output]
 folder = "{(tmp_path / "out").as_posix()}"
 """
+
+
+def test_run_small_config(tmp_path, capsys):
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(
+        _small_config(
+            tmp_path,
+            20,
+            "n_bootstrap = 5\ndiscriminator = { epochs = 1, channels = [4], tta = false }",
+        )
     )
     assert main(["run", str(cfg), "--quiet"]) == 0
     saved = json.loads((tmp_path / "out" / "attribution.json").read_text())
@@ -109,28 +118,7 @@ def test_offset_child_gives_the_annotation_ratio_the_masks_agreement(tmp_path):
     """``conditional_ratios = "offset_child"`` with the image statistics: the annotation's
     conditional ratio is the offset model on Y's own features, the agreement among them."""
     cfg = tmp_path / "exp.toml"
-    text = f"""
-[data]
-kind = "synthetic"
-shape = [16, 16, 16]
-source = {{ center = "01", annotator = "1", n = 24 }}
-target = {{ center = "01", annotator = "5", n = 24 }}
-train_n = 10
-truth_n = 0
-
-[model]
-epochs = 1
-channels = [4, 8]
-
-[attribution]
-mechanisms = ["X", "Y"]
-n_folds = 2
-n_bootstrap = 2
-bootstrap = "fixed"
-
-[output]
-folder = "{(tmp_path / "out").as_posix()}"
-"""
+    text = _small_config(tmp_path, 24, 'n_bootstrap = 2\nbootstrap = "fixed"')
     cfg.write_text(text)
     assert main(["run", str(cfg), "--quiet"]) == 0
     plain = json.loads((tmp_path / "out" / "attribution.json").read_text())
