@@ -236,8 +236,9 @@ class AttributionConfig(_Strict):
     conditional_ratios: Literal["difference", "offset", "offset_child"] = Field(
         "difference",
         description="how a conditional ratio is formed (shiftattr.attribute); 'offset_child' "
-        "on images also gives the annotation's ratio the mask's agreement with the model's "
-        "prediction (SegmentationAdapter.agreement_features)",
+        "with image_estimator 'stats' also gives the annotation's ratio the mask's agreement "
+        "with the model's prediction (SegmentationAdapter.agreement_features); the CNN "
+        "discriminators have no feature matrix and keep the difference",
     )
     cross_check: bool = False
     image_estimator: Literal["stats", "cnn"] = "stats"
