@@ -943,7 +943,7 @@ def ratio_estimators(estimator: str, adapter: SegmentationAdapter, seed: int) ->
         kw["mask_image_contrast"] = True
     x_ratio = ImageStatsRatio(extra_features=extra, random_state=seed, **kw)
     if _marked(estimator, YCHILD_MARK) or _marked(estimator, YOWN_MARK):
-        agreement = {"Y": adapter.agreement_features} if YCHILD_MARK in estimator else None
+        agreement = {"Y": adapter.agreement_features} if _marked(estimator, YCHILD_MARK) else None
         return {
             "X": x_ratio,
             "Y": _AnnotationOnly(extra_features=agreement, random_state=seed, **kw),

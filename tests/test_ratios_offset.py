@@ -199,3 +199,18 @@ def test_image_node_features_hold_the_nodes_statistics_and_its_extras():
     own = ImageStatsRatio().ratio_features({"Y": y})
     np.testing.assert_allclose(z, np.c_[own, x.mean(axis=(1, 2, 3))])
     assert est.ratio_features({"X": x, "Y": y}).shape[1] > z.shape[1]  # joint: X's too
+
+
+def test_image_node_features_are_cached_with_the_environment():
+    """A refit bootstrap replicate reuses the node's statistics instead of recomputing
+    them: they are stored in the environment's cache, and a resample takes its rows."""
+    rng = np.random.default_rng(1)
+    env = Environment(
+        {"X": rng.normal(size=(6, 6, 6, 6)), "Y": (rng.random((6, 6, 6, 6)) > 0.8).astype("u1")}
+    )
+    est = ImageStatsRatio()
+    features = env.features(["X", "Y"])
+    first = est.node_features(features, "Y")
+    assert any("image_statistics" in str(k) and "('Y',)" in str(k) for k in features.cache)
+    boot = env.subset([5, 5, 0])
+    np.testing.assert_allclose(est.node_features(boot.features(["X", "Y"]), "Y"), first[[5, 5, 0]])

@@ -335,21 +335,25 @@ class ImageStatsRatio(DensityRatioEstimator):
             **{k: clone(v, safe=False) for k, v in params.items()}, extra_features=shared
         )
 
-    def _stats(self, features: Features) -> np.ndarray:
-        stats = self._image_statistics(features)
+    def _stats(self, features: Features, nodes: Sequence[str] | None = None) -> np.ndarray:
+        """The statistics of ``nodes`` (default: all of ``features``) and the extra
+        features keyed by them, the extras computed on all of ``features``."""
+        nodes = tuple(features if nodes is None else nodes)  # the caller's column order
+        stats = self._image_statistics(features, nodes)
         extra = [
             _extra_columns(node, fn, features, len(stats))
             for node, fn in sorted((self.extra_features or {}).items())
-            if node in features
+            if node in nodes
         ]
         return np.hstack([stats, *extra]) if extra else stats
 
-    def _image_statistics(self, features: Features) -> np.ndarray:
-        # once per case and environment (cached_per_case): a refit bootstrap replicate
-        # takes its resampled cases' rows instead of recomputing them
+    def _image_statistics(self, features: Features, nodes: tuple[str, ...]) -> np.ndarray:
+        # once per case and environment (cached_per_case, in the cache of ``features``
+        # even when ``nodes`` is a part of them): a refit bootstrap replicate takes its
+        # resampled cases' rows instead of recomputing them
         key = (
             "image_statistics",
-            tuple(sorted(features)),
+            tuple(sorted(nodes)),
             self.spatial_dims,
             bool(self.mask_image_contrast),
             self.statistics,
@@ -358,7 +362,7 @@ class ImageStatsRatio(DensityRatioEstimator):
             features,
             key,
             lambda: image_statistics(
-                features,
+                {n: features[n] for n in nodes},
                 self.spatial_dims,
                 self.batch_size,
                 self.mask_image_contrast,
@@ -387,7 +391,7 @@ class ImageStatsRatio(DensityRatioEstimator):
         >>> len(features.cache)        # the statistics of the 4 cases, stored once
         1
         """
-        self._image_statistics(features)
+        self._image_statistics(features, tuple(features))
 
     def ratio_features(self, features: Features) -> np.ndarray:
         """The per-case statistics (and extra features) the classifier sees.
@@ -434,13 +438,7 @@ class ImageStatsRatio(DensityRatioEstimator):
         >>> est.node_features(f, "Y").shape       # Y's mask statistics and one extra column
         (4, 4)
         """
-        own = self._image_statistics({node: features[node]})
-        extra = [
-            _extra_columns(n, fn, features, len(own))
-            for n, fn in sorted((self.extra_features or {}).items())
-            if n == node
-        ]
-        return np.hstack([own, *extra]) if extra else np.array(own)
+        return np.array(self._stats(features, (node,)))  # a writable copy
 
     def _classifier(self) -> ClassifierRatio:
         if self.classifier is None:
