@@ -126,6 +126,19 @@ def test_center_03_is_harder_and_annotators_differ(sim):
     assert over > 1.5 * under
 
 
+def test_small_grids_measure_every_lesion():
+    # At 8³ the white matter's interior vanishes; the visibility used to be NaN for
+    # about a quarter of the lesions, so the annotators' detection ran on NaN.
+    import warnings
+
+    tiny = SyntheticMS(shape=(8, 8, 8), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        env = tiny.sample(60, center="01", annotator="1", random_state=1)
+    vis = np.concatenate(env.metadata["visibility"])
+    assert np.isfinite(vis).all()
+
+
 def test_population_drives_lesion_load(sim):
     high = sim.sample(20, population="high-load", random_state=2)
     low = sim.sample(20, population="low-load", random_state=2)

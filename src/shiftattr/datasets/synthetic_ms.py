@@ -719,8 +719,15 @@ class SyntheticMS:
         truth = deepest >= 0.0
         near_lesion = deepest > -2.0 * h
         wm_mask = (wm_region > 0.95) & (ventricles < 0.05) & ~near_lesion
-        if wm_mask.sum() < 20:  # pragma: no cover - degenerate anatomy
+        # The lesions' visibility is measured against this region, so it must not be
+        # empty: on small grids (8³) the white matter's interior, and then the brain
+        # outside the lesions, can vanish, which made every visibility NaN.
+        if wm_mask.sum() < 20:
             wm_mask = (brain > 0.5) & ~near_lesion
+        if not wm_mask.any():
+            wm_mask = brain > 0.5
+        if not wm_mask.any():
+            wm_mask = np.ones(self.shape, bool)
         volume = (4.0 / 3.0 * np.pi if nd == 3 else np.pi) * np.prod(radii_ref, axis=1)
         return _Case(
             head=head.astype(f32),
