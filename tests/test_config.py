@@ -35,7 +35,7 @@ def test_defaults_and_toml(tmp_path):
     ("raw", "pattern"),
     [
         ({"data": {"kind": "synthetic"}, "atribution": {}}, r"atribution: Extra inputs"),
-        ({"data": {"kind": "synthetic", "source": {"n": 2}}}, r"data\.synthetic\.source\.n"),
+        ({"data": {"kind": "synthetic", "source": {"n": 2}}}, r"  data\.source\.n: "),
         ({"data": {"kind": "synthetic"}, "attribution": {"n_folds": 1}}, r"attribution\.n_folds"),
         (
             {"data": {"kind": "synthetic"}, "attribution": {"n_repeats": 0}},
@@ -316,3 +316,48 @@ def test_both_samples_with_paired_nodes_is_valid():
     assert cfg.both_samples_mode is True and cfg.method_mode == "mr"
     assert AttributionConfig(method="mr").both_samples_mode is False  # auto: no pairs
     assert AttributionConfig(both_samples=["X"], method="mr").both_samples_mode == ["X"]
+
+
+def test_paths_in_a_file_are_read_from_its_folder(tmp_path, monkeypatch):
+    """A configuration runs the same from any working directory: its relative paths are
+    the file's neighbours, ``~`` is the home folder; a dict keeps its paths as given."""
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    path = folder / "exp.toml"
+    path.write_text(
+        '[data]\nkind = "folder"\nsource = { folder = "../data/site-A" }\n'
+        'target = { folder = "~/site-B" }\n'
+        '[model]\nkind = "checkpoint"\nfactory = "m:f"\ncheckpoint = "/models/net.pt"\n'
+        '[output]\nfolder = "reports/exp"\n'
+    )
+    monkeypatch.chdir(tmp_path.parent)  # anywhere but the file's folder
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cfg = load_config(path)
+    assert cfg.data.source.folder == folder / "../data/site-A"
+    assert cfg.data.target.folder == tmp_path / "home" / "site-B"
+    assert str(cfg.model.checkpoint) == "/models/net.pt"  # absolute: untouched
+    assert cfg.output.folder == folder / "reports/exp"
+    as_dict = load_config({"data": {"kind": "synthetic"}, "output": {"folder": "rel"}})
+    assert str(as_dict.output.folder) == "rel"
+
+
+def test_error_locations_name_the_key_not_the_kind():
+    model = {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"}
+    data = {"kind": "folder", "source": {"folder": "a", "labl": "x"}, "target": {"folder": "b"}}
+    with pytest.raises(ConfigError) as err:
+        load_config({"data": data, "model": model})
+    assert "  data.source.labl: Extra inputs are not permitted" in str(err.value)
+    with pytest.raises(ConfigError, match=r"  data\.shape\.0: "):
+        load_config({"data": {"kind": "synthetic", "shape": ["x"]}})
+
+
+def test_foreground_picks_one_label_of_label_maps():
+    model = {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"}
+    data = {"kind": "nnunet", "source": {"folder": "a"}, "target": {"folder": "b"}}
+    assert load_config({"data": data, "model": model}).data.foreground is None
+    cfg = load_config({"data": {**data, "foreground": 2}, "model": model})
+    assert cfg.data.foreground == 2
+    with pytest.raises(ConfigError, match=r"data\.foreground: Input should be greater"):
+        load_config({"data": {**data, "foreground": 0}, "model": model})
+    with pytest.raises(ConfigError, match=r"data\.foreground: Extra inputs"):
+        load_config({"data": {"kind": "synthetic", "foreground": 1}})

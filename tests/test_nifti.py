@@ -453,3 +453,178 @@ def test_run_config_pairs_msseg2016_raters(tmp_path):
         src.counterfactual(key_in_source, "Y")  # raises a KeyError on a wrong key
         tgt.counterfactual(key_in_target, "Y")
         assert key_in_target == f"annotator-{source_label.lstrip('0').lower()}"
+
+
+# --------------------------------------------------------------------------- review fixes
+CUBE = (8, 8, 8)
+LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+RAS = np.eye(4)
+
+
+def write_site(root: Path, columns=("image_flair", "image_t1"), affine=RAS, n=2) -> Path:
+    """A folder of ``n`` 8³ cases with one image per column of ``columns``."""
+    rows = ["case_id," + ",".join(columns) + ",label"]
+    for i in range(n):
+        files = []
+        for col in columns:
+            save(root / f"c{i}_{col}.nii.gz", np.full(CUBE, float(i), np.float32), affine)
+            files.append(f"c{i}_{col}.nii.gz")
+        save(root / f"c{i}_seg.nii.gz", np.zeros(CUBE, np.uint8), affine)
+        rows.append(f"c{i}," + ",".join(files) + f",c{i}_seg.nii.gz")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_every_loader_records_channel_names_kept_by_subsets(tmp_path):
+    env = load_folder(make_folder(tmp_path / "data"))
+    assert env.metadata["channel_names"] == {"0": "image_flair", "1": "image_t1"}
+    picked = select_cases(env, site="A")  # not per case: kept whole
+    assert picked.metadata["channel_names"] == {"0": "image_flair", "1": "image_t1"}
+    assert env.subset([1]).metadata["channel_names"] == {"0": "image_flair", "1": "image_t1"}
+    root = make_folder(tmp_path / "json")
+    records = [
+        {"case_id": c, "images": [f"img/{c}_flair.nii.gz", f"img/{c}_t1.nii.gz"], "label": s}
+        for c, s in (("c1", "seg/c1.nii.gz"), ("c2", "seg/c2.nii.gz"))
+    ]
+    (root / "cases.json").write_text(json.dumps(records))
+    listed = load_folder(root, "cases.json", image_columns="images")
+    assert listed.metadata["channel_names"] == {"0": "images[0]", "1": "images[1]"}
+    records[1]["images"] = records[1]["images"][:1]
+    (root / "cases.json").write_text(json.dumps(records))
+    with pytest.raises(NiftiDataError, match=r"'images'.*different numbers of paths"):
+        load_folder(root, "cases.json", image_columns="images")
+    msseg = load_msseg2016(make_msseg(tmp_path / "msseg"), modalities=("FLAIR", "T1"))
+    assert msseg.metadata["channel_names"] == {"0": "FLAIR", "1": "T1"}
+    assert msseg.metadata["modalities"] == ("FLAIR", "T1")
+
+
+def test_check_comparable_raises_on_channels_that_differ(tmp_path):
+    from shiftattr.segmentation import check_comparable
+
+    src = load_folder(write_site(tmp_path / "A"), name="source")
+    swapped = load_folder(write_site(tmp_path / "B", ("image_t1", "image_flair")), name="target")
+    with pytest.raises(
+        NiftiDataError,
+        match=r"source 'source' has \['image_flair', 'image_t1'\], target 'target' has "
+        r"\['image_t1', 'image_flair'\] \(the same channels in another order\).*same order in "
+        r"both manifests",
+    ):
+        check_comparable(src, swapped)
+    one = load_folder(write_site(tmp_path / "C", ("image_flair",)), name="target")
+    with pytest.raises(NiftiDataError, match=r"\['image_flair', 'image_t1'\].*\['image_flair'\]"):
+        check_comparable(src, one)
+    one.metadata.pop("channel_names")  # unnamed: the number of channels still counts
+    with pytest.raises(NiftiDataError, match=r"numbers of image channels differ.*2 .*1 \("):
+        check_comparable(src, one)
+
+
+def test_check_comparable_warns_on_orientation_not_on_spacing(tmp_path):
+    from shiftattr.segmentation import check_comparable
+
+    ras = load_folder(write_site(tmp_path / "ras"), name="source")
+    lps = load_folder(write_site(tmp_path / "lps", affine=LPS), name="target")
+    (warning,) = check_comparable(ras, lps)
+    assert warning["code"] == "orientation_differs" and warning["mechanism"] is None
+    msg = warning["message"]
+    assert "'source': RAS (2 cases)" in msg and "'target': LPS (2 cases)" in msg
+    assert "mirrored or permuted" in msg and "as_closest_canonical" in msg
+    aniso = load_folder(write_site(tmp_path / "aniso", affine=np.diag([0.5, 0.5, 3.0, 1])))
+    assert check_comparable(ras, aniso) == []  # spacing is a real scanner difference
+    assert check_comparable(ras, load_folder(write_site(tmp_path / "ras2"))) == []
+    mixed = Environment({"D": np.zeros(2)}, metadata={"affine": np.stack([np.eye(4), LPS])})
+    (within,) = check_comparable(mixed, Environment({"D": np.zeros(2)}))
+    assert "RAS (1 case), LPS (1 case)" in within["message"]
+    synthetic = Environment({"X": np.zeros((2, *CUBE))})
+    assert check_comparable(synthetic, synthetic) == []
+
+
+def make_multilabel_nnunet(root: Path) -> tuple[Path, list[np.ndarray]]:
+    labels = []
+    for i in range(2):
+        y = np.zeros(CUBE, np.uint8)
+        y[1:4, 1:4, 1:4] = 1
+        y[5:7, 5:7, 5 + i : 7] = 2
+        save(root / "imagesTr" / f"ML_{i:03d}_0000.nii.gz", np.ones(CUBE, np.float32), np.eye(4))
+        save(root / "labelsTr" / f"ML_{i:03d}.nii.gz", y, np.eye(4))
+        labels.append(y)
+    (root / "dataset.json").write_text(
+        json.dumps(
+            {
+                "channel_names": {"0": "FLAIR"},
+                "labels": {"background": 0, "edema": 1, "tumour": 2},
+                "numTraining": 2,
+                "file_ending": ".nii.gz",
+            }
+        )
+    )
+    return root, labels
+
+
+def test_foreground_scores_one_label_of_a_label_map(tmp_path):
+    root, labels = make_multilabel_nnunet(tmp_path / "Dataset003_ML")
+    env = load_nnunet_raw(root, foreground=2)
+    assert env.metadata["foreground"] == 2
+    for i, y in enumerate(labels):
+        got = env["Y"][i]
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, (y == 2).astype(np.uint8))
+    assert load_nnunet_raw(root).metadata["foreground"] is None
+    for bad in (3, 0, "2", True, 1.0):
+        with pytest.raises(NiftiDataError, match=r"foreground.*'edema': 1, 'tumour': 2"):
+            load_nnunet_raw(root, foreground=bad)
+    folder = tmp_path / "folder"
+    save(folder / "a.nii.gz", np.ones(CUBE, np.float32), np.eye(4))
+    save(folder / "a_seg.nii.gz", labels[0], np.eye(4))
+    (folder / "manifest.csv").write_text("case_id,image,label\na,a.nii.gz,a_seg.nii.gz\n")
+    np.testing.assert_array_equal(load_folder(folder, foreground=1)["Y"][0], labels[0] == 1)
+    with pytest.raises(NiftiDataError, match="positive int"):
+        load_folder(folder, foreground=-1)
+    with pytest.raises(NiftiDataError, match=r"foreground=2 .*'lesion': 1"):
+        load_msseg2016(make_msseg(tmp_path / "msseg"), foreground=2)
+
+
+def test_cases_of_different_shapes_load_and_give_image_statistics(tmp_path):
+    from shiftattr.ratios.image_stats import image_statistics
+
+    root = tmp_path / "shapes"
+    rng = np.random.default_rng(0)
+    for cid, shape in (("c1", CUBE), ("c2", (8, 8, 6)), ("c3", CUBE)):
+        save(root / f"{cid}.nii.gz", rng.normal(size=shape).astype(np.float32), np.eye(4))
+        seg = np.zeros(shape, np.uint8)
+        seg[2:5, 2:5, 2:4] = 1
+        save(root / f"{cid}_seg.nii.gz", seg, np.eye(4))
+    (root / "manifest.csv").write_text(
+        "case_id,image,label\n"
+        + "".join(f"{c},{c}.nii.gz,{c}_seg.nii.gz\n" for c in ["c1", "c2", "c3"])
+    )
+    env = load_folder(root)
+    stats = image_statistics({"X": env["X"], "Y": env["Y"]}, statistics="basic")
+    assert stats.shape == (3, 15) and np.isfinite(stats).all()
+    alone = image_statistics({"X": env["X"][1][None], "Y": env["Y"][1][None]}, statistics="basic")
+    np.testing.assert_allclose(stats[1], alone[0])
+
+
+def test_nnunet_file_ending_and_4d_image_errors_say_what_to_do(tmp_path):
+    root = make_nnunet(tmp_path / "Dataset004")
+    dj = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**dj, "file_ending": ".nii"}))
+    with pytest.raises(
+        NiftiDataError,
+        match=r"no image file ending in '\.nii' .*imagesTr'.*6 file\(s\).*MS_000_0000\.nii\.gz"
+        r".*Fix file_ending",
+    ) as info:
+        load_nnunet_raw(root)
+    assert "MS_002_0001" not in str(info.value)  # up to 5 files named
+    (root / "dataset.json").write_text(json.dumps(dj))
+    for f in (root / "imagesTr").iterdir():
+        f.unlink()
+    with pytest.raises(NiftiDataError, match=r"imagesTr'.*the folder is empty"):
+        load_nnunet_raw(root)
+    folder = tmp_path / "four"
+    save(folder / "c1.nii.gz", np.ones((*CUBE, 2), np.float32), np.eye(4))
+    save(folder / "c1_seg.nii.gz", np.zeros(CUBE, np.uint8), np.eye(4))
+    (folder / "manifest.csv").write_text("case_id,image,label\nc1,c1.nii.gz,c1_seg.nii.gz\n")
+    with pytest.raises(
+        NiftiDataError, match=r"c1\.nii\.gz' is a 4D image.*one 3D file per channel"
+    ):
+        load_folder(folder)

@@ -232,3 +232,24 @@ def test_parallel_fits_leave_the_statistics_in_the_parents_cache(monkeypatch):
 
     (key,) = s._summaries
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(s))._summaries[key], s._summaries[key])
+
+
+def test_lazy_cases_of_different_shapes_give_per_case_statistics():
+    """NIfTI cases on different grids: statistics per case, equal to each case alone."""
+    rng = np.random.default_rng(5)
+    shapes = [(8, 8, 8), (8, 8, 6), (8, 8, 8), (7, 8, 6)]
+    images = [rng.normal(size=s) for s in shapes]
+    masks = [rng.random(s) > 0.8 for s in shapes]
+    feats = {
+        "X": LazyVolumes(lambda i: images[i], len(shapes)),  # shape unknown: not checked
+        "Y": LazyVolumes(lambda i: masks[i], len(shapes)),
+    }
+    for statistics in ("basic", "extended"):
+        for batch_size in (1, 3, 32):
+            out = image_statistics(feats, batch_size=batch_size, statistics=statistics)
+            assert out.shape == (4, (15 if statistics == "basic" else 39))
+            for i in range(len(shapes)):
+                alone = {"X": images[i][None], "Y": masks[i][None]}
+                np.testing.assert_allclose(
+                    out[i], image_statistics(alone, statistics=statistics)[0]
+                )

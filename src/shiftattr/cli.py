@@ -303,9 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+    except ValueError as exc:
+        # bad input, not a bug: one message, no traceback. The NIfTI module needs torch,
+        # so it is looked up only if loaded (its error cannot have been raised otherwise).
+        nifti = sys.modules.get("shiftattr.segmentation.nifti")
+        if isinstance(exc, ConfigError) or (
+            nifti is not None and isinstance(exc, nifti.NiftiDataError)
+        ):
+            print(f"shiftattr {args.command}: {exc}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

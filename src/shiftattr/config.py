@@ -83,11 +83,11 @@ def _given(model: BaseModel) -> set[str]:
 #: The keys each NIfTI ``data.kind`` reads: of ``data``, and of each side.
 _NIFTI_READS: dict[str, tuple[set[str], set[str]]] = {
     "msseg2016": (
-        {"root", "modalities"},
+        {"root", "modalities", "foreground"},
         {"centers", "annotators", "patients", "label"},
     ),
-    "folder": (set(), {"folder", "manifest"}),
-    "nnunet": (set(), {"folder"}),
+    "folder": ({"foreground"}, {"folder", "manifest"}),
+    "nnunet": ({"foreground"}, {"folder"}),
 }
 _SIDES = ("source", "target")
 
@@ -111,6 +111,12 @@ class NiftiData(_Strict):
     source: NiftiSelection
     target: NiftiSelection
     modalities: list[str] = ["FLAIR"]
+    foreground: int | None = Field(
+        None,
+        ge=1,
+        description="with label-map masks (labels 0, 1, 2, ...), the label to score: Y "
+        "becomes the binary mask label == foreground; unset, masks must be binary",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> NiftiData:
@@ -604,10 +610,17 @@ class ConfigError(ValueError):
     """
 
 
+#: The tags of ``data.kind``, which pydantic puts in an error's location after ``data``.
+_DATA_KINDS = ("synthetic", *_NIFTI_READS)
+
+
 def _format(err: ValidationError, source: str) -> str:
     lines = [f"invalid configuration {source}:"]
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        parts = [str(p) for p in e["loc"] if not str(p).startswith("function-")]
+        if len(parts) > 2 and parts[0] == "data" and parts[1] in _DATA_KINDS:
+            del parts[1]  # "data.folder.source.labl" is the key data.source.labl
+        loc = ".".join(parts)
         lines.append(f"  {loc or '(top level)'}: {e['msg']}")
     return "\n".join(lines)
 
@@ -627,6 +640,13 @@ def load_config(path_or_dict: str | Path | dict[str, Any]) -> RunConfig:
     ------
     ConfigError
         Unreadable TOML, or values that fail validation (each key named).
+
+    Notes
+    -----
+    Paths read from a file (``data.root``, ``data.<side>.folder``, ``model.checkpoint``,
+    ``output.folder``) are relative to that file's folder, and ``~`` is expanded, so a
+    configuration runs the same from any working directory. A dict's paths are kept as
+    given.
 
     Examples
     --------
@@ -651,6 +671,29 @@ def load_config(path_or_dict: str | Path | dict[str, Any]) -> RunConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration {path} is not valid TOML: {exc}") from None
     try:
-        return RunConfig.model_validate(raw)
+        cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format(exc, source)) from None
+    if not isinstance(path_or_dict, dict):
+        _anchor_paths(cfg, path.parent)
+    return cfg
+
+
+def _anchor_paths(cfg: RunConfig, base: Path) -> None:
+    """Make the configuration's paths independent of the working directory: ``~`` is
+    expanded, and a relative path is read from the configuration file's folder."""
+
+    def anchored(p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else base / p
+
+    data = cfg.data
+    if isinstance(data, NiftiData):
+        if data.root is not None:
+            data.root = anchored(data.root)
+        for side in (data.source, data.target):
+            if side.folder is not None:
+                side.folder = anchored(side.folder)
+    if cfg.model.checkpoint is not None:
+        cfg.model.checkpoint = anchored(cfg.model.checkpoint)
+    cfg.output.folder = anchored(cfg.output.folder)

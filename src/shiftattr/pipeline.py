@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from shiftattr.attribution import attribute
-from shiftattr.config import NiftiData, RunConfig, SyntheticData, load_config
+from shiftattr.config import ConfigError, NiftiData, RunConfig, SyntheticData, load_config
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios.image_stats import ImageStatsRatio
 from shiftattr.report import write_report
-from shiftattr.results import Attribution
+from shiftattr.results import Attribution, ShiftAttrWarning
 from shiftattr.shapley import ExactShapley, PermutationShapley
 
 __all__ = ["RunOutcome", "demo_config", "run", "segmentation_graph", "truth_table"]
@@ -152,7 +153,7 @@ def _import_factory(spec: str):
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import model.factory {spec!r}: {exc}") from exc
+        raise ConfigError(f"cannot import model.factory {spec!r}: {exc}") from exc
 
 
 def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment, Environment]:
@@ -161,13 +162,15 @@ def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment
     from shiftattr import segmentation as seg
 
     envs = []
+    # label maps scored on one label: Y is the binary mask label == foreground
+    fg = {} if cfg.foreground is None else {"foreground": cfg.foreground}
     for side in ("source", "target"):
         sel = getattr(cfg, side)
         if cfg.kind == "folder":
             kw = {} if sel.manifest is None else {"manifest": sel.manifest}
-            envs.append(seg.load_folder(sel.folder, name=side, **kw))
+            envs.append(seg.load_folder(sel.folder, name=side, **kw, **fg))
         elif cfg.kind == "nnunet":
-            envs.append(seg.load_nnunet_raw(sel.folder, name=side))
+            envs.append(seg.load_nnunet_raw(sel.folder, name=side, **fg))
         else:
             envs.append(
                 seg.load_msseg2016(
@@ -179,7 +182,15 @@ def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment
                     modalities=tuple(cfg.modalities),
                     pair_annotators=pair,
                     name=side,
+                    **fg,
                 )
+            )
+    for env in envs:
+        labels = env.metadata.get("labels")  # nnU-Net's dataset.json
+        if cfg.foreground is None and labels is not None and len(labels) > 2:
+            raise ConfigError(
+                f"the masks of {env.name!r} are label maps ({env.metadata.get('dataset_json')} "
+                f"declares labels {dict(labels)}): set data.foreground to the label to score"
             )
     return envs[0], envs[1]
 
@@ -254,6 +265,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
 
     data = cfg.data
     sim = None
+    data_warnings: list[dict[str, Any]] = []
     paired: Any = dict(a.paired) if isinstance(a.paired, dict) else list(a.paired)
     if isinstance(data, SyntheticData):
         from shiftattr.datasets import SyntheticMS
@@ -283,9 +295,20 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
             paired = _rater_pairing(src_kw["annotator"], tgt_kw["annotator"])
         spatial_dims = len(data.shape)
     else:
+        from shiftattr.segmentation import check_comparable
+
         source, target, paired = _nifti_data(data, a.paired)
+        # raises on channels that differ; warns on orientations that differ
+        data_warnings = check_comparable(source, target)
         train_env = None
         spatial_dims = 3
+    missing = sorted(set(a.mechanisms or ()) - (set(source.nodes) & set(target.nodes)))
+    if missing:
+        raise ConfigError(
+            f"attribution.mechanisms names {missing}, which the data do not hold (nodes "
+            f"{sorted(set(source.nodes) & set(target.nodes))}); remove them from "
+            "attribution.mechanisms"
+        )
     lap("data")
 
     if cfg.model.kind == "train-unet":  # the config guarantees synthetic data here
@@ -314,6 +337,9 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         metric=a.metric,
         metric_params={"empty": a.empty},
         patch_size=cfg.model.patch_size,
+        # NIfTI headers give the voxel size: distances and volumes in physical units,
+        # comparable between scanners of different resolution
+        spacing=None if sim is not None else "metadata",
         progress=progress,
     )
     m_s = adapter.score(source)
@@ -382,6 +408,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         random_state=a.random_state,
     )
     lap("attribution")
+    _add_warnings(result, data_warnings)
 
     truth = None
     if sim is not None and data.truth_n:
@@ -400,6 +427,9 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     result.settings["ratio_outputs"] = a.ratio_outputs_mode
     result.settings["ratio_agreement"] = agreement
     result.settings["n_jobs"] = a.n_jobs
+    result.settings["distance_units"] = (
+        "voxels" if sim is not None else "physical (the NIfTI headers' voxel spacing)"
+    )
     page = write_report(
         result,
         folder,
@@ -408,6 +438,19 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     )
     lap("report")
     return RunOutcome(result=result, truth=truth, report=page, seconds=seconds)
+
+
+def _add_warnings(result: Attribution, warns: list[dict[str, Any]]) -> None:
+    """Put warnings about the data among the result's own, counted in its diagnostics."""
+    if not warns:
+        return
+    for w in warns:
+        warnings.warn(w["message"], ShiftAttrWarning, stacklevel=3)
+    result.warnings.extend(warns)
+    overall = result.diagnostics.setdefault("overall", {})
+    overall["n_warnings"] = len(result.warnings)
+    codes = sorted({w["code"] for w in result.warnings})
+    overall["warning_counts"] = {c: sum(w["code"] == c for w in result.warnings) for c in codes}
 
 
 def truth_table(result: Attribution, truth: dict[str, Any]) -> str:

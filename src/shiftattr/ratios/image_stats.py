@@ -46,10 +46,34 @@ def _check_statistics(statistics: str) -> str:
     return statistics
 
 
-def _load(values, idx: np.ndarray) -> np.ndarray:
-    if isinstance(values, LazyVolumes):
-        return values.load(idx)
-    return np.asarray(values)[idx]
+def _load_groups(
+    features: Features, names: list[str], idx: np.ndarray
+) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """The cases ``idx`` of every node, stacked per group of cases sharing their shapes.
+
+    Returns ``[(positions in idx, {node: batch})]``: one group holding all the cases
+    when their shapes agree (always for arrays); lazy volumes of different shapes
+    (e.g. NIfTI cases on different grids) give one group per distinct set of shapes.
+    """
+    loaded: dict[str, Any] = {}
+    for k in names:
+        v = features[k]
+        # a lazy node is read item by item (as LazyVolumes.load does) and stacked below
+        loaded[k] = [v[int(i)] for i in idx] if isinstance(v, LazyVolumes) else np.asarray(v)[idx]
+    lazy = [k for k in names if isinstance(loaded[k], list)]
+    keys = [tuple(loaded[k][j].shape for k in lazy) for j in range(len(idx))]
+    groups: dict[tuple, list[int]] = {}
+    for j, key in enumerate(keys):
+        groups.setdefault(key, []).append(j)
+    out = []
+    for positions in groups.values():
+        pos = np.asarray(positions)
+        batch = {
+            k: np.stack([loaded[k][j] for j in positions]) if k in lazy else loaded[k][pos]
+            for k in names
+        }
+        out.append((pos, batch))
+    return out
 
 
 def _is_mask(batch: np.ndarray) -> bool:
@@ -175,6 +199,12 @@ def image_statistics(
     -------
     ndarray of shape (N, d)
 
+    Notes
+    -----
+    Every statistic is computed per case. Lazy volumes whose cases differ in shape
+    (NIfTI cases on different grids) are summarised per group of cases of one shape
+    and the rows put back in case order; the number of channels must be the same.
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -194,39 +224,79 @@ def image_statistics(
         )
     names = sorted(features)
     kinds = _node_kinds(features, names, spatial_dims)
+    options = {"mask_image_contrast": mask_image_contrast, "statistics": statistics}
     blocks = []
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
-        batch = {k: _load(features[k], idx) for k in names}
-        for k in names:  # a lazy node's first case decided its kind; hold every batch to it
-            if kinds[k] == "mask" and not _is_mask(batch[k]):
-                raise ValueError(
-                    f"node {k!r} looked like a binary mask on its first case but cases "
-                    f"{idx[0]}-{idx[-1]} hold other values; give masks a bool dtype and "
-                    "images a float dtype."
-                )
-        images = [batch[k] for k in names if kinds[k] == "image"]
-        cols = []
-        for k in names:
-            v = batch[k]
-            if kinds[k] == "vector":
-                cols.append(v.reshape(len(idx), -1).astype(float))
-            elif kinds[k] == "mask":
-                cols.append(
-                    _mask_stats(
-                        v.reshape((len(idx), *v.shape[-spatial_dims:])),
-                        [i.reshape(v.shape) for i in images if i.size == v.size],
-                        mask_image_contrast,
-                    )
-                )
-            else:
-                # channels first: statistics per channel
-                vv = v.reshape((len(idx), -1, *v.shape[-spatial_dims:]))
-                cols += [_image_stats(vv[:, c]) for c in range(vv.shape[1])]
-                if statistics == "extended":
-                    cols += [quality_statistics(vv[:, c]) for c in range(vv.shape[1])]
-        blocks.append(np.hstack(cols))
+        groups = _load_groups(features, names, idx)
+        if len(groups) == 1:  # cases of one shape: the whole batch at once
+            blocks.append(
+                _batch_statistics(groups[0][1], idx, names, kinds, spatial_dims, **options)
+            )
+            continue
+        # cases of different shapes (lazy volumes on different grids): statistics per
+        # group of one shape, put back in case order (every statistic is per case)
+        parts = [
+            (pos, _batch_statistics(batch, idx[pos], names, kinds, spatial_dims, **options))
+            for pos, batch in groups
+        ]
+        widths = {p.shape[1] for _, p in parts}
+        if len(widths) > 1:
+            shapes = {
+                str(tuple(b[k].shape[1:] for k in names)): idx[pos[:3]].tolist()
+                for pos, b in groups
+            }
+            raise ValueError(
+                f"cases of different shapes give different numbers of statistics {sorted(widths)}"
+                f" (item shapes of nodes {names}, with example cases: {shapes}); give every "
+                "case the same number of channels."
+            )
+        block = np.empty((len(idx), widths.pop()))
+        for pos, part in parts:
+            block[pos] = part
+        blocks.append(block)
     return np.vstack(blocks)
+
+
+def _batch_statistics(
+    batch: Mapping[str, np.ndarray],
+    idx: np.ndarray,
+    names: list[str],
+    kinds: Mapping[str, str],
+    spatial_dims: int,
+    mask_image_contrast: bool,
+    statistics: str,
+) -> np.ndarray:
+    """:func:`image_statistics` of a batch of cases ``idx`` sharing their shapes."""
+    for k in names:  # a lazy node's first case decided its kind; hold every batch to it
+        if kinds[k] == "mask" and not _is_mask(batch[k]):
+            cases = f"{idx[0]}-{idx[-1]}" if np.all(np.diff(idx) == 1) else str(idx.tolist())
+            raise ValueError(
+                f"node {k!r} looked like a binary mask on its first case but cases "
+                f"{cases} hold other values; give masks a bool dtype and "
+                "images a float dtype."
+            )
+    images = [batch[k] for k in names if kinds[k] == "image"]
+    cols = []
+    for k in names:
+        v = batch[k]
+        if kinds[k] == "vector":
+            cols.append(v.reshape(len(idx), -1).astype(float))
+        elif kinds[k] == "mask":
+            cols.append(
+                _mask_stats(
+                    v.reshape((len(idx), *v.shape[-spatial_dims:])),
+                    [i.reshape(v.shape) for i in images if i.size == v.size],
+                    mask_image_contrast,
+                )
+            )
+        else:
+            # channels first: statistics per channel
+            vv = v.reshape((len(idx), -1, *v.shape[-spatial_dims:]))
+            cols += [_image_stats(vv[:, c]) for c in range(vv.shape[1])]
+            if statistics == "extended":
+                cols += [quality_statistics(vv[:, c]) for c in range(vv.shape[1])]
+    return np.hstack(cols)
 
 
 def _extra_columns(node: str, fn: Callable, features: Features, n: int) -> np.ndarray:

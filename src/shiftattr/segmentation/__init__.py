@@ -10,7 +10,8 @@
 * :func:`sliding_window_inference` — patch-wise inference with Gaussian blending.
 * :func:`load_torch_checkpoint` — safe (``weights_only``) weight loading.
 * :func:`load_folder`, :func:`load_nnunet_raw`, :func:`load_msseg2016` — lazy
-  environments from NIfTI files.
+  environments from NIfTI files; :func:`check_comparable` — do two of them present
+  the same channels, in one orientation?
 * :class:`UNet3D`, :func:`train_segmentation_model`, :func:`save_checkpoint`,
   :func:`load_checkpoint` — a small reference U-Net.
 
@@ -43,6 +44,7 @@ from shiftattr.segmentation.nifti import (
     MSSEG2016_MODALITIES,
     NiftiDataError,
     NiftiVolumeLoader,
+    check_comparable,
     load_folder,
     load_msseg2016,
     load_nnunet_raw,
@@ -70,6 +72,7 @@ __all__ = [
     "NiftiVolumeLoader",
     "SegmentationAdapter",
     "UNet3D",
+    "check_comparable",
     "gaussian_importance_map",
     "load_checkpoint",
     "load_folder",

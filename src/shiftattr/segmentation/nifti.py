@@ -12,7 +12,14 @@ masks are uint8 (0/1 when binary). Per-case information is kept in
 ``environment.metadata`` as arrays aligned with the cases: ``"case_id"``, ``"spacing"`` (voxel sizes
 from the headers, array-axis order), ``"affine"``, ``"shape"``, ``"image_paths"``,
 ``"label_paths"``, plus layout-specific keys (``"center"``, ``"patient"``,
-``"annotator"`` for MSSEG-2016; manifest columns for :func:`load_folder`).
+``"annotator"`` for MSSEG-2016; manifest columns for :func:`load_folder`). Keys that
+describe the whole environment are kept as is by :func:`select_cases` and
+:meth:`~shiftattr.Environment.subset`: ``"channel_names"`` (``{"0": "FLAIR", "1": "T1"}``,
+the image channels in order, recorded by every loader) and ``"foreground"`` (the label
+scored as ``Y``, or None).
+
+Before attributing two loaded environments, :func:`check_comparable` checks that their
+channels agree and warns when their orientations differ.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ __all__ = [
     "MSSEG2016_MODALITIES",
     "NiftiDataError",
     "NiftiVolumeLoader",
+    "check_comparable",
     "load_folder",
     "load_msseg2016",
     "load_nnunet_raw",
@@ -46,10 +54,23 @@ __all__ = [
 MSSEG2016_MODALITIES: tuple[str, ...] = ("FLAIR", "T1", "T2", "DP", "GADO")
 """Modalities of MSSEG-2016 (``DP`` is proton density; ``GADO`` T1 with gadolinium)."""
 
+_MSSEG2016_LABELS = {"background": 0, "lesion": 1}
+
 _NIFTI_ENDINGS = (".nii.gz", ".nii")
 # metadata keys written by every loader; manifest columns of these names get a prefix
 _RESERVED_METADATA = frozenset(
-    {"case_id", "spacing", "affine", "shape", "image_paths", "label_paths", "manifest", "folder"}
+    {
+        "case_id",
+        "spacing",
+        "affine",
+        "shape",
+        "image_paths",
+        "label_paths",
+        "manifest",
+        "folder",
+        "channel_names",
+        "foreground",
+    }
 )
 
 
@@ -119,6 +140,16 @@ def _check_same_grid(
 ) -> None:
     ref = headers[0]
     for h in headers[1:]:
+        if len(h.shape) != len(ref.shape) and max(len(h.shape), len(ref.shape)) > 3:
+            multi, single = (h, ref) if len(h.shape) > len(ref.shape) else (ref, h)
+            raise NiftiDataError(
+                f"case {case_id!r}: {multi.path!r} is a {len(multi.shape)}D image of shape "
+                f"{multi.shape} (several channels or time points in one file) but "
+                f"{single.path!r} has shape {single.shape}. Split the {len(multi.shape)}D file "
+                "into one 3D file per channel (e.g. nibabel.funcs.four_to_three) and list them "
+                "in the manifest's image columns, in order (nnU-Net: one file per channel, "
+                "{case}_0000, {case}_0001, ...)."
+            )
         if h.shape != ref.shape:
             raise NiftiDataError(
                 f"case {case_id!r}: {h.path!r} has shape {h.shape} but {ref.path!r} has shape "
@@ -137,6 +168,35 @@ def _check_same_grid(
 
 
 # ---------------------------------------------------------------------------------- loader
+def _check_foreground(
+    foreground: Any, declared: Mapping[str, Any] | None = None, where: str = ""
+) -> int | None:
+    """``foreground`` as an int, checked to be positive and among ``declared`` labels.
+
+    ``declared`` maps label names to values (nnU-Net's ``dataset.json`` ``labels``);
+    ``where`` names the file declaring them.
+    """
+    if foreground is None:
+        return None
+    values = _label_values(declared) if declared is not None else set()
+    shown = f"; {where or 'the dataset'} declares the labels {dict(declared)}" if declared else ""
+    if isinstance(foreground, (bool, np.bool_)) or not isinstance(foreground, (int, np.integer)):
+        raise NiftiDataError(
+            f"foreground must be a positive int (the label scored as the mask), got "
+            f"{foreground!r}{shown}."
+        )
+    if foreground < 1:
+        raise NiftiDataError(
+            f"foreground must be a positive int, got {foreground} (0 is the background){shown}."
+        )
+    if declared is not None and int(foreground) not in values:
+        positive = sorted(v for v in values if v > 0)
+        raise NiftiDataError(
+            f"foreground={foreground} is not a declared label{shown}; pass one of {positive}."
+        )
+    return int(foreground)
+
+
 def _read_data(path: str) -> np.ndarray:
     nib = _nibabel()
     if not os.path.isfile(path):  # e.g. moved or deleted after the environment was built
@@ -169,6 +229,9 @@ class NiftiVolumeLoader:
         Return ``(*spatial)`` rather than ``(1, *spatial)`` for one file.
     case_ids : sequence of str, optional
         Used in error messages.
+    foreground : int, optional
+        For masks that are label maps: return the binary mask ``label == foreground``
+        (uint8); ``binary`` is not used then.
 
     Examples
     --------
@@ -178,6 +241,15 @@ class NiftiVolumeLoader:
     ...     nib.save(nib.Nifti1Image(np.ones((2, 3, 4), dtype="float32"), np.eye(4)), path)
     ...     NiftiVolumeLoader([[path]])(0).shape
     (2, 3, 4)
+
+    A label map scored on label 2:
+
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "seg.nii.gz")
+    ...     labels = np.array([0, 1, 2, 2], dtype="uint8").reshape(1, 1, 4)
+    ...     nib.save(nib.Nifti1Image(labels, np.eye(4)), path)
+    ...     NiftiVolumeLoader([[path]], "mask", foreground=2)(0).ravel().tolist()
+    [0, 0, 1, 1]
     """
 
     def __init__(
@@ -187,14 +259,18 @@ class NiftiVolumeLoader:
         binary: bool = True,
         squeeze: bool = True,
         case_ids: Sequence[str] | None = None,
+        foreground: int | None = None,
     ) -> None:
         if kind not in ("image", "mask"):
             raise ValueError(f"kind must be 'image' or 'mask', got {kind!r}")
+        if foreground is not None and kind != "mask":
+            raise ValueError("foreground= applies to masks (kind='mask') only")
         self.paths = [tuple(str(p) for p in ps) for ps in paths]
         self.kind = kind
         self.binary = bool(binary)
         self.squeeze = bool(squeeze)
         self.case_ids = list(case_ids) if case_ids is not None else None
+        self.foreground = _check_foreground(foreground)
         self.n_reads = 0  # number of files read (for diagnostics and tests)
 
     def __len__(self) -> int:
@@ -232,7 +308,8 @@ class NiftiVolumeLoader:
                 out.append((os.path.abspath(p), st.st_size, st.st_mtime_ns))
             except OSError:
                 out.append((os.path.abspath(p), None, None))
-        return (self.kind, self.binary, tuple(out))
+        key = (self.kind, self.binary, tuple(out))
+        return key if self.foreground is None else (*key, ("foreground", self.foreground))
 
     def _mask(self, data: np.ndarray, path: str) -> np.ndarray:
         if data.dtype.kind == "f":
@@ -244,6 +321,8 @@ class NiftiVolumeLoader:
                 )
         elif data.dtype.kind not in "biu":
             raise NiftiDataError(f"mask {path!r} has dtype {data.dtype}; expected integer labels")
+        if self.foreground is not None:
+            return (data == self.foreground).astype(np.uint8)
         if self.binary:
             outside = (data != 0) & (data != 1)
             if outside.any():
@@ -284,7 +363,8 @@ class NiftiVolumeLoader:
         return self.case_ids[i] if self.case_ids is not None else str(i)
 
     def __repr__(self) -> str:
-        return f"NiftiVolumeLoader(n={len(self)}, kind={self.kind!r}, binary={self.binary})"
+        fg = "" if self.foreground is None else f", foreground={self.foreground}"
+        return f"NiftiVolumeLoader(n={len(self)}, kind={self.kind!r}, binary={self.binary}{fg})"
 
 
 # ---------------------------------------------------------------------------------- builder
@@ -307,7 +387,15 @@ def _build(
     affine_tolerance: float,
     extra_nodes: Mapping[str, np.ndarray] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    channel_names: Sequence[str] | None = None,
+    foreground: int | None = None,
 ) -> Environment:
+    """The lazy environment of ``cases`` (headers checked; see the module docstring).
+
+    ``channel_names`` (one per image file of a case, in order) is recorded as
+    ``metadata["channel_names"] = {"0": name0, ...}``; ``foreground`` makes the masks
+    the binary masks ``label == foreground``.
+    """
     if not cases:
         raise NiftiDataError(f"no cases found for environment {name!r}")
     ids = [c.case_id for c in cases]
@@ -347,10 +435,14 @@ def _build(
     data: dict[str, Any] = {
         image_node: LazyVolumes(image_loader, n, shape=img_shape, dtype=np.float32)
     }
-    label_dtype = np.uint8 if binary_labels else None
+    label_dtype = np.uint8 if binary_labels or foreground is not None else None
     if has_label:
         label_loader = NiftiVolumeLoader(
-            [(c.label,) for c in cases], "mask", binary=binary_labels, case_ids=ids
+            [(c.label,) for c in cases],
+            "mask",
+            binary=binary_labels,
+            case_ids=ids,
+            foreground=foreground,
         )
         data[label_node] = LazyVolumes(label_loader, n, shape=spatial, dtype=label_dtype)
     for node, values in (extra_nodes or {}).items():
@@ -363,7 +455,9 @@ def _build(
             if cf not in (c.extra_labels or {}):
                 raise NiftiDataError(f"case {c.case_id!r} has no mask for {cf!r}")
             paths.append(((c.extra_labels or {})[cf],))
-        loader = NiftiVolumeLoader(paths, "mask", binary=binary_labels, case_ids=ids)
+        loader = NiftiVolumeLoader(
+            paths, "mask", binary=binary_labels, case_ids=ids, foreground=foreground
+        )
         counterfactuals[cf] = {label_node: LazyVolumes(loader, n, shape=spatial, dtype=label_dtype)}
     d = len(shapes[0])
     meta: dict[str, Any] = {
@@ -377,6 +471,9 @@ def _build(
         "label_paths": np.array([c.label for c in cases], dtype=object),
     }
     meta.update(metadata or {})
+    if channel_names is not None:  # not per case: subset and select_cases keep it whole
+        meta["channel_names"] = {str(k): str(v) for k, v in enumerate(channel_names)}
+    meta["foreground"] = foreground
     return Environment(
         data, name=name, case_ids=ids, metadata=meta, counterfactuals=counterfactuals
     )
@@ -470,6 +567,7 @@ def load_folder(
     label_node: str = "Y",
     check_affine: bool = True,
     affine_tolerance: float = 1e-3,
+    foreground: int | None = None,
 ) -> Environment:
     """A lazy environment from a folder of NIfTI files listed in a manifest.
 
@@ -506,19 +604,28 @@ def load_folder(
         Require the affines of a case's images and mask to agree.
     affine_tolerance : float, default 1e-3
         Absolute tolerance on affine entries (mm).
+    foreground : int, optional
+        The masks are label maps and ``label_node`` is the binary mask
+        ``label == foreground`` (uint8): one class of a multi-label segmentation
+        (``binary_labels`` is not used then). Recorded as ``metadata["foreground"]``.
 
     Returns
     -------
     Environment
         Lazy ``image_node`` / ``label_node``; other manifest columns are in
         ``metadata`` (numeric ones as float arrays), one entry per case.
+        ``metadata["channel_names"]`` names the channels by their image columns,
+        ``{"0": "image_flair", "1": "image_t1"}`` (``"images[0]"``, ``"images[1]"``
+        for a JSON column holding a list of paths).
 
     Raises
     ------
     NiftiDataError
         Naming the file or column: manifest missing or malformed, unknown column, file
         not found, unreadable header, image / mask grids that disagree, empty covariate
-        values (a non-numeric covariate column is moved to the metadata with a warning).
+        values (a non-numeric covariate column is moved to the metadata with a warning),
+        a JSON image column holding lists of different lengths, or a ``foreground``
+        that is not a positive int.
 
     Examples
     --------
@@ -537,6 +644,7 @@ def load_folder(
     root = Path(folder)
     if not root.is_dir():
         raise NiftiDataError(f"folder not found: {str(root)!r}")
+    foreground = _check_foreground(foreground)
     if manifest is None:
         candidates = [root / "manifest.csv", root / "manifest.json"]
         found = [p for p in candidates if p.is_file()]
@@ -585,6 +693,25 @@ def load_folder(
             raise NiftiDataError(f"manifest {str(mpath)!r}: empty case id in rows {empty[:10]}")
     else:
         ids = [f"{env_name}:{i}" for i in range(len(rows))]
+
+    # channel names: the image columns; a JSON column of lists gives one name per entry
+    channel_names: list[str] = []
+    for col in img_cols:
+        lengths = {
+            cid: len(v) if isinstance(v := r.get(col), (list, tuple)) else 1
+            for cid, r in zip(ids, rows)
+        }
+        distinct = sorted(set(lengths.values()))
+        if len(distinct) > 1:
+            examples = {k: [c for c, v in lengths.items() if v == k][:3] for k in distinct}
+            raise NiftiDataError(
+                f"image column {col!r} of {str(mpath)!r} holds different numbers of paths "
+                f"({', '.join(f'{k} in cases {c}' for k, c in examples.items())}); every case "
+                "needs the same channels in the same order: list them in separate image "
+                "columns instead."
+            )
+        k = distinct[0]
+        channel_names += [col] if k == 1 else [f"{col}[{j}]" for j in range(k)]
 
     cases = []
     for cid, row in zip(ids, rows):
@@ -666,6 +793,8 @@ def load_folder(
         affine_tolerance=affine_tolerance,
         extra_nodes=extra_nodes,
         metadata=metadata,
+        channel_names=channel_names,
+        foreground=foreground,
     )
 
 
@@ -697,6 +826,7 @@ def load_nnunet_raw(
     label_node: str = "Y",
     check_affine: bool = True,
     affine_tolerance: float = 1e-3,
+    foreground: int | None = None,
 ) -> Environment:
     """A lazy environment from an nnU-Net (v2) raw dataset folder.
 
@@ -725,22 +855,28 @@ def load_nnunet_raw(
         Require the affines of a case's images and mask to agree.
     affine_tolerance : float, default 1e-3
         Absolute tolerance on affine entries (mm).
+    foreground : int, optional
+        Score one class of a multi-label dataset: ``label_node`` is the binary mask
+        ``label == foreground`` (uint8); it must be a label ``dataset.json`` declares
+        (``binary_labels`` is not used then). Recorded as ``metadata["foreground"]``.
 
     Returns
     -------
     Environment
         ``image_node`` ``(C, *spatial)`` (``(*spatial)`` for one channel) and
         ``label_node``; metadata adds ``"channel_names"``, ``"labels"``,
-        ``"dataset_json"``.
+        ``"dataset_json"``, ``"foreground"``.
 
     Raises
     ------
     ValueError
         If ``split`` is not ``"Tr"`` or ``"Ts"``.
     NiftiDataError
-        Missing ``dataset.json`` or images folder, a missing channel file (naming the
+        Missing ``dataset.json`` or images folder, no image file with the declared
+        ``file_ending`` (naming the files found), a missing channel file (naming the
         case and the file), a missing label file, a file not following the naming
-        scheme, unknown requested cases, or image / mask grids that disagree.
+        scheme, unknown requested cases, image / mask grids that disagree, or a
+        ``foreground`` that is not a declared positive label (naming the labels).
 
     Examples
     --------
@@ -757,6 +893,8 @@ def load_nnunet_raw(
     >>> env = load_nnunet_raw(root)
     >>> env.case_ids, env["X"][0].shape, env["Y"][0].shape
     (('ms_001',), (2, 4, 4, 4), (4, 4, 4))
+    >>> env.metadata["channel_names"]
+    {'0': 'FLAIR', '1': 'T1'}
     >>> import shutil; shutil.rmtree(root)
     """
     root = Path(dataset_folder)
@@ -785,6 +923,9 @@ def load_nnunet_raw(
         )
     labels = dj.get("labels", {})
     values = _label_values(labels)
+    foreground = _check_foreground(
+        foreground, labels if isinstance(labels, Mapping) and labels else None, repr(str(dj_path))
+    )
     if binary_labels is None:
         binary_labels = values <= {0, 1}
     img_dir = root / f"images{split}"
@@ -806,6 +947,18 @@ def load_nnunet_raw(
                 f"{{case}}_{{XXXX}}{ending} (XXXX = 4-digit channel index)."
             )
         found.setdefault(m["case"], set()).add(int(m["ch"]))
+    if not found:
+        present = sorted(e for e in os.listdir(img_dir) if not e.startswith("."))
+        listing = (
+            f"it holds {len(present)} file(s), e.g. {present[:5]}"
+            if present
+            else "the folder is empty"
+        )
+        raise NiftiDataError(
+            f"no image file ending in {ending!r} (dataset.json's file_ending) in "
+            f"{str(img_dir)!r}: {listing}. Fix file_ending in {str(dj_path)!r} to match "
+            f"the files, or name them {{case}}_0000{ending}."
+        )
     if cases is None:
         case_list = sorted(found)
         n_train = dj.get("numTraining")
@@ -863,6 +1016,7 @@ def load_nnunet_raw(
             "dataset_json": str(dj_path),
             "file_ending": ending,
         },
+        foreground=foreground,
     )
 
 
@@ -919,6 +1073,7 @@ def load_msseg2016(
     label_node: str = "Y",
     check_affine: bool = True,
     affine_tolerance: float = 1e-3,
+    foreground: int | None = None,
 ) -> Environment:
     """A lazy environment from the MSSEG-2016 (MICCAI 2016 MS lesion) challenge data.
 
@@ -963,13 +1118,17 @@ def load_msseg2016(
         Require the affines of a case's images and masks to agree.
     affine_tolerance : float, default 1e-3
         Absolute tolerance on affine entries (mm).
+    foreground : int, optional
+        The label scored as the mask, as in :func:`load_nnunet_raw`; MSSEG-2016's masks
+        hold 0 (background) and 1 (lesion), so only 1 is accepted (the masks as they are).
 
     Returns
     -------
     Environment
         Metadata per case: ``"center"`` (``"01"``), ``"patient"`` (``"01"``),
         ``"annotator"`` (``"1"``..``"7"`` or ``"consensus"``), ``"split"``
-        (``"Training"``/``"Testing"``/``""``), plus the NIfTI keys.
+        (``"Training"``/``"Testing"``/``""``), plus the NIfTI keys;
+        ``"channel_names"`` holds the modalities (``{"0": "FLAIR", "1": "T1"}``).
 
     Raises
     ------
@@ -980,8 +1139,8 @@ def load_msseg2016(
         ``"consensus"``, or a center or patient (in ``centers`` / ``patients`` or a
         ``Center_*`` / ``Patient_*`` folder name) that is not a number.
     NiftiDataError
-        Missing folder, modality or mask file (naming it), no matching case, or
-        image / mask grids that disagree.
+        Missing folder, modality or mask file (naming it), no matching case,
+        image / mask grids that disagree, or a ``foreground`` other than 1.
 
     See Also
     --------
@@ -1004,6 +1163,8 @@ def load_msseg2016(
     >>> env = load_msseg2016(root, label=1, pair_annotators=True)
     >>> env.name, env.case_ids, env.metadata["center"].tolist()
     ('center-all/annotator-1', ('Center_01/Patient_01',), ['01'])
+    >>> env.metadata["channel_names"]
+    {'0': 'FLAIR'}
     >>> env.counterfactual("annotator-4", "Y")[0].shape
     (4, 4, 4)
     >>> import shutil; shutil.rmtree(root)
@@ -1021,6 +1182,7 @@ def load_msseg2016(
     base = Path(root)
     if not base.is_dir():
         raise NiftiDataError(f"MSSEG-2016 folder not found: {str(base)!r}")
+    foreground = _check_foreground(foreground, _MSSEG2016_LABELS, "MSSEG-2016")
     mods = []
     for m in modalities:
         key = str(m).strip().upper()
@@ -1109,6 +1271,8 @@ def load_msseg2016(
         binary_labels=True,
         check_affine=check_affine,
         affine_tolerance=affine_tolerance,
+        channel_names=mods,
+        foreground=foreground,
         metadata={
             "center": rows[:, 0].astype(str),
             "patient": rows[:, 1].astype(str),
@@ -1235,3 +1399,168 @@ def select_cases(environment: Environment, **criteria: Any) -> Environment:
         meta[k] = v[idx] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v
     sub.metadata = meta
     return sub
+
+
+# ---------------------------------------------------------------------------------- checks
+def _channel_list(environment: Environment) -> list[str] | None:
+    """The recorded channel names in channel order, or None."""
+    names = environment.metadata.get("channel_names")
+    if not isinstance(names, Mapping) or not names:
+        return None
+
+    def order(key: Any) -> tuple[int, Any]:
+        try:
+            return (0, int(key))
+        except (TypeError, ValueError):
+            return (1, str(key))
+
+    return [str(names[k]) for k in sorted(names, key=order)]
+
+
+def _n_channels(environment: Environment) -> int | None:
+    """Number of image channels from the metadata (image files per case), or None."""
+    paths = environment.metadata.get("image_paths")
+    if isinstance(paths, np.ndarray) and paths.ndim == 2:
+        return int(paths.shape[1])
+    names = _channel_list(environment)
+    return None if names is None else len(names)
+
+
+def _orientations(environment: Environment) -> Counter | None:
+    """Counts of the orientation codes (``"RAS"``) of the cases, or None without affines."""
+    affines = environment.metadata.get("affine")
+    if not isinstance(affines, np.ndarray) or affines.ndim != 3 or affines.shape[1:] != (4, 4):
+        return None
+    orientations = _nibabel().orientations
+    codes: Counter = Counter()
+    for affine in affines:  # one small matrix per case
+        try:
+            axes = orientations.aff2axcodes(affine)
+        except Exception:  # a degenerate affine has no orientation
+            axes = ("?",) * 3
+        codes["".join(a if a is not None else "?" for a in axes)] += 1
+    return codes
+
+
+def check_comparable(source: Environment, target: Environment) -> list[dict[str, Any]]:
+    """Check that two loaded environments can be compared before attributing their shift.
+
+    The model sees the voxel arrays as stored, so two datasets must present the same
+    channels in the same order, and should store their volumes in one orientation:
+    otherwise the attribution reports a difference of file layout as a change of the
+    scanner. Different voxel spacings are not reported: they are a real difference of
+    acquisition.
+
+    Parameters
+    ----------
+    source, target : Environment
+        Environments from :func:`load_folder`, :func:`load_nnunet_raw` or
+        :func:`load_msseg2016` (any environment: checks whose metadata are missing,
+        as for synthetic data, are skipped).
+
+    Returns
+    -------
+    list of dict
+        Warnings ``{"code", "mechanism", "message"}`` (as in
+        :attr:`~shiftattr.Attribution.warnings`); empty when nothing is wrong. Code
+        ``"orientation_differs"``: the orientation codes of the affines
+        (``nibabel.orientations.aff2axcodes`` of ``metadata["affine"]``) differ between
+        the environments or within one.
+
+    Raises
+    ------
+    NiftiDataError
+        If both record ``metadata["channel_names"]`` and the names or their order
+        differ, or if the numbers of image channels differ.
+
+    See Also
+    --------
+    load_folder, load_nnunet_raw, load_msseg2016 : Record the metadata checked here.
+
+    Examples
+    --------
+    Two one-case folders, the second stored in LPS orientation (as some DICOM
+    converters write):
+
+    >>> import tempfile, os, nibabel as nib, numpy as np
+    >>> tmp = tempfile.mkdtemp()
+    >>> for site, affine in (("a", np.eye(4)), ("b", np.diag([-1.0, -1.0, 1.0, 1.0]))):
+    ...     os.makedirs(f"{tmp}/{site}")
+    ...     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), "float32"), affine), f"{tmp}/{site}/c.nii.gz")
+    ...     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), "uint8"), affine), f"{tmp}/{site}/s.nii.gz")
+    ...     with open(f"{tmp}/{site}/manifest.csv", "w") as fh:
+    ...         _ = fh.write("case_id,image,label\\nc,c.nii.gz,s.nii.gz\\n")
+    >>> source, target = load_folder(f"{tmp}/a"), load_folder(f"{tmp}/b")
+    >>> [w["code"] for w in check_comparable(source, target)]
+    ['orientation_differs']
+    >>> check_comparable(source, source)
+    []
+
+    Channels that differ (names, or the order of the manifests' image columns) are an
+    error:
+
+    >>> target.metadata["channel_names"] = {"0": "image_t1"}
+    >>> try:
+    ...     check_comparable(source, target)
+    ... except NiftiDataError as err:
+    ...     print(str(err).split(" (")[0])
+    the image channels differ: source 'a' has ['image'], target 'b' has ['image_t1']
+    >>> import shutil; shutil.rmtree(tmp)
+    """
+    src_names, tgt_names = _channel_list(source), _channel_list(target)
+    sides = f"source {source.name!r} has {{}}, target {target.name!r} has {{}}"
+    if src_names is not None and tgt_names is not None and src_names != tgt_names:
+        how = (
+            "the same channels in another order"
+            if sorted(src_names) == sorted(tgt_names)
+            else "different channels"
+        )
+        raise NiftiDataError(
+            "the image channels differ: "
+            + sides.format(src_names, tgt_names)
+            + f" ({how}). The model would read one channel as another. List the image "
+            "columns in the same order in both manifests (nnU-Net: the same channel_names "
+            "in both dataset.json files); if the channels are the same under other names, "
+            "set metadata['channel_names'] of one environment to those of the other."
+        )
+    n_src, n_tgt = _n_channels(source), _n_channels(target)
+    if n_src is not None and n_tgt is not None and n_src != n_tgt:
+        raise NiftiDataError(
+            "the numbers of image channels differ: "
+            + sides.format(
+                f"{n_src} ({src_names if src_names is not None else 'unnamed'})",
+                f"{n_tgt} ({tgt_names if tgt_names is not None else 'unnamed'})",
+            )
+            + ". Load the same channels, in the same order, for both (the manifests' image "
+            "columns, nnU-Net's channel_names or load_msseg2016's modalities)."
+        )
+    warnings_out: list[dict[str, Any]] = []
+    found = {
+        side: codes
+        for side, codes in (("source", _orientations(source)), ("target", _orientations(target)))
+        if codes
+    }
+    distinct = set().union(*(set(c) for c in found.values())) if found else set()
+    if len(distinct) > 1:
+        names = {"source": source.name, "target": target.name}
+
+        def describe(codes: Counter) -> str:
+            return ", ".join(
+                f"{code} ({k} case{'s' if k != 1 else ''})" for code, k in codes.most_common()
+            )
+
+        seen = "; ".join(f"{side} {names[side]!r}: {describe(c)}" for side, c in found.items())
+        warnings_out.append(
+            {
+                "code": "orientation_differs",
+                "mechanism": None,
+                "message": (
+                    f"the volumes are stored in different orientations ({seen}): their voxel "
+                    "arrays are mirrored or permuted relative to each other, so the model "
+                    "sees reoriented images and the change lands on the scanner mechanism. "
+                    "Reorient the files to one orientation (e.g. nibabel.as_closest_canonical, "
+                    "which gives RAS) before loading."
+                ),
+            }
+        )
+    return warnings_out
