@@ -99,7 +99,10 @@ def test_load_folder_csv_lazy_channels_covariates(tmp_path, count_reads):
     y2 = env["Y"][2]
     assert y2.dtype == np.uint8 and int(y2.sum()) == 3
     np.testing.assert_array_equal(env["D"], [[41, 0.5], [52, 1.5], [63, 2.5]])
-    assert env.metadata["D_columns"] == ["age", "lesion_load"]
+    assert env.metadata["D_columns"] == ("age", "lesion_load")
+    # two cases, two columns: the names are not per case, so a subset keeps their order
+    two = env.subset([0, 1])
+    assert two.subset([1, 0]).metadata["D_columns"] == ("age", "lesion_load")
     assert env.metadata["sex"].tolist() == ["F", "M", "F"]
     assert env.metadata["site"].tolist() == ["A", "B", "A"]
     np.testing.assert_allclose(env.metadata["spacing"], [[1.0, 1.0, 2.5]] * 3)

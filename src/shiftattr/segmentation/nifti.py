@@ -771,7 +771,7 @@ def load_folder(
             extra_nodes[node] = numeric[0]
         else:
             extra_nodes[node] = np.stack(numeric, axis=1)
-        metadata[f"{node}_columns"] = numeric_cols
+        metadata[f"{node}_columns"] = tuple(numeric_cols)  # a tuple: never taken per case
     for col in columns:
         if col in used:
             continue
