@@ -335,3 +335,16 @@ def test_the_batched_fixed_bootstrap_substitutes_like_one_game_per_replicate(met
     np.testing.assert_allclose(batched.bootstrap_values, looped.bootstrap_values, atol=1e-12)
     assert batched.closure_ci == pytest.approx(looped.closure_ci, abs=1e-12)
     assert np.ptp(batched.bootstrap_values[:, 2]) > 0  # the substituted Y varies too
+
+
+def test_a_paired_mechanism_carrying_the_change_is_not_an_unseen_shift():
+    """Only ``Y`` shifts and it is paired: no discriminator sees a shift (its AUC is not
+    estimated), yet the change is explained; ``shift_not_seen`` used to fire here
+    (``max`` over AUCs with a NaN among them depended on the mechanisms' order)."""
+    scm = LinearGaussianSCM.example(shifted=("Y",), metric="squared_error")
+    src, tgt = _envs(scm, 2000, seed=3)
+    res = _mr_paired(scm, src, tgt, seed=0)
+    assert np.isnan(res.diagnostics["mechanisms"]["Y"]["auc_joint"])
+    assert max(res.diagnostics["mechanisms"][m]["auc_joint"] for m in "ZX") < 0.55
+    assert abs(res.source_metric - res.measured_target_metric) > 0.1  # a real change
+    assert "shift_not_seen" not in {w["code"] for w in res.warnings}

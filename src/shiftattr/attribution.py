@@ -1053,6 +1053,7 @@ def attribute(
         mt,
         source_metric,
         fitted.balanced,
+        any_paired=bool(pairs),
     )
     for mech in pairs:  # substituted: no weights, no discriminator
         diagnostics["mechanisms"][mech] = {
@@ -1408,6 +1409,7 @@ def _diagnostics(
     mt: np.ndarray | None,
     source_metric: float,
     balanced: BalancedValue | None = None,
+    any_paired: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Per-mechanism and overall weight diagnostics, and the warnings they raise.
 
@@ -1516,7 +1518,9 @@ def _diagnostics(
                 ),
             }
         )
-    if mt is not None and max(mr.auc_joint.values()) < 0.55:
+    # ``any_paired``: a mechanism substituted from paired readings has no discriminator;
+    # its shift is read from the paired cases and may carry the whole change.
+    if mt is not None and not any_paired and max(mr.auc_joint.values()) < 0.55:
         se = float(np.sqrt(m.var(ddof=1) / len(m) + mt.var(ddof=1) / len(mt)))
         gap = source_metric - float(mt.mean())
         if abs(gap) > 3 * se:
