@@ -361,3 +361,19 @@ def test_foreground_picks_one_label_of_label_maps():
         load_config({"data": {**data, "foreground": 0}, "model": model})
     with pytest.raises(ConfigError, match=r"data\.foreground: Extra inputs"):
         load_config({"data": {"kind": "synthetic", "foreground": 1}})
+
+
+def test_model_preprocess_names_a_known_function_for_a_loaded_model():
+    from shiftattr.config import _PREPROCESSORS
+
+    segmentation = pytest.importorskip("shiftattr.segmentation")
+    assert tuple(segmentation.PREPROCESSORS) == _PREPROCESSORS  # validated without torch
+    data = {"kind": "folder", "source": {"folder": "a"}, "target": {"folder": "b"}}
+    model = {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"}
+    for spec in ("zscore", "my_project.norm:nnunet_ct"):
+        cfg = load_config({"data": data, "model": {**model, "preprocess": spec}})
+        assert cfg.model.preprocess == spec
+    with pytest.raises(ConfigError, match=r"model: .*one of 'zscore' or look like"):
+        load_config({"data": data, "model": {**model, "preprocess": "minmax"}})
+    with pytest.raises(ConfigError, match=r"model\.preprocess is for a model loaded"):
+        load_config({"data": {"kind": "synthetic"}, "model": {"preprocess": "zscore"}})

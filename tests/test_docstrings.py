@@ -79,6 +79,9 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.segmentation.AGREEMENT_FEATURE_NAMES": (
         "tuple of str; ``#:`` comment, named in mask_agreement's Returns"
     ),
+    "shiftattr.segmentation.PREPROCESSORS": (
+        "dict name -> function; ``#:`` comment, the names model.preprocess accepts"
+    ),
     "shiftattr.datasets.ANNOTATOR_PRESETS": "dict of AnnotatorSpec; ``#:`` comment",
     "shiftattr.datasets.CENTER_PRESETS": "dict of CenterSpec; ``#:`` comment",
     "shiftattr.datasets.POPULATION_PRESETS": "dict of PopulationSpec; ``#:`` comment",

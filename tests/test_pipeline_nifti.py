@@ -17,7 +17,9 @@ from shiftattr.cli import main  # noqa: E402
 SHAPE = (16, 16, 16)
 
 
-def _site(folder: Path, n: int, seed: int, contrast: float, affine: np.ndarray) -> None:
+def _site(
+    folder: Path, n: int, seed: int, contrast: float, affine: np.ndarray, scale: float = 1.0
+) -> None:
     """``n`` cases of a bright sphere in noise, with its mask, and a manifest."""
     rng = np.random.default_rng(seed)
     grid = np.indices(SHAPE).astype(np.float32)
@@ -27,26 +29,28 @@ def _site(folder: Path, n: int, seed: int, contrast: float, affine: np.ndarray) 
         centre = rng.uniform(5, 11, size=3)
         radius = rng.uniform(2, 4)
         mask = ((grid - centre[:, None, None, None]) ** 2).sum(0) <= radius**2
-        img = 1.0 + contrast * mask + rng.normal(0, 0.3, SHAPE)
+        img = scale * (1.0 + contrast * mask + rng.normal(0, 0.3, SHAPE))
         nib.save(nib.Nifti1Image(img.astype(np.float32), affine), str(folder / f"c{i}.nii.gz"))
         nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), str(folder / f"c{i}_seg.nii.gz"))
         rows.append(f"c{i},c{i}.nii.gz,c{i}_seg.nii.gz")
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
 
 
-def _config(tmp_path: Path, **attribution: str) -> Path:
+def _config(
+    tmp_path: Path, model: str = "", factory: str = "threshold_net", **attribution: str
+) -> Path:
     """A configuration next to its data, with relative paths (read from its folder);
-    ``attribution``: more keys of that table, as TOML values."""
-    from tiny_models import threshold_net
+    ``model`` and ``attribution``: more keys of those tables, as TOML lines/values."""
+    import tiny_models
 
-    torch.save(threshold_net().state_dict(), tmp_path / "net.pt")
+    torch.save(getattr(tiny_models, factory)().state_dict(), tmp_path / "net.pt")
     extra = "".join(f"{k} = {v}\n" for k, v in attribution.items())
     cfg = tmp_path / "exp.toml"
     cfg.write_text(
         '[data]\nkind = "folder"\nsource = { folder = "site-A" }\n'
         'target = { folder = "site-B" }\n'
-        '[model]\nkind = "checkpoint"\nfactory = "tiny_models:threshold_net"\n'
-        'checkpoint = "net.pt"\n'
+        '[model]\nkind = "checkpoint"\n'
+        f'factory = "tiny_models:{factory}"\ncheckpoint = "net.pt"\n{model}'
         '[attribution]\nn_folds = 2\nn_bootstrap = 5\nbootstrap = "fixed"\n'
         f'image_statistics = "basic"\nratio_outputs = false\n{extra}'
         '[output]\nfolder = "report"\n'
@@ -99,3 +103,22 @@ def test_run_names_a_missing_folder_and_mechanism_without_a_traceback(tmp_path, 
     cfg.write_text(text)
     assert main(["run", str(cfg), "--quiet"]) == 2  # no covariates in the manifests: no D
     assert "attribution.mechanisms names ['D']" in capsys.readouterr().err
+
+
+def test_run_normalises_the_images_on_their_way_to_the_model(tmp_path):
+    """Raw intensities in the hundreds, a model trained on z-scored images:
+    ``model.preprocess = "zscore"`` gives it what it expects."""
+    for site, seed in (("site-A", 0), ("site-B", 1)):
+        _site(tmp_path / site, 8, seed=seed, contrast=1.5, affine=np.eye(4), scale=100.0)
+    cfg = _config(tmp_path, model='preprocess = "zscore"\n', factory="zscored_threshold_net")
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    out = json.loads((tmp_path / "report" / "attribution.json").read_text())
+    assert out["settings"]["preprocess"] == "zscore"
+    assert out["source_metric"] > 0.6
+    from shiftattr.segmentation import SegmentationAdapter, load_folder
+    from tiny_models import zscored_threshold_net
+
+    raw = SegmentationAdapter(
+        zscored_threshold_net(), metric_params={"empty": "one"}, progress=False
+    )
+    assert raw.score(load_folder(tmp_path / "site-A")).mean() < 0.2  # every voxel a lesion

@@ -352,3 +352,35 @@ def test_works_with_the_reference_unet_and_sliding_window():
     assert adapter.n_model_calls_ == calls
     assert dice.shape == (2,) and np.all((dice >= 0) & (dice <= 1))
     assert net.training  # restored
+
+
+def test_preprocess_reaches_the_model_only_and_keys_the_cache():
+    from shiftattr.segmentation import PREPROCESSORS, zscore
+
+    env, expected = toy_environment()
+    doubled = Environment(
+        {"X": env["X"] * 100.0, "Y": env["Y"]}, name="raw", case_ids=["a", "b", "c"]
+    )
+    plain = SegmentationAdapter(threshold_model(), progress=False, metric_params={"empty": "one"})
+    assert plain.score(doubled)[0] < 0.95  # the faint voxel is now above the threshold too
+    seen = []
+
+    def rescale(x):
+        seen.append(x.shape)
+        return x / 100.0  # back to the range the model was trained on
+
+    adapter = SegmentationAdapter(
+        threshold_model(), preprocess=rescale, progress=False, metric_params={"empty": "one"}
+    )
+    np.testing.assert_allclose(adapter.score(doubled), expected)
+    assert seen == [(1, *SHAPE)] * 3  # channels first, one case at a time
+    assert doubled["X"].max() == 100.0  # the environment is untouched
+    assert adapter.fingerprint() != plain.fingerprint()
+    assert SegmentationAdapter(threshold_model(), preprocess=zscore).fingerprint() == (
+        SegmentationAdapter(threshold_model(), preprocess=PREPROCESSORS["zscore"]).fingerprint()
+    )
+    crop = SegmentationAdapter(threshold_model(), preprocess=lambda x: x[..., :3], progress=False)
+    with pytest.raises(ValueError, match=r"preprocess changed case 'a' from shape"):
+        crop.predict(doubled)
+    with pytest.raises(TypeError, match="preprocess must be a function"):
+        SegmentationAdapter(threshold_model(), preprocess="zscore")

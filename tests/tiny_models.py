@@ -12,3 +12,12 @@ def threshold_net() -> torch.nn.Module:
         conv.weight.fill_(4.0)
         conv.bias.fill_(-6.0)
     return conv
+
+
+def zscored_threshold_net() -> torch.nn.Module:
+    """Trained on z-scored images: lesion where the z-score exceeds 2 (logit 4·z − 8)."""
+    conv = torch.nn.Conv3d(1, 1, 1)
+    with torch.no_grad():
+        conv.weight.fill_(4.0)
+        conv.bias.fill_(-8.0)
+    return conv

@@ -42,6 +42,11 @@ else:  # pragma: no cover
 __all__ = ["ConfigError", "RunConfig", "load_config"]
 
 
+#: The names ``model.preprocess`` accepts besides ``"module:function"`` (the keys of
+#: :data:`shiftattr.segmentation.PREPROCESSORS`, kept here so the configuration is
+#: validated without torch).
+_PREPROCESSORS = ("zscore",)
+
 #: The nodes of the segmentation graph (:func:`shiftattr.pipeline.segmentation_graph`).
 _NODES = ("D", "X", "Y")
 
@@ -153,11 +158,28 @@ class ModelConfig(_Strict):
     )
     checkpoint: Path | None = None
     patch_size: list[int] | None = None
+    preprocess: str | None = Field(
+        None,
+        description="intensity normalisation of each case on its way to the model: "
+        "'zscore' (per channel, nnU-Net's for MRI) or 'package.module:function'",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
         if self.kind == "checkpoint" and (self.checkpoint is None or self.factory is None):
             raise ValueError("model.kind = 'checkpoint' needs model.factory and model.checkpoint")
+        if self.preprocess is not None:
+            if self.kind != "checkpoint":
+                raise ValueError(
+                    "model.preprocess is for a model loaded with model.kind = 'checkpoint'; "
+                    "the reference U-Net is trained on the images as they are"
+                )
+            module, _, name = self.preprocess.partition(":")
+            if self.preprocess not in _PREPROCESSORS and (not module or not name):
+                raise ValueError(
+                    f"model.preprocess must be one of {', '.join(map(repr, _PREPROCESSORS))} "
+                    f"or look like 'package.module:function', got {self.preprocess!r}"
+                )
         if self.factory is not None:
             module, _, name = self.factory.partition(":")
             if not module or not name:

@@ -148,12 +148,12 @@ def demo_config(out: str | Path = "shiftattr-demo", tiny: bool = False) -> RunCo
     )
 
 
-def _import_factory(spec: str):
+def _import_factory(spec: str, key: str = "model.factory"):
     module, _, name = spec.partition(":")  # the config checked the form
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import model.factory {spec!r}: {exc}") from exc
+        raise ConfigError(f"cannot import {key} {spec!r}: {exc}") from exc
 
 
 def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment, Environment]:
@@ -330,6 +330,13 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     else:
         net = _import_factory(cfg.model.factory)()
         load_torch_checkpoint(net, cfg.model.checkpoint)
+    preprocess = cfg.model.preprocess
+    if preprocess is not None:
+        from shiftattr.segmentation import PREPROCESSORS
+
+        preprocess = PREPROCESSORS.get(preprocess) or _import_factory(
+            preprocess, "model.preprocess"
+        )
     lap("model")
 
     adapter = SegmentationAdapter(
@@ -340,6 +347,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         # NIfTI headers give the voxel size: distances and volumes in physical units,
         # comparable between scanners of different resolution
         spacing=None if sim is not None else "metadata",
+        preprocess=preprocess,
         progress=progress,
     )
     m_s = adapter.score(source)
@@ -427,6 +435,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     result.settings["ratio_outputs"] = a.ratio_outputs_mode
     result.settings["ratio_agreement"] = agreement
     result.settings["n_jobs"] = a.n_jobs
+    result.settings["preprocess"] = cfg.model.preprocess
     result.settings["distance_units"] = (
         "voxels" if sim is not None else "physical (the NIfTI headers' voxel spacing)"
     )

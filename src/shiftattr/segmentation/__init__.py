@@ -9,6 +9,8 @@
   the prediction, named by :data:`AGREEMENT_FEATURE_NAMES`.
 * :func:`sliding_window_inference` — patch-wise inference with Gaussian blending.
 * :func:`load_torch_checkpoint` — safe (``weights_only``) weight loading.
+* :func:`zscore` (and :data:`PREPROCESSORS`) — intensity normalisation on the way to
+  the model (``SegmentationAdapter(preprocess=...)``).
 * :func:`load_folder`, :func:`load_nnunet_raw`, :func:`load_msseg2016` — lazy
   environments from NIfTI files; :func:`check_comparable` — do two of them present
   the same channels, in one orientation?
@@ -51,6 +53,7 @@ from shiftattr.segmentation.nifti import (
     msseg2016_environments,
     select_cases,
 )
+from shiftattr.segmentation.preprocessing import PREPROCESSORS, zscore
 from shiftattr.segmentation.sliding_window import (
     gaussian_importance_map,
     sliding_window_inference,
@@ -67,6 +70,7 @@ __all__ = [
     "AGREEMENT_FEATURE_NAMES",
     "MASK_FEATURE_NAMES",
     "MSSEG2016_MODALITIES",
+    "PREPROCESSORS",
     "CheckpointError",
     "NiftiDataError",
     "NiftiVolumeLoader",
@@ -88,4 +92,5 @@ __all__ = [
     "sliding_window_inference",
     "train_segmentation_model",
     "window_starts",
+    "zscore",
 ]

@@ -38,6 +38,16 @@ __all__ = ["SegmentationAdapter"]
 _ACTIVATIONS = ("auto", "sigmoid", "softmax", "none")
 
 
+def _identity(fn: Callable[..., Any] | None) -> str | None:
+    """A function's name for the cache fingerprint; with the object's id when the name
+    does not tell it apart (lambdas, local functions, callable objects)."""
+    if fn is None:
+        return None
+    qual = getattr(fn, "__qualname__", None)
+    name = f"{getattr(fn, '__module__', '')}.{qual or type(fn).__qualname__}"
+    return name if qual and "<" not in qual else f"{name}:{id(fn)}"
+
+
 def _check_finite(values: np.ndarray, case_ids: Sequence[str], name: str) -> np.ndarray:
     """``shiftattr.metrics.check_finite_metric`` when available, else an equivalent check."""
     try:
@@ -145,6 +155,14 @@ class SegmentationAdapter:
         :class:`~shiftattr.segmentation.UNet3D`), else ``len(patch_size)``, else
         ``ndim`` of a case for 2 or 3 axes (one channel) and ``ndim - 1`` beyond. Set
         it for multi-channel 2D images ``(C, H, W)`` without masks.
+    preprocess : callable, optional
+        Applied to each case on its way to the model, as ``(C, *spatial)`` (channels
+        first, also for one channel), returning the same shape: the intensity
+        normalisation the model was trained with, e.g.
+        :func:`~shiftattr.segmentation.preprocessing.zscore` (nnU-Net's for MRI). The
+        environment's images stay as they are, which is what the acquisition
+        mechanism's density ratios must see. Applied to the whole case before any
+        sliding window, as nnU-Net does.
     progress : bool, default True
         Show a tqdm progress bar over cases.
     num_threads : int or None, default 1
@@ -218,6 +236,7 @@ class SegmentationAdapter:
         metric_params: Mapping[str, Any] | None = None,
         spacing: Any = None,
         spatial_dims: int | None = None,
+        preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
         progress: bool = True,
         n_jobs: int = 1,
         cache: bool = True,
@@ -244,6 +263,12 @@ class SegmentationAdapter:
             )
         if num_threads is not None and int(num_threads) < 1:
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+        if preprocess is not None and not callable(preprocess):
+            raise TypeError(
+                f"preprocess must be a function of one case (C, *spatial), got "
+                f"{type(preprocess).__name__}"
+            )
+        self.preprocess = preprocess
         self.num_threads = num_threads
         self.model = model
         self.metric = metric
@@ -674,6 +699,7 @@ class SegmentationAdapter:
             self.overlap if self.patch_size else None,
             self.blending if self.patch_size else None,
             self.sigma_scale if self.patch_size else None,
+            _identity(self.preprocess),
         )
         h.update(repr(options).encode())
         return h.hexdigest()
@@ -955,6 +981,15 @@ class SegmentationAdapter:
         for item, cid in zip(items, ids):
             s = self._spatial(item.ndim, sd, cid)
             arr = item[np.newaxis] if item.ndim == s else item
+            if self.preprocess is not None:
+                out = np.asarray(self.preprocess(arr))
+                if out.shape != arr.shape:
+                    raise ValueError(
+                        f"preprocess changed case {cid!r} from shape {arr.shape} to "
+                        f"{out.shape}; it must keep the grid the masks are compared on "
+                        "(resample the files instead)"
+                    )
+                arr = out
             prepared.append(arr)
         results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
         groups: dict[tuple, list[int]] = {}
