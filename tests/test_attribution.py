@@ -146,7 +146,8 @@ def test_diagnostics_and_warnings_are_counted():
     assert res.diagnostics["mechanisms"]["Z"]["auc_parents"] is None
     assert 0.4 < res.diagnostics["mechanisms"]["X"]["auc_parents"] <= 1.0
     text = res.summary()
-    assert "positive = performance drop" in text and "low_ess" in text
+    # metric_name defaults to "metric", whose direction is unknown: neutral wording
+    assert "positive = the metric fell" in text and "low_ess" in text
 
 
 def test_closure_error_flags_a_missing_mechanism():
@@ -543,3 +544,35 @@ def test_summary_header_names_the_confidence_level():
     res.settings["interval"] = "bias_aware"  # the kind is named where it is not plain
     header = next(x for x in res.summary().splitlines() if x.startswith("mechanism"))
     assert "90% CI (bias-aware)" in header
+
+
+@pytest.mark.filterwarnings("ignore::shiftattr.results.ShiftAttrWarning")
+def test_higher_is_better_is_looked_up_recorded_and_can_be_given():
+    scm = LinearGaussianSCM.example(metric="squared_error")
+    src = scm.sample(200, "source", random_state=0)
+    tgt = scm.sample(200, "target", random_state=1)
+
+    def run(**kw):
+        return sa.attribute(
+            scm.graph,
+            src,
+            tgt,
+            scm.metric(src),
+            n_bootstrap=0,
+            n_folds=3,
+            progress=False,
+            random_state=0,
+            **kw,
+        )
+
+    looked_up = run(metric_name="Squared error")  # case and spaces do not matter
+    assert looked_up.settings["higher_is_better"] is False
+    assert run(metric_name="my score").settings["higher_is_better"] is None
+    assert run(metric_name="dice").settings["higher_is_better"] is True
+    given = run(metric_name="Squared error", higher_is_better=True)
+    assert given.settings["higher_is_better"] is True
+    assert given.values == looked_up.values  # the direction changes no number
+    assert looked_up.dominant == min(looked_up.values, key=looked_up.values.get)
+    assert given.dominant == max(given.values, key=given.values.get)
+    with pytest.raises(TypeError, match="higher_is_better"):
+        run(higher_is_better="yes")

@@ -55,6 +55,10 @@ DATA_NAMES: dict[str, str] = {
         "example in the shiftattr.metrics module docstring"
     ),
     "shiftattr.metrics.MetricFunction": "typing.Callable alias; attribute docstring",
+    "shiftattr.metrics.HIGHER_IS_BETTER": (
+        "dict name -> bool; attribute docstring below its definition, example in the "
+        "shiftattr.metrics module docstring"
+    ),
     "shiftattr.metrics.empty.EMPTY_PRESETS": "tuple of str; attribute docstring",
     "shiftattr.metrics.empty.EmptySpec": "type alias (union); attribute docstring",
     "shiftattr.ratios.base.Features": "typing.Mapping alias; ``#:`` comment",

@@ -1,3 +1,6 @@
+import json
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -107,3 +110,93 @@ def test_known_ratios_are_refused_because_they_belong_to_one_pair():
             known_ratios={"X": lambda env: scm.true_log_ratio(env, "X")},
             progress=False,
         )
+
+
+def _res(x, y, **settings):
+    return sa.Attribution(("X", "Y"), {"X": x, "Y": y}, {}, {}, 0.8, 0.8 - x - y, settings=settings)
+
+
+def test_json_is_strict_keeps_arrow_names_and_nan():
+    pw = sa.PairwiseAttribution(
+        ("x -> y", "z"),
+        ("X", "Y"),
+        {("x -> y", "z"): _res(0.1, 0.02), ("z", "x -> y"): _res(-0.04, 0.01)},
+        {("x -> y", "x -> y"): 0.8, ("x -> y", "z"): float("nan")},
+    )
+    text = pw.to_json()
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    json.loads(text, parse_constant=refuse)  # no bare NaN
+    back = sa.PairwiseAttribution.from_json(text)
+    assert back.pairs == pw.pairs
+    assert back.results["x -> y", "z"].values == {"X": 0.1, "Y": 0.02}
+    np.testing.assert_array_equal(back.metric_matrix(), pw.metric_matrix())  # NaN kept
+
+
+def test_files_written_with_arrow_keys_still_read():
+    old = {
+        "environments": ["a", "b -> c"],
+        "mechanisms": ["X", "Y"],
+        "metric_name": "Dice",
+        "results": {"a -> b -> c": _res(0.1, 0.02).to_dict()},
+        "metrics": {"a -> a": 0.8, "a -> b -> c": float("nan")},
+    }
+    back = sa.PairwiseAttribution.from_json(json.dumps(old))
+    assert back.pairs == [("a", "b -> c")]
+    assert back.metrics["a", "a"] == 0.8 and np.isnan(back.metrics["a", "b -> c"])
+    assert back.higher_is_better is True  # written before the direction was stored
+
+
+def test_single_pair_summary_shows_no_nan():
+    pw = sa.PairwiseAttribution(("a", "b"), ("X", "Y"), {("a", "b"): _res(0.1, 0.02)}, {})
+    text = pw.summary()
+    assert "± nan" not in text
+    assert "+10.00 ± —" in text
+
+
+def test_direction_decides_dominant_counts_words_and_colours():
+    results = {("a", "b"): _res(0.1, -0.3), ("b", "a"): _res(-0.2, 0.05)}
+    envs, mechs = ("a", "b"), ("X", "Y")
+    higher = sa.PairwiseAttribution(envs, mechs, results, {}, "Dice", True)
+    lower = sa.PairwiseAttribution(envs, mechs, results, {}, "loss", False)
+    unknown = sa.PairwiseAttribution(envs, mechs, results, {}, "score", None)
+    count = {
+        name: {m: t["n_dominant"] for m, t in pw.summary_table().items()}
+        for name, pw in [("higher", higher), ("lower", lower), ("unknown", unknown)]
+    }
+    assert count["higher"] == {"X": 1, "Y": 1}  # largest: X (a->b), Y (b->a)
+    assert count["lower"] == {"X": 1, "Y": 1}  # most negative: Y (a->b), X (b->a)
+    assert count["unknown"] == {"X": 1, "Y": 1}  # largest |value|: Y, X
+    results["b", "a"] = _res(0.2, 0.05)
+    assert higher.summary_table()["X"]["n_dominant"] == 2
+    assert lower.summary_table()["Y"]["n_dominant"] == 2  # a->b: -0.3; b->a: 0.05 < 0.2
+    assert unknown.summary_table()["Y"]["n_dominant"] == 1
+    assert "lower is better for loss" in lower.summary()
+    assert "positive = performance drop" in higher.summary()
+    assert "positive = the metric fell from source to target" in unknown.summary()
+    labels = {}
+    for name, pw in [("higher", higher), ("lower", lower), ("unknown", unknown)]:
+        fig = pw.plot(["X"])
+        labels[name] = (fig.axes[1].get_ylabel(), fig.axes[0].images[0].get_cmap().name)
+        plt.close(fig)
+    assert labels["higher"] == ("ΔDice (+ = drop)", "RdBu_r")
+    assert labels["lower"] == ("Δloss (+ = fell: better)", "RdBu")  # positive: blue
+    assert labels["unknown"][0] == "Δscore (+ = fell)" and "Rd" not in labels["unknown"][1]
+    back = sa.PairwiseAttribution.from_json(lower.to_json())
+    assert back.higher_is_better is False
+
+
+def test_attribute_pairs_looks_the_direction_up_and_passes_it_on():
+    scm = LinearGaussianSCM.example(metric="squared_error")
+    envs = [scm.sample(200, "source", random_state=0), scm.sample(200, "target", random_state=1)]
+    kw = {"n_bootstrap": 0, "n_folds": 3, "progress": False, "random_state": 0}
+    pw = sa.attribute_pairs(scm.graph, envs, {"source": scm.metric}, metric_name="MSE", **kw)
+    assert pw.higher_is_better is False
+    assert pw.results["source", "target"].settings["higher_is_better"] is False
+    forced = sa.attribute_pairs(
+        scm.graph, envs, {"source": scm.metric}, metric_name="MSE", higher_is_better=True, **kw
+    )
+    assert forced.higher_is_better is True
+    assert forced.results["source", "target"].settings["higher_is_better"] is True

@@ -103,3 +103,70 @@ def test_dominant_is_settled_only_when_its_interval_clears_the_others():
         estimated_target_metric=0.75,
     )
     assert one.dominant_settled  # nothing to separate it from
+
+
+def test_report_of_a_result_read_back_from_json_with_a_paired_mechanism(tmp_path):
+    # a paired mechanism has no discriminator: auc_joint NaN, null in JSON; the report
+    # of the file (what `shiftattr report attribution.json` does) must still draw it
+    res = _result()
+    res.diagnostics["mechanisms"]["Y"].update(auc_joint=float("nan"), pareto_k=float("nan"))
+    res.to_json(tmp_path / "attribution.json")
+    back = sa.Attribution.from_json(tmp_path / "attribution.json")
+    page = write_report(back, tmp_path / "report")
+    assert (tmp_path / "report" / "diagnostics.png").exists()
+    assert back.summary() == res.summary()
+    assert "<td>—</td>" in page.read_text(encoding="utf-8")
+
+
+def test_html_shows_the_closure_interval_the_ess_and_the_value_estimator(tmp_path):
+    res = _result()
+    res.closure_ci = (-0.03, 0.01)
+    res.diagnostics["estimator"] = {"paired": ["Y"]}
+    html = write_report(res, tmp_path, figures=False).read_text(encoding="utf-8")
+    assert "closure error -0.0100, CI [-0.0300, +0.0100]" in html
+    assert "ESS, all mechanisms shifted: 40 of 100 (40.0%)" in html
+    assert "value estimator: importance weighting; substituted: Y" in html
+    text = res.summary()  # the same words as the summary's
+    assert "closure error -0.0100, CI [-0.0300, +0.0100]" in text
+    assert "40 of 100 (40.0%)" in text and "substituted: Y" in text
+
+
+def test_report_words_follow_the_metric_direction(tmp_path):
+    res = _result()
+    res.settings.update(metric_name="hausdorff95", higher_is_better=False)
+    html = write_report(res, tmp_path, figures=False).read_text(encoding="utf-8")
+    assert "lower is better for hausdorff95" in html and "total change" in html
+    assert "performance drop" not in html and "total drop" not in html
+    data = json.loads((tmp_path / "attribution.json").read_text(encoding="utf-8"))
+    assert "lower is better" in data["sign_convention"]
+
+
+def test_report_files_are_utf8_whatever_the_locale(tmp_path):
+    # an ASCII locale (LC_ALL=C without UTF-8 mode): the page's "→" and "—" and a
+    # mechanism named "Ÿ" must still be written, as UTF-8
+    import os
+    import subprocess
+    import sys
+
+    # the child's command line must be ASCII under that locale: non-ASCII text as escapes
+    code = (
+        "import sys, locale, shiftattr as sa\n"
+        "from shiftattr.report import write_report\n"
+        "assert locale.getpreferredencoding(False).lower() not in ('utf-8', 'utf8')\n"
+        "m, name = '\\u0178', 'Dice \\u2192 \\u2265'\n"
+        "res = sa.Attribution(mechanisms=(m,), values={m: 0.1}, ci={m: (0.0, 0.2)},\n"
+        "    stderr={m: 0.05}, source_metric=0.8, estimated_target_metric=0.7,\n"
+        "    settings={'metric_name': name})\n"
+        "write_report(res, sys.argv[1], figures=False)\n"
+        "print(sa.Attribution.from_json(sys.argv[1] + '/attribution.json').metric_name == name)\n"
+    )
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0"}
+    env["PYTHONCOERCECLOCALE"] = "0"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "True"
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<td>Ÿ</td>" in page and "Dice → ≥" in page
+    assert (tmp_path / "attribution.csv").read_text(encoding="utf-8").splitlines()[1][0] == "Ÿ"

@@ -642,6 +642,7 @@ def attribute(
     tolerance: float | None = None,
     truncate: float | None = None,
     metric_name: str = "metric",
+    higher_is_better: bool | None = None,
     min_ess_fraction: float = 0.1,
     separable_auc: float = 0.95,
     n_jobs: int = 1,
@@ -857,6 +858,17 @@ def attribute(
         Cap on normalised weights ``w / mean(w)``; the truncated fraction is reported.
     metric_name : str, default "metric"
         Shown in tables and plots, e.g. ``"Dice"``.
+    higher_is_better : bool, optional
+        The metric's direction: ``True`` where a higher metric is better (Dice,
+        accuracy: positive values are drops in performance), ``False`` where lower is
+        better (a loss, a distance such as ``"hausdorff95"``: positive values are
+        improvements). Default: ``metric_name`` looked up in
+        :data:`shiftattr.metrics.HIGHER_IS_BETTER` (case-insensitive, see
+        :func:`shiftattr.metrics.metric_direction`); a name it does not know leaves the
+        direction unknown (``None``). It changes no number: it decides the wording and
+        colours of the summary, plot and report and which mechanism is
+        :attr:`~shiftattr.Attribution.dominant`. Recorded as
+        ``settings["higher_is_better"]`` (True, False or None).
     min_ess_fraction : float, default 0.1
         A coalition whose Kish effective sample size falls below this fraction of the
         source size raises a ``low_ess`` warning.
@@ -873,7 +885,8 @@ def attribute(
     Returns
     -------
     Attribution
-        Values (positive = performance drop), intervals, diagnostics, warnings.
+        Values (positive = the metric fell from source to target: a performance drop
+        where higher is better), intervals, diagnostics, warnings.
 
     Examples
     --------
@@ -890,8 +903,24 @@ def attribute(
     ...                   n_bootstrap=0, n_folds=3, progress=False, random_state=0)
     >>> mr.settings["method"]
     'mr'
+    >>> res.settings["higher_is_better"] is None  # "metric" names no known direction
+    True
+    >>> loss = sa.datasets.LinearGaussianSCM.example(metric="squared_error")
+    >>> res = sa.attribute(loss.graph, src, tgt, metric=loss.metric(src),
+    ...                    metric_name="squared_error", n_bootstrap=0, n_folds=3,
+    ...                    progress=False, random_state=0)
+    >>> res.settings["higher_is_better"]
+    False
     """
     t0 = time.perf_counter()
+    if higher_is_better is None:
+        from shiftattr.metrics import metric_direction
+
+        higher_is_better = metric_direction(metric_name)
+    elif isinstance(higher_is_better, (bool, np.bool_)):
+        higher_is_better = bool(higher_is_better)
+    else:
+        raise TypeError(f"higher_is_better must be True, False or None; got {higher_is_better!r}")
     mechs = _validate_inputs(graph, source, target, mechanisms, estimators)
     interval = _check_options(
         graph,
@@ -1135,6 +1164,7 @@ def attribute(
         "n_source": len(source),
         "n_target": len(target),
         "metric_name": metric_name,
+        "higher_is_better": higher_is_better,
         "estimators": {m_: type(_est).__name__ for m_, _est in (estimators or {}).items()},
         "estimator_params": {m_: _plain_params(_est) for m_, _est in (estimators or {}).items()},
         "default_estimator": "ClassifierRatio",

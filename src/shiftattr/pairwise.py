@@ -20,7 +20,13 @@ from tqdm.auto import tqdm
 from shiftattr.attribution import attribute
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
-from shiftattr.results import SIGN_NOTE, Attribution
+from shiftattr.results import (
+    Attribution,
+    _json_default,
+    _nan_to_none,
+    dominant_mechanism,
+    wording,
+)
 
 __all__ = ["PairwiseAttribution", "attribute_pairs"]
 
@@ -42,6 +48,12 @@ class PairwiseAttribution:
         ``(train, deploy) -> mean measured metric`` of the model trained on ``train``
         evaluated on ``deploy`` (the diagonal is the in-distribution metric).
     metric_name : str
+    higher_is_better : bool or None
+        The metric's direction, as in :attr:`Attribution.higher_is_better` (default
+        True): it decides the mechanism counted as dominant in each pair (the
+        "dominant in" column of :meth:`summary`) and the words and colours of
+        :meth:`plot`. :func:`attribute_pairs` sets it (and every pair's) from its
+        ``higher_is_better`` argument or, without one, from the ``metric_name``.
 
     Examples
     --------
@@ -55,6 +67,7 @@ class PairwiseAttribution:
     results: dict[tuple[str, str], Attribution]
     metrics: dict[tuple[str, str], float] = field(default_factory=dict)
     metric_name: str = "metric"
+    higher_is_better: bool | None = True
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -143,6 +156,10 @@ class PairwiseAttribution:
         -------
         dict
             Mechanism -> {"mean", "sd", "min", "max", "n_pairs", "n_dominant"}.
+            ``n_dominant``: the pairs where it is the dominant mechanism by
+            :attr:`higher_is_better`'s rule (:func:`~shiftattr.results.dominant_mechanism`:
+            the largest value, the most negative one where lower is better, the largest
+            absolute one where the direction is unknown).
 
         Examples
         --------
@@ -158,6 +175,9 @@ class PairwiseAttribution:
         {'mean': 3.0, 'sd': 9.9, 'min': -4.0, 'max': 10.0, 'n_pairs': 2, 'n_dominant': 1}
         """
         out = {}
+        dominant = [
+            dominant_mechanism(r.values, self.higher_is_better) for r in self.results.values()
+        ]
         for mech in self.mechanisms:
             vals = np.array([r.values[mech] for r in self.results.values()]) * scale
             out[mech] = {
@@ -166,12 +186,15 @@ class PairwiseAttribution:
                 "min": float(vals.min()) if vals.size else float("nan"),
                 "max": float(vals.max()) if vals.size else float("nan"),
                 "n_pairs": int(vals.size),
-                "n_dominant": int(sum(r.dominant == mech for r in self.results.values())),
+                "n_dominant": sum(d == mech for d in dominant),
             }
         return out
 
     def summary(self, scale: float = 100.0) -> str:
         """Mean ± sd per mechanism across pairs (the paper's Table 1) as text.
+
+        The sign note follows :attr:`higher_is_better`; the sd of a single pair shows
+        as "—".
 
         Parameters
         ----------
@@ -201,12 +224,13 @@ class PairwiseAttribution:
         lines = [
             f"Attribution of {self.metric_name} changes across {len(self.results)} "
             f"(train, deploy) pairs{unit}",
-            f"  ({SIGN_NOTE})",
+            f"  ({wording(self.higher_is_better, self.metric_name).sign_note})",
             "",
             f"{'mechanism':<14}{'mean ± sd':>20}{'min':>9}{'max':>9}{'dominant in':>14}",
         ]
         for mech, s in self.summary_table(scale).items():
-            ms = f"{s['mean']:+.2f} ± {s['sd']:.2f}"
+            sd = "—" if np.isnan(s["sd"]) else f"{s['sd']:.2f}"
+            ms = f"{s['mean']:+.2f} ± {sd}"
             dom = f"{s['n_dominant']}/{s['n_pairs']}"
             lines.append(f"{mech:<14}{ms:>20}{s['min']:>+9.2f}{s['max']:>+9.2f}{dom:>14}")
         n_warn = sum(len(r.warnings) for r in self.results.values())
@@ -219,8 +243,10 @@ class PairwiseAttribution:
     def plot(self, mechanisms: Sequence[str] | None = None, scale: float = 100.0):
         """Heatmaps per mechanism, each cell "metric; Δ" (the paper's Figure 2).
 
-        The cell colour is the mechanism's value; the text gives the measured metric
-        of the row's model on the column's environment and the value, ×``scale``.
+        The cell colour is the mechanism's value, red where it made the metric worse
+        (by :attr:`higher_is_better`; a neutral colour map when the direction is
+        unknown); the text gives the measured metric of the row's model on the column's
+        environment and the value, ×``scale``.
 
         Parameters
         ----------
@@ -262,8 +288,9 @@ class PairwiseAttribution:
         vals = {m: self.value_matrix(m) * scale for m in mechs}
         lim = max(np.nanmax(np.abs(v)) if np.isfinite(v).any() else 0.0 for v in vals.values())
         lim = lim or 1.0
+        words = wording(self.higher_is_better, self.metric_name)
         for ax, mech in zip(axes[0], mechs):
-            im = ax.imshow(vals[mech], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            im = ax.imshow(vals[mech], cmap=words.cmap, vmin=-lim, vmax=lim)
             for i in range(n):
                 for j in range(n):
                     dsc = metric[i, j] * scale
@@ -277,19 +304,21 @@ class PairwiseAttribution:
             ax.set_xlabel("deployed on")
             ax.set_ylabel("trained on")
             ax.set_title(f"{mech}: {self.metric_name}; Δ", fontsize=9)
-            fig.colorbar(im, ax=ax, shrink=0.8, label=f"Δ{self.metric_name} (+ = drop)")
+            fig.colorbar(im, ax=ax, shrink=0.8, label=words.delta_label)
         fig.tight_layout()
         return fig
 
     # -- serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (pairs written as ``"train -> deploy"``).
+        """JSON-ready dictionary (pairs written as ``[train, deploy]`` lists, NaN as None).
 
         Returns
         -------
         dict
-            Keys ``environments``, ``mechanisms``, ``metric_name``, ``results`` (each
-            pair's :meth:`Attribution.to_dict`) and ``metrics``.
+            Keys ``environments``, ``mechanisms``, ``metric_name``, ``higher_is_better``,
+            ``results`` (a list of ``{"pair": [train, deploy], "attribution": ...}``, each
+            pair's :meth:`Attribution.to_dict`) and ``metrics`` (a list of
+            ``{"pair": [train, deploy], "value": ...}``).
 
         Examples
         --------
@@ -302,17 +331,23 @@ class PairwiseAttribution:
         ...     {("a", "a"): 0.8, ("a", "b"): 0.68, ("b", "b"): 0.8, ("b", "a"): 0.83})
         >>> d = pw.to_dict()
         >>> sorted(d)
-        ['environments', 'mechanisms', 'metric_name', 'metrics', 'results']
-        >>> sorted(d["results"]), d["metrics"]["a -> b"]
-        (['a -> b', 'b -> a'], 0.68)
+        ['environments', 'higher_is_better', 'mechanisms', 'metric_name', 'metrics', 'results']
+        >>> [r["pair"] for r in d["results"]], d["metrics"][1]
+        ([['a', 'b'], ['b', 'a']], {'pair': ['a', 'b'], 'value': 0.68})
         """
-        return {
-            "environments": list(self.environments),
-            "mechanisms": list(self.mechanisms),
-            "metric_name": self.metric_name,
-            "results": {f"{a} -> {b}": r.to_dict() for (a, b), r in self.results.items()},
-            "metrics": {f"{a} -> {b}": v for (a, b), v in self.metrics.items()},
-        }
+        return _nan_to_none(
+            {
+                "environments": list(self.environments),
+                "mechanisms": list(self.mechanisms),
+                "metric_name": self.metric_name,
+                "higher_is_better": self.higher_is_better,
+                "results": [
+                    {"pair": [a, b], "attribution": r.to_dict()}
+                    for (a, b), r in self.results.items()
+                ],
+                "metrics": [{"pair": [a, b], "value": v} for (a, b), v in self.metrics.items()],
+            }
+        )
 
     def to_json(self, path: str | Path | None = None) -> str:
         """Serialise to JSON (and write to ``path`` when given).
@@ -325,7 +360,8 @@ class PairwiseAttribution:
         Returns
         -------
         str
-            The JSON text (also when it is written to ``path``).
+            The JSON text (also when it is written to ``path``, in UTF-8); strict JSON,
+            NaN written as ``null``.
 
         Examples
         --------
@@ -341,9 +377,9 @@ class PairwiseAttribution:
         >>> json.loads(text)["environments"]
         ['a', 'b']
         """
-        text = json.dumps(self.to_dict(), indent=2)
+        text = json.dumps(self.to_dict(), indent=2, default=_json_default)
         if path is not None:
-            Path(path).write_text(text)
+            Path(path).write_text(text, encoding="utf-8")
         return text
 
     @classmethod
@@ -353,7 +389,10 @@ class PairwiseAttribution:
         Parameters
         ----------
         text_or_path : str or Path
-            JSON text (starting with ``{``) or the path of a file holding it.
+            JSON text (starting with ``{``) or the path of a file holding it. Files
+            written before pairs were stored as lists (keys ``"train -> deploy"``) are
+            read too; without ``higher_is_better`` the metric counts as
+            higher-is-better.
 
         Returns
         -------
@@ -376,20 +415,36 @@ class PairwiseAttribution:
         """
         text = str(text_or_path)
         if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
-            text = Path(text_or_path).read_text()
+            text = Path(text_or_path).read_text(encoding="utf-8")
         d = json.loads(text)
+        envs = tuple(d["environments"])
 
-        def key(s: str) -> tuple[str, str]:
-            a, b = s.split(" -> ")
-            return a, b
+        def entries(table: Any, value: str) -> list[tuple[tuple[str, str], Any]]:
+            if isinstance(table, Mapping):  # the old format: "train -> deploy" keys
+                return [(_old_pair_key(k, envs), v) for k, v in table.items()]
+            return [(tuple(item["pair"]), item[value]) for item in table]
 
         return cls(
-            environments=tuple(d["environments"]),
+            environments=envs,
             mechanisms=tuple(d["mechanisms"]),
-            results={key(k): Attribution.from_dict(v) for k, v in d["results"].items()},
-            metrics={key(k): float(v) for k, v in d["metrics"].items()},
+            results={k: Attribution.from_dict(v) for k, v in entries(d["results"], "attribution")},
+            metrics={
+                k: float("nan") if v is None else float(v)
+                for k, v in entries(d["metrics"], "value")
+            },
             metric_name=d.get("metric_name", "metric"),
+            higher_is_better=d.get("higher_is_better", True),
         )
+
+
+def _old_pair_key(key: str, environments: Sequence[str]) -> tuple[str, str]:
+    """``"train -> deploy"`` split where both sides are environments (names may hold " -> ")."""
+    parts = key.split(" -> ")
+    splits = [(" -> ".join(parts[:i]), " -> ".join(parts[i:])) for i in range(1, len(parts))]
+    known = [(a, b) for a, b in splits if a in environments and b in environments]
+    if len(known) != 1:
+        raise ValueError(f"cannot tell the two environments of the pair {key!r} apart")
+    return known[0]
 
 
 def attribute_pairs(
@@ -429,7 +484,9 @@ def attribute_pairs(
     metric_name : str, default "metric"
     **attribute_kwargs
         Passed to :func:`shiftattr.attribute` (``mechanisms``, ``estimators``,
-        ``method``, ``paired``, ``n_bootstrap``, ``random_state``...). With
+        ``method``, ``paired``, ``n_bootstrap``, ``higher_is_better``,
+        ``random_state``...). ``higher_is_better`` (default: looked up from
+        ``metric_name``) is also the result's :attr:`PairwiseAttribution.higher_is_better`. With
         ``paired``, each train environment's scorer is passed as the (callable)
         metric so that cases can be re-scored with the deploy side's paired values;
         every environment must then hold its counterfactuals keyed by the other
@@ -487,6 +544,11 @@ def attribute_pairs(
     results: dict[tuple[str, str], Attribution] = {}
     metrics: dict[tuple[str, str], float] = {}
     seed = attribute_kwargs.pop("random_state", None)
+    direction = attribute_kwargs.pop("higher_is_better", None)
+    if direction is None:
+        from shiftattr.metrics import metric_direction
+
+        direction = metric_direction(metric_name)
     # regressions need the metric at the deploy cases; substitution re-scores cases
     need_target = measure_target or attribute_kwargs.get("method", "iw") != "iw"
     # substitution and simulation score new cases: they need the scorer itself
@@ -505,6 +567,7 @@ def attribute_pairs(
             metric=scorers[a] if rescore else m_s,
             target_metric=m_t,
             metric_name=metric_name,
+            higher_is_better=direction,
             progress=False,
             random_state=int(rng.integers(2**31 - 1)),
             **attribute_kwargs,
@@ -516,4 +579,5 @@ def attribute_pairs(
         results=results,
         metrics=metrics,
         metric_name=metric_name,
+        higher_is_better=direction,
     )

@@ -22,7 +22,7 @@ from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios.image_stats import ImageStatsRatio
 from shiftattr.report import write_report
-from shiftattr.results import Attribution, ShiftAttrWarning
+from shiftattr.results import Attribution, ShiftAttrWarning, dominant_mechanism
 from shiftattr.shapley import ExactShapley, PermutationShapley
 
 __all__ = ["RunOutcome", "demo_config", "run", "segmentation_graph", "truth_table"]
@@ -497,6 +497,6 @@ def truth_table(result: Attribution, truth: dict[str, Any]) -> str:
         )
     lines.append(
         f"mean absolute error {np.mean(errs):.4f}; dominant: estimated "
-        f"{result.dominant}, true {max(tv, key=tv.get)}"
+        f"{result.dominant}, true {dominant_mechanism(tv, result.higher_is_better)}"
     )
     return "\n".join(lines)

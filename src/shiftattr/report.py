@@ -10,7 +10,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shiftattr.results import SIGN_NOTE, Attribution, ci_label
+from shiftattr.results import (
+    Attribution,
+    _closure_text,
+    _ess_all_text,
+    _estimator_line,
+    _num_or_nan,
+    ci_label,
+    wording,
+)
 
 __all__ = ["write_report"]
 
@@ -43,11 +51,15 @@ def _figures(result: Attribution, truth: Mapping[str, float] | None, folder: Pat
     if per:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(7.5, 2.8))
         mechs = list(result.mechanisms)
-        a1.bar(mechs, [per[m]["auc_joint"] for m in mechs], color="#7d3c98")
+
+        def diag(m: str, key: str) -> float:  # NaN where not computed (null in JSON)
+            return _num_or_nan(per.get(m, {}).get(key))
+
+        a1.bar(mechs, [diag(m, "auc_joint") for m in mechs], color="#7d3c98")
         a1.axhline(0.5, color="k", lw=0.8, ls="--")
         a1.set_ylim(0.4, 1.0)
         a1.set_title("out-of-fold discriminator AUC", fontsize=9)
-        a2.bar(mechs, [100 * per[m]["ess_fraction"] for m in mechs], color="#138d75")
+        a2.bar(mechs, [100 * diag(m, "ess_fraction") for m in mechs], color="#138d75")
         a2.set_ylim(0, 100)
         a2.set_title("effective sample size (% of source)", fontsize=9)
         fig.tight_layout()
@@ -69,7 +81,10 @@ def write_report(
     Writes ``attribution.json`` (re-readable with :meth:`Attribution.from_json`),
     ``attribution.csv`` (one row per mechanism), ``attribution.png`` and
     ``diagnostics.png`` (when matplotlib is installed), ``truth.json`` (when a ground
-    truth is given) and a self-contained ``report.html`` (figures embedded).
+    truth is given) and a self-contained ``report.html`` (figures embedded), all text
+    in UTF-8. The page words the values as :meth:`Attribution.summary` does (its sign
+    note follows :attr:`Attribution.higher_is_better`) and shows the same closure check
+    (with its interval), effective sample size and value-estimator line.
 
     Parameters
     ----------
@@ -102,12 +117,14 @@ def write_report(
     result.to_json(folder / "attribution.json")
     truth_values = dict(truth["values"]) if truth else None
     if truth:
-        (folder / "truth.json").write_text(json.dumps(dict(truth), indent=2, default=str))
+        (folder / "truth.json").write_text(
+            json.dumps(dict(truth), indent=2, default=str), encoding="utf-8"
+        )
     rows = result.to_records()
     for r in rows:
         r["truth"] = truth_values.get(r["mechanism"]) if truth_values else None
         r["error"] = None if r["truth"] is None else r["value"] - r["truth"]
-    with open(folder / "attribution.csv", "w", newline="") as fh:
+    with open(folder / "attribution.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -118,7 +135,7 @@ def write_report(
         except ImportError:
             images = []
     page = folder / "report.html"
-    page.write_text(_html(result, rows, images, truth, title))
+    page.write_text(_html(result, rows, images, truth, title), encoding="utf-8")
     return page
 
 
@@ -193,12 +210,18 @@ def _html(
         if result.warnings
         else "<p>No diagnostic warnings.</p>"
     )
+    words = wording(result.higher_is_better, result.metric_name)
     measured = (
         ""
         if result.measured_target_metric is None
         else f"<li>{name} on target, measured: {result.measured_target_metric:.4f} "
-        f"(closure error {_num(result.closure_error)})</li>"
+        f"({html.escape(_closure_text(result.closure_error, result.closure_ci))})</li>"
     )
+    ess_all = _ess_all_text(result.diagnostics.get("overall", {}))
+    ess_line = (
+        "" if ess_all is None else f"<li>ESS, all mechanisms shifted: {html.escape(ess_all)}</li>"
+    )
+    estimator = html.escape(_estimator_line(s, result.diagnostics.get("estimator", {})))
     truth_line = (
         ""
         if not truth
@@ -215,13 +238,13 @@ th {{ background: #eee; }} td:first-child {{ text-align: left; }}
 img {{ max-width: 100%; margin: 0.5em 0; }} pre {{ background: #f6f6f6; padding: 1em; overflow: auto; }}
 </style></head><body>
 <h1>{title}</h1>
-<p><i>{html.escape(SIGN_NOTE)}.</i> Metric: {name}.</p>
+<p><i>{html.escape(words.sign_note)}.</i> Metric: {name}.</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{"".join(body)}</table>
 <ul>
 <li>{name} on source: {result.source_metric:.4f}</li>
 <li>{name} on target, estimated (all mechanisms shifted): {result.estimated_target_metric:.4f}
-(total drop {_num(result.total)})</li>
-{measured}{truth_line}
+({words.total} {_num(result.total)})</li>
+{measured}{ess_line}<li>{estimator}</li>{truth_line}
 </ul>
 <h2>Figures</h2>{imgs or "<p>(matplotlib not installed: no figures)</p>"}
 <h2>Warnings</h2>{warns}

@@ -7,25 +7,178 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Attribution", "ShiftAttrWarning", "dominant_separated"]
+__all__ = ["Attribution", "ShiftAttrWarning", "dominant_mechanism", "dominant_separated"]
 
 SIGN_NOTE = "positive = performance drop: source metric minus the metric with the mechanism shifted"
+"""The sign note of a metric where higher is better (see :func:`wording`)."""
+
+_WORSE, _BETTER, _NEUTRAL = "#c0392b", "#2874a6", "#7f8c8d"
 
 
-def dominant_separated(values: Mapping[str, float], ci: Mapping[str, Sequence]) -> bool:
-    """Whether the interval of the largest value lies above every other one's.
+class Wording(NamedTuple):
+    """How results describe a value, given the metric's direction (see :func:`wording`).
+
+    Attributes
+    ----------
+    sign_note : str
+        What a positive value means, for the summaries, the report and the JSON.
+    total : str
+        Name of ``source_metric - estimated_target_metric`` ("total drop" or "total change").
+    axis_label : str
+        Y-axis label of :meth:`Attribution.plot`.
+    delta_label : str
+        Colour-bar label of :meth:`shiftattr.PairwiseAttribution.plot`.
+    positive_color, negative_color : str
+        Bar colours of positive and negative values: red where the metric got worse on
+        the target, blue where it got better, grey for both when the direction is unknown.
+    cmap : str
+        Diverging colour map of the pairwise heatmaps, red at "worse" (or a neutral one).
+    """
+
+    sign_note: str
+    total: str
+    axis_label: str
+    delta_label: str
+    positive_color: str
+    negative_color: str
+    cmap: str
+
+
+def wording(higher_is_better: bool | None, metric_name: str = "metric") -> Wording:
+    """The words and colours that describe values of a metric with this direction.
+
+    The one place where the sign convention (positive = ``M(source) - M(target)``) is put
+    into words: :class:`Attribution`, :func:`shiftattr.report.write_report` and
+    :class:`shiftattr.PairwiseAttribution` all use it.
+
+    Parameters
+    ----------
+    higher_is_better : bool or None
+        ``True``: positive values are drops in performance (Dice, accuracy). ``False``:
+        positive values are falls of a metric where lower is better (a loss, a distance),
+        so improvements. ``None``: the direction is unknown; neutral words and colours.
+    metric_name : str, default "metric"
+
+    Returns
+    -------
+    Wording
+
+    Examples
+    --------
+    >>> wording(True, "dice").total, wording(False, "loss").total
+    ('total drop', 'total change')
+    >>> print(wording(False, "loss").sign_note)
+    positive = the metric fell (better: lower is better for loss): source metric minus the metric with the mechanism shifted
+    >>> wording(None).axis_label
+    'fall in metric\\n(+ = lower on target)'
+    """
+    how = "source metric minus the metric with the mechanism shifted"
+    if higher_is_better is None:
+        return Wording(
+            f"positive = the metric fell from source to target: {how}",
+            "total change",
+            f"fall in {metric_name}\n(+ = lower on target)",
+            f"Δ{metric_name} (+ = fell)",
+            _NEUTRAL,
+            _NEUTRAL,
+            "PuOr_r",
+        )
+    if higher_is_better:
+        return Wording(
+            SIGN_NOTE,
+            "total drop",
+            f"drop in {metric_name}\n(+ = worse on target)",
+            f"Δ{metric_name} (+ = drop)",
+            _WORSE,
+            _BETTER,
+            "RdBu_r",
+        )
+    return Wording(
+        f"positive = the metric fell (better: lower is better for {metric_name}): {how}",
+        "total change",
+        f"fall in {metric_name}\n(+ = better on target)",
+        f"Δ{metric_name} (+ = fell: better)",
+        _BETTER,
+        _WORSE,
+        "RdBu",
+    )
+
+
+def _oriented(
+    values: Mapping[str, float], ci: Mapping[str, Sequence], higher_is_better: bool | None
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Values and intervals turned so that the dominant mechanism is the largest value.
+
+    ``False``: negated (the most negative value worsened a lower-is-better metric most);
+    ``None``: absolute values, each interval mapped to the range of ``|value|`` it allows.
+    Missing bounds become NaN.
+    """
+
+    def num(x: Any) -> float:
+        return float("nan") if x is None else float(x)
+
+    bounds = {k: (num(ci[k][0]), num(ci[k][1])) for k in values if k in ci}
+    if higher_is_better is None:
+        out = {}
+        for k, (lo, hi) in bounds.items():
+            inside = lo <= 0 <= hi
+            out[k] = (0.0 if inside else min(abs(lo), abs(hi)), max(abs(lo), abs(hi)))
+            if math.isnan(lo) or math.isnan(hi):
+                out[k] = (float("nan"), float("nan"))
+        return {k: abs(v) for k, v in values.items()}, out
+    if higher_is_better:
+        return dict(values), bounds
+    return {k: -v for k, v in values.items()}, {k: (-hi, -lo) for k, (lo, hi) in bounds.items()}
+
+
+def dominant_mechanism(values: Mapping[str, float], higher_is_better: bool | None = True) -> str:
+    """The mechanism whose shift moved the metric most in the direction that matters.
+
+    The rule of :attr:`Attribution.dominant`.
+
+    Parameters
+    ----------
+    values : mapping of str to float
+        Shapley values (positive = the metric fell from source to target).
+    higher_is_better : bool or None, default True
+        ``True``: the largest value (the largest drop). ``False``: the smallest, most
+        negative value (the largest rise of a metric where lower is better). ``None``: the
+        largest absolute value.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> v = {"X": 0.1, "Y": -0.3}
+    >>> dominant_mechanism(v), dominant_mechanism(v, False), dominant_mechanism(v, None)
+    ('X', 'Y', 'Y')
+    """
+    oriented, _ = _oriented(values, {}, higher_is_better)
+    return max(oriented, key=oriented.get)
+
+
+def dominant_separated(
+    values: Mapping[str, float], ci: Mapping[str, Sequence], higher_is_better: bool | None = True
+) -> bool:
+    """Whether the interval of the dominant mechanism lies clear of every other one's.
 
     The rule of :attr:`Attribution.dominant_settled`; missing bounds (``None`` or NaN)
-    separate nothing.
+    separate nothing. The dominant mechanism is :func:`dominant_mechanism`'s.
+    ``higher_is_better=True``: its lower bound lies above every other upper bound;
+    ``False``: its upper bound lies below every other lower bound; ``None``: the smallest
+    absolute value its interval allows exceeds the largest any other interval allows.
 
     Parameters
     ----------
     values : mapping of str to float
     ci : mapping of str to (low, high)
+    higher_is_better : bool or None, default True
 
     Returns
     -------
@@ -37,10 +190,14 @@ def dominant_separated(values: Mapping[str, float], ci: Mapping[str, Sequence]) 
     True
     >>> dominant_separated({"X": 0.1, "Y": 0.0}, {"X": (None, None), "Y": (-0.02, 0.02)})
     False
+    >>> dominant_separated({"X": -0.1, "Y": 0.0}, {"X": (-0.15, -0.05), "Y": (-0.02, 0.02)},
+    ...                    higher_is_better=False)
+    True
     """
-    top = max(values, key=values.get)
-    low = np.asarray(ci[top][0] if ci[top][0] is not None else np.nan, dtype=float)
-    others = np.asarray([np.nan if ci[k][1] is None else ci[k][1] for k in values if k != top])
+    vals, bounds = _oriented(values, ci, higher_is_better)
+    top = max(vals, key=vals.get)
+    low = np.asarray(bounds[top][0], dtype=float)
+    others = np.asarray([bounds[k][1] for k in vals if k != top], dtype=float)
     return bool(np.isfinite(low) and np.all(low > others))  # NaN compares False
 
 
@@ -97,10 +254,41 @@ def _estimator_line(settings: dict[str, Any], details: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _missing(x: Any) -> bool:
+    """None or NaN: a number that was not computed (NaN in memory, null in JSON)."""
+    return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x))
+
+
 def _fmt(x: float | None, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if _missing(x):
         return "—"
     return f"{x:+.{digits}f}"
+
+
+def _plain(x: float | None, spec: str) -> str:
+    """``x`` formatted with ``spec``; "—" for None and NaN alike."""
+    return "—" if _missing(x) else format(x, spec)
+
+
+def _closure_text(closure_error: float | None, closure_ci: Sequence | None) -> str:
+    """``closure error +0.0100, CI [-0.0200, +0.0400]`` (no CI part without one)."""
+    ci = "" if closure_ci is None else f", CI [{_fmt(closure_ci[0])}, {_fmt(closure_ci[1])}]"
+    return f"closure error {_fmt(closure_error)}{ci}"
+
+
+def _ess_all_text(overall: Mapping[str, Any]) -> str | None:
+    """``265 of 1000 (26.5%)``: the ESS with all mechanisms shifted, or None if absent."""
+    if "ess_all" not in overall:
+        return None
+    n = overall.get("n_weighted", overall.get("n_source"))
+    return (
+        f"{_plain(overall['ess_all'], '.0f')} of {n} "
+        f"({_plain(100 * _num_or_nan(overall.get('ess_all_fraction')), '.1f')}%)"
+    )
+
+
+def _num_or_nan(x: Any) -> float:
+    return float("nan") if x is None else float(x)
 
 
 def ci_label(settings: Mapping[str, Any]) -> str:
@@ -130,9 +318,12 @@ def ci_label(settings: Mapping[str, Any]) -> str:
 class Attribution:
     """The result of :func:`shiftattr.attribute`.
 
-    Sign convention: a value is the part of the *drop* ``M(source) - M(target)``
-    due to a mechanism; positive means the mechanism's shift lowered the metric.
-    Values sum to ``source_metric - estimated_target_metric``.
+    Sign convention: a value is the part of ``M(source) - M(target)`` due to a
+    mechanism; positive means the mechanism's shift lowered the metric. Values sum to
+    ``source_metric - estimated_target_metric``. Whether lowering the metric is a drop
+    in performance depends on the metric: :attr:`higher_is_better`
+    (``settings["higher_is_better"]``) says, and the summary, the plot, the report and
+    :attr:`dominant` follow it.
 
     Attributes
     ----------
@@ -168,7 +359,8 @@ class Attribution:
     warnings : list of dict
         ``{"code", "mechanism", "message"}`` per warning.
     settings : dict
-        How the result was computed (environments, estimators, solver, folds, seed...).
+        How the result was computed (environments, estimators, solver, folds, seed,
+        ``higher_is_better``...).
     bootstrap_values : ndarray of shape (n_bootstrap, n_mechanisms)
         The bootstrap replicates of the values. With ``n_repeats > 1`` and the fixed
         bootstrap, replicates of the mean over the repeats before the interval is
@@ -201,9 +393,10 @@ class Attribution:
     # -- derived -----------------------------------------------------------------------
     @property
     def total(self) -> float:
-        """Estimated total drop, ``source_metric - estimated_target_metric``.
+        """Estimated total change, ``source_metric - estimated_target_metric``.
 
-        It equals the sum of :attr:`values` (Shapley efficiency).
+        It equals the sum of :attr:`values` (Shapley efficiency); positive when the
+        metric fell (a drop in performance when :attr:`higher_is_better`).
 
         Examples
         --------
@@ -217,8 +410,38 @@ class Attribution:
         return self.source_metric - self.estimated_target_metric
 
     @property
+    def higher_is_better(self) -> bool | None:
+        """The metric's direction, ``settings["higher_is_better"]``.
+
+        ``True``: a higher metric is better (Dice, accuracy), so positive values are
+        drops in performance. ``False``: lower is better (a loss, a distance), so positive
+        values are improvements. ``None``: unknown (a ``metric_name`` that
+        :func:`shiftattr.metrics.metric_direction` does not know); results are worded
+        neutrally. ``True`` when the settings do not say, as in files written before the
+        key existed (Dice runs).
+
+        Examples
+        --------
+        >>> res = Attribution(mechanisms=("X",), values={"X": 0.1}, ci={"X": (0.05, 0.15)},
+        ...                   stderr={"X": 0.02}, source_metric=0.8,
+        ...                   estimated_target_metric=0.7)
+        >>> res.higher_is_better
+        True
+        >>> res.settings["higher_is_better"] = False
+        >>> res.higher_is_better
+        False
+        """
+        value = self.settings.get("higher_is_better", True)
+        return None if value is None else bool(value)
+
+    @property
     def dominant(self) -> str:
-        """The mechanism with the largest attributed drop.
+        """The mechanism whose shift worsened the metric most (see :attr:`higher_is_better`).
+
+        ``higher_is_better`` True: the largest value (the largest drop). False: the
+        smallest, most negative value (the largest rise of a loss). None (direction
+        unknown): the largest absolute value. The rule is
+        :func:`~shiftattr.results.dominant_mechanism`'s.
 
         Examples
         --------
@@ -228,8 +451,13 @@ class Attribution:
         ...                   estimated_target_metric=0.72)
         >>> res.dominant
         'X'
+        >>> res.settings["higher_is_better"] = False  # a loss: Y raised it
+        >>> res.dominant
+        'Y'
         """
-        return max(self.mechanisms, key=lambda k: self.values[k])
+        return dominant_mechanism(
+            {k: self.values[k] for k in self.mechanisms}, self.higher_is_better
+        )
 
     @property
     def dominant_settled(self) -> bool:
@@ -237,7 +465,9 @@ class Attribution:
 
         True when its interval's lower end lies above every other mechanism's upper end
         (and no interval is NaN): the ranking does not depend on where in the intervals
-        the values lie. On the synthetic MS benchmark, with ``method="mr"``, the largest
+        the values lie. Where lower is better, its upper end must lie below every other
+        lower end; with the direction unknown, the smallest ``|value|`` its interval allows
+        must exceed the largest any other allows (:func:`dominant_separated`). On the synthetic MS benchmark, with ``method="mr"``, the largest
         drop was the truth's in every run where its interval separated it (see
         :doc:`/estimators`). With a single mechanism it is True when its interval is
         known. Always False when the result carries a ``narrow_interval`` warning: with
@@ -255,7 +485,9 @@ class Attribution:
         """
         if any(w.get("code") == "narrow_interval" for w in self.warnings):
             return False
-        return dominant_separated(self.values, self.ci)
+        return dominant_separated(
+            {k: self.values[k] for k in self.mechanisms}, self.ci, self.higher_is_better
+        )
 
     @property
     def metric_name(self) -> str:
@@ -345,6 +577,10 @@ class Attribution:
     def summary(self) -> str:
         """A plain-text report: the table, the metrics, the closure check, the warnings.
 
+        Its sign note and the name of the total follow :attr:`higher_is_better` (see
+        :func:`~shiftattr.results.wording`). Diagnostics that were not computed show as
+        "—", whether they are NaN (in memory) or None (read back from JSON).
+
         Returns
         -------
         str
@@ -371,21 +607,27 @@ class Attribution:
         bootstrap: 0 replicates (—); solver: —; folds: —
         <BLANKLINE>
         no warnings
+        >>> res.settings.update(metric_name="loss", higher_is_better=False)
+        >>> print("\\n".join(res.summary().splitlines()[1:2] + res.summary().splitlines()[7:9]))
+          (positive = the metric fell (better: lower is better for loss): source metric minus the metric with the mechanism shifted)
+        loss on source:               0.8000
+        loss on target, estimated:    0.7200   (total change +0.0800)
         """
         name = self.metric_name
         s = self.settings
+        words = wording(self.higher_is_better, name)
         lines = [
             f"Attribution of the change in {name}: {s.get('source', 'source')} -> "
             f"{s.get('target', 'target')}",
-            f"  ({SIGN_NOTE})",
+            f"  ({words.sign_note})",
             "",
             f"{'mechanism':<14}{'value':>10}{ci_label(s):>22}{'AUC':>7}{'ESS':>9}{'max w':>8}",
         ]
         for r in self.to_records():
             ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
-            auc = "—" if r["auc_joint"] is None else f"{r['auc_joint']:.3f}"
-            ess = "—" if r["ess"] is None else f"{r['ess']:.0f}"
-            mw = "—" if r["max_weight"] is None else f"{r['max_weight']:.1f}"
+            auc = _plain(r["auc_joint"], ".3f")
+            ess = _plain(r["ess"], ".0f")
+            mw = _plain(r["max_weight"], ".1f")
             lines.append(
                 f"{r['mechanism']:<14}{_fmt(r['value']):>10}{ci:>22}{auc:>7}{ess:>9}{mw:>8}"
             )
@@ -393,25 +635,16 @@ class Attribution:
             "",
             f"{name} on source:               {self.source_metric:.4f}",
             f"{name} on target, estimated:    {self.estimated_target_metric:.4f}"
-            f"   (total drop {_fmt(self.total)})",
+            f"   ({words.total} {_fmt(self.total)})",
         ]
         if self.measured_target_metric is not None:
-            ci = (
-                ""
-                if self.closure_ci is None
-                else f", CI [{_fmt(self.closure_ci[0])}, {_fmt(self.closure_ci[1])}]"
-            )
             lines.append(
                 f"{name} on target, measured:     {self.measured_target_metric:.4f}"
-                f"   (closure error {_fmt(self.closure_error)}{ci})"
+                f"   ({_closure_text(self.closure_error, self.closure_ci)})"
             )
-        ov = self.diagnostics.get("overall", {})
-        if "ess_all" in ov:
-            lines.append(
-                f"ESS, all mechanisms shifted:    {ov['ess_all']:.0f} of "
-                f"{ov.get('n_weighted', ov['n_source'])} "
-                f"({100 * ov['ess_all_fraction']:.1f}%)"
-            )
+        ess_all = _ess_all_text(self.diagnostics.get("overall", {}))
+        if ess_all is not None:
+            lines.append(f"ESS, all mechanisms shifted:    {ess_all}")
         lines.append(_estimator_line(s, self.diagnostics.get("estimator", {})))
         lines.append(
             f"bootstrap: {s.get('n_bootstrap', 0)} replicates ({s.get('bootstrap', '—')}); "
@@ -437,7 +670,9 @@ class Attribution:
         -------
         dict
             Plain Python types only (lists, dicts, floats, None), plus the sign
-            convention under ``"sign_convention"``.
+            convention in words under ``"sign_convention"``. A ``random_state`` that is
+            not a seed (a :class:`numpy.random.Generator`, whose state is not saved) is
+            stored as ``None``, with ``settings["random_state_note"]`` saying what it was.
 
         Examples
         --------
@@ -461,9 +696,9 @@ class Attribution:
             "closure_ci": None if self.closure_ci is None else list(self.closure_ci),
             "diagnostics": self.diagnostics,
             "warnings": self.warnings,
-            "settings": self.settings,
+            "settings": _json_safe_settings(self.settings),
             "bootstrap_values": np.asarray(self.bootstrap_values).tolist(),
-            "sign_convention": SIGN_NOTE,
+            "sign_convention": wording(self.higher_is_better, self.metric_name).sign_note,
         }
         return _nan_to_none(d)
 
@@ -493,7 +728,7 @@ class Attribution:
         """
         text = json.dumps(self.to_dict(), indent=indent, default=_json_default)
         if path is not None:
-            Path(path).write_text(text)
+            Path(path).write_text(text, encoding="utf-8")
         return text
 
     @classmethod
@@ -504,7 +739,11 @@ class Attribution:
         ----------
         d : dict
             As returned by :meth:`to_dict` (or parsed from :meth:`to_json`); ``null``
-            numbers become NaN.
+            numbers become NaN (values, intervals, metrics and the numeric weight
+            diagnostics, such as the ``auc_joint`` of a paired mechanism), and the
+            intervals in ``diagnostics["estimator"]`` become tuples again. Without
+            ``settings["higher_is_better"]`` (files written before it existed) the
+            metric counts as higher-is-better.
 
         Returns
         -------
@@ -536,8 +775,8 @@ class Attribution:
             estimated_target_metric=num(d["estimated_target_metric"]),
             measured_target_metric=d.get("measured_target_metric"),
             closure_error=d.get("closure_error"),
-            closure_ci=None if d.get("closure_ci") is None else tuple(d["closure_ci"]),
-            diagnostics=d.get("diagnostics", {}),
+            closure_ci=None if d.get("closure_ci") is None else tuple(map(num, d["closure_ci"])),
+            diagnostics=_restore_diagnostics(d.get("diagnostics", {})),
             warnings=d.get("warnings", []),
             settings=d.get("settings", {}),
             bootstrap_values=boot,
@@ -572,7 +811,7 @@ class Attribution:
         0.8
         """
         if isinstance(text_or_path, Path) or not str(text_or_path).lstrip().startswith("{"):
-            text = Path(text_or_path).read_text()
+            text = Path(text_or_path).read_text(encoding="utf-8")
         else:
             text = str(text_or_path)
         return cls.from_dict(json.loads(text))
@@ -581,8 +820,12 @@ class Attribution:
     def plot(self, ax=None, title: str | None = None):
         """Bar chart of the values with their confidence intervals (matplotlib extra).
 
-        Red bars are drops (positive values), blue bars gains; the black whiskers are
-        the bootstrap intervals (drawn when they are finite).
+        Red bars are mechanisms that made the metric worse on the target, blue bars
+        those that made it better: for a metric where higher is better, red bars are the
+        positive values (drops), for one where lower is better the negative ones (see
+        :attr:`higher_is_better`); grey bars when the direction is unknown. The y-axis
+        label says which way is worse. The black whiskers are the intervals (drawn when
+        they are finite).
 
         Parameters
         ----------
@@ -606,6 +849,11 @@ class Attribution:
         >>> len(ax.patches), ax.get_title()
         (2, 'drop per mechanism')
         >>> plt.close(ax.figure)
+        >>> res.settings.update(metric_name="loss", higher_is_better=False)
+        >>> ax = res.plot()
+        >>> ax.get_ylabel()
+        'fall in loss\\n(+ = better on target)'
+        >>> plt.close(ax.figure)
         """
         try:
             import matplotlib.pyplot as plt
@@ -614,10 +862,11 @@ class Attribution:
         if ax is None:
             _, ax = plt.subplots(figsize=(1.2 + 1.1 * len(self.mechanisms), 3.2))
         vals = np.array([self.values[k] for k in self.mechanisms])
-        lo = np.array([self.ci[k][0] for k in self.mechanisms])
-        hi = np.array([self.ci[k][1] for k in self.mechanisms])
+        lo = np.array([_num_or_nan(self.ci[k][0]) for k in self.mechanisms])
+        hi = np.array([_num_or_nan(self.ci[k][1]) for k in self.mechanisms])
         x = np.arange(len(vals))
-        colors = ["#c0392b" if v > 0 else "#2874a6" for v in vals]
+        words = wording(self.higher_is_better, self.metric_name)
+        colors = [words.positive_color if v > 0 else words.negative_color for v in vals]
         ax.bar(x, vals, color=colors, alpha=0.85)
         if np.all(np.isfinite(lo)):
             # percentile intervals need not contain the point estimate: draw [lo, hi]
@@ -625,7 +874,7 @@ class Attribution:
             ax.hlines(np.r_[lo, hi], np.r_[x, x] - 0.08, np.r_[x, x] + 0.08, color="k", lw=1.2)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(x, self.mechanisms)
-        ax.set_ylabel(f"drop in {self.metric_name}\n(+ = worse on target)")
+        ax.set_ylabel(words.axis_label)
         ax.set_title(
             title
             or f"{self.settings.get('source', 'source')} → {self.settings.get('target', 'target')}"
@@ -653,3 +902,78 @@ def _nan_to_none(o: Any) -> Any:
     if isinstance(o, np.integer):
         return int(o)
     return o
+
+
+#: Weight diagnostics that are numbers whenever present: NaN where not computed (a
+#: paired mechanism has no discriminator), which JSON stores as null. ``auc_parents``
+#: is not among them: it is None for a mechanism without parents.
+_NUMERIC_MECHANISM_DIAGNOSTICS = (
+    "auc_joint",
+    "ess",
+    "ess_fraction",
+    "max_weight",
+    "frac_truncated",
+    "log_ratio_sd",
+    "pareto_k",
+)
+_NUMERIC_OVERALL_DIAGNOSTICS = (
+    "ess_all",
+    "ess_all_fraction",
+    "pareto_k_all",
+    "max_weight_all",
+    "frac_truncated_all",
+)
+#: Intervals in ``diagnostics["estimator"]``: mechanism -> (low, high) tuples.
+_ESTIMATOR_INTERVALS = ("difference_ci", "bootstrap_ci", "bias_aware_ci")
+
+
+def _restore_diagnostics(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
+    """Undo what JSON did to :attr:`Attribution.diagnostics`: NaN and tuples back."""
+    out = dict(diagnostics)
+
+    def restore(d: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+        return {k: (float("nan") if v is None and k in keys else v) for k, v in d.items()}
+
+    if isinstance(out.get("mechanisms"), Mapping):
+        out["mechanisms"] = {
+            m: restore(d, _NUMERIC_MECHANISM_DIAGNOSTICS) if isinstance(d, Mapping) else d
+            for m, d in out["mechanisms"].items()
+        }
+    if isinstance(out.get("overall"), Mapping):
+        out["overall"] = restore(out["overall"], _NUMERIC_OVERALL_DIAGNOSTICS)
+    if isinstance(out.get("estimator"), Mapping):
+        est = dict(out["estimator"])
+        for key in _ESTIMATOR_INTERVALS:
+            if isinstance(est.get(key), Mapping):
+                est[key] = {
+                    m: tuple(_num_or_nan(x) for x in v) if isinstance(v, list) else v
+                    for m, v in est[key].items()
+                }
+        out["estimator"] = est
+    return out
+
+
+def _json_safe_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings with a ``random_state`` that JSON cannot hold replaced by None.
+
+    A seed (an int, or a sequence of ints) is kept. A :class:`numpy.random.Generator`
+    (or ``RandomState``, ``SeedSequence``...) carries a state that is not saved: it
+    becomes ``None``, and ``random_state_note`` says what was passed.
+    """
+    out = dict(settings)
+    rs = out.get("random_state")
+    if rs is None or isinstance(rs, (bool, int, np.integer)):
+        return out
+    if isinstance(rs, (list, tuple, np.ndarray)) and all(
+        isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in np.ravel(rs)
+    ):
+        out["random_state"] = [int(x) for x in np.ravel(rs)]
+        return out
+    module = type(rs).__module__
+    module = "numpy.random" if module.startswith("numpy.random") else module
+    out["random_state"] = None
+    out["random_state_note"] = (
+        f"a {module}.{type(rs).__name__} was passed as random_state; its state is not "
+        "saved, so the run cannot be repeated from this file"
+    )
+    return out

@@ -18,7 +18,9 @@ case (2D or 3D spatial dims) or of a batch ``(B, *spatial)``. How the layout is 
 One case returns a Python ``float``; a batch returns a float64 array of shape ``(B,)``.
 
 Metrics are looked up by name with :func:`get_metric`; :data:`METRICS` maps names to
-functions and :func:`available_metrics` lists the names.
+functions and :func:`available_metrics` lists the names. :data:`HIGHER_IS_BETTER` gives
+each metric's direction (and that of common metric names such as ``"accuracy"`` or
+``"loss"``), which :func:`shiftattr.attribute` uses to word and colour its results.
 
 Empty masks
 -----------
@@ -44,6 +46,9 @@ Examples
 >>> pred = np.zeros((4, 4), dtype=bool); pred[:2, :1] = True
 >>> round(get_metric("dice")(pred, ref), 4)
 0.6667
+>>> from shiftattr.metrics import HIGHER_IS_BETTER
+>>> HIGHER_IS_BETTER["dice"], HIGHER_IS_BETTER["hausdorff95"], HIGHER_IS_BETTER["loss"]
+(True, False, False)
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ from shiftattr.metrics.lesionwise import (
 from shiftattr.metrics.overlap import dice, volume_difference
 
 __all__ = [
+    "HIGHER_IS_BETTER",
     "METRICS",
     "EmptyPolicy",
     "LesionCounts",
@@ -79,6 +85,7 @@ __all__ = [
     "lesion_f1",
     "lesion_ppv",
     "lesion_sensitivity",
+    "metric_direction",
     "resolve_empty_policy",
     "resolve_layout",
     "volume_difference",
@@ -101,6 +108,84 @@ METRICS: MappingProxyType[str, MetricFunction] = MappingProxyType(
     }
 )
 """Read-only mapping from metric name to metric function."""
+
+HIGHER_IS_BETTER: dict[str, bool] = {
+    # the registry (volume_difference in its default, unsigned form |V_pred - V_ref| / V_ref)
+    "dice": True,
+    "hausdorff95": False,
+    "lesion_f1": True,
+    "lesion_ppv": True,
+    "lesion_sensitivity": True,
+    "volume_difference": False,
+    # common names of per-case scores a user may pass as metric_name
+    "accuracy": True,
+    "auc": True,
+    "balanced_accuracy": True,
+    "f1": True,
+    "hit": True,
+    "hit_rate": True,
+    "iou": True,
+    "jaccard": True,
+    "precision": True,
+    "recall": True,
+    "sensitivity": True,
+    "specificity": True,
+    "brier": False,
+    "cross_entropy": False,
+    "error": False,
+    "error_rate": False,
+    "log_loss": False,
+    "loss": False,
+    "mae": False,
+    "mse": False,
+    "rmse": False,
+    "squared_error": False,
+}
+"""Direction of a metric: ``True`` where a higher value is better, ``False`` where lower is.
+
+Keys are the names of :data:`METRICS` and common names of per-case scores (``"accuracy"``,
+``"auc"``, ``"f1"``, ``"hit_rate"``...; ``"loss"``, ``"squared_error"``, ``"mse"``,
+``"mae"``, ``"log_loss"``, ``"brier"``, ``"error"``...). ``volume_difference`` is the
+registry's default, unsigned ``|V_pred - V_ref| / V_ref`` (0 is perfect); its signed form
+has no better direction.
+
+:func:`shiftattr.attribute` looks its ``metric_name`` up here when ``higher_is_better`` is
+not given: case-insensitively, with ``-`` and spaces read as ``_`` (``"Squared error"``
+finds ``"squared_error"``). A name that is not a key leaves the direction unknown
+(``None``): results are then worded neutrally (positive = the metric fell). See
+:func:`metric_direction`; the example is in the module docstring.
+"""
+
+
+def _normalise_name(name: str) -> str:
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def metric_direction(name: str | None) -> bool | None:
+    """The direction of the metric called ``name`` in :data:`HIGHER_IS_BETTER`, or None.
+
+    Parameters
+    ----------
+    name : str or None
+        A metric name, matched case-insensitively with ``-`` and spaces read as ``_``.
+
+    Returns
+    -------
+    bool or None
+        ``True`` (higher is better), ``False`` (lower is better) or ``None`` (unknown).
+
+    Examples
+    --------
+    >>> from shiftattr.metrics import metric_direction
+    >>> metric_direction("Dice"), metric_direction("Squared error"), metric_direction("hit")
+    (True, False, True)
+    >>> metric_direction("metric") is None
+    True
+    """
+    if not isinstance(name, str):
+        return None
+    table = {_normalise_name(k): bool(v) for k, v in HIGHER_IS_BETTER.items()}
+    return table.get(_normalise_name(name))
 
 
 def available_metrics() -> list[str]:
