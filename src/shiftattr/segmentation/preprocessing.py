@@ -25,7 +25,8 @@ def zscore(image: np.ndarray, eps: float = 1e-8) -> np.ndarray:
 
     Parameters
     ----------
-    image : ndarray of shape (C, *spatial)
+    image : ndarray
+        One case, channels first: ``(C, *spatial)``.
     eps : float, default 1e-8
         Added to the standard deviation, so a constant channel becomes zeros.
 
