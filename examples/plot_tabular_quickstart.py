@@ -31,7 +31,7 @@ args, _ = parser.parse_known_args(sys.argv[1:] if __name__ == "__main__" else []
 
 n, n_boot = (5000, 200) if args.full else (1000, 50)
 
-scm = sa.datasets.LinearGaussianSCM.example()
+scm = sa.datasets.LinearGaussianSCM.example(metric="squared_error")
 source = scm.sample(n, "source", random_state=0)
 target = scm.sample(n, "target", random_state=1)
 

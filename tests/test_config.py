@@ -339,6 +339,8 @@ def test_paths_in_a_file_are_read_from_its_folder(tmp_path, monkeypatch):
     assert cfg.output.folder == folder / "reports/exp"
     as_dict = load_config({"data": {"kind": "synthetic"}, "output": {"folder": "rel"}})
     assert str(as_dict.output.folder) == "rel"
+    path.write_text(path.read_text().replace('[output]\nfolder = "reports/exp"\n', ""))
+    assert str(load_config(path).output.folder) == "shiftattr-report"  # the default: cwd
 
 
 def test_error_locations_name_the_key_not_the_kind():
@@ -359,6 +361,9 @@ def test_foreground_picks_one_label_of_label_maps():
     assert cfg.data.foreground == 2
     with pytest.raises(ConfigError, match=r"data\.foreground: Input should be greater"):
         load_config({"data": {**data, "foreground": 0}, "model": model})
+    for loose in (True, "2", 1.0):  # not silently 1 or 2
+        with pytest.raises(ConfigError, match=r"data\.foreground: Input should be a valid int"):
+            load_config({"data": {**data, "foreground": loose}, "model": model})
     with pytest.raises(ConfigError, match=r"data\.foreground: Extra inputs"):
         load_config({"data": {"kind": "synthetic", "foreground": 1}})
 

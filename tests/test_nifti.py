@@ -516,6 +516,8 @@ def test_check_comparable_raises_on_channels_that_differ(tmp_path):
     one = load_folder(write_site(tmp_path / "C", ("image_flair",)), name="target")
     with pytest.raises(NiftiDataError, match=r"\['image_flair', 'image_t1'\].*\['image_flair'\]"):
         check_comparable(src, one)
+    upper = load_folder(write_site(tmp_path / "D", ("image_FLAIR", "image_T1")), name="target")
+    assert check_comparable(src, upper) == []  # the same channels, spelt in capitals
     one.metadata.pop("channel_names")  # unnamed: the number of channels still counts
     with pytest.raises(NiftiDataError, match=r"numbers of image channels differ.*2 .*1 \("):
         check_comparable(src, one)

@@ -103,6 +103,11 @@ def test_run_names_a_missing_folder_and_mechanism_without_a_traceback(tmp_path, 
     cfg.write_text(text)
     assert main(["run", str(cfg), "--quiet"]) == 2  # no covariates in the manifests: no D
     assert "attribution.mechanisms names ['D']" in capsys.readouterr().err
+    cfg.write_text(text.replace('mechanisms = ["D", "X"]\n', ""))
+    (tmp_path / "net.pt").write_bytes(b"not a checkpoint")
+    assert main(["run", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "net.pt" in err and "Traceback" not in err
 
 
 def test_run_normalises_the_images_on_their_way_to_the_model(tmp_path):
@@ -122,3 +127,19 @@ def test_run_normalises_the_images_on_their_way_to_the_model(tmp_path):
         zscored_threshold_net(), metric_params={"empty": "one"}, progress=False
     )
     assert raw.score(load_folder(tmp_path / "site-A")).mean() < 0.2  # every voxel a lesion
+
+
+def test_a_manifest_column_named_labels_is_not_a_label_map(tmp_path):
+    """Only nnU-Net's dataset.json declares labels; a manifest's "labels" column is a
+    per-case covariate and must not stop the run."""
+    from shiftattr.config import load_config
+    from shiftattr.pipeline import _nifti_environments
+
+    for site, seed in (("site-A", 0), ("site-B", 1)):
+        _site(tmp_path / site, 3, seed=seed, contrast=1.0, affine=np.eye(4))
+        manifest = tmp_path / site / "manifest.csv"
+        lines = manifest.read_text().splitlines()
+        rows = [lines[0] + ",labels"] + [f"{line},rater{k}" for k, line in enumerate(lines[1:])]
+        manifest.write_text("\n".join(rows) + "\n")
+    source, _ = _nifti_environments(load_config(_config(tmp_path)).data)
+    assert source.metadata["labels"].tolist() == ["rater0", "rater1", "rater2"]

@@ -379,6 +379,21 @@ def test_preprocess_reaches_the_model_only_and_keys_the_cache():
     assert SegmentationAdapter(threshold_model(), preprocess=zscore).fingerprint() == (
         SegmentationAdapter(threshold_model(), preprocess=PREPROCESSORS["zscore"]).fingerprint()
     )
+
+    class Scale:
+        def __init__(self, factor):
+            self.factor = factor
+
+        def __call__(self, x):
+            return x * self.factor
+
+        def apply(self, x):
+            return x * self.factor
+
+    one, two = Scale(1.0), Scale(2.0)  # same names, other parameters: other cache keys
+    for a, b in ((one, two), (one.apply, two.apply)):
+        fa = SegmentationAdapter(threshold_model(), preprocess=a).fingerprint()
+        assert fa != SegmentationAdapter(threshold_model(), preprocess=b).fingerprint()
     crop = SegmentationAdapter(threshold_model(), preprocess=lambda x: x[..., :3], progress=False)
     with pytest.raises(ValueError, match=r"preprocess changed case 'a' from shape"):
         crop.predict(doubled)

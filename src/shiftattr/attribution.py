@@ -70,6 +70,7 @@ from shiftattr.weighting import (
 __all__ = [
     "attribute",
     "check_metric",
+    "count_warnings",
     "imprecise_mechanisms",
     "iw_game",
     "iw_resampled_values",
@@ -524,6 +525,23 @@ def _bootstrap_intervals(
     return ci, stderr, repeats_info, repeat_warns
 
 
+def count_warnings(diagnostics: dict[str, Any], warns: list[dict[str, Any]]) -> None:
+    """Record how many warnings of each code a result carries, in
+    ``diagnostics["overall"]`` (``n_warnings``, ``warning_counts``).
+
+    Examples
+    --------
+    >>> d = {"overall": {}}
+    >>> count_warnings(d, [{"code": "low_ess"}, {"code": "separable"}, {"code": "low_ess"}])
+    >>> d["overall"]
+    {'n_warnings': 3, 'warning_counts': {'low_ess': 2, 'separable': 1}}
+    """
+    overall = diagnostics.setdefault("overall", {})
+    overall["n_warnings"] = len(warns)
+    codes = sorted({w["code"] for w in warns})
+    overall["warning_counts"] = {c: sum(w["code"] == c for w in warns) for c in codes}
+
+
 def _closure_warning(
     estimated: float,
     measured: float,
@@ -857,7 +875,9 @@ def attribute(
     truncate : float, optional
         Cap on normalised weights ``w / mean(w)``; the truncated fraction is reported.
     metric_name : str, default "metric"
-        Shown in tables and plots, e.g. ``"Dice"``.
+        Shown in tables and plots, e.g. ``"Dice"``; unless ``higher_is_better`` is
+        given, it also says which direction of the metric is better (the default name
+        says nothing, and the results describe values neutrally).
     higher_is_better : bool, optional
         The metric's direction: ``True`` where a higher metric is better (Dice,
         accuracy: positive values are drops in performance), ``False`` where lower is
@@ -1151,10 +1171,7 @@ def attribute(
             warns.append(
                 _closure_warning(estimated_target, measured, closure_ci, method, metric_name)
             )
-    diagnostics["overall"]["n_warnings"] = len(warns)
-    diagnostics["overall"]["warning_counts"] = {
-        c: sum(w["code"] == c for w in warns) for c in sorted({w["code"] for w in warns})
-    }
+    count_warnings(diagnostics, warns)
     for w in warns:
         warnings.warn(w["message"], ShiftAttrWarning, stacklevel=2)
 

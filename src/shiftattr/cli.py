@@ -304,12 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ValueError as exc:
-        # bad input, not a bug: one message, no traceback. The NIfTI module needs torch,
-        # so it is looked up only if loaded (its error cannot have been raised otherwise).
-        nifti = sys.modules.get("shiftattr.segmentation.nifti")
-        if isinstance(exc, ConfigError) or (
-            nifti is not None and isinstance(exc, nifti.NiftiDataError)
-        ):
+        # bad input, not a bug: one message, no traceback. The NIfTI and checkpoint
+        # modules need torch, so their errors are looked up only if they were loaded
+        # (they cannot have been raised otherwise).
+        input_errors = [ConfigError]
+        for module, name in (("nifti", "NiftiDataError"), ("checkpoint", "CheckpointError")):
+            loaded = sys.modules.get(f"shiftattr.segmentation.{module}")
+            if loaded is not None:
+                input_errors.append(getattr(loaded, name))
+        if isinstance(exc, tuple(input_errors)):
             print(f"shiftattr {args.command}: {exc}", file=sys.stderr)
             return 2
         raise

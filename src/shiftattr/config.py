@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -116,7 +116,7 @@ class NiftiData(_Strict):
     source: NiftiSelection
     target: NiftiSelection
     modalities: list[str] = ["FLAIR"]
-    foreground: int | None = Field(
+    foreground: StrictInt | None = Field(
         None,
         ge=1,
         description="with label-map masks (labels 0, 1, 2, ...), the label to score: Y "
@@ -667,8 +667,9 @@ def load_config(path_or_dict: str | Path | dict[str, Any]) -> RunConfig:
     -----
     Paths read from a file (``data.root``, ``data.<side>.folder``, ``model.checkpoint``,
     ``output.folder``) are relative to that file's folder, and ``~`` is expanded, so a
-    configuration runs the same from any working directory. A dict's paths are kept as
-    given.
+    configuration runs the same from any working directory; an ``output.folder`` the
+    file does not set is the default ``shiftattr-report`` in the working directory. A
+    dict's paths are kept as given.
 
     Examples
     --------
@@ -718,4 +719,5 @@ def _anchor_paths(cfg: RunConfig, base: Path) -> None:
                 side.folder = anchored(side.folder)
     if cfg.model.checkpoint is not None:
         cfg.model.checkpoint = anchored(cfg.model.checkpoint)
-    cfg.output.folder = anchored(cfg.output.folder)
+    if "folder" in cfg.output.model_fields_set:  # the default stays in the working directory
+        cfg.output.folder = anchored(cfg.output.folder)

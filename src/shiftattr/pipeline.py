@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from shiftattr.attribution import attribute
+from shiftattr.attribution import attribute, count_warnings
 from shiftattr.config import ConfigError, NiftiData, RunConfig, SyntheticData, load_config
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
@@ -186,8 +186,8 @@ def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment
                 )
             )
     for env in envs:
-        labels = env.metadata.get("labels")  # nnU-Net's dataset.json
-        if cfg.foreground is None and labels is not None and len(labels) > 2:
+        labels = env.metadata.get("labels") if cfg.kind == "nnunet" else None  # dataset.json
+        if cfg.foreground is None and isinstance(labels, dict) and len(labels) > 2:
             raise ConfigError(
                 f"the masks of {env.name!r} are label maps ({env.metadata.get('dataset_json')} "
                 f"declares labels {dict(labels)}): set data.foreground to the label to score"
@@ -298,8 +298,11 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         from shiftattr.segmentation import check_comparable
 
         source, target, paired = _nifti_data(data, a.paired)
-        # raises on channels that differ; warns on orientations that differ
+        # raises on channels that differ; warns on orientations that differ, now (before
+        # the long part) and in the result's diagnostics
         data_warnings = check_comparable(source, target)
+        for w in data_warnings:
+            warnings.warn(w["message"], ShiftAttrWarning, stacklevel=2)
         train_env = None
         spatial_dims = 3
     missing = sorted(set(a.mechanisms or ()) - (set(source.nodes) & set(target.nodes)))
@@ -416,7 +419,9 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         random_state=a.random_state,
     )
     lap("attribution")
-    _add_warnings(result, data_warnings)
+    if data_warnings:
+        result.warnings.extend(data_warnings)
+        count_warnings(result.diagnostics, result.warnings)
 
     truth = None
     if sim is not None and data.truth_n:
@@ -447,19 +452,6 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     )
     lap("report")
     return RunOutcome(result=result, truth=truth, report=page, seconds=seconds)
-
-
-def _add_warnings(result: Attribution, warns: list[dict[str, Any]]) -> None:
-    """Put warnings about the data among the result's own, counted in its diagnostics."""
-    if not warns:
-        return
-    for w in warns:
-        warnings.warn(w["message"], ShiftAttrWarning, stacklevel=3)
-    result.warnings.extend(warns)
-    overall = result.diagnostics.setdefault("overall", {})
-    overall["n_warnings"] = len(result.warnings)
-    codes = sorted({w["code"] for w in result.warnings})
-    overall["warning_counts"] = {c: sum(w["code"] == c for w in result.warnings) for c in codes}
 
 
 def truth_table(result: Attribution, truth: dict[str, Any]) -> str:

@@ -158,9 +158,12 @@ def dominant_mechanism(values: Mapping[str, float], higher_is_better: bool | Non
     >>> v = {"X": 0.1, "Y": -0.3}
     >>> dominant_mechanism(v), dominant_mechanism(v, False), dominant_mechanism(v, None)
     ('X', 'Y', 'Y')
+    >>> dominant_mechanism({"A": float("nan"), "B": 0.3, "C": -0.5})  # NaN ranks last
+    'B'
     """
     oriented, _ = _oriented(values, {}, higher_is_better)
-    return max(oriented, key=oriented.get)
+    # NaN compares False both ways, so max() would depend on the order: rank it last
+    return max(oriented, key=lambda k: -math.inf if math.isnan(oriented[k]) else oriented[k])
 
 
 def dominant_separated(

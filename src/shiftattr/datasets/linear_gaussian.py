@@ -20,6 +20,7 @@ from scipy.stats import norm
 from shiftattr.datasets.truth import TrueAttribution, all_coalitions, shapley_from_table
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
+from shiftattr.metrics import metric_direction
 
 __all__ = ["LinearGaussianSCM", "LinearMechanism"]
 
@@ -453,4 +454,5 @@ class LinearGaussianSCM:
             delta_m=table,
             source_metric=base,
             target_metric=self.expected_metric(mechs),
+            higher_is_better=metric_direction(self.metric_name),
         )

@@ -88,6 +88,9 @@ class TrueAttribution:
         Simulated cases per coalition (None when exact).
     extra : dict
         Simulator-specific details.
+    higher_is_better : bool or None, default True
+        The metric's direction, which decides :attr:`dominant` (``None``: unknown, the
+        largest absolute value).
 
     Examples
     --------
@@ -106,6 +109,7 @@ class TrueAttribution:
     stderr: dict[str, float] | None = None
     n: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    higher_is_better: bool | None = True
 
     @property
     def total(self) -> float:
@@ -123,7 +127,11 @@ class TrueAttribution:
 
     @property
     def dominant(self) -> str:
-        """Mechanism with the largest true attributed drop.
+        """Mechanism whose shift moved the metric most in the direction that matters.
+
+        The rule of :attr:`shiftattr.Attribution.dominant`
+        (:func:`shiftattr.results.dominant_mechanism`): the largest value where higher
+        is better (the largest drop), the most negative where lower is better.
 
         Examples
         --------
@@ -133,7 +141,9 @@ class TrueAttribution:
         >>> truth.dominant
         'A'
         """
-        return max(self.mechanisms, key=lambda k: self.values[k])
+        from shiftattr.results import dominant_mechanism
+
+        return dominant_mechanism(self.values, self.higher_is_better)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (coalitions written as ``"A+B"``, empty as ``"∅"``).

@@ -130,6 +130,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "recall": True,
     "sensitivity": True,
     "specificity": True,
+    "absolute_error": False,
     "brier": False,
     "cross_entropy": False,
     "error": False,

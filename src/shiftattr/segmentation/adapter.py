@@ -7,7 +7,9 @@ and computes per-case metrics (Dice, lesion-wise F1, ...) on an
 :class:`~shiftattr.environment.Environment`. Predictions are cached, so scoring a second
 metric on the same cases does not run the model again, and
 :meth:`SegmentationAdapter.output_features` summarises the same cached predictions into
-per-case features for regression value estimators.
+per-case features for regression value estimators. ``preprocess`` applies the intensity
+normalisation the model was trained with on the way to it, leaving the environment's
+images as the scanner wrote them.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def _identity(fn: Callable[..., Any] | None) -> str | None:
         return None
     qual = getattr(fn, "__qualname__", None)
     name = f"{getattr(fn, '__module__', '')}.{qual or type(fn).__qualname__}"
+    if hasattr(fn, "__self__"):  # a bound method: its instance may hold parameters
+        return f"{name}:{id(fn.__self__)}"
     return name if qual and "<" not in qual else f"{name}:{id(fn)}"
 
 

@@ -1470,8 +1470,9 @@ def check_comparable(source: Environment, target: Environment) -> list[dict[str,
     Raises
     ------
     NiftiDataError
-        If both record ``metadata["channel_names"]`` and the names or their order
-        differ, or if the numbers of image channels differ.
+        If both record ``metadata["channel_names"]`` and the names (compared without
+        regard to case) or their order differ, or if the numbers of image channels
+        differ.
 
     See Also
     --------
@@ -1509,10 +1510,14 @@ def check_comparable(source: Environment, target: Environment) -> list[dict[str,
     """
     src_names, tgt_names = _channel_list(source), _channel_list(target)
     sides = f"source {source.name!r} has {{}}, target {target.name!r} has {{}}"
-    if src_names is not None and tgt_names is not None and src_names != tgt_names:
+
+    def norm(names: list[str]) -> list[str]:  # "image_FLAIR" and "image_flair" agree
+        return [str(n).strip().lower() for n in names]
+
+    if src_names is not None and tgt_names is not None and norm(src_names) != norm(tgt_names):
         how = (
             "the same channels in another order"
-            if sorted(src_names) == sorted(tgt_names)
+            if sorted(norm(src_names)) == sorted(norm(tgt_names))
             else "different channels"
         )
         raise NiftiDataError(
@@ -1521,7 +1526,8 @@ def check_comparable(source: Environment, target: Environment) -> list[dict[str,
             + f" ({how}). The model would read one channel as another. List the image "
             "columns in the same order in both manifests (nnU-Net: the same channel_names "
             "in both dataset.json files); if the channels are the same under other names, "
-            "set metadata['channel_names'] of one environment to those of the other."
+            "give them the same names there (from Python: set metadata['channel_names'] "
+            "of one environment to those of the other)."
         )
     n_src, n_tgt = _n_channels(source), _n_channels(target)
     if n_src is not None and n_tgt is not None and n_src != n_tgt:
