@@ -9,17 +9,14 @@ torch = pytest.importorskip("torch")
 
 from shiftattr.environment import Environment, LazyVolumes  # noqa: E402
 from shiftattr.segmentation.adapter import SegmentationAdapter  # noqa: E402
+from tiny_models import threshold_conv  # noqa: E402
 
 SHAPE = (6, 6, 6)
 
 
 def threshold_model() -> torch.nn.Module:
     """1x1x1 conv with fixed weights: logit = 10 x - 5, so the mask is exactly x > 0.5."""
-    conv = torch.nn.Conv3d(1, 1, 1)
-    with torch.no_grad():
-        conv.weight.fill_(10.0)
-        conv.bias.fill_(-5.0)
-    return conv
+    return threshold_conv(10.0, -5.0)
 
 
 def toy_environment(channel_axis: bool = True) -> tuple[Environment, np.ndarray]:

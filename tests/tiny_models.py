@@ -5,19 +5,20 @@ from __future__ import annotations
 import torch
 
 
-def threshold_net() -> torch.nn.Module:
-    """A 1×1×1 convolution: lesion where the intensity exceeds 1.5 (logit 4·x − 6)."""
+def threshold_conv(slope: float, offset: float) -> torch.nn.Module:
+    """A 1×1×1 convolution with logit ``slope · x + offset``: lesion where it is > 0."""
     conv = torch.nn.Conv3d(1, 1, 1)
     with torch.no_grad():
-        conv.weight.fill_(4.0)
-        conv.bias.fill_(-6.0)
+        conv.weight.fill_(slope)
+        conv.bias.fill_(offset)
     return conv
+
+
+def threshold_net() -> torch.nn.Module:
+    """Lesion where the intensity exceeds 1.5 (logit 4·x − 6)."""
+    return threshold_conv(4.0, -6.0)
 
 
 def zscored_threshold_net() -> torch.nn.Module:
     """Trained on z-scored images: lesion where the z-score exceeds 2 (logit 4·z − 8)."""
-    conv = torch.nn.Conv3d(1, 1, 1)
-    with torch.no_grad():
-        conv.weight.fill_(4.0)
-        conv.bias.fill_(-8.0)
-    return conv
+    return threshold_conv(4.0, -8.0)
