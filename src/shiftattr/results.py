@@ -118,10 +118,7 @@ def _oriented(
     Missing bounds become NaN.
     """
 
-    def num(x: Any) -> float:
-        return float("nan") if x is None else float(x)
-
-    bounds = {k: (num(ci[k][0]), num(ci[k][1])) for k in values if k in ci}
+    bounds = {k: (_num_or_nan(ci[k][0]), _num_or_nan(ci[k][1])) for k in values if k in ci}
     if higher_is_better is None:
         out = {}
         for k, (lo, hi) in bounds.items():
@@ -291,6 +288,7 @@ def _ess_all_text(overall: Mapping[str, Any]) -> str | None:
 
 
 def _num_or_nan(x: Any) -> float:
+    """A number read back from JSON, which writes NaN as ``null``."""
     return float("nan") if x is None else float(x)
 
 
@@ -761,11 +759,7 @@ class Attribution:
         >>> again.values, again.ci
         ({'X': 0.1}, {'X': (0.05, 0.15)})
         """
-        nan = float("nan")
-
-        def num(x):
-            return nan if x is None else float(x)
-
+        num = _num_or_nan  # JSON writes NaN as null
         mechs = tuple(d["mechanisms"])
         boot = np.asarray(d.get("bootstrap_values") or np.empty((0, len(mechs))), dtype=float)
         return cls(
