@@ -529,6 +529,14 @@ def count_warnings(diagnostics: dict[str, Any], warns: list[dict[str, Any]]) -> 
     """Record how many warnings of each code a result carries, in
     ``diagnostics["overall"]`` (``n_warnings``, ``warning_counts``).
 
+    Parameters
+    ----------
+    diagnostics : dict
+        A result's diagnostics; its ``"overall"`` entry is created if missing and
+        updated in place.
+    warns : list of dict
+        The result's warnings, each with a ``"code"``.
+
     Examples
     --------
     >>> d = {"overall": {}}
