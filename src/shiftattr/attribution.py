@@ -941,14 +941,9 @@ def attribute(
     False
     """
     t0 = time.perf_counter()
-    if higher_is_better is None:
-        from shiftattr.metrics import metric_direction
+    from shiftattr.metrics import resolve_direction
 
-        higher_is_better = metric_direction(metric_name)
-    elif isinstance(higher_is_better, (bool, np.bool_)):
-        higher_is_better = bool(higher_is_better)
-    else:
-        raise TypeError(f"higher_is_better must be True, False or None; got {higher_is_better!r}")
+    higher_is_better = resolve_direction(higher_is_better, metric_name)
     mechs = _validate_inputs(graph, source, target, mechanisms, estimators)
     interval = _check_options(
         graph,

@@ -544,11 +544,9 @@ def attribute_pairs(
     results: dict[tuple[str, str], Attribution] = {}
     metrics: dict[tuple[str, str], float] = {}
     seed = attribute_kwargs.pop("random_state", None)
-    direction = attribute_kwargs.pop("higher_is_better", None)
-    if direction is None:
-        from shiftattr.metrics import metric_direction
+    from shiftattr.metrics import resolve_direction
 
-        direction = metric_direction(metric_name)
+    direction = resolve_direction(attribute_kwargs.pop("higher_is_better", None), metric_name)
     # regressions need the metric at the deploy cases; substitution re-scores cases
     need_target = measure_target or attribute_kwargs.get("method", "iw") != "iw"
     # substitution and simulation score new cases: they need the scorer itself

@@ -57,6 +57,8 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from shiftattr.metrics._masks import as_binary_masks, resolve_layout
 from shiftattr.metrics.distance import hausdorff95
 from shiftattr.metrics.empty import EmptyPolicy, check_finite_metric, resolve_empty_policy
@@ -86,6 +88,7 @@ __all__ = [
     "lesion_ppv",
     "lesion_sensitivity",
     "metric_direction",
+    "resolve_direction",
     "resolve_empty_policy",
     "resolve_layout",
     "volume_difference",
@@ -187,6 +190,37 @@ def metric_direction(name: str | None) -> bool | None:
         return None
     table = {_normalise_name(k): bool(v) for k, v in HIGHER_IS_BETTER.items()}
     return table.get(_normalise_name(name))
+
+
+def resolve_direction(higher_is_better: Any, metric_name: str | None) -> bool | None:
+    """The direction given (checked), or else the one :func:`metric_direction` knows.
+
+    Parameters
+    ----------
+    higher_is_better : bool or None
+        ``True``/``False`` as given; ``None`` looks ``metric_name`` up.
+    metric_name : str or None
+
+    Returns
+    -------
+    bool or None
+
+    Raises
+    ------
+    TypeError
+        If ``higher_is_better`` is neither a bool nor None.
+
+    Examples
+    --------
+    >>> from shiftattr.metrics import resolve_direction
+    >>> resolve_direction(None, "Dice"), resolve_direction(False, "Dice")
+    (True, False)
+    """
+    if higher_is_better is None:
+        return metric_direction(metric_name)
+    if isinstance(higher_is_better, (bool, np.bool_)):
+        return bool(higher_is_better)
+    raise TypeError(f"higher_is_better must be True, False or None; got {higher_is_better!r}")
 
 
 def available_metrics() -> list[str]:

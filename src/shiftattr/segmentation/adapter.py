@@ -692,8 +692,7 @@ class SegmentationAdapter:
                     flat = t.reshape(-1).contiguous().cpu().view(torch.uint8).numpy()
                     h.update(memoryview(flat))
         else:
-            qual = getattr(model, "__qualname__", type(model).__qualname__)
-            h.update(f"callable:{getattr(model, '__module__', '')}.{qual}:{id(model)}".encode())
+            h.update(f"callable:{_identity(model)}".encode())
         options = (
             self.activation,
             self.threshold,
