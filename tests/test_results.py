@@ -185,3 +185,13 @@ def test_estimator_intervals_come_back_as_tuples():
         est["bias_aware_ci"]["Y"], tuple
     )
     assert est["paired"] == ["Y"]  # lists that are not intervals stay lists
+
+
+def test_a_direction_is_a_bool_or_looked_up():
+    from shiftattr.metrics import resolve_direction
+
+    assert resolve_direction(None, "hausdorff95") is False
+    assert resolve_direction(None, "metric") is None
+    assert resolve_direction(np.True_, "loss") is True  # given wins over the name
+    with pytest.raises(TypeError, match="higher_is_better must be True, False or None"):
+        resolve_direction("yes", "dice")
