@@ -220,6 +220,22 @@ def test_correction_cap_values(cap, expected):
             "data.target.manifest",
         ),
         ({"kind": "msseg2016", "root": "r", "source": {"folder": "a"}, "target": {}}, "data.source.folder"),
+        (
+            {"kind": "folder", "source": {"folder": "a", "cases": ["c0"]}, "target": {"folder": "b"}},
+            "data.source.cases",
+        ),
+        (
+            {"kind": "folder", "source": {"folder": "a"}, "target": {"folder": "b", "split": "Ts"}},
+            "data.target.split",
+        ),
+        (
+            {"kind": "msseg2016", "root": "r", "source": {"cases": ["c0"]}, "target": {}},
+            "data.source.cases",
+        ),
+        (
+            {"kind": "msseg2016", "root": "r", "source": {}, "target": {"cases_file": "t.txt"}},
+            "data.target.cases_file",
+        ),
     ],
 )  # fmt: skip
 def test_nifti_keys_the_kind_does_not_read_are_errors(data, ignored):
@@ -341,6 +357,46 @@ def test_paths_in_a_file_are_read_from_its_folder(tmp_path, monkeypatch):
     assert str(as_dict.output.folder) == "rel"
     path.write_text(path.read_text().replace('[output]\nfolder = "reports/exp"\n', ""))
     assert str(load_config(path).output.folder) == "shiftattr-report"  # the default: cwd
+
+
+def test_nnunet_sides_select_cases_of_a_split(tmp_path, monkeypatch):
+    """One nnU-Net dataset split into two sites: ``cases``, ``cases_file`` (a path read
+    from the file's folder, as ``folder`` is) and ``split``, one selection per side."""
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    path = folder / "exp.toml"
+    path.write_text(
+        '[data]\nkind = "nnunet"\n'
+        'source = { folder = "../Dataset001_MS", cases = ["MS_000", "MS_001"] }\n'
+        'target = { folder = "../Dataset001_MS", cases_file = "lists/site-B.txt", '
+        'split = "Ts" }\n'
+        '[model]\nkind = "checkpoint"\nfactory = "m:f"\ncheckpoint = "net.pt"\n'
+    )
+    monkeypatch.chdir(tmp_path.parent)  # anywhere but the file's folder
+    cfg = load_config(path)
+    source, target = cfg.data.source, cfg.data.target
+    assert source.cases == ["MS_000", "MS_001"] and source.cases_file is None
+    assert source.split == "Tr"  # the default: imagesTr / labelsTr
+    assert target.cases is None and target.split == "Ts"
+    assert target.cases_file == folder / "lists/site-B.txt"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path.write_text(path.read_text().replace("lists/site-B.txt", "~/site-B.txt"))
+    assert load_config(path).data.target.cases_file == tmp_path / "home" / "site-B.txt"
+    assert load_config(cfg.model_dump()).data == cfg.data  # the command line's round trip
+
+    model = {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"}
+    both = {"folder": "a", "cases": ["MS_000"], "cases_file": "a.txt"}
+    data = {"kind": "nnunet", "source": {"folder": "a"}, "target": both}
+    with pytest.raises(ConfigError, match=r"data\.target\.cases and data\.target\.cases_file"):
+        load_config({"data": data, "model": model})
+    for bad, pattern in (
+        ({"folder": "a", "split": "Val"}, r"data\.source\.split: Input should be 'Tr' or 'Ts'"),
+        ({"folder": "a", "cases": []}, r"data\.source\.cases: List should have at least 1"),
+    ):
+        with pytest.raises(ConfigError, match=pattern):
+            load_config(
+                {"data": {**data, "source": bad, "target": {"folder": "b"}}, "model": model}
+            )
 
 
 def test_error_locations_name_the_key_not_the_kind():

@@ -132,12 +132,19 @@ def test_toml_example_of_the_tutorial_is_a_valid_configuration():
         import tomli as tomllib
 
     blocks = _code_blocks(DOCS / "tutorials" / "your_data.md", "toml")
-    assert blocks, "docs/tutorials/your_data.md lost its TOML example"
+    kinds = []
     for text in blocks:
         cfg = load_config(tomllib.loads(text))
-        assert cfg.data.kind == "msseg2016"
+        kinds.append(cfg.data.kind)
         assert cfg.model.kind == "checkpoint"
-        assert cfg.attribution.discriminator.epochs == 12
+        if cfg.data.kind == "msseg2016":  # the complete example
+            assert cfg.attribution.discriminator.epochs == 12
+        if cfg.data.kind == "nnunet":  # one dataset split into two sites
+            assert cfg.data.source.cases and cfg.data.target.cases_file is not None
+    assert sorted(kinds) == ["msseg2016", "nnunet"], (
+        f"docs/tutorials/your_data.md's TOML examples are of kinds {kinds}: the complete "
+        "MSSEG-2016 example and the nnU-Net split were expected"
+    )
 
 
 def test_closed_form_truth_matches_simulation_as_the_validation_page_states():

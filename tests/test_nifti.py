@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -288,8 +289,18 @@ def test_load_nnunet_raw_errors(tmp_path):
         NiftiDataError, match=r"case 'MS_001': missing channel 1 \(T1\).*MS_001_0001.nii.gz"
     ):
         load_nnunet_raw(root, cases=["MS_001"])
-    with pytest.raises(NiftiDataError, match=r"MS_404"):
+    with pytest.raises(NiftiDataError, match=r"MS_404") as err:
         load_nnunet_raw(root, cases=["MS_404"])
+    # how many ids are missing, where, and which ids the folder does hold (a typo shows)
+    assert re.search(
+        r"^1 requested case\(s\) have no image in '.*imagesTr': \['MS_404'\] \(expected "
+        r"files like MS_404_0000\.nii\.gz\); it holds 3 case\(s\), e.g\. \['MS_000', 'MS_001', "
+        r"'MS_002'\]$",
+        str(err.value),
+    )
+    many = [f"MS_{i}" for i in range(100, 112)]
+    with pytest.raises(NiftiDataError, match=r"^12 requested .*'MS_109'\] and 2 more \("):
+        load_nnunet_raw(root, cases=["MS_000", *many])
     os.remove(root / "labelsTr" / "MS_000.nii.gz")
     with pytest.raises(NiftiDataError, match=r"label file not found.*MS_000.nii.gz"):
         load_nnunet_raw(root, cases=["MS_000"])

@@ -92,7 +92,7 @@ _NIFTI_READS: dict[str, tuple[set[str], set[str]]] = {
         {"centers", "annotators", "patients", "label"},
     ),
     "folder": ({"foreground"}, {"folder", "manifest"}),
-    "nnunet": ({"foreground"}, {"folder"}),
+    "nnunet": ({"foreground"}, {"folder", "cases", "cases_file", "split"}),
 }
 _SIDES = ("source", "target")
 
@@ -106,6 +106,22 @@ class NiftiSelection(_Strict):
     annotators: list[str] | None = None
     patients: list[str] | None = None
     label: str = "consensus"
+    cases: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="nnunet: the case identifiers to load (load_nnunet_raw's cases); unset "
+        "(and no cases_file): every case of the split",
+    )
+    cases_file: Path | None = Field(
+        None,
+        description="nnunet: a text file with one case identifier per line (blank lines and "
+        "lines starting with '#' ignored), read from the configuration file's folder if "
+        "relative; instead of cases",
+    )
+    split: Literal["Tr", "Ts"] = Field(
+        "Tr",
+        description="nnunet: 'Tr' (imagesTr, labelsTr) or 'Ts' (imagesTs, labelsTs if any)",
+    )
 
 
 class NiftiData(_Strict):
@@ -144,6 +160,13 @@ class NiftiData(_Strict):
                 f"{', '.join(ignored)} not read with data.kind = {self.kind!r}: remove "
                 f"them, or choose the kind that reads them ({reads})"
             )
+        for side in _SIDES:
+            sel = getattr(self, side)
+            if sel.cases is not None and sel.cases_file is not None:
+                raise ValueError(
+                    f"data.{side}.cases and data.{side}.cases_file both select the cases of "
+                    f"data.{side}: give one of them"
+                )
         return self
 
 
@@ -665,11 +688,11 @@ def load_config(path_or_dict: str | Path | dict[str, Any]) -> RunConfig:
 
     Notes
     -----
-    Paths read from a file (``data.root``, ``data.<side>.folder``, ``model.checkpoint``,
-    ``output.folder``) are relative to that file's folder, and ``~`` is expanded, so a
-    configuration runs the same from any working directory; an ``output.folder`` the
-    file does not set is the default ``shiftattr-report`` in the working directory. A
-    dict's paths are kept as given.
+    Paths read from a file (``data.root``, ``data.<side>.folder``,
+    ``data.<side>.cases_file``, ``model.checkpoint``, ``output.folder``) are relative to
+    that file's folder, and ``~`` is expanded, so a configuration runs the same from any
+    working directory; an ``output.folder`` the file does not set is the default
+    ``shiftattr-report`` in the working directory. A dict's paths are kept as given.
 
     Examples
     --------
@@ -717,6 +740,8 @@ def _anchor_paths(cfg: RunConfig, base: Path) -> None:
         for side in (data.source, data.target):
             if side.folder is not None:
                 side.folder = anchored(side.folder)
+            if side.cases_file is not None:
+                side.cases_file = anchored(side.cases_file)
     if cfg.model.checkpoint is not None:
         cfg.model.checkpoint = anchored(cfg.model.checkpoint)
     if "folder" in cfg.output.model_fields_set:  # the default stays in the working directory

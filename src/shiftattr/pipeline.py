@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from shiftattr.attribution import attribute, count_warnings
-from shiftattr.config import ConfigError, NiftiData, RunConfig, SyntheticData, load_config
+from shiftattr.config import (
+    ConfigError,
+    NiftiData,
+    NiftiSelection,
+    RunConfig,
+    SyntheticData,
+    load_config,
+)
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios.image_stats import ImageStatsRatio
@@ -156,21 +164,88 @@ def _import_factory(spec: str, key: str = "model.factory"):
         raise ConfigError(f"cannot import {key} {spec!r}: {exc}") from exc
 
 
+def _selected_cases(sel: NiftiSelection, side: str) -> list[str] | None:
+    """The nnU-Net case ids ``data.<side>`` selects: its ``cases``, or the lines of its
+    ``cases_file`` (stripped; blank lines and lines starting with ``#`` skipped); None
+    (neither given) selects every case of the split."""
+    if sel.cases_file is None:
+        ids, where = sel.cases, f"data.{side}.cases"
+    else:
+        path = sel.cases_file
+        where = f"data.{side}.cases_file {str(path)!r}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{where} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where} cannot be read: {exc}") from None
+        ids = [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
+        if not ids:
+            raise ConfigError(
+                f"{where} selects no case: write one case identifier per line (blank lines "
+                "and lines starting with '#' are skipped)"
+            )
+    if ids is not None:
+        twice = sorted(c for c, k in Counter(ids).items() if k > 1)
+        if twice:
+            raise ConfigError(f"{where} lists {_some(twice)} more than once")
+    return ids
+
+
+def _some(ids: list[str], k: int = 5) -> str:
+    """``ids`` for a message: the first ``k``, and how many more there are."""
+    shown = ", ".join(map(repr, ids[:k]))
+    return shown + (f" and {len(ids) - k} more" if len(ids) > k else "")
+
+
+def _check_disjoint(cfg: NiftiData, source: Environment, target: Environment) -> None:
+    """Refuse two nnU-Net sides reading the same folder and split that share cases: a
+    case on both sides belongs to neither site, and two sides that select nothing compare
+    the dataset with itself."""
+    src, tgt = cfg.source, cfg.target
+    if src.split != tgt.split or Path(src.folder).resolve() != Path(tgt.folder).resolve():
+        return
+    shared = sorted(set(source.case_ids) & set(target.case_ids))
+    if not shared:
+        return
+    if all(s.cases is None and s.cases_file is None for s in (src, tgt)):
+        what = f"neither selects cases, so both hold all {len(shared)}"
+    else:
+        what = f"{len(shared)} case(s) are on both sides"
+    raise ConfigError(
+        f"data.source and data.target read the same folder {str(src.folder)!r} (split "
+        f"{src.split!r}), and {what}: {_some(shared)}; give each side its own cases or "
+        "cases_file, with no case on both sides"
+    )
+
+
 def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment, Environment]:
     """The source and target of NIfTI data; ``pair``: MSSEG-2016 with every rater's masks
-    as counterfactuals of ``Y`` (``load_msseg2016(pair_annotators=True)``)."""
+    as counterfactuals of ``Y`` (``load_msseg2016(pair_annotators=True)``). nnU-Net sides
+    load their ``split`` and selected cases, and may not share cases (see
+    :func:`_check_disjoint`)."""
     from shiftattr import segmentation as seg
 
     envs = []
     # label maps scored on one label: Y is the binary mask label == foreground
     fg = {} if cfg.foreground is None else {"foreground": cfg.foreground}
+    # nnU-Net: the case lists first, so that a bad one fails before any header is read
+    selected = (
+        {s: _selected_cases(getattr(cfg, s), s) for s in ("source", "target")}
+        if cfg.kind == "nnunet"
+        else {}
+    )
     for side in ("source", "target"):
         sel = getattr(cfg, side)
         if cfg.kind == "folder":
             kw = {} if sel.manifest is None else {"manifest": sel.manifest}
             envs.append(seg.load_folder(sel.folder, name=side, **kw, **fg))
         elif cfg.kind == "nnunet":
-            envs.append(seg.load_nnunet_raw(sel.folder, name=side, **fg))
+            envs.append(
+                seg.load_nnunet_raw(
+                    sel.folder, split=sel.split, cases=selected[side], name=side, **fg
+                )
+            )
         else:
             envs.append(
                 seg.load_msseg2016(
@@ -185,6 +260,8 @@ def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment
                     **fg,
                 )
             )
+    if cfg.kind == "nnunet":
+        _check_disjoint(cfg, envs[0], envs[1])
     for env in envs:
         labels = env.metadata.get("labels") if cfg.kind == "nnunet" else None  # dataset.json
         if cfg.foreground is None and isinstance(labels, dict) and len(labels) > 2:

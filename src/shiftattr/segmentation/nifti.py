@@ -973,9 +973,11 @@ def load_nnunet_raw(
         case_list = [str(c) for c in cases]
         unknown = [c for c in case_list if c not in found]
         if unknown:
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
             raise NiftiDataError(
-                f"cases {unknown[:10]} have no image in {str(img_dir)!r} "
-                f"(expected files like {unknown[0]}_0000{ending})"
+                f"{len(unknown)} requested case(s) have no image in {str(img_dir)!r}: "
+                f"{unknown[:10]}{more} (expected files like {unknown[0]}_0000{ending}); "
+                f"it holds {len(found)} case(s), e.g. {sorted(found)[:5]}"
             )
     out = []
     for case in case_list:
