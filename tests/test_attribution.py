@@ -202,6 +202,35 @@ def test_closure_check_ignores_rounding_when_mr_reproduces_the_target():
     assert max(abs(b) for ci in closures for b in ci) < 1e-9
 
 
+def test_closure_check_ignores_what_mis_leaves_on_the_source_under_separation():
+    # environments 8 sd apart: "mis" reproduces the target metric up to the weight its
+    # balance heuristic leaves on the source (~4e-8 here), which used to warn
+    # closure_error with "closure error +0.0000, CI [+0.0000, +0.0000]"
+    rng = np.random.default_rng(0)
+
+    def env(shift: float, name: str) -> sa.Environment:
+        x = rng.normal(shift, 1.0, 150)
+        return sa.Environment({"X": x, "Y": x + rng.normal(0.0, 1.0, 150)}, name=name)
+
+    src, tgt = env(0.0, "s"), env(8.0, "t")
+    with pytest.warns(ShiftAttrWarning):  # separable, methods_disagree
+        res = sa.attribute(
+            sa.CausalGraph({"X": [], "Y": ["X"]}),
+            src,
+            tgt,
+            (src["Y"] > 1.0).astype(float),
+            target_metric=(tgt["Y"] > 1.0).astype(float),  # 1 for every target case
+            method="mis",
+            n_bootstrap=4,
+            n_folds=2,
+            bootstrap="fixed",
+            progress=False,
+            random_state=0,
+        )
+    assert 0 < abs(res.closure_error) < 1e-6
+    assert "closure_error" not in {w["code"] for w in res.warnings}, res.closure_ci
+
+
 def test_permutation_solver_plugs_in():
     scm = LinearGaussianSCM.example()
     est = dict.fromkeys("ZXY", _quadratic_logistic())

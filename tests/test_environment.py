@@ -103,6 +103,23 @@ def test_per_case_metadata_follows_subsets():
     assert sub.metadata["site"] == "x"
 
 
+def test_features_carry_the_cases_metadata_and_ids():
+    env = Environment(
+        {"X": np.arange(3.0)},
+        name="s",
+        metadata={"spacing": np.array([[1.0], [2.0], [3.0]]), "site": "x"},
+    )
+    whole = env.features(["X"])
+    assert whole.case_ids == env.case_ids and whole.metadata["site"] == "x"
+    some = env.features(["X"], indices=[2, 0, 2])
+    assert some.cache is None  # a selection does not share the environment's cache
+    view = some.environment()
+    assert view["X"].tolist() == [2.0, 0.0, 2.0]
+    assert view.metadata["spacing"].ravel().tolist() == [3.0, 1.0, 3.0]
+    assert view.metadata["site"] == "x"
+    assert view.case_ids == ("s:2#0", "s:0#1", "s:2#2")  # as subset names repeats
+
+
 def test_per_case_entries_of_a_dict_metadata_entry_follow_subsets():
     params = {"noise": np.array([0.1, 0.2, 0.3]), "hits": [[1], [], [2, 3]]}
     env = Environment({"D": np.arange(3.0)}, metadata={"params": params, "pair": (1, 2)})

@@ -72,6 +72,8 @@ def _config(
     import tiny_models
 
     torch.save(getattr(tiny_models, factory)().state_dict(), tmp_path / "net.pt")
+    attribution.setdefault("ratio_outputs", "false")
+    attribution.setdefault("image_statistics", '"basic"')
     extra = "".join(f"{k} = {v}\n" for k, v in attribution.items())
     cfg = tmp_path / "exp.toml"
     cfg.write_text(
@@ -79,7 +81,7 @@ def _config(
         '[model]\nkind = "checkpoint"\n'
         f'factory = "tiny_models:{factory}"\ncheckpoint = "net.pt"\n{model}'
         '[attribution]\nn_folds = 2\nn_bootstrap = 5\nbootstrap = "fixed"\n'
-        f'image_statistics = "basic"\nratio_outputs = false\n{extra}'
+        f"{extra}"
         '[output]\nfolder = "report"\n'
     )
     return cfg
@@ -90,7 +92,17 @@ def test_run_on_two_sites_with_other_orientation_and_voxel_size(tmp_path, monkey
     lps = np.diag([-1.0, -1.0, 3.0, 1.0])  # another export convention, 3 mm slices
     _site(tmp_path / "site-A", 24, seed=0, contrast=1.5, affine=ras)
     _site(tmp_path / "site-B", 24, seed=1, contrast=0.9, affine=lps)  # fainter lesions
-    cfg = _config(tmp_path, metric='"hausdorff95"', empty='"best"')
+    # the defaults (extended statistics, ratio_outputs "auto"): the image ratio reads the
+    # model's output summaries,
+    # whose volumes need each case's voxel spacing (this crashed every NIfTI run with
+    # the defaults: the estimator called them on cases stripped of their metadata)
+    cfg = _config(
+        tmp_path,
+        metric='"hausdorff95"',
+        empty='"best"',
+        ratio_outputs='"auto"',
+        image_statistics='"extended"',
+    )
     monkeypatch.chdir(tmp_path.parent)  # the paths are read from the file's folder
     with pytest.warns(UserWarning, match="orientation"):
         assert main(["run", str(cfg), "--quiet"]) == 0

@@ -163,6 +163,38 @@ def test_extra_features_are_shared_by_clones_and_checked():
         nan.fit(src, tgt)
 
 
+def test_extra_features_see_the_cases_metadata_in_every_fold():
+    # an adapter with spacing="metadata" reads each case's voxel spacing from the
+    # environment it is given: the estimator must pass the cases' metadata along (it
+    # passed bare arrays, and every NIfTI run of the command line crashed)
+    rng = np.random.default_rng(0)
+
+    def env(name: str, scale: float) -> Environment:
+        spacing = np.tile([1.0, 1.0, 3.0 if name == "t" else 1.0], (20, 1))
+        return Environment(
+            {"X": rng.normal(0, scale, size=(20, 4, 4, 4))},
+            name=name,
+            metadata={"spacing": spacing},
+        )
+
+    seen = []
+
+    def voxel_volume(environment: Environment) -> np.ndarray:
+        spacing = environment.metadata["spacing"]  # KeyError without the metadata
+        assert len(spacing) == len(environment)
+        seen.append(len(environment))
+        return np.prod(spacing, axis=1)
+
+    est = ImageStatsRatio(extra_features={"X": voxel_volume}, random_state=0)
+    src, tgt = env("s", 1.0), env("t", 1.0)
+    ls, lt = est.crossfit_log_ratio(
+        src.features(["X"]), tgt.features(["X"]), np.arange(20) % 2, np.arange(20) % 2
+    )
+    assert seen and np.isfinite(ls).all() and np.isfinite(lt).all()
+    # the voxel volume tells the two environments apart
+    assert lt.mean() > ls.mean() + 1.0
+
+
 def test_statistics_are_computed_once_per_case_across_bootstrap_resamples(monkeypatch):
     # a refit bootstrap replicate refits on a resample of the same cases: their
     # statistics come from the environment's cache, with the same numbers

@@ -128,17 +128,25 @@ def _as_node_array(node: str, value: Any):
 
 
 class NodeFeatures(dict):
-    """``{node: values}`` of all the cases of one environment, with its summary cache.
+    """``{node: values}`` of cases of one environment, with its summary cache and metadata.
 
-    What :meth:`Environment.features` returns without ``indices``: a plain ``dict`` plus
-    ``cache``, the environment's store of per-case summaries (see
-    :func:`cached_per_case`). Anything that accepts a mapping of node arrays accepts it.
+    What :meth:`Environment.features` returns: a plain ``dict`` plus ``cache``, the
+    environment's store of per-case summaries (see :func:`cached_per_case`; ``None`` for
+    a selection of cases), and the cases' ``metadata`` and ``case_ids``, so that a
+    function of an environment (e.g. :meth:`SegmentationAdapter.output_features
+    <shiftattr.segmentation.SegmentationAdapter.output_features>` reading the voxel
+    spacing from ``metadata``) can be called on the selection. Anything that accepts a
+    mapping of node arrays accepts it.
 
     Parameters
     ----------
     data : mapping of str to array-like
     cache : dict or None, default None
         ``{key: ndarray with one row per case}``, shared with the environment.
+    metadata : mapping or None, default None
+        The environment's metadata, per-case entries restricted to these cases.
+    case_ids : sequence of str or None, default None
+        The cases' identifiers.
 
     Examples
     --------
@@ -148,9 +156,33 @@ class NodeFeatures(dict):
     (True, True)
     """
 
-    def __init__(self, data: Mapping[str, Any], cache: dict | None = None) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        cache: dict | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        case_ids: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(data)
         self.cache = cache
+        self.metadata = metadata
+        self.case_ids = case_ids
+
+    def environment(self) -> Environment:
+        """These cases as an :class:`Environment` (metadata and case ids kept).
+
+        Returns
+        -------
+        Environment
+
+        Examples
+        --------
+        >>> env = Environment({"X": np.arange(3.0)}, metadata={"site": "A"})
+        >>> view = env.features(["X"], indices=[2, 0]).environment()
+        >>> view.case_ids, view.metadata["site"]
+        (('environment:2', 'environment:0'), 'A')
+        """
+        return Environment(dict(self), case_ids=self.case_ids, metadata=self.metadata)
 
 
 def cached_per_case(
@@ -444,9 +476,18 @@ class Environment:
                 f"node(s) {missing} are not in environment {self.name!r}; it holds {list(self._data)}."
             )
         if indices is None:
-            return NodeFeatures({n: self._data[n] for n in nodes}, cache=self._summaries)
+            return NodeFeatures(
+                {n: self._data[n] for n in nodes},
+                cache=self._summaries,
+                metadata=self.metadata,
+                case_ids=self.case_ids,
+            )
         idx = np.asarray(indices, dtype=int)
-        return {n: self._data[n][idx] for n in nodes}
+        return NodeFeatures(
+            {n: self._data[n][idx] for n in nodes},
+            metadata=self._metadata_of(idx),
+            case_ids=self._case_ids_of(idx),
+        )
 
     def counterfactual(self, environment: str, node: str):
         """Values of ``node`` for these cases under ``environment``'s mechanism.
@@ -510,10 +551,30 @@ class Environment:
             )
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"subset index out of range for {len(self)} cases in {self.name!r}")
-        ids = [self._case_ids[i] for i in idx]
-        if len(set(ids)) != len(ids):  # repeated cases (bootstrap): keep ids unique
-            ids = [f"{c}#{k}" for k, c in enumerate(ids)]
         cf = {e: {n: v[idx] for n, v in d.items()} for e, d in self._counterfactuals.items()}
+        env = Environment(
+            {n: a[idx] for n, a in self._data.items()},
+            name=self.name,
+            case_ids=self._case_ids_of(idx),
+            metadata=self._metadata_of(idx),
+            counterfactuals=cf,
+        )
+        for key, value in self._summaries.items():  # per-case summaries follow their cases
+            rows = value[idx]
+            rows.setflags(write=False)
+            env._summaries[key] = rows
+        return env
+
+    def _case_ids_of(self, idx: np.ndarray) -> list[str]:
+        """The ids of cases ``idx``; repeated cases (bootstrap) get unique ``"id#k"``."""
+        ids = [self._case_ids[i] for i in idx]
+        if len(set(ids)) != len(ids):
+            ids = [f"{c}#{k}" for k, c in enumerate(ids)]
+        return ids
+
+    def _metadata_of(self, idx: np.ndarray) -> dict[str, Any]:
+        """The metadata of cases ``idx``: per-case arrays and lists (one entry per case)
+        restricted to them; a dict only if every entry is per case (recursively)."""
         n = len(self)
 
         def is_per_case(value: Any) -> bool:
@@ -530,20 +591,7 @@ class Environment:
                 return value[idx]
             return [value[i] for i in idx]
 
-        # a dict follows only if every entry is per case (recursively)
-        meta = {k: take(v) if is_per_case(v) else v for k, v in self.metadata.items()}
-        env = Environment(
-            {n: a[idx] for n, a in self._data.items()},
-            name=self.name,
-            case_ids=ids,
-            metadata=meta,
-            counterfactuals=cf,
-        )
-        for key, value in self._summaries.items():  # per-case summaries follow their cases
-            rows = value[idx]
-            rows.setflags(write=False)
-            env._summaries[key] = rows
-        return env
+        return {k: take(v) if is_per_case(v) else v for k, v in self.metadata.items()}
 
     def with_nodes(self, **nodes: Any) -> Environment:
         """A copy with nodes added or replaced (same cases, ids and metadata; the cache of

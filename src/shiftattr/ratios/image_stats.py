@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 from sklearn.base import clone
 
-from shiftattr.environment import Environment, LazyVolumes, cached_per_case
+from shiftattr.environment import Environment, LazyVolumes, NodeFeatures, cached_per_case
 from shiftattr.ratios.base import DensityRatioEstimator, Features, check_fitted, n_cases
 from shiftattr.ratios.classifier import ClassifierRatio, default_candidates
 from shiftattr.ratios.image_quality import quality_statistics
@@ -300,8 +300,15 @@ def _batch_statistics(
 
 
 def _extra_columns(node: str, fn: Callable, features: Features, n: int) -> np.ndarray:
-    """``fn`` of an environment of ``features``, checked to be ``n`` rows of finite numbers."""
-    out = np.asarray(fn(Environment(dict(features))), dtype=float)
+    """``fn`` of an environment of ``features``, checked to be ``n`` rows of finite numbers.
+    The environment keeps the cases' metadata and ids when ``features`` carries them
+    (:class:`~shiftattr.environment.NodeFeatures`): the adapter reads the voxel spacing
+    there."""
+    if isinstance(features, NodeFeatures):
+        view = features.environment()
+    else:
+        view = Environment(dict(features))
+    out = np.asarray(fn(view), dtype=float)
     out = out.reshape(len(out), -1) if out.ndim else out.reshape(1, 1)
     if out.shape[0] != n or not np.isfinite(out).all():
         raise ValueError(
