@@ -189,6 +189,21 @@ def test_empty_policy_is_read_as_the_metrics_read_it():
     assert cfg.attribution.empty == "one"
 
 
+def test_empty_policy_default_scores_a_correctly_empty_case_as_perfect_for_any_metric():
+    # the default was "one", which gave a case with both masks empty a Hausdorff
+    # distance of 1 (as bad as missing a lesion) when the metric was hausdorff95
+    for metric in ("dice", "hausdorff95", "volume_difference", "lesion_f1"):
+        cfg = load_config({"data": {"kind": "synthetic"}, "attribution": {"metric": metric}})
+        assert cfg.attribution.empty == "best"
+    with pytest.raises(ConfigError, match=r"attribution.*empty = 'one'.*'best'"):
+        load_config(
+            {
+                "data": {"kind": "synthetic"},
+                "attribution": {"metric": "hausdorff95", "empty": "one"},
+            }
+        )
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml")

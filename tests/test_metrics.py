@@ -631,3 +631,13 @@ def test_check_finite_metric_on_metric_output():
     with pytest.raises(ValueError, match=r"'b' \(nan\), 'c' \(nan\)"):
         check_finite_metric(values, ["a", "b", "c"], metric_name="dice")
     np.testing.assert_array_equal(check_finite_metric(dice(z, z, empty="one")), [1, 1, 1])
+
+
+def test_empty_one_is_refused_where_lower_is_better():
+    # "one" gave a correctly empty case a Hausdorff distance / volume difference of 1
+    z = np.zeros((2, 8, 8, 8))
+    for fn in (hausdorff95, volume_difference):
+        with pytest.raises(ValueError, match="empty='best'"):
+            fn(z, z, empty="one")
+        assert fn(z, z, empty="best").tolist() == [0.0, 0.0]
+    assert lesion_f1(z, z, empty="one").tolist() == [1.0, 1.0]  # best 1: allowed

@@ -260,7 +260,12 @@ class AttributionConfig(_Strict):
 
     mechanisms: list[str] | None = None
     metric: str = "dice"
-    empty: str = "one"
+    empty: str = Field(
+        "best",
+        description="the metric's empty-mask policy (shiftattr.metrics.resolve_empty_policy):"
+        " 'best' scores a case with both masks empty as perfect (1 for Dice, 0 for "
+        "hausdorff95 and volume_difference)",
+    )
     n_folds: int = Field(5, ge=2)
     n_repeats: int = Field(1, ge=1)
     n_bootstrap: int = Field(200, ge=0)
@@ -322,7 +327,7 @@ class AttributionConfig(_Strict):
     @model_validator(mode="after")
     def _check(self) -> AttributionConfig:
         from shiftattr.bias_aware import resolve_interval
-        from shiftattr.metrics import get_metric
+        from shiftattr.metrics import HIGHER_IS_BETTER, get_metric
         from shiftattr.metrics.empty import EMPTY_PRESETS
         from shiftattr.value import WEIGHTING_METHODS
 
@@ -343,6 +348,12 @@ class AttributionConfig(_Strict):
         if self.empty not in EMPTY_PRESETS:
             raise ValueError(
                 f"attribution.empty must be one of {', '.join(EMPTY_PRESETS)}, got {self.empty!r}"
+            )
+        if self.empty == "one" and not HIGHER_IS_BETTER.get(self.metric, True):
+            raise ValueError(
+                f"attribution.empty = 'one' would score a case whose masks are both empty "
+                f"(a correct answer) as 1.0 {self.metric}, where lower is better: set "
+                "attribution.empty = 'best' (0 for it)"
             )
         if self.mechanisms is not None:
             unknown = sorted(set(self.mechanisms) - set(_NODES))

@@ -28,7 +28,8 @@ Shortcut strings:
                   (MONAI's default).
 ``"one"``         ``EmptyPolicy(both=1.0)`` -- for Dice this is MONAI
                   ``ignore_empty=False``: 1 when both are empty, 0 when only the
-                  prediction is non-empty.
+                  prediction is non-empty. Refused by metrics whose best value is
+                  not 1 (distances, volume difference): use ``"best"``.
 ``"zero"``        ``EmptyPolicy(both=0.0)``.
 ``"best"``        both empty counts as perfect: 1 for Dice / lesion metrics, 0 for
                   volume difference and Hausdorff distance.
@@ -123,7 +124,9 @@ def resolve_empty_policy(empty: EmptySpec, *, best: float = 1.0) -> EmptyPolicy:
         ``"nan"`` (default of every metric; nnU-Net convention), ``"ignore"`` (MONAI
         ``ignore_empty=True``), ``"one"`` (MONAI ``ignore_empty=False`` for Dice),
         ``"zero"``, ``"best"``; a float (value when both are empty); a mapping of
-        :class:`EmptyPolicy` fields; or an :class:`EmptyPolicy`.
+        :class:`EmptyPolicy` fields; or an :class:`EmptyPolicy`. ``"one"`` needs
+        ``best == 1``: for a metric where lower is better it would score a correctly
+        empty case as an error.
     best : float, default 1.0
         The metric's best value, used by ``"best"``.
 
@@ -135,7 +138,8 @@ def resolve_empty_policy(empty: EmptySpec, *, best: float = 1.0) -> EmptyPolicy:
     Raises
     ------
     ValueError
-        If ``empty`` is an unknown string.
+        If ``empty`` is an unknown string, or ``"one"`` for a metric whose best value
+        is not 1.
     TypeError
         If ``empty`` has an unsupported type.
 
@@ -156,6 +160,14 @@ def resolve_empty_policy(empty: EmptySpec, *, best: float = 1.0) -> EmptyPolicy:
         if key == "ignore":
             return EmptyPolicy(both=math.nan, reference=math.nan)
         if key == "one":
+            if best != 1.0:
+                raise ValueError(
+                    f"empty='one' scores a case whose reference and prediction are both "
+                    f"empty (a correctly empty case) as 1.0, but this metric's best value "
+                    f"is {best:g} (lower is better): that would count a right answer as an "
+                    f"error. Use empty='best' (both empty = {best:g}), or a float for "
+                    "another value."
+                )
             return EmptyPolicy(both=1.0)
         if key == "zero":
             return EmptyPolicy(both=0.0)
@@ -276,8 +288,8 @@ def check_finite_metric(
         f"metric {metric_name!r} is not finite for {bad.size} of {v.shape[0]} cases: "
         f"{label}{listed}{more}. NaN/inf usually means an empty reference and/or prediction "
         f"(nothing to segment, or no lesion left after removing small components). Choose "
-        f"how such cases count with the metric's empty= policy, e.g. empty='one' or "
-        f"empty='best' (both empty counts as perfect), empty=0.0, or "
+        f"how such cases count with the metric's empty= policy, e.g. empty='best' "
+        f"(both empty counts as perfect: 1 for Dice, 0 for a distance), empty=0.0, or "
         f"shiftattr.metrics.EmptyPolicy(both=..., reference=..., prediction=...), "
         f"or remove those cases explicitly."
     )
