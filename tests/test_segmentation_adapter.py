@@ -396,3 +396,80 @@ def test_preprocess_reaches_the_model_only_and_keys_the_cache():
         crop.predict(doubled)
     with pytest.raises(TypeError, match="preprocess must be a function"):
         SegmentationAdapter(threshold_model(), preprocess="zscore")
+
+
+def test_label_maps_where_some_cases_lack_the_class_score_as_empty_references():
+    # a three-class model (background, organ 1, tumour 2) scored on the tumour: cases
+    # 2 and 3 hold the organ only, which is an empty tumour reference, not an error
+    # (it raised "holds the values [0, 1] but label=2; set label=1")
+    x = np.zeros((4, 1, 6, 6, 6), dtype=np.float32)
+    x[:, 0, 1:5, 1:5, 1:5] = 1.0  # organ
+    x[:2, 0, 2:4, 2:4, 2:4] = 2.0  # tumour in cases 0 and 1
+    y = np.rint(x[:, 0]).astype(np.uint8)
+
+    def three_classes(b: torch.Tensor) -> torch.Tensor:
+        return torch.cat([1.0 - b, 1.0 - (b - 1.0).abs(), b - 1.5], dim=1) * 10
+
+    env = Environment({"X": x, "Y": y}, name="multi")
+    adapter = SegmentationAdapter(
+        three_classes,
+        activation="softmax",
+        label=2,
+        metric_params={"empty": "best"},
+        progress=False,
+    )
+    np.testing.assert_array_equal(adapter.score(env), [1.0, 1.0, 1.0, 1.0])
+    assert adapter.agreement_features(env).shape == (4, 3)
+    # binary masks scored with the wrong label are still refused, naming the fix
+    binary = Environment({"X": x, "Y": (y > 0).astype(np.uint8)}, name="binary")
+    with pytest.raises(ValueError, match=r"no reference 'Y' holds label=2.*set label=1"):
+        adapter.score(binary)
+    with pytest.raises(ValueError, match=r"no reference 'Y' holds label=2"):
+        adapter.agreement_features(binary)
+
+
+def test_dict_outputs_channel_first_2d_masks_and_metric_params_per_metric():
+    x = np.zeros((2, 1, 8, 8), dtype=np.float32)
+    x[:, 0, 2:5, 2:5] = 1.0
+    y = (x > 0.5).astype(np.uint8)  # (N, 1, H, W): MONAI's channel-first masks
+
+    def torchvision_like(b: torch.Tensor) -> dict:
+        return {"out": 10 * b - 5, "aux": torch.zeros_like(b)}
+
+    # a dict output (torchvision) is read through its "out" entry; the masks' leading
+    # 1 is a channel, so the model is 2D (it used to be taken for a 3D volume)
+    adapter = SegmentationAdapter(torchvision_like, progress=False)
+    np.testing.assert_array_equal(adapter.score(Environment({"X": x, "Y": y})), [1.0, 1.0])
+    two_heads = SegmentationAdapter(lambda b: {"a": b, "b": b}, progress=False)
+    with pytest.raises(TypeError, match=r"dict with keys \['a', 'b'\]"):
+        two_heads.score(Environment({"X": x, "Y": y}))
+    # each metric gets the metric_params its signature takes (dice has no
+    # min_lesion_volume; a callable (pred, ref) none); a misspelt one is refused
+    env = Environment({"X": x[:, 0], "Y": y[:, 0]})
+    lesion = SegmentationAdapter(
+        torchvision_like,
+        metric=["lesion_f1", "dice"],
+        metric_params={"min_lesion_volume": 2.0, "empty": "best"},
+        progress=False,
+        spatial_dims=2,
+    )
+    scores = lesion.score(env)
+    assert set(scores) == {"lesion_f1", "dice"}
+    np.testing.assert_array_equal(lesion.score(env, metric=lambda p, r: float(p.sum())), [9, 9])
+    typo = SegmentationAdapter(torchvision_like, metric_params={"emtpy": "best"}, progress=False)
+    with pytest.raises(ValueError, match=r"\['emtpy'\] are taken by none"):
+        typo.score(env)
+
+
+def test_a_bound_method_of_a_module_is_fingerprinted_by_its_weights():
+    # SegmentationAdapter(net.forward) served the old predictions after the weights
+    # changed: the fingerprint held the instance's id only
+    net = threshold_conv(10.0, -5.0)
+    x = np.zeros((2, 1, 4, 4, 4), dtype=np.float32)
+    x[:, 0, 1:3, 1:3, 1:3] = 1.0
+    env = Environment({"X": x, "Y": (x[:, 0] > 0.5).astype(np.uint8)})
+    adapter = SegmentationAdapter(net.forward, metric_params={"empty": "best"}, progress=False)
+    np.testing.assert_array_equal(adapter.score(env), [1.0, 1.0])
+    with torch.no_grad():
+        net.bias.fill_(-50.0)  # nothing is foreground now
+    np.testing.assert_array_equal(adapter.score(env), [0.0, 0.0])

@@ -143,3 +143,15 @@ def test_errors():
         sliding_window_inference(lambda x: x, image, (4, 4), blending="mean")
     with pytest.raises(ValueError, match="spatial size"):
         sliding_window_inference(lambda x: x[..., ::2, ::2], image, (4, 4))
+
+
+def test_deep_supervision_and_dict_predictors_give_their_full_resolution_head():
+    x = torch.rand(1, 1, 10, 12)
+
+    def heads(p: torch.Tensor) -> tuple:  # nnU-Net / MONAI DynUNet style in training
+        return (2 * p, p[..., ::2, ::2])
+
+    expected = sliding_window_inference(lambda p: 2 * p, x, (6, 6), overlap=0.5)
+    for predictor in (heads, lambda p: {"out": 2 * p, "aux": p}):
+        got = sliding_window_inference(predictor, x, (6, 6), overlap=0.5)
+        torch.testing.assert_close(got, expected)

@@ -40,7 +40,9 @@ def tabular_matrix(features: Features, nodes: tuple[str, ...] | None = None) -> 
             raise TypeError(
                 f"node {name!r} holds lazily loaded volumes; a tabular classifier cannot use it. "
                 f"Pass an image estimator for it, e.g. estimators={{{name!r}: "
-                "shiftattr.ratios.CNNDiscriminator(spatial_dims=3)}."
+                "shiftattr.ratios.ImageStatsRatio()} (per-case image statistics, what "
+                "`shiftattr run` uses) or shiftattr.ratios.CNNDiscriminator(spatial_dims=3), "
+                "for every node set holding it."
             )
         arr = np.asarray(value)
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,7 +32,7 @@ from shiftattr.segmentation.features import (
     mask_agreement,
     mask_features,
 )
-from shiftattr.segmentation.sliding_window import sliding_window_inference
+from shiftattr.segmentation.sliding_window import _output_tensor, sliding_window_inference
 
 __all__ = ["SegmentationAdapter"]
 
@@ -146,7 +145,9 @@ class SegmentationAdapter:
         Gaussian blending width relative to the patch.
     metric_params : dict, optional
         Keyword arguments for the metric, e.g. ``{"empty": "one"}`` or
-        ``{"min_lesion_volume": 3.0}`` (mm³) for lesion-wise metrics.
+        ``{"min_lesion_volume": 3.0}`` (mm³) for lesion-wise metrics. With several
+        metrics each gets the entries its signature takes (a callable ``fn(pred, ref)``
+        none); an entry no metric takes is an error.
     spacing : sequence of float, array (N, d) or "metadata", optional
         Voxel spacing for distance-aware metrics: one spacing for every case, one row
         per case, or ``"metadata"`` to read ``environment.metadata["spacing"]`` (set by
@@ -399,8 +400,10 @@ class SegmentationAdapter:
             missing node and the nodes the environment holds.
         ValueError
             If a metric name is unknown (:func:`~shiftattr.metrics.get_metric`), a
-            reference mask does not have the prediction's spatial shape or holds a single
-            label other than ``label``, an image's number of axes does not fit the model's
+            reference mask does not have the prediction's spatial shape, no reference
+            holds ``label`` while some hold a single other label (binary masks scored
+            with the wrong ``label``; a case of a label map lacking the class is an
+            empty reference), an image's number of axes does not fit the model's
             spatial axes, ``spacing`` does not fit the cases, a metric returns more than
             one number per case, or a value is NaN or infinite (e.g. Dice with both masks
             empty): the message names the cases and how to set the empty-mask policy
@@ -430,14 +433,16 @@ class SegmentationAdapter:
         metrics = metric if metric is not None else self.metric
         many = isinstance(metrics, (list, tuple))
         metric_list = list(metrics) if many else [metrics]
-        names, fns = self._resolve_metrics(metric_list)
+        names, fns = self._resolve_metrics(metric_list, own=metric is None)
         spacing = self._spacing_for(environment)
+
+        seen: dict[str, Any] = {"held": 0, "other": []}
 
         def tasks() -> Iterator[Any]:
             from joblib import delayed
 
             for i, mask, _ in self._iter_cases(images, case_ids, sd):
-                ref = self._reference(refs[i], case_ids[i], label_node, mask.shape)
+                ref = self._reference(refs[i], case_ids[i], label_node, mask.shape, seen)
                 per_case = []
                 for fn, kwargs, accepts_spacing in fns:
                     kw = dict(kwargs)
@@ -449,6 +454,7 @@ class SegmentationAdapter:
         from joblib import Parallel
 
         rows = Parallel(n_jobs=self.n_jobs)(tasks())
+        self._check_label(seen, label_node)
         values = np.asarray(rows, dtype=np.float64).reshape(len(case_ids), len(names))
         out = {
             name: _check_finite(values[:, j].copy(), case_ids, name) for j, name in enumerate(names)
@@ -622,10 +628,14 @@ class SegmentationAdapter:
         refs = environment[label_node]
         case_ids = list(environment.case_ids)
         sd = self.spatial_dims or self._label_spatial_dims(environment, label_node)
+        seen: dict[str, Any] = {"held": 0, "other": []}
         rows = [
-            mask_agreement(mask, self._reference(refs[i], case_ids[i], label_node, mask.shape))
+            mask_agreement(
+                mask, self._reference(refs[i], case_ids[i], label_node, mask.shape, seen)
+            )
             for i, mask, _ in self._iter_cases(environment[image_node], case_ids, sd)
         ]
+        self._check_label(seen, label_node)
         return np.asarray(rows, dtype=np.float64).reshape(
             len(case_ids), len(AGREEMENT_FEATURE_NAMES)
         )
@@ -683,9 +693,13 @@ class SegmentationAdapter:
         """
         h = hashlib.blake2b(digest_size=16)
         model = self.model
-        if isinstance(model, torch.nn.Module):
-            h.update(f"module:{type(model).__module__}.{type(model).__qualname__}".encode())
-            for name, t in model.state_dict().items():
+        # a bound method of a module (net.forward, net.predict) is as its module's weights
+        module = model if isinstance(model, torch.nn.Module) else getattr(model, "__self__", None)
+        if isinstance(module, torch.nn.Module):
+            if module is not model:
+                h.update(f"method:{_identity(model)}".encode())
+            h.update(f"module:{type(module).__module__}.{type(module).__qualname__}".encode())
+            for name, t in module.state_dict().items():
                 t = t.detach()
                 h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
                 if t.numel():
@@ -728,37 +742,50 @@ class SegmentationAdapter:
         return f"metric_{j}" if name in (None, "<lambda>") else str(name)
 
     def _resolve_metrics(
-        self, metrics: Sequence[Any]
+        self, metrics: Sequence[Any], own: bool = True
     ) -> tuple[list[str], list[tuple[Callable[..., Any], dict[str, Any], bool]]]:
+        """Names and ``(function, keyword arguments, accepts spacing)`` of the metrics.
+        Each gets the entries of ``metric_params`` its signature takes (a callable
+        ``fn(pred, ref)`` none, ``dice`` not ``min_lesion_volume``); with the adapter's
+        ``own`` metrics, an entry that none takes is refused, naming it (a misspelling;
+        other metrics given to :meth:`score` may simply not need them)."""
         names: list[str] = []
         fns: list[tuple[Callable[..., Any], dict[str, Any], bool]] = []
+        used: set[str] = set()
         for j, m in enumerate(metrics):
-            kwargs = dict(self.metric_params)
             if isinstance(m, str):
                 from shiftattr.metrics import get_metric
 
                 fn = get_metric(m)
-                kwargs.setdefault("batch", False)  # one case per call, 2D or 3D
-                accepts_spacing = True
             elif callable(m):
                 fn = m
-                try:
-                    params = inspect.signature(fn).parameters
-                    accepts_spacing = "spacing" in params or any(
-                        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-                    )
-                except (TypeError, ValueError):  # builtins without signature
-                    accepts_spacing = False
             else:
                 raise TypeError(
                     f"metric must be a name from shiftattr.metrics or a callable (pred, ref) -> "
                     f"float, got {type(m).__name__}"
                 )
+            try:
+                params = inspect.signature(fn).parameters
+                takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+            except (TypeError, ValueError):  # builtins without signature
+                params, takes_all = {}, False
+            kwargs = {k: v for k, v in self.metric_params.items() if takes_all or k in params}
+            used |= set(kwargs)
+            if isinstance(m, str):
+                kwargs.setdefault("batch", False)  # one case per call, 2D or 3D
+            accepts_spacing = takes_all or "spacing" in params
             name = self._metric_name(m, j)
             if name in names:
                 name = f"{name}_{j}"
             names.append(name)
             fns.append((fn, kwargs, accepts_spacing))
+        unused = sorted(set(self.metric_params) - used)
+        if unused and own:
+            raise ValueError(
+                f"metric_params {unused} are taken by none of the metrics {names}; check the "
+                "spelling, or the metric they belong to (e.g. min_lesion_volume is a "
+                "lesion-wise metric's)."
+            )
         return names, fns
 
     def _spacing_for(self, environment: Environment) -> np.ndarray | None:
@@ -815,7 +842,17 @@ class SegmentationAdapter:
             rows.append(position[base])
         return spacing[rows]
 
-    def _reference(self, ref: Any, case_id: str, node: str, shape: tuple[int, ...]) -> np.ndarray:
+    def _reference(
+        self,
+        ref: Any,
+        case_id: str,
+        node: str,
+        shape: tuple[int, ...],
+        seen: dict[str, Any] | None = None,
+    ) -> np.ndarray:
+        """Case ``case_id``'s reference as the binary mask ``ref == label``. ``seen``
+        tallies, over an environment, the cases holding ``label`` (``"held"``) and those
+        holding one other nonzero value only (``"other"``), for :meth:`_check_label`."""
         r = np.asarray(ref)
         if r.shape != tuple(shape):
             if r.ndim == len(shape) + 1 and r.shape[0] == 1 and r.shape[1:] == tuple(shape):
@@ -826,15 +863,29 @@ class SegmentationAdapter:
                     f"has shape {tuple(shape)}; images and masks must share their spatial grid."
                 )
         binary = r == self.label
-        if not binary.any() and r.any():
-            values = np.unique(r)
-            nonzero = values[values != 0]
-            if nonzero.size == 1:
-                raise ValueError(
-                    f"case {case_id!r}: reference {node!r} holds the values {values.tolist()} but "
-                    f"label={self.label}; set label={nonzero[0].item()!r} or binarise the masks."
-                )
+        if seen is not None:
+            if binary.any():
+                seen["held"] += 1
+            elif r.any():
+                values = np.unique(r)
+                nonzero = values[values != 0]
+                if nonzero.size == 1:
+                    seen["other"].append((case_id, values.tolist(), nonzero[0].item()))
         return binary
+
+    def _check_label(self, seen: dict[str, Any], node: str) -> None:
+        """Refuse ``label`` when no case's reference holds it but some hold one other
+        value: binary masks scored with the wrong label (every case would be an empty
+        reference). A case of a label map that lacks the class is a legitimate empty
+        reference, so cases without it pass when others hold it."""
+        if seen["held"] or not seen["other"]:
+            return
+        case_id, values, other = seen["other"][0]
+        raise ValueError(
+            f"no reference {node!r} holds label={self.label}: case {case_id!r} holds the "
+            f"values {values} (and {len(seen['other']) - 1} more case(s) one other label "
+            f"only); set label={other!r} or binarise the masks."
+        )
 
     def _image_key(self, images: Any, i: int, item: np.ndarray | None) -> tuple:
         if isinstance(images, LazyVolumes):
@@ -893,8 +944,8 @@ class SegmentationAdapter:
         shape = environment.item_shape(label_node)
         if not shape:
             return None
-        if len(shape) == 4 and shape[0] == 1:  # masks stored as (1, D, H, W)
-            return 3
+        if len(shape) in (3, 4) and shape[0] == 1:  # channel-first masks (1, *spatial),
+            return len(shape) - 1  # as MONAI stores them, 2D or 3D
         return len(shape)
 
     def _spatial(self, ndim: int, sd: int | None, case_id: str) -> int:
@@ -1036,11 +1087,7 @@ class SegmentationAdapter:
     def _call_model(self, batch: torch.Tensor) -> torch.Tensor:
         self.n_model_calls_ += 1
         out = self.model(batch.to(device=self.device, dtype=self._input_dtype or batch.dtype))
-        if isinstance(out, (list, tuple)):  # deep supervision heads: full resolution first
-            out = out[0]
-        if not isinstance(out, torch.Tensor):
-            out = torch.as_tensor(np.asarray(out))
-        return out
+        return _output_tensor(out)  # deep supervision: the full-resolution head
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         if self.patch_size is not None:
@@ -1113,10 +1160,14 @@ class SegmentationAdapter:
         else:  # probabilities already
             proba = out[:, ch]
             mask = proba > self.threshold if k == 1 else out.argmax(dim=1) == ch
-        if not bool(torch.isfinite(proba).all()):
-            warnings.warn(
-                f"model output is not finite for some voxels of cases {ids}",
-                RuntimeWarning,
-                stacklevel=4,
+        finite = torch.isfinite(proba).reshape(len(proba), -1).all(dim=1)
+        if not bool(finite.all()):
+            bad = [ids[i] for i in torch.nonzero(~finite).ravel().tolist()]
+            # NaN > threshold is False: the case would score as an empty prediction
+            raise ValueError(
+                f"the model output is non-finite (NaN or inf) for some voxels of case(s) "
+                f"{bad}; such voxels would count as background and give a confident but "
+                "meaningless metric. Check the model's weights and that its input is "
+                "normalised as in training (SegmentationAdapter(preprocess=...))."
             )
         return mask.numpy().astype(np.uint8), proba.numpy().astype(np.float32, copy=False)

@@ -111,6 +111,34 @@ def gaussian_importance_map(
     return weights.to(device) if device is not None else weights
 
 
+def _output_tensor(out: Any) -> torch.Tensor:
+    """A model's output as one tensor: deep-supervision lists and tuples give their first
+    (full-resolution) head, a dict its ``"out"`` entry (torchvision's segmentation models)
+    or its only entry; arrays are converted. Anything else is an error naming its type."""
+    if isinstance(out, (list, tuple)) and out:
+        out = out[0]
+    elif isinstance(out, dict):
+        if "out" in out:
+            out = out["out"]
+        elif len(out) == 1:
+            out = next(iter(out.values()))
+        else:
+            raise TypeError(
+                f"the model returned a dict with keys {sorted(map(str, out))}; wrap it so it "
+                "returns the segmentation logits as one tensor (N, C, *spatial), e.g. "
+                "SegmentationAdapter(lambda x: model(x)['<key>'])."
+            )
+    if isinstance(out, torch.Tensor):
+        return out
+    try:
+        return torch.as_tensor(np.asarray(out))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(
+            f"the model returned a {type(out).__name__}, not a tensor of logits or "
+            f"probabilities (N, C, *spatial) that could be read: {exc}"
+        ) from None
+
+
 def _resolve_patch(patch_size: Sequence[int | None], spatial: Sequence[int]) -> tuple[int, ...]:
     out = []
     for p, s in zip(patch_size, spatial):
@@ -258,7 +286,7 @@ def sliding_window_inference(
                 ]
             ).to(device)
             out = predictor(patches)
-            out = torch.as_tensor(np.asarray(out)) if not isinstance(out, torch.Tensor) else out
+            out = _output_tensor(out)
             if out.ndim == nd + 1:
                 has_channel = False
                 out = out.unsqueeze(1)
