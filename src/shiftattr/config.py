@@ -268,7 +268,9 @@ class AttributionConfig(_Strict):
     )
     n_folds: int = Field(5, ge=2)
     n_repeats: int = Field(1, ge=1)
-    n_bootstrap: int = Field(200, ge=0)
+    n_bootstrap: int = Field(
+        200, ge=0, description="bootstrap replicates: 0 (no intervals) or 2 or more"
+    )
     bootstrap: Literal["auto", "refit", "fixed"] = Field(
         "auto",
         description="'auto': 'refit' with the image statistics estimator, 'fixed' with the "
@@ -339,6 +341,11 @@ class AttributionConfig(_Strict):
             if self.method == "auto"
             else ""
         )
+        if self.n_bootstrap == 1:
+            raise ValueError(
+                "attribution.n_bootstrap must be 0 (no intervals) or 2 or more (200 "
+                "recommended): one replicate gives a zero-width interval"
+            )
         if self.n_jobs == 0:
             raise ValueError(
                 "attribution.n_jobs must be a number of processes (1 or more) or -1 for one "

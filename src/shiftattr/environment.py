@@ -124,6 +124,11 @@ def _as_node_array(node: str, value: Any):
             f"node {node!r} has dtype object; pass a numeric array (ragged volumes belong in "
             "a LazyVolumes)."
         )
+    if arr.dtype.kind in "USc":  # text, bytes, complex: no estimator reads them
+        raise TypeError(
+            f"node {node!r} has dtype {arr.dtype}; encode it as numbers first (e.g. a "
+            "category as integer codes, or one column per level)."
+        )
     return arr
 
 
