@@ -309,6 +309,7 @@ ESTIMATORS = (
     "mis+ext+outputs+refit+biasaware+ychild+offset",
     "mis+ext+outputs+offsetchild",
     "mis+ext+outputs+refit+biasaware+offsetchild",
+    "mis+ext+outputs+contrast",
 )
 #: Estimator names with paired counterfactual substitution of ``Y``: ``<method>+paired``.
 PAIRED_SUFFIX = "+paired"
@@ -372,6 +373,10 @@ METRIC_MARK = "+metric"
 #: Estimator names whose image features also hold the model's Dice against its own
 #: probabilities (:func:`_with_self_dice`): ``<method>+ext+outputs+selfdice``. Opt-in.
 SELFDICE_MARK = "+selfdice"
+#: Estimator names whose image features also hold the image's contrast and edge
+#: sharpness at the model's predicted lesions (:func:`_with_contrast`):
+#: ``<method>+ext+outputs+contrast``. Opt-in.
+CONTRAST_MARK = "+contrast"
 #: Estimator names whose annotation ratio also sees how the mask agrees with the model's
 #: prediction (``extra_features={"Y": adapter.agreement_features}``) next to the model's
 #: outputs for ``X``: ``<method>+ext+outputs+vsm`` (``+vsm+offset``: with the offset
@@ -436,6 +441,7 @@ DEFAULT_ESTIMATORS = tuple(
     and not _marked(e, YCHILD_MARK)
     and not _marked(e, YOWN_MARK)
     and not _marked(e, OFFSET_CHILD_MARK)
+    and not _marked(e, CONTRAST_MARK)
 )
 NOT_APPLICABLE_REASON = (
     "source and target annotators are the same: no counterfactual annotation to pair"
@@ -931,6 +937,8 @@ def ratio_estimators(estimator: str, adapter: SegmentationAdapter, seed: int) ->
     extra = {"X": adapter.output_features} if OUTPUTS_SUFFIX in estimator else None
     if SELFDICE_MARK in estimator:
         extra = {**(extra or {}), "X": partial(_with_self_dice, adapter)}
+    if _marked(estimator, CONTRAST_MARK):
+        extra = {**(extra or {}), "X": partial(_with_contrast, adapter)}
     if METRIC_MARK in estimator:
         extra = {**(extra or {}), "Y": adapter.score}
     if _marked(estimator, VSM_MARK) or _marked(estimator, OFFSET_CHILD_MARK):
@@ -968,6 +976,89 @@ def _with_self_dice(adapter: SegmentationAdapter, environment) -> np.ndarray:
     inside = (masks * proba).sum(axis=1)
     self_dice = 2 * inside / np.maximum(masks.sum(axis=1) + proba.sum(axis=1), 1e-9)
     return np.column_stack([adapter.output_features(environment), self_dice])
+
+
+def lesion_contrast(
+    images: np.ndarray, masks: np.ndarray, proba: np.ndarray, margin: int = 2, top_k: int = 8
+) -> np.ndarray:
+    """How one-channel images render the predicted lesions, per case: relative contrast
+    ``(in - ring) / (|in| + |ring|)`` against a ``margin``-voxel ring around them, the
+    contrast-to-noise ratio (clipped to ±100), the same relative contrast weighted by the
+    probabilities, and per spatial axis the log of the mean absolute gradient at the
+    lesions' edge over the contrast (clipped to ±20). Where nothing is predicted the
+    ``top_k`` most probable voxels stand in; a first column says so.
+
+    Parameters
+    ----------
+    images, masks, proba : ndarray of shape (N, *spatial)
+        Images (one channel), predicted masks, predicted probabilities.
+    margin : int, default 2
+    top_k : int, default 8
+
+    Returns
+    -------
+    ndarray of shape (N, 1 + 3 + spatial axes)
+
+    Examples
+    --------
+    >>> x = np.ones((1, 12, 12, 12)); x[0, 4:8, 4:8, 4:8] = 1.5
+    >>> m = (x > 1.2).astype("uint8")
+    >>> lesion_contrast(x, m, 0.9 * m)[0, :2].round(3).tolist()
+    [0.0, 0.2]
+    """
+    from scipy import ndimage
+
+    n, spatial = len(images), images.shape[1:]
+    x = images.reshape(n, -1).astype(np.float64)
+    p = np.clip(proba.reshape(n, -1).astype(np.float64), 0.0, 1.0)
+    m = masks.reshape(n, -1) != 0
+    empty = ~m.any(axis=1)
+    if empty.any():  # the most lesion-like voxels stand in for the lesion
+        top = np.argsort(-p[empty], axis=1)[:, :top_k]
+        stand_in = np.zeros((int(empty.sum()), m.shape[1]), dtype=bool)
+        np.put_along_axis(stand_in, top, True, axis=1)
+        m[empty] = stand_in
+    m = m.reshape(n, *spatial)
+    faces = np.zeros((3,) * (len(spatial) + 1), dtype=bool)  # no link between cases
+    faces[1] = ndimage.generate_binary_structure(len(spatial), 1)
+    near = ndimage.binary_dilation(m, structure=faces, iterations=margin)
+    ring = near & ~m
+    edge = ndimage.binary_dilation(m, structure=faces) & ~ndimage.binary_erosion(
+        m, structure=faces, border_value=1
+    )
+    near, ring, edge, mf = (a.reshape(n, -1) for a in (near, ring, edge, m))
+    tiny = 1e-12
+
+    def mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return (values * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), tiny)
+
+    inside, around = mean(x, mf), mean(x, ring)
+    diff = inside - around
+    ring_sd = np.sqrt(np.maximum(mean(x**2, ring) - around**2, 0.0))
+    soft_in, soft_out = mean(x, p * near), mean(x, (1.0 - p) * near)
+    cols = [
+        empty.astype(np.float64),
+        diff / np.maximum(np.abs(inside) + np.abs(around), tiny),
+        np.clip(diff / np.maximum(ring_sd, tiny), -100.0, 100.0),
+        (soft_in - soft_out) / np.maximum(np.abs(soft_in) + np.abs(soft_out), tiny),
+    ]
+    for axis in range(len(spatial)):
+        grad = np.abs(np.gradient(images.astype(np.float64), axis=axis + 1)).reshape(n, -1)
+        ratio = np.maximum(mean(grad, edge), tiny) / np.maximum(np.abs(diff), tiny)
+        cols.append(np.clip(np.log(ratio), -20.0, 20.0))
+    return np.column_stack(cols)
+
+
+def _with_contrast(adapter: SegmentationAdapter, environment) -> np.ndarray:
+    """The model's output summaries and :func:`lesion_contrast` of the images (as the
+    scanner gave them) at the model's predicted lesions."""
+    images = np.asarray(environment["X"], dtype=np.float64)
+    contrast = lesion_contrast(
+        images.reshape(len(images), *images.shape[-3:]),
+        np.asarray(adapter.predict(environment)),
+        np.asarray(adapter.predict_proba(environment)),
+    )
+    return np.column_stack([adapter.output_features(environment), contrast])
 
 
 def oracle_nodes(estimator: str) -> tuple[str, ...]:
@@ -1422,6 +1513,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                 "darkmagenta",
                 "slategrey",
                 "orangered",
+                "peru",
             ),
             strict=True,
         )
@@ -1693,7 +1785,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--estimators",
         default=None,
         help="comma-separated subset of " + ",".join(ESTIMATORS) + " (default: all available "
-        "but the +refit, +repeats, +biasaware, +oracle, +check, +cnn, +cnnratio, +metric, +selfdice "
+        "but the +refit, +repeats, +biasaware, +oracle, +check, +cnn, +cnnratio, +metric, +selfdice, +contrast "
         "and +both ones and " + ", ".join(OPT_IN) + "; "
         "the +paired ones "
         "run only where the annotators differ)",

@@ -815,6 +815,42 @@ def test_prognostic_variants_add_the_dice_and_the_self_dice_where_named():
         assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
 
 
+def test_contrast_variant_adds_the_contrast_at_the_predicted_lesions_for_both_ratios():
+    bench = pytest.importorskip("benchmarks.bench_synthetic_ms")
+    from shiftattr import Environment
+
+    x = np.ones((3, 1, 8, 8, 8))
+    x[:, 0, 2:5, 2:5, 2:5] = 1.5  # a lesion 50 % brighter than its tissue
+    x[2, 0] = 1.0  # case 2: nothing to see, nothing predicted
+
+    class _Adapter:
+        def output_features(self, env):
+            return np.zeros((len(env), 2))
+
+        def predict(self, env):
+            return (np.asarray(env["X"])[:, 0] > 1.2).astype("uint8")
+
+        def predict_proba(self, env):
+            return 0.9 * self.predict(env).astype("float32")
+
+    adapter = _Adapter()
+    env = Environment({"X": x})
+    ratios = bench.ratio_estimators("mis+ext+outputs+contrast", adapter, seed=0)
+    for node in ("X", "Y"):  # the annotation's parent set is estimated like X's
+        cols = ratios[node].extra_features["X"](env)
+        assert cols.shape == (3, 2 + 1 + 3 + 3) and np.isfinite(cols).all()
+        np.testing.assert_array_equal(cols[:, 2], [0.0, 0.0, 1.0])  # no prediction
+        np.testing.assert_allclose(cols[:2, 3], 0.5 / 2.5)  # (in - ring) / (in + ring)
+        assert cols[2, 3] == 0.0  # a uniform image has no contrast
+    # by hand: the probability-weighted contrast and a sharper edge along no axis
+    f = bench.lesion_contrast(x[:1, 0], adapter.predict(env)[:1], adapter.predict_proba(env)[:1])
+    assert f[0, 3] < f[0, 1] and f[0, 4] == pytest.approx(f[0, 5]) == pytest.approx(f[0, 6])
+    plain = bench.ratio_estimators("mis+ext+outputs", adapter, seed=0)["X"]
+    assert plain.extra_features["X"](env).shape == (3, 2)
+    name = "mis+ext+outputs+contrast"
+    assert name in bench.ESTIMATORS and name not in bench.DEFAULT_ESTIMATORS  # opt-in
+
+
 def test_agreement_variants_give_the_annotation_ratio_the_masks_agreement():
     bench = pytest.importorskip("benchmarks.bench_synthetic_ms")
     from shiftattr import Environment
