@@ -79,6 +79,10 @@ through the model; ``+selfdice``, the image's features also hold the model's Dic
 its own probabilities (``2 sum(mask * p) / (sum(mask) + sum(p))``), a label-free guess of
 the Dice; ``+selfdice+metric``, both. The question they answer: do the weights
 under-correct because the classifier does not see the direction the metric varies in?
+``mis+ext+outputs+contrast`` (opt-in): the image's features also hold
+:func:`lesion_contrast`, the contrast of the model's predicted lesions against the tissue
+around them and their edges' sharpness per axis: the lesion contrast and slice blur the
+other statistics recover least.
 
 **Outputs variants** (``iw+outputs``, ``mr+outputs``): the image ratio estimators also
 see the model's output summaries wherever the image is in their node set,
