@@ -1269,7 +1269,7 @@ def _variant_comparison(
     ``statistics`` is a key of ``_VARIANT_STATISTICS``. ``columns``: compare these
     estimators instead (those that ran; at least two), ``suffix`` unused.
     """
-    ok = [r for r in ms["runs"] if r.get("ok")]
+    ok = [r for r in ms.get("runs", []) if r.get("ok")]
     if columns is not None:
         ran = {r["estimator"] for r in ok}
         cols = [e for e in columns if e in ran]

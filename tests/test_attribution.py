@@ -636,7 +636,7 @@ def test_a_level_only_the_target_holds_is_warned():
 
     src, tgt = env([0, 1], [0.5, 0.5], "s"), env([0, 1, 2], [0.4, 0.4, 0.2], "t")
     graph = sa.CausalGraph({"grp": [], "x": ["grp"]})
-    with pytest.warns(ShiftAttrWarning, match=r"'grp' takes the value\(s\) \[2\.0\]"):
+    with pytest.warns(ShiftAttrWarning, match=r"'grp' takes value\(s\) such as \[2\]"):
         res = sa.attribute(
             graph,
             src,
@@ -648,7 +648,7 @@ def test_a_level_only_the_target_holds_is_warned():
             random_state=0,
         )
     (w,) = [w for w in res.warnings if w["code"] == "unseen_levels"]
-    assert w["mechanism"] == "grp" and w["levels"] == [2.0]
+    assert w["mechanism"] == "grp" and w["levels"] == [2] and w["columns"] == [0]
     assert w["target_fraction"] == pytest.approx(np.mean(tgt["grp"] == 2))
     assert res.diagnostics["overall"]["warning_counts"]["unseen_levels"] == 1
     # continuous columns and levels both hold are not warned
@@ -666,6 +666,16 @@ def test_a_level_only_the_target_holds_is_warned():
             random_state=0,
         )
     assert "unseen_levels" not in {w["code"] for w in res.warnings}
+    # one warning per node, however many columns; whole numbers stored as floats (an age
+    # in years) are not read as levels
+    from shiftattr.attribution import _unseen_levels
+
+    masks_s = sa.Environment({"m": np.zeros((6, 2, 2), dtype=np.uint8)})
+    masks_t = sa.Environment({"m": np.ones((6, 2, 2), dtype=np.uint8)})
+    (w,) = _unseen_levels(["m"], masks_s, masks_t)
+    assert w["columns"] == [0, 1, 2, 3] and w["target_fraction"] == 1.0
+    ages = sa.Environment({"age": np.arange(6.0)}), sa.Environment({"age": np.arange(6.0) + 6})
+    assert _unseen_levels(["age"], *ages) == []
 
 
 def test_offset_child_is_refused_for_tabular_mechanisms_with_parents():

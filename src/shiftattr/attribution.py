@@ -428,8 +428,9 @@ def _unseen_levels(
     and a classifier cannot learn what it has never seen: a category that exists only at
     the target (a new scanner model, a new site code) gets a finite, small weight, and
     the change it brings is missed or put on another mechanism, with AUC and ESS that
-    look fine. A column counts as discrete when it holds integers (or booleans) taking
-    at most 20 distinct values over both environments. Image nodes are skipped.
+    look fine. A column counts as discrete when it is of an integer or boolean dtype and
+    takes at most 20 distinct values over both environments; one warning per node. Image
+    nodes are skipped.
 
     Parameters
     ----------
@@ -440,15 +441,16 @@ def _unseen_levels(
     Returns
     -------
     list of dict
-        One warning per column with unseen levels (``code``, ``mechanism``, ``message``,
-        ``levels``, ``target_fraction``).
+        One warning per node with unseen levels (``code``, ``mechanism``, ``message``,
+        ``levels``: the unseen values of its first such column, ``columns``: the columns
+        holding some, ``target_fraction``: the share of target cases holding any).
 
     Examples
     --------
     >>> src = Environment({"site": np.array([0, 1, 0, 1])})
     >>> tgt = Environment({"site": np.array([0, 2, 2, 1])})
     >>> [(w["code"], w["levels"], w["target_fraction"]) for w in _unseen_levels(["site"], src, tgt)]
-    [('unseen_levels', [2.0], 0.5)]
+    [('unseen_levels', [2], 0.5)]
     """
     warns = []
     for node in nodes:
@@ -456,37 +458,38 @@ def _unseen_levels(
             continue
         a = np.asarray(source[node]).reshape(len(source), -1)
         b = np.asarray(target[node]).reshape(len(target), -1)
-        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        if a.dtype.kind not in "biu" or b.dtype.kind not in "biu":
             continue
-        a, b = a.astype(float), b.astype(float)
+        columns, levels, unseen = [], None, np.zeros(len(target), dtype=bool)
         for col in range(a.shape[1]):
-            both = np.concatenate([a[:, col], b[:, col]])
-            if not np.all(np.isfinite(both)) or np.any(both != np.round(both)):
-                continue
-            levels = np.unique(both)
-            if len(levels) > _MAX_LEVELS:
+            if len(np.unique(np.concatenate([a[:, col], b[:, col]]))) > _MAX_LEVELS:
                 continue
             new = np.setdiff1d(np.unique(b[:, col]), np.unique(a[:, col]))
-            if not new.size:
-                continue
-            share = float(np.isin(b[:, col], new).mean())
-            column = f" column {col}" if a.shape[1] > 1 else ""
-            warns.append(
-                {
-                    "code": "unseen_levels",
-                    "mechanism": node,
-                    "levels": new.tolist(),
-                    "target_fraction": share,
-                    "message": (
-                        f"node {node!r}{column} takes the value(s) {new.tolist()} in "
-                        f"{share:.0%} of the target's cases and never in the source's: no "
-                        "density ratio can weight source cases into them, so whatever those "
-                        "cases change is missed or put on another mechanism (AUC and ESS do "
-                        "not show it). Compare only the levels both environments hold "
-                        "(subset the target), or collect source cases of those levels."
-                    ),
-                }
-            )
+            if new.size:
+                columns.append(col)
+                levels = new.tolist() if levels is None else levels
+                unseen |= np.isin(b[:, col], new)
+        if not columns:
+            continue
+        share = float(unseen.mean())
+        where = f" (columns {columns})" if a.shape[1] > 1 else ""
+        warns.append(
+            {
+                "code": "unseen_levels",
+                "mechanism": node,
+                "levels": levels,
+                "columns": columns,
+                "target_fraction": share,
+                "message": (
+                    f"node {node!r}{where} takes value(s) such as {levels} in {share:.0%} of "
+                    "the target's cases and never in the source's: no density ratio can "
+                    "weight source cases into them, so whatever those cases change is "
+                    "missed or put on another mechanism (AUC and ESS do not show it). "
+                    "Compare only the levels both environments hold (subset the target), "
+                    "or collect source cases of those levels."
+                ),
+            }
+        )
     return warns
 
 
@@ -1248,7 +1251,8 @@ def attribute(
     if repeats_info is not None:
         diagnostics["repeats"] = repeats_info
     warns += repeat_warns
-    warns += _unseen_levels([n for n in graph.nodes if n not in pairs], source, target)
+    held = [n for n in graph.nodes if n not in pairs and n in source and n in target]
+    warns += _unseen_levels(held, source, target)
     if iw_point is not None:
         warns += _compare_with_twin(
             diagnostics["estimator"], fitted, mechs, values, iw_point, boot_values, boot_iw, alpha
