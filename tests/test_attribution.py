@@ -682,10 +682,24 @@ def test_offset_child_is_refused_for_tabular_mechanisms_with_parents():
     # on a tabular graph it erased most of the change without a word (0.18 -> 0.02)
     scm = LinearGaussianSCM.example()
     src, tgt = scm.sample(60, "source", random_state=0), scm.sample(60, "target", random_state=1)
-    with pytest.raises(ValueError, match=r"tabular mechanism\(s\) \['X', 'Y'\].*'offset'"):
+    with pytest.raises(ValueError, match=r"mechanism\(s\) \['X', 'Y'\].*'offset'"):
         sa.attribute(
             scm.graph, src, tgt, scm.metric(src), conditional_ratios="offset_child", progress=False
         )
+    # accepted where the estimator cross-fitting picks for the joint set gives the node
+    # features of its own: X's image-statistics estimator serves Y's joint set too
+    from shiftattr.attribution import _check_offset_child
+    from shiftattr.ratios import ClassifierRatio, ImageStatsRatio
+
+    class OwnFeatures(ClassifierRatio):
+        def node_features(self, features, node):
+            return np.column_stack([np.asarray(v).reshape(len(v), -1) for v in features.values()])
+
+    chain = sa.CausalGraph({"X": [], "Y": ["X"]})
+    _check_offset_child(chain, ["X", "Y"], {"X": ImageStatsRatio()}, None, None)
+    _check_offset_child(chain, ["X", "Y"], {"Y": OwnFeatures()}, None, None)
+    with pytest.raises(ValueError, match=r"\['Y'\]"):
+        _check_offset_child(chain, ["X", "Y"], {"Y": ClassifierRatio()}, None, None)
 
 
 def test_text_and_complex_nodes_are_refused_with_how_to_encode_them():

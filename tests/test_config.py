@@ -195,13 +195,11 @@ def test_empty_policy_default_scores_a_correctly_empty_case_as_perfect_for_any_m
     for metric in ("dice", "hausdorff95", "volume_difference", "lesion_f1"):
         cfg = load_config({"data": {"kind": "synthetic"}, "attribution": {"metric": metric}})
         assert cfg.attribution.empty == "best"
-    with pytest.raises(ConfigError, match=r"attribution.*empty = 'one'.*'best'"):
-        load_config(
-            {
-                "data": {"kind": "synthetic"},
-                "attribution": {"metric": "hausdorff95", "empty": "one"},
-            }
-        )
+    for name in ("hausdorff95", " Hausdorff95", "volume-difference"):  # as get_metric reads
+        with pytest.raises(ConfigError, match=r"attribution.*empty = 'one'.*'best'"):
+            load_config(
+                {"data": {"kind": "synthetic"}, "attribution": {"metric": name, "empty": "one"}}
+            )
 
 
 def test_bad_files(tmp_path):

@@ -255,3 +255,8 @@ def test_nnunet_case_selections_that_overlap_or_miss_fail_before_scoring(tmp_pat
     assert f"data.source.cases lists '{ids[0]}' more than once" in err
     (tmp_path / "empty.txt").write_text("# none yet\n\n")
     assert "selects no case" in fails(config(f'{ds}, cases_file = "empty.txt"', ts))
+    # a test split without its masks: nothing to score against (a KeyError traceback)
+    import shutil
+
+    shutil.rmtree(tmp_path / "ds" / "labelsTs")
+    assert "has no labelsTs folder" in fails(config(ds, ts))

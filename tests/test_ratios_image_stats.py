@@ -193,6 +193,11 @@ def test_extra_features_see_the_cases_metadata_in_every_fold():
     assert seen and np.isfinite(ls).all() and np.isfinite(lt).all()
     # the voxel volume tells the two environments apart
     assert lt.mean() > ls.mean() + 1.0
+    # a selection of cases (a fold, a resample) carries its cases' rows of the metadata
+    seen.clear()
+    half = np.arange(0, 20, 2)
+    est.fit(src.features(["X"], half), tgt.features(["X"], half))
+    assert seen and set(seen) == {10}
 
 
 def test_statistics_are_computed_once_per_case_across_bootstrap_resamples(monkeypatch):

@@ -422,10 +422,16 @@ def test_label_maps_where_some_cases_lack_the_class_score_as_empty_references():
     assert adapter.agreement_features(env).shape == (4, 3)
     # binary masks scored with the wrong label are still refused, naming the fix
     binary = Environment({"X": x, "Y": (y > 0).astype(np.uint8)}, name="binary")
-    with pytest.raises(ValueError, match=r"no reference 'Y' holds label=2.*set label=1"):
+    with pytest.raises(ValueError, match=r"holds the values \[0, 1\] but label=2.*set label=1"):
         adapter.score(binary)
-    with pytest.raises(ValueError, match=r"no reference 'Y' holds label=2"):
+    with pytest.raises(ValueError, match=r"but label=2"):
         adapter.agreement_features(binary)
+    # and so is one binary mask exported as 0/255 among 0/1 ones (it scored as empty)
+    exported = (y > 0).astype(np.uint8)
+    exported[3] *= 255
+    one = SegmentationAdapter(lambda b: 10 * b - 5, metric_params={"empty": "best"}, progress=False)
+    with pytest.raises(ValueError, match=r"case 'mixed:3'.*\[0, 255\].*0/255"):
+        one.score(Environment({"X": x, "Y": exported}, name="mixed"))
 
 
 def test_dict_outputs_channel_first_2d_masks_and_metric_params_per_metric():
@@ -473,3 +479,24 @@ def test_a_bound_method_of_a_module_is_fingerprinted_by_its_weights():
     with torch.no_grad():
         net.bias.fill_(-50.0)  # nothing is foreground now
     np.testing.assert_array_equal(adapter.score(env), [0.0, 0.0])
+
+
+def test_a_model_declaring_3d_reads_single_slice_volumes_as_3d():
+    # masks (1, H, W) are read channel-first 2D unless the model says it is 3D: a 3D
+    # model on single-slice volumes got 4D input after that reading was added
+    class Slice3D(torch.nn.Module):
+        spatial_dims = 3
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = threshold_conv(10.0, -5.0)
+
+        def forward(self, b: torch.Tensor) -> torch.Tensor:
+            assert b.ndim == 5, b.shape
+            return self.conv(b)
+
+    x = np.zeros((2, 1, 6, 6), dtype=np.float32)  # (N, D=1, H, W)
+    x[:, 0, 1:4, 1:4] = 1.0
+    env = Environment({"X": x, "Y": (x > 0.5).astype(np.uint8)})
+    adapter = SegmentationAdapter(Slice3D(), progress=False)
+    np.testing.assert_array_equal(adapter.score(env), [1.0, 1.0])

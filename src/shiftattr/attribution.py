@@ -501,27 +501,36 @@ def _check_offset_child(
     paired: PairedSpec | None,
 ) -> None:
     """Refuse ``conditional_ratios="offset_child"`` for a mechanism with parents whose
-    ratio is the default tabular classifier: its own value alone cannot show a change in
-    how it depends on its parents, and the mechanism's share was erased (measured: a
-    drop of 0.18 estimated as 0.02 on ``LinearGaussianSCM.example()``)."""
+    estimator (the one cross-fitting uses for its joint set) reads the node's values
+    alone (:meth:`DensityRatioEstimator.node_features` not overridden, as for the
+    default tabular classifier): those cannot show a change in how the node depends on
+    its parents, and the mechanism's share was erased (measured: a drop of 0.18
+    estimated as 0.02 on ``LinearGaussianSCM.example()``)."""
+    from shiftattr.ratios.base import DensityRatioEstimator
     from shiftattr.ratios.classifier import ClassifierRatio
+    from shiftattr.ratios.crossfit import choose_estimator
 
     given = set(known_ratios or ()) | set(paired or ())
-    tabular = [
+    own_values_only = [
         m
         for m in mechs
         if graph.parents(m)
         and m not in given
-        and isinstance((estimators or {}).get(m, ClassifierRatio()), ClassifierRatio)
+        and type(
+            choose_estimator((*graph.parents(m), m), graph, estimators or {}, ClassifierRatio())
+        ).node_features
+        is DensityRatioEstimator.node_features
     ]
-    if tabular:
+    if own_values_only:
         raise ValueError(
             f"conditional_ratios='offset_child' fits each conditional ratio on the node's "
-            f"own features only; for the tabular mechanism(s) {tabular} that is the value "
-            "alone, which cannot show a change in how it depends on its parents, so their "
-            "share is lost. Use 'offset' (or the default 'difference') for tabular nodes; "
+            f"own features only; for the mechanism(s) {own_values_only} (their estimator "
+            "reads the node's values alone, as the default tabular classifier does) that "
+            "cannot show a change in how the node depends on its parents, so their share "
+            "is lost. Use 'offset' (or the default 'difference') for tabular nodes; "
             "'offset_child' is for image nodes whose estimator gives them their own "
-            "features (ImageStatsRatio with extra_features)."
+            "features (ImageStatsRatio with extra_features), or an estimator that "
+            "overrides node_features."
         )
 
 

@@ -120,7 +120,8 @@ class NiftiSelection(_Strict):
     )
     split: Literal["Tr", "Ts"] = Field(
         "Tr",
-        description="nnunet: 'Tr' (imagesTr, labelsTr) or 'Ts' (imagesTs, labelsTs if any)",
+        description="nnunet: 'Tr' (imagesTr, labelsTr) or 'Ts' (imagesTs, labelsTs: "
+        "shiftattr run needs the masks)",
     )
 
 
@@ -329,7 +330,7 @@ class AttributionConfig(_Strict):
     @model_validator(mode="after")
     def _check(self) -> AttributionConfig:
         from shiftattr.bias_aware import resolve_interval
-        from shiftattr.metrics import HIGHER_IS_BETTER, get_metric
+        from shiftattr.metrics import get_metric, metric_direction
         from shiftattr.metrics.empty import EMPTY_PRESETS
         from shiftattr.value import WEIGHTING_METHODS
 
@@ -356,7 +357,7 @@ class AttributionConfig(_Strict):
             raise ValueError(
                 f"attribution.empty must be one of {', '.join(EMPTY_PRESETS)}, got {self.empty!r}"
             )
-        if self.empty == "one" and not HIGHER_IS_BETTER.get(self.metric, True):
+        if self.empty == "one" and metric_direction(self.metric) is False:
             raise ValueError(
                 f"attribution.empty = 'one' would score a case whose masks are both empty "
                 f"(a correct answer) as 1.0 {self.metric}, where lower is better: set "

@@ -170,8 +170,36 @@ class NodeFeatures(dict):
     ) -> None:
         super().__init__(data)
         self.cache = cache
-        self.metadata = metadata
-        self.case_ids = case_ids
+        self._metadata = metadata
+        self._case_ids = case_ids
+        self._origin: tuple[Environment, np.ndarray | None] | None = None
+
+    @classmethod
+    def _of(
+        cls, env: Environment, data: Mapping[str, Any], idx: np.ndarray | None, cache: dict | None
+    ) -> NodeFeatures:
+        """Cases ``idx`` (all: None) of ``env``; their metadata and ids are taken from it
+        when first asked for (per-case metadata can be large: copying it for every fold
+        and replicate cost ~10 ms a call)."""
+        out = cls(data, cache=cache)
+        out._origin = (env, idx)
+        return out
+
+    @property
+    def metadata(self) -> Mapping[str, Any] | None:
+        """The cases' metadata (per-case entries restricted to them), or None."""
+        if self._metadata is None and self._origin is not None:
+            env, idx = self._origin
+            self._metadata = env.metadata if idx is None else env._metadata_of(idx)
+        return self._metadata
+
+    @property
+    def case_ids(self) -> Sequence[str] | None:
+        """The cases' identifiers, or None."""
+        if self._case_ids is None and self._origin is not None:
+            env, idx = self._origin
+            self._case_ids = env.case_ids if idx is None else env._case_ids_of(idx)
+        return self._case_ids
 
     def environment(self) -> Environment:
         """These cases as an :class:`Environment` (metadata and case ids kept).
@@ -184,10 +212,11 @@ class NodeFeatures(dict):
         --------
         >>> env = Environment({"X": np.arange(3.0)}, metadata={"site": "A"})
         >>> view = env.features(["X"], indices=[2, 0]).environment()
-        >>> view.case_ids, view.metadata["site"]
-        (('environment:2', 'environment:0'), 'A')
+        >>> view.case_ids, view.metadata["site"], view.name
+        (('environment:2', 'environment:0'), 'A', 'environment')
         """
-        return Environment(dict(self), case_ids=self.case_ids, metadata=self.metadata)
+        name = self._origin[0].name if self._origin is not None else "environment"
+        return Environment(dict(self), name=name, case_ids=self.case_ids, metadata=self.metadata)
 
 
 def cached_per_case(
@@ -450,14 +479,16 @@ class Environment:
             return a.shape_item
         return tuple(a.shape[1:])
 
-    def features(self, nodes: Sequence[str], indices: Sequence[int] | None = None) -> dict:
+    def features(self, nodes: Sequence[str], indices: Sequence[int] | None = None) -> NodeFeatures:
         """The arrays of ``nodes`` (optionally for some cases), as ``{node: values}``.
 
-        Eager nodes come back as numpy arrays, lazy ones as lazy views. Without
-        ``indices`` the mapping is a :class:`NodeFeatures` carrying the environment's
-        cache of per-case summaries (:func:`cached_per_case`), through which e.g. the
-        image statistics of :class:`~shiftattr.ratios.ImageStatsRatio` are computed once
-        per case, not once per bootstrap replicate.
+        Eager nodes come back as numpy arrays, lazy ones as lazy views. The mapping is a
+        :class:`NodeFeatures`: it gives the cases' metadata and ids (for a function of an
+        environment, :meth:`NodeFeatures.environment`), and without ``indices`` it
+        carries the environment's cache of per-case summaries (:func:`cached_per_case`),
+        through which e.g. the image statistics of
+        :class:`~shiftattr.ratios.ImageStatsRatio` are computed once per case, not once
+        per bootstrap replicate.
 
         Parameters
         ----------
@@ -466,7 +497,7 @@ class Environment:
 
         Returns
         -------
-        dict
+        NodeFeatures
 
         Examples
         --------
@@ -481,18 +512,9 @@ class Environment:
                 f"node(s) {missing} are not in environment {self.name!r}; it holds {list(self._data)}."
             )
         if indices is None:
-            return NodeFeatures(
-                {n: self._data[n] for n in nodes},
-                cache=self._summaries,
-                metadata=self.metadata,
-                case_ids=self.case_ids,
-            )
+            return NodeFeatures._of(self, {n: self._data[n] for n in nodes}, None, self._summaries)
         idx = np.asarray(indices, dtype=int)
-        return NodeFeatures(
-            {n: self._data[n][idx] for n in nodes},
-            metadata=self._metadata_of(idx),
-            case_ids=self._case_ids_of(idx),
-        )
+        return NodeFeatures._of(self, {n: self._data[n][idx] for n in nodes}, idx, None)
 
     def counterfactual(self, environment: str, node: str):
         """Values of ``node`` for these cases under ``environment``'s mechanism.

@@ -262,6 +262,14 @@ def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment
             )
     if cfg.kind == "nnunet":
         _check_disjoint(cfg, envs[0], envs[1])
+        for side, env in zip(("source", "target"), envs):
+            if "Y" not in env:  # imagesTs without labelsTs: nothing to score against
+                sel = getattr(cfg, side)
+                raise ConfigError(
+                    f"data.{side} reads split {sel.split!r} of {str(sel.folder)!r}, which has "
+                    f"no labels{sel.split} folder: the metric needs the reference masks; add "
+                    "them, or read split 'Tr'"
+                )
     for env in envs:
         labels = env.metadata.get("labels") if cfg.kind == "nnunet" else None  # dataset.json
         if cfg.foreground is None and isinstance(labels, dict) and len(labels) > 2:

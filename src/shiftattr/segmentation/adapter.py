@@ -400,10 +400,10 @@ class SegmentationAdapter:
             missing node and the nodes the environment holds.
         ValueError
             If a metric name is unknown (:func:`~shiftattr.metrics.get_metric`), a
-            reference mask does not have the prediction's spatial shape, no reference
-            holds ``label`` while some hold a single other label (binary masks scored
-            with the wrong ``label``; a case of a label map lacking the class is an
-            empty reference), an image's number of axes does not fit the model's
+            reference mask does not have the prediction's spatial shape, a reference
+            holds a single nonzero value other than ``label`` that no case holds beside
+            ``label`` (a 0/255 export, or the wrong ``label``; a case of a label map
+            lacking the class is an empty reference), an image's number of axes does not fit the model's
             spatial axes, ``spacing`` does not fit the cases, a metric returns more than
             one number per case, or a value is NaN or infinite (e.g. Dice with both masks
             empty): the message names the cases and how to set the empty-mask policy
@@ -436,7 +436,7 @@ class SegmentationAdapter:
         names, fns = self._resolve_metrics(metric_list, own=metric is None)
         spacing = self._spacing_for(environment)
 
-        seen: dict[str, Any] = {"held": 0, "other": []}
+        seen = self._label_tally()
 
         def tasks() -> Iterator[Any]:
             from joblib import delayed
@@ -628,7 +628,7 @@ class SegmentationAdapter:
         refs = environment[label_node]
         case_ids = list(environment.case_ids)
         sd = self.spatial_dims or self._label_spatial_dims(environment, label_node)
-        seen: dict[str, Any] = {"held": 0, "other": []}
+        seen = self._label_tally()
         rows = [
             mask_agreement(
                 mask, self._reference(refs[i], case_ids[i], label_node, mask.shape, seen)
@@ -851,8 +851,9 @@ class SegmentationAdapter:
         seen: dict[str, Any] | None = None,
     ) -> np.ndarray:
         """Case ``case_id``'s reference as the binary mask ``ref == label``. ``seen``
-        tallies, over an environment, the cases holding ``label`` (``"held"``) and those
-        holding one other nonzero value only (``"other"``), for :meth:`_check_label`."""
+        tallies, over an environment, the other classes held beside ``label``
+        (``"beside"``) and the cases holding one nonzero value other than ``label``
+        (``"other"``), for :meth:`_check_label`."""
         r = np.asarray(ref)
         if r.shape != tuple(shape):
             if r.ndim == len(shape) + 1 and r.shape[0] == 1 and r.shape[1:] == tuple(shape):
@@ -863,28 +864,36 @@ class SegmentationAdapter:
                     f"has shape {tuple(shape)}; images and masks must share their spatial grid."
                 )
         binary = r == self.label
-        if seen is not None:
+        if seen is not None and r.any():
+            values = np.unique(r)
+            nonzero = values[values != 0]
             if binary.any():
-                seen["held"] += 1
-            elif r.any():
-                values = np.unique(r)
-                nonzero = values[values != 0]
-                if nonzero.size == 1:
-                    seen["other"].append((case_id, values.tolist(), nonzero[0].item()))
+                seen["beside"].update(v for v in nonzero.tolist() if v != self.label)
+            elif nonzero.size == 1:
+                seen["other"].append((case_id, values.tolist(), nonzero[0].item()))
         return binary
 
+    @staticmethod
+    def _label_tally() -> dict[str, Any]:
+        """An empty tally for :meth:`_reference` and :meth:`_check_label`."""
+        return {"beside": set(), "other": []}
+
     def _check_label(self, seen: dict[str, Any], node: str) -> None:
-        """Refuse ``label`` when no case's reference holds it but some hold one other
-        value: binary masks scored with the wrong label (every case would be an empty
-        reference). A case of a label map that lacks the class is a legitimate empty
-        reference, so cases without it pass when others hold it."""
-        if seen["held"] or not seen["other"]:
+        """Refuse a case whose reference holds one nonzero value other than ``label``,
+        unless that value is another class of a label map (held beside ``label`` in some
+        case): a binary mask exported as 0/255, or masks scored with the wrong label,
+        would otherwise count as empty references. A case of a label map that lacks the
+        class of interest (an organ without tumour) is a legitimate empty reference."""
+        wrong = [c for c in seen["other"] if c[2] not in seen["beside"]]
+        if not wrong:
             return
-        case_id, values, other = seen["other"][0]
+        case_id, values, other = wrong[0]
+        more = f" (and {len(wrong) - 1} more case(s) like it)" if len(wrong) > 1 else ""
         raise ValueError(
-            f"no reference {node!r} holds label={self.label}: case {case_id!r} holds the "
-            f"values {values} (and {len(seen['other']) - 1} more case(s) one other label "
-            f"only); set label={other!r} or binarise the masks."
+            f"case {case_id!r}: reference {node!r} holds the values {values} but "
+            f"label={self.label}{more}, and no case holds {other!r} beside label "
+            f"{self.label} as another class would be; set label={other!r}, or binarise "
+            "the masks (e.g. a 0/255 export)."
         )
 
     def _image_key(self, images: Any, i: int, item: np.ndarray | None) -> tuple:
@@ -939,13 +948,19 @@ class SegmentationAdapter:
             return np.stack(out)
         return out
 
-    @staticmethod
-    def _label_spatial_dims(environment: Environment, label_node: str) -> int | None:
+    def _label_spatial_dims(self, environment: Environment, label_node: str) -> int | None:
+        """The spatial axes the masks show: their number of axes, less a leading 1
+        (channel-first masks, as MONAI stores them); a model's declared ``spatial_dims``
+        decides between the two (a 3D model on single-slice volumes ``(1, H, W)``)."""
         shape = environment.item_shape(label_node)
         if not shape:
             return None
-        if len(shape) in (3, 4) and shape[0] == 1:  # channel-first masks (1, *spatial),
-            return len(shape) - 1  # as MONAI stores them, 2D or 3D
+        model_sd = getattr(self.model, "spatial_dims", None)
+        declared = isinstance(model_sd, int) and not isinstance(model_sd, bool)
+        if declared and model_sd in (len(shape), len(shape) - 1):
+            return model_sd
+        if len(shape) in (3, 4) and shape[0] == 1:
+            return len(shape) - 1
         return len(shape)
 
     def _spatial(self, ndim: int, sd: int | None, case_id: str) -> int:

@@ -115,7 +115,9 @@ def _output_tensor(out: Any) -> torch.Tensor:
     """A model's output as one tensor: deep-supervision lists and tuples give their first
     (full-resolution) head, a dict its ``"out"`` entry (torchvision's segmentation models)
     or its only entry; arrays are converted. Anything else is an error naming its type."""
-    if isinstance(out, (list, tuple)) and out:
+    if isinstance(out, (list, tuple)):
+        if not out:
+            raise TypeError("the model returned an empty list; it must return logits.")
         out = out[0]
     elif isinstance(out, dict):
         if "out" in out:
@@ -170,7 +172,9 @@ def sliding_window_inference(
     predictor : callable
         Maps a batch of patches ``(n, C, *patch_size)`` (a float tensor on
         ``device``) to outputs ``(n, K, *patch_size)`` or ``(n, *patch_size)``
-        (tensor or numpy array), e.g. a ``torch.nn.Module`` returning logits.
+        (tensor or numpy array), e.g. a ``torch.nn.Module`` returning logits. A list or
+        tuple is read as deep-supervision heads (the first, full-resolution one is
+        used), a dict by its ``"out"`` entry or its only one.
     image : numpy.ndarray or torch.Tensor
         ``(C, *spatial)`` or ``(B, C, *spatial)``.
     patch_size : sequence of int
