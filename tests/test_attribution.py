@@ -636,17 +636,10 @@ def test_a_level_only_the_target_holds_is_warned():
 
     src, tgt = env([0, 1], [0.5, 0.5], "s"), env([0, 1, 2], [0.4, 0.4, 0.2], "t")
     graph = sa.CausalGraph({"grp": [], "x": ["grp"]})
+    hit = (src["x"] < 1.5).astype(float)
+    kw = dict(n_bootstrap=4, n_folds=2, progress=False, random_state=0)
     with pytest.warns(ShiftAttrWarning, match=r"'grp' takes value\(s\) such as \[2\]"):
-        res = sa.attribute(
-            graph,
-            src,
-            tgt,
-            (src["x"] < 1.5).astype(float),
-            n_bootstrap=4,
-            n_folds=2,
-            progress=False,
-            random_state=0,
-        )
+        res = sa.attribute(graph, src, tgt, hit, **kw)
     (w,) = [w for w in res.warnings if w["code"] == "unseen_levels"]
     assert w["mechanism"] == "grp" and w["levels"] == [2] and w["columns"] == [0]
     assert w["target_fraction"] == pytest.approx(np.mean(tgt["grp"] == 2))
@@ -655,16 +648,7 @@ def test_a_level_only_the_target_holds_is_warned():
     same = env([0, 1], [0.3, 0.7], "t2")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = sa.attribute(
-            graph,
-            src,
-            same,
-            (src["x"] < 1.5).astype(float),
-            n_bootstrap=4,
-            n_folds=2,
-            progress=False,
-            random_state=0,
-        )
+        res = sa.attribute(graph, src, same, hit, **kw)
     assert "unseen_levels" not in {w["code"] for w in res.warnings}
     # one warning per node, however many columns; whole numbers stored as floats (an age
     # in years) are not read as levels
