@@ -218,7 +218,7 @@ def test_nnunet_case_selections_that_overlap_or_miss_fail_before_scoring(tmp_pat
 
     ids = _nnunet(tmp_path / "ds", [1.0] * 4)
     test_ids = _nnunet(tmp_path / "ds", [1.0] * 2, split="Ts", first=900)
-    (tmp_path / "b.txt").write_text(f"{ids[1]}\n{ids[2]}\n")
+    (tmp_path / "b.txt").write_text(f"\ufeff{ids[1]}\n{ids[2]}\n")  # with a BOM
 
     def config(source: str, target: str) -> Path:
         data = f'kind = "nnunet"\nsource = {{ {source} }}\ntarget = {{ {target} }}\n'

@@ -174,7 +174,7 @@ def _selected_cases(sel: NiftiSelection, side: str) -> list[str] | None:
         path = sel.cases_file
         where = f"data.{side}.cases_file {str(path)!r}"
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not an id
         except FileNotFoundError:
             raise ConfigError(f"{where} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:
