@@ -187,7 +187,14 @@ class NodeFeatures(dict):
 
     @property
     def metadata(self) -> Mapping[str, Any] | None:
-        """The cases' metadata (per-case entries restricted to them), or None."""
+        """The cases' metadata (per-case entries restricted to them), or None.
+
+        Examples
+        --------
+        >>> env = Environment({"X": np.arange(3.0)}, metadata={"scan": np.array([5, 6, 7])})
+        >>> env.features(["X"], indices=[2, 0]).metadata["scan"].tolist()
+        [7, 5]
+        """
         if self._metadata is None and self._origin is not None:
             env, idx = self._origin
             self._metadata = env.metadata if idx is None else env._metadata_of(idx)
@@ -195,7 +202,13 @@ class NodeFeatures(dict):
 
     @property
     def case_ids(self) -> Sequence[str] | None:
-        """The cases' identifiers, or None."""
+        """The cases' identifiers, or None.
+
+        Examples
+        --------
+        >>> Environment({"X": np.arange(3.0)}, name="s").features(["X"], indices=[1]).case_ids
+        ['s:1']
+        """
         if self._case_ids is None and self._origin is not None:
             env, idx = self._origin
             self._case_ids = env.case_ids if idx is None else env._case_ids_of(idx)
