@@ -826,8 +826,11 @@ def attribute(
         Mechanisms (graph nodes) to attribute to; default every node. Mechanisms left
         out are held at the source.
     estimators : mapping of str to DensityRatioEstimator, optional
-        Per-node estimators, e.g. ``{"X": CNNDiscriminator(spatial_dims=3)}``; every
-        other node set uses :class:`~shiftattr.ratios.ClassifierRatio`.
+        Per-node estimators, e.g. ``{"X": CNNDiscriminator(spatial_dims=3)}``. A node
+        set is estimated by the estimator of its last node (in topological order) that
+        has one, so a mechanism's joint set uses its own node's and a parent set holding
+        an image uses the image's (:func:`~shiftattr.ratios.crossfit.choose_estimator`);
+        a set with none uses :class:`~shiftattr.ratios.ClassifierRatio`.
     known_ratios : mapping of str to callable, optional
         Mechanisms whose conditional log density ratio ``log p_t(v | pa) / p_s(v | pa)``
         is known rather than estimated, as ``fn(environment) -> (len(environment),)``
