@@ -560,10 +560,10 @@ def test_shift_not_separated_flags_unshifted_children_with_fixed_ratio_intervals
     "options, match",
     [
         ({"n_bootstrap": 1}, "zero-width"),  # printed [a, a] intervals excluding the value
-        ({"n_bootstrap": -5}, "0 .no intervals. or 2 or more"),
-        ({"n_bootstrap": 2.5}, "n_bootstrap must be an integer"),
-        ({"n_folds": 2.9}, "n_folds must be an integer"),  # was truncated to 2
-        ({"n_folds": 1}, "n_folds must be an integer of 2 or more"),
+        ({"n_bootstrap": -5}, r"n_bootstrap must be an integer >= 0; got -5"),
+        ({"n_bootstrap": 2.5}, r"n_bootstrap must be an integer >= 0; got 2.5"),
+        ({"n_folds": 2.9}, r"n_folds must be an integer >= 2; got 2.9"),  # was truncated to 2
+        ({"n_folds": 1}, r"n_folds must be an integer >= 2; got 1"),
     ],
 )
 def test_bootstrap_and_fold_counts_are_checked(options, match):

@@ -37,6 +37,7 @@ from shiftattr.shapley import (
     Game,
     ShapleySolver,
 )
+from shiftattr.shapley.base import _check_int
 from shiftattr.value import (
     ESTIMATORS,
     WEIGHTING_METHODS,
@@ -711,17 +712,11 @@ def _check_options(
 ) -> str:
     """Check :func:`attribute`'s options that need no data (a ``ValueError`` naming the
     first one wrong and how to fix it); returns the resolved ``interval``."""
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, Integral):
-        raise ValueError(f"n_bootstrap must be an integer, got {n_bootstrap!r}.")
-    if n_bootstrap < 0 or n_bootstrap == 1:
+    _check_int("n_folds", n_folds, 2)
+    if _check_int("n_bootstrap", n_bootstrap, 0) == 1:
         raise ValueError(
-            f"n_bootstrap must be 0 (no intervals) or 2 or more (200 recommended), got "
-            f"{n_bootstrap}: one replicate gives a zero-width interval that need not hold "
-            "even the estimate."
-        )
-    if isinstance(n_folds, bool) or not isinstance(n_folds, Integral) or n_folds < 2:
-        raise ValueError(
-            f"n_folds must be an integer of 2 or more (cross-fitting), got {n_folds!r}."
+            "n_bootstrap must be 0 (no intervals) or 2 or more (200 recommended), got 1: "
+            "one replicate gives a zero-width interval that need not hold even the estimate."
         )
     for key, fn in (known_ratios or {}).items():
         if key not in graph or not callable(fn):

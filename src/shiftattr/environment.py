@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -148,10 +149,10 @@ class NodeFeatures(dict):
     data : mapping of str to array-like
     cache : dict or None, default None
         ``{key: ndarray with one row per case}``, shared with the environment.
-    metadata : mapping or None, default None
-        The environment's metadata, per-case entries restricted to these cases.
-    case_ids : sequence of str or None, default None
-        The cases' identifiers.
+    origin : (Environment, ndarray of int or None), optional
+        The environment and the positions of these cases in it (None: all of them);
+        their metadata and ids are taken from it when first asked for (per-case metadata
+        can be large: copying it for every fold and replicate cost ~10 ms a call).
 
     Examples
     --------
@@ -165,27 +166,13 @@ class NodeFeatures(dict):
         self,
         data: Mapping[str, Any],
         cache: dict | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        case_ids: Sequence[str] | None = None,
+        origin: tuple[Environment, np.ndarray | None] | None = None,
     ) -> None:
         super().__init__(data)
         self.cache = cache
-        self._metadata = metadata
-        self._case_ids = case_ids
-        self._origin: tuple[Environment, np.ndarray | None] | None = None
+        self._origin = origin
 
-    @classmethod
-    def _of(
-        cls, env: Environment, data: Mapping[str, Any], idx: np.ndarray | None, cache: dict | None
-    ) -> NodeFeatures:
-        """Cases ``idx`` (all: None) of ``env``; their metadata and ids are taken from it
-        when first asked for (per-case metadata can be large: copying it for every fold
-        and replicate cost ~10 ms a call)."""
-        out = cls(data, cache=cache)
-        out._origin = (env, idx)
-        return out
-
-    @property
+    @cached_property
     def metadata(self) -> Mapping[str, Any] | None:
         """The cases' metadata (per-case entries restricted to them), or None.
 
@@ -195,12 +182,12 @@ class NodeFeatures(dict):
         >>> env.features(["X"], indices=[2, 0]).metadata["scan"].tolist()
         [7, 5]
         """
-        if self._metadata is None and self._origin is not None:
-            env, idx = self._origin
-            self._metadata = env.metadata if idx is None else env._metadata_of(idx)
-        return self._metadata
+        if self._origin is None:
+            return None
+        env, idx = self._origin
+        return env.metadata if idx is None else env._metadata_of(idx)
 
-    @property
+    @cached_property
     def case_ids(self) -> Sequence[str] | None:
         """The cases' identifiers, or None.
 
@@ -209,13 +196,13 @@ class NodeFeatures(dict):
         >>> Environment({"X": np.arange(3.0)}, name="s").features(["X"], indices=[1]).case_ids
         ['s:1']
         """
-        if self._case_ids is None and self._origin is not None:
-            env, idx = self._origin
-            self._case_ids = env.case_ids if idx is None else env._case_ids_of(idx)
-        return self._case_ids
+        if self._origin is None:
+            return None
+        env, idx = self._origin
+        return env.case_ids if idx is None else env._case_ids_of(idx)
 
     def environment(self) -> Environment:
-        """These cases as an :class:`Environment` (metadata and case ids kept).
+        """These cases as an :class:`Environment` (name, metadata and case ids kept).
 
         Returns
         -------
@@ -227,9 +214,14 @@ class NodeFeatures(dict):
         >>> view = env.features(["X"], indices=[2, 0]).environment()
         >>> view.case_ids, view.metadata["site"], view.name
         (('environment:2', 'environment:0'), 'A', 'environment')
+        >>> NodeFeatures({"X": np.arange(2.0)}).environment().case_ids  # no origin
+        ('environment:0', 'environment:1')
         """
-        name = self._origin[0].name if self._origin is not None else "environment"
-        return Environment(dict(self), name=name, case_ids=self.case_ids, metadata=self.metadata)
+        if self._origin is None:
+            return Environment(dict(self))
+        return Environment(
+            dict(self), name=self._origin[0].name, case_ids=self.case_ids, metadata=self.metadata
+        )
 
 
 def cached_per_case(
@@ -525,9 +517,9 @@ class Environment:
                 f"node(s) {missing} are not in environment {self.name!r}; it holds {list(self._data)}."
             )
         if indices is None:
-            return NodeFeatures._of(self, {n: self._data[n] for n in nodes}, None, self._summaries)
+            return NodeFeatures({n: self._data[n] for n in nodes}, self._summaries, (self, None))
         idx = np.asarray(indices, dtype=int)
-        return NodeFeatures._of(self, {n: self._data[n][idx] for n in nodes}, idx, None)
+        return NodeFeatures({n: self._data[n][idx] for n in nodes}, origin=(self, idx))
 
     def counterfactual(self, environment: str, node: str):
         """Values of ``node`` for these cases under ``environment``'s mechanism.

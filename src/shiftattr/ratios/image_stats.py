@@ -304,11 +304,9 @@ def _extra_columns(node: str, fn: Callable, features: Features, n: int) -> np.nd
     The environment keeps the cases' metadata and ids when ``features`` carries them
     (:class:`~shiftattr.environment.NodeFeatures`): the adapter reads the voxel spacing
     there."""
-    if isinstance(features, NodeFeatures):
-        view = features.environment()
-    else:
-        view = Environment(dict(features))
-    out = np.asarray(fn(view), dtype=float)
+    if not isinstance(features, NodeFeatures):
+        features = NodeFeatures(features)
+    out = np.asarray(fn(features.environment()), dtype=float)
     out = out.reshape(len(out), -1) if out.ndim else out.reshape(1, 1)
     if out.shape[0] != n or not np.isfinite(out).all():
         raise ValueError(

@@ -848,7 +848,7 @@ class SegmentationAdapter:
         case_id: str,
         node: str,
         shape: tuple[int, ...],
-        seen: dict[str, Any] | None = None,
+        seen: dict[str, Any],
     ) -> np.ndarray:
         """Case ``case_id``'s reference as the binary mask ``ref == label``. ``seen``
         tallies, over an environment, the other classes held beside ``label``
@@ -864,7 +864,7 @@ class SegmentationAdapter:
                     f"has shape {tuple(shape)}; images and masks must share their spatial grid."
                 )
         binary = r == self.label
-        if seen is not None and r.any():
+        if r.any():
             values = np.unique(r)
             nonzero = values[values != 0]
             if binary.any():
@@ -955,18 +955,22 @@ class SegmentationAdapter:
         shape = environment.item_shape(label_node)
         if not shape:
             return None
-        model_sd = getattr(self.model, "spatial_dims", None)
-        declared = isinstance(model_sd, int) and not isinstance(model_sd, bool)
-        if declared and model_sd in (len(shape), len(shape) - 1):
+        model_sd = self._declared_spatial_dims()
+        if model_sd in (len(shape), len(shape) - 1):
             return model_sd
         if len(shape) in (3, 4) and shape[0] == 1:
             return len(shape) - 1
         return len(shape)
 
+    def _declared_spatial_dims(self) -> int | None:
+        """The model's own ``spatial_dims`` attribute (e.g. ``UNet3D(spatial_dims=2)``),
+        if it declares an integer one."""
+        sd = getattr(self.model, "spatial_dims", None)
+        return sd if isinstance(sd, int) and not isinstance(sd, bool) else None
+
     def _spatial(self, ndim: int, sd: int | None, case_id: str) -> int:
-        model_sd = getattr(self.model, "spatial_dims", None)
-        if sd is None and isinstance(model_sd, int) and not isinstance(model_sd, bool):
-            sd = model_sd  # e.g. UNet3D(spatial_dims=2)
+        if sd is None:
+            sd = self._declared_spatial_dims()
         if sd is None:
             sd = len(self.patch_size) if self.patch_size else (ndim if ndim <= 3 else ndim - 1)
         if ndim not in (sd, sd + 1):
