@@ -150,30 +150,32 @@ def test_diagnostics_and_warnings_are_counted():
     assert "positive = the metric fell" in text and "low_ess" in text
 
 
-def test_closure_error_flags_a_missing_mechanism():
+@pytest.mark.parametrize("n_bootstrap", [30, 0])
+def test_closure_error_flags_a_missing_mechanism(n_bootstrap):
     # Y's mechanism shifts but is left out of `mechanisms`: the weighted target
-    # estimate cannot match the measured target metric
+    # estimate cannot match the measured target metric. Without a bootstrap the check
+    # uses the cases' standard error (it used to be skipped: no warning at all)
     scm = LinearGaussianSCM.example(shifted=("Y",), metric="squared_error")
     src = scm.sample(1000, "source", random_state=0)
     tgt = scm.sample(1000, "target", random_state=1)
+    kwargs = dict(
+        target_metric=scm.metric(tgt),
+        n_bootstrap=n_bootstrap,
+        bootstrap="fixed",
+        n_folds=3,
+        progress=False,
+        random_state=0,
+    )
     with pytest.warns(ShiftAttrWarning, match="closure"):
-        res = sa.attribute(
-            scm.graph,
-            src,
-            tgt,
-            scm.metric(src),
-            target_metric=scm.metric(tgt),
-            mechanisms=["Z", "X"],
-            n_bootstrap=30,
-            bootstrap="fixed",
-            n_folds=3,
-            progress=False,
-            random_state=0,
-        )
+        res = sa.attribute(scm.graph, src, tgt, scm.metric(src), mechanisms=["Z", "X"], **kwargs)
     assert "closure_error" in {w["code"] for w in res.warnings}
     assert res.closure_error == pytest.approx(
         res.estimated_target_metric - res.measured_target_metric
     )
+    if not n_bootstrap:
+        assert "3 standard errors" in res.warnings[-1]["message"]
+        full = sa.attribute(scm.graph, src, tgt, scm.metric(src), **kwargs)
+        assert "closure_error" not in {w["code"] for w in full.warnings}
 
 
 def test_closure_check_ignores_rounding_when_mr_reproduces_the_target():
@@ -247,6 +249,24 @@ def test_permutation_solver_plugs_in():
         tol = 4 * perm.solver_stderr[mech] + 1e-3
         assert perm.values[mech] == pytest.approx(exact.values[mech], abs=tol)
     assert sum(perm.values.values()) == pytest.approx(sum(exact.values.values()), abs=1e-9)
+
+
+def test_an_unseeded_solver_follows_random_state():
+    # one antithetic pair of 3 players: its values depend on the order drawn, which an
+    # unseeded solver drew afresh on every call (same seed, other numbers)
+    scm = LinearGaussianSCM.example()
+    est = dict.fromkeys("ZXY", _quadratic_logistic())
+    runs = [
+        _run(
+            scm,
+            n=200,
+            n_folds=2,
+            estimators=est,
+            solver=sa.shapley.PermutationShapley(2, sampler="random"),
+        )
+        for _ in range(4)
+    ]
+    assert all(run.values == runs[0].values for run in runs)
 
 
 # -- bad inputs -------------------------------------------------------------------------

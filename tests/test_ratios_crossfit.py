@@ -220,3 +220,40 @@ def test_rank_auc_equals_sklearn_with_ties_and_refuses_one_class():
     assert rank_auc(np.array([0, 1]), np.array([2.0, 1.0])) == 0.0  # orientation: target high
     with pytest.raises(ValueError, match="both environments"):
         rank_auc(np.zeros(5), rng.normal(size=5))
+
+
+def test_images_without_an_image_estimator_are_refused_with_the_fix():
+    # the default tabular classifier expanded a 16^3 volume into 8.4 million quadratic
+    # features and ran out of memory; a numpy image node now gets the lazy volumes' error
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 8, 8, 8))
+    src, tgt = Environment({"X": x}, name="s"), Environment({"X": 1.2 * x}, name="t")
+    cf = CrossFittedRatios(CausalGraph({"X": []}), ["X"], n_folds=2, progress=False)
+    with pytest.raises(TypeError, match=r"512 values per case.*ImageStatsRatio"):
+        cf.fit(src, tgt)
+
+
+def test_unseeded_user_estimators_are_seeded_from_random_state():
+    # a CNN or forest left at random_state=None gave other numbers on every seeded run
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(80, 2))
+    src = Environment({"Z": z[:40]}, name="s")
+    tgt = Environment({"Z": z[40:] + 0.5}, name="t")
+    forest = ClassifierRatio(GradientBoostingClassifier(n_estimators=5, subsample=0.5))
+
+    def log_ratios(seed):
+        cf = CrossFittedRatios(
+            CausalGraph({"Z": []}),
+            ["Z"],
+            {"Z": forest},
+            n_folds=2,
+            progress=False,
+            random_state=seed,
+        )
+        return cf.fit(src, tgt).log_ratios
+
+    assert np.array_equal(log_ratios(0), log_ratios(0))
+    assert not np.array_equal(log_ratios(0), log_ratios(1))
+    assert forest.classifier.random_state is None  # the user's object is left as given

@@ -9,6 +9,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures
 
 from shiftattr.value import crossfit_regression, default_regressors
+from shiftattr.value.regressors import candidate_regressors
 
 
 def test_predictions_are_out_of_fold():
@@ -126,3 +127,14 @@ def test_weights_need_regressors_that_take_them():
             X, y, np.arange(20) % 2, X[:1], KNeighborsRegressor(), sample_weight=np.ones(20)
         )
     crossfit_regression(X, y, np.arange(20) % 2, X[:1], KNeighborsRegressor())  # unweighted: fine
+
+
+def test_given_regressors_left_unseeded_get_the_seed():
+    from sklearn.ensemble import RandomForestRegressor
+
+    given = RandomForestRegressor(n_estimators=3)
+    seeded = candidate_regressors(
+        {"forest": given, "fixed": RandomForestRegressor(random_state=5)}, 7
+    )
+    assert seeded["forest"].random_state == 7 and seeded["fixed"].random_state == 5
+    assert given.random_state is None

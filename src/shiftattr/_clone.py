@@ -38,3 +38,33 @@ class CloneByParams:
     def __sklearn_clone__(self):
         # deep copies as scikit-learn's clone makes of non-estimator parameters
         return type(self)(**{k: copy.deepcopy(getattr(self, k)) for k in _param_names(type(self))})
+
+
+def with_seed(estimator, seed: int | None):
+    """``estimator`` with every unset ``random_state`` (its own and its parts') set to ``seed``.
+
+    A user's estimator left unseeded (``random_state=None``, the scikit-learn default)
+    would make a seeded attribution give other numbers on every run; seeds the user set
+    are kept. ``estimator`` is changed in place (pass a clone) and returned.
+
+    Examples
+    --------
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> pipe = with_seed(make_pipeline(StandardScaler(), RandomForestClassifier()), 3)
+    >>> pipe[-1].random_state
+    3
+    >>> with_seed(RandomForestClassifier(random_state=1), 3).random_state
+    1
+    """
+    if seed is None or not hasattr(estimator, "get_params"):
+        return estimator
+    unset = [
+        k
+        for k, v in estimator.get_params(deep=True).items()
+        if (k == "random_state" or k.endswith("__random_state")) and v is None
+    ]
+    if unset:
+        estimator.set_params(**dict.fromkeys(unset, int(seed)))
+    return estimator

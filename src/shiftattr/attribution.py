@@ -8,6 +8,7 @@ game sum to ``v(all) = M(P_source) - M(P_target)`` as estimated.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 import warnings
@@ -673,23 +674,35 @@ def count_warnings(diagnostics: dict[str, Any], warns: list[dict[str, Any]]) -> 
 def _closure_warning(
     estimated: float,
     measured: float,
-    closure_ci: tuple[float, float],
+    closure_ci: tuple[float, float] | None,
     method: str,
     metric_name: str,
+    se: float | None = None,
 ) -> dict[str, Any]:
     """The ``closure_error`` warning: the estimated target metric misses the measured one
-    beyond bootstrap noise (``closure_ci``, of their difference, excludes 0)."""
+    beyond bootstrap noise (``closure_ci``, of their difference, excludes 0), or, with no
+    bootstrap, by more than 3 of the cases' standard errors ``se``."""
     cause = (
         "fitted mechanisms misfit" if method == "generative" else "ratios are off, overlap is poor"
     )
+    if closure_ci is not None:
+        noise = (
+            f"beyond bootstrap noise (closure error {estimated - measured:+.4f}, "
+            f"CI [{closure_ci[0]:+.4f}, {closure_ci[1]:+.4f}])"
+        )
+    else:
+        noise = (
+            f"by more than 3 standard errors (closure error {estimated - measured:+.4f}, "
+            f"SE {se:.4f} from the cases' noise alone: with n_bootstrap=0 the ratios' own "
+            "error is not measured)"
+        )
     return {
         "code": "closure_error",
         "mechanism": None,
         "message": (
             f"the estimate of the target {metric_name} ({estimated:.4f}) differs from the "
-            f"measured one ({measured:.4f}) beyond bootstrap noise (closure error "
-            f"{estimated - measured:+.4f}, CI [{closure_ci[0]:+.4f}, {closure_ci[1]:+.4f}]): "
-            f"{cause}, or a shifted mechanism is missing from `mechanisms`."
+            f"measured one ({measured:.4f}) {noise}: {cause}, or a shifted mechanism is "
+            "missing from `mechanisms`."
         ),
     }
 
@@ -1164,6 +1177,9 @@ def attribute(
         "n_simulations": int(n_simulations),
     }
     seeds = [int(rng.integers(2**31 - 1)) for _ in range(int(n_repeats))]
+    if getattr(solver, "random_state", 0) is None:  # an unseeded sampling solver
+        solver = copy.copy(solver)
+        solver.random_state = int(np.random.SeedSequence([seeds[0], 1]).generate_state(1)[0])
     fits = [
         fit_value(
             source=source,
@@ -1300,17 +1316,27 @@ def attribute(
     measured = None if mt is None else float(mt.mean())
     closure = None if measured is None else estimated_target - measured
     closure_ci = None
-    if measured is not None and n_bootstrap:
-        closure_ci = tuple(map(float, np.quantile(boot_target - boot_measured, [alpha, 1 - alpha])))
+    if measured is not None:
         # "mr" reproduces the measured metric by construction (its replicates differ from
         # it by rounding), and "mis" up to the weight its balance heuristic leaves on the
         # source under strong separation (~1e-8 Dice): a discrepancy below a ten-thousandth
         # of the per-case metric's spread (over both environments) is no misfit.
         spread = float(np.std(np.concatenate([np.ravel(m), np.ravel(mt)])))
         negligible = max(1e-9 * max(1.0, abs(measured)), 1e-4 * spread)
+    if measured is not None and n_bootstrap:
+        closure_ci = tuple(map(float, np.quantile(boot_target - boot_measured, [alpha, 1 - alpha])))
         if closure_ci[0] > negligible or closure_ci[1] < -negligible:
             warns.append(
                 _closure_warning(estimated_target, measured, closure_ci, method, metric_name)
+            )
+    elif measured is not None:
+        # no replicates: the estimate's sampling error from the all-shifted weights' ESS
+        # and the measured metric's; the ratios' own error is left out, hence 3 SE
+        ess = diagnostics.get("overall", {}).get("ess_all", len(m))
+        se = float(np.sqrt(np.var(m, ddof=1) / max(ess, 1.0) + np.var(mt, ddof=1) / len(mt)))
+        if abs(closure) > max(3 * se, negligible):
+            warns.append(
+                _closure_warning(estimated_target, measured, None, method, metric_name, se)
             )
     count_warnings(diagnostics, warns)
     for w in warns:
@@ -1666,6 +1692,7 @@ def _diagnostics(
         "frac_truncated_all": float(wm.frac_truncated[-1]),
         "n_source": len(m),
         "n_weighted": N,
+        "shared_cases": mr.shared_cases,
     }
     # one row per mechanism shifted alone, then all of them shifted
     rows = [(mech, mech) for mech in mr.mechanisms] + [("all mechanisms", None)]

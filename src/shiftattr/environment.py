@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Environment", "LazyVolumes", "NodeFeatures", "cached_per_case"]
+__all__ = ["Environment", "LazyVolumes", "NodeFeatures", "cached_per_case", "case_key"]
 
 
 class LazyVolumes(Sequence):
@@ -278,6 +279,47 @@ def cached_per_case(
         value.setflags(write=False)
         cache[key] = value
     return cache[key]
+
+
+def case_key(values: Any, i: int, item: np.ndarray | None = None) -> tuple:
+    """The identity of case ``i``'s value in a node's ``values``, without reading files.
+
+    A lazily read file is known by its loader's ``item_key`` (paths, sizes, modification
+    times: :class:`~shiftattr.segmentation.NiftiVolumeLoader`); another lazy sequence by
+    its loader object and position; an array item by a hash of its dtype, shape and
+    bytes. Equal keys mean equal values; two copies of one array have equal keys.
+
+    Parameters
+    ----------
+    values : array-like or LazyVolumes
+        A node's values (one item per case).
+    i : int
+        The case's position.
+    item : ndarray, optional
+        ``values[i]`` when already loaded.
+
+    Returns
+    -------
+    tuple
+        Hashable.
+
+    Examples
+    --------
+    >>> a = np.arange(6.0).reshape(3, 2)
+    >>> case_key(a, 1) == case_key(a.copy(), 1), case_key(a, 1) == case_key(a, 2)
+    (True, False)
+    """
+    if isinstance(values, LazyVolumes):
+        j = int(values._index[i])
+        item_key = getattr(values._loader, "item_key", None)
+        if callable(item_key):
+            return ("file", item_key(j))
+        return ("lazy", id(values._loader), j)
+    arr = np.ascontiguousarray(values[i] if item is None else item)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{arr.dtype}|{arr.shape}".encode())
+    h.update(memoryview(arr.reshape(-1).view(np.uint8)))
+    return ("array", h.hexdigest())
 
 
 class Environment:

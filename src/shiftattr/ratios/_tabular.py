@@ -7,7 +7,31 @@ import numpy as np
 from shiftattr.environment import LazyVolumes
 from shiftattr.ratios.base import Features, n_cases
 
-__all__ = ["tabular_matrix"]
+__all__ = ["image_estimator_hint", "tabular_matrix"]
+
+
+def image_estimator_hint(name: str) -> str:
+    """How to give image node ``name`` an image estimator (the end of an error message).
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> image_estimator_hint("X").startswith("Pass an image estimator for it")
+    True
+    """
+    return (
+        f"Pass an image estimator for it, e.g. estimators={{{name!r}: "
+        "shiftattr.ratios.ImageStatsRatio()} (per-case image statistics, what "
+        "`shiftattr run` uses) or shiftattr.ratios.CNNDiscriminator(spatial_dims=3), "
+        "for every node set holding it."
+    )
 
 
 def tabular_matrix(features: Features, nodes: tuple[str, ...] | None = None) -> np.ndarray:
@@ -38,11 +62,8 @@ def tabular_matrix(features: Features, nodes: tuple[str, ...] | None = None) -> 
         value = features[name]
         if isinstance(value, LazyVolumes):
             raise TypeError(
-                f"node {name!r} holds lazily loaded volumes; a tabular classifier cannot use it. "
-                f"Pass an image estimator for it, e.g. estimators={{{name!r}: "
-                "shiftattr.ratios.ImageStatsRatio()} (per-case image statistics, what "
-                "`shiftattr run` uses) or shiftattr.ratios.CNNDiscriminator(spatial_dims=3), "
-                "for every node set holding it."
+                f"node {name!r} holds lazily loaded volumes; a tabular classifier cannot use "
+                f"it. {image_estimator_hint(name)}"
             )
         arr = np.asarray(value)
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:

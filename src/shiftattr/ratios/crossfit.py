@@ -22,11 +22,14 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
+from shiftattr._clone import with_seed
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
+from shiftattr.ratios._tabular import image_estimator_hint
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.classifier import ClassifierRatio
 from shiftattr.ratios.offset import crossfit_conditional
+from shiftattr.ratios.shared_cases import shared_case_groups
 
 __all__ = [
     "CONDITIONAL_RATIOS",
@@ -87,8 +90,11 @@ def assign_folds(
 ) -> np.ndarray:
     """Stratified (and grouped) fold labels.
 
-    Cases sharing a group (a bootstrap duplicate of the same original case) always fall
-    in the same fold, so no model is tested on a copy of a case it was trained on.
+    Cases sharing a group (a bootstrap duplicate of the same original case, or a case
+    and its copy in the other environment) always fall in the same fold, so no model is
+    tested on a copy of a case it was trained on. Groups holding cases of several
+    classes are dealt to the folds first, then each class's own groups continue the
+    rotation, so every class stays spread evenly over the folds.
 
     Parameters
     ----------
@@ -108,16 +114,32 @@ def assign_folds(
     >>> f = assign_folds(np.r_[np.zeros(6), np.ones(4)], 2, np.random.default_rng(0))
     >>> np.bincount(f).tolist()
     [5, 5]
+
+    Cases 0 and 3 (and 1 and 4) are one case seen in both environments:
+
+    >>> f = assign_folds([0, 0, 0, 1, 1, 1], 3, np.random.default_rng(0), [7, 8, 9, 7, 8, 5])
+    >>> bool(f[0] == f[3]), bool(f[1] == f[4]), sorted(f[:3].tolist()), sorted(f[3:].tolist())
+    (True, True, [0, 1, 2], [0, 1, 2])
     """
     labels = np.asarray(labels)
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     folds = np.empty(len(labels), dtype=int)
-    for cls in np.unique(labels):
-        idx = np.flatnonzero(labels == cls)
+    classes = np.unique(labels)
+    held = np.concatenate([np.unique(groups[labels == c]) for c in classes])
+    ids, n_classes = np.unique(held, return_counts=True)
+    mixed = ids[n_classes > 1]
+    in_mixed = np.isin(groups, mixed)
+    if len(mixed):
+        order = rng.permutation(len(mixed))
+        mixed_fold = np.empty(len(mixed), dtype=int)
+        mixed_fold[order] = np.arange(len(mixed)) % n_folds
+        folds[in_mixed] = mixed_fold[np.searchsorted(mixed, groups[in_mixed])]
+    for cls in classes:
+        idx = np.flatnonzero((labels == cls) & ~in_mixed)
         uniq, inverse = np.unique(groups[idx], return_inverse=True)
         order = rng.permutation(len(uniq))
         group_fold = np.empty(len(uniq), dtype=int)
-        group_fold[order] = np.arange(len(uniq)) % n_folds
+        group_fold[order] = (len(mixed) + np.arange(len(uniq))) % n_folds
         folds[idx] = group_fold[inverse]
     return folds
 
@@ -164,6 +186,29 @@ def choose_estimator(
     return clone(default)
 
 
+def _refuse_default_on_images(
+    nodes: tuple[str, ...], estimators: Mapping[str, DensityRatioEstimator], env: Environment
+) -> None:
+    """The default tabular classifier would expand an image's voxels into quadratic
+    features (8.4 million for one 16^3 volume, out of memory): name the estimator to pass."""
+    from shiftattr.value.features import is_summarised  # value imports this module
+
+    if any(n in estimators for n in nodes):
+        return
+    for node in nodes:
+        if is_summarised(env, node):
+            size = (
+                "lazily loaded volumes"
+                if env.is_lazy(node)
+                else (f"{int(np.prod(env.item_shape(node)))} values per case")
+            )
+            raise TypeError(
+                f"node {node!r} holds images ({size}) and no estimator was given for the "
+                f"node set {list(nodes)}, so the default tabular classifier would read every "
+                f"voxel as a feature. {image_estimator_hint(node)}"
+            )
+
+
 @dataclass
 class MechanismRatios:
     """Cross-fitted log-ratios for every mechanism, at the source cases.
@@ -186,6 +231,9 @@ class MechanismRatios:
     offset_penalty : dict
         Mechanisms whose conditional ratio was fitted with the parents' log-ratio as an
         offset (``conditional="offset"``), with the L2 penalty chosen for each.
+    shared_cases : int
+        Source cases found again in the target (see
+        :mod:`~shiftattr.ratios.shared_cases`), each kept in one fold with its copy.
 
     Examples
     --------
@@ -202,6 +250,7 @@ class MechanismRatios:
     log_ratios_target: np.ndarray | None = None
     known: tuple[str, ...] = ()
     offset_penalty: dict[str, float] = field(default_factory=dict)
+    shared_cases: int = 0
 
 
 def _fit_fold(estimator, source_env, target_env, nodes, train_s, train_t, test_s, test_t):
@@ -390,15 +439,14 @@ class CrossFittedRatios:
         rng = np.random.default_rng(self.random_state)
         ns, nt = len(source), len(target)
         labels = np.r_[np.zeros(ns), np.ones(nt)]
-        groups = None
-        if source_groups is not None or target_groups is not None:
-            gs = np.arange(ns) if source_groups is None else np.asarray(source_groups)
-            gt = np.arange(nt) if target_groups is None else np.asarray(target_groups)
-            groups = np.r_[gs, gt + (gs.max() + 1)]
+        sets = self.node_sets()
+        compared = sorted({n for joint, _ in sets.values() for n in joint})
+        groups, n_shared = shared_case_groups(
+            source, target, compared, source_groups, target_groups
+        )
         folds = assign_folds(labels, k, rng, groups)
         fs, ft = folds[:ns], folds[ns:]
 
-        sets = self.node_sets()
         known = {
             m: self._known(m, source, target) for m in self.mechanisms if m in self.known_ratios
         }
@@ -418,7 +466,12 @@ class CrossFittedRatios:
         distinct = sorted(needed, key=lambda s: (len(s), s))
         tasks = []
         for nodes in distinct:
+            _refuse_default_on_images(nodes, self.estimators, source)
             est = choose_estimator(nodes, self.graph, self.estimators, default)
+            # a user's unseeded estimator gets a seed of its own from random_state
+            with_seed(
+                est, np.random.SeedSequence([seed, *map(ord, "|".join(nodes))]).generate_state(1)[0]
+            )
             if getattr(est, "joint_crossfit", False):  # all folds in one call (f = None)
                 # per-case summaries computed here, before any fit, travel with the
                 # environments to worker processes (n_jobs != 1) and to every refit
@@ -519,4 +572,5 @@ class CrossFittedRatios:
             log_ratios_target=Lt,
             known=tuple(m for m in self.mechanisms if m in known),
             offset_penalty=penalties,
+            shared_cases=n_shared,
         )

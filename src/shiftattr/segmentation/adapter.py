@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from shiftattr.environment import Environment, LazyVolumes
+from shiftattr.environment import Environment, LazyVolumes, case_key
 from shiftattr.segmentation._threads import intra_op_threads
 from shiftattr.segmentation.features import (
     AGREEMENT_FEATURE_NAMES,
@@ -897,23 +897,10 @@ class SegmentationAdapter:
         )
 
     def _image_key(self, images: Any, i: int, item: np.ndarray | None) -> tuple:
-        if isinstance(images, LazyVolumes):
-            loader = getattr(images, "_loader", None)
-            index = getattr(images, "_index", None)
-            if loader is not None and index is not None:
-                j = int(index[i])
-                item_key = getattr(loader, "item_key", None)
-                if callable(item_key):
-                    return ("file", item_key(j))
-                self._pinned[id(loader)] = loader
-                return ("lazy", id(loader), j)
-        if item is None:
-            item = np.asarray(images[i])
-        arr = np.ascontiguousarray(item)
-        h = hashlib.blake2b(digest_size=16)
-        h.update(f"{arr.dtype}|{arr.shape}".encode())
-        h.update(memoryview(arr.reshape(-1).view(np.uint8)))
-        return ("array", h.hexdigest())
+        key = case_key(images, i, item)
+        if key[0] == "lazy":  # keyed by the loader's id: keep it alive so the id stays its own
+            self._pinned[id(images._loader)] = images._loader
+        return key
 
     def _as_images(self, data: Any, image_node: str) -> tuple[Any, list[str]]:
         if isinstance(data, Environment):

@@ -275,6 +275,7 @@ class FittedValue:
             log_ratios_target=None if r.log_ratios_target is None else r.log_ratios_target[rows],
             known=tuple(m for m in keep if m in r.known),
             offset_penalty={m: p for m, p in r.offset_penalty.items() if m in keep},
+            shared_cases=r.shared_cases,
         )
 
     def details(self) -> dict[str, Any]:

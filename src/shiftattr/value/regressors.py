@@ -22,6 +22,7 @@ from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
+from shiftattr._clone import with_seed
 from shiftattr._threads import limit_threads
 from shiftattr.ratios.classifier import BOOSTING_PARAMS
 from shiftattr.value.ridge import StandardisedRidgeCV
@@ -97,7 +98,7 @@ def candidate_regressors(regressors: Any = None, random_state: int | None = None
         ``None`` for :func:`default_regressors`, one regressor (named after its class),
         or a mapping of names to regressors.
     random_state : int, optional
-        Seed of the default regressors.
+        Seed of the default regressors, and of given ones whose ``random_state`` is unset.
 
     Returns
     -------
@@ -113,9 +114,11 @@ def candidate_regressors(regressors: Any = None, random_state: int | None = None
     """
     if regressors is None:
         return default_regressors(random_state)
-    if isinstance(regressors, Mapping):
-        return dict(regressors)
-    return {type(regressors).__name__: regressors}
+    given = (
+        regressors if isinstance(regressors, Mapping) else {type(regressors).__name__: regressors}
+    )
+    # a given regressor left unseeded gets random_state (a copy: the caller's stays as is)
+    return {name: with_seed(clone(reg), random_state) for name, reg in given.items()}
 
 
 @dataclass
