@@ -72,7 +72,7 @@ def test_a_loss_is_worded_coloured_and_ranked_as_lower_is_better(loss_result):
 
 def test_higher_is_better_keeps_todays_wording_and_ranking():
     res = _result(
-        {"X": 0.1, "Y": -0.3}, {"X": (0.05, 0.15), "Y": (-0.4, -0.2)}, higher_is_better=True
+        {"X": 0.3, "Y": -0.1}, {"X": (0.2, 0.4), "Y": (-0.15, -0.05)}, higher_is_better=True
     )
     text = res.summary()
     assert "positive = performance drop" in text and "total drop" in text
@@ -108,10 +108,24 @@ def test_dominant_settled_follows_the_direction():
     assert res.dominant == "X" and res.dominant_settled  # -0.05 < every other lower end
     res.ci["Y"] = (-0.06, 0.02)
     assert not res.dominant_settled
-    assert dominant_mechanism(values, True) == "Z"
-    assert dominant_separated(values, ci, higher_is_better=True) is False  # 0.0 < 0.02
-    res.settings["higher_is_better"] = True  # the same numbers read as a score
-    assert res.dominant == "Z"
+    # read as a score, the same numbers say it rose by 0.08, X raising it most: X
+    # dominates (the largest "drop", Z, was named before)
+    assert dominant_mechanism(values, True) == "X"
+    assert dominant_separated(values, ci, higher_is_better=True) is True  # 0.05 > 0.04
+    res.settings["higher_is_better"] = True
+    assert res.dominant == "X"
+    assert dominant_mechanism({"X": 0.1, "Y": 0.0, "Z": -0.02}, True) == "X"  # a drop
+
+
+def test_when_every_mechanism_improved_the_metric_the_largest_improvement_dominates():
+    # the review's case: X improved the Dice by 0.1, Y by 0.001 (its interval holds 0);
+    # Y, the smallest "drop", was named dominant and settled
+    res = _result(
+        {"X": -0.10, "Y": -0.001},
+        {"X": (-0.12, -0.08), "Y": (-0.01, 0.008)},
+        higher_is_better=True,
+    )
+    assert res.dominant == "X" and res.dominant_settled
 
 
 def test_files_without_the_direction_read_as_higher_is_better(loss_result):
@@ -119,7 +133,7 @@ def test_files_without_the_direction_read_as_higher_is_better(loss_result):
     del d["settings"]["higher_is_better"]  # as written before the setting existed
     old = sa.Attribution.from_dict(d)
     assert old.higher_is_better is True
-    assert old.dominant == max(old.values, key=old.values.get)
+    assert old.dominant == dominant_mechanism(old.values, True)
     assert "positive = performance drop" in old.summary()
     again = sa.Attribution.from_json(loss_result.to_json())
     assert again.higher_is_better is False and again.dominant == loss_result.dominant

@@ -9,6 +9,7 @@ across pairs (its Table 1).
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,10 +157,10 @@ class PairwiseAttribution:
         -------
         dict
             Mechanism -> {"mean", "sd", "min", "max", "n_pairs", "n_dominant"}.
-            ``n_dominant``: the pairs where it is the dominant mechanism by
-            :attr:`higher_is_better`'s rule (:func:`~shiftattr.results.dominant_mechanism`:
-            the largest value, the most negative one where lower is better, the largest
-            absolute one where the direction is unknown).
+            ``n_dominant``: the pairs where it is the dominant mechanism
+            (:func:`~shiftattr.results.dominant_mechanism`: the one that moved the metric
+            most in the direction the pair's values sum to; the largest absolute value
+            where the direction is unknown).
 
         Examples
         --------
@@ -172,7 +173,7 @@ class PairwiseAttribution:
         ...     {("a", "a"): 0.8, ("a", "b"): 0.68, ("b", "b"): 0.8, ("b", "a"): 0.83})
         >>> table = pw.summary_table(scale=100)
         >>> {k: round(v, 2) for k, v in table["X"].items()}
-        {'mean': 3.0, 'sd': 9.9, 'min': -4.0, 'max': 10.0, 'n_pairs': 2, 'n_dominant': 1}
+        {'mean': 3.0, 'sd': 9.9, 'min': -4.0, 'max': 10.0, 'n_pairs': 2, 'n_dominant': 2}
         """
         out = {}
         dominant = [
@@ -447,6 +448,12 @@ def _old_pair_key(key: str, environments: Sequence[str]) -> tuple[str, str]:
     return known[0]
 
 
+def _pair_seed(base: int, train: str, deploy: str) -> int:
+    """The seed of one (train, deploy) pair: a function of the sweep's seed and the names."""
+    key = zlib.crc32(f"{train}\0{deploy}".encode())
+    return int(np.random.SeedSequence([base, key]).generate_state(1)[0] >> 1)
+
+
 def attribute_pairs(
     graph: CausalGraph,
     environments: Mapping[str, Environment] | Sequence[Environment],
@@ -551,7 +558,9 @@ def attribute_pairs(
     need_target = measure_target or attribute_kwargs.get("method", "iw") != "iw"
     # substitution and simulation score new cases: they need the scorer itself
     rescore = bool(attribute_kwargs.get("paired")) or attribute_kwargs.get("method") == "generative"
-    rng = np.random.default_rng(seed)
+    # each pair's seed comes from the pair's names, so that running one pair alone (e.g.
+    # again with a bootstrap) gives the numbers it had in the sweep
+    base = int(np.random.default_rng(seed).integers(2**31 - 1))
     for a, b in tqdm(pairs, desc="pairs", disable=not progress):
         m_s = score(a, a)
         m_t = score(a, b) if need_target else None
@@ -567,7 +576,7 @@ def attribute_pairs(
             metric_name=metric_name,
             higher_is_better=direction,
             progress=False,
-            random_state=int(rng.integers(2**31 - 1)),
+            random_state=_pair_seed(base, a, b),
             **attribute_kwargs,
         )
     mechs = next(iter(results.values())).mechanisms if results else tuple(graph.mechanisms)

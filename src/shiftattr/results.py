@@ -115,7 +115,9 @@ def _oriented(
 
     ``False``: negated (the most negative value worsened a lower-is-better metric most);
     ``None``: absolute values, each interval mapped to the range of ``|value|`` it allows.
-    Missing bounds become NaN.
+    Where the values' sum says the metric got better overall, the direction is turned
+    round, so that the mechanism that improved it most comes first. Missing bounds
+    become NaN.
     """
 
     bounds = {k: (_num_or_nan(ci[k][0]), _num_or_nan(ci[k][1])) for k in values if k in ci}
@@ -127,24 +129,33 @@ def _oriented(
             if math.isnan(lo) or math.isnan(hi):
                 out[k] = (float("nan"), float("nan"))
         return {k: abs(v) for k, v in values.items()}, out
-    if higher_is_better:
+    flip = not higher_is_better
+    if np.nansum([v for v in values.values()]) * (-1 if flip else 1) < 0:
+        # the metric changed for the better overall: what improved it most dominates
+        # (else the mechanism that improved it least would be named)
+        flip = not flip
+    if not flip:
         return dict(values), bounds
     return {k: -v for k, v in values.items()}, {k: (-hi, -lo) for k, (lo, hi) in bounds.items()}
 
 
 def dominant_mechanism(values: Mapping[str, float], higher_is_better: bool | None = True) -> str:
-    """The mechanism whose shift moved the metric most in the direction that matters.
+    """The mechanism whose shift moved the metric most in the direction it changed overall.
 
-    The rule of :attr:`Attribution.dominant`.
+    The rule of :attr:`Attribution.dominant`: where the metric got worse (the values'
+    sum), the mechanism that worsened it most; where it got better, the one that
+    improved it most (naming the largest "drop" among improvements would name the
+    mechanism that did least).
 
     Parameters
     ----------
     values : mapping of str to float
         Shapley values (positive = the metric fell from source to target).
     higher_is_better : bool or None, default True
-        ``True``: the largest value (the largest drop). ``False``: the smallest, most
-        negative value (the largest rise of a metric where lower is better). ``None``: the
-        largest absolute value.
+        ``True``: the largest value (the largest drop), or the smallest if the values sum
+        to a rise. ``False``: the smallest, most negative value (the largest rise of a
+        metric where lower is better), or the largest if they sum to a fall. ``None``:
+        the largest absolute value.
 
     Returns
     -------
@@ -152,10 +163,12 @@ def dominant_mechanism(values: Mapping[str, float], higher_is_better: bool | Non
 
     Examples
     --------
-    >>> v = {"X": 0.1, "Y": -0.3}
+    >>> v = {"X": 0.3, "Y": -0.1}
     >>> dominant_mechanism(v), dominant_mechanism(v, False), dominant_mechanism(v, None)
-    ('X', 'Y', 'Y')
-    >>> dominant_mechanism({"A": float("nan"), "B": 0.3, "C": -0.5})  # NaN ranks last
+    ('X', 'X', 'X')
+    >>> dominant_mechanism({"X": -0.2, "Y": -0.01})  # both improved the Dice: X most
+    'X'
+    >>> dominant_mechanism({"A": float("nan"), "B": 0.3, "C": -0.1})  # NaN ranks last
     'B'
     """
     oriented, _ = _oriented(values, {}, higher_is_better)
@@ -437,22 +450,23 @@ class Attribution:
 
     @property
     def dominant(self) -> str:
-        """The mechanism whose shift worsened the metric most (see :attr:`higher_is_better`).
+        """The mechanism that moved the metric most in the direction it changed overall.
 
-        ``higher_is_better`` True: the largest value (the largest drop). False: the
-        smallest, most negative value (the largest rise of a loss). None (direction
-        unknown): the largest absolute value. The rule is
-        :func:`~shiftattr.results.dominant_mechanism`'s.
+        Where the metric got worse (see :attr:`higher_is_better`), the one that worsened
+        it most; where it got better, the one that improved it most. ``higher_is_better``
+        True: the largest value (the largest drop). False: the smallest, most negative
+        value (the largest rise of a loss). None (direction unknown): the largest
+        absolute value. The rule is :func:`~shiftattr.results.dominant_mechanism`'s.
 
         Examples
         --------
-        >>> res = Attribution(mechanisms=("X", "Y"), values={"X": 0.1, "Y": -0.02},
-        ...                   ci={"X": (0.05, 0.15), "Y": (-0.04, 0.0)},
-        ...                   stderr={"X": 0.02, "Y": 0.01}, source_metric=0.8,
-        ...                   estimated_target_metric=0.72)
-        >>> res.dominant
-        'X'
-        >>> res.settings["higher_is_better"] = False  # a loss: Y raised it
+        >>> res = Attribution(mechanisms=("X", "Y"), values={"X": 0.02, "Y": -0.1},
+        ...                   ci={"X": (0.0, 0.04), "Y": (-0.15, -0.05)},
+        ...                   stderr={"X": 0.01, "Y": 0.02}, source_metric=0.8,
+        ...                   estimated_target_metric=0.88, settings={"metric_name": "dice"})
+        >>> res.dominant  # the Dice rose: Y raised it most
+        'Y'
+        >>> res.settings["higher_is_better"] = False  # a loss that rose: Y raised it most
         >>> res.dominant
         'Y'
         """
