@@ -522,6 +522,19 @@ def test_heavy_tailed_weights_are_flagged_by_their_pareto_k():
     assert heavy.diagnostics["overall"]["warning_counts"]["heavy_tailed_weights"] == 4
 
 
+def test_nearly_flat_weights_are_not_called_heavy_tailed():
+    # the review's weights (largest 1.22 x the mean, ESS 99.9 %): k is about 1 since it
+    # ignores the scale, and "a few cases decide the weighted means" was false
+    w = np.r_[np.full(500, 1.0), np.full(60, 1.05), np.full(30, 1.08), np.full(6, 1.15), [1.22] * 4]
+
+    def by_rank(env):
+        return np.log(w[np.argsort(np.argsort(np.asarray(env["Z"])))])
+
+    res = _with_known(600, {"Z": by_rank, "X": lambda env: np.zeros(len(env)), "Y": by_rank})
+    assert res.diagnostics["mechanisms"]["Z"]["pareto_k"] > 0.7
+    assert "heavy_tailed_weights" not in {w["code"] for w in res.warnings}
+
+
 def test_not_separated_mechanisms_lists_only_child_mechanisms_without_separation():
     from shiftattr.attribution import not_separated_mechanisms
 
@@ -680,6 +693,14 @@ def test_a_level_only_the_target_holds_is_warned():
     assert w["columns"] == [0, 1, 2, 3] and w["target_fraction"] == 1.0
     ages = sa.Environment({"age": np.arange(6.0)}), sa.Environment({"age": np.arange(6.0) + 6})
     assert _unseen_levels(["age"], *ages) == []
+    # categories coded as floats were not checked (the review's S in {0, 1, 2} against
+    # {0, 1, 2, 3}: no warning, where the integer codes got one)
+    codes = (
+        sa.Environment({"S": src["grp"].astype(float)}),
+        sa.Environment({"S": tgt["grp"].astype(float)}),
+    )
+    (w,) = _unseen_levels(["S"], *codes)
+    assert w["levels"] == [2.0]
 
 
 def test_offset_child_is_refused_for_tabular_mechanisms_with_parents():

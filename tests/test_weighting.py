@@ -1,7 +1,9 @@
+import warnings
+
 import numpy as np
 import pytest
 
-from shiftattr.weighting import coalition_weighted_means, kish_ess
+from shiftattr.weighting import coalition_weighted_means, kish_ess, pareto_khat
 
 
 def test_matches_naive_weighted_mean_and_is_overflow_safe():
@@ -258,3 +260,16 @@ def test_resample_counts_refuses_indices_outside_the_cases():
         resample_counts(np.array([[-1, 0, 1]]), 3)
     with pytest.raises(ValueError, match="boolean mask"):
         resample_counts(np.array([[True, False, True]]), 3)
+
+
+def test_pareto_k_of_a_tail_tied_at_its_threshold_is_finite():
+    # many weights equal to the (M+1)-th largest made the first quartile of the
+    # exceedances 0 and k NaN (with RuntimeWarnings), skipping the heavy-tail warning
+    rng = np.random.default_rng(0)
+    lw = np.log(np.abs(rng.standard_t(1.2, 80)))
+    top = np.argsort(lw)[-28:]
+    lw[top[:20]] = lw[top[0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        k = pareto_khat(lw)
+    assert np.isfinite(k).all() and k[0] > 0.5

@@ -56,10 +56,12 @@ from shiftattr.value.generative import (
     SIMULATION_BATCHES,
     check_tabular_nodes,
     generative_warnings,
+    is_discrete,
 )
 from shiftattr.value.pooling import check_pooled, resolve_pooled
 from shiftattr.value.robust import check_correction_cap
 from shiftattr.weighting import (
+    HEAVY_TAIL_MIN_WEIGHT,
     PARETO_K_THRESHOLD,
     check_precision,
     coalition_log_weights,
@@ -418,7 +420,6 @@ def _check_generative(
 
 
 #: Most distinct values a column may take over both environments to be read as levels.
-_MAX_LEVELS = 20
 
 
 def _unseen_levels(
@@ -430,9 +431,11 @@ def _unseen_levels(
     and a classifier cannot learn what it has never seen: a category that exists only at
     the target (a new scanner model, a new site code) gets a finite, small weight, and
     the change it brings is missed or put on another mechanism, with AUC and ESS that
-    look fine. A column counts as discrete when it is of an integer or boolean dtype and
-    takes at most 20 distinct values over both environments; one warning per node. Image
-    nodes are skipped.
+    look fine. A column counts as discrete when it holds whole numbers (booleans,
+    integers, or floats such as 2.0, whose values must then repeat: at most one
+    distinct value per two cases) and takes at most 20 distinct values over both
+    environments (:func:`~shiftattr.value.generative.is_discrete`); one warning per
+    node. Image nodes are skipped.
 
     Parameters
     ----------
@@ -453,6 +456,9 @@ def _unseen_levels(
     >>> tgt = Environment({"site": np.array([0, 2, 2, 1])})
     >>> [(w["code"], w["levels"], w["target_fraction"]) for w in _unseen_levels(["site"], src, tgt)]
     [('unseen_levels', [2], 0.5)]
+    >>> tgt = Environment({"site": np.array([0.0, 2.0, 2.0, 0.0])})  # codes as floats
+    >>> [w["levels"] for w in _unseen_levels(["site"], src, tgt)]
+    [[2.0]]
     """
     warns = []
     for node in nodes:
@@ -460,11 +466,16 @@ def _unseen_levels(
             continue
         a = np.asarray(source[node]).reshape(len(source), -1)
         b = np.asarray(target[node]).reshape(len(target), -1)
-        if a.dtype.kind not in "biu" or b.dtype.kind not in "biu":
+        if a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
             continue
         columns, levels, unseen = [], None, np.zeros(len(target), dtype=bool)
         for col in range(a.shape[1]):
-            if len(np.unique(np.concatenate([a[:, col], b[:, col]]))) > _MAX_LEVELS:
+            both = np.concatenate([a[:, col], b[:, col]])
+            if not np.isfinite(both).all() or not is_discrete([both]):
+                continue
+            # categories stored as floats (after numpy or pandas) count too, when their
+            # values repeat: a few whole-number ages, each seen once, are no categories
+            if both.dtype.kind == "f" and 2 * len(np.unique(both)) > len(both):
                 continue
             new = np.setdiff1d(np.unique(b[:, col]), np.unique(a[:, col]))
             if new.size:
@@ -1709,8 +1720,8 @@ def _diagnostics(
                     ),
                 }
             )
-    for (label, mech), k in zip(rows, khat):
-        if k > PARETO_K_THRESHOLD:
+    for (label, mech), k, wmax in zip(rows, khat, wm.max_weight):
+        if k > PARETO_K_THRESHOLD and wmax >= HEAVY_TAIL_MIN_WEIGHT:
             warns.append(
                 {
                     "code": "heavy_tailed_weights",
