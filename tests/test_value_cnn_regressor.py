@@ -107,3 +107,32 @@ def test_attribute_uses_it_on_the_voxels_of_an_image_node():
     assert {f["regressor"] for f in fits} == {"CNNRegressor"}
     assert all(np.isfinite(list(res.values.values())))
     assert res.closure_error == pytest.approx(0.0, abs=1e-9)  # mr reproduces the target mean
+
+
+@pytest.mark.parametrize(
+    ("image_shape", "item", "fix"),
+    [
+        ((8, 8, 4), (8, 4, 8), r"image_shape=\(8, 4, 8\) \(one channel\)"),  # transposed
+        (SHAPE, (2, *SHAPE), r"image_shape=\(8, 8, 8\) and one channel"),  # two channels
+    ],
+)
+def test_attribute_refuses_an_image_shape_that_does_not_fit_the_node(image_shape, item, fix):
+    # the last prod(image_shape) columns were read as the image, the rest as covariates,
+    # without a word (other numbers than with the right shape)
+    import shiftattr as sa
+
+    rng = np.random.default_rng(0)
+    env = sa.Environment({"X": rng.normal(size=(10, *item)), "Y": rng.normal(size=10)})
+    with pytest.raises(ValueError, match=rf"node 'X' holds \({item[0]}.*pass {fix}"):
+        sa.attribute(
+            sa.CausalGraph({"X": [], "Y": ["X"]}),
+            env,
+            env,
+            metric=env["Y"],
+            target_metric=env["Y"],
+            method="mr",
+            features={"X": raw_features("X")},
+            regressor=CNNRegressor(image_shape, epochs=1),
+            n_bootstrap=0,
+            progress=False,
+        )

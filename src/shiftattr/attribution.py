@@ -51,7 +51,7 @@ from shiftattr.value import (
 )
 from shiftattr.value.balance import BalancedValue
 from shiftattr.value.build import FittedValue, fit_value, ratio_nodes, value_levels
-from shiftattr.value.features import is_summarised
+from shiftattr.value.features import check_image_regressors, is_summarised
 from shiftattr.value.generative import (
     SIMULATION_BATCHES,
     check_tabular_nodes,
@@ -1165,6 +1165,7 @@ def attribute(
                 f"{missing} (node, environment) are missing; add them or use method='iw'"
                 f"{' without cross_check' if cross_check else ''}."
             )
+        check_image_regressors(regressor, features, source)
         feats = tuple(level_features(env, levels, features) for env in (source, target))
     solver = ExactShapley() if solver is None else solver
     rng = np.random.default_rng(random_state)

@@ -11,13 +11,21 @@ case's Dice far better than intensity statistics do.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from shiftattr.environment import Environment
 from shiftattr.ratios.image_stats import image_statistics
 
-__all__ = ["Featurizer", "is_summarised", "level_features", "node_features", "raw_features"]
+__all__ = [
+    "Featurizer",
+    "check_image_regressors",
+    "is_summarised",
+    "level_features",
+    "node_features",
+    "raw_features",
+]
 
 #: ``featurizer(environment) -> ndarray of shape (len(environment), p)``.
 Featurizer = Callable[[Environment], np.ndarray]
@@ -79,7 +87,59 @@ def raw_features(node: str) -> Featurizer:
         return _raw(environment, node)
 
     featurize.__name__ = f"raw_features({node!r})"
+    featurize.raw_node = node  # read by check_image_regressors
     return featurize
+
+
+def check_image_regressors(
+    regressors: Any, featurizers: Mapping[str, Featurizer] | None, environment: Environment
+) -> None:
+    """Refuse a regressor whose ``image_shape`` does not fit the raw image it is given.
+
+    :class:`~shiftattr.value.CNNRegressor` reads the last ``prod(image_shape)`` columns
+    as one single-channel image: a transposed or wrong shape, or a second channel, was
+    read silently (the other voxels became covariates) and gave other numbers.
+
+    Parameters
+    ----------
+    regressors : regressor, mapping of str to regressor, or None
+    featurizers : mapping of str to callable, optional
+        ``features=`` of :func:`~shiftattr.attribute`; those made by
+        :func:`raw_features` name their node.
+    environment : Environment
+
+    Raises
+    ------
+    ValueError
+        Naming the node's shape and the ``image_shape`` to give.
+
+    Examples
+    --------
+    >>> class Reader:  # any regressor with an image_shape
+    ...     image_shape = (4, 4)
+    >>> env = Environment({"X": np.zeros((3, 4, 4))})
+    >>> check_image_regressors(Reader(), {"X": raw_features("X")}, env)  # fits: nothing
+    >>> Reader.image_shape = (2, 8)
+    >>> check_image_regressors(Reader(), {"X": raw_features("X")}, env)
+    Traceback (most recent call last):
+    ...
+    ValueError: Reader(image_shape=(2, 8)) reads one image of shape (2, 8) per case, but node 'X' holds (4, 4): pass image_shape=(4, 4) (one channel).
+    """
+    regs = regressors.values() if isinstance(regressors, Mapping) else [regressors]
+    shapes = {tuple(int(s) for s in r.image_shape) for r in regs if hasattr(r, "image_shape")}
+    for node in [getattr(f, "raw_node", None) for f in (featurizers or {}).values()]:
+        item = None if node is None else environment.item_shape(node)
+        for shape in shapes:
+            if item is not None and item not in (shape, (1, *shape)):
+                spatial = item[1:] if len(item) == len(shape) + 1 else item
+                fix = f"image_shape={tuple(spatial)}" + (
+                    " and one channel" if len(item) == len(shape) + 1 else " (one channel)"
+                )
+                name = next(type(r).__name__ for r in regs if hasattr(r, "image_shape"))
+                raise ValueError(
+                    f"{name}(image_shape={shape}) reads one image of shape {shape} per "
+                    f"case, but node {node!r} holds {item}: pass {fix}."
+                )
 
 
 def node_features(
