@@ -338,6 +338,21 @@ def test_true_attribution_subset_of_players(sim, truth):
     assert np.isclose(res.delta_m[("X",)], truth.delta_m[("X",)])
 
 
+def test_true_attribution_knows_the_metrics_direction(sim, truth):
+    # a loss's truth said higher_is_better=True, so its dominant mechanism was wrong
+    def loss(env):
+        return 1.0 - threshold_model_dice(env)
+
+    kw = dict(n=24, random_state=0, chunk_size=10, progress=False)
+    as_loss = sim.true_attribution(loss, SOURCE, TARGET, metric_name="hausdorff95", **kw)
+    assert truth.higher_is_better is True and as_loss.higher_is_better is False
+    assert as_loss.dominant == truth.dominant  # the same mechanism moved it most
+    given = sim.true_attribution(loss, SOURCE, TARGET, metric_name="my loss", **kw)
+    assert given.higher_is_better is None
+    with pytest.raises(TypeError, match="higher_is_better"):
+        sim.true_attribution(loss, SOURCE, TARGET, higher_is_better="no", **kw)
+
+
 def test_true_attribution_rejects_bad_metric(sim):
     with pytest.raises(ValueError, match="one value per case"):
         sim.true_attribution(lambda env: np.zeros(2), n=4, random_state=0, progress=False)

@@ -518,6 +518,8 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
             random_state=4,
             mechanisms=result.mechanisms,
             progress=progress,
+            metric_name=result.metric_name,
+            higher_is_better=result.higher_is_better,
         )
         truth = truth_obj.to_dict()
         lap("ground truth")

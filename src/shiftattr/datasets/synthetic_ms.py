@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from shiftattr.datasets.truth import TrueAttribution
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
+from shiftattr.metrics import resolve_direction
 
 __all__ = [
     "ANNOTATOR_PRESETS",
@@ -1212,6 +1213,8 @@ class SyntheticMS:
         mechanisms: Sequence[str] = ("D", "X", "Y"),
         chunk_size: int = 100,
         progress: bool = True,
+        metric_name: str = "Dice",
+        higher_is_better: bool | None = None,
     ) -> TrueAttribution:
         """Ground-truth ``ΔM_I`` and Shapley values by direct simulation of every ``P_I``.
 
@@ -1246,6 +1249,13 @@ class SyntheticMS:
             Cases simulated and scored at once (bounds memory).
         progress : bool, default True
             Show a progress bar over chunks.
+        metric_name : str, default "Dice"
+            Name of ``metric_fn``'s metric; its direction is looked up in
+            :data:`shiftattr.metrics.HIGHER_IS_BETTER` unless ``higher_is_better`` is
+            given. It decides :attr:`TrueAttribution.dominant` (for a loss such as
+            ``"hausdorff95"`` the mechanism that raised it most).
+        higher_is_better : bool or None, optional
+            The metric's direction, when ``metric_name`` is not a known one.
 
         Returns
         -------
@@ -1268,12 +1278,15 @@ class SyntheticMS:
         (0.0, 0.0)
         >>> bool(np.isclose(sum(truth.values.values()), truth.total))
         True
+        >>> truth.higher_is_better  # "Dice" unless metric_name says otherwise
+        True
         """
         if not callable(metric_fn):
             raise TypeError(f"metric_fn must be callable Environment -> array, got {metric_fn!r}")
         n = self._check_n(n)
         if int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        direction = resolve_direction(higher_is_better, metric_name)
         src = self._check_env_kwargs(source, "source")
         tgt = self._check_env_kwargs(target, "target")
         players = tuple(
@@ -1374,6 +1387,7 @@ class SyntheticMS:
             target_metric=float(m[frozenset(order)].mean()),
             stderr={p: se(contrib[p]) for p in players},
             n=n,
+            higher_is_better=direction,
             extra={
                 "delta_m_stderr": {key(c): se(d) for c, d in delta.items()},
                 "case_metrics": {key(c, order): v for c, v in m.items()},
