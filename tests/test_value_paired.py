@@ -348,3 +348,29 @@ def test_a_paired_mechanism_carrying_the_change_is_not_an_unseen_shift():
     assert max(res.diagnostics["mechanisms"][m]["auc_joint"] for m in "ZX") < 0.55
     assert abs(res.source_metric - res.measured_target_metric) > 0.1  # a real change
     assert "shift_not_seen" not in {w["code"] for w in res.warnings}
+
+
+def test_attribute_pairs_finds_counterfactuals_stored_under_the_mappings_keys():
+    # SyntheticMS(annotate_all=...) stores each rater's readings under "annotator-5",
+    # while the environments are named "center-01/annotator-5": the sweep raised a
+    # KeyError, the keys of `environments` were not tried
+    src, tgt = _envs(SCM, 150, 0, reverse=True)
+    a = sa.Environment(
+        {v: src[v] for v in MECHS},
+        name="site/a",
+        counterfactuals={"b": {"Y": src.counterfactual("target", "Y")}},
+    )
+    b = sa.Environment(
+        {v: tgt[v] for v in MECHS},
+        name="site/b",
+        counterfactuals={"a": {"Y": tgt.counterfactual("source", "Y")}},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAttrWarning)
+        pw = sa.attribute_pairs(
+            SCM.graph, {"a": a, "b": b}, {"a": SCM.metric}, paired=["Y"], method="mr",
+            n_bootstrap=0, progress=False, random_state=0, **_fast(),
+        )  # fmt: skip
+    res = pw.results["a", "b"]
+    assert res.settings["paired"] == {"Y": ["b", "a"]}
+    assert np.isfinite(list(res.values.values())).all()

@@ -448,6 +448,22 @@ def _old_pair_key(key: str, environments: Sequence[str]) -> tuple[str, str]:
     return known[0]
 
 
+def _pair_paired(paired: Any, envs: Mapping[str, Environment], a: str, b: str) -> Any:
+    """``paired`` for the pair (a, b): node names resolved to the keys under which each
+    side holds the other's readings, the environments' keys in ``environments`` when the
+    counterfactuals are stored under those (``SyntheticMS.sample(annotate_all=...)``),
+    else their names (as :func:`~shiftattr.attribute` reads a list)."""
+    if not paired or isinstance(paired, Mapping):
+        return paired
+    nodes = [paired] if isinstance(paired, str) else list(paired)
+
+    def key(holder: str, other: str) -> str:
+        stored = envs[holder].counterfactuals
+        return other if other in stored and envs[other].name not in stored else envs[other].name
+
+    return {node: (key(a, b), key(b, a)) for node in nodes}
+
+
 def _pair_seed(base: int, train: str, deploy: str) -> int:
     """The seed of one (train, deploy) pair: a function of the sweep's seed and the names."""
     key = zlib.crc32(f"{train}\0{deploy}".encode())
@@ -497,7 +513,10 @@ def attribute_pairs(
         ``paired``, each train environment's scorer is passed as the (callable)
         metric so that cases can be re-scored with the deploy side's paired values;
         every environment must then hold its counterfactuals keyed by the other
-        environments' names (or give ``paired`` as a mapping of keys). With
+        environments' names or under their keys in ``environments`` (as
+        :meth:`SyntheticMS.sample(annotate_all=...)
+        <shiftattr.datasets.SyntheticMS.sample>` stores them), or give ``paired`` as a
+        mapping of keys. With
         ``method="generative"`` the scorer is passed too: it scores simulated cases.
 
     Returns
@@ -561,6 +580,7 @@ def attribute_pairs(
     # each pair's seed comes from the pair's names, so that running one pair alone (e.g.
     # again with a bootstrap) gives the numbers it had in the sweep
     base = int(np.random.default_rng(seed).integers(2**31 - 1))
+    paired = attribute_kwargs.pop("paired", None)
     for a, b in tqdm(pairs, desc="pairs", disable=not progress):
         m_s = score(a, a)
         m_t = score(a, b) if need_target else None
@@ -577,6 +597,7 @@ def attribute_pairs(
             higher_is_better=direction,
             progress=False,
             random_state=_pair_seed(base, a, b),
+            paired=_pair_paired(paired, envs, a, b),
             **attribute_kwargs,
         )
     mechs = next(iter(results.values())).mechanisms if results else tuple(graph.mechanisms)
