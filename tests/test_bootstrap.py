@@ -111,3 +111,21 @@ def test_a_generative_fit_has_no_resampled_game_and_says_to_refit():
         fv.resampled_values(np.array([[True]]), draws, draws)
     with pytest.raises(ValueError, match="bootstrap='refit'"):
         fv.game(np.array([0, 1, 1]))
+
+
+def test_auto_bootstrap_holds_networks_fixed_and_refits_the_rest():
+    # 200 refits of every fold's CNN took hours with the Python defaults; the command
+    # line already held CNN ratios fixed
+    from shiftattr.datasets import LinearGaussianSCM
+
+    class NetworkLike(sa.ratios.ClassifierRatio):
+        trains_network = True
+
+    scm = LinearGaussianSCM.example()
+    src, tgt = scm.sample(80, "source", random_state=0), scm.sample(80, "target", random_state=1)
+    kw = dict(n_bootstrap=2, n_folds=2, progress=False, random_state=0)
+    settings = [
+        sa.attribute(scm.graph, src, tgt, scm.metric(src), estimators=est, **kw).settings
+        for est in (None, {"X": NetworkLike()})
+    ]
+    assert [s["bootstrap"] for s in settings] == ["refit", "fixed"]

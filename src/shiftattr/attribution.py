@@ -24,6 +24,7 @@ from shiftattr.bootstrap import (
     Replicates,
     fixed_bootstrap,
     refit_bootstrap,
+    resolve_bootstrap,
     solve_with_twin,
     solver_stderr,
 )
@@ -757,8 +758,8 @@ def _check_options(
         raise ValueError(
             f"conditional_ratios must be one of {CONDITIONAL_RATIOS}, got {conditional_ratios!r}."
         )
-    if bootstrap not in ("refit", "fixed"):
-        raise ValueError(f"bootstrap must be 'refit' or 'fixed', got {bootstrap!r}.")
+    if bootstrap not in ("auto", "refit", "fixed"):
+        raise ValueError(f"bootstrap must be 'auto', 'refit' or 'fixed', got {bootstrap!r}.")
     if cross_check and method != "iw":
         raise ValueError(
             f"cross_check=True is for method='iw'; method={method!r} is always compared "
@@ -813,7 +814,7 @@ def attribute(
     n_folds: int = 5,
     n_repeats: int = 1,
     n_bootstrap: int = 200,
-    bootstrap: str = "refit",
+    bootstrap: str = "auto",
     interval: str = "auto",
     confidence: float = 0.95,
     tolerance: float | None = None,
@@ -1000,10 +1001,14 @@ def attribute(
         ``"mr"`` for 13 of 165, coverage 77 % to 79 % (see :doc:`/estimators`).
     n_bootstrap : int, default 200
         Bootstrap replicates for confidence intervals (0 disables them).
-    bootstrap : {"refit", "fixed"}, default "refit"
+    bootstrap : {"auto", "refit", "fixed"}, default "auto"
         ``"refit"`` resamples source and target cases and refits every ratio estimator
         per replicate: honest, and the right default for small N, but costs
-        ``n_bootstrap`` times the fitting. ``"fixed"`` resamples the cases with the
+        ``n_bootstrap`` times the fitting. ``"auto"``: ``"refit"``, or ``"fixed"``
+        when an estimator or the regressor trains a network (``CNNDiscriminator``,
+        ``CNNRegressor``: 200 refits of every fold's network take hours on a CPU), as
+        the command line does (:func:`~shiftattr.bootstrap.resolve_bootstrap`);
+        ``settings["bootstrap"]`` records which ran. ``"fixed"`` resamples the cases with the
         point estimate's cross-fitted ratios (and regressions) held fixed: fast; for
         ``"iw"`` it ignores the ratio estimators' own variance, so its intervals are
         narrower than the truth, while for ``"mr"`` the nuisance error is of second
@@ -1115,6 +1120,7 @@ def attribute(
         n_bootstrap,
         n_folds,
     )
+    bootstrap = resolve_bootstrap(bootstrap, estimators, regressor)
     if conditional_ratios == "offset_child":
         _check_offset_child(graph, mechs, estimators, known_ratios, paired)
     check_correction_cap(correction_cap)

@@ -36,10 +36,49 @@ __all__ = [
     "Replicates",
     "fixed_bootstrap",
     "refit_bootstrap",
+    "resolve_bootstrap",
     "solve_with_twin",
     "solver_stderr",
     "twin_of",
 ]
+
+
+def resolve_bootstrap(bootstrap: str, estimators: Any = None, regressor: Any = None) -> str:
+    """The bootstrap :func:`~shiftattr.attribute` runs: ``bootstrap``, or for ``"auto"``
+    ``"refit"`` unless an estimator or regressor trains a network.
+
+    A network (:class:`~shiftattr.ratios.CNNDiscriminator`,
+    :class:`~shiftattr.value.CNNRegressor`: ``trains_network = True``) refitted per
+    replicate costs ``n_bootstrap`` more trainings of every fold (hours on a CPU), so
+    ``"auto"`` holds the fitted ratios and regressions fixed there, as the command line
+    does. Refit intervals are the more honest ones; pass ``bootstrap="refit"`` to pay for
+    them.
+
+    Parameters
+    ----------
+    bootstrap : {"auto", "refit", "fixed"}
+    estimators : mapping of str to estimator, optional
+    regressor : regressor or mapping of str to regressor, optional
+
+    Returns
+    -------
+    str
+        ``"refit"`` or ``"fixed"``.
+
+    Examples
+    --------
+    >>> class Net:
+    ...     trains_network = True
+    >>> resolve_bootstrap("auto"), resolve_bootstrap("auto", {"X": Net()})
+    ('refit', 'fixed')
+    >>> resolve_bootstrap("refit", {"X": Net()})
+    'refit'
+    """
+    if bootstrap != "auto":
+        return bootstrap
+    regs = regressor.values() if isinstance(regressor, dict) else [regressor]
+    parts = [*(estimators or {}).values(), *regs]
+    return "fixed" if any(getattr(p, "trains_network", False) for p in parts) else "refit"
 
 
 class Cases(NamedTuple):

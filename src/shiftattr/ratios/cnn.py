@@ -525,6 +525,10 @@ class CNNDiscriminator(DensityRatioEstimator):
 
     handles_images = True
 
+    #: Refitting it per bootstrap replicate retrains a network: ``bootstrap="auto"``
+    #: holds it fixed (:func:`~shiftattr.bootstrap.resolve_bootstrap`).
+    trains_network = True
+
     def __init__(
         self,
         spatial_dims: int = 3,

@@ -97,6 +97,10 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
     False
     """
 
+    #: Refitting it per bootstrap replicate retrains a network: ``bootstrap="auto"``
+    #: holds it fixed (:func:`~shiftattr.bootstrap.resolve_bootstrap`).
+    trains_network = True
+
     def __init__(
         self,
         image_shape: tuple[int, ...],
