@@ -256,3 +256,30 @@ def test_bad_parameters_fail_at_fit(param, value):
     feats = {"x": np.zeros((6, 4, 4))}
     with pytest.raises(ValueError, match=param):
         est.fit(feats, feats)
+
+
+def test_attribute_reports_each_folds_training_and_holds_the_network_fixed():
+    # the networks' training (epoch kept, held-out AUC, temperature) was thrown away by
+    # cross-fitting, and the default refit bootstrap retrained them per replicate
+    import warnings
+
+    import shiftattr as sa
+
+    rng = np.random.default_rng(0)
+    src = sa.Environment({"X": rng.normal(0, 1, (20, 8, 8)).astype("float32")}, name="s")
+    tgt = sa.Environment({"X": rng.normal(0, 1.5, (20, 8, 8)).astype("float32")}, name="t")
+    cnn = CNNDiscriminator(spatial_dims=2, channels=(4,), epochs=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sa.attribute(
+            sa.CausalGraph({"X": []}), src, tgt, metric=np.ones(20), estimators={"X": cnn},
+            n_folds=2, n_bootstrap=2, progress=False, random_state=0,
+        )  # fmt: skip
+    folds = res.diagnostics["ratio_fits"]["X"]
+    assert len(folds) == 2 and {f["n_epochs"] for f in folds} <= {1, 2}
+    assert all(0 <= f["best_epoch"] <= f["n_epochs"] and f["temperature"] > 0 for f in folds)
+    assert res.settings["bootstrap"] == "fixed"
+    assert (
+        sa.Attribution.from_json(res.to_json()).diagnostics["ratio_fits"]
+        == res.diagnostics["ratio_fits"]
+    )

@@ -1286,6 +1286,8 @@ def attribute(
             "log_ratio_sd": 0.0,
         }
     diagnostics["mechanisms"] = {k: diagnostics["mechanisms"][k] for k in mechs}
+    if fitted.ratios is not None and fitted.ratios.fit_reports:
+        diagnostics["ratio_fits"] = fitted.ratios.fit_reports
     diagnostics["estimator"] = fitted.details()
     if fitted.generative is not None:
         warns += generative_warnings(diagnostics["estimator"], m, mt, metric_name)

@@ -368,8 +368,11 @@ class Attribution:
         frac_truncated, known_ratio, ...}}, "overall": {ess_all, ..., n_warnings,
         warning_counts}}`` (``known_ratio``: the ratio was given through
         ``known_ratios``, and ``auc_joint`` is the AUC of that log-ratio),
-        plus ``"estimator"`` (value-estimator details) and, with ``n_repeats > 1``,
-        ``"repeats"`` (each repeat's values, their s.d. and the interval factor).
+        plus ``"estimator"`` (value-estimator details), with ``n_repeats > 1``
+        ``"repeats"`` (each repeat's values, their s.d. and the interval factor), and
+        where a ratio estimator reports on its training (a CNN: epochs, the epoch kept,
+        held-out AUC, temperature) ``"ratio_fits"``: node set -> one report per fold.
+        The overall entry also counts ``shared_cases``.
     warnings : list of dict
         ``{"code", "mechanism", "message"}`` per warning.
     settings : dict

@@ -221,6 +221,27 @@ class DensityRatioEstimator(BaseEstimator, ABC):
         """
         return None
 
+    def fit_report(self) -> dict[str, Any]:
+        """What the last fit says about itself, for the result's diagnostics.
+
+        :class:`~shiftattr.ratios.CrossFittedRatios` collects it after each fold's fit
+        into ``Attribution.diagnostics["ratio_fits"]`` (by node set, one entry per
+        fold). The default reports nothing; an estimator whose training can go wrong
+        unseen (a network stopped at its untrained weights) overrides it.
+
+        Returns
+        -------
+        dict
+            Plain values (numbers, strings, None).
+
+        Examples
+        --------
+        >>> from shiftattr.ratios import ClassifierRatio
+        >>> ClassifierRatio().fit_report()
+        {}
+        """
+        return {}
+
     def ratio_features(self, features: Features) -> np.ndarray | None:
         """The per-case feature matrix this estimator classifies, if it has one.
 

@@ -1016,6 +1016,32 @@ class CNNDiscriminator(DensityRatioEstimator):
         self.best_epoch_ = best_epoch
 
     # -- predict --------------------------------------------------------------------------
+    def fit_report(self) -> dict[str, Any]:
+        """The training of the last fit: epochs run, the epoch kept (0: the untrained
+        network, i.e. no shift detected on the held-out split), its held-out AUC and the
+        calibration temperature.
+
+        Returns
+        -------
+        dict
+            ``{"n_epochs", "best_epoch", "val_auc", "temperature"}``.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> src = {"X": rng.normal(0, 1, (24, 8, 8)).astype("float32")}
+        >>> tgt = {"X": rng.normal(0, 2, (24, 8, 8)).astype("float32")}
+        >>> est = CNNDiscriminator(spatial_dims=2, channels=(4,), epochs=2, random_state=0)
+        >>> sorted(est.fit(src, tgt).fit_report())
+        ['best_epoch', 'n_epochs', 'temperature', 'val_auc']
+        """
+        return {
+            "n_epochs": int(self.n_epochs_),
+            "best_epoch": int(self.best_epoch_),
+            "val_auc": self.val_auc_,
+            "temperature": float(self.temperature_),
+        }
+
     def log_ratio(self, features: Features) -> np.ndarray:
         """Calibrated ``log p_target / p_source`` at each case.
 

@@ -234,6 +234,10 @@ class MechanismRatios:
     shared_cases : int
         Source cases found again in the target (see
         :mod:`~shiftattr.ratios.shared_cases`), each kept in one fold with its copy.
+    fit_reports : dict
+        Node set (names joined by ",") -> the estimator's
+        :meth:`~shiftattr.ratios.DensityRatioEstimator.fit_report` per fold, where it
+        reports anything (a CNN's epochs, kept epoch, held-out AUC and temperature).
 
     Examples
     --------
@@ -251,19 +255,20 @@ class MechanismRatios:
     known: tuple[str, ...] = ()
     offset_penalty: dict[str, float] = field(default_factory=dict)
     shared_cases: int = 0
+    fit_reports: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def _fit_fold(estimator, source_env, target_env, nodes, train_s, train_t, test_s, test_t):
     est = estimator.fit(source_env.features(nodes, train_s), target_env.features(nodes, train_t))
-    return est.log_ratio(source_env.features(nodes, test_s)), est.log_ratio(
-        target_env.features(nodes, test_t)
-    )
+    lr_s = est.log_ratio(source_env.features(nodes, test_s))
+    return lr_s, est.log_ratio(target_env.features(nodes, test_t)), est.fit_report()
 
 
 def _fit_all_folds(estimator, source_env, target_env, nodes, fs, ft):
-    return estimator.crossfit_log_ratio(
+    lr_s, lr_t = estimator.crossfit_log_ratio(
         source_env.features(nodes), target_env.features(nodes), fs, ft
     )
+    return lr_s, lr_t, estimator.fit_report()
 
 
 class CrossFittedRatios:
@@ -510,11 +515,14 @@ class CrossFittedRatios:
 
         oof_s = {nodes: np.empty(ns) for nodes in distinct}
         oof_t = {nodes: np.empty(nt) for nodes in distinct}
-        for (nodes, f, _), (lr_s, lr_t) in zip(tasks, results):
+        reports: dict[str, list[dict]] = {}
+        for (nodes, f, _), (lr_s, lr_t, report) in zip(tasks, results):
             in_s = slice(None) if f is None else fs == f
             in_t = slice(None) if f is None else ft == f
             oof_s[nodes][in_s] = lr_s
             oof_t[nodes][in_t] = lr_t
+            if report:
+                reports.setdefault(",".join(nodes), []).append(report)
         auc = {}
         for nodes in distinct:
             scores = np.r_[oof_s[nodes], oof_t[nodes]]
@@ -573,4 +581,5 @@ class CrossFittedRatios:
             known=tuple(m for m in self.mechanisms if m in known),
             offset_penalty=penalties,
             shared_cases=n_shared,
+            fit_reports=reports,
         )

@@ -276,6 +276,7 @@ class FittedValue:
             known=tuple(m for m in keep if m in r.known),
             offset_penalty={m: p for m, p in r.offset_penalty.items() if m in keep},
             shared_cases=r.shared_cases,
+            fit_reports=r.fit_reports,
         )
 
     def details(self) -> dict[str, Any]:
