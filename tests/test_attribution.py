@@ -328,10 +328,16 @@ def test_missing_node(small):
 
 
 def test_constant_feature_in_one_environment(small):
-    _scm, _src, tgt = small
+    _scm, src, tgt = small
     tgt2 = tgt.with_nodes(Z=np.full(60, 2.0))
     with pytest.raises(ValueError, match=r"node 'Z' is constant in target 'target' \(always 2\)"):
         _attr(small, target=tgt2)
+    # a rare value only the target holds (a binary node always 0 at the source): not
+    # separable, as the message used to say, but outside the source's support
+    src_rare = src.with_nodes(Z=np.zeros(60))
+    tgt_rare = tgt.with_nodes(Z=(np.arange(60) % 20 == 0).astype(float))
+    with pytest.raises(ValueError, match=r"always 0\), while 5% of the target's.*positivity"):
+        _attr(small, source=src_rare, target=tgt_rare)
 
 
 def test_tolerance_warns_about_every_interval_that_reaches_beyond_it():

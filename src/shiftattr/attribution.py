@@ -572,6 +572,20 @@ def _check_constant_nodes(nodes: Sequence[str], source: Environment, target: Env
             if const_b[col]:
                 which.append(f"target {target.name!r} (always {b[0, col]:g})")
             column = f" column {col}" if a.shape[1] > 1 else ""
+            # one side constant at a value the other side also holds: not separable, but
+            # the other side's other values have no counterpart (positivity fails)
+            for const, here, other, name in ((const_a, a, b, "target"), (const_b, b, a, "source")):
+                if const[col] and not (const_a[col] and const_b[col]):
+                    share = float(np.mean(other[:, col] != here[0, col]))
+                    if share < 1.0:
+                        raise ValueError(
+                            f"node {node!r}{column} is constant in {which[0]}, while "
+                            f"{share:.0%} of the {name}'s cases hold other values: no density "
+                            "ratio can weight cases into values one environment never has "
+                            "(positivity fails there). Compare only the cases both can hold "
+                            f"(subset the {name} to {here[0, col]:g}), or remove the node from "
+                            "the graph."
+                        )
             raise ValueError(
                 f"node {node!r}{column} is constant in {' and '.join(which)} but not identical "
                 "across environments: the environments are perfectly separable on it and its "

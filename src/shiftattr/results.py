@@ -351,7 +351,12 @@ class Attribution:
     stderr : dict
         Mechanism -> bootstrap standard deviation.
     solver_stderr : dict or None
-        Monte-Carlo error of a sampling Shapley solver (None for exact).
+        Monte-Carlo error of a sampling Shapley solver (None for exact). Below ten
+        cyclic rounds of :class:`~shiftattr.shapley.PermutationShapley` it treats the
+        permutations as independent, and it understated the spread of the values by
+        up to 1.5 times (9 players, 16 permutations; with 2 permutations it can be 0
+        while the error is not): give the solver at least ten rounds (``n_permutations
+        >= 10 * n_players``) or ``tol`` before relying on it.
     source_metric : float
         Mean metric on the source cases.
     estimated_target_metric : float

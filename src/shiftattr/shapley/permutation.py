@@ -134,8 +134,10 @@ class PermutationShapley(ShapleySolver):
     uniformly. Each rotation is itself a uniformly random permutation, so the estimate is
     unbiased; the rounds are the independent units of the standard errors (a cut-off
     last round counts with its size). Below ten rounds those errors would rest on too few
-    degrees of freedom, so they treat the pairs as independent instead (approximate), and
-    the ``tol`` rule waits for ten rounds. The rotations' prefixes are arcs of the same
+    degrees of freedom, so they treat the pairs as independent instead (approximate: on
+    a 9-player importance-weighting game at 16 permutations the values' spread was up to
+    1.5 times the error reported, and one pair can report 0), and the ``tol`` rule waits
+    for ten rounds. The rotations' prefixes are arcs of the same
     cycle and the reverses share many of them with the forward rotations: a round
     costs ``3n²/4 - n/2 + 2`` evaluations for ``n`` permutations (``n`` even, antithetic)
     instead of ``n(n - 1) + 2``, and for odd ``n`` the reverses cost nothing.
