@@ -103,3 +103,37 @@ def test_folds_without_shared_cases_are_as_before():
         fold[rng.permutation(len(uniq))] = np.arange(len(uniq)) % 3
         expected[idx] = fold[inverse]
     assert assign_folds(labels, 3, np.random.default_rng(3), groups).tolist() == expected.tolist()
+
+
+def test_discrete_covariates_whose_values_recur_link_no_one():
+    # integer ages of two independent cohorts: a value held once on each side by chance
+    # joined unrelated patients (12 pairs of 100)
+    rng = np.random.default_rng(0)
+    s = Environment({"age": rng.integers(20, 90, 100)}, name="s")
+    t = Environment({"age": rng.integers(20, 90, 100)}, name="t")
+    assert shared_case_groups(s, t, ["age"])[1] == 0
+
+
+def test_the_regressions_folds_keep_shared_cases_together(monkeypatch):
+    # pooled regressions stack both sides: a source case's out-of-fold prediction came
+    # from a fit on its copy in the target when the two sides were split separately
+    import shiftattr.value.build as build
+
+    seen = {}
+    real = build.NestedRegressions
+
+    def recording(levels, fs, ft, m, mt, fold_s, fold_t, *args, **kwargs):
+        seen["folds"] = fold_s, fold_t
+        return real(levels, fs, ft, m, mt, fold_s, fold_t, *args, **kwargs)
+
+    monkeypatch.setattr(build, "NestedRegressions", recording)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    s = Environment({"D": x[:, 0], "X": x}, name="s")
+    t = Environment({"D": x[:20, 0].copy(), "X": x[:20] * 1.0}, name="t")  # 20 shared
+    sa.attribute(
+        sa.CausalGraph({"D": [], "X": ["D"]}), s, t, metric=x[:, 1], target_metric=x[:20, 1],
+        method="mr", n_bootstrap=0, n_folds=4, progress=False, random_state=0,
+    )  # fmt: skip
+    fold_s, fold_t = seen["folds"]
+    assert np.array_equal(fold_s[:20], fold_t)

@@ -136,5 +136,6 @@ def test_given_regressors_left_unseeded_get_the_seed():
     seeded = candidate_regressors(
         {"forest": given, "fixed": RandomForestRegressor(random_state=5)}, 7
     )
-    assert seeded["forest"].random_state == 7 and seeded["fixed"].random_state == 5
-    assert given.random_state is None
+    again = candidate_regressors({"forest": given}, 7)
+    assert seeded["forest"].random_state == again["forest"].random_state is not None
+    assert seeded["fixed"].random_state == 5 and given.random_state is None

@@ -11,7 +11,10 @@ parameter names read once per class.
 from __future__ import annotations
 
 import copy
+import zlib
 from functools import cache
+
+import numpy as np
 
 
 @cache
@@ -41,20 +44,22 @@ class CloneByParams:
 
 
 def with_seed(estimator, seed: int | None):
-    """``estimator`` with every unset ``random_state`` (its own and its parts') set to ``seed``.
+    """``estimator`` with every unset ``random_state`` (its own and its parts') seeded.
 
     A user's estimator left unseeded (``random_state=None``, the scikit-learn default)
     would make a seeded attribution give other numbers on every run; seeds the user set
-    are kept. ``estimator`` is changed in place (pass a clone) and returned.
+    are kept. Each unset parameter gets its own seed, drawn from ``seed`` and its name
+    (two forests of one ensemble stay two different forests). ``estimator`` is changed
+    in place (pass a clone) and returned.
 
     Examples
     --------
-    >>> from sklearn.ensemble import RandomForestClassifier
-    >>> from sklearn.pipeline import make_pipeline
-    >>> from sklearn.preprocessing import StandardScaler
-    >>> pipe = with_seed(make_pipeline(StandardScaler(), RandomForestClassifier()), 3)
-    >>> pipe[-1].random_state
-    3
+    >>> from sklearn.ensemble import RandomForestClassifier, VotingClassifier
+    >>> vote = with_seed(VotingClassifier([("a", RandomForestClassifier()),
+    ...                                    ("b", RandomForestClassifier())]), 3)
+    >>> a, b = vote.get_params()["a__random_state"], vote.get_params()["b__random_state"]
+    >>> isinstance(a, int), a != b
+    (True, True)
     >>> with_seed(RandomForestClassifier(random_state=1), 3).random_state
     1
     """
@@ -66,5 +71,13 @@ def with_seed(estimator, seed: int | None):
         if (k == "random_state" or k.endswith("__random_state")) and v is None
     ]
     if unset:
-        estimator.set_params(**dict.fromkeys(unset, int(seed)))
+        estimator.set_params(
+            **{
+                k: int(
+                    np.random.SeedSequence([int(seed), zlib.crc32(k.encode())]).generate_state(1)[0]
+                    >> 1
+                )
+                for k in unset
+            }
+        )
     return estimator

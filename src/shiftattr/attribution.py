@@ -420,9 +420,6 @@ def _check_generative(
         )
 
 
-#: Most distinct values a column may take over both environments to be read as levels.
-
-
 def _unseen_levels(
     nodes: Sequence[str], source: Environment, target: Environment
 ) -> list[dict[str, Any]]:
@@ -576,13 +573,13 @@ def _check_constant_nodes(nodes: Sequence[str], source: Environment, target: Env
             # the other side's other values have no counterpart (positivity fails)
             for const, here, other, name in ((const_a, a, b, "target"), (const_b, b, a, "source")):
                 if const[col] and not (const_a[col] and const_b[col]):
-                    share = float(np.mean(other[:, col] != here[0, col]))
-                    if share < 1.0:
+                    k = int(np.sum(other[:, col] != here[0, col]))
+                    if k < len(other):
                         raise ValueError(
-                            f"node {node!r}{column} is constant in {which[0]}, while "
-                            f"{share:.0%} of the {name}'s cases hold other values: no density "
-                            "ratio can weight cases into values one environment never has "
-                            "(positivity fails there). Compare only the cases both can hold "
+                            f"node {node!r}{column} is constant in {which[0]}, while {k} of "
+                            f"the {len(other)} {name} cases hold other values, which the "
+                            "other environment never has: their density ratio is infinite "
+                            "or zero, not a weight. Compare only the cases both hold "
                             f"(subset the {name} to {here[0, col]:g}), or remove the node from "
                             "the graph."
                         )
@@ -1021,7 +1018,8 @@ def attribute(
         ``n_bootstrap`` times the fitting. ``"auto"``: ``"refit"``, or ``"fixed"``
         when an estimator or the regressor trains a network (``CNNDiscriminator``,
         ``CNNRegressor``: 200 refits of every fold's network take hours on a CPU), as
-        the command line does (:func:`~shiftattr.bootstrap.resolve_bootstrap`);
+        the command line does, except for ``method="generative"``, which has no fixed
+        bootstrap (:func:`~shiftattr.bootstrap.resolve_bootstrap`);
         ``settings["bootstrap"]`` records which ran. ``"fixed"`` resamples the cases with the
         point estimate's cross-fitted ratios (and regressions) held fixed: fast; for
         ``"iw"`` it ignores the ratio estimators' own variance, so its intervals are
@@ -1134,7 +1132,7 @@ def attribute(
         n_bootstrap,
         n_folds,
     )
-    bootstrap = resolve_bootstrap(bootstrap, estimators, regressor)
+    bootstrap = resolve_bootstrap(bootstrap, estimators, regressor, method)
     if conditional_ratios == "offset_child":
         _check_offset_child(graph, mechs, estimators, known_ratios, paired)
     check_correction_cap(correction_cap)
@@ -1185,7 +1183,7 @@ def attribute(
                 f"{missing} (node, environment) are missing; add them or use method='iw'"
                 f"{' without cross_check' if cross_check else ''}."
             )
-        check_image_regressors(regressor, features, source)
+        check_image_regressors(regressor, features, source, target)
         feats = tuple(level_features(env, levels, features) for env in (source, target))
     solver = ExactShapley() if solver is None else solver
     rng = np.random.default_rng(random_state)
@@ -1743,8 +1741,9 @@ def _diagnostics(
                     ),
                 }
             )
-    for (label, mech), k, wmax in zip(rows, khat, wm.max_weight):
-        if k > PARETO_K_THRESHOLD and wmax >= HEAVY_TAIL_MIN_WEIGHT:
+    for (label, mech), k, wmax, capped in zip(rows, khat, wm.max_weight, wm.frac_truncated):
+        # a capped weight (truncate below 2) reached the cap: its tail rose beyond it
+        if k > PARETO_K_THRESHOLD and (wmax >= HEAVY_TAIL_MIN_WEIGHT or capped > 0):
             warns.append(
                 {
                     "code": "heavy_tailed_weights",

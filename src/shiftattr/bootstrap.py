@@ -13,7 +13,7 @@ the intervals (the regressions of ``cross_check`` stay fixed even then).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -43,9 +43,12 @@ __all__ = [
 ]
 
 
-def resolve_bootstrap(bootstrap: str, estimators: Any = None, regressor: Any = None) -> str:
+def resolve_bootstrap(
+    bootstrap: str, estimators: Any = None, regressor: Any = None, method: str = "iw"
+) -> str:
     """The bootstrap :func:`~shiftattr.attribute` runs: ``bootstrap``, or for ``"auto"``
-    ``"refit"`` unless an estimator or regressor trains a network.
+    ``"refit"`` unless an estimator or regressor trains a network (and the method has a
+    fixed bootstrap: ``"generative"`` has none).
 
     A network (:class:`~shiftattr.ratios.CNNDiscriminator`,
     :class:`~shiftattr.value.CNNRegressor`: ``trains_network = True``) refitted per
@@ -59,6 +62,7 @@ def resolve_bootstrap(bootstrap: str, estimators: Any = None, regressor: Any = N
     bootstrap : {"auto", "refit", "fixed"}
     estimators : mapping of str to estimator, optional
     regressor : regressor or mapping of str to regressor, optional
+    method : str, default "iw"
 
     Returns
     -------
@@ -76,7 +80,9 @@ def resolve_bootstrap(bootstrap: str, estimators: Any = None, regressor: Any = N
     """
     if bootstrap != "auto":
         return bootstrap
-    regs = regressor.values() if isinstance(regressor, dict) else [regressor]
+    if method == "generative":
+        return "refit"
+    regs = regressor.values() if isinstance(regressor, Mapping) else [regressor]
     parts = [*(estimators or {}).values(), *regs]
     return "fixed" if any(getattr(p, "trains_network", False) for p in parts) else "refit"
 

@@ -109,15 +109,18 @@ def wording(higher_is_better: bool | None, metric_name: str = "metric") -> Wordi
 
 
 def _oriented(
-    values: Mapping[str, float], ci: Mapping[str, Sequence], higher_is_better: bool | None
+    values: Mapping[str, float],
+    ci: Mapping[str, Sequence],
+    higher_is_better: bool | None,
+    opposite: bool = False,
 ) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     """Values and intervals turned so that the dominant mechanism is the largest value.
 
-    ``False``: negated (the most negative value worsened a lower-is-better metric most);
-    ``None``: absolute values, each interval mapped to the range of ``|value|`` it allows.
-    Where the values' sum says the metric got better overall, the direction is turned
-    round, so that the mechanism that improved it most comes first. Missing bounds
-    become NaN.
+    ``None`` (direction unknown): absolute values, each interval mapped to the range of
+    ``|value|`` it allows. Otherwise the values are turned towards the total change:
+    negated where they sum to a rise of the metric (the most negative value moved it
+    most), kept where they sum to a fall, whichever way the metric points; ``opposite``
+    turns them the other way. Missing bounds become NaN.
     """
 
     bounds = {k: (_num_or_nan(ci[k][0]), _num_or_nan(ci[k][1])) for k in values if k in ci}
@@ -129,14 +132,20 @@ def _oriented(
             if math.isnan(lo) or math.isnan(hi):
                 out[k] = (float("nan"), float("nan"))
         return {k: abs(v) for k, v in values.items()}, out
-    flip = not higher_is_better
-    if np.nansum([v for v in values.values()]) * (-1 if flip else 1) < 0:
-        # the metric changed for the better overall: what improved it most dominates
-        # (else the mechanism that improved it least would be named)
-        flip = not flip
+    # the metric's direction decides only the words: the mechanism that moved the metric
+    # most the way it changed dominates (positive values: it fell)
+    flip = bool(np.nansum(list(values.values())) < 0) != opposite
     if not flip:
         return dict(values), bounds
     return {k: -v for k, v in values.items()}, {k: (-hi, -lo) for k, (lo, hi) in bounds.items()}
+
+
+def _separated(vals: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]) -> bool:
+    """Whether the largest value's lower bound lies above every other upper bound."""
+    top = max(vals, key=vals.get)
+    low = np.asarray(bounds[top][0], dtype=float)
+    others = np.asarray([bounds[k][1] for k in vals if k != top], dtype=float)
+    return bool(np.isfinite(low) and np.all(low > others))  # NaN compares False
 
 
 def dominant_mechanism(values: Mapping[str, float], higher_is_better: bool | None = True) -> str:
@@ -182,10 +191,13 @@ def dominant_separated(
     """Whether the interval of the dominant mechanism lies clear of every other one's.
 
     The rule of :attr:`Attribution.dominant_settled`; missing bounds (``None`` or NaN)
-    separate nothing. The dominant mechanism is :func:`dominant_mechanism`'s.
-    ``higher_is_better=True``: its lower bound lies above every other upper bound;
-    ``False``: its upper bound lies below every other lower bound; ``None``: the smallest
-    absolute value its interval allows exceeds the largest any other interval allows.
+    separate nothing. The dominant mechanism is :func:`dominant_mechanism`'s: where the
+    values sum to a fall of the metric, its lower bound must lie above every other upper
+    bound; where they sum to a rise, its upper bound below every other lower bound.
+    Where the intervals' sums allow the total change either sign and would settle the
+    opposite answer as well (the largest rise *and* the largest fall each clear of the
+    rest), it is False. ``higher_is_better=None``: the smallest absolute
+    value its interval allows exceeds the largest any other interval allows.
 
     Parameters
     ----------
@@ -206,12 +218,25 @@ def dominant_separated(
     >>> dominant_separated({"X": -0.1, "Y": 0.0}, {"X": (-0.15, -0.05), "Y": (-0.02, 0.02)},
     ...                    higher_is_better=False)
     True
+
+    X's fall and Y's rise are both clear of the rest: which one dominates depends on
+    where in the intervals the values lie.
+
+    >>> dominant_separated({"X": 0.10, "Y": -0.11, "Z": 0.0},
+    ...                    {"X": (0.08, 0.12), "Y": (-0.13, -0.09), "Z": (-0.01, 0.01)})
+    False
     """
-    vals, bounds = _oriented(values, ci, higher_is_better)
-    top = max(vals, key=vals.get)
-    low = np.asarray(bounds[top][0], dtype=float)
-    others = np.asarray([bounds[k][1] for k in vals if k != top], dtype=float)
-    return bool(np.isfinite(low) and np.all(low > others))  # NaN compares False
+    if not _separated(*_oriented(values, ci, higher_is_better)):
+        return False
+    if higher_is_better is None or len(values) < 2:
+        return True
+    # the intervals' sums bound the total change; where they allow either sign, the
+    # opposite answer must not be settled as well
+    lows = sum(_num_or_nan(ci[k][0]) for k in values)
+    highs = sum(_num_or_nan(ci[k][1]) for k in values)
+    if lows > 0 or highs < 0:
+        return True
+    return not _separated(*_oriented(values, ci, higher_is_better, opposite=True))
 
 
 class ShiftAttrWarning(UserWarning):
@@ -488,9 +513,11 @@ class Attribution:
 
         True when its interval's lower end lies above every other mechanism's upper end
         (and no interval is NaN): the ranking does not depend on where in the intervals
-        the values lie. Where lower is better, its upper end must lie below every other
-        lower end; with the direction unknown, the smallest ``|value|`` its interval allows
-        must exceed the largest any other allows (:func:`dominant_separated`). On the synthetic MS benchmark, with ``method="mr"``, the largest
+        the values lie. Where the values sum to a rise of the metric, its upper end must
+        lie below every other lower end, and where the intervals would settle the
+        opposite answer too it is False; with the direction unknown, the smallest
+        ``|value|`` its interval allows must exceed the largest any other allows
+        (:func:`dominant_separated`). On the synthetic MS benchmark, with ``method="mr"``, the largest
         drop was the truth's in every run where its interval separated it (see
         :doc:`/estimators`). With a single mechanism it is True when its interval is
         known. Always False when the result carries a ``narrow_interval`` warning: with

@@ -127,11 +127,12 @@ class TrueAttribution:
 
     @property
     def dominant(self) -> str:
-        """Mechanism whose shift moved the metric most in the direction that matters.
+        """Mechanism whose shift moved the metric most in the direction it changed overall.
 
         The rule of :attr:`shiftattr.Attribution.dominant`
-        (:func:`shiftattr.results.dominant_mechanism`): the largest value where higher
-        is better (the largest drop), the most negative where lower is better.
+        (:func:`shiftattr.results.dominant_mechanism`): where the metric got worse, the
+        mechanism that worsened it most; where it got better, the one that improved it
+        most; the largest absolute value where the direction is unknown.
 
         Examples
         --------

@@ -226,7 +226,7 @@ class DensityRatioEstimator(BaseEstimator, ABC):
 
         :class:`~shiftattr.ratios.CrossFittedRatios` collects it after each fold's fit
         into ``Attribution.diagnostics["ratio_fits"]`` (by node set, one entry per
-        fold). The default reports nothing; an estimator whose training can go wrong
+        fold, or one for all folds where :attr:`joint_crossfit` fits them in one call). The default reports nothing; an estimator whose training can go wrong
         unseen (a network stopped at its untrained weights) overrides it.
 
         Returns

@@ -190,13 +190,16 @@ def _refuse_default_on_images(
     nodes: tuple[str, ...], estimators: Mapping[str, DensityRatioEstimator], env: Environment
 ) -> None:
     """The default tabular classifier would expand an image's voxels into quadratic
-    features (8.4 million for one 16^3 volume, out of memory): name the estimator to pass."""
+    features (8.4 million for one 16^3 volume, out of memory): name the estimator to pass.
+    An image is a lazy node or one of at least two axes per case with more than 64
+    values; a long vector (an embedding, radiomics) stays tabular."""
     from shiftattr.value.features import is_summarised  # value imports this module
 
     if any(n in estimators for n in nodes):
         return
     for node in nodes:
-        if is_summarised(env, node):
+        shape = env.item_shape(node)
+        if is_summarised(env, node) and (env.is_lazy(node) or len(shape or ()) >= 2):
             size = (
                 "lazily loaded volumes"
                 if env.is_lazy(node)
@@ -236,8 +239,9 @@ class MechanismRatios:
         :mod:`~shiftattr.ratios.shared_cases`), each kept in one fold with its copy.
     fit_reports : dict
         Node set (names joined by ",") -> the estimator's
-        :meth:`~shiftattr.ratios.DensityRatioEstimator.fit_report` per fold, where it
-        reports anything (a CNN's epochs, kept epoch, held-out AUC and temperature).
+        :meth:`~shiftattr.ratios.DensityRatioEstimator.fit_report` per fold (one for
+        an estimator that fits all folds in one call), where it reports anything (a
+        CNN's epochs, kept epoch, held-out AUC and temperature).
 
     Examples
     --------
@@ -470,8 +474,10 @@ class CrossFittedRatios:
                 needed.update(s for s in ((pas,) if m in offset else (joint, pas)) if s)
         distinct = sorted(needed, key=lambda s: (len(s), s))
         tasks = []
+        for m, (joint, pas) in sets.items():  # offset mechanisms' joint sets included
+            for nodes in (joint, pas) if m not in known else ():
+                _refuse_default_on_images(nodes, self.estimators, source)
         for nodes in distinct:
-            _refuse_default_on_images(nodes, self.estimators, source)
             est = choose_estimator(nodes, self.graph, self.estimators, default)
             # a user's unseeded estimator gets a seed of its own from random_state
             with_seed(

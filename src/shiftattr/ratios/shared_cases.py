@@ -10,8 +10,10 @@ copy in the same fold, where no classifier is trained on either.
 A source case and a target case are *shared* when some node's value is identical in
 both (compared by :func:`~shiftattr.environment.case_key`: the file for lazily read
 volumes, the bytes for arrays) and that value belongs to one case in each environment.
-A value several cases of one environment hold (an empty mask, a category, a rounded
-age) identifies no one and links nothing.
+Only nodes whose values are nearly all distinct within each environment
+(:data:`MIN_DISTINCT`) link cases: an image, a continuous measurement. A node whose
+values recur (an empty mask, a category, an age in whole years) links nothing, since
+a value held once on each side by chance would join unrelated patients.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ from scipy.sparse.csgraph import connected_components
 
 from shiftattr.environment import Environment, cached_per_case, case_key
 
-__all__ = ["case_fingerprints", "shared_case_groups"]
+__all__ = ["MIN_DISTINCT", "case_fingerprints", "shared_case_groups"]
+
+#: A node links cases only where at least this share of each environment's cases hold a
+#: value no other case of it holds: images and continuous measurements, not a discrete
+#: covariate whose values recur (integer ages 20-90 over 100 patients linked 12 pairs of
+#: unrelated patients by chance, and three such covariates 25).
+MIN_DISTINCT = 0.95
 
 
 def case_fingerprints(env: Environment, node: str) -> np.ndarray:
@@ -126,6 +134,8 @@ def shared_case_groups(
             continue
         keys_s, group_s = _identifying(case_fingerprints(source, node), gs)
         keys_t, group_t = _identifying(case_fingerprints(target, node), gt)
+        if len(keys_s) < MIN_DISTINCT * n_s or len(keys_t) < MIN_DISTINCT * n_t:
+            continue  # values that repeat (ages in years, counts, masks) identify no one
         _, i, j = np.intersect1d(keys_s, keys_t, assume_unique=True, return_indices=True)
         links_s.append(group_s[i])
         links_t.append(group_t[j])

@@ -20,6 +20,7 @@ from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.crossfit import CrossFittedRatios, MechanismRatios, assign_folds
+from shiftattr.ratios.shared_cases import shared_case_groups
 from shiftattr.shapley import Game
 from shiftattr.value.balance import BalancedValue
 from shiftattr.value.generative import (
@@ -506,8 +507,14 @@ def fit_value(
     if features_source is None or features_target is None:
         needs = "cross_check" if estimator == "iw" else f"estimator {estimator!r}"
         raise ValueError(f"{needs} needs the regression features of every level.")
-    fold_s = assign_folds(np.zeros(len(source)), n_folds, rng, source_groups)
-    fold_t = assign_folds(np.zeros(len(target)), n_folds, rng, target_groups)
+    # one assignment over both sides, so that a case the target shares with the source
+    # falls in one fold: pooled regressions stack both sides, and a source case's
+    # out-of-fold prediction must not come from a fit on its copy (the same folds as two
+    # separate assignments where nothing is shared)
+    groups, _ = shared_case_groups(source, target, graph.nodes, source_groups, target_groups)
+    labels = np.r_[np.zeros(len(source)), np.ones(len(target))]
+    folds = assign_folds(labels, n_folds, rng, groups)
+    fold_s, fold_t = folds[: len(source)], folds[len(source) :]
     lr_s, lr_t = {}, {}
     if ratios is not None:
         for i, n in enumerate(ratios.mechanisms):

@@ -92,13 +92,14 @@ def raw_features(node: str) -> Featurizer:
 
 
 def check_image_regressors(
-    regressors: Any, featurizers: Mapping[str, Featurizer] | None, environment: Environment
+    regressors: Any, featurizers: Mapping[str, Featurizer] | None, *environments: Environment
 ) -> None:
     """Refuse a regressor whose ``image_shape`` does not fit the raw image it is given.
 
     :class:`~shiftattr.value.CNNRegressor` reads the last ``prod(image_shape)`` columns
     as one single-channel image: a transposed or wrong shape, or a second channel, was
-    read silently (the other voxels became covariates) and gave other numbers.
+    read silently (the other voxels became covariates) and gave other numbers. A node
+    whose cases have no common shape (lazy volumes of several grids) is not checked.
 
     Parameters
     ----------
@@ -106,12 +107,13 @@ def check_image_regressors(
     featurizers : mapping of str to callable, optional
         ``features=`` of :func:`~shiftattr.attribute`; those made by
         :func:`raw_features` name their node.
-    environment : Environment
+    *environments : Environment
+        Every environment the regressions read (source and target).
 
     Raises
     ------
     ValueError
-        Naming the node's shape and the ``image_shape`` to give.
+        Naming the regressor, the node's shape and the ``image_shape`` to give.
 
     Examples
     --------
@@ -120,25 +122,34 @@ def check_image_regressors(
     >>> env = Environment({"X": np.zeros((3, 4, 4))})
     >>> check_image_regressors(Reader(), {"X": raw_features("X")}, env)  # fits: nothing
     >>> Reader.image_shape = (2, 8)
-    >>> check_image_regressors(Reader(), {"X": raw_features("X")}, env)
+    >>> check_image_regressors({"cnn": Reader()}, {"X": raw_features("X")}, env)
     Traceback (most recent call last):
     ...
-    ValueError: Reader(image_shape=(2, 8)) reads one image of shape (2, 8) per case, but node 'X' holds (4, 4): pass image_shape=(4, 4) (one channel).
+    ValueError: regressor 'cnn' (Reader, image_shape=(2, 8)) reads one image of shape (2, 8) per case, but node 'X' holds (4, 4): pass image_shape=(4, 4) (one channel).
     """
-    regs = regressors.values() if isinstance(regressors, Mapping) else [regressors]
-    shapes = {tuple(int(s) for s in r.image_shape) for r in regs if hasattr(r, "image_shape")}
-    for node in [getattr(f, "raw_node", None) for f in (featurizers or {}).values()]:
-        item = None if node is None else environment.item_shape(node)
-        for shape in shapes:
-            if item is not None and item not in (shape, (1, *shape)):
-                spatial = item[1:] if len(item) == len(shape) + 1 else item
-                fix = f"image_shape={tuple(spatial)}" + (
-                    " and one channel" if len(item) == len(shape) + 1 else " (one channel)"
+    named = regressors if isinstance(regressors, Mapping) else {None: regressors}
+    readers = {k: r for k, r in named.items() if hasattr(r, "image_shape")}
+    nodes = [getattr(f, "raw_node", None) for f in (featurizers or {}).values()]
+    for env in environments:
+        for node in (n for n in nodes if n is not None):
+            item = env.item_shape(node)
+            for key, reader in readers.items():
+                shape = tuple(int(s) for s in reader.image_shape)
+                if item is None or item in (shape, (1, *shape)):
+                    continue
+                extra = len(item) == len(shape) + 1
+                fix = f"image_shape={tuple(item[1:] if extra else item)}" + (
+                    " and one channel" if extra else " (one channel)"
                 )
-                name = next(type(r).__name__ for r in regs if hasattr(r, "image_shape"))
+                who = type(reader).__name__ + f", image_shape={shape}"
+                who = (
+                    f"{type(reader).__name__}(image_shape={shape})"
+                    if key is None
+                    else (f"regressor {key!r} ({who})")
+                )
                 raise ValueError(
-                    f"{name}(image_shape={shape}) reads one image of shape {shape} per "
-                    f"case, but node {node!r} holds {item}: pass {fix}."
+                    f"{who} reads one image of shape {shape} per case, but node {node!r} "
+                    f"holds {item}: pass {fix}."
                 )
 
 
