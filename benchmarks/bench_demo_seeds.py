@@ -38,6 +38,7 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import GIT_AT_START, RESULTS_DIR, now_utc, read_json, write_json
+from shiftattr.results import dominant_mechanism
 
 NAME = "demo_seeds"
 METHODS = ("iw", "mis")
@@ -180,7 +181,7 @@ def record(
         "bias_aware_ci": {m: list(v) for m, v in bias_aware.items()} if bias_aware else None,
         "covered_bias_aware": _covers(bias_aware, tv) if bias_aware else None,
         "dominant": res.dominant,
-        "true_dominant": max(tv, key=tv.get),
+        "true_dominant": dominant_mechanism(tv, True),  # the rule res.dominant follows
         "sign_wrong": sorted(
             m for m in res.mechanisms if abs(tv[m]) > 2 * se[m] + 0.02 and res.values[m] * tv[m] < 0
         ),
