@@ -64,6 +64,7 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.ratios.base.Features": "typing.Mapping alias; ``#:`` comment",
     "shiftattr.ratios.crossfit.CONDITIONAL_RATIOS": "tuple of str; ``#:`` comment",
     "shiftattr.ratios.offset.QUADRATIC_MAX_FEATURES": "int; ``#:`` comment with the reason",
+    "shiftattr.ratios.shared_cases.MIN_DISTINCT": "float; ``#:`` comment with the reason",
     "shiftattr.ratios.image_quality.QUALITY_STATISTICS": "tuple of str; ``#:`` comment",
     "shiftattr.ratios.image_stats.IMAGE_STATISTICS": "tuple of str; ``#:`` comment",
     "shiftattr.segmentation.MSSEG2016_MODALITIES": "tuple of str; attribute docstring",
