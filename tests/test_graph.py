@@ -49,6 +49,8 @@ def test_cycle_is_printed():
         ({"A": [], "": []}, "non-empty string"),
         ({"A": [], "B": ["A", "A"]}, "more than once"),
         ({"A": [], "B": "A"}, "list of names"),
+        ({"A": None}, r"got None; write \[\] for a root"),  # was a bare TypeError
+        ({"A": [], "B": 3}, "list of names, got 3"),
         ({}, "at least one node"),
     ],
 )

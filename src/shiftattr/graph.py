@@ -70,6 +70,11 @@ class CausalGraph:
                     f"parents of node {node!r} must be a list of names, got the string {pas!r}; "
                     f"write [{pas!r}]."
                 )
+            if pas is None or not isinstance(pas, Iterable):
+                raise GraphError(
+                    f"parents of node {node!r} must be a list of names, got {pas!r}; write "
+                    f"[] for a root node."
+                )
             pas = tuple(pas)
             for p in pas:
                 _check_name(p, f"parent of {node!r}")
