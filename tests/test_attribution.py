@@ -738,3 +738,14 @@ def test_text_and_complex_nodes_are_refused_with_how_to_encode_them():
     for values in (np.array(["hi", "lo"]), np.array([1 + 1j, 2.0])):
         with pytest.raises(TypeError, match="encode it as numbers"):
             sa.Environment({"site": values})
+
+
+def test_the_same_data_passed_twice_is_warned(small):
+    # nothing said the environments were the same: the values were the estimators' noise
+    scm, src, _ = small
+    shuffled = src.subset(np.random.default_rng(0).permutation(len(src)))
+    with pytest.warns(ShiftAttrWarning, match="same 60 cases"):
+        res = sa.attribute(
+            scm.graph, src, shuffled, scm.metric(src), n_bootstrap=0, n_folds=2, progress=False
+        )
+    assert res.diagnostics["overall"]["warning_counts"]["identical_environments"] == 1

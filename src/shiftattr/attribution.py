@@ -32,6 +32,7 @@ from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.crossfit import CONDITIONAL_RATIOS, MechanismRatios
+from shiftattr.ratios.shared_cases import case_fingerprints
 from shiftattr.repeats import repeats_interval, split_unstable_warnings
 from shiftattr.results import Attribution, ShiftAttrWarning
 from shiftattr.shapley import (
@@ -418,6 +419,44 @@ def _check_generative(
             f"n_simulations must be an integer of at least {SIMULATION_BATCHES}, got "
             f"{n_simulations!r}."
         )
+
+
+def _identical_environments(
+    graph: CausalGraph, source: Environment, target: Environment
+) -> list[dict[str, Any]]:
+    """An ``identical_environments`` warning where source and target hold the same cases
+    with the same value of every node (in any order): there is nothing to attribute, and
+    what the values show is the estimators' noise (the same data passed twice).
+
+    Examples
+    --------
+    >>> env = Environment({"X": np.arange(4.0)}, name="s")
+    >>> g = CausalGraph({"X": []})
+    >>> [w["code"] for w in _identical_environments(g, env, env.subset([3, 2, 1, 0]))]
+    ['identical_environments']
+    >>> _identical_environments(g, env, env.subset([3, 2, 1, 1]))
+    []
+    """
+    if len(source) != len(target):
+        return []
+    for node in graph.nodes:
+        if node not in source or node not in target:
+            return []
+        a, b = case_fingerprints(source, node), case_fingerprints(target, node)
+        if not np.array_equal(np.sort(a), np.sort(b)):
+            return []
+    return [
+        {
+            "code": "identical_environments",
+            "mechanism": None,
+            "message": (
+                f"{source.name!r} and {target.name!r} hold the same {len(source)} cases with "
+                "the same value of every node: there is no shift to attribute, and any "
+                "value is the estimators' noise. Check that the same data were not passed "
+                "as both environments."
+            ),
+        }
+    ]
 
 
 def _unseen_levels(
@@ -1308,6 +1347,7 @@ def attribute(
     warns += repeat_warns
     held = [n for n in graph.nodes if n not in pairs and n in source and n in target]
     warns += _unseen_levels(held, source, target)
+    warns += _identical_environments(graph, source, target)
     if iw_point is not None:
         warns += _compare_with_twin(
             diagnostics["estimator"], fitted, mechs, values, iw_point, boot_values, boot_iw, alpha
