@@ -107,6 +107,11 @@ def test_bad_inputs():
         sa.attribute_pairs(scm.graph, [a, a], {"source": scm.metric})
     with pytest.raises(ValueError, match="needs a scorer"):
         sa.attribute_pairs(scm.graph, {"a": a, "b": a}, {"a": scm.metric}, pairs=[("b", "a")])
+    # an empty sweep gave a summary of "+nan ± —" rows; a diagonal pair ran
+    with pytest.raises(ValueError, match="no \\(train, deploy\\) pair"):
+        sa.attribute_pairs(scm.graph, {"a": a, "b": a}, {}, pairs=None)
+    with pytest.raises(ValueError, match="against itself"):
+        sa.attribute_pairs(scm.graph, {"a": a, "b": a}, {"a": scm.metric}, pairs=[("a", "a")])
 
 
 def test_known_ratios_are_refused_because_they_belong_to_one_pair():

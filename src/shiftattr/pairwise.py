@@ -555,9 +555,19 @@ def attribute_pairs(
         raise ValueError(f"scorers for unknown environment(s) {unknown}; have {list(envs)}")
     if pairs is None:
         pairs = [(a, b) for a in envs for b in envs if a != b and a in scorers]
+    if not pairs:
+        raise ValueError(
+            f"no (train, deploy) pair to attribute: give scorers for some of {list(envs)} "
+            "and at least two environments, or pairs=[(train, deploy), ...]."
+        )
     for a, b in pairs:
         if a not in envs or b not in envs:
             raise ValueError(f"pair ({a!r}, {b!r}) names an unknown environment; have {list(envs)}")
+        if a == b:
+            raise ValueError(
+                f"pair ({a!r}, {b!r}) attributes an environment against itself; its diagonal "
+                "cell is the in-distribution metric (metric_matrix()), not a pair."
+            )
         if a not in scorers:
             raise ValueError(f"pair ({a!r}, {b!r}) needs a scorer for training environment {a!r}")
     cache: dict[tuple[str, str], np.ndarray] = {}
