@@ -43,6 +43,18 @@ class CloneByParams:
         return type(self)(**{k: copy.deepcopy(getattr(self, k)) for k in _param_names(type(self))})
 
 
+def derived_seed(seed: int, name: str) -> int:
+    """A seed of its own for ``name``, drawn from ``seed`` (the same pair, the same seed).
+
+    Examples
+    --------
+    >>> derived_seed(0, "X") == derived_seed(0, "X"), derived_seed(0, "X") != derived_seed(0, "Y")
+    (True, True)
+    """
+    state = np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]).generate_state(1)
+    return int(state[0] >> 1)
+
+
 def with_seed(estimator, seed: int | None):
     """``estimator`` with every unset ``random_state`` (its own and its parts') seeded.
 
@@ -71,13 +83,5 @@ def with_seed(estimator, seed: int | None):
         if (k == "random_state" or k.endswith("__random_state")) and v is None
     ]
     if unset:
-        estimator.set_params(
-            **{
-                k: int(
-                    np.random.SeedSequence([int(seed), zlib.crc32(k.encode())]).generate_state(1)[0]
-                    >> 1
-                )
-                for k in unset
-            }
-        )
+        estimator.set_params(**{k: derived_seed(seed, k) for k in unset})
     return estimator

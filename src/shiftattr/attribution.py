@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from shiftattr._clone import derived_seed
 from shiftattr.bias_aware import bias_aware_interval, resolve_interval
 from shiftattr.bootstrap import (
     Cases,
@@ -1248,7 +1249,7 @@ def attribute(
     seeds = [int(rng.integers(2**31 - 1)) for _ in range(int(n_repeats))]
     if getattr(solver, "random_state", 0) is None:  # an unseeded sampling solver
         solver = copy.copy(solver)
-        solver.random_state = int(np.random.SeedSequence([seeds[0], 1]).generate_state(1)[0])
+        solver.random_state = derived_seed(seeds[0], "solver")
     fits = [
         fit_value(
             source=source,

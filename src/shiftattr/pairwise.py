@@ -9,7 +9,6 @@ across pairs (its Table 1).
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from shiftattr._clone import derived_seed
 from shiftattr.attribution import attribute
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
@@ -466,8 +466,7 @@ def _pair_paired(paired: Any, envs: Mapping[str, Environment], a: str, b: str) -
 
 def _pair_seed(base: int, train: str, deploy: str) -> int:
     """The seed of one (train, deploy) pair: a function of the sweep's seed and the names."""
-    key = zlib.crc32(f"{train}\0{deploy}".encode())
-    return int(np.random.SeedSequence([base, key]).generate_state(1)[0] >> 1)
+    return derived_seed(base, f"{train}\0{deploy}")
 
 
 def attribute_pairs(

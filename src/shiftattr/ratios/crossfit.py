@@ -22,7 +22,7 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
-from shiftattr._clone import with_seed
+from shiftattr._clone import derived_seed, with_seed
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
 from shiftattr.ratios._tabular import image_estimator_hint
@@ -480,9 +480,7 @@ class CrossFittedRatios:
         for nodes in distinct:
             est = choose_estimator(nodes, self.graph, self.estimators, default)
             # a user's unseeded estimator gets a seed of its own from random_state
-            with_seed(
-                est, np.random.SeedSequence([seed, *map(ord, "|".join(nodes))]).generate_state(1)[0]
-            )
+            with_seed(est, derived_seed(seed, "|".join(nodes)))
             if getattr(est, "joint_crossfit", False):  # all folds in one call (f = None)
                 # per-case summaries computed here, before any fit, travel with the
                 # environments to worker processes (n_jobs != 1) and to every refit
