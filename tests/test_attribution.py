@@ -749,3 +749,26 @@ def test_the_same_data_passed_twice_is_warned(small):
             scm.graph, src, shuffled, scm.metric(src), n_bootstrap=0, n_folds=2, progress=False
         )
     assert res.diagnostics["overall"]["warning_counts"]["identical_environments"] == 1
+
+
+def test_shift_not_seen_gives_the_change_from_source_to_target():
+    """The metric rises by 0.3 with no shift of the graph's one node: the warning says
+    +0.3 (it printed the source minus the target, the opposite sign)."""
+    rng = np.random.default_rng(0)
+    src = sa.Environment({"X": rng.normal(size=1500)}, name="s")
+    tgt = sa.Environment({"X": rng.normal(size=1500)}, name="t")
+    m_s, m_t = rng.binomial(1, 0.4, 1500).astype(float), rng.binomial(1, 0.7, 1500).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAttrWarning)
+        res = sa.attribute(
+            sa.CausalGraph({"X": []}),
+            src,
+            tgt,
+            m_s,
+            target_metric=m_t,
+            n_bootstrap=0,
+            progress=False,
+            random_state=0,
+        )
+    (msg,) = [w["message"] for w in res.warnings if w["code"] == "shift_not_seen"]
+    assert f"changed by {m_t.mean() - m_s.mean():+.4f} from source to target" in msg

@@ -1818,7 +1818,8 @@ def _diagnostics(
                     "code": "shift_not_seen",
                     "mechanism": None,
                     "message": (
-                        f"the measured metric changed by {gap:+.4f} (> 3 SE) but no "
+                        f"the measured metric changed by {-gap:+.4f} from source to target "
+                        "(> 3 SE) but no "
                         "discriminator tells the environments apart (all AUC < 0.55): a "
                         "shifted variable may be missing from the graph or the estimators "
                         "are too weak."
