@@ -50,6 +50,7 @@ import shiftattr
 #: of them when several modules re-export it). Value: why it is exempt.
 DATA_NAMES: dict[str, str] = {
     "shiftattr.__version__": "a str; the version is the package metadata's",
+    "shiftattr.report.TRUTH_KEY": "a str key of truth.json; attribute comment at its definition",
     "shiftattr.metrics.METRICS": (
         "read-only mapping name -> metric function; attribute docstring below its definition, "
         "example in the shiftattr.metrics module docstring"

@@ -170,3 +170,30 @@ def test_report_files_are_utf8_whatever_the_locale(tmp_path):
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<td>Ÿ</td>" in page and "Dice → ≥" in page
     assert (tmp_path / "attribution.csv").read_text(encoding="utf-8").splitlines()[1][0] == "Ÿ"
+
+
+def test_a_truth_left_by_an_earlier_run_is_never_shown_with_another_result(tmp_path, capsys):
+    """A run without a truth into a folder holding an earlier run's truth.json showed
+    that truth, and errors against it, as this result's (results review)."""
+    from shiftattr.cli import main
+    from shiftattr.report import read_truth
+
+    write_report(_result(), tmp_path, truth={"values": {"X": 0.06, "Y": 0.0}}, figures=False)
+    assert read_truth(tmp_path / "attribution.json")[0]["values"]["X"] == 0.06
+    later = _result()
+    later.values["X"] = 0.3
+    write_report(later, tmp_path, figures=False)  # no truth: the old one is removed
+    assert not (tmp_path / "truth.json").exists()
+    # a truth copied in beside another result (or edited files) is not used either
+    other = tmp_path / "other"
+    write_report(_result(), other, truth={"values": {"X": 0.06, "Y": 0.0}}, figures=False)
+    (tmp_path / "truth.json").write_text((other / "truth.json").read_text())
+    truth, note = read_truth(tmp_path / "attribution.json")
+    assert truth is None and "written for another result" in note
+    assert main(["report", str(tmp_path / "attribution.json")]) == 0
+    assert "was not used" in capsys.readouterr().err
+    assert "ground truth" not in (tmp_path / "report.html").read_text()
+    assert ",0.06" not in (tmp_path / "attribution.csv").read_text()
+    # rebuilt from its own folder, the matching truth is shown again
+    assert main(["report", str(other / "attribution.json")]) == 0
+    assert "+0.0600" in (other / "report.html").read_text()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -80,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from shiftattr.report import write_report
+    from shiftattr.report import read_truth, write_report
     from shiftattr.results import Attribution
 
     path = Path(args.attribution)
@@ -88,8 +87,9 @@ def _report(args: argparse.Namespace) -> int:
         print(f"shiftattr report: {path} does not exist", file=sys.stderr)
         return 2
     result = Attribution.from_json(path)
-    truth_path = path.with_name("truth.json")
-    truth = json.loads(truth_path.read_text()) if truth_path.is_file() else None
+    truth, note = read_truth(path)
+    if note:
+        print(f"shiftattr report: {note}", file=sys.stderr)
     page = write_report(result, args.out or path.parent, truth=truth)
     print(result.summary())
     print(f"\nreport: {page.resolve()}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import html
 import json
 from collections.abc import Mapping
@@ -20,7 +21,69 @@ from shiftattr.results import (
     wording,
 )
 
-__all__ = ["write_report"]
+__all__ = ["TRUTH_KEY", "attribution_fingerprint", "read_truth", "write_report"]
+
+#: Key of ``truth.json`` holding the fingerprint of the ``attribution.json`` it belongs to.
+TRUTH_KEY = "attribution_sha256"
+
+
+def attribution_fingerprint(text: str) -> str:
+    """The SHA-256 of an ``attribution.json`` text: ties a ``truth.json`` to its result.
+
+    Parameters
+    ----------
+    text : str
+        The JSON text as :meth:`Attribution.to_json` writes it.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+
+    Examples
+    --------
+    >>> attribution_fingerprint('{"mechanisms": ["X"]}')[:12]
+    'dd0d738a0164'
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_truth(attribution_path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The ``truth.json`` beside ``attribution_path``, if it belongs to that result.
+
+    :func:`write_report` stamps the truth with the fingerprint of the result it wrote
+    with it, and removes it when it writes a result without a truth; a ``truth.json``
+    whose stamp does not match the ``attribution.json`` (copied or edited files) is not
+    used, so a report never shows another run's ground truth as this one's.
+
+    Parameters
+    ----------
+    attribution_path : str or Path
+        An ``attribution.json``.
+
+    Returns
+    -------
+    truth : dict or None
+        The ground truth (``TrueAttribution.to_dict()``), or None.
+    note : str or None
+        Why a ``truth.json`` that exists was not used, or None.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> read_truth(Path(tempfile.mkdtemp()) / "attribution.json")
+    (None, None)
+    """
+    path = Path(attribution_path)
+    truth_path = path.with_name("truth.json")
+    if not truth_path.is_file():
+        return None, None
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    stamp = truth.get(TRUTH_KEY)
+    if stamp != attribution_fingerprint(path.read_text(encoding="utf-8")):
+        why = "written for another result" if stamp else "not stamped with the result it belongs to"
+        return None, f"{truth_path} was not used: it is {why} (rerun to write a matching truth)"
+    return truth, None
 
 
 def _figures(result: Attribution, truth: Mapping[str, float] | None, folder: Path) -> list[Path]:
@@ -81,7 +144,8 @@ def write_report(
     Writes ``attribution.json`` (re-readable with :meth:`Attribution.from_json`),
     ``attribution.csv`` (one row per mechanism), ``attribution.png`` and
     ``diagnostics.png`` (when matplotlib is installed), ``truth.json`` (when a ground
-    truth is given) and a self-contained ``report.html`` (figures embedded), all text
+    truth is given, stamped with the result's fingerprint; see :func:`read_truth`; a
+    ``truth.json`` already in the folder is removed when none is given) and a self-contained ``report.html`` (figures embedded), all text
     in UTF-8. The page words the values as :meth:`Attribution.summary` does (its sign
     note follows :attr:`Attribution.higher_is_better`) and shows the same closure check
     (with its interval), effective sample size and value-estimator line.
@@ -114,12 +178,15 @@ def write_report(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    result.to_json(folder / "attribution.json")
+    text = result.to_json(folder / "attribution.json")
     truth_values = dict(truth["values"]) if truth else None
     if truth:
+        stamped = {**dict(truth), TRUTH_KEY: attribution_fingerprint(text)}
         (folder / "truth.json").write_text(
-            json.dumps(dict(truth), indent=2, default=str), encoding="utf-8"
+            json.dumps(stamped, indent=2, default=str), encoding="utf-8"
         )
+    else:  # a truth left by an earlier run in this folder is not this result's
+        (folder / "truth.json").unlink(missing_ok=True)
     rows = result.to_records()
     for r in rows:
         r["truth"] = truth_values.get(r["mechanism"]) if truth_values else None
