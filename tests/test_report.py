@@ -197,3 +197,17 @@ def test_a_truth_left_by_an_earlier_run_is_never_shown_with_another_result(tmp_p
     # rebuilt from its own folder, the matching truth is shown again
     assert main(["report", str(other / "attribution.json")]) == 0
     assert "+0.0600" in (other / "report.html").read_text()
+
+
+def test_the_ess_panel_says_what_its_percentages_are_of():
+    """For method="mis" the ESS fraction is of the source's and the target's cases
+    together; the panel said "% of source" (an ESS of 520 over 300 source cases was
+    drawn as 87 %; results review)."""
+    from shiftattr.report import _weighted_cases
+
+    res = _result()
+    assert _weighted_cases(res) == "source cases"
+    res.diagnostics["overall"] |= {"n_source": 300, "n_weighted": 600}
+    assert _weighted_cases(res) == "source + target cases"
+    res.diagnostics["overall"]["n_weighted"] = 300
+    assert _weighted_cases(res) == "source cases"

@@ -86,6 +86,16 @@ def read_truth(attribution_path: str | Path) -> tuple[dict[str, Any] | None, str
     return truth, None
 
 
+def _weighted_cases(result: Attribution) -> str:
+    """What the ESS fraction is a fraction of: the source's cases, or (``method="mis"``)
+    the source's and the target's together."""
+    overall = result.diagnostics.get("overall", {})
+    n_source, n_weighted = overall.get("n_source"), overall.get("n_weighted")
+    if n_source is not None and n_weighted is not None and n_weighted != n_source:
+        return "source + target cases"
+    return "source cases"
+
+
 def _figures(result: Attribution, truth: Mapping[str, float] | None, folder: Path) -> list[Path]:
     import matplotlib
 
@@ -124,7 +134,7 @@ def _figures(result: Attribution, truth: Mapping[str, float] | None, folder: Pat
         a1.set_title("out-of-fold discriminator AUC", fontsize=9)
         a2.bar(mechs, [100 * diag(m, "ess_fraction") for m in mechs], color="#138d75")
         a2.set_ylim(0, 100)
-        a2.set_title("effective sample size (% of source)", fontsize=9)
+        a2.set_title(f"effective sample size (% of {_weighted_cases(result)})", fontsize=9)
         fig.tight_layout()
         paths.append(folder / "diagnostics.png")
         fig.savefig(paths[-1], dpi=110)
