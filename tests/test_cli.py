@@ -314,3 +314,21 @@ def test_the_demo_runs_two_processes_with_the_outputs_in_its_ratios():
     )
     tiny = demo_config("x", tiny=True).attribution  # CNN discriminators: no outputs
     assert (tiny.n_jobs, tiny.ratio_outputs_mode, tiny.bootstrap_mode) == (1, False, "fixed")
+
+
+def test_a_metric_the_empty_policy_leaves_infinite_is_a_data_error_with_the_key(
+    tmp_path, monkeypatch, capsys
+):
+    """hausdorff95 is infinite where exactly one mask is empty: the run ended in a
+    traceback whose advice (empty=0.0, an EmptyPolicy) named no configuration key."""
+    import shiftattr.pipeline as pipeline
+    from shiftattr.metrics import check_finite_metric
+
+    def infinite(*args, **kwargs):
+        check_finite_metric([0.5, float("inf")], metric_name="hausdorff95")
+
+    monkeypatch.setattr(pipeline, "attribute", infinite)
+    args = ["demo", "--tiny", "--quiet", "--n-bootstrap", "0", "--out", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "not finite for 1 of 2 cases" in err and "attribution.empty" in err

@@ -213,8 +213,56 @@ def test_bad_files(tmp_path):
 
 @pytest.mark.parametrize("cap, expected", [("sqrt", "sqrt"), ("none", "none"), (20, 20.0)])
 def test_correction_cap_values(cap, expected):
-    cfg = load_config({"data": {"kind": "synthetic"}, "attribution": {"correction_cap": cap}})
-    assert cfg.attribution.correction_cap == expected
+    raw = {"data": {"kind": "synthetic"}, "attribution": {"correction_cap": cap, "method": "mr"}}
+    assert load_config(raw).attribution.correction_cap == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "pattern"),
+    [  # each was accepted and failed at run time with a traceback, or was ignored
+        (
+            {"data": {"kind": "synthetic", "target": {"center": "99"}}},
+            r"data\.target.*center '99' is not a SyntheticMS preset; available: '01'",
+        ),
+        (
+            {"data": {"kind": "synthetic", "source": {"center": ["01", "7"]}}},
+            r"data\.source.*center '7' is not a SyntheticMS preset",
+        ),
+        (
+            {"data": {"kind": "synthetic", "source": {"population": "olderr"}}},
+            r"data\.source.*population 'olderr' is not a SyntheticMS preset",
+        ),
+        (
+            {"data": {"kind": "synthetic", "target": {"annotator": "8"}}},
+            r"data\.target.*annotator '8' is not a SyntheticMS preset",
+        ),
+        ({"data": {"kind": "synthetic"}, "model": {"channels": []}}, r"model\.channels"),
+        ({"data": {"kind": "synthetic"}, "model": {"channels": [8, 0]}}, r"model\.channels"),
+        (  # mis (what 'auto' is here) has no corrections to cap: it was silently ignored
+            {"data": {"kind": "synthetic"}, "attribution": {"correction_cap": 2.0}},
+            r"attribution\.correction_cap caps .* 'mis' has none \(attribution\.method = 'auto'",
+        ),
+        (
+            {"data": {"kind": "synthetic"}, "attribution": {"empty": {"neither": 1.0}}},
+            r"attribution\.empty = \{'neither': 1\.0\}",
+        ),
+    ],
+)
+def test_values_the_run_cannot_use_are_errors_naming_the_key(raw, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(raw)
+
+
+def test_empty_policy_can_be_a_number_or_a_table():
+    """A distance is infinite where exactly one mask is empty; the error told the user to
+    pass empty=0.0 or an EmptyPolicy, which the configuration did not accept."""
+    from shiftattr.metrics import EmptyPolicy, resolve_empty_policy
+
+    table = {"both": 0, "reference": 40, "prediction": 40.0}
+    for empty, policy in ((0.0, EmptyPolicy(both=0.0)), (table, EmptyPolicy(0.0, 40.0, 40.0))):
+        raw = {"data": {"kind": "synthetic"}, "attribution": {"metric": "hausdorff95"}}
+        raw["attribution"]["empty"] = empty
+        assert resolve_empty_policy(load_config(raw).attribution.empty) == policy
 
 
 @pytest.mark.parametrize(

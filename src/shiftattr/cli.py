@@ -299,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     2
     """
     from shiftattr.config import ConfigError
+    from shiftattr.metrics import NonFiniteMetricError
 
     args = build_parser().parse_args(argv)
     try:
@@ -314,6 +315,15 @@ def main(argv: list[str] | None = None) -> int:
                 input_errors.append(getattr(loaded, name))
         if isinstance(exc, tuple(input_errors)):
             print(f"shiftattr {args.command}: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, NonFiniteMetricError):  # the data's empty masks: a data error
+            print(
+                f"shiftattr {args.command}: {exc}\nIn the configuration file this is "
+                "attribution.empty: a preset name, a number (both masks empty), or a table "
+                "{ both = ..., reference = ..., prediction = ... } (e.g. reference and "
+                "prediction = the image's diagonal in voxels for a distance).",
+                file=sys.stderr,
+            )
             return 2
         raise
 

@@ -63,6 +63,30 @@ class SyntheticEnvironment(_Strict):
     population: str = "default"
     n: int = Field(80, ge=10, description="cases")
 
+    @model_validator(mode="after")
+    def _check(self) -> SyntheticEnvironment:
+        from shiftattr.datasets.synthetic_ms import (
+            ANNOTATOR_PRESETS,
+            CENTER_PRESETS,
+            POPULATION_PRESETS,
+        )
+
+        centers = [self.center] if isinstance(self.center, str) else self.center
+        if not centers:
+            raise ValueError("center must name at least one center")
+        for key, names, table in (
+            ("center", centers, CENTER_PRESETS),
+            ("annotator", [self.annotator], ANNOTATOR_PRESETS),
+            ("population", [self.population], POPULATION_PRESETS),
+        ):
+            unknown = [v for v in names if v not in table]
+            if unknown:
+                raise ValueError(
+                    f"{key} {', '.join(map(repr, unknown))} is not a SyntheticMS preset; "
+                    f"available: {', '.join(map(repr, table))}"
+                )
+        return self
+
 
 class SyntheticData(_Strict):
     """Data from :class:`shiftattr.datasets.SyntheticMS`."""
@@ -176,7 +200,7 @@ class ModelConfig(_Strict):
 
     kind: Literal["train-unet", "checkpoint"] = "train-unet"
     epochs: int = Field(15, ge=1)
-    channels: list[int] = [8, 16, 32]
+    channels: list[Annotated[int, Field(gt=0)]] = Field([8, 16, 32], min_length=1)
     factory: str | None = Field(
         None, description="'package.module:function' returning an untrained torch.nn.Module"
     )
@@ -217,7 +241,7 @@ class DiscriminatorConfig(_Strict):
     """Settings of the CNN discriminators (``attribution.image_estimator = "cnn"``)."""
 
     epochs: int = Field(12, ge=1)
-    channels: list[int] = [8, 16, 32]
+    channels: list[Annotated[int, Field(gt=0)]] = Field([8, 16, 32], min_length=1)
     batch_size: int = Field(16, ge=2)
     patience: int = Field(4, ge=1)
     tta: bool = True
@@ -261,11 +285,14 @@ class AttributionConfig(_Strict):
 
     mechanisms: list[str] | None = None
     metric: str = "dice"
-    empty: str = Field(
+    empty: str | float | dict[str, float] = Field(
         "best",
         description="the metric's empty-mask policy (shiftattr.metrics.resolve_empty_policy):"
-        " 'best' scores a case with both masks empty as perfect (1 for Dice, 0 for "
-        "hausdorff95 and volume_difference)",
+        " a preset name ('best' scores a case with both masks empty as perfect: 1 for Dice, "
+        "0 for hausdorff95 and volume_difference), a number (the value of a case with both "
+        "masks empty), or a table { both = ..., reference = ..., prediction = ... } giving "
+        "the value where both, only the reference or only the prediction is empty (a "
+        "distance such as hausdorff95 is infinite where exactly one mask is empty)",
     )
     n_folds: int = Field(5, ge=2)
     n_repeats: int = Field(1, ge=1)
@@ -331,7 +358,7 @@ class AttributionConfig(_Strict):
     def _check(self) -> AttributionConfig:
         from shiftattr.bias_aware import resolve_interval
         from shiftattr.metrics import get_metric, metric_direction
-        from shiftattr.metrics.empty import EMPTY_PRESETS
+        from shiftattr.metrics.empty import EMPTY_PRESETS, resolve_empty_policy
         from shiftattr.value import WEIGHTING_METHODS
 
         get_metric(self.metric)  # unknown names fail here, listing the known ones
@@ -352,11 +379,19 @@ class AttributionConfig(_Strict):
                 "attribution.n_jobs must be a number of processes (1 or more) or -1 for one "
                 "per core, got 0"
             )
-        self.empty = self.empty.strip().lower()  # as the metrics read it
-        if self.empty not in EMPTY_PRESETS:
-            raise ValueError(
-                f"attribution.empty must be one of {', '.join(EMPTY_PRESETS)}, got {self.empty!r}"
-            )
+        if isinstance(self.empty, str):
+            self.empty = self.empty.strip().lower()  # as the metrics read it
+            if self.empty not in EMPTY_PRESETS:
+                raise ValueError(
+                    f"attribution.empty must be one of {', '.join(EMPTY_PRESETS)}, a number "
+                    "or a table { both = ..., reference = ..., prediction = ... }, got "
+                    f"{self.empty!r}"
+                )
+        else:
+            try:
+                resolve_empty_policy(self.empty)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"attribution.empty = {self.empty!r}: {exc}") from None
         if self.empty == "one" and metric_direction(self.metric) is False:
             raise ValueError(
                 f"attribution.empty = 'one' would score a case whose masks are both empty "
@@ -401,6 +436,11 @@ class AttributionConfig(_Strict):
                     f"attribution.both_samples names {clash}, which attribution.paired "
                     "substitutes; drop them from both_samples"
                 )
+        if "correction_cap" in _given(self) and method != "mr":
+            raise ValueError(
+                "attribution.correction_cap caps the weights of method 'mr''s corrections; "
+                f"{method!r} has none{resolved}: remove it or set attribution.method = 'mr'"
+            )
         if method == "mis" and (self.paired or self.truncate is not None):
             raise ValueError(
                 "attribution.method 'mis' takes neither attribution.paired nor "

@@ -61,7 +61,12 @@ import numpy as np
 
 from shiftattr.metrics._masks import as_binary_masks, resolve_layout
 from shiftattr.metrics.distance import hausdorff95
-from shiftattr.metrics.empty import EmptyPolicy, check_finite_metric, resolve_empty_policy
+from shiftattr.metrics.empty import (
+    EmptyPolicy,
+    NonFiniteMetricError,
+    check_finite_metric,
+    resolve_empty_policy,
+)
 from shiftattr.metrics.lesionwise import (
     LesionCounts,
     lesion_counts,
@@ -77,6 +82,7 @@ __all__ = [
     "EmptyPolicy",
     "LesionCounts",
     "MetricFunction",
+    "NonFiniteMetricError",
     "as_binary_masks",
     "available_metrics",
     "check_finite_metric",

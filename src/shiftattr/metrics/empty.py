@@ -56,6 +56,7 @@ __all__ = [
     "EMPTY_PRESETS",
     "EmptyPolicy",
     "EmptySpec",
+    "NonFiniteMetricError",
     "apply_empty_policy",
     "check_finite_metric",
     "resolve_empty_policy",
@@ -225,6 +226,19 @@ def apply_empty_policy(
     return values
 
 
+class NonFiniteMetricError(ValueError):
+    """A per-case metric is NaN or infinite (usually an empty mask under a distance).
+
+    Raised by :func:`check_finite_metric`; a :class:`ValueError`, so existing handlers
+    still catch it.
+
+    Examples
+    --------
+    >>> issubclass(NonFiniteMetricError, ValueError)
+    True
+    """
+
+
 def check_finite_metric(
     values: Any,
     case_ids: Sequence[Any] | None = None,
@@ -252,9 +266,11 @@ def check_finite_metric(
 
     Raises
     ------
-    ValueError
+    NonFiniteMetricError
         If any value is NaN or infinite (the message names those cases and says how to
-        choose an ``empty=`` policy), or ``case_ids`` has the wrong length.
+        choose an ``empty=`` policy).
+    ValueError
+        If ``case_ids`` has the wrong length.
 
     Examples
     --------
@@ -284,7 +300,7 @@ def check_finite_metric(
     )
     more = f" and {bad.size - max_listed} more" if bad.size > max_listed else ""
     label = "" if ids is not None else ("case index " if bad.size == 1 else "case indices ")
-    raise ValueError(
+    raise NonFiniteMetricError(
         f"metric {metric_name!r} is not finite for {bad.size} of {v.shape[0]} cases: "
         f"{label}{listed}{more}. NaN/inf usually means an empty reference and/or prediction "
         f"(nothing to segment, or no lesion left after removing small components). Choose "
