@@ -88,6 +88,12 @@ def test_values_sum_to_the_total_and_the_empty_coalition_is_zero(method):
         # all mechanisms from the target: the corrections telescope to the measured
         # target mean exactly (so the closure error of "mr" is zero by construction)
         assert res.estimated_target_metric == pytest.approx(res.measured_target_metric, abs=1e-12)
+        # and it is not shown as a check that passed
+        assert res.diagnostics["overall"]["closure_by_construction"] is True
+        assert "0 by construction for mr with every node attributed: not a check" in (res.summary())
+        part = _run(scm, 400, 1, method=method, mechanisms=["X", "Y"])  # Z stays at the source
+        assert "closure_by_construction" not in part.diagnostics["overall"]
+        assert "closure error +" in part.summary() or "closure error -" in part.summary()
     else:  # the plug-in mean of the cross-fitted regressions: close, not identical
         gap = abs(res.estimated_target_metric - res.measured_target_metric)
         assert 1e-9 < gap < 0.05

@@ -83,6 +83,11 @@ def test_substituting_y_gives_the_exact_counterfactual_drop():
     diag = res.diagnostics["mechanisms"]["Y"]
     assert diag["paired"] is True and diag["ess_fraction"] == 1.0
     assert res.diagnostics["estimator"]["paired"] == ["Y"]
+    # no parents' discriminator either: None, as for a root, and the same after JSON
+    # (it was NaN in memory and None read back, so the two CSVs differed)
+    assert diag["auc_parents"] is None
+    back = sa.Attribution.from_json(res.to_json()).diagnostics["mechanisms"]["Y"]
+    assert back["auc_parents"] is None
     # and the exact counterfactual drop is the closed-form one (-0.203) up to sampling
     # noise: measured over 30 seeds at N = 800, SD 0.018, largest |error| 0.056
     truth = SCM.true_attribution(["Y"]).values["Y"]

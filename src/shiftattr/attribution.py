@@ -1330,7 +1330,7 @@ def attribute(
         diagnostics["mechanisms"][mech] = {
             "paired": True,
             "auc_joint": float("nan"),
-            "auc_parents": float("nan"),
+            "auc_parents": None,  # no discriminator: as for a root (NaN read back as None)
             "ess": float(len(source)),
             "ess_fraction": 1.0,
             "max_weight": 1.0,
@@ -1396,6 +1396,11 @@ def attribute(
         # of the per-case metric's spread (over both environments) is no misfit.
         spread = float(np.std(np.concatenate([np.ravel(m), np.ravel(mt)])))
         negligible = max(1e-9 * max(1.0, abs(measured)), 1e-4 * spread)
+    every_node = set(mechs) == set(graph.nodes)
+    if measured is not None and method == "mr" and every_node and abs(closure) <= negligible:
+        # every node attributed: the estimate telescopes to the measured metric, so the
+        # printed zero would read as a passed check; say it is none
+        diagnostics["overall"]["closure_by_construction"] = True
     if measured is not None and n_bootstrap:
         closure_ci = tuple(map(float, np.quantile(boot_target - boot_measured, [alpha, 1 - alpha])))
         if closure_ci[0] > negligible or closure_ci[1] < -negligible:

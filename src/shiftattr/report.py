@@ -288,13 +288,15 @@ def _html(
         else "<p>No diagnostic warnings.</p>"
     )
     words = wording(result.higher_is_better, result.metric_name)
+    overall = result.diagnostics.get("overall", {})
+    closure = _closure_text(result.closure_error, result.closure_ci, overall)
     measured = (
         ""
         if result.measured_target_metric is None
         else f"<li>{name} on target, measured: {result.measured_target_metric:.4f} "
-        f"({html.escape(_closure_text(result.closure_error, result.closure_ci))})</li>"
+        f"({html.escape(closure)})</li>"
     )
-    ess_all = _ess_all_text(result.diagnostics.get("overall", {}))
+    ess_all = _ess_all_text(overall)
     ess_line = (
         "" if ess_all is None else f"<li>ESS, all mechanisms shifted: {html.escape(ess_all)}</li>"
     )

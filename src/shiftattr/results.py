@@ -308,8 +308,15 @@ def _plain(x: float | None, spec: str) -> str:
     return "—" if _missing(x) else format(x, spec)
 
 
-def _closure_text(closure_error: float | None, closure_ci: Sequence | None) -> str:
-    """``closure error +0.0100, CI [-0.0200, +0.0400]`` (no CI part without one)."""
+def _closure_text(
+    closure_error: float | None,
+    closure_ci: Sequence | None,
+    overall: Mapping[str, Any] | None = None,
+) -> str:
+    """``closure error +0.0100, CI [-0.0200, +0.0400]`` (no CI part without one), or a
+    note that it is zero by construction (``method="mr"`` with every node attributed)."""
+    if overall and overall.get("closure_by_construction"):
+        return "closure error 0 by construction for mr with every node attributed: not a check"
     ci = "" if closure_ci is None else f", CI [{_fmt(closure_ci[0])}, {_fmt(closure_ci[1])}]"
     return f"closure error {_fmt(closure_error)}{ci}"
 
@@ -687,12 +694,13 @@ class Attribution:
             f"{name} on target, estimated:    {self.estimated_target_metric:.4f}"
             f"   ({words.total} {_fmt(self.total)})",
         ]
+        overall = self.diagnostics.get("overall", {})
         if self.measured_target_metric is not None:
             lines.append(
                 f"{name} on target, measured:     {self.measured_target_metric:.4f}"
-                f"   ({_closure_text(self.closure_error, self.closure_ci)})"
+                f"   ({_closure_text(self.closure_error, self.closure_ci, overall)})"
             )
-        ess_all = _ess_all_text(self.diagnostics.get("overall", {}))
+        ess_all = _ess_all_text(overall)
         if ess_all is not None:
             lines.append(f"ESS, all mechanisms shifted:    {ess_all}")
         lines.append(_estimator_line(s, self.diagnostics.get("estimator", {})))
