@@ -211,3 +211,37 @@ def test_the_ess_panel_says_what_its_percentages_are_of():
     assert _weighted_cases(res) == "source + target cases"
     res.diagnostics["overall"]["n_weighted"] = 300
     assert _weighted_cases(res) == "source cases"
+
+
+def test_figure_labels_are_drawn_as_written():
+    """A '$' in a name started a matplotlib formula ("from $5 to $10" was drawn as
+    "from 5to10"), and six or long names overlapped side by side (results review)."""
+    import matplotlib.pyplot as plt
+
+    names = ("price $5", "a very long mechanism name", "C", "D", "E", "F")
+    res = sa.Attribution(
+        mechanisms=names,
+        values=dict.fromkeys(names, 0.01),
+        ci=dict.fromkeys(names, (0.0, 0.02)),
+        stderr=dict.fromkeys(names, 0.005),
+        source_metric=0.8,
+        estimated_target_metric=0.74,
+        settings={"source": "$5", "target": "$10"},
+    )
+    ax = res.plot()
+    ax.figure.canvas.draw()
+    assert ax.get_title() == r"\$5 → \$10"  # a literal dollar for the renderer
+    ticks = ax.get_xticklabels()
+    assert ticks[0].get_text() == r"price \$5" and ticks[0].get_rotation() == 30
+    lines = res.summary().splitlines()
+    header = next(x for x in lines if x.startswith("mechanism"))
+    row = next(x for x in lines if x.startswith("a very long"))
+    assert header.index("value") + 5 == row.index("+0.0100") + 7  # columns stay aligned
+    plt.close(ax.figure)
+    pair = sa.Attribution(("X",), {"X": 0.1}, {}, {}, 0.8, 0.7)
+    pw = sa.PairwiseAttribution(
+        ("$a", "b$"), ("X",), {("$a", "b$"): pair}, {("$a", "b$"): 0.7, ("$a", "$a"): 0.8}
+    )
+    fig = pw.plot()
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [r"\$a", r"b\$"]
+    plt.close(fig)

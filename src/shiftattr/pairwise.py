@@ -24,6 +24,7 @@ from shiftattr.graph import CausalGraph
 from shiftattr.results import (
     Attribution,
     _json_default,
+    _literal,
     _nan_to_none,
     dominant_mechanism,
     wording,
@@ -300,12 +301,13 @@ class PairwiseAttribution:
                         f"; {d:+.1f}" if np.isfinite(d) else ""
                     )
                     ax.text(j, i, text, ha="center", va="center", fontsize=7)
-            ax.set_xticks(range(n), self.environments, rotation=45, ha="right", fontsize=7)
-            ax.set_yticks(range(n), self.environments, fontsize=7)
+            envs = [_literal(e) for e in self.environments]
+            ax.set_xticks(range(n), envs, rotation=45, ha="right", fontsize=7)
+            ax.set_yticks(range(n), envs, fontsize=7)
             ax.set_xlabel("deployed on")
             ax.set_ylabel("trained on")
-            ax.set_title(f"{mech}: {self.metric_name}; Δ", fontsize=9)
-            fig.colorbar(im, ax=ax, shrink=0.8, label=words.delta_label)
+            ax.set_title(_literal(f"{mech}: {self.metric_name}; Δ"), fontsize=9)
+            fig.colorbar(im, ax=ax, shrink=0.8, label=_literal(words.delta_label))
         fig.tight_layout()
         return fig
 

@@ -16,6 +16,8 @@ from shiftattr.results import (
     _closure_text,
     _ess_all_text,
     _estimator_line,
+    _literal,
+    _long_labels,
     _num_or_nan,
     ci_label,
     wording,
@@ -122,19 +124,28 @@ def _figures(result: Attribution, truth: Mapping[str, float] | None, folder: Pat
 
     per = result.diagnostics.get("mechanisms", {})
     if per:
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(7.5, 2.8))
         mechs = list(result.mechanisms)
+        names = [_literal(m) for m in mechs]
+        tilt = _long_labels(names)
+        fig, (a1, a2) = plt.subplots(
+            1, 2, figsize=(max(7.5, 1.2 * len(mechs) + 1.5), 3.4 if tilt else 2.8)
+        )
 
         def diag(m: str, key: str) -> float:  # NaN where not computed (null in JSON)
             return _num_or_nan(per.get(m, {}).get(key))
 
-        a1.bar(mechs, [diag(m, "auc_joint") for m in mechs], color="#7d3c98")
+        a1.bar(names, [diag(m, "auc_joint") for m in mechs], color="#7d3c98")
         a1.axhline(0.5, color="k", lw=0.8, ls="--")
         a1.set_ylim(0.4, 1.0)
         a1.set_title("out-of-fold discriminator AUC", fontsize=9)
-        a2.bar(mechs, [100 * diag(m, "ess_fraction") for m in mechs], color="#138d75")
+        a2.bar(names, [100 * diag(m, "ess_fraction") for m in mechs], color="#138d75")
         a2.set_ylim(0, 100)
         a2.set_title(f"effective sample size (% of {_weighted_cases(result)})", fontsize=9)
+        if tilt:
+            for a in (a1, a2):
+                a.tick_params(axis="x", labelrotation=30)
+                for label in a.get_xticklabels():
+                    label.set_ha("right")
         fig.tight_layout()
         paths.append(folder / "diagnostics.png")
         fig.savefig(paths[-1], dpi=110)

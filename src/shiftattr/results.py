@@ -292,6 +292,17 @@ def _estimator_line(settings: dict[str, Any], details: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _literal(text: Any) -> str:
+    """``text`` for a matplotlib label, drawn as written: a ``$`` would start a formula
+    ("from $5 to $10" was drawn as "from 5to10")."""
+    return str(text).replace("$", r"\$")
+
+
+def _long_labels(labels: Sequence[str]) -> bool:
+    """Tick labels that would overlap side by side: many, or long ones."""
+    return len(labels) > 5 or max((len(str(x)) for x in labels), default=0) > 10
+
+
 def _missing(x: Any) -> bool:
     """None or NaN: a number that was not computed (NaN in memory, null in JSON)."""
     return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x))
@@ -673,12 +684,13 @@ class Attribution:
         name = self.metric_name
         s = self.settings
         words = wording(self.higher_is_better, name)
+        w = max([14, *(len(str(m)) + 2 for m in self.mechanisms)])  # the name column
         lines = [
             f"Attribution of the change in {name}: {s.get('source', 'source')} -> "
             f"{s.get('target', 'target')}",
             f"  ({words.sign_note})",
             "",
-            f"{'mechanism':<14}{'value':>10}{ci_label(s):>22}{'AUC':>7}{'ESS':>9}{'max w':>8}",
+            f"{'mechanism':<{w}}{'value':>10}{ci_label(s):>22}{'AUC':>7}{'ESS':>9}{'max w':>8}",
         ]
         for r in self.to_records():
             ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
@@ -686,7 +698,7 @@ class Attribution:
             ess = _plain(r["ess"], ".0f")
             mw = _plain(r["max_weight"], ".1f")
             lines.append(
-                f"{r['mechanism']:<14}{_fmt(r['value']):>10}{ci:>22}{auc:>7}{ess:>9}{mw:>8}"
+                f"{r['mechanism']:<{w}}{_fmt(r['value']):>10}{ci:>22}{auc:>7}{ess:>9}{mw:>8}"
             )
         lines += [
             "",
@@ -927,11 +939,18 @@ class Attribution:
             ax.vlines(x, lo, hi, color="k", lw=1.2)
             ax.hlines(np.r_[lo, hi], np.r_[x, x] - 0.08, np.r_[x, x] + 0.08, color="k", lw=1.2)
         ax.axhline(0, color="k", lw=0.8)
-        ax.set_xticks(x, self.mechanisms)
-        ax.set_ylabel(words.axis_label)
+        names = [_literal(m) for m in self.mechanisms]
+        if _long_labels(names):
+            ax.set_xticks(x, names, rotation=30, ha="right")
+        else:
+            ax.set_xticks(x, names)
+        ax.set_ylabel(_literal(words.axis_label))
         ax.set_title(
-            title
-            or f"{self.settings.get('source', 'source')} → {self.settings.get('target', 'target')}"
+            _literal(
+                title
+                or f"{self.settings.get('source', 'source')} → "
+                f"{self.settings.get('target', 'target')}"
+            )
         )
         return ax
 
