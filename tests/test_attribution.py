@@ -772,3 +772,18 @@ def test_shift_not_seen_gives_the_change_from_source_to_target():
         )
     (msg,) = [w["message"] for w in res.warnings if w["code"] == "shift_not_seen"]
     assert f"changed by {m_t.mean() - m_s.mean():+.4f} from source to target" in msg
+
+
+@pytest.mark.parametrize(
+    ("method", "paired", "advice"),
+    [
+        ("iw", False, "(more cases, or method='mr' or paired data)"),
+        ("mr", False, "(more cases, or paired data)"),
+        ("mr", True, "(more cases)"),  # it recommended what the run already used
+    ],
+)
+def test_imprecise_advice_leaves_out_what_the_run_already_uses(method, paired, advice):
+    from shiftattr.attribution import _imprecise
+
+    (w,) = _imprecise({"X": 0.1}, {"X": (0.0, 0.2)}, 0.02, 0.95, method, paired)
+    assert w["message"].endswith(f"precision asked for {advice}.")

@@ -28,10 +28,13 @@ def test_demo_tiny_writes_a_report(tmp_path, capsys):
     assert saved["settings"]["bootstrap"] == "fixed"  # "auto" with the CNN discriminators
     # "auto" gives mis with the CNN discriminators too, with its bias-aware interval
     assert (saved["settings"]["method"], saved["settings"]["interval"]) == ("mis", "bias_aware")
-    # rebuild the report from the saved result alone
+    # rebuild the report from the saved result alone: the same page, title included
+    # (the rebuilt title had lost the metric)
+    page = (out / "report.html").read_text()
+    assert "<title>shiftattr: " in page and " (dice)</title>" in page
     (out / "report.html").unlink()
     assert main(["report", str(out / "attribution.json")]) == 0
-    assert (out / "report.html").is_file()
+    assert (out / "report.html").read_text() == page
 
 
 def test_bootstrap_options_override_the_configuration(tmp_path, capsys):
@@ -161,6 +164,28 @@ def test_config_contradiction_fails_before_loading_data(tmp_path, capsys):
 def test_report_of_missing_file(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_report_of_a_file_that_is_not_an_attribution(tmp_path, capsys):
+    """Were raw JSONDecodeError and KeyError tracebacks."""
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["report", str(bad)]) == 2
+    assert "is not JSON as Attribution.to_json writes it" in capsys.readouterr().err
+    sweep = tmp_path / "pairs.json"
+    sweep.write_text(json.dumps({"environments": ["a", "b"], "mechanisms": ["X"]}))
+    assert main(["report", str(sweep)]) == 2
+    assert "a pairwise sweep: read it with PairwiseAttribution" in capsys.readouterr().err
+
+
+def test_an_option_contradicting_the_file_names_both(tmp_path, capsys):
+    """The error said "invalid configuration <dict>", naming neither."""
+    config = tmp_path / "run.toml"
+    config.write_text('[data]\nkind = "synthetic"\n[attribution]\ntruncate = 20.0\n')
+    assert main(["run", str(config), "--method", "mis"]) == 2
+    err = capsys.readouterr().err
+    assert f"{config} with the command-line options --method mis" in err
+    assert "<dict>" not in err and "attribution.truncate" in err
 
 
 def test_bias_aware_interval_from_the_command_line(tmp_path, capsys):

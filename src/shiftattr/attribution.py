@@ -1385,7 +1385,7 @@ def attribute(
         # measured with fixed-ratio intervals only (refit puts the ratios' noise back)
         warns += _not_separated(values, ci, diagnostics["mechanisms"])
     if tolerance is not None:
-        warns += _imprecise(values, ci, tolerance, confidence)
+        warns += _imprecise(values, ci, tolerance, confidence, method, bool(pairs))
     measured = None if mt is None else float(mt.mean())
     closure = None if measured is None else estimated_target - measured
     closure_ci = None
@@ -1597,8 +1597,17 @@ def _imprecise(
     ci: dict[str, tuple[float, float]],
     tolerance: float,
     confidence: float,
+    method: str = "iw",
+    paired: bool = False,
 ) -> list[dict[str, Any]]:
-    """An ``imprecise`` warning per mechanism whose interval reaches beyond ± tolerance."""
+    """An ``imprecise`` warning per mechanism whose interval reaches beyond ± tolerance;
+    its advice leaves out what the run already uses (``method="mr"``, paired data)."""
+    remedies = ["more cases"]
+    remedies += [] if method == "mr" else ["method='mr'"]
+    remedies += [] if paired else ["paired data"]
+    advice = (
+        remedies[0] if len(remedies) == 1 else f"{remedies[0]}, or " + " or ".join(remedies[1:])
+    )
     return [
         {
             "code": "imprecise",
@@ -1607,8 +1616,7 @@ def _imprecise(
                 f"mechanism {k!r}: {values[k]:+.4f} with a {100 * confidence:.0f}% interval "
                 f"[{ci[k][0]:+.4f}, {ci[k][1]:+.4f}] that reaches {reach:.4f} from it, beyond "
                 f"the tolerance {tolerance}: the data do not pin this value down to the "
-                "precision asked for (more cases, or a value estimator with less variance, "
-                "e.g. method='mr' or paired data)."
+                f"precision asked for ({advice})."
             ),
         }
         for k, reach in imprecise_mechanisms(values, ci, tolerance).items()

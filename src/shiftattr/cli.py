@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -21,10 +22,11 @@ def _print_outcome(outcome) -> None:
     print(f"report: {outcome.report.resolve()}")
 
 
-def _override(cfg, args: argparse.Namespace):
+def _override(cfg, args: argparse.Namespace, origin: str = "the configuration"):
     """The configuration with the command-line overrides of the attribution settings,
-    validated again as a whole (an override may contradict a key of the file)."""
-    from shiftattr.config import load_config
+    validated again as a whole (an override may contradict a key of the file); an error
+    names ``origin`` (the file) and the options given."""
+    from shiftattr.config import ConfigError, load_config
 
     changed = {
         key: getattr(args, key)
@@ -49,13 +51,18 @@ def _override(cfg, args: argparse.Namespace):
         return cfg
     raw = cfg.model_dump()
     raw["attribution"].update(changed)
-    return load_config(raw)
+    try:
+        return load_config(raw)
+    except ConfigError as exc:
+        given = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in changed.items())
+        where = f"{origin} with the command-line options {given}"
+        raise ConfigError(str(exc).replace("<dict>", where, 1)) from None
 
 
 def _demo(args: argparse.Namespace) -> int:
     from shiftattr.pipeline import demo_config, run
 
-    cfg = _override(demo_config(args.out, tiny=args.tiny), args)
+    cfg = _override(demo_config(args.out, tiny=args.tiny), args, "the demo's settings")
     if not args.quiet:
         print(
             "shiftattr demo: synthetic experiment B — a U-Net trained on centers 01, 07, 08 "
@@ -73,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.out:
         cfg.output.folder = Path(args.out)
-    cfg = _override(cfg, args)
+    cfg = _override(cfg, args, str(args.config))
     _print_outcome(run(cfg, progress=not args.quiet))
     return 0
 
@@ -86,7 +93,18 @@ def _report(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"shiftattr report: {path} does not exist", file=sys.stderr)
         return 2
-    result = Attribution.from_json(path)
+    try:
+        result = Attribution.from_json(path)
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        kind = "not JSON" if isinstance(exc, json.JSONDecodeError) else "not an attribution"
+        pairwise = " (a pairwise sweep: read it with PairwiseAttribution.from_json)"
+        hint = pairwise if '"environments"' in path.read_text(encoding="utf-8")[:4000] else ""
+        print(
+            f"shiftattr report: {path} is {kind} as Attribution.to_json writes it{hint}: "
+            f"{type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
     truth, note = read_truth(path)
     if note:
         print(f"shiftattr report: {note}", file=sys.stderr)

@@ -531,12 +531,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     result.settings["distance_units"] = (
         "voxels" if sim is not None else "physical (the NIfTI headers' voxel spacing)"
     )
-    page = write_report(
-        result,
-        folder,
-        truth=truth,
-        title=f"shiftattr: {source.name} → {target.name} ({a.metric})",
-    )
+    page = write_report(result, folder, truth=truth)  # titled from the result's settings
     lap("report")
     return RunOutcome(result=result, truth=truth, report=page, seconds=seconds)
 

@@ -180,6 +180,8 @@ def write_report(
         Ground truth as ``TrueAttribution.to_dict()`` (needs ``"values"``), shown
         beside the estimates with the error.
     title : str, optional
+        Default ``"shiftattr: source → target (metric)"`` from the result's settings, as
+        ``shiftattr run`` writes it and ``shiftattr report`` rebuilds it.
     figures : bool, default True
         Draw PNG figures (needs matplotlib).
 
@@ -248,7 +250,9 @@ def _html(
     s = result.settings
     name = html.escape(result.metric_name)
     title = html.escape(
-        title or f"shiftattr: {s.get('source', 'source')} → {s.get('target', 'target')}"
+        title
+        or f"shiftattr: {s.get('source', 'source')} → {s.get('target', 'target')} "
+        f"({result.metric_name})"
     )
     head = [
         "mechanism",
