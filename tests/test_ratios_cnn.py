@@ -283,3 +283,30 @@ def test_attribute_reports_each_folds_training_and_holds_the_network_fixed():
         sa.Attribution.from_json(res.to_json()).diagnostics["ratio_fits"]
         == res.diagnostics["ratio_fits"]
     )
+
+
+@pytest.mark.parametrize(
+    ("spatial_dims", "shape", "match"),
+    [  # the CNN ran on these with no word: slices as channels, channels as slices
+        (2, (16, 16, 16), r"with spatial_dims=2 that is 16 channels of 16×16 images\. If its "
+         r"cases are 3D volumes, pass spatial_dims=3"),
+        (3, (2, 16, 16), r"volumes only 2 voxel\(s\) deep\. If they are 2D images with 2 "
+         r"channel\(s\), pass spatial_dims=2"),
+        (3, (1, 24, 24), r"pass spatial_dims=2"),  # MONAI's channel-first 2D image
+    ],
+)  # fmt: skip
+def test_a_likely_misread_spatial_dims_is_refused_with_the_value_to_pass(
+    spatial_dims, shape, match
+):
+    rng = np.random.default_rng(0)
+    src, tgt = ({"X": rng.normal(size=(12, *shape)).astype(np.float32)} for _ in range(2))
+    est = CNNDiscriminator(spatial_dims=spatial_dims, **FAST)
+    with pytest.raises(ValueError, match=match):
+        est.fit(src, tgt)
+
+
+def test_real_multichannel_images_and_thin_but_wide_volumes_are_read():
+    rng = np.random.default_rng(0)
+    for spatial_dims, shape in ((2, (4, 16, 16)), (3, (6, 16, 16)), (3, (2, 4, 4, 4))):
+        src, tgt = ({"X": rng.normal(size=(12, *shape)).astype(np.float32)} for _ in range(2))
+        CNNDiscriminator(spatial_dims=spatial_dims, **{**FAST, "epochs": 1}).fit(src, tgt)

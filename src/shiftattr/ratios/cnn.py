@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from shiftattr.environment import LazyVolumes
 from shiftattr.ratios.base import DensityRatioEstimator, Features, check_fitted, n_cases
+from shiftattr.ratios.image_axes import check_image_axes
 from shiftattr.segmentation._threads import intra_op_threads
 
 __all__ = ["CNNDiscriminator"]
@@ -97,6 +98,8 @@ def _layout(features: Features, spatial_dims: int) -> tuple[_Layout, dict[str, A
     images, vectors = [], []
     for node in nodes:
         shape = _item_shape(node, columns[node])
+        if len(shape) >= 2:
+            check_image_axes(node, shape, spatial_dims)
         if len(shape) in (spatial_dims, spatial_dims + 1):
             images.append((node, shape))
         elif len(shape) <= 1:
@@ -372,7 +375,8 @@ class CNNDiscriminator(DensityRatioEstimator):
     Parameters
     ----------
     spatial_dims : {2, 3}, default 3
-        Number of spatial axes of an image case.
+        Number of spatial axes of an image case. Cases it most likely misreads are
+        refused, with the value to pass (:func:`~shiftattr.ratios.image_axes.check_image_axes`).
     channels : sequence of int, default (8, 16, 32)
         Feature channels per resolution; each entry after the first halves the
         resolution.

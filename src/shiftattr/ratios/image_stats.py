@@ -26,6 +26,7 @@ from sklearn.base import clone
 from shiftattr.environment import Environment, LazyVolumes, NodeFeatures, cached_per_case
 from shiftattr.ratios.base import DensityRatioEstimator, Features, check_fitted, n_cases
 from shiftattr.ratios.classifier import ClassifierRatio, default_candidates
+from shiftattr.ratios.image_axes import check_image_axes
 from shiftattr.ratios.image_quality import quality_statistics
 
 __all__ = ["IMAGE_STATISTICS", "ImageStatsRatio", "image_statistics"]
@@ -96,6 +97,8 @@ def _node_kinds(features: Features, names: list[str], spatial_dims: int) -> dict
     for k in names:
         v = features[k]
         whole = v.load([0]) if isinstance(v, LazyVolumes) else np.asarray(v)
+        if whole.ndim >= 3:  # cases of 2 or more axes: an image, or a misread spatial_dims
+            check_image_axes(k, whole.shape[1:], spatial_dims)
         if whole.ndim - 1 < spatial_dims:
             kinds[k] = "vector"
         else:
