@@ -407,12 +407,21 @@ def _oracle(scm, nodes="ZXY"):
     return {m: (lambda env, m=m: scm.true_log_ratio(env, m)) for m in nodes}
 
 
+class _NeverFitted:
+    """A ratio estimator that fails the test if it is used."""
+
+    def fit(self, *args, **kwargs):
+        raise AssertionError("a known ratio's estimator was fitted")
+
+    log_ratio = fit
+
+
 def test_known_ratios_replace_the_estimators_exactly():
     # with every ratio known, "iw" is the weighted game of the true ratios: the same
     # numbers as iw_game on them, and no estimator is consulted
     scm = LinearGaussianSCM.example()
     src = scm.sample(800, "source", random_state=0)  # the cases _with_known draws
-    res = _with_known(800, _oracle(scm), estimators=dict.fromkeys("ZXY", "not an estimator"))
+    res = _with_known(800, _oracle(scm), estimators=dict.fromkeys("ZXY", _NeverFitted()))
     L = np.vstack([scm.true_log_ratio(src, m) for m in res.mechanisms])
     sv = sa.shapley.ExactShapley().solve(iw_game(res.mechanisms, L, scm.metric(src)))
     np.testing.assert_allclose([res.values[m] for m in res.mechanisms], sv.values, atol=1e-12)

@@ -418,3 +418,43 @@ def test_methods_disagree_says_when_the_point_difference_lies_outside_its_interv
     assert "point difference (+0.0005) lies outside" in by["X"]
     assert "lies outside" not in by["Y"]  # +0.04 is inside its own interval
     assert set(details["difference_ci"]) == {"X", "Y"}
+
+
+def test_mr_with_many_mechanisms_warns_of_its_cost_before_fitting():
+    """Its regressions double with every mechanism (354 s at 9 mechanisms, N = 400):
+    the cost was documented but not said before the fitting started."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    names = [f"V{i}" for i in range(9)]
+    graph = sa.CausalGraph({n: [] for n in names})
+    src = sa.Environment({n: rng.normal(size=60) for n in names}, name="s")
+    tgt = sa.Environment({n: rng.normal(0.3, 1, size=60) for n in names}, name="t")
+    fast = {n: sa.ratios.ClassifierRatio(sa.ratios.StandardisedLogisticRegression()) for n in names}
+
+    def run(mechanisms):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = sa.attribute(
+                graph, src, tgt, lambda env: env["V0"] + env["V1"], method="mr",
+                mechanisms=mechanisms, regressor=Ridge(), estimators=fast, n_folds=2,
+                n_bootstrap=0, progress=False, random_state=0,
+            )  # fmt: skip
+        return res, [str(w.message) for w in caught]
+
+    res, said = run(names)
+    assert said[0].startswith("method='mr' with 9 mechanisms fits up to 1022 nested regressions")
+    assert res.diagnostics["overall"]["warning_counts"]["costly_regressions"] == 1
+    assert sum("1022 nested" in m for m in said) == 1  # said once, not again at the end
+    res, said = run(names[:8])
+    assert "costly_regressions" not in res.diagnostics["overall"]["warning_counts"]
+
+
+def test_a_classifier_given_as_a_ratio_estimator_is_named_with_the_wrapper_to_use():
+    """It failed in the first fit with "float() argument must be ... not 'NodeFeatures'"."""
+    scm = LinearGaussianSCM.example()
+    src, tgt = scm.sample(60, "source", random_state=0), scm.sample(60, "target", random_state=1)
+    bare = {"X": sa.ratios.StandardisedLogisticRegression()}
+    with pytest.raises(TypeError, match=r"estimators\['X'\] is a StandardisedLogisticRegression, "
+                       r"not a density-ratio estimator.*ClassifierRatio\(Standardised"):  # fmt: skip
+        sa.attribute(scm.graph, src, tgt, scm.metric(src), estimators=bare, progress=False)
