@@ -796,3 +796,11 @@ def test_imprecise_advice_leaves_out_what_the_run_already_uses(method, paired, a
 
     (w,) = _imprecise({"X": 0.1}, {"X": (0.0, 0.2)}, 0.02, 0.95, method, paired)
     assert w["message"].endswith(f"precision asked for {advice}.")
+
+
+def test_a_bound_said_to_exclude_0_is_never_printed_as_a_signed_zero():
+    """ "[-0.0000, -0.0000] excludes 0" read as a contradiction (results review)."""
+    from shiftattr.attribution import _bound
+
+    assert _bound(-0.01234) == "-0.0123"
+    assert _bound(-2.3e-6) == "-2.3e-06" and _bound(4e-5) == "+4.0e-05"

@@ -791,7 +791,7 @@ def _closure_warning(
     if closure_ci is not None:
         noise = (
             f"beyond bootstrap noise (closure error {estimated - measured:+.4f}, "
-            f"CI [{closure_ci[0]:+.4f}, {closure_ci[1]:+.4f}])"
+            f"CI [{_bound(closure_ci[0])}, {_bound(closure_ci[1])}])"
         )
     else:
         noise = (
@@ -1612,6 +1612,12 @@ def not_separated_mechanisms(
     return out
 
 
+def _bound(x: float) -> str:
+    """An interval bound for a message saying the interval excludes 0: four decimals,
+    or two significant digits where four would print it as a signed zero."""
+    return f"{x:+.4f}" if abs(x) >= 5e-5 else f"{x:+.1e}"
+
+
 def _not_separated(
     values: dict[str, float],
     ci: dict[str, tuple[float, float]],
@@ -1623,8 +1629,8 @@ def _not_separated(
             "code": "shift_not_separated",
             "mechanism": k,
             "message": (
-                f"mechanism {k!r}: {values[k]:+.4f} with an interval [{ci[k][0]:+.4f}, "
-                f"{ci[k][1]:+.4f}] that excludes 0, but its node set separates the "
+                f"mechanism {k!r}: {values[k]:+.4f} with an interval [{_bound(ci[k][0])}, "
+                f"{_bound(ci[k][1])}] that excludes 0, but its node set separates the "
                 f"environments no better than its parents (AUC {joint:.3f} vs {parents:.3f}): "
                 "the classifiers show no shift of this mechanism beyond its parents', so "
                 "its value may be the noise of the difference of two fitted log-ratios, "
@@ -1714,7 +1720,7 @@ def _compare_with_twin(
                     "message": (
                         f"mechanism {k!r}: {fitted.estimator} gives {values[k]:+.4f} but "
                         f"{other} gives {v_twin:+.4f}; the "
-                        f"difference's interval [{a:+.4f}, {b:+.4f}] excludes 0. "
+                        f"difference's interval [{_bound(a)}, {_bound(b)}] excludes 0. "
                         + outside
                         + _disagreement_causes(fitted.estimator)
                     ),
