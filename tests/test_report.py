@@ -245,3 +245,19 @@ def test_figure_labels_are_drawn_as_written():
     fig = pw.plot()
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [r"\$a", r"b\$"]
     plt.close(fig)
+
+
+def test_fixed_bootstrap_intervals_carry_a_note_in_the_summary_and_the_report(tmp_path):
+    """Fixed intervals leave out the ratios' error: a tabular review found iw and mis
+    with fixed intervals excluding the truth in up to half the runs with no warning, and
+    the summary said only "(fixed)"."""
+    res = _result()
+    assert "note: fixed bootstrap" not in res.summary()
+    res.settings |= {"bootstrap": "fixed", "n_bootstrap": 100}
+    assert "note: fixed bootstrap: the fitted ratios (and regressions) are held fixed" in (
+        res.summary()
+    )
+    page = write_report(res, tmp_path, figures=False).read_text()
+    assert "<b>Note</b>: fixed bootstrap" in page
+    res.settings["bootstrap"] = "refit"
+    assert "note:" not in res.summary()

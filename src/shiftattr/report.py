@@ -20,6 +20,7 @@ from shiftattr.results import (
     _long_labels,
     _num_or_nan,
     ci_label,
+    interval_note,
     wording,
 )
 
@@ -323,6 +324,8 @@ def _html(
         "coalition, common random numbers)</li>"
     )
     settings = html.escape(json.dumps(s, indent=2, default=str))
+    fixed = interval_note(s)
+    note = "" if fixed is None else f"<li><b>Note</b>: {html.escape(fixed)}.</li>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -338,7 +341,7 @@ img {{ max-width: 100%; margin: 0.5em 0; }} pre {{ background: #f6f6f6; padding:
 <li>{name} on source: {result.source_metric:.4f}</li>
 <li>{name} on target, estimated (all mechanisms shifted): {result.estimated_target_metric:.4f}
 ({words.total} {_num(result.total)})</li>
-{measured}{ess_line}<li>{estimator}</li>{truth_line}
+{measured}{ess_line}<li>{estimator}</li>{truth_line}{note}
 </ul>
 <h2>Figures</h2>{imgs or "<p>(matplotlib not installed: no figures)</p>"}
 <h2>Warnings</h2>{warns}

@@ -371,6 +371,39 @@ def ci_label(settings: Mapping[str, Any]) -> str:
     return f"{100 * float(settings.get('confidence', 0.95)):g}% CI{kind}"
 
 
+def interval_note(settings: Mapping[str, Any]) -> str | None:
+    """What the reader must know about intervals from a fixed bootstrap, or None.
+
+    A ``"fixed"`` bootstrap resamples the cases but keeps the fitted ratio estimators
+    (and regressions), so its intervals leave out their error: too narrow, whatever the
+    diagnostics say (see ``bootstrap`` in :func:`shiftattr.attribute`). It is not a
+    warning, which would fire on every such run; the summary and the report print it.
+
+    Parameters
+    ----------
+    settings : mapping
+        An :class:`Attribution`'s ``settings``.
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> interval_note({"bootstrap": "fixed", "n_bootstrap": 100})[:40]
+    'fixed bootstrap: the fitted ratios (and '
+    >>> interval_note({"bootstrap": "refit", "n_bootstrap": 100}) is None
+    True
+    """
+    if settings.get("bootstrap") != "fixed" or int(settings.get("n_bootstrap") or 0) < 2:
+        return None
+    return (
+        "fixed bootstrap: the fitted ratios (and regressions) are held fixed, so the "
+        "intervals leave out their estimation error and are too narrow; "
+        "bootstrap='refit' includes it"
+    )
+
+
 @dataclass
 class Attribution:
     """The result of :func:`shiftattr.attribute`.
@@ -722,6 +755,9 @@ class Attribution:
             + (f" x {s['n_repeats']} repeats" if s.get("n_repeats", 1) > 1 else "")
             + ("; intervals: bias-aware" if s.get("interval") == "bias_aware" else "")
         )
+        note = interval_note(s)
+        if note:
+            lines.append(f"note: {note}")
         if self.warnings:
             lines += ["", f"{len(self.warnings)} warning(s):"]
             lines += [f"  [{w['code']}] {w['message']}" for w in self.warnings]
