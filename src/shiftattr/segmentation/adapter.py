@@ -992,12 +992,15 @@ class SegmentationAdapter:
                             loaded[i] = item
                         # keyed by the spatial axes the model will use, resolved the same
                         # way whether or not a label node told them (so output_features of
-                        # an environment without masks reuses what score computed)
-                        key_sd = (
-                            sd
-                            if sd is not None or item is None
-                            else self._spatial(item.ndim, None, case_ids[i])
-                        )
+                        # an environment without masks reuses what score computed), for
+                        # lazy volumes too: from their declared shape, else the case itself
+                        key_sd = sd
+                        if sd is None:
+                            shape = getattr(images, "shape_item", None)
+                            if item is None and shape is None:
+                                item = loaded[i] = np.asarray(images[i])
+                            ndim = item.ndim if item is not None else len(shape)
+                            key_sd = self._spatial(ndim, None, case_ids[i])
                         keys[i] = (fingerprint, key_sd, self._image_key(images, i, item))
                         hit = self._cache.get(keys[i])
                         if hit is not None:
