@@ -316,3 +316,27 @@ def test_lazy_cases_of_different_shapes_give_per_case_statistics():
                 np.testing.assert_allclose(
                     out[i], image_statistics(alone, statistics=statistics)[0]
                 )
+
+
+def test_large_volumes_are_summarised_a_few_cases_at_a_time(monkeypatch):
+    """A batch of 32 cases of 256x256x180 needed about 15 GB (the statistics take about
+    nine float64 copies); batches are now bounded in bytes, with the same numbers."""
+    import shiftattr.ratios.image_stats as module
+
+    rng = np.random.default_rng(0)
+    feats = {"X": rng.normal(size=(10, 8, 8, 8)), "D": np.arange(10.0)}
+    whole = module.image_statistics(feats)
+    sizes = []
+    real = module._batch_statistics
+    monkeypatch.setattr(
+        module,
+        "_batch_statistics",
+        lambda b, idx, *a, **k: sizes.append(len(idx)) or real(b, idx, *a, **k),
+    )
+    monkeypatch.setattr(module, "BATCH_BYTES", 3 * 8 * 8**3)  # three cases' float64 voxels
+    np.testing.assert_array_equal(module.image_statistics(feats), whole)
+    assert sizes == [3, 3, 3, 1]
+    sizes.clear()
+    monkeypatch.setattr(module, "BATCH_BYTES", 1)  # never fewer than one case
+    np.testing.assert_array_equal(module.image_statistics(feats, batch_size=4), whole)
+    assert sizes == [1] * 10

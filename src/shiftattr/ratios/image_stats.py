@@ -38,6 +38,30 @@ _QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99)
 IMAGE_STATISTICS = ("basic", "extended")
 
 
+#: Float64 voxels of the images and masks of one batch of :func:`image_statistics`; the
+#: statistics take about nine such copies, so this bounds a batch near 2 GB. Large
+#: volumes get fewer cases per batch than ``batch_size`` (256×256×180: 2 cases, where
+#: 32 needed about 15 GB); the numbers do not change, every statistic being per case.
+BATCH_BYTES = 256 * 2**20
+
+
+def _cases_per_batch(
+    features: Features, names: list[str], kinds: Mapping[str, str], batch_size: int
+) -> int:
+    """``batch_size``, or fewer cases where their images and masks pass :data:`BATCH_BYTES`
+    as float64 (judged on the first case of each node, as its kind is)."""
+    voxels = 0
+    for k in names:
+        if kinds[k] == "vector":
+            continue
+        v = features[k]
+        shape = getattr(v, "shape_item", None) if isinstance(v, LazyVolumes) else None
+        if shape is None:
+            shape = np.shape(v[0])
+        voxels += int(np.prod(shape))
+    return max(1, min(int(batch_size), BATCH_BYTES // max(8 * voxels, 1)))
+
+
 def _check_statistics(statistics: str) -> str:
     if statistics not in IMAGE_STATISTICS:
         raise ValueError(
@@ -181,7 +205,8 @@ def image_statistics(
     spatial_dims : int, default 3
         Spatial dimensions of an image case (items with more dimensions are images).
     batch_size : int, default 32
-        Cases loaded at once (memory bound for lazy volumes).
+        Most cases loaded at once (memory bound for lazy volumes); fewer where their
+        images and masks pass :data:`BATCH_BYTES` as float64.
     mask_image_contrast : bool, default False
         Add the image contrast at each mask. Off by default: that contrast is set by
         the *acquisition* (lesion contrast), and the image statistics of the parent
@@ -228,9 +253,10 @@ def image_statistics(
     names = sorted(features)
     kinds = _node_kinds(features, names, spatial_dims)
     options = {"mask_image_contrast": mask_image_contrast, "statistics": statistics}
+    step = _cases_per_batch(features, names, kinds, batch_size)
     blocks = []
-    for start in range(0, n, batch_size):
-        idx = np.arange(start, min(start + batch_size, n))
+    for start in range(0, n, step):
+        idx = np.arange(start, min(start + step, n))
         groups = _load_groups(features, names, idx)
         if len(groups) == 1:  # cases of one shape: the whole batch at once
             blocks.append(
