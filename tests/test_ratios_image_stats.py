@@ -210,7 +210,9 @@ def test_statistics_are_computed_once_per_case_across_bootstrap_resamples(monkey
     tgt = Environment({"X": rng.normal(0, 1.03, size=(30, 8, 8, 8))}, name="t")
     calls = []
     real = module.image_statistics
-    monkeypatch.setattr(module, "image_statistics", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(
+        module, "image_statistics", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     folds = np.arange(30) % 3
     est = ImageStatsRatio(random_state=0)
     first = est.crossfit_log_ratio(src.features(["X"]), tgt.features(["X"]), folds, folds)
@@ -244,7 +246,7 @@ def test_node_sets_share_the_statistics_of_their_common_nodes(monkeypatch):
     computed = []
     real = module.image_statistics
     monkeypatch.setattr(
-        module, "image_statistics", lambda f, *a: computed.append(tuple(f)) or real(f, *a)
+        module, "image_statistics", lambda f, *a, **k: computed.append(tuple(f)) or real(f, *a, **k)
     )
     est = ImageStatsRatio()
     joint = est.ratio_features(env.features(["X", "Y"]))
@@ -340,3 +342,19 @@ def test_large_volumes_are_summarised_a_few_cases_at_a_time(monkeypatch):
     monkeypatch.setattr(module, "BATCH_BYTES", 1)  # never fewer than one case
     np.testing.assert_array_equal(module.image_statistics(feats, batch_size=4), whole)
     assert sizes == [1] * 10
+
+
+def test_the_statistics_show_their_progress_when_asked(capsys):
+    """At 128x128x96 they took 300 s before the first progress bar (scaling review)."""
+    from shiftattr import CausalGraph
+    from shiftattr.ratios import CrossFittedRatios
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 20, 8, 8, 8))
+    g = CausalGraph({"X": []})
+    est = {"X": ImageStatsRatio(random_state=0)}
+    for progress in (True, False):  # new environments: nothing cached
+        src, tgt = (Environment({"X": x[i]}, name=f"e{i}") for i in range(2))
+        CrossFittedRatios(g, ["X"], est, n_folds=2, progress=progress).fit(src, tgt)
+        shown = "image statistics (X)" in capsys.readouterr().err
+        assert shown is progress

@@ -355,7 +355,8 @@ def _plain_params(estimator: Any) -> dict[str, Any]:
         return {}
     params = {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
     plain = (str, int, float, bool, type(None))
-    return {k: v for k, v in sorted(params.items()) if isinstance(v, plain)}
+    shown = {"progress"}  # how a fit displays, not what it computes
+    return {k: v for k, v in sorted(params.items()) if isinstance(v, plain) and k not in shown}
 
 
 def _check_mis(

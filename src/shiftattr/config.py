@@ -246,7 +246,7 @@ class DiscriminatorConfig(_Strict):
     patience: int = Field(4, ge=1)
     tta: bool = True
 
-    def build(self, spatial_dims: int, random_state: int | None = None):
+    def build(self, spatial_dims: int, random_state: int | None = None, progress: bool = False):
         """The :class:`~shiftattr.ratios.CNNDiscriminator` these settings describe (needs
         torch, the ``images`` extra).
 
@@ -255,6 +255,8 @@ class DiscriminatorConfig(_Strict):
         spatial_dims : int
             Spatial axes of an image case.
         random_state : int, optional
+        progress : bool, default False
+            Show each fit's epochs (a fit on large volumes takes minutes).
 
         Returns
         -------
@@ -277,6 +279,7 @@ class DiscriminatorConfig(_Strict):
             patience=self.patience,
             tta=self.tta,
             random_state=random_state,
+            progress=progress,
         )
 
 

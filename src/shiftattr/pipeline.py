@@ -446,7 +446,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     graph = segmentation_graph(with_d)
     agreement = False  # the annotation's ratio reads the mask's agreement with the model
     if a.image_estimator == "cnn":
-        image_est = a.discriminator.build(spatial_dims, a.random_state)
+        image_est = a.discriminator.build(spatial_dims, a.random_state, progress)
     else:
         stats = {} if a.image_statistics is None else {"statistics": a.image_statistics}
         extra = {"X": adapter.output_features} if a.ratio_outputs_mode else {}

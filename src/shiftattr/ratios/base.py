@@ -196,7 +196,7 @@ class DensityRatioEstimator(BaseEstimator, ABC):
         array([-0.5,  0.5])
         """
 
-    def warm_cache(self, features: Features) -> None:
+    def warm_cache(self, features: Features, progress: bool = False) -> None:
         """Compute the per-case summaries this estimator reads, into the features' cache.
 
         Called by :class:`~shiftattr.ratios.CrossFittedRatios` in the main process
@@ -212,6 +212,8 @@ class DensityRatioEstimator(BaseEstimator, ABC):
         features : mapping of str to array-like
             All the cases of one environment, as :meth:`Environment.features` returns
             them.
+        progress : bool, default False
+            Show a progress bar over the cases (summaries of large scans take minutes).
 
         Examples
         --------

@@ -14,6 +14,7 @@ fitted once and reused by every mechanism and every coalition.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -268,6 +269,15 @@ def _fit_fold(estimator, source_env, target_env, nodes, train_s, train_t, test_s
     return lr_s, est.log_ratio(target_env.features(nodes, test_t)), est.fit_report()
 
 
+def _warm_cache(est: DensityRatioEstimator, features: Mapping, progress: bool) -> None:
+    """``est.warm_cache(features)``, with a progress bar where the estimator takes one
+    (an estimator written before ``progress`` existed is called without it)."""
+    if "progress" in inspect.signature(est.warm_cache).parameters:
+        est.warm_cache(features, progress=progress)
+    else:
+        est.warm_cache(features)
+
+
 def _fit_all_folds(estimator, source_env, target_env, nodes, fs, ft):
     lr_s, lr_t = estimator.crossfit_log_ratio(
         source_env.features(nodes), target_env.features(nodes), fs, ft
@@ -486,8 +496,8 @@ class CrossFittedRatios:
                 # environments to worker processes (n_jobs != 1) and to every refit
                 # replicate drawn from them; computed in a worker they would be lost
                 # with it. Per-fold fits get plain index slices and read no cache.
-                est.warm_cache(source.features(list(nodes)))
-                est.warm_cache(target.features(list(nodes)))
+                for env in (source, target):
+                    _warm_cache(est, env.features(list(nodes)), self.progress)
                 tasks.append(
                     (nodes, None, delayed(_fit_all_folds)(est, source, target, nodes, fs, ft))
                 )

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 from sklearn.base import clone
+from tqdm.auto import tqdm
 
 from shiftattr.environment import Environment, LazyVolumes, NodeFeatures, cached_per_case
 from shiftattr.ratios.base import DensityRatioEstimator, Features, check_fitted, n_cases
@@ -190,6 +191,7 @@ def image_statistics(
     batch_size: int = 32,
     mask_image_contrast: bool = False,
     statistics: str = "extended",
+    progress: bool = False,
 ) -> np.ndarray:
     """Summary statistics of every node, as one ``(N, d)`` matrix.
 
@@ -222,6 +224,8 @@ def image_statistics(
         SNR, non-uniformity, sharpness per axis, bright-voxel contrast-to-noise; 24
         more columns in 3D) to the 12 ``"basic"`` ones. Mask statistics are the same in
         both.
+    progress : bool, default False
+        Show a progress bar over the cases (tqdm).
 
     Returns
     -------
@@ -255,8 +259,13 @@ def image_statistics(
     options = {"mask_image_contrast": mask_image_contrast, "statistics": statistics}
     step = _cases_per_batch(features, names, kinds, batch_size)
     blocks = []
+    bar = tqdm(
+        total=n, desc=f"image statistics ({', '.join(names)})", unit="case", leave=False,
+        disable=not progress,
+    )  # fmt: skip
     for start in range(0, n, step):
         idx = np.arange(start, min(start + step, n))
+        bar.update(len(idx))
         groups = _load_groups(features, names, idx)
         if len(groups) == 1:  # cases of one shape: the whole batch at once
             blocks.append(
@@ -284,6 +293,7 @@ def image_statistics(
         for pos, part in parts:
             block[pos] = part
         blocks.append(block)
+    bar.close()
     return np.vstack(blocks)
 
 
@@ -451,7 +461,9 @@ class ImageStatsRatio(DensityRatioEstimator):
         ]
         return np.hstack([stats, *extra]) if extra else stats
 
-    def _image_statistics(self, features: Features, nodes: tuple[str, ...]) -> np.ndarray:
+    def _image_statistics(
+        self, features: Features, nodes: tuple[str, ...], progress: bool = False
+    ) -> np.ndarray:
         # once per case, node and environment (cached_per_case, in the cache of
         # ``features`` even when ``nodes`` is a part of them): a refit bootstrap replicate
         # takes its resampled cases' rows instead of recomputing them, and the node sets
@@ -477,13 +489,14 @@ class ImageStatsRatio(DensityRatioEstimator):
                     self.batch_size,
                     self.mask_image_contrast,
                     self.statistics,  # checked by image_statistics
+                    progress=progress,
                 ),
             )
             for group in groups
         ]
         return blocks[0] if len(blocks) == 1 else np.hstack(blocks)
 
-    def warm_cache(self, features: Features) -> None:
+    def warm_cache(self, features: Features, progress: bool = False) -> None:
         """Compute the image statistics of every case into the environment's cache.
 
         Worker processes (``n_jobs != 1``) and refit bootstrap replicates then take the
@@ -494,6 +507,9 @@ class ImageStatsRatio(DensityRatioEstimator):
         ----------
         features : mapping of str to array-like
             All the cases of one environment, from :meth:`Environment.features`.
+        progress : bool, default False
+            Show a progress bar over the cases of each node whose statistics are
+            computed (about 2 s per case at 128×128×96, 18 s at 256×256×180).
 
         Examples
         --------
@@ -504,7 +520,7 @@ class ImageStatsRatio(DensityRatioEstimator):
         >>> len(features.cache)        # the statistics of the 4 cases, stored once
         1
         """
-        self._image_statistics(features, tuple(features))
+        self._image_statistics(features, tuple(features), progress)
 
     def ratio_features(self, features: Features) -> np.ndarray:
         """The per-case statistics (and extra features) the classifier sees.
