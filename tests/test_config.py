@@ -499,3 +499,34 @@ def test_model_preprocess_names_a_known_function_for_a_loaded_model():
         load_config({"data": data, "model": {**model, "preprocess": "minmax"}})
     with pytest.raises(ConfigError, match=r"model\.preprocess is for a model loaded"):
         load_config({"data": {"kind": "synthetic"}, "model": {"preprocess": "zscore"}})
+
+
+def test_the_prediction_cache_can_be_bounded_from_the_configuration(monkeypatch, tmp_path):
+    """It took N x voxels x 5 bytes with no key to bound it (35 GB for 600 cases of
+    256x256x180; scaling review)."""
+    raw = {"data": {"kind": "synthetic"}, "model": {"cache_gb": 0.5}}
+    assert load_config(raw).model.cache_gb == 0.5
+    with pytest.raises(ConfigError, match=r"model\.cache_gb"):
+        load_config({"data": {"kind": "synthetic"}, "model": {"cache_gb": 0}})
+
+
+def test_the_run_passes_the_cache_bound_to_the_adapter(monkeypatch, tmp_path):
+    import shiftattr.pipeline as pipeline
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def adapter(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    import shiftattr.segmentation
+
+    monkeypatch.setattr(shiftattr.segmentation, "SegmentationAdapter", adapter)
+    cfg = pipeline.demo_config(tmp_path, tiny=True)
+    cfg.model.cache_gb = 0.5
+    with pytest.raises(Stop):
+        pipeline.run(cfg, progress=False)
+    assert seen["cache_max_bytes"] == 2**29

@@ -206,6 +206,13 @@ class ModelConfig(_Strict):
     )
     checkpoint: Path | None = None
     patch_size: list[int] | None = None
+    cache_gb: float | None = Field(
+        None,
+        gt=0,
+        description="bound on the memory the model's cached predictions take (N x voxels x "
+        "5 bytes, about 35 GB for 600 cases of 256x256x180); least recently used cases are "
+        "evicted and the model runs again if they are needed (default: unbounded)",
+    )
     preprocess: str | None = Field(
         None,
         description="intensity normalisation of each case on its way to the model: "
