@@ -310,3 +310,17 @@ def test_real_multichannel_images_and_thin_but_wide_volumes_are_read():
     for spatial_dims, shape in ((2, (4, 16, 16)), (3, (6, 16, 16)), (3, (2, 4, 4, 4))):
         src, tgt = ({"X": rng.normal(size=(12, *shape)).astype(np.float32)} for _ in range(2))
         CNNDiscriminator(spatial_dims=spatial_dims, **{**FAST, "epochs": 1}).fit(src, tgt)
+
+
+def test_a_case_on_another_grid_is_named_with_what_to_do():
+    """One 45x48x48 case among 48^3 ones (NIfTI cases on different grids) failed with
+    "case shapes differ from fit", naming neither the case nor a remedy."""
+    rng = np.random.default_rng(0)
+    cases = [rng.normal(size=(12, 12)).astype(np.float32) for _ in range(16)]
+    cases[5] = rng.normal(size=(11, 12)).astype(np.float32)
+    ragged = LazyVolumes(lambda i: cases[i], len(cases))  # no declared shape
+    target = {"img": blobs(rng, 16, (12, 12))}
+    est = CNNDiscriminator(spatial_dims=2, **{**FAST, "epochs": 1})
+    with pytest.raises(ValueError, match=r"node 'img': case 5 has shape \(11, 12\), not "
+                       r"\(12, 12\).*resample them to a common grid, or use ImageStatsRatio"):  # fmt: skip
+        est.fit({"img": ragged}, target)

@@ -128,19 +128,32 @@ def _layout(features: Features, spatial_dims: int) -> tuple[_Layout, dict[str, A
     return layout, columns
 
 
+def _grid_message(node: str, odd: list, shape: tuple[int, ...]) -> str:
+    """The error for cases whose shape is not the grid the network was built for."""
+    listed = ", ".join(
+        f"{'a case' if i is None else f'case {i}'} has shape {tuple(sh)}" for i, sh in odd[:3]
+    )
+    return (
+        f"node {node!r}: {listed}, not {shape} like the others (positions among the cases "
+        "given). The CNN discriminator needs one grid for every case of both environments: "
+        "resample them to a common grid, or use ImageStatsRatio, which summarises each grid."
+    )
+
+
 def _take(node: str, values: Any, idx: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Load the cases ``idx`` of one node as float32 (only these cases are read)."""
     if isinstance(values, np.ndarray):
-        batch = values[idx]
-    elif isinstance(values, LazyVolumes):
-        batch = values.load(idx)
-    else:
-        batch = np.stack([np.asarray(values[int(i)]) for i in idx])
-    batch = np.asarray(batch, dtype=np.float32)
+        batch = np.asarray(values[idx], dtype=np.float32)
+    elif isinstance(values, LazyVolumes) and values.shape_item is not None:  # one grid
+        batch = np.asarray(values.load(idx), dtype=np.float32)
+    else:  # lazy volumes on several grids, or a list: case by case, naming an odd one
+        items = [np.asarray(values[int(i)]) for i in idx]
+        odd = [(int(i), a.shape) for i, a in zip(idx, items) if a.shape != shape]
+        if odd:
+            raise ValueError(_grid_message(node, odd, shape))
+        batch = np.stack(items).astype(np.float32, copy=False)
     if batch.shape[1:] != shape:
-        raise ValueError(
-            f"node {node!r}: a case has shape {batch.shape[1:]}, expected {shape} like the others."
-        )
+        raise ValueError(_grid_message(node, [(None, batch.shape[1:])], shape))
     if not np.isfinite(batch).all():
         raise ValueError(f"node {node!r} contains NaN or infinite values; clean or impute them.")
     return batch
@@ -1081,7 +1094,11 @@ class CNNDiscriminator(DensityRatioEstimator):
             fitted = dict(self._layout_.image_nodes + self._layout_.vector_nodes)
             now = dict(layout.image_nodes + layout.vector_nodes)
             diff = {k: (fitted[k], now[k]) for k in fitted if fitted[k] != now[k]}
-            raise ValueError(f"case shapes differ from fit (fit, now): {diff}.")
+            raise ValueError(
+                f"case shapes differ from fit (fit, now): {diff}. The CNN discriminator needs "
+                "one grid for every case of both environments: resample them to a common "
+                "grid, or use ImageStatsRatio, which summarises each grid."
+            )
         with _torch_settings(self.num_threads):
             z = self._logits(layout, columns, np.arange(n_cases(features)), self._views())
         return (z + self.log_prior_correction_) / self.temperature_ + self.calibration_bias_
