@@ -261,3 +261,17 @@ def test_fixed_bootstrap_intervals_carry_a_note_in_the_summary_and_the_report(tm
     assert "<b>Note</b>: fixed bootstrap" in page
     res.settings["bootstrap"] = "refit"
     assert "note:" not in res.summary()
+
+
+def test_a_closure_interval_wider_than_the_measured_change_is_called_a_weak_check(tmp_path):
+    """A passed check that would pass an estimate missing most of the change read like
+    evidence (a tabular review: closure error 38 % of the total, no warning, 80 target
+    cases)."""
+    res = _result()  # source 0.80, measured 0.75: a change of 0.05
+    res.closure_ci = (-0.04, 0.03)  # 0.07 wide, holds 0
+    assert "a weak check" in res.summary()
+    assert "a weak check" in write_report(res, tmp_path, figures=False).read_text()
+    res.closure_ci = (-0.02, 0.02)  # narrower than the change: a real check
+    assert "weak" not in res.summary()
+    res.closure_ci = (0.01, 0.09)  # excludes 0: it failed, which is not weak
+    assert "weak" not in res.summary()

@@ -305,7 +305,12 @@ def _html(
     )
     words = wording(result.higher_is_better, result.metric_name)
     overall = result.diagnostics.get("overall", {})
-    closure = _closure_text(result.closure_error, result.closure_ci, overall)
+    change = (
+        None
+        if result.measured_target_metric is None
+        else result.source_metric - result.measured_target_metric
+    )
+    closure = _closure_text(result.closure_error, result.closure_ci, overall, change)
     measured = (
         ""
         if result.measured_target_metric is None

@@ -323,13 +323,22 @@ def _closure_text(
     closure_error: float | None,
     closure_ci: Sequence | None,
     overall: Mapping[str, Any] | None = None,
+    change: float | None = None,
 ) -> str:
     """``closure error +0.0100, CI [-0.0200, +0.0400]`` (no CI part without one), or a
-    note that it is zero by construction (``method="mr"`` with every node attributed)."""
+    note that it is zero by construction (``method="mr"`` with every node attributed).
+    A passed check whose interval is wider than the measured ``change`` of the metric
+    is said to be weak: it would pass estimates that miss much of the change (a small
+    target sample, a noisy metric)."""
     if overall and overall.get("closure_by_construction"):
         return "closure error 0 by construction for mr with every node attributed: not a check"
     ci = "" if closure_ci is None else f", CI [{_fmt(closure_ci[0])}, {_fmt(closure_ci[1])}]"
-    return f"closure error {_fmt(closure_error)}{ci}"
+    weak = ""
+    if closure_ci is not None and change is not None:
+        lo, hi = _num_or_nan(closure_ci[0]), _num_or_nan(closure_ci[1])
+        if lo <= 0 <= hi and hi - lo > abs(float(change)):
+            weak = "; wider than the measured change: a weak check"
+    return f"closure error {_fmt(closure_error)}{ci}{weak}"
 
 
 def _ess_all_text(overall: Mapping[str, Any]) -> str | None:
@@ -741,9 +750,10 @@ class Attribution:
         ]
         overall = self.diagnostics.get("overall", {})
         if self.measured_target_metric is not None:
+            measured_change = self.source_metric - self.measured_target_metric
             lines.append(
                 f"{name} on target, measured:     {self.measured_target_metric:.4f}"
-                f"   ({_closure_text(self.closure_error, self.closure_ci, overall)})"
+                f"   ({_closure_text(self.closure_error, self.closure_ci, overall, measured_change)})"
             )
         ess_all = _ess_all_text(overall)
         if ess_all is not None:
