@@ -46,20 +46,9 @@ IMAGE_STATISTICS = ("basic", "extended")
 BATCH_BYTES = 256 * 2**20
 
 
-def _cases_per_batch(
-    features: Features, names: list[str], kinds: Mapping[str, str], batch_size: int
-) -> int:
-    """``batch_size``, or fewer cases where their images and masks pass :data:`BATCH_BYTES`
-    as float64 (judged on the first case of each node, as its kind is)."""
-    voxels = 0
-    for k in names:
-        if kinds[k] == "vector":
-            continue
-        v = features[k]
-        shape = getattr(v, "shape_item", None) if isinstance(v, LazyVolumes) else None
-        if shape is None:
-            shape = np.shape(v[0])
-        voxels += int(np.prod(shape))
+def _cases_per_batch(voxels: int, batch_size: int) -> int:
+    """``batch_size``, or fewer cases where ``voxels`` per case (of the images and masks)
+    pass :data:`BATCH_BYTES` as float64."""
     return max(1, min(int(batch_size), BATCH_BYTES // max(8 * voxels, 1)))
 
 
@@ -112,13 +101,17 @@ def _is_mask(batch: np.ndarray) -> bool:
     )
 
 
-def _node_kinds(features: Features, names: list[str], spatial_dims: int) -> dict[str, str]:
-    """``"vector"``, ``"mask"`` or ``"image"`` per node, decided once for all cases.
+def _node_kinds(
+    features: Features, names: list[str], spatial_dims: int
+) -> tuple[dict[str, str], int]:
+    """``"vector"``, ``"mask"`` or ``"image"`` per node, decided once for all cases, and
+    the voxels per case of the images and masks (what a batch's memory grows with).
 
-    Eager arrays are inspected whole; a lazy node is judged on its first case and
-    every later batch is checked against that (see :func:`image_statistics`).
+    Eager arrays are inspected whole; a lazy node is judged on its first case (read
+    once, here) and every later batch is checked against that (see
+    :func:`image_statistics`).
     """
-    kinds = {}
+    kinds, voxels = {}, 0
     for k in names:
         v = features[k]
         whole = v.load([0]) if isinstance(v, LazyVolumes) else np.asarray(v)
@@ -128,7 +121,8 @@ def _node_kinds(features: Features, names: list[str], spatial_dims: int) -> dict
             kinds[k] = "vector"
         else:
             kinds[k] = "mask" if _is_mask(whole) else "image"
-    return kinds
+            voxels += int(np.prod(whole.shape[1:]))
+    return kinds, voxels
 
 
 def _image_stats(x: np.ndarray) -> np.ndarray:
@@ -255,9 +249,9 @@ def image_statistics(
             f"spatial_dims and batch_size must be positive, got {spatial_dims} and {batch_size}."
         )
     names = sorted(features)
-    kinds = _node_kinds(features, names, spatial_dims)
+    kinds, voxels = _node_kinds(features, names, spatial_dims)
     options = {"mask_image_contrast": mask_image_contrast, "statistics": statistics}
-    step = _cases_per_batch(features, names, kinds, batch_size)
+    step = _cases_per_batch(voxels, batch_size)
     blocks = []
     bar = tqdm(
         total=n, desc=f"image statistics ({', '.join(names)})", unit="case", leave=False,
