@@ -16,8 +16,8 @@ from shiftattr.results import (
     _closure_text,
     _ess_all_text,
     _estimator_line,
-    _literal,
     _long_labels,
+    _name_ticks,
     _num_or_nan,
     ci_label,
     interval_note,
@@ -126,27 +126,22 @@ def _figures(result: Attribution, truth: Mapping[str, float] | None, folder: Pat
     per = result.diagnostics.get("mechanisms", {})
     if per:
         mechs = list(result.mechanisms)
-        names = [_literal(m) for m in mechs]
-        tilt = _long_labels(names)
-        fig, (a1, a2) = plt.subplots(
-            1, 2, figsize=(max(7.5, 1.2 * len(mechs) + 1.5), 3.4 if tilt else 2.8)
-        )
+        tall = 3.4 if _long_labels(mechs) else 2.8  # room for tilted names
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(max(7.5, 1.2 * len(mechs) + 1.5), tall))
+        xs = range(len(mechs))
 
         def diag(m: str, key: str) -> float:  # NaN where not computed (null in JSON)
             return _num_or_nan(per.get(m, {}).get(key))
 
-        a1.bar(names, [diag(m, "auc_joint") for m in mechs], color="#7d3c98")
+        a1.bar(xs, [diag(m, "auc_joint") for m in mechs], color="#7d3c98")
         a1.axhline(0.5, color="k", lw=0.8, ls="--")
         a1.set_ylim(0.4, 1.0)
         a1.set_title("out-of-fold discriminator AUC", fontsize=9)
-        a2.bar(names, [100 * diag(m, "ess_fraction") for m in mechs], color="#138d75")
+        a2.bar(xs, [100 * diag(m, "ess_fraction") for m in mechs], color="#138d75")
         a2.set_ylim(0, 100)
         a2.set_title(f"effective sample size (% of {_weighted_cases(result)})", fontsize=9)
-        if tilt:
-            for a in (a1, a2):
-                a.tick_params(axis="x", labelrotation=30)
-                for label in a.get_xticklabels():
-                    label.set_ha("right")
+        for a in (a1, a2):
+            _name_ticks(a, mechs)
         fig.tight_layout()
         paths.append(folder / "diagnostics.png")
         fig.savefig(paths[-1], dpi=110)
@@ -166,9 +161,9 @@ def write_report(
     Writes ``attribution.json`` (re-readable with :meth:`Attribution.from_json`),
     ``attribution.csv`` (one row per mechanism), ``attribution.png`` and
     ``diagnostics.png`` (when matplotlib is installed), ``truth.json`` (when a ground
-    truth is given, stamped with the result's fingerprint; see :func:`read_truth`; a
-    ``truth.json`` already in the folder is removed when none is given) and a self-contained ``report.html`` (figures embedded), all text
-    in UTF-8. The page words the values as :meth:`Attribution.summary` does (its sign
+    truth is given, stamped with the result's fingerprint, see :func:`read_truth`; a
+    ``truth.json`` already in the folder is removed when none is given) and a
+    self-contained ``report.html`` (figures embedded), all text in UTF-8. The page words the values as :meth:`Attribution.summary` does (its sign
     note follows :attr:`Attribution.higher_is_better`) and shows the same closure check
     (with its interval), effective sample size and value-estimator line.
 
@@ -304,20 +299,13 @@ def _html(
         else "<p>No diagnostic warnings.</p>"
     )
     words = wording(result.higher_is_better, result.metric_name)
-    overall = result.diagnostics.get("overall", {})
-    change = (
-        None
-        if result.measured_target_metric is None
-        else result.source_metric - result.measured_target_metric
-    )
-    closure = _closure_text(result.closure_error, result.closure_ci, overall, change)
     measured = (
         ""
         if result.measured_target_metric is None
         else f"<li>{name} on target, measured: {result.measured_target_metric:.4f} "
-        f"({html.escape(closure)})</li>"
+        f"({html.escape(_closure_text(result))})</li>"
     )
-    ess_all = _ess_all_text(overall)
+    ess_all = _ess_all_text(result.diagnostics.get("overall", {}))
     ess_line = (
         "" if ess_all is None else f"<li>ESS, all mechanisms shifted: {html.escape(ess_all)}</li>"
     )

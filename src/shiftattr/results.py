@@ -303,6 +303,14 @@ def _long_labels(labels: Sequence[str]) -> bool:
     return len(labels) > 5 or max((len(str(x)) for x in labels), default=0) > 10
 
 
+def _name_ticks(ax: Any, names: Sequence[str]) -> None:
+    """Label the x positions ``0..n-1`` with ``names`` drawn as written, tilted where
+    they would overlap."""
+    labels = [_literal(m) for m in names]
+    tilt = {"rotation": 30, "ha": "right"} if _long_labels(labels) else {}
+    ax.set_xticks(range(len(labels)), labels, **tilt)
+
+
 def _missing(x: Any) -> bool:
     """None or NaN: a number that was not computed (NaN in memory, null in JSON)."""
     return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x))
@@ -319,26 +327,23 @@ def _plain(x: float | None, spec: str) -> str:
     return "—" if _missing(x) else format(x, spec)
 
 
-def _closure_text(
-    closure_error: float | None,
-    closure_ci: Sequence | None,
-    overall: Mapping[str, Any] | None = None,
-    change: float | None = None,
-) -> str:
+def _closure_text(result: Attribution) -> str:
     """``closure error +0.0100, CI [-0.0200, +0.0400]`` (no CI part without one), or a
     note that it is zero by construction (``method="mr"`` with every node attributed).
-    A passed check whose interval is wider than the measured ``change`` of the metric
-    is said to be weak: it would pass estimates that miss much of the change (a small
+    A passed check whose interval is wider than the measured change of the metric is
+    said to be weak: it would pass estimates that miss much of the change (a small
     target sample, a noisy metric)."""
-    if overall and overall.get("closure_by_construction"):
+    if result.diagnostics.get("overall", {}).get("closure_by_construction"):
         return "closure error 0 by construction for mr with every node attributed: not a check"
-    ci = "" if closure_ci is None else f", CI [{_fmt(closure_ci[0])}, {_fmt(closure_ci[1])}]"
-    weak = ""
-    if closure_ci is not None and change is not None:
-        lo, hi = _num_or_nan(closure_ci[0]), _num_or_nan(closure_ci[1])
-        if lo <= 0 <= hi and hi - lo > abs(float(change)):
-            weak = "; wider than the measured change: a weak check"
-    return f"closure error {_fmt(closure_error)}{ci}{weak}"
+    closure_ci = result.closure_ci
+    if closure_ci is None:
+        return f"closure error {_fmt(result.closure_error)}"
+    lo, hi = _num_or_nan(closure_ci[0]), _num_or_nan(closure_ci[1])
+    change = result.source_metric - _num_or_nan(result.measured_target_metric)
+    weak = lo <= 0 <= hi and hi - lo > abs(change)
+    return f"closure error {_fmt(result.closure_error)}, CI [{_fmt(lo)}, {_fmt(hi)}]" + (
+        "; wider than the measured change: a weak check" if weak else ""
+    )
 
 
 def _ess_all_text(overall: Mapping[str, Any]) -> str | None:
@@ -748,14 +753,12 @@ class Attribution:
             f"{name} on target, estimated:    {self.estimated_target_metric:.4f}"
             f"   ({words.total} {_fmt(self.total)})",
         ]
-        overall = self.diagnostics.get("overall", {})
         if self.measured_target_metric is not None:
-            measured_change = self.source_metric - self.measured_target_metric
             lines.append(
                 f"{name} on target, measured:     {self.measured_target_metric:.4f}"
-                f"   ({_closure_text(self.closure_error, self.closure_ci, overall, measured_change)})"
+                f"   ({_closure_text(self)})"
             )
-        ess_all = _ess_all_text(overall)
+        ess_all = _ess_all_text(self.diagnostics.get("overall", {}))
         if ess_all is not None:
             lines.append(f"ESS, all mechanisms shifted:    {ess_all}")
         lines.append(_estimator_line(s, self.diagnostics.get("estimator", {})))
@@ -985,11 +988,7 @@ class Attribution:
             ax.vlines(x, lo, hi, color="k", lw=1.2)
             ax.hlines(np.r_[lo, hi], np.r_[x, x] - 0.08, np.r_[x, x] + 0.08, color="k", lw=1.2)
         ax.axhline(0, color="k", lw=0.8)
-        names = [_literal(m) for m in self.mechanisms]
-        if _long_labels(names):
-            ax.set_xticks(x, names, rotation=30, ha="right")
-        else:
-            ax.set_xticks(x, names)
+        _name_ticks(ax, self.mechanisms)
         ax.set_ylabel(_literal(words.axis_label))
         ax.set_title(
             _literal(
