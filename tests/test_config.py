@@ -222,19 +222,19 @@ def test_correction_cap_values(cap, expected):
     [  # each was accepted and failed at run time with a traceback, or was ignored
         (
             {"data": {"kind": "synthetic", "target": {"center": "99"}}},
-            r"data\.target.*center '99' is not a SyntheticMS preset; available: '01'",
+            r"data\.target.*unknown center '99'; available: \['01', '03'",
         ),
         (
             {"data": {"kind": "synthetic", "source": {"center": ["01", "7"]}}},
-            r"data\.source.*center '7' is not a SyntheticMS preset",
+            r"data\.source.*unknown center '7'; available",
         ),
         (
             {"data": {"kind": "synthetic", "source": {"population": "olderr"}}},
-            r"data\.source.*population 'olderr' is not a SyntheticMS preset",
+            r"data\.source.*unknown population 'olderr'; available",
         ),
         (
             {"data": {"kind": "synthetic", "target": {"annotator": "8"}}},
-            r"data\.target.*annotator '8' is not a SyntheticMS preset",
+            r"data\.target.*unknown annotator '8'; available",
         ),
         ({"data": {"kind": "synthetic"}, "model": {"channels": []}}, r"model\.channels"),
         ({"data": {"kind": "synthetic"}, "model": {"channels": [8, 0]}}, r"model\.channels"),

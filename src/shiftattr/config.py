@@ -65,26 +65,15 @@ class SyntheticEnvironment(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> SyntheticEnvironment:
-        from shiftattr.datasets.synthetic_ms import (
-            ANNOTATOR_PRESETS,
-            CENTER_PRESETS,
-            POPULATION_PRESETS,
-        )
+        from shiftattr.datasets import synthetic_ms as ms
 
         centers = [self.center] if isinstance(self.center, str) else self.center
         if not centers:
             raise ValueError("center must name at least one center")
-        for key, names, table in (
-            ("center", centers, CENTER_PRESETS),
-            ("annotator", [self.annotator], ANNOTATOR_PRESETS),
-            ("population", [self.population], POPULATION_PRESETS),
-        ):
-            unknown = [v for v in names if v not in table]
-            if unknown:
-                raise ValueError(
-                    f"{key} {', '.join(map(repr, unknown))} is not a SyntheticMS preset; "
-                    f"available: {', '.join(map(repr, table))}"
-                )
+        for c in centers:  # the simulator's own lookup: its names, its message
+            ms.lookup_preset(c, ms.CENTER_PRESETS, ms.CenterSpec, "center")
+        ms.lookup_preset(self.annotator, ms.ANNOTATOR_PRESETS, ms.AnnotatorSpec, "annotator")
+        ms.lookup_preset(self.population, ms.POPULATION_PRESETS, ms.PopulationSpec, "population")
         return self
 
 

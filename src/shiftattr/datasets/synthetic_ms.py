@@ -372,6 +372,23 @@ class _Case:
     params: dict[str, np.ndarray]
 
 
+def lookup_preset(value, table: Mapping[str, Any], cls: type, what: str):
+    """The preset ``value`` names in ``table`` (``1`` also finds ``"01"``), or ``value``
+    itself when it is a ``cls`` already; an unknown name is a ``ValueError`` listing
+    the presets. Shared by :class:`SyntheticMS` and the configuration's checks."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        for key in (str(value), f"{int(value):02d}"):
+            if key in table:
+                return table[key]
+    if isinstance(value, str) and value in table:
+        return table[value]
+    raise ValueError(
+        f"unknown {what} {value!r}; available: {sorted(table)} (or pass a {cls.__name__})"
+    )
+
+
 def _resolve_int_seed(seed: int | np.random.Generator | None) -> int | None:
     if seed is None or isinstance(seed, (int, np.integer)):
         return None if seed is None else int(seed)
@@ -592,17 +609,7 @@ class SyntheticMS:
 
     # -- argument resolution -------------------------------------------------------------
     def _lookup(self, value, table: dict, cls, what: str):
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            for key in (str(value), f"{int(value):02d}"):
-                if key in table:
-                    return table[key]
-        if isinstance(value, str) and value in table:
-            return table[value]
-        raise ValueError(
-            f"unknown {what} {value!r}; available: {sorted(table)} (or pass a {cls.__name__})"
-        )
+        return lookup_preset(value, table, cls, what)
 
     def _resolve_center(self, center) -> tuple[CenterSpec, ...]:
         if isinstance(center, (list, tuple)):
