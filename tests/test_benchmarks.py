@@ -29,6 +29,7 @@ MODULES = [
     "benchmarks.run",
     "benchmarks.bench_demo_seeds",
     "benchmarks.bench_ratio_information",
+    "benchmarks.bench_image_statistics_memory",
 ]
 
 
@@ -1488,3 +1489,15 @@ def test_ratio_information_report_section(tmp_path):
     written = report.write(results_dir=tmp_path, out=tmp_path / "RESULTS.md").read_text()
     assert "### 5e. What the acquisition ratio sees of a scanner shift" in written
     assert written.index("### 5e.") < written.index("## Where shiftattr is behind a peer")
+
+
+def test_image_statistics_memory_benchmark_runs_on_a_tiny_shape(tmp_path, monkeypatch):
+    """Both configurations run in their own processes and give the same statistics."""
+    from benchmarks import _common
+    from benchmarks import bench_image_statistics_memory as bench
+
+    monkeypatch.setattr(bench, "write_json", lambda name, p: _common.write_json(name, p, tmp_path))
+    assert bench.main(["--shape", "8", "8", "8", "--n", "3"]) == 0
+    saved = json.loads((tmp_path / "image_statistics_memory.json").read_text())
+    assert [r["configuration"] for r in saved["rows"]] == ["bounded", "one batch"]
+    assert saved["same_statistics"] and all(r["cases_per_batch"] == 3 for r in saved["rows"])
