@@ -374,8 +374,37 @@ class _Case:
 
 def lookup_preset(value, table: Mapping[str, Any], cls: type, what: str):
     """The preset ``value`` names in ``table`` (``1`` also finds ``"01"``), or ``value``
-    itself when it is a ``cls`` already; an unknown name is a ``ValueError`` listing
-    the presets. Shared by :class:`SyntheticMS` and the configuration's checks."""
+    itself when it is a ``cls`` already. Shared by :class:`SyntheticMS` and the
+    configuration's checks.
+
+    Parameters
+    ----------
+    value : str, int or cls
+    table : mapping of str to cls
+        E.g. :data:`CENTER_PRESETS`.
+    cls : type
+        The spec class of the table (e.g. :class:`CenterSpec`).
+    what : str
+        What ``value`` names, for the message.
+
+    Returns
+    -------
+    cls
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the presets.
+
+    Examples
+    --------
+    >>> lookup_preset(3, CENTER_PRESETS, CenterSpec, "center") is CENTER_PRESETS["03"]
+    True
+    >>> lookup_preset("99", CENTER_PRESETS, CenterSpec, "center")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown center '99'; available: ['01', '03', '07', '08'] (or pass a CenterSpec)
+    """
     if isinstance(value, cls):
         return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
