@@ -253,6 +253,21 @@ def test_values_the_run_cannot_use_are_errors_naming_the_key(raw, pattern):
         load_config(raw)
 
 
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), (1, 1), ([2, 2, 1], (2, 2, 1))])
+def test_discriminator_downsample_reaches_the_cnn(value, expected):
+    pytest.importorskip("torch")
+    raw = {"data": {"kind": "synthetic"}, "attribution": {"discriminator": {"downsample": value}}}
+    cnn = load_config(raw).attribution.discriminator.build(spatial_dims=3)
+    assert cnn.downsample == expected
+
+
+@pytest.mark.parametrize("value", ["half", 0, [2, 0, 2]])
+def test_a_bad_discriminator_downsample_names_the_key(value):
+    raw = {"data": {"kind": "synthetic"}, "attribution": {"discriminator": {"downsample": value}}}
+    with pytest.raises(ConfigError, match=r"discriminator\.downsample"):
+        load_config(raw)
+
+
 def test_empty_policy_can_be_a_number_or_a_table():
     """A distance is infinite where exactly one mask is empty; the error told the user to
     pass empty=0.0 or an EmptyPolicy, which the configuration did not accept."""

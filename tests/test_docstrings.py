@@ -52,6 +52,7 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.__version__": "a str; the version is the package metadata's",
     "shiftattr.ratios.image_axes.THIN_VOLUME_DEPTH": "an int; attribute comment at its definition",
     "shiftattr.ratios.image_axes.MAX_IMAGE_CHANNELS": "an int; attribute comment at its definition",
+    "shiftattr.ratios.cnn.AUTO_GRID_SIZE": "an int; attribute comment at its definition",
     "shiftattr.report.TRUTH_KEY": "a str key of truth.json; attribute comment at its definition",
     "shiftattr.metrics.METRICS": (
         "read-only mapping name -> metric function; attribute docstring below its definition, "

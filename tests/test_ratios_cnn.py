@@ -324,3 +324,59 @@ def test_a_case_on_another_grid_is_named_with_what_to_do():
     with pytest.raises(ValueError, match=r"node 'img': case 5 has shape \(11, 12\), not "
                        r"\(12, 12\).*resample them to a common grid, or use ImageStatsRatio"):  # fmt: skip
         est.fit({"img": ragged}, target)
+
+
+@pytest.mark.parametrize(
+    ("downsample", "shape", "factors", "pooled"),
+    [
+        ("auto", (32, 32, 32), (1, 1, 1), (32, 32, 32)),  # the simulator's grid: unchanged
+        ("auto", (64, 64, 64), (2, 2, 2), (32, 32, 32)),
+        ("auto", (128, 128, 96), (3, 3, 2), (43, 43, 48)),
+        ("auto", (256, 256, 180), (6, 6, 4), (43, 43, 45)),
+        (1, (128, 128, 96), (1, 1, 1), (128, 128, 96)),
+        ((2, 2, 1), (64, 64, 5), (2, 2, 1), (32, 32, 5)),
+    ],
+)
+def test_downsample_factors_bring_large_grids_to_a_trainable_size(
+    downsample, shape, factors, pooled
+):
+    from shiftattr.ratios.cnn import _pooled_shape
+
+    est = CNNDiscriminator(downsample=downsample)
+    assert est._downsample_factors(shape) == factors
+    assert _pooled_shape(shape, factors) == pooled
+
+
+@pytest.mark.parametrize("value", [0, "half", (2, 2), (2, 0, 2), 1.5, True])
+def test_a_bad_downsample_is_refused_at_fit(value):
+    est = CNNDiscriminator(spatial_dims=3, downsample=value, **FAST)
+    feats = {"x": np.zeros((6, 4, 4, 4), np.float32)}
+    with pytest.raises(ValueError, match="downsample must be 'auto', a positive int"):
+        est.fit(feats, feats)
+
+
+def test_pooling_averages_blocks_and_keeps_every_voxel_where_a_factor_does_not_divide():
+    from shiftattr.ratios.cnn import _pool
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(3, 2, 8, 6)).astype(np.float32)
+    blocks = img.reshape(3, 2, 4, 2, 3, 2).mean(axis=(3, 5))
+    np.testing.assert_allclose(_pool(img, (4, 3)), blocks, rtol=1e-5, atol=1e-6)
+    odd = _pool(img[:, :, :7], (4, 3))  # 7 rows into 4 cells: the last cell is rows 5-6
+    np.testing.assert_allclose(odd[:, :, -1, 0], img[:, :, 5:7, 0:2].mean(axis=(2, 3)), rtol=1e-5)
+    assert _pool(img, (8, 6)) is img
+
+
+def test_a_downsampled_discriminator_still_sees_a_scanner_shift_and_predicts_on_the_fit_grid():
+    # 2D 96x96 images: "auto" trains on 48x48; an intensity-scale and noise shift
+    # survive the averaging, and log_ratio pools new cases the same way
+    rng = np.random.default_rng(3)
+    shape = (96, 96)
+    source = {"img": blobs(rng, 60, shape)}
+    target = {"img": blobs(rng, 60, shape, scale=1.25, noise=0.6)}
+    est = CNNDiscriminator(spatial_dims=2, random_state=0, **{**FAST, "epochs": 6})
+    auc, scores = held_out(est, source, target, 30)
+    assert est.downsample_ == (2, 2) and est.input_shape_ == (48, 48)
+    assert auc > 0.9 and np.all(np.isfinite(scores))
+    with pytest.raises(ValueError, match="case shapes differ from fit"):
+        est.log_ratio({"img": blobs(rng, 4, (48, 48))})  # the pooled grid is not the input grid

@@ -241,6 +241,14 @@ class DiscriminatorConfig(_Strict):
     batch_size: int = Field(16, ge=2)
     patience: int = Field(4, ge=1)
     tta: bool = True
+    downsample: (
+        Literal["auto"] | Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=1)]]
+    ) = Field(
+        "auto",
+        description="average-pool the images by this factor per spatial axis before the "
+        "network: 'auto' brings every axis above 48 voxels to at most 48, 1 never pools; a "
+        "list gives one factor per spatial axis (CNNDiscriminator's downsample)",
+    )
 
     def build(self, spatial_dims: int, random_state: int | None = None, progress: bool = False):
         """The :class:`~shiftattr.ratios.CNNDiscriminator` these settings describe (needs
@@ -274,6 +282,9 @@ class DiscriminatorConfig(_Strict):
             batch_size=self.batch_size,
             patience=self.patience,
             tta=self.tta,
+            downsample=self.downsample
+            if isinstance(self.downsample, str | int)
+            else tuple(self.downsample),
             random_state=random_state,
             progress=progress,
         )
