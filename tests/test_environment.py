@@ -176,3 +176,18 @@ def test_per_case_summaries_are_computed_once_and_follow_subsets():
     assert cached_per_case(cf, "sum", sums(cf)).tolist() == [3.0] * 4 and len(calls) == 4
     with pytest.raises(ValueError, match="one row per case"):
         cached_per_case(env.features(["X"]), "bad", lambda: np.zeros(3))
+
+
+def test_ragged_lazy_volumes_keep_every_shape_and_a_list_is_not_declared_on_its_first_grid():
+    # a list of arrays on two grids was declared to have the first one's shape, so a
+    # consumer read it as one grid and failed inside numpy
+    vols = [np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((3, 4))]
+    env = Environment({"X": vols, "D": np.zeros(3)})
+    assert env.item_shape("X") is None
+    assert env["X"].item_shapes == [(4, 4), (4, 4), (3, 4)]
+    assert env.subset([2, 0])["X"].item_shapes == [(3, 4), (4, 4)]
+    same = Environment({"X": [np.zeros((4, 4))] * 3})
+    assert same.item_shape("X") == (4, 4) and same["X"].item_shapes == [(4, 4)] * 3
+    assert LazyVolumes(np.zeros, length=2).item_shapes is None
+    with pytest.raises(ValueError, match="item_shapes has 1 entries for 2 items"):
+        LazyVolumes(np.zeros, length=2, item_shapes=[(2, 2)])

@@ -644,3 +644,23 @@ def test_nnunet_file_ending_and_4d_image_errors_say_what_to_do(tmp_path):
         NiftiDataError, match=r"c1\.nii\.gz' is a 4D image.*one 3D file per channel"
     ):
         load_folder(folder)
+
+
+def test_cases_on_several_grids_carry_their_header_shapes(tmp_path, count_reads):
+    # the CNN discriminator needs one grid and can now name an odd case before training
+    root = make_folder(tmp_path / "data")
+    odd = np.zeros((6, 5, 3), np.float32)
+    for name in ("c2_flair", "c2_t1"):
+        save(root / "img" / f"{name}.nii.gz", odd)
+    save(root / "seg" / "c2.nii.gz", odd.astype(np.uint8))
+    env = load_folder(root)
+    assert env.item_shape("X") is None and env.item_shape("Y") is None
+    assert env["X"].item_shapes == [(2, *SHAPE), (2, 6, 5, 3), (2, *SHAPE)]
+    assert env.subset([1, 2])["Y"].item_shapes == [(6, 5, 3), SHAPE]
+    pytest.importorskip("torch")
+    from shiftattr.ratios import CNNDiscriminator
+
+    cnn = CNNDiscriminator(channels=(2,), epochs=1, num_threads=1)
+    with pytest.raises(ValueError, match=r"node 'X': case 1 has shape \(2, 6, 5, 3\)"):
+        cnn.fit({"X": env["X"]}, {"X": env["X"]})
+    assert count_reads == []

@@ -380,3 +380,26 @@ def test_a_downsampled_discriminator_still_sees_a_scanner_shift_and_predicts_on_
     assert auc > 0.9 and np.all(np.isfinite(scores))
     with pytest.raises(ValueError, match="case shapes differ from fit"):
         est.log_ratio({"img": blobs(rng, 4, (48, 48))})  # the pooled grid is not the input grid
+
+
+def test_cases_on_another_grid_are_named_before_any_volume_is_read():
+    """NIfTI cases whose headers give another grid failed only when training reached
+    the fold that held one, after minutes of training on the others."""
+    rng = np.random.default_rng(0)
+    shapes = [(12, 12)] * 16
+    shapes[0], shapes[9] = (11, 12), (12, 10)  # the first case is odd too: not the reference
+    reads: list[int] = []
+
+    def loader(i):
+        reads.append(i)
+        return rng.normal(size=shapes[i]).astype(np.float32)
+
+    source = {"img": LazyVolumes(loader, 16, item_shapes=shapes)}
+    target = {"img": blobs(rng, 16, (12, 12))}
+    est = CNNDiscriminator(spatial_dims=2, **{**FAST, "epochs": 1})
+    with pytest.raises(ValueError, match=r"case 0 has shape \(11, 12\), case 9 has shape "
+                       r"\(12, 10\), not \(12, 12\) like the others"):  # fmt: skip
+        est.fit(source, target)
+    assert reads == []
+    # a fold without the odd cases trains
+    est.fit({"img": source["img"][1:9]}, {"img": target["img"][:8]})

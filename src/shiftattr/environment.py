@@ -26,9 +26,14 @@ class LazyVolumes(Sequence):
     length : int
         Number of items.
     shape : tuple of int, optional
-        Shape of one item when known without loading (used for validation).
+        Shape of one item when known without loading and the same for every item
+        (used for validation).
     dtype : numpy dtype, optional
         Dtype of one item when known.
+    item_shapes : sequence of tuple of int, optional
+        The shape of every item when known without loading (e.g. from NIfTI headers)
+        but not all the same; lets a consumer that needs one grid name the odd items
+        before reading any. Ignored when ``shape`` is given.
 
     Examples
     --------
@@ -37,6 +42,9 @@ class LazyVolumes(Sequence):
     (3, 8)
     >>> [int(v.sum()) for v in vols[[0, 2]]]
     [0, 8]
+    >>> ragged = LazyVolumes(np.zeros, length=3, item_shapes=[(2, 2), (3, 2), (2, 2)])
+    >>> ragged.shape_item, ragged[1:].item_shapes
+    (None, [(3, 2), (2, 2)])
     """
 
     def __init__(
@@ -45,12 +53,39 @@ class LazyVolumes(Sequence):
         length: int,
         shape: tuple[int, ...] | None = None,
         dtype: Any = None,
+        item_shapes: Sequence[tuple[int, ...]] | None = None,
         _index: np.ndarray | None = None,
     ) -> None:
         self._loader = loader
         self._index = np.arange(length) if _index is None else np.asarray(_index)
         self.shape_item = shape
         self.dtype = dtype
+        self._shapes = None
+        if shape is None and item_shapes is not None:
+            self._shapes = [tuple(int(k) for k in sh) for sh in item_shapes]
+            if _index is None and len(self._shapes) != length:
+                raise ValueError(f"item_shapes has {len(self._shapes)} entries for {length} items.")
+
+    @property
+    def item_shapes(self) -> list[tuple[int, ...]] | None:
+        """The shape of each item of this view when known without loading, else None.
+
+        Returns
+        -------
+        list of tuple of int or None
+
+        Examples
+        --------
+        >>> LazyVolumes(np.zeros, length=2, shape=(3, 3)).item_shapes
+        [(3, 3), (3, 3)]
+        >>> LazyVolumes(np.zeros, length=2, item_shapes=[(3, 3), (2, 3)])[[1]].item_shapes
+        [(2, 3)]
+        """
+        if self.shape_item is not None:
+            return [tuple(self.shape_item)] * len(self)
+        if self._shapes is None:
+            return None
+        return [self._shapes[int(i)] for i in self._index]
 
     def __len__(self) -> int:
         return len(self._index)
@@ -62,7 +97,9 @@ class LazyVolumes(Sequence):
                 raise IndexError(f"index {key} out of range for {n} volumes")
             return np.asarray(self._loader(int(self._index[key])))
         idx = self._index[key]
-        return LazyVolumes(self._loader, 0, self.shape_item, self.dtype, _index=idx)
+        view = LazyVolumes(self._loader, 0, self.shape_item, self.dtype, _index=idx)
+        view._shapes = self._shapes
+        return view
 
     def load(self, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Load items (all by default) and stack them into one array.
@@ -102,7 +139,14 @@ def _as_node_array(node: str, value: Any):
     elif isinstance(value, (list, tuple)) and value and not np.isscalar(value[0]):
         first = np.asarray(value[0])
         if first.ndim >= 2 or callable(value[0]):
-            return LazyVolumes(lambda i, v=value: np.asarray(v[i]), len(value), first.shape)
+            shapes = [np.shape(v) for v in value]
+            uniform = len(set(shapes)) == 1
+            return LazyVolumes(
+                lambda i, v=value: np.asarray(v[i]),
+                len(value),
+                shapes[0] if uniform else None,
+                item_shapes=None if uniform else shapes,
+            )
         arr = np.asarray(value)
     elif (
         isinstance(value, Sequence)

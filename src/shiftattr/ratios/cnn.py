@@ -82,10 +82,20 @@ def _as_column(node: str, values: Any) -> Any:
 
 
 def _item_shape(node: str, values: Any) -> tuple[int, ...]:
+    """The shape of a case; lazy cases whose shapes are known without reading them
+    (NIfTI headers) must all share it, else the odd ones are named before training."""
     if isinstance(values, np.ndarray):
         return tuple(values.shape[1:])
     if isinstance(values, LazyVolumes) and values.shape_item is not None:
         return tuple(values.shape_item)
+    shapes = values.item_shapes if isinstance(values, LazyVolumes) else None
+    if shapes:
+        grids, counts = np.unique(np.array([str(sh) for sh in shapes]), return_counts=True)
+        common = next(sh for sh in shapes if str(sh) == grids[np.argmax(counts)])
+        odd = [(i, sh) for i, sh in enumerate(shapes) if sh != common]
+        if odd:
+            raise ValueError(_grid_message(node, odd, common))
+        return common
     if len(values) == 0:
         raise ValueError(f"node {node!r} has no cases.")
     return tuple(np.shape(values[0]))
@@ -136,7 +146,7 @@ def _grid_message(node: str, odd: list, shape: tuple[int, ...]) -> str:
     """The error for cases whose shape is not the grid the network was built for."""
     listed = ", ".join(
         f"{'a case' if i is None else f'case {i}'} has shape {tuple(sh)}" for i, sh in odd[:3]
-    )
+    ) + (f" (and {len(odd) - 3} more)" if len(odd) > 3 else "")
     return (
         f"node {node!r}: {listed}, not {shape} like the others (positions among the cases "
         "given). The CNN discriminator needs one grid for every case of both environments: "

@@ -432,8 +432,11 @@ def _build(
     img_shape = None if spatial is None else (spatial if n_ch == 1 else (n_ch, *spatial))
 
     image_loader = NiftiVolumeLoader([c.images for c in cases], "image", case_ids=ids)
+    img_shapes = [tuple(sh) if n_ch == 1 else (n_ch, *sh) for sh in shapes]
     data: dict[str, Any] = {
-        image_node: LazyVolumes(image_loader, n, shape=img_shape, dtype=np.float32)
+        image_node: LazyVolumes(
+            image_loader, n, shape=img_shape, dtype=np.float32, item_shapes=img_shapes
+        )
     }
     label_dtype = np.uint8 if binary_labels or foreground is not None else None
     if has_label:
@@ -444,7 +447,9 @@ def _build(
             case_ids=ids,
             foreground=foreground,
         )
-        data[label_node] = LazyVolumes(label_loader, n, shape=spatial, dtype=label_dtype)
+        data[label_node] = LazyVolumes(
+            label_loader, n, shape=spatial, dtype=label_dtype, item_shapes=shapes
+        )
     for node, values in (extra_nodes or {}).items():
         data[node] = values
     counterfactuals: dict[str, dict[str, Any]] = {}
@@ -458,7 +463,9 @@ def _build(
         loader = NiftiVolumeLoader(
             paths, "mask", binary=binary_labels, case_ids=ids, foreground=foreground
         )
-        counterfactuals[cf] = {label_node: LazyVolumes(loader, n, shape=spatial, dtype=label_dtype)}
+        counterfactuals[cf] = {
+            label_node: LazyVolumes(loader, n, shape=spatial, dtype=label_dtype, item_shapes=shapes)
+        }
     d = len(shapes[0])
     meta: dict[str, Any] = {
         "case_id": np.array(ids, dtype=object),
