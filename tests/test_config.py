@@ -541,6 +541,9 @@ def test_the_run_passes_the_cache_bound_to_the_adapter(monkeypatch, tmp_path):
 
     monkeypatch.setattr(shiftattr.segmentation, "SegmentationAdapter", adapter)
     cfg = pipeline.demo_config(tmp_path, tiny=True)
+    with pytest.raises(Stop):
+        pipeline.run(cfg, progress=False)
+    assert seen["cache_max_bytes"] == "auto"  # a quarter of the machine's memory
     cfg.model.cache_gb = 0.5
     with pytest.raises(Stop):
         pipeline.run(cfg, progress=False)

@@ -53,6 +53,9 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.ratios.image_axes.THIN_VOLUME_DEPTH": "an int; attribute comment at its definition",
     "shiftattr.ratios.image_axes.MAX_IMAGE_CHANNELS": "an int; attribute comment at its definition",
     "shiftattr.ratios.cnn.AUTO_GRID_SIZE": "an int; attribute comment at its definition",
+    "shiftattr.segmentation.adapter.CACHE_MEMORY_FRACTION": (
+        "a float; attribute comment at its definition"
+    ),
     "shiftattr.report.TRUTH_KEY": "a str key of truth.json; attribute comment at its definition",
     "shiftattr.metrics.METRICS": (
         "read-only mapping name -> metric function; attribute docstring below its definition, "

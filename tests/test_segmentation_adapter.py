@@ -193,10 +193,36 @@ def test_no_cache_reruns_and_cache_limit_evicts():
     small = SegmentationAdapter(
         threshold_model(), batch_size=3, progress=False, cache_max_bytes=2 * one_case
     )
-    small.predict(env)
+    with pytest.warns(UserWarning, match=r"the prediction cache reached its bound .* Raise "
+                      r"cache_max_bytes \(model\.cache_gb"):  # fmt: skip
+        small.predict(env)
     assert small.cache_bytes_ == 2 * one_case
     small.predict(env)  # the first case was evicted
     assert small.n_model_calls_ == 2
+    assert small.n_cache_evictions_ >= len(env) - 2
+
+
+def test_the_cache_is_bounded_by_default_at_a_quarter_of_the_machines_memory(monkeypatch):
+    # it was unbounded: 600 cases of 256x256x180 would have held 35 GB of predictions
+    from shiftattr.segmentation import adapter as module
+
+    env, _ = toy_environment()
+    one_case = int(np.prod(SHAPE)) * 5
+    monkeypatch.setattr(module, "_physical_memory", lambda: 4 * 2 * one_case)
+    adapter = SegmentationAdapter(threshold_model(), batch_size=3, progress=False)
+    assert adapter.cache_max_bytes == "auto"
+    with pytest.warns(UserWarning, match="the prediction cache reached its bound"):
+        adapter.predict(env)
+    assert adapter.cache_bytes_ == 2 * one_case
+    unbounded = SegmentationAdapter(
+        threshold_model(), batch_size=3, progress=False, cache_max_bytes=None
+    )
+    unbounded.predict(env)
+    assert unbounded.cache_bytes_ == len(env) * one_case and unbounded.n_cache_evictions_ == 0
+    monkeypatch.setattr(module, "_physical_memory", lambda: None)  # platform does not say
+    assert SegmentationAdapter(threshold_model())._cache_limit() is None
+    with pytest.raises(ValueError, match="cache_max_bytes must be a number of bytes, 'auto'"):
+        SegmentationAdapter(threshold_model(), cache_max_bytes="4GB")
 
 
 def test_eval_mode_and_no_grad_during_inference_restored_after():

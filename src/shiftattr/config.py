@@ -200,7 +200,8 @@ class ModelConfig(_Strict):
         gt=0,
         description="bound on the memory the model's cached predictions take (N x voxels x "
         "5 bytes, about 35 GB for 600 cases of 256x256x180); least recently used cases are "
-        "evicted and the model runs again if they are needed (default: unbounded)",
+        "evicted and the model runs again if they are needed (default: a quarter of the "
+        "machine's memory, SegmentationAdapter's cache_max_bytes='auto')",
     )
     preprocess: str | None = Field(
         None,

@@ -432,7 +432,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         metric=a.metric,
         metric_params={"empty": a.empty},
         patch_size=cfg.model.patch_size,
-        cache_max_bytes=None if cfg.model.cache_gb is None else int(cfg.model.cache_gb * 2**30),
+        cache_max_bytes="auto" if cfg.model.cache_gb is None else int(cfg.model.cache_gb * 2**30),
         # NIfTI headers give the voxel size: distances and volumes in physical units,
         # comparable between scanners of different resolution
         spacing=None if sim is not None else "metadata",

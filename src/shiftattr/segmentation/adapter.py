@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,9 +36,21 @@ from shiftattr.segmentation.features import (
 )
 from shiftattr.segmentation.sliding_window import _output_tensor, sliding_window_inference
 
-__all__ = ["SegmentationAdapter"]
+__all__ = ["CACHE_MEMORY_FRACTION", "SegmentationAdapter"]
 
 _ACTIVATIONS = ("auto", "sigmoid", "softmax", "none")
+
+#: ``cache_max_bytes="auto"`` bounds the prediction cache at this fraction of the
+#: machine's physical memory.
+CACHE_MEMORY_FRACTION = 0.25
+
+
+def _physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the platform does not say (Windows)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _identity(fn: Callable[..., Any] | None) -> str | None:
@@ -182,8 +196,12 @@ class SegmentationAdapter:
         fingerprint and case identity, so a second metric or a second call does not
         run the model again. Memory: ``N x voxels x 5`` bytes (uint8 mask + float32
         probability), e.g. ~500 MB for 50 cases of 128^3 voxels.
-    cache_max_bytes : int, optional
-        Evict least recently used cases beyond this many bytes (default: unbounded).
+    cache_max_bytes : int, "auto" or None, default "auto"
+        Evict least recently used cases beyond this many bytes; ``"auto"`` is
+        :data:`CACHE_MEMORY_FRACTION` (a quarter) of the machine's physical memory
+        (6 GB on a 24 GB machine: about 100 cases of 256×256×180), None is unbounded.
+        An evicted case is predicted again when asked for; the first eviction warns,
+        and :attr:`n_cache_evictions_` counts them.
 
     Attributes
     ----------
@@ -191,6 +209,8 @@ class SegmentationAdapter:
         Number of calls to ``model`` so far (sliding-window batches count one each).
     n_cache_hits_ : int
         Number of cases served from the cache.
+    n_cache_evictions_ : int
+        Number of cases evicted from the cache to respect ``cache_max_bytes``.
     activation_ : str or None
         The activation in use (resolved from ``"auto"`` on the first batch).
     output_feature_names : tuple of str
@@ -245,7 +265,7 @@ class SegmentationAdapter:
         progress: bool = True,
         n_jobs: int = 1,
         cache: bool = True,
-        cache_max_bytes: int | None = None,
+        cache_max_bytes: int | str | None = "auto",
         num_threads: int | None = 1,
     ) -> None:
         if not callable(model):
@@ -265,6 +285,11 @@ class SegmentationAdapter:
         if isinstance(spacing, str) and spacing != "metadata":
             raise ValueError(
                 f"spacing must be numbers, an (N, d) array or 'metadata', got {spacing!r}"
+            )
+        if isinstance(cache_max_bytes, str) and cache_max_bytes != "auto":
+            raise ValueError(
+                f"cache_max_bytes must be a number of bytes, 'auto' or None, got "
+                f"{cache_max_bytes!r}"
             )
         if num_threads is not None and int(num_threads) < 1:
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
@@ -296,6 +321,7 @@ class SegmentationAdapter:
         self.cache_max_bytes = cache_max_bytes
         self.n_model_calls_ = 0
         self.n_cache_hits_ = 0
+        self.n_cache_evictions_ = 0
         self.activation_: str | None = None if activation == "auto" else activation
         self._cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_bytes = 0
@@ -1031,10 +1057,28 @@ class SegmentationAdapter:
         size = res[0].nbytes + res[1].nbytes
         self._cache[key] = res
         self._cache_bytes += size
-        limit = self.cache_max_bytes
+        limit = self._cache_limit()
         while limit is not None and self._cache_bytes > limit and len(self._cache) > 1:
             _, old = self._cache.popitem(last=False)
             self._cache_bytes -= old[0].nbytes + old[1].nbytes
+            self.n_cache_evictions_ += 1
+            if self.n_cache_evictions_ == 1:
+                warnings.warn(
+                    f"the prediction cache reached its bound ({limit / 2**30:.2f} GB, "
+                    f"cache_max_bytes={self.cache_max_bytes!r}): the least recently used "
+                    "cases are evicted and the model runs again for them when they are "
+                    "needed. Raise cache_max_bytes (model.cache_gb in a configuration) if "
+                    "the memory is there.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+
+    def _cache_limit(self) -> int | None:
+        """The cache bound in bytes (None: unbounded)."""
+        if self.cache_max_bytes != "auto":
+            return None if self.cache_max_bytes is None else int(self.cache_max_bytes)
+        total = _physical_memory()
+        return None if total is None else int(CACHE_MEMORY_FRACTION * total)
 
     def _run(
         self, items: list[np.ndarray], ids: list[str], sd: int | None
