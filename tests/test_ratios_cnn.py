@@ -278,6 +278,7 @@ def test_attribute_reports_each_folds_training_and_holds_the_network_fixed():
     folds = res.diagnostics["ratio_fits"]["X"]
     assert len(folds) == 2 and {f["n_epochs"] for f in folds} <= {1, 2}
     assert all(0 <= f["best_epoch"] <= f["n_epochs"] and f["temperature"] > 0 for f in folds)
+    assert all(f["input_shape"] == [8, 8] for f in folds)  # a small grid: not pooled
     assert res.settings["bootstrap"] == "fixed"
     assert (
         sa.Attribution.from_json(res.to_json()).diagnostics["ratio_fits"]

@@ -466,7 +466,8 @@ class Attribution:
         plus ``"estimator"`` (value-estimator details), with ``n_repeats > 1``
         ``"repeats"`` (each repeat's values, their s.d. and the interval factor), and
         where a ratio estimator reports on its training (a CNN: epochs, the epoch kept,
-        held-out AUC, temperature) ``"ratio_fits"``: node set -> one report per fold.
+        held-out AUC, temperature, the grid it saw) ``"ratio_fits"``: node set -> one
+        report per fold.
         The overall entry also counts ``shared_cases``.
     warnings : list of dict
         ``{"code", "mechanism", "message"}`` per warning.

@@ -1123,13 +1123,14 @@ class CNNDiscriminator(DensityRatioEstimator):
     # -- predict --------------------------------------------------------------------------
     def fit_report(self) -> dict[str, Any]:
         """The training of the last fit: epochs run, the epoch kept (0: the untrained
-        network, i.e. no shift detected on the held-out split), its held-out AUC and the
-        calibration temperature.
+        network, i.e. no shift detected on the held-out split), its held-out AUC, the
+        calibration temperature and the grid the network saw (after ``downsample``).
 
         Returns
         -------
         dict
-            ``{"n_epochs", "best_epoch", "val_auc", "temperature"}``.
+            ``{"n_epochs", "best_epoch", "val_auc", "temperature", "input_shape"}``
+            (``input_shape`` a list of int, or None without image nodes).
 
         Examples
         --------
@@ -1138,13 +1139,14 @@ class CNNDiscriminator(DensityRatioEstimator):
         >>> tgt = {"X": rng.normal(0, 2, (24, 8, 8)).astype("float32")}
         >>> est = CNNDiscriminator(spatial_dims=2, channels=(4,), epochs=2, random_state=0)
         >>> sorted(est.fit(src, tgt).fit_report())
-        ['best_epoch', 'n_epochs', 'temperature', 'val_auc']
+        ['best_epoch', 'input_shape', 'n_epochs', 'temperature', 'val_auc']
         """
         return {
             "n_epochs": int(self.n_epochs_),
             "best_epoch": int(self.best_epoch_),
             "val_auc": self.val_auc_,
             "temperature": float(self.temperature_),
+            "input_shape": None if self.input_shape_ is None else list(self.input_shape_),
         }
 
     def log_ratio(self, features: Features) -> np.ndarray:
