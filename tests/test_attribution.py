@@ -804,3 +804,47 @@ def test_a_bound_said_to_exclude_0_is_never_printed_as_a_signed_zero():
 
     assert _bound(-0.01234) == "-0.0123"
     assert _bound(-2.3e-6) == "-2.3e-06" and _bound(4e-5) == "+4.0e-05"
+
+
+class _SometimesUntrained(sa.ratios.ClassifierRatio):
+    """A classifier ratio that reports the training of a network which kept its untrained
+    weights in the first fold it fitted (and flattens that fold's log-ratios)."""
+
+    calls = 0
+
+    def fit(self, source_features, target_features):
+        type(self).calls += 1
+        self.untrained_ = type(self).calls % 2 == 1  # every other fit: 1st, 3rd of a set
+        return super().fit(source_features, target_features)
+
+    def log_ratio(self, features):
+        lr = super().log_ratio(features)
+        return np.zeros_like(lr) if self.untrained_ else lr
+
+    def fit_report(self):
+        return {"best_epoch": 0 if self.untrained_ else 4}
+
+
+def test_a_discriminator_untrained_in_some_folds_is_flagged_naming_its_mechanisms():
+    """A CNN that kept its untrained network in some folds flattens those folds' ratios
+    and pulls the mechanism towards 0, with no warning; the fixed bootstrap hid it."""
+    rng = np.random.default_rng(0)
+    src = sa.Environment({"X": rng.normal(0, 1, 400)}, name="s")
+    tgt = sa.Environment({"X": rng.normal(1, 1, 400)}, name="t")
+    from sklearn.linear_model import LogisticRegression
+
+    est = _SometimesUntrained(LogisticRegression(), calibration="none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAttrWarning)
+        res = sa.attribute(
+            sa.CausalGraph({"X": []}), src, tgt, src["X"], target_metric=tgt["X"],
+            estimators={"X": est}, n_folds=2, n_bootstrap=0, progress=False, random_state=0,
+        )  # fmt: skip
+    assert [f["best_epoch"] for f in res.diagnostics["ratio_fits"]["X"]] == [0, 4]
+    (w,) = [w for w in res.warnings if w["code"] == "untrained_folds"]
+    assert w["mechanism"] == "X"
+    assert (
+        "the discriminator of {X} (the ratio of mechanism(s) X) found no shift in 1 of 2"
+        in (w["message"])
+    )
+    assert res.diagnostics["overall"]["warning_counts"]["untrained_folds"] == 1

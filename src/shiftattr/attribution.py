@@ -474,6 +474,55 @@ def _identical_environments(
     ]
 
 
+def _untrained_folds(
+    fit_reports: Mapping[str, list[dict]], graph: CausalGraph, mechanisms: Sequence[str]
+) -> list[dict[str, Any]]:
+    """``untrained_folds`` warnings: a discriminator that found a shift in some folds and
+    kept its untrained network ("no shift") in others.
+
+    A CNN keeps its untrained weights (``best_epoch`` 0) when no epoch beats "no shift"
+    on its held-out split. Its log-ratios are then flat for the cases of that fold, so a
+    shift that the other folds found is missing for a share of the cases and the
+    mechanism's value is pulled towards 0, while the fixed bootstrap (which holds the
+    networks) cannot show it. All folds untrained is consistent ("no shift found"), and
+    ``shift_not_seen`` covers it where the metric moved.
+
+    Examples
+    --------
+    >>> g = CausalGraph({"X": [], "Y": ["X"]})
+    >>> reports = {"X": [{"best_epoch": 0}, {"best_epoch": 3}], "X,Y": [{"best_epoch": 2}] * 2}
+    >>> [(w["code"], w["mechanism"]) for w in _untrained_folds(reports, g, ["X", "Y"])]
+    [('untrained_folds', None)]
+    >>> _untrained_folds({"X": [{"best_epoch": 0}] * 2}, g, ["X", "Y"])
+    []
+    """
+    warns = []
+    for key, reports in fit_reports.items():
+        kept = [r["best_epoch"] for r in reports if isinstance(r, Mapping) and "best_epoch" in r]
+        untrained = sum(int(e) == 0 for e in kept)
+        if not 0 < untrained < len(kept):
+            continue
+        nodes = set(key.split(","))
+        users = [m for m in mechanisms if nodes in ({m, *graph.parents(m)}, set(graph.parents(m)))]
+        names = ", ".join(users) if users else "none attributed"
+        warns.append(
+            {
+                "code": "untrained_folds",
+                "mechanism": users[0] if len(users) == 1 else None,
+                "message": (
+                    f"the discriminator of {{{key.replace(',', ', ')}}} (the ratio of "
+                    f"mechanism(s) {names}) found no shift in {untrained} of {len(kept)} "
+                    "folds (it kept its untrained network) and one in the others: its "
+                    "log-ratios are flat for those folds' cases, which pulls the value "
+                    "towards 0, and an interval that holds the networks fixed cannot show "
+                    "it. More epochs or cases, or the image statistics "
+                    "(ImageStatsRatio; image_estimator = 'stats'), may settle it."
+                ),
+            }
+        )
+    return warns
+
+
 def _unseen_levels(
     nodes: Sequence[str], source: Environment, target: Environment
 ) -> list[dict[str, Any]]:
@@ -1385,6 +1434,7 @@ def attribute(
     diagnostics["mechanisms"] = {k: diagnostics["mechanisms"][k] for k in mechs}
     if fitted.ratios is not None and fitted.ratios.fit_reports:
         diagnostics["ratio_fits"] = fitted.ratios.fit_reports
+        warns += _untrained_folds(fitted.ratios.fit_reports, graph, mechs)
     diagnostics["estimator"] = fitted.details()
     if fitted.generative is not None:
         warns += generative_warnings(diagnostics["estimator"], m, mt, metric_name)
