@@ -404,3 +404,30 @@ def test_cases_on_another_grid_are_named_before_any_volume_is_read():
     assert reads == []
     # a fold without the odd cases trains
     est.fit({"img": source["img"][1:9]}, {"img": target["img"][:8]})
+
+
+@pytest.mark.parametrize("shape", [(12, 12), (100, 12)], ids=["lazy", "lazy-and-pooled"])
+def test_fit_reads_each_lazy_case_once_and_gives_the_same_ratios_as_without_the_cache(
+    shape, monkeypatch
+):
+    """Every epoch read (and pooled) every training volume again: with NIfTI files at
+    256x256x180 the reads cost several times the network's own time."""
+    from shiftattr.ratios import cnn as module
+
+    rng = np.random.default_rng(4)
+    arrays = (blobs(rng, 20, shape), blobs(rng, 20, shape, scale=1.3))
+    reads: list[int] = []
+
+    def lazy(a):
+        return LazyVolumes(lambda i: reads.append(i) or a[i], len(a), shape=a.shape[1:])
+
+    est = CNNDiscriminator(spatial_dims=2, random_state=0, **{**FAST, "epochs": 4})
+    cached = est.fit({"img": lazy(arrays[0])}, {"img": lazy(arrays[1])})
+    assert sorted(reads) == sorted(list(range(20)) * 2)  # each case of each side, once
+    assert cached.n_epochs_ == 4 and cached._inputs is None  # the cache ends with the fit
+    lr_cached = cached.log_ratio({"img": arrays[0]})
+    monkeypatch.setattr(module, "INPUT_CACHE_BYTES", 0)
+    reads.clear()
+    uncached = clone(est).fit({"img": lazy(arrays[0])}, {"img": lazy(arrays[1])})
+    assert len(reads) > 4 * 40
+    np.testing.assert_allclose(uncached.log_ratio({"img": arrays[0]}), lr_cached, rtol=1e-5)

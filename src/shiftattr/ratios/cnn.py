@@ -41,6 +41,11 @@ __all__ = ["AUTO_GRID_SIZE", "CNNDiscriminator"]
 #: by the smallest integer factor that brings it to at most this size.
 AUTO_GRID_SIZE = 48
 
+#: During ``fit``, the network inputs of pooled or lazily read images are kept in memory
+#: (read and pooled once, not once per epoch) when all the cases' inputs fit in this
+#: many bytes.
+INPUT_CACHE_BYTES = 2**30
+
 _EPS = 1e-5  # variance floor of the instance normalisation
 _LEAK = 0.2  # LeakyReLU slope
 _LOG_T_BOUNDS = (math.log(0.05), math.log(100.0))
@@ -568,10 +573,13 @@ class CNNDiscriminator(DensityRatioEstimator):
     two voxels): pass ``downsample=1`` when such a shift is the one to detect and
     the time is there.
 
-    *Memory and speed.* Lazy inputs are read ``batch_size`` cases at a time, during
-    every epoch (nothing is cached); prediction runs under ``torch.no_grad`` in
-    batches of ``batch_size``. On small volumes or a busy machine ``num_threads=1``
-    is often faster than several threads.
+    *Memory and speed.* Lazy inputs are read ``batch_size`` cases at a time. During
+    ``fit`` the network inputs of lazy or pooled images are kept in memory when all of
+    them fit in 1 GB (``INPUT_CACHE_BYTES``), so each case is read once; otherwise
+    (full-resolution in-memory arrays, or too many cases) every epoch reads them
+    again. Prediction runs under ``torch.no_grad`` in batches of ``batch_size``. On
+    small volumes or a busy machine ``num_threads=1`` is often faster than several
+    threads.
 
     Examples
     --------
@@ -701,11 +709,43 @@ class CNNDiscriminator(DensityRatioEstimator):
     def _load(
         self, layout: _Layout, columns: Mapping[str, Any], idx: np.ndarray
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """A batch as :func:`_load` reads it, images pooled to :attr:`input_shape_`."""
-        img, vec = _load(layout, columns, idx, self.spatial_dims)
-        if img is not None:
-            img = _pool(img, self.input_shape_)
+        """A batch as :func:`_load` reads it, images pooled to :attr:`input_shape_`;
+        during ``fit``, cases read before come from the input cache."""
+        cache = getattr(self, "_inputs", None)
+        if cache is None:
+            img, vec = _load(layout, columns, idx, self.spatial_dims)
+            return (None if img is None else _pool(img, self.input_shape_)), vec
+        side = cache.setdefault(id(columns), {})
+        missing = np.array([i for i in idx if int(i) not in side], dtype=int)
+        if len(missing):
+            img, vec = _load(layout, columns, missing, self.spatial_dims)
+            img = None if img is None else _pool(img, self.input_shape_)
+            for k, i in enumerate(missing):
+                side[int(i)] = (
+                    None if img is None else img[k].copy(),
+                    None if vec is None else vec[k].copy(),
+                )
+        rows = [side[int(i)] for i in idx]
+        img = None if rows[0][0] is None else np.stack([r[0] for r in rows])
+        vec = None if rows[0][1] is None else np.stack([r[1] for r in rows])
         return img, vec
+
+    def _caches_inputs(self, layout: _Layout, columns: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether ``fit`` keeps the network inputs: images pooled or read lazily (read
+        again every epoch otherwise), and every case's input within
+        :data:`INPUT_CACHE_BYTES`."""
+        if not layout.image_nodes:
+            return False
+        lazy = any(
+            not isinstance(cols[node], np.ndarray)
+            for cols in columns
+            for node, _ in layout.image_nodes
+        )
+        if not lazy and all(f == 1 for f in self.downsample_):
+            return False
+        per_case = 4 * (layout.n_channels * math.prod(self.input_shape_) + layout.n_vector)
+        n = sum(n_cases(dict(cols)) for cols in columns)
+        return per_case * n <= INPUT_CACHE_BYTES
 
     def _flip_axes(self) -> tuple[int, ...]:
         if self.flip_axes is None:
@@ -875,34 +915,54 @@ class CNNDiscriminator(DensityRatioEstimator):
             if layout.spatial_shape is None
             else _pooled_shape(layout.spatial_shape, self.downsample_)
         )
-        with _torch_settings(self.num_threads):
-            self._fit_standardisation(layout, columns, train, device)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                self.module_ = _Discriminator(
-                    sd,
-                    layout.n_channels,
-                    layout.n_vector,
-                    tuple(int(c) for c in self.channels),
-                    int(self.head_units),
-                ).to(device)
-            self._layout_ = layout
-            self.log_prior_correction_ = (
-                0.0 if self.balanced else -math.log(len(train[1]) / len(train[0]))
-            )
-            self._train(layout, columns, train, val, rng, gen, device)
-
-            self.temperature_, self.calibration_bias_ = 1.0, 0.0
-            self.val_auc_ = None
-            if has_val:
-                z, y = self._split_logits(layout, columns, val, self._views())
-                z = z + self.log_prior_correction_
-                self.val_auc_ = float(roc_auc_score(y, z))
-                if self.temperature_scaling:
-                    self.temperature_, self.calibration_bias_ = _fit_temperature(z, y)
+        self._inputs = {} if self._caches_inputs(layout, columns) else None
+        try:
+            with _torch_settings(self.num_threads):
+                self._fit_on(layout, columns, train, val, seed, rng, gen, device)
+        finally:
+            self._inputs = None  # the cache holds this fit's cases only
         self.nodes_ = layout.nodes
         self.n_source_, self.n_target_ = n
         return self
+
+    def _fit_on(
+        self,
+        layout: _Layout,
+        columns: tuple[Mapping[str, Any], Mapping[str, Any]],
+        train: list[np.ndarray],
+        val: list[np.ndarray],
+        seed: int,
+        rng: np.random.Generator,
+        gen: torch.Generator,
+        device: torch.device,
+    ) -> None:
+        """Standardisation, network, training and calibration of :meth:`fit`."""
+        has_val = len(val[0]) > 0
+        sd = int(self.spatial_dims)
+        self._fit_standardisation(layout, columns, train, device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.module_ = _Discriminator(
+                sd,
+                layout.n_channels,
+                layout.n_vector,
+                tuple(int(c) for c in self.channels),
+                int(self.head_units),
+            ).to(device)
+        self._layout_ = layout
+        self.log_prior_correction_ = (
+            0.0 if self.balanced else -math.log(len(train[1]) / len(train[0]))
+        )
+        self._train(layout, columns, train, val, rng, gen, device)
+
+        self.temperature_, self.calibration_bias_ = 1.0, 0.0
+        self.val_auc_ = None
+        if has_val:
+            z, y = self._split_logits(layout, columns, val, self._views())
+            z = z + self.log_prior_correction_
+            self.val_auc_ = float(roc_auc_score(y, z))
+            if self.temperature_scaling:
+                self.temperature_, self.calibration_bias_ = _fit_temperature(z, y)
 
     def _fit_standardisation(
         self,
