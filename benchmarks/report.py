@@ -988,6 +988,114 @@ def _scaling_bootstrap(b: dict[str, Any]) -> list[str]:
     ]
 
 
+#: Time and memory of every stage of a run per volume shape, written by
+#: ``bench_volume_scaling.py``.
+VOLUME_SCALING_NAME = "volume_scaling"
+
+
+def _shape_label(shape: list[int]) -> str:
+    return "×".join(map(str, shape))
+
+
+def _volume_scaling(vs: dict[str, Any] | None) -> str:
+    """Section 4b: seconds per case and peak memory of each stage per volume shape."""
+    if not vs or not vs.get("rows"):
+        return ""
+    cfg = vs["config"]
+    shapes = [list(s) for s in cfg["shapes"]]
+    several_n = len(cfg["n"]) > 1
+    keys = list(dict.fromkeys((r["stage"], r["n"]) for r in vs["rows"]))
+    cell = {(r["stage"], r["n"], tuple(r["shape"])): r for r in vs["rows"]}
+
+    def text(stage: str, n: int, shape: list[int]) -> str:
+        r = cell.get((stage, n, tuple(shape)))
+        if r is None:
+            pooled = cell.get(("cnn_epoch", n, tuple(shape)))
+            if stage == "cnn_epoch_unpooled" and pooled and pooled["downsample"] == [1, 1, 1]:
+                return "as `cnn_epoch`"
+            return "—"
+        return f"{_f(r['seconds_per_case'], 3)} s; {_f(r['peak_above_baseline_gb'], 2)} GB"
+
+    def exponent(stage: str, n: int) -> str:
+        rs = sorted(
+            (r for r in vs["rows"] if r["stage"] == stage and r["n"] == n),
+            key=lambda r: r["voxels"],
+        )
+        if len(rs) < 2 or rs[0]["voxels"] == rs[-1]["voxels"]:
+            return "—"
+        a, b = rs[0], rs[-1]
+        slope = np.log(b["seconds_per_case"] / a["seconds_per_case"]) / np.log(
+            b["voxels"] / a["voxels"]
+        )
+        return f"{_f(float(slope), 2)} ({_shape_label(a['shape'])} → {_shape_label(b['shape'])})"
+
+    rows = [
+        [f"`{stage}`" + (f" (n = {n})" if several_n else "")]
+        + [text(stage, n, shape) for shape in shapes]
+        + [exponent(stage, n)]
+        for stage, n in keys
+    ]
+    n_text = " and ".join(str(n) for n in cfg["n"])
+    return "\n".join(
+        [
+            "### 4b. Time and memory of each stage of a run at scan sizes",
+            "",
+            f"{_run(vs, mode=False)}: "
+            f"`{vs.get('command', 'benchmarks/bench_volume_scaling.py').strip()}`"
+            f"; every stage in a fresh one-thread process on {n_text} simulated cases (the "
+            f"discriminator's one epoch on {cfg['cnn_n']} + {cfg['cnn_n']} cases: the whole "
+            "fit's time per case), seconds per case and peak resident memory above the "
+            "process's baseline after its imports and data; the last column is the growth "
+            "exponent of the time per case against the voxel count (1 = proportional).",
+            "",
+            _table(
+                ["stage", *(_shape_label(s) for s in shapes), "time exponent"],
+                rows,
+            ),
+            "",
+        ]
+    )
+
+
+#: Peak memory of the image statistics with and without bounded batches, written by
+#: ``bench_image_statistics_memory.py``.
+IMAGE_STATISTICS_MEMORY_NAME = "image_statistics_memory"
+
+
+def _image_statistics_memory(ism: dict[str, Any] | None) -> str:
+    """Section 4c: peak memory of ``image_statistics`` with its batches bounded and in one
+    batch, on a few volumes of a real scan's size."""
+    if not ism or not ism.get("rows"):
+        return ""
+    shape = _shape_label(ism["shape"])
+    return "\n".join(
+        [
+            f"### 4c. Memory of the image statistics at {shape}",
+            "",
+            f"{_run(ism, mode=False)}: `benchmarks/bench_image_statistics_memory.py --shape "
+            f"{' '.join(map(str, ism['shape']))} --n {ism['n']}`; `image_statistics` of "
+            f"{ism['n']} float32 volumes of noise, each configuration in a fresh one-thread "
+            "process, with the library's batches bounded in bytes and with every case in one "
+            "batch (before the bound); peak resident memory above the baseline (the volumes "
+            f"included); same statistics in both: {_yes(ism.get('same_statistics'))}.",
+            "",
+            _table(
+                ["configuration", "cases per batch", "peak above baseline", "time"],
+                [
+                    [
+                        r["configuration"],
+                        r["cases_per_batch"],
+                        f"{_f(r['peak_above_baseline_gb'], 3)} GB",
+                        _secs(r["seconds"]),
+                    ]
+                    for r in ism["rows"]
+                ],
+            ),
+            "",
+        ]
+    )
+
+
 # -- 5. synthetic MS ----------------------------------------------------------------------
 _MS_MECHS = ("D", "X", "Y")
 _MS_TARGET_NAMES = {
@@ -2982,6 +3090,10 @@ def write(results_dir: Path = RESULTS_DIR, out: Path = OUT, run_log: dict | None
     shipped_txt = _synthetic_ms_shipped(shipped, ms)
     demo_txt = _demo_seeds(read_json(DEMO_SEEDS_NAME, results_dir))
     info_txt = _ratio_information(read_json(RATIO_INFORMATION_NAME, results_dir))
+    volume_txt = _volume_scaling(read_json(VOLUME_SCALING_NAME, results_dir))
+    stats_memory_txt = _image_statistics_memory(
+        read_json(IMAGE_STATISTICS_MEMORY_NAME, results_dir)
+    )
     targets = targets + ms_targets
     if shipped:
         targets += _ms_mr_vs_iw(shipped, "Synthetic MS on the segmenters kept (section 5d)")
@@ -3084,6 +3196,8 @@ def write(results_dir: Path = RESULTS_DIR, out: Path = OUT, run_log: dict | None
         sol_txt,
         met_txt,
         _scaling(sc),
+        *([volume_txt] if volume_txt else []),
+        *([stats_memory_txt] if stats_memory_txt else []),
         ms_txt,
         ms32_txt,
         demo_txt,

@@ -30,6 +30,7 @@ MODULES = [
     "benchmarks.bench_demo_seeds",
     "benchmarks.bench_ratio_information",
     "benchmarks.bench_image_statistics_memory",
+    "benchmarks.bench_volume_scaling",
 ]
 
 
@@ -1501,3 +1502,49 @@ def test_image_statistics_memory_benchmark_runs_on_a_tiny_shape(tmp_path, monkey
     saved = json.loads((tmp_path / "image_statistics_memory.json").read_text())
     assert [r["configuration"] for r in saved["rows"]] == ["bounded", "one batch"]
     assert saved["same_statistics"] and all(r["cases_per_batch"] == 3 for r in saved["rows"])
+
+
+def test_volume_scaling_benchmark_runs_on_a_tiny_shape(tmp_path):
+    """Every stage runs in its own process and is timed; the report shows the results
+    (and those of the image-statistics memory benchmark) as sections 4b and 4c."""
+    from benchmarks import bench_volume_scaling as bench
+    from benchmarks import report
+
+    args = ["--shapes", "16,16,16", "--n", "2", "--cnn-n", "2", "--out", str(tmp_path)]
+    assert bench.main(args) == 0
+    saved = json.loads((tmp_path / "volume_scaling.json").read_text())
+    stages = bench.stages((16, 16, 16), unpooled_all=False)
+    # "auto" does not pool a 16³ grid, so cnn_epoch already is the unpooled epoch
+    assert [r["stage"] for r in saved["rows"]] == [s for s in stages if s != "cnn_epoch_unpooled"]
+    assert all(
+        r["seconds_per_case"] > 0 and r["peak_above_baseline_gb"] >= 0 for r in saved["rows"]
+    )
+    cnn = saved["rows"][-1]
+    assert cnn["downsample"] == [1, 1, 1] and cnn["input_shape"] == [16, 16, 16]
+    assert saved["config"]["cnn_n"] == 2 and saved["growth"] == []  # one shape: no slope
+    text = report._volume_scaling(saved)
+    assert text.startswith("### 4b.") and "| `image_statistics` | " in text
+
+    (tmp_path / "image_statistics_memory.json").write_text(
+        json.dumps(
+            {
+                "date": "2026-12-02",
+                "shape": [8, 8, 8],
+                "n": 3,
+                "same_statistics": True,
+                "rows": [
+                    {
+                        "configuration": c,
+                        "cases_per_batch": 3,
+                        "peak_above_baseline_gb": 0.01,
+                        "seconds": 0.1,
+                    }
+                    for c in ("bounded", "one batch")
+                ],
+            }
+        )
+    )
+    written = report.write(results_dir=tmp_path, out=tmp_path / "RESULTS.md").read_text()
+    assert written.index("## 4. Scaling") < written.index("### 4b.") < written.index("### 4c.")
+    assert "### 4c. Memory of the image statistics at 8×8×8" in written
+    assert report._volume_scaling(None) == report._image_statistics_memory(None) == ""
