@@ -1548,3 +1548,24 @@ def test_volume_scaling_benchmark_runs_on_a_tiny_shape(tmp_path):
     assert written.index("## 4. Scaling") < written.index("### 4b.") < written.index("### 4c.")
     assert "### 4c. Memory of the image statistics at 8×8×8" in written
     assert report._volume_scaling(None) == report._image_statistics_memory(None) == ""
+
+
+def test_results_md_is_what_the_report_writes_from_the_shipped_results(tmp_path):
+    """RESULTS.md is generated; a change to the report's code (or to a library rule it
+    rescores with, such as the dominant mechanism's) left 18 of its rows stale until a
+    benchmark happened to rerun. Regenerate it with ``benchmarks/run.py --report-only``."""
+    from benchmarks import report
+
+    root = Path(__file__).resolve().parent.parent / "benchmarks"
+    import difflib
+
+    def lines(text):  # the header line carries the time of writing
+        return [x for x in text.splitlines() if not x.startswith("Written by `benchmarks/run")]
+
+    shipped = lines((root / "RESULTS.md").read_text())
+    fresh = lines(report.write(out=tmp_path / "RESULTS.md").read_text())
+    diff = list(difflib.unified_diff(shipped, fresh, "shipped", "written", n=0, lineterm=""))
+    assert not diff, (
+        "benchmarks/RESULTS.md differs from what the report writes (run benchmarks/run.py "
+        "--report-only):\n" + "\n".join(line[:200] for line in diff[:8])
+    )
