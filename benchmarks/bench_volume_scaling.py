@@ -24,10 +24,12 @@ holds anyway):
   ``downsample="auto"``) on ``--cnn-n`` source images (the ``n`` repeated) against as
   many target images (the same in reverse order, times 1.2); the time per case is the
   whole fit's time (held-out pass and calibration included) over the ``2 × cnn_n``
-  cases;
-- ``cnn_epoch_unpooled``: the same with ``downsample=1``, on shapes of at most 64 voxels
-  per axis (on every shape with ``--unpooled-all``: 5 s per case and 12 GB at 128×128×96),
-  where ``"auto"`` pooled (on smaller grids ``cnn_epoch`` is the unpooled epoch).
+  cases. Building those copies sets a high-water mark of resident memory that a pooled
+  fit may stay below (it then shows 0 GB: at 256×256×180 the copies take 1.5 GB);
+- ``cnn_epoch_unpooled``: the same with ``downsample=1``, on shapes of at most
+  ``--unpooled-max-side`` voxels per axis (64 by default; 128 adds 128×128×96: 5 s per
+  case and 12 GB; 256×256×180 would need about 90 GB), where ``"auto"`` pooled (on
+  smaller grids ``cnn_epoch`` is the unpooled epoch).
 
 Each row also has the user and system CPU seconds of the stage (system time is mostly
 page faults on fresh memory: large temporary arrays allocated again and again). It
@@ -36,10 +38,10 @@ between successive shapes (1: proportional to the voxel count). Writes
 ``benchmarks/results/volume_scaling.json``.
 
 Usage: ``python benchmarks/bench_volume_scaling.py [--shapes 32,32,32 64,64,64 128,128,96]
-[--n 8] [--cnn-n 16] [--unpooled-all] [--out benchmarks/results]`` (about 2 minutes on
+[--n 8] [--cnn-n 16] [--unpooled-max-side 64] [--out benchmarks/results]`` (about 2 minutes on
 one core at the defaults, 3 GB at most; ``--n`` takes several values to see what grows
 with the number of cases; 256,256,180 with ``--n 2`` takes 4 minutes and 4.5 GB;
-``--unpooled-all`` adds about 3 minutes and 12 GB at 128×128×96).
+``--unpooled-max-side 128`` adds about 3 minutes and 12 GB at 128×128×96).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ WINDOW = 64
 #: the held-out fifth) give two steps, one with the penalty.
 CNN_N = 16
 
-#: Largest side on which ``cnn_epoch_unpooled`` runs without ``--unpooled-all``.
+#: Largest side on which ``cnn_epoch_unpooled`` runs by default (``--unpooled-max-side``).
 UNPOOLED_MAX_SIDE = 64
 
 #: Runs in a child process: prints one JSON line with its measurements.
@@ -155,11 +157,11 @@ print(json.dumps({"seconds": seconds, "baseline_gb": base,
 """
 
 
-def stages(shape: tuple[int, ...], unpooled_all: bool) -> list[str]:
+def stages(shape: tuple[int, ...], unpooled_max_side: int = UNPOOLED_MAX_SIDE) -> list[str]:
     """The stages measured on ``shape``, in run order (``sample`` makes the data;
     ``cnn_epoch_unpooled`` is skipped at run time where ``cnn_epoch`` did not pool)."""
     out = ["sample", "predict", "predict_window", "image_statistics", "cnn_epoch"]
-    if unpooled_all or max(shape) <= UNPOOLED_MAX_SIDE:
+    if max(shape) <= unpooled_max_side:
         out.append("cnn_epoch_unpooled")
     return out
 
@@ -260,9 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"cases per environment of the cnn stages, the n cases repeated (default {CNN_N})",
     )
     parser.add_argument(
-        "--unpooled-all",
-        action="store_true",
-        help=f"run cnn_epoch_unpooled on shapes above {UNPOOLED_MAX_SIDE} voxels per axis too",
+        "--unpooled-max-side",
+        type=int,
+        default=UNPOOLED_MAX_SIDE,
+        help="run cnn_epoch_unpooled on shapes of at most this many voxels per axis (default "
+        f"{UNPOOLED_MAX_SIDE}; its memory grows with the voxels: 12 GB at 128x128x96)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder of the results")
     args = parser.parse_args(argv)
@@ -274,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     for shape in args.shapes:
         for n in args.n:
             with tempfile.TemporaryDirectory(prefix="volume_scaling_") as data:
-                for stage in stages(shape, args.unpooled_all):
+                for stage in stages(shape, args.unpooled_max_side):
                     if stage == "cnn_epoch_unpooled" and rows[-1]["downsample"] == [1, 1, 1]:
                         continue  # "auto" did not pool: cnn_epoch was the unpooled epoch
                     r = {
@@ -317,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 "shapes": [list(s) for s in args.shapes],
                 "n": args.n,
                 "cnn_n": args.cnn_n,
-                "unpooled_all": args.unpooled_all,
+                "unpooled_max_side": args.unpooled_max_side,
                 "unet_channels": list(UNET_CHANNELS),
                 "window": WINDOW,
                 "omp_num_threads": 1,

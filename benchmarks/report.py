@@ -1045,8 +1045,11 @@ def _volume_scaling(vs: dict[str, Any] | None) -> str:
             f"; every stage in a fresh one-thread process on {n_text} simulated cases (the "
             f"discriminator's one epoch on {cfg['cnn_n']} + {cfg['cnn_n']} cases: the whole "
             "fit's time per case), seconds per case and peak resident memory above the "
-            "process's baseline after its imports and data; the last column is the growth "
-            "exponent of the time per case against the voxel count (1 = proportional).",
+            "process's baseline after its imports and data (peak resident memory is a "
+            "high-water mark: the discriminator's stages build their 2 × "
+            f"{cfg['cnn_n']} cases from the {n_text}, and a fit that stays below that "
+            "copy's peak shows 0); the last column is the growth exponent of the time per "
+            "case against the voxel count (1 = proportional).",
             "",
             _table(
                 ["stage", *(_shape_label(s) for s in shapes), "time exponent"],

@@ -1513,7 +1513,7 @@ def test_volume_scaling_benchmark_runs_on_a_tiny_shape(tmp_path):
     args = ["--shapes", "16,16,16", "--n", "2", "--cnn-n", "2", "--out", str(tmp_path)]
     assert bench.main(args) == 0
     saved = json.loads((tmp_path / "volume_scaling.json").read_text())
-    stages = bench.stages((16, 16, 16), unpooled_all=False)
+    stages = bench.stages((16, 16, 16))
     # "auto" does not pool a 16³ grid, so cnn_epoch already is the unpooled epoch
     assert [r["stage"] for r in saved["rows"]] == [s for s in stages if s != "cnn_epoch_unpooled"]
     assert all(

@@ -563,10 +563,12 @@ class CNNDiscriminator(DensityRatioEstimator):
     dependence on a few voxels (memorising cases) is penalised at any size. On very
     small images (toy examples) a lower ``gradient_penalty`` may be needed.
 
-    *Resolution.* On this 2-core CPU one epoch costs about 0.08 s per case at 32³,
-    0.34 s at 64³ and 2.4 s at 128×128×96 (no pooling): a fit of a few hundred
-    cases for tens of epochs is minutes at 32³ and hours at 128×128×96. Hence
-    ``downsample="auto"``, which trains at most 48 voxels per axis. Averaging keeps
+    *Resolution.* On one CPU core an epoch costs about 0.08 s per case at 32³,
+    0.6 s (2.2 GB) at 64³ and 5 s (12 GB) at 128×128×96 without pooling
+    (``benchmarks/bench_volume_scaling.py``): a fit of a few hundred cases for tens of
+    epochs is minutes at 32³ and hours at 128×128×96. Hence ``downsample="auto"``,
+    which trains at most 48 voxels per axis (0.19 s per case and 0.8 GB at
+    128×128×96). Averaging keeps
     the shifts a scanner makes at the scale of the pooled voxel (intensity scale and
     contrast, bias field, a noise level, which pooling divides by the same factor in
     both environments) and weakens those below it (a blur or sharpening of one or
