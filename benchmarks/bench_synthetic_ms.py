@@ -1179,6 +1179,9 @@ def one_run(
         flagged=bool(res.warnings),
         repeats={k: v for k, v in diag.get("repeats", {}).items() if k != "values"} or None,
         bias_bound=diag.get("estimator", {}).get("bias_bound"),
+        # a network's training per node set and fold (the CNN variants): epoch kept,
+        # held-out AUC, temperature
+        ratio_fits=diag.get("ratio_fits") or None,
         settings={
             k: res.settings.get(k)
             for k in (
