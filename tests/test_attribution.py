@@ -822,12 +822,14 @@ class _SometimesUntrained(sa.ratios.ClassifierRatio):
         return np.zeros_like(lr) if self.untrained_ else lr
 
     def fit_report(self):
-        return {"best_epoch": 0 if self.untrained_ else 4}
+        auc = 0.5 if self.untrained_ else 0.8
+        return {"best_epoch": 0 if self.untrained_ else 4, "val_auc": auc, "temperature": 1.0}
 
 
-def test_a_discriminator_untrained_in_some_folds_is_flagged_naming_its_mechanisms():
+def test_a_discriminator_flat_in_some_folds_is_flagged_naming_its_mechanisms():
     """A CNN that kept its untrained network in some folds flattens those folds' ratios
-    and pulls the mechanism towards 0, with no warning; the fixed bootstrap hid it."""
+    and pulls the mechanism towards 0, with no warning; the fixed bootstrap hid it (on
+    the synthetic MS benchmark's CNN runs the X shrank by 0.04-0.11 where it fired)."""
     rng = np.random.default_rng(0)
     src = sa.Environment({"X": rng.normal(0, 1, 400)}, name="s")
     tgt = sa.Environment({"X": rng.normal(1, 1, 400)}, name="t")
@@ -841,10 +843,10 @@ def test_a_discriminator_untrained_in_some_folds_is_flagged_naming_its_mechanism
             estimators={"X": est}, n_folds=2, n_bootstrap=0, progress=False, random_state=0,
         )  # fmt: skip
     assert [f["best_epoch"] for f in res.diagnostics["ratio_fits"]["X"]] == [0, 4]
-    (w,) = [w for w in res.warnings if w["code"] == "untrained_folds"]
+    (w,) = [w for w in res.warnings if w["code"] == "flat_folds"]
     assert w["mechanism"] == "X"
     assert (
         "the discriminator of {X} (the ratio of mechanism(s) X) found no shift in 1 of 2"
         in (w["message"])
     )
-    assert res.diagnostics["overall"]["warning_counts"]["untrained_folds"] == 1
+    assert res.diagnostics["overall"]["warning_counts"]["flat_folds"] == 1
