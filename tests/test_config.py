@@ -261,7 +261,7 @@ def test_discriminator_downsample_reaches_the_cnn(value, expected):
     assert cnn.downsample == expected
 
 
-@pytest.mark.parametrize("value", ["half", 0, [2, 0, 2]])
+@pytest.mark.parametrize("value", ["half", 0, [2, 0, 2], True, [2], [2, 2, 2, 2]])
 def test_a_bad_discriminator_downsample_names_the_key(value):
     raw = {"data": {"kind": "synthetic"}, "attribution": {"discriminator": {"downsample": value}}}
     with pytest.raises(ConfigError, match=r"discriminator\.downsample"):
@@ -548,3 +548,17 @@ def test_the_run_passes_the_cache_bound_to_the_adapter(monkeypatch, tmp_path):
     with pytest.raises(Stop):
         pipeline.run(cfg, progress=False)
     assert seen["cache_max_bytes"] == 2**29
+
+
+def test_a_downsample_for_the_wrong_number_of_axes_is_refused_before_the_model_runs(tmp_path):
+    # [2, 2] for 3D volumes failed at the discriminator's fit, after every case had
+    # been scored, naming the estimator's parameter rather than the key
+    import shiftattr.pipeline as pipeline
+
+    cfg = pipeline.demo_config(tmp_path, tiny=True)
+    cfg.attribution.image_estimator = "cnn"
+    cfg.attribution.discriminator.downsample = [2, 2]
+    with pytest.raises(ConfigError, match=r"attribution\.discriminator\.downsample = \[2, 2\] "
+                       r"gives 2 factors for 3D images"):  # fmt: skip
+        pipeline.run(cfg, progress=False)
+    assert not (tmp_path / "model.pt").exists()  # nothing trained

@@ -191,3 +191,9 @@ def test_ragged_lazy_volumes_keep_every_shape_and_a_list_is_not_declared_on_its_
     assert LazyVolumes(np.zeros, length=2).item_shapes is None
     with pytest.raises(ValueError, match="item_shapes has 1 entries for 2 items"):
         LazyVolumes(np.zeros, length=2, item_shapes=[(2, 2)])
+
+
+def test_lazy_volumes_pickled_before_item_shapes_still_slice():
+    vols = LazyVolumes(lambda i: np.full((2, 2), i), length=3, shape=(2, 2))
+    del vols.__dict__["_shapes"]  # as unpickled from an older version
+    assert vols[[2, 0]].item_shapes == [(2, 2), (2, 2)]

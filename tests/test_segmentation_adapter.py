@@ -533,3 +533,18 @@ def test_a_model_declaring_3d_reads_single_slice_volumes_as_3d():
     env = Environment({"X": x, "Y": (x > 0.5).astype(np.uint8)})
     adapter = SegmentationAdapter(Slice3D(), progress=False)
     np.testing.assert_array_equal(adapter.score(env), [1.0, 1.0])
+
+
+def test_auto_bound_respects_a_container_memory_limit(monkeypatch, tmp_path):
+    # a quarter of the host's memory can exceed a Docker or Slurm job's whole allowance
+    from shiftattr.segmentation import adapter as module
+
+    v2, v1 = tmp_path / "memory.max", tmp_path / "limit_in_bytes"
+    v2.write_text("max\n")  # cgroup v2 without a limit
+    v1.write_text(f"{2**30}\n")
+    monkeypatch.setattr(module, "_CGROUP_LIMITS", (str(v2), str(tmp_path / "none")))
+    host = module._physical_memory()
+    assert host > 2**30  # this machine's memory: no limit read
+    monkeypatch.setattr(module, "_CGROUP_LIMITS", (str(v2), str(v1)))
+    assert module._physical_memory() == 2**30
+    assert SegmentationAdapter(threshold_model())._cache_limit() == 2**28

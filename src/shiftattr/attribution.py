@@ -511,16 +511,25 @@ def _flat_folds(
     >>> noise = {"best_epoch": 2, "val_auc": 0.58, "temperature": 1.0}
     >>> _flat_folds({"X": [flat, noise, noise]}, g, ["X", "Y"])  # others found noise
     []
+    >>> _flat_folds({"X": [{"best_epoch": None}, {**found, "val_auc": float("nan")}]}, g, "X")
+    []
     """
     warns = []
     for key, reports in fit_reports.items():
-        fits = [r for r in reports if isinstance(r, Mapping) and "best_epoch" in r]
+        fits = [
+            r for r in reports if isinstance(r, Mapping) and isinstance(r.get("best_epoch"), Real)
+        ]  # a user's estimator may report None, or something else, under these keys
+
+        def number(value: Any, default: float) -> float:
+            ok = isinstance(value, Real) and np.isfinite(float(value))
+            return float(value) if ok else default
+
         is_flat = [
-            int(r["best_epoch"]) == 0 or float(r.get("temperature", 1.0)) >= FLAT_FOLD_TEMPERATURE
+            int(r["best_epoch"]) == 0 or number(r.get("temperature"), 1.0) >= FLAT_FOLD_TEMPERATURE
             for r in fits
         ]
-        aucs = [r.get("val_auc") for r, f in zip(fits, is_flat) if not f]
-        aucs = [float(a) for a in aucs if a is not None]
+        aucs = [number(r.get("val_auc"), np.nan) for r, f in zip(fits, is_flat) if not f]
+        aucs = [a for a in aucs if np.isfinite(a)]
         n_flat = sum(is_flat)
         if not 0 < n_flat < len(fits) or not aucs or np.mean(aucs) < FLAT_FOLDS_MIN_AUC:
             continue

@@ -243,7 +243,9 @@ class DiscriminatorConfig(_Strict):
     patience: int = Field(4, ge=1)
     tta: bool = True
     downsample: (
-        Literal["auto"] | Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=1)]]
+        Literal["auto"]
+        | Annotated[StrictInt, Field(ge=1)]
+        | Annotated[list[Annotated[StrictInt, Field(ge=1)]], Field(min_length=2, max_length=3)]
     ) = Field(
         "auto",
         description="average-pool the images by this factor per spatial axis before the "

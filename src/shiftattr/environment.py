@@ -47,6 +47,8 @@ class LazyVolumes(Sequence):
     (None, [(3, 2), (2, 2)])
     """
 
+    _shapes: list[tuple[int, ...]] | None = None  # (a LazyVolumes pickled before it)
+
     def __init__(
         self,
         loader: Callable[[int], np.ndarray],

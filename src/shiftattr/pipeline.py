@@ -397,6 +397,14 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
             f"{sorted(set(source.nodes) & set(target.nodes))}); remove them from "
             "attribution.mechanisms"
         )
+    if a.image_estimator == "cnn":  # refuse a bad discriminator now, not after scoring
+        factors = a.discriminator.downsample
+        if isinstance(factors, list) and len(factors) != spatial_dims:
+            raise ConfigError(
+                f"attribution.discriminator.downsample = {factors} gives {len(factors)} "
+                f"factors for {spatial_dims}D images: give one per spatial axis, one int "
+                "for all, or 'auto'"
+            )
     lap("data")
 
     if cfg.model.kind == "train-unet":  # the config guarantees synthetic data here

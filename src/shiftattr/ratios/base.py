@@ -200,7 +200,9 @@ class DensityRatioEstimator(BaseEstimator, ABC):
         """Compute the per-case summaries this estimator reads, into the features' cache.
 
         Called by :class:`~shiftattr.ratios.CrossFittedRatios` in the main process
-        before any fit of an estimator with :attr:`joint_crossfit`: the environments
+        before any fit of an estimator with :attr:`joint_crossfit` or
+        :attr:`handles_images` (an image estimator fitted per fold may check every
+        case here, before its first fold trains): the environments
         that worker processes receive (``n_jobs != 1``), and every refit bootstrap
         replicate drawn from them, then carry the summaries instead of recomputing them
         (see

@@ -714,14 +714,16 @@ class CNNDiscriminator(DensityRatioEstimator):
         """A batch as :func:`_load` reads it, images pooled to :attr:`input_shape_`;
         during ``fit``, cases read before come from the input cache."""
         cache = getattr(self, "_inputs", None)
+        # a discriminator fitted before pooling existed has no input_shape_: its grid
+        size = getattr(self, "input_shape_", None) or layout.spatial_shape
         if cache is None:
             img, vec = _load(layout, columns, idx, self.spatial_dims)
-            return (None if img is None else _pool(img, self.input_shape_)), vec
+            return (None if img is None else _pool(img, size)), vec
         side = cache.setdefault(id(columns), {})
         missing = np.array([i for i in idx if int(i) not in side], dtype=int)
         if len(missing):
             img, vec = _load(layout, columns, missing, self.spatial_dims)
-            img = None if img is None else _pool(img, self.input_shape_)
+            img = None if img is None else _pool(img, size)
             for k, i in enumerate(missing):
                 side[int(i)] = (
                     None if img is None else img[k].copy(),
@@ -748,6 +750,33 @@ class CNNDiscriminator(DensityRatioEstimator):
         per_case = 4 * (layout.n_channels * math.prod(self.input_shape_) + layout.n_vector)
         n = sum(n_cases(dict(cols)) for cols in columns)
         return per_case * n <= INPUT_CACHE_BYTES
+
+    def warm_cache(self, features: Features, progress: bool = False) -> None:
+        """Check every case of one environment before any fold trains.
+
+        Nothing is cached: the inputs are kept during each fit only. The shapes of lazy
+        cases known from their headers (:attr:`~shiftattr.LazyVolumes.item_shapes`)
+        must share one grid, so that a case on another grid is named, by its position
+        in the environment, before the first fold trains rather than when the fold
+        holding it reaches it.
+
+        Parameters
+        ----------
+        features : mapping of str to array-like
+            All the cases of one environment.
+        progress : bool, default False
+            Unused (nothing is read).
+
+        Examples
+        --------
+        >>> from shiftattr import LazyVolumes
+        >>> odd = LazyVolumes(np.zeros, length=3, item_shapes=[(8, 8), (8, 8), (7, 8)])
+        >>> CNNDiscriminator(spatial_dims=2).warm_cache({"x": odd})
+        Traceback (most recent call last):
+        ...
+        ValueError: node 'x': case 2 has shape (7, 8), not (8, 8) like the others ...
+        """
+        _layout(features, int(self.spatial_dims))
 
     def _flip_axes(self) -> tuple[int, ...]:
         if self.flip_axes is None:
@@ -1208,7 +1237,9 @@ class CNNDiscriminator(DensityRatioEstimator):
             "best_epoch": int(self.best_epoch_),
             "val_auc": self.val_auc_,
             "temperature": float(self.temperature_),
-            "input_shape": None if self.input_shape_ is None else list(self.input_shape_),
+            "input_shape": (
+                None if getattr(self, "input_shape_", None) is None else list(self.input_shape_)
+            ),
         }
 
     def log_ratio(self, features: Features) -> np.ndarray:

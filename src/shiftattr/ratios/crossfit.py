@@ -502,6 +502,10 @@ class CrossFittedRatios:
                     (nodes, None, delayed(_fit_all_folds)(est, source, target, nodes, fs, ft))
                 )
                 continue
+            if getattr(est, "handles_images", False):  # e.g. a CNN's check of every
+                # case's grid, before the first fold trains
+                for env in (source, target):
+                    _warm_cache(est, env.features(list(nodes)), self.progress)
             for f in range(k):
                 tasks.append(
                     (

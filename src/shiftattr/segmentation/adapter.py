@@ -20,7 +20,7 @@ import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,12 +45,29 @@ _ACTIVATIONS = ("auto", "sigmoid", "softmax", "none")
 CACHE_MEMORY_FRACTION = 0.25
 
 
+#: Memory limits of a container or batch job (cgroup v2, then v1): a quarter of the
+#: host's memory can exceed the job's whole allowance.
+_CGROUP_LIMITS = (
+    "/sys/fs/cgroup/memory.max",
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+)
+
+
 def _physical_memory() -> int | None:
-    """Bytes of physical memory, or None where the platform does not say (Windows)."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return None
+    """Bytes of memory this process may use: the machine's, or a smaller cgroup limit
+    (Docker, Slurm, Kubernetes); None where the platform says neither (Windows)."""
+    sizes = []
+    with suppress(AttributeError, ValueError, OSError):
+        sizes.append(int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES")))
+    for path in _CGROUP_LIMITS:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # "max" (v2) means no limit
+            sizes.append(int(text))
+    return min(sizes) if sizes else None
 
 
 def _identity(fn: Callable[..., Any] | None) -> str | None:
@@ -198,8 +215,10 @@ class SegmentationAdapter:
         probability), e.g. ~500 MB for 50 cases of 128^3 voxels.
     cache_max_bytes : int, "auto" or None, default "auto"
         Evict least recently used cases beyond this many bytes; ``"auto"`` is
-        :data:`CACHE_MEMORY_FRACTION` (a quarter) of the machine's physical memory
-        (6 GB on a 24 GB machine: about 100 cases of 256×256×180), None is unbounded.
+        :data:`CACHE_MEMORY_FRACTION` (a quarter) of the machine's physical memory, or
+        of a container's or batch job's memory limit where that is smaller (6 GB on a
+        24 GB machine: about 100 cases of 256×256×180); unbounded where the platform
+        says neither (Windows). None is unbounded.
         An evicted case is predicted again when asked for; the first eviction warns,
         and :attr:`n_cache_evictions_` counts them.
 
@@ -1070,7 +1089,7 @@ class SegmentationAdapter:
                     "needed. Raise cache_max_bytes (model.cache_gb in a configuration) if "
                     "the memory is there.",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=4,  # _store <- _iter_cases <- the public method <- caller
                 )
 
     def _cache_limit(self) -> int | None:
