@@ -197,3 +197,11 @@ def test_lazy_volumes_pickled_before_item_shapes_still_slice():
     vols = LazyVolumes(lambda i: np.full((2, 2), i), length=3, shape=(2, 2))
     del vols.__dict__["_shapes"]  # as unpickled from an older version
     assert vols[[2, 0]].item_shapes == [(2, 2), (2, 2)]
+
+
+def test_repr_says_when_lazy_cases_lie_on_several_grids():
+    # a ragged node printed as "X(lazy)()", the way a scalar node prints
+    env = Environment({"X": [np.zeros((4, 4)), np.zeros((3, 4))], "D": np.zeros(2)}, name="s")
+    assert repr(env) == "Environment('s', n=2, nodes=[X(lazy, 2 grids), D()])"
+    unknown = Environment({"X": LazyVolumes(np.zeros, length=2)}, name="u")
+    assert repr(unknown) == "Environment('u', n=2, nodes=[X(lazy, shape unknown)])"

@@ -765,6 +765,11 @@ class Environment:
     def __repr__(self) -> str:
         parts = []
         for n, a in self._data.items():
-            shape = a.shape_item if isinstance(a, LazyVolumes) else a.shape[1:]
-            parts.append(f"{n}{'(lazy)' if isinstance(a, LazyVolumes) else ''}{tuple(shape or ())}")
+            if not isinstance(a, LazyVolumes):
+                parts.append(f"{n}{tuple(a.shape[1:])}")
+            elif a.shape_item is not None:
+                parts.append(f"{n}(lazy){tuple(a.shape_item)}")
+            else:  # cases on several grids, or shapes unknown until read: not a scalar
+                grids = len(set(a.item_shapes or ()))
+                parts.append(f"{n}(lazy, {f'{grids} grids' if grids else 'shape unknown'})")
         return f"Environment({self.name!r}, n={len(self)}, nodes=[{', '.join(parts)}])"
