@@ -486,8 +486,15 @@ FLAT_FOLD_TEMPERATURE = 10.0
 FLAT_FOLDS_MIN_AUC = 0.65
 
 
+def _finite(value: Any, default: float) -> float:
+    """``value`` as a float where it is a finite number, else ``default``."""
+    ok = isinstance(value, Real) and np.isfinite(float(value))
+    return float(value) if ok else default
+
+
 def _flat_folds(
-    fit_reports: Mapping[str, list[dict]], graph: CausalGraph, mechanisms: Sequence[str]
+    fit_reports: Mapping[str, list[dict]],
+    node_sets: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]],
 ) -> list[dict[str, Any]]:
     """``flat_folds`` warnings: a discriminator that found a shift in some folds (held-out
     AUC at least :data:`FLAT_FOLDS_MIN_AUC` on average) and none in others.
@@ -500,18 +507,22 @@ def _flat_folds(
     bootstrap (which holds the networks) cannot show it. All folds flat is consistent
     ("no shift found"; ``shift_not_seen`` covers a metric that moved anyway).
 
+    ``node_sets`` maps each mechanism to its (joint, parent) node sets
+    (:attr:`~shiftattr.ratios.crossfit.MechanismRatios.node_sets`), to name the
+    mechanisms a node set's ratio serves.
+
     Examples
     --------
-    >>> g = CausalGraph({"X": [], "Y": ["X"]})
+    >>> sets = {"X": (("X",), ()), "Y": (("X", "Y"), ("X",))}
     >>> found = {"best_epoch": 6, "val_auc": 0.75, "temperature": 0.8}
     >>> flat = {"best_epoch": 3, "val_auc": 0.5, "temperature": 100.0}
     >>> reports = {"X": [flat, found, found], "X,Y": [found] * 3}
-    >>> [(w["code"], w["mechanism"]) for w in _flat_folds(reports, g, ["X", "Y"])]
+    >>> [(w["code"], w["mechanism"]) for w in _flat_folds(reports, sets)]
     [('flat_folds', None)]
     >>> noise = {"best_epoch": 2, "val_auc": 0.58, "temperature": 1.0}
-    >>> _flat_folds({"X": [flat, noise, noise]}, g, ["X", "Y"])  # others found noise
+    >>> _flat_folds({"X": [flat, noise, noise]}, sets)  # the others found noise
     []
-    >>> _flat_folds({"X": [{"best_epoch": None}, {**found, "val_auc": float("nan")}]}, g, "X")
+    >>> _flat_folds({"X": [{"best_epoch": None}, {**found, "val_auc": float("nan")}]}, sets)
     []
     """
     warns = []
@@ -519,22 +530,16 @@ def _flat_folds(
         fits = [
             r for r in reports if isinstance(r, Mapping) and isinstance(r.get("best_epoch"), Real)
         ]  # a user's estimator may report None, or something else, under these keys
-
-        def number(value: Any, default: float) -> float:
-            ok = isinstance(value, Real) and np.isfinite(float(value))
-            return float(value) if ok else default
-
         is_flat = [
-            int(r["best_epoch"]) == 0 or number(r.get("temperature"), 1.0) >= FLAT_FOLD_TEMPERATURE
+            int(r["best_epoch"]) == 0 or _finite(r.get("temperature"), 1.0) >= FLAT_FOLD_TEMPERATURE
             for r in fits
         ]
-        aucs = [number(r.get("val_auc"), np.nan) for r, f in zip(fits, is_flat) if not f]
-        aucs = [a for a in aucs if np.isfinite(a)]
+        aucs = [_finite(r.get("val_auc"), np.nan) for r, f in zip(fits, is_flat) if not f]
+        auc = float(np.mean([a for a in aucs if np.isfinite(a)] or [np.nan]))
         n_flat = sum(is_flat)
-        if not 0 < n_flat < len(fits) or not aucs or np.mean(aucs) < FLAT_FOLDS_MIN_AUC:
+        if not 0 < n_flat < len(fits) or not auc >= FLAT_FOLDS_MIN_AUC:
             continue
-        nodes = set(key.split(","))
-        users = [m for m in mechanisms if nodes in ({m, *graph.parents(m)}, set(graph.parents(m)))]
+        users = [m for m, sets in node_sets.items() if key in (",".join(s) for s in sets)]
         names = ", ".join(users) if users else "none attributed"
         warns.append(
             {
@@ -544,7 +549,7 @@ def _flat_folds(
                     f"the discriminator of {{{key.replace(',', ', ')}}} (the ratio of "
                     f"mechanism(s) {names}) found no shift in {n_flat} of {len(fits)} folds "
                     "(it kept its untrained network, or its calibration flattened it) and "
-                    f"one in the others (held-out AUC {np.mean(aucs):.2f}): its log-ratios "
+                    f"one in the others (held-out AUC {auc:.2f}): its log-ratios "
                     "are flat for those folds' cases, which pulls the value towards 0, and "
                     "an interval that holds the networks fixed cannot show it. More epochs "
                     "or cases, or the image statistics (ImageStatsRatio; image_estimator = "
@@ -1466,7 +1471,7 @@ def attribute(
     diagnostics["mechanisms"] = {k: diagnostics["mechanisms"][k] for k in mechs}
     if fitted.ratios is not None and fitted.ratios.fit_reports:
         diagnostics["ratio_fits"] = fitted.ratios.fit_reports
-        warns += _flat_folds(fitted.ratios.fit_reports, graph, mechs)
+        warns += _flat_folds(fitted.ratios.fit_reports, fitted.ratios.node_sets)
     diagnostics["estimator"] = fitted.details()
     if fitted.generative is not None:
         warns += generative_warnings(diagnostics["estimator"], m, mt, metric_name)
