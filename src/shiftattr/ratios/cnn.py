@@ -16,6 +16,7 @@ import copy
 import math
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,8 +96,7 @@ def _item_shape(node: str, values: Any) -> tuple[int, ...]:
         return tuple(values.shape_item)
     shapes = values.item_shapes if isinstance(values, LazyVolumes) else None
     if shapes:
-        grids, counts = np.unique(np.array([str(sh) for sh in shapes]), return_counts=True)
-        common = next(sh for sh in shapes if str(sh) == grids[np.argmax(counts)])
+        common = Counter(shapes).most_common(1)[0][0]
         odd = [(i, sh) for i, sh in enumerate(shapes) if sh != common]
         if odd:
             raise ValueError(_grid_message(node, odd, common))
@@ -946,54 +946,45 @@ class CNNDiscriminator(DensityRatioEstimator):
             if layout.spatial_shape is None
             else _pooled_shape(layout.spatial_shape, self.downsample_)
         )
-        self._inputs = {} if self._caches_inputs(layout, columns) else None
-        try:
-            with _torch_settings(self.num_threads):
-                self._fit_on(layout, columns, train, val, seed, rng, gen, device)
-        finally:
-            self._inputs = None  # the cache holds this fit's cases only
+        with self._keeping_inputs(layout, columns), _torch_settings(self.num_threads):
+            self._fit_standardisation(layout, columns, train, device)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.module_ = _Discriminator(
+                    sd,
+                    layout.n_channels,
+                    layout.n_vector,
+                    tuple(int(c) for c in self.channels),
+                    int(self.head_units),
+                ).to(device)
+            self._layout_ = layout
+            self.log_prior_correction_ = (
+                0.0 if self.balanced else -math.log(len(train[1]) / len(train[0]))
+            )
+            self._train(layout, columns, train, val, rng, gen, device)
+
+            self.temperature_, self.calibration_bias_ = 1.0, 0.0
+            self.val_auc_ = None
+            if has_val:
+                z, y = self._split_logits(layout, columns, val, self._views())
+                z = z + self.log_prior_correction_
+                self.val_auc_ = float(roc_auc_score(y, z))
+                if self.temperature_scaling:
+                    self.temperature_, self.calibration_bias_ = _fit_temperature(z, y)
         self.nodes_ = layout.nodes
         self.n_source_, self.n_target_ = n
         return self
 
-    def _fit_on(
-        self,
-        layout: _Layout,
-        columns: tuple[Mapping[str, Any], Mapping[str, Any]],
-        train: list[np.ndarray],
-        val: list[np.ndarray],
-        seed: int,
-        rng: np.random.Generator,
-        gen: torch.Generator,
-        device: torch.device,
-    ) -> None:
-        """Standardisation, network, training and calibration of :meth:`fit`."""
-        has_val = len(val[0]) > 0
-        sd = int(self.spatial_dims)
-        self._fit_standardisation(layout, columns, train, device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.module_ = _Discriminator(
-                sd,
-                layout.n_channels,
-                layout.n_vector,
-                tuple(int(c) for c in self.channels),
-                int(self.head_units),
-            ).to(device)
-        self._layout_ = layout
-        self.log_prior_correction_ = (
-            0.0 if self.balanced else -math.log(len(train[1]) / len(train[0]))
-        )
-        self._train(layout, columns, train, val, rng, gen, device)
-
-        self.temperature_, self.calibration_bias_ = 1.0, 0.0
-        self.val_auc_ = None
-        if has_val:
-            z, y = self._split_logits(layout, columns, val, self._views())
-            z = z + self.log_prior_correction_
-            self.val_auc_ = float(roc_auc_score(y, z))
-            if self.temperature_scaling:
-                self.temperature_, self.calibration_bias_ = _fit_temperature(z, y)
+    @contextlib.contextmanager
+    def _keeping_inputs(
+        self, layout: _Layout, columns: tuple[Mapping[str, Any], Mapping[str, Any]]
+    ) -> Iterator[None]:
+        """The input cache of one fit (see :meth:`_caches_inputs`), dropped after it."""
+        self._inputs = {} if self._caches_inputs(layout, columns) else None
+        try:
+            yield
+        finally:
+            self._inputs = None
 
     def _fit_standardisation(
         self,
