@@ -548,3 +548,20 @@ def test_auto_bound_respects_a_container_memory_limit(monkeypatch, tmp_path):
     monkeypatch.setattr(module, "_CGROUP_LIMITS", (str(v2), str(v1)))
     assert module._physical_memory() == 2**30
     assert SegmentationAdapter(threshold_model())._cache_limit() == 2**28
+
+
+def test_eviction_warning_points_at_the_users_call_and_auto_reads_memory_once(monkeypatch):
+    # it pointed into adapter.py or joblib; "auto" read sysconf and the cgroup files at
+    # every case stored
+    from shiftattr.segmentation import adapter as module
+
+    env, _ = toy_environment()
+    one_case = int(np.prod(SHAPE)) * 5
+    reads = []
+    monkeypatch.setattr(module, "_physical_memory", lambda: reads.append(1) or 4 * one_case)
+    for method in ("predict", "score", "output_features"):
+        adapter = SegmentationAdapter(threshold_model(), batch_size=3, progress=False)
+        with pytest.warns(UserWarning, match="the prediction cache reached its bound") as rec:
+            getattr(adapter, method)(env)
+        assert [w.filename for w in rec] == [__file__], method
+    assert len(reads) == 3  # once per adapter, not once per case

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import sys
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -68,6 +69,17 @@ def _physical_memory() -> int | None:
         if text.isdigit():  # "max" (v2) means no limit
             sizes.append(int(text))
     return min(sizes) if sizes else None
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of a warning raised by the caller of this function that points
+    at the first frame outside shiftattr and joblib (the user's call): the call depth
+    differs between methods and joblib's backends."""
+    inside = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "joblib")
+    frame, level = sys._getframe(1), 1
+    while frame is not None and any(part in frame.f_code.co_filename for part in inside):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _identity(fn: Callable[..., Any] | None) -> str | None:
@@ -1089,15 +1101,18 @@ class SegmentationAdapter:
                     "needed. Raise cache_max_bytes (model.cache_gb in a configuration) if "
                     "the memory is there.",
                     UserWarning,
-                    stacklevel=4,  # _store <- _iter_cases <- the public method <- caller
+                    stacklevel=_user_stacklevel(),
                 )
 
     def _cache_limit(self) -> int | None:
-        """The cache bound in bytes (None: unbounded)."""
+        """The cache bound in bytes (None: unbounded); ``"auto"`` reads the machine's
+        memory once per adapter, not at every case stored."""
         if self.cache_max_bytes != "auto":
             return None if self.cache_max_bytes is None else int(self.cache_max_bytes)
-        total = _physical_memory()
-        return None if total is None else int(CACHE_MEMORY_FRACTION * total)
+        if not hasattr(self, "_auto_limit"):
+            total = _physical_memory()
+            self._auto_limit = None if total is None else int(CACHE_MEMORY_FRACTION * total)
+        return self._auto_limit
 
     def _run(
         self, items: list[np.ndarray], ids: list[str], sd: int | None
