@@ -270,6 +270,11 @@ class DiscriminatorConfig(_Strict):
         shiftattr.ratios.CNNDiscriminator
             Unfitted.
 
+        Raises
+        ------
+        ConfigError
+            ``downsample`` lists a number of factors other than ``spatial_dims``.
+
         Examples
         --------
         >>> cnn = DiscriminatorConfig(epochs=3).build(spatial_dims=3, random_state=0)
@@ -277,6 +282,14 @@ class DiscriminatorConfig(_Strict):
         (3, (8, 16, 32), 4)
         """
         from shiftattr.ratios.cnn import CNNDiscriminator
+
+        factors = self.downsample
+        if isinstance(factors, list) and len(factors) != spatial_dims:
+            raise ConfigError(
+                f"attribution.discriminator.downsample = {factors} gives {len(factors)} "
+                f"factors for {spatial_dims}D images: give one per spatial axis, one int "
+                "for all, or 'auto'"
+            )
 
         return CNNDiscriminator(
             spatial_dims=spatial_dims,

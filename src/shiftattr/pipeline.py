@@ -397,14 +397,12 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
             f"{sorted(set(source.nodes) & set(target.nodes))}); remove them from "
             "attribution.mechanisms"
         )
-    if a.image_estimator == "cnn":  # refuse a bad discriminator now, not after scoring
-        factors = a.discriminator.downsample
-        if isinstance(factors, list) and len(factors) != spatial_dims:
-            raise ConfigError(
-                f"attribution.discriminator.downsample = {factors} gives {len(factors)} "
-                f"factors for {spatial_dims}D images: give one per spatial axis, one int "
-                "for all, or 'auto'"
-            )
+    # built now, so that settings the data's dimensions rule out fail before scoring
+    cnn = (
+        a.discriminator.build(spatial_dims, a.random_state, progress)
+        if a.image_estimator == "cnn"
+        else None
+    )
     lap("data")
 
     if cfg.model.kind == "train-unet":  # the config guarantees synthetic data here
@@ -454,8 +452,8 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     with_d = "D" in source and "D" in target
     graph = segmentation_graph(with_d)
     agreement = False  # the annotation's ratio reads the mask's agreement with the model
-    if a.image_estimator == "cnn":
-        image_est = a.discriminator.build(spatial_dims, a.random_state, progress)
+    if cnn is not None:
+        image_est = cnn
     else:
         stats = {} if a.image_statistics is None else {"statistics": a.image_statistics}
         extra = {"X": adapter.output_features} if a.ratio_outputs_mode else {}
