@@ -56,6 +56,10 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.segmentation.adapter.CACHE_MEMORY_FRACTION": (
         "a float; attribute comment at its definition"
     ),
+    "shiftattr.metric_range.METRIC_RANGE_ALPHA": "a float; attribute comment at its definition",
+    "shiftattr.metric_range.METRIC_RANGE_MIN_SHARE": (
+        "a float; attribute comment at its definition"
+    ),
     "shiftattr.report.TRUTH_KEY": "a str key of truth.json; attribute comment at its definition",
     "shiftattr.metrics.METRICS": (
         "read-only mapping name -> metric function; attribute docstring below its definition, "

@@ -31,6 +31,7 @@ from shiftattr.bootstrap import (
 )
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
+from shiftattr.metric_range import metric_beyond_source, metric_range
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.crossfit import CONDITIONAL_RATIOS, MechanismRatios
 from shiftattr.ratios.shared_cases import case_fingerprints
@@ -1480,6 +1481,10 @@ def attribute(
     warns += repeat_warns
     held = [n for n in graph.nodes if n not in pairs and n in source and n in target]
     warns += _unseen_levels(held, source, target)
+    if mt is not None:
+        diagnostics["metric_range"] = metric_range(m, mt)
+        if method == "iw" and not pairs:  # the one method averaging source values only
+            warns += metric_beyond_source(diagnostics["metric_range"], metric_name)
     warns += _identical_environments(graph, source, target)
     if iw_point is not None:
         warns += _compare_with_twin(

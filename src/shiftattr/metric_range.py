@@ -1,0 +1,193 @@
+"""Where the target's per-case metric reaches beyond every source case.
+
+Importance weighting (``method="iw"``) estimates every coalition's metric as a weighted
+mean of the *source* cases' metric values. No weights, however right, make such a mean
+leave the range of those values: a target whose cases score beyond every source case (a
+failure the source never shows, such as a distant false positive that sends a Hausdorff
+distance far above anything seen before; or a heavy-tailed loss whose tail grew) holds
+a part of its mean that the weighted source cannot reach. That part is missed, or put
+on another mechanism, and the target mean itself is noisy there, so the closure check
+may not see it.
+
+The check needs no model: if both environments' metrics came from one distribution,
+the ``k`` most extreme of the pooled ``N_s + N_t`` values would all be target values with
+probability ``C(N_t, k) / C(N_s + N_t, k)`` (exchangeability; ties, as in a bounded
+metric's zeros, only make it conservative, since a case must lie strictly beyond).
+:func:`metric_range` measures both tails; :func:`metric_beyond_source` turns them into
+the ``metric_beyond_source`` warning of :func:`~shiftattr.attribute`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "METRIC_RANGE_ALPHA",
+    "METRIC_RANGE_MIN_SHARE",
+    "exceedance_pvalue",
+    "metric_beyond_source",
+    "metric_range",
+]
+
+#: Level of the two-sided exceedance test (each tail at half of it).
+METRIC_RANGE_ALPHA = 0.01
+#: The part of the target's mean beyond the source's range, as a fraction of the
+#: measured change, from which it counts.
+METRIC_RANGE_MIN_SHARE = 0.05
+
+
+def exceedance_pvalue(k: int, n_source: int, n_target: int) -> float:
+    """Chance that the ``k`` most extreme of the pooled cases all come from the target.
+
+    Under exchangeability (both samples from one distribution, no ties) this is the
+    probability that at least ``k`` target values lie beyond every source value on one
+    side: ``prod_{i<k} (N_t - i) / (N_s + N_t - i)``.
+
+    Parameters
+    ----------
+    k : int
+        Target values beyond the source's extreme.
+    n_source, n_target : int
+        The two samples' sizes.
+
+    Returns
+    -------
+    float
+        The one-sided p-value (1 for ``k = 0``).
+
+    Examples
+    --------
+    >>> exceedance_pvalue(0, 100, 100)
+    1.0
+    >>> round(exceedance_pvalue(1, 100, 100), 4)     # 100 / 200
+    0.5
+    >>> round(exceedance_pvalue(3, 500, 80), 5)      # 80 * 79 * 78 / (580 * 579 * 578)
+    0.00254
+    """
+    if k <= 0:
+        return 1.0
+    if k > n_target:
+        return 0.0
+    i = np.arange(k)
+    return float(np.exp(np.sum(np.log(n_target - i) - np.log(n_source + n_target - i))))
+
+
+def _tail(distance: np.ndarray, n_source: int) -> dict[str, Any]:
+    """One tail's record from each target case's distance beyond the source's extreme."""
+    k = int(np.count_nonzero(distance > 0))
+    return {
+        "n_beyond": k,
+        "share": k / len(distance),
+        "excess": float(distance.mean()),
+        "p_value": exceedance_pvalue(k, n_source, len(distance)),
+    }
+
+
+def metric_range(source_metric: np.ndarray, target_metric: np.ndarray) -> dict[str, Any]:
+    """How far the target's per-case metric reaches beyond the source's range, per tail.
+
+    Parameters
+    ----------
+    source_metric, target_metric : array-like of shape (N_s,) and (N_t,)
+        Finite per-case metric values in each environment.
+
+    Returns
+    -------
+    dict
+        ``source_min``, ``source_max``; ``low`` and ``high``, each with ``n_beyond`` (target
+        cases strictly beyond the source's extreme), ``share`` (of the target's cases),
+        ``excess`` (their mean distance beyond it, averaged over *all* target cases: the
+        part of the target's mean no weighted mean of source values reaches) and
+        ``p_value`` (:func:`exceedance_pvalue`); ``excess`` (both tails') and ``change``
+        (target mean minus source mean).
+
+    Examples
+    --------
+    >>> r = metric_range(np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0, 7.0]))
+    >>> r["high"]["n_beyond"], r["high"]["excess"], r["low"]["n_beyond"], r["change"]
+    (2, 1.5, 0, 2.25)
+    """
+    ms = np.asarray(source_metric, dtype=float).ravel()
+    mt = np.asarray(target_metric, dtype=float).ravel()
+    lo, hi = float(ms.min()), float(ms.max())
+    low = _tail(np.clip(lo - mt, 0.0, None), len(ms))
+    high = _tail(np.clip(mt - hi, 0.0, None), len(ms))
+    return {
+        "source_min": lo,
+        "source_max": hi,
+        "low": low,
+        "high": high,
+        "excess": low["excess"] + high["excess"],
+        "change": float(mt.mean() - ms.mean()),
+    }
+
+
+def metric_beyond_source(
+    rng: dict[str, Any],
+    metric_name: str = "metric",
+    alpha: float = METRIC_RANGE_ALPHA,
+    min_share: float = METRIC_RANGE_MIN_SHARE,
+) -> list[dict[str, Any]]:
+    """The ``metric_beyond_source`` warning, if the target's metric clearly leaves the
+    source's range and what lies beyond matters for the measured change.
+
+    It fires when a tail holds more target cases beyond every source case than chance
+    allows (:func:`exceedance_pvalue` below ``alpha / 2``) and the part of the target's
+    mean beyond the source's range (``rng["excess"]``) is at least ``min_share`` of the
+    measured change.
+
+    Parameters
+    ----------
+    rng : dict
+        :func:`metric_range`'s record.
+    metric_name : str, default "metric"
+        For the message.
+    alpha : float, default METRIC_RANGE_ALPHA
+        Level of the test over both tails.
+    min_share : float, default METRIC_RANGE_MIN_SHARE
+        Fraction of ``|rng["change"]|``.
+
+    Returns
+    -------
+    list of dict
+        No warning, or one (``code``, ``mechanism`` None, ``message``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> src, tgt = rng.chisquare(1, 500), 4 * rng.chisquare(1, 80)   # the tail grew
+    >>> [w["code"] for w in metric_beyond_source(metric_range(src, tgt), "squared error")]
+    ['metric_beyond_source']
+    >>> metric_beyond_source(metric_range(src, rng.chisquare(1, 80)))  # alike
+    []
+    """
+    change = abs(rng["change"])
+    sides = [s for s in ("low", "high") if rng[s]["p_value"] < alpha / 2]
+    if not sides or not rng["excess"] > 0 or rng["excess"] < min_share * change:
+        return []
+    parts = []
+    for side in sides:
+        t = rng[side]
+        bound = rng["source_min"] if side == "low" else rng["source_max"]
+        word = "below the source's smallest" if side == "low" else "above the source's largest"
+        parts.append(
+            f"{t['n_beyond']} target case(s) ({t['share']:.0%}) lie {word} {metric_name} "
+            f"({bound:.4g}; p = {t['p_value']:.1e} if both environments' values were alike)"
+        )
+    share = f" ({rng['excess'] / change:.0%} of the measured change)" if change > 0 else ""
+    return [
+        {
+            "code": "metric_beyond_source",
+            "mechanism": None,
+            "message": (
+                "; ".join(parts) + f". They hold {rng['excess']:.4g} of the target's mean "
+                f"beyond the source's range{share}, which no weighting of source cases can "
+                "reach: method='iw' misses that part of the change or puts it on another "
+                "mechanism. The target shows failures the source never does, or the metric "
+                "is heavy-tailed: look at those cases, and prefer method='mis' or 'mr', "
+                "which also use the target's cases."
+            ),
+        }
+    ]
