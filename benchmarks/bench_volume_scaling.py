@@ -6,7 +6,9 @@ scaling defects went unseen for that reason. This script runs every stage a real
 goes through on volumes of each given shape, each stage in a fresh process (peak RSS is
 a process-wide maximum), and reports the wall time per case and the peak resident memory
 above the process's baseline (taken after the imports and the data, which the caller
-holds anyway):
+holds anyway). On Linux the high-water mark is reset to the resident memory at the
+baseline, so the peak is the stage's own even where building its inputs went higher
+(``peak_method``); elsewhere it is the process's maximum:
 
 - ``sample``: :meth:`shiftattr.datasets.SyntheticMS.sample` of ``n`` cases (centre
   "01", annotator "1"); its peak includes the volumes it returns (``volumes_gb``). Its
@@ -24,8 +26,7 @@ holds anyway):
   ``downsample="auto"``) on ``--cnn-n`` source images (the ``n`` repeated) against as
   many target images (the same in reverse order, times 1.2); the time per case is the
   whole fit's time (held-out pass and calibration included) over the ``2 × cnn_n``
-  cases. Building those copies sets a high-water mark of resident memory that a pooled
-  fit may stay below (it then shows 0 GB: at 256×256×180 the copies take 1.5 GB);
+  cases;
 - ``cnn_epoch_unpooled``: the same with ``downsample=1``, on shapes of at most
   ``--unpooled-max-side`` voxels per axis (64 by default; 128 adds 128×128×96: 5 s per
   case and 12 GB; 256×256×180 would need about 90 GB), where ``"auto"`` pooled (on
@@ -88,6 +89,27 @@ cfg = json.loads(sys.argv[1])
 stage, shape, n, data = cfg["stage"], tuple(cfg["shape"]), cfg["n"], cfg["data"]
 import numpy as np
 
+def status_gb(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key)) / 2**20
+
+# resident memory now, the high-water mark reset to it (Linux 4.0+: "5" to clear_refs),
+# so that the peak read after the stage is the stage's own; elsewhere the process-wide
+# maximum, which data copies made before the stage may have set higher
+def baseline():
+    global PEAK
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        PEAK = "reset high-water mark"
+        return status_gb("VmRSS")
+    except OSError:
+        PEAK = "process maximum"
+        return maxrss_gb()
+
+def peak_gb():
+    return status_gb("VmHWM") if PEAK == "reset high-water mark" else maxrss_gb()
+
 def maxrss_gb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
@@ -99,11 +121,11 @@ extra = {}
 if stage == "sample":
     from shiftattr.datasets import SyntheticMS
     sim = SyntheticMS(shape=shape, random_state=0)
-    base, cpu0 = maxrss_gb(), cpu()
+    base, cpu0 = baseline(), cpu()
     t = time.perf_counter()
     env = sim.sample(n, center="01", annotator="1", random_state=0)
     seconds = time.perf_counter() - t
-    peak = maxrss_gb()
+    peak = peak_gb()
     extra["volumes_gb"] = (env["X"].nbytes + env["Y"].nbytes) / 2**30
     np.save(data + "/X.npy", env["X"])
     np.save(data + "/Y.npy", env["Y"])
@@ -118,21 +140,21 @@ elif stage in ("predict", "predict_window"):
     adapter = SegmentationAdapter(
         net, metric="dice", metric_params={"empty": "best"}, patch_size=patch, progress=False
     )
-    base, cpu0 = maxrss_gb(), cpu()
+    base, cpu0 = baseline(), cpu()
     t = time.perf_counter()
     scores = adapter.score(env)
     seconds = time.perf_counter() - t
-    peak = maxrss_gb()
+    peak = peak_gb()
     extra = {"patch_size": patch, "model_calls": adapter.n_model_calls_,
              "cache_gb": adapter.cache_bytes_ / 2**30, "checksum": float(scores.sum())}
 elif stage == "image_statistics":
     from shiftattr.ratios import image_statistics
     x = np.load(data + "/X.npy")
-    base, cpu0 = maxrss_gb(), cpu()
+    base, cpu0 = baseline(), cpu()
     t = time.perf_counter()
     stats = image_statistics({"X": x}, spatial_dims=3)
     seconds = time.perf_counter() - t
-    peak = maxrss_gb()
+    peak = peak_gb()
     extra = {"columns": int(stats.shape[1]), "checksum": float(np.nansum(stats))}
 else:  # cnn_epoch, cnn_epoch_unpooled
     import torch
@@ -143,16 +165,16 @@ else:  # cnn_epoch, cnn_epoch_unpooled
     source, target = {"X": x[tile]}, {"X": np.float32(1.2) * x[tile[::-1]]}
     del x
     est = CNNDiscriminator(epochs=1, tta=False, random_state=0, downsample=cfg["downsample"])
-    base, cpu0 = maxrss_gb(), cpu()
+    base, cpu0 = baseline(), cpu()
     t = time.perf_counter()
     est.fit(source, target)
     seconds = time.perf_counter() - t
-    peak = maxrss_gb()
+    peak = peak_gb()
     extra = {"downsample": list(est.downsample_), "input_shape": list(est.input_shape_),
              "cases": 2 * cfg["cnn_n"], "epoch_seconds": float(est.history_["seconds"][0])}
 user, system = cpu()
 print(json.dumps({"seconds": seconds, "baseline_gb": base,
-                  "peak_above_baseline_gb": peak - base,
+                  "peak_above_baseline_gb": peak - base, "peak_method": PEAK,
                   "cpu_user_s": user - cpu0[0], "cpu_system_s": system - cpu0[1], **extra}))
 """
 

@@ -1036,6 +1036,17 @@ def _volume_scaling(vs: dict[str, Any] | None) -> str:
         for stage, n in keys
     ]
     n_text = " and ".join(str(n) for n in cfg["n"])
+    if all(r.get("peak_method") == "reset high-water mark" for r in vs["rows"]):
+        peak_note = (
+            "the high-water mark reset to the resident memory at the baseline, so each "
+            "peak is the stage's own"
+        )
+    else:  # the runs before the reset, or a platform without /proc/self/clear_refs
+        peak_note = (
+            "the process's high-water mark: the discriminator's stages build their 2 × "
+            f"{cfg['cnn_n']} cases from the {n_text}, and a fit that stays below that "
+            "copy's peak shows 0"
+        )
     return "\n".join(
         [
             "### 4b. Time and memory of each stage of a run at scan sizes",
@@ -1045,11 +1056,9 @@ def _volume_scaling(vs: dict[str, Any] | None) -> str:
             f"; every stage in a fresh one-thread process on {n_text} simulated cases (the "
             f"discriminator's one epoch on {cfg['cnn_n']} + {cfg['cnn_n']} cases: the whole "
             "fit's time per case), seconds per case and peak resident memory above the "
-            "process's baseline after its imports and data (peak resident memory is a "
-            "high-water mark: the discriminator's stages build their 2 × "
-            f"{cfg['cnn_n']} cases from the {n_text}, and a fit that stays below that "
-            "copy's peak shows 0); the last column is the growth exponent of the time per "
-            "case against the voxel count (1 = proportional).",
+            f"process's baseline after its imports and data ({peak_note}); the last column "
+            "is the growth exponent of the time per case against the voxel count "
+            "(1 = proportional).",
             "",
             _table(
                 ["stage", *(_shape_label(s) for s in shapes), "time exponent"],

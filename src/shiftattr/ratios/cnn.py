@@ -567,7 +567,7 @@ class CNNDiscriminator(DensityRatioEstimator):
     0.6 s (2.2 GB) at 64³ and 5 s (12 GB) at 128×128×96 without pooling
     (``benchmarks/bench_volume_scaling.py``): a fit of a few hundred cases for tens of
     epochs is minutes at 32³ and hours at 128×128×96. Hence ``downsample="auto"``,
-    which trains at most 48 voxels per axis (0.19 s per case and 0.8 GB at
+    which trains at most 48 voxels per axis (0.2 s per case and 0.9 GB at
     128×128×96). Averaging keeps
     the shifts a scanner makes at the scale of the pooled voxel (intensity scale and
     contrast, bias field, a noise level, which pooling divides by the same factor in
