@@ -104,8 +104,8 @@ _NIFTI_READS: dict[str, tuple[set[str], set[str]]] = {
         {"root", "modalities", "foreground"},
         {"centers", "annotators", "patients", "label"},
     ),
-    "folder": ({"foreground"}, {"folder", "manifest"}),
-    "nnunet": ({"foreground"}, {"folder", "cases", "cases_file", "split"}),
+    "folder": ({"foreground"}, {"folder", "manifest", "prediction_column"}),
+    "nnunet": ({"foreground"}, {"folder", "cases", "cases_file", "split", "predictions"}),
 }
 _SIDES = ("source", "target")
 
@@ -135,6 +135,17 @@ class NiftiSelection(_Strict):
         "Tr",
         description="nnunet: 'Tr' (imagesTr, labelsTr) or 'Ts' (imagesTs, labelsTs: "
         "shiftattr run needs the masks)",
+    )
+    prediction_column: str | None = Field(
+        None,
+        description="folder, with model.kind = 'predictions': the manifest column holding "
+        "each case's saved prediction (load_folder's prediction_column)",
+    )
+    predictions: Path | None = Field(
+        None,
+        description="nnunet, with model.kind = 'predictions': the folder of saved "
+        "predictions, {case}{file_ending} per case as nnUNetv2_predict writes (read from "
+        "the configuration file's folder if relative)",
     )
 
 
@@ -185,9 +196,10 @@ class NiftiData(_Strict):
 
 
 class ModelConfig(_Strict):
-    """The model to attribute: train the reference U-Net, or load your own."""
+    """The model to attribute: train the reference U-Net, load your own, or score the
+    predictions it saved (``"predictions"``: named per side in ``data``)."""
 
-    kind: Literal["train-unet", "checkpoint"] = "train-unet"
+    kind: Literal["train-unet", "checkpoint", "predictions"] = "train-unet"
     epochs: int = Field(15, ge=1)
     channels: list[Annotated[int, Field(gt=0)]] = Field([8, 16, 32], min_length=1)
     factory: str | None = Field(
@@ -213,6 +225,15 @@ class ModelConfig(_Strict):
     def _check(self) -> ModelConfig:
         if self.kind == "checkpoint" and (self.checkpoint is None or self.factory is None):
             raise ValueError("model.kind = 'checkpoint' needs model.factory and model.checkpoint")
+        if self.kind == "predictions":
+            # what runs a model: given here, it would be ignored without a word
+            model_keys = {"factory", "checkpoint", "patch_size", "preprocess", "epochs", "channels"}
+            runs = sorted(f"model.{k}" for k in _given(self) & model_keys)
+            if runs:
+                raise ValueError(
+                    f"{', '.join(runs)} not read with model.kind = 'predictions': the saved "
+                    "predictions are scored as they are; remove them"
+                )
         if self.preprocess is not None:
             if self.kind != "checkpoint":
                 raise ValueError(
@@ -689,8 +710,10 @@ class RunConfig(_Strict):
             raise ValueError(
                 f"model.kind = 'train-unet' needs data.kind = 'synthetic' (got "
                 f"{self.data.kind!r}); for NIfTI data give model.kind = 'checkpoint' with "
-                "model.factory and model.checkpoint"
+                "model.factory and model.checkpoint, or model.kind = 'predictions' with the "
+                "predictions your model saved"
             )
+        self._check_predictions()
         paired = sorted(self.attribution.paired)
         if paired and self.data.kind in ("folder", "nnunet"):
             raise ValueError(
@@ -718,6 +741,44 @@ class RunConfig(_Strict):
                 "a case cannot be re-scanned or its patient re-drawn."
             )
         return self
+
+    def _check_predictions(self) -> None:
+        """``model.kind = "predictions"`` and the data's prediction keys go together."""
+        key = {"folder": "prediction_column", "nnunet": "predictions"}.get(self.data.kind)
+        if self.model.kind != "predictions":
+            given = [
+                f"data.{side}.{key}"
+                for side in _SIDES
+                if key is not None and getattr(getattr(self.data, side), key) is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} name saved predictions, which only model.kind = "
+                    f"'predictions' scores (got {self.model.kind!r}): set model.kind = "
+                    "'predictions', or remove them"
+                )
+            return
+        if key is None:
+            raise ValueError(
+                f"model.kind = 'predictions' reads saved predictions with data.kind = "
+                f"'folder' (data.<side>.prediction_column) or 'nnunet' "
+                f"(data.<side>.predictions), not {self.data.kind!r}"
+            )
+        missing = [
+            f"data.{side}.{key}"
+            for side in _SIDES
+            if getattr(getattr(self.data, side), key) is None
+        ]
+        if missing:
+            raise ValueError(
+                f"model.kind = 'predictions' needs {', '.join(missing)}: where each side's "
+                "saved predictions are"
+            )
+        if self.attribution.paired:
+            raise ValueError(
+                "attribution.paired needs the model to score other readings of the same "
+                "cases; with model.kind = 'predictions' remove attribution.paired"
+            )
 
 
 class ConfigError(ValueError):
@@ -774,7 +835,8 @@ def load_config(path_or_dict: str | Path | dict[str, Any]) -> RunConfig:
     Notes
     -----
     Paths read from a file (``data.root``, ``data.<side>.folder``,
-    ``data.<side>.cases_file``, ``model.checkpoint``, ``output.folder``) are relative to
+    ``data.<side>.cases_file``, ``data.<side>.predictions``, ``model.checkpoint``,
+    ``output.folder``) are relative to
     that file's folder, and ``~`` is expanded, so a configuration runs the same from any
     working directory; an ``output.folder`` the file does not set is the default
     ``shiftattr-report`` in the working directory. A dict's paths are kept as given.
@@ -827,6 +889,8 @@ def _anchor_paths(cfg: RunConfig, base: Path) -> None:
                 side.folder = anchored(side.folder)
             if side.cases_file is not None:
                 side.cases_file = anchored(side.cases_file)
+            if side.predictions is not None:
+                side.predictions = anchored(side.predictions)
     if cfg.model.checkpoint is not None:
         cfg.model.checkpoint = anchored(cfg.model.checkpoint)
     if "folder" in cfg.output.model_fields_set:  # the default stays in the working directory

@@ -239,11 +239,18 @@ def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment
         sel = getattr(cfg, side)
         if cfg.kind == "folder":
             kw = {} if sel.manifest is None else {"manifest": sel.manifest}
+            if sel.prediction_column is not None:
+                kw["prediction_column"] = sel.prediction_column
             envs.append(seg.load_folder(sel.folder, name=side, **kw, **fg))
         elif cfg.kind == "nnunet":
             envs.append(
                 seg.load_nnunet_raw(
-                    sel.folder, split=sel.split, cases=selected[side], name=side, **fg
+                    sel.folder,
+                    split=sel.split,
+                    cases=selected[side],
+                    name=side,
+                    predictions=sel.predictions,
+                    **fg,
                 )
             )
         else:
@@ -328,6 +335,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     import torch
 
     from shiftattr.segmentation import (
+        SavedPredictions,
         SegmentationAdapter,
         UNet3D,
         load_torch_checkpoint,
@@ -405,6 +413,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     )
     lap("data")
 
+    net = None
     if cfg.model.kind == "train-unet":  # the config guarantees synthetic data here
         torch.manual_seed(a.random_state)
         net = UNet3D(
@@ -421,7 +430,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
             progress=progress,
         )
         save_checkpoint(net, folder / "model.pt")
-    else:
+    elif cfg.model.kind == "checkpoint":
         net = _import_factory(cfg.model.factory)()
         load_torch_checkpoint(net, cfg.model.checkpoint)
     preprocess = cfg.model.preprocess
@@ -433,18 +442,23 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         )
     lap("model")
 
-    adapter = SegmentationAdapter(
-        net,
-        metric=a.metric,
-        metric_params={"empty": a.empty},
-        patch_size=cfg.model.patch_size,
-        cache_max_bytes="auto" if cfg.model.cache_gb is None else int(cfg.model.cache_gb * 2**30),
+    common = {
+        "metric": a.metric,
+        "metric_params": {"empty": a.empty},
+        "cache_max_bytes": (
+            "auto" if cfg.model.cache_gb is None else int(cfg.model.cache_gb * 2**30)
+        ),
         # NIfTI headers give the voxel size: distances and volumes in physical units,
         # comparable between scanners of different resolution
-        spacing=None if sim is not None else "metadata",
-        preprocess=preprocess,
-        progress=progress,
-    )
+        "spacing": None if sim is not None else "metadata",
+        "progress": progress,
+    }
+    if net is None:  # model.kind = "predictions": node P of both environments
+        adapter = SavedPredictions(**common)
+    else:
+        adapter = SegmentationAdapter(
+            net, patch_size=cfg.model.patch_size, preprocess=preprocess, **common
+        )
     m_s = adapter.score(source)
     m_t = adapter.score(target)
     lap("scoring")
@@ -535,6 +549,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     result.settings["ratio_agreement"] = agreement
     result.settings["n_jobs"] = a.n_jobs
     result.settings["preprocess"] = cfg.model.preprocess
+    result.settings["model_kind"] = cfg.model.kind  # "predictions": the saved ones scored
     result.settings["distance_units"] = (
         "voxels" if sim is not None else "physical (the NIfTI headers' voxel spacing)"
     )

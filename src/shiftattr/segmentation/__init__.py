@@ -3,6 +3,8 @@
 * :class:`SegmentationAdapter` — any torch model or callable + any voxelwise metric ->
   per-case metric values (cached predictions, sliding window, lazy data), and
   per-case features of the model's output (:meth:`SegmentationAdapter.output_features`).
+* :class:`SavedPredictions` — the same from predictions saved on disk (node ``"P"`` of
+  the NIfTI loaders), for pipelines that predict with their own tools (nnU-Net).
 * :func:`mask_features` — summary features of one predicted mask and probability map
   (volume, confidence, boundary uncertainty, components), named by
   :data:`MASK_FEATURE_NAMES`; :func:`mask_agreement` — how a reference mask agrees with
@@ -54,6 +56,7 @@ from shiftattr.segmentation.nifti import (
     select_cases,
 )
 from shiftattr.segmentation.preprocessing import PREPROCESSORS, zscore
+from shiftattr.segmentation.saved_predictions import SavedPredictions
 from shiftattr.segmentation.sliding_window import (
     gaussian_importance_map,
     sliding_window_inference,
@@ -74,6 +77,7 @@ __all__ = [
     "CheckpointError",
     "NiftiDataError",
     "NiftiVolumeLoader",
+    "SavedPredictions",
     "SegmentationAdapter",
     "UNet3D",
     "check_comparable",

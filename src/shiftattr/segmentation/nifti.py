@@ -66,6 +66,7 @@ _RESERVED_METADATA = frozenset(
         "shape",
         "image_paths",
         "label_paths",
+        "prediction_paths",
         "manifest",
         "folder",
         "channel_names",
@@ -374,6 +375,7 @@ class _Case:
     images: tuple[str, ...]
     label: str | None
     extra_labels: dict[str, str] | None = None  # counterfactual name -> mask path
+    prediction: str | None = None  # the model's saved prediction (a mask or label map)
 
 
 def _build(
@@ -389,12 +391,15 @@ def _build(
     metadata: Mapping[str, Any] | None = None,
     channel_names: Sequence[str] | None = None,
     foreground: int | None = None,
+    prediction_node: str = "P",
 ) -> Environment:
     """The lazy environment of ``cases`` (headers checked; see the module docstring).
 
     ``channel_names`` (one per image file of a case, in order) is recorded as
     ``metadata["channel_names"] = {"0": name0, ...}``; ``foreground`` makes the masks
-    the binary masks ``label == foreground``.
+    the binary masks ``label == foreground``. Cases with a saved ``prediction`` (all or
+    none) get node ``prediction_node``: label maps (``== foreground`` when given), on
+    the grid of the case's images.
     """
     if not cases:
         raise NiftiDataError(f"no cases found for environment {name!r}")
@@ -406,6 +411,10 @@ def _build(
     if any((c.label is not None) != has_label for c in cases):
         missing = [c.case_id for c in cases if c.label is None]
         raise NiftiDataError(f"cases {missing[:10]} have no label file while others do")
+    has_prediction = cases[0].prediction is not None
+    if any((c.prediction is not None) != has_prediction for c in cases):
+        missing = [c.case_id for c in cases if c.prediction is None]
+        raise NiftiDataError(f"cases {missing[:10]} have no prediction file while others do")
     headers_cache: dict[str, _Header] = {}
 
     def header(path: str) -> _Header:
@@ -417,6 +426,7 @@ def _build(
     for c in cases:
         files = list(c.images) + ([c.label] if c.label else [])
         files += list((c.extra_labels or {}).values())
+        files += [c.prediction] if c.prediction else []
         hs = [header(p) for p in files]
         _check_same_grid(c.case_id, hs, check_affine, affine_tolerance)
         shapes.append(hs[0].shape)
@@ -450,6 +460,22 @@ def _build(
         data[label_node] = LazyVolumes(
             label_loader, n, shape=spatial, dtype=label_dtype, item_shapes=shapes
         )
+    if has_prediction:
+        # label maps as written (nnU-Net writes its classes), or the one class scored
+        prediction_loader = NiftiVolumeLoader(
+            [(c.prediction,) for c in cases],
+            "mask",
+            binary=False,
+            case_ids=ids,
+            foreground=foreground,
+        )
+        data[prediction_node] = LazyVolumes(
+            prediction_loader,
+            n,
+            shape=spatial,
+            dtype=np.uint8 if foreground is not None else None,
+            item_shapes=shapes,
+        )
     for node, values in (extra_nodes or {}).items():
         data[node] = values
     counterfactuals: dict[str, dict[str, Any]] = {}
@@ -477,6 +503,8 @@ def _build(
         "image_paths": np.array([c.images for c in cases], dtype=object).reshape(n, n_ch),
         "label_paths": np.array([c.label for c in cases], dtype=object),
     }
+    if has_prediction:
+        meta["prediction_paths"] = np.array([c.prediction for c in cases], dtype=object)
     meta.update(metadata or {})
     if channel_names is not None:  # not per case: subset and select_cases keep it whole
         meta["channel_names"] = {str(k): str(v) for k, v in enumerate(channel_names)}
@@ -575,6 +603,8 @@ def load_folder(
     check_affine: bool = True,
     affine_tolerance: float = 1e-3,
     foreground: int | None = None,
+    prediction_column: str | None = None,
+    prediction_node: str = "P",
 ) -> Environment:
     """A lazy environment from a folder of NIfTI files listed in a manifest.
 
@@ -615,11 +645,20 @@ def load_folder(
         The masks are label maps and ``label_node`` is the binary mask
         ``label == foreground`` (uint8): one class of a multi-label segmentation
         (``binary_labels`` is not used then). Recorded as ``metadata["foreground"]``.
+    prediction_column : str, optional
+        Column holding the path of each case's saved prediction (a mask or label map
+        your model wrote, on the grid of the case's images): it becomes node
+        ``prediction_node``, which
+        :class:`~shiftattr.segmentation.SavedPredictions` scores instead of running a
+        model. A label map is kept as written (``== foreground`` with ``foreground``).
+    prediction_node : str, default "P"
+        Name of that node.
 
     Returns
     -------
     Environment
-        Lazy ``image_node`` / ``label_node``; other manifest columns are in
+        Lazy ``image_node`` / ``label_node`` (and ``prediction_node``, with
+        ``prediction_column``); other manifest columns are in
         ``metadata`` (numeric ones as float arrays), one entry per case.
         ``metadata["channel_names"]`` names the channels by their image columns,
         ``{"0": "image_flair", "1": "image_t1"}`` (``"images[0]"``, ``"images[1]"``
@@ -692,6 +731,8 @@ def load_folder(
             f"manifest {str(mpath)!r} has no label column {label_column!r}; its columns are "
             f"{columns}. Pass label_column='...', or label_column=None for unlabelled data."
         )
+    if prediction_column is not None:
+        need(prediction_column, "prediction")
     if id_column is not None:
         need(id_column, "case id")
         ids = [str(r.get(id_column, "")).strip() for r in rows]
@@ -732,10 +773,17 @@ def load_folder(
             if label_column is not None
             else None
         )
-        cases.append(_Case(cid, tuple(paths), label))
+        prediction = (
+            _resolve(
+                root, row.get(prediction_column), f"prediction ({prediction_column})", cid, mpath
+            )
+            if prediction_column is not None
+            else None
+        )
+        cases.append(_Case(cid, tuple(paths), label, prediction=prediction))
 
     # covariates and metadata columns
-    used = set(img_cols) | {label_column, id_column}
+    used = set(img_cols) | {label_column, id_column, prediction_column}
     if covariate_columns is None:
         groups: dict[str, list[str] | str] = {}
     elif isinstance(covariate_columns, Mapping):
@@ -802,6 +850,7 @@ def load_folder(
         metadata=metadata,
         channel_names=channel_names,
         foreground=foreground,
+        prediction_node=prediction_node,
     )
 
 
@@ -834,6 +883,8 @@ def load_nnunet_raw(
     check_affine: bool = True,
     affine_tolerance: float = 1e-3,
     foreground: int | None = None,
+    predictions: str | os.PathLike | None = None,
+    prediction_node: str = "P",
 ) -> Environment:
     """A lazy environment from an nnU-Net (v2) raw dataset folder.
 
@@ -866,12 +917,19 @@ def load_nnunet_raw(
         Score one class of a multi-label dataset: ``label_node`` is the binary mask
         ``label == foreground`` (uint8); it must be a label ``dataset.json`` declares
         (``binary_labels`` is not used then). Recorded as ``metadata["foreground"]``.
+    predictions : path, optional
+        Folder of the model's saved predictions, ``{case}{file_ending}`` per case (what
+        ``nnUNetv2_predict -o`` writes): node ``prediction_node``, which
+        :class:`~shiftattr.segmentation.SavedPredictions` scores instead of running a
+        model. Label maps are kept as written (``== foreground`` with ``foreground``).
+    prediction_node : str, default "P"
+        Name of that node.
 
     Returns
     -------
     Environment
         ``image_node`` ``(C, *spatial)`` (``(*spatial)`` for one channel) and
-        ``label_node``; metadata adds ``"channel_names"``, ``"labels"``,
+        ``label_node`` (and ``prediction_node``, with ``predictions``); metadata adds ``"channel_names"``, ``"labels"``,
         ``"dataset_json"``, ``"foreground"``.
 
     Raises
@@ -940,6 +998,9 @@ def load_nnunet_raw(
         raise NiftiDataError(f"images folder not found: {str(img_dir)!r}")
     lab_dir = root / f"labels{split}"
     has_labels = lab_dir.is_dir()
+    pred_dir = None if predictions is None else Path(predictions)
+    if pred_dir is not None and not pred_dir.is_dir():
+        raise NiftiDataError(f"predictions folder not found: {str(pred_dir)!r}")
     if split == "Tr" and not has_labels:
         raise NiftiDataError(f"labels folder not found: {str(lab_dir)!r}")
     pattern = re.compile(rf"^(?P<case>.+)_(?P<ch>\d{{4}}){re.escape(ending)}$")
@@ -1010,7 +1071,16 @@ def load_nnunet_raw(
             if not lp.is_file():
                 raise NiftiDataError(f"case {case!r}: label file not found: {str(lp)!r}")
             label = str(lp)
-        out.append(_Case(case, tuple(paths), label))
+        prediction = None
+        if pred_dir is not None:
+            pp = pred_dir / f"{case}{ending}"
+            if not pp.is_file():
+                raise NiftiDataError(
+                    f"case {case!r}: prediction file not found: {str(pp)!r} (the predictions "
+                    f"folder holds one {{case}}{ending} per case, as nnUNetv2_predict writes)"
+                )
+            prediction = str(pp)
+        out.append(_Case(case, tuple(paths), label, prediction=prediction))
     return _build(
         out,
         name=name if name is not None else f"{root.resolve().name}/images{split}",
@@ -1026,6 +1096,7 @@ def load_nnunet_raw(
             "file_ending": ending,
         },
         foreground=foreground,
+        prediction_node=prediction_node,
     )
 
 

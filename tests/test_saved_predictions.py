@@ -1,0 +1,244 @@
+"""Saved predictions scored instead of a model: the scorer, the loaders, ``shiftattr run``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+nib = pytest.importorskip("nibabel")
+torch = pytest.importorskip("torch")
+
+from shiftattr import Environment  # noqa: E402
+from shiftattr.cli import main  # noqa: E402
+from shiftattr.config import ConfigError, load_config  # noqa: E402
+from shiftattr.metrics import dice  # noqa: E402
+from shiftattr.segmentation import (  # noqa: E402
+    NiftiDataError,
+    SavedPredictions,
+    SegmentationAdapter,
+    load_folder,
+    load_nnunet_raw,
+)
+
+SHAPE = (12, 12, 12)
+
+
+def _cases(n: int, seed: int, contrast: float = 1.5):
+    """``n`` (image, mask) pairs of a bright ball in noise."""
+    rng = np.random.default_rng(seed)
+    grid = np.indices(SHAPE).astype(np.float32)
+    for _ in range(n):
+        centre = rng.uniform(4, 8, size=3)
+        mask = ((grid - centre[:, None, None, None]) ** 2).sum(0) <= rng.uniform(1.5, 3.5) ** 2
+        img = 1.0 + contrast * mask + rng.normal(0, 0.3, SHAPE)
+        yield img.astype(np.float32), mask.astype(np.uint8)
+
+
+def _threshold(batch):
+    """A model: lesion where the intensity exceeds 1.5 (probability)."""
+    return (batch > 1.5).to(torch.float32)
+
+
+def _in_memory(n=6, seed=0):
+    imgs, masks = map(np.stack, zip(*_cases(n, seed)))
+    return Environment({"X": imgs, "Y": masks}, name="site")
+
+
+def test_saved_predictions_score_as_the_model_that_made_them():
+    env = _in_memory()
+    model = SegmentationAdapter(_threshold, activation="none", progress=False)
+    saved = Environment({"X": env["X"], "Y": env["Y"], "P": model.predict(env)}, name="site")
+    scorer = SavedPredictions("dice", progress=False)
+    np.testing.assert_array_equal(scorer.score(saved), model.score(env))
+    both = scorer.score(saved, metric=["dice", "hausdorff95"])
+    np.testing.assert_array_equal(
+        both["hausdorff95"], model.score(env, metric="hausdorff95"), strict=True
+    )
+    np.testing.assert_array_equal(scorer.agreement_features(saved), model.agreement_features(env))
+    # volume and components as the model's; a saved mask is certain (no probabilities)
+    names = list(SavedPredictions.output_feature_names)
+    ours, theirs = scorer.output_features(saved), model.output_features(env)
+    for col in ("log_volume", "log_n_components", "largest_component_fraction"):
+        j = names.index(col)
+        np.testing.assert_allclose(ours[:, j], theirs[:, j])
+    assert np.all(ours[:, names.index("mean_entropy")] == 0)
+    # the second call is served by the cache
+    hits = scorer.n_cache_hits_
+    scorer.score(saved)
+    assert scorer.n_cache_hits_ == hits + len(saved)
+
+
+def test_a_label_map_is_scored_on_its_class_and_references_follow():
+    env = _in_memory()
+    pred = SegmentationAdapter(_threshold, activation="none", progress=False).predict(env)
+    labels = Environment(
+        {"X": env["X"], "Y": 3 * env["Y"], "P": np.where(pred == 1, 3, 1).astype(np.uint8)}
+    )
+    binary = Environment({"X": env["X"], "Y": env["Y"], "P": pred})
+    np.testing.assert_array_equal(
+        SavedPredictions(label=3, progress=False).score(labels),
+        SavedPredictions(progress=False).score(binary),
+    )
+
+
+def test_options_of_a_model_are_refused_and_a_missing_node_is_named():
+    with pytest.raises(TypeError, match=r"\['patch_size', 'threshold'\].*saved predictions"):
+        SavedPredictions(threshold=0.3, patch_size=(8, 8, 8))
+    with pytest.raises(ValueError, match=r"no prediction node 'P'.*prediction_column"):
+        SavedPredictions(progress=False).score(_in_memory())
+    env = _in_memory()
+    pred = SegmentationAdapter(_threshold, activation="none", progress=False).predict(env)
+    other = Environment({"X": env["X"], "Y": env["Y"], "seg": pred})
+    assert SavedPredictions(prediction_node="seg", progress=False).score(other).shape == (6,)
+
+
+def _folder(root: Path, n: int = 8, seed: int = 0, contrast: float = 1.5) -> Path:
+    """A site with images, masks, the threshold model's saved predictions, a manifest."""
+    root.mkdir(parents=True)
+    rows = ["case_id,image,label,prediction"]
+    for i, (img, mask) in enumerate(_cases(n, seed, contrast)):
+        pred = (img > 1.5).astype(np.uint8)  # the threshold model's output, as saved
+        for name, data in ((f"c{i}", img), (f"c{i}_seg", mask), (f"c{i}_pred", pred)):
+            nib.save(nib.Nifti1Image(data, np.eye(4)), str(root / f"{name}.nii.gz"))
+        rows.append(f"c{i},c{i}.nii.gz,c{i}_seg.nii.gz,c{i}_pred.nii.gz")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def _dice_of_files(env: Environment) -> np.ndarray:
+    return np.array(
+        [
+            dice(np.asarray(nib.load(p).dataobj), np.asarray(nib.load(r).dataobj), empty=1.0)
+            for p, r in zip(env.metadata["prediction_paths"], env.metadata["label_paths"])
+        ]
+    )
+
+
+def test_load_folder_reads_a_prediction_column_as_node_p(tmp_path):
+    env = load_folder(_folder(tmp_path / "site"), prediction_column="prediction")
+    assert "P" in env and env["P"][0].shape == SHAPE
+    assert "prediction" not in env.metadata  # the column is the node, not metadata
+    np.testing.assert_allclose(
+        SavedPredictions(progress=False, metric_params={"empty": 1.0}).score(env),
+        _dice_of_files(env),
+    )
+    plain = load_folder(tmp_path / "site")
+    assert "P" not in plain and "prediction" in plain.metadata
+
+
+def test_a_prediction_on_another_grid_or_missing_is_named(tmp_path):
+    root = _folder(tmp_path / "site")
+    nib.save(nib.Nifti1Image(np.zeros((12, 12, 11), np.uint8), np.eye(4)), str(root / "c3_pred.nii.gz"))  # fmt: skip
+    with pytest.raises(NiftiDataError, match="c3"):
+        load_folder(root, prediction_column="prediction")
+    (root / "c3_pred.nii.gz").unlink()
+    with pytest.raises(
+        NiftiDataError, match=r"case 'c3': prediction \(prediction\) file not found"
+    ):
+        load_folder(root, prediction_column="prediction")
+    with pytest.raises(NiftiDataError, match="no prediction column 'pred'"):
+        load_folder(root, prediction_column="pred")
+
+
+def _nnunet_with_predictions(root: Path, n: int = 6) -> tuple[Path, Path]:
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    preds = root.parent / "predictions"
+    preds.mkdir()
+    for i, (img, mask) in enumerate(_cases(n, 3)):
+        nib.save(nib.Nifti1Image(img, np.eye(4)), str(root / f"imagesTr/MS_{i:03d}_0000.nii.gz"))
+        nib.save(nib.Nifti1Image(mask, np.eye(4)), str(root / f"labelsTr/MS_{i:03d}.nii.gz"))
+        pred = (img > 1.5).astype(np.uint8)
+        nib.save(nib.Nifti1Image(pred, np.eye(4)), str(preds / f"MS_{i:03d}.nii.gz"))
+    (root / "dataset.json").write_text(
+        json.dumps({"channel_names": {"0": "FLAIR"}, "labels": {"background": 0, "lesion": 1}})
+    )
+    return root, preds
+
+
+def test_load_nnunet_raw_reads_the_predict_output_folder(tmp_path):
+    root, preds = _nnunet_with_predictions(tmp_path / "Dataset001_MS")
+    env = load_nnunet_raw(root, predictions=preds)
+    assert env["P"][0].shape == SHAPE and len(env.metadata["prediction_paths"]) == 6
+    np.testing.assert_allclose(
+        SavedPredictions(progress=False, metric_params={"empty": 1.0}).score(env),
+        _dice_of_files(env),
+    )
+    (preds / "MS_004.nii.gz").unlink()
+    with pytest.raises(NiftiDataError, match=r"case 'MS_004': prediction file not found.*nnUNetv2"):
+        load_nnunet_raw(root, predictions=preds)
+    with pytest.raises(NiftiDataError, match="predictions folder not found"):
+        load_nnunet_raw(root, predictions=tmp_path / "nowhere")
+
+
+def _predictions_config(tmp_path: Path, **attribution: str) -> Path:
+    _folder(tmp_path / "site-A", n=16, seed=0, contrast=1.5)
+    _folder(tmp_path / "site-B", n=16, seed=1, contrast=0.9)  # fainter lesions
+    extra = "".join(f"{k} = {v}\n" for k, v in attribution.items())
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(
+        '[data]\nkind = "folder"\n'
+        'source = { folder = "site-A", prediction_column = "prediction" }\n'
+        'target = { folder = "site-B", prediction_column = "prediction" }\n'
+        '[model]\nkind = "predictions"\n'
+        '[attribution]\nn_folds = 2\nn_bootstrap = 5\nbootstrap = "fixed"\n'
+        f'image_statistics = "basic"\n{extra}'
+        '[output]\nfolder = "report"\n'
+    )
+    return cfg
+
+
+def test_run_attributes_the_saved_predictions_dice(tmp_path):
+    cfg = _predictions_config(tmp_path, ratio_outputs='"auto"')
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    out = json.loads((tmp_path / "report" / "attribution.json").read_text())
+    assert out["settings"]["model_kind"] == "predictions"
+    assert set(out["values"]) == {"X", "Y"}
+    for side, key in (("site-A", "source_metric"), ("site-B", "measured_target_metric")):
+        env = load_folder(tmp_path / side, prediction_column="prediction")
+        assert out[key] == pytest.approx(_dice_of_files(env).mean())
+
+
+@pytest.mark.parametrize(
+    ("edit", "pattern"),
+    [
+        # a prediction key without the model kind that reads it
+        (lambda c: c["model"].update(kind="checkpoint", factory="m:f", checkpoint="n.pt"),
+         r"data.source.prediction_column, data.target.prediction_column name saved"),
+        # the kind without each side's key
+        (lambda c: c["data"]["target"].pop("prediction_column"),
+         r"needs data.target.prediction_column"),
+        # what runs a model
+        (lambda c: c["model"].update(patch_size=[8, 8, 8]), r"model.patch_size not read"),
+        # nnU-Net reads a folder, not a column
+        (lambda c: c["data"].update(kind="nnunet"), r"prediction_column not read"),
+        (lambda c: c.update(data={"kind": "synthetic"}), r"'folder'.*'nnunet'.*not 'synthetic'"),
+    ],
+)  # fmt: skip
+def test_prediction_settings_that_do_not_fit_are_errors_naming_the_key(edit, pattern):
+    raw = {
+        "data": {
+            "kind": "folder",
+            "source": {"folder": "a", "prediction_column": "prediction"},
+            "target": {"folder": "b", "prediction_column": "prediction"},
+        },
+        "model": {"kind": "predictions"},
+    }
+    edit(raw)
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(raw)
+
+
+def test_the_predictions_folder_is_read_from_the_configuration_folder(tmp_path):
+    (tmp_path / "exp.toml").write_text(
+        '[data]\nkind = "nnunet"\n'
+        'source = { folder = "D1", cases = ["a"], predictions = "pred" }\n'
+        'target = { folder = "D1", cases = ["b"], predictions = "~/pred" }\n'
+        '[model]\nkind = "predictions"\n'
+    )
+    cfg = load_config(tmp_path / "exp.toml")
+    assert cfg.data.source.predictions == tmp_path / "pred"
+    assert cfg.data.target.predictions == Path("~/pred").expanduser()
