@@ -76,6 +76,25 @@ def test_a_tail_that_grew_is_flagged_and_a_trivial_overshoot_is_not():
     assert metric_beyond_source(r) == []
 
 
+def test_each_tail_is_judged_on_its_own_excess():
+    # the review's case: ten target values a hair below the source's smallest (a clear
+    # but negligible tail) and two far above its largest (a large but unproven one);
+    # judged together, the first tail's p-value and the second's excess made a warning
+    rng = np.random.default_rng(3)
+    src = rng.uniform(0, 1, 500)
+    tgt = np.r_[rng.uniform(0, 1, 69), np.full(10, src.min() - 0.001), 30.0]
+    r = metric_range(src, tgt)
+    assert r["low"]["p_value"] < 1e-6 and r["low"]["excess"] < 0.05 * abs(r["change"])
+    assert r["high"]["p_value"] > METRIC_RANGE_ALPHA / 2
+    assert r["excess"] > 0.05 * abs(r["change"])  # both tails together would pass
+    assert metric_beyond_source(r) == []
+    # the far tail, now with enough cases to be a finding, is named with its own excess
+    tgt = np.r_[rng.uniform(0, 1, 69), np.full(10, src.min() - 0.001), np.full(6, 3.0)]
+    (w,) = metric_beyond_source(metric_range(src, tgt), "loss")
+    assert "above the source's largest loss" in w["message"]
+    assert "below" not in w["message"]
+
+
 def _noise_grew(metric="squared_error", y_noise=2.0):
     graph = {"Z": [], "X": ["Z"], "Y": ["X"]}
     src = {"Z": Lin(0, {}, 1), "X": Lin(0, {"Z": 0.8}, 1), "Y": Lin(0, {"X": 1.0}, 1)}

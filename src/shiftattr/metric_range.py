@@ -1,13 +1,14 @@
 """Where the target's per-case metric reaches beyond every source case.
 
 Importance weighting (``method="iw"``) estimates every coalition's metric as a weighted
-mean of the *source* cases' metric values. No weights, however right, make such a mean
-leave the range of those values: a target whose cases score beyond every source case (a
-failure the source never shows, such as a distant false positive that sends a Hausdorff
-distance far above anything seen before; or a heavy-tailed loss whose tail grew) holds
-a part of its mean that the weighted source cannot reach. That part is missed, or put
-on another mechanism, and the target mean itself is noisy there, so the closure check
-may not see it.
+mean of the *source* cases' metric values, which produces no value beyond their range:
+a target whose cases score beyond every source case (a failure the source never shows,
+such as a distant false positive that sends a Hausdorff distance far above anything seen
+before; or a heavy-tailed loss whose tail grew) holds a part of its mean that the
+weighted source can match only by leaning on its own extreme cases, which density ratios
+(weighing cases by how they look, not by their metric) have no reason to do. That part
+is then missed, or put on another mechanism, and the target mean itself is noisy there,
+so the closure check may not see it.
 
 The check needs no model: if both environments' metrics came from one distribution,
 the ``k`` most extreme of the pooled ``N_s + N_t`` values would all be target values with
@@ -99,7 +100,9 @@ def metric_range(source_metric: np.ndarray, target_metric: np.ndarray) -> dict[s
         ``source_min``, ``source_max``; ``low`` and ``high``, each with ``n_beyond`` (target
         cases strictly beyond the source's extreme), ``share`` (of the target's cases),
         ``excess`` (their mean distance beyond it, averaged over *all* target cases: the
-        part of the target's mean no weighted mean of source values reaches) and
+        part of the target's mean carried by values no source case holds; a measure of
+        the support the source lacks, not a bound on an estimator's error, since weights
+        can still match the mean by leaning on the source's extremes) and
         ``p_value`` (:func:`exceedance_pvalue`); ``excess`` (both tails') and ``change``
         (target mean minus source mean).
 
@@ -133,10 +136,10 @@ def metric_beyond_source(
     """The ``metric_beyond_source`` warning, if the target's metric clearly leaves the
     source's range and what lies beyond matters for the measured change.
 
-    It fires when a tail holds more target cases beyond every source case than chance
-    allows (:func:`exceedance_pvalue` below ``alpha / 2``) and the part of the target's
-    mean beyond the source's range (``rng["excess"]``) is at least ``min_share`` of the
-    measured change.
+    It fires for a tail that holds more target cases beyond every source case than
+    chance allows (:func:`exceedance_pvalue` below ``alpha / 2``) and whose part of the
+    target's mean beyond the source's extreme (the tail's ``excess``) is at least
+    ``min_share`` of the measured change.
 
     Parameters
     ----------
@@ -164,30 +167,33 @@ def metric_beyond_source(
     []
     """
     change = abs(rng["change"])
-    sides = [s for s in ("low", "high") if rng[s]["p_value"] < alpha / 2]
-    if not sides or not rng["excess"] > 0 or rng["excess"] < min_share * change:
-        return []
     parts = []
-    for side in sides:
+    for side in ("low", "high"):
         t = rng[side]
+        if not (t["p_value"] < alpha / 2 and t["excess"] > 0 and t["excess"] >= min_share * change):
+            continue
         bound = rng["source_min"] if side == "low" else rng["source_max"]
         word = "below the source's smallest" if side == "low" else "above the source's largest"
+        share = f", {t['excess'] / change:.0%} of the measured change" if change > 0 else ""
         parts.append(
             f"{t['n_beyond']} target case(s) ({t['share']:.0%}) lie {word} {metric_name} "
-            f"({bound:.4g}; p = {t['p_value']:.1e} if both environments' values were alike)"
+            f"({bound:.4g}; p = {t['p_value']:.1e} if both environments' values were "
+            f"alike), {t['excess']:.4g} of the target's mean beyond it{share}"
         )
-    share = f" ({rng['excess'] / change:.0%} of the measured change)" if change > 0 else ""
+    if not parts:
+        return []
     return [
         {
             "code": "metric_beyond_source",
             "mechanism": None,
             "message": (
-                "; ".join(parts) + f". They hold {rng['excess']:.4g} of the target's mean "
-                f"beyond the source's range{share}, which no weighting of source cases can "
-                "reach: method='iw' misses that part of the change or puts it on another "
-                "mechanism. The target shows failures the source never does, or the metric "
-                "is heavy-tailed: look at those cases, and prefer method='mis' or 'mr', "
-                "which also use the target's cases."
+                "; ".join(parts) + ". No weighting of source cases produces such values: "
+                "method='iw' can match the target's mean only by leaning on the source's "
+                "extreme cases, which density ratios (weighing cases by how they look, not "
+                "by their metric) have no reason to do, so it likely misses that part of "
+                "the change or puts it on another mechanism. The target shows failures the "
+                "source never does, or the metric is heavy-tailed: look at those cases, and "
+                "prefer method='mis' or 'mr', which also use the target's cases."
             ),
         }
     ]
