@@ -95,6 +95,28 @@ def test_options_of_a_model_are_refused_and_a_missing_node_is_named():
     assert SavedPredictions(prediction_node="seg", progress=False).score(other).shape == (6,)
 
 
+def test_a_prediction_exported_as_0_255_is_refused_not_scored_as_empty():
+    env = _in_memory()
+    pred = SegmentationAdapter(_threshold, activation="none", progress=False).predict(env)
+    exported = Environment({"X": env["X"], "Y": env["Y"], "P": 255 * pred})
+    with pytest.raises(ValueError, match=r"holds the values \[0, 255\] but label=1.*label=255"):
+        SavedPredictions(progress=False).score(exported)
+    # classes of a label map beside the one scored are no such case
+    other = np.where(pred == 1, 1, 2).astype(np.uint8)
+    other[0] = 2  # a case without the class of interest
+    labels = Environment({"X": env["X"], "Y": env["Y"], "P": other})
+    assert SavedPredictions(progress=False).score(labels).shape == (6,)
+
+
+def test_the_fingerprint_is_the_same_in_every_process_and_tells_nodes_apart():
+    import pickle
+
+    a = SavedPredictions(label=2, progress=False)
+    assert pickle.loads(pickle.dumps(a)).fingerprint() == a.fingerprint()
+    assert a.fingerprint() != SavedPredictions(label=1).fingerprint()
+    assert a.fingerprint() != SavedPredictions(label=2, prediction_node="Q").fingerprint()
+
+
 def _folder(root: Path, n: int = 8, seed: int = 0, contrast: float = 1.5) -> Path:
     """A site with images, masks, the threshold model's saved predictions, a manifest."""
     root.mkdir(parents=True)
@@ -143,6 +165,33 @@ def test_a_prediction_on_another_grid_or_missing_is_named(tmp_path):
         load_folder(root, prediction_column="pred")
 
 
+def test_a_view_of_some_nodes_reads_the_predictions_from_the_loaders_paths(tmp_path):
+    # ImageStatsRatio hands its extra_features a view holding the node set's nodes only
+    # (no P): the scorer then reads the files metadata["prediction_paths"] names
+    from shiftattr.ratios import ImageStatsRatio
+
+    env = load_folder(_folder(tmp_path / "site", n=10), prediction_column="prediction")
+    other = load_folder(_folder(tmp_path / "other", n=10, seed=1, contrast=0.9), prediction_column="prediction")  # fmt: skip
+    scorer = SavedPredictions(progress=False, metric_params={"empty": 1.0})
+    whole = scorer.output_features(env)
+    view = env.features(["X"], indices=[7, 2, 5]).environment()
+    assert "P" not in view
+    np.testing.assert_array_equal(scorer.output_features(view), whole[[7, 2, 5]])
+    both = env.features(["X", "Y"], indices=[7, 2, 5]).environment()
+    np.testing.assert_array_equal(scorer.score(both), scorer.score(env)[[7, 2, 5]])
+    est = ImageStatsRatio(statistics="basic", extra_features={"X": scorer.output_features})
+    est.fit(env.features(["X"]), other.features(["X"]))
+    assert np.isfinite(est.log_ratio(env.features(["X"]))).all()
+    with pytest.raises(ValueError, match=r"no prediction node 'P'.*prediction_paths"):
+        scorer.score(_in_memory())
+
+
+def test_a_prediction_node_may_not_replace_the_loaders_nodes(tmp_path):
+    root = _folder(tmp_path / "site", n=3)
+    with pytest.raises(ValueError, match=r"prediction_node='Y' would replace"):
+        load_folder(root, prediction_column="prediction", prediction_node="Y")
+
+
 def _nnunet_with_predictions(root: Path, n: int = 6) -> tuple[Path, Path]:
     (root / "imagesTr").mkdir(parents=True)
     (root / "labelsTr").mkdir()
@@ -185,14 +234,21 @@ def _predictions_config(tmp_path: Path, **attribution: str) -> Path:
         'target = { folder = "site-B", prediction_column = "prediction" }\n'
         '[model]\nkind = "predictions"\n'
         '[attribution]\nn_folds = 2\nn_bootstrap = 5\nbootstrap = "fixed"\n'
-        f'image_statistics = "basic"\n{extra}'
+        f"{extra}"
         '[output]\nfolder = "report"\n'
     )
     return cfg
 
 
-def test_run_attributes_the_saved_predictions_dice(tmp_path):
-    cfg = _predictions_config(tmp_path, ratio_outputs='"auto"')
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},  # the defaults: extended statistics, the outputs' summaries in the image ratio
+        {"conditional_ratios": '"offset_child"'},  # and the masks' agreement in Y's
+    ],
+)
+def test_run_attributes_the_saved_predictions_dice(tmp_path, settings):
+    cfg = _predictions_config(tmp_path, **settings)
     assert main(["run", str(cfg), "--quiet"]) == 0
     out = json.loads((tmp_path / "report" / "attribution.json").read_text())
     assert out["settings"]["model_kind"] == "predictions"

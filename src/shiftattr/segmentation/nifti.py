@@ -412,6 +412,12 @@ def _build(
         missing = [c.case_id for c in cases if c.label is None]
         raise NiftiDataError(f"cases {missing[:10]} have no label file while others do")
     has_prediction = cases[0].prediction is not None
+    taken = {image_node, label_node, *(extra_nodes or {})}
+    if has_prediction and prediction_node in taken:
+        raise ValueError(
+            f"prediction_node={prediction_node!r} would replace a node the loader makes "
+            f"({sorted(taken)}); name the predictions' node otherwise (default 'P')."
+        )
     if any((c.prediction is not None) != has_prediction for c in cases):
         missing = [c.case_id for c in cases if c.prediction is None]
         raise NiftiDataError(f"cases {missing[:10]} have no prediction file while others do")
@@ -652,7 +658,7 @@ def load_folder(
         :class:`~shiftattr.segmentation.SavedPredictions` scores instead of running a
         model. A label map is kept as written (``== foreground`` with ``foreground``).
     prediction_node : str, default "P"
-        Name of that node.
+        Name of that node; not one the loader makes otherwise (a ``ValueError``).
 
     Returns
     -------
@@ -923,7 +929,7 @@ def load_nnunet_raw(
         :class:`~shiftattr.segmentation.SavedPredictions` scores instead of running a
         model. Label maps are kept as written (``== foreground`` with ``foreground``).
     prediction_node : str, default "P"
-        Name of that node.
+        Name of that node; not one the loader makes otherwise (a ``ValueError``).
 
     Returns
     -------

@@ -21,14 +21,16 @@ features vary between cases.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from shiftattr.environment import Environment
+from shiftattr.environment import Environment, LazyVolumes
 from shiftattr.segmentation.adapter import SegmentationAdapter
+from shiftattr.segmentation.nifti import NiftiVolumeLoader
 
 __all__ = ["SavedPredictions"]
 
@@ -50,13 +52,42 @@ _MODEL_OPTIONS = (
 
 class _LabelOf:
     """The "model" of saved predictions: the label map's class of interest, as a
-    probability of 0 or 1 (one channel)."""
+    probability of 0 or 1 (one channel). It tallies, as the adapter does for the
+    references, the other classes held beside ``label`` and the cases holding a single
+    nonzero value other than ``label`` (a 0/255 export, or the wrong ``label``)."""
 
     def __init__(self, label: int) -> None:
         self.label = int(label)
+        self.beside: set[float] = set()
+        self.other: list[tuple[list[float], float]] = []  # (values, the one nonzero)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        return (batch == self.label).to(torch.float32)
+        hit = batch == self.label
+        for j in range(batch.shape[0]):  # per case of a batch: the tally's unit
+            case = batch[j]
+            if not bool(case.any()):
+                continue
+            values = torch.unique(case)
+            nonzero = values[values != 0].tolist()
+            if bool(hit[j].any()):
+                self.beside.update(v for v in nonzero if v != self.label)
+            elif len(nonzero) == 1:
+                self.other.append((values.tolist(), nonzero[0]))
+        return hit.to(torch.float32)
+
+    def check(self, node: str) -> None:
+        """Refuse predictions holding one nonzero value other than ``label`` that is
+        no other class of a label map (held beside ``label`` in some case)."""
+        wrong = [c for c in self.other if c[1] not in self.beside]
+        if wrong:
+            values, other = wrong[0]
+            raise ValueError(
+                f"saved predictions {node!r}: a case holds the values "
+                f"{[int(v) if float(v).is_integer() else v for v in values]} but label="
+                f"{self.label} ({len(wrong)} such case(s)), and no case holds {other:g} beside "
+                f"label {self.label} as another class would be; set label={other:g}, or "
+                "binarise the predictions (e.g. a 0/255 export)."
+            )
 
     def __repr__(self) -> str:
         return f"saved predictions == {self.label}"
@@ -93,6 +124,11 @@ class SavedPredictions(SegmentationAdapter):
     ------
     TypeError
         If an option that acts on a model is passed.
+    ValueError
+        When scoring: if the environment holds neither the prediction node nor the
+        loaders' ``metadata["prediction_paths"]``, or a case's prediction holds a single
+        nonzero value other than ``label`` that is no other class of a label map (a
+        0/255 export, or the wrong ``label``), as the adapter refuses such references.
 
     See Also
     --------
@@ -139,16 +175,61 @@ class SavedPredictions(SegmentationAdapter):
         super().__init__(_LabelOf(label), metric, activation="none", label=label, **kwargs)
         self.prediction_node = str(prediction_node)
 
-    def _check_node(self, environment: Any, node: str | None) -> str:
+    def fingerprint(self) -> str:
+        """Hash of what decides the masks read: the class and the node.
+
+        Returns
+        -------
+        str
+            Hex digest; part of every cache key, the same in every process.
+
+        Examples
+        --------
+        >>> SavedPredictions(label=2).fingerprint() == SavedPredictions(label=2).fingerprint()
+        True
+        >>> SavedPredictions().fingerprint() == SavedPredictions(prediction_node="Q").fingerprint()
+        False
+        """
+        key = ("saved predictions", self.label, self.prediction_node)
+        return hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+
+    def _with_node(self, environment: Any, node: str | None) -> tuple[Any, str]:
+        """The environment holding the predictions, and their node.
+
+        A view of an environment's cases that holds only some nodes (what
+        :class:`~shiftattr.ratios.ImageStatsRatio` hands its ``extra_features``) keeps
+        the cases' metadata: the NIfTI loaders' ``metadata["prediction_paths"]`` then
+        gives the predictions, read from the same files (and cached under the same keys)."""
         node = self.prediction_node if node is None else node
-        if isinstance(environment, Environment) and node not in environment:
+        if not isinstance(environment, Environment) or node in environment:
+            return environment, node
+        meta = environment.metadata or {}
+        paths = meta.get("prediction_paths") if node == self.prediction_node else None
+        if paths is None or len(paths) != len(environment):
             raise ValueError(
                 f"environment {environment.name!r} has no prediction node {node!r} (nodes: "
-                f"{list(environment.nodes)}); load the saved predictions with "
-                "load_folder(prediction_column=...) or load_nnunet_raw(predictions=...), "
-                "or pass prediction_node= naming the node that holds them."
+                f"{list(environment.nodes)}) and no metadata['prediction_paths']; load the "
+                "saved predictions with load_folder(prediction_column=...) or "
+                "load_nnunet_raw(predictions=...), or pass prediction_node= naming the node "
+                "that holds them."
             )
-        return node
+        loader = NiftiVolumeLoader(
+            [(str(p),) for p in paths],
+            "mask",
+            binary=False,
+            case_ids=list(environment.case_ids),
+            foreground=meta.get("foreground"),
+        )
+        data = {n: environment[n] for n in environment.nodes}
+        data[node] = LazyVolumes(loader, len(paths))
+        view = Environment(
+            data, name=environment.name, case_ids=environment.case_ids, metadata=meta
+        )
+        return view, node
+
+    def _checked(self, out: Any, node: str) -> Any:
+        self.model.check(node)
+        return out
 
     def predict(
         self, data: Any, image_node: str | None = None, *, label_node: str | None = "Y"
@@ -175,7 +256,8 @@ class SavedPredictions(SegmentationAdapter):
         >>> SavedPredictions(label=2, progress=False).predict(np.array([[0, 2, 1]])).tolist()
         [[0, 1, 0]]
         """
-        return super().predict(data, self._check_node(data, image_node), label_node=label_node)
+        data, node = self._with_node(data, image_node)
+        return self._checked(super().predict(data, node, label_node=label_node), node)
 
     def predict_proba(
         self, data: Any, image_node: str | None = None, *, label_node: str | None = "Y"
@@ -201,9 +283,8 @@ class SavedPredictions(SegmentationAdapter):
         >>> SavedPredictions(progress=False).predict_proba(np.array([[0, 1]])).tolist()
         [[0.0, 1.0]]
         """
-        return super().predict_proba(
-            data, self._check_node(data, image_node), label_node=label_node
-        )
+        data, node = self._with_node(data, image_node)
+        return self._checked(super().predict_proba(data, node, label_node=label_node), node)
 
     def score(
         self,
@@ -244,8 +325,8 @@ class SavedPredictions(SegmentationAdapter):
         >>> SavedPredictions(progress=False).score(env).round(4)
         array([0.6667])
         """
-        node = self._check_node(environment, image_node)
-        return super().score(environment, node, label_node, metric)
+        environment, node = self._with_node(environment, image_node)
+        return self._checked(super().score(environment, node, label_node, metric), node)
 
     def output_features(
         self,
@@ -284,10 +365,11 @@ class SavedPredictions(SegmentationAdapter):
         >>> SavedPredictions(progress=False, spatial_dims=2).output_features(env).shape
         (1, 8)
         """
-        node = self._check_node(environment, image_node)
-        return super().output_features(
+        environment, node = self._with_node(environment, image_node)
+        out = super().output_features(
             environment, node, label_node=label_node, connectivity=connectivity
         )
+        return self._checked(out, node)
 
     def agreement_features(
         self, environment: Environment, image_node: str | None = None, *, label_node: str = "Y"
@@ -316,8 +398,10 @@ class SavedPredictions(SegmentationAdapter):
         >>> SavedPredictions(progress=False).agreement_features(env).round(3)  # 2 / (2 + 1)
         array([[0.   , 0.667, 0.667]])
         """
-        node = self._check_node(environment, image_node)
-        return super().agreement_features(environment, node, label_node=label_node)
+        environment, node = self._with_node(environment, image_node)
+        return self._checked(
+            super().agreement_features(environment, node, label_node=label_node), node
+        )
 
     def __repr__(self) -> str:
         return (
