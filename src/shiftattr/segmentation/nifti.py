@@ -454,34 +454,20 @@ def _build(
             image_loader, n, shape=img_shape, dtype=np.float32, item_shapes=img_shapes
         )
     }
-    label_dtype = np.uint8 if binary_labels or foreground is not None else None
+
+    def masks(paths: list[str], binary: bool) -> LazyVolumes:
+        """One mask file per case, lazily; uint8 when binary or one class is kept."""
+        loader = NiftiVolumeLoader(
+            [(p,) for p in paths], "mask", binary=binary, case_ids=ids, foreground=foreground
+        )
+        dtype = np.uint8 if binary or foreground is not None else None
+        return LazyVolumes(loader, n, shape=spatial, dtype=dtype, item_shapes=shapes)
+
     if has_label:
-        label_loader = NiftiVolumeLoader(
-            [(c.label,) for c in cases],
-            "mask",
-            binary=binary_labels,
-            case_ids=ids,
-            foreground=foreground,
-        )
-        data[label_node] = LazyVolumes(
-            label_loader, n, shape=spatial, dtype=label_dtype, item_shapes=shapes
-        )
+        data[label_node] = masks([c.label for c in cases], binary_labels)
     if has_prediction:
         # label maps as written (nnU-Net writes its classes), or the one class scored
-        prediction_loader = NiftiVolumeLoader(
-            [(c.prediction,) for c in cases],
-            "mask",
-            binary=False,
-            case_ids=ids,
-            foreground=foreground,
-        )
-        data[prediction_node] = LazyVolumes(
-            prediction_loader,
-            n,
-            shape=spatial,
-            dtype=np.uint8 if foreground is not None else None,
-            item_shapes=shapes,
-        )
+        data[prediction_node] = masks([c.prediction for c in cases], False)
     for node, values in (extra_nodes or {}).items():
         data[node] = values
     counterfactuals: dict[str, dict[str, Any]] = {}
@@ -491,13 +477,8 @@ def _build(
         for c in cases:
             if cf not in (c.extra_labels or {}):
                 raise NiftiDataError(f"case {c.case_id!r} has no mask for {cf!r}")
-            paths.append(((c.extra_labels or {})[cf],))
-        loader = NiftiVolumeLoader(
-            paths, "mask", binary=binary_labels, case_ids=ids, foreground=foreground
-        )
-        counterfactuals[cf] = {
-            label_node: LazyVolumes(loader, n, shape=spatial, dtype=label_dtype, item_shapes=shapes)
-        }
+            paths.append((c.extra_labels or {})[cf])
+        counterfactuals[cf] = {label_node: masks(paths, binary_labels)}
     d = len(shapes[0])
     meta: dict[str, Any] = {
         "case_id": np.array(ids, dtype=object),
