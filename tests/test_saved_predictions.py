@@ -99,13 +99,38 @@ def test_a_prediction_exported_as_0_255_is_refused_not_scored_as_empty():
     env = _in_memory()
     pred = SegmentationAdapter(_threshold, activation="none", progress=False).predict(env)
     exported = Environment({"X": env["X"], "Y": env["Y"], "P": 255 * pred})
-    with pytest.raises(ValueError, match=r"holds the values \[0, 255\] but label=1.*label=255"):
+    with pytest.raises(ValueError, match=r"hold the values \[0, 255\] but label=1.*label=255"):
         SavedPredictions(progress=False).score(exported)
     # classes of a label map beside the one scored are no such case
     other = np.where(pred == 1, 1, 2).astype(np.uint8)
     other[0] = 2  # a case without the class of interest
     labels = Environment({"X": env["X"], "Y": env["Y"], "P": other})
     assert SavedPredictions(progress=False).score(labels).shape == (6,)
+
+
+def test_a_refused_call_leaves_no_trace_on_the_next_ones():
+    env = _in_memory()
+    pred = SegmentationAdapter(_threshold, activation="none", progress=False).predict(env)
+    good = Environment({"X": env["X"], "Y": env["Y"], "P": pred})
+    bad = Environment({"X": env["X"], "Y": env["Y"], "P": 255 * pred})
+    scorer = SavedPredictions(progress=False)
+    with pytest.raises(ValueError, match="0/255"):
+        scorer.score(bad)
+    np.testing.assert_array_equal(scorer.score(good), SavedPredictions(progress=False).score(good))
+    with pytest.raises(ValueError, match="0/255"):  # refused again: nothing was kept of it
+        scorer.score(bad)
+    # a label map whose case 0 lacks the class scored: alone it cannot be told from a
+    # 0/2 export (refused, as the adapter refuses such masks); beside the other cases,
+    # which hold class 2 with class 1, it is fine, whatever was asked before
+    labels = np.where(pred == 1, 1, 2).astype(np.uint8)
+    labels[0] = 2 * (env["X"][0] > 1.0)
+    lab = Environment({"X": env["X"], "Y": env["Y"], "P": labels})
+    fresh = SavedPredictions(progress=False)
+    with pytest.raises(ValueError, match=r"label=1"):
+        fresh.score(lab.subset([0]))
+    expected = SavedPredictions(progress=False).score(lab)
+    np.testing.assert_array_equal(fresh.score(lab), expected)
+    np.testing.assert_array_equal(fresh.score(lab.subset([0])), expected[[0]])
 
 
 def test_the_fingerprint_is_the_same_in_every_process_and_tells_nodes_apart():
@@ -165,9 +190,9 @@ def test_a_prediction_on_another_grid_or_missing_is_named(tmp_path):
         load_folder(root, prediction_column="pred")
 
 
-def test_a_view_of_some_nodes_reads_the_predictions_from_the_loaders_paths(tmp_path):
+def test_a_view_of_some_nodes_reads_the_predictions_of_the_environment_it_was_cut_from(tmp_path):
     # ImageStatsRatio hands its extra_features a view holding the node set's nodes only
-    # (no P): the scorer then reads the files metadata["prediction_paths"] names
+    # (no P): the scorer reads P of the environment the view was cut from
     from shiftattr.ratios import ImageStatsRatio
 
     env = load_folder(_folder(tmp_path / "site", n=10), prediction_column="prediction")
@@ -179,10 +204,24 @@ def test_a_view_of_some_nodes_reads_the_predictions_from_the_loaders_paths(tmp_p
     np.testing.assert_array_equal(scorer.output_features(view), whole[[7, 2, 5]])
     both = env.features(["X", "Y"], indices=[7, 2, 5]).environment()
     np.testing.assert_array_equal(scorer.score(both), scorer.score(env)[[7, 2, 5]])
+    # read from the environment the view was cut from: no file is read again
+    reads = env["P"]._loader.n_reads
+    scorer.output_features(env.features(["X"], indices=[1, 1, 4]).environment())
+    assert env["P"]._loader.n_reads == reads
     est = ImageStatsRatio(statistics="basic", extra_features={"X": scorer.output_features})
     est.fit(env.features(["X"]), other.features(["X"]))
     assert np.isfinite(est.log_ratio(env.features(["X"]))).all()
-    with pytest.raises(ValueError, match=r"no prediction node 'P'.*prediction_paths"):
+    # predictions replaced in memory are what a view reads, not the files
+    grown = (np.stack(list(env["P"])) | np.roll(np.stack(list(env["P"])), 1, axis=1)).astype(
+        np.uint8
+    )
+    replaced = env.with_nodes(P=grown)
+    np.testing.assert_array_equal(
+        scorer.output_features(replaced.features(["X"], indices=[0, 3]).environment()),
+        scorer.output_features(replaced)[[0, 3]],
+    )
+    assert not np.array_equal(scorer.output_features(replaced), whole)
+    with pytest.raises(ValueError, match=r"no prediction node 'P'.*prediction_column"):
         scorer.score(_in_memory())
 
 

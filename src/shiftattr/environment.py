@@ -266,9 +266,13 @@ class NodeFeatures(dict):
         """
         if self._origin is None:
             return Environment(dict(self))
-        return Environment(
+        view = Environment(
             dict(self), name=self._origin[0].name, case_ids=self.case_ids, metadata=self.metadata
         )
+        # the nodes left out stay reachable, read only if asked for (SavedPredictions
+        # reads its prediction node, no node of the graph, there)
+        view._features_origin = self._origin
+        return view
 
 
 def cached_per_case(
@@ -412,6 +416,10 @@ class Environment:
     >>> env.subset([0, 2]).case_ids
     ('site-A:0', 'site-A:2')
     """
+
+    #: For a view made by :meth:`NodeFeatures.environment`: the environment it was cut
+    #: from and the cases' positions in it (None: all); None otherwise.
+    _features_origin: tuple[Environment, np.ndarray | None] | None = None
 
     def __init__(
         self,

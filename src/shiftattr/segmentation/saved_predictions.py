@@ -28,9 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from shiftattr.environment import Environment, LazyVolumes
+from shiftattr.environment import Environment
 from shiftattr.segmentation.adapter import SegmentationAdapter
-from shiftattr.segmentation.nifti import NiftiVolumeLoader
 
 __all__ = ["SavedPredictions"]
 
@@ -58,34 +57,33 @@ class _LabelOf:
 
     def __init__(self, label: int) -> None:
         self.label = int(label)
+        # classes seen beside label, in any case read so far: they excuse a case holding
+        # only such a class (a label map without the class of interest)
         self.beside: set[float] = set()
-        self.other: list[tuple[list[float], float]] = []  # (values, the one nonzero)
+        # the cases read in the current call that hold one nonzero value other than label
+        self.other: list[float] = []
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         hit = batch == self.label
         for j in range(batch.shape[0]):  # per case of a batch: the tally's unit
             case = batch[j]
-            if not bool(case.any()):
-                continue
-            values = torch.unique(case)
-            nonzero = values[values != 0].tolist()
+            nonzero = torch.unique(case[case != 0]).tolist()  # the voxels of the masks only
             if bool(hit[j].any()):
                 self.beside.update(v for v in nonzero if v != self.label)
             elif len(nonzero) == 1:
-                self.other.append((values.tolist(), nonzero[0]))
+                self.other.append(nonzero[0])
         return hit.to(torch.float32)
 
     def check(self, node: str) -> None:
         """Refuse predictions holding one nonzero value other than ``label`` that is
         no other class of a label map (held beside ``label`` in some case)."""
-        wrong = [c for c in self.other if c[1] not in self.beside]
+        wrong = [v for v in self.other if v not in self.beside]
+        self.other = []
         if wrong:
-            values, other = wrong[0]
             raise ValueError(
-                f"saved predictions {node!r}: a case holds the values "
-                f"{[int(v) if float(v).is_integer() else v for v in values]} but label="
-                f"{self.label} ({len(wrong)} such case(s)), and no case holds {other:g} beside "
-                f"label {self.label} as another class would be; set label={other:g}, or "
+                f"saved predictions {node!r}: {len(wrong)} case(s) hold the values [0, "
+                f"{wrong[0]:g}] but label={self.label}, and no case holds {wrong[0]:g} beside "
+                f"label {self.label} as another class would be; set label={wrong[0]:g}, or "
                 "binarise the predictions (e.g. a 0/255 export)."
             )
 
@@ -125,8 +123,8 @@ class SavedPredictions(SegmentationAdapter):
     TypeError
         If an option that acts on a model is passed.
     ValueError
-        When scoring: if the environment holds neither the prediction node nor the
-        loaders' ``metadata["prediction_paths"]``, or a case's prediction holds a single
+        When scoring: if the environment (or, for a view of some of its nodes, the
+        environment it was cut from) has no prediction node, or a case's prediction holds a single
         nonzero value other than ``label`` that is no other class of a label map (a
         0/255 export, or the wrong ``label``), as the adapter refuses such references.
 
@@ -196,39 +194,38 @@ class SavedPredictions(SegmentationAdapter):
     def _with_node(self, environment: Any, node: str | None) -> tuple[Any, str]:
         """The environment holding the predictions, and their node.
 
-        A view of an environment's cases that holds only some nodes (what
-        :class:`~shiftattr.ratios.ImageStatsRatio` hands its ``extra_features``) keeps
-        the cases' metadata: the NIfTI loaders' ``metadata["prediction_paths"]`` then
-        gives the predictions, read from the same files (and cached under the same keys)."""
+        A view of some nodes of an environment's cases (what
+        :class:`~shiftattr.ratios.ImageStatsRatio` hands its ``extra_features``) reads
+        the node from the environment it was cut from, for the same cases."""
         node = self.prediction_node if node is None else node
+        self.model.other = []  # a new call: only its cases can be refused
         if not isinstance(environment, Environment) or node in environment:
             return environment, node
-        meta = environment.metadata or {}
-        paths = meta.get("prediction_paths") if node == self.prediction_node else None
-        if paths is None or len(paths) != len(environment):
+        origin = environment._features_origin
+        if origin is None or node not in origin[0]:
             raise ValueError(
                 f"environment {environment.name!r} has no prediction node {node!r} (nodes: "
-                f"{list(environment.nodes)}) and no metadata['prediction_paths']; load the "
-                "saved predictions with load_folder(prediction_column=...) or "
-                "load_nnunet_raw(predictions=...), or pass prediction_node= naming the node "
-                "that holds them."
+                f"{list(environment.nodes)}); load the saved predictions with "
+                "load_folder(prediction_column=...) or load_nnunet_raw(predictions=...), "
+                "or pass prediction_node= naming the node that holds them."
             )
-        loader = NiftiVolumeLoader(
-            [(str(p),) for p in paths],
-            "mask",
-            binary=False,
-            case_ids=list(environment.case_ids),
-            foreground=meta.get("foreground"),
-        )
+        whole, idx = origin
         data = {n: environment[n] for n in environment.nodes}
-        data[node] = LazyVolumes(loader, len(paths))
+        data[node] = whole[node] if idx is None else whole[node][idx]
         view = Environment(
-            data, name=environment.name, case_ids=environment.case_ids, metadata=meta
+            data,
+            name=environment.name,
+            case_ids=environment.case_ids,
+            metadata=environment.metadata,
         )
         return view, node
 
     def _checked(self, out: Any, node: str) -> Any:
-        self.model.check(node)
+        try:
+            self.model.check(node)
+        except ValueError:
+            self.clear_cache()  # so that no refused case is served later unchecked
+            raise
         return out
 
     def predict(
