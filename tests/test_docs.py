@@ -54,6 +54,7 @@ KEY_PAGES = [
     "auto_examples/plot_tabular_quickstart.html",
     "auto_examples/plot_experiment_a.html",
     "auto_examples/plot_experiment_b.html",
+    "auto_examples/plot_saved_predictions.html",
     "generated/shiftattr.attribute.html",
     "generated/shiftattr.Attribution.html",
     "generated/shiftattr.ratios.CNNDiscriminator.html",
