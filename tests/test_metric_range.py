@@ -130,12 +130,19 @@ def test_attribute_warns_when_importance_weighting_cannot_reach_the_targets_loss
     assert back.diagnostics["metric_range"] == rng  # floats survive JSON exactly
 
 
-def test_methods_that_also_use_the_target_cases_record_the_range_without_the_warning():
+def test_methods_that_also_use_the_target_cases_record_the_range_without_the_warning(tmp_path):
     scm = _noise_grew()
     res = _attribute(scm, 0, method="mis")
     assert "metric_beyond_source" not in {w["code"] for w in res.warnings}
     assert res.diagnostics["metric_range"]["high"]["n_beyond"] >= 5
     assert res.values["Y"] < -2.0  # mis weights the target's cases in: it reaches them
+    # still a finding, told in the summary and the report: the target's new failures
+    line = next(x for x in res.summary().splitlines() if x.startswith("beyond the source"))
+    assert "8 of 80 target cases above the source's largest metric" in line
+    from shiftattr.report import write_report
+
+    page = write_report(res, tmp_path)
+    assert "beyond the source's range: 8 of 80 target cases" in page.read_text()
 
 
 def test_a_bounded_metric_under_the_same_shift_raises_no_range_warning():
@@ -143,6 +150,7 @@ def test_a_bounded_metric_under_the_same_shift_raises_no_range_warning():
     res = _attribute(scm, 0, method="iw")
     assert "metric_beyond_source" not in {w["code"] for w in res.warnings}
     assert res.diagnostics["metric_range"]["excess"] == 0.0
+    assert "beyond the source" not in res.summary()
 
 
 def test_without_a_target_metric_there_is_no_range_record():

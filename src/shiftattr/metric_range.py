@@ -27,6 +27,7 @@ import numpy as np
 __all__ = [
     "METRIC_RANGE_ALPHA",
     "METRIC_RANGE_MIN_SHARE",
+    "describe_metric_range",
     "exceedance_pvalue",
     "metric_beyond_source",
     "metric_range",
@@ -197,3 +198,50 @@ def metric_beyond_source(
             ),
         }
     ]
+
+
+def describe_metric_range(
+    rng: dict[str, Any] | None, metric_name: str = "metric", alpha: float = METRIC_RANGE_ALPHA
+) -> str | None:
+    """One line on the target cases beyond the source's range, for the summary and the
+    report: every tail whose exceedance is beyond chance, whatever the method (the
+    warning is for ``"iw"``; with ``"mis"`` or ``"mr"`` such cases are still a finding:
+    failures the target shows and the source never does).
+
+    Parameters
+    ----------
+    rng : dict or None
+        :func:`metric_range`'s record (``Attribution.diagnostics["metric_range"]``).
+    metric_name : str, default "metric"
+    alpha : float, default METRIC_RANGE_ALPHA
+        Level of the test over both tails.
+
+    Returns
+    -------
+    str or None
+        None when no tail passes the test (or there is no record).
+
+    Examples
+    --------
+    >>> rng = metric_range(np.arange(20.0), np.r_[np.arange(5.0), np.full(5, 30.0)])
+    >>> print(describe_metric_range(rng, "HD95"))
+    5 of 10 target cases above the source's largest HD95 (19; p = 1.8e-03 if alike; 5.5 of the target's mean beyond it)
+    >>> describe_metric_range(metric_range(np.arange(10.0), np.arange(10.0))) is None
+    True
+    """
+    if not rng:
+        return None
+    parts = []
+    for side, word, bound in (
+        ("low", "below the source's smallest", rng["source_min"]),
+        ("high", "above the source's largest", rng["source_max"]),
+    ):
+        t = rng[side]
+        if t["p_value"] < alpha / 2:
+            n_target = round(t["n_beyond"] / t["share"]) if t["share"] else 0
+            parts.append(
+                f"{t['n_beyond']} of {n_target} target cases {word} {metric_name} "
+                f"({bound:.4g}; p = {t['p_value']:.1e} if alike; {t['excess']:.4g} of "
+                "the target's mean beyond it)"
+            )
+    return "; ".join(parts) or None

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from shiftattr.metric_range import describe_metric_range
 from shiftattr.results import (
     Attribution,
     _closure_text,
@@ -309,6 +310,9 @@ def _html(
     ess_line = (
         "" if ess_all is None else f"<li>ESS, all mechanisms shifted: {html.escape(ess_all)}</li>"
     )
+    beyond = describe_metric_range(result.diagnostics.get("metric_range"), result.metric_name)
+    if beyond is not None:
+        ess_line = f"<li>beyond the source's range: {html.escape(beyond)}</li>" + ess_line
     estimator = html.escape(_estimator_line(s, result.diagnostics.get("estimator", {})))
     truth_line = (
         ""

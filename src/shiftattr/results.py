@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from shiftattr.metric_range import describe_metric_range
+
 __all__ = ["Attribution", "ShiftAttrWarning", "dominant_mechanism", "dominant_separated"]
 
 SIGN_NOTE = "positive = performance drop: source metric minus the metric with the mechanism shifted"
@@ -759,6 +761,9 @@ class Attribution:
                 f"{name} on target, measured:     {self.measured_target_metric:.4f}"
                 f"   ({_closure_text(self)})"
             )
+        beyond = describe_metric_range(self.diagnostics.get("metric_range"), name)
+        if beyond is not None:
+            lines.append(f"beyond the source's range:      {beyond}")
         ess_all = _ess_all_text(self.diagnostics.get("overall", {}))
         if ess_all is not None:
             lines.append(f"ESS, all mechanisms shifted:    {ess_all}")
