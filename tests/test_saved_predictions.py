@@ -297,6 +297,27 @@ def test_run_attributes_the_saved_predictions_dice(tmp_path, settings):
         assert out[key] == pytest.approx(_dice_of_files(env).mean())
 
 
+def test_run_reads_an_nnunet_predictions_folder_per_side(tmp_path):
+    root, preds = _nnunet_with_predictions(tmp_path / "Dataset001_MS", n=12)
+    ids = sorted(p.name.split(".")[0] for p in preds.iterdir())
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(
+        '[data]\nkind = "nnunet"\n'
+        f'source = {{ folder = "Dataset001_MS", cases = {json.dumps(ids[:6])}, '
+        'predictions = "predictions" }\n'
+        f'target = {{ folder = "Dataset001_MS", cases = {json.dumps(ids[6:])}, '
+        'predictions = "predictions" }\n'
+        '[model]\nkind = "predictions"\n'
+        '[attribution]\nn_folds = 2\nn_bootstrap = 5\nbootstrap = "fixed"\n'
+        '[output]\nfolder = "report"\n'
+    )
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    out = json.loads((tmp_path / "report" / "attribution.json").read_text())
+    env = load_nnunet_raw(root, cases=ids[:6], predictions=preds)
+    assert out["source_metric"] == pytest.approx(_dice_of_files(env).mean())
+    assert (out["settings"]["n_source"], out["settings"]["n_target"]) == (6, 6)
+
+
 @pytest.mark.parametrize(
     ("edit", "pattern"),
     [
