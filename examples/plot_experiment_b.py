@@ -87,16 +87,7 @@ truth = sim.true_attribution(
 print(truth_table(result, truth.to_dict()))
 
 # %%
-ax = result.plot(title="Experiment B: centers 01, 07, 08 → 03")
-ax.scatter(
-    range(3),
-    [truth.values[m] for m in result.mechanisms],
-    marker="D",
-    color="k",
-    zorder=3,
-    label="ground truth",
-)
-ax.legend()
+ax = result.plot(title="Experiment B: centers 01, 07, 08 → 03", truth=truth.values)
 plt.tight_layout()
 if __name__ == "__main__":
     Path(args.out).mkdir(parents=True, exist_ok=True)

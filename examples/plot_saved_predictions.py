@@ -155,16 +155,7 @@ truth = sim.true_attribution(
 print(truth_table(result, truth.to_dict()))
 
 # %%
-ax = result.plot(title="Saved predictions: centre 01 → 03")
-ax.scatter(
-    range(len(result.mechanisms)),
-    [truth.values[m] for m in result.mechanisms],
-    marker="D",
-    color="k",
-    zorder=3,
-    label="ground truth",
-)
-ax.legend()
+ax = result.plot(title="Saved predictions: centre 01 → 03", truth=truth.values)
 plt.tight_layout()
 if __name__ == "__main__":
     Path(args.out).mkdir(parents=True, exist_ok=True)

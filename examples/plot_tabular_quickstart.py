@@ -61,16 +61,7 @@ for mech in result.mechanisms:
     print(f"{mech:<10}{est:>+10.3f}{tru:>+10.3f}{est - tru:>+10.3f}")
 
 # %%
-ax = result.plot(title="Loss change by mechanism (negative = loss rose)")
-ax.scatter(
-    range(len(result.mechanisms)),
-    [truth.values[m] for m in result.mechanisms],
-    marker="D",
-    color="k",
-    zorder=3,
-    label="truth",
-)
-ax.legend()
+ax = result.plot(title="Loss change by mechanism (negative = loss rose)", truth=truth.values)
 plt.tight_layout()
 if __name__ == "__main__":
     from pathlib import Path

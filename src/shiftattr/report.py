@@ -107,18 +107,7 @@ def _figures(result: Attribution, truth: Mapping[str, float] | None, folder: Pat
     import matplotlib.pyplot as plt
 
     paths = []
-    ax = result.plot()
-    if truth:
-        xs = range(len(result.mechanisms))
-        ax.scatter(
-            xs,
-            [truth.get(m, float("nan")) for m in result.mechanisms],
-            marker="D",
-            color="k",
-            zorder=3,
-            label="ground truth",
-        )
-        ax.legend(fontsize=8)
+    ax = result.plot(truth=truth)
     ax.figure.tight_layout()
     paths.append(folder / "attribution.png")
     ax.figure.savefig(paths[-1], dpi=110)

@@ -938,7 +938,7 @@ class Attribution:
         return cls.from_dict(json.loads(text))
 
     # -- plotting ----------------------------------------------------------------------
-    def plot(self, ax=None, title: str | None = None):
+    def plot(self, ax=None, title: str | None = None, truth: Mapping[str, float] | None = None):
         """Bar chart of the values with their confidence intervals (matplotlib extra).
 
         Red bars are mechanisms that made the metric worse on the target, blue bars
@@ -954,6 +954,9 @@ class Attribution:
             Axes to draw on; default a new figure sized to the number of mechanisms.
         title : str, optional
             Default ``"source → target"`` from the settings.
+        truth : mapping of str to float, optional
+            Known true values (a simulator's, e.g. ``TrueAttribution.values``), drawn as
+            black diamonds with a legend; a mechanism it lacks gets none.
 
         Returns
         -------
@@ -966,9 +969,9 @@ class Attribution:
         ...                   ci={"X": (0.05, 0.15), "Y": (-0.04, 0.0)},
         ...                   stderr={"X": 0.02, "Y": 0.01}, source_metric=0.8,
         ...                   estimated_target_metric=0.72)
-        >>> ax = res.plot(title="drop per mechanism")
-        >>> len(ax.patches), ax.get_title()
-        (2, 'drop per mechanism')
+        >>> ax = res.plot(title="drop per mechanism", truth={"X": 0.09, "Y": 0.0})
+        >>> len(ax.patches), ax.get_title(), ax.get_legend().get_texts()[0].get_text()
+        (2, 'drop per mechanism', 'ground truth')
         >>> plt.close(ax.figure)
         >>> res.settings.update(metric_name="loss", higher_is_better=False)
         >>> ax = res.plot()
@@ -994,6 +997,16 @@ class Attribution:
             ax.vlines(x, lo, hi, color="k", lw=1.2)
             ax.hlines(np.r_[lo, hi], np.r_[x, x] - 0.08, np.r_[x, x] + 0.08, color="k", lw=1.2)
         ax.axhline(0, color="k", lw=0.8)
+        if truth:
+            ax.scatter(
+                x,
+                [_num_or_nan(truth.get(m)) for m in self.mechanisms],
+                marker="D",
+                color="k",
+                zorder=3,
+                label="ground truth",
+            )
+            ax.legend(fontsize=8)
         _name_ticks(ax, self.mechanisms)
         ax.set_ylabel(_literal(words.axis_label))
         ax.set_title(
