@@ -36,6 +36,7 @@ def test_metric_range_measures_both_tails_against_the_source_extremes():
     tgt = np.array([0.0, 0.1, 0.5, 1.2, 0.9])  # 0.9 equals the source's max: not beyond
     r = metric_range(src, tgt)
     assert (r["source_min"], r["source_max"]) == (0.2, 0.9)
+    assert (r["n_source"], r["n_target"]) == (3, 5)
     assert r["low"]["n_beyond"] == 2 and r["high"]["n_beyond"] == 1
     assert r["low"]["share"] == pytest.approx(0.4)
     assert r["low"]["excess"] == pytest.approx((0.2 + 0.1) / 5)

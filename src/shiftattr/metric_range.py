@@ -98,7 +98,7 @@ def metric_range(source_metric: np.ndarray, target_metric: np.ndarray) -> dict[s
     Returns
     -------
     dict
-        ``source_min``, ``source_max``; ``low`` and ``high``, each with ``n_beyond`` (target
+        ``n_source``, ``n_target``, ``source_min``, ``source_max``; ``low`` and ``high``, each with ``n_beyond`` (target
         cases strictly beyond the source's extreme), ``share`` (of the target's cases),
         ``excess`` (their mean distance beyond it, averaged over *all* target cases: the
         part of the target's mean carried by values no source case holds; a measure of
@@ -119,6 +119,8 @@ def metric_range(source_metric: np.ndarray, target_metric: np.ndarray) -> dict[s
     low = _tail(np.clip(lo - mt, 0.0, None), len(ms))
     high = _tail(np.clip(mt - hi, 0.0, None), len(ms))
     return {
+        "n_source": len(ms),
+        "n_target": len(mt),
         "source_min": lo,
         "source_max": hi,
         "low": low,
@@ -238,9 +240,8 @@ def describe_metric_range(
     ):
         t = rng[side]
         if t["p_value"] < alpha / 2:
-            n_target = round(t["n_beyond"] / t["share"]) if t["share"] else 0
             parts.append(
-                f"{t['n_beyond']} of {n_target} target cases {word} {metric_name} "
+                f"{t['n_beyond']} of {rng['n_target']} target cases {word} {metric_name} "
                 f"({bound:.4g}; p = {t['p_value']:.1e} if alike; {t['excess']:.4g} of "
                 "the target's mean beyond it)"
             )

@@ -78,7 +78,6 @@ class _LabelOf:
         """Refuse predictions holding one nonzero value other than ``label`` that is
         no other class of a label map (held beside ``label`` in some case)."""
         wrong = [v for v in self.other if v not in self.beside]
-        self.other = []
         if wrong:
             raise ValueError(
                 f"saved predictions {node!r}: {len(wrong)} case(s) hold the values [0, "
