@@ -1108,6 +1108,61 @@ def _image_statistics_memory(ism: dict[str, Any] | None) -> str:
     )
 
 
+#: The ``metric_beyond_source`` warning's false alarms and its target case, written by
+#: ``bench_metric_range.py``.
+METRIC_RANGE_NAME = "metric_range"
+
+
+def _metric_range(mr: dict[str, Any] | None) -> str:
+    """Section 1b: the ``metric_beyond_source`` warning under alike environments, and on
+    the graph whose outcome noise doubles."""
+    if not mr or not mr.get("false_alarms"):
+        return ""
+    rates = [r["rate"] for r in mr["false_alarms"]]
+    nd = mr["noise_doubles"]
+    return "\n".join(
+        [
+            "### 1b. Target metric beyond the source's range (`metric_beyond_source`)",
+            "",
+            f"{_run(mr, mode=False)}: `benchmarks/bench_metric_range.py --reps {mr['reps']} "
+            f"--seeds {nd['seeds']}`. How often the warning fires when both environments' "
+            f"metrics come from one distribution ({mr['reps']:,} pairs per cell; its level "
+            f"is 1 %: {_f(100 * min(rates), 2)}–{_f(100 * max(rates), 2)} % over the cells):",
+            "",
+            _table(
+                ["distribution", "source cases", "target cases", "fires"],
+                [
+                    [r["distribution"], r["n_source"], r["n_target"], f"{_f(100 * r['rate'], 2)} %"]
+                    for r in mr["false_alarms"]
+                ],
+            ),
+            "",
+            "A linear-Gaussian graph `Z -> X -> Y` whose outcome noise doubles at the target "
+            f"(squared error of a fixed model; the truth of `Y` is {_f(nd['truth'], 3)}), "
+            f"{nd['n_source']} source and {nd['n_target']} target cases, {nd['seeds']} seeds, "
+            "no bootstrap: the error of `Y`'s value, how often `metric_beyond_source` fires "
+            '(it is raised for `"iw"` only), how often another warning does, and how '
+            "often it fires with no other warning:",
+            "",
+            _table(
+                ["variant", "RMS error", "mean error", "fires", "other warning", "fires alone"],
+                [
+                    [
+                        f"`{r['variant']}`",
+                        _f(r["rms_error"], 3),
+                        _f(r["mean_error"], 3),
+                        _pct(r["beyond_rate"]),
+                        _pct(r["other_warning_rate"]),
+                        _pct(r["beyond_alone_rate"]),
+                    ]
+                    for r in nd["rows"]
+                ],
+            ),
+            "",
+        ]
+    )
+
+
 # -- 5. synthetic MS ----------------------------------------------------------------------
 _MS_MECHS = ("D", "X", "Y")
 _MS_TARGET_NAMES = {
@@ -3106,6 +3161,7 @@ def write(results_dir: Path = RESULTS_DIR, out: Path = OUT, run_log: dict | None
     stats_memory_txt = _image_statistics_memory(
         read_json(IMAGE_STATISTICS_MEMORY_NAME, results_dir)
     )
+    range_txt = _metric_range(read_json(METRIC_RANGE_NAME, results_dir))
     targets = targets + ms_targets
     if shipped:
         targets += _ms_mr_vs_iw(shipped, "Synthetic MS on the segmenters kept (section 5d)")
@@ -3205,6 +3261,7 @@ def write(results_dir: Path = RESULTS_DIR, out: Path = OUT, run_log: dict | None
     gaps += [""]
     body = [
         acc_txt,
+        *([range_txt] if range_txt else []),
         sol_txt,
         met_txt,
         _scaling(sc),

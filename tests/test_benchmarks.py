@@ -31,6 +31,7 @@ MODULES = [
     "benchmarks.bench_ratio_information",
     "benchmarks.bench_image_statistics_memory",
     "benchmarks.bench_volume_scaling",
+    "benchmarks.bench_metric_range",
 ]
 
 
@@ -1548,6 +1549,25 @@ def test_volume_scaling_benchmark_runs_on_a_tiny_shape(tmp_path):
     assert written.index("## 4. Scaling") < written.index("### 4b.") < written.index("### 4c.")
     assert "### 4c. Memory of the image statistics at 8×8×8" in written
     assert report._volume_scaling(None) == report._image_statistics_memory(None) == ""
+
+
+def test_metric_range_benchmark_runs_small_and_reports_section_1b(tmp_path):
+    """Both parts run; iw is the one variant the warning is raised for, and the report
+    places the section after the tabular accuracy."""
+    from benchmarks import bench_metric_range as bench
+    from benchmarks import report
+
+    assert bench.main(["--reps", "20", "--seeds", "1", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "metric_range.json").read_text())
+    assert len(saved["false_alarms"]) == len(bench.DISTRIBUTIONS) * len(bench.SIZES)
+    rows = {r["variant"]: r for r in saved["noise_doubles"]["rows"]}
+    assert rows["mis"]["beyond_rate"] == rows["mr"]["beyond_rate"] == 0.0
+    assert rows["iw, linear classifier for Y"]["beyond_rate"] == 1.0
+    assert saved["noise_doubles"]["truth"] == pytest.approx(-3.0)
+    written = report.write(results_dir=tmp_path, out=tmp_path / "RESULTS.md").read_text()
+    assert "### 1b. Target metric beyond the source's range" in written
+    assert written.index("### 1b.") < written.index("## 2.")
+    assert report._metric_range(None) == ""
 
 
 def test_results_md_is_what_the_report_writes_from_the_shipped_results(tmp_path):
