@@ -453,7 +453,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         "spacing": None if sim is not None else "metadata",
         "progress": progress,
     }
-    if net is None:  # model.kind = "predictions": node P of both environments
+    if cfg.model.kind == "predictions":  # node P of both environments, no model
         adapter = SavedPredictions(**common)
     else:
         adapter = SegmentationAdapter(
