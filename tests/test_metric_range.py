@@ -46,6 +46,13 @@ def test_metric_range_measures_both_tails_against_the_source_extremes():
     assert r["high"]["p_value"] == pytest.approx(exceedance_pvalue(1, 3, 5))
 
 
+def test_empty_or_non_finite_samples_are_refused_by_name():
+    with pytest.raises(ValueError, match="target_metric, got 0 value"):
+        metric_range(np.arange(3.0), np.array([]))
+    with pytest.raises(ValueError, match=r"source_metric, got 3 value.*NaN or inf"):
+        metric_range(np.array([0.0, np.nan, 1.0]), np.arange(3.0))
+
+
 def test_alike_heavy_tailed_metrics_raise_the_warning_about_as_often_as_its_level():
     # both environments from one lognormal (a heavy tail, no shift): the false-alarm rate
     # over 600 pairs is at most the test's level (1 %), plus 3 s.e. (0.012)

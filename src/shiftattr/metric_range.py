@@ -107,6 +107,11 @@ def metric_range(source_metric: np.ndarray, target_metric: np.ndarray) -> dict[s
         ``p_value`` (:func:`exceedance_pvalue`); ``excess`` (both tails') and ``change``
         (target mean minus source mean).
 
+    Raises
+    ------
+    ValueError
+        If either sample is empty or holds NaN or infinite values.
+
     Examples
     --------
     >>> r = metric_range(np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0, 7.0]))
@@ -115,6 +120,13 @@ def metric_range(source_metric: np.ndarray, target_metric: np.ndarray) -> dict[s
     """
     ms = np.asarray(source_metric, dtype=float).ravel()
     mt = np.asarray(target_metric, dtype=float).ravel()
+    for name, values in (("source_metric", ms), ("target_metric", mt)):
+        if not values.size or not np.isfinite(values).all():
+            raise ValueError(
+                f"metric_range needs finite per-case values in {name}, got "
+                f"{values.size} value(s){'' if not values.size else ' with NaN or inf'}; "
+                "drop or fill the cases without a value (see the empty-mask policies)."
+            )
     lo, hi = float(ms.min()), float(ms.max())
     low = _tail(np.clip(lo - mt, 0.0, None), len(ms))
     high = _tail(np.clip(mt - hi, 0.0, None), len(ms))
