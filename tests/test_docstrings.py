@@ -60,6 +60,12 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.metric_range.METRIC_RANGE_MIN_SHARE": (
         "a float; attribute comment at its definition"
     ),
+    "shiftattr.segmentation.probability_maps.NNUNET_PROBABILITY_KEY": (
+        "a str key of nnU-Net's .npz; attribute comment at its definition"
+    ),
+    "shiftattr.segmentation.saved_predictions.MIN_PROBABILITY_AGREEMENT": (
+        "a float; attribute comment at its definition"
+    ),
     "shiftattr.report.TRUTH_KEY": "a str key of truth.json; attribute comment at its definition",
     "shiftattr.metrics.METRICS": (
         "read-only mapping name -> metric function; attribute docstring below its definition, "

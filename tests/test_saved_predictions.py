@@ -42,6 +42,11 @@ def _threshold(batch):
     return (batch > 1.5).to(torch.float32)
 
 
+def _soft(batch):
+    """A model: the probability of lesion rises with the intensity, around 1.5."""
+    return torch.sigmoid(4.0 * (batch - 1.5))
+
+
 def _in_memory(n=6, seed=0):
     imgs, masks = map(np.stack, zip(*_cases(n, seed)))
     return Environment({"X": imgs, "Y": masks}, name="site")
@@ -131,6 +136,65 @@ def test_a_refused_call_leaves_no_trace_on_the_next_ones():
     expected = SavedPredictions(progress=False).score(lab)
     np.testing.assert_array_equal(fresh.score(lab), expected)
     np.testing.assert_array_equal(fresh.score(lab.subset([0])), expected[[0]])
+
+
+def _with_probabilities(env: Environment) -> tuple[SegmentationAdapter, Environment]:
+    """The soft model and its saved masks (case 0's removed by post-processing) and
+    probabilities."""
+    model = SegmentationAdapter(_soft, activation="none", progress=False)
+    masks = model.predict(env)
+    masks[0] = 0
+    saved = Environment(
+        {"X": env["X"], "Y": env["Y"], "P": masks, "P_proba": model.predict_proba(env)}
+    )
+    return model, saved
+
+
+def test_saved_probabilities_give_the_models_confidence_and_entropy_and_the_masks_stay_saved():
+    env = _in_memory()
+    model, saved = _with_probabilities(env)
+    scorer = SavedPredictions(progress=False)
+    names = list(SavedPredictions.output_feature_names)
+    ours, theirs = scorer.output_features(saved), model.output_features(env)
+    # the masks scored are the saved ones: case 0 is empty, the others are the model's
+    np.testing.assert_array_equal(ours[1:], theirs[1:])
+    assert ours[0, names.index("log_volume")] == 0 < theirs[0, names.index("log_volume")]
+    # the entropy of the probabilities, which the masks alone do not have
+    for col in ("mean_entropy", "log_expected_volume"):
+        np.testing.assert_array_equal(ours[:, names.index(col)], theirs[:, names.index(col)])
+    assert np.all(ours[:, names.index("mean_entropy")] > 0)
+    np.testing.assert_array_equal(scorer.predict_proba(saved), saved["P_proba"])
+    np.testing.assert_array_equal(scorer.predict(saved), saved["P"])
+    expected = model.score(env)
+    expected[0] = 0.0  # an empty prediction of a case with a lesion
+    np.testing.assert_array_equal(scorer.score(saved), expected)
+    # without the probabilities, the same masks' features are a certain model's
+    masks_only = Environment({n: saved[n] for n in ("X", "Y", "P")})
+    plain = scorer.output_features(masks_only)  # the same scorer: no stale cache
+    assert np.all(plain[:, names.index("mean_entropy")] == 0)
+    np.testing.assert_array_equal(
+        SavedPredictions(progress=False, probability_node=None).output_features(saved), plain
+    )
+    hits = scorer.n_cache_hits_
+    np.testing.assert_array_equal(scorer.output_features(saved), ours)
+    assert scorer.n_cache_hits_ == hits + len(saved)
+
+
+def test_saved_probabilities_that_do_not_fit_the_masks_are_refused():
+    env = _in_memory()
+    _, saved = _with_probabilities(env)
+    flipped = saved.with_nodes(P_proba=1.0 - saved["P_proba"])
+    scorer = SavedPredictions(progress=False)
+    with pytest.raises(ValueError, match=r"overlap with Dice 0.0\d\d.*axis order"):
+        scorer.output_features(flipped)
+    with pytest.raises(ValueError, match=r"overlap with Dice"):  # nothing of it was kept
+        scorer.score(flipped)
+    assert scorer.score(saved).shape == (6,)
+    logits = saved.with_nodes(P_proba=8.0 * saved["P_proba"] - 4.0)
+    with pytest.raises(NiftiDataError, match=r"case 'environment:0': node 'P_proba' holds"):
+        scorer.score(logits)
+    with pytest.raises(ValueError, match=r"no probability node 'Q'.*probabilities=True"):
+        SavedPredictions(progress=False, probability_node="Q").score(saved)
 
 
 def test_the_fingerprint_is_the_same_in_every_process_and_tells_nodes_apart():
@@ -241,6 +305,9 @@ def _nnunet_with_predictions(root: Path, n: int = 6) -> tuple[Path, Path]:
         nib.save(nib.Nifti1Image(mask, np.eye(4)), str(root / f"labelsTr/MS_{i:03d}.nii.gz"))
         pred = (img > 1.5).astype(np.uint8)
         nib.save(nib.Nifti1Image(pred, np.eye(4)), str(preds / f"MS_{i:03d}.nii.gz"))
+        p = _soft(torch.from_numpy(img)).numpy()  # nnU-Net's .npz: (classes, z, y, x)
+        proba = np.stack([1 - p, p]).transpose(0, 3, 2, 1)
+        np.savez_compressed(preds / f"MS_{i:03d}.npz", probabilities=proba)
     (root / "dataset.json").write_text(
         json.dumps({"channel_names": {"0": "FLAIR"}, "labels": {"background": 0, "lesion": 1}})
     )
@@ -260,6 +327,27 @@ def test_load_nnunet_raw_reads_the_predict_output_folder(tmp_path):
         load_nnunet_raw(root, predictions=preds)
     with pytest.raises(NiftiDataError, match="predictions folder not found"):
         load_nnunet_raw(root, predictions=tmp_path / "nowhere")
+
+
+def test_saved_probabilities_from_nnunet_files_are_read_for_views_of_some_nodes_too(tmp_path):
+    from shiftattr.ratios import ImageStatsRatio
+
+    root, preds = _nnunet_with_predictions(tmp_path / "Dataset001_MS", n=12)
+    env = load_nnunet_raw(root, predictions=preds, probabilities=True)
+    model = SegmentationAdapter(_soft, activation="none", progress=False)
+    scorer = SavedPredictions(progress=False)
+    whole = scorer.output_features(env)
+    np.testing.assert_allclose(whole, model.output_features(env), atol=2e-3)  # float16 files
+    view = env.features(["X"], indices=[6, 1, 3]).environment()
+    assert "P_proba" not in view
+    np.testing.assert_array_equal(scorer.output_features(view), whole[[6, 1, 3]])
+    reads = env["P_proba"]._loader.n_reads  # served from the cache: no file read again
+    scorer.output_features(env.features(["X"], indices=[2, 2]).environment())
+    assert env["P_proba"]._loader.n_reads == reads
+    other = load_nnunet_raw(root, predictions=preds, probabilities=True, cases=["MS_000"])
+    est = ImageStatsRatio(statistics="basic", extra_features={"X": scorer.output_features})
+    est.fit(env.subset(range(6)).features(["X"]), env.subset(range(6, 12)).features(["X"]))
+    assert np.isfinite(est.log_ratio(other.features(["X"]))).all()
 
 
 def _predictions_config(tmp_path: Path, **attribution: str) -> Path:
@@ -297,16 +385,18 @@ def test_run_attributes_the_saved_predictions_dice(tmp_path, settings):
         assert out[key] == pytest.approx(_dice_of_files(env).mean())
 
 
-def test_run_reads_an_nnunet_predictions_folder_per_side(tmp_path):
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_run_reads_an_nnunet_predictions_folder_per_side(tmp_path, probabilities):
     root, preds = _nnunet_with_predictions(tmp_path / "Dataset001_MS", n=12)
-    ids = sorted(p.name.split(".")[0] for p in preds.iterdir())
+    ids = sorted({p.name.split(".")[0] for p in preds.iterdir()})
+    proba = ", probabilities = true" if probabilities else ""
     cfg = tmp_path / "exp.toml"
     cfg.write_text(
         '[data]\nkind = "nnunet"\n'
         f'source = {{ folder = "Dataset001_MS", cases = {json.dumps(ids[:6])}, '
-        'predictions = "predictions" }\n'
+        f'predictions = "predictions"{proba} }}\n'
         f'target = {{ folder = "Dataset001_MS", cases = {json.dumps(ids[6:])}, '
-        'predictions = "predictions" }\n'
+        f'predictions = "predictions"{proba} }}\n'
         '[model]\nkind = "predictions"\n'
         '[attribution]\nn_folds = 2\nn_bootstrap = 5\nbootstrap = "fixed"\n'
         '[output]\nfolder = "report"\n'
@@ -316,6 +406,7 @@ def test_run_reads_an_nnunet_predictions_folder_per_side(tmp_path):
     env = load_nnunet_raw(root, cases=ids[:6], predictions=preds)
     assert out["source_metric"] == pytest.approx(_dice_of_files(env).mean())
     assert (out["settings"]["n_source"], out["settings"]["n_target"]) == (6, 6)
+    assert out["settings"]["saved_probabilities"] is probabilities
 
 
 @pytest.mark.parametrize(
@@ -332,6 +423,14 @@ def test_run_reads_an_nnunet_predictions_folder_per_side(tmp_path):
         # nnU-Net reads a folder, not a column
         (lambda c: c["data"].update(kind="nnunet"), r"prediction_column not read"),
         (lambda c: c.update(data={"kind": "synthetic"}), r"'folder'.*'nnunet'.*not 'synthetic'"),
+        # saved probabilities: on both sides, with the predictions, of the kind that reads them
+        (lambda c: c["data"]["source"].update(probability_column="npz"),
+         r"one side only: set data.target.probability_column"),
+        (lambda c: (c["data"]["source"].update(probability_column="npz"),
+                    c["model"].update(kind="checkpoint", factory="m:f", checkpoint="n.pt")),
+         r"data.source.probability_column, data.target.prediction_column name saved"),
+        (lambda c: c["data"]["source"].update(probabilities=True),
+         r"data.source.probabilities not read with data.kind = 'folder'"),
     ],
 )  # fmt: skip
 def test_prediction_settings_that_do_not_fit_are_errors_naming_the_key(edit, pattern):

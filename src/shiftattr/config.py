@@ -104,8 +104,14 @@ _NIFTI_READS: dict[str, tuple[set[str], set[str]]] = {
         {"root", "modalities", "foreground"},
         {"centers", "annotators", "patients", "label"},
     ),
-    "folder": ({"foreground"}, {"folder", "manifest", "prediction_column"}),
-    "nnunet": ({"foreground"}, {"folder", "cases", "cases_file", "split", "predictions"}),
+    "folder": (
+        {"foreground"},
+        {"folder", "manifest", "prediction_column", "probability_column"},
+    ),
+    "nnunet": (
+        {"foreground"},
+        {"folder", "cases", "cases_file", "split", "predictions", "probabilities"},
+    ),
 }
 _SIDES = ("source", "target")
 
@@ -146,6 +152,18 @@ class NiftiSelection(_Strict):
         description="nnunet, with model.kind = 'predictions': the folder of saved "
         "predictions, {case}{file_ending} per case as nnUNetv2_predict writes (read from "
         "the configuration file's folder if relative)",
+    )
+    probability_column: str | None = Field(
+        None,
+        description="folder, with prediction_column: the manifest column holding each "
+        "case's saved probabilities, an nnU-Net .npz or a NIfTI map of the class scored "
+        "(load_folder's probability_column)",
+    )
+    probabilities: bool = Field(
+        False,
+        description="nnunet, with predictions: also read {case}.npz from the predictions "
+        "folder (nnUNetv2_predict --save_probabilities) for the confidence and entropy "
+        "summaries",
     )
 
 
@@ -746,10 +764,12 @@ class RunConfig(_Strict):
         """``model.kind = "predictions"`` and the data's prediction keys go together."""
         key = {"folder": "prediction_column", "nnunet": "predictions"}.get(self.data.kind)
         if self.model.kind != "predictions":
+            keys = (key, "probability_column" if key == "prediction_column" else "probabilities")
             given = [
-                f"data.{side}.{key}"
+                f"data.{side}.{k}"
                 for side in _SIDES
-                if key is not None and getattr(getattr(self.data, side), key) is not None
+                for k in keys
+                if key is not None and getattr(getattr(self.data, side), k) not in (None, False)
             ]
             if given:
                 raise ValueError(
@@ -778,6 +798,14 @@ class RunConfig(_Strict):
             raise ValueError(
                 "attribution.paired needs the model to score other readings of the same "
                 "cases; with model.kind = 'predictions' remove attribution.paired"
+            )
+        proba_key = {"folder": "probability_column", "nnunet": "probabilities"}[self.data.kind]
+        given = [bool(getattr(getattr(self.data, side), proba_key)) for side in _SIDES]
+        if any(given) and not all(given):
+            half = [f"data.{side}.{proba_key}" for side, g in zip(_SIDES, given) if not g]
+            raise ValueError(
+                f"saved probabilities are read on one side only: set {', '.join(half)} too "
+                "(the output features must mean the same on both sides), or remove them"
             )
 
 

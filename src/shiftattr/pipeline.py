@@ -241,6 +241,8 @@ def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment
             kw = {} if sel.manifest is None else {"manifest": sel.manifest}
             if sel.prediction_column is not None:
                 kw["prediction_column"] = sel.prediction_column
+            if sel.probability_column is not None:
+                kw["probability_column"] = sel.probability_column
             envs.append(seg.load_folder(sel.folder, name=side, **kw, **fg))
         elif cfg.kind == "nnunet":
             envs.append(
@@ -250,6 +252,7 @@ def _nifti_environments(cfg: NiftiData, pair: bool = False) -> tuple[Environment
                     cases=selected[side],
                     name=side,
                     predictions=sel.predictions,
+                    probabilities=sel.probabilities,
                     **fg,
                 )
             )
@@ -550,6 +553,8 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     result.settings["n_jobs"] = a.n_jobs
     result.settings["preprocess"] = cfg.model.preprocess
     result.settings["model_kind"] = cfg.model.kind  # "predictions": the saved ones scored
+    if cfg.model.kind == "predictions":  # their output features: with the probabilities?
+        result.settings["saved_probabilities"] = "P_proba" in source
     result.settings["distance_units"] = (
         "voxels" if sim is not None else "physical (the NIfTI headers' voxel spacing)"
     )

@@ -4,7 +4,9 @@
   per-case metric values (cached predictions, sliding window, lazy data), and
   per-case features of the model's output (:meth:`SegmentationAdapter.output_features`).
 * :class:`SavedPredictions` — the same from predictions saved on disk (node ``"P"`` of
-  the NIfTI loaders), for pipelines that predict with their own tools (nnU-Net).
+  the NIfTI loaders), for pipelines that predict with their own tools (nnU-Net), with
+  their saved probabilities when there are some (node ``"P_proba"``,
+  :mod:`~shiftattr.segmentation.probability_maps`).
 * :func:`mask_features` — summary features of one predicted mask and probability map
   (volume, confidence, boundary uncertainty, components), named by
   :data:`MASK_FEATURE_NAMES`; :func:`mask_agreement` — how a reference mask agrees with
@@ -56,7 +58,8 @@ from shiftattr.segmentation.nifti import (
     select_cases,
 )
 from shiftattr.segmentation.preprocessing import PREPROCESSORS, zscore
-from shiftattr.segmentation.saved_predictions import SavedPredictions
+from shiftattr.segmentation.probability_maps import ProbabilityMapLoader, probability_map_info
+from shiftattr.segmentation.saved_predictions import MIN_PROBABILITY_AGREEMENT, SavedPredictions
 from shiftattr.segmentation.sliding_window import (
     gaussian_importance_map,
     sliding_window_inference,
@@ -72,11 +75,13 @@ from shiftattr.segmentation.unet import (
 __all__ = [
     "AGREEMENT_FEATURE_NAMES",
     "MASK_FEATURE_NAMES",
+    "MIN_PROBABILITY_AGREEMENT",
     "MSSEG2016_MODALITIES",
     "PREPROCESSORS",
     "CheckpointError",
     "NiftiDataError",
     "NiftiVolumeLoader",
+    "ProbabilityMapLoader",
     "SavedPredictions",
     "SegmentationAdapter",
     "UNet3D",
@@ -91,6 +96,7 @@ __all__ = [
     "mask_agreement",
     "mask_features",
     "msseg2016_environments",
+    "probability_map_info",
     "save_checkpoint",
     "select_cases",
     "sliding_window_inference",

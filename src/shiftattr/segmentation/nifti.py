@@ -67,6 +67,7 @@ _RESERVED_METADATA = frozenset(
         "image_paths",
         "label_paths",
         "prediction_paths",
+        "probability_paths",
         "manifest",
         "folder",
         "channel_names",
@@ -376,6 +377,7 @@ class _Case:
     label: str | None
     extra_labels: dict[str, str] | None = None  # counterfactual name -> mask path
     prediction: str | None = None  # the model's saved prediction (a mask or label map)
+    probability: str | None = None  # its saved probabilities (nnU-Net .npz or a NIfTI map)
 
 
 def _build(
@@ -392,6 +394,7 @@ def _build(
     channel_names: Sequence[str] | None = None,
     foreground: int | None = None,
     prediction_node: str = "P",
+    probability_node: str = "P_proba",
 ) -> Environment:
     """The lazy environment of ``cases`` (headers checked; see the module docstring).
 
@@ -399,8 +402,16 @@ def _build(
     ``metadata["channel_names"] = {"0": name0, ...}``; ``foreground`` makes the masks
     the binary masks ``label == foreground``. Cases with a saved ``prediction`` (all or
     none) get node ``prediction_node``: label maps (``== foreground`` when given), on
-    the grid of the case's images.
+    the grid of the case's images. Cases with saved probabilities (all or none, only
+    beside predictions) get node ``probability_node``: the probability of the class
+    scored (:mod:`~shiftattr.segmentation.probability_maps`), on the same grid.
     """
+    from shiftattr.segmentation.probability_maps import (
+        ProbabilityMapLoader,
+        class_channel,
+        probability_map_info,
+    )
+
     if not cases:
         raise NiftiDataError(f"no cases found for environment {name!r}")
     ids = [c.case_id for c in cases]
@@ -412,15 +423,28 @@ def _build(
         missing = [c.case_id for c in cases if c.label is None]
         raise NiftiDataError(f"cases {missing[:10]} have no label file while others do")
     has_prediction = cases[0].prediction is not None
+    has_probability = cases[0].probability is not None
     taken = {image_node, label_node, *(extra_nodes or {})}
     if has_prediction and prediction_node in taken:
         raise ValueError(
             f"prediction_node={prediction_node!r} would replace a node the loader makes "
             f"({sorted(taken)}); name the predictions' node otherwise (default 'P')."
         )
-    if any((c.prediction is not None) != has_prediction for c in cases):
-        missing = [c.case_id for c in cases if c.prediction is None]
-        raise NiftiDataError(f"cases {missing[:10]} have no prediction file while others do")
+    if has_probability and probability_node in taken | {prediction_node}:
+        raise ValueError(
+            f"probability_node={probability_node!r} would replace a node the loader makes "
+            f"({sorted(taken | {prediction_node})}); name the probabilities' node otherwise "
+            "(default 'P_proba')."
+        )
+    for what, has in (("prediction", has_prediction), ("probability", has_probability)):
+        if any((getattr(c, what) is not None) != has for c in cases):
+            missing = [c.case_id for c in cases if getattr(c, what) is None]
+            raise NiftiDataError(f"cases {missing[:10]} have no {what} file while others do")
+    if has_probability and not has_prediction:
+        raise ValueError(
+            "saved probabilities are read beside saved predictions (the masks scored); "
+            "give the predictions too."
+        )
     headers_cache: dict[str, _Header] = {}
 
     def header(path: str) -> _Header:
@@ -428,13 +452,28 @@ def _build(
             headers_cache[path] = _read_header(path)
         return headers_cache[path]
 
-    shapes, affines, zooms = [], [], []
+    shapes, affines, zooms, channels = [], [], [], []
     for c in cases:
         files = list(c.images) + ([c.label] if c.label else [])
         files += list((c.extra_labels or {}).values())
         files += [c.prediction] if c.prediction else []
         hs = [header(p) for p in files]
         _check_same_grid(c.case_id, hs, check_affine, affine_tolerance)
+        if c.probability is not None:
+            n_classes, grid = probability_map_info(c.probability)
+            if grid != hs[0].shape:
+                order = " (nibabel's axis order; an .npz is read in reverse)" if n_classes else ""
+                raise NiftiDataError(
+                    f"case {c.case_id!r}: the probability map {c.probability!r} has spatial "
+                    f"shape {grid}{order} but {hs[0].path!r} has shape {hs[0].shape}; they "
+                    "must share the images' grid (save the probabilities at the images' "
+                    "resolution, as nnUNetv2_predict does)."
+                )
+            if n_classes is None:  # a NIfTI map: its affine too
+                _check_same_grid(
+                    c.case_id, [hs[0], header(c.probability)], check_affine, affine_tolerance
+                )
+            channels.append(class_channel(n_classes, foreground, c.probability))
         shapes.append(hs[0].shape)
         affines.append(hs[0].affine)
         zooms.append(hs[0].zooms)
@@ -468,6 +507,11 @@ def _build(
     if has_prediction:
         # label maps as written (nnU-Net writes its classes), or the one class scored
         data[prediction_node] = masks([c.prediction for c in cases], False)
+    if has_probability:
+        proba_loader = ProbabilityMapLoader([c.probability for c in cases], channels, ids)
+        data[probability_node] = LazyVolumes(
+            proba_loader, n, shape=spatial, dtype=np.float32, item_shapes=shapes
+        )
     for node, values in (extra_nodes or {}).items():
         data[node] = values
     counterfactuals: dict[str, dict[str, Any]] = {}
@@ -492,6 +536,8 @@ def _build(
     }
     if has_prediction:
         meta["prediction_paths"] = np.array([c.prediction for c in cases], dtype=object)
+    if has_probability:
+        meta["probability_paths"] = np.array([c.probability for c in cases], dtype=object)
     meta.update(metadata or {})
     if channel_names is not None:  # not per case: subset and select_cases keep it whole
         meta["channel_names"] = {str(k): str(v) for k, v in enumerate(channel_names)}
@@ -592,6 +638,8 @@ def load_folder(
     foreground: int | None = None,
     prediction_column: str | None = None,
     prediction_node: str = "P",
+    probability_column: str | None = None,
+    probability_node: str = "P_proba",
 ) -> Environment:
     """A lazy environment from a folder of NIfTI files listed in a manifest.
 
@@ -640,12 +688,23 @@ def load_folder(
         model. A label map is kept as written (``== foreground`` with ``foreground``).
     prediction_node : str, default "P"
         Name of that node; not one the loader makes otherwise (a ``ValueError``).
+    probability_column : str, optional
+        With ``prediction_column``: the column holding the path of each case's saved
+        probabilities, an ``.npz`` as ``nnUNetv2_predict --save_probabilities`` writes
+        (channel ``foreground`` is read, or 1 for two classes) or a NIfTI map of the
+        class scored on the images' grid (see
+        :mod:`~shiftattr.segmentation.probability_maps`). It becomes node
+        ``probability_node`` (float32), which gives
+        :class:`~shiftattr.segmentation.SavedPredictions` the confidence and entropy
+        summaries.
+    probability_node : str, default "P_proba"
+        Name of that node; not one the loader makes otherwise (a ``ValueError``).
 
     Returns
     -------
     Environment
         Lazy ``image_node`` / ``label_node`` (and ``prediction_node``, with
-        ``prediction_column``); other manifest columns are in
+        ``prediction_column``; ``probability_node``, with ``probability_column``); other manifest columns are in
         ``metadata`` (numeric ones as float arrays), one entry per case.
         ``metadata["channel_names"]`` names the channels by their image columns,
         ``{"0": "image_flair", "1": "image_t1"}`` (``"images[0]"``, ``"images[1]"``
@@ -720,6 +779,13 @@ def load_folder(
         )
     if prediction_column is not None:
         need(prediction_column, "prediction")
+    if probability_column is not None:
+        if prediction_column is None:
+            raise ValueError(
+                "probability_column is read beside prediction_column (the saved masks "
+                "scored); pass prediction_column too."
+            )
+        need(probability_column, "probability")
     if id_column is not None:
         need(id_column, "case id")
         ids = [str(r.get(id_column, "")).strip() for r in rows]
@@ -767,10 +833,19 @@ def load_folder(
             if prediction_column is not None
             else None
         )
-        cases.append(_Case(cid, tuple(paths), label, prediction=prediction))
+        probability = (
+            _resolve(
+                root, row.get(probability_column), f"probability ({probability_column})", cid, mpath
+            )
+            if probability_column is not None
+            else None
+        )
+        cases.append(
+            _Case(cid, tuple(paths), label, prediction=prediction, probability=probability)
+        )
 
     # covariates and metadata columns
-    used = set(img_cols) | {label_column, id_column, prediction_column}
+    used = set(img_cols) | {label_column, id_column, prediction_column, probability_column}
     if covariate_columns is None:
         groups: dict[str, list[str] | str] = {}
     elif isinstance(covariate_columns, Mapping):
@@ -838,6 +913,7 @@ def load_folder(
         channel_names=channel_names,
         foreground=foreground,
         prediction_node=prediction_node,
+        probability_node=probability_node,
     )
 
 
@@ -872,6 +948,8 @@ def load_nnunet_raw(
     foreground: int | None = None,
     predictions: str | os.PathLike | None = None,
     prediction_node: str = "P",
+    probabilities: bool = False,
+    probability_node: str = "P_proba",
 ) -> Environment:
     """A lazy environment from an nnU-Net (v2) raw dataset folder.
 
@@ -911,13 +989,24 @@ def load_nnunet_raw(
         model. Label maps are kept as written (``== foreground`` with ``foreground``).
     prediction_node : str, default "P"
         Name of that node; not one the loader makes otherwise (a ``ValueError``).
+    probabilities : bool, default False
+        Also read ``{case}.npz`` from the predictions folder (what
+        ``nnUNetv2_predict --save_probabilities`` writes beside each mask): node
+        ``probability_node``, the probability of the class scored (channel
+        ``foreground``, or 1 for a two-class dataset), in the images' axis order. It
+        gives :class:`~shiftattr.segmentation.SavedPredictions` the confidence and
+        entropy summaries. Region-based datasets are refused (their channels are
+        regions, not labels).
+    probability_node : str, default "P_proba"
+        Name of that node; not one the loader makes otherwise (a ``ValueError``).
 
     Returns
     -------
     Environment
         ``image_node`` ``(C, *spatial)`` (``(*spatial)`` for one channel) and
-        ``label_node`` (and ``prediction_node``, with ``predictions``); metadata adds ``"channel_names"``, ``"labels"``,
-        ``"dataset_json"``, ``"foreground"``.
+        ``label_node`` (and ``prediction_node``, with ``predictions``;
+        ``probability_node``, with ``probabilities``); metadata adds
+        ``"channel_names"``, ``"labels"``, ``"dataset_json"``, ``"foreground"``.
 
     Raises
     ------
@@ -988,6 +1077,19 @@ def load_nnunet_raw(
     pred_dir = None if predictions is None else Path(predictions)
     if pred_dir is not None and not pred_dir.is_dir():
         raise NiftiDataError(f"predictions folder not found: {str(pred_dir)!r}")
+    if probabilities and pred_dir is None:
+        raise ValueError(
+            "probabilities=True reads {case}.npz from the predictions folder; pass "
+            "predictions= (the folder nnUNetv2_predict -o wrote) too."
+        )
+    if probabilities and isinstance(labels, Mapping):
+        regions = sorted(k for k, v in labels.items() if isinstance(v, (list, tuple)))
+        if regions:
+            raise NiftiDataError(
+                f"{str(dj_path)!r} declares region-based labels {regions}: nnU-Net saves one "
+                "sigmoid channel per region, in regions_class_order, not one softmax channel "
+                "per label, and shiftattr does not read them; leave probabilities out."
+            )
     if split == "Tr" and not has_labels:
         raise NiftiDataError(f"labels folder not found: {str(lab_dir)!r}")
     pattern = re.compile(rf"^(?P<case>.+)_(?P<ch>\d{{4}}){re.escape(ending)}$")
@@ -1067,7 +1169,16 @@ def load_nnunet_raw(
                     f"folder holds one {{case}}{ending} per case, as nnUNetv2_predict writes)"
                 )
             prediction = str(pp)
-        out.append(_Case(case, tuple(paths), label, prediction=prediction))
+        probability = None
+        if probabilities:
+            qp = pred_dir / f"{case}.npz"  # type: ignore[operator]
+            if not qp.is_file():
+                raise NiftiDataError(
+                    f"case {case!r}: probability file not found: {str(qp)!r} (run "
+                    "nnUNetv2_predict with --save_probabilities, or leave probabilities out)"
+                )
+            probability = str(qp)
+        out.append(_Case(case, tuple(paths), label, prediction=prediction, probability=probability))
     return _build(
         out,
         name=name if name is not None else f"{root.resolve().name}/images{split}",
@@ -1084,6 +1195,7 @@ def load_nnunet_raw(
         },
         foreground=foreground,
         prediction_node=prediction_node,
+        probability_node=probability_node,
     )
 
 

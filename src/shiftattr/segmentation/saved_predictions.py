@@ -13,10 +13,14 @@ the saved predictions, through the adapter's code, with its checks and cache.
 
 The attribution itself is unchanged: the density ratios still compare the images
 (``X``) and the masks (``Y``) of the two environments, and the prediction node is no
-node of the graph. What a saved prediction cannot give is a probability: the
-confidence and entropy features of :meth:`SavedPredictions.output_features` are those
-of a certain model (1 inside the mask, 0 entropy), and only the volume and component
-features vary between cases.
+node of the graph. What a saved mask cannot give is a probability. When the pipeline
+saved its probabilities too (``nnUNetv2_predict --save_probabilities``; the loaders'
+``probabilities=True`` / ``probability_column=`` make node ``"P_proba"``), the
+confidence and entropy features of :meth:`SavedPredictions.output_features` are the
+model's; without them they are those of a certain model (1 inside the mask, 0
+entropy), and only the volume and component features vary between cases. The masks
+scored are always the saved ones (post-processed), never the probabilities
+thresholded.
 """
 
 from __future__ import annotations
@@ -28,10 +32,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from shiftattr.environment import Environment
+from shiftattr.environment import Environment, LazyVolumes, case_key
 from shiftattr.segmentation.adapter import SegmentationAdapter
+from shiftattr.segmentation.probability_maps import check_probabilities
 
-__all__ = ["SavedPredictions"]
+__all__ = ["MIN_PROBABILITY_AGREEMENT", "SavedPredictions"]
+
+#: The least Dice, pooled over the cases of a call, between the saved masks and their
+#: saved probabilities thresholded at 0.5. Post-processing removes some voxels; masks and
+#: probabilities of different models, classes or axis orders agree far less.
+MIN_PROBABILITY_AGREEMENT = 0.25
 
 #: Options of :class:`~shiftattr.segmentation.SegmentationAdapter` that act on a model's
 #: input or output, which a saved prediction does not have.
@@ -62,21 +72,44 @@ class _LabelOf:
         self.beside: set[float] = set()
         # the cases read in the current call that hold one nonzero value other than label
         self.other: list[float] = []
+        # per call: whether channel 1 holds saved probabilities (channel 0 the labels),
+        # the spatial axes then, and 2|mask & (p >= 0.5)| and |mask| + |p >= 0.5| summed
+        self.paired = False
+        self.spatial_dims: int | None = None
+        self.agreement = [0, 0]
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        hit = batch == self.label
+        labels = batch[:, :1] if self.paired else batch
+        hit = labels == self.label
         for j in range(batch.shape[0]):  # per case of a batch: the tally's unit
-            case = batch[j]
+            case = labels[j]
             nonzero = torch.unique(case[case != 0]).tolist()  # the voxels of the masks only
             if bool(hit[j].any()):
                 self.beside.update(v for v in nonzero if v != self.label)
             elif len(nonzero) == 1:
                 self.other.append(nonzero[0])
-        return hit.to(torch.float32)
+        if not self.paired:
+            return hit.to(torch.float32)
+        proba = batch[:, 1:]
+        high = proba >= 0.5
+        self.agreement[0] += 2 * int((hit & high).sum())
+        self.agreement[1] += int(hit.sum()) + int(high.sum())
+        return torch.cat([hit.to(torch.float32), proba], dim=1)
 
     def check(self, node: str) -> None:
         """Refuse predictions holding one nonzero value other than ``label`` that is
-        no other class of a label map (held beside ``label`` in some case)."""
+        no other class of a label map (held beside ``label`` in some case), and saved
+        probabilities that do not agree with the saved masks."""
+        both, total = self.agreement
+        if total and both / total < MIN_PROBABILITY_AGREEMENT:
+            raise ValueError(
+                f"saved predictions {node!r}: the masks and the saved probabilities above "
+                f"0.5 overlap with Dice {both / total:.3f} over the cases read (at least "
+                f"{MIN_PROBABILITY_AGREEMENT} expected). Are they the same model's "
+                f"predictions, of class {self.label}, in the same axis order? (nnU-Net's "
+                ".npz is read in reverse axis order, as its SimpleITK and Nibabel readers "
+                "write it; NibabelIOWithReorient's reoriented arrays are not read.)"
+            )
         wrong = [v for v in self.other if v not in self.beside]
         if wrong:
             raise ValueError(
@@ -88,6 +121,39 @@ class _LabelOf:
 
     def __repr__(self) -> str:
         return f"saved predictions == {self.label}"
+
+
+class _WithProbabilities:
+    """A ``LazyVolumes`` loader: case ``j``'s saved label map and saved probability,
+    stacked as two channels ``(2, *spatial)``, keyed by both nodes' keys."""
+
+    def __init__(
+        self, labels: Any, proba: Any, spatial_dims: int, node: str, case_ids: Sequence[str]
+    ) -> None:
+        self.labels, self.proba = labels, proba
+        self.spatial_dims, self.node, self.case_ids = spatial_dims, node, list(case_ids)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def item_key(self, j: int) -> tuple:
+        return ("with probabilities", case_key(self.labels, j), case_key(self.proba, j))
+
+    def _spatial(self, a: np.ndarray) -> np.ndarray:
+        # a channel-first case (1, *spatial), as MONAI stores masks, drops its channel
+        sd = self.spatial_dims
+        return a.reshape(a.shape[1:]) if a.ndim == sd + 1 and a.shape[0] == 1 else a
+
+    def __call__(self, j: int) -> np.ndarray:
+        labels = self._spatial(np.asarray(self.labels[j]))
+        proba = self._spatial(np.array(self.proba[j], dtype=np.float32))  # a copy: clipped
+        if labels.shape != proba.shape:
+            raise ValueError(
+                f"case {self.case_ids[j]!r}: the saved prediction has shape {labels.shape} "
+                f"but its saved probabilities {proba.shape}; they must share one grid."
+            )
+        proba = check_probabilities(proba, f"node {self.node!r}", self.case_ids[j])
+        return np.stack([labels.astype(np.float32), proba])
 
 
 class SavedPredictions(SegmentationAdapter):
@@ -106,6 +172,12 @@ class SavedPredictions(SegmentationAdapter):
     prediction_node : str, default "P"
         The node holding the saved predictions (what the NIfTI loaders' ``prediction_column``
         or ``predictions`` make).
+    probability_node : str or None, default "auto"
+        The node holding the saved probabilities of class ``label`` (what the loaders'
+        ``probability_column`` or ``probabilities=True`` make), which give the output
+        features their confidence and entropy. ``"auto"`` reads node ``"P_proba"`` when
+        the environment holds it; a name requires that node; None never reads one. The
+        masks scored stay the saved ones.
     label : int, default 1
         The class of interest, in the predictions and in the reference masks. Environments
         loaded with ``foreground=k`` hold binary masks of that class already: keep 1.
@@ -123,9 +195,12 @@ class SavedPredictions(SegmentationAdapter):
         If an option that acts on a model is passed.
     ValueError
         When scoring: if the environment (or, for a view of some of its nodes, the
-        environment it was cut from) has no prediction node, or a case's prediction holds a single
-        nonzero value other than ``label`` that is no other class of a label map (a
-        0/255 export, or the wrong ``label``), as the adapter refuses such references.
+        environment it was cut from) has no prediction node (or no probability node
+        named), a case's prediction holds a single nonzero value other than ``label``
+        that is no other class of a label map (a 0/255 export, or the wrong ``label``),
+        as the adapter refuses such references, or saved probabilities are not finite,
+        not in [0, 1], or above 0.5 where the masks are not (a pooled Dice under
+        :data:`MIN_PROBABILITY_AGREEMENT`: another model's, class's or axis order's).
 
     See Also
     --------
@@ -158,6 +233,7 @@ class SavedPredictions(SegmentationAdapter):
         metric: str | Callable[..., float] = "dice",
         *,
         prediction_node: str = "P",
+        probability_node: str | None = "auto",
         label: int = 1,
         **kwargs: Any,
     ) -> None:
@@ -171,9 +247,10 @@ class SavedPredictions(SegmentationAdapter):
             )
         super().__init__(_LabelOf(label), metric, activation="none", label=label, **kwargs)
         self.prediction_node = str(prediction_node)
+        self.probability_node = None if probability_node is None else str(probability_node)
 
     def fingerprint(self) -> str:
-        """Hash of what decides the masks read: the class and the node.
+        """Hash of what decides the masks read: the class and the nodes.
 
         Returns
         -------
@@ -187,7 +264,7 @@ class SavedPredictions(SegmentationAdapter):
         >>> SavedPredictions().fingerprint() == SavedPredictions(prediction_node="Q").fingerprint()
         False
         """
-        key = ("saved predictions", self.label, self.prediction_node)
+        key = ("saved predictions", self.label, self.prediction_node, self.probability_node)
         return hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
 
     def _with_node(self, environment: Any, node: str | None) -> tuple[Any, str]:
@@ -195,29 +272,86 @@ class SavedPredictions(SegmentationAdapter):
 
         A view of some nodes of an environment's cases (what
         :class:`~shiftattr.ratios.ImageStatsRatio` hands its ``extra_features``) reads
-        the node from the environment it was cut from, for the same cases."""
+        the nodes from the environment it was cut from, for the same cases. With saved
+        probabilities, the node returned holds each case's label map and probability
+        as two channels."""
         node = self.prediction_node if node is None else node
-        self.model.other = []  # a new call: only its cases can be refused
-        if not isinstance(environment, Environment) or node in environment:
+        model = self.model
+        model.other = []  # a new call: only its cases can be refused
+        model.agreement = [0, 0]
+        model.paired, model.spatial_dims = False, None
+        if not isinstance(environment, Environment):
             return environment, node
-        origin = environment._features_origin
-        if origin is None or node not in origin[0]:
+        whole, idx = environment._features_origin or (None, None)
+
+        def column(name: str) -> Any:
+            if name in environment:
+                return environment[name]
+            if whole is None or name not in whole:
+                return None
+            return whole[name] if idx is None else whole[name][idx]
+
+        proba_node = self.probability_node
+        if proba_node == "auto":
+            proba_node = "P_proba" if column("P_proba") is not None else None
+        if node in environment and proba_node is None:
+            return environment, node
+        labels = column(node)
+        if labels is None:
             raise ValueError(
                 f"environment {environment.name!r} has no prediction node {node!r} (nodes: "
                 f"{list(environment.nodes)}); load the saved predictions with "
                 "load_folder(prediction_column=...) or load_nnunet_raw(predictions=...), "
                 "or pass prediction_node= naming the node that holds them."
             )
-        whole, idx = origin
         data = {n: environment[n] for n in environment.nodes}
-        data[node] = whole[node] if idx is None else whole[node][idx]
+        data[node] = labels
         view = Environment(
             data,
             name=environment.name,
             case_ids=environment.case_ids,
             metadata=environment.metadata,
         )
-        return view, node
+        if proba_node is None:
+            return view, node
+        proba = column(proba_node)
+        if proba is None:
+            raise ValueError(
+                f"environment {environment.name!r} has no probability node {proba_node!r} "
+                f"(nodes: {list(environment.nodes)}); load the saved probabilities with "
+                "load_folder(probability_column=...) or load_nnunet_raw(probabilities=True), "
+                "or pass probability_node=None to score the masks without them."
+            )
+        sd = self.spatial_dims or self._label_spatial_dims(view, node)
+        if sd is None:  # cases of different shapes: the first one's axes
+            sd = int(np.asarray(labels[0]).ndim) if len(labels) else 3
+        shape = view.item_shape(node)
+        loader = _WithProbabilities(labels, proba, sd, proba_node, environment.case_ids)
+        data[node] = LazyVolumes(
+            loader,
+            len(loader),
+            shape=None if shape is None else (2, *shape[len(shape) - sd :]),
+            dtype=np.float32,
+        )
+        for values in (labels, proba):  # their keys may name a loader by its id
+            if isinstance(values, LazyVolumes):
+                self._pinned[id(values._loader)] = values._loader
+        model.paired, model.spatial_dims = True, sd
+        return Environment(
+            data,
+            name=environment.name,
+            case_ids=environment.case_ids,
+            metadata=environment.metadata,
+        ), node
+
+    def _postprocess(
+        self, out: torch.Tensor, spatial: tuple[int, ...], ids: list[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if not self.model.paired:
+            return super()._postprocess(out, spatial, ids)
+        out = out.detach().to("cpu", torch.float32)  # (B, 2, *spatial): mask, probability
+        mask = (out[:, 0] > 0.5).numpy().astype(np.uint8)
+        return mask, np.ascontiguousarray(out[:, 1].numpy())
 
     def _checked(self, out: Any, node: str) -> Any:
         try:
@@ -258,7 +392,8 @@ class SavedPredictions(SegmentationAdapter):
     def predict_proba(
         self, data: Any, image_node: str | None = None, *, label_node: str | None = "Y"
     ) -> np.ndarray | list[np.ndarray]:
-        """The saved predictions as probabilities of 0 or 1 (:meth:`predict`, as float32).
+        """The saved probabilities of ``label`` when the environment holds them
+        (``probability_node``), else the saved masks as probabilities of 0 or 1.
 
         Parameters
         ----------
@@ -335,8 +470,9 @@ class SavedPredictions(SegmentationAdapter):
         """Per-case summary features of the saved predictions
         (:meth:`SegmentationAdapter.output_features`, reading ``prediction_node``).
 
-        A saved prediction holds no probabilities: confidence and entropy are those of a
-        certain model (1 inside the mask, 0 entropy); volume and components vary.
+        The masks are the saved ones; confidence and entropy come from the saved
+        probabilities (``probability_node``), or without them are those of a certain
+        model (1 inside the mask, 0 entropy).
 
         Parameters
         ----------
