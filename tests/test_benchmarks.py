@@ -32,6 +32,7 @@ MODULES = [
     "benchmarks.bench_image_statistics_memory",
     "benchmarks.bench_volume_scaling",
     "benchmarks.bench_metric_range",
+    "benchmarks.bench_saved_probabilities",
 ]
 
 
@@ -1568,6 +1569,33 @@ def test_metric_range_benchmark_runs_small_and_reports_section_1b(tmp_path):
     assert "### 1b. Target metric beyond the source's range" in written
     assert written.index("### 1b.") < written.index("## 2.")
     assert report._metric_range(None) == ""
+
+
+def test_saved_probabilities_benchmark_runs_small_and_reports_section_5f(tmp_path):
+    """One tiny seed: every shift and variant is attributed against the truth, the
+    post-processing removes small components only, and the report shows section 5f
+    after 5e's place."""
+    from benchmarks import bench_saved_probabilities as bench
+    from benchmarks import report
+
+    masks = np.zeros((1, 6, 6, 6), np.uint8)
+    masks[0, :2, :2, :2] = 1  # 8 voxels: kept
+    masks[0, 4, 4, 4] = masks[0, 4, 4, 5] = 1  # 2 voxels: removed
+    kept = bench._post_process(masks)
+    assert kept.sum() == 8 and kept[0, :2, :2, :2].all()
+    args = ["--seeds", "1", "--n", "24", "--size", "12", "--epochs", "1", "--truth-n", "12"]
+    args += ["--replicates", "2"]
+    assert bench.main([*args, "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "saved_probabilities.json").read_text())
+    assert len(saved["rows"]) == len(bench.SHIFTS) * len(bench.VARIANTS)
+    for row in saved["rows"]:
+        assert set(row["values"]) == set(row["truth"]) == {"X", "Y"}
+    assert {(r["shift"], r["variant"]) for r in saved["summary"]} == {
+        (s, v) for s in bench.SHIFTS for v in bench.VARIANTS
+    }
+    written = report.write(results_dir=tmp_path, out=tmp_path / "RESULTS.md").read_text()
+    assert "### 5f. Saved predictions with and without" in written
+    assert report._saved_probabilities(None) == ""
 
 
 def test_results_md_is_what_the_report_writes_from_the_shipped_results(tmp_path):
