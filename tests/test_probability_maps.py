@@ -169,10 +169,35 @@ def test_probabilities_on_another_grid_or_axis_order_are_named(tmp_path):
 
 
 def test_region_based_datasets_are_refused(tmp_path):
-    labels = {"background": 0, "whole": [1, 2], "core": 2}
+    labels = {"background": 0, "whole": [1, 2], "core": [2]}  # a list of one: a label
     root, preds, _ = _nnunet(tmp_path / "Dataset002_BraTS", labels=labels)
     with pytest.raises(NiftiDataError, match=r"region-based labels \['whole'\]"):
         load_nnunet_raw(root, predictions=preds, probabilities=True, foreground=2)
+    labels = {"background": 0, "lesion": [1], "edema": [2]}
+    root, preds, _ = _nnunet(tmp_path / "one" / "Dataset003", labels=labels)
+    env = load_nnunet_raw(root, predictions=preds, probabilities=True, foreground=2)
+    assert env.item_shape("P_proba") == GRID
+
+
+def test_a_2d_case_is_read_on_the_images_grid(tmp_path):
+    # nnU-Net reads a 2D image as (1, 1, y, x) and saves its probabilities as (C, 1, y, x)
+    root = tmp_path / "Dataset004_2D"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    preds = tmp_path / "predictions"
+    preds.mkdir()
+    p = np.random.default_rng(0).uniform(size=(10, 12)).astype("f4")  # (x, y)
+    nib.save(nib.Nifti1Image(p, np.eye(4)), str(root / "imagesTr/c_0000.nii.gz"))
+    seg = (p > 0.5).astype(np.uint8)
+    for path in (root / "labelsTr/c.nii.gz", preds / "c.nii.gz"):
+        nib.save(nib.Nifti1Image(seg, np.eye(4)), str(path))
+    stack = np.stack([1 - p, p])[:, None].transpose(0, 1, 3, 2)  # (C, 1, y, x)
+    np.savez_compressed(preds / "c.npz", probabilities=stack.astype(np.float16))
+    labels = {"background": 0, "lesion": 1}
+    (root / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "labels": labels}))  # fmt: skip
+    env = load_nnunet_raw(root, predictions=preds, probabilities=True)
+    assert env["P"][0].shape == env["P_proba"][0].shape == (10, 12)
+    np.testing.assert_allclose(env["P_proba"][0], p, atol=1e-3)
 
 
 def test_load_folder_reads_npz_or_nifti_maps_from_a_column(tmp_path):

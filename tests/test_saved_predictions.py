@@ -185,9 +185,9 @@ def test_saved_probabilities_that_do_not_fit_the_masks_are_refused():
     _, saved = _with_probabilities(env)
     flipped = saved.with_nodes(P_proba=1.0 - saved["P_proba"])
     scorer = SavedPredictions(progress=False)
-    with pytest.raises(ValueError, match=r"overlap with Dice 0.0\d\d.*axis order"):
+    with pytest.raises(ValueError, match=r"probabilities average 0.1\d\d over .*axis order"):
         scorer.output_features(flipped)
-    with pytest.raises(ValueError, match=r"overlap with Dice"):  # nothing of it was kept
+    with pytest.raises(ValueError, match=r"probabilities average"):  # nothing of it was kept
         scorer.score(flipped)
     assert scorer.score(saved).shape == (6,)
     logits = saved.with_nodes(P_proba=8.0 * saved["P_proba"] - 4.0)
@@ -195,6 +195,63 @@ def test_saved_probabilities_that_do_not_fit_the_masks_are_refused():
         scorer.score(logits)
     with pytest.raises(ValueError, match=r"no probability node 'Q'.*probabilities=True"):
         SavedPredictions(progress=False, probability_node="Q").score(saved)
+
+
+def test_masks_emptied_by_post_processing_or_argmax_masks_are_no_disagreement():
+    env = _in_memory()
+    _, saved = _with_probabilities(env)  # case 0's mask removed by post-processing
+    scorer = SavedPredictions(progress=False)
+    assert scorer.score(saved.subset([0])).shape == (1,)  # alone, or with the others
+    assert scorer.probability_node_ == "P_proba"
+    # a healthy site: every mask empty, a voxel at 0.5 after float16 rounding
+    healthy = saved.with_nodes(P=np.zeros_like(saved["P"]), P_proba=np.full((6, *SHAPE), 0.01))
+    healthy["P_proba"][2, 0, 0, 0] = 0.5
+    assert SavedPredictions(progress=False).score(healthy).shape == (6,)
+    # three classes, the mask their argmax: class 2 wins with probabilities under 0.5
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 0.3, size=(3, 6, *SHAPE))
+    proba = np.exp(logits) / np.exp(logits).sum(0)
+    argmax = Environment({"Y": saved["Y"], "P": (proba.argmax(0) == 2).astype(np.uint8), "P_proba": proba[2]})  # fmt: skip
+    assert (argmax["P_proba"][argmax["P"] == 1] < 0.5).mean() > 0.5
+    assert SavedPredictions(progress=False).score(argmax).shape == (6,)
+
+
+def test_a_failed_call_leaves_no_case_to_be_served_unchecked():
+    env = _in_memory()
+    _, saved = _with_probabilities(env)
+    proba = saved["P_proba"].copy()
+    proba[[1, 2]] = 1.0 - proba[[1, 2]]  # disagreeing cases
+    proba[3] = 8.0 * proba[3] - 4.0  # and a case of logits, which stops the call
+    bad = saved.with_nodes(P_proba=proba)
+    scorer = SavedPredictions(progress=False, batch_size=1)
+    with pytest.raises(NiftiDataError, match="environment:3"):
+        scorer.output_features(bad)
+    # cases 1 and 2 were read before the call stopped: they are judged when read again
+    with pytest.raises(ValueError, match="saved probabilities average"):
+        scorer.output_features(bad.subset([1, 2]))  # as a fresh scorer would
+
+
+def test_auto_reads_the_probabilities_of_the_prediction_node_only():
+    env = _in_memory()
+    _, saved = _with_probabilities(env)
+    other = saved.with_nodes(P2=saved["P"])
+    scorer = SavedPredictions(progress=False)
+    plain = scorer.output_features(other, image_node="P2")
+    assert scorer.probability_node_ is None and np.all(plain[:, 2] == 0)
+    scorer.output_features(other)
+    assert scorer.probability_node_ == "P_proba"
+
+
+def test_channel_first_predictions_of_different_shapes_pair_with_their_probabilities():
+    imgs = [np.random.default_rng(i).normal(size=s).astype("f4") for i, s in enumerate([(8, 8, 8), (8, 8, 6)])]  # fmt: skip
+    masks = [(x > 0.5).astype(np.uint8) for x in imgs]
+    proba = [1 / (1 + np.exp(-4 * (x - 0.5))) for x in imgs]
+    env = Environment({"X": imgs, "Y": masks, "P": [m[None] for m in masks], "P_proba": proba})
+    with_p = SavedPredictions(progress=False).score(env)
+    np.testing.assert_array_equal(with_p, [1.0, 1.0])
+    np.testing.assert_array_equal(
+        with_p, SavedPredictions(progress=False, probability_node=None).score(env)
+    )
 
 
 def test_the_fingerprint_is_the_same_in_every_process_and_tells_nodes_apart():

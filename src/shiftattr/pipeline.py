@@ -554,7 +554,7 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     result.settings["preprocess"] = cfg.model.preprocess
     result.settings["model_kind"] = cfg.model.kind  # "predictions": the saved ones scored
     if cfg.model.kind == "predictions":  # their output features: with the probabilities?
-        result.settings["saved_probabilities"] = "P_proba" in source
+        result.settings["saved_probabilities"] = adapter.probability_node_ is not None
     result.settings["distance_units"] = (
         "voxels" if sim is not None else "physical (the NIfTI headers' voxel spacing)"
     )

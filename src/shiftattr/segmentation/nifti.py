@@ -409,6 +409,7 @@ def _build(
     from shiftattr.segmentation.probability_maps import (
         ProbabilityMapLoader,
         class_channel,
+        fits_grid,
         probability_map_info,
     )
 
@@ -461,7 +462,7 @@ def _build(
         _check_same_grid(c.case_id, hs, check_affine, affine_tolerance)
         if c.probability is not None:
             n_classes, grid = probability_map_info(c.probability)
-            if grid != hs[0].shape:
+            if not fits_grid(grid, hs[0].shape):
                 order = " (nibabel's axis order; an .npz is read in reverse)" if n_classes else ""
                 raise NiftiDataError(
                     f"case {c.case_id!r}: the probability map {c.probability!r} has spatial "
@@ -508,7 +509,9 @@ def _build(
         # label maps as written (nnU-Net writes its classes), or the one class scored
         data[prediction_node] = masks([c.prediction for c in cases], False)
     if has_probability:
-        proba_loader = ProbabilityMapLoader([c.probability for c in cases], channels, ids)
+        proba_loader = ProbabilityMapLoader(
+            [c.probability for c in cases], channels, ids, grids=shapes
+        )
         data[probability_node] = LazyVolumes(
             proba_loader, n, shape=spatial, dtype=np.float32, item_shapes=shapes
         )
@@ -1083,7 +1086,9 @@ def load_nnunet_raw(
             "predictions= (the folder nnUNetv2_predict -o wrote) too."
         )
     if probabilities and isinstance(labels, Mapping):
-        regions = sorted(k for k, v in labels.items() if isinstance(v, (list, tuple)))
+        regions = sorted(  # nnU-Net's regions: lists of more than one label
+            k for k, v in labels.items() if isinstance(v, (list, tuple)) and len(v) > 1
+        )
         if regions:
             raise NiftiDataError(
                 f"{str(dj_path)!r} declares region-based labels {regions}: nnU-Net saves one "

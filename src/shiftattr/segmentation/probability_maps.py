@@ -130,6 +130,15 @@ def probability_map_info(path: str | os.PathLike) -> tuple[int | None, tuple[int
     return None, _read_header(path).shape
 
 
+def fits_grid(grid: Sequence[int], shape: Sequence[int]) -> bool:
+    """Whether a probability map's spatial ``grid`` is the images' ``shape``, up to
+    trailing axes of length 1 (nnU-Net stores a 2D case as ``(C, 1, y, x)``, read in
+    reverse as ``(x, y, 1)``)."""
+    grid, shape = tuple(grid), tuple(shape)
+    k = len(shape)
+    return grid[:k] == shape and all(v == 1 for v in grid[k:])
+
+
 def class_channel(n_classes: int | None, foreground: int | None, path: str) -> int | None:
     """The channel of an ``.npz`` holding the class scored: ``foreground`` when given,
     else 1 for a two-class map; None for a NIfTI map (one class only).
@@ -188,6 +197,9 @@ class ProbabilityMapLoader:
         Per case, the channel of an ``.npz`` to keep (None for a NIfTI map).
     case_ids : sequence of str, optional
         Used in error messages.
+    grids : sequence of tuple of int, optional
+        Per case, the images' shape: a map whose grid differs from it by trailing axes of
+        length 1 only (a 2D case as nnU-Net stores it) is reshaped to it.
 
     Examples
     --------
@@ -206,8 +218,10 @@ class ProbabilityMapLoader:
         paths: Sequence[str],
         channels: Sequence[int | None],
         case_ids: Sequence[str] | None = None,
+        grids: Sequence[Sequence[int]] | None = None,
     ) -> None:
         self.paths = [str(p) for p in paths]
+        self.grids = None if grids is None else [tuple(int(v) for v in g) for g in grids]
         self.channels = [None if c is None else int(c) for c in channels]
         if len(self.channels) != len(self.paths):
             raise ValueError(f"{len(self.paths)} paths but {len(self.channels)} channels")
@@ -272,6 +286,9 @@ class ProbabilityMapLoader:
         else:
             p = np.asarray(_read_data(path), dtype=np.float32)
         self.n_reads += 1
+        grid = None if self.grids is None else self.grids[i]
+        if grid is not None and p.shape != grid and fits_grid(p.shape, grid):
+            p = p.reshape(grid)
         return check_probabilities(p, f"the probability map {path!r}", case_id)
 
     def __repr__(self) -> str:

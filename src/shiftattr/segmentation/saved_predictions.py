@@ -26,7 +26,8 @@ thresholded.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -38,9 +39,11 @@ from shiftattr.segmentation.probability_maps import check_probabilities
 
 __all__ = ["MIN_PROBABILITY_AGREEMENT", "SavedPredictions"]
 
-#: The least Dice, pooled over the cases of a call, between the saved masks and their
-#: saved probabilities thresholded at 0.5. Post-processing removes some voxels; masks and
-#: probabilities of different models, classes or axis orders agree far less.
+#: The least mean saved probability inside the saved masks, pooled over the voxels of the
+#: masks a call reads. A mask voxel of the model's own argmax or threshold has a
+#: probability of at least 0.5 (two classes) or 1/C (C classes), however the
+#: post-processing removed components; masks and probabilities of different models,
+#: classes or axis orders fall far below. Cases with empty masks do not count.
 MIN_PROBABILITY_AGREEMENT = 0.25
 
 #: Options of :class:`~shiftattr.segmentation.SegmentationAdapter` that act on a model's
@@ -73,10 +76,11 @@ class _LabelOf:
         # the cases read in the current call that hold one nonzero value other than label
         self.other: list[float] = []
         # per call: whether channel 1 holds saved probabilities (channel 0 the labels),
-        # the spatial axes then, and 2|mask & (p >= 0.5)| and |mask| + |p >= 0.5| summed
+        # the spatial axes then, and the probabilities summed over the masks' voxels with
+        # the number of those voxels
         self.paired = False
         self.spatial_dims: int | None = None
-        self.agreement = [0, 0]
+        self.agreement = [0.0, 0]
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         labels = batch[:, :1] if self.paired else batch
@@ -91,24 +95,24 @@ class _LabelOf:
         if not self.paired:
             return hit.to(torch.float32)
         proba = batch[:, 1:]
-        high = proba >= 0.5
-        self.agreement[0] += 2 * int((hit & high).sum())
-        self.agreement[1] += int(hit.sum()) + int(high.sum())
+        self.agreement[0] += float(proba[hit].sum(dtype=torch.float64))
+        self.agreement[1] += int(hit.sum())
         return torch.cat([hit.to(torch.float32), proba], dim=1)
 
     def check(self, node: str) -> None:
         """Refuse predictions holding one nonzero value other than ``label`` that is
         no other class of a label map (held beside ``label`` in some case), and saved
         probabilities that do not agree with the saved masks."""
-        both, total = self.agreement
-        if total and both / total < MIN_PROBABILITY_AGREEMENT:
+        inside, voxels = self.agreement
+        if voxels and inside / voxels < MIN_PROBABILITY_AGREEMENT:
             raise ValueError(
-                f"saved predictions {node!r}: the masks and the saved probabilities above "
-                f"0.5 overlap with Dice {both / total:.3f} over the cases read (at least "
-                f"{MIN_PROBABILITY_AGREEMENT} expected). Are they the same model's "
-                f"predictions, of class {self.label}, in the same axis order? (nnU-Net's "
-                ".npz is read in reverse axis order, as its SimpleITK and Nibabel readers "
-                "write it; NibabelIOWithReorient's reoriented arrays are not read.)"
+                f"saved predictions {node!r}: the saved probabilities average "
+                f"{inside / voxels:.3f} over the {voxels} voxels of the saved masks read (at "
+                f"least {MIN_PROBABILITY_AGREEMENT} expected: a model's masks hold its likely "
+                "voxels). Are they the same model's, of the class the masks hold, in the same "
+                "axis order? (nnU-Net's .npz is read in reverse axis order, as its SimpleITK "
+                "and Nibabel readers write it; NibabelIOWithReorient's reoriented arrays are "
+                "not read.) Pass probability_node=None to score the masks without them."
             )
         wrong = [v for v in self.other if v not in self.beside]
         if wrong:
@@ -176,8 +180,9 @@ class SavedPredictions(SegmentationAdapter):
         The node holding the saved probabilities of class ``label`` (what the loaders'
         ``probability_column`` or ``probabilities=True`` make), which give the output
         features their confidence and entropy. ``"auto"`` reads node ``"P_proba"`` when
-        the environment holds it; a name requires that node; None never reads one. The
-        masks scored stay the saved ones.
+        the environment holds it and ``prediction_node`` is read; a name requires that
+        node; None never reads one. The masks scored stay the saved ones. The node the
+        last call read (or None) is ``probability_node_``.
     label : int, default 1
         The class of interest, in the predictions and in the reference masks. Environments
         loaded with ``foreground=k`` hold binary masks of that class already: keep 1.
@@ -248,6 +253,7 @@ class SavedPredictions(SegmentationAdapter):
         super().__init__(_LabelOf(label), metric, activation="none", label=label, **kwargs)
         self.prediction_node = str(prediction_node)
         self.probability_node = None if probability_node is None else str(probability_node)
+        self.probability_node_: str | None = None  # the node the last call read, if any
 
     def fingerprint(self) -> str:
         """Hash of what decides the masks read: the class and the nodes.
@@ -278,7 +284,7 @@ class SavedPredictions(SegmentationAdapter):
         node = self.prediction_node if node is None else node
         model = self.model
         model.other = []  # a new call: only its cases can be refused
-        model.agreement = [0, 0]
+        model.agreement = [0.0, 0]
         model.paired, model.spatial_dims = False, None
         if not isinstance(environment, Environment):
             return environment, node
@@ -292,8 +298,10 @@ class SavedPredictions(SegmentationAdapter):
             return whole[name] if idx is None else whole[name][idx]
 
         proba_node = self.probability_node
-        if proba_node == "auto":
-            proba_node = "P_proba" if column("P_proba") is not None else None
+        if proba_node == "auto":  # the loaders' probabilities belong to their node P
+            found = node == self.prediction_node and column("P_proba") is not None
+            proba_node = "P_proba" if found else None
+        self.probability_node_ = proba_node
         if node in environment and proba_node is None:
             return environment, node
         labels = column(node)
@@ -323,8 +331,9 @@ class SavedPredictions(SegmentationAdapter):
                 "or pass probability_node=None to score the masks without them."
             )
         sd = self.spatial_dims or self._label_spatial_dims(view, node)
-        if sd is None:  # cases of different shapes: the first one's axes
-            sd = int(np.asarray(labels[0]).ndim) if len(labels) else 3
+        if sd is None:  # cases of different shapes: the first one's axes, less a channel
+            first = np.asarray(labels[0]) if len(labels) else np.zeros((1, 1, 1))
+            sd = first.ndim - 1 if first.ndim in (3, 4) and first.shape[0] == 1 else first.ndim
         shape = view.item_shape(node)
         loader = _WithProbabilities(labels, proba, sd, proba_node, environment.case_ids)
         data[node] = LazyVolumes(
@@ -353,13 +362,16 @@ class SavedPredictions(SegmentationAdapter):
         mask = (out[:, 0] > 0.5).numpy().astype(np.uint8)
         return mask, np.ascontiguousarray(out[:, 1].numpy())
 
-    def _checked(self, out: Any, node: str) -> Any:
+    @contextmanager
+    def _judged(self, node: str) -> Iterator[None]:
+        """Check the cases a call read once it succeeds; if it fails or is refused, drop
+        the cache, so that no case it stored is served later unchecked."""
         try:
+            yield
             self.model.check(node)
-        except ValueError:
-            self.clear_cache()  # so that no refused case is served later unchecked
+        except BaseException:
+            self.clear_cache()
             raise
-        return out
 
     def predict(
         self, data: Any, image_node: str | None = None, *, label_node: str | None = "Y"
@@ -387,7 +399,9 @@ class SavedPredictions(SegmentationAdapter):
         [[0, 1, 0]]
         """
         data, node = self._with_node(data, image_node)
-        return self._checked(super().predict(data, node, label_node=label_node), node)
+        with self._judged(node):
+            out = super().predict(data, node, label_node=label_node)
+        return out
 
     def predict_proba(
         self, data: Any, image_node: str | None = None, *, label_node: str | None = "Y"
@@ -415,7 +429,9 @@ class SavedPredictions(SegmentationAdapter):
         [[0.0, 1.0]]
         """
         data, node = self._with_node(data, image_node)
-        return self._checked(super().predict_proba(data, node, label_node=label_node), node)
+        with self._judged(node):
+            out = super().predict_proba(data, node, label_node=label_node)
+        return out
 
     def score(
         self,
@@ -457,7 +473,9 @@ class SavedPredictions(SegmentationAdapter):
         array([0.6667])
         """
         environment, node = self._with_node(environment, image_node)
-        return self._checked(super().score(environment, node, label_node, metric), node)
+        with self._judged(node):
+            out = super().score(environment, node, label_node, metric)
+        return out
 
     def output_features(
         self,
@@ -498,10 +516,11 @@ class SavedPredictions(SegmentationAdapter):
         (1, 8)
         """
         environment, node = self._with_node(environment, image_node)
-        out = super().output_features(
-            environment, node, label_node=label_node, connectivity=connectivity
-        )
-        return self._checked(out, node)
+        with self._judged(node):
+            out = super().output_features(
+                environment, node, label_node=label_node, connectivity=connectivity
+            )
+        return out
 
     def agreement_features(
         self, environment: Environment, image_node: str | None = None, *, label_node: str = "Y"
@@ -531,9 +550,9 @@ class SavedPredictions(SegmentationAdapter):
         array([[0.   , 0.667, 0.667]])
         """
         environment, node = self._with_node(environment, image_node)
-        return self._checked(
-            super().agreement_features(environment, node, label_node=label_node), node
-        )
+        with self._judged(node):
+            out = super().agreement_features(environment, node, label_node=label_node)
+        return out
 
     def __repr__(self) -> str:
         return (
