@@ -113,7 +113,9 @@ def one_seed(
             progress=False,
         )
         for variant, node in VARIANTS.items():
-            scorer = SavedPredictions("dice", probability_node=node, progress=False)
+            scorer = SavedPredictions(
+                "dice", metric_params={"empty": "one"}, probability_node=node, progress=False
+            )
             ratio = ImageStatsRatio(extra_features={"X": scorer.output_features}, random_state=0)
             start = time.perf_counter()
             with warnings.catch_warnings():
