@@ -107,6 +107,20 @@ def _code_blocks(page: Path, language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", page.read_text(), flags=re.S)
 
 
+def test_written_pages_hold_no_control_characters():
+    """A backslash escape eaten on the way in (``\\tanh`` written as a tab and "anh") is
+    invisible in an editor and renders as broken maths."""
+    pages = [*DOCS.rglob("*.md"), ROOT / "README.md", ROOT / "CHANGELOG.md"]
+    pages = [p for p in pages if "_build" not in p.parts]
+    bad = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in pages
+        for i, line in enumerate(p.read_text(encoding="utf-8").split("\n"), 1)
+        if re.search(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]|\t", line.rstrip("\r"))
+    ]
+    assert not bad, f"control characters (a tab, or an escape like \\t or \\f eaten) at {bad}"
+
+
 def test_api_reference_lists_every_public_name():
     documented = {name: _resolve(name) for name in _documented_names()}
     ids = {id(obj) for obj in documented.values()}
