@@ -63,7 +63,7 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.segmentation.probability_maps.NNUNET_PROBABILITY_KEY": (
         "a str key of nnU-Net's .npz; attribute comment at its definition"
     ),
-    "shiftattr.segmentation.saved_predictions.MIN_PROBABILITY_AGREEMENT": (
+    "shiftattr.segmentation.saved_predictions.MIN_PROBABILITY_CONTRAST": (
         "a float; attribute comment at its definition"
     ),
     "shiftattr.report.TRUTH_KEY": "a str key of truth.json; attribute comment at its definition",

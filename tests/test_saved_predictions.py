@@ -183,13 +183,21 @@ def test_saved_probabilities_give_the_models_confidence_and_entropy_and_the_mask
 def test_saved_probabilities_that_do_not_fit_the_masks_are_refused():
     env = _in_memory()
     _, saved = _with_probabilities(env)
-    flipped = saved.with_nodes(P_proba=1.0 - saved["P_proba"])
     scorer = SavedPredictions(progress=False)
-    with pytest.raises(ValueError, match=r"probabilities average 0.1\d\d over .*axis order"):
-        scorer.output_features(flipped)
-    with pytest.raises(ValueError, match=r"probabilities average"):  # nothing of it was kept
-        scorer.score(flipped)
+    background = saved.with_nodes(P_proba=1.0 - saved["P_proba"])  # the other channel
+    with pytest.raises(ValueError, match=r"no higher inside .* in 5 case\(s\): 'environment:1'"):
+        scorer.output_features(background)
+    with pytest.raises(ValueError, match=r"no higher inside"):  # nothing of it was kept
+        scorer.score(background)
     assert scorer.score(saved).shape == (6,)
+    # one case in another axis order, or each case holding the next one's file
+    proba = saved["P_proba"].copy()
+    proba[4] = proba[4].transpose(2, 1, 0)[::-1]
+    with pytest.raises(ValueError, match=r"in 1 case\(s\): 'environment:4' \(0\.\d+ inside"):
+        scorer.score(saved.with_nodes(P_proba=proba))
+    shifted = saved.with_nodes(P_proba=np.roll(saved["P_proba"], 1, axis=0))
+    with pytest.raises(ValueError, match=r"no higher inside"):
+        scorer.score(shifted)
     logits = saved.with_nodes(P_proba=8.0 * saved["P_proba"] - 4.0)
     with pytest.raises(NiftiDataError, match=r"case 'environment:0': node 'P_proba' holds"):
         scorer.score(logits)
@@ -214,6 +222,13 @@ def test_masks_emptied_by_post_processing_or_argmax_masks_are_no_disagreement():
     argmax = Environment({"Y": saved["Y"], "P": (proba.argmax(0) == 2).astype(np.uint8), "P_proba": proba[2]})  # fmt: skip
     assert (argmax["P_proba"][argmax["P"] == 1] < 0.5).mean() > 0.5
     assert SavedPredictions(progress=False).score(argmax).shape == (6,)
+    # a ring whose hole the post-processing filled: most of the mask is unlikely voxels
+    grid = np.indices(SHAPE) - 5.5
+    radius = np.sqrt((grid**2).sum(0))
+    ring = np.where(radius <= 5, np.where(radius > 4, 0.9, 0.05), 0.001)
+    filled = Environment({"P": (radius <= 5)[None].astype(np.uint8), "P_proba": ring[None]})
+    assert filled["P_proba"][filled["P"] == 1].mean() < 0.5
+    assert SavedPredictions(progress=False).output_features(filled).shape == (1, 8)
 
 
 def test_a_failed_call_leaves_no_case_to_be_served_unchecked():
@@ -227,7 +242,7 @@ def test_a_failed_call_leaves_no_case_to_be_served_unchecked():
     with pytest.raises(NiftiDataError, match="environment:3"):
         scorer.output_features(bad)
     # cases 1 and 2 were read before the call stopped: they are judged when read again
-    with pytest.raises(ValueError, match="saved probabilities average"):
+    with pytest.raises(ValueError, match="no higher inside"):
         scorer.output_features(bad.subset([1, 2]))  # as a fresh scorer would
 
 
@@ -239,6 +254,12 @@ def test_auto_reads_the_probabilities_of_the_prediction_node_only():
     plain = scorer.output_features(other, image_node="P2")
     assert scorer.probability_node_ is None and np.all(plain[:, 2] == 0)
     scorer.output_features(other)
+    assert scorer.probability_node_ == "P_proba"
+    scorer.predict(saved["P"])  # an array: no probabilities read
+    assert scorer.probability_node_ is None
+    scorer.output_features(other)
+    with pytest.raises(ValueError, match="no higher inside"):  # a failed call read nothing
+        scorer.output_features(other.with_nodes(P_proba=1.0 - other["P_proba"]))
     assert scorer.probability_node_ == "P_proba"
 
 
@@ -252,6 +273,12 @@ def test_channel_first_predictions_of_different_shapes_pair_with_their_probabili
     np.testing.assert_array_equal(
         with_p, SavedPredictions(progress=False, probability_node=None).score(env)
     )
+    # volumes one slice thick among thicker ones are volumes, not channel-first slices
+    thin = [np.random.default_rng(i).normal(size=s).astype("f4") for i, s in enumerate([(1, 8, 8), (4, 8, 8)])]  # fmt: skip
+    masks = [(x > 0.5).astype(np.uint8) for x in thin]
+    proba = [1 / (1 + np.exp(-4 * (x - 0.5))) for x in thin]
+    env = Environment({"X": thin, "Y": masks, "P": masks, "P_proba": proba})
+    np.testing.assert_array_equal(SavedPredictions(progress=False).score(env), [1.0, 1.0])
 
 
 def test_the_fingerprint_is_the_same_in_every_process_and_tells_nodes_apart():

@@ -59,7 +59,7 @@ from shiftattr.segmentation.nifti import (
 )
 from shiftattr.segmentation.preprocessing import PREPROCESSORS, zscore
 from shiftattr.segmentation.probability_maps import ProbabilityMapLoader, probability_map_info
-from shiftattr.segmentation.saved_predictions import MIN_PROBABILITY_AGREEMENT, SavedPredictions
+from shiftattr.segmentation.saved_predictions import MIN_PROBABILITY_CONTRAST, SavedPredictions
 from shiftattr.segmentation.sliding_window import (
     gaussian_importance_map,
     sliding_window_inference,
@@ -75,7 +75,7 @@ from shiftattr.segmentation.unet import (
 __all__ = [
     "AGREEMENT_FEATURE_NAMES",
     "MASK_FEATURE_NAMES",
-    "MIN_PROBABILITY_AGREEMENT",
+    "MIN_PROBABILITY_CONTRAST",
     "MSSEG2016_MODALITIES",
     "PREPROCESSORS",
     "CheckpointError",

@@ -37,14 +37,16 @@ from shiftattr.environment import Environment, LazyVolumes, case_key
 from shiftattr.segmentation.adapter import SegmentationAdapter
 from shiftattr.segmentation.probability_maps import check_probabilities
 
-__all__ = ["MIN_PROBABILITY_AGREEMENT", "SavedPredictions"]
+__all__ = ["MIN_PROBABILITY_CONTRAST", "SavedPredictions"]
 
-#: The least mean saved probability inside the saved masks, pooled over the voxels of the
-#: masks a call reads. A mask voxel of the model's own argmax or threshold has a
-#: probability of at least 0.5 (two classes) or 1/C (C classes), however the
-#: post-processing removed components; masks and probabilities of different models,
-#: classes or axis orders fall far below. Cases with empty masks do not count.
-MIN_PROBABILITY_AGREEMENT = 0.25
+#: The least difference, case by case, between the mean saved probability inside the
+#: saved mask and outside it. A model's mask holds its likely voxels (a post-processed one
+#: too: removed components and filled holes move the means little), so the difference
+#: is large; probabilities in another axis order, of the background channel or of
+#: another case are no higher inside the mask than around it. Cases whose mask is empty
+#: (or fills the volume) are not judged. Probabilities of another model or of an
+#: adjacent class can pass: the check catches mix-ups, not every mismatch.
+MIN_PROBABILITY_CONTRAST = 0.1
 
 #: Options of :class:`~shiftattr.segmentation.SegmentationAdapter` that act on a model's
 #: input or output, which a saved prediction does not have.
@@ -76,11 +78,11 @@ class _LabelOf:
         # the cases read in the current call that hold one nonzero value other than label
         self.other: list[float] = []
         # per call: whether channel 1 holds saved probabilities (channel 0 the labels),
-        # the spatial axes then, and the probabilities summed over the masks' voxels with
-        # the number of those voxels
+        # the spatial axes then, and the cases whose probabilities are no higher inside
+        # their masks than outside: (case id, mean inside, mean outside)
         self.paired = False
         self.spatial_dims: int | None = None
-        self.agreement = [0.0, 0]
+        self.low_contrast: list[tuple[str, float, float]] = []
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         labels = batch[:, :1] if self.paired else batch
@@ -94,25 +96,26 @@ class _LabelOf:
                 self.other.append(nonzero[0])
         if not self.paired:
             return hit.to(torch.float32)
-        proba = batch[:, 1:]
-        self.agreement[0] += float(proba[hit].sum(dtype=torch.float64))
-        self.agreement[1] += int(hit.sum())
-        return torch.cat([hit.to(torch.float32), proba], dim=1)
+        return torch.cat([hit.to(torch.float32), batch[:, 1:]], dim=1)
 
     def check(self, node: str) -> None:
         """Refuse predictions holding one nonzero value other than ``label`` that is
         no other class of a label map (held beside ``label`` in some case), and saved
         probabilities that do not agree with the saved masks."""
-        inside, voxels = self.agreement
-        if voxels and inside / voxels < MIN_PROBABILITY_AGREEMENT:
+        if self.low_contrast:
+            shown = ", ".join(
+                f"{c!r} ({a:.3f} inside, {b:.3f} outside)" for c, a, b in self.low_contrast[:5]
+            )
+            more = f" and {len(self.low_contrast) - 5} more" if len(self.low_contrast) > 5 else ""
             raise ValueError(
-                f"saved predictions {node!r}: the saved probabilities average "
-                f"{inside / voxels:.3f} over the {voxels} voxels of the saved masks read (at "
-                f"least {MIN_PROBABILITY_AGREEMENT} expected: a model's masks hold its likely "
-                "voxels). Are they the same model's, of the class the masks hold, in the same "
-                "axis order? (nnU-Net's .npz is read in reverse axis order, as its SimpleITK "
-                "and Nibabel readers write it; NibabelIOWithReorient's reoriented arrays are "
-                "not read.) Pass probability_node=None to score the masks without them."
+                f"saved predictions {node!r}: the saved probabilities are no higher inside "
+                f"the saved masks than around them (by less than {MIN_PROBABILITY_CONTRAST}) "
+                f"in {len(self.low_contrast)} case(s): {shown}{more}. A model's masks hold its "
+                "likely voxels: are the probabilities the same case's, of the class the masks "
+                "hold (not the background channel), in the same axis order? (nnU-Net's .npz "
+                "is read in reverse axis order, as its SimpleITK and Nibabel readers write "
+                "it; NibabelIOWithReorient's reoriented arrays are not read.) Pass "
+                "probability_node=None to score the masks without them."
             )
         wrong = [v for v in self.other if v not in self.beside]
         if wrong:
@@ -182,7 +185,7 @@ class SavedPredictions(SegmentationAdapter):
         features their confidence and entropy. ``"auto"`` reads node ``"P_proba"`` when
         the environment holds it and ``prediction_node`` is read; a name requires that
         node; None never reads one. The masks scored stay the saved ones. The node the
-        last call read (or None) is ``probability_node_``.
+        last successful call in this process read (or None) is ``probability_node_``.
     label : int, default 1
         The class of interest, in the predictions and in the reference masks. Environments
         loaded with ``foreground=k`` hold binary masks of that class already: keep 1.
@@ -204,8 +207,9 @@ class SavedPredictions(SegmentationAdapter):
         named), a case's prediction holds a single nonzero value other than ``label``
         that is no other class of a label map (a 0/255 export, or the wrong ``label``),
         as the adapter refuses such references, or saved probabilities are not finite,
-        not in [0, 1], or above 0.5 where the masks are not (a pooled Dice under
-        :data:`MIN_PROBABILITY_AGREEMENT`: another model's, class's or axis order's).
+        not in [0, 1], or for some case no higher inside its mask than around it (by
+        less than :data:`MIN_PROBABILITY_CONTRAST`: another axis order, the background
+        channel, another case's file).
 
     See Also
     --------
@@ -254,6 +258,7 @@ class SavedPredictions(SegmentationAdapter):
         self.prediction_node = str(prediction_node)
         self.probability_node = None if probability_node is None else str(probability_node)
         self.probability_node_: str | None = None  # the node the last call read, if any
+        self._reading: str | None = None
 
     def fingerprint(self) -> str:
         """Hash of what decides the masks read: the class and the nodes.
@@ -284,8 +289,9 @@ class SavedPredictions(SegmentationAdapter):
         node = self.prediction_node if node is None else node
         model = self.model
         model.other = []  # a new call: only its cases can be refused
-        model.agreement = [0.0, 0]
+        model.low_contrast = []
         model.paired, model.spatial_dims = False, None
+        self._reading: str | None = None
         if not isinstance(environment, Environment):
             return environment, node
         whole, idx = environment._features_origin or (None, None)
@@ -301,7 +307,7 @@ class SavedPredictions(SegmentationAdapter):
         if proba_node == "auto":  # the loaders' probabilities belong to their node P
             found = node == self.prediction_node and column("P_proba") is not None
             proba_node = "P_proba" if found else None
-        self.probability_node_ = proba_node
+        self._reading = proba_node  # probability_node_ once the call succeeds
         if node in environment and proba_node is None:
             return environment, node
         labels = column(node)
@@ -331,9 +337,14 @@ class SavedPredictions(SegmentationAdapter):
                 "or pass probability_node=None to score the masks without them."
             )
         sd = self.spatial_dims or self._label_spatial_dims(view, node)
-        if sd is None:  # cases of different shapes: the first one's axes, less a channel
-            first = np.asarray(labels[0]) if len(labels) else np.zeros((1, 1, 1))
-            sd = first.ndim - 1 if first.ndim in (3, 4) and first.shape[0] == 1 else first.ndim
+        if sd is None:  # cases of different shapes: channel-first if every case is (1, ...)
+            shapes = getattr(labels, "item_shapes", None)
+            if shapes is None:
+                shapes = [np.shape(labels[j]) for j in range(len(labels))]
+            ndims = {len(sh) for sh in shapes} or {3}
+            first_axes = {sh[0] for sh in shapes if sh}
+            nd = max(ndims)
+            sd = nd - 1 if len(ndims) == 1 and nd in (3, 4) and first_axes == {1} else nd
         shape = view.item_shape(node)
         loader = _WithProbabilities(labels, proba, sd, proba_node, environment.case_ids)
         data[node] = LazyVolumes(
@@ -359,8 +370,21 @@ class SavedPredictions(SegmentationAdapter):
         if not self.model.paired:
             return super()._postprocess(out, spatial, ids)
         out = out.detach().to("cpu", torch.float32)  # (B, 2, *spatial): mask, probability
-        mask = (out[:, 0] > 0.5).numpy().astype(np.uint8)
-        return mask, np.ascontiguousarray(out[:, 1].numpy())
+        mask, proba = out[:, 0] > 0.5, out[:, 1]
+        # each case's mean probability inside its mask and outside it
+        n_in = mask.flatten(1).sum(1, dtype=torch.float64)
+        n_out = mask[0].numel() - n_in
+        s_in = (proba * mask).flatten(1).sum(1, dtype=torch.float64)
+        s_out = proba.flatten(1).sum(1, dtype=torch.float64) - s_in
+        judged = (n_in > 0) & (n_out > 0)
+        inside = s_in / n_in.clamp(min=1)
+        outside = s_out / n_out.clamp(min=1)
+        low = judged & (inside - outside < MIN_PROBABILITY_CONTRAST)
+        self.model.low_contrast += [
+            (ids[j], float(inside[j]), float(outside[j]))
+            for j in torch.nonzero(low).ravel().tolist()
+        ]
+        return mask.numpy().astype(np.uint8), np.ascontiguousarray(proba.numpy())
 
     @contextmanager
     def _judged(self, node: str) -> Iterator[None]:
@@ -372,6 +396,7 @@ class SavedPredictions(SegmentationAdapter):
         except BaseException:
             self.clear_cache()
             raise
+        self.probability_node_ = self._reading
 
     def predict(
         self, data: Any, image_node: str | None = None, *, label_node: str | None = "Y"
