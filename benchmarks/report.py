@@ -1158,7 +1158,25 @@ def _saved_probabilities(sp: dict[str, Any] | None) -> str:
                 ],
             ),
             "",
+            _saved_probabilities_paired(sp["rows"]),
+            "",
         ]
+    )
+
+
+def _saved_probabilities_paired(rows: list[dict[str, Any]]) -> str:
+    """How often, seed by seed, the probabilities lowered the error, and the runs' worst."""
+    runs: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        err = sum(abs(r["values"][m] - r["truth"][m]) for m in r["values"]) / len(r["values"])
+        runs.setdefault((r["seed"], r["shift"]), {})[r["variant"]] = err
+    pairs = [v for v in runs.values() if len(v) == 2]
+    better = sum(v["with probabilities"] < v["masks only"] for v in pairs)
+    worst = {name: max(v[name] for v in pairs) for name in ("with probabilities", "masks only")}
+    return (
+        f"Paired by seed and shift, the probabilities lowered the run's mean absolute error in "
+        f"{better} of {len(pairs)} runs; the largest run error was {_f(worst['with probabilities'], 3)} "
+        f"with them and {_f(worst['masks only'], 3)} without."
     )
 
 
