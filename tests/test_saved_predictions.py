@@ -169,12 +169,20 @@ def test_saved_probabilities_give_the_models_confidence_and_entropy_and_the_mask
     expected[0] = 0.0  # an empty prediction of a case with a lesion
     np.testing.assert_array_equal(scorer.score(saved), expected)
     # without the probabilities, the same masks' features are a certain model's
-    masks_only = Environment({n: saved[n] for n in ("X", "Y", "P")})
-    plain = scorer.output_features(masks_only)  # the same scorer: no stale cache
+    masks_only = Environment({n: saved[n] for n in ("X", "Y", "P")}, name="other site")
+    plain = SavedPredictions(progress=False).output_features(masks_only)
     assert np.all(plain[:, names.index("mean_entropy")] == 0)
     np.testing.assert_array_equal(
         SavedPredictions(progress=False, probability_node=None).output_features(saved), plain
     )
+    # one scorer, one site with probabilities and one without: the features would differ
+    # in kind between the sites, which the ratios would read as a shift
+    with pytest.raises(ValueError, match=r"held by the environments read before but not by 'other site'"):  # fmt: skip
+        scorer.output_features(masks_only)
+    fresh = SavedPredictions(progress=False)
+    fresh.score(masks_only)
+    with pytest.raises(ValueError, match=r"held by 'environment' but not by the environments"):
+        fresh.score(saved)
     hits = scorer.n_cache_hits_
     np.testing.assert_array_equal(scorer.output_features(saved), ours)
     assert scorer.n_cache_hits_ == hits + len(saved)

@@ -184,8 +184,11 @@ class SavedPredictions(SegmentationAdapter):
         ``probability_column`` or ``probabilities=True`` make), which give the output
         features their confidence and entropy. ``"auto"`` reads node ``"P_proba"`` when
         the environment holds it and ``prediction_node`` is read; a name requires that
-        node; None never reads one. The masks scored stay the saved ones. The node the
-        last successful call in this process read (or None) is ``probability_node_``.
+        node; None never reads one. With ``"auto"`` every environment the scorer reads
+        must hold the probabilities or none of them (a ``ValueError`` otherwise: the
+        output features would tell the sites apart by what was saved). The masks scored
+        stay the saved ones. The node the last successful call in this process read (or
+        None) is ``probability_node_``.
     label : int, default 1
         The class of interest, in the predictions and in the reference masks. Environments
         loaded with ``foreground=k`` hold binary masks of that class already: keep 1.
@@ -259,6 +262,7 @@ class SavedPredictions(SegmentationAdapter):
         self.probability_node = None if probability_node is None else str(probability_node)
         self.probability_node_: str | None = None  # the node the last call read, if any
         self._reading: str | None = None
+        self._auto_found: bool | None = None  # "auto": whether the environments hold P_proba
 
     def fingerprint(self) -> str:
         """Hash of what decides the masks read: the class and the nodes.
@@ -304,9 +308,28 @@ class SavedPredictions(SegmentationAdapter):
             return whole[name] if idx is None else whole[name][idx]
 
         proba_node = self.probability_node
-        if proba_node == "auto":  # the loaders' probabilities belong to their node P
-            found = node == self.prediction_node and column("P_proba") is not None
+        if proba_node == "auto" and node == self.prediction_node:
+            # the loaders' probabilities belong to their node P; every environment this
+            # scorer reads must have them or none, or the output features would tell the
+            # sites apart by what was saved rather than by what the model did
+            found = column("P_proba") is not None
+            if self._auto_found is not None and found != self._auto_found:
+                has, lacks = (
+                    (repr(environment.name), "the environments read before")
+                    if found
+                    else ("the environments read before", repr(environment.name))
+                )
+                raise ValueError(
+                    f"saved probabilities (node 'P_proba') are held by {has} but not by "
+                    f"{lacks}: the confidence and entropy features would tell the sites "
+                    "apart by what was saved, not by what the model did. Load the "
+                    "probabilities for every environment (probabilities=True / "
+                    "probability_column=), or score without them (probability_node=None)."
+                )
+            self._auto_found = found
             proba_node = "P_proba" if found else None
+        elif proba_node == "auto":
+            proba_node = None
         self._reading = proba_node  # probability_node_ once the call succeeds
         if node in environment and proba_node is None:
             return environment, node
