@@ -199,6 +199,16 @@ def _check_foreground(
     return int(foreground)
 
 
+def _file_stamp(path: str) -> tuple:
+    """``(absolute path, size, modification time)`` of a file (``None`` for a missing
+    one's size and time): what a lazy loader's ``item_key`` tells a file's contents by."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (os.path.abspath(path), None, None)
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
 def _read_data(path: str) -> np.ndarray:
     nib = _nibabel()
     if not os.path.isfile(path):  # e.g. moved or deleted after the environment was built
@@ -303,14 +313,7 @@ class NiftiVolumeLoader:
         ...     hash(before) == hash(before), before == loader.item_key(0)
         (True, False)
         """
-        out = []
-        for p in self.paths[i]:
-            try:
-                st = os.stat(p)
-                out.append((os.path.abspath(p), st.st_size, st.st_mtime_ns))
-            except OSError:
-                out.append((os.path.abspath(p), None, None))
-        key = (self.kind, self.binary, tuple(out))
+        key = (self.kind, self.binary, tuple(_file_stamp(p) for p in self.paths[i]))
         return key if self.foreground is None else (*key, ("foreground", self.foreground))
 
     def _mask(self, data: np.ndarray, path: str) -> np.ndarray:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from shiftattr.segmentation.nifti import NiftiDataError, _read_data, _read_header
+from shiftattr.segmentation.nifti import NiftiDataError, _file_stamp, _read_data, _read_header
 
 __all__ = ["NNUNET_PROBABILITY_KEY", "ProbabilityMapLoader", "probability_map_info"]
 
@@ -254,13 +254,7 @@ class ProbabilityMapLoader:
         ...     loader.item_key(0) == loader.item_key(1)      # another channel
         False
         """
-        path = self.paths[i]
-        try:
-            st = os.stat(path)
-            stamp: tuple = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            stamp = (None, None)
-        return ("probability", os.path.abspath(path), *stamp, self.channels[i])
+        return ("probability", *_file_stamp(self.paths[i]), self.channels[i])
 
     def __call__(self, i: int) -> np.ndarray:
         path, channel = self.paths[i], self.channels[i]
