@@ -150,15 +150,17 @@ def test_toml_example_of_the_tutorial_is_a_valid_configuration():
     kinds = []
     for text in blocks:
         cfg = load_config(tomllib.loads(text))
-        kinds.append(cfg.data.kind)
-        assert cfg.model.kind == "checkpoint"
+        kinds.append((cfg.data.kind, cfg.model.kind))
         if cfg.data.kind == "msseg2016":  # the complete example
             assert cfg.attribution.discriminator.epochs == 12
-        if cfg.data.kind == "nnunet":  # one dataset split into two sites
+        if cfg.model.kind == "predictions":  # saved masks and probabilities, per site
+            assert cfg.data.source.probabilities and cfg.data.target.predictions is not None
+        elif cfg.data.kind == "nnunet":  # one dataset split into two sites
             assert cfg.data.source.cases and cfg.data.target.cases_file is not None
-    assert sorted(kinds) == ["msseg2016", "nnunet"], (
+    expected = [("msseg2016", "checkpoint"), ("nnunet", "checkpoint"), ("nnunet", "predictions")]
+    assert sorted(kinds) == expected, (
         f"docs/tutorials/your_data.md's TOML examples are of kinds {kinds}: the complete "
-        "MSSEG-2016 example and the nnU-Net split were expected"
+        "MSSEG-2016 example, the nnU-Net split and the saved predictions were expected"
     )
 
 
