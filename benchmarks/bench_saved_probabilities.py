@@ -10,7 +10,7 @@ Per seed, a U-Net trained on centre 01 / annotator 1 of :class:`SyntheticMS`, fo
 by post-processing (components under 3 voxels removed), is the pipeline; its
 post-processed masks are node ``P`` and its probabilities node ``P_proba``. Three
 shifts (a scanner change, an annotator change, both) are attributed from the saved
-masks with the probabilities (``probability_node="auto"``) and without them
+masks with the probabilities (``probability_node="P_proba"``) and without them
 (``probability_node=None``), with the same ratio estimator (image statistics plus the
 output features), importance weighting and refit bootstrap intervals, against the
 simulator's truth for the same pipeline.
@@ -45,7 +45,7 @@ SHIFTS = {
 }
 
 #: The variants compared: name -> ``SavedPredictions(probability_node=...)``.
-VARIANTS = {"with probabilities": "auto", "masks only": None}
+VARIANTS = {"with probabilities": "P_proba", "masks only": None}
 
 #: Components smaller than this many voxels are removed by the pipeline's post-processing.
 MIN_COMPONENT = 3

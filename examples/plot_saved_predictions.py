@@ -127,7 +127,9 @@ saved = {"prediction_column": "prediction", "probability_column": "probability"}
 source = load_folder(folder / "centre-01", name="centre 01", **saved)
 target = load_folder(folder / "centre-03", name="centre 03", **saved)
 print(source, target, sep="\n")
-scorer = SavedPredictions("dice", metric_params={"empty": "one"}, progress=False)
+scorer = SavedPredictions(
+    "dice", metric_params={"empty": "one"}, probability_node="P_proba", progress=False
+)
 dice_source, dice_target = scorer.score(source), scorer.score(target)
 print(f"Dice on source {dice_source.mean():.3f}, on target {dice_target.mean():.3f}")
 

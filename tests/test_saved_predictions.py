@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -150,10 +151,14 @@ def _with_probabilities(env: Environment) -> tuple[SegmentationAdapter, Environm
     return model, saved
 
 
+#: A scorer of saved masks reading their saved probabilities.
+WITH_PROBA = {"probability_node": "P_proba", "progress": False}
+
+
 def test_saved_probabilities_give_the_models_confidence_and_entropy_and_the_masks_stay_saved():
     env = _in_memory()
     model, saved = _with_probabilities(env)
-    scorer = SavedPredictions(progress=False)
+    scorer = SavedPredictions(**WITH_PROBA)
     names = list(SavedPredictions.output_feature_names)
     ours, theirs = scorer.output_features(saved), model.output_features(env)
     # the masks scored are the saved ones: case 0 is empty, the others are the model's
@@ -168,21 +173,14 @@ def test_saved_probabilities_give_the_models_confidence_and_entropy_and_the_mask
     expected = model.score(env)
     expected[0] = 0.0  # an empty prediction of a case with a lesion
     np.testing.assert_array_equal(scorer.score(saved), expected)
-    # without the probabilities, the same masks' features are a certain model's
-    masks_only = Environment({n: saved[n] for n in ("X", "Y", "P")}, name="other site")
-    plain = SavedPredictions(progress=False).output_features(masks_only)
+    # by default, the masks alone: their features are a certain model's
+    plain = SavedPredictions(progress=False).output_features(saved)
     assert np.all(plain[:, names.index("mean_entropy")] == 0)
-    np.testing.assert_array_equal(
-        SavedPredictions(progress=False, probability_node=None).output_features(saved), plain
-    )
-    # one scorer, one site with probabilities and one without: the features would differ
-    # in kind between the sites, which the ratios would read as a shift
-    with pytest.raises(ValueError, match=r"held by the environments read before but not by 'other site'"):  # fmt: skip
+    # a site without the probabilities is refused by a scorer reading them: the
+    # features would differ in kind between the sites, which the ratios read as a shift
+    masks_only = Environment({n: saved[n] for n in ("X", "Y", "P")}, name="other site")
+    with pytest.raises(ValueError, match=r"'other site' has no probability node 'P_proba'"):
         scorer.output_features(masks_only)
-    fresh = SavedPredictions(progress=False)
-    fresh.score(masks_only)
-    with pytest.raises(ValueError, match=r"held by 'environment' but not by the environments"):
-        fresh.score(saved)
     hits = scorer.n_cache_hits_
     np.testing.assert_array_equal(scorer.output_features(saved), ours)
     assert scorer.n_cache_hits_ == hits + len(saved)
@@ -191,21 +189,17 @@ def test_saved_probabilities_give_the_models_confidence_and_entropy_and_the_mask
 def test_saved_probabilities_that_do_not_fit_the_masks_are_refused():
     env = _in_memory()
     _, saved = _with_probabilities(env)
-    scorer = SavedPredictions(progress=False)
+    scorer = SavedPredictions(**WITH_PROBA)
     background = saved.with_nodes(P_proba=1.0 - saved["P_proba"])  # the other channel
-    with pytest.raises(ValueError, match=r"no higher inside .* in 5 case\(s\): 'environment:1'"):
+    with pytest.raises(ValueError, match=r"in 5 of the 5 cases .* \(not the background"):
         scorer.output_features(background)
-    with pytest.raises(ValueError, match=r"no higher inside"):  # nothing of it was kept
+    with pytest.raises(ValueError, match=r"background"):  # nothing of it was kept
         scorer.score(background)
     assert scorer.score(saved).shape == (6,)
-    # one case in another axis order, or each case holding the next one's file
-    proba = saved["P_proba"].copy()
-    proba[4] = proba[4].transpose(2, 1, 0)[::-1]
-    with pytest.raises(ValueError, match=r"in 1 case\(s\): 'environment:4' \(0\.\d+ inside"):
-        scorer.score(saved.with_nodes(P_proba=proba))
-    shifted = saved.with_nodes(P_proba=np.roll(saved["P_proba"], 1, axis=0))
-    with pytest.raises(ValueError, match=r"no higher inside"):
-        scorer.score(shifted)
+    # every case's probabilities transposed, on a grid whose shape hides it
+    transposed = saved.with_nodes(P_proba=saved["P_proba"].transpose(0, 3, 2, 1))
+    with pytest.raises(ValueError, match=r"better with their axes reversed"):
+        scorer.score(transposed)
     logits = saved.with_nodes(P_proba=8.0 * saved["P_proba"] - 4.0)
     with pytest.raises(NiftiDataError, match=r"case 'environment:0': node 'P_proba' holds"):
         scorer.score(logits)
@@ -213,62 +207,65 @@ def test_saved_probabilities_that_do_not_fit_the_masks_are_refused():
         SavedPredictions(progress=False, probability_node="Q").score(saved)
 
 
+def test_a_few_cases_whose_masks_do_not_hold_their_probabilities_are_named_not_refused():
+    env = _in_memory()
+    _, saved = _with_probabilities(env)
+    proba = saved["P_proba"].copy()
+    proba[4] = 0.5 + 0.01 * np.sign(saved["P"][4] - 0.5)  # a model unsure everywhere
+    scorer = SavedPredictions(**WITH_PROBA)
+    with pytest.warns(UserWarning, match=r"masks of 1 case\(s\) hold .*\['environment:4'\]"):
+        features = scorer.output_features(saved.with_nodes(P_proba=proba))
+    assert features.shape == (6, 8) and scorer.low_contrast_cases_ == ["environment:4"]
+
+
 def test_masks_emptied_by_post_processing_or_argmax_masks_are_no_disagreement():
     env = _in_memory()
     _, saved = _with_probabilities(env)  # case 0's mask removed by post-processing
-    scorer = SavedPredictions(progress=False)
-    assert scorer.score(saved.subset([0])).shape == (1,)  # alone, or with the others
-    assert scorer.probability_node_ == "P_proba"
-    # a healthy site: every mask empty, a voxel at 0.5 after float16 rounding
-    healthy = saved.with_nodes(P=np.zeros_like(saved["P"]), P_proba=np.full((6, *SHAPE), 0.01))
-    healthy["P_proba"][2, 0, 0, 0] = 0.5
-    assert SavedPredictions(progress=False).score(healthy).shape == (6,)
-    # three classes, the mask their argmax: class 2 wins with probabilities under 0.5
-    rng = np.random.default_rng(0)
-    logits = rng.normal(0, 0.3, size=(3, 6, *SHAPE))
-    proba = np.exp(logits) / np.exp(logits).sum(0)
-    argmax = Environment({"Y": saved["Y"], "P": (proba.argmax(0) == 2).astype(np.uint8), "P_proba": proba[2]})  # fmt: skip
-    assert (argmax["P_proba"][argmax["P"] == 1] < 0.5).mean() > 0.5
-    assert SavedPredictions(progress=False).score(argmax).shape == (6,)
-    # a ring whose hole the post-processing filled: most of the mask is unlikely voxels
-    grid = np.indices(SHAPE) - 5.5
-    radius = np.sqrt((grid**2).sum(0))
-    ring = np.where(radius <= 5, np.where(radius > 4, 0.9, 0.05), 0.001)
-    filled = Environment({"P": (radius <= 5)[None].astype(np.uint8), "P_proba": ring[None]})
-    assert filled["P_proba"][filled["P"] == 1].mean() < 0.5
-    assert SavedPredictions(progress=False).output_features(filled).shape == (1, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert SavedPredictions(**WITH_PROBA).score(saved.subset([0])).shape == (1,)
+        # a healthy site: every mask empty, a voxel at 0.5 after float16 rounding
+        healthy = saved.with_nodes(P=np.zeros_like(saved["P"]), P_proba=np.full((6, *SHAPE), 0.01))  # fmt: skip
+        healthy["P_proba"][2, 0, 0, 0] = 0.5
+        assert SavedPredictions(**WITH_PROBA).score(healthy).shape == (6,)
+        # three classes, the mask their argmax: class 2 wins with probabilities under 0.5
+        rng = np.random.default_rng(0)
+        logits = rng.normal(0, 0.3, size=(3, 6, *SHAPE))
+        proba = np.exp(logits) / np.exp(logits).sum(0)
+        argmax = Environment({"Y": saved["Y"], "P": (proba.argmax(0) == 2).astype(np.uint8), "P_proba": proba[2]})  # fmt: skip
+        assert (argmax["P_proba"][argmax["P"] == 1] < 0.5).mean() > 0.5
+        assert SavedPredictions(**WITH_PROBA).score(argmax).shape == (6,)
+        # a ring whose hole the post-processing filled: most of the mask is unlikely voxels
+        grid = np.indices(SHAPE) - 5.5
+        radius = np.sqrt((grid**2).sum(0))
+        ring = np.where(radius <= 5, np.where(radius > 4, 0.9, 0.05), 0.001)
+        filled = Environment({"P": (radius <= 5)[None].astype(np.uint8), "P_proba": ring[None]})
+        assert filled["P_proba"][filled["P"] == 1].mean() < 0.5
+        assert SavedPredictions(**WITH_PROBA).output_features(filled).shape == (1, 8)
 
 
 def test_a_failed_call_leaves_no_case_to_be_served_unchecked():
     env = _in_memory()
     _, saved = _with_probabilities(env)
     proba = saved["P_proba"].copy()
-    proba[[1, 2]] = 1.0 - proba[[1, 2]]  # disagreeing cases
+    proba[[1, 2]] = 1.0 - proba[[1, 2]]  # the background channel
     proba[3] = 8.0 * proba[3] - 4.0  # and a case of logits, which stops the call
     bad = saved.with_nodes(P_proba=proba)
-    scorer = SavedPredictions(progress=False, batch_size=1)
+    scorer = SavedPredictions(batch_size=1, **WITH_PROBA)
     with pytest.raises(NiftiDataError, match="environment:3"):
         scorer.output_features(bad)
     # cases 1 and 2 were read before the call stopped: they are judged when read again
-    with pytest.raises(ValueError, match="no higher inside"):
+    with pytest.raises(ValueError, match="background"):
         scorer.output_features(bad.subset([1, 2]))  # as a fresh scorer would
 
 
-def test_auto_reads_the_probabilities_of_the_prediction_node_only():
+def test_probabilities_are_read_beside_the_prediction_node_only():
     env = _in_memory()
     _, saved = _with_probabilities(env)
     other = saved.with_nodes(P2=saved["P"])
-    scorer = SavedPredictions(progress=False)
-    plain = scorer.output_features(other, image_node="P2")
-    assert scorer.probability_node_ is None and np.all(plain[:, 2] == 0)
-    scorer.output_features(other)
-    assert scorer.probability_node_ == "P_proba"
-    scorer.predict(saved["P"])  # an array: no probabilities read
-    assert scorer.probability_node_ is None
-    scorer.output_features(other)
-    with pytest.raises(ValueError, match="no higher inside"):  # a failed call read nothing
-        scorer.output_features(other.with_nodes(P_proba=1.0 - other["P_proba"]))
-    assert scorer.probability_node_ == "P_proba"
+    scorer = SavedPredictions(**WITH_PROBA)
+    assert np.all(scorer.output_features(other, image_node="P2")[:, 2] == 0)
+    assert np.all(scorer.output_features(other)[:, 2] > 0)
 
 
 def test_channel_first_predictions_of_different_shapes_pair_with_their_probabilities():
@@ -276,17 +273,15 @@ def test_channel_first_predictions_of_different_shapes_pair_with_their_probabili
     masks = [(x > 0.5).astype(np.uint8) for x in imgs]
     proba = [1 / (1 + np.exp(-4 * (x - 0.5))) for x in imgs]
     env = Environment({"X": imgs, "Y": masks, "P": [m[None] for m in masks], "P_proba": proba})
-    with_p = SavedPredictions(progress=False).score(env)
+    with_p = SavedPredictions(**WITH_PROBA).score(env)
     np.testing.assert_array_equal(with_p, [1.0, 1.0])
-    np.testing.assert_array_equal(
-        with_p, SavedPredictions(progress=False, probability_node=None).score(env)
-    )
+    np.testing.assert_array_equal(with_p, SavedPredictions(progress=False).score(env))
     # volumes one slice thick among thicker ones are volumes, not channel-first slices
     thin = [np.random.default_rng(i).normal(size=s).astype("f4") for i, s in enumerate([(1, 8, 8), (4, 8, 8)])]  # fmt: skip
     masks = [(x > 0.5).astype(np.uint8) for x in thin]
     proba = [1 / (1 + np.exp(-4 * (x - 0.5))) for x in thin]
     env = Environment({"X": thin, "Y": masks, "P": masks, "P_proba": proba})
-    np.testing.assert_array_equal(SavedPredictions(progress=False).score(env), [1.0, 1.0])
+    np.testing.assert_array_equal(SavedPredictions(**WITH_PROBA).score(env), [1.0, 1.0])
 
 
 def test_the_fingerprint_is_the_same_in_every_process_and_tells_nodes_apart():
@@ -427,7 +422,7 @@ def test_saved_probabilities_from_nnunet_files_are_read_for_views_of_some_nodes_
     root, preds = _nnunet_with_predictions(tmp_path / "Dataset001_MS", n=12)
     env = load_nnunet_raw(root, predictions=preds, probabilities=True)
     model = SegmentationAdapter(_soft, activation="none", progress=False)
-    scorer = SavedPredictions(progress=False)
+    scorer = SavedPredictions(**WITH_PROBA)
     whole = scorer.output_features(env)
     np.testing.assert_allclose(whole, model.output_features(env), atol=2e-3)  # float16 files
     view = env.features(["X"], indices=[6, 1, 3]).environment()
@@ -499,6 +494,7 @@ def test_run_reads_an_nnunet_predictions_folder_per_side(tmp_path, probabilities
     assert out["source_metric"] == pytest.approx(_dice_of_files(env).mean())
     assert (out["settings"]["n_source"], out["settings"]["n_target"]) == (6, 6)
     assert out["settings"]["saved_probabilities"] is probabilities
+    assert out["settings"]["low_contrast_cases"] == []  # the model's own masks hold them
 
 
 @pytest.mark.parametrize(

@@ -457,7 +457,9 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         "progress": progress,
     }
     if cfg.model.kind == "predictions":  # node P of both environments, no model
-        adapter = SavedPredictions(**common)
+        # and their saved probabilities, which the configuration requires on both sides
+        proba = "P_proba" if "P_proba" in source else None
+        adapter = SavedPredictions(probability_node=proba, **common)
     else:
         adapter = SegmentationAdapter(
             net, patch_size=cfg.model.patch_size, preprocess=preprocess, **common
@@ -554,7 +556,9 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
     result.settings["preprocess"] = cfg.model.preprocess
     result.settings["model_kind"] = cfg.model.kind  # "predictions": the saved ones scored
     if cfg.model.kind == "predictions":  # their output features: with the probabilities?
-        result.settings["saved_probabilities"] = adapter.probability_node_ is not None
+        result.settings["saved_probabilities"] = adapter.probability_node is not None
+        # cases whose masks hold their probabilities little (warned of as the run went)
+        result.settings["low_contrast_cases"] = list(adapter.low_contrast_cases_)
     result.settings["distance_units"] = (
         "voxels" if sim is not None else "physical (the NIfTI headers' voxel spacing)"
     )

@@ -26,6 +26,7 @@ thresholded.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -34,18 +35,20 @@ import numpy as np
 import torch
 
 from shiftattr.environment import Environment, LazyVolumes, case_key
-from shiftattr.segmentation.adapter import SegmentationAdapter
+from shiftattr.segmentation.adapter import SegmentationAdapter, _user_stacklevel
 from shiftattr.segmentation.probability_maps import check_probabilities
 
 __all__ = ["MIN_PROBABILITY_CONTRAST", "SavedPredictions"]
 
-#: The least difference, case by case, between the mean saved probability inside the
-#: saved mask and outside it. A model's mask holds its likely voxels (a post-processed one
-#: too: removed components and filled holes move the means little), so the difference
-#: is large; probabilities in another axis order, of the background channel or of
-#: another case are no higher inside the mask than around it. Cases whose mask is empty
-#: (or fills the volume) are not judged. Probabilities of another model or of an
-#: adjacent class can pass: the check catches mix-ups, not every mismatch.
+#: The least difference between a case's mean saved probability inside its saved mask
+#: and outside it. A model's mask holds its likely voxels (a post-processed one too:
+#: removed components and filled holes move the means little), so for a healthy model
+#: the difference is large (0.57 at least over the 1,500 cases of section 5f of
+#: ``benchmarks/RESULTS.md``). Where most cases of a call fall short, the probabilities are
+#: refused (the background channel, another class); where a few do, they are named in a
+#: warning and counted (``low_contrast_cases_``): a model unsure of an unusual case, or a
+#: file mix-up, for the user to look at. Cases whose mask is empty or fills the volume
+#: are not judged.
 MIN_PROBABILITY_CONTRAST = 0.1
 
 #: Options of :class:`~shiftattr.segmentation.SegmentationAdapter` that act on a model's
@@ -78,11 +81,12 @@ class _LabelOf:
         # the cases read in the current call that hold one nonzero value other than label
         self.other: list[float] = []
         # per call: whether channel 1 holds saved probabilities (channel 0 the labels),
-        # the spatial axes then, and the cases whose probabilities are no higher inside
-        # their masks than outside: (case id, mean inside, mean outside)
+        # the spatial axes then, and per judged case (case id, contrast of the
+        # probabilities between inside and outside the mask, the same with their axes
+        # reversed where the grid allows, else None)
         self.paired = False
         self.spatial_dims: int | None = None
-        self.low_contrast: list[tuple[str, float, float]] = []
+        self.contrasts: list[tuple[str, float, float | None]] = []
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         labels = batch[:, :1] if self.paired else batch
@@ -98,25 +102,12 @@ class _LabelOf:
             return hit.to(torch.float32)
         return torch.cat([hit.to(torch.float32), batch[:, 1:]], dim=1)
 
-    def check(self, node: str) -> None:
+    def check(self, node: str) -> list[str]:
         """Refuse predictions holding one nonzero value other than ``label`` that is
         no other class of a label map (held beside ``label`` in some case), and saved
-        probabilities that do not agree with the saved masks."""
-        if self.low_contrast:
-            shown = ", ".join(
-                f"{c!r} ({a:.3f} inside, {b:.3f} outside)" for c, a, b in self.low_contrast[:5]
-            )
-            more = f" and {len(self.low_contrast) - 5} more" if len(self.low_contrast) > 5 else ""
-            raise ValueError(
-                f"saved predictions {node!r}: the saved probabilities are no higher inside "
-                f"the saved masks than around them (by less than {MIN_PROBABILITY_CONTRAST}) "
-                f"in {len(self.low_contrast)} case(s): {shown}{more}. A model's masks hold its "
-                "likely voxels: are the probabilities the same case's, of the class the masks "
-                "hold (not the background channel), in the same axis order? (nnU-Net's .npz "
-                "is read in reverse axis order, as its SimpleITK and Nibabel readers write "
-                "it; NibabelIOWithReorient's reoriented arrays are not read.) Pass "
-                "probability_node=None to score the masks without them."
-            )
+        probabilities that do not fit the saved masks; return the cases whose masks
+        hold their probabilities less than :data:`MIN_PROBABILITY_CONTRAST` (a few)."""
+        low = self._check_contrasts(node)
         wrong = [v for v in self.other if v not in self.beside]
         if wrong:
             raise ValueError(
@@ -125,9 +116,54 @@ class _LabelOf:
                 f"label {self.label} as another class would be; set label={wrong[0]:g}, or "
                 "binarise the predictions (e.g. a 0/255 export)."
             )
+        return low
+
+    def _check_contrasts(self, node: str) -> list[str]:
+        """Refuse probabilities that most cases' masks do not hold, or that fit the masks
+        better with their axes reversed; return the few cases whose masks do not hold them."""
+        if not self.contrasts:
+            return []
+        reversible = [(d, r) for _, d, r in self.contrasts if r is not None]
+        # the masks hold the probabilities reversed, and clearly better than as read
+        better = sum(
+            r >= MIN_PROBABILITY_CONTRAST and r > d + MIN_PROBABILITY_CONTRAST
+            for d, r in reversible
+        )
+        if reversible and 2 * better > len(reversible):
+            raise ValueError(
+                f"saved predictions {node!r}: in {better} of {len(reversible)} cases the "
+                "saved probabilities fit the saved masks better with their axes reversed. "
+                "nnU-Net's .npz is read in reverse axis order, as its SimpleITK and Nibabel "
+                "readers write it: were these written otherwise (transposed, or by "
+                "NibabelIOWithReorient)? Pass probability_node=None to score the masks "
+                "without them."
+            )
+        low = [(c, d) for c, d, _ in self.contrasts if d < MIN_PROBABILITY_CONTRAST]
+        if 2 * len(low) > len(self.contrasts):
+            shown = ", ".join(f"{c!r} ({d:+.3f})" for c, d in low[:5])
+            raise ValueError(
+                f"saved predictions {node!r}: in {len(low)} of the {len(self.contrasts)} "
+                "cases read whose masks are neither empty nor full, the saved probabilities "
+                f"average less than {MIN_PROBABILITY_CONTRAST} higher inside the saved mask "
+                f"than outside it (e.g. {shown}). A model's masks hold its likely voxels: "
+                "are they the probabilities of the class the masks hold (not the background "
+                "channel), of the same model and cases? Pass probability_node=None to score "
+                "the masks without them."
+            )
+        return [c for c, _ in low]
 
     def __repr__(self) -> str:
         return f"saved predictions == {self.label}"
+
+
+def _contrast(mask: torch.Tensor, proba: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per case of a batch, the mean probability inside the mask less that outside it,
+    and whether the case can be judged (its mask neither empty nor full)."""
+    n_in = mask.flatten(1).sum(1, dtype=torch.float64)
+    n_out = mask[0].numel() - n_in
+    s_in = (proba * mask).flatten(1).sum(1, dtype=torch.float64)
+    s_out = proba.flatten(1).sum(1, dtype=torch.float64) - s_in
+    return s_in / n_in.clamp(min=1) - s_out / n_out.clamp(min=1), (n_in > 0) & (n_out > 0)
 
 
 class _WithProbabilities:
@@ -179,16 +215,16 @@ class SavedPredictions(SegmentationAdapter):
     prediction_node : str, default "P"
         The node holding the saved predictions (what the NIfTI loaders' ``prediction_column``
         or ``predictions`` make).
-    probability_node : str or None, default "auto"
-        The node holding the saved probabilities of class ``label`` (what the loaders'
-        ``probability_column`` or ``probabilities=True`` make), which give the output
-        features their confidence and entropy. ``"auto"`` reads node ``"P_proba"`` when
-        the environment holds it and ``prediction_node`` is read; a name requires that
-        node; None never reads one. With ``"auto"`` every environment the scorer reads
-        must hold the probabilities or none of them (a ``ValueError`` otherwise: the
-        output features would tell the sites apart by what was saved). The masks scored
-        stay the saved ones. The node the last successful call in this process read (or
-        None) is ``probability_node_``.
+    probability_node : str or None, default None
+        The node holding the saved probabilities of class ``label`` (``"P_proba"``, what
+        the loaders' ``probability_column`` or ``probabilities=True`` make), read beside
+        ``prediction_node``: the output features' confidence and entropy are then the
+        model's. Every environment scored must hold it (a ``ValueError`` names one that
+        does not), so that the features mean the same on both sides. None reads none.
+        The masks scored stay the saved ones. Probabilities that most cases' masks do
+        not hold, or that fit them better with their axes reversed, are refused; cases
+        whose masks do not hold theirs, when they are few, are named in a warning and
+        listed in ``low_contrast_cases_`` (see :data:`MIN_PROBABILITY_CONTRAST`).
     label : int, default 1
         The class of interest, in the predictions and in the reference masks. Environments
         loaded with ``foreground=k`` hold binary masks of that class already: keep 1.
@@ -210,9 +246,9 @@ class SavedPredictions(SegmentationAdapter):
         named), a case's prediction holds a single nonzero value other than ``label``
         that is no other class of a label map (a 0/255 export, or the wrong ``label``),
         as the adapter refuses such references, or saved probabilities are not finite,
-        not in [0, 1], or for some case no higher inside its mask than around it (by
-        less than :data:`MIN_PROBABILITY_CONTRAST`: another axis order, the background
-        channel, another case's file).
+        not in [0, 1], not higher inside most masks than around them (by
+        :data:`MIN_PROBABILITY_CONTRAST`: the background channel, another class), or a
+        better fit with their axes reversed.
 
     See Also
     --------
@@ -245,7 +281,7 @@ class SavedPredictions(SegmentationAdapter):
         metric: str | Callable[..., float] = "dice",
         *,
         prediction_node: str = "P",
-        probability_node: str | None = "auto",
+        probability_node: str | None = None,
         label: int = 1,
         **kwargs: Any,
     ) -> None:
@@ -260,9 +296,7 @@ class SavedPredictions(SegmentationAdapter):
         super().__init__(_LabelOf(label), metric, activation="none", label=label, **kwargs)
         self.prediction_node = str(prediction_node)
         self.probability_node = None if probability_node is None else str(probability_node)
-        self.probability_node_: str | None = None  # the node the last call read, if any
-        self._reading: str | None = None
-        self._auto_found: bool | None = None  # "auto": whether the environments hold P_proba
+        self.low_contrast_cases_: list[str] = []  # warned of: masks not holding their probabilities
 
     def fingerprint(self) -> str:
         """Hash of what decides the masks read: the class and the nodes.
@@ -293,9 +327,8 @@ class SavedPredictions(SegmentationAdapter):
         node = self.prediction_node if node is None else node
         model = self.model
         model.other = []  # a new call: only its cases can be refused
-        model.low_contrast = []
+        model.contrasts = []
         model.paired, model.spatial_dims = False, None
-        self._reading: str | None = None
         if not isinstance(environment, Environment):
             return environment, node
         whole, idx = environment._features_origin or (None, None)
@@ -307,30 +340,8 @@ class SavedPredictions(SegmentationAdapter):
                 return None
             return whole[name] if idx is None else whole[name][idx]
 
-        proba_node = self.probability_node
-        if proba_node == "auto" and node == self.prediction_node:
-            # the loaders' probabilities belong to their node P; every environment this
-            # scorer reads must have them or none, or the output features would tell the
-            # sites apart by what was saved rather than by what the model did
-            found = column("P_proba") is not None
-            if self._auto_found is not None and found != self._auto_found:
-                has, lacks = (
-                    (repr(environment.name), "the environments read before")
-                    if found
-                    else ("the environments read before", repr(environment.name))
-                )
-                raise ValueError(
-                    f"saved probabilities (node 'P_proba') are held by {has} but not by "
-                    f"{lacks}: the confidence and entropy features would tell the sites "
-                    "apart by what was saved, not by what the model did. Load the "
-                    "probabilities for every environment (probabilities=True / "
-                    "probability_column=), or score without them (probability_node=None)."
-                )
-            self._auto_found = found
-            proba_node = "P_proba" if found else None
-        elif proba_node == "auto":
-            proba_node = None
-        self._reading = proba_node  # probability_node_ once the call succeeds
+        # the probabilities belong to the predictions' node, not to another one read
+        proba_node = self.probability_node if node == self.prediction_node else None
         if node in environment and proba_node is None:
             return environment, node
         labels = column(node)
@@ -360,14 +371,15 @@ class SavedPredictions(SegmentationAdapter):
                 "or pass probability_node=None to score the masks without them."
             )
         sd = self.spatial_dims or self._label_spatial_dims(view, node)
-        if sd is None:  # cases of different shapes: channel-first if every case is (1, ...)
+        if sd is None:  # cases of different shapes: channel-first if each is (1, ...)
             shapes = getattr(labels, "item_shapes", None)
-            if shapes is None:
-                shapes = [np.shape(labels[j]) for j in range(len(labels))]
-            ndims = {len(sh) for sh in shapes} or {3}
-            first_axes = {sh[0] for sh in shapes if sh}
+            if shapes is None:  # read the first case only, judged alone
+                first = np.shape(labels[0]) if len(labels) else (1, 1, 1)
+                shapes = [first] if len(first) == 4 else [(0, *first)]
+            ndims = {len(sh) for sh in shapes}
             nd = max(ndims)
-            sd = nd - 1 if len(ndims) == 1 and nd in (3, 4) and first_axes == {1} else nd
+            leading_one = all(sh[0] == 1 for sh in shapes)
+            sd = nd - 1 if len(ndims) == 1 and nd in (3, 4) and leading_one else nd
         shape = view.item_shape(node)
         loader = _WithProbabilities(labels, proba, sd, proba_node, environment.case_ids)
         data[node] = LazyVolumes(
@@ -394,18 +406,17 @@ class SavedPredictions(SegmentationAdapter):
             return super()._postprocess(out, spatial, ids)
         out = out.detach().to("cpu", torch.float32)  # (B, 2, *spatial): mask, probability
         mask, proba = out[:, 0] > 0.5, out[:, 1]
-        # each case's mean probability inside its mask and outside it
-        n_in = mask.flatten(1).sum(1, dtype=torch.float64)
-        n_out = mask[0].numel() - n_in
-        s_in = (proba * mask).flatten(1).sum(1, dtype=torch.float64)
-        s_out = proba.flatten(1).sum(1, dtype=torch.float64) - s_in
-        judged = (n_in > 0) & (n_out > 0)
-        inside = s_in / n_in.clamp(min=1)
-        outside = s_out / n_out.clamp(min=1)
-        low = judged & (inside - outside < MIN_PROBABILITY_CONTRAST)
-        self.model.low_contrast += [
-            (ids[j], float(inside[j]), float(outside[j]))
-            for j in torch.nonzero(low).ravel().tolist()
+        flip = tuple(range(proba.ndim - 1, 0, -1))
+        reversible = tuple(proba.shape[1:]) == tuple(proba.shape[:0:-1]) and len(flip) > 1
+        contrast, judged = _contrast(mask, proba)
+        reversed_contrast = _contrast(mask, proba.permute(0, *flip))[0] if reversible else None
+        self.model.contrasts += [
+            (
+                ids[j],
+                float(contrast[j]),
+                None if reversed_contrast is None else float(reversed_contrast[j]),
+            )
+            for j in torch.nonzero(judged).ravel().tolist()
         ]
         return mask.numpy().astype(np.uint8), np.ascontiguousarray(proba.numpy())
 
@@ -415,11 +426,20 @@ class SavedPredictions(SegmentationAdapter):
         the cache, so that no case it stored is served later unchecked."""
         try:
             yield
-            self.model.check(node)
+            low = self.model.check(node)
         except BaseException:
             self.clear_cache()
             raise
-        self.probability_node_ = self._reading
+        if low:
+            self.low_contrast_cases_ += [c for c in low if c not in self.low_contrast_cases_]
+            warnings.warn(
+                f"saved predictions {node!r}: the masks of {len(low)} case(s) hold their saved "
+                f"probabilities less than {MIN_PROBABILITY_CONTRAST} above the rest of the "
+                f"volume: {low[:10]}. A model unsure of an unusual case, or a file mix-up: "
+                "look at them (listed in low_contrast_cases_).",
+                UserWarning,
+                stacklevel=_user_stacklevel(),
+            )
 
     def predict(
         self, data: Any, image_node: str | None = None, *, label_node: str | None = "Y"
