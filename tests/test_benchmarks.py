@@ -1596,6 +1596,9 @@ def test_saved_probabilities_benchmark_runs_small_and_reports_section_5f(tmp_pat
     written = report.write(results_dir=tmp_path, out=tmp_path / "RESULTS.md").read_text()
     assert "### 5f. Saved predictions with and without" in written
     assert report._saved_probabilities(None) == ""
+    # a variant missing for every seed: no paired sentence, and no crash of the report
+    one_variant = [r for r in saved["rows"] if r["variant"] == "masks only"]
+    assert report._saved_probabilities_paired(one_variant) == ""
 
 
 def test_results_md_is_what_the_report_writes_from_the_shipped_results(tmp_path):
