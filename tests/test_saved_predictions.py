@@ -186,6 +186,23 @@ def test_saved_probabilities_give_the_models_confidence_and_entropy_and_the_mask
     assert scorer.n_cache_hits_ == hits + len(saved)
 
 
+def test_a_site_without_probabilities_is_refused_even_beside_stored_features():
+    # an image ratio stores each environment's output features; a second analysis with a
+    # fresh scorer must still refuse a site whose features would differ in kind
+    from shiftattr.ratios import ImageStatsRatio
+
+    _, saved = _with_probabilities(_in_memory())
+    site_c = Environment({n: saved[n] for n in ("X", "Y", "P")}, name="site C")
+
+    def ratio():
+        extra = {"X": SavedPredictions(**WITH_PROBA).output_features}
+        return ImageStatsRatio(statistics="basic", extra_features=extra)
+
+    ratio().fit(saved.features(["X"]), saved.subset([5, 4, 3, 2, 1, 0]).features(["X"]))
+    with pytest.raises(ValueError, match=r"'site C' has no probability node 'P_proba'"):
+        ratio().fit(saved.features(["X"]), site_c.features(["X"]))
+
+
 def test_saved_probabilities_that_do_not_fit_the_masks_are_refused():
     env = _in_memory()
     _, saved = _with_probabilities(env)
