@@ -15,9 +15,9 @@ The attribution itself is unchanged: the density ratios still compare the images
 (``X``) and the masks (``Y``) of the two environments, and the prediction node is no
 node of the graph. What a saved mask cannot give is a probability. When the pipeline
 saved its probabilities too (``nnUNetv2_predict --save_probabilities``; the loaders'
-``probabilities=True`` / ``probability_column=`` make node ``"P_proba"``), the
-confidence and entropy features of :meth:`SavedPredictions.output_features` are the
-model's; without them they are those of a certain model (1 inside the mask, 0
+``probabilities=True`` / ``probability_column=`` make node ``"P_proba"``, which
+``SavedPredictions(probability_node="P_proba")`` reads), the confidence and entropy
+features of :meth:`SavedPredictions.output_features` are the model's; without them they are those of a certain model (1 inside the mask, 0
 entropy), and only the volume and component features vary between cases. The masks
 scored are always the saved ones (post-processed), never the probabilities
 thresholded.
@@ -43,8 +43,7 @@ __all__ = ["MIN_PROBABILITY_CONTRAST", "SavedPredictions"]
 #: The least difference between a case's mean saved probability inside its saved mask
 #: and outside it. A model's mask holds its likely voxels (a post-processed one too:
 #: removed components and filled holes move the means little), so for a healthy model
-#: the difference is large (0.57 at least over the 1,500 cases of section 5f of
-#: ``benchmarks/RESULTS.md``). Where most cases of a call fall short, the probabilities are
+#: the difference is large. Where most cases of a call fall short, the probabilities are
 #: refused (the background channel, another class); where a few do, they are named in a
 #: warning and counted (``low_contrast_cases_``): a model unsure of an unusual case, or a
 #: file mix-up, for the user to look at. Cases whose mask is empty or fills the volume
