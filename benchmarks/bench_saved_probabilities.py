@@ -15,6 +15,13 @@ masks with the probabilities (``probability_node="P_proba"``) and without them
 output features), importance weighting and refit bootstrap intervals, against the
 simulator's truth for the same pipeline.
 
+It also measures the check of the probabilities against the masks
+(:data:`~shiftattr.segmentation.MIN_PROBABILITY_CONTRAST`): each case's mean
+probability inside its saved mask less that outside it, on the pipeline's own files,
+and what the scorer does with each environment's probabilities mixed up (axes
+transposed, one axis flipped, the background channel, each case given the next case's
+file): refused, or accepted with how many cases named in its warning.
+
 Writes ``benchmarks/results/saved_probabilities.json``.
 
 Usage: ``python benchmarks/bench_saved_probabilities.py [--seeds 5]`` (about 25 s per
@@ -47,6 +54,15 @@ SHIFTS = {
 #: The variants compared: name -> ``SavedPredictions(probability_node=...)``.
 VARIANTS = {"with probabilities": "P_proba", "masks only": None}
 
+#: Mix-ups of saved probabilities, by name: ``probabilities (N, *spatial) -> mixed up``.
+MIXUPS = {
+    "none (the model's own)": lambda p: p,
+    "axes transposed": lambda p: p.transpose(0, *range(p.ndim - 1, 0, -1)),
+    "one axis flipped": lambda p: p[:, ::-1],
+    "background channel": lambda p: 1.0 - p,
+    "the next case's file": lambda p: np.roll(p, 1, axis=0),
+}
+
 #: Components smaller than this many voxels are removed by the pipeline's post-processing.
 MIN_COMPONENT = 3
 
@@ -65,6 +81,47 @@ def _post_process(masks: np.ndarray) -> np.ndarray:
     return out
 
 
+def contrasts(masks: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Each judged case's mean probability inside its mask less that outside it (cases
+    whose mask is empty or full are left out), as the scorer's check computes it."""
+    m = masks.reshape(len(masks), -1).astype(bool)
+    p = proba.reshape(len(proba), -1).astype(np.float64)
+    n_in = m.sum(1)
+    judged = (n_in > 0) & (n_in < m.shape[1])
+    inside = (p * m).sum(1) / np.maximum(n_in, 1)
+    outside = (p * ~m).sum(1) / np.maximum(m.shape[1] - n_in, 1)
+    return (inside - outside)[judged]
+
+
+def check_mixups(environment: Any) -> list[dict[str, Any]]:
+    """What the scorer does with the environment's probabilities mixed up."""
+    from shiftattr.segmentation import SavedPredictions
+
+    proba = np.asarray(environment["P_proba"])
+    judged = len(contrasts(np.asarray(environment["P"]), proba))
+    out = []
+    for name, mix in MIXUPS.items():
+        scorer = SavedPredictions(
+            "dice", metric_params={"empty": "one"}, probability_node="P_proba", progress=False
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                scorer.score(environment.with_nodes(P_proba=np.ascontiguousarray(mix(proba))))
+                outcome = "accepted"
+            except ValueError:
+                outcome = "refused"
+        out.append(
+            {
+                "mixup": name,
+                "outcome": outcome,
+                "warned_cases": len(scorer.low_contrast_cases_),
+                "judged_cases": judged,
+            }
+        )
+    return out
+
+
 def one_seed(
     seed: int,
     shape: tuple[int, ...],
@@ -73,8 +130,9 @@ def one_seed(
     epochs: int,
     truth_n: int,
     replicates: int,
-) -> list[dict[str, Any]]:
-    """Rows of one seed: per shift and variant, the estimate beside the truth."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[float]]:
+    """Rows of one seed (per shift and variant, the estimate beside the truth), the
+    scorer's verdicts on mixed-up probabilities, and the pipeline's own contrasts."""
     import shiftattr as sa
     from shiftattr.pipeline import segmentation_graph
     from shiftattr.ratios import ImageStatsRatio
@@ -99,10 +157,17 @@ def one_seed(
         masks = _post_process(np.asarray(network.predict(environment)))
         return sa.metrics.dice(masks, environment["Y"], empty=1.0)
 
-    rows = []
+    rows, checks, own = [], [], []
     for k, (shift, (src_kw, tgt_kw)) in enumerate(SHIFTS.items()):
         source = saved(sim.sample(n, **src_kw, random_state=100 * seed + 2 * k + 10))
         target = saved(sim.sample(n, **tgt_kw, random_state=100 * seed + 2 * k + 11))
+        for side, environment in (("source", source), ("target", target)):
+            own += contrasts(
+                np.asarray(environment["P"]), np.asarray(environment["P_proba"])
+            ).tolist()
+            checks += [
+                {"seed": seed, "shift": shift, "side": side, **c} for c in check_mixups(environment)
+            ]
         truth = sim.true_attribution(
             pipeline_dice,
             src_kw,
@@ -148,7 +213,25 @@ def one_seed(
                     "seconds": seconds,
                 }
             )
-    return rows
+    return rows, checks, own
+
+
+def summarise_checks(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per mix-up: environments refused, and cases named in the accepted ones' warnings."""
+    out = []
+    for name in MIXUPS:
+        sel = [c for c in checks if c["mixup"] == name]
+        accepted = [c for c in sel if c["outcome"] == "accepted"]
+        out.append(
+            {
+                "mixup": name,
+                "environments": len(sel),
+                "refused": len(sel) - len(accepted),
+                "warned_cases": sum(c["warned_cases"] for c in accepted),
+                "judged_cases_accepted": sum(c["judged_cases"] for c in accepted),
+            }
+        )
+    return out
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -195,9 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     args = parser.parse_args(argv)
     shape = (args.size,) * 3
-    rows = []
+    rows, checks, own = [], [], []
     for seed in range(args.seeds):
-        rows += one_seed(seed, shape, args.n, 40, args.epochs, args.truth_n, args.replicates)
+        r, c, o = one_seed(seed, shape, args.n, 40, args.epochs, args.truth_n, args.replicates)
+        rows, checks, own = rows + r, checks + c, own + o
         print(f"seed {seed}: done", flush=True)
     summary = summarise(rows)
     for s in summary:
@@ -213,6 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         "truth_n": args.truth_n,
         "replicates": args.replicates,
         "rows": rows,
+        "checks": summarise_checks(checks),
+        "own_contrast": {
+            "cases": len(own),
+            "min": float(np.min(own)) if own else None,
+            "p01": float(np.percentile(own, 1)) if own else None,
+            "median": float(np.median(own)) if own else None,
+        },
         "summary": summary,
     }
     path = write_json("saved_probabilities", payload, *([args.out] if args.out else []))

@@ -1160,8 +1160,41 @@ def _saved_probabilities(sp: dict[str, Any] | None) -> str:
             "",
             _saved_probabilities_paired(sp["rows"]),
             "",
+            *_saved_probabilities_checks(sp),
         ]
     )
+
+
+def _saved_probabilities_checks(sp: dict[str, Any]) -> list[str]:
+    """Section 5f's second part: the check of saved probabilities against the masks."""
+    checks, own = sp.get("checks"), sp.get("own_contrast") or {}
+    if not checks or not own.get("cases"):
+        return []
+    return [
+        "The check of the probabilities against the masks (`MIN_PROBABILITY_CONTRAST`, "
+        "0.1): over the pipeline's own files, each case's mean probability inside its "
+        f"saved mask less that outside it was at least {_f(own['min'], 3)} (1st "
+        f"percentile {_f(own['p01'], 3)}, median {_f(own['median'], 3)}; {own['cases']:,} "
+        "cases whose mask is neither empty nor full). What the scorer did with each "
+        "environment's probabilities mixed up (refused, or accepted with some cases named "
+        "in a warning):",
+        "",
+        _table(
+            ["probabilities", "environments", "refused", "cases warned of, where accepted"],
+            [
+                [
+                    c["mixup"],
+                    c["environments"],
+                    c["refused"],
+                    f"{c['warned_cases']} of {c['judged_cases_accepted']}"
+                    if c["environments"] > c["refused"]
+                    else "–",
+                ]
+                for c in checks
+            ],
+        ),
+        "",
+    ]
 
 
 def _saved_probabilities_paired(rows: list[dict[str, Any]]) -> str:

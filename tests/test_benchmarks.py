@@ -1593,8 +1593,15 @@ def test_saved_probabilities_benchmark_runs_small_and_reports_section_5f(tmp_pat
     assert {(r["shift"], r["variant"]) for r in saved["summary"]} == {
         (s, v) for s in bench.SHIFTS for v in bench.VARIANTS
     }
+    checks = {c["mixup"]: c for c in saved["checks"]}
+    assert set(checks) == set(bench.MIXUPS)
+    assert (
+        checks["background channel"]["refused"] == checks["background channel"]["environments"] == 6
+    )
+    assert saved["own_contrast"]["cases"] > 0
     written = report.write(results_dir=tmp_path, out=tmp_path / "RESULTS.md").read_text()
     assert "### 5f. Saved predictions with and without" in written
+    assert "| background channel | 6 | 6 |" in written
     assert report._saved_probabilities(None) == ""
     # a variant missing for every seed: no paired sentence, and no crash of the report
     one_variant = [r for r in saved["rows"] if r["variant"] == "masks only"]
