@@ -115,6 +115,13 @@ _NIFTI_READS: dict[str, tuple[set[str], set[str]]] = {
 }
 _SIDES = ("source", "target")
 
+#: The keys of each side naming the saved predictions and their saved probabilities,
+#: per ``data.kind`` that reads them.
+_SAVED_KEYS: dict[str, tuple[str, str]] = {
+    "folder": ("prediction_column", "probability_column"),
+    "nnunet": ("predictions", "probabilities"),
+}
+
 
 class NiftiSelection(_Strict):
     """Which cases of a NIfTI layout form one environment."""
@@ -762,14 +769,13 @@ class RunConfig(_Strict):
 
     def _check_predictions(self) -> None:
         """``model.kind = "predictions"`` and the data's prediction keys go together."""
-        key = {"folder": "prediction_column", "nnunet": "predictions"}.get(self.data.kind)
+        key, proba_key = _SAVED_KEYS.get(self.data.kind, (None, None))
         if self.model.kind != "predictions":
-            keys = (key, "probability_column" if key == "prediction_column" else "probabilities")
             given = [
                 f"data.{side}.{k}"
                 for side in _SIDES
-                for k in keys
-                if key is not None and getattr(getattr(self.data, side), k) not in (None, False)
+                for k in (key, proba_key)
+                if k is not None and getattr(getattr(self.data, side), k) not in (None, False)
             ]
             if given:
                 raise ValueError(
@@ -799,7 +805,6 @@ class RunConfig(_Strict):
                 "attribution.paired needs the model to score other readings of the same "
                 "cases; with model.kind = 'predictions' remove attribution.paired"
             )
-        proba_key = {"folder": "probability_column", "nnunet": "probabilities"}[self.data.kind]
         given = [bool(getattr(getattr(self.data, side), proba_key)) for side in _SIDES]
         if any(given) and not all(given):
             half = [f"data.{side}.{proba_key}" for side, g in zip(_SIDES, given) if not g]
