@@ -411,6 +411,7 @@ def _build(
     """
     from shiftattr.segmentation.probability_maps import (
         ProbabilityMapLoader,
+        _is_npz,
         class_channel,
         fits_grid,
         probability_map_info,
@@ -461,23 +462,23 @@ def _build(
         files = list(c.images) + ([c.label] if c.label else [])
         files += list((c.extra_labels or {}).values())
         files += [c.prediction] if c.prediction else []
+        npz = c.probability is not None and _is_npz(c.probability)
+        files += [c.probability] if c.probability and not npz else []  # a NIfTI map
         hs = [header(p) for p in files]
         _check_same_grid(c.case_id, hs, check_affine, affine_tolerance)
-        if c.probability is not None:
+        if npz:  # an .npz has no affine: its grid, from the array's header
             n_classes, grid = probability_map_info(c.probability)
             if not fits_grid(grid, hs[0].shape):
-                order = " (nibabel's axis order; an .npz is read in reverse)" if n_classes else ""
                 raise NiftiDataError(
                     f"case {c.case_id!r}: the probability map {c.probability!r} has spatial "
-                    f"shape {grid}{order} but {hs[0].path!r} has shape {hs[0].shape}; they "
-                    "must share the images' grid (save the probabilities at the images' "
-                    "resolution, as nnUNetv2_predict does)."
-                )
-            if n_classes is None:  # a NIfTI map: its affine too
-                _check_same_grid(
-                    c.case_id, [hs[0], header(c.probability)], check_affine, affine_tolerance
+                    f"shape {grid} (nibabel's axis order; an .npz is read in reverse) but "
+                    f"{hs[0].path!r} has shape {hs[0].shape}; they must share the images' "
+                    "grid (save the probabilities at the images' resolution, as "
+                    "nnUNetv2_predict does)."
                 )
             channels.append(class_channel(n_classes, foreground, c.probability))
+        elif c.probability is not None:
+            channels.append(None)
         shapes.append(hs[0].shape)
         affines.append(hs[0].affine)
         zooms.append(hs[0].zooms)
