@@ -224,6 +224,17 @@ def test_saved_probabilities_that_do_not_fit_the_masks_are_refused():
         SavedPredictions(progress=False, probability_node="Q").score(saved)
 
 
+def test_probabilities_in_memory_are_clipped_for_the_features_but_never_modified():
+    _, saved = _with_probabilities(_in_memory())
+    proba = saved["P_proba"].astype(np.float32)
+    proba[saved["P"] == 1] = 1.0004  # float16 rounding above 1
+    before = proba.copy()
+    features = SavedPredictions(**WITH_PROBA).output_features(saved.with_nodes(P_proba=proba))
+    np.testing.assert_array_equal(proba, before)
+    names = list(SavedPredictions.output_feature_names)
+    assert features[1:, names.index("mean_confidence")].max() == 1.0  # clipped
+
+
 def test_a_few_cases_whose_masks_do_not_hold_their_probabilities_are_named_not_refused():
     env = _in_memory()
     _, saved = _with_probabilities(env)

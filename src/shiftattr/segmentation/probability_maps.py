@@ -167,8 +167,9 @@ def class_channel(n_classes: int | None, foreground: int | None, path: str) -> i
 
 
 def check_probabilities(p: np.ndarray, what: str, case_id: str) -> np.ndarray:
-    """``p`` clipped to [0, 1] in place, after checking it is finite and within
-    [0, 1] up to float16 rounding; ``what`` names the map in the error."""
+    """``p`` after checking it is finite and within [0, 1] up to float16 rounding;
+    a clipped copy if it strays within that rounding, else ``p`` itself. ``what`` names
+    the map in the error."""
     finite = np.isfinite(p)
     if not finite.all():
         raise NiftiDataError(
@@ -182,7 +183,7 @@ def check_probabilities(p: np.ndarray, what: str, case_id: str) -> np.ndarray:
             f"{hi:.4g}], not probabilities in [0, 1]; save the softmax or sigmoid of the "
             "outputs, not the logits (or divide percentages by 100)."
         )
-    return np.clip(p, 0.0, 1.0, out=p)
+    return np.clip(p, 0.0, 1.0) if lo < 0.0 or hi > 1.0 else p
 
 
 class ProbabilityMapLoader:

@@ -189,7 +189,7 @@ class _WithProbabilities:
 
     def __call__(self, j: int) -> np.ndarray:
         labels = self._spatial(np.asarray(self.labels[j]))
-        proba = self._spatial(np.array(self.proba[j], dtype=np.float32))  # a copy: clipped
+        proba = self._spatial(np.asarray(self.proba[j], dtype=np.float32))
         if labels.shape != proba.shape:
             raise ValueError(
                 f"case {self.case_ids[j]!r}: the saved prediction has shape {labels.shape} "
