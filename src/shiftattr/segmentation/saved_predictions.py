@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -420,12 +419,15 @@ class SavedPredictions(SegmentationAdapter):
         ]
         return mask.numpy().astype(np.uint8), np.ascontiguousarray(proba.numpy())
 
-    @contextmanager
-    def _judged(self, node: str) -> Iterator[None]:
-        """Check the cases a call read once it succeeds; if it fails or is refused, drop
-        the cache, so that no case it stored is served later unchecked."""
+    def _read(
+        self, method: Callable[..., Any], data: Any, node: str | None, *args: Any, **kwargs: Any
+    ) -> Any:
+        """The adapter's ``method`` on the environment holding the predictions (and
+        probabilities), then the check of the cases it read; if it fails or is refused,
+        the cache is dropped, so that no case it stored is served later unchecked."""
+        data, node = self._with_node(data, node)
         try:
-            yield
+            out = method(data, node, *args, **kwargs)
             low = self.model.check(node)
         except BaseException:
             self.clear_cache()
@@ -440,6 +442,7 @@ class SavedPredictions(SegmentationAdapter):
                 UserWarning,
                 stacklevel=_user_stacklevel(),
             )
+        return out
 
     def predict(
         self, data: Any, image_node: str | None = None, *, label_node: str | None = "Y"
@@ -466,10 +469,7 @@ class SavedPredictions(SegmentationAdapter):
         >>> SavedPredictions(label=2, progress=False).predict(np.array([[0, 2, 1]])).tolist()
         [[0, 1, 0]]
         """
-        data, node = self._with_node(data, image_node)
-        with self._judged(node):
-            out = super().predict(data, node, label_node=label_node)
-        return out
+        return self._read(super().predict, data, image_node, label_node=label_node)
 
     def predict_proba(
         self, data: Any, image_node: str | None = None, *, label_node: str | None = "Y"
@@ -496,10 +496,7 @@ class SavedPredictions(SegmentationAdapter):
         >>> SavedPredictions(progress=False).predict_proba(np.array([[0, 1]])).tolist()
         [[0.0, 1.0]]
         """
-        data, node = self._with_node(data, image_node)
-        with self._judged(node):
-            out = super().predict_proba(data, node, label_node=label_node)
-        return out
+        return self._read(super().predict_proba, data, image_node, label_node=label_node)
 
     def score(
         self,
@@ -540,10 +537,7 @@ class SavedPredictions(SegmentationAdapter):
         >>> SavedPredictions(progress=False).score(env).round(4)
         array([0.6667])
         """
-        environment, node = self._with_node(environment, image_node)
-        with self._judged(node):
-            out = super().score(environment, node, label_node, metric)
-        return out
+        return self._read(super().score, environment, image_node, label_node, metric)
 
     def output_features(
         self,
@@ -583,12 +577,13 @@ class SavedPredictions(SegmentationAdapter):
         >>> SavedPredictions(progress=False, spatial_dims=2).output_features(env).shape
         (1, 8)
         """
-        environment, node = self._with_node(environment, image_node)
-        with self._judged(node):
-            out = super().output_features(
-                environment, node, label_node=label_node, connectivity=connectivity
-            )
-        return out
+        return self._read(
+            super().output_features,
+            environment,
+            image_node,
+            label_node=label_node,
+            connectivity=connectivity,
+        )
 
     def agreement_features(
         self, environment: Environment, image_node: str | None = None, *, label_node: str = "Y"
@@ -617,10 +612,9 @@ class SavedPredictions(SegmentationAdapter):
         >>> SavedPredictions(progress=False).agreement_features(env).round(3)  # 2 / (2 + 1)
         array([[0.   , 0.667, 0.667]])
         """
-        environment, node = self._with_node(environment, image_node)
-        with self._judged(node):
-            out = super().agreement_features(environment, node, label_node=label_node)
-        return out
+        return self._read(
+            super().agreement_features, environment, image_node, label_node=label_node
+        )
 
     def __repr__(self) -> str:
         return (
