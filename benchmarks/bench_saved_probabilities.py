@@ -83,22 +83,22 @@ def _post_process(masks: np.ndarray) -> np.ndarray:
 
 def contrasts(masks: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """Each judged case's mean probability inside its mask less that outside it (cases
-    whose mask is empty or full are left out), as the scorer's check computes it."""
-    m = masks.reshape(len(masks), -1).astype(bool)
-    p = proba.reshape(len(proba), -1).astype(np.float64)
-    n_in = m.sum(1)
-    judged = (n_in > 0) & (n_in < m.shape[1])
-    inside = (p * m).sum(1) / np.maximum(n_in, 1)
-    outside = (p * ~m).sum(1) / np.maximum(m.shape[1] - n_in, 1)
-    return (inside - outside)[judged]
+    whose mask is empty or full are left out): the scorer's own computation."""
+    import torch
+
+    from shiftattr.segmentation.saved_predictions import _contrast
+
+    mask = torch.from_numpy(np.asarray(masks) != 0)
+    d, judged = _contrast(mask, torch.from_numpy(np.asarray(proba, dtype=np.float32)))
+    return d[judged].numpy()
 
 
-def check_mixups(environment: Any) -> list[dict[str, Any]]:
-    """What the scorer does with the environment's probabilities mixed up."""
+def check_mixups(environment: Any, judged: int) -> list[dict[str, Any]]:
+    """What the scorer does with the environment's probabilities mixed up; ``judged`` is
+    the number of its cases whose mask is neither empty nor full."""
     from shiftattr.segmentation import SavedPredictions
 
     proba = np.asarray(environment["P_proba"])
-    judged = len(contrasts(np.asarray(environment["P"]), proba))
     out = []
     for name, mix in MIXUPS.items():
         scorer = SavedPredictions(
@@ -162,11 +162,11 @@ def one_seed(
         source = saved(sim.sample(n, **src_kw, random_state=100 * seed + 2 * k + 10))
         target = saved(sim.sample(n, **tgt_kw, random_state=100 * seed + 2 * k + 11))
         for side, environment in (("source", source), ("target", target)):
-            own += contrasts(
-                np.asarray(environment["P"]), np.asarray(environment["P_proba"])
-            ).tolist()
+            mine = contrasts(environment["P"], environment["P_proba"]).tolist()
+            own += mine
             checks += [
-                {"seed": seed, "shift": shift, "side": side, **c} for c in check_mixups(environment)
+                {"seed": seed, "shift": shift, "side": side, **c}
+                for c in check_mixups(environment, len(mine))
             ]
         truth = sim.true_attribution(
             pipeline_dice,
