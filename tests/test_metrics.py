@@ -26,6 +26,7 @@ from shiftattr.metrics import (
     resolve_layout,
     volume_difference,
 )
+from shiftattr.metrics.overlap import overlap_counts
 
 
 def blobs(
@@ -641,3 +642,37 @@ def test_empty_one_is_refused_where_lower_is_better():
             fn(z, z, empty="one")
         assert fn(z, z, empty="best").tolist() == [0.0, 0.0]
     assert lesion_f1(z, z, empty="one").tolist() == [1.0, 1.0]  # best 1: allowed
+
+
+def test_hausdorff95_leaves_out_axes_of_length_one():
+    # a 2D mask with a channel axis, or stored as one slice of 3D: its surface is its
+    # contour; along a length-1 axis every voxel would lie on the border
+    ref = np.zeros((20, 20), dtype=bool)
+    ref[4:16, 4:16] = True
+    pred = np.zeros_like(ref)
+    pred[7:13, 7:13] = True
+    plain = hausdorff95(pred, ref)
+    assert plain == pytest.approx(np.hypot(3, 3))
+    assert hausdorff95(pred[None], ref[None]) == pytest.approx(plain)
+    assert hausdorff95(pred[..., None], ref[..., None], spacing=(1, 1, 5)) == pytest.approx(plain)
+    batch = hausdorff95(np.stack([pred[None]] * 2), np.stack([ref[None]] * 2))
+    np.testing.assert_allclose(batch, plain)
+    one = np.ones((1, 1, 1), dtype=bool)
+    assert hausdorff95(one, one) == 0.0
+
+
+def test_bool_views_of_other_bytes_count_as_voxels():
+    # a 0/255 export viewed as bool holds the byte 255: each is one voxel, not eight bits
+    raw = np.zeros((4, 4, 8), dtype=np.uint8)
+    raw[:2] = 255
+    pred = raw.view(bool)
+    ref = raw != 0
+    assert dice(pred, ref) == 1.0
+    assert volume_difference(pred, ref) == 0.0
+    assert [int(c[0]) for c in overlap_counts(pred, ref)] == [64, 64, 64]
+
+
+def test_a_batch_of_no_cases_gives_no_values():
+    none = np.zeros((0, 4, 4, 4))
+    for metric in (dice, volume_difference, hausdorff95, lesion_f1):
+        assert metric(none, none, batch=True).shape == (0,)

@@ -111,7 +111,10 @@ def resolve_layout(ndim: int, batch: bool | None = None) -> tuple[bool, int]:
 
 def _binarize(a: np.ndarray, name: str) -> np.ndarray:
     if a.dtype == np.bool_:
-        return a
+        # a bool view of other bytes (a 0/255 uint8 export viewed as bool) holds bytes
+        # other than 0/1, which the byte-wise counts would read as several voxels
+        raw = a.view(np.uint8)
+        return raw != 0 if a.size and raw.max() > 1 else a
     if a.dtype.kind not in "biuf":
         raise TypeError(
             f"{name} must hold booleans or numbers 0/1, got dtype {a.dtype}; convert it to a "

@@ -1,7 +1,9 @@
 """Surface distance: the 95th-percentile Hausdorff distance.
 
 Surfaces are the mask voxels with at least one face neighbour outside the mask
-(``mask & ~binary_erosion(mask)``, image border counted as outside), distances are
+(``mask & ~binary_erosion(mask)``, image border counted as outside; axes of length 1,
+such as a channel axis or the one slice of a 2D image stored as 3D, are left out, so
+that such a mask's surface is its contour and not all its voxels), distances are
 Euclidean in physical units via :func:`scipy.ndimage.distance_transform_edt` with
 ``sampling=spacing``, and both are computed on the bounding box of the two masks only (exact:
 every surface voxel lies inside it), so small lesions in large volumes are cheap.
@@ -36,6 +38,15 @@ def _surface(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
 def _case_hd(
     p: np.ndarray, r: np.ndarray, spacing: np.ndarray, percentile: float, mode: str
 ) -> float:
+    # an axis of length 1 (a channel axis, or the one slice of a 2D image stored as 3D)
+    # is not spatial: along it every voxel would lie on the border, and so on the surface
+    spatial = [a for a, n in enumerate(p.shape) if n > 1]
+    if len(spatial) < p.ndim:
+        if not spatial:  # one voxel, in both masks
+            return 0.0
+        p = p.reshape([p.shape[a] for a in spatial])
+        r = r.reshape(p.shape)
+        spacing = np.asarray(spacing)[spatial]
     union = p | r
     box = ndimage.find_objects(union.astype(np.uint8))[0]
     p, r = p[box], r[box]
@@ -107,8 +118,9 @@ def hausdorff95(
     p, r, is_batch = as_binary_masks(pred, ref, batch=batch)
     sp = spacing_per_case(spacing, p.shape[0], p.ndim - 1)
     n_cases = p.shape[0]
-    p_empty = ~p.reshape(n_cases, -1).any(axis=1)
-    r_empty = ~r.reshape(n_cases, -1).any(axis=1)
+    n_vox = int(np.prod(p.shape[1:]))  # -1 cannot be inferred for a batch of 0 cases
+    p_empty = ~p.reshape(n_cases, n_vox).any(axis=1)
+    r_empty = ~r.reshape(n_cases, n_vox).any(axis=1)
     values = np.full(n_cases, np.inf)
     values[p_empty & r_empty] = np.nan
     for k in np.flatnonzero(~p_empty & ~r_empty):

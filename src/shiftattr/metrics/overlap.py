@@ -66,8 +66,9 @@ def overlap_counts(
 
 def _overlap_counts(p: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_cases = p.shape[0]
-    pf = p.reshape(n_cases, -1)
-    rf = r.reshape(n_cases, -1)
+    n_vox = int(np.prod(p.shape[1:]))  # -1 cannot be inferred for a batch of 0 cases
+    pf = p.reshape(n_cases, n_vox)
+    rf = r.reshape(n_cases, n_vox)
     n_vox = pf.shape[1]
     inter = np.empty(n_cases, dtype=np.int64)
     n_p = np.empty(n_cases, dtype=np.int64)
