@@ -516,6 +516,22 @@ def test_model_preprocess_names_a_known_function_for_a_loaded_model():
         load_config({"data": {"kind": "synthetic"}, "model": {"preprocess": "zscore"}})
 
 
+def test_model_output_channel_is_for_a_loaded_model():
+    data = {"kind": "folder", "source": {"folder": "a"}, "target": {"folder": "b"}}
+    model = {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"}
+    assert load_config({"data": data, "model": model}).model.output_channel is None
+    cfg = load_config({"data": data, "model": {**model, "output_channel": 2}})
+    assert cfg.model.output_channel == 2
+    with pytest.raises(ConfigError, match=r"model\.output_channel: Input should be greater"):
+        load_config({"data": data, "model": {**model, "output_channel": -1}})
+    with pytest.raises(ConfigError, match=r"model\.output_channel is for a model loaded"):
+        load_config({"data": data, "model": {"output_channel": 2}})
+    saved = {"kind": "folder", "source": {"folder": "a", "prediction_column": "p"}}
+    saved["target"] = {"folder": "b", "prediction_column": "p"}
+    with pytest.raises(ConfigError, match=r"model\.output_channel not read"):
+        load_config({"data": saved, "model": {"kind": "predictions", "output_channel": 2}})
+
+
 def test_the_prediction_cache_can_be_bounded_from_the_configuration(monkeypatch, tmp_path):
     """It took N x voxels x 5 bytes with no key to bound it (35 GB for 600 cases of
     256x256x180; scaling review)."""

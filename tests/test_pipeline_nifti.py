@@ -149,6 +149,30 @@ def test_run_names_a_missing_folder_and_mechanism_without_a_traceback(tmp_path, 
     assert "net.pt" in err and "Traceback" not in err
 
 
+def test_run_scores_the_models_channel_of_the_class_the_masks_were_cut_from(tmp_path, capsys):
+    """Label maps whose class 2 is the lesion and class 1 a cube elsewhere, loaded with
+    ``data.foreground = 2``; a three-class model. Its channel 1 (the default) would be
+    compared with class 2's masks: refused, and ``model.output_channel = 2`` scores it."""
+    for site, seed in (("site-A", 0), ("site-B", 1)):
+        _site(tmp_path / site, 8, seed=seed, contrast=1.5, affine=np.eye(4))
+        for seg in (tmp_path / site).glob("*_seg.nii.gz"):
+            labels = 2 * np.asarray(nib.load(str(seg)).dataobj)
+            labels[:2, :2, :2] = 1
+            nib.save(nib.Nifti1Image(labels.astype(np.uint8), np.eye(4)), str(seg))
+    fg = 'kind = "folder"\nforeground = 2\nsource = { folder = "site-A" }\n'
+    fg += 'target = { folder = "site-B" }\n'
+    cfg = _config(tmp_path, factory="three_class_net", data=fg)
+    with pytest.raises(ValueError, match=r"foreground=2.*model\.output_channel = 2"):
+        main(["run", str(cfg), "--quiet"])
+    cfg = _config(tmp_path, model="output_channel = 2\n", factory="three_class_net", data=fg)
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    three = json.loads((tmp_path / "report" / "attribution.json").read_text())
+    cfg = _config(tmp_path, data=fg)  # the same lesions from a one-channel model
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    one = json.loads((tmp_path / "report" / "attribution.json").read_text())
+    assert three["source_metric"] == one["source_metric"] > 0.5
+
+
 def test_run_normalises_the_images_on_their_way_to_the_model(tmp_path):
     """Raw intensities in the hundreds, a model trained on z-scored images:
     ``model.preprocess = "zscore"`` gives it what it expects."""

@@ -565,3 +565,56 @@ def test_eviction_warning_points_at_the_users_call_and_auto_reads_memory_once(mo
             getattr(adapter, method)(env)
         assert [w.filename for w in rec] == [__file__], method
     assert len(reads) == 3  # once per adapter, not once per case
+
+
+def test_masks_cut_from_another_class_need_the_models_channel_of_that_class():
+    # a loader's foreground=2 stores class 2 as 1: channel 1 of a three-class model (the
+    # default, from label=1) would be class 1, compared with class 2's masks
+    x = np.zeros((2, 1, *SHAPE), dtype=np.float32)
+    x[:, 0, :3] = 0.5
+    x[:, 0, :1] = 1.0
+    labels = np.zeros((2, *SHAPE), dtype=np.uint8)
+    labels[:, :3] = 1
+    labels[:, :1] = 2
+    cut = Environment({"X": x, "Y": (labels == 2).astype(np.uint8)}, metadata={"foreground": 2})
+    model = three_class_model()
+    with pytest.raises(ValueError, match=r"foreground=2.*outputs 3 channels.*channel=2"):
+        SegmentationAdapter(model, activation="softmax", progress=False).score(cut)
+    right = SegmentationAdapter(model, activation="softmax", channel=2, progress=False)
+    np.testing.assert_allclose(right.score(cut), 1.0)
+    np.testing.assert_array_equal(right.predict(cut), cut["Y"])
+    # label=2 finds no 2 in masks stored as 0/1: the error says why, and what to set
+    with pytest.raises(ValueError, match=r"loaded with foreground=2.*Keep label=1.*channel=2"):
+        SegmentationAdapter(model, activation="softmax", label=2, progress=False).score(cut)
+    # class 1, or a one-channel model of the class, needs nothing
+    one = Environment({"X": x, "Y": (labels == 1).astype(np.uint8)}, metadata={"foreground": 1})
+    assert SegmentationAdapter(model, activation="softmax", progress=False).score(one)[0] == 1.0
+    binary = SegmentationAdapter(lambda b: (b > 0.75).float(), activation="none", progress=False)
+    np.testing.assert_allclose(binary.score(cut), 1.0)
+
+
+def test_soft_or_interpolated_references_are_refused():
+    env, _ = toy_environment()
+    soft = env["Y"].astype(np.float32) * 0.99  # no voxel equals 1: every case empty
+    adapter = SegmentationAdapter(threshold_model(), progress=False)
+    with pytest.raises(ValueError, match=r"case 'a'.*not class labels.*0\.99"):
+        adapter.score(Environment({"X": env["X"], "Y": soft}, case_ids=env.case_ids))
+    nan = env["Y"].astype(np.float32)
+    nan[0].flat[0] = np.nan
+    with pytest.raises(ValueError, match="not class labels"):
+        adapter.score(Environment({"X": env["X"], "Y": nan}, case_ids=env.case_ids))
+    whole = Environment({"X": env["X"], "Y": env["Y"].astype(np.float64)}, case_ids=env.case_ids)
+    np.testing.assert_allclose(adapter.score(whole), adapter.score(env))
+
+
+def test_per_case_spacing_rows_belong_to_one_environment():
+    env, _ = toy_environment()
+    rows = np.ones((len(env), 3))
+    adapter = SegmentationAdapter(
+        threshold_model(), metric="hausdorff95", spacing=rows, progress=False
+    )
+    adapter.score(env)
+    adapter.score(env)  # the same cases again
+    other = Environment({"X": env["X"], "Y": env["Y"]}, case_ids=[f"z{i}" for i in range(len(env))])
+    with pytest.raises(ValueError, match=r"one row per case.*matched by position.*metadata"):
+        adapter.score(other)

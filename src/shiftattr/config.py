@@ -245,6 +245,12 @@ class ModelConfig(_Strict):
         description="intensity normalisation of each case on its way to the model: "
         "'zscore' (per channel, nnU-Net's for MRI) or 'package.module:function'",
     )
+    output_channel: StrictInt | None = Field(
+        None,
+        ge=0,
+        description="the model's output channel of the class scored (SegmentationAdapter's "
+        "channel=): with data.<side>.foreground = k and one output channel per class, set k",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -252,13 +258,26 @@ class ModelConfig(_Strict):
             raise ValueError("model.kind = 'checkpoint' needs model.factory and model.checkpoint")
         if self.kind == "predictions":
             # what runs a model: given here, it would be ignored without a word
-            model_keys = {"factory", "checkpoint", "patch_size", "preprocess", "epochs", "channels"}
+            model_keys = {
+                "factory",
+                "checkpoint",
+                "patch_size",
+                "preprocess",
+                "epochs",
+                "channels",
+                "output_channel",
+            }
             runs = sorted(f"model.{k}" for k in _given(self) & model_keys)
             if runs:
                 raise ValueError(
                     f"{', '.join(runs)} not read with model.kind = 'predictions': the saved "
                     "predictions are scored as they are; remove them"
                 )
+        if self.output_channel is not None and self.kind == "train-unet":
+            raise ValueError(
+                "model.output_channel is for a model loaded with model.kind = 'checkpoint'; "
+                "the reference U-Net has one output channel"
+            )
         if self.preprocess is not None:
             if self.kind != "checkpoint":
                 raise ValueError(

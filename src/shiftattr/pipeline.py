@@ -462,7 +462,11 @@ def run(config: RunConfig | str | Path, progress: bool = True) -> RunOutcome:
         adapter = SavedPredictions(probability_node=proba, **common)
     else:
         adapter = SegmentationAdapter(
-            net, patch_size=cfg.model.patch_size, preprocess=preprocess, **common
+            net,
+            patch_size=cfg.model.patch_size,
+            preprocess=preprocess,
+            channel=cfg.model.output_channel,
+            **common,
         )
     m_s = adapter.score(source)
     m_t = adapter.score(target)

@@ -94,6 +94,14 @@ def _identity(fn: Callable[..., Any] | None) -> str | None:
     return name if qual and "<" not in qual else f"{name}:{id(fn)}"
 
 
+def _foreground_of(environment: Environment | None) -> int | None:
+    """The class a loader cut an environment's masks from (``foreground=k``), if any."""
+    if environment is None:
+        return None
+    cut = environment.metadata.get("foreground")
+    return None if cut is None else int(cut)
+
+
 def _check_finite(values: np.ndarray, case_ids: Sequence[str], name: str) -> np.ndarray:
     """``shiftattr.metrics.check_finite_metric`` when available, else an equivalent check."""
     try:
@@ -172,7 +180,10 @@ class SegmentationAdapter:
     channel : int, optional
         Output channel of interest when it differs from ``label`` (e.g. multi-label
         sigmoid heads without a background channel). Default: ``label`` for several
-        channels, 0 for one.
+        channels, 0 for one. Masks loaded with ``foreground=k`` hold class ``k`` as 1:
+        keep ``label=1`` and, for a model with several output channels, set
+        ``channel=k`` (without it, scoring such an environment with ``k != label`` is
+        refused rather than comparing class ``label`` with them).
     batch_size : int, default 2
         Cases per model call (or windows per call with ``patch_size``).
     device : str or torch.device, default "cpu"
@@ -193,8 +204,9 @@ class SegmentationAdapter:
         none); an entry no metric takes is an error.
     spacing : sequence of float, array (N, d) or "metadata", optional
         Voxel spacing for distance-aware metrics: one spacing for every case, one row
-        per case, or ``"metadata"`` to read ``environment.metadata["spacing"]`` (set by
-        the NIfTI loaders from the headers). Passed to registered metrics and to
+        per case (of the one environment scored: another environment is refused, since
+        rows are matched by position), or ``"metadata"`` to read
+        ``environment.metadata["spacing"]`` (set by the NIfTI loaders from the headers). Passed to registered metrics and to
         callables with a ``spacing`` argument, and used for the volumes of
         :meth:`output_features`. Default: the metric's default (voxel units).
     spatial_dims : int, optional
@@ -244,6 +256,8 @@ class SegmentationAdapter:
         Number of cases evicted from the cache to respect ``cache_max_bytes``.
     activation_ : str or None
         The activation in use (resolved from ``"auto"`` on the first batch).
+    n_output_channels_ : int or None
+        Number of channels the model outputs (None before its first call).
     output_feature_names : tuple of str
         Column names of :meth:`output_features` (class attribute).
 
@@ -353,6 +367,7 @@ class SegmentationAdapter:
         self.n_model_calls_ = 0
         self.n_cache_hits_ = 0
         self.n_cache_evictions_ = 0
+        self.n_output_channels_: int | None = None
         self.activation_: str | None = None if activation == "auto" else activation
         self._cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_bytes = 0
@@ -498,7 +513,7 @@ class SegmentationAdapter:
         def tasks() -> Iterator[Any]:
             from joblib import delayed
 
-            for i, mask, _ in self._iter_cases(images, case_ids, sd):
+            for i, mask, _ in self._iter_cases(images, case_ids, sd, environment):
                 ref = self._reference(refs[i], case_ids[i], label_node, mask.shape, seen)
                 per_case = []
                 for fn, kwargs, accepts_spacing in fns:
@@ -511,7 +526,7 @@ class SegmentationAdapter:
         from joblib import Parallel
 
         rows = Parallel(n_jobs=self.n_jobs)(tasks())
-        self._check_label(seen, label_node)
+        self._check_label(seen, label_node, environment)
         values = np.asarray(rows, dtype=np.float64).reshape(len(case_ids), len(names))
         out = {
             name: _check_finite(values[:, j].copy(), case_ids, name) for j, name in enumerate(names)
@@ -611,7 +626,7 @@ class SegmentationAdapter:
         def tasks() -> Iterator[Any]:
             from joblib import delayed
 
-            for i, mask, proba in self._iter_cases(images, case_ids, sd):
+            for i, mask, proba in self._iter_cases(images, case_ids, sd, environment):
                 sp = None if spacing is None else spacing[i]
                 yield delayed(_case_output_features)(mask, proba, sp, connectivity, case_ids[i])
 
@@ -690,9 +705,9 @@ class SegmentationAdapter:
             mask_agreement(
                 mask, self._reference(refs[i], case_ids[i], label_node, mask.shape, seen)
             )
-            for i, mask, _ in self._iter_cases(environment[image_node], case_ids, sd)
+            for i, mask, _ in self._iter_cases(environment[image_node], case_ids, sd, environment)
         ]
-        self._check_label(seen, label_node)
+        self._check_label(seen, label_node, environment)
         return np.asarray(rows, dtype=np.float64).reshape(
             len(case_ids), len(AGREEMENT_FEATURE_NAMES)
         )
@@ -863,6 +878,17 @@ class SegmentationAdapter:
         if arr.ndim == 1:
             return np.broadcast_to(arr, (n, arr.shape[0]))
         if arr.ndim == 2 and arr.shape[0] == n:
+            if not isinstance(self.spacing, str):  # rows by position: one environment only
+                ids = tuple(environment.case_ids)
+                bound = self.__dict__.setdefault("_spacing_cases", ids)
+                if bound != ids:
+                    raise ValueError(
+                        f"spacing holds one row per case of the environment first scored "
+                        f"(cases {list(bound[:3])}...), and environment {environment.name!r} "
+                        f"holds other cases ({list(ids[:3])}...): its rows would be matched "
+                        "by position. Use spacing='metadata' (the loaders record each case's "
+                        "voxel size), or one adapter per environment."
+                    )
             return arr
         raise ValueError(
             f"spacing has shape {arr.shape}; expected (d,) for every case or ({n}, d), one row "
@@ -920,6 +946,16 @@ class SegmentationAdapter:
                     f"case {case_id!r}: reference {node!r} has shape {r.shape} but the prediction "
                     f"has shape {tuple(shape)}; images and masks must share their spatial grid."
                 )
+        if r.dtype.kind in "fc":
+            bad = ~np.isfinite(r)
+            bad |= r != np.round(np.where(bad, 0, r))
+            if bad.any():
+                raise ValueError(
+                    f"case {case_id!r}: reference {node!r} holds values that are not class "
+                    f"labels (e.g. {r[bad].flat[0].item()!r}, in {int(bad.sum())} voxels): soft or "
+                    "interpolated masks would count as other classes. Threshold or round "
+                    "them first (resample masks with nearest-neighbour interpolation)."
+                )
         binary = r == self.label
         if r.any():
             values = np.unique(r)
@@ -935,7 +971,9 @@ class SegmentationAdapter:
         """An empty tally for :meth:`_reference` and :meth:`_check_label`."""
         return {"beside": set(), "other": []}
 
-    def _check_label(self, seen: dict[str, Any], node: str) -> None:
+    def _check_label(
+        self, seen: dict[str, Any], node: str, environment: Environment | None = None
+    ) -> None:
         """Refuse a case whose reference holds one nonzero value other than ``label``,
         unless that value is another class of a label map (held beside ``label`` in some
         case): a binary mask exported as 0/255, or masks scored with the wrong label,
@@ -946,6 +984,16 @@ class SegmentationAdapter:
             return
         case_id, values, other = wrong[0]
         more = f" (and {len(wrong) - 1} more case(s) like it)" if len(wrong) > 1 else ""
+        cut = _foreground_of(environment)
+        if cut is not None:  # the loader binarised class `cut`: label must be the 1 it wrote
+            raise ValueError(
+                f"case {case_id!r}: reference {node!r} holds the values {values} but "
+                f"label={self.label}{more}: environment {environment.name!r} was loaded "
+                f"with foreground={cut}, which stores class {cut} as 1. Keep label=1; for a "
+                f"model with one output channel per class, set channel={cut} (model.output_channel "
+                "in a configuration) so that its class "
+                f"{cut} is the one compared with the masks."
+            )
         raise ValueError(
             f"case {case_id!r}: reference {node!r} holds the values {values} but "
             f"label={self.label}{more}, and no case holds {other!r} beside label "
@@ -985,7 +1033,8 @@ class SegmentationAdapter:
         sd = self.spatial_dims
         if sd is None and isinstance(data, Environment) and label_node and label_node in data:
             sd = self._label_spatial_dims(data, label_node)
-        out = [res[which] for _, *res in self._iter_cases(images, case_ids, sd)]
+        source = data if isinstance(data, Environment) else None
+        out = [res[which] for _, *res in self._iter_cases(images, case_ids, sd, source)]
         if not out:
             return np.zeros((0,), dtype=np.uint8 if which == 0 else np.float32)
         if len({a.shape for a in out}) == 1:
@@ -1025,9 +1074,15 @@ class SegmentationAdapter:
         return sd
 
     def _iter_cases(
-        self, images: Any, case_ids: Sequence[str], sd: int | None
+        self,
+        images: Any,
+        case_ids: Sequence[str],
+        sd: int | None,
+        environment: Environment | None = None,
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Yield ``(index, mask, proba)`` in case order, batching the model calls."""
+        """Yield ``(index, mask, proba)`` in case order, batching the model calls;
+        ``environment``, the one the images come from, is checked for masks cut from
+        another class than the model's channel of interest (:meth:`_check_class`)."""
         n = len(images)
         fingerprint = self.fingerprint() if self.cache else None
         bar = None
@@ -1076,6 +1131,8 @@ class SegmentationAdapter:
                         done[i] = res
                         if self.cache:
                             self._store(keys[i], res)
+                if start == 0:
+                    self._check_class(environment)
                 for i in idx:
                     if bar is not None:
                         bar.update(1)
@@ -1083,6 +1140,22 @@ class SegmentationAdapter:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _check_class(self, environment: Environment | None) -> None:
+        """Refuse to compare channel ``label`` of a multi-class model with masks that a
+        loader cut from another class of a label map (``metadata["foreground"]``, stored
+        as 1): the default channel is ``label``, 1, which is then the wrong class."""
+        cut = _foreground_of(environment)
+        k = self.n_output_channels_
+        if cut is None or self.channel is not None or k is None or k == 1 or cut == self.label:
+            return
+        raise ValueError(
+            f"environment {environment.name!r} was loaded with foreground={cut}: its masks are "
+            f"class {cut} of the label maps, stored as 1. The model outputs {k} channels and, "
+            f"without channel=, its channel {self.label} (class {self.label}) would be "
+            f"compared with them. Set channel={cut} (model.output_channel = {cut} in a "
+            "configuration); label stays 1, the masks' value."
+        )
 
     def _store(self, key: tuple, res: tuple[np.ndarray, np.ndarray]) -> None:
         size = res[0].nbytes + res[1].nbytes
@@ -1225,7 +1298,7 @@ class SegmentationAdapter:
                 f"(cases {ids}); expected (B, K, *spatial) or (B, *spatial). Models that change "
                 "the resolution need resampling before scoring."
             )
-        k = out.shape[1]
+        k = self.n_output_channels_ = out.shape[1]
         act = self._resolve_activation(out) if self.activation == "auto" else self.activation
         ch = self.channel if self.channel is not None else (self.label if k > 1 else 0)
         if not 0 <= ch < k:
