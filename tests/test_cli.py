@@ -357,3 +357,46 @@ def test_a_metric_the_empty_policy_leaves_infinite_is_a_data_error_with_the_key(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "not finite for 1 of 2 cases" in err and "attribution.empty" in err
+
+
+def _saved(folder: Path, value: float) -> Path:
+    """A small saved result, as ``shiftattr run`` writes it."""
+    import shiftattr as sa
+
+    folder.mkdir(parents=True, exist_ok=True)
+    res = sa.Attribution(("X",), {"X": value}, {"X": (value - 0.1, value + 0.1)}, {}, 0.8, 0.7)
+    path = folder / "attribution.json"
+    res.to_json(path)
+    return path
+
+
+def test_report_replaces_no_other_result_and_keeps_a_truth_it_cannot_use(tmp_path, capsys):
+    """It wrote attribution.json beside its input, replacing another run's, and deleted
+    a truth.json whose stamp did not match: a costly ground truth lost."""
+    mine = _saved(tmp_path / "mine", 0.1)
+    other = tmp_path / "mine" / "other.json"
+    other.write_text(_saved(tmp_path / "o", 0.3).read_text())
+    before = mine.read_text()
+    assert main(["report", str(other)]) == 2
+    assert "would replace" in capsys.readouterr().err and mine.read_text() == before
+    assert main(["report", str(other), "--out", str(tmp_path / "other-report")]) == 0
+    assert json.loads((tmp_path / "other-report" / "attribution.json").read_text())["values"] == {
+        "X": 0.3
+    }
+    truth = tmp_path / "mine" / "truth.json"
+    truth.write_text(json.dumps({"values": {"X": 0.1}}))  # not stamped: not used, kept
+    assert main(["report", str(mine)]) == 0
+    assert "was not used" in capsys.readouterr().err
+    assert json.loads(truth.read_text()) == {"values": {"X": 0.1}}
+    assert main(["report", str(tmp_path / "mine")]) == 2
+    assert "is not a file" in capsys.readouterr().err
+
+
+def test_a_config_that_is_a_folder_or_not_utf8_is_a_readable_error(tmp_path, capsys):
+    assert main(["run", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    bad = tmp_path / "run.toml"
+    bad.write_bytes(b'[data]\nkind = "synth\xe9tic"\n')  # Latin-1, not UTF-8
+    assert main(["run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read as TOML" in err and "Traceback" not in err

@@ -91,7 +91,17 @@ def _report(args: argparse.Namespace) -> int:
 
     path = Path(args.attribution)
     if not path.is_file():
-        print(f"shiftattr report: {path} does not exist", file=sys.stderr)
+        what = "is not a file" if path.exists() else "does not exist"
+        print(f"shiftattr report: {path} {what}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else path.parent
+    written = out / "attribution.json"
+    if written.exists() and not written.samefile(path):
+        print(
+            f"shiftattr report: the report of {path} would replace {written}, another "
+            "result; pass --out with a folder of its own.",
+            file=sys.stderr,
+        )
         return 2
     try:
         result = Attribution.from_json(path)
@@ -108,7 +118,8 @@ def _report(args: argparse.Namespace) -> int:
     truth, note = read_truth(path)
     if note:
         print(f"shiftattr report: {note}", file=sys.stderr)
-    page = write_report(result, args.out or path.parent, truth=truth)
+    # a truth.json that does not match is kept as it is: a ground truth is costly to redo
+    page = write_report(result, out, truth=truth, remove_stale_truth=False)
     print(result.summary())
     print(f"\nreport: {page.resolve()}")
     return 0

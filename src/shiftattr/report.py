@@ -145,6 +145,7 @@ def write_report(
     truth: Mapping[str, Any] | None = None,
     title: str | None = None,
     figures: bool = True,
+    remove_stale_truth: bool = True,
 ) -> Path:
     """Write a report folder for ``result`` and return the HTML page's path.
 
@@ -152,7 +153,8 @@ def write_report(
     ``attribution.csv`` (one row per mechanism), ``attribution.png`` and
     ``diagnostics.png`` (when matplotlib is installed), ``truth.json`` (when a ground
     truth is given, stamped with the result's fingerprint, see :func:`read_truth`; a
-    ``truth.json`` already in the folder is removed when none is given) and a
+    ``truth.json`` already in the folder is removed when none is given, unless
+    ``remove_stale_truth`` is False) and a
     self-contained ``report.html`` (figures embedded), all text in UTF-8. The page words the values as :meth:`Attribution.summary` does (its sign
     note follows :attr:`Attribution.higher_is_better`) and shows the same closure check
     (with its interval), effective sample size and value-estimator line.
@@ -170,6 +172,10 @@ def write_report(
         ``shiftattr run`` writes it and ``shiftattr report`` rebuilds it.
     figures : bool, default True
         Draw PNG figures (needs matplotlib).
+    remove_stale_truth : bool, default True
+        Without ``truth``, remove a ``truth.json`` already in the folder (an earlier
+        run's). False keeps it: :func:`read_truth` will not pair it with this result
+        unless its stamp matches (``shiftattr report`` keeps one it could not use).
 
     Returns
     -------
@@ -194,7 +200,7 @@ def write_report(
         (folder / "truth.json").write_text(
             json.dumps(stamped, indent=2, default=str), encoding="utf-8"
         )
-    else:  # a truth left by an earlier run in this folder is not this result's
+    elif remove_stale_truth:  # a truth left by an earlier run here is not this result's
         (folder / "truth.json").unlink(missing_ok=True)
     rows = result.to_records()
     for r in rows:
