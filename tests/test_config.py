@@ -119,7 +119,10 @@ def test_defaults_and_toml(tmp_path):
             r"model\.kind = 'train-unet' needs data\.kind = 'synthetic' \(got 'folder'\)",
         ),
         (
-            {"data": {"kind": "synthetic"}, "model": {"factory": "no_colon"}},
+            {
+                "data": {"kind": "synthetic"},
+                "model": {"kind": "checkpoint", "factory": "no_colon", "checkpoint": "c.pt"},
+            },
             r"model: .*model\.factory must look like 'package\.module:function'",
         ),
         (
@@ -578,3 +581,25 @@ def test_a_downsample_for_the_wrong_number_of_axes_is_refused_before_the_model_r
                        r"gives 2 factors for 3D images"):  # fmt: skip
         pipeline.run(cfg, progress=False)
     assert not (tmp_path / "model.pt").exists()  # nothing trained
+
+
+def test_model_keys_of_another_kind_are_refused():
+    """A checkpoint's keys with the default kind trained a fresh U-Net instead."""
+    data = {"kind": "synthetic"}
+    with pytest.raises(
+        ConfigError, match=r"model\.checkpoint, model\.factory not read .*'train-unet'"
+    ):
+        load_config({"data": data, "model": {"factory": "m:f", "checkpoint": "c.pt"}})
+    model = {"kind": "checkpoint", "factory": "m:f", "checkpoint": "c.pt"}
+    with pytest.raises(
+        ConfigError, match=r"model\.epochs not read with model\.kind = 'checkpoint'"
+    ):
+        load_config({"data": data, "model": {**model, "epochs": 3}})
+    assert load_config({"data": data, "model": {"epochs": 3}}).model.epochs == 3
+
+
+def test_the_synthetic_grid_is_checked_with_the_configuration():
+    for shape in ([], [16], [4, 4, 4], [0, 16, 16], [16, 16, 16, 16]):
+        with pytest.raises(ConfigError, match=r"data\.shape must have 2 or 3 sides"):
+            load_config({"data": {"kind": "synthetic", "shape": shape}})
+    assert load_config({"data": {"kind": "synthetic", "shape": [8, 16]}}).data.shape == (8, 16)

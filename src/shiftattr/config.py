@@ -81,7 +81,9 @@ class SyntheticData(_Strict):
     """Data from :class:`shiftattr.datasets.SyntheticMS`."""
 
     kind: Literal["synthetic"]
-    shape: tuple[int, ...] = (32, 32, 32)
+    shape: tuple[int, ...] = Field(
+        (32, 32, 32), description="the simulator's grid: 2 or 3 sides of at least 8 voxels"
+    )
     source: SyntheticEnvironment = SyntheticEnvironment(center=["01", "07", "08"])
     target: SyntheticEnvironment = SyntheticEnvironment(center="03")
     train_n: int = Field(60, ge=4, description="source cases to train the model on")
@@ -89,6 +91,15 @@ class SyntheticData(_Strict):
         200, ge=0, description="cases per coalition for the ground truth; 0 skips it"
     )
     random_state: int = 0
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> SyntheticData:
+        if len(self.shape) not in (2, 3) or min(self.shape) < 8:
+            raise ValueError(
+                f"data.shape must have 2 or 3 sides of at least 8 voxels (the simulator's "
+                f"grid), got {list(self.shape)}"
+            )
+        return self
 
 
 def _given(model: BaseModel) -> set[str]:
@@ -272,6 +283,23 @@ class ModelConfig(_Strict):
                 raise ValueError(
                     f"{', '.join(runs)} not read with model.kind = 'predictions': the saved "
                     "predictions are scored as they are; remove them"
+                )
+        # what another kind reads: given here, it would be ignored without a word (a
+        # checkpoint's keys with the default kind trained a fresh U-Net instead)
+        given = _given(self)
+        if self.kind != "checkpoint":
+            loads = sorted(f"model.{k}" for k in given & {"factory", "checkpoint"})
+            if loads:
+                raise ValueError(
+                    f"{', '.join(loads)} not read with model.kind = {self.kind!r}: set "
+                    "model.kind = 'checkpoint' to load your model"
+                )
+        if self.kind == "checkpoint":
+            trains = sorted(f"model.{k}" for k in given & {"epochs", "channels"})
+            if trains:
+                raise ValueError(
+                    f"{', '.join(trains)} not read with model.kind = 'checkpoint': they "
+                    "set up the reference U-Net trained with model.kind = 'train-unet'"
                 )
         if self.output_channel is not None and self.kind == "train-unet":
             raise ValueError(
@@ -910,9 +938,14 @@ def load_config(path_or_dict: str | Path | dict[str, Any]) -> RunConfig:
         path = Path(path_or_dict)
         source = str(path)
         try:
-            raw = tomllib.loads(path.read_text())
+            with open(path, "rb") as fh:  # TOML is UTF-8 whatever the locale
+                raw = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"configuration file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"configuration {path} is a folder, not a TOML file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"configuration {path} cannot be read as TOML: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration {path} is not valid TOML: {exc}") from None
     try:
