@@ -128,13 +128,19 @@ def test_when_every_mechanism_improved_the_metric_the_largest_improvement_domina
     assert res.dominant == "X" and res.dominant_settled
 
 
-def test_files_without_the_direction_read_as_higher_is_better(loss_result):
+def test_files_without_the_direction_take_the_metric_names(loss_result):
     d = json.loads(loss_result.to_json())
     del d["settings"]["higher_is_better"]  # as written before the setting existed
     old = sa.Attribution.from_dict(d)
-    assert old.higher_is_better is True
-    assert old.dominant == dominant_mechanism(old.values, True)
-    assert "positive = performance drop" in old.summary()
+    assert old.settings["metric_name"] == "squared_error"
+    # a loss was worded as a Dice, its rises called drops, and red and blue swapped
+    assert old.higher_is_better is False
+    assert old.dominant == loss_result.dominant
+    assert "positive = performance drop" not in old.summary()
+    d["settings"]["metric_name"] = "metric"  # a name of no known direction: Dice runs
+    assert sa.Attribution.from_dict(d).higher_is_better is True
+    del d["settings"]["metric_name"]
+    assert sa.Attribution.from_dict(d).higher_is_better is True
     again = sa.Attribution.from_json(loss_result.to_json())
     assert again.higher_is_better is False and again.dominant == loss_result.dominant
 
@@ -209,3 +215,55 @@ def test_a_direction_is_a_bool_or_looked_up():
     assert resolve_direction(np.True_, "loss") is True  # given wins over the name
     with pytest.raises(TypeError, match="higher_is_better must be True, False or None"):
         resolve_direction("yes", "dice")
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda d: d["values"].pop("X"), "values has no entry for"),
+        (lambda d: d["ci"].update(X=[0.1]), "ci.X must be"),
+        (lambda d: d["warnings"].append({"message": "no code"}), "warnings must be"),
+        (lambda d: d.update(measured_target_metric="0.5"), "measured_target_metric must be"),
+        (lambda d: d["settings"].update(confidence="95%"), "settings.confidence must be"),
+        (lambda d: d.update(stderr=None), "stderr must be an object"),
+        (lambda d: d["settings"].update(higher_is_better="no"), "settings.higher_is_better"),
+        (lambda d: d.update(bootstrap_values=[[0.1], [0.2, 0.3]]), "bootstrap_values must be"),
+        (lambda d: d.pop("mechanisms"), "mechanisms is missing"),
+    ],
+)
+def test_a_hand_edited_file_is_refused_naming_the_key(edit, key):
+    """Each failed later, in a summary or a table, with a bare KeyError or IndexError;
+    "no" was read as higher-is-better."""
+    res = _result({"X": 0.1, "Y": 0.02}, {"X": (0.05, 0.15), "Y": (-0.01, 0.05)})
+    d = json.loads(res.to_json())
+    d["bootstrap_values"] = [[0.1, 0.02], [0.12, 0.01]]
+    sa.Attribution.from_dict(json.loads(json.dumps(d)))  # as saved: read
+    edit(d)
+    with pytest.raises(ValueError, match=f"saved attribution: {key}"):
+        sa.Attribution.from_dict(d)
+
+
+def test_a_result_without_intervals_reads_them_as_unknown():
+    res = sa.Attribution(("X", "Y"), {"X": 0.1, "Y": 0.02}, {}, {}, 0.8, 0.68)
+    assert res.dominant == "X" and not res.dominant_settled  # was a KeyError
+    assert np.isnan(res.ci["Y"][0]) and np.isnan(res.stderr["X"])
+    assert [r["mechanism"] for r in res.to_records()] == ["X", "Y"]
+    d = res.to_dict()
+    del d["ci"]["Y"], d["stderr"]["X"]
+    again = sa.Attribution.from_dict(d)
+    assert np.isnan(again.ci["Y"][1]) and again.stderr["Y"] != again.stderr["Y"]
+
+
+def test_a_long_default_title_is_wrapped_to_the_figure():
+    res = _result(
+        {"X": 0.1, "Y": 0.02},
+        {"X": (0.05, 0.15), "Y": (-0.01, 0.05)},
+        source="center-01+07+08/annotator-1",
+        target="center-03/annotator-1",
+    )
+    ax = res.plot()
+    assert ax.get_title() == "center-01+07+08/annotator-1\n→ center-03/annotator-1"
+    plt.close(ax.figure)
+    ax = _result({"X": 0.1}, {"X": (0.05, 0.15)}).plot()
+    assert ax.get_title() == "source → target"
+    plt.close(ax.figure)

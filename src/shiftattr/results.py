@@ -156,7 +156,9 @@ def dominant_mechanism(values: Mapping[str, float], higher_is_better: bool | Non
     The rule of :attr:`Attribution.dominant`: where the metric got worse (the values'
     sum), the mechanism that worsened it most; where it got better, the one that
     improved it most (naming the largest "drop" among improvements would name the
-    mechanism that did least).
+    mechanism that did least). Among equal values the first in order is named (all
+    values 0, nothing shifted, names the first mechanism: check for ties where that
+    matters).
 
     Parameters
     ----------
@@ -181,6 +183,8 @@ def dominant_mechanism(values: Mapping[str, float], higher_is_better: bool | Non
     'X'
     >>> dominant_mechanism({"A": float("nan"), "B": 0.3, "C": -0.1})  # NaN ranks last
     'B'
+    >>> dominant_mechanism({"X": 0.0, "Y": 0.0})  # a tie goes to the first in order
+    'X'
     """
     oriented, _ = _oriented(values, {}, higher_is_better)
     # NaN compares False both ways, so max() would depend on the order: rank it last
@@ -505,6 +509,13 @@ class Attribution:
     settings: dict[str, Any] = field(default_factory=dict)
     bootstrap_values: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
 
+    def __post_init__(self) -> None:
+        # a mechanism without an interval or standard error has unknown ones (NaN), as
+        # without bootstrap: every reader can then look each mechanism up
+        nan = float("nan")
+        self.ci = {**{m: (nan, nan) for m in self.mechanisms}, **self.ci}
+        self.stderr = {**{m: nan for m in self.mechanisms}, **self.stderr}
+
     # -- derived -----------------------------------------------------------------------
     @property
     def total(self) -> float:
@@ -532,8 +543,10 @@ class Attribution:
         drops in performance. ``False``: lower is better (a loss, a distance), so positive
         values are improvements. ``None``: unknown (a ``metric_name`` that
         :func:`shiftattr.metrics.metric_direction` does not know); results are worded
-        neutrally. ``True`` when the settings do not say, as in files written before the
-        key existed (Dice runs).
+        neutrally. When the settings do not say (files written before the key existed),
+        the direction of ``settings["metric_name"]`` if
+        :func:`~shiftattr.metrics.metric_direction` knows it, else ``True`` (those files
+        were Dice runs).
 
         Examples
         --------
@@ -546,7 +559,12 @@ class Attribution:
         >>> res.higher_is_better
         False
         """
-        value = self.settings.get("higher_is_better", True)
+        if "higher_is_better" not in self.settings:
+            from shiftattr.metrics import metric_direction
+
+            known = metric_direction(self.settings.get("metric_name"))
+            return True if known is None else known
+        value = self.settings["higher_is_better"]
         return None if value is None else bool(value)
 
     @property
@@ -868,11 +886,18 @@ class Attribution:
             diagnostics, such as the ``auc_joint`` of a paired mechanism), and the
             intervals in ``diagnostics["estimator"]`` become tuples again. Without
             ``settings["higher_is_better"]`` (files written before it existed) the
-            metric counts as higher-is-better.
+            direction of ``settings["metric_name"]`` is used, and higher-is-better for
+            a name :func:`~shiftattr.metrics.metric_direction` does not know.
 
         Returns
         -------
         Attribution
+
+        Raises
+        ------
+        ValueError
+            If ``d`` lacks a key the result needs or holds a value of the wrong kind
+            (a hand-edited file, or not a saved attribution), naming the key.
 
         Examples
         --------
@@ -883,6 +908,7 @@ class Attribution:
         >>> again.values, again.ci
         ({'X': 0.1}, {'X': (0.05, 0.15)})
         """
+        _check_saved(d)
         num = _num_or_nan  # JSON writes NaN as null
         mechs = tuple(d["mechanisms"])
         boot = np.asarray(d.get("bootstrap_values") or np.empty((0, len(mechs))), dtype=float)
@@ -891,7 +917,11 @@ class Attribution:
             values={k: num(v) for k, v in d["values"].items()},
             ci={k: (num(v[0]), num(v[1])) for k, v in d["ci"].items()},
             stderr={k: num(v) for k, v in d["stderr"].items()},
-            solver_stderr=d.get("solver_stderr"),
+            solver_stderr=(
+                None
+                if d.get("solver_stderr") is None
+                else {k: num(v) for k, v in d["solver_stderr"].items()}
+            ),
             source_metric=num(d["source_metric"]),
             estimated_target_metric=num(d["estimated_target_metric"]),
             measured_target_metric=d.get("measured_target_metric"),
@@ -1009,14 +1039,29 @@ class Attribution:
             ax.legend(fontsize=8)
         _name_ticks(ax, self.mechanisms)
         ax.set_ylabel(_literal(words.axis_label))
-        ax.set_title(
-            _literal(
-                title
-                or f"{self.settings.get('source', 'source')} → "
-                f"{self.settings.get('target', 'target')}"
-            )
+        text = (
+            title
+            or f"{self.settings.get('source', 'source')} → {self.settings.get('target', 'target')}"
         )
+        ax.set_title(_literal(_wrap_to_axes(ax, text)))
         return ax
+
+
+def _wrap_to_axes(ax: Any, text: str) -> str:
+    """``text`` broken into lines as wide as the axes (a title wider than the figure is
+    clipped when saved: two environments' names often are)."""
+    import textwrap
+
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+
+    size = FontProperties(size=rcParams["axes.titlesize"]).get_size_in_points()
+    inches = ax.figure.get_figwidth() * ax.get_position().width
+    width = max(12, int(inches * 72 / (0.6 * size)))  # a character is about 0.6 em wide
+    return (
+        "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False))
+        or text
+    )
 
 
 def _json_default(o: Any) -> Any:
@@ -1062,6 +1107,79 @@ _NUMERIC_OVERALL_DIAGNOSTICS = (
 )
 #: Intervals in ``diagnostics["estimator"]``: mechanism -> (low, high) tuples.
 _ESTIMATOR_INTERVALS = ("difference_ci", "bootstrap_ci", "bias_aware_ci")
+
+
+def _check_saved(d: Any) -> None:
+    """Refuse a saved result lacking what reading it needs, naming the key: a hand-edited
+    file, or JSON that is no attribution, would otherwise fail later, deep in a summary."""
+
+    def fail(key: str, what: str) -> None:
+        raise ValueError(f"saved attribution: {key} {what}")
+
+    def number(x: Any) -> bool:
+        return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+    def interval(x: Any) -> bool:
+        return isinstance(x, list) and len(x) == 2 and all(number(b) for b in x)
+
+    if not isinstance(d, Mapping):
+        fail("the top level", f"must be an object, got {type(d).__name__}")
+    for key in ("mechanisms", "values", "ci", "stderr", "source_metric"):
+        if key not in d:
+            fail(key, "is missing")
+    mechs = d["mechanisms"]
+    if not isinstance(mechs, list) or not all(isinstance(m, str) for m in mechs):
+        fail("mechanisms", f"must be a list of names, got {mechs!r}")
+    for key, check, what in (
+        ("values", number, "a number or null"),
+        ("stderr", number, "a number or null"),
+        ("solver_stderr", number, "a number or null"),
+        ("ci", interval, "[low, high], numbers or null"),
+    ):
+        entries = d.get(key)
+        if entries is None and key == "solver_stderr":
+            continue
+        if not isinstance(entries, Mapping):
+            fail(key, f"must be an object {{mechanism: ...}}, got {entries!r}")
+        missing = [m for m in mechs if m not in entries]
+        if missing and key == "values":  # an interval or error left out is unknown
+            fail(key, f"has no entry for {missing}")
+        for m, v in entries.items():
+            if not check(v):
+                fail(f"{key}.{m}", f"must be {what}, got {v!r}")
+    for key in ("source_metric", "estimated_target_metric", "measured_target_metric"):
+        if not number(d.get(key)):
+            fail(key, f"must be a number or null, got {d[key]!r}")
+    if not number(d.get("closure_error")):
+        fail("closure_error", f"must be a number or null, got {d['closure_error']!r}")
+    if d.get("closure_ci") is not None and not interval(d["closure_ci"]):
+        fail("closure_ci", f"must be [low, high] or null, got {d['closure_ci']!r}")
+    warns = d.get("warnings", [])
+    if not isinstance(warns, list) or not all(
+        isinstance(w, Mapping) and isinstance(w.get("code"), str) and "message" in w for w in warns
+    ):
+        fail("warnings", "must be a list of objects with a code and a message")
+    settings = d.get("settings", {})
+    if not isinstance(settings, Mapping):
+        fail("settings", f"must be an object, got {settings!r}")
+    if settings.get("higher_is_better", None) not in (True, False, None):
+        fail(
+            "settings.higher_is_better",
+            f"must be true, false or null, got {settings['higher_is_better']!r}",
+        )
+    confidence = settings.get("confidence", 0.95)
+    if not (number(confidence) and confidence is not None and 0 < confidence < 1):
+        fail("settings.confidence", f"must be a number between 0 and 1, got {confidence!r}")
+    boot = d.get("bootstrap_values")
+    if boot:
+        try:
+            shape = np.asarray(boot, dtype=float).shape
+        except (TypeError, ValueError):
+            shape = None
+        if shape is None or len(shape) != 2 or shape[1] != len(mechs):
+            fail("bootstrap_values", f"must be rows of {len(mechs)} numbers (one per mechanism)")
+    if not isinstance(d.get("diagnostics", {}), Mapping):
+        fail("diagnostics", "must be an object")
 
 
 def _restore_diagnostics(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
