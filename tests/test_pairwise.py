@@ -198,9 +198,10 @@ def test_direction_decides_dominant_counts_words_and_colours():
         fig = pw.plot(["X"])
         labels[name] = (fig.axes[1].get_ylabel(), fig.axes[0].images[0].get_cmap().name)
         plt.close(fig)
-    assert labels["higher"] == ("ΔDice (+ = drop)", "RdBu_r")
-    assert labels["lower"] == ("Δloss (+ = fell: better)", "RdBu")  # positive: blue
-    assert labels["unknown"][0] == "Δscore (+ = fell)" and "Rd" not in labels["unknown"][1]
+    assert labels["higher"] == ("ΔDice (+ = drop) (×100)", "RdBu_r")  # no metric: ×100
+    assert labels["lower"] == ("Δloss (+ = fell: better) (×100)", "RdBu")  # positive: blue
+    assert labels["unknown"][0] == "Δscore (+ = fell) (×100)"
+    assert "Rd" not in labels["unknown"][1]
     back = sa.PairwiseAttribution.from_json(lower.to_json())
     assert back.higher_is_better is False
 
@@ -217,3 +218,32 @@ def test_attribute_pairs_looks_the_direction_up_and_passes_it_on():
     )
     assert forced.higher_is_better is True
     assert forced.results["source", "target"].settings["higher_is_better"] is True
+
+
+def test_the_scale_of_the_heatmaps_and_summary_follows_the_metric_and_is_shown():
+    """A distance was multiplied by 100 without a word: HD95 5.3 read 530."""
+
+    def sweep(metric, value, name):
+        return sa.PairwiseAttribution(
+            ("a", "b"),
+            ("X",),
+            {("a", "b"): sa.Attribution(("X",), {"X": value}, {}, {}, metric, metric - value)},
+            {("a", "a"): metric, ("a", "b"): metric - value, ("b", "b"): metric},
+            metric_name=name,
+            higher_is_better=name == "dice",
+        )
+
+    hd = sweep(5.3, -1.2, "hausdorff95")
+    fig = hd.plot()
+    ax = fig.axes[0]
+    assert ax.get_title() == "X: hausdorff95; Δ"
+    assert sorted(t.get_text() for t in ax.texts) == ["", "5.3", "5.3", "6.5; -1.2"]
+    plt.close(fig)
+    assert "(×" not in hd.summary().splitlines()[0]
+    dice = sweep(0.8, 0.1, "dice")
+    fig = dice.plot()
+    assert fig.axes[0].get_title() == "X: dice; Δ (×100)"
+    assert "×100" in fig.axes[1].get_ylabel()  # the colour bar
+    plt.close(fig)
+    assert dice.summary().splitlines()[0].endswith("(×100)")
+    assert "(×10)" in dice.summary(scale=10).splitlines()[0]

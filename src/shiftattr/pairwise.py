@@ -192,7 +192,16 @@ class PairwiseAttribution:
             }
         return out
 
-    def summary(self, scale: float = 100.0) -> str:
+    def _scale(self, scale: float | None) -> float:
+        """``scale``, or by default 1 for a metric measured outside [0, 1] (a distance)
+        and 100 otherwise (fractions such as Dice: percentage points)."""
+        if scale is not None:
+            return float(scale)
+        m = self.metric_matrix()
+        m = m[np.isfinite(m)]
+        return 1.0 if m.size and (m.min() < 0 or m.max() > 1) else 100.0
+
+    def summary(self, scale: float | None = None) -> str:
         """Mean ± sd per mechanism across pairs (the paper's Table 1) as text.
 
         The sign note follows :attr:`higher_is_better`; the sd of a single pair shows
@@ -200,8 +209,9 @@ class PairwiseAttribution:
 
         Parameters
         ----------
-        scale : float, default 100
-            Values are shown ×``scale`` (100: percentage points of the metric).
+        scale : float, optional
+            Values are shown ×``scale``. Default: 1 when a measured metric lies
+            outside [0, 1] (a distance in mm), else 100 (percentage points of Dice).
 
         Returns
         -------
@@ -222,7 +232,8 @@ class PairwiseAttribution:
         >>> [line.split()[0] for line in text.splitlines()[4:6]]
         ['X', 'Y']
         """
-        unit = " (×100)" if scale == 100 else ("" if scale == 1 else f" (×{scale:g})")
+        scale = self._scale(scale)
+        unit = "" if scale == 1 else f" (×{scale:g})"
         lines = [
             f"Attribution of {self.metric_name} changes across {len(self.results)} "
             f"(train, deploy) pairs{unit}",
@@ -242,19 +253,21 @@ class PairwiseAttribution:
     def __str__(self) -> str:
         return self.summary()
 
-    def plot(self, mechanisms: Sequence[str] | None = None, scale: float = 100.0):
+    def plot(self, mechanisms: Sequence[str] | None = None, scale: float | None = None):
         """Heatmaps per mechanism, each cell "metric; Δ" (the paper's Figure 2).
 
         The cell colour is the mechanism's value, red where it made the metric worse
         (by :attr:`higher_is_better`; a neutral colour map when the direction is
         unknown); the text gives the measured metric of the row's model on the column's
-        environment and the value, ×``scale``.
+        environment and the value, ×``scale`` (the titles say so when it is not 1).
 
         Parameters
         ----------
         mechanisms : sequence of str, optional
             Default: all.
-        scale : float, default 100
+        scale : float, optional
+            Default: 1 when a measured metric lies outside [0, 1] (a distance in mm),
+            else 100 (percentage points of Dice), as :meth:`summary`.
 
         Returns
         -------
@@ -274,7 +287,7 @@ class PairwiseAttribution:
         >>> import matplotlib.pyplot as plt
         >>> fig = pw.plot(["X"])
         >>> type(fig).__name__, fig.axes[0].get_title()
-        ('Figure', 'X: metric; Δ')
+        ('Figure', 'X: metric; Δ (×100)')
         >>> plt.close(fig)
         """
         try:
@@ -287,6 +300,10 @@ class PairwiseAttribution:
             1, len(mechs), figsize=(1.0 + 0.9 * n * len(mechs), 0.9 + 0.75 * n), squeeze=False
         )
         metric = self.metric_matrix()
+        scale = self._scale(scale)
+        unit = "" if scale == 1 else f" (×{scale:g})"
+        # percentage points to a whole point, other units to three significant digits
+        fmt, fmt_d = (".0f", ".1f") if scale >= 100 else (".3g", ".2g")
         vals = {m: self.value_matrix(m) * scale for m in mechs}
         lim = max(np.nanmax(np.abs(v)) if np.isfinite(v).any() else 0.0 for v in vals.values())
         lim = lim or 1.0
@@ -297,8 +314,8 @@ class PairwiseAttribution:
                 for j in range(n):
                     dsc = metric[i, j] * scale
                     d = vals[mech][i, j]
-                    text = (f"{dsc:.0f}" if np.isfinite(dsc) else "") + (
-                        f"; {d:+.1f}" if np.isfinite(d) else ""
+                    text = (f"{dsc:{fmt}}" if np.isfinite(dsc) else "") + (
+                        f"; {d:+{fmt_d}}" if np.isfinite(d) else ""
                     )
                     ax.text(j, i, text, ha="center", va="center", fontsize=7)
             envs = [_literal(e) for e in self.environments]
@@ -306,8 +323,8 @@ class PairwiseAttribution:
             ax.set_yticks(range(n), envs, fontsize=7)
             ax.set_xlabel("deployed on")
             ax.set_ylabel("trained on")
-            ax.set_title(_literal(f"{mech}: {self.metric_name}; Δ"), fontsize=9)
-            fig.colorbar(im, ax=ax, shrink=0.8, label=_literal(words.delta_label))
+            ax.set_title(_literal(f"{mech}: {self.metric_name}; Δ{unit}"), fontsize=9)
+            fig.colorbar(im, ax=ax, shrink=0.8, label=_literal(words.delta_label + unit))
         fig.tight_layout()
         return fig
 
