@@ -850,3 +850,30 @@ def test_a_discriminator_flat_in_some_folds_is_flagged_naming_its_mechanisms():
         in (w["message"])
     )
     assert res.diagnostics["overall"]["warning_counts"]["flat_folds"] == 1
+
+
+def test_a_difference_zero_up_to_rounding_does_not_make_methods_disagree():
+    """A bound of +3.6e-15, the two estimators agreeing up to rounding, was read as an
+    interval excluding 0."""
+    from types import SimpleNamespace
+
+    from shiftattr.attribution import _compare_with_twin
+
+    rng = np.random.default_rng(0)
+    boot = rng.normal(0.1, 0.02, size=(50, 2))
+    twin = boot.copy()
+    twin[:, 0] -= 3.6e-15  # X: the same estimate up to rounding
+    twin[:, 1] -= 0.05  # Y: a real gap
+    details = {}
+    warns = _compare_with_twin(
+        details,
+        SimpleNamespace(estimator="mis"),
+        ("X", "Y"),
+        {"X": 0.1, "Y": 0.1},
+        np.array([0.1, 0.05]),
+        boot,
+        twin,
+        0.025,
+    )
+    assert [w["mechanism"] for w in warns] == ["Y"]
+    assert details["difference_ci"]["X"][0] > 0  # the rounding is there

@@ -1795,9 +1795,12 @@ def _compare_with_twin(
         if check
         else "importance weighting with the same ratios"
     )
+    # where the two agree in most replicates a bound is 0 up to rounding (3.6e-15 was
+    # read as excluding 0): it must clear the values' own rounding
+    tol = 1e-9 * max(float(np.nanmax(np.abs(boot_values))), float(np.nanmax(np.abs(boot_twin))))
     warns = []
     for k, a, b, v_twin in zip(mechs, lo, hi, twin):
-        if a > 0 or b < 0:
+        if a > tol or b < -tol:
             point = values[k] - v_twin
             outside = (
                 ""

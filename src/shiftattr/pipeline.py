@@ -593,6 +593,11 @@ def truth_table(result: Attribution, truth: dict[str, Any]) -> str:
     X            +0.1000   +0.0900   0.0050  +0.0100
     Y            +0.0200   +0.0300   0.0040  -0.0100
     mean absolute error 0.0100; dominant: estimated X, true X
+
+    Where the true values tie (nothing shifted), no mechanism is named:
+
+    >>> print(truth_table(res, {"values": {"X": 0.0, "Y": 0.0}}).splitlines()[-1])
+    mean absolute error 0.0600; dominant: estimated X, true none (a tie of X, Y at +0.0000)
     """
     tv = truth["values"]
     se = truth.get("stderr") or {}
@@ -604,8 +609,12 @@ def truth_table(result: Attribution, truth: dict[str, Any]) -> str:
         lines.append(
             f"{m:<10}{result.values[m]:>+10.4f}{tv[m]:>+10.4f}{se.get(m, float('nan')):>9.4f}{err:>+9.4f}"
         )
+    true_top = dominant_mechanism(tv, result.higher_is_better)
+    tied = [m for m in result.mechanisms if tv[m] == tv[true_top]]
+    if len(tied) > 1:  # e.g. nothing shifted: every true value 0
+        true_top = f"none (a tie of {', '.join(tied)} at {tv[true_top]:+.4f})"
     lines.append(
         f"mean absolute error {np.mean(errs):.4f}; dominant: estimated "
-        f"{result.dominant}, true {dominant_mechanism(tv, result.higher_is_better)}"
+        f"{result.dominant}, true {true_top}"
     )
     return "\n".join(lines)
