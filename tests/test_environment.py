@@ -205,3 +205,21 @@ def test_repr_says_when_lazy_cases_lie_on_several_grids():
     assert repr(env) == "Environment('s', n=2, nodes=[X(lazy, 2 grids), D()])"
     unknown = Environment({"X": LazyVolumes(np.zeros, length=2)}, name="u")
     assert repr(unknown) == "Environment('u', n=2, nodes=[X(lazy, shape unknown)])"
+
+
+def test_a_boolean_mask_selects_cases():
+    """``np.asarray(mask, dtype=int)`` read a mask as the positions 0 and 1: the
+    numpy idiom ``env.subset(env.metadata["center"] == "01")`` took four cases."""
+    env = Environment(
+        {"D": np.arange(4.0)}, name="s", metadata={"center": np.array(["01", "03", "01", "07"])}
+    )
+    sub = env.subset(env.metadata["center"] == "01")
+    assert sub["D"].tolist() == [0.0, 2.0] and sub.case_ids == ("s:0", "s:2")
+    assert sub.metadata["center"].tolist() == ["01", "01"]
+    assert env.features(["D"], indices=env["D"] > 2)["D"].tolist() == [3.0]
+    with pytest.raises(ValueError, match="one entry per case"):
+        env.subset([True, False])
+    with pytest.raises(TypeError, match="integers or a boolean mask"):
+        env.subset([0.0, 1.5])
+    vols = LazyVolumes(lambda i: np.full((2,), i), length=3)
+    assert vols.load(np.array([False, True, True]))[:, 0].tolist() == [1, 2]

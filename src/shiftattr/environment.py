@@ -123,7 +123,9 @@ class LazyVolumes(Sequence):
         >>> vols.load([2, 0])[:, 0, 0].tolist()
         [2, 0]
         """
-        ids = range(len(self)) if indices is None else indices
+        ids = range(len(self)) if indices is None else np.asarray(indices)
+        if isinstance(ids, np.ndarray) and ids.dtype.kind == "b":  # a mask, not 0 and 1
+            ids = np.flatnonzero(ids)
         return np.stack([self[int(i)] for i in ids])
 
     def __repr__(self) -> str:
@@ -594,7 +596,8 @@ class Environment:
         Parameters
         ----------
         nodes : sequence of str
-        indices : array-like of int, optional
+        indices : array-like of int or of bool, optional
+            Case positions, or a boolean mask with one entry per case.
 
         Returns
         -------
@@ -614,8 +617,25 @@ class Environment:
             )
         if indices is None:
             return NodeFeatures({n: self._data[n] for n in nodes}, self._summaries, (self, None))
-        idx = np.asarray(indices, dtype=int)
+        idx = self._positions(indices)
         return NodeFeatures({n: self._data[n][idx] for n in nodes}, origin=(self, idx))
+
+    def _positions(self, indices: Any) -> np.ndarray:
+        """Case positions from ``indices``: integers, or a boolean mask over the cases
+        (``np.asarray(mask, dtype=int)`` would read it as positions 0 and 1)."""
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            if idx.shape != (len(self),):
+                raise ValueError(
+                    f"a boolean mask of cases must have one entry per case ({len(self)} in "
+                    f"{self.name!r}), got shape {idx.shape}"
+                )
+            return np.flatnonzero(idx)
+        if idx.size and idx.dtype.kind not in "iu":
+            raise TypeError(
+                f"case indices must be integers or a boolean mask, got dtype {idx.dtype}"
+            )
+        return idx.astype(int, copy=False)
 
     def counterfactual(self, environment: str, node: str):
         """Values of ``node`` for these cases under ``environment``'s mechanism.
@@ -657,11 +677,22 @@ class Environment:
 
         Parameters
         ----------
-        indices : array-like of int
+        indices : array-like of int, or of bool
+            Case positions, or a boolean mask with one entry per case.
 
         Returns
         -------
         Environment
+
+        Raises
+        ------
+        ValueError
+            If the indices are not one-dimensional, or a mask does not have one entry
+            per case.
+        TypeError
+            If the indices are neither integers nor booleans.
+        IndexError
+            If a position is out of range.
 
         Examples
         --------
@@ -670,8 +701,10 @@ class Environment:
         ([2.0, 0.0], ('s:2', 's:0'))
         >>> env.subset([1, 1]).case_ids  # bootstrap repeats get unique ids
         ('s:1#0', 's:1#1')
+        >>> env.subset(env["X"] > 1.5).case_ids  # a boolean mask of cases
+        ('s:2', 's:3')
         """
-        idx = np.asarray(indices, dtype=int)
+        idx = self._positions(indices)
         if idx.ndim != 1:
             raise ValueError(
                 f"subset indices must be one-dimensional, got shape {idx.shape}; pass a "
