@@ -13,7 +13,7 @@ import pytest
 nib = pytest.importorskip("nibabel")
 torch = pytest.importorskip("torch")
 
-from shiftattr.environment import Environment  # noqa: E402
+from shiftattr.environment import Environment, case_key  # noqa: E402
 from shiftattr.segmentation import nifti  # noqa: E402
 from shiftattr.segmentation.adapter import SegmentationAdapter  # noqa: E402
 from shiftattr.segmentation.nifti import (  # noqa: E402
@@ -664,3 +664,92 @@ def test_cases_on_several_grids_carry_their_header_shapes(tmp_path, count_reads)
     with pytest.raises(ValueError, match=r"node 'X': case 1 has shape \(2, 6, 5, 3\)"):
         cnn.fit({"X": env["X"]}, {"X": env["X"]})
     assert count_reads == []
+
+
+def test_select_cases_restricts_per_case_lists_and_dicts():
+    """It rebuilt the metadata from numpy arrays only, undoing subset's restriction of
+    lists and dicts (the simulator's acquisition parameters stayed whole)."""
+    env = Environment(
+        {"D": np.arange(4.0)},
+        metadata={
+            "center": np.array(["01", "03", "01", "07"]),
+            "notes": ["a", "b", "c", "d"],
+            "params": {"noise": np.arange(4.0)},
+        },
+    )
+    sub = select_cases(env, center="01")
+    assert sub.metadata["notes"] == ["a", "c"]
+    assert sub.metadata["params"]["noise"].tolist() == [0.0, 2.0]
+
+
+def _manifest(root: Path, text: str) -> Path:
+    for cid in ("a", "b"):
+        save(root / f"{cid}.nii.gz", image(1.0))
+        save(root / f"{cid}_seg.nii.gz", mask(2))
+    (root / "manifest.csv").write_text(text)
+    return root
+
+
+def test_manifest_rows_must_fill_the_columns_once(tmp_path):
+    """A decimal comma shifted the covariates by one column without a word, and a
+    column named twice kept only its last file."""
+    head = "case_id,image,label,lesion_load,age\na,a.nii.gz,a_seg.nii.gz,2.1,34\n"
+    root = _manifest(tmp_path / "m1", head + "b,b.nii.gz,b_seg.nii.gz,0,7,51\n")
+    with pytest.raises(NiftiDataError, match=r"line 3: 6 cells for 5 columns.*decimal comma"):
+        load_folder(root, covariate_columns=["lesion_load", "age"])
+    root = _manifest(tmp_path / "m2", head + "b,b.nii.gz,b_seg.nii.gz,0\n")
+    with pytest.raises(NiftiDataError, match=r"line 3: 4 cells for 5 columns"):
+        load_folder(root, covariate_columns=["lesion_load", "age"])
+    root = _manifest(
+        tmp_path / "m3", "case_id,image,image,label\na,a.nii.gz,b.nii.gz,a_seg.nii.gz\n"
+    )
+    with pytest.raises(NiftiDataError, match=r"names the column\(s\) \['image'\] more than once"):
+        load_folder(root)
+    # a quoted cell after a space, and codes that float() reads, stay as written
+    root = _manifest(
+        tmp_path / "m4",
+        'case_id,image,label,site,visit\na, "a.nii.gz",a_seg.nii.gz,007,2020_01\n'
+        "b,b.nii.gz,b_seg.nii.gz,7,2021_02\n",
+    )
+    env = load_folder(root)
+    assert env.metadata["site"].tolist() == ["007", "7"]
+    assert env.metadata["visit"].tolist() == ["2020_01", "2021_02"]
+
+
+def test_a_json_manifest_may_start_with_a_byte_order_mark(tmp_path):
+    root = _manifest(tmp_path, "")
+    records = [{"case_id": c, "image": f"{c}.nii.gz", "label": f"{c}_seg.nii.gz"} for c in "ab"]
+    (root / "manifest.json").write_text("\ufeff" + json.dumps(records), encoding="utf-8")
+    assert load_folder(root, manifest="manifest.json").case_ids == ("a", "b")
+
+
+def test_nnunet_ignore_label_is_refused(tmp_path):
+    """nnU-Net leaves 'ignore' voxels out; scored, they counted as background."""
+    root = tmp_path / "Dataset001"
+    save(root / "imagesTr" / "MS_000_0000.nii.gz", image(1.0))
+    save(root / "labelsTr" / "MS_000.nii.gz", mask(3))
+    labels = {"background": 0, "lesion": 1, "ignore": 2}
+    (root / "dataset.json").write_text(
+        json.dumps({"channel_names": {"0": "FLAIR"}, "labels": labels, "file_ending": ".nii.gz"})
+    )
+    with pytest.raises(NiftiDataError, match=r"declares an 'ignore' label \(2\)"):
+        load_nnunet_raw(root, foreground=1)
+
+
+def test_a_file_reached_through_a_link_is_the_same_case(tmp_path):
+    root = _manifest(tmp_path / "a", "case_id,image,label\na,a.nii.gz,a_seg.nii.gz\n")
+    other = tmp_path / "b"
+    other.mkdir()
+    os.symlink(root / "a.nii.gz", other / "linked.nii.gz")
+    os.symlink(root / "a_seg.nii.gz", other / "linked_seg.nii.gz")
+    (other / "manifest.csv").write_text("case_id,image,label\nx,linked.nii.gz,linked_seg.nii.gz\n")
+    first, second = load_folder(root), load_folder(other)
+    assert case_key(first["X"], 0) == case_key(second["X"], 0)
+
+
+def test_raw_msseg2016_scans_are_read_by_the_release_names(tmp_path):
+    root = make_msseg(tmp_path / "msseg", centers=("01",), patients=("01",))
+    raw = root / "Center_01" / "Patient_01" / "Raw_Data"
+    os.rename(raw / "FLAIR.nii.gz", raw / "3DFLAIR.nii.gz")
+    env = load_msseg2016(root, preprocessed=False)
+    assert env["X"][0][1, 1, 1] == -0.0

@@ -618,3 +618,18 @@ def test_per_case_spacing_rows_belong_to_one_environment():
     other = Environment({"X": env["X"], "Y": env["Y"]}, case_ids=[f"z{i}" for i in range(len(env))])
     with pytest.raises(ValueError, match=r"one row per case.*matched by position.*metadata"):
         adapter.score(other)
+
+
+def test_metadata_spacing_follows_a_subset_of_a_subset():
+    """A bootstrap of a bootstrap ("a#1#0") found no spacing row."""
+    env, _ = toy_environment()
+    spacing = np.array([[1.0, 1.0, 1.0], [1.0, 1.0, 2.0], [3.0, 1.0, 1.0]])
+    env = Environment(
+        {"X": env["X"], "Y": env["Y"]},
+        case_ids=env.case_ids,
+        metadata={"spacing": spacing, "case_id": np.array(env.case_ids)},
+    )
+    nested = env.subset([2, 2, 1]).subset([0, 0, 2])
+    assert nested.case_ids == ("c#0#0", "c#0#1", "b#2#2")
+    adapter = SegmentationAdapter(threshold_model(), spacing="metadata", progress=False)
+    np.testing.assert_array_equal(adapter._spacing_for(nested), spacing[[2, 2, 1]])

@@ -899,8 +899,9 @@ class SegmentationAdapter:
     def _metadata_spacing(environment: Environment) -> np.ndarray:
         """``metadata["spacing"]`` aligned with the cases, also after ``subset``.
 
-        ``Environment.subset`` keeps metadata as is, so per-case arrays are matched by
-        ``metadata["case_id"]`` (written by the NIfTI loaders) when present.
+        Per-case arrays are matched by ``metadata["case_id"]`` (written by the NIfTI
+        loaders) when present: a bootstrap copy ``"id#k"`` (or ``"id#k#j"``, a subset
+        of a subset) takes the row of ``"id"``.
         """
         meta = environment.metadata
         spacing = np.asarray(meta["spacing"], dtype=np.float64)
@@ -916,7 +917,9 @@ class SegmentationAdapter:
         position = {c: k for k, c in enumerate(ids)}
         rows = []
         for c in current:
-            base = c if c in position else c.rsplit("#", 1)[0]  # bootstrap copies: "id#k"
+            base = c
+            while base not in position and "#" in base:  # bootstrap copies: "id#k#j"
+                base = base.rsplit("#", 1)[0]
             if base not in position:
                 raise ValueError(
                     f"case {c!r} of environment {environment.name!r} is not in "

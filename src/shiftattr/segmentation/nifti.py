@@ -56,6 +56,11 @@ MSSEG2016_MODALITIES: tuple[str, ...] = ("FLAIR", "T1", "T2", "DP", "GADO")
 
 _MSSEG2016_LABELS = {"background": 0, "lesion": 1}
 
+#: The names the raw (not pre-processed) scans of the MSSEG-2016 release carry, tried
+#: after the modality's own name: the 3D acquisitions are ``3DFLAIR``, ``3DT1`` and
+#: ``3DT1GADO`` there (``DP`` and ``T2`` keep theirs).
+_MSSEG2016_RAW_NAMES = {"FLAIR": ("3DFLAIR",), "T1": ("3DT1",), "GADO": ("3DT1GADO", "T1GADO")}
+
 _NIFTI_ENDINGS = (".nii.gz", ".nii")
 # metadata keys written by every loader; manifest columns of these names get a prefix
 _RESERVED_METADATA = frozenset(
@@ -200,13 +205,14 @@ def _check_foreground(
 
 
 def _file_stamp(path: str) -> tuple:
-    """``(absolute path, size, modification time)`` of a file (``None`` for a missing
+    """``(real path, size, modification time)`` of a file (``None`` for a missing
     one's size and time): what a lazy loader's ``item_key`` tells a file's contents by."""
+    real = os.path.realpath(path)  # a file reached through a link is the same file
     try:
-        st = os.stat(path)
+        st = os.stat(real)
     except OSError:
-        return (os.path.abspath(path), None, None)
-    return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+        return (real, None, None)
+    return (real, st.st_size, st.st_mtime_ns)
 
 
 def _read_data(path: str) -> np.ndarray:
@@ -568,7 +574,7 @@ def _read_manifest(path: Path) -> list[dict[str, Any]]:
         raise NiftiDataError(f"manifest not found: {str(path)!r}")
     if path.suffix.lower() == ".json":
         try:
-            content = json.loads(path.read_text(encoding="utf-8"))
+            content = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as exc:
             raise NiftiDataError(f"manifest {str(path)!r} is not valid JSON: {exc}") from exc
         if isinstance(content, Mapping):
@@ -583,11 +589,27 @@ def _read_manifest(path: Path) -> list[dict[str, Any]]:
             )
         return [dict(r) for r in content]
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
+        reader = csv.DictReader(fh, skipinitialspace=True)
         if reader.fieldnames is None:
             raise NiftiDataError(f"manifest {str(path)!r} is empty")
+        names = [(k or "").strip() for k in reader.fieldnames]
+        twice = sorted({k for k in names if names.count(k) > 1})
+        if twice:  # the reader would keep the last of them: a channel dropped unseen
+            raise NiftiDataError(
+                f"manifest {str(path)!r} names the column(s) {twice} more than once; give "
+                "each column its own name (image channels: e.g. image_flair, image_t1)."
+            )
         rows = []
         for row in reader:
+            # a cell too many (a decimal comma) or too few would shift the columns
+            extra = row.pop(None, None)
+            if extra is not None or None in row.values():
+                n_cells = sum(v is not None for v in row.values()) + len(extra or ())
+                raise NiftiDataError(
+                    f"manifest {str(path)!r}, line {reader.line_num}: {n_cells} cells for "
+                    f"{len(names)} columns; quote cells holding commas (a decimal comma: "
+                    "write 2.1, not 2,1)."
+                )
             rows.append(
                 {
                     (k or "").strip(): (v.strip() if isinstance(v, str) else v)
@@ -597,8 +619,15 @@ def _read_manifest(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+#: Text that ``float`` reads but a manifest means as a code: a leading zero ("007",
+#: "01": "007" and "7" would become one value), digits grouped by "_" ("2020_01"), and
+#: infinities.
+_CODE_LIKE = re.compile(r"^[+-]?0\d|_|^[+-]?inf", re.IGNORECASE)
+
+
 def _to_numeric(values: Sequence[Any]) -> np.ndarray | None:
-    """float array if every value parses as a number, else None (empty cells -> NaN)."""
+    """float array if every value parses as a number, else None (empty cells -> NaN;
+    text of :data:`_CODE_LIKE` is no number)."""
     out = np.empty(len(values), dtype=np.float64)
     for i, v in enumerate(values):
         if isinstance(v, (bool, int, float)):
@@ -606,6 +635,8 @@ def _to_numeric(values: Sequence[Any]) -> np.ndarray | None:
         elif v is None or (isinstance(v, str) and v == ""):
             out[i] = np.nan
         else:
+            if isinstance(v, str) and _CODE_LIKE.search(v.strip()):
+                return None
             try:
                 out[i] = float(v)
             except (TypeError, ValueError):
@@ -1101,6 +1132,13 @@ def load_nnunet_raw(
             )
     if split == "Tr" and not has_labels:
         raise NiftiDataError(f"labels folder not found: {str(lab_dir)!r}")
+    if has_labels and isinstance(labels, Mapping) and "ignore" in labels:
+        raise NiftiDataError(
+            f"{str(dj_path)!r} declares an 'ignore' label ({labels['ignore']!r}): nnU-Net "
+            "leaves those voxels out of training and evaluation, but shiftattr scores every "
+            "voxel and would count them as background (or, as foreground, as the class). "
+            "Give the masks their full annotation, or score the images without them."
+        )
     pattern = re.compile(rf"^(?P<case>.+)_(?P<ch>\d{{4}}){re.escape(ending)}$")
     found: dict[str, set[int]] = {}
     for entry in sorted(os.listdir(img_dir)):
@@ -1268,7 +1306,8 @@ def load_msseg2016(
     Layout (under ``root``, or under ``root/Training`` and ``root/Testing``)::
 
         Center_01/Patient_01/Preprocessed_Data/FLAIR_preprocessed.nii.gz  (also DP, GADO, T1, T2)
-        Center_01/Patient_01/Raw_Data/FLAIR.nii.gz
+        Center_01/Patient_01/Raw_Data/3DFLAIR.nii.gz  (also 3DT1, 3DT1GADO, DP, T2;
+                                                      FLAIR.nii.gz etc. are read too)
         Center_01/Patient_01/Masks/ManualSegmentation_1.nii.gz ... _7.nii.gz
         Center_01/Patient_01/Masks/Consensus.nii.gz
 
@@ -1288,7 +1327,8 @@ def load_msseg2016(
         Mask used as ``Y`` when ``annotators`` is not given.
     preprocessed : bool, default True
         Read ``Preprocessed_Data/{modality}_preprocessed.nii.gz`` (co-registered to
-        the masks) rather than ``Raw_Data/{modality}.nii.gz``.
+        the masks) rather than the raw scans in ``Raw_Data`` (``3DFLAIR``, ``3DT1``,
+        ``3DT1GADO``, ``DP``, ``T2`` as the release names them, or ``{modality}``).
     modalities : sequence of str, default ("FLAIR",)
         Channels, in order, from :data:`MSSEG2016_MODALITIES` (``"PD"`` means ``"DP"``).
     pair_annotators : bool, default False
@@ -1419,6 +1459,8 @@ def load_msseg2016(
                 folder = pdir / ("Preprocessed_Data" if preprocessed else "Raw_Data")
                 stem = f"{mod}_preprocessed" if preprocessed else mod
                 p = _nifti_path(folder, stem)
+                for other in () if preprocessed else _MSSEG2016_RAW_NAMES.get(mod, ()):
+                    p = p or _nifti_path(folder, other)
                 if p is None:
                     raise NiftiDataError(
                         f"{split + '/' if split else ''}{cdir.name}/{pdir.name}: missing "
@@ -1581,12 +1623,8 @@ def select_cases(environment: Environment, **criteria: Any) -> Environment:
     idx = np.flatnonzero(keep)
     if idx.size == 0:
         raise ValueError(f"no case of {environment.name!r} matches {criteria}")
-    sub = environment.subset(idx)
-    meta = {}
-    for k, v in environment.metadata.items():
-        meta[k] = v[idx] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v
-    sub.metadata = meta
-    return sub
+    # subset restricts every per-case entry of the metadata (arrays, lists, dicts of them)
+    return environment.subset(idx)
 
 
 # ---------------------------------------------------------------------------------- checks
