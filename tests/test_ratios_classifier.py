@@ -139,3 +139,40 @@ def test_convergence_warnings_only_for_the_chosen_classifier():
     with pytest.warns(ConvergenceWarning, match=r"did not converge in 3 of 3 fits") as rec:
         ClassifierRatio(stuck).crossfit_log_ratio(src, tgt, folds, folds)
     assert sum(issubclass(w.category, ConvergenceWarning) for w in rec) == 1
+
+
+@pytest.mark.parametrize("forest_first", [True, False])
+def test_a_candidate_with_a_nan_log_loss_is_never_chosen(forest_first):
+    """min() kept a NaN loss listed first (NaN compares False): NaN log-ratios."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    forest = RandomForestClassifier(50, random_state=0)  # probabilities of 0 and 1
+    pair = [("rf", forest), ("lr", LogisticRegression())]
+    est = ClassifierRatio(dict(pair if forest_first else pair[::-1]), random_state=0)
+    est.fit({"x": rng.normal(0, 1, 300)}, {"x": rng.normal(1, 1, 300)})
+    assert np.isnan(est.cv_log_loss_["rf"]) and est.selected_ == "lr"
+    assert np.isfinite(est.log_ratio({"x": np.array([0.0, 1.0])})).all()
+
+
+def test_an_unseeded_candidate_dict_is_seeded_from_random_state():
+    """The engine's seeding does not reach inside a dict: every run differed."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(1)
+    src, tgt = {"x": rng.normal(0, 1, (200, 2))}, {"x": rng.normal(0.5, 1, (200, 2))}
+
+    def fit():
+        forest = RandomForestClassifier(30, min_samples_leaf=20)
+        return ClassifierRatio({"rf": forest}, random_state=3).fit(src, tgt).log_ratio(src)
+
+    np.testing.assert_array_equal(fit(), fit())
+
+
+def test_constant_log_odds_are_calibrated_to_the_class_share():
+    """A Platt slope fitted to constant logits' rounding reached 1e4: log-ratio -3.6."""
+    est = ClassifierRatio(LogisticRegression()).fit(
+        {"x": np.full(200, 5.0)}, {"x": np.full(100, 5.0)}
+    )
+    assert est.calibration_[0] == 0.0
+    assert est.log_ratio({"x": np.array([5.0])})[0] == pytest.approx(0.0, abs=1e-9)

@@ -472,3 +472,16 @@ def test_a_discriminator_pickled_before_pooling_still_predicts():
     del est.input_shape_, est.downsample_  # as unpickled from an older version
     np.testing.assert_allclose(est.log_ratio(src), expected)
     assert est.fit_report()["input_shape"] is None
+
+
+def test_the_untrained_network_of_unbalanced_batches_is_no_shift(monkeypatch):
+    """With natural-frequency batches the untrained network scored log-ratio -log(3),
+    not 0, so any epoch that learnt the class prior beat "no shift" on held-out data."""
+    rng = np.random.default_rng(3)
+    source = {"img": blobs(rng, 20, (12, 12))}
+    target = {"img": blobs(rng, 60, (12, 12))}
+    monkeypatch.setattr(CNNDiscriminator, "_train", lambda self, *args: None)  # untrained
+    plain = dict(validation_fraction=0.0, temperature_scaling=False, random_state=0)
+    est = CNNDiscriminator(spatial_dims=2, balanced=False, **plain, **FAST).fit(source, target)
+    assert est.log_prior_correction_ == pytest.approx(-math.log(3.0))
+    assert abs(est.log_ratio(source).mean()) < 0.05

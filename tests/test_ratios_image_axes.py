@@ -37,3 +37,9 @@ def test_the_image_statistics_refuse_2d_images_under_the_default_spatial_dims():
     with pytest.raises(ValueError, match=r"node 'X' has cases of shape \(16, 16\).*spatial_dims=2"):
         ImageStatsRatio(random_state=0).fit(src, tgt)
     ImageStatsRatio(spatial_dims=2, random_state=0).fit(src, tgt)
+
+
+def test_more_axes_than_channels_and_spatial_are_refused():
+    with pytest.raises(ValueError, match=r"more axes than \(channels, \*spatial\).*spatial_dims=3"):
+        check_image_axes("X", (2, 16, 16, 16), spatial_dims=2)
+    check_image_axes("X", (2, 16, 16, 16), spatial_dims=3)

@@ -398,3 +398,32 @@ def _rows_of(env, boot):
     """Positions in ``env`` of the cases of its subset ``boot``."""
     ids = list(env.case_ids)
     return [ids.index(c.split("#")[0]) for c in boot.case_ids]
+
+
+def test_a_classifier_subclass_is_not_bypassed_by_the_joint_route():
+    """All folds at once called the inner classifier's own cross-fitting, dropping a
+    subclass's log_ratio."""
+    from sklearn.linear_model import LogisticRegression
+
+    from shiftattr.ratios import ClassifierRatio
+
+    class Shifted(ClassifierRatio):
+        def log_ratio(self, features):
+            return super().log_ratio(features) + 100.0
+
+    rng = np.random.default_rng(0)
+    src = {"X": rng.normal(0, 1.0, size=(20, 8, 8, 8))}
+    tgt = {"X": rng.normal(0, 1.5, size=(20, 8, 8, 8))}
+    folds = np.arange(20) % 2
+    plain = ImageStatsRatio(ClassifierRatio(LogisticRegression(), calibration="none"))
+    shifted = ImageStatsRatio(Shifted(LogisticRegression(), calibration="none"))
+    base = plain.crossfit_log_ratio(src, tgt, folds, folds)
+    moved = shifted.crossfit_log_ratio(src, tgt, folds, folds)
+    np.testing.assert_allclose(moved[0], base[0] + 100.0, atol=1e-6)
+
+
+def test_nan_voxels_are_named_by_node_and_case():
+    x = np.ones((3, 8, 8, 8))
+    x[1, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"node 'X': cases \[1\].*NaN or infinite"):
+        image_statistics({"X": x}, statistics="basic")

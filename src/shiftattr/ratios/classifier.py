@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
+from shiftattr._clone import derived_seed, with_seed
 from shiftattr._threads import limit_threads
 from shiftattr.ratios._tabular import tabular_matrix
 from shiftattr.ratios.base import DensityRatioEstimator, Features, check_fitted, n_cases
@@ -69,9 +70,21 @@ def raw_logit(classifier, X: np.ndarray) -> np.ndarray:
     )
 
 
+#: Spread (standard deviation, in log-odds) below which out-of-fold log-odds count as
+#: constant for the calibration: the fold models' optimiser tolerance, not a ranking.
+_CONSTANT_LOGITS = 1e-4
+
+
 def _fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Fit ``sigma(a * logit + b)`` to labels by maximum likelihood (Platt scaling)."""
-    z = (logits - logits.mean()) / (logits.std() + 1e-12)
+    spread = logits.std()
+    if spread < _CONSTANT_LOGITS:
+        # log-odds that are constant up to the fit's tolerance (fold models of a classifier
+        # that sees nothing) carry no ranking: a slope fitted to that noise (1e4) would
+        # blow up the refit's slightly different logits (a log-ratio of -3.6 for none)
+        share = float(np.clip(y.mean(), 1e-12, 1 - 1e-12))
+        return 0.0, float(np.log(share / (1.0 - share)))
+    z = (logits - logits.mean()) / (spread + 1e-12)
     s = 2.0 * y - 1.0
 
     def nll(p: np.ndarray) -> tuple[float, np.ndarray]:
@@ -290,11 +303,17 @@ class ClassifierRatio(DensityRatioEstimator):
     def _candidates(self) -> dict[str, object]:
         if self.classifier is None:
             return default_candidates(self.random_state)
+        # an unseeded classifier gets seeds from random_state (each candidate its own):
+        # the engine seeds this estimator's parameters, which do not reach inside a dict
+        seed = self.random_state if isinstance(self.random_state, (int, np.integer)) else None
         if isinstance(self.classifier, dict):
             if not self.classifier:
                 raise ValueError("classifier is an empty dict; give at least one classifier.")
-            return {str(k): clone(v) for k, v in self.classifier.items()}
-        return {"classifier": clone(self.classifier)}
+            return {
+                str(k): with_seed(clone(v), None if seed is None else derived_seed(seed, str(k)))
+                for k, v in self.classifier.items()
+            }
+        return {"classifier": with_seed(clone(self.classifier), seed)}
 
     def fit(self, source_features: Features, target_features: Features) -> ClassifierRatio:
         """Fit the classifier to tell target (1) from source (0).
@@ -386,7 +405,10 @@ class ClassifierRatio(DensityRatioEstimator):
                 calibrations[name] = _fit_platt(logits, y)
             a, b = calibrations[name]
             losses[name] = _log_loss_from_logits(a * logits + b, y)
-        return min(losses, key=losses.get), calibrations, losses
+        # a NaN loss (infinite log-odds: a forest's probabilities of 0 and 1) ranks last;
+        # min() would keep it when listed first, as NaN compares False
+        finite = {k: v for k, v in losses.items() if np.isfinite(v)} or losses
+        return min(finite, key=finite.get), calibrations, losses
 
     def _fit(self, source_features: Features, target_features: Features) -> ClassifierRatio:
         nodes, X, y = self._design(source_features, target_features)

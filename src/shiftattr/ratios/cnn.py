@@ -961,6 +961,11 @@ class CNNDiscriminator(DensityRatioEstimator):
             self.log_prior_correction_ = (
                 0.0 if self.balanced else -math.log(len(train[1]) / len(train[0]))
             )
+            # the untrained network is "no shift": with unbalanced batches its logits
+            # start at the class prior, so that the corrected log-ratio starts at 0 (it
+            # started at the correction, a baseline any epoch learning the prior beat)
+            with torch.no_grad():
+                self.module_.head[-1].bias.fill_(-self.log_prior_correction_)
             self._train(layout, columns, train, val, rng, gen, device)
 
             self.temperature_, self.calibration_bias_ = 1.0, 0.0

@@ -35,7 +35,8 @@ def check_image_axes(node: str, shape: tuple[int, ...], spatial_dims: int) -> No
     ------
     ValueError
         With 2 or more axes but fewer than ``spatial_dims`` (2D images under the default
-        3); with more than :data:`MAX_IMAGE_CHANNELS` channels (a volume's slices read as
+        3), or more than ``spatial_dims + 1`` (multi-channel volumes read as 2D); with
+        more than :data:`MAX_IMAGE_CHANNELS` channels (a volume's slices read as
         channels), or for volumes at most :data:`THIN_VOLUME_DEPTH` voxels deep and
         four times as wide (2D images' channels read as slices); the message says which
         ``spatial_dims`` to pass.
@@ -52,6 +53,12 @@ def check_image_axes(node: str, shape: tuple[int, ...], spatial_dims: int) -> No
         raise ValueError(
             f"node {node!r} has cases of shape {shape}, fewer axes than spatial_dims="
             f"{spatial_dims}: if they are {len(shape)}D images, pass spatial_dims={len(shape)}."
+        )
+    if len(shape) > spatial_dims + 1:
+        raise ValueError(
+            f"node {node!r} has cases of shape {shape}, more axes than (channels, *spatial) "
+            f"with spatial_dims={spatial_dims}: if they are {len(shape) - 1}D volumes of "
+            f"{shape[0]} channel(s), pass spatial_dims={len(shape) - 1}."
         )
     if len(shape) == spatial_dims + 1 and shape[0] > MAX_IMAGE_CHANNELS:
         grid = "×".join(map(str, shape[1:]))

@@ -326,6 +326,12 @@ def _batch_statistics(
         else:
             # channels first: statistics per channel
             vv = v.reshape((len(idx), -1, *v.shape[-spatial_dims:]))
+            bad = ~np.isfinite(vv.reshape(len(idx), -1)).all(1)
+            if bad.any():  # named here: the classifier would only see a column "stats"
+                raise ValueError(
+                    f"node {k!r}: cases {idx[bad][:10].tolist()} (positions) hold NaN or "
+                    "infinite voxels; fill them (e.g. with the background value) first."
+                )
             cols += [_image_stats(vv[:, c]) for c in range(vv.shape[1])]
             if statistics == "extended":
                 cols += [quality_statistics(vv[:, c]) for c in range(vv.shape[1])]
@@ -665,12 +671,13 @@ class ImageStatsRatio(DensityRatioEstimator):
                 f"source and target features hold different nodes: {sorted(source_features)} "
                 f"vs {sorted(target_features)}"
             )
-        return self._classifier().crossfit_log_ratio(
-            {"stats": self._stats(source_features)},
-            {"stats": self._stats(target_features)},
-            source_folds,
-            target_folds,
-        )
+        inner = self._classifier()
+        stats = ({"stats": self._stats(source_features)}, {"stats": self._stats(target_features)})
+        if inner.joint_crossfit:
+            return inner.crossfit_log_ratio(*stats, source_folds, target_folds)
+        # a classifier whose fit or log_ratio is its own: one fitted clone per fold, so
+        # that its methods are not bypassed (the statistics are still computed once)
+        return DensityRatioEstimator.crossfit_log_ratio(inner, *stats, source_folds, target_folds)
 
     def log_ratio(self, features: Features) -> np.ndarray:
         """Natural log of ``p_target / p_source`` of the statistics at each case.
