@@ -877,3 +877,47 @@ def test_a_difference_zero_up_to_rounding_does_not_make_methods_disagree():
     )
     assert [w["mechanism"] for w in warns] == ["Y"]
     assert details["difference_ci"]["X"][0] > 0  # the rounding is there
+
+
+@pytest.mark.parametrize("method", ["mr", "regression"])
+def test_truncate_is_refused_where_it_does_not_act_on_the_estimate(method):
+    """It truncated only the importance-weighting twin: a "biased towards the source"
+    warning and a wider bias-aware interval for an estimate it did not touch."""
+    scm = sa.datasets.LinearGaussianSCM.example()
+    s = scm.sample(100, "source", random_state=0)
+    t = scm.sample(100, "target", random_state=1)
+    with pytest.raises(ValueError, match=rf"method='{method}' does not weight.*drop truncate"):
+        sa.attribute(
+            scm.graph,
+            s,
+            t,
+            scm.metric(s),
+            target_metric=scm.metric(t),
+            method=method,
+            truncate=2.0,
+            n_bootstrap=0,
+            progress=False,
+        )
+
+
+def test_values_joined_to_other_cases_are_no_identical_environments():
+    """Each node's values were compared on their own: the target's labels reshuffled
+    across its cases (an id mix-up) read as "the same cases, no shift"."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    y = x + 0.3 * rng.normal(size=200)
+    graph = sa.CausalGraph({"X": [], "Y": ["X"]})
+    s = sa.Environment({"X": x, "Y": y}, name="s")
+    t = sa.Environment({"X": x.copy(), "Y": rng.permutation(y)}, name="t")
+
+    def metric(env):
+        return (np.abs(env["Y"] - env["X"]) < 0.5).astype(float)
+
+    res = sa.attribute(
+        graph, s, t, metric, target_metric=metric, n_bootstrap=0, progress=False, random_state=0
+    )
+    assert "identical_environments" not in {w["code"] for w in res.warnings}
+    same = sa.attribute(
+        graph, s, s.subset(np.arange(200)[::-1]), metric, n_bootstrap=0, progress=False
+    )
+    assert "identical_environments" in {w["code"] for w in same.warnings}

@@ -603,3 +603,13 @@ def test_the_synthetic_grid_is_checked_with_the_configuration():
         with pytest.raises(ConfigError, match=r"data\.shape must have 2 or 3 sides"):
             load_config({"data": {"kind": "synthetic", "shape": shape}})
     assert load_config({"data": {"kind": "synthetic", "shape": [8, 16]}}).data.shape == (8, 16)
+
+
+def test_truncate_is_refused_with_methods_it_does_not_act_on():
+    for method in ("mr", "regression"):
+        with pytest.raises(
+            ConfigError, match=rf"truncate caps the weights of method 'iw'; '{method}'"
+        ):
+            load_config(
+                {"data": {"kind": "synthetic"}, "attribution": {"method": method, "truncate": 20.0}}
+            )

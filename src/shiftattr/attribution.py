@@ -452,15 +452,26 @@ def _identical_environments(
     ['identical_environments']
     >>> _identical_environments(g, env, env.subset([3, 2, 1, 1]))
     []
+
+    Whole cases are compared, not each node's values on their own: the same values of
+    ``Y`` joined to other cases' ``X`` (labels joined to the wrong images) are a shift.
+
+    >>> two = Environment({"X": np.arange(4.0), "Y": np.arange(4.0)}, name="s")
+    >>> swapped = Environment({"X": np.arange(4.0), "Y": np.arange(4.0)[::-1]}, name="t")
+    >>> _identical_environments(CausalGraph({"X": [], "Y": ["X"]}), two, swapped)
+    []
     """
     if len(source) != len(target):
         return []
-    for node in graph.nodes:
-        if node not in source or node not in target:
-            return []
-        a, b = case_fingerprints(source, node), case_fingerprints(target, node)
-        if not np.array_equal(np.sort(a), np.sort(b)):
-            return []
+    if any(node not in source or node not in target for node in graph.nodes):
+        return []
+
+    def cases(env: Environment) -> np.ndarray:  # one row of node fingerprints per case
+        rows = np.column_stack([case_fingerprints(env, node) for node in graph.nodes])
+        return rows[np.lexsort(rows.T[::-1])]
+
+    if not np.array_equal(cases(source), cases(target)):
+        return []
     return [
         {
             "code": "identical_environments",
@@ -954,6 +965,14 @@ def _check_options(
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
     if truncate is not None and truncate <= 1:
         raise ValueError(f"truncate caps w / mean(w) and must exceed 1, got {truncate}.")
+    if truncate is not None and method in ("mr", "regression", "generative"):
+        # it truncated only the importance-weighting twin: a warning that the estimate
+        # is biased towards the source, and a wider bias-aware interval, for nothing
+        raise ValueError(
+            f"truncate caps the importance weights of method='iw'; method={method!r} does "
+            "not weight its estimate by them: drop truncate (method='mr' caps its "
+            "corrections with correction_cap)."
+        )
     if tolerance is not None and not (
         isinstance(tolerance, Real) and not isinstance(tolerance, bool) and 0 < tolerance < np.inf
     ):
@@ -1220,7 +1239,8 @@ def attribute(
         its value is not pinned down to the precision asked for, whatever the estimate.
         Needs ``n_bootstrap > 0``.
     truncate : float, optional
-        Cap on normalised weights ``w / mean(w)``; the truncated fraction is reported.
+        Cap on normalised weights ``w / mean(w)`` of ``method="iw"``; the truncated
+        fraction is reported. Refused with the other methods.
     metric_name : str, default "metric"
         Shown in tables and plots, e.g. ``"Dice"``; unless ``higher_is_better`` is
         given, it also says which direction of the metric is better (the default name

@@ -555,6 +555,11 @@ class AttributionConfig(_Strict):
                     f"attribution.both_samples names {clash}, which attribution.paired "
                     "substitutes; drop them from both_samples"
                 )
+        if self.truncate is not None and method in ("mr", "regression"):
+            raise ValueError(
+                f"attribution.truncate caps the weights of method 'iw'; {method!r} does not "
+                "use them for its estimate (only for its comparison with 'iw'): remove it"
+            )
         if "correction_cap" in _given(self) and method != "mr":
             raise ValueError(
                 "attribution.correction_cap caps the weights of method 'mr''s corrections; "

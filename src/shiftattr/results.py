@@ -457,7 +457,11 @@ class Attribution:
         Mean metric on the source cases.
     estimated_target_metric : float
         The value estimator's estimate of the mean metric with all mechanisms shifted
-        (importance-weighted for ``method="iw"``).
+        (importance-weighted for ``method="iw"``). Where the estimator's value of the
+        empty coalition is not the source mean exactly (``"mis"``, ``"regression"``,
+        ``"mr"`` over both samples) it is anchored at the source: ``source_metric``
+        minus the estimated change ``M(∅) - M(all)``, so that ``source_metric -
+        estimated_target_metric`` is the sum of the values.
     measured_target_metric : float or None
         Mean of ``target_metric`` when given.
     closure_error : float or None
