@@ -228,6 +228,7 @@ from shiftattr.datasets.synthetic_ms import (
     ANNOTATOR_PRESETS,
     CENTER_PRESETS,
     POPULATION_PRESETS,
+    SIMULATOR_VERSION,
     AnnotatorSpec,
     CenterSpec,
     PopulationSpec,
@@ -813,7 +814,8 @@ def truth_key(
         "n_first": n_first,
         "n_max": n_max,
         "se_target": se_target,
-        "version": 1,
+        # the simulator's world: its code is not hashed, its version is (pinned by a test)
+        "version": SIMULATOR_VERSION,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 

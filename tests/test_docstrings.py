@@ -108,6 +108,7 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.datasets.CENTER_PRESETS": "dict of CenterSpec; ``#:`` comment",
     "shiftattr.datasets.POPULATION_PRESETS": "dict of PopulationSpec; ``#:`` comment",
     "shiftattr.datasets.synthetic_ms.D_COLUMNS": "tuple of str; ``#:`` comment",
+    "shiftattr.datasets.synthetic_ms.SIMULATOR_VERSION": "an int; ``#:`` comment",
     "shiftattr.datasets.synthetic_ms.NODE_MECHANISMS": "dict node -> mechanism; ``#:`` comment",
 }
 

@@ -505,3 +505,33 @@ def test_true_log_ratio_follows_subsets_and_rejects_bad_input(sim):
         sim.true_log_ratio(env, "Z", SOURCE, TARGET)
     with pytest.raises(ValueError, match="metadata"):
         sim.true_log_ratio(Environment({"X": env["X"]}), "X", SOURCE, TARGET)
+
+
+def test_the_world_drawn_is_pinned_to_the_simulator_version():
+    """Stored ground truths are keyed by SIMULATOR_VERSION, not by the simulator's code:
+    a change to what it draws must raise the version (and then these figures), or the
+    benchmarks would score new estimates against an old world's truth."""
+    from shiftattr.datasets.synthetic_ms import SIMULATOR_VERSION
+
+    sim = SyntheticMS(shape=(16, 16, 16), random_state=0)
+    env = sim.sample(4, center=["01", "03"], annotator="2", random_state=1)
+    x = np.asarray(env["X"], dtype=np.float64).reshape(4, -1)
+    pinned = {  # SIMULATOR_VERSION: (D, mean of X, s.d. of X, lesion voxels of Y) per case
+        1: (
+            [
+                [0.211569, -1.503389],
+                [0.338759, -1.489564],
+                [-0.210821, 0.646114],
+                [-0.232839, 0.180366],
+            ],
+            [0.286109, 0.288066, 0.30626, 0.243115],
+            [0.416169, 0.399689, 0.429807, 0.274965],
+            [1, 14, 9, 3],
+        )
+    }
+    assert SIMULATOR_VERSION in pinned, "raise SIMULATOR_VERSION's figures here too"
+    d, mean, sd, voxels = pinned[SIMULATOR_VERSION]
+    np.testing.assert_allclose(env["D"], d, atol=1e-6)
+    np.testing.assert_allclose(x.mean(1), mean, atol=1e-5)
+    np.testing.assert_allclose(x.std(1), sd, atol=1e-5)
+    assert np.asarray(env["Y"]).reshape(4, -1).sum(1).tolist() == voxels

@@ -56,6 +56,7 @@ __all__ = [
     "D_COLUMNS",
     "NODE_MECHANISMS",
     "POPULATION_PRESETS",
+    "SIMULATOR_VERSION",
     "AnnotatorSpec",
     "CenterSpec",
     "PopulationSpec",
@@ -68,6 +69,13 @@ NODE_MECHANISMS: dict[str, str] = {"D": "population", "X": "acquisition", "Y": "
 
 #: Columns of the covariate node ``D``.
 D_COLUMNS: tuple[str, str] = ("age", "lesion_load")
+
+#: Version of the world the simulator draws: raised by every change to what it draws
+#: for a given seed and specification (``tests/test_synthetic_ms.py`` pins a digest of a
+#: small sample to it and fails until it is raised). Stored ground truths are keyed by
+#: it (``benchmarks/bench_synthetic_ms.py``), so that they are not reused for another
+#: world.
+SIMULATOR_VERSION: int = 1
 
 _REF = 32  # reference grid size: lengths in specs are voxels of a 32-voxel grid
 _H_REF = 2.0 / _REF  # one reference voxel in normalised [-1, 1] coordinates
