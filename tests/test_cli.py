@@ -400,3 +400,13 @@ def test_a_config_that_is_a_folder_or_not_utf8_is_a_readable_error(tmp_path, cap
     assert main(["run", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "cannot be read as TOML" in err and "Traceback" not in err
+
+
+def test_report_may_rewrite_its_own_output_folder(tmp_path, capsys):
+    mine = _saved(tmp_path / "run", 0.1)
+    out = tmp_path / "html"
+    assert main(["report", str(mine), "--out", str(out)]) == 0
+    assert main(["report", str(mine), "--out", str(out)]) == 0  # the same result again
+    (tmp_path / "afile").write_text("x")
+    assert main(["report", str(mine), "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

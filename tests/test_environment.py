@@ -223,3 +223,9 @@ def test_a_boolean_mask_selects_cases():
         env.subset([0.0, 1.5])
     vols = LazyVolumes(lambda i: np.full((2,), i), length=3)
     assert vols.load(np.array([False, True, True]))[:, 0].tolist() == [1, 2]
+
+
+def test_lazy_volumes_refuse_a_mask_of_another_length():
+    vols = LazyVolumes(lambda i: np.full((2,), i), length=4)
+    with pytest.raises(ValueError, match="one entry per item"):
+        vols.load(np.array([False, True]))

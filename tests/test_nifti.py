@@ -705,6 +705,14 @@ def test_manifest_rows_must_fill_the_columns_once(tmp_path):
     )
     with pytest.raises(NiftiDataError, match=r"names the column\(s\) \['image'\] more than once"):
         load_folder(root)
+    # a spreadsheet's empty trailing columns and cells are no cells
+    root = _manifest(
+        tmp_path / "m5",
+        "case_id,image,label,age,,\na,a.nii.gz,a_seg.nii.gz,50,,\nb,b.nii.gz,b_seg.nii.gz,60,\n",
+    )
+    assert load_folder(root, covariate_columns=["age"])["D"].ravel().tolist() == [50.0, 60.0]
+    root = _manifest(tmp_path / "m6", "case_id,image,label,age\na,a.nii.gz,a_seg.nii.gz,50,\n")
+    assert load_folder(root, covariate_columns=["age"])["D"].ravel().tolist() == [50.0]
     # a quoted cell after a space, and codes that float() reads, stay as written
     root = _manifest(
         tmp_path / "m4",
@@ -753,3 +761,14 @@ def test_raw_msseg2016_scans_are_read_by_the_release_names(tmp_path):
     os.rename(raw / "FLAIR.nii.gz", raw / "3DFLAIR.nii.gz")
     env = load_msseg2016(root, preprocessed=False)
     assert env["X"][0][1, 1, 1] == -0.0
+
+
+def test_a_covariate_named_by_the_user_is_read_as_numbers_even_zero_padded(tmp_path):
+    root = _manifest(
+        tmp_path / "z",
+        "case_id,image,label,age,visits\na,a.nii.gz,a_seg.nii.gz,00,inf\n"
+        "b,b.nii.gz,b_seg.nii.gz,07,2\n",
+    )
+    assert load_folder(root, covariate_columns=["age"])["D"].ravel().tolist() == [0.0, 7.0]
+    with pytest.raises(NiftiDataError, match=r"covariate column 'visits'.*infinite.*\['a'\]"):
+        load_folder(root, covariate_columns=["visits"])

@@ -247,3 +247,20 @@ def test_the_scale_of_the_heatmaps_and_summary_follows_the_metric_and_is_shown()
     plt.close(fig)
     assert dice.summary().splitlines()[0].endswith("(×100)")
     assert "(×10)" in dice.summary(scale=10).splitlines()[0]
+
+
+def test_a_metric_beyond_one_keeps_its_small_changes_visible_and_old_sweeps_their_direction():
+    pw = sa.PairwiseAttribution(
+        ("a", "b"),
+        ("X", "Y"),
+        {("a", "b"): _res(0.004, -0.002), ("b", "a"): _res(0.003, 0.001)},
+        {("a", "a"): 1.2, ("a", "b"): 1.198, ("b", "b"): 1.25, ("b", "a"): 1.246},
+        metric_name="cross_entropy",
+        higher_is_better=False,
+    )
+    line = next(row for row in pw.summary().splitlines() if row.startswith("X"))
+    assert "+0.0035 ± 0.000707" in line  # printed "+0.00 ± 0.00"
+    old = json.loads(pw.to_json())
+    del old["higher_is_better"]
+    old["metric_name"] = "hausdorff95"  # a sweep saved before the direction was stored
+    assert sa.PairwiseAttribution.from_json(json.dumps(old)).higher_is_better is False

@@ -176,3 +176,13 @@ def test_constant_log_odds_are_calibrated_to_the_class_share():
     )
     assert est.calibration_[0] == 0.0
     assert est.log_ratio({"x": np.array([5.0])})[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_weak_but_real_ranking_keeps_its_calibration():
+    """A strongly penalised classifier ranks the cases with log-odds spread 1e-5: that
+    is a signal, not the constant output of a classifier that sees nothing."""
+    rng = np.random.default_rng(0)
+    src, tgt = {"x": rng.normal(0, 1, 500)}, {"x": rng.normal(1, 1, 500)}
+    est = ClassifierRatio(LogisticRegression(C=1e-7), random_state=0).fit(src, tgt)
+    lr = est.log_ratio({"x": np.array([0.0, 1.0])})
+    assert lr[1] - lr[0] > 0.5  # the true difference is 1

@@ -578,19 +578,31 @@ def test_masks_cut_from_another_class_need_the_models_channel_of_that_class():
     labels[:, :1] = 2
     cut = Environment({"X": x, "Y": (labels == 2).astype(np.uint8)}, metadata={"foreground": 2})
     model = three_class_model()
-    with pytest.raises(ValueError, match=r"foreground=2.*outputs 3 channels.*channel=2"):
+    with pytest.raises(
+        ValueError, match=r"foreground=2.*outputs 3 channels.*class 2: 2 for a softmax"
+    ):
         SegmentationAdapter(model, activation="softmax", progress=False).score(cut)
     right = SegmentationAdapter(model, activation="softmax", channel=2, progress=False)
     np.testing.assert_allclose(right.score(cut), 1.0)
     np.testing.assert_array_equal(right.predict(cut), cut["Y"])
     # label=2 finds no 2 in masks stored as 0/1: the error says why, and what to set
-    with pytest.raises(ValueError, match=r"loaded with foreground=2.*Keep label=1.*channel=2"):
+    with pytest.raises(
+        ValueError,
+        match=r"loaded with foreground=2.*Keep label=1.*channel of class 2 \(2 for a softmax",
+    ):
         SegmentationAdapter(model, activation="softmax", label=2, progress=False).score(cut)
     # class 1, or a one-channel model of the class, needs nothing
     one = Environment({"X": x, "Y": (labels == 1).astype(np.uint8)}, metadata={"foreground": 1})
     assert SegmentationAdapter(model, activation="softmax", progress=False).score(one)[0] == 1.0
     binary = SegmentationAdapter(lambda b: (b > 0.75).float(), activation="none", progress=False)
     np.testing.assert_allclose(binary.score(cut), 1.0)
+    # two channels are a background and a foreground: channel 1 is class 2's
+    pair = SegmentationAdapter(
+        lambda b: torch.cat([(b <= 0.75).float(), (b > 0.75).float()], 1) * 10,
+        activation="softmax",
+        progress=False,
+    )
+    np.testing.assert_allclose(pair.score(cut), 1.0)
 
 
 def test_soft_or_interpolated_references_are_refused():

@@ -85,6 +85,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _same_json(a: Path, b: Path) -> bool:
+    """Whether two files hold the same JSON (a report written before from this result)."""
+    try:
+        return json.loads(a.read_text(encoding="utf-8")) == json.loads(
+            b.read_text(encoding="utf-8")
+        )
+    except (OSError, ValueError):
+        return False
+
+
 def _report(args: argparse.Namespace) -> int:
     from shiftattr.report import read_truth, write_report
     from shiftattr.results import Attribution
@@ -95,8 +105,11 @@ def _report(args: argparse.Namespace) -> int:
         print(f"shiftattr report: {path} {what}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else path.parent
+    if out.exists() and not out.is_dir():
+        print(f"shiftattr report: --out {out} is a file, not a folder", file=sys.stderr)
+        return 2
     written = out / "attribution.json"
-    if written.exists() and not written.samefile(path):
+    if written.exists() and not written.samefile(path) and not _same_json(written, path):
         print(
             f"shiftattr report: the report of {path} would replace {written}, another "
             "result; pass --out with a folder of its own.",

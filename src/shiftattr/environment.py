@@ -125,6 +125,11 @@ class LazyVolumes(Sequence):
         """
         ids = range(len(self)) if indices is None else np.asarray(indices)
         if isinstance(ids, np.ndarray) and ids.dtype.kind == "b":  # a mask, not 0 and 1
+            if ids.shape != (len(self),):
+                raise ValueError(
+                    f"a boolean mask of items must have one entry per item ({len(self)}), "
+                    f"got shape {ids.shape}"
+                )
             ids = np.flatnonzero(ids)
         return np.stack([self[int(i)] for i in ids])
 

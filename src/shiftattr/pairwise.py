@@ -241,11 +241,14 @@ class PairwiseAttribution:
             "",
             f"{'mechanism':<14}{'mean ± sd':>20}{'min':>9}{'max':>9}{'dominant in':>14}",
         ]
+        # percentage points to two decimals; other units (a distance, a loss) to three
+        # significant digits, which keep small changes of large metrics visible
+        f = ".2f" if scale >= 100 else ".3g"
         for mech, s in self.summary_table(scale).items():
-            sd = "—" if np.isnan(s["sd"]) else f"{s['sd']:.2f}"
-            ms = f"{s['mean']:+.2f} ± {sd}"
+            sd = "—" if np.isnan(s["sd"]) else f"{s['sd']:{f}}"
+            ms = f"{s['mean']:+{f}} ± {sd}"
             dom = f"{s['n_dominant']}/{s['n_pairs']}"
-            lines.append(f"{mech:<14}{ms:>20}{s['min']:>+9.2f}{s['max']:>+9.2f}{dom:>14}")
+            lines.append(f"{mech:<14}{ms:>20}{s['min']:>+9{f}}{s['max']:>+9{f}}{dom:>14}")
         n_warn = sum(len(r.warnings) for r in self.results.values())
         lines += ["", f"{n_warn} diagnostic warning(s) across pairs"]
         return "\n".join(lines)
@@ -453,7 +456,9 @@ class PairwiseAttribution:
                 for k, v in entries(d["metrics"], "value")
             },
             metric_name=d.get("metric_name", "metric"),
-            higher_is_better=d.get("higher_is_better", True),
+            higher_is_better=(
+                d["higher_is_better"] if "higher_is_better" in d else _old_direction(d)
+            ),
         )
 
 
@@ -637,3 +642,12 @@ def attribute_pairs(
         metric_name=metric_name,
         higher_is_better=direction,
     )
+
+
+def _old_direction(saved: Mapping[str, Any]) -> bool:
+    """The direction of a sweep saved before it was stored: its metric name's, if known;
+    higher-is-better otherwise (those sweeps were of Dice), as for each pair's result."""
+    from shiftattr.metrics import metric_direction
+
+    known = metric_direction(saved.get("metric_name"))
+    return True if known is None else known

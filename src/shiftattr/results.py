@@ -1128,7 +1128,7 @@ def _check_saved(d: Any) -> None:
 
     if not isinstance(d, Mapping):
         fail("the top level", f"must be an object, got {type(d).__name__}")
-    for key in ("mechanisms", "values", "ci", "stderr", "source_metric"):
+    for key in ("mechanisms", "values", "ci", "stderr", "source_metric", "estimated_target_metric"):
         if key not in d:
             fail(key, "is missing")
     mechs = d["mechanisms"]

@@ -70,20 +70,17 @@ def raw_logit(classifier, X: np.ndarray) -> np.ndarray:
     )
 
 
-#: Spread (standard deviation, in log-odds) below which out-of-fold log-odds count as
-#: constant for the calibration: the fold models' optimiser tolerance, not a ranking.
-_CONSTANT_LOGITS = 1e-4
+def _constant_calibration(y: np.ndarray) -> tuple[float, float]:
+    """The calibration ``(0, logit(share of class 1))`` of a classifier that sees nothing."""
+    share = float(np.clip(y.mean(), 1e-12, 1 - 1e-12))
+    return 0.0, float(np.log(share / (1.0 - share)))
 
 
 def _fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Fit ``sigma(a * logit + b)`` to labels by maximum likelihood (Platt scaling)."""
     spread = logits.std()
-    if spread < _CONSTANT_LOGITS:
-        # log-odds that are constant up to the fit's tolerance (fold models of a classifier
-        # that sees nothing) carry no ranking: a slope fitted to that noise (1e4) would
-        # blow up the refit's slightly different logits (a log-ratio of -3.6 for none)
-        share = float(np.clip(y.mean(), 1e-12, 1 - 1e-12))
-        return 0.0, float(np.log(share / (1.0 - share)))
+    if spread <= 1e-12 * max(1.0, abs(logits.mean())):  # constant: nothing to scale
+        return _constant_calibration(y)
     z = (logits - logits.mean()) / (spread + 1e-12)
     s = 2.0 * y - 1.0
 
@@ -395,13 +392,19 @@ class ClassifierRatio(DensityRatioEstimator):
         return oof, failed
 
     def _choose(
-        self, oof: dict[str, np.ndarray], y: np.ndarray
+        self, oof: dict[str, np.ndarray], y: np.ndarray, X: np.ndarray
     ) -> tuple[str, dict[str, tuple[float, float]], dict[str, float]]:
         """Calibrate every candidate's out-of-fold log-odds and keep the best by log-loss."""
         calibrations = {name: (1.0, 0.0) for name in oof}
+        # features equal in every case: the fold models' log-odds differ only by their
+        # optimiser's tolerance (1e-6), and a Platt slope fitted to that noise (1e4) blew
+        # up the refit's logits (a log-ratio of -3.6 between identical samples)
+        flat = X.shape[0] == 0 or bool(np.all(X[:1] == X))
         losses: dict[str, float] = {}
         for name, logits in oof.items():
-            if self.calibration == "sigmoid":
+            if flat:
+                calibrations[name] = _constant_calibration(y)
+            elif self.calibration == "sigmoid":
                 calibrations[name] = _fit_platt(logits, y)
             a, b = calibrations[name]
             losses[name] = _log_loss_from_logits(a * logits + b, y)
@@ -431,7 +434,7 @@ class ClassifierRatio(DensityRatioEstimator):
                 idx = np.flatnonzero(y == cls)
                 fold[rng.permutation(idx)] = np.arange(len(idx)) % k
             oof, failed = self._out_of_fold(candidates, X, y, fold)
-            best, calibrations, losses = self._choose(oof, y)
+            best, calibrations, losses = self._choose(oof, y, X)
             n_fits = k + 1
         else:
             failed, n_fits = {best: 0}, 1
@@ -512,7 +515,7 @@ class ClassifierRatio(DensityRatioEstimator):
                     f"got {len(folds)} fold labels for {len(y)} cases; give one per case."
                 )
             oof, failed = self._out_of_fold(self._candidates(), X, y, folds)
-            best, calibrations, _ = self._choose(oof, y)
+            best, calibrations, _ = self._choose(oof, y, X)
             if failed[best]:
                 _warn_unconverged(best, failed[best], len(np.unique(folds)))
             a, b = calibrations[best]

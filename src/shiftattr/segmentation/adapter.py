@@ -181,9 +181,11 @@ class SegmentationAdapter:
         Output channel of interest when it differs from ``label`` (e.g. multi-label
         sigmoid heads without a background channel). Default: ``label`` for several
         channels, 0 for one. Masks loaded with ``foreground=k`` hold class ``k`` as 1:
-        keep ``label=1`` and, for a model with several output channels, set
-        ``channel=k`` (without it, scoring such an environment with ``k != label`` is
-        refused rather than comparing class ``label`` with them).
+        keep ``label=1`` and, for a model with more than two output channels, set
+        ``channel`` to its channel of class ``k`` (``k`` with a background channel 0;
+        without it, scoring such an environment with ``k != label`` is refused rather
+        than comparing channel ``label`` with them). Two channels are taken for a
+        background and a foreground.
     batch_size : int, default 2
         Cases per model call (or windows per call with ``patch_size``).
     device : str or torch.device, default "cpu"
@@ -993,9 +995,9 @@ class SegmentationAdapter:
                 f"case {case_id!r}: reference {node!r} holds the values {values} but "
                 f"label={self.label}{more}: environment {environment.name!r} was loaded "
                 f"with foreground={cut}, which stores class {cut} as 1. Keep label=1; for a "
-                f"model with one output channel per class, set channel={cut} (model.output_channel "
-                "in a configuration) so that its class "
-                f"{cut} is the one compared with the masks."
+                "model with one output channel per class, set channel= (model.output_channel "
+                f"in a configuration) to its channel of class {cut} ({cut} for a softmax "
+                "model whose channel 0 is the background)."
             )
         raise ValueError(
             f"case {case_id!r}: reference {node!r} holds the values {values} but "
@@ -1147,17 +1149,20 @@ class SegmentationAdapter:
     def _check_class(self, environment: Environment | None) -> None:
         """Refuse to compare channel ``label`` of a multi-class model with masks that a
         loader cut from another class of a label map (``metadata["foreground"]``, stored
-        as 1): the default channel is ``label``, 1, which is then the wrong class."""
+        as 1): the default channel is ``label``, 1, which is then most likely another
+        class. Two channels are a background and a foreground (channel 1 is right)."""
         cut = _foreground_of(environment)
         k = self.n_output_channels_
-        if cut is None or self.channel is not None or k is None or k == 1 or cut == self.label:
+        if cut is None or self.channel is not None or k is None or k <= 2 or cut == self.label:
             return
         raise ValueError(
             f"environment {environment.name!r} was loaded with foreground={cut}: its masks are "
             f"class {cut} of the label maps, stored as 1. The model outputs {k} channels and, "
-            f"without channel=, its channel {self.label} (class {self.label}) would be "
-            f"compared with them. Set channel={cut} (model.output_channel = {cut} in a "
-            "configuration); label stays 1, the masks' value."
+            f"without channel=, its channel {self.label} would be compared with them. Set "
+            f"channel= (model.output_channel in a configuration) to the model's channel of "
+            f"class {cut}: {cut} for a softmax model whose channel 0 is the background "
+            f"(nnU-Net, MONAI), {cut - 1} for sigmoid heads of classes 1..{k} without one; "
+            "label stays 1, the masks' value."
         )
 
     def _store(self, key: tuple, res: tuple[np.ndarray, np.ndarray]) -> None:

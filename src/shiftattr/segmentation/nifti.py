@@ -593,7 +593,8 @@ def _read_manifest(path: Path) -> list[dict[str, Any]]:
         if reader.fieldnames is None:
             raise NiftiDataError(f"manifest {str(path)!r} is empty")
         names = [(k or "").strip() for k in reader.fieldnames]
-        twice = sorted({k for k in names if names.count(k) > 1})
+        # unnamed columns (a spreadsheet's empty trailing ones) are left out
+        twice = sorted({k for k in names if k and names.count(k) > 1})
         if twice:  # the reader would keep the last of them: a channel dropped unseen
             raise NiftiDataError(
                 f"manifest {str(path)!r} names the column(s) {twice} more than once; give "
@@ -602,9 +603,11 @@ def _read_manifest(path: Path) -> list[dict[str, Any]]:
         rows = []
         for row in reader:
             # a cell too many (a decimal comma) or too few would shift the columns
-            extra = row.pop(None, None)
-            if extra is not None or None in row.values():
-                n_cells = sum(v is not None for v in row.values()) + len(extra or ())
+            extra = [c for c in row.pop(None, None) or () if c.strip()]  # empty ones: none
+            if (row.pop("", None) or "").strip():
+                extra.append("")  # a value under an unnamed column: a shifted row too
+            if extra or None in row.values():
+                n_cells = sum(v is not None for v in row.values()) + len(extra)
                 raise NiftiDataError(
                     f"manifest {str(path)!r}, line {reader.line_num}: {n_cells} cells for "
                     f"{len(names)} columns; quote cells holding commas (a decimal comma: "
@@ -625,9 +628,10 @@ def _read_manifest(path: Path) -> list[dict[str, Any]]:
 _CODE_LIKE = re.compile(r"^[+-]?0\d|_|^[+-]?inf", re.IGNORECASE)
 
 
-def _to_numeric(values: Sequence[Any]) -> np.ndarray | None:
+def _to_numeric(values: Sequence[Any], codes: bool = True) -> np.ndarray | None:
     """float array if every value parses as a number, else None (empty cells -> NaN;
-    text of :data:`_CODE_LIKE` is no number)."""
+    with ``codes``, text of :data:`_CODE_LIKE` is no number: a column the user named a
+    covariate is read as numbers)."""
     out = np.empty(len(values), dtype=np.float64)
     for i, v in enumerate(values):
         if isinstance(v, (bool, int, float)):
@@ -635,7 +639,7 @@ def _to_numeric(values: Sequence[Any]) -> np.ndarray | None:
         elif v is None or (isinstance(v, str) and v == ""):
             out[i] = np.nan
         else:
-            if isinstance(v, str) and _CODE_LIKE.search(v.strip()):
+            if codes and isinstance(v, str) and _CODE_LIKE.search(v.strip()):
                 return None
             try:
                 out[i] = float(v)
@@ -901,7 +905,13 @@ def load_folder(
             need(col, "covariate")
             used.add(col)
             raw = [r.get(col) for r in rows]
-            values = _to_numeric(raw)
+            values = _to_numeric(raw, codes=False)
+            if values is not None and np.isinf(values).any():
+                bad = [ids[i] for i in np.flatnonzero(np.isinf(values))[:10]]
+                raise NiftiDataError(
+                    f"covariate column {col!r} of {str(mpath)!r} holds infinite values for "
+                    f"cases {bad}; give finite numbers."
+                )
             if values is None:
                 warnings.warn(
                     f"covariate column {col!r} of {str(mpath)!r} is not numeric; it is kept in "
