@@ -5,7 +5,7 @@ import pytest
 
 from shiftattr.environment import Environment, LazyVolumes
 from shiftattr.ratios import image_statistics
-from shiftattr.value import node_features
+from shiftattr.value import node_features, raw_features
 
 
 def _env():
@@ -81,3 +81,21 @@ def test_a_featurizer_replaces_the_default():
 def test_a_bad_featurizer_is_refused_naming_the_node(bad, match):
     with pytest.raises(ValueError, match=match):
         node_features(_env(), "X", {"X": bad})
+
+
+def test_an_image_regressor_refuses_levels_after_its_raw_image():
+    """The regression of Y after D, X, W put W after X's voxels: the network read W as
+    the last voxel and the first voxel as a covariate, without a word."""
+    from shiftattr.value.features import check_image_regressors
+
+    class Reader:
+        image_shape = (4, 4)
+
+    env = Environment({"D": np.zeros(3), "X": np.zeros((3, 4, 4)), "W": np.zeros(3)})
+    raw = {"X": raw_features("X")}
+    check_image_regressors(Reader(), raw, env, levels=("D", "W", "X", "Y"))  # X last: fine
+    with pytest.raises(ValueError, match=r"features of \['W'\] after its voxels"):
+        check_image_regressors(Reader(), raw, env, levels=("D", "X", "W", "Y"))
+    both = {"X": raw_features("X"), "W": raw_features("W")}
+    with pytest.raises(ValueError, match=r"nodes \['X', 'W'\] all have raw features"):
+        check_image_regressors(Reader(), both, env, levels=("D", "X", "W", "Y"))

@@ -1375,7 +1375,7 @@ def attribute(
                 f"{missing} (node, environment) are missing; add them or use method='iw'"
                 f"{' without cross_check' if cross_check else ''}."
             )
-        check_image_regressors(regressor, features, source, target)
+        check_image_regressors(regressor, features, source, target, levels=levels)
         feats = tuple(level_features(env, levels, features) for env in (source, target))
     solver = ExactShapley() if solver is None else solver
     rng = np.random.default_rng(random_state)

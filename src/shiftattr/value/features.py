@@ -92,7 +92,10 @@ def raw_features(node: str) -> Featurizer:
 
 
 def check_image_regressors(
-    regressors: Any, featurizers: Mapping[str, Featurizer] | None, *environments: Environment
+    regressors: Any,
+    featurizers: Mapping[str, Featurizer] | None,
+    *environments: Environment,
+    levels: Sequence[str] | None = None,
 ) -> None:
     """Refuse a regressor whose ``image_shape`` does not fit the raw image it is given.
 
@@ -109,11 +112,19 @@ def check_image_regressors(
         :func:`raw_features` name their node.
     *environments : Environment
         Every environment the regressions read (source and target).
+    levels : sequence of str, optional
+        The regressions' levels in causal order (:func:`~shiftattr.value.build.value_levels`):
+        a regression's design holds the features of the levels before it, in this order,
+        so the image's voxels are its last columns only where no level lies between the
+        image node and the last level.
 
     Raises
     ------
     ValueError
-        Naming the regressor, the node's shape and the ``image_shape`` to give.
+        Naming the regressor, the node's shape and the ``image_shape`` to give; or, with
+        ``levels``, when several nodes have raw features, or a level lies between the
+        raw image node and the last level (its features would follow the voxels, and
+        the regressor would read them as part of the image).
 
     Examples
     --------
@@ -130,6 +141,24 @@ def check_image_regressors(
     named = regressors if isinstance(regressors, Mapping) else {None: regressors}
     readers = {k: r for k, r in named.items() if hasattr(r, "image_shape")}
     nodes = [getattr(f, "raw_node", None) for f in (featurizers or {}).values()]
+    if readers and levels is not None:
+        raw = [n for n in levels if n in nodes]
+        if len(raw) > 1:
+            raise ValueError(
+                f"nodes {raw} all have raw features, but an image regressor reads one "
+                "image per case (the last columns of its design): give raw_features to "
+                "one node and summaries (e.g. statistics) to the others."
+            )
+        after = list(levels[levels.index(raw[0]) + 1 : -1]) if raw else []
+        if after:
+            raise ValueError(
+                f"the regressions after node {raw[0]!r} put the features of {after} after "
+                f"its voxels, and an image regressor reads the last columns of its design "
+                f"as the image: it would read them as voxels. An image regressor takes a "
+                f"raw image node only right before the last level of the causal order "
+                f"(here {list(levels)}); give {raw[0]!r} summary features instead of "
+                "raw_features."
+            )
     for env in environments:
         for node in (n for n in nodes if n is not None):
             item = env.item_shape(node)
