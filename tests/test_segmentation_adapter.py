@@ -68,13 +68,20 @@ def three_class_model() -> torch.nn.Module:
     return conv
 
 
-def test_softmax_argmax_with_label_of_interest():
+def three_class_scene() -> tuple[np.ndarray, np.ndarray]:
+    """Two cases that :func:`three_class_model` segments exactly: images and label maps
+    (class 2 in the first slab, class 1 in the next two)."""
     x = np.zeros((2, 1, *SHAPE), dtype=np.float32)
     x[:, 0, :3] = 0.5
     x[:, 0, :1] = 1.0
     labels = np.zeros((2, *SHAPE), dtype=np.uint8)
     labels[:, :3] = 1
     labels[:, :1] = 2
+    return x, labels
+
+
+def test_softmax_argmax_with_label_of_interest():
+    x, labels = three_class_scene()
     labels[1, 5] = 2  # case 1: 36 extra label-2 voxels the model misses
     env = Environment({"X": x, "Y": labels})
     for label in (1, 2):
@@ -570,12 +577,7 @@ def test_eviction_warning_points_at_the_users_call_and_auto_reads_memory_once(mo
 def test_masks_cut_from_another_class_need_the_models_channel_of_that_class():
     # a loader's foreground=2 stores class 2 as 1: channel 1 of a three-class model (the
     # default, from label=1) would be class 1, compared with class 2's masks
-    x = np.zeros((2, 1, *SHAPE), dtype=np.float32)
-    x[:, 0, :3] = 0.5
-    x[:, 0, :1] = 1.0
-    labels = np.zeros((2, *SHAPE), dtype=np.uint8)
-    labels[:, :3] = 1
-    labels[:, :1] = 2
+    x, labels = three_class_scene()
     cut = Environment({"X": x, "Y": (labels == 2).astype(np.uint8)}, metadata={"foreground": 2})
     model = three_class_model()
     with pytest.raises(
