@@ -921,3 +921,24 @@ def test_values_joined_to_other_cases_are_no_identical_environments():
         graph, s, s.subset(np.arange(200)[::-1]), metric, n_bootstrap=0, progress=False
     )
     assert "identical_environments" in {w["code"] for w in same.warnings}
+
+
+def test_inputs_that_were_misread_are_refused():
+    """A metric Series on another index was read by position; truncate=nan passed the
+    check; a node of other columns in the target failed inside numpy."""
+    pd = pytest.importorskip("pandas")
+    scm = sa.datasets.LinearGaussianSCM.example()
+    s = scm.sample(60, "source", random_state=0)
+    t = scm.sample(60, "target", random_state=1)
+    kw = {"n_bootstrap": 0, "n_folds": 2, "progress": False}
+    shuffled = pd.Series(scm.metric(s), index=np.random.default_rng(0).permutation(60))
+    with pytest.raises(ValueError, match=r"pandas object indexed .*reset_index"):
+        sa.attribute(scm.graph, s, t, shuffled, **kw)
+    ordered = pd.Series(scm.metric(s))  # a plain index: read as it is
+    sa.attribute(scm.graph, s, t, ordered, **kw)
+    with pytest.raises(ValueError, match="a number above 1, got nan"):
+        sa.attribute(scm.graph, s, t, scm.metric(s), truncate=float("nan"), **kw)
+    node = scm.graph.nodes[0]
+    wide = t.with_nodes(**{node: np.c_[t[node], t[node]]})
+    with pytest.raises(ValueError, match=rf"node '{node}' holds one value per case .* but \(2,\)"):
+        sa.attribute(scm.graph, s, wide, scm.metric(s), **kw)

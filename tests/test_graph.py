@@ -72,3 +72,10 @@ def test_unknown_parent_lookup():
     g = CausalGraph({"A": []})
     with pytest.raises(GraphError, match="not a node"):
         g.parents("B")
+
+
+def test_from_edges_refuses_strings_for_collections():
+    with pytest.raises(GraphError, match="not strings"):
+        CausalGraph.from_edges([("X", "Y")], nodes="ZW")
+    with pytest.raises(GraphError, match="parent, child"):
+        CausalGraph.from_edges(["XY"])

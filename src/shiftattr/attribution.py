@@ -121,6 +121,16 @@ def check_metric(values: Any, env: Environment, what: str = "metric") -> np.ndar
     """
     if callable(values):
         values = values(env)
+    index = getattr(values, "index", None)  # a pandas Series: read by position, not label
+    if callable(index):  # list.index: no labels
+        index = None
+    if index is not None and not np.array_equal(np.asarray(index), np.arange(len(index))):
+        raise ValueError(
+            f"{what} is a pandas object indexed {list(index[:3])}...: it is read by position, "
+            f"one value per case of environment {env.name!r} in its order, and its index "
+            "would be ignored. Pass it in the environment's case order, with "
+            ".reset_index(drop=True) or .to_numpy()."
+        )
     m = np.asarray(values, dtype=float)
     if m.ndim != 1:
         m = m.squeeze()
@@ -341,6 +351,14 @@ def _validate_inputs(
             raise ValueError(
                 f"{role} environment {env.name!r} lacks node(s) {missing} needed by the "
                 f"mechanisms {list(mechs)}; it holds {list(env.nodes)}."
+            )
+    for n in needed:  # tabular nodes: one column layout on both sides (images may differ)
+        shapes = source.item_shape(n), target.item_shape(n)
+        if None not in shapes and max(map(len, shapes)) <= 1 and shapes[0] != shapes[1]:
+            raise ValueError(
+                f"node {n!r} holds {shapes[0] or 'one value'} per case in the source "
+                f"{source.name!r} but {shapes[1] or 'one value'} in the target "
+                f"{target.name!r}; give it the same columns on both sides."
             )
     _check_constant_nodes(needed, source, target)
     return mechs
@@ -963,8 +981,12 @@ def _check_options(
         )
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
-    if truncate is not None and truncate <= 1:
-        raise ValueError(f"truncate caps w / mean(w) and must exceed 1, got {truncate}.")
+    if truncate is not None and not (
+        isinstance(truncate, Real) and not isinstance(truncate, bool) and truncate > 1
+    ):  # NaN compares False: `truncate <= 1` let it through
+        raise ValueError(
+            f"truncate caps w / mean(w) and must be a number above 1, got {truncate!r}."
+        )
     if truncate is not None and method in ("mr", "regression", "generative"):
         # it truncated only the importance-weighting twin: a warning that the estimate
         # is biased towards the source, and a wider bias-aware interval, for nothing

@@ -125,6 +125,11 @@ class CausalGraph:
         ('S', 'X', 'Y')
         """
         table: dict[str, list[str]] = {}
+        if isinstance(nodes, str) or isinstance(edges, str):  # "ZW" is not nodes Z and W
+            raise GraphError(
+                "nodes and edges must be collections of names and of (parent, child) pairs, "
+                f"not strings: got nodes={nodes!r}, edges={edges!r}; e.g. nodes=['Z']."
+            )
         names = list(nodes) if nodes is not None else []
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
@@ -133,7 +138,7 @@ class CausalGraph:
             _check_name(n, "node")
             table.setdefault(n, [])
         for edge in edges:
-            if len(edge) != 2:
+            if isinstance(edge, str) or len(edge) != 2:  # "XY" would read as X -> Y
                 raise GraphError(f"an edge must be a (parent, child) pair, got {edge!r}.")
             p, c = edge
             _check_name(p, "edge parent")
