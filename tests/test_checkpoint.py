@@ -161,3 +161,31 @@ def test_load_state_dict_returns_tensors(tmp_path):
     assert set(sd) == set(make_net(0).state_dict())
     with pytest.raises(TypeError):
         load_torch_checkpoint(lambda x: x, path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"<html>403 Forbidden</html>",
+        b"version https://git-lfs.github.com/spec/v1\n",
+        b"hello\n",
+        bytes(64),
+    ],
+)
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, content):
+    """A web page or an LFS pointer was diagnosed as a pickled full model, with the
+    advice to load it with weights_only=False; text starting with "h" raised KeyError."""
+    from shiftattr.segmentation import (
+        CheckpointError,
+        UNet3D,
+        load_checkpoint,
+        load_torch_checkpoint,
+    )
+
+    path = tmp_path / "net.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"net\.pt") as err:
+        load_torch_checkpoint(UNet3D(channels=(2,)), path)
+    assert "weights_only=False" not in str(err.value)
+    with pytest.raises(CheckpointError, match=r"net\.pt"):
+        load_checkpoint(UNet3D(channels=(2,)), path)

@@ -647,3 +647,22 @@ def test_metadata_spacing_follows_a_subset_of_a_subset():
     assert nested.case_ids == ("c#0#0", "c#0#1", "b#2#2")
     adapter = SegmentationAdapter(threshold_model(), spacing="metadata", progress=False)
     np.testing.assert_array_equal(adapter._spacing_for(nested), spacing[[2, 2, 1]])
+
+
+def test_cached_predictions_own_their_memory_and_cannot_be_changed_by_callers():
+    """A cached case was a slice of its batch (a softmax's every channel kept alive: 52
+    times the bytes the cache bound counted), and ragged results were the cache's own
+    arrays, so a caller's edit changed later scores."""
+    model = three_class_model()
+    x, _ = three_class_scene()
+    adapter = SegmentationAdapter(model, activation="softmax", progress=False, batch_size=2)
+    adapter.predict(x)
+    for mask, proba in adapter._cache.values():
+        assert mask.base is None and proba.base is None
+        assert not mask.flags.writeable and not proba.flags.writeable
+    assert adapter.cache_bytes_ == sum(m.nbytes + p.nbytes for m, p in adapter._cache.values())
+    ragged = [np.ones((1, 4, 5, 6), np.float32), np.ones((1, 5, 4, 6), np.float32)]
+    out = SegmentationAdapter(threshold_model(), progress=False)
+    first = out.predict_proba(ragged)
+    first[0][:] = 0.0
+    assert float(out.predict_proba(ragged)[0].min()) > 0.5

@@ -180,3 +180,15 @@ def test_unet_input_shape_errors_say_what_to_change():
     two = UNet3D(in_channels=2, channels=(2, 4))
     with pytest.raises(ValueError, match=r"add the batch axis with x\[None\]"):
         two(torch.zeros(2, 8, 8, 8))  # one two-channel case, not a batch of two
+
+
+def test_the_unet_pickles():
+    """A torch pooling function kept as an attribute made pickle.dumps (and
+    torch.save of the whole module, and process pools) fail."""
+    import pickle
+
+    net = UNet3D(channels=(4, 8), random_state=0)
+    again = pickle.loads(pickle.dumps(net))
+    x = torch.zeros(1, 1, 8, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(again(x), net(x))

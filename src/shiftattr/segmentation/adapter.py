@@ -1044,7 +1044,7 @@ class SegmentationAdapter:
             return np.zeros((0,), dtype=np.uint8 if which == 0 else np.float32)
         if len({a.shape for a in out}) == 1:
             return np.stack(out)
-        return out
+        return [a.copy() for a in out]  # the caller's own, not the cache's
 
     def _label_spatial_dims(self, environment: Environment, label_node: str) -> int | None:
         """The spatial axes the masks show: their number of axes, less a leading 1
@@ -1167,6 +1167,9 @@ class SegmentationAdapter:
 
     def _store(self, key: tuple, res: tuple[np.ndarray, np.ndarray]) -> None:
         size = res[0].nbytes + res[1].nbytes
+        old = self._cache.get(key)  # identical images in one batch: stored once, counted once
+        if old is not None:
+            self._cache_bytes -= old[0].nbytes + old[1].nbytes
         self._cache[key] = res
         self._cache_bytes += size
         limit = self._cache_limit()
@@ -1227,7 +1230,13 @@ class SegmentationAdapter:
                     logits, tuple(shape[1:]), [ids[k] for k in members]
                 )
                 for j, k in enumerate(members):
-                    results[k] = (masks[j], probas[j])
+                    # a case's own arrays: a slice would keep the whole batch (and a
+                    # softmax's every channel) alive in the cache, up to 50 times what
+                    # its bound counts; read-only, so that no caller changes the cache
+                    case = (np.array(masks[j]), np.array(probas[j]))
+                    for a in case:
+                        a.flags.writeable = False
+                    results[k] = case
         return results  # type: ignore[return-value]
 
     @contextmanager

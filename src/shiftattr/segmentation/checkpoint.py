@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -74,14 +75,32 @@ def _torch_load(path: Path, map_location: Any, weights_only: bool) -> Any:
             UserWarning,
             stacklevel=3,
         )
-        return torch.load(path, map_location=map_location, weights_only=False)
+        try:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        except (
+            pickle.UnpicklingError,
+            EOFError,
+            RuntimeError,
+            OSError,
+            KeyError,
+            ValueError,
+        ) as exc:
+            raise CheckpointError(
+                f"could not read checkpoint {str(path)!r} (truncated or not a torch file?): {exc}"
+            ) from exc
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not zipfile.is_zipfile(path):  # a web page, an LFS pointer, random bytes
+            raise CheckpointError(
+                f"could not read checkpoint {str(path)!r}: it is not a torch checkpoint "
+                "(truncated, a download that fetched a web page or a Git LFS pointer, or "
+                "torch's legacy format, which torch.save wrote before 1.6)."
+            ) from exc
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        except Exception:  # pragma: no cover - legacy (non-zip) format
+        except Exception:  # pragma: no cover - an unreadable archive
             unsafe = []
         allowed = {
             f"{getattr(g, '__module__', '')}.{getattr(g, '__qualname__', '')}"
@@ -97,7 +116,7 @@ def _torch_load(path: Path, map_location: Any, weights_only: bool) -> Any:
             "its source, pass weights_only=False; better, re-save just the weights with "
             "torch.save(model.state_dict(), path)."
         ) from exc
-    except (EOFError, RuntimeError, OSError) as exc:
+    except (EOFError, RuntimeError, OSError, KeyError, ValueError) as exc:
         raise CheckpointError(
             f"could not read checkpoint {str(path)!r} (truncated or not a torch file?): {exc}"
         ) from exc

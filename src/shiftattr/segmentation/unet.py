@@ -175,7 +175,6 @@ class UNet3D(nn.Module):
         if foreground_prior is not None:
             with torch.no_grad():
                 self.head.bias.fill_(float(np.log(foreground_prior / (1.0 - foreground_prior))))
-        self._pool = F.max_pool3d if spatial_dims == 3 else F.max_pool2d
         self._memory_format = torch.channels_last_3d if spatial_dims == 3 else torch.channels_last
         self.to(memory_format=self._memory_format)
 
@@ -246,7 +245,9 @@ class UNet3D(nn.Module):
             x = enc(x)
             if i < len(self.encoders) - 1:
                 skips.append(x)
-                x = self._pool(x, 2)
+                # chosen here, not kept as an attribute: torch's pooling functions are
+                # local objects that pickle cannot hold (torch.save(net) failed)
+                x = (F.max_pool3d if self.spatial_dims == 3 else F.max_pool2d)(x, 2)
         for up, dec in zip(self.ups, self.decoders):
             x = up(x)
             x = dec(torch.cat([x, skips.pop()], dim=1))
@@ -319,6 +320,9 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    CheckpointError
+        If the file is no readable torch checkpoint (named), or holds more than
+        tensors.
     RuntimeError
         If the saved weights do not fit ``model`` (names the mismatching keys).
 
@@ -340,7 +344,9 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
-    state = torch.load(path, weights_only=True, map_location="cpu")
+    from shiftattr.segmentation.checkpoint import _torch_load  # names an unreadable file
+
+    state = _torch_load(path, "cpu", weights_only=True)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
