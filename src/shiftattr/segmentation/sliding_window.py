@@ -3,9 +3,15 @@
 The window grid and the Gaussian importance map follow nnU-Net: windows step by
 ``(1 - overlap) * patch_size`` voxels at most, the grid is spread evenly so the last
 window ends exactly at the border, and every window's output is weighted by a
-Gaussian centred on the patch (``sigma = sigma_scale * patch_size``, peak 1) before
-the weighted outputs are averaged. Images smaller than the patch are padded
-(symmetrically, with ``pad_value``) and the output is cropped back.
+Gaussian centred on the patch (``sigma = sigma_scale * patch_size``, peak 1; at voxel
+``p // 2``, as nnU-Net places it, so for an even patch size it sits half a voxel past
+the middle) before the weighted outputs are averaged. Images smaller than the patch
+are padded (symmetrically, with ``pad_value``) and the output is cropped back.
+
+MONAI's ``sliding_window_inference`` steps by ``int(patch_size * (1 - overlap))``
+and clamps the last window instead, and centres its Gaussian at ``(p - 1) / 2``: the
+two agree exactly only where their grids coincide (constant blending, or an odd patch
+covering the volume), and otherwise differ where windows overlap.
 """
 
 from __future__ import annotations
