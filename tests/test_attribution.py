@@ -936,9 +936,15 @@ def test_inputs_that_were_misread_are_refused():
         sa.attribute(scm.graph, s, t, shuffled, **kw)
     ordered = pd.Series(scm.metric(s))  # a plain index: read as it is
     sa.attribute(scm.graph, s, t, ordered, **kw)
+    filtered = pd.Series(scm.metric(s), index=np.arange(30, 90))  # rows of a filtered frame
+    sa.attribute(scm.graph, s, t, filtered, **kw)
+    by_id = pd.Series(scm.metric(s), index=list(s.case_ids))
+    sa.attribute(scm.graph, s, t, by_id, **kw)
     with pytest.raises(ValueError, match="a number above 1, got nan"):
         sa.attribute(scm.graph, s, t, scm.metric(s), truncate=float("nan"), **kw)
     node = scm.graph.nodes[0]
     wide = t.with_nodes(**{node: np.c_[t[node], t[node]]})
     with pytest.raises(ValueError, match=rf"node '{node}' holds one value per case .* but \(2,\)"):
         sa.attribute(scm.graph, s, wide, scm.metric(s), **kw)
+    column = t.with_nodes(**{node: np.asarray(t[node])[:, None]})  # (n, 1): one column too
+    sa.attribute(scm.graph, s, column, scm.metric(s), **kw)

@@ -93,6 +93,18 @@ MetricLike = np.ndarray | Sequence[float] | Callable[[Environment], np.ndarray]
 KNOWN_RATIO_REVERSED_AUC = 0.4
 
 
+def _in_case_order(index: Any, env: Environment) -> bool:
+    """Whether a pandas index reads as the cases' order: the environment's case ids, or
+    unique increasing labels (a filtered frame keeps its rows' order)."""
+    labels = list(index)
+    if [str(v) for v in labels] == [str(c) for c in env.case_ids]:
+        return True
+    try:
+        return bool(index.is_unique and index.is_monotonic_increasing)
+    except (AttributeError, TypeError):
+        return False
+
+
 def check_metric(values: Any, env: Environment, what: str = "metric") -> np.ndarray:
     """Validate a per-case metric for ``env``: one finite float per case.
 
@@ -124,12 +136,13 @@ def check_metric(values: Any, env: Environment, what: str = "metric") -> np.ndar
     index = getattr(values, "index", None)  # a pandas Series: read by position, not label
     if callable(index):  # list.index: no labels
         index = None
-    if index is not None and not np.array_equal(np.asarray(index), np.arange(len(index))):
+    if index is not None and not _in_case_order(index, env):
         raise ValueError(
             f"{what} is a pandas object indexed {list(index[:3])}...: it is read by position, "
-            f"one value per case of environment {env.name!r} in its order, and its index "
-            "would be ignored. Pass it in the environment's case order, with "
-            ".reset_index(drop=True) or .to_numpy()."
+            f"one value per case of environment {env.name!r} in its order, and its index, "
+            "neither increasing nor the environment's case ids, says it is in another "
+            "order. Pass it in the environment's case order (sort it, or "
+            ".reset_index(drop=True) once it is)."
         )
     m = np.asarray(values, dtype=float)
     if m.ndim != 1:
@@ -354,7 +367,12 @@ def _validate_inputs(
             )
     for n in needed:  # tabular nodes: one column layout on both sides (images may differ)
         shapes = source.item_shape(n), target.item_shape(n)
-        if None not in shapes and max(map(len, shapes)) <= 1 and shapes[0] != shapes[1]:
+        # (n,) and (n, 1) are one column alike, and a lazy node's shape may be a list
+        if (
+            None not in shapes
+            and max(map(len, shapes)) <= 1
+            and int(np.prod(shapes[0])) != int(np.prod(shapes[1]))
+        ):
             raise ValueError(
                 f"node {n!r} holds {shapes[0] or 'one value'} per case in the source "
                 f"{source.name!r} but {shapes[1] or 'one value'} in the target "
