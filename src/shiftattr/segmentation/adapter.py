@@ -740,9 +740,12 @@ class SegmentationAdapter:
         --------
         >>> import numpy as np
         >>> adapter = SegmentationAdapter(lambda b: b, activation="none", progress=False)
-        >>> _ = adapter.predict(np.full((2, 4, 4), 0.9))
+        >>> _ = adapter.predict(np.stack([np.full((4, 4), 0.9), np.full((4, 4), 0.8)]))
         >>> adapter.cache_bytes_  # 2 cases x 16 voxels x (1 + 4) bytes
         160
+        >>> _ = adapter.predict(np.full((3, 4, 4), 0.7))  # one image three times: one entry
+        >>> adapter.cache_bytes_
+        240
         """
         return self._cache_bytes
 
