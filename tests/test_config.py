@@ -515,7 +515,10 @@ def test_model_preprocess_names_a_known_function_for_a_loaded_model():
         assert cfg.model.preprocess == spec
     with pytest.raises(ConfigError, match=r"model: .*one of 'zscore' or look like"):
         load_config({"data": data, "model": {**model, "preprocess": "minmax"}})
-    with pytest.raises(ConfigError, match=r"model\.preprocess is for a model loaded"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model\.preprocess not read with model\.kind = 'train-unet'.*read with model\.kind = 'checkpoint'",
+    ):
         load_config({"data": {"kind": "synthetic"}, "model": {"preprocess": "zscore"}})
 
 
@@ -527,7 +530,10 @@ def test_model_output_channel_is_for_a_loaded_model():
     assert cfg.model.output_channel == 2
     with pytest.raises(ConfigError, match=r"model\.output_channel: Input should be greater"):
         load_config({"data": data, "model": {**model, "output_channel": -1}})
-    with pytest.raises(ConfigError, match=r"model\.output_channel is for a model loaded"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model\.output_channel not read with model\.kind = 'train-unet'.*read with model\.kind = 'checkpoint'",
+    ):
         load_config({"data": data, "model": {"output_channel": 2}})
     saved = {"kind": "folder", "source": {"folder": "a", "prediction_column": "p"}}
     saved["target"] = {"folder": "b", "prediction_column": "p"}
@@ -613,3 +619,12 @@ def test_truncate_is_refused_with_methods_it_does_not_act_on():
             load_config(
                 {"data": {"kind": "synthetic"}, "attribution": {"method": method, "truncate": 20.0}}
             )
+
+
+def test_every_model_key_is_read_by_some_kind():
+    """The table of what each model.kind reads must name every [model] key: a key no
+    kind reads would be refused with every kind."""
+    from shiftattr.config import _MODEL_READS, ModelConfig
+
+    assert set().union(*_MODEL_READS.values()) == set(ModelConfig.model_fields) - {"kind"}
+    assert set(_MODEL_READS) == set(ModelConfig.model_fields["kind"].annotation.__args__)

@@ -231,6 +231,23 @@ class NiftiData(_Strict):
         return self
 
 
+#: The keys of ``[model]`` each ``model.kind`` reads (besides ``kind``): the reference
+#: U-Net is trained on the images as they are, with one output channel; a loaded model
+#: may need its normalisation and channel; saved predictions run no model.
+_MODEL_READS: dict[str, set[str]] = {
+    "train-unet": {"epochs", "channels", "patch_size", "cache_gb"},
+    "checkpoint": {
+        "factory",
+        "checkpoint",
+        "patch_size",
+        "cache_gb",
+        "preprocess",
+        "output_channel",
+    },
+    "predictions": {"cache_gb"},
+}
+
+
 class ModelConfig(_Strict):
     """The model to attribute: train the reference U-Net, load your own, or score the
     predictions it saved (``"predictions"``: named per side in ``data``)."""
@@ -267,51 +284,25 @@ class ModelConfig(_Strict):
     def _check(self) -> ModelConfig:
         if self.kind == "checkpoint" and (self.checkpoint is None or self.factory is None):
             raise ValueError("model.kind = 'checkpoint' needs model.factory and model.checkpoint")
-        if self.kind == "predictions":
-            # what runs a model: given here, it would be ignored without a word
-            model_keys = {
-                "factory",
-                "checkpoint",
-                "patch_size",
-                "preprocess",
-                "epochs",
-                "channels",
-                "output_channel",
-            }
-            runs = sorted(f"model.{k}" for k in _given(self) & model_keys)
-            if runs:
-                raise ValueError(
-                    f"{', '.join(runs)} not read with model.kind = 'predictions': the saved "
-                    "predictions are scored as they are; remove them"
-                )
-        # what another kind reads: given here, it would be ignored without a word (a
-        # checkpoint's keys with the default kind trained a fresh U-Net instead)
-        given = _given(self)
-        if self.kind != "checkpoint":
-            loads = sorted(f"model.{k}" for k in given & {"factory", "checkpoint"})
-            if loads:
-                raise ValueError(
-                    f"{', '.join(loads)} not read with model.kind = {self.kind!r}: set "
-                    "model.kind = 'checkpoint' to load your model"
-                )
-        if self.kind == "checkpoint":
-            trains = sorted(f"model.{k}" for k in given & {"epochs", "channels"})
-            if trains:
-                raise ValueError(
-                    f"{', '.join(trains)} not read with model.kind = 'checkpoint': they "
-                    "set up the reference U-Net trained with model.kind = 'train-unet'"
-                )
-        if self.output_channel is not None and self.kind == "train-unet":
+        # a key this kind does not read would be ignored without a word (a checkpoint's
+        # keys with the default kind trained a fresh U-Net instead of the user's model)
+        unread = sorted(_given(self) - {"kind"} - _MODEL_READS[self.kind])
+        if unread:
+            where = "; ".join(
+                f"model.{key} is read with model.kind = "
+                + " or ".join(repr(kind) for kind, keys in _MODEL_READS.items() if key in keys)
+                for key in unread
+            )
+            why = (
+                ": the saved predictions are scored as they are"
+                if self.kind == "predictions"
+                else ""
+            )
             raise ValueError(
-                "model.output_channel is for a model loaded with model.kind = 'checkpoint'; "
-                "the reference U-Net has one output channel"
+                f"{', '.join(f'model.{k}' for k in unread)} not read with model.kind = "
+                f"{self.kind!r}{why} ({where}); remove them or change model.kind"
             )
         if self.preprocess is not None:
-            if self.kind != "checkpoint":
-                raise ValueError(
-                    "model.preprocess is for a model loaded with model.kind = 'checkpoint'; "
-                    "the reference U-Net is trained on the images as they are"
-                )
             module, _, name = self.preprocess.partition(":")
             if self.preprocess not in _PREPROCESSORS and (not module or not name):
                 raise ValueError(
