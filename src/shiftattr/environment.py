@@ -123,18 +123,32 @@ class LazyVolumes(Sequence):
         >>> vols.load([2, 0])[:, 0, 0].tolist()
         [2, 0]
         """
-        ids = range(len(self)) if indices is None else np.asarray(indices)
-        if isinstance(ids, np.ndarray) and ids.dtype.kind == "b":  # a mask, not 0 and 1
-            if ids.shape != (len(self),):
-                raise ValueError(
-                    f"a boolean mask of items must have one entry per item ({len(self)}), "
-                    f"got shape {ids.shape}"
-                )
-            ids = np.flatnonzero(ids)
+        ids = range(len(self)) if indices is None else _positions(indices, len(self), "item")
         return np.stack([self[int(i)] for i in ids])
 
     def __repr__(self) -> str:
         return f"LazyVolumes(n={len(self)}, shape={self.shape_item})"
+
+
+def _positions(indices: Any, n: int, what: str = "case", where: str = "") -> np.ndarray:
+    """Integer positions from ``indices``: integers, or a boolean mask with one entry
+    per item (``np.asarray(mask, dtype=int)`` would read it as positions 0 and 1).
+
+    Examples
+    --------
+    >>> _positions([2, 0], 3).tolist(), _positions(np.array([True, False, True]), 3).tolist()
+    ([2, 0], [0, 2])
+    """
+    idx = np.asarray(indices)
+    if idx.dtype == bool:
+        if idx.shape != (n,):
+            raise ValueError(
+                f"a boolean mask must have one entry per {what} ({n}{where}), got shape {idx.shape}"
+            )
+        return np.flatnonzero(idx)
+    if idx.size and idx.dtype.kind not in "iu":
+        raise TypeError(f"{what} indices must be integers or a boolean mask, got dtype {idx.dtype}")
+    return idx.astype(int, copy=False)
 
 
 def _as_node_array(node: str, value: Any):
@@ -622,25 +636,8 @@ class Environment:
             )
         if indices is None:
             return NodeFeatures({n: self._data[n] for n in nodes}, self._summaries, (self, None))
-        idx = self._positions(indices)
+        idx = _positions(indices, len(self), "case", f" in {self.name!r}")
         return NodeFeatures({n: self._data[n][idx] for n in nodes}, origin=(self, idx))
-
-    def _positions(self, indices: Any) -> np.ndarray:
-        """Case positions from ``indices``: integers, or a boolean mask over the cases
-        (``np.asarray(mask, dtype=int)`` would read it as positions 0 and 1)."""
-        idx = np.asarray(indices)
-        if idx.dtype == bool:
-            if idx.shape != (len(self),):
-                raise ValueError(
-                    f"a boolean mask of cases must have one entry per case ({len(self)} in "
-                    f"{self.name!r}), got shape {idx.shape}"
-                )
-            return np.flatnonzero(idx)
-        if idx.size and idx.dtype.kind not in "iu":
-            raise TypeError(
-                f"case indices must be integers or a boolean mask, got dtype {idx.dtype}"
-            )
-        return idx.astype(int, copy=False)
 
     def counterfactual(self, environment: str, node: str):
         """Values of ``node`` for these cases under ``environment``'s mechanism.
@@ -709,7 +706,7 @@ class Environment:
         >>> env.subset(env["X"] > 1.5).case_ids  # a boolean mask of cases
         ('s:2', 's:3')
         """
-        idx = self._positions(indices)
+        idx = _positions(indices, len(self), "case", f" in {self.name!r}")
         if idx.ndim != 1:
             raise ValueError(
                 f"subset indices must be one-dimensional, got shape {idx.shape}; pass a "
