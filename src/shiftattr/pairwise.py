@@ -26,6 +26,7 @@ from shiftattr.results import (
     _json_default,
     _literal,
     _nan_to_none,
+    _unstored_direction,
     dominant_mechanism,
     wording,
 )
@@ -192,14 +193,15 @@ class PairwiseAttribution:
             }
         return out
 
-    def _scale(self, scale: float | None) -> float:
+    def _scale(self, scale: float | None) -> tuple[float, str]:
         """``scale``, or by default 1 for a metric measured outside [0, 1] (a distance)
-        and 100 otherwise (fractions such as Dice: percentage points)."""
-        if scale is not None:
-            return float(scale)
-        m = self.metric_matrix()
-        m = m[np.isfinite(m)]
-        return 1.0 if m.size and (m.min() < 0 or m.max() > 1) else 100.0
+        and 100 otherwise (fractions such as Dice: percentage points); and its label."""
+        if scale is None:
+            m = self.metric_matrix()
+            m = m[np.isfinite(m)]
+            scale = 1.0 if m.size and (m.min() < 0 or m.max() > 1) else 100.0
+        scale = float(scale)
+        return scale, "" if scale == 1 else f" (×{scale:g})"
 
     def summary(self, scale: float | None = None) -> str:
         """Mean ± sd per mechanism across pairs (the paper's Table 1) as text.
@@ -232,8 +234,7 @@ class PairwiseAttribution:
         >>> [line.split()[0] for line in text.splitlines()[4:6]]
         ['X', 'Y']
         """
-        scale = self._scale(scale)
-        unit = "" if scale == 1 else f" (×{scale:g})"
+        scale, unit = self._scale(scale)
         lines = [
             f"Attribution of {self.metric_name} changes across {len(self.results)} "
             f"(train, deploy) pairs{unit}",
@@ -303,8 +304,7 @@ class PairwiseAttribution:
             1, len(mechs), figsize=(1.0 + 0.9 * n * len(mechs), 0.9 + 0.75 * n), squeeze=False
         )
         metric = self.metric_matrix()
-        scale = self._scale(scale)
-        unit = "" if scale == 1 else f" (×{scale:g})"
+        scale, unit = self._scale(scale)
         # percentage points to a whole point, other units to three significant digits
         fmt, fmt_d = (".0f", ".1f") if scale >= 100 else (".3g", ".2g")
         vals = {m: self.value_matrix(m) * scale for m in mechs}
@@ -457,7 +457,9 @@ class PairwiseAttribution:
             },
             metric_name=d.get("metric_name", "metric"),
             higher_is_better=(
-                d["higher_is_better"] if "higher_is_better" in d else _old_direction(d)
+                d["higher_is_better"]
+                if "higher_is_better" in d
+                else _unstored_direction(d.get("metric_name"))
             ),
         )
 
@@ -642,12 +644,3 @@ def attribute_pairs(
         metric_name=metric_name,
         higher_is_better=direction,
     )
-
-
-def _old_direction(saved: Mapping[str, Any]) -> bool:
-    """The direction of a sweep saved before it was stored: its metric name's, if known;
-    higher-is-better otherwise (those sweeps were of Dice), as for each pair's result."""
-    from shiftattr.metrics import metric_direction
-
-    known = metric_direction(saved.get("metric_name"))
-    return True if known is None else known

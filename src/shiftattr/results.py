@@ -564,10 +564,7 @@ class Attribution:
         False
         """
         if "higher_is_better" not in self.settings:
-            from shiftattr.metrics import metric_direction
-
-            known = metric_direction(self.settings.get("metric_name"))
-            return True if known is None else known
+            return _unstored_direction(self.settings.get("metric_name"))
         value = self.settings["higher_is_better"]
         return None if value is None else bool(value)
 
@@ -1111,6 +1108,15 @@ _NUMERIC_OVERALL_DIAGNOSTICS = (
 )
 #: Intervals in ``diagnostics["estimator"]``: mechanism -> (low, high) tuples.
 _ESTIMATOR_INTERVALS = ("difference_ci", "bootstrap_ci", "bias_aware_ci")
+
+
+def _unstored_direction(metric_name: Any) -> bool:
+    """The direction of a result saved before it was stored: its metric name's, if
+    known; higher-is-better otherwise (those files were Dice runs)."""
+    from shiftattr.metrics import metric_direction
+
+    known = metric_direction(metric_name)
+    return True if known is None else known
 
 
 def _check_saved(d: Any) -> None:
