@@ -71,8 +71,8 @@ NODE_MECHANISMS: dict[str, str] = {"D": "population", "X": "acquisition", "Y": "
 D_COLUMNS: tuple[str, str] = ("age", "lesion_load")
 
 #: Version of the world the simulator draws: raised by every change to what it draws
-#: for a given seed and specification (``tests/test_synthetic_ms.py`` pins a digest of a
-#: small sample to it and fails until it is raised). Stored ground truths are keyed by
+#: for a given seed and specification (``tests/test_synthetic_ms.py`` pins a small
+#: sample's figures to it and fails until it is raised). Stored ground truths are keyed by
 #: it (``benchmarks/bench_synthetic_ms.py``), so that they are not reused for another
 #: world.
 SIMULATOR_VERSION: int = 1

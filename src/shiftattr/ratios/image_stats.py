@@ -28,7 +28,7 @@ from shiftattr.environment import Environment, LazyVolumes, NodeFeatures, cached
 from shiftattr.ratios.base import DensityRatioEstimator, Features, check_fitted, n_cases
 from shiftattr.ratios.classifier import ClassifierRatio, default_candidates
 from shiftattr.ratios.image_axes import check_image_axes
-from shiftattr.ratios.image_quality import quality_statistics
+from shiftattr.ratios.image_quality import _quality_rows
 
 __all__ = ["IMAGE_STATISTICS", "ImageStatsRatio", "image_statistics"]
 
@@ -334,7 +334,8 @@ def _batch_statistics(
                 )
             cols += [_image_stats(vv[:, c]) for c in range(vv.shape[1])]
             if statistics == "extended":
-                cols += [quality_statistics(vv[:, c]) for c in range(vv.shape[1])]
+                # checked finite above: not a second pass over every voxel
+                cols += [_quality_rows(vv[:, c]) for c in range(vv.shape[1])]
     return np.hstack(cols)
 
 

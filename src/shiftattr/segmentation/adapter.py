@@ -374,6 +374,8 @@ class SegmentationAdapter:
         self._cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_bytes = 0
         self._pinned: dict[int, Any] = {}  # keeps lazy loaders alive so their ids stay unique
+        # the cases that per-case spacing rows belong to (the first environment scored)
+        self._spacing_cases: tuple[str, ...] | None = None
         self._input_dtype: torch.dtype | None = None
 
     # ------------------------------------------------------------------ public API
@@ -885,7 +887,9 @@ class SegmentationAdapter:
         if arr.ndim == 2 and arr.shape[0] == n:
             if not isinstance(self.spacing, str):  # rows by position: one environment only
                 ids = tuple(environment.case_ids)
-                bound = self.__dict__.setdefault("_spacing_cases", ids)
+                if self._spacing_cases is None:
+                    self._spacing_cases = ids
+                bound = self._spacing_cases
                 if bound != ids:
                     raise ValueError(
                         f"spacing holds one row per case of the environment first scored "
