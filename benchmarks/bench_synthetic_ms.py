@@ -2078,6 +2078,7 @@ def main(argv: list[str] | None = None) -> int:
                             sim=sim,
                         )
                         rec["data_seconds"] = data_seconds
+                        rec["simulator_version"] = SIMULATOR_VERSION
                         runs.append(rec)
                         if rec["ok"]:
                             print(

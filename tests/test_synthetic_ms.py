@@ -243,13 +243,36 @@ def test_annotate_all_gives_paired_counterfactual_annotations(sim):
     env = sim.sample(3, annotator="2", random_state=6, annotate_all=True)
     assert set(env.counterfactuals) == {f"annotator-{a}" for a in ANNOTATOR_PRESETS}
     assert np.array_equal(env.counterfactual("annotator-2", "Y"), env["Y"])
-    # the counterfactual of annotator 4 is what annotator 4 draws on the very same image
-    four = sim.sample(3, annotator="4", random_state=6)
-    assert np.array_equal(four["X"], env["X"])
-    assert np.array_equal(env.counterfactual("annotator-4", "Y"), four["Y"])
+    # annotator 4 reads the very same images, with its own reading noise: the reading
+    # does not depend on which other readers are listed
+    only_four = sim.sample(3, annotator="2", random_state=6, annotate_all=["4"])
+    assert np.array_equal(only_four["X"], env["X"]) and np.array_equal(only_four["Y"], env["Y"])
+    cf = env.counterfactual("annotator-4", "Y")
+    assert np.array_equal(only_four.counterfactual("annotator-4", "Y"), cf)
     # subsetting keeps the pairing
     sub = env.subset([2, 0])
-    assert np.array_equal(sub.counterfactual("annotator-4", "Y"), four["Y"][[2, 0]])
+    assert np.array_equal(sub.counterfactual("annotator-4", "Y"), cf[[2, 0]])
+
+
+def test_extra_readers_draw_their_own_reading_noise(sim):
+    # Version 1 gave every reader of a case the observed annotator's standard normals, so
+    # two readers were perfectly comonotone: the per-case difference between them, which
+    # paired estimation relies on, was far less noisy than between two people.
+    n = 60
+    env = sim.sample(n, annotator="1", random_state=2, annotate_all=["2", "4"])
+    own = sim.sample(n, annotator="2", random_state=2)
+    params = env.metadata["counterfactual_annotation_params"]
+    z = {  # the standardised boundary draw of each reading
+        name: (np.asarray(p["boundary"]) - sim.annotators[name].boundary[0])
+        / sim.annotators[name].boundary[1]
+        for name, p in [("1", env.metadata["annotation_params"])]
+        + [(k.removeprefix("annotator-"), v) for k, v in params.items()]
+    }
+    for a, b in [("1", "2"), ("1", "4"), ("2", "4")]:
+        assert abs(np.corrcoef(z[a], z[b])[0, 1]) < 0.4, (a, b)
+    # the same reader's draws have the same distribution as its own observed readings
+    assert not np.array_equal(env.counterfactual("annotator-2", "Y"), own["Y"])
+    assert abs(np.mean(z["2"])) < 0.45 and 0.6 < np.std(z["2"]) < 1.4
 
 
 # -- ground truth attribution ---------------------------------------------------------------
@@ -516,8 +539,12 @@ def test_the_world_drawn_is_pinned_to_the_simulator_version():
     sim = SyntheticMS(shape=(16, 16, 16), random_state=0)
     env = sim.sample(4, center=["01", "03"], annotator="2", random_state=1)
     x = np.asarray(env["X"], dtype=np.float64).reshape(4, -1)
-    pinned = {  # SIMULATOR_VERSION: (D, mean of X, s.d. of X, lesion voxels of Y) per case
-        1: (
+    env_cf = sim.sample(4, center="01", annotator="1", random_state=1, annotate_all=["3"])
+    cf = np.asarray(env_cf.counterfactual("annotator-3", "Y")).reshape(4, -1).sum(1).tolist()
+    # SIMULATOR_VERSION: (D, mean of X, s.d. of X, lesion voxels of Y) per case, and the
+    # lesion voxels an extra reader draws (version 2 gave extra readers their own noise)
+    pinned = {
+        2: (
             [
                 [0.211569, -1.503389],
                 [0.338759, -1.489564],
@@ -527,10 +554,12 @@ def test_the_world_drawn_is_pinned_to_the_simulator_version():
             [0.286109, 0.288066, 0.30626, 0.243115],
             [0.416169, 0.399689, 0.429807, 0.274965],
             [1, 14, 9, 3],
+            [18, 26, 20, 25],
         )
     }
     assert SIMULATOR_VERSION in pinned, "raise SIMULATOR_VERSION's figures here too"
-    d, mean, sd, voxels = pinned[SIMULATOR_VERSION]
+    d, mean, sd, voxels, cf_voxels = pinned[SIMULATOR_VERSION]
+    assert cf == cf_voxels
     np.testing.assert_allclose(env["D"], d, atol=1e-6)
     np.testing.assert_allclose(x.mean(1), mean, atol=1e-5)
     np.testing.assert_allclose(x.std(1), sd, atol=1e-5)

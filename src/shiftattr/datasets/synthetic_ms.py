@@ -13,7 +13,10 @@ Every mechanism draws its randomness from its own deterministic stream per case
 normals are transformed, never which normals are drawn. Two samples with the same seed
 therefore differ only through the mechanisms that differ, which makes the ground-truth
 counterfactuals ``M(P_I)`` (:meth:`SyntheticMS.true_attribution`) precise at moderate
-sample sizes.
+sample sizes. The extra readings of :meth:`SyntheticMS.sample` (``annotate_all``) are the
+exception: each further reader of a case draws from its own stream, as two people
+reading the same scan do, so the per-case difference between two readers is as noisy
+as it is in a multi-reader study.
 
 The observed graph is ``D → X → Y`` (:attr:`SyntheticMS.graph`). Annotators outline
 the *true* lesions they detect, and detection depends on each lesion's contrast-to-noise
@@ -32,6 +35,7 @@ scale with ``shape`` so that a 16³ and a 64³ simulator draw the same anatomy.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -75,7 +79,7 @@ D_COLUMNS: tuple[str, str] = ("age", "lesion_load")
 #: sample's figures to it and fails until it is raised). Stored ground truths are keyed by
 #: it (``benchmarks/bench_synthetic_ms.py``), so that they are not reused for another
 #: world.
-SIMULATOR_VERSION: int = 1
+SIMULATOR_VERSION: int = 2  # 2: independent streams for the extra readers of annotate_all
 
 _REF = 32  # reference grid size: lengths in specs are voxels of a 32-voxel grid
 _H_REF = 2.0 / _REF  # one reference voxel in normalised [-1, 1] coordinates
@@ -83,9 +87,14 @@ _K_MAX = 16  # lesion slots drawn per case (a case has between 1 and _K_MAX lesi
 _SCALP_LEVEL = 0.35  # scalp/skull intensity relative to white matter
 
 # Independent random streams, one per mechanism (and per case, via spawn keys).
-_STREAM_POPULATION, _STREAM_LESIONS, _STREAM_ACQUISITION, _STREAM_ANNOTATION, _STREAM_CENTER = (
-    range(5)
-)
+(
+    _STREAM_POPULATION,
+    _STREAM_LESIONS,
+    _STREAM_ACQUISITION,
+    _STREAM_ANNOTATION,
+    _STREAM_CENTER,
+    _STREAM_READER,
+) = range(6)
 
 
 # ----------------------------------------------------------------------------------------
@@ -669,8 +678,15 @@ class SyntheticMS:
         return int(ss.generate_state(2, np.uint64)[0])
 
     @staticmethod
-    def _rng(entropy: int, stream: int, case: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(stream, case)))
+    def _rng(entropy: int, stream: int, case: int, *key: int) -> np.random.Generator:
+        return np.random.default_rng(
+            np.random.SeedSequence(entropy, spawn_key=(stream, case, *key))
+        )
+
+    @staticmethod
+    def _reader_key(spec: AnnotatorSpec) -> int:
+        """A stable integer naming an extra reader's stream (the same in every process)."""
+        return zlib.crc32(spec.name.encode())
 
     @staticmethod
     def _env_name(centers, annotator, population) -> str:
@@ -879,8 +895,15 @@ class SyntheticMS:
         annotators: Sequence[AnnotatorSpec],
         progress: bool = False,
         desc: str = "simulating",
+        readers: int = 0,
     ) -> dict[str, Any]:
-        """Simulate cases under every (population, center, annotator) combination given."""
+        """Simulate cases under every (population, center, annotator) combination given.
+
+        The first ``len(annotators) - readers`` annotators share the annotation stream of
+        each case (common random numbers, for the ground truth); the last ``readers``
+        are extra readers of the first, each from its own stream.
+        """
+        shared = len(annotators) - readers
         n = len(indices)
         out: dict[str, Any] = {
             "D": {p: np.empty((n, 2)) for p in range(len(populations))},
@@ -922,9 +945,12 @@ class SyntheticMS:
                     out["center"][pi, ci].append(spec.name)
                     out["visibility"][pi, ci].append(vis)
                     for ai, ann in enumerate(annotators):
-                        y, ap = self._annotate(
-                            case, vis, ann, self._rng(entropy, _STREAM_ANNOTATION, i)
+                        rng = (
+                            self._rng(entropy, _STREAM_ANNOTATION, i)
+                            if ai < shared
+                            else self._rng(entropy, _STREAM_READER, i, self._reader_key(ann))
                         )
+                        y, ap = self._annotate(case, vis, ann, rng)
                         out["Y"][pi, ci, ai][row] = y
                         rec = out["ann"][pi, ci, ai]
                         for key in _ANNOTATOR_PARAMS:
@@ -1014,7 +1040,9 @@ class SyntheticMS:
         annotate_all : bool or list of annotators, default False
             Also annotate every case by every annotator of the simulator (``True``) or by
             the listed ones, on the same image X; stored as
-            ``counterfactuals["annotator-<name>"]["Y"]``.
+            ``counterfactuals["annotator-<name>"]["Y"]``. Each extra reader draws its
+            own reading noise (independent of the observed annotator's and of the other
+            readers'); the observed annotator's own entry is ``Y`` itself.
         progress : bool, default False
             Show a progress bar.
 
@@ -1045,7 +1073,9 @@ class SyntheticMS:
         counterfactual = [0 if a == ann else annotators.index(a) for a in extra]
         entropy = self._entropy(random_state)
         idx = np.arange(n)
-        sim = self._simulate(idx, entropy, [pop], [cen], annotators, progress=progress)
+        sim = self._simulate(
+            idx, entropy, [pop], [cen], annotators, progress=progress, readers=len(annotators) - 1
+        )
         return self._environment(
             sim, idx, entropy, 0, 0, 0, [pop], [cen], annotators, counterfactual
         )
