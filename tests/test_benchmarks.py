@@ -1338,7 +1338,7 @@ def test_defaults_targets_table_reads_each_default_per_n():
     ]
     text = "\n".join(report._ms_defaults_targets({"targets": targets, "runs": runs}))
     row = next(line for line in text.splitlines() if unpaired in line)
-    assert "| section 5's (weights not kept) | 300 | 4 |" in row
+    assert "| section 5's (weights not kept) | not used | 300 | 4 |" in row
     assert "0.012 Dice ✗" in row and "93% ✓" in row
     assert row.endswith("| 1 of 4 |")
     assert paired not in text and "`iw`" not in text
@@ -1349,10 +1349,47 @@ def test_defaults_targets_table_reads_each_default_per_n():
     text = "\n".join(report._ms_defaults_targets({"targets": targets, "runs": runs}, kept))
     rows = [line for line in text.splitlines() if unpaired in line]
     assert len(rows) == 2 and "section 5's" in rows[0]
-    assert "| kept in the repository (section 5d) | 100 | 2 |" in rows[1]
+    assert "| kept in the repository (section 5d) | not used | 100 | 2 |" in rows[1]
     assert rows[1].endswith("| 0 of 2 |")
     only_kept = report._ms_defaults_targets(None, kept)
     assert sum(unpaired in line for line in only_kept) == 1
+
+
+def test_paired_rows_say_how_the_second_reader_was_drawn():
+    """Paired figures from simulator 1 (the second reader shared the first's noise) are
+    optimistic: every table of paired runs says which simulator drew them, and runs that
+    predate the record count as simulator 1."""
+    from benchmarks import report
+
+    paired = report.MS_DEFAULTS[1][1]
+    old = {"ok": True, "estimator": paired, "max_abs_error": 0.0, "flagged": False}
+    old["covered"] = {"Y": True}
+    new = {**old, "simulator_version": 2}
+    assert report._reader_noise([old, old]).startswith("shared (simulator 1)")
+    assert report._reader_noise([new]) == "own per reader (simulator 2)"
+    assert report._reader_noise([old, new]).startswith("mixed")
+    assert report._reader_noise([{**old, "estimator": "mis"}]) == "not used"
+    targets = [
+        {
+            "estimator": paired,
+            "n": n,
+            "target": report._MS_MAIN_TARGETS[0],
+            "measured": 0.01,
+            "met": 0,
+        }
+        for n in (100, 1000)
+    ]
+    runs = [{**new, "n": 100}, {**old, "n": 1000}]
+    text = "\n".join(report._ms_defaults_targets(None, {"targets": targets, "runs": runs}))
+    rows = [line for line in text.splitlines() if paired in line]
+    assert "| own per reader (simulator 2) | 100 |" in rows[0]
+    assert "| shared (simulator 1): optimistic | 1000 |" in rows[1]
+    para = "\n".join(
+        report._reader_noise_paragraph({"runs": runs, "config": {"estimators_run": [paired]}})
+    )
+    assert f"`{paired}` N = 100: own per reader" in para
+    assert f"`{paired}` N = 1000: shared (simulator 1)" in para
+    assert report._reader_noise_paragraph({"runs": [{**old, "estimator": "mis"}]}) == []
 
 
 def _ratio_information_arrays(n=400, seed=0):
