@@ -370,6 +370,14 @@ def test_bad_options(small):
         _attr(small, bootstrap="jackknife")
     with pytest.raises(ValueError, match="truncate"):
         _attr(small, truncate=0.5)
+    # warning thresholds: NaN compared False and silenced the warning for good; an AUC
+    # threshold below 0.5 made every mechanism "separable"
+    for bad in (float("nan"), -0.1, 1.5, "0.1", True):
+        with pytest.raises(ValueError, match="min_ess_fraction is a share"):
+            _attr(small, min_ess_fraction=bad)
+    for bad in (float("nan"), 0.3, 1.01, None):
+        with pytest.raises(ValueError, match="separable_auc is a discriminator AUC"):
+            _attr(small, separable_auc=bad)
 
 
 def test_iw_game_takes_zero_ratios_and_refuses_nan():

@@ -55,6 +55,19 @@ def test_pandas_columns_and_frame():
     assert isinstance(env2["a"], np.ndarray)
 
 
+def test_frame_with_a_repeated_column_name_is_refused():
+    # frame["X"] of a repeated name is two columns: the node silently became 2-D and the
+    # second column's values were merged into it; 1 and "1" also become one node name
+    pd = pytest.importorskip("pandas")
+    twice = pd.DataFrame([[1.0, 2.0, 3.0]] * 2, columns=["X", "X", "Y"])
+    with pytest.raises(ValueError, match=r"more than one column named \['X'\]"):
+        Environment.from_frame(twice)
+    with pytest.raises(ValueError, match=r"\['1'\]"):
+        Environment.from_frame(pd.DataFrame([[1.0, 2.0]], columns=[1, "1"]))
+    ok = Environment.from_frame(pd.DataFrame([[1.0, 2.0]], columns=[1, 2]))
+    assert ok.nodes == ("1", "2") and ok["2"].tolist() == [2.0]
+
+
 def test_lazy_volumes_load_only_what_is_asked():
     calls = []
 
@@ -90,6 +103,17 @@ def test_counterfactuals_follow_subsets():
         env.counterfactual("annotator-2", "Y")
     with pytest.raises(ValueError, match="unknown node"):
         Environment({"Y": np.zeros(2)}, counterfactuals={"e": {"Q": np.zeros(2)}})
+
+
+def test_counterfactual_cases_must_have_the_nodes_shape():
+    # a (n, 1) second reading against a (n,) node broadcast to (n, n) in an error metric
+    with pytest.raises(ValueError, match=r"shape \(1,\), the node's are \(\)"):
+        Environment({"Y": np.zeros(3)}, counterfactuals={"e": {"Y": np.zeros((3, 1))}})
+    with pytest.raises(ValueError, match="reshape"):
+        Environment({"Y": np.zeros((2, 4, 4))}, counterfactuals={"e": {"Y": np.zeros((2, 8, 8))}})
+    lazy = LazyVolumes(lambda i: np.zeros((4, 4)), 2)  # shape unknown until read: allowed
+    env = Environment({"Y": lazy}, counterfactuals={"e": {"Y": np.zeros((2, 4, 4))}})
+    assert env.counterfactual("e", "Y").shape == (2, 4, 4)
 
 
 def test_per_case_metadata_follows_subsets():

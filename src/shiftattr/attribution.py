@@ -960,6 +960,8 @@ def _check_options(
     tolerance: float | None,
     n_bootstrap: int,
     n_folds: int,
+    min_ess_fraction: float = 0.1,
+    separable_auc: float = 0.95,
 ) -> str:
     """Check :func:`attribute`'s options that need no data (a ``ValueError`` naming the
     first one wrong and how to fix it); returns the resolved ``interval``."""
@@ -1025,7 +1027,24 @@ def _check_options(
         )
     if method not in ESTIMATORS:
         raise ValueError(f"method must be one of {list(ESTIMATORS)}, got {method!r}.")
+    # NaN compares False with every threshold: it would silence the warning for good
+    if not (_is_number(min_ess_fraction) and 0 <= min_ess_fraction <= 1):
+        raise ValueError(
+            "min_ess_fraction is a share of the source cases in [0, 1] (0 turns the low_ess "
+            f"warning off; default 0.1), got {min_ess_fraction!r}."
+        )
+    if not (_is_number(separable_auc) and 0.5 <= separable_auc <= 1):
+        raise ValueError(
+            "separable_auc is a discriminator AUC in [0.5, 1] (1 turns the separable warning "
+            f"off; default 0.95), got {separable_auc!r}: below 0.5 every mechanism would "
+            "count as separable."
+        )
     return interval
+
+
+def _is_number(value: Any) -> bool:
+    """A real number that is not a bool and not NaN."""
+    return isinstance(value, Real) and not isinstance(value, bool) and not np.isnan(value)
 
 
 def attribute(
@@ -1359,6 +1378,8 @@ def attribute(
         tolerance,
         n_bootstrap,
         n_folds,
+        min_ess_fraction,
+        separable_auc,
     )
     bootstrap = resolve_bootstrap(bootstrap, estimators, regressor, method)
     if conditional_ratios == "offset_child":

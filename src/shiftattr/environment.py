@@ -393,6 +393,14 @@ def case_key(values: Any, i: int, item: np.ndarray | None = None) -> tuple:
     return ("array", h.hexdigest())
 
 
+def _item_shape(values: Any) -> tuple[int, ...] | None:
+    """The shape of one case of a node's values; ``None`` when a lazy node does not know
+    it before reading (cases on several grids, or not read yet)."""
+    if isinstance(values, LazyVolumes):
+        return values.shape_item
+    return tuple(values.shape[1:])
+
+
 class Environment:
     """A data environment: node arrays sharing a leading sample axis, a name, metadata.
 
@@ -494,6 +502,14 @@ class Environment:
                     raise ValueError(
                         f"Environment {name!r}: counterfactual {node!r} under {env_name!r} has "
                         f"{len(arr)} cases, expected {n}."
+                    )
+                have, want = _item_shape(arr), _item_shape(arrays[node])
+                if have is not None and want is not None and tuple(have) != tuple(want):
+                    # a (n, 1) reading against a (n,) node broadcasts to (n, n) in a metric
+                    raise ValueError(
+                        f"Environment {name!r}: counterfactual {node!r} under {env_name!r} "
+                        f"has cases of shape {tuple(have)}, the node's are {tuple(want)}; "
+                        "give the counterfactual the node's layout (reshape it)."
                     )
                 cf[env_name][node] = arr
         self.name = str(name)
@@ -803,7 +819,17 @@ class Environment:
         >>> env.nodes, len(env), env["X"].tolist()
         (('D', 'X'), 3, [0.5, 1.5, 2.5])
         """
-        return cls({str(c): frame[c].to_numpy() for c in frame.columns}, name=name, **kwargs)
+        names = [str(c) for c in frame.columns]
+        repeated = sorted({c for c in names if names.count(c) > 1})
+        if repeated:
+            raise ValueError(
+                f"{name}: the frame has more than one column named {repeated} (as text); "
+                "each column becomes a node, so rename them (a node of several columns is "
+                "built with Environment({'X': frame[[...]].to_numpy(), ...}))"
+            )
+        return cls(
+            {c: frame.iloc[:, j].to_numpy() for j, c in enumerate(names)}, name=name, **kwargs
+        )
 
     def __repr__(self) -> str:
         parts = []
