@@ -105,6 +105,18 @@ def test_counterfactuals_follow_subsets():
         Environment({"Y": np.zeros(2)}, counterfactuals={"e": {"Q": np.zeros(2)}})
 
 
+def test_range_and_array_of_numbers_are_columns_not_lazy_images():
+    # any Sequence but a list or tuple was taken for lazy volumes: a range or an
+    # array.array of numbers became a node of 0-d "images" that every estimator refused
+    import array
+
+    env = Environment({"D": range(4), "X": array.array("d", [0.5, 1.5, 2.5, 3.5])})
+    assert isinstance(env["D"], np.ndarray) and env["D"].tolist() == [0, 1, 2, 3]
+    assert isinstance(env["X"], np.ndarray) and env["X"].shape == (4,)
+    feats = env.features(["D", "X"])
+    assert feats["D"].shape == (4,) and feats["X"].dtype == np.float64
+
+
 def test_counterfactual_cases_must_have_the_nodes_shape():
     # a (n, 1) second reading against a (n,) node broadcast to (n, n) in an error metric
     with pytest.raises(ValueError, match=r"shape \(1,\), the node's are \(\)"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
@@ -175,6 +176,7 @@ def _as_node_array(node: str, value: Any):
         isinstance(value, Sequence)
         and not isinstance(value, (str, bytes))
         and not isinstance(value, (list, tuple))
+        and not isinstance(value, (range, array.array, memoryview))  # numbers, not volumes
     ):
         return LazyVolumes(lambda i, v=value: np.asarray(v[i]), len(value))
     else:
