@@ -1664,3 +1664,73 @@ def test_results_md_is_what_the_report_writes_from_the_shipped_results(tmp_path)
         "benchmarks/RESULTS.md differs from what the report writes (run benchmarks/run.py "
         "--report-only):\n" + "\n".join(line[:200] for line in diff[:8])
     )
+
+
+def test_refit_centering_intervals_and_summary_on_known_replicates():
+    """The refit-centering benchmark's intervals on replicates shifted by a constant from
+    the point: the basic interval mirrors the percentile one about the point, the
+    bias-corrected normal one is the normal one moved back by the shift, and coverage,
+    shrinkage and the summaries are counted per row."""
+    from benchmarks import bench_refit_centering as bench
+
+    base = np.linspace(-1.0, 1.0, 101)  # symmetric: 2.5 % / 97.5 % quantiles -0.95 / 0.95
+    sd = float(np.sqrt(np.sum(base**2) / 100))  # ddof=1, as the library's stderr
+    z = 1.959963984540054
+    point, shift = 0.3, 0.5
+    iv = bench.intervals(point, point + shift + base)
+    np.testing.assert_allclose(iv["percentile"], [-0.15, 1.75], atol=1e-12)
+    np.testing.assert_allclose(iv["basic"], [-1.15, 0.75], atol=1e-12)
+    lo, hi = iv["percentile"]
+    np.testing.assert_allclose(iv["basic"], [2 * point - hi, 2 * point - lo], atol=1e-12)
+    np.testing.assert_allclose(iv["normal"], [point - z * sd, point + z * sd], atol=1e-12)
+    np.testing.assert_allclose(iv["normal_bc"], [point - shift - z * sd, point - shift + z * sd])
+    assert "reported" not in iv
+    assert bench.intervals(point, base, reported=(-9, 9))["reported"] == (-9.0, 9.0)
+
+    assert bench.covers((0.0, 1.0), 1.0) and not bench.covers((0.0, 1.0), 1.0001)  # closed
+    # truth -1.0 is inside basic and normal_bc only; 1.6 inside percentile only
+    key = {"scm": "s", "n": 10, "method": "iw", "mechanism": "X"}
+    far = bench.mechanism_row(point, point + shift + base, truth=-1.0)
+    assert far["covered"] == {
+        "percentile": False,
+        "basic": True,
+        "normal": False,
+        "normal_bc": True,
+    }
+    high = bench.mechanism_row(point, point + shift + base, truth=1.6)
+    assert high["covered"] == {
+        "percentile": True,
+        "basic": False,
+        "normal": False,
+        "normal_bc": False,
+    }
+    assert far["width"]["percentile"] == pytest.approx(far["width"]["basic"]) == pytest.approx(1.9)
+    assert far["width"]["normal"] == pytest.approx(2 * z * sd)
+    # replicates 0.5 further from zero than a positive point: not shrunk, shift -0.5/sd
+    assert not far["shrunk"] and far["shift"] == pytest.approx(shift / sd)
+    assert far["shift_toward_zero"] == pytest.approx(-shift / sd)
+    assert far["error_along_truth"] == pytest.approx(-1.3)  # 0.3 lies 1.3 zero-wards of -1
+    # a negative point whose replicates sit 0.4 nearer zero: shrunk, shift +0.4/sd towards 0
+    near = bench.mechanism_row(-1.0, -0.6 + base, truth=0.0, reported=(-2.0, 0.5))
+    assert near["shrunk"] and near["shrunk_median"]
+    assert near["shift_toward_zero"] == pytest.approx(0.4 / sd)
+    assert near["error_along_truth"] is None and near["covered"]["reported"]
+
+    rows = [
+        {**key, "seed": 0, **far},
+        {**key, "seed": 1, **high},
+        {**key, "seed": 2, "method": "mis", **near},
+    ]
+    out = bench.summary_of(rows)
+    assert out["n_rows"] == out["n_runs"] == 3
+    assert out["shrunk_share"] == pytest.approx(1 / 3)
+    # near: percentile (-1.55, 0.35) holds its truth 0, the mirrored basic one does not
+    assert out["coverage"]["percentile"] == pytest.approx(2 / 3)  # high and near
+    assert out["coverage"]["basic"] == pytest.approx(1 / 3)  # far only
+    assert out["coverage"]["reported"] == 1.0 and out["n_scored"]["reported"] == 1
+    # far and high both lie 1.3 zero-wards of their truths; near's zero truth is left out
+    assert out["error_along_truth_mean"] == pytest.approx(-1.3)
+    assert out["shift_toward_zero_mean"] == pytest.approx((-0.5 - 0.5 + 0.4) / 3 / sd)
+    summary = bench.summarise(rows)
+    assert [(s["method"], s["n_rows"]) for s in summary["by_method"]] == [("iw", 2), ("mis", 1)]
+    assert summary["overall"]["n_rows"] == 3
