@@ -585,6 +585,46 @@ def run(
     return payload
 
 
+def combine(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One payload from runs made in separate processes (e.g. one per N, side by side on
+    the two cores): runs and rows concatenated, summaries recomputed, the configurations'
+    lists joined; each part's command, commit, date and seconds kept under ``parts``.
+
+    Raises ``ValueError`` when the parts differ in a setting that changes the numbers
+    (replicates, folds, confidence, truth size).
+    """
+    fixed = ("n_bootstrap", "n_folds", "confidence", "n_truth")
+    first = payloads[0]["config"]
+    for p in payloads[1:]:
+        bad = {
+            k: (first.get(k), p["config"].get(k))
+            for k in fixed
+            if p["config"].get(k) != first.get(k)
+        }
+        if bad:
+            raise ValueError(f"parts differ in settings that change the numbers: {bad}")
+    cfg = dict(first)
+    for key in ("scms", "sizes", "seeds", "methods"):
+        cfg[key] = list(dict.fromkeys(v for p in payloads for v in p["config"][key]))
+    rows = [r for p in payloads for r in p["rows"]]
+    out = dict(payloads[0])
+    out.update(
+        command=" + ".join(p["command"] for p in payloads),
+        config=cfg,
+        truth={k: v for p in payloads for k, v in p["truth"].items()},
+        runs=[r for p in payloads for r in p["runs"]],
+        rows=rows,
+        summary=summarise(rows),
+        seconds=sum(p["seconds"] for p in payloads),
+        parts=[
+            {k: p.get(k) for k in ("command", "git", "date", "finished", "seconds")}
+            for p in payloads
+        ],
+    )
+    out.pop("partial", None)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run, print the summary and write the results."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -596,7 +636,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny setting (a check, not evidence)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no per-run lines")
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder of the results file")
+    p.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="run nothing: write into --out one result of the finished runs in these folders",
+    )
     args = p.parse_args(argv)
+    if args.combine:
+        from benchmarks._common import read_json
+
+        parts = [read_json(NAME, d) for d in args.combine]
+        missing = [str(d) for d, part in zip(args.combine, parts) if not part]
+        partial = [str(d) for d, part in zip(args.combine, parts) if part and part.get("partial")]
+        if missing or partial:
+            p.error(f"no finished {NAME}.json in {missing + partial}")
+        payload = combine(parts)
+        write_json(NAME, payload, args.out)
+        print_summary(payload["summary"])
+        print(f"wrote {Path(args.out) / (NAME + '.json')}")
+        return 0
     if args.n_bootstrap is not None and args.n_bootstrap < 2:
         p.error("--n-bootstrap must be at least 2")
     command = " ".join(

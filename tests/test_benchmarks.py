@@ -1734,3 +1734,45 @@ def test_refit_centering_intervals_and_summary_on_known_replicates():
     summary = bench.summarise(rows)
     assert [(s["method"], s["n_rows"]) for s in summary["by_method"]] == [("iw", 2), ("mis", 1)]
     assert summary["overall"]["n_rows"] == 3
+
+
+def test_refit_centering_parts_combine_and_report():
+    """Runs made side by side (one process per N) combine into one result whose summaries
+    are recomputed from every row; section 1c renders it, and a partial file (a run
+    still going or cut short) is not reported."""
+    from benchmarks import bench_refit_centering as bench
+    from benchmarks import report
+
+    base = np.linspace(-1.0, 1.0, 21)
+
+    def part(n, point, truth):
+        row = {"scm": "s", "n": n, "method": "iw", "mechanism": "X", "seed": 0}
+        row.update(bench.mechanism_row(point, point - 0.1 + base, truth=truth))
+        cfg = {"scms": ["s"], "sizes": [n], "seeds": [0], "methods": ["iw"], "n_bootstrap": 21}
+        cfg.update(n_folds=5, confidence=0.95, n_truth=10)
+        return {
+            "command": f"run {n}",
+            "config": cfg,
+            "truth": {"s": {"values": {"X": truth}}},
+            "runs": [{"scm": "s", "n": n, "ok": True}],
+            "rows": [row],
+            "summary": bench.summarise([row]),
+            "seconds": 2.0,
+            "date": "d",
+        }
+
+    a, b = part(300, 0.5, 0.6), part(1000, 0.5, 5.0)
+    both = bench.combine([a, b])
+    assert both["config"]["sizes"] == [300, 1000] and both["seconds"] == 4.0
+    assert both["summary"]["overall"]["n_rows"] == 2
+    assert both["summary"]["overall"]["coverage"]["percentile"] == 0.5  # 5.0 lies outside
+    assert [p["command"] for p in both["parts"]] == ["run 300", "run 1000"]
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        bench.combine([a, {**b, "config": {**b["config"], "n_bootstrap": 50}}])
+
+    text = report._refit_centering(both)
+    assert text.startswith("### 1c.")
+    assert "| all | 1000 | `iw` | 1 |" in text and "| s | 300 | `iw` | 1 |" in text
+    assert "percentile interval held the truth for 50%" in text
+    assert report._refit_centering({**both, "partial": True}) == ""
+    assert report._refit_centering(None) == ""
