@@ -254,6 +254,19 @@ def test_annotate_all_gives_paired_counterfactual_annotations(sim):
     assert np.array_equal(sub.counterfactual("annotator-4", "Y"), cf[[2, 0]])
 
 
+def test_extra_readers_sharing_a_name_or_a_stream_are_refused(sim):
+    # readings are stored by name and streams keyed by the name's CRC-32: either clash
+    # would make two readers one (the same reading twice, or one silently dropped)
+    two = sim.annotators["2"]
+    with pytest.raises(ValueError, match="one name"):
+        sim.sample(2, annotator="1", annotate_all=[two, AnnotatorSpec(name="2")])
+    clash = [two.model_copy(update={"name": n}) for n in ("plumless", "buckeroo")]
+    with pytest.raises(ValueError, match="same CRC-32"):
+        sim.sample(2, annotator="1", annotate_all=clash)
+    ok = sim.sample(2, annotator="1", annotate_all=[*clash[:1], "2"], random_state=0)
+    assert sorted(ok.counterfactuals) == ["annotator-2", "annotator-plumless"]
+
+
 def test_extra_readers_draw_their_own_reading_noise(sim):
     # Version 1 gave every reader of a case the observed annotator's standard normals, so
     # two readers were perfectly comonotone: the per-case difference between them, which

@@ -685,7 +685,9 @@ class SyntheticMS:
 
     @staticmethod
     def _reader_key(spec: AnnotatorSpec) -> int:
-        """A stable integer naming an extra reader's stream (the same in every process)."""
+        """A stable integer naming an extra reader's stream (the same in every process):
+        the CRC-32 of its name. :meth:`sample` refuses two readers whose keys coincide
+        (rare: the presets' do not), since they would read every case alike."""
         return zlib.crc32(spec.name.encode())
 
     @staticmethod
@@ -1070,6 +1072,21 @@ class SyntheticMS:
         ann = self._resolve_annotator(annotator)
         extra = self._resolve_annotate_all(annotate_all)
         annotators = [ann] + [a for a in extra if a != ann]
+        names = [a.name for a in annotators]
+        if len(set(names)) < len(names):
+            # their readings are stored by name: one would silently replace the other
+            raise ValueError(
+                f"annotate_all gives different annotators one name "
+                f"({sorted({m for m in names if names.count(m) > 1})}); give each a name "
+                "of its own"
+            )
+        keys = [self._reader_key(a) for a in annotators[1:]]
+        if len(set(keys)) < len(keys):
+            same = [a.name for a, k in zip(annotators[1:], keys) if keys.count(k) > 1]
+            raise ValueError(
+                f"the extra readers {same} would draw one reading noise (their names have "
+                "the same CRC-32, which keys a reader's random stream); rename one"
+            )
         counterfactual = [0 if a == ann else annotators.index(a) for a in extra]
         entropy = self._entropy(random_state)
         idx = np.arange(n)
