@@ -109,8 +109,13 @@ def test_range_and_array_of_numbers_are_columns_not_lazy_images():
     # any Sequence but a list or tuple was taken for lazy volumes: a range or an
     # array.array of numbers became a node of 0-d "images" that every estimator refused
     import array
+    from collections import UserList, deque
 
     env = Environment({"D": range(4), "X": array.array("d", [0.5, 1.5, 2.5, 3.5])})
+    for numbers in (deque([1.0, 2.0, 3.0, 4.0]), UserList([[1.0, 2.0]] * 4)):
+        assert isinstance(Environment({"D": numbers})["D"], np.ndarray)
+    volumes = UserList([np.zeros((3, 3))] * 4)  # any sequence of volumes stays lazy
+    assert isinstance(Environment({"X": volumes})["X"], LazyVolumes)
     assert isinstance(env["D"], np.ndarray) and env["D"].tolist() == [0, 1, 2, 3]
     assert isinstance(env["X"], np.ndarray) and env["X"].shape == (4,)
     feats = env.features(["D", "X"])

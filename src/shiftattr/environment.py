@@ -172,13 +172,20 @@ def _as_node_array(node: str, value: Any):
                 item_shapes=None if uniform else shapes,
             )
         arr = np.asarray(value)
+    elif isinstance(value, (range, array.array, memoryview)):  # numbers, never volumes
+        arr = np.asarray(value)
     elif (
         isinstance(value, Sequence)
         and not isinstance(value, (str, bytes))
         and not isinstance(value, (list, tuple))
-        and not isinstance(value, (range, array.array, memoryview))  # numbers, not volumes
     ):
-        return LazyVolumes(lambda i, v=value: np.asarray(v[i]), len(value))
+        # a sequence of volumes (a dataset-like object) stays lazy; one of numbers or
+        # rows (a deque, a UserList) is a column, by the rule lists follow. Reading the
+        # first item to tell them apart loads one volume.
+        if len(value) and np.ndim(value[0]) < 2 and not callable(value[0]):
+            arr = np.asarray(list(value))
+        else:
+            return LazyVolumes(lambda i, v=value: np.asarray(v[i]), len(value))
     else:
         try:
             arr = np.asarray(value)
