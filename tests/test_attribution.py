@@ -378,6 +378,11 @@ def test_bad_options(small):
     for bad in (float("nan"), 0.3, 1.01, None):
         with pytest.raises(ValueError, match="separable_auc is a discriminator AUC"):
             _attr(small, separable_auc=bad)
+    from fractions import Fraction
+
+    for good in (np.float32(0.2), np.array(0.2), Fraction(1, 5), 0):
+        res = _attr(small, min_ess_fraction=good, separable_auc=np.float64(0.9))
+        assert res.values  # runs, and the warning thresholds compare as numbers
 
 
 def test_iw_game_takes_zero_ratios_and_refuses_nan():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -1043,8 +1044,12 @@ def _check_options(
 
 
 def _is_number(value: Any) -> bool:
-    """A real number that is not a bool and not NaN."""
-    return isinstance(value, Real) and not isinstance(value, bool) and not np.isnan(value)
+    """A real number (a numpy scalar or 0-d array included) that is not a bool and not NaN."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if not isinstance(value, Real) or isinstance(value, (bool, np.bool_)):
+        return False
+    return not math.isnan(float(value))
 
 
 def attribute(
@@ -1315,12 +1320,12 @@ def attribute(
         colours of the summary, plot and report and which mechanism is
         :attr:`~shiftattr.Attribution.dominant`. Recorded as
         ``settings["higher_is_better"]`` (True, False or None).
-    min_ess_fraction : float, default 0.1
+    min_ess_fraction : float in [0, 1], default 0.1
         A coalition whose Kish effective sample size falls below this fraction of the
-        source size raises a ``low_ess`` warning.
-    separable_auc : float, default 0.95
+        source size raises a ``low_ess`` warning (0: never).
+    separable_auc : float in [0.5, 1], default 0.95
         A mechanism whose out-of-fold discriminator AUC exceeds this raises a
-        ``separable`` warning (overlap is doubtful).
+        ``separable`` warning (overlap is doubtful; 1: never).
     n_jobs : int, default 1
         joblib workers for fold fits and bootstrap replicates.
     progress : bool, default True
@@ -1381,6 +1386,7 @@ def attribute(
         min_ess_fraction,
         separable_auc,
     )
+    min_ess_fraction, separable_auc = float(min_ess_fraction), float(separable_auc)
     bootstrap = resolve_bootstrap(bootstrap, estimators, regressor, method)
     if conditional_ratios == "offset_child":
         _check_offset_child(graph, mechs, estimators, known_ratios, paired)
