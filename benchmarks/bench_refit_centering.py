@@ -591,7 +591,7 @@ def combine(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     lists joined; each part's command, commit, date and seconds kept under ``parts``.
 
     Raises ``ValueError`` when the parts differ in a setting that changes the numbers
-    (replicates, folds, confidence, truth size).
+    (replicates, folds, confidence, truth size), or hold the same run twice.
     """
     fixed = ("n_bootstrap", "n_folds", "confidence", "n_truth")
     first = payloads[0]["config"]
@@ -603,6 +603,12 @@ def combine(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         }
         if bad:
             raise ValueError(f"parts differ in settings that change the numbers: {bad}")
+    seen: dict[tuple, int] = {}
+    for i, p in enumerate(payloads):
+        for r in p["runs"]:
+            key = (r["scm"], r["n"], r["seed"], r["method"])
+            if seen.setdefault(key, i) != i:
+                raise ValueError(f"run {key} is in two parts ({seen[key]} and {i}): each once")
     cfg = dict(first)
     for key in ("scms", "sizes", "seeds", "methods"):
         cfg[key] = list(dict.fromkeys(v for p in payloads for v in p["config"][key]))

@@ -1383,7 +1383,7 @@ def test_paired_rows_say_how_the_second_reader_was_drawn():
     text = "\n".join(report._ms_defaults_targets(None, {"targets": targets, "runs": runs}))
     rows = [line for line in text.splitlines() if paired in line]
     assert "| own per reader (simulator 2) | 100 |" in rows[0]
-    assert "| shared (simulator 1): optimistic | 1000 |" in rows[1]
+    assert "| shared (simulator 1) | 1000 |" in rows[1]
     para = "\n".join(
         report._reader_noise_paragraph({"runs": runs, "config": {"estimators_run": [paired]}})
     )
@@ -1745,16 +1745,16 @@ def test_refit_centering_parts_combine_and_report():
 
     base = np.linspace(-1.0, 1.0, 21)
 
-    def part(n, point, truth):
+    def part(n, point, truth, shift=-0.1):
         row = {"scm": "s", "n": n, "method": "iw", "mechanism": "X", "seed": 0}
-        row.update(bench.mechanism_row(point, point - 0.1 + base, truth=truth))
+        row.update(bench.mechanism_row(point, point + shift + base, truth=truth))
         cfg = {"scms": ["s"], "sizes": [n], "seeds": [0], "methods": ["iw"], "n_bootstrap": 21}
         cfg.update(n_folds=5, confidence=0.95, n_truth=10)
         return {
             "command": f"run {n}",
             "config": cfg,
             "truth": {"s": {"values": {"X": truth}}},
-            "runs": [{"scm": "s", "n": n, "ok": True}],
+            "runs": [{"scm": "s", "n": n, "seed": 0, "method": "iw", "ok": True}],
             "rows": [row],
             "summary": bench.summarise([row]),
             "seconds": 2.0,
@@ -1769,10 +1769,18 @@ def test_refit_centering_parts_combine_and_report():
     assert [p["command"] for p in both["parts"]] == ["run 300", "run 1000"]
     with pytest.raises(ValueError, match="n_bootstrap"):
         bench.combine([a, {**b, "config": {**b["config"], "n_bootstrap": 50}}])
+    with pytest.raises(ValueError, match="in two parts"):  # rows would count twice
+        bench.combine([a, a])
 
     text = report._refit_centering(both)
     assert text.startswith("### 1c.")
     assert "| all | 1000 | `iw` | 1 |" in text and "| s | 300 | `iw` | 1 |" in text
     assert "percentile interval held the truth for 50%" in text
+    assert "Run in 2 processes side by side" in text and "`run 1000` (2 s)" in text
+    # these replicates sit 0.1 nearer zero than θ̂ = 0.5, and the sentence says which way
+    assert "nearer to zero than θ̂ (nearer for 100% of the values)" in text
+    away = report._refit_centering(bench.combine([part(300, 0.5, 0.6, shift=0.1)]))
+    assert "further from zero than θ̂ (nearer for 0% of the values)" in away
     assert report._refit_centering({**both, "partial": True}) == ""
+    assert report._refit_centering({**both, "mode": "quick"}) == ""  # not evidence
     assert report._refit_centering(None) == ""
