@@ -279,6 +279,7 @@ def summary_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "error_along_truth_mean": _mean([r["error_along_truth"] for r in rows]),
         "rep_mean_error_along_truth_mean": _mean([r["rep_mean_error_along_truth"] for r in rows]),
         "abs_error_mean": _mean([abs(r["error"]) for r in rows]),
+        "misses_warned": _misses_warned(rows),
         "coverage": {},
         "coverage_se": {},
         "width_mean": {},
@@ -294,6 +295,17 @@ def summary_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         out["width_mean"][kind] = float(np.mean([r["width"][kind] for r in scored]))
         out["n_scored"][kind] = len(scored)
     return out
+
+
+def _misses_warned(rows: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
+    """Of the values whose reported interval (the percentile one where the result
+    reports no other) misses the truth, how many came from a run with a warning:
+    ``{"misses": k, "warned": j}``; ``None`` for rows that do not record warnings."""
+    if not rows or any("warned" not in r for r in rows):
+        return None
+    kind = [("reported" if "reported" in r["covered"] else "percentile") for r in rows]
+    missed = [r for r, k in zip(rows, kind) if not r["covered"][k]]
+    return {"misses": len(missed), "warned": sum(bool(r["warned"]) for r in missed)}
 
 
 def _spread_vs_error(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -349,16 +361,20 @@ def attribute_refit(
     scm: Any, source: Any, target: Any, method: str, n_bootstrap: int, seed: int
 ) -> Any:
     """:func:`shiftattr.attribute` with the refit bootstrap, called as
-    :mod:`benchmarks.accuracy_tabular` calls it (the measured target loss for ``"mis"``)."""
+    :mod:`benchmarks.accuracy_tabular` calls it (the measured target loss for ``"mis"``).
+    ``"iw+check"`` is ``"iw"`` with every check it has: the measured target loss
+    (``closure_error``) and ``cross_check=True`` (``methods_disagree``)."""
     from shiftattr import attribute
 
+    checked = method == "iw+check"
     return attribute(
         scm.graph,
         source,
         target,
         metric=scm.metric(source),
         target_metric=None if method == "iw" else scm.metric(target),
-        method=method,
+        method="iw" if checked else method,
+        cross_check=checked,
         n_bootstrap=n_bootstrap,
         bootstrap="refit",
         n_folds=N_FOLDS,
@@ -400,7 +416,7 @@ def run_one(
         reported = None if interval == "bootstrap" else res.ci[m]
         row = mechanism_row(res.values[m], boot[:, j], truth[m], CONFIDENCE, reported)
         matches &= bool(np.allclose(row["intervals"]["percentile"], library_pct[m], atol=1e-12))
-        rows.append({"mechanism": m, **row})
+        rows.append({"mechanism": m, **row, "warned": bool(res.warnings)})
     run = {
         "interval": interval,
         "percentile_matches_library": matches,
@@ -636,7 +652,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, nargs="+", default=None, help="cases per environment")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--methods", nargs="+", default=None, choices=["iw", "mis", "mr", "regression"])
+    p.add_argument(
+        "--methods", nargs="+", default=None, choices=["iw", "iw+check", "mis", "mr", "regression"]
+    )
     p.add_argument("--scms", nargs="+", default=None, help="default: every tabular SCM")
     p.add_argument("--n-bootstrap", type=int, default=None, help="refit replicates per run")
     p.add_argument("--quick", action="store_true", help="tiny setting (a check, not evidence)")
