@@ -628,7 +628,16 @@ def combine(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     cfg = dict(first)
     for key in ("scms", "sizes", "seeds", "methods"):
         cfg[key] = list(dict.fromkeys(v for p in payloads for v in p["config"][key]))
-    rows = [r for p in payloads for r in p["rows"]]
+    warned = {  # rows written before they recorded it: from their run's warnings
+        (r["scm"], r["n"], r["seed"], r["method"]): bool(r.get("warnings"))
+        for p in payloads
+        for r in p["runs"]
+    }
+    rows = [
+        r if "warned" in r else {**r, "warned": warned[(r["scm"], r["n"], r["seed"], r["method"])]}
+        for p in payloads
+        for r in p["rows"]
+    ]
     out = dict(payloads[0])
     out.update(
         command=" + ".join(p["command"] for p in payloads),

@@ -1286,6 +1286,11 @@ _RC_INTERVALS = {
 }
 
 
+def _misses_cell(m: dict[str, int] | None) -> str:
+    """``"j of k"``: of the k values whose reported interval missed, j in warned runs."""
+    return "—" if not m else f"{m['warned']} of {m['misses']}"
+
+
 def _rc_provenance(rc: dict[str, Any]) -> str:
     """Where section 1c's runs come from: each part's date, commit and command when they
     ran side by side (``--combine``), with their seconds summed."""
@@ -1328,6 +1333,7 @@ def _refit_centering(rc: dict[str, Any] | None) -> str:
             *(_pct(s["coverage"].get(k)) for k in _RC_INTERVALS),
             _f(s["width_mean"]["percentile"], 2),
             _f(s["width_mean"]["normal"], 2),
+            _misses_cell(s.get("misses_warned")),
         ]
 
     head = [
@@ -1338,6 +1344,7 @@ def _refit_centering(rc: dict[str, Any] | None) -> str:
         *(f"coverage: {v}" for v in _RC_INTERVALS.values()),
         "width: percentile",
         "width: normal",
+        "misses of the reported interval with a warning",
     ]
     rows = [row([s["scm"], s["n"], f"`{s['method']}`"], s) for s in summ["by_scm_n_method"]]
     rows += [row(["all", s["n"], f"`{s['method']}`"], s) for s in summ["by_n_method"]]
@@ -1359,7 +1366,10 @@ def _refit_centering(rc: dict[str, Any] | None) -> str:
             "negative when θ̂ is nearer zero than the truth. Four 95 % intervals from the "
             "same replicates: the percentile one (what `method='iw'` reports), the basic "
             "one (reflected around θ̂, which undoes a shift of the replicates), θ̂ ± 1.96 sd, "
-            "and 2θ̂ − mean ± 1.96 sd:",
+            "and 2θ̂ − mean ± 1.96 sd. `iw+check` is `iw` with every check it has: the "
+            "measured target loss (`closure_error`) and `cross_check=True` "
+            "(`methods_disagree`). The last column counts, of the values whose reported "
+            "interval missed the truth, those of runs that carried any warning:",
             "",
             _table(["SCM", "N", "method", *head], rows),
             "",

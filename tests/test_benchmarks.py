@@ -1775,6 +1775,11 @@ def test_refit_centering_parts_combine_and_report():
     text = report._refit_centering(both)
     assert text.startswith("### 1c.")
     assert "| all | 1000 | `iw` | 1 |" in text and "| s | 300 | `iw` | 1 |" in text
+    # rows written before they recorded warnings take them from their run: N = 1000's
+    # interval missed 5.0 in a run without a warning
+    assert both["summary"]["by_n_method"][1]["misses_warned"] == {"misses": 1, "warned": 0}
+    row_1000 = next(x for x in text.splitlines() if "| all | 1000 |" in x)
+    assert row_1000.endswith("| 0 of 1 |")
     assert "percentile interval held the truth for 50%" in text
     assert "Run in 2 processes side by side" in text and "`run 1000` (2 s)" in text
     # these replicates sit 0.1 nearer zero than θ̂ = 0.5, and the sentence says which way
