@@ -1348,7 +1348,8 @@ def _refit_centering(rc: dict[str, Any] | None) -> str:
     ]
     rows = [row([s["scm"], s["n"], f"`{s['method']}`"], s) for s in summ["by_scm_n_method"]]
     rows += [row(["all", s["n"], f"`{s['method']}`"], s) for s in summ["by_n_method"]]
-    o = summ["overall"]
+    # one method's rows: variants of one estimator (iw, iw+check) repeat its values
+    o = next((s for s in summ.get("by_method", []) if s["method"] == "iw"), summ["overall"])
     return "\n".join(
         [
             "### 1c. Where refit-bootstrap replicates sit against the estimate",
@@ -1373,7 +1374,8 @@ def _refit_centering(rc: dict[str, Any] | None) -> str:
             "",
             _table(["SCM", "N", "method", *head], rows),
             "",
-            f"Over all {o['n_rows']} values the replicates' mean sat "
+            f"Over the {o['n_rows']} values of `{o.get('method', 'every method')}` the "
+            "replicates' mean sat "
             f"{_f(abs(o['shift_toward_zero_mean']), 2)} sd "
             + ("nearer to" if o["shift_toward_zero_mean"] > 0 else "further from")
             + f" zero than θ̂ (nearer for {_pct(o['shrunk_share'])} of the values), and θ̂ erred by "
