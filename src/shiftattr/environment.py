@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import array
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
@@ -172,18 +171,16 @@ def _as_node_array(node: str, value: Any):
                 item_shapes=None if uniform else shapes,
             )
         arr = np.asarray(value)
-    elif isinstance(value, (range, array.array, memoryview)):  # numbers, never volumes
-        arr = np.asarray(value)
     elif (
         isinstance(value, Sequence)
         and not isinstance(value, (str, bytes))
         and not isinstance(value, (list, tuple))
     ):
         # a sequence of volumes (a dataset-like object) stays lazy; one of numbers or
-        # rows (a deque, a UserList) is a column, by the rule lists follow. Reading the
-        # first item to tell them apart loads one volume.
+        # rows (a range, an array.array, a deque) is a column, by the rule lists follow.
+        # Reading the first item to tell them apart loads one volume.
         if len(value) and np.ndim(value[0]) < 2 and not callable(value[0]):
-            arr = np.asarray(list(value))
+            arr = np.asarray(value)
         else:
             return LazyVolumes(lambda i, v=value: np.asarray(v[i]), len(value))
     else:
@@ -621,10 +618,7 @@ class Environment:
         >>> Environment({"X": LazyVolumes(np.zeros, length=3)}).item_shape("X") is None
         True
         """
-        a = self[node]
-        if isinstance(a, LazyVolumes):
-            return a.shape_item
-        return tuple(a.shape[1:])
+        return _item_shape(self[node])
 
     def features(self, nodes: Sequence[str], indices: Sequence[int] | None = None) -> NodeFeatures:
         """The arrays of ``nodes`` (optionally for some cases), as ``{node: values}``.
