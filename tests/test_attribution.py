@@ -596,7 +596,7 @@ def test_shift_not_separated_flags_unshifted_children_with_fixed_ratio_intervals
     source = scm.sample(400, "source", random_state=1)
     target = scm.sample(400, "target", random_state=101)
     kw = dict(metric=scm.metric(source), target_metric=scm.metric(target), n_folds=3)
-    kw |= dict(progress=False, random_state=0)
+    kw |= dict(method="iw", progress=False, random_state=0)  # the rule is importance weighting's
 
     def flagged(**extra):
         with warnings.catch_warnings():

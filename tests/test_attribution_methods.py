@@ -352,7 +352,7 @@ def test_the_cross_check_is_the_regression_estimate_and_catches_a_flat_ratio():
     flat = {"Y": lambda env: np.zeros(len(env))}
     run = dict(n_bootstrap=60, bootstrap="fixed", n_folds=3, known_ratios=flat)
     checked = _run(scm, 1000, 7, cross_check=True, **run)
-    plain = _run(scm, 1000, 7, **run)
+    plain = _run(scm, 1000, 7, method="iw", **run)
     regression = _run(scm, 1000, 7, method="regression", n_folds=3)
     est = checked.diagnostics["estimator"]
     assert est["check_values"] == pytest.approx(regression.values, abs=1e-12)
@@ -378,7 +378,7 @@ def test_the_cross_check_with_the_refit_bootstrap_keeps_its_regressions():
     [
         ({"method": "mr", "cross_check": True}, "cross_check=True is for method='iw'"),
         ({"cross_check": True, "target_metric": None}, "cross_check=True regresses"),
-        ({"pooled_regressions": True}, "fits them unpooled, by design"),
+        ({"method": "iw", "pooled_regressions": True}, "fits them unpooled, by design"),
     ],
 )
 def test_the_cross_check_is_refused_where_it_cannot_run(kw, match):

@@ -149,7 +149,7 @@ def test_attribute_bias_aware_interval(tabular, method):
 
 def test_attribute_refuses_a_bias_aware_interval_it_cannot_compute(tabular):
     with pytest.raises(ValueError, match="needs method='mr', 'regression', 'generative' or 'mis'"):
-        _attribute(tabular, interval="bias_aware")
+        _attribute(tabular, method="iw", interval="bias_aware")
     with pytest.raises(ValueError, match="n_bootstrap of 2 or more"):
         _attribute(tabular, method="mr", interval="bias_aware", n_bootstrap=0)
     with pytest.raises(ValueError, match="interval must be one of"):

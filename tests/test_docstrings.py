@@ -82,6 +82,7 @@ DATA_NAMES: dict[str, str] = {
     "shiftattr.ratios.crossfit.CONDITIONAL_RATIOS": "tuple of str; ``#:`` comment",
     "shiftattr.ratios.offset.QUADRATIC_MAX_FEATURES": "int; ``#:`` comment with the reason",
     "shiftattr.ratios.shared_cases.MIN_DISTINCT": "float; ``#:`` comment with the reason",
+    "shiftattr.value.choice.MANY_REGRESSION_MECHANISMS": "an int; ``#:`` comment with the reason",
     "shiftattr.ratios.image_quality.QUALITY_STATISTICS": "tuple of str; ``#:`` comment",
     "shiftattr.ratios.image_stats.IMAGE_STATISTICS": "tuple of str; ``#:`` comment",
     "shiftattr.segmentation.MSSEG2016_MODALITIES": "tuple of str; attribute docstring",

@@ -61,6 +61,7 @@ def _attribute(scm, src, tgt, **kw):
     args = {
         "metric": scm.metric(src),
         "target_metric": scm.metric(tgt),
+        "method": "iw",  # written for importance weighting, the default until 2026-12-02
         "n_folds": 3,
         "n_bootstrap": 30,
         "bootstrap": "fixed",

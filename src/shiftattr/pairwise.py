@@ -527,7 +527,9 @@ def attribute_pairs(
         Score the deploy environment too (needs its labels): fills the metric
         matrix and the closure check. Always done for ``method="mis"``,
         ``"regression"``, ``"mr"`` and ``"generative"``, which use the metric at the
-        deploy cases.
+        deploy cases. It is also what lets the default ``method="auto"`` choose
+        ``"mr"`` (:func:`~shiftattr.value.choice.resolve_method`): with
+        ``measure_target=False`` it runs ``"iw"``.
     progress : bool, default True
     metric_name : str, default "metric"
     **attribute_kwargs
@@ -609,7 +611,7 @@ def attribute_pairs(
 
     direction = resolve_direction(attribute_kwargs.pop("higher_is_better", None), metric_name)
     # regressions need the metric at the deploy cases; substitution re-scores cases
-    need_target = measure_target or attribute_kwargs.get("method", "iw") != "iw"
+    need_target = measure_target or attribute_kwargs.get("method", "auto") not in ("iw", "auto")
     # substitution and simulation score new cases: they need the scorer itself
     rescore = bool(attribute_kwargs.get("paired")) or attribute_kwargs.get("method") == "generative"
     # each pair's seed comes from the pair's names, so that running one pair alone (e.g.

@@ -277,6 +277,9 @@ def _estimator_line(settings: dict[str, Any], details: dict[str, Any]) -> str:
     """One line naming the value estimator and its own diagnostics."""
     method = settings.get("method", "iw")
     parts = [f"value estimator: {_METHOD_NAMES.get(method, method)}"]
+    reason = str(settings.get("method_reason") or "")
+    if reason.startswith("auto: ") and ", " in reason:  # say why "auto" chose it
+        parts.append(f"chosen by method='auto': {reason.split(', ', 1)[1]}")
     if details.get("paired"):
         parts.append(f"substituted: {', '.join(details['paired'])}")
     if details.get("min_r2") is not None:
@@ -396,8 +399,11 @@ def interval_note(settings: Mapping[str, Any]) -> str | None:
 
     A ``"fixed"`` bootstrap resamples the cases but keeps the fitted ratio estimators
     (and regressions), so its intervals leave out their error: too narrow, whatever the
-    diagnostics say (see ``bootstrap`` in :func:`shiftattr.attribute`). It is not a
-    warning, which would fire on every such run; the summary and the report print it.
+    diagnostics say (see ``bootstrap`` in :func:`shiftattr.attribute`). ``"mr"`` with its
+    bias-aware interval (the default's resolution on tabular data) gets a milder note:
+    its estimate depends on the two models' errors only through their product, and its
+    interval also spans the distance to importance weighting. It is not a warning, which
+    would fire on every such run; the summary and the report print it.
 
     Parameters
     ----------
@@ -414,9 +420,19 @@ def interval_note(settings: Mapping[str, Any]) -> str | None:
     'fixed bootstrap: the fitted ratios (and '
     >>> interval_note({"bootstrap": "refit", "n_bootstrap": 100}) is None
     True
+    >>> interval_note({"bootstrap": "fixed", "n_bootstrap": 100, "method": "mr",
+    ...                "interval": "bias_aware"})[:60]
+    'fixed bootstrap: the fitted ratios and regressions are held '
     """
     if settings.get("bootstrap") != "fixed" or int(settings.get("n_bootstrap") or 0) < 2:
         return None
+    if settings.get("method") == "mr" and settings.get("interval") == "bias_aware":
+        return (
+            "fixed bootstrap: the fitted ratios and regressions are held fixed; 'mr' is "
+            "insensitive to their errors to first order and its bias-aware interval also "
+            "spans the distance to importance weighting, but bootstrap='refit' includes "
+            "their estimation error"
+        )
     return (
         "fixed bootstrap: the fitted ratios (and regressions) are held fixed, so the "
         "intervals leave out their estimation error and are too narrow; "

@@ -1,0 +1,194 @@
+"""Which value estimator ``method="auto"`` runs, and why.
+
+:func:`shiftattr.attribute` estimates every coalition's metric with one of the value
+estimators of :mod:`shiftattr.value`. Its default, ``method="auto"``, runs ``"mr"``
+(multiply robust: nested regressions of the metric corrected by the density ratios, with
+bias-aware intervals and ``bootstrap="auto"`` resolved to ``"fixed"``, see
+:func:`~shiftattr.bootstrap.resolve_bootstrap`) where the data allow it and our
+benchmarks measured it, and ``"iw"`` (importance weighting of the source cases, the
+paper's estimator) otherwise:
+
+- ``"iw"`` with an option only it takes (``truncate``, ``cross_check``);
+- ``"mr"`` with an option only it takes (``both_samples``, ``pooled_regressions=True``,
+  a ``correction_cap`` other than the default, ``regressor``, ``features``, or
+  ``interval="bias_aware"``), so that what it needs is asked for by name;
+- ``"iw"`` when the metric at the target cases is unknown (no ``target_metric`` and a
+  metric given as numbers), a graph node is missing from one environment, more than
+  :data:`MANY_REGRESSION_MECHANISMS` mechanisms are weighted (``"mr"``'s regressions
+  double with every mechanism), or a node holds images and ``features`` gives none of
+  them a featurizer: regressions on intensity statistics extrapolate across a scanner
+  shift, and the synthetic MS figures below were measured with the model's output
+  summaries (``features={"X": adapter.output_features}``);
+- ``"mr"`` otherwise.
+
+Measured in ``benchmarks/RESULTS.md``:
+
+- on the tabular SCMs (section 6; 4 SCMs, N = 100, 300, 1000, 3 seeds) ``"mr"``'s error
+  was below ``"iw"``'s in each of the 12 (SCM, N) cells (MAE 0.022 against 0.054 on
+  average; ``"regression"`` or ``"mis"`` was lower still in a few cells) and its
+  bias-aware intervals held the truth for 83-100 % of the 9-12 values per cell (97 %
+  on average), where ``"iw"``'s held it for 42-83 % with the fixed bootstrap and 50-95 %
+  with the refit one (section 1c, 5 seeds, where 31 of its 37 misses came with no
+  warning);
+- on the synthetic MS benchmark (11 scenarios, 16³, image-statistics ratios, the
+  model's output summaries as the regressions' features of the image) its MAE was
+  0.024 / 0.018 / 0.013 at N = 100 / 300 / 1000 against 0.051 / 0.042 / 0.040 for
+  ``"iw"``, and its bias-aware intervals held the truth for 98 / 97 / 98 % of the
+  values (``"iw"``'s fixed-bootstrap intervals: 67 / 68 / 68 %).
+
+The choice and its reason are recorded in ``result.settings`` (``method``,
+``method_reason``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from shiftattr.environment import Environment
+from shiftattr.graph import CausalGraph
+from shiftattr.value.features import is_summarised
+
+__all__ = ["MANY_REGRESSION_MECHANISMS", "names_levels", "resolve_method"]
+
+#: ``correction_cap``'s default in :func:`shiftattr.attribute`.
+_DEFAULT_CAP = "sqrt"
+
+#: Above this many weighted mechanisms ``"mr"``'s nested regressions (up to
+#: ``2 ** (n + 1) - 2``, cross-fitted per candidate regressor) cost minutes to hours:
+#: ``"auto"`` runs ``"iw"`` and an explicit ``"mr"`` gets a ``costly_regressions`` warning.
+MANY_REGRESSION_MECHANISMS = 8
+
+
+def resolve_method(
+    method: str,
+    graph: CausalGraph,
+    environments: Sequence[Environment],
+    *,
+    target_metric_known: bool,
+    n_mechanisms: int = 0,
+    truncate: float | None = None,
+    cross_check: bool = False,
+    both_samples: Any = False,
+    pooled_regressions: Any = "auto",
+    correction_cap: Any = _DEFAULT_CAP,
+    regressor: Any = None,
+    features: Mapping[str, Any] | None = None,
+    interval: str = "auto",
+) -> tuple[str, str]:
+    """The value estimator :func:`shiftattr.attribute` runs, and a sentence saying why.
+
+    Parameters
+    ----------
+    method : str
+        The ``method`` argument; anything but ``"auto"`` is returned as it is.
+    graph : CausalGraph
+    environments : sequence of Environment
+        Source and target.
+    target_metric_known : bool
+        Whether the metric at the target cases is available (``target_metric`` given,
+        or a callable metric).
+    n_mechanisms : int, default 0
+        The mechanisms that would be weighted (attributed and not paired).
+    truncate, cross_check, both_samples, pooled_regressions, correction_cap, regressor, features, interval
+        The arguments of the same names of :func:`shiftattr.attribute`.
+
+    Returns
+    -------
+    (str, str)
+        The method and the reason (recorded as ``settings["method_reason"]``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> graph = CausalGraph({"D": [], "X": ["D"]})
+    >>> tab = Environment({"D": np.zeros(4), "X": np.zeros(4)})
+    >>> img = Environment({"D": np.zeros(4), "X": np.zeros((4, 8, 8, 8))})
+    >>> resolve_method("auto", graph, [tab, tab], target_metric_known=True)[0]
+    'mr'
+    >>> resolve_method("auto", graph, [img, img], target_metric_known=True)[0]
+    'iw'
+    >>> resolve_method("auto", graph, [img, img], target_metric_known=True,
+    ...                features={"X": lambda env: np.zeros((len(env), 3))})[0]
+    'mr'
+    >>> resolve_method("auto", graph, [tab, tab], target_metric_known=False)[1]
+    "auto: 'iw', the metric at the target cases is unknown (pass target_metric, or a callable metric, for 'mr')"
+    >>> resolve_method("mr", graph, [tab, tab], target_metric_known=False)
+    ('mr', 'requested')
+    """
+    if method != "auto":
+        return method, "requested"
+    if truncate is not None or cross_check:
+        what = "truncate" if truncate is not None else "cross_check=True"
+        return "iw", f"auto: 'iw', the one method that takes {what}"
+    mr_only = [
+        name
+        for name, given in (
+            ("both_samples", names_levels(both_samples)),
+            ("pooled_regressions=True", _is_true(pooled_regressions)),
+            ("correction_cap", not _is_default_cap(correction_cap)),
+            ("regressor", regressor is not None),
+            ("features", bool(features)),
+            ("interval='bias_aware'", interval == "bias_aware"),
+        )
+        if given
+    ]
+    if mr_only:
+        return "mr", f"auto: 'mr', {', '.join(mr_only)} given ('iw' takes none of them)"
+    if not target_metric_known:
+        return "iw", (
+            "auto: 'iw', the metric at the target cases is unknown (pass target_metric, "
+            "or a callable metric, for 'mr')"
+        )
+    missing = [(n, e.name) for e in environments for n in graph.nodes if n not in e]
+    if missing:
+        return "iw", (
+            f"auto: 'iw', {missing} (node, environment) are missing and 'mr' regresses "
+            "along every node"
+        )
+    if n_mechanisms > MANY_REGRESSION_MECHANISMS:
+        return "iw", (
+            f"auto: 'iw', {n_mechanisms} mechanisms: 'mr' would fit up to "
+            f"{2 ** (n_mechanisms + 1) - 2} nested regressions (method='mr' to pay for them)"
+        )
+    images = [n for n in graph.nodes if any(n in e and is_summarised(e, n) for e in environments)]
+    if images and not set(images) & set(features or {}):
+        return "iw", (
+            f"auto: 'iw', nodes {images} hold images and features= gives none of them a "
+            "featurizer: 'mr' would regress on intensity statistics, which extrapolate "
+            "across a scanner shift (pass features={node: adapter.output_features} for 'mr')"
+        )
+    return "mr", "auto: 'mr', the metric is known at the target cases and every node in both"
+
+
+def names_levels(both_samples: Any) -> bool:
+    """Whether a ``both_samples`` argument asks for any level: ``True``, or a non-empty
+    sequence of node names.
+
+    Parameters
+    ----------
+    both_samples : bool, sequence of str or None
+        :func:`shiftattr.attribute`'s argument of that name (a numpy array of names too).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> names_levels(False), names_levels(True), names_levels([]), names_levels(["X"])
+    (False, True, False, True)
+    """
+    if both_samples is None or isinstance(both_samples, (bool, np.bool_)):
+        return bool(both_samples)
+    return len(list(both_samples)) > 0
+
+
+def _is_true(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_)) and bool(value)
+
+
+def _is_default_cap(cap: Any) -> bool:
+    return isinstance(cap, str) and cap == _DEFAULT_CAP

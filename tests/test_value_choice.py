@@ -1,0 +1,206 @@
+"""``method="auto"``: which value estimator :func:`shiftattr.attribute` runs, and why."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+
+import shiftattr as sa
+from shiftattr.attribution import ShiftAttrWarning
+from shiftattr.bootstrap import resolve_bootstrap
+from shiftattr.datasets import LinearGaussianSCM
+from shiftattr.results import interval_note
+from shiftattr.value.choice import names_levels, resolve_method
+
+
+@pytest.fixture(scope="module")
+def tabular():
+    scm = LinearGaussianSCM.example()
+    return scm, scm.sample(300, "source", random_state=0), scm.sample(300, "target", random_state=1)
+
+
+def _attribute(tabular, **kw):
+    scm, src, tgt = tabular
+    args = dict(metric=scm.metric(src), n_folds=3, n_bootstrap=0, progress=False, random_state=0)
+    args.update(kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAttrWarning)
+        return sa.attribute(scm.graph, src, tgt, **args)
+
+
+def test_the_default_runs_mr_with_fixed_bias_aware_intervals_given_the_target_metric(tabular):
+    scm, _, tgt = tabular
+    res = _attribute(tabular, target_metric=scm.metric(tgt), n_bootstrap=20)
+    assert res.settings["method"] == "mr"
+    assert res.settings["method_reason"].startswith("auto: 'mr'")
+    assert res.settings["bootstrap"] == "fixed"
+    assert res.settings["interval"] == "bias_aware"
+    explicit = _attribute(tabular, target_metric=scm.metric(tgt), n_bootstrap=20, method="mr")
+    assert res.values == explicit.values and res.ci == explicit.ci
+    assert explicit.settings["method_reason"] == "requested"
+
+
+def test_the_default_runs_mr_with_a_callable_metric(tabular):
+    scm = tabular[0]
+    res = _attribute(tabular, metric=scm.metric)
+    assert res.settings["method"] == "mr"
+
+
+def test_the_default_runs_iw_without_the_target_metric(tabular):
+    res = _attribute(tabular)
+    assert res.settings["method"] == "iw"
+    assert "target cases is unknown" in res.settings["method_reason"]
+    assert res.settings["bootstrap"] == "refit"  # as importance weighting always resolved
+    assert res.values == _attribute(tabular, method="iw").values
+
+
+@pytest.mark.parametrize(
+    "kw, reason",
+    [({"truncate": 20.0}, "takes truncate"), ({"cross_check": True}, "takes cross_check=True")],
+)
+def test_options_only_iw_takes_choose_iw(tabular, kw, reason):
+    scm, _, tgt = tabular
+    res = _attribute(tabular, target_metric=scm.metric(tgt), **kw)
+    assert res.settings["method"] == "iw"
+    assert reason in res.settings["method_reason"]
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"both_samples": True},
+        {"regressor": Ridge()},
+        {"features": {"X": lambda env: np.asarray(env["X"]).reshape(-1, 1)}},
+        {"interval": "bias_aware", "n_bootstrap": 10},
+        {"pooled_regressions": np.True_},
+    ],
+)
+def test_options_only_mr_takes_choose_mr_and_then_ask_for_the_target_metric(tabular, kw):
+    # without the target metric "auto" would be "iw", which ignores regressor and
+    # features silently and refuses the others naming a method the user did not choose
+    with pytest.raises(ValueError, match=r"needs (it|the metric) at\s+the target cases"):
+        _attribute(tabular, **kw)
+
+
+def test_the_summary_tells_mr_s_fixed_intervals_apart(tabular):
+    scm, _, tgt = tabular
+    res = _attribute(tabular, target_metric=scm.metric(tgt), n_bootstrap=10)
+    assert "first order" in res.summary() and "too narrow" not in res.summary()
+    assert "chosen by method='auto': the metric is known" in res.summary()
+    iw = _attribute(tabular, method="iw", n_bootstrap=10, bootstrap="fixed")
+    assert "too narrow" in iw.summary() and "chosen by" not in iw.summary()
+
+
+def test_resolve_method_reads_every_rule():
+    graph = sa.CausalGraph({"D": [], "X": ["D"]})
+    both = sa.Environment({"D": np.zeros(4), "X": np.zeros(4)}, name="s")
+    lacking = sa.Environment({"D": np.zeros(4)}, name="t")
+    known = dict(target_metric_known=True)
+    assert resolve_method("auto", graph, [both, both], **known)[0] == "mr"
+    method, reason = resolve_method("auto", graph, [both, lacking], **known)
+    assert method == "iw" and "('X', 't')" in reason
+    for kw in (
+        {"both_samples": ["X"]},
+        {"both_samples": np.array(["X"])},
+        {"pooled_regressions": True},
+        {"pooled_regressions": np.True_},
+        {"correction_cap": 10.0},
+        {"correction_cap": None},
+        {"regressor": Ridge()},
+        {"features": {"X": len}},
+        {"interval": "bias_aware"},
+    ):
+        method, reason = resolve_method(
+            "auto", graph, [both, lacking], target_metric_known=False, **kw
+        )
+        assert method == "mr", kw
+    for kw in (
+        {"pooled_regressions": False},
+        {"both_samples": np.array([])},
+        {"both_samples": []},
+        {"features": {}},
+        {"interval": "bootstrap"},
+    ):
+        method, _ = resolve_method("auto", graph, [both, both], target_metric_known=False, **kw)
+        assert method == "iw", kw
+    # iw's options win over mr's: the user named importance weighting's own option
+    assert (
+        resolve_method("auto", graph, [both, both], truncate=20.0, both_samples=True, **known)[0]
+        == "iw"
+    )
+    assert resolve_method("auto", graph, [both, both], n_mechanisms=8, **known)[0] == "mr"
+    method, reason = resolve_method("auto", graph, [both, both], n_mechanisms=9, **known)
+    assert method == "iw" and "1022 nested regressions" in reason
+    assert resolve_method("generative", graph, [both, lacking], **known) == (
+        "generative",
+        "requested",
+    )
+
+
+def test_paired_substitution_does_not_force_mr():
+    """``paired`` composes with "iw" too: with a node the target lacks, the default runs
+    "iw" with the substitution where "mr" could not run at all."""
+    scm = LinearGaussianSCM.example(metric="squared_error")
+    base = scm.sample_mixed(200, [], random_state=0)
+    y_cf = scm.sample_mixed(200, ["Y"], random_state=0)["Y"]
+    nodes = {v: base[v] for v in ("Z", "X", "Y")}
+    src = sa.Environment(nodes, name="source", counterfactuals={"target": {"Y": y_cf}})
+    t = scm.sample(200, "target", random_state=1000)
+    tgt = sa.Environment({"X": t["X"], "Y": t["Y"]}, name="target")  # no Z
+    kw = dict(metric=scm.metric, mechanisms=["Y"], paired=["Y"], n_bootstrap=0, progress=False)
+    chain = sa.CausalGraph({"Z": [], "X": ["Z"], "Y": ["X"]})  # Y's mechanism needs no Z
+    res = sa.attribute(chain, src, tgt, **kw)
+    assert res.settings["method"] == "iw" and "('Z', 'target')" in res.settings["method_reason"]
+    assert res.values == sa.attribute(chain, src, tgt, method="iw", **kw).values
+
+
+def test_images_need_a_featurizer_for_mr():
+    graph = sa.CausalGraph({"X": [], "Y": ["X"]})
+    img = sa.Environment({"X": np.zeros((4, 8, 8, 8)), "Y": np.zeros((4, 8, 8, 8))})
+    known = dict(target_metric_known=True)
+    method, reason = resolve_method("auto", graph, [img, img], **known)
+    assert method == "iw" and "featurizer" in reason
+    # one featurized image is the measured configuration (the mask keeps its statistics)
+    summaries = {"X": lambda env: np.zeros((len(env), 3))}
+    assert resolve_method("auto", graph, [img, img], features=summaries, **known)[0] == "mr"
+
+
+def test_names_levels():
+    assert [names_levels(v) for v in (False, None, [], (), np.array([]))] == [False] * 5
+    assert [names_levels(v) for v in (True, np.True_, ["X"], np.array(["X"]))] == [True] * 4
+
+
+def test_auto_bootstrap_holds_mr_fixed_unless_over_both_samples():
+    assert resolve_bootstrap("auto", method="mr") == "fixed"
+    assert resolve_bootstrap("auto", method="mr", both_samples=["X"]) == "refit"
+    assert resolve_bootstrap("auto", method="mr", both_samples=np.array(["X"])) == "refit"
+    assert resolve_bootstrap("auto", method="mr", both_samples=np.array([])) == "fixed"
+    assert (
+        resolve_bootstrap("auto", method="iw") == resolve_bootstrap("auto", method="mis") == "refit"
+    )
+    assert resolve_bootstrap("refit", method="mr") == "refit"
+
+
+def test_the_note_on_fixed_intervals_tells_mr_apart():
+    base = {"bootstrap": "fixed", "n_bootstrap": 50}
+    plain = interval_note(base)
+    mr = interval_note({**base, "method": "mr", "interval": "bias_aware"})
+    assert "too narrow" in plain and "too narrow" not in mr and "first order" in mr
+    assert interval_note({**base, "method": "mr", "interval": "bootstrap"}) == plain
+
+
+def test_attribute_pairs_follows_the_default(tabular):
+    scm, src, tgt = tabular
+    envs = {"source": src, "target": tgt}
+    kw = dict(n_bootstrap=0, n_folds=3, progress=False, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAttrWarning)
+        measured = sa.attribute_pairs(scm.graph, envs, {"source": scm.metric}, **kw)
+        unmeasured = sa.attribute_pairs(
+            scm.graph, envs, {"source": scm.metric}, measure_target=False, **kw
+        )
+    assert measured.results["source", "target"].settings["method"] == "mr"
+    assert unmeasured.results["source", "target"].settings["method"] == "iw"
