@@ -3,8 +3,9 @@
 For every SCM of :mod:`benchmarks.scms`, sample size ``N`` (cases per environment) and
 seed, every method sees the same source and target samples:
 
-- ``shiftattr``: :func:`shiftattr.attribute` with its defaults (ClassifierRatio,
-  5-fold cross-fitting, ExactShapley), ``n_bootstrap=0`` (intervals are not scored);
+- ``shiftattr``: :func:`shiftattr.attribute` with ``method="iw"`` and no target metric
+  (importance weighting, the default until 2026-12-02; ClassifierRatio, 5-fold
+  cross-fitting, ExactShapley), ``n_bootstrap=0`` (intervals are not scored);
 - ``shiftattr_oracle``: the same game with the *true* conditional log-ratios (the
   ceiling of importance weighting at this ``N``: what is left is its variance);
 - ``shiftattr_mis``: :func:`shiftattr.attribute` with ``method="mis"`` (the same ratios

@@ -1,7 +1,7 @@
 """Where the refit bootstrap's replicates sit against the point estimate, and what that
 does to the intervals' coverage.
 
-With ``bootstrap="refit"`` (what ``"auto"`` runs on tabular data) every replicate
+With ``bootstrap="refit"`` (what ``"auto"`` runs for ``"iw"`` and ``"mis"`` on tabular data) every replicate
 resamples the source and the target cases with replacement and refits the density-ratio
 classifiers. A resample holds about 63 % distinct cases, so its classifiers may be
 flatter than those fitted on the sample itself, and the replicates' values smaller in

@@ -192,6 +192,7 @@ def one_seed(
                     metric=scorer.score(source),
                     target_metric=scorer.score(target),
                     estimators={"X": ratio, "Y": ratio},
+                    method="iw",  # as recorded (the default until 2026-12-02)
                     n_folds=3,
                     n_bootstrap=replicates,
                     bootstrap="refit",

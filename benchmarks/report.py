@@ -209,8 +209,9 @@ def _accuracy(acc: dict[str, Any] | None) -> tuple[str, list[str]]:
         "gives negative values. **Methods** (every method sees the same source and target "
         "samples; BLAS limited to one thread, `n_jobs=1` everywhere):",
         "",
-        "- `shiftattr`: `attribute()` with its defaults (ClassifierRatio, 5-fold cross-fitting, "
-        "ExactShapley), `n_bootstrap=0`;",
+        "- `shiftattr`: `attribute(method='iw')` without the target metric (importance "
+        "weighting: what the default `method='auto'` runs without it, and the default until "
+        "2026-12-02; ClassifierRatio, 5-fold cross-fitting, ExactShapley), `n_bootstrap=0`;",
         "- `shiftattr (oracle ratios)`: the same importance-weighting game with the true "
         "conditional log-ratios: the ceiling of importance weighting at this N;",
         "- `shiftattr (method='mr')`: `attribute(method='mr', target_metric=<measured "

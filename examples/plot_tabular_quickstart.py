@@ -37,7 +37,10 @@ target = scm.sample(n, "target", random_state=1)
 
 # %%
 # Attribute. ``metric`` is the model's per-case loss on the source cases;
-# ``target_metric`` (optional) enables the closure check against the measured target.
+# ``target_metric`` (optional) is the measured loss on the target cases. With it the
+# default ``method="auto"`` runs the multiply-robust ``"mr"`` (regressions of the loss
+# corrected by the density ratios) with bias-aware intervals; without it, importance
+# weighting (``"iw"``). ``result.settings["method_reason"]`` says which ran and why.
 result = sa.attribute(
     scm.graph,
     source,
@@ -46,7 +49,6 @@ result = sa.attribute(
     target_metric=scm.metric(target),
     metric_name="squared error",
     n_bootstrap=n_boot,
-    bootstrap="fixed",
     progress=False,
     random_state=0,
 )
