@@ -78,11 +78,23 @@ def test_options_only_iw_takes_choose_iw(tabular, kw, reason):
         {"pooled_regressions": np.True_},
     ],
 )
-def test_options_only_mr_takes_choose_mr_and_then_ask_for_the_target_metric(tabular, kw):
-    # without the target metric "auto" would be "iw", which ignores regressor and
-    # features silently and refuses the others naming a method the user did not choose
-    with pytest.raises(ValueError, match=r"needs (it|the metric) at\s+the target cases"):
+def test_options_only_mr_takes_are_refused_with_the_reason_auto_runs_iw(tabular, kw):
+    # "iw" would ignore regressor and features silently and refuse the others naming
+    # a method the user did not choose
+    with pytest.raises(ValueError, match=r"method='auto' runs 'iw' here \(the metric at the"):
         _attribute(tabular, **kw)
+
+
+def test_a_callable_metric_failing_on_the_target_says_iw_would_not_score_it(tabular):
+    scm, src, _ = tabular
+
+    def metric(env):
+        values = scm.metric(env)
+        return values if env.name == src.name else np.full(len(env), np.nan)
+
+    with pytest.raises(ValueError, match="method='iw' scores the source cases only"):
+        _attribute(tabular, metric=metric)
+    assert _attribute(tabular, metric=metric, method="iw").settings["method"] == "iw"
 
 
 def test_the_summary_tells_mr_s_fixed_intervals_apart(tabular):
@@ -102,7 +114,14 @@ def test_resolve_method_reads_every_rule():
     assert resolve_method("auto", graph, [both, both], **known)[0] == "mr"
     method, reason = resolve_method("auto", graph, [both, lacking], **known)
     assert method == "iw" and "('X', 't')" in reason
-    for kw in (
+    method, reason = resolve_method("auto", graph, [both, both], mechanisms=["X"], **known)
+    assert method == "iw" and "leaves ['D'] out" in reason
+    # a paired node counts as attributed
+    assert (
+        resolve_method("auto", graph, [both, both], mechanisms=["D"], paired=["X"], **known)[0]
+        == "mr"
+    )
+    mr_only = (
         {"both_samples": ["X"]},
         {"both_samples": np.array(["X"])},
         {"pooled_regressions": True},
@@ -112,11 +131,11 @@ def test_resolve_method_reads_every_rule():
         {"regressor": Ridge()},
         {"features": {"X": len}},
         {"interval": "bias_aware"},
-    ):
-        method, reason = resolve_method(
-            "auto", graph, [both, lacking], target_metric_known=False, **kw
-        )
-        assert method == "mr", kw
+    )
+    for kw in mr_only:  # they change nothing where "mr" runs, and are refused where "iw" does
+        assert resolve_method("auto", graph, [both, both], **known, **kw)[0] == "mr", kw
+        with pytest.raises(ValueError, match="runs 'iw' here"):
+            resolve_method("auto", graph, [both, lacking], **known, **kw)
     for kw in (
         {"pooled_regressions": False},
         {"both_samples": np.array([])},
@@ -124,20 +143,25 @@ def test_resolve_method_reads_every_rule():
         {"features": {}},
         {"interval": "bootstrap"},
     ):
-        method, _ = resolve_method("auto", graph, [both, both], target_metric_known=False, **kw)
+        method, _ = resolve_method("auto", graph, [both, lacking], **known, **kw)
         assert method == "iw", kw
-    # iw's options win over mr's: the user named importance weighting's own option
-    assert (
-        resolve_method("auto", graph, [both, both], truncate=20.0, both_samples=True, **known)[0]
-        == "iw"
-    )
-    assert resolve_method("auto", graph, [both, both], n_mechanisms=8, **known)[0] == "mr"
-    method, reason = resolve_method("auto", graph, [both, both], n_mechanisms=9, **known)
-    assert method == "iw" and "1022 nested regressions" in reason
+    # iw's own options decide before anything else
+    assert resolve_method("auto", graph, [both, both], truncate=20.0, **known)[0] == "iw"
     assert resolve_method("generative", graph, [both, lacking], **known) == (
         "generative",
         "requested",
     )
+
+
+def test_more_than_eight_weighted_mechanisms_run_iw_and_paired_ones_do_not_count():
+    names = [f"V{i}" for i in range(9)]
+    graph = sa.CausalGraph({n: [] for n in names})
+    env = sa.Environment({n: np.zeros(4) for n in names})
+    known = dict(target_metric_known=True)
+    method, reason = resolve_method("auto", graph, [env, env], **known)
+    assert method == "iw" and "9 weighted mechanisms" in reason and "1022" in reason
+    assert resolve_method("auto", graph, [env, env], paired="V8", **known)[0] == "mr"
+    assert resolve_method("auto", graph, [env, env], paired=["V8"], **known)[0] == "mr"
 
 
 def test_paired_substitution_does_not_force_mr():
@@ -158,14 +182,43 @@ def test_paired_substitution_does_not_force_mr():
 
 
 def test_images_need_a_featurizer_for_mr():
-    graph = sa.CausalGraph({"X": [], "Y": ["X"]})
-    img = sa.Environment({"X": np.zeros((4, 8, 8, 8)), "Y": np.zeros((4, 8, 8, 8))})
+    graph = sa.CausalGraph({"D": [], "X": ["D"], "Y": ["X"]})
+    img = sa.Environment(
+        {"D": np.zeros(4), "X": np.zeros((4, 8, 8, 8)), "Y": np.zeros((4, 8, 8, 8))}
+    )
     known = dict(target_metric_known=True)
     method, reason = resolve_method("auto", graph, [img, img], **known)
-    assert method == "iw" and "featurizer" in reason
+    assert method == "iw" and "features= gives none of them a featurizer" in reason
     # one featurized image is the measured configuration (the mask keeps its statistics)
     summaries = {"X": lambda env: np.zeros((len(env), 3))}
     assert resolve_method("auto", graph, [img, img], features=summaries, **known)[0] == "mr"
+    # a featurizer for the covariates alone leaves the images on their statistics
+    with pytest.raises(ValueError, match="gives none of them a featurizer"):
+        resolve_method("auto", graph, [img, img], features={"D": len}, **known)
+
+
+def test_attribute_pairs_without_deploy_labels_runs_iw_even_with_paired(tabular):
+    scm = tabular[0]
+    envs = {}
+    for name, other, seed in (("source", "target", 0), ("target", "source", 1)):
+        base = scm.sample(200, name, random_state=seed)
+        y_other = scm.sample(200, other, random_state=seed)["Y"]  # a stand-in second reading
+        nodes = {v: base[v] for v in ("Z", "X", "Y")}
+        envs[name] = sa.Environment(nodes, name=name, counterfactuals={other: {"Y": y_other}})
+    scored = []
+
+    def scorer(env):
+        scored.append(env.name)
+        return scm.metric(env)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAttrWarning)
+        pw = sa.attribute_pairs(
+            scm.graph, envs, {"source": scorer}, paired=["Y"], measure_target=False,
+            n_bootstrap=0, n_folds=3, progress=False, random_state=0,
+        )  # fmt: skip
+    assert pw.results["source", "target"].settings["method"] == "iw"  # "mr" with the callable
+    assert scored  # the scorer was passed on for the substitution, as before
 
 
 def test_names_levels():

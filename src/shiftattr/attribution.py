@@ -1141,11 +1141,12 @@ def attribute(
         How ``M(P_I)`` is estimated (see :mod:`shiftattr.value`). ``"auto"``
         (:func:`~shiftattr.value.choice.resolve_method`): ``"mr"`` when the metric at
         the target cases is known (``target_metric``, or a callable ``metric``, which is
-        then also run on the target), every graph node is in both environments, at
-        most 8 mechanisms are weighted, and an image node, if any, has a featurizer in
-        ``features`` (e.g. ``{"X": adapter.output_features}``); ``"mr"`` also with an
-        option only it takes (``both_samples``, ``regressor``, ``features``...);
-        ``"iw"`` otherwise, or with ``truncate`` or ``cross_check``. On the tabular
+        then also run on the target), every graph node is in both environments and
+        attributed (or paired), at most 8 mechanisms are weighted, and among image
+        nodes, if any, one has a featurizer in ``features`` (e.g.
+        ``{"X": adapter.output_features}``); ``"iw"`` otherwise, or with ``truncate``
+        or ``cross_check``, and then options only ``"mr"`` takes (``features``,
+        ``regressor``, ``both_samples``...) are refused with the reason. On the tabular
         SCMs of ``benchmarks/RESULTS.md`` (section 6, fixed bootstrap) ``"mr"`` erred
         less than ``"iw"`` in every (SCM, N) cell (MAE 0.022 against 0.054) and its
         bias-aware intervals held the truth for 97 % of the values where ``"iw"``'s
@@ -1387,7 +1388,8 @@ def attribute(
         graph,
         (source, target),
         target_metric_known=target_metric is not None or callable(metric),
-        n_mechanisms=sum(m not in set(paired or ()) for m in mechs),
+        mechanisms=mechs,
+        paired=paired,
         truncate=truncate,
         cross_check=cross_check,
         both_samples=both_samples,
@@ -1429,7 +1431,15 @@ def attribute(
     regresses = method in ("regression", "mr") or cross_check
     what = "cross_check=True" if method == "iw" else f"method={method!r}"
     if mt is None and (regresses or method in ("generative", "mis")) and callable(metric):
-        mt = check_metric(metric, target, "metric at the target cases")
+        try:
+            mt = check_metric(metric, target, "metric at the target cases")
+        except ValueError as err:
+            if not method_reason.startswith("auto"):
+                raise
+            raise ValueError(
+                f"{err} (method='auto' chose {method!r}, which also scores the target cases "
+                "with the callable metric; method='iw' scores the source cases only)"
+            ) from err
     if method == "mis":
         _check_mis(graph, source, target, mt, paired, truncate)
     if mt is None and regresses:

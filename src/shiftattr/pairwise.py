@@ -529,7 +529,9 @@ def attribute_pairs(
         ``"regression"``, ``"mr"`` and ``"generative"``, which use the metric at the
         deploy cases. It is also what lets the default ``method="auto"`` choose
         ``"mr"`` (:func:`~shiftattr.value.choice.resolve_method`): with
-        ``measure_target=False`` it runs ``"iw"``.
+        ``measure_target=False`` and no ``method`` it runs ``"iw"``, as before (with
+        ``paired`` too, where the scorer, passed on for the substitution, would let
+        ``"auto"`` choose ``"mr"``).
     progress : bool, default True
     metric_name : str, default "metric"
     **attribute_kwargs
@@ -611,7 +613,9 @@ def attribute_pairs(
 
     direction = resolve_direction(attribute_kwargs.pop("higher_is_better", None), metric_name)
     # regressions need the metric at the deploy cases; substitution re-scores cases
-    need_target = measure_target or attribute_kwargs.get("method", "auto") not in ("iw", "auto")
+    if not measure_target:  # no labels on the deploy side: "auto" must not score it
+        attribute_kwargs.setdefault("method", "iw")
+    need_target = measure_target or attribute_kwargs.get("method") != "iw"
     # substitution and simulation score new cases: they need the scorer itself
     rescore = bool(attribute_kwargs.get("paired")) or attribute_kwargs.get("method") == "generative"
     # each pair's seed comes from the pair's names, so that running one pair alone (e.g.

@@ -9,17 +9,19 @@ benchmarks measured it, and ``"iw"`` (importance weighting of the source cases, 
 paper's estimator) otherwise:
 
 - ``"iw"`` with an option only it takes (``truncate``, ``cross_check``);
-- ``"mr"`` with an option only it takes (``both_samples``, ``pooled_regressions=True``,
-  a ``correction_cap`` other than the default, ``regressor``, ``features``, or
-  ``interval="bias_aware"``), so that what it needs is asked for by name;
-- ``"iw"`` when the metric at the target cases is unknown (no ``target_metric`` and a
-  metric given as numbers), a graph node is missing from one environment, more than
-  :data:`MANY_REGRESSION_MECHANISMS` mechanisms are weighted (``"mr"``'s regressions
-  double with every mechanism), or a node holds images and ``features`` gives none of
-  them a featurizer: regressions on intensity statistics extrapolate across a scanner
-  shift, and the synthetic MS figures below were measured with the model's output
-  summaries (``features={"X": adapter.output_features}``);
-- ``"mr"`` otherwise.
+- ``"mr"`` when the data allow it and it was measured on such data: the metric at the
+  target cases is known (``target_metric``, or a callable metric, which is then also
+  run on the target), every graph node is in both environments and attributed (the
+  default ``mechanisms``) or paired, at most :data:`MANY_REGRESSION_MECHANISMS`
+  mechanisms are weighted (``"mr"``'s regressions double with every one), and if a
+  node holds images, ``features`` gives one of them a featurizer (regressions on
+  intensity statistics extrapolate across a scanner shift; the synthetic MS figures
+  below were measured with the model's output summaries,
+  ``features={"X": adapter.output_features}``);
+- ``"iw"`` otherwise. An option only ``"mr"`` takes (``both_samples``,
+  ``pooled_regressions=True``, a ``correction_cap`` other than the default,
+  ``regressor``, ``features``, ``interval="bias_aware"``) is then refused with the reason
+  ``"iw"`` runs, rather than ignored.
 
 Measured in ``benchmarks/RESULTS.md``:
 
@@ -68,7 +70,8 @@ def resolve_method(
     environments: Sequence[Environment],
     *,
     target_metric_known: bool,
-    n_mechanisms: int = 0,
+    mechanisms: Sequence[str] | None = None,
+    paired: Any = None,
     truncate: float | None = None,
     cross_check: bool = False,
     both_samples: Any = False,
@@ -90,15 +93,22 @@ def resolve_method(
     target_metric_known : bool
         Whether the metric at the target cases is available (``target_metric`` given,
         or a callable metric).
-    n_mechanisms : int, default 0
-        The mechanisms that would be weighted (attributed and not paired).
-    truncate, cross_check, both_samples, pooled_regressions, correction_cap, regressor, features, interval
+    mechanisms : sequence of str, optional
+        The attributed mechanisms; default every graph node.
+    paired, truncate, cross_check, both_samples, pooled_regressions, correction_cap, regressor, features, interval
         The arguments of the same names of :func:`shiftattr.attribute`.
 
     Returns
     -------
     (str, str)
         The method and the reason (recorded as ``settings["method_reason"]``).
+
+    Raises
+    ------
+    ValueError
+        If ``"auto"`` runs ``"iw"`` but an option only ``"mr"`` takes was given (it
+        would be ignored or refused with a message about a method nobody chose): the
+        message says why ``"iw"`` runs and how to get ``"mr"``.
 
     Examples
     --------
@@ -123,6 +133,9 @@ def resolve_method(
     if truncate is not None or cross_check:
         what = "truncate" if truncate is not None else "cross_check=True"
         return "iw", f"auto: 'iw', the one method that takes {what}"
+    method, reason = _allowed_by_data(
+        graph, environments, target_metric_known, mechanisms, paired, features
+    )
     mr_only = [
         name
         for name, given in (
@@ -135,8 +148,24 @@ def resolve_method(
         )
         if given
     ]
-    if mr_only:
-        return "mr", f"auto: 'mr', {', '.join(mr_only)} given ('iw' takes none of them)"
+    if method == "iw" and mr_only:
+        raise ValueError(
+            f"method='auto' runs 'iw' here ({reason.split(', ', 1)[1]}), which takes no "
+            f"{', '.join(mr_only)}: remove what keeps 'auto' from 'mr', pass method='mr' "
+            f"(which needs the same), or leave {', '.join(mr_only)} out."
+        )
+    return method, reason
+
+
+def _allowed_by_data(
+    graph: CausalGraph,
+    environments: Sequence[Environment],
+    target_metric_known: bool,
+    mechanisms: Sequence[str] | None,
+    paired: Any,
+    features: Mapping[str, Any] | None,
+) -> tuple[str, str]:
+    """``"mr"`` where the data allow it and it was measured, else ``"iw"``; and why."""
     if not target_metric_known:
         return "iw", (
             "auto: 'iw', the metric at the target cases is unknown (pass target_metric, "
@@ -148,17 +177,30 @@ def resolve_method(
             f"auto: 'iw', {missing} (node, environment) are missing and 'mr' regresses "
             "along every node"
         )
-    if n_mechanisms > MANY_REGRESSION_MECHANISMS:
+    substituted = {paired} if isinstance(paired, str) else set(paired or ())
+    attributed = set(graph.nodes if mechanisms is None else mechanisms) | substituted
+    left_out = [n for n in graph.nodes if n not in attributed]
+    if left_out:
         return "iw", (
-            f"auto: 'iw', {n_mechanisms} mechanisms: 'mr' would fit up to "
-            f"{2 ** (n_mechanisms + 1) - 2} nested regressions (method='mr' to pay for them)"
+            f"auto: 'iw', mechanisms= leaves {left_out} out: 'mr' regresses along every "
+            "node, and was measured with every node attributed"
         )
-    images = [n for n in graph.nodes if any(n in e and is_summarised(e, n) for e in environments)]
-    if images and not set(images) & set(features or {}):
+    weighted = len([n for n in graph.nodes if n not in substituted])
+    if weighted > MANY_REGRESSION_MECHANISMS:
         return "iw", (
-            f"auto: 'iw', nodes {images} hold images and features= gives none of them a "
-            "featurizer: 'mr' would regress on intensity statistics, which extrapolate "
-            "across a scanner shift (pass features={node: adapter.output_features} for 'mr')"
+            f"auto: 'iw', {weighted} weighted mechanisms: 'mr' would fit up to "
+            f"{2 ** (weighted + 1) - 2} nested regressions (method='mr' to pay for them)"
+        )
+    summarised = [
+        n for n in graph.nodes if any(n in e and is_summarised(e, n) for e in environments)
+    ]
+    if summarised and not set(summarised) & set(features or {}):
+        return "iw", (
+            f"auto: 'iw', nodes {summarised} are seen through summaries (images, masks, or "
+            "more than 64 values per case) and features= gives none of them a featurizer: "
+            "'mr' would regress on their generic statistics, which for an image extrapolate "
+            "across a scanner shift (pass e.g. features={'X': adapter.output_features} for "
+            "'mr')"
         )
     return "mr", "auto: 'mr', the metric is known at the target cases and every node in both"
 
