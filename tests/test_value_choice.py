@@ -116,11 +116,9 @@ def test_resolve_method_reads_every_rule():
     assert method == "iw" and "('X', 't')" in reason
     method, reason = resolve_method("auto", graph, [both, both], mechanisms=["X"], **known)
     assert method == "iw" and "leaves ['D'] out" in reason
-    # a paired node counts as attributed
-    assert (
-        resolve_method("auto", graph, [both, both], mechanisms=["D"], paired=["X"], **known)[0]
-        == "mr"
-    )
+    # a paired mechanism is attributed (and not weighted)
+    paired_x = dict(mechanisms=["D", "X"], paired=["X"])
+    assert resolve_method("auto", graph, [both, both], **paired_x, **known)[0] == "mr"
     mr_only = (
         {"both_samples": ["X"]},
         {"both_samples": np.array(["X"])},
@@ -145,8 +143,17 @@ def test_resolve_method_reads_every_rule():
     ):
         method, _ = resolve_method("auto", graph, [both, lacking], **known, **kw)
         assert method == "iw", kw
-    # iw's own options decide before anything else
+    # iw's own options decide before anything else, and refuse mr's too
     assert resolve_method("auto", graph, [both, both], truncate=20.0, **known)[0] == "iw"
+    for kw in mr_only:
+        with pytest.raises(ValueError, match="choose between truncate and them"):
+            resolve_method("auto", graph, [both, both], truncate=20.0, **known, **kw)
+    # cross_check's own regressions take regressor and features
+    for kw in ({"regressor": Ridge()}, {"features": {"X": len}}):
+        method, _ = resolve_method("auto", graph, [both, both], cross_check=True, **known, **kw)
+        assert method == "iw"
+    with pytest.raises(ValueError, match="cross_check=True and them"):
+        resolve_method("auto", graph, [both, both], cross_check=True, both_samples=True, **known)
     assert resolve_method("generative", graph, [both, lacking], **known) == (
         "generative",
         "requested",
@@ -218,12 +225,19 @@ def test_attribute_pairs_without_deploy_labels_runs_iw_even_with_paired(tabular)
             n_bootstrap=0, n_folds=3, progress=False, random_state=0,
         )  # fmt: skip
     assert pw.results["source", "target"].settings["method"] == "iw"  # "mr" with the callable
-    assert scored  # the scorer was passed on for the substitution, as before
+    assert "target" in scored  # the scorer was passed on for the substitution, as before
 
 
 def test_names_levels():
     assert [names_levels(v) for v in (False, None, [], (), np.array([]))] == [False] * 5
     assert [names_levels(v) for v in (True, np.True_, ["X"], np.array(["X"]))] == [True] * 4
+    assert names_levels(0)  # not a sequence: asked for, and refused by attribute() itself
+
+
+def test_a_malformed_both_samples_keeps_its_own_error(tabular):
+    scm, _, tgt = tabular
+    with pytest.raises(ValueError, match="both_samples"):
+        _attribute(tabular, target_metric=scm.metric(tgt), both_samples=0)
 
 
 def test_auto_bootstrap_holds_mr_fixed_unless_over_both_samples():

@@ -1142,11 +1142,13 @@ def attribute(
         (:func:`~shiftattr.value.choice.resolve_method`): ``"mr"`` when the metric at
         the target cases is known (``target_metric``, or a callable ``metric``, which is
         then also run on the target), every graph node is in both environments and
-        attributed (or paired), at most 8 mechanisms are weighted, and among image
-        nodes, if any, one has a featurizer in ``features`` (e.g.
-        ``{"X": adapter.output_features}``); ``"iw"`` otherwise, or with ``truncate``
-        or ``cross_check``, and then options only ``"mr"`` takes (``features``,
-        ``regressor``, ``both_samples``...) are refused with the reason. On the tabular
+        attributed, at most 8 mechanisms are weighted, and among the nodes seen
+        through summaries (images, masks, more than 64 values per case), if any, one
+        has a featurizer in ``features`` (e.g. ``{"X": adapter.output_features}``);
+        ``"iw"`` otherwise, or with ``truncate`` or ``cross_check``, and then options
+        only ``"mr"`` takes (``features``, ``regressor``, ``both_samples``...; with
+        ``cross_check`` its own regressions take the first two) are refused with the
+        reason. On the tabular
         SCMs of ``benchmarks/RESULTS.md`` (section 6, fixed bootstrap) ``"mr"`` erred
         less than ``"iw"`` in every (SCM, N) cell (MAE 0.022 against 0.054) and its
         bias-aware intervals held the truth for 97 % of the values where ``"iw"``'s

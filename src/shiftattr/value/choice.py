@@ -12,13 +12,14 @@ paper's estimator) otherwise:
 - ``"mr"`` when the data allow it and it was measured on such data: the metric at the
   target cases is known (``target_metric``, or a callable metric, which is then also
   run on the target), every graph node is in both environments and attributed (the
-  default ``mechanisms``) or paired, at most :data:`MANY_REGRESSION_MECHANISMS`
-  mechanisms are weighted (``"mr"``'s regressions double with every one), and if a
-  node holds images, ``features`` gives one of them a featurizer (regressions on
+  default ``mechanisms``), at most :data:`MANY_REGRESSION_MECHANISMS`
+  mechanisms are weighted (``"mr"``'s regressions double with every one), and if
+  nodes are seen through summaries (images, masks, more than 64 values per case),
+  ``features`` gives one of them a featurizer (regressions on
   intensity statistics extrapolate across a scanner shift; the synthetic MS figures
   below were measured with the model's output summaries,
   ``features={"X": adapter.output_features}``);
-- ``"iw"`` otherwise. An option only ``"mr"`` takes (``both_samples``,
+- ``"iw"`` otherwise. Wherever ``"iw"`` runs, an option only ``"mr"`` takes (``both_samples``,
   ``pooled_regressions=True``, a ``correction_cap`` other than the default,
   ``regressor``, ``features``, ``interval="bias_aware"``) is then refused with the reason
   ``"iw"`` runs, rather than ignored.
@@ -130,29 +131,32 @@ def resolve_method(
     """
     if method != "auto":
         return method, "requested"
-    if truncate is not None or cross_check:
-        what = "truncate" if truncate is not None else "cross_check=True"
-        return "iw", f"auto: 'iw', the one method that takes {what}"
-    method, reason = _allowed_by_data(
-        graph, environments, target_metric_known, mechanisms, paired, features
-    )
     mr_only = [
         name
         for name, given in (
             ("both_samples", names_levels(both_samples)),
             ("pooled_regressions=True", _is_true(pooled_regressions)),
             ("correction_cap", not _is_default_cap(correction_cap)),
-            ("regressor", regressor is not None),
-            ("features", bool(features)),
+            # cross_check's own regressions use these two
+            ("regressor", regressor is not None and not cross_check),
+            ("features", bool(features) and not cross_check),
             ("interval='bias_aware'", interval == "bias_aware"),
         )
         if given
     ]
+    if truncate is not None or cross_check:
+        what = "truncate" if truncate is not None else "cross_check=True"
+        method, reason = "iw", f"auto: 'iw', the one method that takes {what}"
+        remedy = f"choose between {what} and them"
+    else:
+        method, reason = _allowed_by_data(
+            graph, environments, target_metric_known, mechanisms, paired, features
+        )
+        remedy = "remove what keeps 'auto' from 'mr', pass method='mr' (which needs the same)"
     if method == "iw" and mr_only:
         raise ValueError(
             f"method='auto' runs 'iw' here ({reason.split(', ', 1)[1]}), which takes no "
-            f"{', '.join(mr_only)}: remove what keeps 'auto' from 'mr', pass method='mr' "
-            f"(which needs the same), or leave {', '.join(mr_only)} out."
+            f"{', '.join(mr_only)}: {remedy}, or leave {', '.join(mr_only)} out."
         )
     return method, reason
 
@@ -177,14 +181,14 @@ def _allowed_by_data(
             f"auto: 'iw', {missing} (node, environment) are missing and 'mr' regresses "
             "along every node"
         )
-    substituted = {paired} if isinstance(paired, str) else set(paired or ())
-    attributed = set(graph.nodes if mechanisms is None else mechanisms) | substituted
+    attributed = set(graph.nodes if mechanisms is None else mechanisms)
     left_out = [n for n in graph.nodes if n not in attributed]
     if left_out:
         return "iw", (
             f"auto: 'iw', mechanisms= leaves {left_out} out: 'mr' regresses along every "
             "node, and was measured with every node attributed"
         )
+    substituted = {paired} if isinstance(paired, str) else set(paired or ())
     weighted = len([n for n in graph.nodes if n not in substituted])
     if weighted > MANY_REGRESSION_MECHANISMS:
         return "iw", (
@@ -225,7 +229,10 @@ def names_levels(both_samples: Any) -> bool:
     """
     if both_samples is None or isinstance(both_samples, (bool, np.bool_)):
         return bool(both_samples)
-    return len(list(both_samples)) > 0
+    try:
+        return len(list(both_samples)) > 0
+    except TypeError:  # not a sequence: asked for something, which attribute() refuses
+        return True
 
 
 def _is_true(value: Any) -> bool:
