@@ -109,7 +109,7 @@ def resolve_method(
     ValueError
         If ``"auto"`` runs ``"iw"`` but an option only ``"mr"`` takes was given (it
         would be ignored or refused with a message about a method nobody chose): the
-        message says why ``"iw"`` runs and how to get ``"mr"``.
+        message says why ``"iw"`` runs and what to change.
 
     Examples
     --------
@@ -152,7 +152,10 @@ def resolve_method(
         method, reason = _allowed_by_data(
             graph, environments, target_metric_known, mechanisms, paired, features
         )
-        remedy = "remove what keeps 'auto' from 'mr', pass method='mr' (which needs the same)"
+        # an unknown target metric or a missing node stops "mr" itself; the rest are
+        # what "auto" was measured on, and method="mr" overrides them
+        needed = not target_metric_known or "are missing" in reason
+        remedy = "provide what 'mr' needs" if needed else "pass method='mr' to run it all the same"
     if method == "iw" and mr_only:
         raise ValueError(
             f"method='auto' runs 'iw' here ({reason.split(', ', 1)[1]}), which takes no "
