@@ -14,6 +14,7 @@ from shiftattr.metric_range import (
     exceedance_pvalue,
     metric_beyond_source,
     metric_range,
+    values_beyond_span,
 )
 from shiftattr.ratios import ClassifierRatio
 
@@ -170,3 +171,44 @@ def test_without_a_target_metric_there_is_no_range_record():
             scm.graph, src, tgt, metric=scm.metric(src), n_bootstrap=0, progress=False
         )
     assert "metric_range" not in res.diagnostics
+
+
+def test_values_beyond_the_metric_span_are_named_and_nothing_else():
+    hits = np.array([0.0, 1.0, 1.0, 0.0])
+    warns = values_beyond_span({"Z": -8.3, "X": 0.99, "Y": 1.0}, [hits, None], "hit rate")
+    assert [w["mechanism"] for w in warns] == ["Z"]
+    assert (
+        warns[0]["code"] == "value_beyond_span" and "hit rate's whole span" in warns[0]["message"]
+    )
+    # the span is over both environments, NaN per-case values and NaN values are left out
+    assert values_beyond_span({"X": 1.5}, [hits, np.array([2.0, np.nan])]) == []
+    assert values_beyond_span({"X": float("nan")}, [hits]) == []
+    assert values_beyond_span({"X": 1.0}, [None, None]) == []
+
+
+def test_mr_on_an_unattributed_separating_node_is_flagged_beyond_the_span():
+    """A root left out of the mechanisms that separates the environments: "mr" regresses
+    along it and extrapolates (values of several units for a hit rate); "iw" never reads
+    it. The estimate is flagged for what it is."""
+    from shiftattr.results import ShiftAttrWarning
+
+    scm = sa.datasets.LinearGaussianSCM.example()
+    s, t = scm.sample(200, "source", random_state=0), scm.sample(200, "target", random_state=1)
+
+    def with_a(env, level):
+        a = level + np.random.default_rng(int(level)).normal(0, 0.01, len(env))
+        return sa.Environment({**{n: env[n] for n in env.nodes}, "A": a}, name=env.name)
+
+    graph = sa.CausalGraph({"A": [], **{n: list(scm.graph.parents(n)) for n in scm.graph.nodes}})
+    kw = dict(
+        metric=scm.metric(s), target_metric=scm.metric(t), mechanisms=["Z", "X", "Y"],
+        n_folds=3, n_bootstrap=0, progress=False, random_state=0,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAttrWarning)
+        mr = sa.attribute(graph, with_a(s, 1.0), with_a(t, 2.0), method="mr", **kw)
+        iw = sa.attribute(graph, with_a(s, 1.0), with_a(t, 2.0), method="iw", **kw)
+    beyond = {w["mechanism"] for w in mr.warnings if w["code"] == "value_beyond_span"}
+    assert beyond and all(abs(mr.values[k]) > 1 for k in beyond)
+    assert mr.diagnostics["overall"]["warning_counts"]["value_beyond_span"] == len(beyond)
+    assert not any(w["code"] == "value_beyond_span" for w in iw.warnings)

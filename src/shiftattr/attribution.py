@@ -32,7 +32,7 @@ from shiftattr.bootstrap import (
 )
 from shiftattr.environment import Environment
 from shiftattr.graph import CausalGraph
-from shiftattr.metric_range import metric_beyond_source, metric_range
+from shiftattr.metric_range import metric_beyond_source, metric_range, values_beyond_span
 from shiftattr.ratios.base import DensityRatioEstimator
 from shiftattr.ratios.crossfit import CONDITIONAL_RATIOS, MechanismRatios
 from shiftattr.ratios.shared_cases import case_fingerprints
@@ -1614,6 +1614,7 @@ def attribute(
         if method == "iw" and not pairs:  # the one method averaging source values only
             warns += metric_beyond_source(diagnostics["metric_range"], metric_name)
     warns += _identical_environments(graph, source, target)
+    warns += values_beyond_span(values, [m, mt], metric_name)
     if iw_point is not None:
         warns += _compare_with_twin(
             diagnostics["estimator"], fitted, mechs, values, iw_point, boot_values, boot_iw, alpha

@@ -20,6 +20,7 @@ the ``metric_beyond_source`` warning of :func:`~shiftattr.attribute`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "exceedance_pvalue",
     "metric_beyond_source",
     "metric_range",
+    "values_beyond_span",
 ]
 
 #: Level of the two-sided exceedance test (each tail at half of it).
@@ -258,3 +260,63 @@ def describe_metric_range(
                 "the target's mean beyond it)"
             )
     return "; ".join(parts) or None
+
+
+def values_beyond_span(
+    values: Mapping[str, float], metrics: Sequence[np.ndarray | None], metric_name: str = "metric"
+) -> list[dict[str, Any]]:
+    """A ``value_beyond_span`` warning for each mechanism whose value is larger in magnitude
+    than the metric's whole span over the cases (largest minus smallest per-case value).
+
+    Every coalition's metric is a mean of per-case values, a difference of two such means
+    lies within the span of the values they average, and a Shapley value is a weighted
+    mean of such differences: an estimate built from these cases goes beyond the span
+    only by extrapolating (a regression beyond the cases it was fitted on, corrections
+    where the environments do not overlap). Importance weighting, a weighted mean of the
+    source's values, never does; ``"mr"`` can, for instance where a node left out of the
+    mechanisms separates the environments. For a bounded metric observed over its whole
+    range (Dice, a hit) such a value is impossible; for an unbounded one (a loss) it is
+    at least not something these cases show.
+
+    Parameters
+    ----------
+    values : mapping of str to float
+        The mechanisms' values.
+    metrics : sequence of array-like or None
+        The per-case metric of each environment (``None`` where not known).
+    metric_name : str, default "metric"
+
+    Returns
+    -------
+    list of dict
+        Warnings (``code``, ``mechanism``, ``message``), empty when every value is within
+        the span.
+
+    Examples
+    --------
+    >>> m = np.array([0.0, 1.0, 1.0, 0.0])
+    >>> [w["mechanism"] for w in values_beyond_span({"X": 0.3, "Y": -8.3}, [m, None])]
+    ['Y']
+    """
+    pooled = np.concatenate(
+        [np.ravel(np.asarray(a, dtype=float)) for a in metrics if a is not None] or [[]]
+    )
+    pooled = pooled[np.isfinite(pooled)]
+    if pooled.size == 0:
+        return []
+    span = float(pooled.max() - pooled.min())
+    tol = 1e-9 * max(1.0, span)
+    return [
+        {
+            "code": "value_beyond_span",
+            "mechanism": k,
+            "message": (
+                f"{k}: the value {v:+.4g} is larger than the {metric_name}'s whole span over "
+                f"the cases ({span:.4g}); a mean of these per-case values moves by at most "
+                "that, so the estimate extrapolated: read it as failed, whatever its "
+                "interval (see the warnings beside it)."
+            ),
+        }
+        for k, v in values.items()
+        if np.isfinite(v) and abs(v) > span + tol
+    ]
