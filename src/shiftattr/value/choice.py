@@ -146,22 +146,23 @@ def resolve_method(
     ]
     if truncate is not None or cross_check:
         what = "truncate" if truncate is not None else "cross_check=True"
-        method, reason = "iw", f"auto: 'iw', the one method that takes {what}"
+        method, why = "iw", f"the one method that takes {what}"
         remedy = f"choose between {what} and them"
     else:
-        method, reason = _allowed_by_data(
+        method, why, required = _allowed_by_data(
             graph, environments, target_metric_known, mechanisms, paired, features
         )
         # an unknown target metric or a missing node stops "mr" itself; the rest are
         # what "auto" was measured on, and method="mr" overrides them
-        needed = not target_metric_known or "are missing" in reason
-        remedy = "provide what 'mr' needs" if needed else "pass method='mr' to run it all the same"
+        remedy = (
+            "provide what 'mr' needs" if required else "pass method='mr' to run it all the same"
+        )
     if method == "iw" and mr_only:
         raise ValueError(
-            f"method='auto' runs 'iw' here ({reason.split(', ', 1)[1]}), which takes no "
-            f"{', '.join(mr_only)}: {remedy}, or leave {', '.join(mr_only)} out."
+            f"method='auto' runs 'iw' here ({why}), which takes no {', '.join(mr_only)}: "
+            f"{remedy}, or leave {', '.join(mr_only)} out."
         )
-    return method, reason
+    return method, f"auto: {method!r}, {why}"
 
 
 def _allowed_by_data(
@@ -171,45 +172,47 @@ def _allowed_by_data(
     mechanisms: Sequence[str] | None,
     paired: Any,
     features: Mapping[str, Any] | None,
-) -> tuple[str, str]:
-    """``"mr"`` where the data allow it and it was measured, else ``"iw"``; and why."""
+) -> tuple[str, str, bool]:
+    """``"mr"`` where the data allow it and it was measured, else ``"iw"``; why; and
+    whether what stops ``"mr"`` is a requirement of ``"mr"`` itself (not only of
+    ``"auto"``'s measurements)."""
     if not target_metric_known:
-        return "iw", (
-            "auto: 'iw', the metric at the target cases is unknown (pass target_metric, "
-            "or a callable metric, for 'mr')"
-        )
+        why = "the metric at the target cases is unknown (pass target_metric, or a callable metric, for 'mr')"
+        return "iw", why, True
     missing = [(n, e.name) for e in environments for n in graph.nodes if n not in e]
     if missing:
-        return "iw", (
-            f"auto: 'iw', {missing} (node, environment) are missing and 'mr' regresses "
-            "along every node"
+        return (
+            "iw",
+            f"{missing} (node, environment) are missing and 'mr' regresses along every node",
+            True,
         )
     attributed = set(graph.nodes if mechanisms is None else mechanisms)
     left_out = [n for n in graph.nodes if n not in attributed]
     if left_out:
-        return "iw", (
-            f"auto: 'iw', mechanisms= leaves {left_out} out: 'mr' regresses along every "
-            "node, and was measured with every node attributed"
+        why = (
+            f"mechanisms= leaves {left_out} out: 'mr' regresses along every node, and was "
+            "measured with every node attributed"
         )
+        return "iw", why, False
     substituted = {paired} if isinstance(paired, str) else set(paired or ())
     weighted = len([n for n in graph.nodes if n not in substituted])
     if weighted > MANY_REGRESSION_MECHANISMS:
-        return "iw", (
-            f"auto: 'iw', {weighted} weighted mechanisms: 'mr' would fit up to "
-            f"{2 ** (weighted + 1) - 2} nested regressions (method='mr' to pay for them)"
+        why = (
+            f"{weighted} weighted mechanisms: 'mr' would fit up to {2 ** (weighted + 1) - 2} "
+            "nested regressions (method='mr' to pay for them)"
         )
-    summarised = [
-        n for n in graph.nodes if any(n in e and is_summarised(e, n) for e in environments)
-    ]
+        return "iw", why, False
+    # every node is in every environment here
+    summarised = [n for n in graph.nodes if any(is_summarised(e, n) for e in environments)]
     if summarised and not set(summarised) & set(features or {}):
-        return "iw", (
-            f"auto: 'iw', nodes {summarised} are seen through summaries (images, masks, or "
-            "more than 64 values per case) and features= gives none of them a featurizer: "
-            "'mr' would regress on their generic statistics, which for an image extrapolate "
-            "across a scanner shift (pass e.g. features={'X': adapter.output_features} for "
-            "'mr')"
+        why = (
+            f"nodes {summarised} are seen through summaries (images, masks, or more than 64 "
+            "values per case) and features= gives none of them a featurizer: 'mr' would "
+            "regress on their generic statistics, which for an image extrapolate across a "
+            "scanner shift (pass e.g. features={'X': adapter.output_features} for 'mr')"
         )
-    return "mr", "auto: 'mr', the metric is known at the target cases and every node in both"
+        return "iw", why, False
+    return "mr", "the metric is known at the target cases and every node in both", False
 
 
 def names_levels(both_samples: Any) -> bool:
