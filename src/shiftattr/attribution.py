@@ -1148,16 +1148,12 @@ def attribute(
         ``"iw"`` otherwise, or with ``truncate`` or ``cross_check``, and then options
         only ``"mr"`` takes (``features``, ``regressor``, ``both_samples``...; with
         ``cross_check`` its own regressions take the first two) are refused with the
-        reason. On the tabular
-        SCMs of ``benchmarks/RESULTS.md`` (section 6, fixed bootstrap) ``"mr"`` erred
-        less than ``"iw"`` in every (SCM, N) cell (MAE 0.022 against 0.054) and its
-        bias-aware intervals held the truth for 97 % of the values where ``"iw"``'s
-        held it for 66 % (refit: 75 %, most misses unwarned, section 1c); on the
-        synthetic MS benchmark, with the model's output summaries as the image's
-        regression features, it erred about half as much as ``"iw"``, its intervals
-        holding the truth for 97-98 %. ``settings["method"]`` is the method that ran
-        and ``settings["method_reason"]`` says why; the default was ``"iw"`` until
-        2026-12-02; ``method="iw"`` still gives it. ``"iw"``:
+        reason. The measurements behind the choice (``"mr"`` erred less than ``"iw"``
+        in every cell of the tabular benchmark and its intervals held the truth far more
+        often) are in :doc:`/estimators` and :mod:`shiftattr.value.choice`.
+        ``settings["method"]`` is the method that ran and ``settings["method_reason"]``
+        says why; the default was ``"iw"`` until 2026-12-02; ``method="iw"`` still
+        gives it. ``"iw"``:
         self-normalised importance weighting of the source cases. ``"mis"``: the same
         ratios weighting the source and the target cases together (multiple importance
         sampling with balance-heuristic weights, :class:`~shiftattr.value.BalancedValue`):

@@ -62,11 +62,11 @@ def resolve_bootstrap(
     ``"auto"`` holds the fitted ratios and regressions fixed there, as the command line
     does. ``"mr"`` corrects its regressions with the ratios, so the error of either
     enters its estimate only through their product (second order): the fixed bootstrap
-    is the standard choice for it, and its bias-aware intervals held the truth for
-    83-100 % of the values per (SCM, N) cell on the tabular SCMs and 95-98 % on the
-    synthetic MS benchmark with it, while the refit bootstrap fits every candidate
-    regressor of every level again per replicate. Over both samples (``both_samples``) its terms lean on the ratios as
-    ``"mis"`` does, and ``"auto"`` refits. Refit intervals are the more honest ones for
+    is the standard choice for it, its measured coverage is that of its bias-aware
+    intervals on the fixed bootstrap (:doc:`/estimators`), and the refit
+    bootstrap would fit every candidate regressor of every level again per replicate.
+    Over both samples (``both_samples``) its terms lean on the ratios as ``"mis"`` does,
+    and ``"auto"`` refits. Refit intervals are the more honest ones for
     the weighting methods; pass ``bootstrap="refit"`` to pay for them elsewhere.
 
     Parameters
