@@ -212,3 +212,33 @@ def test_mr_on_an_unattributed_separating_node_is_flagged_beyond_the_span():
     assert beyond and all(abs(mr.values[k]) > 1 for k in beyond)
     assert mr.diagnostics["overall"]["warning_counts"]["value_beyond_span"] == len(beyond)
     assert not any(w["code"] == "value_beyond_span" for w in iw.warnings)
+
+
+def test_the_span_includes_the_re_scored_paired_cases(monkeypatch):
+    """Substituted cases are per-case values of the metric too: a paired value is a mean
+    difference with them, so the span it is judged against must hold them."""
+    import shiftattr.attribution as attribution
+
+    scm = LinearGaussianSCM.example(metric="squared_error")
+    base = scm.sample_mixed(150, [], random_state=0)
+    y_cf = scm.sample_mixed(150, ["Y"], random_state=0)["Y"]
+    nodes = {v: base[v] for v in ("Z", "X", "Y")}
+    src = sa.Environment(nodes, name="source", counterfactuals={"target": {"Y": y_cf}})
+    tgt = scm.sample(150, "target", random_state=1000)
+    seen = []
+
+    def spy(values, metrics, metric_name="metric"):
+        seen.extend(metrics)
+        return values_beyond_span(values, metrics, metric_name)
+
+    monkeypatch.setattr(attribution, "values_beyond_span", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sa.attribute(
+            scm.graph, src, tgt, metric=scm.metric, paired=["Y"], method="iw",
+            n_bootstrap=0, n_folds=3, progress=False, random_state=0,
+        )  # fmt: skip
+    substituted = scm.metric(src.with_nodes(Y=y_cf))
+    assert any(
+        a is not None and a.shape == substituted.shape and np.allclose(a, substituted) for a in seen
+    )

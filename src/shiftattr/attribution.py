@@ -1610,7 +1610,9 @@ def attribute(
         if method == "iw" and not pairs:  # the one method averaging source values only
             warns += metric_beyond_source(diagnostics["metric_range"], metric_name)
     warns += _identical_environments(graph, source, target)
-    warns += values_beyond_span(values, [m, mt], metric_name)
+    # re-scored paired cases are per-case values of the metric too
+    substituted = [*paired_s.values(), *paired_t.values()]
+    warns += values_beyond_span(values, [m, mt, *substituted], metric_name)
     if iw_point is not None:
         warns += _compare_with_twin(
             diagnostics["estimator"], fitted, mechs, values, iw_point, boot_values, boot_iw, alpha
