@@ -7,6 +7,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import shiftattr as sa
+from paired_data import paired_source
 from shiftattr.datasets import LinearGaussianSCM
 from shiftattr.datasets.linear_gaussian import LinearMechanism as Lin
 from shiftattr.metric_range import (
@@ -220,10 +221,7 @@ def test_the_span_includes_the_re_scored_paired_cases(monkeypatch):
     import shiftattr.attribution as attribution
 
     scm = LinearGaussianSCM.example(metric="squared_error")
-    base = scm.sample_mixed(150, [], random_state=0)
-    y_cf = scm.sample_mixed(150, ["Y"], random_state=0)["Y"]
-    nodes = {v: base[v] for v in ("Z", "X", "Y")}
-    src = sa.Environment(nodes, name="source", counterfactuals={"target": {"Y": y_cf}})
+    src = paired_source(scm, 150, 0)
     tgt = scm.sample(150, "target", random_state=1000)
     seen = []
 
@@ -238,7 +236,7 @@ def test_the_span_includes_the_re_scored_paired_cases(monkeypatch):
             scm.graph, src, tgt, metric=scm.metric, paired=["Y"], method="iw",
             n_bootstrap=0, n_folds=3, progress=False, random_state=0,
         )  # fmt: skip
-    substituted = scm.metric(src.with_nodes(Y=y_cf))
+    substituted = scm.metric(src.with_nodes(Y=src.counterfactual("target", "Y")))
     assert any(
         a is not None and a.shape == substituted.shape and np.allclose(a, substituted) for a in seen
     )

@@ -9,6 +9,7 @@ import pytest
 from sklearn.linear_model import Ridge
 
 import shiftattr as sa
+from paired_data import paired_source
 from shiftattr.attribution import ShiftAttrWarning
 from shiftattr.bootstrap import resolve_bootstrap
 from shiftattr.datasets import LinearGaussianSCM
@@ -175,10 +176,7 @@ def test_paired_substitution_does_not_force_mr():
     """``paired`` composes with "iw" too: with a node the target lacks, the default runs
     "iw" with the substitution where "mr" could not run at all."""
     scm = LinearGaussianSCM.example(metric="squared_error")
-    base = scm.sample_mixed(200, [], random_state=0)
-    y_cf = scm.sample_mixed(200, ["Y"], random_state=0)["Y"]
-    nodes = {v: base[v] for v in ("Z", "X", "Y")}
-    src = sa.Environment(nodes, name="source", counterfactuals={"target": {"Y": y_cf}})
+    src = paired_source(scm, 200, 0)
     t = scm.sample(200, "target", random_state=1000)
     tgt = sa.Environment({"X": t["X"], "Y": t["Y"]}, name="target")  # no Z
     kw = dict(metric=scm.metric, mechanisms=["Y"], paired=["Y"], n_bootstrap=0, progress=False)

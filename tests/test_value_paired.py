@@ -13,6 +13,7 @@ import pytest
 
 import shiftattr as sa
 from fast_estimators import fast_settings
+from paired_data import paired_source
 from shiftattr.attribution import check_metric, iw_game
 from shiftattr.datasets import LinearGaussianSCM
 from shiftattr.results import ShiftAttrWarning
@@ -25,11 +26,7 @@ MECHS = ("Z", "X", "Y")
 
 def _envs(scm, n, seed, reverse=False):
     """Source with the target's Y of its own cases; optionally the reverse for the target."""
-    base = scm.sample_mixed(n, [], random_state=seed)
-    y_cf = scm.sample_mixed(n, ["Y"], random_state=seed)["Y"]
-    src = sa.Environment(
-        {v: base[v] for v in MECHS}, name="source", counterfactuals={"target": {"Y": y_cf}}
-    )
+    src = paired_source(scm, n, seed)
     t = scm.sample(n, "target", random_state=seed + 1000)
     cf = None
     if reverse:  # Y of the target cases under the source's mechanism, same noise
